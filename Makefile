@@ -1,0 +1,60 @@
+# runctl: every task a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+BUF := node_modules/.bin/buf
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run generate check-generated lint typecheck test bench breaking clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP) $(NODE_STAMP) ## Create .venv and install runctl, its dev tools and buf
+
+run: $(STAMP) ## Start the server: gRPC 127.0.0.1:50051, HTTP 127.0.0.1:3003, SQLite ./runctl.db
+	$(VENV)/bin/runctl serve
+
+generate: $(STAMP) $(NODE_STAMP) ## Regenerate the client code from proto/
+	PYTHON=$(PY) scripts/generate.sh
+
+check-generated: generate ## Fail if regenerating changed anything under clients/
+	@if [ -n "$$(git status --porcelain --untracked-files=all -- clients/)" ]; then \
+		git status --short -- clients/; echo "generated code is stale: run 'make generate' and commit"; exit 1; fi
+
+lint: check-generated typecheck ## Generated-code check, ruff, mypy and buf lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(BUF) lint
+	$(BUF) format --diff --exit-code proto
+
+typecheck: $(STAMP) ## mypy --strict on hand-written code
+	$(VENV)/bin/mypy
+
+test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite (with CI=true, lint first)
+	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory lint; fi
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) ## Run the benchmarks in bench/ and print their figures
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
+
+breaking: $(NODE_STAMP) ## buf breaking against main (advisory until v1 is declared stable)
+	-$(BUF) breaking --against '.git#branch=main'
+
+clean: ## Remove the virtual environment, node_modules and caches
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""runctl Python client."""

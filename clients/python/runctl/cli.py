@@ -1,0 +1,68 @@
+"""The `runctl` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="runctl",
+    help="runctl: run workflow graphs durably and steer every run.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """runctl: run workflow graphs durably and steer every run."""
+
+
+@app.command()
+def serve(
+    db_url: Annotated[
+        str | None,
+        typer.Option(help="Database URL (sqlite:///path or postgresql://...). Env: RUNCTL_DB_URL."),
+    ] = None,
+    grpc_addr: Annotated[str | None, typer.Option(help="gRPC HOST:PORT. Env: RUNCTL_GRPC_ADDR.")] = None,
+    http_addr: Annotated[str | None, typer.Option(help="HTTP HOST:PORT. Env: RUNCTL_HTTP_ADDR.")] = None,
+    workflows_dir: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A folder batches may read workflow files from (repeatable). Env: RUNCTL_WORKFLOWS_DIR."
+        ),
+    ] = None,
+    public_base_url: Annotated[
+        str | None,
+        typer.Option(help="Public URL of the HTTP server, for links. Env: RUNCTL_PUBLIC_BASE_URL."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Start the runctl server (gRPC and HTTP on one event loop)."""
+    from runctl_server.app import StartupError
+    from runctl_server.app import serve as run_server
+    from runctl_server.settings import Address, Settings, SettingsError
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env(
+            db_url=db_url,
+            grpc_addr=Address.parse(grpc_addr, "--grpc-addr") if grpc_addr else None,
+            http_addr=Address.parse(http_addr, "--http-addr") if http_addr else None,
+            workflows_dirs=tuple(p.expanduser().resolve() for p in workflows_dir) if workflows_dir else None,
+            public_base_url=public_base_url,
+        )
+        asyncio.run(run_server(settings))
+    except (SettingsError, StartupError) as exc:
+        typer.secho(f"runctl: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+if __name__ == "__main__":
+    app()

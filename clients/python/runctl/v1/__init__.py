@@ -1,0 +1,1 @@
+"""Generated runctl.v1 stubs (scripts/generate.sh); do not edit."""

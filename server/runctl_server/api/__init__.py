@@ -1,0 +1,1 @@
+"""gRPC servicers: validate, call the engine, convert between proto and domain."""

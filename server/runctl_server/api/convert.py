@@ -1,0 +1,321 @@
+"""Rows and domain values to runctl.v1 messages. Tables are not messages: this is the one bridge."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from runctl.v1 import common_pb2, event_pb2, execution_pb2, pause_point_pb2, workflow_pb2
+from runctl_server.engine.queries import ExecutionView
+from runctl_server.engine.workflows import WorkflowView
+from runctl_server.store.reads import Row
+
+FULL = execution_pb2.EXECUTION_VIEW_FULL
+
+
+def timestamp(epoch: float | None) -> timestamp_pb2.Timestamp | None:
+    if epoch is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(round(epoch * 1e9))
+    return stamp
+
+
+def struct(value: Mapping[str, Any] | None) -> struct_pb2.Struct | None:
+    if value is None:
+        return None
+    message = struct_pb2.Struct()
+    message.update(value)
+    return message
+
+
+def value(data: Any) -> struct_pb2.Value:
+    message = struct_pb2.Value()
+    json_format.ParseDict(data, message)
+    return message
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _integral(data: Any) -> Any:
+    """Struct numbers are doubles; give whole numbers back as ints, as JSON callers expect."""
+    if isinstance(data, float) and data.is_integer() and abs(data) < 2**53:
+        return int(data)
+    if isinstance(data, dict):
+        return {key: _integral(item) for key, item in data.items()}
+    if isinstance(data, list):
+        return [_integral(item) for item in data]
+    return data
+
+
+def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
+    result: dict[str, Any] = _integral(json_format.MessageToDict(message))
+    return result
+
+
+def execution_status(word: str) -> execution_pb2.ExecutionStatus.ValueType:
+    return execution_pb2.ExecutionStatus.Value(f"EXECUTION_STATUS_{word.upper()}")
+
+
+def status_word(status: execution_pb2.ExecutionStatus.ValueType) -> str:
+    return execution_pb2.ExecutionStatus.Name(status).removeprefix("EXECUTION_STATUS_").lower()
+
+
+def pause_reason(word: str | None) -> common_pb2.PauseReason.ValueType:
+    if not word:
+        return common_pb2.PAUSE_REASON_UNSPECIFIED
+    return common_pb2.PauseReason.Value(f"PAUSE_REASON_{word.upper()}")
+
+
+def definition_message(document: Mapping[str, Any]) -> workflow_pb2.WorkflowDefinition:
+    return json_format.ParseDict(
+        dict(document), workflow_pb2.WorkflowDefinition(), ignore_unknown_fields=True
+    )
+
+
+def definition_document(message: workflow_pb2.WorkflowDefinition) -> dict[str, Any]:
+    """The workflow document (file format) of a definition message, as the validator expects it."""
+    document: dict[str, Any] = _integral(json_format.MessageToDict(message))
+    # Proto JSON leaves out zero values; a position at x or y = 0 is still a position.
+    for position in document.get("positions", {}).values():
+        position.setdefault("x", 0)
+        position.setdefault("y", 0)
+    return document
+
+
+def workflow(view: WorkflowView, *, full: bool = True) -> workflow_pb2.Workflow:
+    row = view.row
+    message = workflow_pb2.Workflow(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"] or "",
+        version=int(row["version"]),
+        status=workflow_pb2.WorkflowStatus.Value(f"WORKFLOW_STATUS_{row['status'].upper()}"),
+        webhook_secret=view.secret or "",
+        create_time=timestamp(row["created_at"]),
+        update_time=timestamp(row["updated_at"]),
+        pause_time=timestamp(row["paused_at"]),
+    )
+    if full:
+        message.definition.CopyFrom(definition_message(view.document))
+    return message
+
+
+def summary(row: Row) -> execution_pb2.ExecutionSummary:
+    error = _json(row["error"])
+    return execution_pb2.ExecutionSummary(
+        execution_id=row["id"],
+        workflow_id=row["workflow_id"] or "",
+        status=execution_status(row["status"]),
+        current_node_id=row["current_node_id"] or "",
+        error=(error or {}).get("message", ""),
+        paused_node_id=row["paused_node_id"] or "",
+        pause_reason=pause_reason(row["pause_reason"]),
+        batch_id=row["batch_id"] or "",
+        workflow_name=row["name"],
+        update_time=timestamp(row["updated_at"]),
+    )
+
+
+def frames(stack: Iterable[Mapping[str, Any]] | None) -> list[common_pb2.ForEachFrame]:
+    return [
+        common_pb2.ForEachFrame(
+            index=int(f["index"]), parent_node_id=str(f["parentNodeId"]), total=int(f["total"])
+        )
+        for f in stack or []
+    ]
+
+
+def node_state(row: Row, names: Mapping[str, str]) -> execution_pb2.NodeState:
+    error = _json(row["error"])
+    state = _json(row["state"]) or {}
+    message = execution_pb2.NodeState(
+        node_id=row["node_id"],
+        type=row["node_type"],
+        name=names.get(row["node_id"], ""),
+        status=execution_pb2.NodeStatus.Value(f"NODE_STATUS_{row['status'].upper()}"),
+        attempts=int(row["attempts"]),
+        scheduled_at=timestamp(row["scheduled_at"]),
+        started_at=timestamp(row["started_at"]),
+        completed_at=timestamp(row["completed_at"]),
+        stopped_at=timestamp(row["stopped_at"]),
+        failed_at=timestamp(row["failed_at"]),
+        stack=frames(_json(row["stack"])),
+        context_id=state.get("contextId", ""),
+    )
+    if row["status"] == "scheduled" and row["wake_at"] is not None:
+        message.next_attempt_at.FromNanoseconds(round(row["wake_at"] * 1e9))
+    if row["output"] is not None:
+        message.output.CopyFrom(value(_json(row["output"])))
+    if error:
+        message.error.CopyFrom(
+            execution_pb2.NodeError(message=error.get("message", ""), code=error.get("code", ""))
+        )
+    for entry in _json(row["logs"]) or []:
+        message.logs.append(
+            execution_pb2.TraceLog(
+                time=timestamp(entry.get("time")),
+                level=execution_pb2.LogLevel.Value(f"LOG_LEVEL_{str(entry.get('level', 'info')).upper()}")
+                if str(entry.get("level", "info")).upper() in ("DEBUG", "INFO", "WARNING", "ERROR")
+                else execution_pb2.LOG_LEVEL_INFO,
+                message=str(entry.get("message", "")),
+                details=struct(entry.get("details") or {}),
+            )
+        )
+    return message
+
+
+def _edge_status(source: Row | None, when: str) -> execution_pb2.EdgeStatus.ValueType:
+    if source is None or source["status"] not in ("completed", "skipped", "failed", "stopped"):
+        return execution_pb2.EDGE_STATUS_PENDING
+    branches = _json(source["branches"])
+    taken = source["status"] == "completed" and when in (branches if branches is not None else [""])
+    return execution_pb2.EDGE_STATUS_TAKEN if taken else execution_pb2.EDGE_STATUS_NOT_TAKEN
+
+
+def pause_point(row: Row, base_url: str) -> pause_point_pb2.PausePoint:
+    display = _json(row["display"])
+    if not isinstance(display, dict):  # a wait node may display any value: show it as the message
+        display = (
+            {}
+            if display is None
+            else {"message": display if isinstance(display, str) else json.dumps(display)}
+        )
+    workflow_id = row["workflow_id"] or "-"
+    message = pause_point_pb2.PausePoint(
+        context_id=row["context_id"],
+        execution_id=row["execution_id"],
+        workflow_id=row["workflow_id"] or "",
+        block_id=row["node_id"],
+        reason=pause_reason(row["kind"]),
+        resume_status=pause_point_pb2.ResumeStatus.Value(f"RESUME_STATUS_{row['status'].upper()}"),
+        registered_at=timestamp(row["registered_at"]),
+        expires_at=timestamp(row["expires_at"]),
+        resolved_at=timestamp(row["resolved_at"]),
+        snapshot_ready=True,
+        resume_links=pause_point_pb2.ResumeLinks(
+            api_url=f"{base_url}/api/resume/{workflow_id}/{row['execution_id']}/{row['context_id']}",
+            ui_url=f"{base_url}/resume/{workflow_id}/{row['execution_id']}",
+            context_id=row["context_id"],
+            execution_id=row["execution_id"],
+            workflow_id=row["workflow_id"] or "",
+        ),
+        stack=frames(_json(row["stack"])),
+    )
+    message.response.display_data.title = str(display.get("title", ""))
+    message.response.display_data.message = str(display.get("message", ""))
+    for field in _json(row["form_fields"]) or []:
+        form_field = message.response.form_fields.add(
+            name=str(field.get("name", "")),
+            label=str(field.get("label", "")),
+            description=str(field.get("description", "")),
+            required=bool(field.get("required", False)),
+            options=[str(option) for option in field.get("options", [])],
+            type=pause_point_pb2.FormFieldType.Value(
+                f"FORM_FIELD_TYPE_{str(field.get('type', 'text')).upper()}"
+            ),
+        )
+        if "default" in field:
+            form_field.default_value.CopyFrom(value(field["default"]))
+    resume_data = _json(row["resume_data"])
+    if resume_data is not None:
+        message.resume_data.update(resume_data if isinstance(resume_data, dict) else {"value": resume_data})
+    return message
+
+
+def execution(view: ExecutionView, *, full: bool, base_url: str = "") -> execution_pb2.Execution:
+    row = view.row
+    message = execution_pb2.Execution(
+        id=row["id"],
+        workflow_id=row["workflow_id"] or "",
+        workflow_version=int(row["workflow_version"] or 0),
+        workflow_name=row["name"],
+        workflow_path=row["source_path"] or "",
+        status=execution_status(row["status"]),
+        input=struct(_json(row["input"])),
+        current_node_id=row["current_node_id"] or "",
+        paused_node_id=row["paused_node_id"] or "",
+        pause_reason=pause_reason(row["pause_reason"]),
+        trace_logs=bool(row["trace_logs"]),
+        breakpoints_disabled=bool(row["breakpoints_disabled"]),
+        batch_id=row["batch_id"] or "",
+        request_id=row["request_id"] or "",
+        create_time=timestamp(row["created_at"]),
+        start_time=timestamp(row["started_at"]),
+        end_time=timestamp(row["ended_at"]),
+        update_time=timestamp(row["updated_at"]),
+        last_sequence=view.last_sequence,
+    )
+    error = _json(row["error"])
+    if error:
+        message.error.CopyFrom(
+            execution_pb2.ExecutionError(
+                message=error.get("message", ""), node_id=error.get("nodeId", ""), code=error.get("code", "")
+            )
+        )
+    if not full:
+        return message
+    document = view.document
+    top_nodes = document.get("nodes", [])
+    names = {n["id"]: n.get("name", "") for n in top_nodes}
+    by_key = {r["node_key"]: r for r in view.nodes}
+    outputs: dict[str, Any] = {}
+    counts = execution_pb2.NodeStatusCounts()
+    for node in top_nodes:
+        node_row = by_key.get(node["id"])
+        if node_row is None:
+            message.nodes.append(
+                execution_pb2.NodeState(
+                    node_id=node["id"],
+                    type=node["type"],
+                    name=node.get("name", ""),
+                    status=execution_pb2.NODE_STATUS_IDLE,
+                )
+            )
+            counts.idle += 1
+        else:
+            message.nodes.append(node_state(node_row, names))
+            setattr(counts, node_row["status"], getattr(counts, node_row["status"]) + 1)
+            if node_row["status"] == "completed":
+                outputs[node["id"]] = {"output": _json(node_row["output"])}
+        counts.total += 1
+    for node_row in view.nodes:
+        if node_row["stack"] is not None:
+            message.nodes.append(node_state(node_row, {}))
+    for edge in document.get("edges", []):
+        message.edges.append(
+            execution_pb2.EdgeState(
+                from_node_id=edge["from"],
+                to_node_id=edge["to"],
+                status=_edge_status(by_key.get(edge["from"]), edge.get("when", "")),
+            )
+        )
+    message.node_counts.CopyFrom(counts)
+    message.data.update({"input": _json(row["input"]), "nodes": outputs})
+    ends = [outputs[n["id"]]["output"] for n in top_nodes if n["type"] == "end" and n["id"] in outputs]
+    if row["status"] == "completed" and ends:
+        message.output.CopyFrom(value(ends[0] if len(ends) == 1 else ends))
+    message.definition.CopyFrom(definition_message(document))
+    for pause_row in view.pause_points:
+        message.pause_points.append(pause_point(pause_row, base_url))
+    return message
+
+
+def event(row: Row) -> event_pb2.Event:
+    payload = _json(row["payload"]) or {}
+    return event_pb2.Event(
+        sequence=int(row["sequence"]),
+        type=event_pb2.EventType.Value(f"EVENT_TYPE_{row['type']}"),
+        time=timestamp(row["time"]),
+        workflow_id=row["workflow_id"] or "",
+        execution_id=row["execution_id"] or "",
+        batch_id=row["batch_id"] or "",
+        node_id=row["node_id"] or "",
+        stack=frames(payload.get("stack")),
+        payload=struct(payload),
+    )

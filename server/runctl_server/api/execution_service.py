@@ -1,0 +1,109 @@
+"""runctl.v1.ExecutionService: starting runs and reading them. Control calls come with the control plane."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grpc import aio
+
+from runctl.v1 import execution_pb2, execution_pb2_grpc
+from runctl_server.api import convert
+from runctl_server.api.context import workspace_of
+from runctl_server.engine.engine import Engine
+from runctl_server.engine.model import ACTIVE_EXECUTION
+
+Context = aio.ServicerContext[Any, Any]
+
+
+class ExecutionService(execution_pb2_grpc.ExecutionServiceServicer):
+    def __init__(self, engine: Engine, base_url: str) -> None:
+        self._engine = engine
+        self._base_url = base_url
+
+    async def _execution(self, workspace_id: str, execution_id: str, full: bool) -> execution_pb2.Execution:
+        view = await self._engine.queries.execution(workspace_id, execution_id, full=full)
+        return convert.execution(view, full=full, base_url=self._base_url)
+
+    async def StartExecution(
+        self, request: execution_pb2.StartExecutionRequest, context: Context
+    ) -> execution_pb2.StartExecutionResponse:
+        workspace_id = workspace_of(context)
+        source = request.WhichOneof("source")
+        started = await self._engine.start_execution(
+            workspace_id,
+            workflow_id=request.workflow_id if source == "workflow_id" else "",
+            document=convert.definition_document(request.definition) if source == "definition" else None,
+            workflow_path=request.workflow_path if source == "workflow_path" else "",
+            input=convert.struct_to_dict(request.input),
+            request_id=request.request_id,
+            trace_logs=request.trace_logs,
+            disable_breakpoints=request.disable_breakpoints,
+        )
+        return execution_pb2.StartExecutionResponse(execution=convert.execution(started, full=False))
+
+    async def GetExecution(
+        self, request: execution_pb2.GetExecutionRequest, context: Context
+    ) -> execution_pb2.GetExecutionResponse:
+        full = request.view != execution_pb2.EXECUTION_VIEW_BASIC
+        execution = await self._execution(workspace_of(context), request.execution_id, full)
+        return execution_pb2.GetExecutionResponse(execution=execution)
+
+    async def GetExecutionStatus(
+        self, request: execution_pb2.GetExecutionStatusRequest, context: Context
+    ) -> execution_pb2.GetExecutionStatusResponse:
+        row = await self._engine.queries.status(workspace_of(context), request.execution_id)
+        return execution_pb2.GetExecutionStatusResponse(summary=convert.summary(row))
+
+    async def ListExecutions(
+        self, request: execution_pb2.ListExecutionsRequest, context: Context
+    ) -> execution_pb2.ListExecutionsResponse:
+        workspace_id = workspace_of(context)
+        page = await self._engine.queries.list(
+            workspace_id,
+            size=request.page_size,
+            token=request.page_token,
+            workflow_id=request.workflow_id,
+            batch_id=request.batch_id,
+            statuses=tuple(convert.status_word(s) for s in request.statuses),
+        )
+        full = request.view == execution_pb2.EXECUTION_VIEW_FULL
+        executions = []
+        for row in page.rows:
+            if full:
+                executions.append(await self._execution(workspace_id, row["id"], True))
+            else:
+                executions.append(convert.execution(self._engine.queries.basic(row), full=False))
+        return execution_pb2.ListExecutionsResponse(
+            executions=executions, next_page_token=page.next_token, total_size=page.total
+        )
+
+    async def ListActiveExecutions(
+        self, request: execution_pb2.ListActiveExecutionsRequest, context: Context
+    ) -> execution_pb2.ListActiveExecutionsResponse:
+        page = await self._engine.queries.list(
+            workspace_of(context),
+            size=request.page_size,
+            token=request.page_token,
+            workflow_id=request.workflow_id,
+            batch_id=request.batch_id,
+            statuses=ACTIVE_EXECUTION,
+        )
+        return execution_pb2.ListActiveExecutionsResponse(
+            executions=[convert.summary(row) for row in page.rows],
+            total_active=page.total,
+            next_page_token=page.next_token,
+        )
+
+    async def GetExecutionHistory(
+        self, request: execution_pb2.GetExecutionHistoryRequest, context: Context
+    ) -> execution_pb2.GetExecutionHistoryResponse:
+        page = await self._engine.queries.history(
+            workspace_of(context),
+            request.execution_id,
+            after_sequence=request.after_sequence,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return execution_pb2.GetExecutionHistoryResponse(
+            events=[convert.event(row) for row in page.rows], next_page_token=page.next_token
+        )

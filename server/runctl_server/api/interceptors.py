@@ -1,0 +1,71 @@
+"""Cross-cutting gRPC behaviour: domain errors become statuses, crashes become a bare INTERNAL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from runctl_server import errors
+from runctl_server.api.status import to_grpc_status
+
+log = logging.getLogger(__name__)
+
+
+async def _abort_for(exc: BaseException, context: aio.ServicerContext[Any, Any], method: str) -> None:
+    if isinstance(exc, errors.RunctlError):
+        await context.abort_with_status(to_grpc_status(exc))
+    log.exception("unhandled error in %s", method, exc_info=exc)
+    # Never leak internals (SQL, paths) to the caller; the log has the traceback.
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log")
+
+
+def _wrap_unary(behaviour: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
+    async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await behaviour(request, context)
+        except (aio.AbortError, grpc.RpcError):
+            raise
+        except Exception as exc:
+            await _abort_for(exc, context, method)
+
+    return wrapper
+
+
+def _wrap_stream(behaviour: Callable[..., Any], method: str) -> Callable[..., AsyncIterator[Any]]:
+    async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        try:
+            result = behaviour(request, context)
+            if hasattr(result, "__aiter__"):
+                async for message in result:
+                    yield message
+            else:
+                await result
+        except (aio.AbortError, grpc.RpcError):
+            raise
+        except Exception as exc:
+            await _abort_for(exc, context, method)
+
+    return wrapper
+
+
+class ErrorMappingInterceptor(aio.ServerInterceptor):
+    """Maps RunctlError raised by any runctl handler to its status, in one place."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not method.startswith("/runctl."):
+            return handler
+        if handler.unary_unary is not None:
+            return handler._replace(unary_unary=_wrap_unary(handler.unary_unary, method))  # type: ignore[attr-defined, no-any-return]
+        if handler.unary_stream is not None:
+            return handler._replace(unary_stream=_wrap_stream(handler.unary_stream, method))  # type: ignore[attr-defined, no-any-return]
+        return handler

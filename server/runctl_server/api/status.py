@@ -1,0 +1,77 @@
+"""The one place that turns domain errors into gRPC statuses with google.rpc details."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from runctl_server import errors
+
+ERROR_DOMAIN = "runctl"
+# Details travel in trailers, which proxies and clients cap (about 8 KB): send at most this many.
+MAX_VIOLATIONS = 50
+
+_CODES: list[tuple[type[errors.RunctlError], grpc.StatusCode]] = [
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Aborted, grpc.StatusCode.ABORTED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+]
+
+
+def grpc_code(error: errors.RunctlError) -> grpc.StatusCode:
+    for error_type, code in _CODES:
+        if isinstance(error, error_type):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def _pack(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+
+
+def to_grpc_status(error: errors.RunctlError) -> grpc.Status:
+    """A status whose trailers carry ErrorInfo and, for bad input, a BadRequest with every violation."""
+    code = grpc_code(error)
+    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))]
+    if isinstance(error, errors.InvalidArgument) and error.violations:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in error.violations[:MAX_VIOLATIONS]
+            ]
+        )
+        details.append(_pack(bad_request))
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=describe(error), details=details)
+    converted: grpc.Status = rpc_status.to_status(status)
+    return converted
+
+
+def describe(error: errors.RunctlError, shown: int = 5) -> str:
+    """The message, with the first field violations spelled out for readers of plain status text."""
+    if not isinstance(error, errors.InvalidArgument) or not error.violations:
+        return error.message
+    listed = [f"{v.field}: {v.description}" for v in error.violations[:shown]]
+    if listed[0] in error.message:
+        return error.message
+    more = len(error.violations) - shown
+    return f"{error.message}: " + "; ".join(listed) + (f"; and {more} more" if more > 0 else "")
+
+
+def unimplemented_status(method: str) -> grpc.Status:
+    status = status_pb2.Status(
+        code=code_pb2.UNIMPLEMENTED,
+        message=f"{method} is not implemented by this runctl server yet",
+        details=[_pack(error_details_pb2.ErrorInfo(reason="NOT_IMPLEMENTED", domain=ERROR_DOMAIN))],
+    )
+    converted: grpc.Status = rpc_status.to_status(status)
+    return converted

@@ -1,0 +1,78 @@
+"""runctl.v1.WorkflowService: thin translation between messages and engine.workflows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grpc import aio
+
+from runctl.v1 import workflow_pb2, workflow_pb2_grpc
+from runctl_server.api import convert
+from runctl_server.api.context import workspace_of
+from runctl_server.engine.engine import Engine
+from runctl_server.errors import InvalidArgument
+
+Context = aio.ServicerContext[Any, Any]
+
+
+def _status_word(status: workflow_pb2.WorkflowStatus.ValueType) -> str:
+    if status == workflow_pb2.WORKFLOW_STATUS_UNSPECIFIED:
+        return ""
+    return workflow_pb2.WorkflowStatus.Name(status).removeprefix("WORKFLOW_STATUS_").lower()
+
+
+class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def CreateWorkflow(
+        self, request: workflow_pb2.CreateWorkflowRequest, context: Context
+    ) -> workflow_pb2.CreateWorkflowResponse:
+        if not request.HasField("definition"):
+            raise InvalidArgument.single("definition", "is required")
+        if request.workflow_id:
+            raise InvalidArgument.single("workflow_id", "choosing the id is not supported; leave it empty")
+        view = await self._engine.workflows.create(
+            workspace_of(context), convert.definition_document(request.definition), request.request_id
+        )
+        return workflow_pb2.CreateWorkflowResponse(workflow=convert.workflow(view))
+
+    async def GetWorkflow(
+        self, request: workflow_pb2.GetWorkflowRequest, context: Context
+    ) -> workflow_pb2.GetWorkflowResponse:
+        view = await self._engine.workflows.get(workspace_of(context), request.workflow_id)
+        full = request.view != workflow_pb2.WORKFLOW_VIEW_BASIC
+        return workflow_pb2.GetWorkflowResponse(workflow=convert.workflow(view, full=full))
+
+    async def ListWorkflows(
+        self, request: workflow_pb2.ListWorkflowsRequest, context: Context
+    ) -> workflow_pb2.ListWorkflowsResponse:
+        views, token = await self._engine.workflows.list(
+            workspace_of(context),
+            size=request.page_size,
+            token=request.page_token,
+            status=_status_word(request.status),
+        )
+        full = request.view == workflow_pb2.WORKFLOW_VIEW_FULL
+        return workflow_pb2.ListWorkflowsResponse(
+            workflows=[convert.workflow(view, full=full) for view in views], next_page_token=token
+        )
+
+    async def UpdateWorkflow(
+        self, request: workflow_pb2.UpdateWorkflowRequest, context: Context
+    ) -> workflow_pb2.UpdateWorkflowResponse:
+        if not request.HasField("definition"):
+            raise InvalidArgument.single("definition", "is required")
+        view = await self._engine.workflows.update(
+            workspace_of(context),
+            request.workflow_id,
+            convert.definition_document(request.definition),
+            expected_version=request.expected_version,
+        )
+        return workflow_pb2.UpdateWorkflowResponse(workflow=convert.workflow(view))
+
+    async def DeleteWorkflow(
+        self, request: workflow_pb2.DeleteWorkflowRequest, context: Context
+    ) -> workflow_pb2.DeleteWorkflowResponse:
+        await self._engine.workflows.delete(workspace_of(context), request.workflow_id)
+        return workflow_pb2.DeleteWorkflowResponse()

@@ -1,0 +1,191 @@
+"""Build and run the runctl process: one event loop serving gRPC and HTTP over one database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy.engine import Engine as DatabaseEngine
+
+from runctl_server.api.execution_service import ExecutionService
+from runctl_server.api.interceptors import ErrorMappingInterceptor
+from runctl_server.api.services import register_all
+from runctl_server.api.worker_service import WorkerService
+from runctl_server.api.workflow_service import WorkflowService
+from runctl_server.engine.engine import Engine
+from runctl_server.http.app import build_http_app
+from runctl_server.settings import Address, Settings
+from runctl_server.store.database import create_db_engine
+from runctl_server.store.migrate import upgrade_to_head
+
+log = logging.getLogger("runctl")
+
+
+class StartupError(RuntimeError):
+    """The server cannot start (port taken, database unreachable); the message says why."""
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the runctl process owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind_http_socket(address: Address) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address.host, address.port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot bind HTTP to {address}: {exc.strerror}") from None
+    return sock
+
+
+class RunctlServer:
+    """The whole service. `start()` binds and serves; `stop()` drains gracefully."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: Engine | None = None
+        self.database: DatabaseEngine | None = None
+        self.grpc_port = 0
+        self.http_port = 0
+        self._grpc: aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._http: _EmbeddedUvicorn | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._serving = False
+        self._stopped = asyncio.Event()
+
+    @property
+    def grpc_target(self) -> str:
+        return str(Address(self.settings.grpc_addr.host, self.grpc_port))
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{Address(self.settings.http_addr.host, self.http_port)}"
+
+    async def start(self) -> None:
+        self.database = create_db_engine(self.settings.db_url)
+        try:
+            await asyncio.to_thread(upgrade_to_head, self.database)
+        except Exception as exc:
+            self.database.dispose()
+            raise StartupError(f"cannot prepare the database: {exc}") from exc
+        self.engine = Engine(self.database, workflows_dirs=self.settings.workflows_dirs)
+        await self.engine.start()
+        await self._start_grpc()
+        await self._start_http()
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        for name in self._service_names:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._serving = True
+        log.info(
+            "runctl serving gRPC on %s and HTTP on %s (database %s)",
+            self.grpc_target,
+            self.http_url,
+            self.database.url.render_as_string(hide_password=True),
+        )
+
+    async def _start_grpc(self) -> None:
+        server = aio.server(interceptors=[ErrorMappingInterceptor()])
+        assert self.engine is not None
+        self._service_names = register_all(
+            server,
+            {
+                # Abstract until every RPC exists: complete_servicer answers the rest UNIMPLEMENTED.
+                "WorkflowService": WorkflowService(self.engine),  # type: ignore[abstract]
+                "ExecutionService": ExecutionService(self.engine, self.settings.base_url),  # type: ignore[abstract]
+                "WorkerService": WorkerService(self.engine),
+            },
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
+        address = self.settings.grpc_addr
+        try:
+            self.grpc_port = server.add_insecure_port(str(address))
+        except RuntimeError:
+            self.grpc_port = 0
+        if not self.grpc_port and address.port:
+            raise StartupError(f"cannot bind gRPC to {address}: address in use or not available")
+        await server.start()
+        self._grpc = server
+
+    async def _start_http(self) -> None:
+        sock = _bind_http_socket(self.settings.http_addr)
+        self.http_port = sock.getsockname()[1]
+        app = build_http_app(lambda: self._serving)
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=int(self.settings.shutdown_grace_seconds),
+        )
+        self._http = _EmbeddedUvicorn(config)
+        self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="runctl-http")
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()
+                raise StartupError("HTTP server stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Say NOT_SERVING, let in-flight calls finish within `grace` seconds, then close."""
+        if self._stopped.is_set():
+            return
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        self._serving = False
+        await self._health.enter_graceful_shutdown()
+        if self._http is not None:
+            self._http.should_exit = True
+        if self._grpc is not None:
+            await self._grpc.stop(grace)
+        if self._http_task is not None:
+            await self._http_task
+        if self.engine is not None:
+            await self.engine.stop()
+        if self.database is not None:
+            self.database.dispose()
+        self._stopped.set()
+        log.info("runctl stopped")
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+
+def build_server(settings: Settings) -> RunctlServer:
+    """The single entry point: tests pass port 0 and a temp database and get the real service."""
+    return RunctlServer(settings)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully."""
+    server = build_server(settings)
+    await server.start()
+    # Start-up objects live for the whole process: keep them out of every collection, and collect
+    # young objects less often (the hot path allocates many short-lived ones).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    await stop_requested.wait()
+    log.info("signal received: draining (health NOT_SERVING)")
+    await server.stop()

@@ -1,0 +1,1 @@
+"""The scheduler and the workflow model: definitions, expressions, files; no gRPC, no HTTP."""

@@ -1,0 +1,342 @@
+"""The engine's public face: what api/ and http/ call. No gRPC and no HTTP in here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import Engine as DatabaseEngine
+
+from runctl_server.engine.definition import Definition, load_document
+from runctl_server.engine.files import resolve_under_roots
+from runctl_server.engine.model import COMPLETED, FINISHED_EXECUTION, RUNNING, NodeRecord, Run, new_id, now
+from runctl_server.engine.persistence import RunStore
+from runctl_server.engine.queries import ExecutionView, Queries
+from runctl_server.engine.scheduler import Message, Scheduler
+from runctl_server.engine.tasks import TaskDispatcher
+from runctl_server.engine.workflows import Workflows
+from runctl_server.errors import FailedPrecondition, InvalidArgument, RunctlError
+from runctl_server.events.hub import EventHub
+from runctl_server.nodes.base import NodeFailure, NodeType
+from runctl_server.nodes.registry import load_node_types
+from runctl_server.store.reads import Reader
+from runctl_server.store.writer import WriteError, Writer, dumps
+
+log = logging.getLogger(__name__)
+
+MAX_INPUT_BYTES = 1_000_000
+
+
+class Engine:
+    """Owns the writer, the event hub and the scheduler for one database."""
+
+    def __init__(
+        self,
+        database: DatabaseEngine,
+        *,
+        workflows_dirs: Sequence[Path] = (),
+        node_types: Mapping[str, NodeType] | None = None,
+    ) -> None:
+        self.hub = EventHub()
+        self.writer = Writer(database, self.hub.publish)
+        self.reader = Reader(database)
+        self.node_types = dict(node_types or load_node_types())
+        self.store = RunStore(self.writer, self.reader, self.node_types)
+        self.workflows = Workflows(self.store)
+        self.queries = Queries(self.reader)
+        self.workflows_dirs = tuple(workflows_dirs)
+        self.http_client = httpx.AsyncClient(follow_redirects=False)
+        self.scheduler = Scheduler(
+            self.store,
+            self.node_types,
+            self.node_types["task"],
+            services={"http": self.http_client, "engine": self},
+        )
+        self._starting: dict[tuple[str, str], asyncio.Future[ExecutionView]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskDispatcher(self.scheduler, self.writer, self.reader)
+        self.scheduler.on_task_created.append(self.tasks.on_task_created)
+        self.scheduler.on_child_start = self._on_child_start
+        self.scheduler.on_run_finished.append(self._notify_parent)
+
+    async def start(self) -> None:
+        self.writer.start()
+        counter = await self.reader.one("SELECT value FROM counters WHERE name = 'event_sequence'")
+        self.hub.last_sequence = int(counter["value"]) if counter else 0
+        await self.recover()
+        await self.tasks.start()
+        self.scheduler.timers.start()
+
+    async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await self.tasks.stop()
+        await self.scheduler.close()
+        await self.writer.stop()
+        await self.http_client.aclose()
+
+    async def recover(self) -> int:
+        """Pick up every run that was mid-flight when the last process stopped; answers how many."""
+        rows = await self.reader.all(
+            "SELECT id FROM executions WHERE status IN ('running', 'paused') AND parked = :false",
+            {"false": False},
+        )
+        for row in rows:
+            run = await self.store.load_run(row["id"])
+            if run is not None and not run.finished and not self.scheduler.is_loaded(run.id):
+                self.scheduler.launch(run, fresh=False)
+        await self._recover_children()
+        if rows:
+            log.info("recovered %d in-flight runs", len(rows))
+        return len(rows)
+
+    async def _recover_children(self) -> None:
+        """A crash may fall between a parent's commit and its child's creation, or between the child's
+        end and the parent hearing of it: start each awaited child again (idempotent) and re-check it."""
+        rows = await self.reader.all(
+            "SELECT n.execution_id, n.node_key, n.attempts, n.state FROM node_states n"
+            " JOIN executions e ON e.id = n.execution_id"
+            " WHERE e.status IN ('running', 'paused') AND n.status = 'running' AND n.state LIKE :pattern",
+            {"pattern": '%"childId"%'},
+        )
+        for row in rows:
+            run = await self.store.load_run(row["execution_id"])
+            child = json.loads(row["state"]).get("child")
+            if run is not None and isinstance(child, dict):
+                await self._start_child(run, row["node_key"], int(row["attempts"]), child)
+
+    # -- starting runs -----------------------------------------------------------------------------
+
+    async def _resolve_source(
+        self,
+        workspace_id: str,
+        workflow_id: str,
+        document: Mapping[str, Any] | None,
+        workflow_path: str,
+    ) -> tuple[Definition, dict[str, Any]]:
+        """The definition to run and the execution-row fields that say where it came from."""
+        given = [
+            name
+            for name, value in (
+                ("workflow_id", workflow_id),
+                ("definition", document),
+                ("workflow_path", workflow_path),
+            )
+            if value
+        ]
+        if len(given) != 1:
+            raise InvalidArgument.single(
+                "source", "give exactly one of workflow_id, definition or workflow_path"
+            )
+        if workflow_id:
+            row, definition = await self.workflows.definition(workspace_id, workflow_id)
+            if row["status"] == "cancelled":
+                raise FailedPrecondition(
+                    f"workflow {workflow_id!r} is cancelled and takes no new runs",
+                    reason="WORKFLOW_CANCELLED",
+                )
+            return definition, {
+                "workflow_id": workflow_id,
+                "workflow_version": row["version"],
+                "document": None,
+            }
+        if document is not None:
+            definition = self.store.parse(document)
+            return definition, {"document": dumps(definition.document)}
+        path = resolve_under_roots(workflow_path, self.workflows_dirs, field="workflow_path")
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        definition = self.store.parse(load_document(text, filename=path.name))
+        return definition, {"document": dumps(definition.document), "source_path": str(path)}
+
+    async def start_execution(
+        self,
+        workspace_id: str,
+        *,
+        workflow_id: str = "",
+        document: Mapping[str, Any] | None = None,
+        workflow_path: str = "",
+        input: Mapping[str, Any] | None = None,
+        request_id: str = "",
+        trace_logs: bool = False,
+        disable_breakpoints: bool = False,
+        batch_id: str | None = None,
+        parent: tuple[str, str] | None = None,
+    ) -> ExecutionView:
+        """Create a run and start driving it; answers its row (basic view) once its creation is committed."""
+        if request_id:
+            key = (workspace_id, request_id)
+            pending = self._starting.get(key)
+            if pending is not None:
+                return await asyncio.shield(pending)
+            existing = await self.queries.execution_by_request(workspace_id, request_id)
+            if existing is not None:
+                return await self.queries.execution(workspace_id, existing, full=False)
+            future: asyncio.Future[ExecutionView] = asyncio.get_running_loop().create_future()
+            self._starting[key] = future
+            try:
+                started = await self._create_run(
+                    workspace_id,
+                    workflow_id,
+                    document,
+                    workflow_path,
+                    input,
+                    request_id,
+                    trace_logs,
+                    disable_breakpoints,
+                    batch_id,
+                    parent,
+                )
+            except WriteError:
+                # Another process committed the same request id first.
+                existing = await self.queries.execution_by_request(workspace_id, request_id)
+                if existing is None:
+                    raise
+                started = await self.queries.execution(workspace_id, existing, full=False)
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # retrieved: concurrent waiters get it, nobody else must
+                raise
+            finally:
+                self._starting.pop(key, None)
+            future.set_result(started)
+            return started
+        return await self._create_run(
+            workspace_id,
+            workflow_id,
+            document,
+            workflow_path,
+            input,
+            "",
+            trace_logs,
+            disable_breakpoints,
+            batch_id,
+            parent,
+        )
+
+    async def _create_run(
+        self,
+        workspace_id: str,
+        workflow_id: str,
+        document: Mapping[str, Any] | None,
+        workflow_path: str,
+        input: Mapping[str, Any] | None,
+        request_id: str,
+        trace_logs: bool,
+        disable_breakpoints: bool,
+        batch_id: str | None,
+        parent: tuple[str, str] | None,
+    ) -> ExecutionView:
+        payload = dict(input or {})
+        if len(dumps(payload)) > MAX_INPUT_BYTES:
+            raise InvalidArgument.single("input", f"is larger than {MAX_INPUT_BYTES} bytes")
+        definition, source = await self._resolve_source(workspace_id, workflow_id, document, workflow_path)
+        stamp = now()
+        run = Run(
+            id=new_id("exec"),
+            workspace_id=workspace_id,
+            definition=definition,
+            input=payload,
+            name=definition.name,
+            workflow_id=source.get("workflow_id"),
+            workflow_version=source.get("workflow_version"),
+            batch_id=batch_id,
+            status=RUNNING,
+            trace_logs=trace_logs,
+            breakpoints_disabled=disable_breakpoints,
+            created_at=stamp,
+            started_at=stamp,
+            source_path=source.get("source_path"),
+            parent_execution_id=parent[0] if parent else None,
+            parent_node_key=parent[1] if parent else None,
+        )
+        run.emit("EXECUTION_STARTED", input=payload, name=run.name)
+        insert = self.store.insert_run(run, document=source["document"], request_id=request_id or None)
+        events = await self.writer.commit(insert)
+        self.scheduler.launch(run, fresh=True)
+        # The reply comes from what was just committed: no read back.
+        row = dict(insert.statements[0][1])
+        return ExecutionView(row=row, last_sequence=max((e.sequence for e in events), default=0))
+
+    # -- sub-workflows -----------------------------------------------------------------------------
+
+    def _on_child_start(self, run: Run, record: NodeRecord, child: dict[str, Any]) -> None:
+        task = asyncio.create_task(self._start_child(run, record.key, record.attempts, child))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _start_child(self, run: Run, node_key: str, attempt: int, child: dict[str, Any]) -> None:
+        try:
+            started = await self.start_execution(
+                run.workspace_id,
+                workflow_id=str(child.get("workflowId") or ""),
+                workflow_path=str(child.get("workflowPath") or ""),
+                input=child.get("input")
+                if isinstance(child.get("input"), dict)
+                else {"value": child.get("input")},
+                # One child per parent node attempt, even when a restart runs the node again.
+                request_id=f"child:{run.id}/{node_key}/{attempt}",
+                trace_logs=run.trace_logs,
+                parent=(run.id, node_key) if child.get("waitForCompletion", True) else None,
+            )
+        except RunctlError as exc:
+            failure = NodeFailure(
+                f"could not start the sub-workflow: {exc.message}", code=exc.reason, retryable=False
+            )
+            self.scheduler.deliver(run.id, Message("child_failed", node_key, error=failure))
+            return
+        if not child.get("waitForCompletion", True):
+            self.scheduler.deliver(
+                run.id, Message("child_done", node_key, data={"output": {"executionId": started.row["id"]}})
+            )
+        elif started.row["status"] in FINISHED_EXECUTION:
+            # Found on recovery: the child ended while its parent was not listening.
+            await self._report_finished_child(run.id, node_key, started.row)
+
+    async def _report_finished_child(self, parent_id: str, node_key: str, row: Mapping[str, Any]) -> None:
+        if row["status"] == COMPLETED:
+            ends = await self.reader.all(
+                "SELECT output FROM node_states WHERE execution_id = :id AND node_type = 'end'"
+                " AND status = 'completed' ORDER BY node_key",
+                {"id": row["id"]},
+            )
+            outputs = [json.loads(end["output"]) if end["output"] else None for end in ends]
+            result = outputs[0] if len(outputs) == 1 else (outputs or None)
+            message = Message(
+                "child_done", node_key, data={"output": {"executionId": row["id"], "output": result}}
+            )
+        else:
+            error = json.loads(row["error"]) if row["error"] else {}
+            reason = error.get("message") or row["status"]
+            failure = NodeFailure(
+                f"sub-workflow {row['id']} ended {row['status']}: {reason}", code="CHILD_FAILED"
+            )
+            message = Message("child_failed", node_key, error=failure)
+        self.scheduler.deliver(parent_id, message)
+
+    def _notify_parent(self, run: Run) -> None:
+        if not run.parent_execution_id or not run.parent_node_key:
+            return
+        if run.status == COMPLETED:
+            output = {"executionId": run.id, "output": run.output}
+            message = Message("child_done", run.parent_node_key, data={"output": output})
+        else:
+            reason = (run.error or {}).get("message") or run.status
+            failure = NodeFailure(f"sub-workflow {run.id} ended {run.status}: {reason}", code="CHILD_FAILED")
+            message = Message("child_failed", run.parent_node_key, error=failure)
+        self.scheduler.deliver(run.parent_execution_id, message)
+
+
+def parse_json_object(text: str, field: str) -> dict[str, Any]:
+    """Parse a JSON object given as text (CLI and HTTP inputs), with a field violation when it is not one."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument.single(field, f"is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument.single(field, "must be a JSON object")
+    return value

@@ -1,0 +1,202 @@
+"""Between a Run in memory and its rows: mutations for the writer, and loading a run back."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from runctl_server.engine.definition import Definition, parse_definition
+from runctl_server.engine.model import NodeRecord, Run
+from runctl_server.nodes.base import NodeType
+from runctl_server.store import sql
+from runctl_server.store.reads import Reader, Row
+from runctl_server.store.writer import Mutation, Writer, dumps
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else dumps(value)
+
+
+def _load(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def execution_params(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "status": run.status,
+        "current_node_id": run.current_node_id,
+        "paused_node_id": run.paused_node_id,
+        "pause_reason": run.pause_reason,
+        "trace_logs": run.trace_logs,
+        "breakpoints_disabled": run.breakpoints_disabled,
+        "error": _json(run.error),
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "updated_at": run.ended_at or run.started_at or run.created_at,
+        "parked": run.parked,
+        "hold": run.hold,
+    }
+
+
+def node_params(execution_id: str, record: NodeRecord) -> dict[str, Any]:
+    return {
+        "execution_id": execution_id,
+        "node_key": record.key,
+        "node_id": record.node_id,
+        "node_type": record.node_type,
+        "status": record.status,
+        "attempts": record.attempts,
+        "output": _json(record.output),
+        "error": _json(record.error),
+        "branches": _json(record.branches),
+        "stack": _json(record.stack or None),
+        "scheduled_at": record.scheduled_at,
+        "started_at": record.started_at,
+        "completed_at": record.completed_at,
+        "stopped_at": record.stopped_at,
+        "failed_at": record.failed_at,
+        "wake_at": record.wake_at,
+        "logs": _json(record.logs or None),
+        "state": _json(record.state),
+    }
+
+
+def record_from_row(row: Row) -> NodeRecord:
+    return NodeRecord(
+        key=row["node_key"],
+        node_id=row["node_id"],
+        node_type=row["node_type"],
+        status=row["status"],
+        attempts=row["attempts"],
+        output=_load(row["output"]),
+        error=_load(row["error"]),
+        branches=_load(row["branches"]),
+        stack=_load(row["stack"]) or [],
+        scheduled_at=row["scheduled_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        stopped_at=row["stopped_at"],
+        failed_at=row["failed_at"],
+        wake_at=row["wake_at"],
+        logs=_load(row["logs"]) or [],
+        state=_load(row["state"]),
+    )
+
+
+class RunStore:
+    """The engine's door to storage for runs: writes through the group-commit writer, reads in threads."""
+
+    def __init__(self, writer: Writer, reader: Reader, node_types: Mapping[str, NodeType]) -> None:
+        self.writer = writer
+        self.reader = reader
+        self.node_types = node_types
+        self._definitions: OrderedDict[tuple[str, int], Definition] = OrderedDict()
+
+    def mutation_for(self, run: Run) -> Mutation:
+        """Everything about `run` not yet committed, as one mutation; clears the run's dirty marks."""
+        mutation = Mutation(statements=list(run.statements), events=run.events)
+        run.statements = []
+        run.events = []
+        if run.row_dirty:
+            mutation.add(sql.UPDATE_EXECUTION, execution_params(run))
+            run.row_dirty = False
+        for key in run.dirty:
+            mutation.add(sql.UPSERT_NODE, node_params(run.id, run.nodes[key]))
+        run.dirty.clear()
+        return mutation
+
+    def insert_run(self, run: Run, *, document: str | None, request_id: str | None) -> Mutation:
+        mutation = Mutation()
+        mutation.add(
+            sql.INSERT_EXECUTION,
+            {
+                **execution_params(run),
+                "workspace_id": run.workspace_id,
+                "workflow_id": run.workflow_id,
+                "workflow_version": run.workflow_version,
+                "document": document,
+                "name": run.name,
+                "source_path": run.source_path,
+                "input": dumps(run.input),
+                "batch_id": run.batch_id,
+                "parent_execution_id": run.parent_execution_id,
+                "parent_node_key": run.parent_node_key,
+                "request_id": request_id,
+                "created_at": run.created_at,
+                "updated_at": run.created_at,
+            },
+        )
+        mutation.events.extend(run.events)
+        run.events = []
+        run.row_dirty = False
+        return mutation
+
+    def parse(self, document: Mapping[str, Any]) -> Definition:
+        return parse_definition(document, self.node_types)
+
+    async def definition_of(self, row: Row) -> Definition:
+        """The definition a run started with: its own document, or its workflow's version (cached)."""
+        if row["document"] is not None:
+            return self.parse(json.loads(row["document"]))
+        cache_key = (row["workflow_id"], int(row["workflow_version"]))
+        cached = self._definitions.get(cache_key)
+        if cached is not None:
+            self._definitions.move_to_end(cache_key)
+            return cached
+        version = await self.reader.one(
+            "SELECT document FROM workflow_versions WHERE workflow_id = :id AND version = :version",
+            {"id": cache_key[0], "version": cache_key[1]},
+        )
+        if version is None:
+            raise LookupError(f"workflow {cache_key[0]} version {cache_key[1]} is missing")
+        definition = self.parse(json.loads(version["document"]))
+        self._definitions[cache_key] = definition
+        if len(self._definitions) > 256:
+            self._definitions.popitem(last=False)
+        return definition
+
+    async def load_run(self, execution_id: str) -> Run | None:
+        rows = await self.reader.snapshot(
+            {
+                "execution": ("SELECT * FROM executions WHERE id = :id", {"id": execution_id}),
+                "nodes": ("SELECT * FROM node_states WHERE execution_id = :id", {"id": execution_id}),
+            }
+        )
+        if not rows["execution"]:
+            return None
+        row = rows["execution"][0]
+        run = Run(
+            id=row["id"],
+            workspace_id=row["workspace_id"],
+            definition=await self.definition_of(row),
+            input=json.loads(row["input"]),
+            name=row["name"],
+            workflow_id=row["workflow_id"],
+            workflow_version=row["workflow_version"],
+            batch_id=row["batch_id"],
+            status=row["status"],
+            trace_logs=bool(row["trace_logs"]),
+            breakpoints_disabled=bool(row["breakpoints_disabled"]),
+            current_node_id=row["current_node_id"],
+            paused_node_id=row["paused_node_id"],
+            pause_reason=row["pause_reason"],
+            error=_load(row["error"]),
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            ended_at=row["ended_at"],
+            parent_execution_id=row["parent_execution_id"],
+            parent_node_key=row["parent_node_key"],
+            source_path=row["source_path"],
+            parked=bool(row["parked"]),
+            hold=row["hold"],
+            parked_committed=bool(row["parked"]),
+        )
+        for node_row in rows["nodes"]:
+            record = record_from_row(node_row)
+            run.nodes[record.key] = record
+            if record.status == "completed" and not record.stack:
+                run.outputs[record.node_id] = {"output": record.output}
+        return run

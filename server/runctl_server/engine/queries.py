@@ -1,0 +1,189 @@
+"""Read side of runs: one run with its nodes, lists with filters and page tokens, history."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from runctl_server.engine.model import ACTIVE_EXECUTION, FINISHED_EXECUTION
+from runctl_server.engine.paging import decode_token, encode_token, page_size
+from runctl_server.errors import InvalidArgument, NotFound
+from runctl_server.store.reads import Reader, Row
+
+EXECUTION_STATUSES = (*ACTIVE_EXECUTION, *FINISHED_EXECUTION)
+
+
+@dataclass(frozen=True)
+class ExecutionView:
+    """A run as stored: its row, node rows, definition document, open pause points, last sequence."""
+
+    row: Row
+    nodes: list[Row] = field(default_factory=list)
+    document: dict[str, Any] = field(default_factory=dict)
+    pause_points: list[Row] = field(default_factory=list)
+    last_sequence: int = 0
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Row]
+    next_token: str
+    total: int = 0
+
+
+def _not_found(execution_id: str) -> NotFound:
+    return NotFound(f"execution {execution_id!r} not found", reason="EXECUTION_NOT_FOUND")
+
+
+class Queries:
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
+
+    @staticmethod
+    def basic(row: Row) -> ExecutionView:
+        """A view of a listed row, without nodes or definition."""
+        return ExecutionView(row=row)
+
+    async def execution_by_request(self, workspace_id: str, request_id: str) -> str | None:
+        row = await self._reader.one(
+            "SELECT id FROM executions WHERE workspace_id = :ws AND request_id = :rid",
+            {"ws": workspace_id, "rid": request_id},
+        )
+        return None if row is None else str(row["id"])
+
+    async def execution(self, workspace_id: str, execution_id: str, *, full: bool = True) -> ExecutionView:
+        if not execution_id:
+            raise InvalidArgument.single("execution_id", "is required")
+        params = {"id": execution_id, "ws": workspace_id}
+        queries = {
+            "execution": ("SELECT * FROM executions WHERE id = :id AND workspace_id = :ws", params),
+            "sequence": ("SELECT MAX(sequence) AS last FROM events WHERE execution_id = :id", params),
+        }
+        if full:
+            queries["nodes"] = (
+                "SELECT * FROM node_states WHERE execution_id = :id ORDER BY node_key",
+                params,
+            )
+            queries["pauses"] = (
+                "SELECT * FROM pause_points WHERE execution_id = :id AND status = 'paused'"
+                " ORDER BY registered_at",
+                params,
+            )
+            queries["version"] = (
+                "SELECT v.document FROM workflow_versions v JOIN executions e"
+                " ON e.workflow_id = v.workflow_id"
+                " AND e.workflow_version = v.version WHERE e.id = :id",
+                params,
+            )
+        rows = await self._reader.snapshot(queries)
+        if not rows["execution"]:
+            raise _not_found(execution_id)
+        row = rows["execution"][0]
+        document: dict[str, Any] = {}
+        if full:
+            text = row["document"] or (rows["version"][0]["document"] if rows["version"] else None)
+            document = json.loads(text) if text else {}
+        return ExecutionView(
+            row=row,
+            nodes=rows.get("nodes", []),
+            document=document,
+            pause_points=rows.get("pauses", []),
+            last_sequence=int(rows["sequence"][0]["last"] or 0),
+        )
+
+    async def most_recent(self, workspace_id: str, statuses: tuple[str, ...] = ()) -> Row | None:
+        where = "workspace_id = :ws"
+        if statuses:
+            where += " AND status IN :statuses"
+        rows = await self._reader.all(
+            f"SELECT * FROM executions WHERE {where} ORDER BY created_at DESC, id DESC LIMIT 1",  # noqa: S608
+            {"ws": workspace_id, "statuses": list(statuses)},
+            expanding=("statuses",) if statuses else (),
+        )
+        return rows[0] if rows else None
+
+    async def status(self, workspace_id: str, execution_id: str) -> Row:
+        """The status row of a run, or of the most recent run when no id is given."""
+        if execution_id:
+            row = await self._reader.one(
+                "SELECT * FROM executions WHERE id = :id AND workspace_id = :ws",
+                {"id": execution_id, "ws": workspace_id},
+            )
+            if row is None:
+                raise _not_found(execution_id)
+            return row
+        row = await self.most_recent(workspace_id)
+        if row is None:
+            raise NotFound("there are no executions yet", reason="EXECUTION_NOT_FOUND")
+        return row
+
+    async def list(
+        self,
+        workspace_id: str,
+        *,
+        size: int = 0,
+        token: str = "",
+        workflow_id: str = "",
+        batch_id: str = "",
+        statuses: tuple[str, ...] = (),
+    ) -> Page:
+        """Newest first, filtered, with an opaque keyset token."""
+        limit = page_size(size)
+        position = decode_token(token, ("t", "id"))
+        bad = [s for s in statuses if s not in EXECUTION_STATUSES]
+        if bad:
+            raise InvalidArgument.single("statuses", f"unknown status {bad[0]!r}")
+        where = ["workspace_id = :ws"]
+        params: dict[str, Any] = {"ws": workspace_id, "limit": limit + 1, "statuses": list(statuses)}
+        if workflow_id:
+            where.append("workflow_id = :workflow_id")
+            params["workflow_id"] = workflow_id
+        if batch_id:
+            where.append("batch_id = :batch_id")
+            params["batch_id"] = batch_id
+        if statuses:
+            where.append("status IN :statuses")
+        filters = " AND ".join(where)
+        count = await self._reader.all(
+            f"SELECT COUNT(*) AS n FROM executions WHERE {filters}",  # noqa: S608 (fixed fragments only)
+            params,
+            expanding=("statuses",) if statuses else (),
+        )
+        if position is not None:
+            where.append("(created_at < :t OR (created_at = :t AND id < :id))")
+            params.update(t=position["t"], id=position["id"])
+        rows = await self._reader.all(
+            f"SELECT * FROM executions WHERE {' AND '.join(where)}"  # noqa: S608 (fixed fragments only)
+            " ORDER BY created_at DESC, id DESC LIMIT :limit",
+            params,
+            expanding=("statuses",) if statuses else (),
+        )
+        next_token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"]})
+        return Page(rows, next_token, int(count[0]["n"]))
+
+    async def history(
+        self, workspace_id: str, execution_id: str, *, after_sequence: int = 0, size: int = 0, token: str = ""
+    ) -> Page:
+        """The run's events in sequence order, after a cursor."""
+        await self.status(workspace_id, execution_id) if execution_id else None
+        if not execution_id:
+            raise InvalidArgument.single("execution_id", "is required")
+        if after_sequence < 0:
+            raise InvalidArgument.single("after_sequence", "must not be negative")
+        limit = page_size(size, default=500)
+        position = decode_token(token, ("s",))
+        start = max(after_sequence, int(position["s"]) if position else 0)
+        rows = await self._reader.all(
+            "SELECT * FROM events WHERE execution_id = :id AND sequence > :after"
+            " ORDER BY sequence LIMIT :limit",
+            {"id": execution_id, "after": start, "limit": limit + 1},
+        )
+        next_token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_token = encode_token({"s": rows[-1]["sequence"]})
+        return Page(rows, next_token)

@@ -1,0 +1,673 @@
+"""The scheduler: drives runs through their graphs, durably.
+
+Each loaded run has one driver task, the only code that changes it. A driver advances the run as far as
+the graph allows (quick nodes run inline, I/O nodes get a task of their own), commits every change and
+its events through the group-commit writer, and only then starts side effects. A run with nothing to do
+in-process (waiting on timers, pause points, workers or children) is unloaded: it is rows, not memory.
+Anything that concerns an unloaded run (a timer, a resume, a worker's result) is delivered as a message,
+which loads the run and drives it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runctl_server.engine import transitions as t
+from runctl_server.engine.context import NodeRunContext, Scope
+from runctl_server.engine.definition import NodeSpec
+from runctl_server.engine.keys import frame
+from runctl_server.engine.model import (
+    COMPLETED,
+    ERROR,
+    IDLE,
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    SCHEDULED,
+    WAITING,
+    WORKFLOW_PAUSED,
+    NodeRecord,
+    Run,
+    now,
+)
+from runctl_server.engine.persistence import RunStore
+from runctl_server.engine.timers import TimerService
+from runctl_server.errors import RunctlError
+from runctl_server.nodes.base import NodeFailure, NodeResult, NodeType
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Message:
+    """Something that happened to a run from outside its driver."""
+
+    kind: str  # io_done | timer | resume | task_done | task_failed | child_done | control
+    node_key: str = ""
+    result: NodeResult | None = None
+    error: NodeFailure | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    reply: asyncio.Future[Any] | None = None
+
+
+@dataclass
+class Driven:
+    """A loaded run and what its driver tracks only in memory."""
+
+    run: Run
+    inbox: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+    worklist: deque[tuple[Scope, str]] = field(default_factory=deque)
+    inflight: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    scopes: dict[str, Scope] = field(default_factory=dict)
+    spawn: list[tuple[str, Scope, NodeSpec, NodeType, NodeRunContext]] = field(default_factory=list)
+    # Ready nodes not started because the run is held (operator pause or its workflow paused).
+    held: list[tuple[Scope, str]] = field(default_factory=list)
+    after_commit: list[Any] = field(default_factory=list)
+
+
+class Scheduler:
+    """Loads, drives and unloads runs. Owned by the Engine; see engine/engine.py for the public face."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        node_types: Mapping[str, NodeType],
+        task_type: NodeType,
+        services: dict[str, Any],
+    ) -> None:
+        self.store = store
+        self.node_types = node_types
+        self.task_type = task_type
+        self.services = services
+        self.timers = TimerService(self.store, self.deliver)
+        self._loaded: dict[str, Driven] = {}
+        self._loading: dict[str, asyncio.Future[Driven | None]] = {}
+        self._drivers: set[asyncio.Task[None]] = set()
+        self.transitions = 0
+        self.on_run_finished: list[Any] = []
+        self.on_task_created: list[Any] = []
+        self.on_child_start: Any = None
+        # Answers whether a workflow is paused: its runs then start no new node (seed 003).
+        self.workflow_paused: Callable[[str | None], bool] = lambda _workflow_id: False
+        self._closing = False
+
+    # -- entry points ------------------------------------------------------------------------------
+
+    def launch(self, run: Run, fresh: bool = True) -> None:
+        """Start driving a run that is already committed (fresh) or was just loaded."""
+        driven = Driven(run)
+        top = Scope(run.definition.graph)
+        driven.scopes[""] = top
+        if fresh:
+            for node_id in run.definition.graph.entry_ids:
+                driven.worklist.append((top, node_id))
+        else:
+            self._seed_loaded(driven)
+        self._loaded[run.id] = driven
+        task = asyncio.create_task(self._drive(driven), name=f"run-{run.id}")
+        self._drivers.add(task)
+        task.add_done_callback(self._drivers.discard)
+
+    def deliver(self, execution_id: str, message: Message) -> None:
+        """Hand a message to a run, loading it from the database if it is not in memory."""
+        if self._closing:
+            return
+        driven = self._loaded.get(execution_id)
+        if driven is not None:
+            driven.inbox.put_nowait(message)
+            return
+        task = asyncio.create_task(self._load_and_deliver(execution_id, message))
+        self._drivers.add(task)
+        task.add_done_callback(self._drivers.discard)
+
+    async def _load_and_deliver(self, execution_id: str, message: Message) -> None:
+        pending = self._loading.get(execution_id)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._loading[execution_id] = pending
+            try:
+                run = await self.store.load_run(execution_id)
+                if run is not None and not run.finished and execution_id not in self._loaded:
+                    self.launch(run, fresh=False)
+                pending.set_result(self._loaded.get(execution_id))
+            except Exception as exc:
+                log.exception("could not load run %s", execution_id)
+                pending.set_exception(exc)
+            finally:
+                self._loading.pop(execution_id, None)
+        try:
+            driven = await asyncio.shield(pending)
+        except Exception:
+            if message.reply is not None and not message.reply.done():
+                message.reply.set_exception(RunctlError("could not load the run"))
+            return
+        target = self._loaded.get(execution_id) or driven
+        if target is None:
+            if message.reply is not None and not message.reply.done():
+                message.reply.set_result(None)
+            return
+        if target.run.id in self._loaded:
+            target.inbox.put_nowait(message)
+        else:  # it finished and unloaded meanwhile: load again
+            self.deliver(execution_id, message)
+
+    def is_loaded(self, execution_id: str) -> bool:
+        return execution_id in self._loaded
+
+    async def close(self) -> None:
+        """Stop driving; in-flight node work is abandoned and resumes after the next start."""
+        self._closing = True
+        await self.timers.stop()
+        for task in list(self._drivers):
+            task.cancel()
+        for driven in self._loaded.values():
+            for task in driven.inflight.values():
+                task.cancel()
+        await asyncio.gather(*self._drivers, return_exceptions=True)
+
+    # -- the driver --------------------------------------------------------------------------------
+
+    async def _drive(self, driven: Driven) -> None:
+        run = driven.run
+        try:
+            while True:
+                await self._advance(driven)
+                await self._commit(driven)
+                self._spawn_io(driven)
+                if run.finished:
+                    self._cancel_inflight(driven)
+                    break
+                idle = not driven.worklist or run.status == QUEUED
+                if not driven.inflight and idle and driven.inbox.empty():
+                    if not run.parked_committed:
+                        run.parked = True
+                        run.row_dirty = True
+                        await self._commit(driven)
+                    if driven.inbox.empty():
+                        break
+                message = await driven.inbox.get()
+                self._handle(driven, message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("driver of run %s crashed; it will be recovered on restart", run.id)
+        finally:
+            if self._loaded.get(run.id) is driven:
+                del self._loaded[run.id]
+            # Messages that raced the unload go to a fresh load.
+            while not driven.inbox.empty():
+                self.deliver(run.id, driven.inbox.get_nowait())
+        if run.finished:
+            for callback in self.on_run_finished:
+                callback(run)
+
+    async def _commit(self, driven: Driven) -> None:
+        run = driven.run
+        mutation = self.store.mutation_for(run)
+        if not mutation and not driven.after_commit:
+            return
+        if run.parked:
+            run.parked_committed = True
+        self.transitions += len(mutation.events)
+        await self.store.writer.commit(mutation)
+        for action in driven.after_commit:
+            action()
+        driven.after_commit.clear()
+
+    def _spawn_io(self, driven: Driven) -> None:
+        for key, _scope, node, node_type, ctx in driven.spawn:
+            driven.inflight[key] = asyncio.create_task(self._run_io(driven, key, node, node_type, ctx))
+        driven.spawn.clear()
+
+    async def _run_io(
+        self, driven: Driven, key: str, node: NodeSpec, node_type: NodeType, ctx: NodeRunContext
+    ) -> None:
+        try:
+            result = await self._execute(node, node_type, ctx)
+            driven.inbox.put_nowait(Message("io_done", key, result=result, data={"logs": ctx.logs}))
+        except NodeFailure as failure:
+            driven.inbox.put_nowait(Message("io_done", key, error=failure, data={"logs": ctx.logs}))
+
+    async def _execute(self, node: NodeSpec, node_type: NodeType, ctx: NodeRunContext) -> NodeResult:
+        try:
+            if node.timeout_seconds:
+                return await asyncio.wait_for(node_type.execute(ctx), node.timeout_seconds)
+            return await node_type.execute(ctx)
+        except NodeFailure:
+            raise
+        except TimeoutError:
+            raise NodeFailure(f"node timed out after {node.timeout_seconds:g}s", code="TIMEOUT") from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise NodeFailure(str(exc) or type(exc).__name__, code=type(exc).__name__) from exc
+
+    def _cancel_inflight(self, driven: Driven) -> None:
+        for task in driven.inflight.values():
+            task.cancel()
+        driven.inflight.clear()
+
+    # -- advancing the graph -----------------------------------------------------------------------
+
+    def hold_of(self, run: Run) -> str | None:
+        """Why the run may start no new node now, if it may not."""
+        if run.hold:
+            return run.hold
+        if run.workflow_id and self.workflow_paused(run.workflow_id):
+            return WORKFLOW_PAUSED
+        return None
+
+    async def _advance(self, driven: Driven) -> None:
+        run = driven.run
+        if run.status == QUEUED:
+            return  # a queued run waits for its release (a batch slot, its workflow's resume)
+        hold = self.hold_of(run)
+        while driven.worklist and not run.finished:
+            scope, node_id = driven.worklist.popleft()
+            node = scope.graph.by_id[node_id]
+            key = scope.prefix + node_id
+            record = run.nodes.get(key)
+            if record is not None and record.status not in (IDLE, SCHEDULED):
+                continue
+            if record is None or record.status == IDLE:
+                verdict = self._readiness(run, scope, node)
+                if verdict is None:
+                    continue
+                if verdict is False:
+                    record = run.node(key, node.id, node.type, scope.stack)
+                    t.skip_node(run, record)
+                    self._after_done(driven, scope, node, record)
+                    continue
+            if hold is not None:
+                driven.held.append((scope, node_id))
+                continue
+            await self._start_node(driven, scope, node, key)
+        if not run.finished:
+            self._check_finished(driven)
+
+    @staticmethod
+    def _readiness(run: Run, scope: Scope, node: NodeSpec) -> bool | None:
+        """None: not ready yet; True: run it; False: no incoming branch was taken, skip it."""
+        incoming = scope.graph.incoming.get(node.id, ())
+        if not incoming:
+            return True
+        taken = False
+        for edge in incoming:
+            source = run.nodes.get(scope.prefix + edge.source)
+            if source is None or not source.done:
+                return None
+            if source.status == COMPLETED and (edge.when or "") in (
+                source.branches if source.branches is not None else ("",)
+            ):
+                taken = True
+        return taken
+
+    async def _start_node(self, driven: Driven, scope: Scope, node: NodeSpec, key: str) -> None:
+        run = driven.run
+        record = run.node(key, node.id, node.type, scope.stack)
+        state = record.state or {}
+        wants_break = node.breakpoint or node.type == "breakpoint"
+        if wants_break and not run.breakpoints_disabled and not state.get("breakpointPassed"):
+            t.pause_at_breakpoint(run, record, workflow_id=run.workflow_id)
+            return
+        t.start_node(run, record)
+        if node.body is not None:
+            self._start_loop(driven, scope, node, record)
+            return
+        node_type = self.node_types.get(node.type, self.task_type)
+        ctx = NodeRunContext(run, scope, node, key, record.attempts, self.services)
+        if not node_type.inline:
+            driven.spawn.append((key, scope, node, node_type, ctx))
+            return
+        try:
+            result = await self._execute(node, node_type, ctx)
+        except NodeFailure as failure:
+            self._keep_logs(run, record, node, ctx.logs)
+            self._fail_or_retry(driven, scope, node, record, failure)
+            return
+        self._keep_logs(run, record, node, ctx.logs)
+        self._apply_result(driven, scope, node, record, result)
+
+    @staticmethod
+    def _keep_logs(run: Run, record: NodeRecord, node: NodeSpec, logs: list[dict[str, Any]]) -> None:
+        if logs and (run.trace_logs or node.type == "log"):
+            record.logs.extend(logs)
+            run.touch(record)
+
+    def _apply_result(
+        self, driven: Driven, scope: Scope, node: NodeSpec, record: NodeRecord, result: NodeResult
+    ) -> None:
+        run = driven.run
+        suspend = result.suspend
+        if suspend is None:
+            t.complete_node(run, record, result.output, result.branches)
+            if not scope.prefix:
+                run.outputs[node.id] = {"output": result.output}
+            else:
+                scope.outputs[node.id] = {"output": result.output}
+            self._after_done(driven, scope, node, record)
+            return
+        if suspend.kind == "timer":
+            assert suspend.wake_at is not None
+            wake_at = suspend.wake_at.timestamp()
+            t.wait_node(run, record, wake_at=wake_at)
+            driven.after_commit.append(lambda: self.timers.schedule(wake_at, run.id, record.key))
+        elif suspend.kind == "pause":
+            t.pause_node(run, record, dict(suspend.pause), workflow_id=run.workflow_id)
+            if record.wake_at is not None:
+                expires = record.wake_at
+                driven.after_commit.append(lambda: self.timers.schedule(expires, run.id, record.key))
+        elif suspend.kind == "task":
+            task = t.create_task(run, record, dict(suspend.task), node)
+            if node.timeout_seconds:
+                deadline = now() + node.timeout_seconds
+                record.wake_at = deadline
+                driven.after_commit.append(lambda: self.timers.schedule(deadline, run.id, record.key))
+            driven.after_commit.append(lambda: [cb(task) for cb in self.on_task_created])
+        elif suspend.kind == "child":
+            child = dict(suspend.child)
+            t.wait_child(run, record, child)
+            if self.on_child_start is not None:
+                driven.after_commit.append(lambda: self.on_child_start(run, record, child))
+
+    def _fail_or_retry(
+        self, driven: Driven, scope: Scope, node: NodeSpec, record: NodeRecord, failure: NodeFailure
+    ) -> None:
+        run = driven.run
+        policy = node.retry
+        if failure.retryable and record.attempts < policy.max_attempts:
+            delay = min(
+                policy.backoff_seconds * policy.backoff_multiplier ** (record.attempts - 1),
+                policy.max_backoff_seconds,
+            )
+            t.retry_node(run, record, failure.message, failure.code, wake_at=now() + delay)
+            if delay <= 0:
+                driven.worklist.append((scope, node.id))
+            else:
+                wake_at = record.wake_at
+                assert wake_at is not None
+                driven.after_commit.append(lambda: self.timers.schedule(wake_at, run.id, record.key))
+            return
+        t.fail_node(run, record, failure.message, failure.code)
+        self._fail_run(driven, record, failure)
+
+    def _fail_run(self, driven: Driven, record: NodeRecord, failure: NodeFailure) -> None:
+        run = driven.run
+        self._cancel_inflight(driven)
+        t.stop_open_nodes(run)
+        t.finish_run(
+            run, ERROR, error={"message": failure.message, "nodeId": record.node_id, "code": failure.code}
+        )
+
+    def _after_done(self, driven: Driven, scope: Scope, node: NodeSpec, record: NodeRecord) -> None:
+        for edge in scope.graph.outgoing.get(node.id, ()):
+            driven.worklist.append((scope, edge.target))
+        if scope.loop_key is not None and all(
+            (done := driven.run.nodes.get(scope.prefix + n.id)) is not None and done.done
+            for n in scope.graph.nodes
+        ):
+            self._finish_iteration(driven, scope)
+
+    # -- loops -------------------------------------------------------------------------------------
+
+    def _start_loop(self, driven: Driven, scope: Scope, node: NodeSpec, record: NodeRecord) -> None:
+        run = driven.run
+        ctx = NodeRunContext(run, scope, node, record.key, record.attempts, self.services)
+        try:
+            items = ctx.evaluate(str(node.config["items"]))
+        except Exception as exc:
+            self._fail_or_retry(driven, scope, node, record, NodeFailure(f"items: {exc}", code="BAD_ITEMS"))
+            return
+        if not isinstance(items, list):
+            failure = NodeFailure(
+                f"items must evaluate to an array, got {type(items).__name__}",
+                code="BAD_ITEMS",
+                retryable=False,
+            )
+            self._fail_or_retry(driven, scope, node, record, failure)
+            return
+        record.state = {"items": items, "next": 0, "active": [], "results": [None] * len(items)}
+        run.touch(record)
+        self._fill_iterations(driven, scope, node, record)
+
+    def _fill_iterations(self, driven: Driven, scope: Scope, node: NodeSpec, record: NodeRecord) -> None:
+        state = record.state or {}
+        items = state["items"]
+        concurrency = int(node.config.get("concurrency", 1) or 1)
+        while len(state["active"]) < concurrency and state["next"] < len(items):
+            index = state["next"]
+            state["next"] = index + 1
+            state["active"].append(index)
+            body = self._iteration_scope(driven, scope, node, index, items)
+            for entry in body.graph.entry_ids:
+                driven.worklist.append((body, entry))
+        driven.run.touch(record)
+        if not state["active"] and state["next"] >= len(items):
+            results = state["results"]
+            t.complete_node(driven.run, record, results, None)
+            if not scope.prefix:
+                driven.run.outputs[node.id] = {"output": results}
+            else:
+                scope.outputs[node.id] = {"output": results}
+            self._after_done(driven, scope, node, record)
+
+    def _iteration_scope(
+        self, driven: Driven, scope: Scope, node: NodeSpec, index: int, items: list[Any]
+    ) -> Scope:
+        prefix = f"{scope.prefix}{node.id}[{index}]."
+        existing = driven.scopes.get(prefix)
+        if existing is not None:
+            return existing
+        assert node.body is not None
+        body = Scope(
+            graph=node.body,
+            prefix=prefix,
+            stack=[*scope.stack, frame(node.id, index, len(items))],
+            item=items[index] if index < len(items) else None,
+            loop_key=scope.prefix + node.id,
+            parent=scope,
+        )
+        for body_node in node.body.nodes:
+            done = driven.run.nodes.get(prefix + body_node.id)
+            if done is not None and done.status == COMPLETED:
+                body.outputs[body_node.id] = {"output": done.output}
+        driven.scopes[prefix] = body
+        return body
+
+    def _finish_iteration(self, driven: Driven, body: Scope) -> None:
+        run = driven.run
+        assert body.loop_key is not None and body.parent is not None
+        loop_record = run.nodes[body.loop_key]
+        state = loop_record.state or {}
+        index = body.index
+        if loop_record.status != RUNNING or index not in state.get("active", []):
+            return
+        sinks = [n.id for n in body.graph.nodes if not body.graph.outgoing.get(n.id)]
+        outputs = {
+            sink: run.nodes[body.prefix + sink].output
+            for sink in sinks
+            if run.nodes[body.prefix + sink].status == COMPLETED
+        }
+        state["results"][index] = next(iter(outputs.values())) if len(outputs) == 1 else outputs
+        state["active"].remove(index)
+        loop_node = body.parent.graph.by_id[loop_record.node_id]
+        self._fill_iterations(driven, body.parent, loop_node, loop_record)
+
+    # -- finishing ---------------------------------------------------------------------------------
+
+    def _check_finished(self, driven: Driven) -> None:
+        run = driven.run
+        graph = run.definition.graph
+        records = [run.nodes.get(node.id) for node in graph.nodes]
+        if all(record is not None and record.done for record in records):
+            outputs = {
+                node.id: run.nodes[node.id].output
+                for node in graph.nodes
+                if node.type == "end" and run.nodes[node.id].status == COMPLETED
+            }
+            t.finish_run(
+                run, COMPLETED, output=next(iter(outputs.values())) if len(outputs) == 1 else outputs or None
+            )
+            return
+        paused = any(r.status == WAITING and (r.state or {}).get("contextId") for r in run.nodes.values())
+        hold = self.hold_of(run)
+        if not paused and driven.held and hold is not None and not driven.inflight:
+            # In-flight nodes have finished and nothing new may start: the run is paused by its hold.
+            t.hold_run(run, hold, driven.held[0][1])
+            return
+        t.set_run_status(run, PAUSED if paused else RUNNING)
+
+    # -- messages ----------------------------------------------------------------------------------
+
+    def _handle(self, driven: Driven, message: Message) -> None:
+        run = driven.run
+        if message.kind == "control":
+            handler = message.data["handler"]
+            try:
+                result = handler(self, driven)
+            except Exception as exc:
+                if message.reply is not None and not message.reply.done():
+                    message.reply.set_exception(exc)
+                return
+            if message.reply is not None:
+                reply = message.reply
+                driven.after_commit.append(lambda: None if reply.done() else reply.set_result(result))
+            return
+        record = run.nodes.get(message.node_key)
+        if record is None or run.finished:
+            return
+        scope = self._scope_of(driven, record)
+        node = scope.graph.by_id[record.node_id]
+        if message.kind == "io_done":
+            driven.inflight.pop(message.node_key, None)
+            if record.status != RUNNING:
+                return
+            self._keep_logs(run, record, node, message.data.get("logs", []))
+            if message.error is not None:
+                self._fail_or_retry(driven, scope, node, record, message.error)
+            elif message.result is not None:
+                self._apply_result(driven, scope, node, record, message.result)
+        elif message.kind == "timer":
+            self._on_timer(driven, scope, node, record, float(message.data.get("wake_at", 0)))
+        elif message.kind in ("resume", "task_done", "child_done"):
+            if record.status not in (WAITING, RUNNING):
+                return
+            if message.kind == "task_done" and (record.state or {}).get("taskId") != message.data.get(
+                "taskId"
+            ):
+                return
+            result = message.result or NodeResult(output=message.data.get("output"))
+            t.clear_wait(run, record)
+            if record.status == WAITING:
+                record.status = RUNNING
+            self._apply_result(driven, scope, node, record, result)
+        elif message.kind in ("task_failed", "child_failed"):
+            if record.status != RUNNING:
+                return
+            if message.kind == "task_failed" and (record.state or {}).get("taskId") != message.data.get(
+                "taskId"
+            ):
+                return
+            assert message.error is not None
+            t.clear_wait(run, record)
+            self._fail_or_retry(driven, scope, node, record, message.error)
+
+    def _on_timer(
+        self, driven: Driven, scope: Scope, node: NodeSpec, record: NodeRecord, wake_at: float
+    ) -> None:
+        run = driven.run
+        if record.wake_at is None or abs(record.wake_at - wake_at) > 1e-6:
+            return  # a stale timer: the node moved on
+        record.wake_at = None
+        run.touch(record)
+        if record.status == SCHEDULED:
+            driven.worklist.append((scope, node.id))
+        elif record.status == WAITING and (record.state or {}).get("contextId"):
+            t.expire_pause(run, record, node)
+            self._apply_expiry(driven, scope, node, record)
+        elif record.status == WAITING:
+            t.resume_from_wait(run, record)
+            self._apply_result(
+                driven, scope, node, record, NodeResult(output=(record.state or {}).get("output"))
+            )
+        elif record.status == RUNNING and (record.state or {}).get("taskId"):
+            t.cancel_task(run, record)
+            failure = NodeFailure(f"task timed out after {node.timeout_seconds:g}s", code="TIMEOUT")
+            self._fail_or_retry(driven, scope, node, record, failure)
+
+    def _apply_expiry(self, driven: Driven, scope: Scope, node: NodeSpec, record: NodeRecord) -> None:
+        on_timeout = str(node.config.get("onTimeout", "fail"))
+        if on_timeout == "fail":
+            failure = NodeFailure(f"{node.type} node {node.id!r} expired", code="EXPIRED", retryable=False)
+            self._fail_or_retry(driven, scope, node, record, failure)
+        elif on_timeout == "branch":
+            self._apply_result(
+                driven,
+                scope,
+                node,
+                record,
+                NodeResult(output={"expired": True}, branches=frozenset({"timeout"})),
+            )
+        else:
+            self._apply_result(driven, scope, node, record, NodeResult(output={"expired": True}))
+
+    # -- loading -----------------------------------------------------------------------------------
+
+    def _scope_of(self, driven: Driven, record: NodeRecord) -> Scope:
+        scope = driven.scopes[""]
+        for level in record.stack:
+            loop_id = str(level["parentNodeId"])
+            loop_node = scope.graph.by_id[loop_id]
+            loop_record = driven.run.nodes[scope.prefix + loop_id]
+            items = (loop_record.state or {}).get("items", [])
+            scope = self._iteration_scope(driven, scope, loop_node, int(level["index"]), items)
+        return scope
+
+    def reseed(self, driven: Driven) -> None:
+        """Look again at every node not started yet (after a load, or when a hold is released)."""
+        run = driven.run
+        top = driven.scopes[""]
+        driven.held.clear()
+        for record in sorted(run.nodes.values(), key=lambda r: r.key.count("[")):
+            if record.status in (IDLE, SCHEDULED) and record.wake_at is None:
+                driven.worklist.append((self._scope_of(driven, record), record.node_id))
+            elif record.status == RUNNING and "active" in (record.state or {}):
+                node = run.definition.find(record.node_id)
+                if node is not None and node.body is not None:
+                    state = record.state or {}
+                    scope = self._scope_of(driven, record)
+                    for index in list(state.get("active", [])):
+                        body = self._iteration_scope(driven, scope, node, index, state.get("items", []))
+                        for body_node in body.graph.nodes:
+                            driven.worklist.append((body, body_node.id))
+        for node in top.graph.nodes:
+            if node.id not in run.nodes:
+                driven.worklist.append((top, node.id))
+
+    def _seed_loaded(self, driven: Driven) -> None:
+        """After a load: re-run nodes interrupted mid-flight, and look again at everything not started."""
+        run = driven.run
+        for record in sorted(run.nodes.values(), key=lambda r: r.key.count("[")):
+            if (
+                record.status == RUNNING
+                and not (record.state or {}).get("taskId")
+                and not (record.state or {}).get("childId")
+            ):
+                node = run.definition.find(record.node_id)
+                if node is not None and node.body is not None:
+                    continue  # reseed looks at its active iterations
+                # At-least-once: an interrupted node runs again with the same idempotency key, as the
+                # same attempt: a crash does not use up the node's retries.
+                record.status = IDLE
+                record.attempts = max(record.attempts - 1, 0)
+                run.touch(record)
+        self.reseed(driven)
+        if run.parked:
+            run.parked = False
+            run.parked_committed = False
+            run.row_dirty = True

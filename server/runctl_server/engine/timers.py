@@ -1,0 +1,94 @@
+"""Durable timers: the truth is node_states.wake_at; memory holds only what fires in the next minute."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from runctl_server.engine.model import now
+
+if TYPE_CHECKING:
+    from runctl_server.engine.persistence import RunStore
+
+log = logging.getLogger(__name__)
+
+HORIZON_SECONDS = 60.0
+REFRESH_SECONDS = 20.0
+
+
+class TimerService:
+    """Fires (execution_id, node_key) at its wake time, late ones at once, after restarts too."""
+
+    def __init__(self, store: RunStore, deliver: Callable[[str, Any], None]) -> None:
+        self._store = store
+        self._deliver = deliver
+        self._heap: list[tuple[float, str, str]] = []
+        self._known: set[tuple[float, str, str]] = set()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._loaded_until = 0.0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="runctl-timers")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def schedule(self, wake_at: float, execution_id: str, node_key: str) -> None:
+        """Called after the wake time is committed; later timers are picked up by the next refresh."""
+        if wake_at > self._loaded_until:
+            return
+        entry = (wake_at, execution_id, node_key)
+        if entry in self._known:
+            return
+        self._known.add(entry)
+        heapq.heappush(self._heap, entry)
+        if self._heap[0] == entry:
+            self._wakeup.set()
+
+    async def _refresh(self) -> None:
+        until = now() + HORIZON_SECONDS
+        # Widen the window first, so timers committed while the query runs are scheduled directly.
+        self._loaded_until = until
+        rows = await self._store.reader.all(
+            "SELECT n.execution_id, n.node_key, n.wake_at FROM node_states n"
+            " JOIN executions e ON e.id = n.execution_id"
+            " WHERE n.wake_at IS NOT NULL AND n.wake_at <= :until"
+            " AND e.status IN ('running', 'paused')",
+            {"until": until},
+        )
+        for row in rows:
+            self.schedule(float(row["wake_at"]), row["execution_id"], row["node_key"])
+
+    async def _loop(self) -> None:
+        from runctl_server.engine.scheduler import Message
+
+        next_refresh = 0.0
+        while True:
+            try:
+                if now() >= next_refresh:
+                    await self._refresh()
+                    next_refresh = now() + REFRESH_SECONDS
+                while self._heap and self._heap[0][0] <= now():
+                    entry = heapq.heappop(self._heap)
+                    self._known.discard(entry)
+                    wake_at, execution_id, node_key = entry
+                    self._deliver(execution_id, Message("timer", node_key, data={"wake_at": wake_at}))
+                delay = min(
+                    next_refresh - now(), (self._heap[0][0] - now()) if self._heap else REFRESH_SECONDS
+                )
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), max(delay, 0.0))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("timer loop error; retrying")
+                await asyncio.sleep(1.0)

@@ -1,0 +1,205 @@
+"""Workflow definitions: create, read, list, update (a new version each time) and delete."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runctl_server.engine.definition import Definition
+from runctl_server.engine.model import new_id, now
+from runctl_server.engine.paging import decode_token, encode_token, page_size
+from runctl_server.engine.persistence import RunStore
+from runctl_server.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from runctl_server.store import sql
+from runctl_server.store.reads import Row
+from runctl_server.store.writer import EventRecord, Mutation, WriteError, dumps
+
+WORKFLOW_STATUSES = ("active", "paused", "cancelled")
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_matches(secret: str, secret_hash: str) -> bool:
+    """Constant-time comparison of a presented secret with the stored hash."""
+    return hmac.compare_digest(hash_secret(secret), secret_hash)
+
+
+@dataclass(frozen=True)
+class WorkflowView:
+    """A workflow row with its current definition; `secret` is set only when just created."""
+
+    row: Row
+    document: dict[str, Any]
+    secret: str | None = None
+
+
+class Workflows:
+    """Workflow CRUD. Writes go through the group-commit writer like every other change."""
+
+    def __init__(self, store: RunStore) -> None:
+        self._store = store
+        self._lock = asyncio.Lock()
+
+    async def _row(self, workspace_id: str, workflow_id: str) -> Row:
+        row = await self._store.reader.one(
+            "SELECT * FROM workflows WHERE id = :id AND workspace_id = :ws AND deleted_at IS NULL",
+            {"id": workflow_id, "ws": workspace_id},
+        )
+        if row is None:
+            raise NotFound(f"workflow {workflow_id!r} not found", reason="WORKFLOW_NOT_FOUND")
+        return row
+
+    async def _view(self, row: Row, secret: str | None = None) -> WorkflowView:
+        version = await self._store.reader.one(
+            "SELECT document FROM workflow_versions WHERE workflow_id = :id AND version = :version",
+            {"id": row["id"], "version": row["version"]},
+        )
+        document = json.loads(version["document"]) if version else {}
+        return WorkflowView(row, document, secret)
+
+    async def get(self, workspace_id: str, workflow_id: str) -> WorkflowView:
+        if not workflow_id:
+            raise InvalidArgument.single("workflow_id", "is required")
+        return await self._view(await self._row(workspace_id, workflow_id))
+
+    async def definition(self, workspace_id: str, workflow_id: str) -> tuple[Row, Definition]:
+        row = await self._row(workspace_id, workflow_id)
+        definition = await self._store.definition_of(
+            {"document": None, "workflow_id": row["id"], "workflow_version": row["version"]}
+        )
+        return row, definition
+
+    async def create(
+        self, workspace_id: str, document: Mapping[str, Any], request_id: str = ""
+    ) -> WorkflowView:
+        if request_id:
+            existing = await self._store.reader.one(
+                "SELECT * FROM workflows WHERE workspace_id = :ws AND request_id = :rid",
+                {"ws": workspace_id, "rid": request_id},
+            )
+            if existing is not None:
+                return await self._view(existing)
+        definition = self._store.parse(document)
+        workflow_id = new_id("wf")
+        secret = secrets.token_urlsafe(24)
+        stamp = now()
+        mutation = Mutation()
+        mutation.add(
+            sql.INSERT_WORKFLOW,
+            {
+                "id": workflow_id,
+                "workspace_id": workspace_id,
+                "name": definition.name,
+                "description": definition.description,
+                "secret_hash": hash_secret(secret),
+                "request_id": request_id or None,
+                "now": stamp,
+            },
+        )
+        mutation.add(
+            sql.INSERT_WORKFLOW_VERSION,
+            {"workflow_id": workflow_id, "version": 1, "document": dumps(definition.document), "now": stamp},
+        )
+        mutation.emit(
+            EventRecord(
+                "WORKFLOW_CREATED",
+                workspace_id,
+                workflow_id=workflow_id,
+                payload={"version": 1, "name": definition.name},
+            )
+        )
+        try:
+            await self._store.writer.commit(mutation)
+        except WriteError:
+            if request_id:  # a concurrent create with the same request id won
+                return await self.create(workspace_id, document, request_id)
+            raise
+        return await self._view(await self._row(workspace_id, workflow_id), secret)
+
+    async def list(
+        self, workspace_id: str, *, size: int = 0, token: str = "", status: str = ""
+    ) -> tuple[list[WorkflowView], str]:
+        limit = page_size(size)
+        position = decode_token(token, ("t", "id"))
+        if status and status not in WORKFLOW_STATUSES:
+            raise InvalidArgument.single("status", f"must be one of {', '.join(WORKFLOW_STATUSES)}")
+        where = ["workspace_id = :ws", "deleted_at IS NULL"]
+        params: dict[str, Any] = {"ws": workspace_id, "limit": limit + 1}
+        if status:
+            where.append("status = :status")
+            params["status"] = status
+        if position is not None:
+            where.append("(created_at < :t OR (created_at = :t AND id < :id))")
+            params.update(t=position["t"], id=position["id"])
+        rows = await self._store.reader.all(
+            f"SELECT * FROM workflows WHERE {' AND '.join(where)}"  # noqa: S608 (fixed fragments only)
+            " ORDER BY created_at DESC, id DESC LIMIT :limit",
+            params,
+        )
+        next_token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"]})
+        return [await self._view(row) for row in rows], next_token
+
+    async def update(
+        self, workspace_id: str, workflow_id: str, document: Mapping[str, Any], *, expected_version: int = 0
+    ) -> WorkflowView:
+        definition = self._store.parse(document)
+        async with self._lock:
+            row = await self._row(workspace_id, workflow_id)
+            if expected_version and expected_version != row["version"]:
+                raise Aborted(
+                    f"workflow {workflow_id!r} is at version {row['version']}, not {expected_version}",
+                    reason="VERSION_MISMATCH",
+                )
+            if row["status"] == "cancelled":
+                raise FailedPrecondition(
+                    f"workflow {workflow_id!r} is cancelled", reason="WORKFLOW_CANCELLED"
+                )
+            version = int(row["version"]) + 1
+            stamp = now()
+            mutation = Mutation()
+            mutation.add(
+                sql.INSERT_WORKFLOW_VERSION,
+                {
+                    "workflow_id": workflow_id,
+                    "version": version,
+                    "document": dumps(definition.document),
+                    "now": stamp,
+                },
+            )
+            mutation.add(
+                sql.UPDATE_WORKFLOW_DEFINITION,
+                {
+                    "id": workflow_id,
+                    "name": definition.name,
+                    "description": definition.description,
+                    "version": version,
+                    "previous_version": version - 1,
+                    "now": stamp,
+                },
+            )
+            mutation.emit(
+                EventRecord(
+                    "WORKFLOW_UPDATED", workspace_id, workflow_id=workflow_id, payload={"version": version}
+                )
+            )
+            await self._store.writer.commit(mutation)
+        return await self._view(await self._row(workspace_id, workflow_id))
+
+    async def delete(self, workspace_id: str, workflow_id: str) -> None:
+        async with self._lock:
+            await self._row(workspace_id, workflow_id)
+            mutation = Mutation()
+            mutation.add(sql.DELETE_WORKFLOW, {"id": workflow_id, "now": now()})
+            mutation.emit(EventRecord("WORKFLOW_DELETED", workspace_id, workflow_id=workflow_id))
+            await self._store.writer.commit(mutation)

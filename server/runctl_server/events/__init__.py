@@ -1,0 +1,1 @@
+"""The append-only event log's live side: fan-out of committed events to subscribers."""

@@ -1,0 +1,61 @@
+"""One subscription point per process: committed events fan out to every interested subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+from runctl_server.store.writer import EventRecord
+
+Predicate = Callable[[EventRecord], bool]
+
+
+class Subscription:
+    """A bounded queue of committed events; `overflowed` is set when the subscriber fell too far behind."""
+
+    def __init__(self, hub: EventHub, predicate: Predicate, maxsize: int) -> None:
+        self._hub = hub
+        self.predicate = predicate
+        self.queue: asyncio.Queue[EventRecord] = asyncio.Queue(maxsize)
+        self.overflowed = False
+
+    def push(self, event: EventRecord) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            # Memory stays bounded: the subscriber resumes from the event log by its last sequence.
+            self.overflowed = True
+
+    def close(self) -> None:
+        self._hub.unsubscribe(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+class EventHub:
+    """Delivers events in sequence order, only after they are committed."""
+
+    def __init__(self) -> None:
+        self._subscriptions: set[Subscription] = set()
+        self.last_sequence = 0
+
+    def subscribe(self, predicate: Predicate, maxsize: int = 10_000) -> Subscription:
+        subscription = Subscription(self, predicate, maxsize)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    def publish(self, events: Iterable[EventRecord]) -> None:
+        for event in events:
+            self.last_sequence = max(self.last_sequence, event.sequence)
+            for subscription in tuple(self._subscriptions):
+                if subscription.predicate(event):
+                    subscription.push(event)

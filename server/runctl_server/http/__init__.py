@@ -1,0 +1,1 @@
+"""The HTTP/JSON face of runctl (the ASGI app served beside gRPC)."""

@@ -1,0 +1,147 @@
+"""Hot-path SQL, written once for SQLite and PostgreSQL (named parameters; the writer adapts them)."""
+
+from __future__ import annotations
+
+INSERT_EXECUTION = (
+    "INSERT INTO executions (id, workspace_id, workflow_id, workflow_version, document, name, source_path,"
+    " status, input, current_node_id, paused_node_id, pause_reason, trace_logs, breakpoints_disabled, error,"
+    " batch_id, parent_execution_id, parent_node_key, request_id, created_at, started_at, ended_at,"
+    " updated_at, parked, hold)"
+    " VALUES (:id, :workspace_id, :workflow_id, :workflow_version, :document, :name, :source_path,"
+    " :status, :input, :current_node_id, :paused_node_id, :pause_reason, :trace_logs, :breakpoints_disabled,"
+    " :error, :batch_id, :parent_execution_id, :parent_node_key, :request_id, :created_at, :started_at,"
+    " :ended_at, :updated_at, :parked, :hold)"
+)
+
+UPDATE_EXECUTION = (
+    "UPDATE executions SET status = :status, current_node_id = :current_node_id,"
+    " paused_node_id = :paused_node_id, pause_reason = :pause_reason, trace_logs = :trace_logs,"
+    " breakpoints_disabled = :breakpoints_disabled, error = :error, started_at = :started_at,"
+    " ended_at = :ended_at, updated_at = :updated_at, parked = :parked, hold = :hold WHERE id = :id"
+)
+
+UPSERT_NODE = (
+    "INSERT INTO node_states (execution_id, node_key, node_id, node_type, status, attempts, output, error,"
+    " branches, stack, scheduled_at, started_at, completed_at, stopped_at, failed_at, wake_at, logs, state)"
+    " VALUES (:execution_id, :node_key, :node_id, :node_type, :status, :attempts, :output, :error, :branches,"
+    " :stack, :scheduled_at, :started_at, :completed_at, :stopped_at, :failed_at, :wake_at, :logs, :state)"
+    " ON CONFLICT (execution_id, node_key) DO UPDATE SET status = excluded.status,"
+    " attempts = excluded.attempts, output = excluded.output, error = excluded.error,"
+    " branches = excluded.branches, scheduled_at = excluded.scheduled_at, started_at = excluded.started_at,"
+    " completed_at = excluded.completed_at, stopped_at = excluded.stopped_at, failed_at = excluded.failed_at,"
+    " wake_at = excluded.wake_at, logs = excluded.logs, state = excluded.state"
+)
+
+INSERT_PAUSE_POINT = (
+    "INSERT INTO pause_points (context_id, workspace_id, execution_id, workflow_id, node_key, node_id, kind,"
+    " status, display, form_fields, stack, registered_at, expires_at, expiry_action, resolved_at,"
+    " resume_data)"
+    " VALUES (:context_id, :workspace_id, :execution_id, :workflow_id, :node_key, :node_id, :kind, :status,"
+    " :display, :form_fields, :stack, :registered_at, :expires_at, :expiry_action, NULL, NULL)"
+)
+
+RESOLVE_PAUSE_POINT = (
+    "UPDATE pause_points SET status = :status, resolved_at = :resolved_at, resume_data = :resume_data"
+    " WHERE context_id = :context_id AND status = 'paused'"
+)
+
+INSERT_TASK = (
+    "INSERT INTO tasks (id, workspace_id, execution_id, node_key, node_id, queue, type, status, attempt,"
+    " idempotency_key, payload, lease_owner, lease_expires_at, heartbeat_timeout, created_at, updated_at)"
+    " VALUES (:id, :workspace_id, :execution_id, :node_key, :node_id, :queue, :type, 'pending', :attempt,"
+    " :idempotency_key, :payload, NULL, NULL, :heartbeat_timeout, :created_at, :created_at)"
+)
+
+SET_TASK_STATUS = "UPDATE tasks SET status = :status, updated_at = :updated_at WHERE id = :id"
+
+LEASE_TASK = (
+    "UPDATE tasks SET status = 'leased', lease_owner = :owner, lease_expires_at = :expires, updated_at = :now"
+    " WHERE id = :id AND status = 'pending'"
+)
+
+EXTEND_LEASE = (
+    "UPDATE tasks SET lease_expires_at = :expires, updated_at = :now"
+    " WHERE id = :id AND status = 'leased' AND lease_owner = :owner"
+)
+
+RELEASE_TASK = (
+    "UPDATE tasks SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, attempt = attempt + 1,"
+    " updated_at = :now WHERE id = :id AND status = 'leased'"
+)
+
+# -- the task dispatcher (engine/tasks.py): every change is guarded by the state it expects, so two
+# server processes sharing the database never both win the same task.
+
+# The lease runs for the task's own heartbeat timeout from :now.
+LEASE_PENDING_TASK = (
+    "UPDATE tasks SET status = 'leased', lease_owner = :owner, lease_expires_at = :now + heartbeat_timeout,"
+    " updated_at = :now WHERE id = :id AND status = 'pending'"
+)
+
+# Back to pending after the worker went silent: the next dispatch is a new delivery attempt.
+RELEASE_EXPIRED_TASK = (
+    "UPDATE tasks SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, attempt = attempt + 1,"
+    " updated_at = :now WHERE id = :id AND status = 'leased' AND lease_expires_at <= :now"
+)
+
+# Back to pending when the lease never reached the worker (its stream closed while leasing).
+RETURN_TASK = (
+    "UPDATE tasks SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = :now"
+    " WHERE id = :id AND status = 'leased' AND lease_owner = :owner"
+)
+
+FINISH_TASK = (
+    "UPDATE tasks SET status = :status, updated_at = :now"
+    " WHERE id = :id AND status = 'leased' AND lease_owner = :owner"
+)
+
+CANCEL_OPEN_TASK = (
+    "UPDATE tasks SET status = 'cancelled', updated_at = :now"
+    " WHERE id = :id AND status IN ('pending', 'leased')"
+)
+
+# One task with what a worker is sent and what decides whether it is still wanted: its run's status and
+# whether its node still waits on it.
+SELECT_TASK = (
+    "SELECT t.id, t.workspace_id, t.execution_id, t.node_key, t.node_id, t.queue, t.type, t.status,"
+    " t.attempt, t.idempotency_key, t.payload, t.lease_owner, t.lease_expires_at, t.heartbeat_timeout,"
+    " t.updated_at, e.workflow_id, e.status AS run_status, e.trace_logs, n.status AS node_status,"
+    " n.state AS node_state, n.wake_at AS node_wake_at"
+    " FROM tasks t JOIN executions e ON e.id = t.execution_id"
+    " LEFT JOIN node_states n ON n.execution_id = t.execution_id AND n.node_key = t.node_key"
+    " WHERE t.id = :id"
+)
+
+SELECT_OPEN_TASKS = (
+    "SELECT id, workspace_id, queue, status, lease_owner, lease_expires_at FROM tasks"
+    " WHERE status IN ('pending', 'leased') ORDER BY created_at"
+)
+
+# Tasks of one queue this process may not know of (created or abandoned by another process).
+SELECT_QUEUE_BACKLOG = (
+    "SELECT id, status FROM tasks WHERE workspace_id = :workspace_id AND queue = :queue"
+    " AND (status = 'pending' OR (status = 'leased' AND lease_expires_at <= :now))"
+    " ORDER BY created_at LIMIT :limit"
+)
+
+INSERT_WORKFLOW = (
+    "INSERT INTO workflows (id, workspace_id, name, description, status, version, secret_hash, request_id,"
+    " created_at, updated_at, paused_at, deleted_at) VALUES (:id, :workspace_id, :name, :description,"
+    " 'active', 1, :secret_hash, :request_id, :now, :now, NULL, NULL)"
+)
+
+INSERT_WORKFLOW_VERSION = (
+    "INSERT INTO workflow_versions (workflow_id, version, document, created_at)"
+    " VALUES (:workflow_id, :version, :document, :now)"
+)
+
+UPDATE_WORKFLOW_DEFINITION = (
+    "UPDATE workflows SET name = :name, description = :description, version = :version, updated_at = :now"
+    " WHERE id = :id AND version = :previous_version"
+)
+
+SET_WORKFLOW_STATUS = (
+    "UPDATE workflows SET status = :status, paused_at = :paused_at, updated_at = :now WHERE id = :id"
+)
+
+DELETE_WORKFLOW = "UPDATE workflows SET deleted_at = :now, updated_at = :now WHERE id = :id"

@@ -1,0 +1,223 @@
+"""The single writer: group commit of many runs' state changes and their events.
+
+Mutations queue up while a commit is in flight; the writer thread takes everything pending and commits
+it in one transaction, so one fsync serves many runs. Events get their global, gapless sequence numbers
+inside that transaction (a counter row, locked until commit on PostgreSQL), and are handed to the
+`on_commit` callback on the event loop only after the commit succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 2000
+
+_INSERT_EVENT = (
+    "INSERT INTO events (sequence, workspace_id, type, time, workflow_id, execution_id, batch_id, node_id,"
+    " payload) VALUES (:sequence, :workspace_id, :type, :time, :workflow_id, :execution_id, :batch_id,"
+    " :node_id, :payload)"
+)
+_ALLOCATE = "UPDATE counters SET value = value + :n WHERE name = 'event_sequence' RETURNING value"
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; one shared encoder, as this runs for every row and event."""
+    return _ENCODER.encode(value)
+
+
+@dataclass
+class EventRecord:
+    """An event to append; `sequence` is set by the writer when it commits."""
+
+    type: str
+    workspace_id: str
+    execution_id: str | None = None
+    workflow_id: str | None = None
+    batch_id: str | None = None
+    node_id: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)
+    sequence: int = 0
+
+
+@dataclass
+class Mutation:
+    """Statements and events that commit together or not at all."""
+
+    statements: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+
+    def add(self, sql: str, params: Mapping[str, Any]) -> None:
+        self.statements.append((sql, params))
+
+    def emit(self, event: EventRecord) -> None:
+        self.events.append(event)
+
+    def __bool__(self) -> bool:
+        return bool(self.statements or self.events)
+
+
+class WriteError(RuntimeError):
+    """A mutation could not be committed; nothing of it was stored."""
+
+
+@lru_cache(maxsize=512)
+def _pyformat(sql: str) -> str:
+    return re.sub(r"(?<!:):([A-Za-z_]\w*)", r"%(\1)s", sql)
+
+
+_STOP = object()
+
+
+class Writer:
+    """Owns one database connection in a thread; `commit()` returns once the mutation is durable."""
+
+    def __init__(self, engine: Engine, on_commit: Callable[[list[EventRecord]], None]) -> None:
+        self._engine = engine
+        self._on_commit = on_commit
+        self._postgres = engine.dialect.name == "postgresql"
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.commits = 0
+        self.committed_mutations = 0
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name="runctl-writer", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    async def commit(self, mutation: Mutation) -> list[EventRecord]:
+        """Queue the mutation and wait until it is committed; answers its events with sequences."""
+        if not mutation:
+            return []
+        assert self._loop is not None, "writer not started"
+        future: asyncio.Future[list[EventRecord]] = self._loop.create_future()
+        self._queue.put((mutation, future))
+        return await future
+
+    # -- the writer thread -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        connection = self._engine.raw_connection()
+        try:
+            stopping = False
+            while not stopping:
+                item = self._queue.get()
+                if item is _STOP:
+                    break
+                batch = [item]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stopping = True
+                        break
+                    batch.append(item)
+                self._commit_batch(connection, batch)
+        finally:
+            connection.close()
+
+    def _commit_batch(self, connection: Any, batch: list[tuple[Mutation, asyncio.Future[Any]]]) -> None:
+        try:
+            self._apply(connection, [mutation for mutation, _ in batch])
+        except Exception as exc:
+            connection.rollback()
+            if len(batch) == 1:
+                log.exception("commit failed")
+                self._deliver([(batch[0][1], WriteError(f"could not store the change: {exc}"))], [])
+                return
+            # One bad mutation must not fail its neighbours: retry each on its own.
+            for single in batch:
+                self._commit_batch(connection, [single])
+            return
+        self.commits += 1
+        self.committed_mutations += len(batch)
+        events = [event for mutation, _ in batch for event in mutation.events]
+        self._deliver([(future, mutation.events) for mutation, future in batch], events)
+
+    def _apply(self, connection: Any, mutations: Sequence[Mutation]) -> None:
+        cursor = connection.cursor()
+        events = [event for mutation in mutations for event in mutation.events]
+        if self._postgres:
+            with connection.driver_connection.pipeline():
+                self._execute_all(cursor, mutations, events, _pyformat)
+        else:
+            self._execute_all(cursor, mutations, events, lambda sql: sql)
+        connection.commit()
+
+    def _execute_all(
+        self,
+        cursor: Any,
+        mutations: Sequence[Mutation],
+        events: list[EventRecord],
+        dialect_sql: Callable[[str], str],
+    ) -> None:
+        if events:
+            cursor.execute(dialect_sql(_ALLOCATE), {"n": len(events)})
+            last = int(cursor.fetchone()[0])
+            for offset, event in enumerate(events):
+                event.sequence = last - len(events) + 1 + offset
+        for mutation in mutations:
+            for sql, params in mutation.statements:
+                cursor.execute(dialect_sql(sql), params)
+        if events:
+            cursor.executemany(
+                dialect_sql(_INSERT_EVENT),
+                [
+                    {
+                        "sequence": e.sequence,
+                        "workspace_id": e.workspace_id,
+                        "type": e.type,
+                        "time": e.time,
+                        "workflow_id": e.workflow_id,
+                        "execution_id": e.execution_id,
+                        "batch_id": e.batch_id,
+                        "node_id": e.node_id,
+                        "payload": dumps(e.payload),
+                    }
+                    for e in events
+                ],
+            )
+
+    def _deliver(self, outcomes: list[tuple[asyncio.Future[Any], Any]], events: list[EventRecord]) -> None:
+        assert self._loop is not None
+
+        def resolve() -> None:
+            if events:
+                self._on_commit(events)
+            for future, outcome in outcomes:
+                if future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+        self._loop.call_soon_threadsafe(resolve)

@@ -1,0 +1,181 @@
+"""Helpers for engine tests: start runs through the real generated stubs and wait for them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+
+from runctl.v1 import execution_pb2, execution_pb2_grpc, workflow_pb2, workflow_pb2_grpc
+
+ExecutionStatus = execution_pb2.ExecutionStatus
+FINISHED = (
+    execution_pb2.EXECUTION_STATUS_COMPLETED,
+    execution_pb2.EXECUTION_STATUS_ERROR,
+    execution_pb2.EXECUTION_STATUS_STOPPED,
+)
+
+
+@dataclass
+class Client:
+    """The generated stubs over one channel."""
+
+    channel: grpc.Channel
+    executions: execution_pb2_grpc.ExecutionServiceStub = field(init=False)
+    workflows: workflow_pb2_grpc.WorkflowServiceStub = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.executions = execution_pb2_grpc.ExecutionServiceStub(self.channel)
+        self.workflows = workflow_pb2_grpc.WorkflowServiceStub(self.channel)
+
+    def definition(self, document: Mapping[str, Any]) -> workflow_pb2.WorkflowDefinition:
+        return json_format.ParseDict(dict(document), workflow_pb2.WorkflowDefinition())
+
+    def start(
+        self, document: Mapping[str, Any], input: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> str:
+        request = execution_pb2.StartExecutionRequest(
+            definition=self.definition(document), input=to_struct(input or {}), **kwargs
+        )
+        return str(self.executions.StartExecution(request, timeout=10).execution.id)
+
+    def get(self, execution_id: str) -> execution_pb2.Execution:
+        return self.executions.GetExecution(
+            execution_pb2.GetExecutionRequest(execution_id=execution_id), timeout=10
+        ).execution
+
+    def wait(
+        self, execution_id: str, statuses: tuple[int, ...] = FINISHED, timeout: float = 20
+    ) -> execution_pb2.Execution:
+        deadline = time.monotonic() + timeout
+        while True:
+            execution = self.get(execution_id)
+            if execution.status in statuses:
+                return execution
+            if time.monotonic() > deadline:
+                status = ExecutionStatus.Name(execution.status)
+                raise TimeoutError(f"{execution_id} still {status}: {json_format.MessageToJson(execution)}")
+            time.sleep(0.05)
+
+    def run(
+        self, document: Mapping[str, Any], input: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> execution_pb2.Execution:
+        return self.wait(self.start(document, input, **kwargs))
+
+    def history(self, execution_id: str) -> list[Any]:
+        reply = self.executions.GetExecutionHistory(
+            execution_pb2.GetExecutionHistoryRequest(execution_id=execution_id, page_size=1000), timeout=10
+        )
+        return list(reply.events)
+
+
+def to_struct(data: Mapping[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(data)
+    return message
+
+
+def nodes_by_id(execution: execution_pb2.Execution) -> dict[str, execution_pb2.NodeState]:
+    """Top-level node states by id (loop iterations are left out)."""
+    return {node.node_id: node for node in execution.nodes if not node.stack}
+
+
+def node_status(execution: execution_pb2.Execution) -> dict[str, str]:
+    return {
+        node_id: execution_pb2.NodeStatus.Name(node.status).removeprefix("NODE_STATUS_").lower()
+        for node_id, node in nodes_by_id(execution).items()
+    }
+
+
+def output(message: Any) -> Any:
+    return json_format.MessageToDict(message)
+
+
+def linear(*middle: dict[str, Any], name: str = "test") -> dict[str, Any]:
+    """start -> middle... -> end."""
+    nodes = [{"id": "start", "type": "start"}, *middle, {"id": "end", "type": "end"}]
+    ids = [node["id"] for node in nodes]
+    return {
+        "name": name,
+        "nodes": nodes,
+        "edges": [{"from": a, "to": b} for a, b in itertools.pairwise(ids)],
+    }
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class LocalHttp:
+    """A real HTTP server on loopback that records requests; routes answer by path prefix."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.failures: dict[str, int] = {}
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = (
+                    json.loads(raw)
+                    if raw and "json" in (self.headers.get("content-type") or "")
+                    else raw.decode()
+                )
+                outer.requests.append(Recorded(self.command, self.path, dict(self.headers), body))
+                status, payload = outer.route(self.command, self.path, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        if path.startswith("/flaky/"):
+            key = path.split("/")[2]
+            remaining = self.failures.get(key, 0)
+            if remaining > 0:
+                self.failures[key] = remaining - 1
+                return 503, {"error": "try again"}
+            return 200, {"ok": True, "key": key}
+        if path.startswith("/slow"):
+            time.sleep(2)
+            return 200, {"slow": True}
+        if path.startswith("/missing"):
+            return 404, {"error": "not here"}
+        return 200, {"method": method, "path": path, "echo": body, "total": 150}
+
+
+@contextmanager
+def local_http() -> Iterator[LocalHttp]:
+    server = LocalHttp()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.server.shutdown()
+        server.server.server_close()

@@ -1,0 +1,151 @@
+"""Start the real runctl server for tests: in a thread with its own event loop, or as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from runctl_server.app import RunctlServer, build_server
+from runctl_server.settings import Address, Settings
+
+T = TypeVar("T")
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def settings_for(db_url: str, **overrides: Any) -> Settings:
+    """Settings for a server on free loopback ports."""
+    return Settings(
+        db_url=db_url,
+        grpc_addr=Address(LOOPBACK, 0),
+        http_addr=Address(LOOPBACK, 0),
+        shutdown_grace_seconds=2.0,
+        **overrides,
+    )
+
+
+@dataclass
+class ServerThread:
+    """A real RunctlServer running on an event loop in a background thread."""
+
+    server: RunctlServer
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    thread: threading.Thread | None = None
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout)
+
+    def start(self) -> ServerThread:
+        self.thread = threading.Thread(target=self.loop.run_forever, name="runctl-server", daemon=True)
+        self.thread.start()
+        try:
+            self.run(self.server.start())
+        except BaseException:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            raise
+        return self
+
+    def stop(self) -> None:
+        try:
+            self.run(self.server.stop(grace=1.0))
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            if self.thread is not None:
+                self.thread.join(10)
+            self.loop.close()
+
+    @property
+    def grpc_target(self) -> str:
+        return self.server.grpc_target
+
+    @property
+    def http_url(self) -> str:
+        return self.server.http_url
+
+
+@contextmanager
+def running_server(settings: Settings) -> Iterator[ServerThread]:
+    handle = ServerThread(build_server(settings)).start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def wait_serving(target: str, timeout: float = 30) -> None:
+    """Poll grpc.health.v1 until the server answers SERVING."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"runctl at {target} did not become SERVING")
+            time.sleep(0.1)
+
+
+@dataclass
+class ServerProcess:
+    """`runctl serve` as a subprocess, for signal and crash tests."""
+
+    process: subprocess.Popen[str]
+    grpc_target: str
+    http_url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def spawn_server(db_url: str, workdir: Path, extra_env: dict[str, str] | None = None) -> ServerProcess:
+    grpc_port, http_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "RUNCTL_DB_URL": db_url,
+        "RUNCTL_GRPC_ADDR": f"{LOOPBACK}:{grpc_port}",
+        "RUNCTL_HTTP_ADDR": f"{LOOPBACK}:{http_port}",
+        **(extra_env or {}),
+    }
+    log_path = workdir / f"server-{grpc_port}.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runctl.cli", "serve"],
+            env=env,
+            cwd=workdir,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    handle = ServerProcess(process, f"{LOOPBACK}:{grpc_port}", f"http://{LOOPBACK}:{http_port}", log_path)
+    try:
+        wait_serving(handle.grpc_target)
+    except TimeoutError:
+        process.kill()
+        raise TimeoutError(f"server did not start; log:\n{handle.log()}") from None
+    return handle

@@ -1,0 +1,203 @@
+"""WorkflowService CRUD and the execution read calls over the real gRPC API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from runctl.v1 import execution_pb2, workflow_pb2
+from tests.engine_helpers import FINISHED, Client, linear, output
+from tests.support import ServerThread
+
+COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
+PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerThread) -> Iterator[Client]:
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        yield Client(channel)
+
+
+def _create(client: Client, document: Mapping[str, Any], **kwargs: str) -> workflow_pb2.Workflow:
+    request = workflow_pb2.CreateWorkflowRequest(definition=client.definition(document), **kwargs)
+    return client.workflows.CreateWorkflow(request, timeout=10).workflow
+
+
+def _code(call: object) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as error:
+        call()  # type: ignore[operator]
+    return error.value.code()
+
+
+def test_create_returns_the_secret_once_and_the_document_round_trips(client: Client) -> None:
+    document = linear({"id": "greet", "type": "transform", "config": {"output": "hi"}}, name="Greeter")
+    document["positions"] = {"start": {"x": 450, "y": 0}}
+    created = _create(client, document)
+    assert created.id.startswith("wf_")
+    assert created.version == 1 and created.status == workflow_pb2.WORKFLOW_STATUS_ACTIVE
+    assert len(created.webhook_secret) >= 24
+    fetched = client.workflows.GetWorkflow(
+        workflow_pb2.GetWorkflowRequest(workflow_id=created.id), timeout=10
+    ).workflow
+    assert fetched.webhook_secret == ""
+    assert fetched.name == "Greeter"
+    as_json = json_format.MessageToDict(fetched.definition)
+    assert as_json["edges"][0] == {"from": "start", "to": "greet"}
+    position = fetched.definition.positions["start"]
+    assert (position.x, position.y) == (450, 0)
+
+
+def test_create_is_idempotent_by_request_id(client: Client) -> None:
+    document = linear(name="Idempotent")
+    first = _create(client, document, request_id="create-once")
+    again = _create(client, document, request_id="create-once")
+    assert again.id == first.id
+    assert again.webhook_secret == ""  # shown only when it was made
+
+
+def test_invalid_definitions_are_refused_with_field_violations(client: Client) -> None:
+    bad = {"name": "bad", "nodes": [{"id": "a", "type": "transform"}], "edges": []}
+    assert _code(lambda: _create(client, bad)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        _code(lambda: client.workflows.CreateWorkflow(workflow_pb2.CreateWorkflowRequest(), timeout=10))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+
+
+def test_update_makes_a_new_version_and_running_executions_keep_theirs(client: Client) -> None:
+    workflow = _create(client, linear({"id": "hold", "type": "wait"}, name="Versioned"))
+    execution_id = client.executions.StartExecution(
+        execution_pb2.StartExecutionRequest(workflow_id=workflow.id), timeout=10
+    ).execution.id
+    client.wait(execution_id, (PAUSED,))
+    updated = client.workflows.UpdateWorkflow(
+        workflow_pb2.UpdateWorkflowRequest(
+            workflow_id=workflow.id,
+            definition=client.definition(
+                linear({"id": "quick", "type": "transform", "config": {"output": 2}}, name="V2")
+            ),
+        ),
+        timeout=10,
+    ).workflow
+    assert updated.version == 2 and updated.name == "V2"
+    running = client.get(execution_id)
+    assert running.workflow_version == 1
+    assert [n.id for n in running.definition.nodes] == ["start", "hold", "end"]
+    second = client.wait(
+        client.executions.StartExecution(
+            execution_pb2.StartExecutionRequest(workflow_id=workflow.id), timeout=10
+        ).execution.id
+    )
+    assert second.workflow_version == 2 and second.status == COMPLETED
+    stale = workflow_pb2.UpdateWorkflowRequest(
+        workflow_id=workflow.id, definition=client.definition(linear(name="V3")), expected_version=1
+    )
+    assert _code(lambda: client.workflows.UpdateWorkflow(stale, timeout=10)) == grpc.StatusCode.ABORTED
+
+
+def test_delete_hides_the_workflow_and_refuses_new_runs(client: Client) -> None:
+    workflow = _create(client, linear(name="Doomed"))
+    client.workflows.DeleteWorkflow(workflow_pb2.DeleteWorkflowRequest(workflow_id=workflow.id), timeout=10)
+    get = workflow_pb2.GetWorkflowRequest(workflow_id=workflow.id)
+    assert _code(lambda: client.workflows.GetWorkflow(get, timeout=10)) == grpc.StatusCode.NOT_FOUND
+    start = execution_pb2.StartExecutionRequest(workflow_id=workflow.id)
+    assert _code(lambda: client.executions.StartExecution(start, timeout=10)) == grpc.StatusCode.NOT_FOUND
+    delete = workflow_pb2.DeleteWorkflowRequest(workflow_id=workflow.id)
+    assert _code(lambda: client.workflows.DeleteWorkflow(delete, timeout=10)) == grpc.StatusCode.NOT_FOUND
+
+
+def test_list_workflows_pages_without_gaps_or_repeats(client: Client) -> None:
+    made = {_create(client, linear(name=f"Paged {i}")).id for i in range(7)}
+    seen: list[str] = []
+    token = ""
+    while True:
+        reply = client.workflows.ListWorkflows(
+            workflow_pb2.ListWorkflowsRequest(page_size=3, page_token=token), timeout=10
+        )
+        assert len(reply.workflows) <= 3
+        seen.extend(w.id for w in reply.workflows)
+        token = reply.next_page_token
+        if not token:
+            break
+    assert made <= set(seen) and len(seen) == len(set(seen))
+    negative = workflow_pb2.ListWorkflowsRequest(page_size=-1)
+    assert (
+        _code(lambda: client.workflows.ListWorkflows(negative, timeout=10))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    forged = workflow_pb2.ListWorkflowsRequest(page_token="not-a-token")
+    assert (
+        _code(lambda: client.workflows.ListWorkflows(forged, timeout=10)) == grpc.StatusCode.INVALID_ARGUMENT
+    )
+
+
+def test_execution_status_list_and_active(client: Client) -> None:
+    done = client.run(linear(name="Done"))
+    waiting = client.wait(client.start(linear({"id": "hold", "type": "wait"}, name="Waiting")), (PAUSED,))
+    status = client.executions.GetExecutionStatus(
+        execution_pb2.GetExecutionStatusRequest(execution_id=waiting.id), timeout=10
+    ).summary
+    assert status.status == PAUSED and status.paused_node_id == "hold"
+    latest = client.executions.GetExecutionStatus(
+        execution_pb2.GetExecutionStatusRequest(), timeout=10
+    ).summary
+    assert latest.execution_id == waiting.id  # the most recent run when no id is given
+    active = client.executions.ListActiveExecutions(execution_pb2.ListActiveExecutionsRequest(), timeout=10)
+    active_ids = {e.execution_id for e in active.executions}
+    assert waiting.id in active_ids and done.id not in active_ids
+    assert active.total_active == len(active_ids)
+    completed = client.executions.ListExecutions(
+        execution_pb2.ListExecutionsRequest(statuses=[COMPLETED], page_size=1000), timeout=10
+    )
+    assert done.id in {e.id for e in completed.executions}
+    assert all(e.status == COMPLETED for e in completed.executions)
+    assert completed.total_size == len(completed.executions)
+    missing = execution_pb2.GetExecutionRequest(execution_id="exec_missing")
+    assert _code(lambda: client.executions.GetExecution(missing, timeout=10)) == grpc.StatusCode.NOT_FOUND
+
+
+def test_list_executions_pages_newest_first(client: Client) -> None:
+    workflow = _create(client, linear(name="Many"))
+    ids = [
+        client.executions.StartExecution(
+            execution_pb2.StartExecutionRequest(workflow_id=workflow.id), timeout=10
+        ).execution.id
+        for _ in range(5)
+    ]
+    for execution_id in ids:
+        client.wait(execution_id, FINISHED)
+    pages: list[str] = []
+    token = ""
+    while True:
+        reply = client.executions.ListExecutions(
+            execution_pb2.ListExecutionsRequest(workflow_id=workflow.id, page_size=2, page_token=token),
+            timeout=10,
+        )
+        pages.extend(e.id for e in reply.executions)
+        assert reply.total_size == 5
+        token = reply.next_page_token
+        if not token:
+            break
+    assert pages == list(reversed(ids))
+
+
+def test_full_view_has_nodes_data_and_basic_does_not(client: Client) -> None:
+    execution = client.run(
+        linear({"id": "calc", "type": "transform", "config": {"output": "{{ input.a }}"}}, name="Views"),
+        {"a": 3},
+    )
+    assert output(execution.data) == {
+        "input": {"a": 3},
+        "nodes": {"start": {"output": {"a": 3}}, "calc": {"output": 3}, "end": {"output": None}},
+    }
+    assert execution.node_counts.completed == 3 and execution.node_counts.total == 3
+    basic = client.executions.GetExecution(
+        execution_pb2.GetExecutionRequest(execution_id=execution.id, view=execution_pb2.EXECUTION_VIEW_BASIC),
+        timeout=10,
+    ).execution
+    assert basic.status == COMPLETED and not basic.nodes and not basic.HasField("definition")
