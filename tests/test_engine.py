@@ -83,10 +83,15 @@ def test_linear_run_completes_with_gapless_ordered_history(client: Client) -> No
     types = [event_pb2.EventType.Name(event.type).removeprefix("EVENT_TYPE_") for event in events]
     assert types[0] == "EXECUTION_STARTED" and types[-1] == "EXECUTION_COMPLETED"
     node_events = [(e.node_id, t) for e, t in zip(events, types, strict=True) if t.startswith("NODE_")]
+    # A log node's line is an event too, so it is in history and live streams.
     assert node_events == [
         (node, kind)
         for node in ("start", "double", "note", "end")
-        for kind in ("NODE_STARTED", "NODE_COMPLETED")
+        for kind in (
+            ("NODE_STARTED", "NODE_LOG", "NODE_COMPLETED")
+            if node == "note"
+            else ("NODE_STARTED", "NODE_COMPLETED")
+        )
     ]
     assert execution.last_sequence == sequences[-1]
 

@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import Engine as DatabaseEngine
 
+from runctl_server.api.batch_service import BatchService
 from runctl_server.api.execution_service import ExecutionService
 from runctl_server.api.interceptors import ErrorMappingInterceptor
 from runctl_server.api.services import register_all
@@ -107,8 +108,9 @@ class RunctlServer:
             server,
             {
                 # Abstract until every RPC exists: complete_servicer answers the rest UNIMPLEMENTED.
-                "WorkflowService": WorkflowService(self.engine),  # type: ignore[abstract]
+                "WorkflowService": WorkflowService(self.engine, self.settings.base_url),
                 "ExecutionService": ExecutionService(self.engine, self.settings.base_url),  # type: ignore[abstract]
+                "BatchService": BatchService(self.engine),  # type: ignore[abstract]
                 "WorkerService": WorkerService(self.engine),
             },
         )

@@ -10,6 +10,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from runctl.v1 import common_pb2, event_pb2, execution_pb2, pause_point_pb2, workflow_pb2
 from runctl_server.engine.queries import ExecutionView
+from runctl_server.engine.workflow_control import PausedExecution
 from runctl_server.engine.workflows import WorkflowView
 from runctl_server.store.reads import Row
 
@@ -225,6 +226,24 @@ def pause_point(row: Row, base_url: str) -> pause_point_pb2.PausePoint:
     resume_data = _json(row["resume_data"])
     if resume_data is not None:
         message.resume_data.update(resume_data if isinstance(resume_data, dict) else {"value": resume_data})
+    return message
+
+
+def paused_execution(item: PausedExecution, base_url: str) -> pause_point_pb2.PausedExecution:
+    message = pause_point_pb2.PausedExecution(
+        id="pe_" + item.execution_id.removeprefix("exec_"),
+        workflow_id=item.workflow_id,
+        execution_id=item.execution_id,
+        status=pause_point_pb2.ResumeStatus.Value(f"RESUME_STATUS_{item.status.upper()}"),
+        total_pause_count=item.total_pause_count,
+        resumed_count=item.resumed_count,
+        paused_at=timestamp(item.paused_at),
+        updated_at=timestamp(item.updated_at),
+        expires_at=timestamp(item.expires_at),
+        pause_points=[pause_point(row, base_url) for row in item.pause_points],
+    )
+    if item.metadata is not None:
+        message.metadata.update(item.metadata)
     return message
 
 

@@ -1,4 +1,4 @@
-"""runctl.v1.ExecutionService: starting runs and reading them. Control calls come with the control plane."""
+"""runctl.v1.ExecutionService: starting runs and reading them; control and resume calls are mixed in."""
 
 from __future__ import annotations
 
@@ -9,13 +9,17 @@ from grpc import aio
 from runctl.v1 import execution_pb2, execution_pb2_grpc
 from runctl_server.api import convert
 from runctl_server.api.context import workspace_of
+from runctl_server.api.execution_control import ExecutionControlCalls
+from runctl_server.api.execution_resume import ExecutionResumeCalls
 from runctl_server.engine.engine import Engine
 from runctl_server.engine.model import ACTIVE_EXECUTION
 
 Context = aio.ServicerContext[Any, Any]
 
 
-class ExecutionService(execution_pb2_grpc.ExecutionServiceServicer):
+class ExecutionService(
+    ExecutionControlCalls, ExecutionResumeCalls, execution_pb2_grpc.ExecutionServiceServicer
+):
     def __init__(self, engine: Engine, base_url: str) -> None:
         self._engine = engine
         self._base_url = base_url

@@ -6,7 +6,7 @@ from typing import Any
 
 from grpc import aio
 
-from runctl.v1 import workflow_pb2, workflow_pb2_grpc
+from runctl.v1 import pause_point_pb2, workflow_pb2, workflow_pb2_grpc
 from runctl_server.api import convert
 from runctl_server.api.context import workspace_of
 from runctl_server.engine.engine import Engine
@@ -22,8 +22,9 @@ def _status_word(status: workflow_pb2.WorkflowStatus.ValueType) -> str:
 
 
 class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, base_url: str = "") -> None:
         self._engine = engine
+        self._base_url = base_url
 
     async def CreateWorkflow(
         self, request: workflow_pb2.CreateWorkflowRequest, context: Context
@@ -76,3 +77,69 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
     ) -> workflow_pb2.DeleteWorkflowResponse:
         await self._engine.workflows.delete(workspace_of(context), request.workflow_id)
         return workflow_pb2.DeleteWorkflowResponse()
+
+    # -- workflow control (seed 003) and paused executions (seed 000) -----------------------------
+
+    async def _workflow(self, workspace_id: str, workflow_id: str) -> workflow_pb2.Workflow:
+        return convert.workflow(await self._engine.workflows.get(workspace_id, workflow_id), full=False)
+
+    async def PauseWorkflow(
+        self, request: workflow_pb2.PauseWorkflowRequest, context: Context
+    ) -> workflow_pb2.PauseWorkflowResponse:
+        workspace_id = workspace_of(context)
+        _require_id(request.workflow_id)
+        await self._engine.workflow_control.pause(workspace_id, request.workflow_id, request.reason)
+        return workflow_pb2.PauseWorkflowResponse(
+            workflow=await self._workflow(workspace_id, request.workflow_id)
+        )
+
+    async def ResumeWorkflow(
+        self, request: workflow_pb2.ResumeWorkflowRequest, context: Context
+    ) -> workflow_pb2.ResumeWorkflowResponse:
+        workspace_id = workspace_of(context)
+        _require_id(request.workflow_id)
+        await self._engine.workflow_control.resume(workspace_id, request.workflow_id)
+        return workflow_pb2.ResumeWorkflowResponse(
+            workflow=await self._workflow(workspace_id, request.workflow_id)
+        )
+
+    async def CancelWorkflow(
+        self, request: workflow_pb2.CancelWorkflowRequest, context: Context
+    ) -> workflow_pb2.CancelWorkflowResponse:
+        workspace_id = workspace_of(context)
+        _require_id(request.workflow_id)
+        await self._engine.workflow_control.cancel(workspace_id, request.workflow_id, request.reason)
+        return workflow_pb2.CancelWorkflowResponse(
+            workflow=await self._workflow(workspace_id, request.workflow_id)
+        )
+
+    async def RotateWebhookSecret(
+        self, request: workflow_pb2.RotateWebhookSecretRequest, context: Context
+    ) -> workflow_pb2.RotateWebhookSecretResponse:
+        _require_id(request.workflow_id)
+        view = await self._engine.workflows.rotate_secret(workspace_of(context), request.workflow_id)
+        return workflow_pb2.RotateWebhookSecretResponse(workflow=convert.workflow(view, full=False))
+
+    async def ListPausedExecutions(
+        self, request: workflow_pb2.ListPausedExecutionsRequest, context: Context
+    ) -> workflow_pb2.ListPausedExecutionsResponse:
+        _require_id(request.workflow_id)
+        status = ""
+        if request.status != pause_point_pb2.RESUME_STATUS_UNSPECIFIED:
+            status = pause_point_pb2.ResumeStatus.Name(request.status).removeprefix("RESUME_STATUS_").lower()
+        page, token = await self._engine.workflow_control.paused_executions(
+            workspace_of(context),
+            request.workflow_id,
+            status=status,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return workflow_pb2.ListPausedExecutionsResponse(
+            paused_executions=[convert.paused_execution(item, self._base_url) for item in page],
+            next_page_token=token,
+        )
+
+
+def _require_id(workflow_id: str) -> None:
+    if not workflow_id:
+        raise InvalidArgument.single("workflow_id", "is required")

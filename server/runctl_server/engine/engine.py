@@ -5,20 +5,34 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy.engine import Engine as DatabaseEngine
 
+from runctl_server.engine.batches import Batches
+from runctl_server.engine.control import RunControl
 from runctl_server.engine.definition import Definition, load_document
 from runctl_server.engine.files import resolve_under_roots
-from runctl_server.engine.model import COMPLETED, FINISHED_EXECUTION, RUNNING, NodeRecord, Run, new_id, now
+from runctl_server.engine.model import (
+    COMPLETED,
+    FINISHED_EXECUTION,
+    QUEUED,
+    RUNNING,
+    WORKFLOW_PAUSED,
+    NodeRecord,
+    Run,
+    new_id,
+    now,
+)
 from runctl_server.engine.persistence import RunStore
 from runctl_server.engine.queries import ExecutionView, Queries
-from runctl_server.engine.scheduler import Message, Scheduler
+from runctl_server.engine.resumes import Resumes
+from runctl_server.engine.scheduler import Driven, Message, Scheduler
 from runctl_server.engine.tasks import TaskDispatcher
+from runctl_server.engine.workflow_control import WorkflowControl
 from runctl_server.engine.workflows import Workflows
 from runctl_server.errors import FailedPrecondition, InvalidArgument, RunctlError
 from runctl_server.events.hub import EventHub
@@ -57,8 +71,15 @@ class Engine:
             self.node_types["task"],
             services={"http": self.http_client, "engine": self},
         )
+        # Workflows whose runs start no new node (seed 003); their status row is the durable truth.
+        self.paused_workflows: set[str] = set()
+        self.scheduler.workflow_paused = lambda workflow_id: workflow_id in self.paused_workflows
         self._starting: dict[tuple[str, str], asyncio.Future[ExecutionView]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self.control = RunControl(self)
+        self.workflow_control = WorkflowControl(self)
+        self.resumes = Resumes(self)
+        self.batches = Batches(self)
         self.tasks = TaskDispatcher(self.scheduler, self.writer, self.reader)
         self.scheduler.on_task_created.append(self.tasks.on_task_created)
         self.scheduler.on_child_start = self._on_child_start
@@ -68,7 +89,12 @@ class Engine:
         self.writer.start()
         counter = await self.reader.one("SELECT value FROM counters WHERE name = 'event_sequence'")
         self.hub.last_sequence = int(counter["value"]) if counter else 0
+        paused = await self.reader.all(
+            "SELECT id FROM workflows WHERE status = 'paused' AND deleted_at IS NULL"
+        )
+        self.paused_workflows = {row["id"] for row in paused}
         await self.recover()
+        await self.batches.start()
         await self.tasks.start()
         self.scheduler.timers.start()
 
@@ -109,6 +135,15 @@ class Engine:
             child = json.loads(row["state"]).get("child")
             if run is not None and isinstance(child, dict):
                 await self._start_child(run, row["node_key"], int(row["attempts"]), child)
+
+    # -- talking to runs ----------------------------------------------------------------------------
+
+    async def send(self, execution_id: str, handler: Callable[[Scheduler, Driven], Any]) -> Any:
+        """Run `handler` inside the run's driver; answers its result once the changes it made are
+        committed, or None when the run has ended (or does not exist) and the handler never ran."""
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.scheduler.deliver(execution_id, Message("control", data={"handler": handler}, reply=reply))
+        return await reply
 
     # -- starting runs -----------------------------------------------------------------------------
 
@@ -166,8 +201,10 @@ class Engine:
         disable_breakpoints: bool = False,
         batch_id: str | None = None,
         parent: tuple[str, str] | None = None,
+        queued: str | None = None,
     ) -> ExecutionView:
-        """Create a run and start driving it; answers its row (basic view) once its creation is committed."""
+        """Create a run and start driving it; answers its row (basic view) once its creation is committed.
+        With `queued` (why: "batch", ...) the run waits as queued until released with release_queued."""
         if request_id:
             key = (workspace_id, request_id)
             pending = self._starting.get(key)
@@ -190,6 +227,7 @@ class Engine:
                     disable_breakpoints,
                     batch_id,
                     parent,
+                    queued,
                 )
             except WriteError:
                 # Another process committed the same request id first.
@@ -216,6 +254,7 @@ class Engine:
             disable_breakpoints,
             batch_id,
             parent,
+            queued,
         )
 
     async def _create_run(
@@ -230,12 +269,15 @@ class Engine:
         disable_breakpoints: bool,
         batch_id: str | None,
         parent: tuple[str, str] | None,
+        queued: str | None = None,
     ) -> ExecutionView:
         payload = dict(input or {})
         if len(dumps(payload)) > MAX_INPUT_BYTES:
             raise InvalidArgument.single("input", f"is larger than {MAX_INPUT_BYTES} bytes")
         definition, source = await self._resolve_source(workspace_id, workflow_id, document, workflow_path)
         stamp = now()
+        if queued is None and source.get("workflow_id") in self.paused_workflows:
+            queued = WORKFLOW_PAUSED  # runs started while their workflow is paused stay queued
         run = Run(
             id=new_id("exec"),
             workspace_id=workspace_id,
@@ -245,19 +287,25 @@ class Engine:
             workflow_id=source.get("workflow_id"),
             workflow_version=source.get("workflow_version"),
             batch_id=batch_id,
-            status=RUNNING,
+            status=QUEUED if queued else RUNNING,
+            hold=queued,
+            parked=bool(queued),
             trace_logs=trace_logs,
             breakpoints_disabled=disable_breakpoints,
             created_at=stamp,
-            started_at=stamp,
+            started_at=None if queued else stamp,
             source_path=source.get("source_path"),
             parent_execution_id=parent[0] if parent else None,
             parent_node_key=parent[1] if parent else None,
         )
-        run.emit("EXECUTION_STARTED", input=payload, name=run.name)
+        if queued:
+            run.emit("EXECUTION_QUEUED", input=payload, name=run.name, reason=queued)
+        else:
+            run.emit("EXECUTION_STARTED", input=payload, name=run.name)
         insert = self.store.insert_run(run, document=source["document"], request_id=request_id or None)
         events = await self.writer.commit(insert)
-        self.scheduler.launch(run, fresh=True)
+        if not queued:
+            self.scheduler.launch(run, fresh=True)
         # The reply comes from what was just committed: no read back.
         row = dict(insert.statements[0][1])
         return ExecutionView(row=row, last_sequence=max((e.sequence for e in events), default=0))

@@ -29,6 +29,7 @@ from runctl_server.engine.model import (
     QUEUED,
     RUNNING,
     SCHEDULED,
+    SKIPPED,
     WAITING,
     WORKFLOW_PAUSED,
     NodeRecord,
@@ -68,6 +69,25 @@ class Driven:
     # Ready nodes not started because the run is held (operator pause or its workflow paused).
     held: list[tuple[Scope, str]] = field(default_factory=list)
     after_commit: list[Any] = field(default_factory=list)
+
+
+def _lets_through(record: NodeRecord) -> bool:
+    """A completed node takes its edges; so does one an operator skipped to let the run go on."""
+    return record.status == COMPLETED or (
+        record.status == SKIPPED and bool((record.state or {}).get("skippedByOperator"))
+    )
+
+
+def _elapsed_ms(record: NodeRecord) -> float:
+    return round((now() - (record.started_at or now())) * 1000, 1)
+
+
+def _resolved(ctx: NodeRunContext, config: Mapping[str, Any]) -> Any:
+    """The node's config with its templates filled in, as the node sees it (raw if it cannot render)."""
+    try:
+        return ctx.render(dict(config))
+    except Exception:
+        return dict(config)
 
 
 class Scheduler:
@@ -301,7 +321,7 @@ class Scheduler:
             source = run.nodes.get(scope.prefix + edge.source)
             if source is None or not source.done:
                 return None
-            if source.status == COMPLETED and (edge.when or "") in (
+            if _lets_through(source) and (edge.when or "") in (
                 source.branches if source.branches is not None else ("",)
             ):
                 taken = True
@@ -321,6 +341,12 @@ class Scheduler:
             return
         node_type = self.node_types.get(node.type, self.task_type)
         ctx = NodeRunContext(run, scope, node, key, record.attempts, self.services)
+        if run.trace_logs:
+            ctx.log(
+                f"{node.type} node {node.id!r} started (attempt {record.attempts})",
+                level="debug",
+                input=_resolved(ctx, node.config),
+            )
         if not node_type.inline:
             driven.spawn.append((key, scope, node, node_type, ctx))
             return
@@ -336,8 +362,14 @@ class Scheduler:
     @staticmethod
     def _keep_logs(run: Run, record: NodeRecord, node: NodeSpec, logs: list[dict[str, Any]]) -> None:
         if logs and (run.trace_logs or node.type == "log"):
-            record.logs.extend(logs)
-            run.touch(record)
+            for line in logs:
+                t.log_line(run, record, line)
+
+    @staticmethod
+    def _trace(run: Run, record: NodeRecord, message: str, **details: Any) -> None:
+        """With trace logs on, the engine itself records what each node did and how long it took."""
+        if run.trace_logs:
+            t.log_line(run, record, {"time": now(), "level": "debug", "message": message, "details": details})
 
     def _apply_result(
         self, driven: Driven, scope: Scope, node: NodeSpec, record: NodeRecord, result: NodeResult
@@ -345,6 +377,13 @@ class Scheduler:
         run = driven.run
         suspend = result.suspend
         if suspend is None:
+            self._trace(
+                run,
+                record,
+                f"completed in {_elapsed_ms(record)} ms",
+                output=result.output,
+                elapsedMs=_elapsed_ms(record),
+            )
             t.complete_node(run, record, result.output, result.branches)
             if not scope.prefix:
                 run.outputs[node.id] = {"output": result.output}
@@ -379,6 +418,9 @@ class Scheduler:
         self, driven: Driven, scope: Scope, node: NodeSpec, record: NodeRecord, failure: NodeFailure
     ) -> None:
         run = driven.run
+        self._trace(
+            run, record, f"failed after {_elapsed_ms(record)} ms: {failure.message}", code=failure.code
+        )
         policy = node.retry
         if failure.retryable and record.attempts < policy.max_attempts:
             delay = min(
@@ -516,11 +558,74 @@ class Scheduler:
             return
         paused = any(r.status == WAITING and (r.state or {}).get("contextId") for r in run.nodes.values())
         hold = self.hold_of(run)
-        if not paused and driven.held and hold is not None and not driven.inflight:
+        if not paused and hold is not None and not driven.inflight:
             # In-flight nodes have finished and nothing new may start: the run is paused by its hold.
-            t.hold_run(run, hold, driven.held[0][1])
+            t.hold_run(run, hold, driven.held[0][1] if driven.held else run.current_node_id)
             return
         t.set_run_status(run, PAUSED if paused else RUNNING)
+
+    # -- control: called by handlers that run inside the driver (see engine/control.py) ----------
+
+    def located(self, driven: Driven, record: NodeRecord) -> tuple[Scope, NodeSpec]:
+        scope = self._scope_of(driven, record)
+        return scope, scope.graph.by_id[record.node_id]
+
+    def _go_on(self, driven: Driven) -> None:
+        """A paused run with no open pause point and no hold left is running again."""
+        run = driven.run
+        if run.status != PAUSED or self.hold_of(run) is not None:
+            return
+        if not any(r.status == WAITING and (r.state or {}).get("contextId") for r in run.nodes.values()):
+            t.set_run_status(run, RUNNING)
+
+    def resume_waiting(self, driven: Driven, record: NodeRecord, output: Any, data: Any = None) -> None:
+        """A waiting node's pause point is answered: it completes with `output` and the run goes on."""
+        scope, node = self.located(driven, record)
+        t.clear_wait(driven.run, record, data)
+        record.status = RUNNING
+        self._go_on(driven)
+        self._apply_result(driven, scope, node, record, NodeResult(output=output))
+
+    def pass_breakpoint(self, driven: Driven, record: NodeRecord) -> None:
+        """Continue from a breakpoint: the node runs now, without pausing again."""
+        scope, node = self.located(driven, record)
+        t.resolve_pause(driven.run, record, "resumed")
+        record.state = {**(record.state or {}), "breakpointPassed": True}
+        record.status = IDLE
+        self._go_on(driven)
+        driven.worklist.append((scope, node.id))
+
+    def skip_paused(self, driven: Driven, record: NodeRecord) -> None:
+        """The paused node is marked skipped and the run goes on past it."""
+        scope, node = self.located(driven, record)
+        t.resolve_pause(driven.run, record, "cancelled")
+        record.state = {**(record.state or {}), "skippedByOperator": True}
+        t.skip_node(driven.run, record, reason="skipped by an operator")
+        self._go_on(driven)
+        if not scope.prefix:
+            driven.run.outputs[node.id] = {"output": None}
+        self._after_done(driven, scope, node, record)
+
+    def stop_run(self, driven: Driven, reason: str) -> None:
+        """End the run as stopped: in-flight node work is cancelled, open nodes stop."""
+        self._cancel_inflight(driven)
+        t.stop_open_nodes(driven.run)
+        t.stop_run(driven.run, reason)
+
+    def release(self, driven: Driven) -> None:
+        """Lift what held the run (its queue slot, an operator's pause) and look at its graph again."""
+        run = driven.run
+        if run.status == QUEUED:
+            t.start_queued(run)
+        run.hold = None
+        run.row_dirty = True
+        self._go_on(driven)
+        self.reseed(driven)
+
+    def refresh(self, driven: Driven) -> None:
+        """Look at every ready node again (a hold was lifted elsewhere, say its workflow resumed)."""
+        self._go_on(driven)
+        self.reseed(driven)
 
     # -- messages ----------------------------------------------------------------------------------
 

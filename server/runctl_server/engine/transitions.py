@@ -99,6 +99,20 @@ def stop_open_nodes(run: Run) -> None:
         stop_node(run, record)
 
 
+def log_line(run: Run, record: NodeRecord, line: dict[str, Any]) -> None:
+    """Keep a log line on the node and publish it as a NODE_LOG event (history and streams)."""
+    record.logs.append(line)
+    run.touch(record)
+    run.emit(
+        "NODE_LOG",
+        record.node_id,
+        nodeKey=record.key,
+        level=line.get("level", "info"),
+        message=line.get("message", ""),
+        details=line.get("details") or {},
+    )
+
+
 def wait_node(run: Run, record: NodeRecord, *, wake_at: float) -> None:
     """A durable timer: the node waits until `wake_at` (epoch seconds)."""
     record.status = WAITING
@@ -242,7 +256,7 @@ def wait_child(run: Run, record: NodeRecord, child: dict[str, Any]) -> None:
     run.touch(record)
 
 
-def hold_run(run: Run, reason: str, node_id: str) -> None:
+def hold_run(run: Run, reason: str, node_id: str | None) -> None:
     """The run is paused by a hold (an operator's, or its workflow's) before `node_id`."""
     if run.status == PAUSED and run.pause_reason == reason:
         return
@@ -251,6 +265,18 @@ def hold_run(run: Run, reason: str, node_id: str) -> None:
     run.paused_node_id = node_id
     run.row_dirty = True
     run.emit("EXECUTION_PAUSED", node_id, reason=reason)
+
+
+def start_queued(run: Run) -> None:
+    """A queued run gets its turn: it starts now."""
+    run.status = RUNNING
+    run.started_at = now()
+    run.row_dirty = True
+    run.emit("EXECUTION_STARTED", input=run.input, name=run.name)
+
+
+def stop_run(run: Run, reason: str) -> None:
+    finish_run(run, STOPPED, reason=reason, was=run.status)
 
 
 def set_run_status(run: Run, status: str) -> None:
@@ -264,7 +290,9 @@ def set_run_status(run: Run, status: str) -> None:
     run.row_dirty = True
 
 
-def finish_run(run: Run, status: str, *, error: dict[str, Any] | None = None, output: Any = None) -> None:
+def finish_run(
+    run: Run, status: str, *, error: dict[str, Any] | None = None, output: Any = None, **extra: Any
+) -> None:
     run.status = status
     run.error = error
     run.output = output
@@ -276,6 +304,6 @@ def finish_run(run: Run, status: str, *, error: dict[str, Any] | None = None, ou
     run.row_dirty = True
     event = {COMPLETED: "EXECUTION_COMPLETED", STOPPED: "EXECUTION_STOPPED"}.get(status, "EXECUTION_FAILED")
     if error is not None:
-        run.emit(event, error.get("nodeId"), status=status, error=error)
+        run.emit(event, error.get("nodeId"), status=status, error=error, **extra)
     else:
-        run.emit(event, status=status, output=output)
+        run.emit(event, status=status, output=output, **extra)

@@ -46,9 +46,9 @@ class Workflows:
 
     def __init__(self, store: RunStore) -> None:
         self._store = store
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
 
-    async def _row(self, workspace_id: str, workflow_id: str) -> Row:
+    async def row(self, workspace_id: str, workflow_id: str) -> Row:
         row = await self._store.reader.one(
             "SELECT * FROM workflows WHERE id = :id AND workspace_id = :ws AND deleted_at IS NULL",
             {"id": workflow_id, "ws": workspace_id},
@@ -68,10 +68,10 @@ class Workflows:
     async def get(self, workspace_id: str, workflow_id: str) -> WorkflowView:
         if not workflow_id:
             raise InvalidArgument.single("workflow_id", "is required")
-        return await self._view(await self._row(workspace_id, workflow_id))
+        return await self._view(await self.row(workspace_id, workflow_id))
 
     async def definition(self, workspace_id: str, workflow_id: str) -> tuple[Row, Definition]:
-        row = await self._row(workspace_id, workflow_id)
+        row = await self.row(workspace_id, workflow_id)
         definition = await self._store.definition_of(
             {"document": None, "workflow_id": row["id"], "workflow_version": row["version"]}
         )
@@ -122,7 +122,7 @@ class Workflows:
             if request_id:  # a concurrent create with the same request id won
                 return await self.create(workspace_id, document, request_id)
             raise
-        return await self._view(await self._row(workspace_id, workflow_id), secret)
+        return await self._view(await self.row(workspace_id, workflow_id), secret)
 
     async def list(
         self, workspace_id: str, *, size: int = 0, token: str = "", status: str = ""
@@ -154,8 +154,8 @@ class Workflows:
         self, workspace_id: str, workflow_id: str, document: Mapping[str, Any], *, expected_version: int = 0
     ) -> WorkflowView:
         definition = self._store.parse(document)
-        async with self._lock:
-            row = await self._row(workspace_id, workflow_id)
+        async with self.lock:
+            row = await self.row(workspace_id, workflow_id)
             if expected_version and expected_version != row["version"]:
                 raise Aborted(
                     f"workflow {workflow_id!r} is at version {row['version']}, not {expected_version}",
@@ -194,11 +194,25 @@ class Workflows:
                 )
             )
             await self._store.writer.commit(mutation)
-        return await self._view(await self._row(workspace_id, workflow_id))
+        return await self._view(await self.row(workspace_id, workflow_id))
+
+    async def rotate_secret(self, workspace_id: str, workflow_id: str) -> WorkflowView:
+        """A new webhook secret replaces the old one at once; it is shown only in this answer."""
+        secret = secrets.token_urlsafe(24)
+        async with self.lock:
+            await self.row(workspace_id, workflow_id)
+            mutation = Mutation()
+            mutation.add(
+                "UPDATE workflows SET secret_hash = :hash, updated_at = :now WHERE id = :id",
+                {"id": workflow_id, "hash": hash_secret(secret), "now": now()},
+            )
+            mutation.emit(EventRecord("WORKFLOW_SECRET_ROTATED", workspace_id, workflow_id=workflow_id))
+            await self._store.writer.commit(mutation)
+        return await self._view(await self.row(workspace_id, workflow_id), secret)
 
     async def delete(self, workspace_id: str, workflow_id: str) -> None:
-        async with self._lock:
-            await self._row(workspace_id, workflow_id)
+        async with self.lock:
+            await self.row(workspace_id, workflow_id)
             mutation = Mutation()
             mutation.add(sql.DELETE_WORKFLOW, {"id": workflow_id, "now": now()})
             mutation.emit(EventRecord("WORKFLOW_DELETED", workspace_id, workflow_id=workflow_id))

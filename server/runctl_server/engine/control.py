@@ -1,0 +1,300 @@
+"""Run control: stop, continue, skip, operator pause and resume, trace logs, releasing queued runs.
+
+Every operation is a handler that runs inside the run's driver (Engine.send), so it sees the run as its
+driver does and its changes are committed, with their events, before the caller gets an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from runctl_server.engine.model import (
+    ACTIVE_EXECUTION,
+    BREAKPOINT,
+    MANUAL,
+    PAUSED,
+    QUEUED,
+    WAITING,
+    WORKFLOW_PAUSED,
+    NodeRecord,
+    Run,
+)
+from runctl_server.engine.scheduler import Driven, Scheduler
+from runctl_server.errors import FailedPrecondition, InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from runctl_server.engine.engine import Engine
+
+PAUSE_ACTIONS = ("continue", "stop", "skip", "continueWithoutBreakpoint")
+
+
+@dataclass(frozen=True)
+class StopOutcome:
+    execution_id: str
+    was_running: bool
+    was_queued: bool
+
+
+@dataclass(frozen=True)
+class StopCounts:
+    running_stopped: int
+    queued_cancelled: int
+
+    @property
+    def total(self) -> int:
+        return self.running_stopped + self.queued_cancelled
+
+
+@dataclass(frozen=True)
+class StopAllOutcome:
+    counts: StopCounts
+    batch_ids: list[str]
+
+
+def _ended(run: Run) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"execution {run.id!r} has already ended ({run.status})", reason="EXECUTION_ENDED"
+    )
+
+
+def _paused_record(run: Run) -> NodeRecord | None:
+    """The node an operator is looking at when the run is paused: its open breakpoint or pause point."""
+    waiting = [r for r in run.nodes.values() if r.status == WAITING and (r.state or {}).get("contextId")]
+    for record in waiting:
+        if (record.state or {}).get("pauseKind") == BREAKPOINT:
+            return record
+    return waiting[0] if waiting else None
+
+
+class RunControl:
+    """The operations of ExecutionService that steer one run or all of them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def _existing(self, workspace_id: str, execution_id: str) -> dict[str, Any]:
+        row = await self._engine.reader.one(
+            "SELECT id, status FROM executions WHERE id = :id AND workspace_id = :ws",
+            {"id": execution_id, "ws": workspace_id},
+        )
+        if row is None:
+            raise NotFound(f"execution {execution_id!r} not found", reason="EXECUTION_NOT_FOUND")
+        return dict(row)
+
+    async def _target(
+        self, workspace_id: str, execution_id: str, statuses: tuple[str, ...], what: str
+    ) -> str:
+        """The given run, or without an id the most recent run in one of `statuses`."""
+        if execution_id:
+            await self._existing(workspace_id, execution_id)
+            return execution_id
+        row = await self._engine.queries.most_recent(workspace_id, statuses)
+        if row is None:
+            raise NotFound(f"there is no {what} execution", reason="EXECUTION_NOT_FOUND")
+        return str(row["id"])
+
+    async def _send(self, workspace_id: str, execution_id: str, handler: Any) -> Any:
+        result = await self._engine.send(execution_id, handler)
+        if result is None:  # the run ended before the handler could run
+            row = await self._existing(workspace_id, execution_id)
+            raise FailedPrecondition(
+                f"execution {execution_id!r} has already ended ({row['status']})", reason="EXECUTION_ENDED"
+            )
+        return result
+
+    # -- stop ------------------------------------------------------------------------------------
+
+    async def stop(self, workspace_id: str, execution_id: str = "", reason: str = "") -> StopOutcome:
+        target = await self._target(workspace_id, execution_id, ACTIVE_EXECUTION, "active")
+        why = reason or "stopped by an operator"
+
+        def handler(scheduler: Scheduler, driven: Driven) -> StopOutcome:
+            run = driven.run
+            if run.finished:
+                raise _ended(run)
+            was = run.status
+            scheduler.stop_run(driven, why)
+            return StopOutcome(run.id, was_running=was != QUEUED, was_queued=was == QUEUED)
+
+        outcome: StopOutcome = await self._send(workspace_id, target, handler)
+        await self._stop_children(workspace_id, target, why)
+        return outcome
+
+    async def _stop_children(self, workspace_id: str, parent_id: str, reason: str) -> None:
+        """Sub-workflow runs awaited by a stopped run stop with it."""
+        rows = await self._engine.reader.all(
+            "SELECT id FROM executions WHERE parent_execution_id = :id AND status IN :active",
+            {"id": parent_id, "active": list(ACTIVE_EXECUTION)},
+            expanding=("active",),
+        )
+        for row in rows:
+            with contextlib.suppress(FailedPrecondition):  # it ended meanwhile
+                await self.stop(workspace_id, row["id"], f"its parent run {parent_id} was stopped")
+
+    async def stop_many(self, workspace_id: str, execution_ids: list[str], reason: str) -> StopCounts:
+        """Stop every listed run that is still active; runs that ended meanwhile are not counted."""
+
+        async def one(execution_id: str) -> StopOutcome | None:
+            try:
+                return await self.stop(workspace_id, execution_id, reason)
+            except (FailedPrecondition, NotFound):
+                return None
+
+        outcomes = await asyncio.gather(*(one(execution_id) for execution_id in execution_ids))
+        return StopCounts(
+            running_stopped=sum(1 for o in outcomes if o is not None and o.was_running),
+            queued_cancelled=sum(1 for o in outcomes if o is not None and o.was_queued),
+        )
+
+    async def stop_all(self, workspace_id: str, reason: str = "") -> StopAllOutcome:
+        """Stop every running batch, every running or paused run, and cancel every queued run."""
+        # Batches first, so that none of them releases a queued run while its runs are stopped.
+        batch_ids = await self._engine.batches.stop_all(workspace_id)
+        ids = await self.active_ids(workspace_id)
+        counts = await self.stop_many(workspace_id, ids, reason or "stopped with all other runs")
+        return StopAllOutcome(counts, batch_ids)
+
+    async def active_ids(self, workspace_id: str, **where: str) -> list[str]:
+        clauses = ["workspace_id = :ws", "status IN :active"]
+        params: dict[str, Any] = {"ws": workspace_id, "active": list(ACTIVE_EXECUTION)}
+        for column, value in where.items():
+            clauses.append(f"{column} = :{column}")
+            params[column] = value
+        rows = await self._engine.reader.all(
+            f"SELECT id FROM executions WHERE {' AND '.join(clauses)} ORDER BY created_at",  # noqa: S608
+            params,
+            expanding=("active",),
+        )
+        return [str(row["id"]) for row in rows]
+
+    # -- paused runs -----------------------------------------------------------------------------
+
+    async def control_pause(self, workspace_id: str, execution_id: str, action: str) -> str:
+        """Act on a paused run: continue, stop, skip the paused node, or continue without breakpoints."""
+        if action not in PAUSE_ACTIONS:
+            raise InvalidArgument.single("action", f"must be one of: {', '.join(PAUSE_ACTIONS)}")
+        target = await self._target(workspace_id, execution_id, (PAUSED,), "paused")
+        if action == "stop":
+            await self.stop(workspace_id, target, "stopped from its pause")
+            return target
+
+        def handler(scheduler: Scheduler, driven: Driven) -> str:
+            run = driven.run
+            if run.finished:
+                raise _ended(run)
+            record = _paused_record(run)
+            if record is None and run.hold != MANUAL:
+                if run.status == PAUSED and run.pause_reason == WORKFLOW_PAUSED:
+                    raise FailedPrecondition(
+                        f"execution {run.id!r} is held by its paused workflow: resume the workflow",
+                        reason="WORKFLOW_PAUSED",
+                    )
+                raise FailedPrecondition(f"execution {run.id!r} is not paused", reason="NOT_PAUSED")
+            if record is None and action == "skip":
+                raise FailedPrecondition(
+                    f"execution {run.id!r} is paused by an operator between nodes, so there is no node "
+                    "to skip: continue it instead",
+                    reason="NOTHING_TO_SKIP",
+                )
+            if action == "continueWithoutBreakpoint" and not run.breakpoints_disabled:
+                run.breakpoints_disabled = True
+                run.row_dirty = True
+            if record is not None:
+                kind = (record.state or {}).get("pauseKind")
+                if action == "skip":
+                    scheduler.skip_paused(driven, record)
+                elif kind == BREAKPOINT:
+                    scheduler.pass_breakpoint(driven, record)
+                else:
+                    # A wait or an approval continued by an operator goes on with no data.
+                    scheduler.resume_waiting(driven, record, None)
+            if run.hold == MANUAL:
+                scheduler.release(driven)  # going on lifts an operator's pause too
+            return run.id
+
+        await self._send(workspace_id, target, handler)
+        return target
+
+    async def continue_run(self, workspace_id: str, execution_id: str = "") -> str:
+        return await self.control_pause(workspace_id, execution_id, "continue")
+
+    async def pause(self, workspace_id: str, execution_id: str) -> str:
+        """An operator's pause: the run starts no new node; it shows paused once in-flight nodes end."""
+        await self._existing(workspace_id, execution_id)
+
+        def handler(scheduler: Scheduler, driven: Driven) -> str:
+            run = driven.run
+            if run.finished:
+                raise _ended(run)
+            if run.hold == MANUAL:
+                raise FailedPrecondition(
+                    f"execution {run.id!r} is already paused by an operator", reason="ALREADY_PAUSED"
+                )
+            run.hold = MANUAL
+            run.row_dirty = True
+            return run.id
+
+        return str(await self._send(workspace_id, execution_id, handler))
+
+    async def resume(self, workspace_id: str, execution_id: str) -> str:
+        """Lift an operator's pause."""
+        await self._existing(workspace_id, execution_id)
+
+        def handler(scheduler: Scheduler, driven: Driven) -> str:
+            run = driven.run
+            if run.finished:
+                raise _ended(run)
+            if run.hold != MANUAL:
+                raise FailedPrecondition(
+                    f"execution {run.id!r} is not paused by an operator; to go on from a breakpoint or "
+                    "a wait use ContinueExecution or ControlPause",
+                    reason="NOT_OPERATOR_PAUSED",
+                )
+            scheduler.release(driven)
+            return run.id
+
+        return str(await self._send(workspace_id, execution_id, handler))
+
+    async def set_trace_logs(self, workspace_id: str, execution_id: str, enabled: bool) -> str:
+        target = await self._target(workspace_id, execution_id, (), "")
+
+        def handler(scheduler: Scheduler, driven: Driven) -> str:
+            run = driven.run
+            if run.finished:
+                raise _ended(run)
+            if run.trace_logs != enabled:
+                run.trace_logs = enabled
+                run.row_dirty = True
+                run.emit("EXECUTION_TRACE_LOGS_CHANGED", enabled=enabled)
+            return run.id
+
+        await self._send(workspace_id, target, handler)
+        return target
+
+    # -- queued runs -----------------------------------------------------------------------------
+
+    async def release_queued(self, execution_id: str, reasons: tuple[str, ...] = ()) -> bool:
+        """Start a queued run (only if it is queued for one of `reasons`, when given); answers whether
+        it started."""
+
+        def handler(scheduler: Scheduler, driven: Driven) -> bool:
+            run = driven.run
+            if run.status != QUEUED or (reasons and run.hold not in reasons):
+                return False
+            scheduler.release(driven)
+            return True
+
+        return bool(await self._engine.send(execution_id, handler))
+
+    async def refresh(self, execution_id: str) -> None:
+        """Have a run look at its graph again (a hold was lifted elsewhere)."""
+
+        def handler(scheduler: Scheduler, driven: Driven) -> bool:
+            if not driven.run.finished and driven.run.status != QUEUED:
+                scheduler.refresh(driven)
+            return True
+
+        await self._engine.send(execution_id, handler)

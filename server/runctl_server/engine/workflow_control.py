@@ -1,0 +1,189 @@
+"""Workflow pause, resume and cancel (seed 003), and the paused executions of a workflow (seed 000).
+
+A paused workflow is a status row plus a name in Engine.paused_workflows, which the scheduler consults
+before starting any node: in-flight nodes finish, nothing new starts, timers keep counting (a delay
+that ends during the pause completes; what follows it waits), and runs started meanwhile stay queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from runctl_server.engine.model import ACTIVE_EXECUTION, QUEUED, RUNNING, WORKFLOW_PAUSED, now
+from runctl_server.engine.paging import decode_token, encode_token, page_size
+from runctl_server.errors import FailedPrecondition, InvalidArgument
+from runctl_server.store.reads import Row
+from runctl_server.store.writer import EventRecord, Mutation
+
+if TYPE_CHECKING:
+    from runctl_server.engine.engine import Engine
+
+SET_WORKFLOW_STATUS = (
+    "UPDATE workflows SET status = :status, updated_at = :now WHERE id = :id AND status = :expected"
+)
+RESUME_STATUSES = ("paused", "resumed", "expired", "cancelled")
+
+
+@dataclass(frozen=True)
+class PausedExecution:
+    """One run of the workflow that has paused at least once, with its pause points oldest first."""
+
+    execution_id: str
+    workflow_id: str
+    status: str
+    total_pause_count: int
+    resumed_count: int
+    paused_at: float
+    updated_at: float
+    expires_at: float | None
+    metadata: dict[str, Any] | None
+    pause_points: list[Row]
+
+
+def _aggregate(execution_id: str, points: list[Row], run: Row | None) -> PausedExecution:
+    waiting = [p for p in points if p["status"] == "paused"]
+    latest = max(points, key=lambda p: (p["resolved_at"] or p["registered_at"], p["registered_at"]))
+    expiries = [p["expires_at"] for p in waiting if p["expires_at"] is not None]
+    metadata = {
+        key: value
+        for key, value in (
+            ("batchId", run["batch_id"] if run else None),
+            ("workflowFile", run["source_path"] if run else None),
+        )
+        if value
+    }
+    return PausedExecution(
+        execution_id=execution_id,
+        workflow_id=str(points[0]["workflow_id"]),
+        status="paused" if waiting else str(latest["status"]),
+        total_pause_count=len(points),
+        resumed_count=sum(1 for p in points if p["status"] == "resumed"),
+        paused_at=min(p["registered_at"] for p in points),
+        updated_at=max(p["resolved_at"] or p["registered_at"] for p in points),
+        expires_at=min(expiries) if expiries else None,
+        metadata=metadata or None,
+        pause_points=sorted(points, key=lambda p: (p["registered_at"], p["context_id"])),
+    )
+
+
+class WorkflowControl:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def _set_status(
+        self,
+        workspace_id: str,
+        workflow_id: str,
+        expected: tuple[str, ...],
+        status: str,
+        event: str,
+        **payload: Any,
+    ) -> None:
+        workflows = self._engine.workflows
+        async with workflows.lock:
+            row = await workflows.row(workspace_id, workflow_id)
+            if row["status"] not in expected:
+                wanted = " or ".join(expected)
+                raise FailedPrecondition(
+                    f"workflow {workflow_id!r} is {row['status']}, not {wanted}",
+                    reason=f"WORKFLOW_{str(row['status']).upper()}",
+                )
+            mutation = Mutation()
+            mutation.add(
+                SET_WORKFLOW_STATUS,
+                {"id": workflow_id, "status": status, "expected": row["status"], "now": now()},
+            )
+            mutation.emit(
+                EventRecord(
+                    event, workspace_id, workflow_id=workflow_id, payload={"status": status, **payload}
+                )
+            )
+            await self._engine.writer.commit(mutation)
+
+    async def _runs(self, workspace_id: str, workflow_id: str, statuses: tuple[str, ...]) -> list[Row]:
+        return await self._engine.reader.all(
+            "SELECT id, status, hold FROM executions"
+            " WHERE workspace_id = :ws AND workflow_id = :wf AND status IN :statuses ORDER BY created_at",
+            {"ws": workspace_id, "wf": workflow_id, "statuses": list(statuses)},
+            expanding=("statuses",),
+        )
+
+    async def pause(self, workspace_id: str, workflow_id: str, reason: str = "") -> None:
+        paused = self._engine.paused_workflows
+        # Held before the commit: no node may start between the commit and the hold.
+        was_held = workflow_id in paused
+        paused.add(workflow_id)
+        try:
+            await self._set_status(
+                workspace_id, workflow_id, ("active",), "paused", "WORKFLOW_PAUSED", reason=reason
+            )
+        except BaseException:
+            if not was_held:
+                paused.discard(workflow_id)
+            raise
+        # Runs idle between nodes show PAUSED at once; busy ones once their in-flight nodes end.
+        runs = await self._runs(workspace_id, workflow_id, (RUNNING,))
+        await asyncio.gather(*(self._engine.control.refresh(row["id"]) for row in runs))
+
+    async def resume(self, workspace_id: str, workflow_id: str) -> None:
+        await self._set_status(workspace_id, workflow_id, ("paused",), "active", "WORKFLOW_RESUMED")
+        self._engine.paused_workflows.discard(workflow_id)
+        control = self._engine.control
+        runs = await self._runs(workspace_id, workflow_id, ACTIVE_EXECUTION)
+        await asyncio.gather(
+            *(
+                control.release_queued(row["id"], (WORKFLOW_PAUSED,))
+                if row["status"] == QUEUED
+                else control.refresh(row["id"])
+                for row in runs
+                if row["status"] != QUEUED or row["hold"] == WORKFLOW_PAUSED
+            )
+        )
+
+    async def cancel(self, workspace_id: str, workflow_id: str, reason: str = "") -> int:
+        """Cancel for good: its runs stop and it takes no new ones. Answers how many runs stopped."""
+        await self._set_status(
+            workspace_id, workflow_id, ("active", "paused"), "cancelled", "WORKFLOW_CANCELLED", reason=reason
+        )
+        self._engine.paused_workflows.discard(workflow_id)
+        runs = await self._runs(workspace_id, workflow_id, ACTIVE_EXECUTION)
+        why = f"workflow {workflow_id} was cancelled" + (f": {reason}" if reason else "")
+        counts = await self._engine.control.stop_many(workspace_id, [row["id"] for row in runs], why)
+        return counts.total
+
+    async def paused_executions(
+        self, workspace_id: str, workflow_id: str, *, status: str = "", size: int = 0, token: str = ""
+    ) -> tuple[list[PausedExecution], str]:
+        """Seed 000: the runs of a workflow that paused, most recently paused first."""
+        if status and status not in RESUME_STATUSES:
+            raise InvalidArgument.single("status", f"must be one of: {', '.join(RESUME_STATUSES)}")
+        await self._engine.workflows.row(workspace_id, workflow_id)
+        limit = page_size(size, default=50)
+        points = await self._engine.reader.all(
+            "SELECT * FROM pause_points WHERE workspace_id = :ws AND workflow_id = :wf",
+            {"ws": workspace_id, "wf": workflow_id},
+        )
+        by_run: dict[str, list[Row]] = {}
+        for point in points:
+            by_run.setdefault(str(point["execution_id"]), []).append(point)
+        runs = await self._engine.reader.all(
+            "SELECT id, batch_id, source_path FROM executions WHERE id IN :ids",
+            {"ids": list(by_run) or [""]},
+            expanding=("ids",),
+        )
+        run_rows = {str(row["id"]): row for row in runs}
+        paused = [_aggregate(eid, pts, run_rows.get(eid)) for eid, pts in by_run.items()]
+        if status:
+            paused = [p for p in paused if p.status == status]
+        paused.sort(key=lambda p: (-p.paused_at, p.execution_id))
+        after = decode_token(token, ("t", "id"))
+        if after is not None:
+            key = (-float(after["t"]), str(after["id"]))
+            paused = [p for p in paused if (-p.paused_at, p.execution_id) > key]
+        page = paused[:limit]
+        next_token = ""
+        if len(paused) > limit:
+            next_token = encode_token({"t": page[-1].paused_at, "id": page[-1].execution_id})
+        return page, next_token

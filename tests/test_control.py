@@ -1,0 +1,245 @@
+"""Run control over the real gRPC API: stop, stop all, continue, pause control, operator pause, trace logs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from runctl.v1 import common_pb2, event_pb2, execution_pb2, workflow_pb2
+from tests.engine_helpers import Client, linear, local_http, node_status, nodes_by_id
+from tests.postgres import temporary_database
+from tests.support import running_server, settings_for
+
+COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
+PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
+RUNNING = execution_pb2.EXECUTION_STATUS_RUNNING
+STOPPED = execution_pb2.EXECUTION_STATUS_STOPPED
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
+        with running_server(settings_for(url)) as handle, grpc.insecure_channel(handle.grpc_target) as chan:
+            yield Client(chan)
+    else:
+        with (
+            temporary_database() as url,
+            running_server(settings_for(url)) as handle,
+            grpc.insecure_channel(handle.grpc_target) as chan,
+        ):
+            yield Client(chan)
+
+
+@pytest.fixture(scope="module")
+def http_echo() -> Iterator[str]:
+    with local_http() as server:
+        yield f"{server.url}/echo"
+
+
+def event_types(client: Client, execution_id: str) -> list[str]:
+    return [
+        event_pb2.EventType.Name(e.type).removeprefix("EVENT_TYPE_") for e in client.history(execution_id)
+    ]
+
+
+def breakpoint_doc(*extra: dict[str, object]) -> dict[str, object]:
+    return linear(
+        {"id": "first", "type": "transform", "config": {"output": 1}, "breakpoint": True},
+        {"id": "second", "type": "transform", "config": {"output": 2}},
+        *extra,
+    )
+
+
+def long_delay() -> dict[str, object]:
+    return {"id": "nap", "type": "delay", "config": {"seconds": 600}}
+
+
+def test_stop_a_running_run_cancels_its_nodes(client: Client) -> None:
+    execution_id = client.start(linear(long_delay()))
+    client.wait(execution_id, (RUNNING,))
+    reply = client.executions.StopExecution(
+        execution_pb2.StopExecutionRequest(execution_id=execution_id, reason="maintenance"), timeout=10
+    )
+    assert (reply.execution_id, reply.was_running, reply.was_queued) == (execution_id, True, False)
+    # Committed before the answer: the very next read sees it stopped.
+    execution = client.get(execution_id)
+    assert execution.status == STOPPED
+    assert node_status(execution)["nap"] == "stopped"
+    assert "EXECUTION_STOPPED" in event_types(client, execution_id)
+
+
+def test_stop_a_finished_run_is_failed_precondition(client: Client) -> None:
+    execution = client.run(linear())
+    with pytest.raises(grpc.RpcError) as caught:
+        client.executions.StopExecution(execution_pb2.StopExecutionRequest(execution_id=execution.id))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "already ended" in (caught.value.details() or "")
+
+
+def test_stop_an_unknown_run_is_not_found(client: Client) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        client.executions.StopExecution(execution_pb2.StopExecutionRequest(execution_id="exec_missing"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_continue_from_a_breakpoint_runs_the_node(client: Client) -> None:
+    execution_id = client.start(breakpoint_doc())
+    paused = client.wait(execution_id, (PAUSED,))
+    assert paused.pause_reason == common_pb2.PAUSE_REASON_BREAKPOINT
+    client.executions.ContinueExecution(
+        execution_pb2.ContinueExecutionRequest(execution_id=execution_id), timeout=10
+    )
+    done = client.wait(execution_id)
+    assert done.status == COMPLETED
+    assert nodes_by_id(done)["first"].status == execution_pb2.NODE_STATUS_COMPLETED
+
+
+def test_skip_marks_the_paused_node_skipped_and_goes_on(client: Client) -> None:
+    execution_id = client.start(breakpoint_doc())
+    client.wait(execution_id, (PAUSED,))
+    client.executions.ControlPause(
+        execution_pb2.ControlPauseRequest(execution_id=execution_id, action=execution_pb2.PAUSE_ACTION_SKIP),
+        timeout=10,
+    )
+    done = client.wait(execution_id)
+    assert done.status == COMPLETED
+    assert node_status(done) == {
+        "start": "completed",
+        "first": "skipped",
+        "second": "completed",
+        "end": "completed",
+    }
+
+
+def test_continue_without_breakpoint_ignores_the_next_ones(client: Client) -> None:
+    doc = breakpoint_doc({"id": "third", "type": "transform", "config": {"output": 3}, "breakpoint": True})
+    execution_id = client.start(doc)
+    client.wait(execution_id, (PAUSED,))
+    client.executions.ControlPause(
+        execution_pb2.ControlPauseRequest(
+            execution_id=execution_id, action=execution_pb2.PAUSE_ACTION_CONTINUE_WITHOUT_BREAKPOINT
+        ),
+        timeout=10,
+    )
+    done = client.wait(execution_id)
+    assert done.status == COMPLETED and done.breakpoints_disabled
+
+
+def test_operator_pause_holds_at_the_next_node_boundary(client: Client) -> None:
+    doc = linear(
+        {"id": "nap", "type": "delay", "config": {"seconds": 0.5}},
+        {"id": "after", "type": "log", "config": {"message": "on"}},
+    )
+    execution_id = client.start(doc)
+    client.executions.PauseExecution(
+        execution_pb2.PauseExecutionRequest(execution_id=execution_id), timeout=10
+    )
+    paused = client.wait(execution_id, (PAUSED,))
+    assert paused.pause_reason == common_pb2.PAUSE_REASON_MANUAL
+    time.sleep(0.8)  # the delay ends; the next node must not start
+    held = client.get(execution_id)
+    assert held.status == PAUSED and node_status(held)["nap"] == "completed"
+    assert "after" not in node_status(held) or node_status(held)["after"] == "idle"
+    client.executions.ResumeExecution(
+        execution_pb2.ResumeExecutionRequest(execution_id=execution_id), timeout=10
+    )
+    assert client.wait(execution_id).status == COMPLETED
+    types = event_types(client, execution_id)
+    assert types.index("EXECUTION_PAUSED") < types.index("EXECUTION_RESUMED")
+
+
+def create_workflow(client: Client, document: dict[str, object]) -> str:
+    reply = client.workflows.CreateWorkflow(
+        workflow_pb2.CreateWorkflowRequest(definition=client.definition(document)), timeout=10
+    )
+    return str(reply.workflow.id)
+
+
+def test_stop_a_queued_run_cancels_it(client: Client) -> None:
+    workflow_id = create_workflow(client, linear())
+    client.workflows.PauseWorkflow(workflow_pb2.PauseWorkflowRequest(workflow_id=workflow_id), timeout=10)
+    queued = client.executions.StartExecution(
+        execution_pb2.StartExecutionRequest(workflow_id=workflow_id), timeout=10
+    ).execution
+    assert queued.status == execution_pb2.EXECUTION_STATUS_QUEUED
+    reply = client.executions.StopExecution(
+        execution_pb2.StopExecutionRequest(execution_id=queued.id), timeout=10
+    )
+    assert (reply.was_running, reply.was_queued) == (False, True)
+    assert client.get(queued.id).status == STOPPED
+    client.workflows.ResumeWorkflow(workflow_pb2.ResumeWorkflowRequest(workflow_id=workflow_id), timeout=10)
+    assert client.get(queued.id).status == STOPPED  # a resume does not bring it back
+
+
+def test_without_an_id_continue_takes_the_most_recent_paused_run(client: Client) -> None:
+    older = client.start(breakpoint_doc())
+    client.wait(older, (PAUSED,))
+    newer = client.start(breakpoint_doc())
+    client.wait(newer, (PAUSED,))
+    reply = client.executions.ContinueExecution(execution_pb2.ContinueExecutionRequest(), timeout=10)
+    assert reply.execution.id == newer
+    assert client.wait(newer).status == COMPLETED
+    assert client.get(older).status == PAUSED
+    client.executions.StopExecution(execution_pb2.StopExecutionRequest(execution_id=older), timeout=10)
+
+
+def test_control_errors_are_precise(client: Client) -> None:
+    def code(call: Callable[[], object]) -> grpc.StatusCode:
+        with pytest.raises(grpc.RpcError) as caught:
+            call()
+        return caught.value.code()
+
+    running = client.start(linear(long_delay()))
+    client.wait(running, (RUNNING,))
+    no_action = execution_pb2.ControlPauseRequest(execution_id=running)
+    assert code(lambda: client.executions.ControlPause(no_action)) == grpc.StatusCode.INVALID_ARGUMENT
+    not_paused = execution_pb2.ContinueExecutionRequest(execution_id=running)
+    assert (
+        code(lambda: client.executions.ContinueExecution(not_paused)) == grpc.StatusCode.FAILED_PRECONDITION
+    )
+    resume = execution_pb2.ResumeExecutionRequest(execution_id=running)
+    assert code(lambda: client.executions.ResumeExecution(resume)) == grpc.StatusCode.FAILED_PRECONDITION
+    hold = execution_pb2.PauseExecutionRequest(execution_id=running)
+    client.executions.PauseExecution(hold, timeout=10)
+    assert code(lambda: client.executions.PauseExecution(hold)) == grpc.StatusCode.FAILED_PRECONDITION
+    skip = execution_pb2.ControlPauseRequest(execution_id=running, action=execution_pb2.PAUSE_ACTION_SKIP)
+    assert code(lambda: client.executions.ControlPause(skip)) == grpc.StatusCode.FAILED_PRECONDITION
+    empty = execution_pb2.PauseExecutionRequest()
+    assert code(lambda: client.executions.PauseExecution(empty)) == grpc.StatusCode.INVALID_ARGUMENT
+    missing = execution_pb2.ContinueExecutionRequest(execution_id="exec_missing")
+    assert code(lambda: client.executions.ContinueExecution(missing)) == grpc.StatusCode.NOT_FOUND
+    stop = execution_pb2.ControlPauseRequest(execution_id=running, action=execution_pb2.PAUSE_ACTION_STOP)
+    assert client.executions.ControlPause(stop, timeout=10).execution.status == STOPPED
+
+
+def test_trace_logs_record_inputs_outputs_and_timings(client: Client, http_echo: str) -> None:
+    doc = linear(
+        {"id": "first", "type": "transform", "config": {"output": "{{ input.n }}"}, "breakpoint": True},
+        {"id": "call", "type": "http", "config": {"url": http_echo, "method": "POST", "body": {"n": 1}}},
+        {"id": "after", "type": "transform", "config": {"output": "x{{ input.n }}"}},
+    )
+    execution_id = client.start(doc, {"n": 7})
+    client.wait(execution_id, (PAUSED,))
+    reply = client.executions.SetTraceLogs(
+        execution_pb2.SetTraceLogsRequest(execution_id=execution_id, enabled=True), timeout=10
+    )
+    assert reply.enabled and reply.execution_id == execution_id
+    client.executions.ContinueExecution(execution_pb2.ContinueExecutionRequest(execution_id=execution_id))
+    done = client.wait(execution_id)
+    assert done.status == COMPLETED and done.trace_logs
+    nodes = nodes_by_id(done)
+    after = [json_format.MessageToDict(line) for line in nodes["after"].logs]
+    assert after[0]["details"]["input"] == {"output": "x7"}
+    assert after[-1]["details"]["output"] == "x7" and "elapsedMs" in after[-1]["details"]
+    call = [json_format.MessageToDict(line)["message"] for line in nodes["call"].logs]
+    assert any(message.startswith("POST ") and message.endswith("-> 200") for message in call)
+    types = event_types(client, execution_id)
+    assert "EXECUTION_TRACE_LOGS_CHANGED" in types and "NODE_LOG" in types
+    # Off again: a fresh run without trace logs keeps no engine log lines.
+    quiet = client.run(linear({"id": "only", "type": "transform", "config": {"output": 1}}))
+    assert not nodes_by_id(quiet)["only"].logs

@@ -1,0 +1,199 @@
+"""Workflow pause, resume and cancel (seed 003) and paused executions (seed 000) over the real gRPC API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from runctl.v1 import common_pb2, execution_pb2, pause_point_pb2, workflow_pb2
+from tests.engine_helpers import Client, linear, node_status
+from tests.postgres import temporary_database
+from tests.support import running_server, settings_for
+
+COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
+PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
+QUEUED = execution_pb2.EXECUTION_STATUS_QUEUED
+RUNNING = execution_pb2.EXECUTION_STATUS_RUNNING
+STOPPED = execution_pb2.EXECUTION_STATUS_STOPPED
+PUBLIC = "https://runctl.example.test"
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
+        with (
+            running_server(settings_for(url, public_base_url=PUBLIC)) as handle,
+            grpc.insecure_channel(handle.grpc_target) as chan,
+        ):
+            yield Client(chan)
+    else:
+        with (
+            temporary_database() as url,
+            running_server(settings_for(url, public_base_url=PUBLIC)) as handle,
+            grpc.insecure_channel(handle.grpc_target) as chan,
+        ):
+            yield Client(chan)
+
+
+def create(client: Client, document: dict[str, Any]) -> str:
+    reply = client.workflows.CreateWorkflow(
+        workflow_pb2.CreateWorkflowRequest(definition=client.definition(document)), timeout=10
+    )
+    return str(reply.workflow.id)
+
+
+def start(client: Client, workflow_id: str) -> str:
+    reply = client.executions.StartExecution(
+        execution_pb2.StartExecutionRequest(workflow_id=workflow_id), timeout=10
+    )
+    return str(reply.execution.id)
+
+
+def pause(client: Client, workflow_id: str) -> workflow_pb2.Workflow:
+    request = workflow_pb2.PauseWorkflowRequest(workflow_id=workflow_id, reason="carrier incident")
+    return client.workflows.PauseWorkflow(request, timeout=10).workflow
+
+
+def resume(client: Client, workflow_id: str) -> workflow_pb2.Workflow:
+    request = workflow_pb2.ResumeWorkflowRequest(workflow_id=workflow_id)
+    return client.workflows.ResumeWorkflow(request, timeout=10).workflow
+
+
+def code_of(call: Any) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    return caught.value.code()
+
+
+def delay_then_log(seconds: float) -> dict[str, Any]:
+    return linear(
+        {"id": "countdown", "type": "delay", "config": {"seconds": seconds}},
+        {"id": "call", "type": "log", "config": {"message": "calling"}},
+    )
+
+
+def test_a_delay_that_ends_during_the_pause_goes_on_at_resume(client: Client) -> None:
+    workflow_id = create(client, delay_then_log(2))
+    execution_id = start(client, workflow_id)
+    client.wait(execution_id, (RUNNING,))
+    paused_at = time.monotonic()
+    assert pause(client, workflow_id).status == workflow_pb2.WORKFLOW_STATUS_PAUSED
+    # The delay keeps counting and completes at ~2 s; the node after it must not start.
+    held = client.wait(execution_id, (PAUSED,), timeout=5)
+    assert held.pause_reason == common_pb2.PAUSE_REASON_WORKFLOW_PAUSED
+    time.sleep(max(0.0, 3 - (time.monotonic() - paused_at)))
+    during = client.get(execution_id)
+    assert during.status == PAUSED
+    assert node_status(during)["countdown"] == "completed"
+    assert node_status(during).get("call", "idle") == "idle"
+    resumed_at = time.time()
+    assert resume(client, workflow_id).status == workflow_pb2.WORKFLOW_STATUS_ACTIVE
+    done = client.wait(execution_id, timeout=5)
+    assert done.status == COMPLETED
+    # Not a full delay later: within a fraction of a second of the resume.
+    assert done.end_time.ToMicroseconds() / 1e6 - resumed_at < 0.5
+
+
+def test_runs_started_while_paused_stay_queued_until_resume(client: Client) -> None:
+    workflow_id = create(client, delay_then_log(0))
+    pause(client, workflow_id)
+    execution_id = start(client, workflow_id)
+    time.sleep(0.3)
+    queued = client.get(execution_id)
+    assert queued.status == QUEUED
+    assert set(node_status(queued).values()) == {"idle"}
+    resume(client, workflow_id)
+    assert client.wait(execution_id).status == COMPLETED
+
+
+def test_pause_errors(client: Client) -> None:
+    missing = workflow_pb2.PauseWorkflowRequest(workflow_id="wf_missing")
+    assert code_of(lambda: client.workflows.PauseWorkflow(missing)) == grpc.StatusCode.NOT_FOUND
+    empty = workflow_pb2.PauseWorkflowRequest()
+    assert code_of(lambda: client.workflows.PauseWorkflow(empty)) == grpc.StatusCode.INVALID_ARGUMENT
+    workflow_id = create(client, linear())
+    pause(client, workflow_id)
+    assert code_of(lambda: pause(client, workflow_id)) == grpc.StatusCode.FAILED_PRECONDITION
+    resume(client, workflow_id)
+    assert code_of(lambda: resume(client, workflow_id)) == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_cancel_stops_its_runs_and_refuses_new_ones(client: Client) -> None:
+    workflow_id = create(client, delay_then_log(600))
+    running = start(client, workflow_id)
+    client.wait(running, (RUNNING,))
+    pause(client, workflow_id)
+    queued = start(client, workflow_id)
+    cancel = workflow_pb2.CancelWorkflowRequest(workflow_id=workflow_id, reason="campaign over")
+    reply = client.workflows.CancelWorkflow(cancel, timeout=10)
+    assert reply.workflow.status == workflow_pb2.WORKFLOW_STATUS_CANCELLED
+    assert client.get(running).status == STOPPED
+    assert client.get(queued).status == STOPPED
+    assert code_of(lambda: start(client, workflow_id)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert code_of(lambda: pause(client, workflow_id)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert code_of(lambda: client.workflows.CancelWorkflow(cancel)) == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_paused_executions_follow_the_seed_model(client: Client) -> None:
+    approval = {
+        "id": "approve",
+        "type": "approval",
+        "config": {"title": "Approval Required", "message": "Please review this request"},
+    }
+    workflow_id = create(client, linear(approval))
+    first = start(client, workflow_id)
+    second = start(client, workflow_id)
+    for execution_id in (first, second):
+        client.wait(execution_id, (PAUSED,))
+    client.executions.ContinueExecution(
+        execution_pb2.ContinueExecutionRequest(execution_id=first), timeout=10
+    )
+    client.wait(first)
+
+    def listed(
+        status: pause_point_pb2.ResumeStatus.ValueType = pause_point_pb2.RESUME_STATUS_UNSPECIFIED,
+    ) -> list[pause_point_pb2.PausedExecution]:
+        request = workflow_pb2.ListPausedExecutionsRequest(workflow_id=workflow_id, status=status)
+        return list(client.workflows.ListPausedExecutions(request, timeout=10).paused_executions)
+
+    everything = {item.execution_id: item for item in listed()}
+    assert set(everything) == {first, second}
+    waiting = everything[second]
+    assert waiting.status == pause_point_pb2.RESUME_STATUS_PAUSED
+    assert (waiting.total_pause_count, waiting.resumed_count) == (1, 0)
+    (point,) = waiting.pause_points
+    assert point.block_id == "approve" and point.snapshot_ready
+    assert point.response.display_data.title == "Approval Required"
+    assert point.resume_links.api_url == f"{PUBLIC}/api/resume/{workflow_id}/{second}/{point.context_id}"
+    assert point.resume_links.ui_url == f"{PUBLIC}/resume/{workflow_id}/{second}"
+    done = everything[first]
+    assert done.status == pause_point_pb2.RESUME_STATUS_RESUMED
+    assert (done.total_pause_count, done.resumed_count) == (1, 1)
+    assert [i.execution_id for i in listed(pause_point_pb2.RESUME_STATUS_PAUSED)] == [second]
+    assert [i.execution_id for i in listed(pause_point_pb2.RESUME_STATUS_RESUMED)] == [first]
+    page = client.workflows.ListPausedExecutions(
+        workflow_pb2.ListPausedExecutionsRequest(workflow_id=workflow_id, page_size=1), timeout=10
+    )
+    assert len(page.paused_executions) == 1 and page.next_page_token
+    rest = client.workflows.ListPausedExecutions(
+        workflow_pb2.ListPausedExecutionsRequest(workflow_id=workflow_id, page_token=page.next_page_token),
+        timeout=10,
+    )
+    assert {page.paused_executions[0].execution_id, rest.paused_executions[0].execution_id} == {first, second}
+    missing = workflow_pb2.ListPausedExecutionsRequest(workflow_id="wf_missing")
+    assert code_of(lambda: client.workflows.ListPausedExecutions(missing)) == grpc.StatusCode.NOT_FOUND
+
+
+def test_rotating_the_secret_answers_a_new_one(client: Client) -> None:
+    created = client.workflows.CreateWorkflow(
+        workflow_pb2.CreateWorkflowRequest(definition=client.definition(linear())), timeout=10
+    ).workflow
+    rotated = client.workflows.RotateWebhookSecret(
+        workflow_pb2.RotateWebhookSecretRequest(workflow_id=created.id), timeout=10
+    ).workflow
+    assert rotated.webhook_secret and rotated.webhook_secret != created.webhook_secret
