@@ -7,15 +7,18 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
+import pytest
 from google.protobuf import json_format, struct_pb2
 
 from runctl.v1 import execution_pb2, execution_pb2_grpc, workflow_pb2, workflow_pb2_grpc
+from tests.postgres import temporary_database
+from tests.support import running_server, settings_for
 
 ExecutionStatus = execution_pb2.ExecutionStatus
 FINISHED = (
@@ -179,3 +182,18 @@ def local_http() -> Iterator[LocalHttp]:
     finally:
         server.server.shutdown()
         server.server.server_close()
+
+
+DATABASE_KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def serving_client(kind: str, tmp_path_factory: pytest.TempPathFactory, **settings: Any) -> Iterator[Client]:
+    """A real server on a fresh SQLite file or PostgreSQL database, reached through the generated stubs."""
+    with ExitStack() as stack:
+        if kind == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
+        else:
+            url = stack.enter_context(temporary_database())
+        handle = stack.enter_context(running_server(settings_for(url, **settings)))
+        yield Client(stack.enter_context(grpc.insecure_channel(handle.grpc_target)))

@@ -10,9 +10,15 @@ import pytest
 from google.protobuf import json_format
 
 from runctl.v1 import common_pb2, event_pb2, execution_pb2, workflow_pb2
-from tests.engine_helpers import Client, linear, local_http, node_status, nodes_by_id
-from tests.postgres import temporary_database
-from tests.support import running_server, settings_for
+from tests.engine_helpers import (
+    DATABASE_KINDS,
+    Client,
+    linear,
+    local_http,
+    node_status,
+    nodes_by_id,
+    serving_client,
+)
 
 COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
 PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
@@ -20,19 +26,10 @@ RUNNING = execution_pb2.EXECUTION_STATUS_RUNNING
 STOPPED = execution_pb2.EXECUTION_STATUS_STOPPED
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=DATABASE_KINDS)
 def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
-        with running_server(settings_for(url)) as handle, grpc.insecure_channel(handle.grpc_target) as chan:
-            yield Client(chan)
-    else:
-        with (
-            temporary_database() as url,
-            running_server(settings_for(url)) as handle,
-            grpc.insecure_channel(handle.grpc_target) as chan,
-        ):
-            yield Client(chan)
+    with serving_client(request.param, tmp_path_factory) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +164,9 @@ def test_stop_a_queued_run_cancels_it(client: Client) -> None:
         execution_pb2.StartExecutionRequest(workflow_id=workflow_id), timeout=10
     ).execution
     assert queued.status == execution_pb2.EXECUTION_STATUS_QUEUED
+    with pytest.raises(grpc.RpcError) as caught:
+        client.executions.PauseExecution(execution_pb2.PauseExecutionRequest(execution_id=queued.id))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     reply = client.executions.StopExecution(
         execution_pb2.StopExecutionRequest(execution_id=queued.id), timeout=10
     )
@@ -243,3 +243,17 @@ def test_trace_logs_record_inputs_outputs_and_timings(client: Client, http_echo:
     # Off again: a fresh run without trace logs keeps no engine log lines.
     quiet = client.run(linear({"id": "only", "type": "transform", "config": {"output": 1}}))
     assert not nodes_by_id(quiet)["only"].logs
+
+
+def test_stop_cancels_an_http_call_in_flight(client: Client, http_echo: str) -> None:
+    slow = http_echo.replace("/echo", "/slow")
+    execution_id = client.start(linear({"id": "call", "type": "http", "config": {"url": slow}}))
+    client.wait(execution_id, (RUNNING,))
+    time.sleep(0.2)  # the request is under way
+    started = time.monotonic()
+    client.executions.StopExecution(execution_pb2.StopExecutionRequest(execution_id=execution_id), timeout=10)
+    assert time.monotonic() - started < 1.5  # did not wait for the 2 s answer
+    stopped = client.get(execution_id)
+    assert stopped.status == STOPPED and node_status(stopped)["call"] == "stopped"
+    time.sleep(2.2)  # the late answer changes nothing
+    assert client.get(execution_id).status == STOPPED

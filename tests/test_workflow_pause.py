@@ -10,9 +10,7 @@ import grpc
 import pytest
 
 from runctl.v1 import common_pb2, execution_pb2, pause_point_pb2, workflow_pb2
-from tests.engine_helpers import Client, linear, node_status
-from tests.postgres import temporary_database
-from tests.support import running_server, settings_for
+from tests.engine_helpers import DATABASE_KINDS, Client, linear, node_status, serving_client
 
 COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
 PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
@@ -22,22 +20,10 @@ STOPPED = execution_pb2.EXECUTION_STATUS_STOPPED
 PUBLIC = "https://runctl.example.test"
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=DATABASE_KINDS)
 def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
-        with (
-            running_server(settings_for(url, public_base_url=PUBLIC)) as handle,
-            grpc.insecure_channel(handle.grpc_target) as chan,
-        ):
-            yield Client(chan)
-    else:
-        with (
-            temporary_database() as url,
-            running_server(settings_for(url, public_base_url=PUBLIC)) as handle,
-            grpc.insecure_channel(handle.grpc_target) as chan,
-        ):
-            yield Client(chan)
+    with serving_client(request.param, tmp_path_factory, public_base_url=PUBLIC) as client:
+        yield client
 
 
 def create(client: Client, document: dict[str, Any]) -> str:

@@ -1,11 +1,46 @@
-"""Batches: many runs started together from workflow files or workflow ids, run with a concurrency limit."""
+"""Batches: many runs started together from workflow files or workflow ids, run with a concurrency limit.
+
+Every run of a batch is created QUEUED up front (so a batch is whole or refused), then released in
+source order as slots free up: at start, whenever one of its runs ends, and after a restart. The
+database is the truth about slots (runs RUNNING or PAUSED hold one), so a restart needs no memory of
+what was released. One lock per batch keeps its releases, its end and a stop from interleaving.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from runctl_server.engine.batch_creation import (
+    BATCH_HOLD,
+    BatchRequest,
+    batch_event,
+    cancel_unstarted,
+    create_batch,
+)
+from runctl_server.engine.batch_queries import BatchQueries, batch_json, item_json
+from runctl_server.engine.control import StopCounts
+from runctl_server.engine.model import COMPLETED, RUNNING, STOPPED, Run, now
+from runctl_server.errors import FailedPrecondition, InvalidArgument
+from runctl_server.store import sql
+from runctl_server.store.reads import Row
+from runctl_server.store.writer import EventRecord, Mutation
 
 if TYPE_CHECKING:
     from runctl_server.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClearOutcome:
+    batches_deleted: int
+    executions_deleted: int
+    skipped_batch_ids: list[str]
 
 
 class Batches:
@@ -13,10 +48,213 @@ class Batches:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self.queries = BatchQueries(engine.reader)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._starting: dict[tuple[str, str], asyncio.Future[str]] = {}
+        engine.scheduler.on_run_finished.append(self._on_run_finished)
+
+    def _lock(self, batch_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(batch_id, asyncio.Lock())
+
+    def _forget(self, batch_id: str) -> None:
+        """An ended batch changes no more, so its lock is no longer needed."""
+        lock = self._locks.get(batch_id)
+        if lock is not None and not lock.locked():
+            del self._locks[batch_id]
+
+    # -- starting -------------------------------------------------------------------------------
+
+    async def start_batch(
+        self,
+        workspace_id: str,
+        *,
+        folder_path: str | None = None,
+        workflow_paths: Sequence[str] | None = None,
+        workflow_ids: Sequence[str] | None = None,
+        input: Mapping[str, Any] | None = None,
+        concurrency: int = 0,
+        request_id: str = "",
+        trace_logs: bool = False,
+        disable_breakpoints: bool = False,
+    ) -> str:
+        """Create every run queued, commit the batch, release the first runs; answers the batch id.
+        The same `request_id` answers the batch the first call started."""
+        request = BatchRequest(
+            folder_path, workflow_paths, workflow_ids, input, concurrency, request_id, trace_logs,
+            disable_breakpoints,
+        )  # fmt: skip
+        if not request_id:
+            return await self._start(workspace_id, request)
+        key = (workspace_id, request_id)
+        pending = self._starting.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        existing = await self.queries.by_request(workspace_id, request_id)
+        if existing is not None:
+            return existing
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._starting[key] = future
+        try:
+            batch_id = await self._start(workspace_id, request)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: concurrent callers get it, nobody else must
+            raise
+        finally:
+            self._starting.pop(key, None)
+        future.set_result(batch_id)
+        return batch_id
+
+    async def _start(self, workspace_id: str, request: BatchRequest) -> str:
+        batch_id = await create_batch(self._engine, workspace_id, request)
+        async with self._lock(batch_id):
+            await self._fill(batch_id)
+        return batch_id
+
+    # -- releasing runs as slots free up -------------------------------------------------------------
+
+    async def _fill(self, batch_id: str) -> Row | None:
+        """Release queued runs, in source order, into the batch's free slots (the caller holds its lock);
+        answers the batch's row while it is running, None once it has ended (or never came to be)."""
+        row = await self._engine.reader.one(sql.SELECT_BATCH_BY_ID, {"id": batch_id})
+        if row is None or row["status"] != RUNNING:
+            return None
+        counts = await self.queries.counts(batch_id)
+        free = int(row["concurrency"]) - counts.running
+        refused: set[str] = set()
+        while free > 0:
+            candidates = await self._engine.reader.all(
+                sql.SELECT_QUEUED_BATCH_RUNS, {"id": batch_id, "limit": free + len(refused)}
+            )
+            fresh = [str(c["execution_id"]) for c in candidates if c["execution_id"] not in refused]
+            if not fresh:
+                break
+            for execution_id in fresh[:free]:
+                if await self._engine.control.release_queued(execution_id, (BATCH_HOLD,)):
+                    free -= 1
+                else:  # stopped meanwhile: not ours to start
+                    refused.add(execution_id)
+        return row
+
+    def _on_run_finished(self, run: Run) -> None:
+        if run.batch_id is None:
+            return
+        self._engine.in_background(self._after_run(run.batch_id, run.id))
+
+    async def _after_run(self, batch_id: str, execution_id: str) -> None:
+        try:
+            await self._advance(batch_id, execution_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Batches.start takes the same step at the next start, so the batch is not stuck for good.
+            log.exception("could not advance batch %s after run %s ended", batch_id, execution_id)
+
+    async def _advance(self, batch_id: str, execution_id: str = "") -> None:
+        """Fill the batch's free slots and record its progress; forget its lock once it has ended."""
+        async with self._lock(batch_id):
+            row = await self._fill(batch_id)
+            still_running = row is not None and await self._record_progress(row, execution_id)
+        if not still_running:
+            self._forget(batch_id)
+
+    async def _record_progress(self, running: Row, execution_id: str = "") -> bool:
+        """Commit the batch's new counts; once nothing is left to run it ends COMPLETED, failed runs or
+        not (seed 001); answers whether it still runs. The caller holds the batch's lock, so `running` is
+        current."""
+        row = dict(running)
+        counts = await self.queries.counts(row["id"])
+        mutation = Mutation()
+        item = await self.queries.item(execution_id) if execution_id else None
+        if item is not None:
+            payload = {"batch": batch_json(row, counts), "item": item_json(item)}
+            mutation.emit(batch_event("BATCH_UPDATED", row, payload))
+        if counts.active == 0:
+            row.update(status=COMPLETED, ended_at=now())
+            mutation.add(sql.END_BATCH, {"id": row["id"], "status": COMPLETED, "ended_at": row["ended_at"]})
+            mutation.emit(batch_event("BATCH_COMPLETED", row, {"batch": batch_json(row, counts)}))
+        await self._engine.writer.commit(mutation)
+        return counts.active > 0
 
     async def start(self) -> None:
-        """After a restart: give running batches their free slots again."""
+        """After a restart: give running batches their free slots again, end those whose runs all ended
+        while nobody listened, and cancel runs queued for a batch that never got committed."""
+        for orphan in await self._engine.reader.all(sql.SELECT_ORPHANED_BATCH_RUNS):
+            await cancel_unstarted(self._engine, str(orphan["workspace_id"]), [str(orphan["id"])])
+        for batch in await self._engine.reader.all(sql.SELECT_RUNNING_BATCHES):
+            await self._advance(str(batch["id"]))
+
+    # -- stopping and clearing -----------------------------------------------------------------------
+
+    async def stop(self, workspace_id: str, batch_id: str, reason: str = "") -> StopCounts:
+        """End the batch STOPPED first, so nothing more is released, then stop its runs."""
+        if not batch_id:
+            raise InvalidArgument.single("batch_id", "is required")
+        await self.queries.row(workspace_id, batch_id)  # NotFound before any lock is made for it
+        try:
+            async with self._lock(batch_id):
+                row = await self.queries.row(workspace_id, batch_id)
+                if row["status"] != RUNNING:
+                    raise FailedPrecondition(
+                        f"batch {batch_id!r} has already ended ({row['status']})", reason="BATCH_ENDED"
+                    )
+                await self._engine.writer.commit(await self._stop_mutation([row], reason))
+        finally:
+            self._forget(batch_id)  # it has ended either way
+        ids = await self._engine.control.active_ids(workspace_id, batch_id=batch_id)
+        return await self._engine.control.stop_many(
+            workspace_id, ids, reason or f"its batch {batch_id} was stopped"
+        )
+
+    async def _stop_mutation(self, rows: Sequence[Mapping[str, Any]], reason: str) -> Mutation:
+        mutation = Mutation()
+        stamp = now()
+        for row in rows:
+            stopped = {**row, "status": STOPPED, "ended_at": stamp}
+            counts = await self.queries.counts(str(row["id"]))
+            mutation.add(sql.END_BATCH, {"id": row["id"], "status": STOPPED, "ended_at": stamp})
+            payload = {"batch": batch_json(stopped, counts), "reason": reason or "stopped"}
+            mutation.emit(batch_event("BATCH_STOPPED", stopped, payload))
+        return mutation
 
     async def stop_all(self, workspace_id: str) -> list[str]:
         """Mark every running batch stopped (their runs are stopped by the caller); answers their ids."""
-        return []
+        listed = await self._engine.reader.all(sql.SELECT_WORKSPACE_RUNNING_BATCHES, {"ws": workspace_id})
+        ids = sorted(str(row["id"]) for row in listed)  # one lock order, so two callers never deadlock
+        async with contextlib.AsyncExitStack() as stack:
+            rows = []
+            for batch_id in ids:
+                await stack.enter_async_context(self._lock(batch_id))
+                row = await self.queries.row(workspace_id, batch_id)
+                if row["status"] == RUNNING:  # it may have ended while we waited for its lock
+                    rows.append(row)
+            await self._engine.writer.commit(await self._stop_mutation(rows, "stopped with all other runs"))
+        for row in rows:
+            self._forget(str(row["id"]))
+        order = {str(row["id"]): index for index, row in enumerate(listed)}
+        return sorted((str(row["id"]) for row in rows), key=order.__getitem__)
+
+    async def clear(self, workspace_id: str) -> ClearOutcome:
+        """Delete every ended batch of the workspace with its runs; running ones are kept and listed.
+        Events stay: they are history."""
+        rows = await self._engine.reader.all(sql.SELECT_BATCHES_FOR_CLEARING, {"ws": workspace_id})
+        ended = [row for row in rows if row["status"] != RUNNING and int(row["active"]) == 0]
+        ended_ids = {row["id"] for row in ended}
+        skipped = [str(row["id"]) for row in rows if row["id"] not in ended_ids]
+        outcome = ClearOutcome(len(ended), sum(int(row["runs"]) for row in ended), skipped)
+        if not ended:
+            return outcome
+        mutation = Mutation()
+        for row in ended:
+            mutation.add(sql.DELETE_BATCH_RUNS, {"batch_id": row["id"]})
+            mutation.add(sql.DELETE_BATCH, {"id": row["id"]})
+        cleared = {
+            "batchesDeleted": outcome.batches_deleted,
+            "executionsDeleted": outcome.executions_deleted,
+            "skippedBatchIds": skipped,
+        }
+        mutation.emit(
+            EventRecord(type="BATCHES_CLEARED", workspace_id=workspace_id, payload={"cleared": cleared})
+        )
+        await self._engine.writer.commit(mutation)
+        return outcome

@@ -233,6 +233,11 @@ class RunControl:
                 raise FailedPrecondition(
                     f"execution {run.id!r} is already paused by an operator", reason="ALREADY_PAUSED"
                 )
+            if run.status == QUEUED:
+                raise FailedPrecondition(
+                    f"execution {run.id!r} is queued: nothing runs yet; stop it to cancel it",
+                    reason="EXECUTION_QUEUED",
+                )
             run.hold = MANUAL
             run.row_dirty = True
             return run.id
@@ -259,7 +264,7 @@ class RunControl:
         return str(await self._send(workspace_id, execution_id, handler))
 
     async def set_trace_logs(self, workspace_id: str, execution_id: str, enabled: bool) -> str:
-        target = await self._target(workspace_id, execution_id, (), "")
+        target = await self._target(workspace_id, execution_id, ACTIVE_EXECUTION, "unfinished")
 
         def handler(scheduler: Scheduler, driven: Driven) -> str:
             run = driven.run

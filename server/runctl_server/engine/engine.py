@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,13 @@ class Engine:
             child = json.loads(row["state"]).get("child")
             if run is not None and isinstance(child, dict):
                 await self._start_child(run, row["node_key"], int(row["attempts"]), child)
+
+    def in_background(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run `work` as a task the engine holds and cancels when it stops."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     # -- talking to runs ----------------------------------------------------------------------------
 
@@ -313,9 +320,7 @@ class Engine:
     # -- sub-workflows -----------------------------------------------------------------------------
 
     def _on_child_start(self, run: Run, record: NodeRecord, child: dict[str, Any]) -> None:
-        task = asyncio.create_task(self._start_child(run, record.key, record.attempts, child))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self.in_background(self._start_child(run, record.key, record.attempts, child))
 
     async def _start_child(self, run: Run, node_key: str, attempt: int, child: dict[str, Any]) -> None:
         try:

@@ -69,6 +69,8 @@ class Driven:
     # Ready nodes not started because the run is held (operator pause or its workflow paused).
     held: list[tuple[Scope, str]] = field(default_factory=list)
     after_commit: list[Any] = field(default_factory=list)
+    # Callers waiting for a control handler's commit: failed, not left hanging, if the driver dies.
+    replies: list[asyncio.Future[Any]] = field(default_factory=list)
 
 
 def _lets_through(record: NodeRecord) -> bool:
@@ -146,6 +148,12 @@ class Scheduler:
         task.add_done_callback(self._drivers.discard)
 
     async def _load_and_deliver(self, execution_id: str, message: Message) -> None:
+        # Another load may have launched a driver since this task was created: reading the run now
+        # could see rows that driver is about to change, and launch a second driver on a stale copy.
+        loaded = self._loaded.get(execution_id)
+        if loaded is not None:
+            loaded.inbox.put_nowait(message)
+            return
         pending = self._loading.get(execution_id)
         if pending is None:
             pending = asyncio.get_running_loop().create_future()
@@ -216,6 +224,9 @@ class Scheduler:
             raise
         except Exception:
             log.exception("driver of run %s crashed; it will be recovered on restart", run.id)
+            for reply in driven.replies:
+                if not reply.done():
+                    reply.set_exception(RunctlError("the run could not be changed: its driver failed"))
         finally:
             if self._loaded.get(run.id) is driven:
                 del self._loaded[run.id]
@@ -238,6 +249,7 @@ class Scheduler:
         for action in driven.after_commit:
             action()
         driven.after_commit.clear()
+        driven.replies.clear()
 
     def _spawn_io(self, driven: Driven) -> None:
         for key, _scope, node, node_type, ctx in driven.spawn:
@@ -641,6 +653,7 @@ class Scheduler:
                 return
             if message.reply is not None:
                 reply = message.reply
+                driven.replies.append(reply)
                 driven.after_commit.append(lambda: None if reply.done() else reply.set_result(result))
             return
         record = run.nodes.get(message.node_key)

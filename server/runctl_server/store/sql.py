@@ -145,3 +145,85 @@ SET_WORKFLOW_STATUS = (
 )
 
 DELETE_WORKFLOW = "UPDATE workflows SET deleted_at = :now, updated_at = :now WHERE id = :id"
+
+# -- batches (engine/batches.py): a batch row, one item per run in source order. Ending a batch is
+# guarded by its status, so a stop and a completion never both win.
+
+INSERT_BATCH = (
+    "INSERT INTO batches (id, workspace_id, status, source_type, folder_path, concurrency, total, input,"
+    " request_id, created_at, ended_at) VALUES (:id, :workspace_id, 'running', :source_type, :folder_path,"
+    " :concurrency, :total, :input, :request_id, :created_at, NULL)"
+)
+
+INSERT_BATCH_ITEM = (
+    "INSERT INTO batch_items (batch_id, position, execution_id, workflow_id, workflow_path,"
+    " workflow_file_name) VALUES (:batch_id, :position, :execution_id, :workflow_id, :workflow_path,"
+    " :workflow_file_name)"
+)
+
+END_BATCH = "UPDATE batches SET status = :status, ended_at = :ended_at WHERE id = :id AND status = 'running'"
+
+# Runs go first (their node states, pause points, tasks and batch items cascade), then the batch,
+# which is kept if a run of it is somehow still active.
+DELETE_BATCH_RUNS = (
+    "DELETE FROM executions WHERE batch_id = :batch_id AND status IN ('completed', 'error', 'stopped')"
+)
+
+DELETE_BATCH = (
+    "DELETE FROM batches WHERE id = :id AND status <> 'running' AND NOT EXISTS (SELECT 1 FROM executions"
+    " WHERE batch_id = :id AND status IN ('queued', 'running', 'paused'))"
+)
+
+SELECT_BATCH = "SELECT * FROM batches WHERE id = :id AND workspace_id = :ws"
+
+SELECT_BATCH_BY_REQUEST = "SELECT id FROM batches WHERE workspace_id = :ws AND request_id = :rid"
+
+SELECT_BATCH_COUNTS = "SELECT status, COUNT(*) AS n FROM executions WHERE batch_id = :id GROUP BY status"
+
+# Expanding :ids: the counts of a page of batches in one read.
+SELECT_BATCHES_COUNTS = (
+    "SELECT batch_id, status, COUNT(*) AS n FROM executions WHERE batch_id IN :ids GROUP BY batch_id, status"
+)
+
+SELECT_BATCH_ITEMS = (
+    "SELECT i.position, i.execution_id, i.workflow_id, i.workflow_path, i.workflow_file_name, e.status,"
+    " e.current_node_id, e.error, e.started_at, e.ended_at FROM batch_items i"
+    " LEFT JOIN executions e ON e.id = i.execution_id WHERE i.batch_id = :id ORDER BY i.position"
+)
+
+SELECT_BATCH_ITEM = (
+    "SELECT i.position, i.execution_id, i.workflow_id, i.workflow_path, i.workflow_file_name, e.status,"
+    " e.current_node_id, e.error, e.started_at, e.ended_at FROM batch_items i"
+    " JOIN executions e ON e.id = i.execution_id WHERE i.execution_id = :execution_id"
+)
+
+SELECT_BATCH_LAST_SEQUENCE = "SELECT MAX(sequence) AS last FROM events WHERE batch_id = :id"
+
+# The next runs of a batch to start, in source order.
+SELECT_QUEUED_BATCH_RUNS = (
+    "SELECT i.execution_id FROM batch_items i JOIN executions e ON e.id = i.execution_id"
+    " WHERE i.batch_id = :id AND e.status = 'queued' ORDER BY i.position LIMIT :limit"
+)
+
+SELECT_RUNNING_BATCHES = "SELECT id, workspace_id FROM batches WHERE status = 'running' ORDER BY created_at"
+
+SELECT_WORKSPACE_RUNNING_BATCHES = (
+    "SELECT id FROM batches WHERE workspace_id = :ws AND status = 'running' ORDER BY created_at"
+)
+
+# Every batch of a workspace with how many runs it has and how many are still active.
+SELECT_BATCHES_FOR_CLEARING = (
+    "SELECT b.id, b.status,"
+    " (SELECT COUNT(*) FROM executions e WHERE e.batch_id = b.id) AS runs,"
+    " (SELECT COUNT(*) FROM executions e WHERE e.batch_id = b.id"
+    " AND e.status IN ('queued', 'running', 'paused')) AS active"
+    " FROM batches b WHERE b.workspace_id = :ws ORDER BY b.created_at, b.id"
+)
+
+# Queued runs created for a batch whose row was never committed (the server stopped while starting it).
+SELECT_ORPHANED_BATCH_RUNS = (
+    "SELECT e.id, e.workspace_id FROM executions e WHERE e.status = 'queued' AND e.hold = 'batch'"
+    " AND e.batch_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = e.batch_id)"
+)
+
+SELECT_BATCH_BY_ID = "SELECT * FROM batches WHERE id = :id"

@@ -36,9 +36,13 @@ class _BatchStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BatchStat
     BATCH_STATUS_RUNNING: _BatchStatus.ValueType  # 1
     """Some runs are queued, running or paused."""
     BATCH_STATUS_COMPLETED: _BatchStatus.ValueType  # 2
-    """Every run finished and none failed. Terminal."""
+    """Every run finished; runs that ended in ERROR are counted in `failed` (seed 001 shows a
+    completed batch with failures). Terminal.
+    """
     BATCH_STATUS_ERROR: _BatchStatus.ValueType  # 3
-    """Every run finished and at least one failed (ERROR). Terminal."""
+    """Reserved for a batch that fails as a whole; failed runs alone do not make a batch ERROR.
+    Terminal.
+    """
     BATCH_STATUS_STOPPED: _BatchStatus.ValueType  # 4
     """Stopped by StopBatch or StopAllExecutions. Terminal."""
 
@@ -50,9 +54,13 @@ BATCH_STATUS_UNSPECIFIED: BatchStatus.ValueType  # 0
 BATCH_STATUS_RUNNING: BatchStatus.ValueType  # 1
 """Some runs are queued, running or paused."""
 BATCH_STATUS_COMPLETED: BatchStatus.ValueType  # 2
-"""Every run finished and none failed. Terminal."""
+"""Every run finished; runs that ended in ERROR are counted in `failed` (seed 001 shows a
+completed batch with failures). Terminal.
+"""
 BATCH_STATUS_ERROR: BatchStatus.ValueType  # 3
-"""Every run finished and at least one failed (ERROR). Terminal."""
+"""Reserved for a batch that fails as a whole; failed runs alone do not make a batch ERROR.
+Terminal.
+"""
 BATCH_STATUS_STOPPED: BatchStatus.ValueType  # 4
 """Stopped by StopBatch or StopAllExecutions. Terminal."""
 Global___BatchStatus: _TypeAlias = BatchStatus  # noqa: Y015
@@ -122,7 +130,9 @@ class Batch(_message.Message):
     completed: _builtins.int
     """Runs COMPLETED."""
     running: _builtins.int
-    """Runs RUNNING."""
+    """Runs RUNNING or PAUSED (paused ones are also counted in `paused`): the runs holding a
+    concurrency slot.
+    """
     queued: _builtins.int
     """Runs QUEUED."""
     failed: _builtins.int
@@ -310,8 +320,8 @@ class StartBatchRequest(_message.Message):
     *.yml file directly inside it runs, in file-name order.
     """
     concurrency: _builtins.int
-    """Maximum runs of this batch running or paused at once: 0 = the server's default (4); values
-    above the server's maximum (64) are clamped; negative is INVALID_ARGUMENT.
+    """Maximum runs of this batch running or paused at once: 0 = the server's default (4);
+    1..100; anything else is INVALID_ARGUMENT.
     """
     request_id: _builtins.str
     """Idempotency key (see common.proto): a repeated call returns the batch the first one started."""
@@ -440,13 +450,13 @@ class ListBatchesRequest(_message.Message):
     status: Global___BatchStatus.ValueType
     """Only batches in this status; UNSPECIFIED = any."""
     limit: _builtins.int
-    """Offset paging: maximum batches to return; 0 = 20, clamped to 1000, negative is
+    """Offset paging: maximum batches to return; 0 = 20, clamped to 100, negative is
     INVALID_ARGUMENT.
     """
     offset: _builtins.int
     """Offset paging: number of matching batches to skip; negative is INVALID_ARGUMENT."""
     page_size: _builtins.int
-    """Token paging: page size; 0 = 20, clamped to 1000, negative is INVALID_ARGUMENT."""
+    """Token paging: page size; 0 = 20, clamped to 100, negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
     """Token paging: `next_page_token` of the previous page; empty for the first page."""
     def __init__(
@@ -591,19 +601,25 @@ class ClearBatchesResponse(_message.Message):
 
     BATCHES_DELETED_FIELD_NUMBER: _builtins.int
     EXECUTIONS_DELETED_FIELD_NUMBER: _builtins.int
+    SKIPPED_BATCH_IDS_FIELD_NUMBER: _builtins.int
     batches_deleted: _builtins.int
     """Number of batches deleted."""
     executions_deleted: _builtins.int
     """Number of runs deleted."""
+    @_builtins.property
+    def skipped_batch_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Batches kept because they are still running (or a run of theirs is still being stopped)."""
+
     def __init__(
         self,
         *,
         batches_deleted: _builtins.int = ...,
         executions_deleted: _builtins.int = ...,
+        skipped_batch_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches_deleted", b"batches_deleted", "executions_deleted", b"executions_deleted"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches_deleted", b"batches_deleted", "executions_deleted", b"executions_deleted", "skipped_batch_ids", b"skipped_batch_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

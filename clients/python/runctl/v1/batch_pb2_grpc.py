@@ -75,8 +75,10 @@ class BatchServiceServicer:
 
     def StartBatch(self, request, context):
         """Starts a batch: one QUEUED run per workflow, started in order as the concurrency limit
-        allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source or a path outside
-        the configured workflow roots; NOT_FOUND for a missing folder, file or workflow.
+        allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source, a concurrency out
+        of range, a path outside the configured workflow roots (`..`, absolute or through a symlink)
+        or invalid workflow files (one field violation per bad file; nothing is started); NOT_FOUND
+        for a missing folder, file or workflow; FAILED_PRECONDITION for a cancelled workflow.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,17 +100,20 @@ class BatchServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StopBatch(self, request, context):
-        """Stops a batch: its running and paused runs are stopped, its queued runs cancelled, and it
-        ends STOPPED. Stopping a finished batch succeeds without effect (all counts 0).
+        """Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
+        paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason
+        BATCH_ENDED) for a batch that has already ended; NOT_FOUND when missing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ClearBatches(self, request, context):
-        """Deletes every finished batch and every finished run (COMPLETED, ERROR or STOPPED), in a
-        batch or not (seed 001 clear-all). Running batches and unfinished runs are kept. This cannot
-        be undone; the event log is not rewritten (a BATCHES_CLEARED event records the deletion).
+        """Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
+        states, pause points and tasks (seed 001 clear-all). Running batches, and batches with a run
+        still being stopped, are kept and listed in `skipped_batch_ids`; runs outside batches are not
+        touched. This cannot be undone; the event log is not rewritten (a BATCHES_CLEARED event
+        records the deletion).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

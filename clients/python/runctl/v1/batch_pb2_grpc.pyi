@@ -37,8 +37,10 @@ class BatchServiceStub:
     def __new__(cls, channel: _aio.Channel) -> BatchServiceAsyncStub: ...
     StartBatch: _grpc.UnaryUnaryMultiCallable[_batch_pb2.StartBatchRequest, _batch_pb2.StartBatchResponse]
     """Starts a batch: one QUEUED run per workflow, started in order as the concurrency limit
-    allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source or a path outside
-    the configured workflow roots; NOT_FOUND for a missing folder, file or workflow.
+    allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source, a concurrency out
+    of range, a path outside the configured workflow roots (`..`, absolute or through a symlink)
+    or invalid workflow files (one field violation per bad file; nothing is started); NOT_FOUND
+    for a missing folder, file or workflow; FAILED_PRECONDITION for a cancelled workflow.
     """
     GetBatch: _grpc.UnaryUnaryMultiCallable[_batch_pb2.GetBatchRequest, _batch_pb2.GetBatchResponse]
     """Returns one batch with its runs. NOT_FOUND when missing."""
@@ -47,13 +49,16 @@ class BatchServiceStub:
     `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
     """
     StopBatch: _grpc.UnaryUnaryMultiCallable[_batch_pb2.StopBatchRequest, _batch_pb2.StopBatchResponse]
-    """Stops a batch: its running and paused runs are stopped, its queued runs cancelled, and it
-    ends STOPPED. Stopping a finished batch succeeds without effect (all counts 0).
+    """Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
+    paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason
+    BATCH_ENDED) for a batch that has already ended; NOT_FOUND when missing.
     """
     ClearBatches: _grpc.UnaryUnaryMultiCallable[_batch_pb2.ClearBatchesRequest, _batch_pb2.ClearBatchesResponse]
-    """Deletes every finished batch and every finished run (COMPLETED, ERROR or STOPPED), in a
-    batch or not (seed 001 clear-all). Running batches and unfinished runs are kept. This cannot
-    be undone; the event log is not rewritten (a BATCHES_CLEARED event records the deletion).
+    """Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
+    states, pause points and tasks (seed 001 clear-all). Running batches, and batches with a run
+    still being stopped, are kept and listed in `skipped_batch_ids`; runs outside batches are not
+    touched. This cannot be undone; the event log is not rewritten (a BATCHES_CLEARED event
+    records the deletion).
     """
     WatchBatch: _grpc.UnaryStreamMultiCallable[_batch_pb2.WatchBatchRequest, _batch_pb2.WatchBatchResponse]
     """Watches one batch: a snapshot (or the events after a cursor), then the batch's events and
@@ -70,8 +75,10 @@ class BatchServiceAsyncStub(BatchServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     StartBatch: _aio.UnaryUnaryMultiCallable[_batch_pb2.StartBatchRequest, _batch_pb2.StartBatchResponse]  # type: ignore[assignment]
     """Starts a batch: one QUEUED run per workflow, started in order as the concurrency limit
-    allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source or a path outside
-    the configured workflow roots; NOT_FOUND for a missing folder, file or workflow.
+    allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source, a concurrency out
+    of range, a path outside the configured workflow roots (`..`, absolute or through a symlink)
+    or invalid workflow files (one field violation per bad file; nothing is started); NOT_FOUND
+    for a missing folder, file or workflow; FAILED_PRECONDITION for a cancelled workflow.
     """
     GetBatch: _aio.UnaryUnaryMultiCallable[_batch_pb2.GetBatchRequest, _batch_pb2.GetBatchResponse]  # type: ignore[assignment]
     """Returns one batch with its runs. NOT_FOUND when missing."""
@@ -80,13 +87,16 @@ class BatchServiceAsyncStub(BatchServiceStub):
     `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
     """
     StopBatch: _aio.UnaryUnaryMultiCallable[_batch_pb2.StopBatchRequest, _batch_pb2.StopBatchResponse]  # type: ignore[assignment]
-    """Stops a batch: its running and paused runs are stopped, its queued runs cancelled, and it
-    ends STOPPED. Stopping a finished batch succeeds without effect (all counts 0).
+    """Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
+    paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason
+    BATCH_ENDED) for a batch that has already ended; NOT_FOUND when missing.
     """
     ClearBatches: _aio.UnaryUnaryMultiCallable[_batch_pb2.ClearBatchesRequest, _batch_pb2.ClearBatchesResponse]  # type: ignore[assignment]
-    """Deletes every finished batch and every finished run (COMPLETED, ERROR or STOPPED), in a
-    batch or not (seed 001 clear-all). Running batches and unfinished runs are kept. This cannot
-    be undone; the event log is not rewritten (a BATCHES_CLEARED event records the deletion).
+    """Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
+    states, pause points and tasks (seed 001 clear-all). Running batches, and batches with a run
+    still being stopped, are kept and listed in `skipped_batch_ids`; runs outside batches are not
+    touched. This cannot be undone; the event log is not rewritten (a BATCHES_CLEARED event
+    records the deletion).
     """
     WatchBatch: _aio.UnaryStreamMultiCallable[_batch_pb2.WatchBatchRequest, _batch_pb2.WatchBatchResponse]  # type: ignore[assignment]
     """Watches one batch: a snapshot (or the events after a cursor), then the batch's events and
@@ -106,8 +116,10 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_batch_pb2.StartBatchResponse, _abc.Awaitable[_batch_pb2.StartBatchResponse]]:
         """Starts a batch: one QUEUED run per workflow, started in order as the concurrency limit
-        allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source or a path outside
-        the configured workflow roots; NOT_FOUND for a missing folder, file or workflow.
+        allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source, a concurrency out
+        of range, a path outside the configured workflow roots (`..`, absolute or through a symlink)
+        or invalid workflow files (one field violation per bad file; nothing is started); NOT_FOUND
+        for a missing folder, file or workflow; FAILED_PRECONDITION for a cancelled workflow.
         """
 
     @_abc_1.abstractmethod
@@ -134,8 +146,9 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _batch_pb2.StopBatchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_batch_pb2.StopBatchResponse, _abc.Awaitable[_batch_pb2.StopBatchResponse]]:
-        """Stops a batch: its running and paused runs are stopped, its queued runs cancelled, and it
-        ends STOPPED. Stopping a finished batch succeeds without effect (all counts 0).
+        """Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
+        paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason
+        BATCH_ENDED) for a batch that has already ended; NOT_FOUND when missing.
         """
 
     @_abc_1.abstractmethod
@@ -144,9 +157,11 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _batch_pb2.ClearBatchesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_batch_pb2.ClearBatchesResponse, _abc.Awaitable[_batch_pb2.ClearBatchesResponse]]:
-        """Deletes every finished batch and every finished run (COMPLETED, ERROR or STOPPED), in a
-        batch or not (seed 001 clear-all). Running batches and unfinished runs are kept. This cannot
-        be undone; the event log is not rewritten (a BATCHES_CLEARED event records the deletion).
+        """Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
+        states, pause points and tasks (seed 001 clear-all). Running batches, and batches with a run
+        still being stopped, are kept and listed in `skipped_batch_ids`; runs outside batches are not
+        touched. This cannot be undone; the event log is not rewritten (a BATCHES_CLEARED event
+        records the deletion).
         """
 
     @_abc_1.abstractmethod

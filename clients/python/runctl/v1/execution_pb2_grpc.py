@@ -220,8 +220,9 @@ class ExecutionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PauseExecution(self, request, context):
-        """Pauses one RUNNING run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts,
-        timers keep counting. FAILED_PRECONDITION unless RUNNING.
+        """Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
+        keep counting; a run paused at a pause point also stays paused after that is resumed.
+        FAILED_PRECONDITION for a queued or finished run, or one an operator already paused.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -248,7 +249,7 @@ class ExecutionServiceServicer:
     def ResumeNode(self, request, context):
         """Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
         secret (seed 004). UNAUTHENTICATED for a wrong secret; NOT_FOUND for an unknown run or node;
-        FAILED_PRECONDITION for a run with no stored workflow (no secret: use ResumePausePoint);
+        UNAUTHENTICATED too for a run with no stored workflow (no secret: use ResumePausePoint);
         RESUME_ACTION_SKIPPED (with a reason) when the node, in that loop iteration, is not waiting.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -85,8 +85,9 @@ class ExecutionServiceStub:
     `execution_id` is empty. FAILED_PRECONDITION for a finished run.
     """
     PauseExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.PauseExecutionRequest, _execution_pb2.PauseExecutionResponse]
-    """Pauses one RUNNING run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts,
-    timers keep counting. FAILED_PRECONDITION unless RUNNING.
+    """Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
+    keep counting; a run paused at a pause point also stays paused after that is resumed.
+    FAILED_PRECONDITION for a queued or finished run, or one an operator already paused.
     """
     ResumeExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ResumeExecutionRequest, _execution_pb2.ResumeExecutionResponse]
     """Lifts a manual pause made by PauseExecution. FAILED_PRECONDITION when the run has no manual
@@ -101,7 +102,7 @@ class ExecutionServiceStub:
     ResumeNode: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ResumeNodeRequest, _execution_pb2.ResumeNodeResponse]
     """Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
     secret (seed 004). UNAUTHENTICATED for a wrong secret; NOT_FOUND for an unknown run or node;
-    FAILED_PRECONDITION for a run with no stored workflow (no secret: use ResumePausePoint);
+    UNAUTHENTICATED too for a run with no stored workflow (no secret: use ResumePausePoint);
     RESUME_ACTION_SKIPPED (with a reason) when the node, in that loop iteration, is not waiting.
     """
     GetExecutionHistory: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionHistoryRequest, _execution_pb2.GetExecutionHistoryResponse]
@@ -171,8 +172,9 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     `execution_id` is empty. FAILED_PRECONDITION for a finished run.
     """
     PauseExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.PauseExecutionRequest, _execution_pb2.PauseExecutionResponse]  # type: ignore[assignment]
-    """Pauses one RUNNING run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts,
-    timers keep counting. FAILED_PRECONDITION unless RUNNING.
+    """Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
+    keep counting; a run paused at a pause point also stays paused after that is resumed.
+    FAILED_PRECONDITION for a queued or finished run, or one an operator already paused.
     """
     ResumeExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.ResumeExecutionRequest, _execution_pb2.ResumeExecutionResponse]  # type: ignore[assignment]
     """Lifts a manual pause made by PauseExecution. FAILED_PRECONDITION when the run has no manual
@@ -187,7 +189,7 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     ResumeNode: _aio.UnaryUnaryMultiCallable[_execution_pb2.ResumeNodeRequest, _execution_pb2.ResumeNodeResponse]  # type: ignore[assignment]
     """Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
     secret (seed 004). UNAUTHENTICATED for a wrong secret; NOT_FOUND for an unknown run or node;
-    FAILED_PRECONDITION for a run with no stored workflow (no secret: use ResumePausePoint);
+    UNAUTHENTICATED too for a run with no stored workflow (no secret: use ResumePausePoint);
     RESUME_ACTION_SKIPPED (with a reason) when the node, in that loop iteration, is not waiting.
     """
     GetExecutionHistory: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionHistoryRequest, _execution_pb2.GetExecutionHistoryResponse]  # type: ignore[assignment]
@@ -320,8 +322,9 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.PauseExecutionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.PauseExecutionResponse, _abc.Awaitable[_execution_pb2.PauseExecutionResponse]]:
-        """Pauses one RUNNING run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts,
-        timers keep counting. FAILED_PRECONDITION unless RUNNING.
+        """Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
+        keep counting; a run paused at a pause point also stays paused after that is resumed.
+        FAILED_PRECONDITION for a queued or finished run, or one an operator already paused.
         """
 
     @_abc_1.abstractmethod
@@ -354,7 +357,7 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_execution_pb2.ResumeNodeResponse, _abc.Awaitable[_execution_pb2.ResumeNodeResponse]]:
         """Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
         secret (seed 004). UNAUTHENTICATED for a wrong secret; NOT_FOUND for an unknown run or node;
-        FAILED_PRECONDITION for a run with no stored workflow (no secret: use ResumePausePoint);
+        UNAUTHENTICATED too for a run with no stored workflow (no secret: use ResumePausePoint);
         RESUME_ACTION_SKIPPED (with a reason) when the node, in that loop iteration, is not waiting.
         """
 

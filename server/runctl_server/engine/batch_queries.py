@@ -1,0 +1,242 @@
+"""Read side of batches: one batch with its counts and runs, pages of batches, and the batch as an
+event payload."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from runctl_server.engine.model import COMPLETED, ERROR, PAUSED, QUEUED, RUNNING, STOPPED, now
+from runctl_server.engine.paging import decode_token, encode_token
+from runctl_server.errors import InvalidArgument, NotFound
+from runctl_server.store import sql
+from runctl_server.store.reads import Reader, Row
+
+BATCH_STATUSES = (RUNNING, COMPLETED, ERROR, STOPPED)
+DEFAULT_LIST_SIZE = 20
+MAX_LIST_SIZE = 100
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    """Runs of a batch by status; `running` counts paused runs too (both hold a concurrency slot)."""
+
+    completed: int = 0
+    running: int = 0
+    queued: int = 0
+    failed: int = 0
+    stopped: int = 0
+    paused: int = 0
+
+    @classmethod
+    def of(cls, by_status: Mapping[str, int]) -> BatchCounts:
+        return cls(
+            completed=by_status.get(COMPLETED, 0),
+            running=by_status.get(RUNNING, 0) + by_status.get(PAUSED, 0),
+            queued=by_status.get(QUEUED, 0),
+            failed=by_status.get(ERROR, 0),
+            stopped=by_status.get(STOPPED, 0),
+            paused=by_status.get(PAUSED, 0),
+        )
+
+    @property
+    def active(self) -> int:
+        return self.running + self.queued
+
+
+@dataclass(frozen=True)
+class BatchView:
+    """A batch as stored: its row, run counts, its runs in source order (when asked for), last sequence."""
+
+    row: Row
+    counts: BatchCounts
+    items: list[Row] = field(default_factory=list)
+    last_sequence: int = 0
+
+
+@dataclass(frozen=True)
+class BatchPage:
+    batches: list[BatchView]
+    total: int
+    limit: int
+    offset: int
+    next_token: str
+
+
+def not_found(batch_id: str) -> NotFound:
+    return NotFound(f"batch {batch_id!r} not found", reason="BATCH_NOT_FOUND")
+
+
+def _counts(rows: list[Row]) -> BatchCounts:
+    return BatchCounts.of({row["status"]: int(row["n"]) for row in rows})
+
+
+def _size(requested: int, field_name: str) -> int:
+    if requested < 0:
+        raise InvalidArgument.single(field_name, "must not be negative")
+    return min(requested or DEFAULT_LIST_SIZE, MAX_LIST_SIZE)
+
+
+class BatchQueries:
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
+
+    async def by_request(self, workspace_id: str, request_id: str) -> str | None:
+        row = await self._reader.one(sql.SELECT_BATCH_BY_REQUEST, {"ws": workspace_id, "rid": request_id})
+        return None if row is None else str(row["id"])
+
+    async def row(self, workspace_id: str, batch_id: str) -> Row:
+        row = await self._reader.one(sql.SELECT_BATCH, {"id": batch_id, "ws": workspace_id})
+        if row is None:
+            raise not_found(batch_id)
+        return row
+
+    async def counts(self, batch_id: str) -> BatchCounts:
+        return _counts(await self._reader.all(sql.SELECT_BATCH_COUNTS, {"id": batch_id}))
+
+    async def item(self, execution_id: str) -> Row | None:
+        return await self._reader.one(sql.SELECT_BATCH_ITEM, {"execution_id": execution_id})
+
+    async def get(self, workspace_id: str, batch_id: str, *, items: bool = True) -> BatchView:
+        if not batch_id:
+            raise InvalidArgument.single("batch_id", "is required")
+        params = {"id": batch_id, "ws": workspace_id}
+        queries = {
+            "batch": (sql.SELECT_BATCH, params),
+            "counts": (sql.SELECT_BATCH_COUNTS, params),
+            "sequence": (sql.SELECT_BATCH_LAST_SEQUENCE, params),
+        }
+        if items:
+            queries["items"] = (sql.SELECT_BATCH_ITEMS, params)
+        rows = await self._reader.snapshot(queries)
+        if not rows["batch"]:
+            raise not_found(batch_id)
+        return BatchView(
+            row=rows["batch"][0],
+            counts=_counts(rows["counts"]),
+            items=rows.get("items", []),
+            last_sequence=int(rows["sequence"][0]["last"] or 0),
+        )
+
+    async def list(
+        self,
+        workspace_id: str,
+        *,
+        status: str = "",
+        limit: int = 0,
+        offset: int = 0,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> BatchPage:
+        """Newest first. Offset paging (seed 001) or keyset page tokens (AIP-158), not both."""
+        if (limit or offset) and (page_size or page_token):
+            raise InvalidArgument.single("page_token", "use limit/offset or page_size/page_token, not both")
+        if status and status not in BATCH_STATUSES:
+            raise InvalidArgument.single("status", f"unknown batch status {status!r}")
+        if offset < 0:
+            raise InvalidArgument.single("offset", "must not be negative")
+        size = _size(page_size, "page_size") if (page_size or page_token) else _size(limit, "limit")
+        position = decode_token(page_token, ("t", "id", "s"))
+        if position is not None and position["s"] != status:
+            raise InvalidArgument.single("page_token", "was handed out for another status filter")
+        where = "workspace_id = :ws" + (" AND status = :status" if status else "")
+        params: dict[str, Any] = {"ws": workspace_id, "status": status, "limit": size + 1, "offset": offset}
+        not_older = "(created_at > :t OR (created_at = :t AND id >= :id))"  # up to the last one shown
+        older = "(created_at < :t OR (created_at = :t AND id < :id))"
+        queries = {"total": (f"SELECT COUNT(*) AS n FROM batches WHERE {where}", params)}  # noqa: S608
+        if position is None:
+            queries["rows"] = (
+                f"SELECT * FROM batches WHERE {where}"  # noqa: S608 (fixed fragments only)
+                " ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset",
+                params,
+            )
+        else:
+            params.update(t=position["t"], id=position["id"])
+            queries["skipped"] = (f"SELECT COUNT(*) AS n FROM batches WHERE {where} AND {not_older}", params)  # noqa: S608
+            queries["rows"] = (
+                f"SELECT * FROM batches WHERE {where} AND {older}"  # noqa: S608 (fixed fragments only)
+                " ORDER BY created_at DESC, id DESC LIMIT :limit",
+                params,
+            )
+        found = await self._reader.snapshot(queries)
+        rows = found["rows"]
+        next_token = ""
+        if len(rows) > size:
+            rows = rows[:size]
+            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"], "s": status})
+        counts = await self._counts_of([str(row["id"]) for row in rows])
+        return BatchPage(
+            batches=[BatchView(row=row, counts=counts.get(row["id"], BatchCounts())) for row in rows],
+            total=int(found["total"][0]["n"]),
+            limit=size,
+            offset=int(found["skipped"][0]["n"]) if "skipped" in found else offset,
+            next_token=next_token,
+        )
+
+    async def _counts_of(self, batch_ids: Sequence[str]) -> dict[str, BatchCounts]:
+        if not batch_ids:
+            return {}
+        rows = await self._reader.all(sql.SELECT_BATCHES_COUNTS, {"ids": batch_ids}, expanding=("ids",))
+        by_batch: dict[str, dict[str, int]] = {}
+        for row in rows:
+            by_batch.setdefault(row["batch_id"], {})[row["status"]] = int(row["n"])
+        return {batch_id: BatchCounts.of(statuses) for batch_id, statuses in by_batch.items()}
+
+
+# -- event payloads: the proto JSON form of Batch and BatchItem, so a watcher can parse them as such.
+
+
+def _time(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _without_empty(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value not in (None, "", 0)}
+
+
+def batch_json(row: Row, counts: BatchCounts) -> dict[str, Any]:
+    """Batch (without executions) in proto JSON, as BATCH_* events carry it."""
+    ended = row["ended_at"]
+    return _without_empty(
+        {
+            "batchId": row["id"],
+            "status": f"BATCH_STATUS_{row['status'].upper()}",
+            "sourceType": f"BATCH_SOURCE_TYPE_{row['source_type'].upper()}",
+            "folderPath": row["folder_path"],
+            "totalWorkflows": int(row["total"]),
+            "completed": counts.completed,
+            "running": counts.running,
+            "queued": counts.queued,
+            "failed": counts.failed,
+            "stopped": counts.stopped,
+            "paused": counts.paused,
+            "concurrency": int(row["concurrency"]),
+            "startTime": _time(row["created_at"]),
+            "endTime": _time(ended),
+            "duration": f"{(ended if ended is not None else now()) - row['created_at']:.3f}s",
+            "requestId": row["request_id"],
+        }
+    )
+
+
+def item_json(item: Row) -> dict[str, Any]:
+    """BatchItem in proto JSON."""
+    error = json.loads(item["error"]) if item["error"] else {}
+    return _without_empty(
+        {
+            "executionId": item["execution_id"],
+            "workflowId": item["workflow_id"],
+            "workflowFileName": item["workflow_file_name"],
+            "workflowPath": item["workflow_path"],
+            "status": f"EXECUTION_STATUS_{str(item['status'] or 'unspecified').upper()}",
+            "currentNodeId": item["current_node_id"],
+            "error": error.get("message", ""),
+            "startTime": _time(item["started_at"]),
+            "endTime": _time(item["ended_at"]),
+        }
+    )
