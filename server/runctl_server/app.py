@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import Engine as DatabaseEngine
 
 from runctl_server.api.batch_service import BatchService
+from runctl_server.api.event_service import EventService
 from runctl_server.api.execution_service import ExecutionService
 from runctl_server.api.interceptors import ErrorMappingInterceptor
 from runctl_server.api.services import register_all
@@ -86,7 +87,11 @@ class RunctlServer:
         except Exception as exc:
             self.database.dispose()
             raise StartupError(f"cannot prepare the database: {exc}") from exc
-        self.engine = Engine(self.database, workflows_dirs=self.settings.workflows_dirs)
+        self.engine = Engine(
+            self.database,
+            workflows_dirs=self.settings.workflows_dirs,
+            watch_buffer=self.settings.watch_buffer_events,
+        )
         await self.engine.start()
         await self._start_grpc()
         await self._start_http()
@@ -109,8 +114,9 @@ class RunctlServer:
             {
                 # Abstract until every RPC exists: complete_servicer answers the rest UNIMPLEMENTED.
                 "WorkflowService": WorkflowService(self.engine, self.settings.base_url),
-                "ExecutionService": ExecutionService(self.engine, self.settings.base_url),  # type: ignore[abstract]
-                "BatchService": BatchService(self.engine),  # type: ignore[abstract]
+                "ExecutionService": ExecutionService(self.engine, self.settings.base_url),
+                "BatchService": BatchService(self.engine),
+                "EventService": EventService(self.engine),
                 "WorkerService": WorkerService(self.engine),
             },
         )

@@ -18,9 +18,13 @@ class RunctlError(Exception):
 
     reason = "RUNCTL_ERROR"
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, reason: str | None = None, metadata: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        # Machine-readable facts for the client (ErrorInfo metadata), e.g. where to resume a stream.
+        self.metadata = dict(metadata or {})
         if reason:
             self.reason = reason
 

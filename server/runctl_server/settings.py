@@ -53,6 +53,8 @@ class Settings:
     workflows_dirs: tuple[Path, ...] = ()
     public_base_url: str = ""
     shutdown_grace_seconds: float = 10.0
+    # Events a watcher may fall behind before it is cut off (it resumes from its cursor).
+    watch_buffer_events: int = 10_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -74,6 +76,13 @@ class Settings:
                 values["shutdown_grace_seconds"] = float(grace)
             except ValueError:
                 raise SettingsError(f"RUNCTL_SHUTDOWN_GRACE_SECONDS: not a number: {grace!r}") from None
+        if buffer := env.get("RUNCTL_WATCH_BUFFER_EVENTS"):
+            try:
+                values["watch_buffer_events"] = int(buffer)
+            except ValueError:
+                raise SettingsError(f"RUNCTL_WATCH_BUFFER_EVENTS: not a whole number: {buffer!r}") from None
+            if values["watch_buffer_events"] < 1:
+                raise SettingsError("RUNCTL_WATCH_BUFFER_EVENTS: must be at least 1")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
 

@@ -9,13 +9,14 @@ from grpc import aio
 from runctl.v1 import batch_pb2, batch_pb2_grpc
 from runctl_server.api import batch_convert, convert
 from runctl_server.api.context import workspace_of
+from runctl_server.api.watches import BatchWatch
 from runctl_server.engine.engine import Engine
 from runctl_server.errors import InvalidArgument
 
 Context = aio.ServicerContext[Any, Any]
 
 
-class BatchService(batch_pb2_grpc.BatchServiceServicer):
+class BatchService(BatchWatch, batch_pb2_grpc.BatchServiceServicer):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 

@@ -42,7 +42,8 @@ def _pack(message: object) -> any_pb2.Any:
 def to_grpc_status(error: errors.RunctlError) -> grpc.Status:
     """A status whose trailers carry ErrorInfo and, for bad input, a BadRequest with every violation."""
     code = grpc_code(error)
-    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))]
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)
+    details = [_pack(info)]
     if isinstance(error, errors.InvalidArgument) and error.violations:
         bad_request = error_details_pb2.BadRequest(
             field_violations=[

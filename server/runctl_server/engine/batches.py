@@ -235,8 +235,8 @@ class Batches:
         return sorted((str(row["id"]) for row in rows), key=order.__getitem__)
 
     async def clear(self, workspace_id: str) -> ClearOutcome:
-        """Delete every ended batch of the workspace with its runs; running ones are kept and listed.
-        Events stay: they are history."""
+        """Delete every ended batch of the workspace with its runs and their events (seed 001: the
+        history is removed for good); running ones are kept and listed."""
         rows = await self._engine.reader.all(sql.SELECT_BATCHES_FOR_CLEARING, {"ws": workspace_id})
         ended = [row for row in rows if row["status"] != RUNNING and int(row["active"]) == 0]
         ended_ids = {row["id"] for row in ended}
@@ -246,6 +246,8 @@ class Batches:
             return outcome
         mutation = Mutation()
         for row in ended:
+            mutation.add(sql.MARK_BATCH_EVENTS_PRUNED, {"batch_id": row["id"]})
+            mutation.add(sql.DELETE_BATCH_EVENTS, {"batch_id": row["id"]})
             mutation.add(sql.DELETE_BATCH_RUNS, {"batch_id": row["id"]})
             mutation.add(sql.DELETE_BATCH, {"id": row["id"]})
         cleared = {

@@ -35,6 +35,7 @@ from runctl_server.engine.tasks import TaskDispatcher
 from runctl_server.engine.workflow_control import WorkflowControl
 from runctl_server.engine.workflows import Workflows
 from runctl_server.errors import FailedPrecondition, InvalidArgument, RunctlError
+from runctl_server.events.follow import EventFilter, Follower
 from runctl_server.events.hub import EventHub
 from runctl_server.nodes.base import NodeFailure, NodeType
 from runctl_server.nodes.registry import load_node_types
@@ -55,8 +56,10 @@ class Engine:
         *,
         workflows_dirs: Sequence[Path] = (),
         node_types: Mapping[str, NodeType] | None = None,
+        watch_buffer: int = 10_000,
     ) -> None:
         self.hub = EventHub()
+        self.watch_buffer = watch_buffer
         self.writer = Writer(database, self.hub.publish)
         self.reader = Reader(database)
         self.node_types = dict(node_types or load_node_types())
@@ -142,6 +145,10 @@ class Engine:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+    def follower(self, flt: EventFilter, heartbeat: float) -> Follower:
+        """A watcher's view of the event log: catch-up from the table, then live from the hub."""
+        return Follower(self.hub, self.reader, flt, buffer=self.watch_buffer, heartbeat=heartbeat)
 
     # -- talking to runs ----------------------------------------------------------------------------
 

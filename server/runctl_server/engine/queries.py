@@ -92,6 +92,12 @@ class Queries:
             last_sequence=int(rows["sequence"][0]["last"] or 0),
         )
 
+    async def last_sequence(self, execution_id: str) -> int:
+        row = await self._reader.one(
+            "SELECT MAX(sequence) AS last FROM events WHERE execution_id = :id", {"id": execution_id}
+        )
+        return int(row["last"] or 0) if row else 0
+
     async def most_recent(self, workspace_id: str, statuses: tuple[str, ...] = ()) -> Row | None:
         where = "workspace_id = :ws"
         if statuses:

@@ -227,3 +227,11 @@ SELECT_ORPHANED_BATCH_RUNS = (
 )
 
 SELECT_BATCH_BY_ID = "SELECT * FROM batches WHERE id = :id"
+
+# Removing a batch's history (ClearBatches) remembers how far the log was pruned, for watchers.
+MARK_BATCH_EVENTS_PRUNED = (
+    "UPDATE counters SET value = (SELECT MAX(sequence) FROM events WHERE batch_id = :batch_id)"
+    " WHERE name = 'events_pruned_through'"
+    " AND value < COALESCE((SELECT MAX(sequence) FROM events WHERE batch_id = :batch_id), 0)"
+)
+DELETE_BATCH_EVENTS = "DELETE FROM events WHERE batch_id = :batch_id"

@@ -55,6 +55,30 @@ class EventRecord:
     payload: dict[str, Any] = field(default_factory=dict)
     time: float = field(default_factory=time.time)
     sequence: int = 0
+    # The payload as committed (JSON); set by the writer, so later edits of `payload` cannot leak
+    # into what watchers are sent.
+    payload_json: str = ""
+    _row: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def row(self) -> dict[str, Any]:
+        """The event as the events table holds it (what readers of the log get); built once and shared
+        by every watcher, which may memoize what it derives from it in the same dict."""
+        if self._row is None:
+            self._row = self._build_row()
+        return self._row
+
+    def _build_row(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence,
+            "workspace_id": self.workspace_id,
+            "type": self.type,
+            "time": self.time,
+            "workflow_id": self.workflow_id,
+            "execution_id": self.execution_id,
+            "batch_id": self.batch_id,
+            "node_id": self.node_id,
+            "payload": self.payload_json or dumps(self.payload),
+        }
 
 
 @dataclass
@@ -184,6 +208,7 @@ class Writer:
             last = int(cursor.fetchone()[0])
             for offset, event in enumerate(events):
                 event.sequence = last - len(events) + 1 + offset
+                event.payload_json = dumps(event.payload)
         for mutation in mutations:
             for sql, params in mutation.statements:
                 cursor.execute(dialect_sql(sql), params)
@@ -200,7 +225,7 @@ class Writer:
                         "execution_id": e.execution_id,
                         "batch_id": e.batch_id,
                         "node_id": e.node_id,
-                        "payload": dumps(e.payload),
+                        "payload": e.payload_json,
                     }
                     for e in events
                 ],

@@ -429,7 +429,9 @@ Global___StreamEventsRequest: _TypeAlias = StreamEventsRequest  # noqa: Y015
 
 @_typing.final
 class StreamEventsResponse(_message.Message):
-    """One message of EventService.StreamEvents."""
+    """One message of EventService.StreamEvents. The first one is always a heartbeat, sent at once: it
+    carries the cursor the stream starts from and `history_truncated`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -444,8 +446,8 @@ class StreamEventsResponse(_message.Message):
     """
     history_truncated: _builtins.bool
     """True on the first message when events after the requested `after_sequence` were already
-    removed from the log by retention: the stream starts at the oldest retained event and the
-    client has missed events (it should reload state with the Get calls).
+    removed from the log (cleared batches, retention): the stream starts after the removed ones
+    and the client has missed events (it should reload state with the Get calls).
     """
     @_builtins.property
     def events(self) -> Global___EventList:

@@ -1,0 +1,90 @@
+"""runctl.v1.EventService: the workspace's event log, read in pages or followed live."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from grpc import aio
+
+from runctl.v1 import event_pb2, event_pb2_grpc
+from runctl_server.api import convert
+from runctl_server.api.context import workspace_of
+from runctl_server.api.watches import event_list, heartbeat, interval
+from runctl_server.engine.engine import Engine
+from runctl_server.engine.paging import decode_token, encode_token, page_size
+from runctl_server.errors import InvalidArgument
+from runctl_server.events.follow import EventFilter
+
+Context = aio.ServicerContext[Any, Any]
+
+
+def _filter(workspace_id: str, request: Any) -> EventFilter:
+    types = frozenset(
+        event_pb2.EventType.Name(t).removeprefix("EVENT_TYPE_")
+        for t in request.types
+        if t != event_pb2.EVENT_TYPE_UNSPECIFIED
+    )
+    return EventFilter(
+        workspace_id,
+        workflow_id=request.workflow_id,
+        execution_id=request.execution_id,
+        batch_id=request.batch_id,
+        types=types,
+    )
+
+
+class EventService(event_pb2_grpc.EventServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def ListEvents(
+        self, request: event_pb2.ListEventsRequest, context: Context
+    ) -> event_pb2.ListEventsResponse:
+        if request.after_sequence < 0:
+            raise InvalidArgument.single("after_sequence", "must not be negative")
+        limit = page_size(request.page_size)
+        position = decode_token(request.page_token, ("s",))
+        after = int(position["s"]) if position else request.after_sequence
+        flt = _filter(workspace_of(context), request)
+        where, params = flt.where()
+        rows = await self._engine.reader.all(
+            f"SELECT * FROM events WHERE {where} AND sequence > :after ORDER BY sequence LIMIT :limit",  # noqa: S608
+            {**params, "after": after, "limit": limit + 1},
+            expanding=("types",) if flt.types else (),
+        )
+        token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            token = encode_token({"s": rows[-1]["sequence"]})
+        return event_pb2.ListEventsResponse(
+            events=[convert.event(row) for row in rows],
+            next_page_token=token,
+            head_sequence=self._engine.hub.last_sequence,
+        )
+
+    async def StreamEvents(
+        self, request: event_pb2.StreamEventsRequest, context: Context
+    ) -> AsyncIterator[event_pb2.StreamEventsResponse]:
+        flt = _filter(workspace_of(context), request)
+        async with self._engine.follower(flt, interval(request.heartbeat_interval)) as follower:
+            truncated = False
+            if request.HasField("after_sequence"):
+                if request.after_sequence < 0:
+                    raise InvalidArgument.single("after_sequence", "must not be negative")
+                pruned = await follower.oldest_retained()
+                truncated = request.after_sequence < pruned
+                cursor = max(int(request.after_sequence), pruned)
+            else:
+                cursor = self._engine.hub.last_sequence  # only what is committed from now on
+            # At once, a heartbeat: the watcher knows the stream is open and where it starts.
+            yield event_pb2.StreamEventsResponse(
+                heartbeat=heartbeat(), cursor=cursor, history_truncated=truncated
+            )
+            async for delivery in follower.deliveries(cursor):
+                message = event_pb2.StreamEventsResponse(cursor=delivery.cursor)
+                if delivery.heartbeat:
+                    message.heartbeat.CopyFrom(heartbeat())
+                else:
+                    message.events.CopyFrom(event_list(delivery))
+                yield message

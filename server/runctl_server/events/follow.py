@@ -1,0 +1,159 @@
+"""Following the event log: catch up from the table, then go live from the hub, with no gap and no
+duplicate, bounded memory, and heartbeats on quiet streams.
+
+The order matters: a follower subscribes to the hub before it reads the table, so an event committed
+while the table is being read is in both places; it is sent once, because the follower only sends
+events with a sequence above the last one it sent (its cursor). The hub publishes in commit order, so
+live events arrive in sequence order too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from runctl_server.errors import Aborted, InvalidArgument
+from runctl_server.events.hub import EventHub, Subscription
+from runctl_server.store.reads import Reader, Row
+from runctl_server.store.writer import EventRecord
+
+CATCH_UP_PAGE = 500
+MAX_EVENTS_PER_MESSAGE = 500
+TERMINAL_EXECUTION_EVENTS = frozenset({"EXECUTION_COMPLETED", "EXECUTION_FAILED", "EXECUTION_STOPPED"})
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a follower wants; every field narrows (AND), empty means any."""
+
+    workspace_id: str
+    workflow_id: str = ""
+    execution_id: str = ""
+    batch_id: str = ""
+    types: frozenset[str] = field(default_factory=frozenset)
+    without_node_events: bool = False
+
+    def matches(self, event: EventRecord) -> bool:
+        return (
+            event.workspace_id == self.workspace_id
+            and (not self.workflow_id or event.workflow_id == self.workflow_id)
+            and (not self.execution_id or event.execution_id == self.execution_id)
+            and (not self.batch_id or event.batch_id == self.batch_id)
+            and (not self.types or event.type in self.types)
+            and not (self.without_node_events and event.type.startswith("NODE_"))
+        )
+
+    def where(self) -> tuple[str, dict[str, Any]]:
+        clauses = ["workspace_id = :ws"]
+        params: dict[str, Any] = {"ws": self.workspace_id}
+        for column in ("workflow_id", "execution_id", "batch_id"):
+            value = getattr(self, column)
+            if value:
+                clauses.append(f"{column} = :{column}")
+                params[column] = value
+        if self.types:
+            clauses.append("type IN :types")
+            params["types"] = sorted(self.types)
+        if self.without_node_events:
+            clauses.append("type NOT LIKE 'NODE\\_%' ESCAPE '\\'")
+        return " AND ".join(clauses), params
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a follower hands its stream: events (oldest first) or, when quiet, a heartbeat."""
+
+    events: list[Row]
+    cursor: int
+
+    @property
+    def heartbeat(self) -> bool:
+        return not self.events
+
+
+def heartbeat_seconds(requested: float, default: float = 15.0) -> float:
+    """Unset or 0 means the default; otherwise clamped to [1 s, 5 min]."""
+    if requested < 0:
+        raise InvalidArgument.single("heartbeat_interval", "must not be negative")
+    return default if requested == 0 else min(max(requested, 1.0), 300.0)
+
+
+class Follower:
+    """One watcher's view of the log. Use as an async context manager, then iterate `deliveries`."""
+
+    def __init__(
+        self, hub: EventHub, reader: Reader, flt: EventFilter, *, buffer: int, heartbeat: float
+    ) -> None:
+        self._hub = hub
+        self._reader = reader
+        self.filter = flt
+        self._buffer = buffer
+        self._heartbeat = heartbeat
+        self._subscription: Subscription | None = None
+
+    async def __aenter__(self) -> Follower:
+        self._subscription = self._hub.subscribe(self.filter.matches, maxsize=self._buffer)
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
+
+    async def oldest_retained(self) -> int:
+        """Events at or below this sequence may have been removed from the log (0: none ever were)."""
+        if self.filter.execution_id or self.filter.batch_id:
+            return 0  # a run's or a batch's events are only ever removed together with it
+        row = await self._reader.one("SELECT value FROM counters WHERE name = 'events_pruned_through'")
+        return int(row["value"]) if row else 0
+
+    async def _catch_up(self, cursor: int) -> AsyncIterator[list[Row]]:
+        where, params = self.filter.where()
+        while True:
+            rows = await self._reader.all(
+                f"SELECT * FROM events WHERE {where} AND sequence > :after"  # noqa: S608
+                " ORDER BY sequence LIMIT :limit",
+                {**params, "after": cursor, "limit": CATCH_UP_PAGE},
+                expanding=("types",) if self.filter.types else (),
+            )
+            if not rows:
+                return
+            yield rows
+            cursor = int(rows[-1]["sequence"])
+            if len(rows) < CATCH_UP_PAGE:
+                return
+
+    async def deliveries(self, cursor: int) -> AsyncIterator[Delivery]:
+        """Every matching event after `cursor`, in order, then live ones as they are committed."""
+        subscription = self._subscription
+        assert subscription is not None, "use the follower as an async context manager"
+        async for rows in self._catch_up(cursor):
+            for start in range(0, len(rows), MAX_EVENTS_PER_MESSAGE):
+                page = rows[start : start + MAX_EVENTS_PER_MESSAGE]
+                cursor = int(page[-1]["sequence"])
+                yield Delivery(page, cursor)
+        queue = subscription.queue
+        while True:
+            if queue.empty() and subscription.overflowed:
+                raise Aborted(
+                    f"this watcher fell more than {self._buffer} events behind and was cut off; "
+                    f"reconnect with after_sequence={cursor} to catch up from the event log",
+                    reason="WATCHER_TOO_SLOW",
+                    metadata={"cursor": str(cursor)},
+                )
+            try:
+                first = await asyncio.wait_for(queue.get(), self._heartbeat)
+            except TimeoutError:
+                # Nothing matched up to the hub's last published sequence: the cursor may move there.
+                if queue.empty() and not subscription.overflowed:
+                    cursor = max(cursor, self._hub.last_sequence)
+                yield Delivery([], cursor)
+                continue
+            batch = [first]
+            while len(batch) < MAX_EVENTS_PER_MESSAGE and not queue.empty():
+                batch.append(queue.get_nowait())
+            fresh = [event.row() for event in batch if event.sequence > cursor]
+            if fresh:
+                cursor = int(fresh[-1]["sequence"])
+                yield Delivery(fresh, cursor)
