@@ -20,6 +20,7 @@ from runctl_server.api.batch_service import BatchService
 from runctl_server.api.event_service import EventService
 from runctl_server.api.execution_service import ExecutionService
 from runctl_server.api.interceptors import ErrorMappingInterceptor
+from runctl_server.api.pause_point_service import PausePointService
 from runctl_server.api.services import register_all
 from runctl_server.api.worker_service import WorkerService
 from runctl_server.api.workflow_service import WorkflowService
@@ -117,6 +118,7 @@ class RunctlServer:
                 "ExecutionService": ExecutionService(self.engine, self.settings.base_url),
                 "BatchService": BatchService(self.engine),
                 "EventService": EventService(self.engine),
+                "PausePointService": PausePointService(self.engine, self.settings.base_url),
                 "WorkerService": WorkerService(self.engine),
             },
         )

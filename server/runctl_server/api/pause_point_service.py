@@ -1,0 +1,78 @@
+"""runctl.v1.PausePointService: find and show what is waiting (resuming is ExecutionService's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grpc import aio
+
+from runctl.v1 import common_pb2, pause_point_pb2, pause_point_pb2_grpc
+from runctl_server.api import convert
+from runctl_server.api.context import workspace_of
+from runctl_server.engine.engine import Engine
+from runctl_server.engine.paging import decode_token, encode_token, page_size
+from runctl_server.errors import InvalidArgument, NotFound
+
+Context = aio.ServicerContext[Any, Any]
+
+
+def _words(values: Any, enum: Any, prefix: str) -> list[str]:
+    return [enum.Name(v).removeprefix(prefix).lower() for v in values if v != 0]
+
+
+class PausePointService(pause_point_pb2_grpc.PausePointServiceServicer):
+    def __init__(self, engine: Engine, base_url: str) -> None:
+        self._engine = engine
+        self._base_url = base_url
+
+    async def GetPausePoint(
+        self, request: pause_point_pb2.GetPausePointRequest, context: Context
+    ) -> pause_point_pb2.GetPausePointResponse:
+        if not request.context_id:
+            raise InvalidArgument.single("context_id", "is required")
+        row = await self._engine.reader.one(
+            "SELECT * FROM pause_points WHERE context_id = :id AND workspace_id = :ws",
+            {"id": request.context_id, "ws": workspace_of(context)},
+        )
+        if row is None:
+            raise NotFound(f"pause point {request.context_id!r} not found", reason="PAUSE_POINT_NOT_FOUND")
+        return pause_point_pb2.GetPausePointResponse(pause_point=convert.pause_point(row, self._base_url))
+
+    async def ListPausePoints(
+        self, request: pause_point_pb2.ListPausePointsRequest, context: Context
+    ) -> pause_point_pb2.ListPausePointsResponse:
+        limit = page_size(request.page_size)
+        clauses = ["workspace_id = :ws"]
+        params: dict[str, Any] = {"ws": workspace_of(context), "limit": limit + 1}
+        expanding = []
+        for column in ("workflow_id", "execution_id"):
+            if getattr(request, column):
+                clauses.append(f"{column} = :{column}")
+                params[column] = getattr(request, column)
+        kinds = _words(request.reasons, common_pb2.PauseReason, "PAUSE_REASON_")
+        if kinds:
+            clauses.append("kind IN :kinds")
+            params["kinds"] = kinds
+            expanding.append("kinds")
+        statuses = _words(request.resume_statuses, pause_point_pb2.ResumeStatus, "RESUME_STATUS_")
+        if statuses:
+            clauses.append("status IN :statuses")
+            params["statuses"] = statuses
+            expanding.append("statuses")
+        position = decode_token(request.page_token, ("t", "id"))
+        if position is not None:
+            clauses.append("(registered_at < :t OR (registered_at = :t AND context_id < :after_id))")
+            params.update(t=position["t"], after_id=position["id"])
+        rows = await self._engine.reader.all(
+            f"SELECT * FROM pause_points WHERE {' AND '.join(clauses)}"  # noqa: S608
+            " ORDER BY registered_at DESC, context_id DESC LIMIT :limit",
+            params,
+            expanding=expanding,
+        )
+        token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            token = encode_token({"t": rows[-1]["registered_at"], "id": rows[-1]["context_id"]})
+        return pause_point_pb2.ListPausePointsResponse(
+            pause_points=[convert.pause_point(row, self._base_url) for row in rows], next_page_token=token
+        )

@@ -1,0 +1,61 @@
+"""PausePointService over the real gRPC API: what is waiting, found and shown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from runctl.v1 import common_pb2, execution_pb2, pause_point_pb2, pause_point_pb2_grpc
+from tests.engine_helpers import Client, linear, serving_client
+
+PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    with serving_client("sqlite", tmp_path_factory, public_base_url="https://ops.example.test") as client:
+        yield client
+
+
+def test_find_and_show_what_is_waiting(client: Client) -> None:
+    points = pause_point_pb2_grpc.PausePointServiceStub(client.channel)
+    approval = {"id": "sign", "type": "approval", "config": {"title": "Sign off", "message": "Ship it?"}}
+    approvals = [client.start(linear(approval)) for _ in range(3)]
+    waiting = client.start(linear({"id": "hold", "type": "wait"}))
+    for execution_id in [*approvals, waiting]:
+        client.wait(execution_id, (PAUSED,))
+    client.executions.ContinueExecution(execution_pb2.ContinueExecutionRequest(execution_id=approvals[0]))
+
+    def listed(**where: object) -> list[pause_point_pb2.PausePoint]:
+        found: list[pause_point_pb2.PausePoint] = []
+        token = ""
+        while True:
+            page = points.ListPausePoints(
+                pause_point_pb2.ListPausePointsRequest(page_size=1, page_token=token, **where), timeout=10
+            )
+            found.extend(page.pause_points)
+            token = page.next_page_token
+            if not token:
+                return found
+
+    open_approvals = listed(
+        reasons=[common_pb2.PAUSE_REASON_APPROVAL], resume_statuses=[pause_point_pb2.RESUME_STATUS_PAUSED]
+    )
+    assert {p.execution_id for p in open_approvals} == set(approvals[1:])
+    times = [p.registered_at.ToNanoseconds() for p in open_approvals]
+    assert times == sorted(times, reverse=True)  # newest first
+    (of_run,) = listed(execution_id=waiting)
+    assert of_run.reason == common_pb2.PAUSE_REASON_WAIT
+    shown = points.GetPausePoint(
+        pause_point_pb2.GetPausePointRequest(context_id=open_approvals[0].context_id), timeout=10
+    ).pause_point
+    assert shown.response.display_data.title == "Sign off"
+    assert shown.resume_links.ui_url.startswith("https://ops.example.test/resume/")
+    with pytest.raises(grpc.RpcError) as missing:
+        points.GetPausePoint(pause_point_pb2.GetPausePointRequest(context_id="ctx_missing"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as bad_token:
+        points.ListPausePoints(pause_point_pb2.ListPausePointsRequest(page_token="nonsense"))
+    assert bad_token.value.code() == grpc.StatusCode.INVALID_ARGUMENT
