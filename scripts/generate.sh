@@ -10,6 +10,12 @@
 # run time, google.protobuf from protobuf. The output is deterministic; CI runs this script and
 # fails on any diff (git diff --exit-code clients/python).
 #
+# Then the other client languages, with buf (node_modules/.bin/buf) and local plugins only:
+#   clients/typescript/src/gen/   buf.gen.yaml: protoc-gen-es from clients/typescript/node_modules
+#   clients/go/runctl/v1/         buf.gen.go.yaml: protoc-gen-go and protoc-gen-go-grpc, only when
+#                                 both are on PATH (Debian packages; .ci/run installs them), so a
+#                                 machine without Go still regenerates everything else
+#
 # Usage: bash scripts/generate.sh            (PYTHON=/path/to/python to use another interpreter)
 set -euo pipefail
 
@@ -51,3 +57,24 @@ mapfile -t PROTOS < <(LC_ALL=C ls proto/runctl/v1/*.proto | LC_ALL=C sort)
 [ -f "$OUT/runctl/py.typed" ] || : > "$OUT/runctl/py.typed"
 
 echo "generated ${#PROTOS[@]} protos into $PKG"
+
+BUF="${BUF:-node_modules/.bin/buf}"
+
+# TypeScript: the generator comes from the client's own lock file, so it matches its runtime.
+ES_PLUGIN=clients/typescript/node_modules/.bin/protoc-gen-es
+[ -x "$ES_PLUGIN" ] || {
+  echo "generate.sh: $ES_PLUGIN not found (make install, or npm ci --prefix clients/typescript)" >&2
+  exit 1
+}
+rm -rf clients/typescript/src/gen
+"$BUF" generate --template buf.gen.yaml
+echo "generated TypeScript into clients/typescript/src/gen"
+
+# Go: optional, so that a machine without Go can still run `make generate`.
+if command -v protoc-gen-go >/dev/null && command -v protoc-gen-go-grpc >/dev/null; then
+  find clients/go/runctl/v1 -maxdepth 1 -type f -name '*.pb.go' -delete 2>/dev/null || true
+  "$BUF" generate --template buf.gen.go.yaml
+  echo "generated Go into clients/go/runctl/v1"
+else
+  echo "generate.sh: protoc-gen-go or protoc-gen-go-grpc not on PATH; clients/go/runctl/v1 left as committed" >&2
+fi

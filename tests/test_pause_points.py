@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -28,7 +29,7 @@ def test_find_and_show_what_is_waiting(client: Client) -> None:
         client.wait(execution_id, (PAUSED,))
     client.executions.ContinueExecution(execution_pb2.ContinueExecutionRequest(execution_id=approvals[0]))
 
-    def listed(**where: object) -> list[pause_point_pb2.PausePoint]:
+    def listed(**where: Any) -> list[pause_point_pb2.PausePoint]:
         found: list[pause_point_pb2.PausePoint] = []
         token = ""
         while True:

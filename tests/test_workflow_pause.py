@@ -98,6 +98,9 @@ def test_runs_started_while_paused_stay_queued_until_resume(client: Client) -> N
 
 
 def test_pause_errors(client: Client) -> None:
+    workflow_id = create(client, linear())
+    assert pause(client, workflow_id).HasField("pause_time")
+    assert not resume(client, workflow_id).HasField("pause_time")
     missing = workflow_pb2.PauseWorkflowRequest(workflow_id="wf_missing")
     assert code_of(lambda: client.workflows.PauseWorkflow(missing)) == grpc.StatusCode.NOT_FOUND
     empty = workflow_pb2.PauseWorkflowRequest()

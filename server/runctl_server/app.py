@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from grpc import aio
@@ -26,6 +27,7 @@ from runctl_server.api.worker_service import WorkerService
 from runctl_server.api.workflow_service import WorkflowService
 from runctl_server.engine.engine import Engine
 from runctl_server.http.app import build_http_app
+from runctl_server.http.bridge import Services
 from runctl_server.settings import Address, Settings
 from runctl_server.store.database import create_db_engine
 from runctl_server.store.migrate import upgrade_to_head
@@ -72,6 +74,7 @@ class RunctlServer:
         self._http_task: asyncio.Task[None] | None = None
         self._serving = False
         self._stopped = asyncio.Event()
+        self._servicers: dict[str, Any] = {}
 
     @property
     def grpc_target(self) -> str:
@@ -110,18 +113,16 @@ class RunctlServer:
     async def _start_grpc(self) -> None:
         server = aio.server(interceptors=[ErrorMappingInterceptor()])
         assert self.engine is not None
-        self._service_names = register_all(
-            server,
-            {
-                # Abstract until every RPC exists: complete_servicer answers the rest UNIMPLEMENTED.
-                "WorkflowService": WorkflowService(self.engine, self.settings.base_url),
-                "ExecutionService": ExecutionService(self.engine, self.settings.base_url),
-                "BatchService": BatchService(self.engine),
-                "EventService": EventService(self.engine),
-                "PausePointService": PausePointService(self.engine, self.settings.base_url),
-                "WorkerService": WorkerService(self.engine),
-            },
-        )
+        # The same servicer objects answer gRPC and, through the HTTP shim, HTTP.
+        self._servicers = {
+            "WorkflowService": WorkflowService(self.engine, self.settings.base_url),
+            "ExecutionService": ExecutionService(self.engine, self.settings.base_url),
+            "BatchService": BatchService(self.engine),
+            "EventService": EventService(self.engine),
+            "PausePointService": PausePointService(self.engine, self.settings.base_url),
+            "WorkerService": WorkerService(self.engine),
+        }
+        self._service_names = register_all(server, self._servicers)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
@@ -139,7 +140,7 @@ class RunctlServer:
     async def _start_http(self) -> None:
         sock = _bind_http_socket(self.settings.http_addr)
         self.http_port = sock.getsockname()[1]
-        app = build_http_app(lambda: self._serving)
+        app = build_http_app(lambda: self._serving, Services(self._servicers))
         config = uvicorn.Config(
             app,
             lifespan="off",

@@ -20,8 +20,10 @@ from runctl_server.store.writer import EventRecord, Mutation
 if TYPE_CHECKING:
     from runctl_server.engine.engine import Engine
 
+# paused_at says since when a workflow is paused, and is cleared when it is not paused any more.
 SET_WORKFLOW_STATUS = (
-    "UPDATE workflows SET status = :status, updated_at = :now WHERE id = :id AND status = :expected"
+    "UPDATE workflows SET status = :status, updated_at = :now, paused_at = :paused_at"
+    " WHERE id = :id AND status = :expected"
 )
 RESUME_STATUSES = ("paused", "resumed", "expired", "cancelled")
 
@@ -91,9 +93,16 @@ class WorkflowControl:
                     reason=f"WORKFLOW_{str(row['status']).upper()}",
                 )
             mutation = Mutation()
+            stamp = now()
             mutation.add(
                 SET_WORKFLOW_STATUS,
-                {"id": workflow_id, "status": status, "expected": row["status"], "now": now()},
+                {
+                    "id": workflow_id,
+                    "status": status,
+                    "expected": row["status"],
+                    "now": stamp,
+                    "paused_at": stamp if status == "paused" else None,
+                },
             )
             mutation.emit(
                 EventRecord(

@@ -11,10 +11,28 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from runctl_server import __version__
+from runctl_server.http.bridge import Services
+from runctl_server.http.openapi import openapi_document
+from runctl_server.http.routes import executions, hitl, implied, outbound, runner, runs
+from runctl_server.http.routing import DEFAULT_MAX_BODY_BYTES, Endpoint, starlette_route
+
+ROUTE_MODULES = (hitl, runner, executions, outbound, runs, implied)
 
 
-def build_http_app(is_serving: Callable[[], bool]) -> Starlette:
-    """The HTTP app; `is_serving` reports readiness the same way gRPC health does."""
+def all_endpoints() -> list[Endpoint]:
+    return [endpoint for module in ROUTE_MODULES for endpoint in module.ENDPOINTS]
+
+
+def build_http_app(
+    is_serving: Callable[[], bool],
+    services: Services | None = None,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> Starlette:
+    """The HTTP app; `is_serving` reports readiness the same way gRPC health does. Without `services`
+    only the health route is served (a bare app for tests of the skeleton)."""
+    endpoints = all_endpoints() if services is not None else []
+    document = openapi_document(endpoints)
 
     async def healthz(_request: Request) -> JSONResponse:
         serving = is_serving()
@@ -30,7 +48,13 @@ def build_http_app(is_serving: Callable[[], bool]) -> Starlette:
     async def internal_error(_request: Request, _exc: Exception) -> JSONResponse:
         return JSONResponse({"error": "internal error; see the server log", "details": []}, status_code=500)
 
+    async def openapi(_request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    routes = [Route("/healthz", healthz, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]
+    if services is not None:
+        routes += [starlette_route(endpoint, services, max_body_bytes) for endpoint in endpoints]
     return Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"])],
+        routes=routes,
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )

@@ -1,0 +1,3 @@
+module github.com/runctl/runctl/clients/go
+
+go 1.19

@@ -1,0 +1,73 @@
+"""The OpenAPI document of the HTTP shim, made from the same Endpoint declarations that serve it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from runctl_server import __version__
+from runctl_server.http.routing import Endpoint
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string"},
+        "message": {"type": "string"},
+        "success": {"type": "boolean"},
+        "details": {"type": "array", "items": {"type": "object"}},
+    },
+}
+REASONS = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 409: "Conflict", 413: "Too large"}
+
+
+def _operation(endpoint: Endpoint) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        for name in re.findall(r"{(\w+)}", endpoint.path)
+    ]
+    parameters += [
+        {
+            "name": param.name,
+            "in": "query",
+            "required": param.required,
+            "schema": dict(param.schema),
+            **({"description": param.description} if param.description else {}),
+        }
+        for param in endpoint.query
+    ]
+    responses: dict[str, Any] = {
+        str(endpoint.status): {
+            "description": "OK",
+            "content": {"application/json": {"schema": dict(endpoint.response)}},
+        }
+    }
+    for status in (*endpoint.error_statuses, 413) if endpoint.body is not None else endpoint.error_statuses:
+        responses[str(status)] = {
+            "description": REASONS.get(status, "Error"),
+            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+        }
+    operation: dict[str, Any] = {
+        "summary": endpoint.summary,
+        "operationId": re.sub(r"\W+", "_", f"{endpoint.method}_{endpoint.path}").strip("_"),
+        "tags": [f"seed {endpoint.source}" if endpoint.source != "implied" else "implied"],
+        "parameters": parameters,
+        "responses": responses,
+    }
+    if endpoint.body is not None:
+        operation["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": dict(endpoint.body)}},
+        }
+    return operation
+
+
+def openapi_document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "runctl HTTP shim", "version": __version__},
+        "paths": paths,
+    }

@@ -1,0 +1,145 @@
+"""Routes are declared once, as Endpoints: Starlette routes and the OpenAPI document are made from them.
+
+A handler gets a Call (the parsed request, the services, the caller's credentials) and answers a JSON
+value; bad input raises InvalidArgument (400 with a field violation), domain errors raise RunctlError,
+and the endpoint's error body style turns either into the seed document's error shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from runctl_server.errors import InvalidArgument, RunctlError
+from runctl_server.http.bridge import Services
+from runctl_server.http.errors import ErrorBody, error_response, error_with_details
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 1_048_576
+CREDENTIAL_HEADERS = ("x-api-key", "authorization")
+
+
+class PayloadTooLarge(RunctlError):
+    reason = "PAYLOAD_TOO_LARGE"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query parameter, for validation messages and the OpenAPI document."""
+
+    name: str
+    schema: Mapping[str, Any]
+    description: str = ""
+    required: bool = False
+
+
+@dataclass
+class Call:
+    """One HTTP request on its way to a servicer."""
+
+    request: Request
+    services: Services
+    max_body_bytes: int
+
+    @property
+    def path(self) -> Mapping[str, str]:
+        return self.request.path_params
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The caller's credentials, passed on as gRPC metadata would carry them."""
+        return {name: value for name in CREDENTIAL_HEADERS if (value := self.request.headers.get(name))}
+
+    async def call(self, service: str, method: str, message: Any) -> Any:
+        return await self.services.call(service, method, message, self.metadata)
+
+    async def json_body(self, *, required: bool = False) -> dict[str, Any]:
+        """The body as a JSON object ({} when empty and not required); 400 or 413 otherwise."""
+        declared = self.request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise _too_large(self.max_body_bytes)
+        raw = bytearray()
+        async for chunk in self.request.stream():
+            raw.extend(chunk)
+            if len(raw) > self.max_body_bytes:
+                raise _too_large(self.max_body_bytes)
+        if not raw.strip():
+            if required:
+                raise InvalidArgument.single("body", "a JSON object is required")
+            return {}
+        try:
+            value = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            where = (
+                f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            )
+            raise InvalidArgument.single("body", f"is not valid JSON{where}") from None
+        if not isinstance(value, dict):
+            raise InvalidArgument.single("body", "must be a JSON object")
+        return value
+
+    def query(self, name: str) -> str | None:
+        return self.request.query_params.get(name)
+
+    def int_query(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+        text = self.query(name)
+        if text is None or text == "":
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise InvalidArgument.single(name, f"must be a whole number, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise InvalidArgument.single(name, f"must be at least {minimum}{upper}, got {value}")
+        return value
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is larger than {limit} bytes")
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One documented route: how to serve it and how to describe it."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    source: str  # the seed document it reproduces ("000".."004") or "implied" (DESIGN.md)
+    query: tuple[Param, ...] = ()
+    body: Mapping[str, Any] | None = None  # JSON schema of the request body
+    response: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    status: int = 200
+    error_statuses: tuple[int, ...] = (400, 404)
+    error_body: ErrorBody = error_with_details
+
+
+def starlette_route(endpoint: Endpoint, services: Services, max_body_bytes: int) -> Route:
+    async def serve(request: Request) -> Response:
+        call = Call(request, services, max_body_bytes)
+        try:
+            result = await endpoint.handler(call)
+        except PayloadTooLarge as exc:
+            response = error_response(exc, endpoint.error_body)
+            response.status_code = 413
+            return response
+        except RunctlError as exc:
+            return error_response(exc, endpoint.error_body)
+        if isinstance(result, Response):
+            return result
+        return JSONResponse(result, status_code=endpoint.status)
+
+    return Route(endpoint.path, serve, methods=[endpoint.method], name=f"{endpoint.method} {endpoint.path}")
