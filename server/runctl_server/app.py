@@ -140,7 +140,11 @@ class RunctlServer:
     async def _start_http(self) -> None:
         sock = _bind_http_socket(self.settings.http_addr)
         self.http_port = sock.getsockname()[1]
-        app = build_http_app(lambda: self._serving, Services(self._servicers))
+        app = build_http_app(
+            lambda: self._serving,
+            Services(self._servicers),
+            max_body_bytes=self.settings.http_max_body_bytes,
+        )
         config = uvicorn.Config(
             app,
             lifespan="off",

@@ -55,6 +55,8 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     # Events a watcher may fall behind before it is cut off (it resumes from its cursor).
     watch_buffer_events: int = 10_000
+    # Larger HTTP request bodies are refused with 413 before they are parsed.
+    http_max_body_bytes: int = 1_048_576
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -83,6 +85,13 @@ class Settings:
                 raise SettingsError(f"RUNCTL_WATCH_BUFFER_EVENTS: not a whole number: {buffer!r}") from None
             if values["watch_buffer_events"] < 1:
                 raise SettingsError("RUNCTL_WATCH_BUFFER_EVENTS: must be at least 1")
+        if limit := env.get("RUNCTL_HTTP_MAX_BODY_BYTES"):
+            try:
+                values["http_max_body_bytes"] = int(limit)
+            except ValueError:
+                raise SettingsError(f"RUNCTL_HTTP_MAX_BODY_BYTES: not a whole number: {limit!r}") from None
+            if values["http_max_body_bytes"] < 1024:
+                raise SettingsError("RUNCTL_HTTP_MAX_BODY_BYTES: must be at least 1024")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
 
