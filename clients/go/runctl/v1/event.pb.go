@@ -24,87 +24,87 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// What an event records. Every event's `payload` is a JSON object with one key named after the
-// object that changed (lowerCamelCase), holding that object's proto JSON after the change; each
-// value below says which.
+// What an event records. Every event's `payload` is a JSON object; the event's own fields name
+// the workflow, run, batch and node it concerns, and each value below lists its payload keys.
+// Node events carry `nodeKey` (unique per loop iteration), `nodeType`, `status` (the node status
+// word) and, inside loops, `stack`.
 type EventType int32
 
 const (
 	// Any type (never stored; invalid in a filter).
 	EventType_EVENT_TYPE_UNSPECIFIED EventType = 0
-	// A workflow was created. Payload {"workflow": Workflow (basic view, no secret)}.
+	// A workflow was created. Payload {"version", "name"}.
 	EventType_EVENT_TYPE_WORKFLOW_CREATED EventType = 1
-	// A workflow's definition was replaced (new version). Payload {"workflow": Workflow (basic)}.
+	// A workflow's definition was replaced (new version). Payload {"version"}.
 	EventType_EVENT_TYPE_WORKFLOW_UPDATED EventType = 2
-	// A workflow was deleted. Payload {"workflow": Workflow (basic), as it was}.
+	// A workflow was deleted. Payload {}.
 	EventType_EVENT_TYPE_WORKFLOW_DELETED EventType = 3
-	// A workflow was paused. Payload {"workflow": Workflow (basic), "reason": string}.
+	// A workflow was paused. Payload {"status": "paused", "reason"}.
 	EventType_EVENT_TYPE_WORKFLOW_PAUSED EventType = 4
-	// A paused workflow was resumed. Payload {"workflow": Workflow (basic)}.
+	// A paused workflow was resumed. Payload {"status": "active"}.
 	EventType_EVENT_TYPE_WORKFLOW_RESUMED EventType = 5
-	// A workflow was cancelled. Payload {"workflow": Workflow (basic), "reason": string}.
+	// A workflow was cancelled. Payload {"status": "cancelled", "reason"}.
 	EventType_EVENT_TYPE_WORKFLOW_CANCELLED EventType = 6
-	// A workflow's webhook secret was replaced. Payload {"workflow": Workflow (basic, no secret)}.
+	// A workflow's webhook secret was replaced (the secret itself is never logged). Payload {}.
 	EventType_EVENT_TYPE_WORKFLOW_SECRET_ROTATED EventType = 7
-	// A run was created and waits for capacity. Payload {"execution": ExecutionSummary}.
+	// A run was created and waits (a batch slot, its paused workflow). Payload {"input", "name",
+	// "reason"}.
 	EventType_EVENT_TYPE_EXECUTION_QUEUED EventType = 20
-	// A run began running (left QUEUED). Payload {"execution": ExecutionSummary}.
+	// A run began running. Payload {"input", "name"}.
 	EventType_EVENT_TYPE_EXECUTION_STARTED EventType = 21
-	// A run became PAUSED (breakpoint, wait, approval, manual or workflow pause).
-	// Payload {"execution": ExecutionSummary}.
+	// A run became PAUSED. Payload {"reason": the pause reason word, "contextId" when at a pause
+	// point}.
 	EventType_EVENT_TYPE_EXECUTION_PAUSED EventType = 22
-	// A paused run went back to RUNNING. Payload {"execution": ExecutionSummary}.
+	// A paused run went back to RUNNING. Payload {}.
 	EventType_EVENT_TYPE_EXECUTION_RESUMED EventType = 23
-	// A run finished successfully. Payload {"execution": ExecutionSummary}.
+	// A run finished successfully. Payload {"status", "output"}.
 	EventType_EVENT_TYPE_EXECUTION_COMPLETED EventType = 24
-	// A run finished with an error. Payload {"execution": ExecutionSummary} (with `error`).
+	// A run finished with an error. Payload {"status", "error": {"message", "nodeId", "code"}}.
 	EventType_EVENT_TYPE_EXECUTION_FAILED EventType = 25
-	// A run was stopped (or cancelled while queued). Payload {"execution": ExecutionSummary,
-	// "wasRunning": bool, "wasQueued": bool}.
+	// A run was stopped (or cancelled while queued). Payload {"status", "output", "reason",
+	// "was": the status it was stopped in}.
 	EventType_EVENT_TYPE_EXECUTION_STOPPED EventType = 26
-	// A run's trace-logs flag changed. Payload {"execution": ExecutionSummary, "enabled": bool}.
+	// A run's trace-logs flag changed. Payload {"enabled"}.
 	EventType_EVENT_TYPE_EXECUTION_TRACE_LOGS_CHANGED EventType = 27
-	// A node became ready and waits for a slot, a timer or a worker. Payload {"node": NodeState}.
+	// Reserved: ready nodes are not logged separately (NODE_STARTED follows at once).
 	EventType_EVENT_TYPE_NODE_SCHEDULED EventType = 40
-	// A node attempt started. Payload {"node": NodeState}.
+	// A node attempt started. Payload {"attempt"}.
 	EventType_EVENT_TYPE_NODE_STARTED EventType = 41
-	// A node waits at a pause point (wait, approval, breakpoint). Payload {"node": NodeState}.
+	// A node waits: at a pause point (payload {"contextId", "pauseKind"}) or on a timer (payload
+	// {"until": epoch seconds}).
 	EventType_EVENT_TYPE_NODE_WAITING EventType = 42
-	// A node completed. Payload {"node": NodeState (with output), "edges": [EdgeState] resolved by
-	// it (its outgoing edges, TAKEN or NOT_TAKEN)}.
+	// A node completed. Payload {"output", "branches": the labels it took, or null}.
 	EventType_EVENT_TYPE_NODE_COMPLETED EventType = 43
-	// A node failed for good (no attempts left). Payload {"node": NodeState (with error),
-	// "edges": [EdgeState]}.
+	// A node failed for good (no attempts left). Payload {"error": {"message", "code"}, "attempt"}.
 	EventType_EVENT_TYPE_NODE_FAILED EventType = 44
-	// A node was skipped (branch not taken, or skipped at a pause). Payload {"node": NodeState,
-	// "edges": [EdgeState]}.
+	// A node was skipped (branch not taken, or skipped at a pause). Payload {"reason"}.
 	EventType_EVENT_TYPE_NODE_SKIPPED EventType = 45
-	// A node was stopped with its run. Payload {"node": NodeState}.
+	// A node was stopped with its run. Payload {}.
 	EventType_EVENT_TYPE_NODE_STOPPED EventType = 46
-	// A node attempt failed and another is scheduled. Payload {"node": NodeState (with error and
-	// next_attempt_at)}.
+	// A node attempt failed and another is scheduled. Payload {"error", "attempt", "retryAt"}.
 	EventType_EVENT_TYPE_NODE_RETRYING EventType = 47
-	// A node wrote a trace log line. Payload {"log": TraceLog}.
+	// A node wrote a log line (log nodes always; every node with trace logs on). Payload {"level",
+	// "message", "details"}.
 	EventType_EVENT_TYPE_NODE_LOG EventType = 48
-	// A run began waiting at a pause point. Payload {"pausePoint": PausePoint}.
+	// A run began waiting at a pause point. Payload {"contextId", "kind", "nodeKey"}.
 	EventType_EVENT_TYPE_PAUSE_POINT_CREATED EventType = 60
-	// A pause point was resumed. Payload {"pausePoint": PausePoint (with resume_data)}.
+	// A pause point was resumed. Payload {"contextId", "nodeKey"}.
 	EventType_EVENT_TYPE_PAUSE_POINT_RESUMED EventType = 61
-	// A pause point expired. Payload {"pausePoint": PausePoint}.
+	// A pause point expired. Payload {"contextId", "nodeKey"}.
 	EventType_EVENT_TYPE_PAUSE_POINT_EXPIRED EventType = 62
-	// A pause point was abandoned (run stopped, node skipped). Payload {"pausePoint": PausePoint}.
+	// A pause point was abandoned (run stopped, node skipped). Payload {"contextId", "nodeKey"}.
 	EventType_EVENT_TYPE_PAUSE_POINT_CANCELLED EventType = 63
-	// A batch was created and its runs queued. Payload {"batch": Batch (without executions)}.
+	// A batch was created and its runs queued. Payload {"batch": Batch JSON (without executions)}.
 	EventType_EVENT_TYPE_BATCH_STARTED EventType = 80
-	// A batch's counts changed (a run started or finished). Payload {"batch": Batch (without
-	// executions), "item": BatchItem that changed}.
+	// A batch's counts changed (a run started or finished). Payload {"batch": Batch JSON (without
+	// executions), "item": BatchItem JSON that changed}.
 	EventType_EVENT_TYPE_BATCH_UPDATED EventType = 81
-	// A batch finished (COMPLETED or ERROR). Payload {"batch": Batch (without executions)}.
+	// A batch finished. Payload {"batch": Batch JSON (without executions)}.
 	EventType_EVENT_TYPE_BATCH_COMPLETED EventType = 82
-	// A batch was stopped. Payload {"batch": Batch (without executions)}.
+	// A batch was stopped. Payload {"batch": Batch JSON (without executions)}.
 	EventType_EVENT_TYPE_BATCH_STOPPED EventType = 83
-	// Finished batches and runs were deleted by ClearBatches. Payload {"cleared":
-	// ClearBatchesResponse}.
+	// Ended batches, their runs and their events were deleted by ClearBatches. Payload {"cleared":
+	// {"batchesDeleted", "executionsDeleted", "skippedBatchIds"}}.
 	EventType_EVENT_TYPE_BATCHES_CLEARED EventType = 84
 )
 

@@ -32,177 +32,174 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_UNSPECIFIED: _EventType.ValueType  # 0
     """Any type (never stored; invalid in a filter)."""
     EVENT_TYPE_WORKFLOW_CREATED: _EventType.ValueType  # 1
-    """A workflow was created. Payload {"workflow": Workflow (basic view, no secret)}."""
+    """A workflow was created. Payload {"version", "name"}."""
     EVENT_TYPE_WORKFLOW_UPDATED: _EventType.ValueType  # 2
-    """A workflow's definition was replaced (new version). Payload {"workflow": Workflow (basic)}."""
+    """A workflow's definition was replaced (new version). Payload {"version"}."""
     EVENT_TYPE_WORKFLOW_DELETED: _EventType.ValueType  # 3
-    """A workflow was deleted. Payload {"workflow": Workflow (basic), as it was}."""
+    """A workflow was deleted. Payload {}."""
     EVENT_TYPE_WORKFLOW_PAUSED: _EventType.ValueType  # 4
-    """A workflow was paused. Payload {"workflow": Workflow (basic), "reason": string}."""
+    """A workflow was paused. Payload {"status": "paused", "reason"}."""
     EVENT_TYPE_WORKFLOW_RESUMED: _EventType.ValueType  # 5
-    """A paused workflow was resumed. Payload {"workflow": Workflow (basic)}."""
+    """A paused workflow was resumed. Payload {"status": "active"}."""
     EVENT_TYPE_WORKFLOW_CANCELLED: _EventType.ValueType  # 6
-    """A workflow was cancelled. Payload {"workflow": Workflow (basic), "reason": string}."""
+    """A workflow was cancelled. Payload {"status": "cancelled", "reason"}."""
     EVENT_TYPE_WORKFLOW_SECRET_ROTATED: _EventType.ValueType  # 7
-    """A workflow's webhook secret was replaced. Payload {"workflow": Workflow (basic, no secret)}."""
+    """A workflow's webhook secret was replaced (the secret itself is never logged). Payload {}."""
     EVENT_TYPE_EXECUTION_QUEUED: _EventType.ValueType  # 20
-    """A run was created and waits for capacity. Payload {"execution": ExecutionSummary}."""
+    """A run was created and waits (a batch slot, its paused workflow). Payload {"input", "name",
+    "reason"}.
+    """
     EVENT_TYPE_EXECUTION_STARTED: _EventType.ValueType  # 21
-    """A run began running (left QUEUED). Payload {"execution": ExecutionSummary}."""
+    """A run began running. Payload {"input", "name"}."""
     EVENT_TYPE_EXECUTION_PAUSED: _EventType.ValueType  # 22
-    """A run became PAUSED (breakpoint, wait, approval, manual or workflow pause).
-    Payload {"execution": ExecutionSummary}.
+    """A run became PAUSED. Payload {"reason": the pause reason word, "contextId" when at a pause
+    point}.
     """
     EVENT_TYPE_EXECUTION_RESUMED: _EventType.ValueType  # 23
-    """A paused run went back to RUNNING. Payload {"execution": ExecutionSummary}."""
+    """A paused run went back to RUNNING. Payload {}."""
     EVENT_TYPE_EXECUTION_COMPLETED: _EventType.ValueType  # 24
-    """A run finished successfully. Payload {"execution": ExecutionSummary}."""
+    """A run finished successfully. Payload {"status", "output"}."""
     EVENT_TYPE_EXECUTION_FAILED: _EventType.ValueType  # 25
-    """A run finished with an error. Payload {"execution": ExecutionSummary} (with `error`)."""
+    """A run finished with an error. Payload {"status", "error": {"message", "nodeId", "code"}}."""
     EVENT_TYPE_EXECUTION_STOPPED: _EventType.ValueType  # 26
-    """A run was stopped (or cancelled while queued). Payload {"execution": ExecutionSummary,
-    "wasRunning": bool, "wasQueued": bool}.
+    """A run was stopped (or cancelled while queued). Payload {"status", "output", "reason",
+    "was": the status it was stopped in}.
     """
     EVENT_TYPE_EXECUTION_TRACE_LOGS_CHANGED: _EventType.ValueType  # 27
-    """A run's trace-logs flag changed. Payload {"execution": ExecutionSummary, "enabled": bool}."""
+    """A run's trace-logs flag changed. Payload {"enabled"}."""
     EVENT_TYPE_NODE_SCHEDULED: _EventType.ValueType  # 40
-    """A node became ready and waits for a slot, a timer or a worker. Payload {"node": NodeState}."""
+    """Reserved: ready nodes are not logged separately (NODE_STARTED follows at once)."""
     EVENT_TYPE_NODE_STARTED: _EventType.ValueType  # 41
-    """A node attempt started. Payload {"node": NodeState}."""
+    """A node attempt started. Payload {"attempt"}."""
     EVENT_TYPE_NODE_WAITING: _EventType.ValueType  # 42
-    """A node waits at a pause point (wait, approval, breakpoint). Payload {"node": NodeState}."""
+    """A node waits: at a pause point (payload {"contextId", "pauseKind"}) or on a timer (payload
+    {"until": epoch seconds}).
+    """
     EVENT_TYPE_NODE_COMPLETED: _EventType.ValueType  # 43
-    """A node completed. Payload {"node": NodeState (with output), "edges": [EdgeState] resolved by
-    it (its outgoing edges, TAKEN or NOT_TAKEN)}.
-    """
+    """A node completed. Payload {"output", "branches": the labels it took, or null}."""
     EVENT_TYPE_NODE_FAILED: _EventType.ValueType  # 44
-    """A node failed for good (no attempts left). Payload {"node": NodeState (with error),
-    "edges": [EdgeState]}.
-    """
+    """A node failed for good (no attempts left). Payload {"error": {"message", "code"}, "attempt"}."""
     EVENT_TYPE_NODE_SKIPPED: _EventType.ValueType  # 45
-    """A node was skipped (branch not taken, or skipped at a pause). Payload {"node": NodeState,
-    "edges": [EdgeState]}.
-    """
+    """A node was skipped (branch not taken, or skipped at a pause). Payload {"reason"}."""
     EVENT_TYPE_NODE_STOPPED: _EventType.ValueType  # 46
-    """A node was stopped with its run. Payload {"node": NodeState}."""
+    """A node was stopped with its run. Payload {}."""
     EVENT_TYPE_NODE_RETRYING: _EventType.ValueType  # 47
-    """A node attempt failed and another is scheduled. Payload {"node": NodeState (with error and
-    next_attempt_at)}.
-    """
+    """A node attempt failed and another is scheduled. Payload {"error", "attempt", "retryAt"}."""
     EVENT_TYPE_NODE_LOG: _EventType.ValueType  # 48
-    """A node wrote a trace log line. Payload {"log": TraceLog}."""
+    """A node wrote a log line (log nodes always; every node with trace logs on). Payload {"level",
+    "message", "details"}.
+    """
     EVENT_TYPE_PAUSE_POINT_CREATED: _EventType.ValueType  # 60
-    """A run began waiting at a pause point. Payload {"pausePoint": PausePoint}."""
+    """A run began waiting at a pause point. Payload {"contextId", "kind", "nodeKey"}."""
     EVENT_TYPE_PAUSE_POINT_RESUMED: _EventType.ValueType  # 61
-    """A pause point was resumed. Payload {"pausePoint": PausePoint (with resume_data)}."""
+    """A pause point was resumed. Payload {"contextId", "nodeKey"}."""
     EVENT_TYPE_PAUSE_POINT_EXPIRED: _EventType.ValueType  # 62
-    """A pause point expired. Payload {"pausePoint": PausePoint}."""
+    """A pause point expired. Payload {"contextId", "nodeKey"}."""
     EVENT_TYPE_PAUSE_POINT_CANCELLED: _EventType.ValueType  # 63
-    """A pause point was abandoned (run stopped, node skipped). Payload {"pausePoint": PausePoint}."""
+    """A pause point was abandoned (run stopped, node skipped). Payload {"contextId", "nodeKey"}."""
     EVENT_TYPE_BATCH_STARTED: _EventType.ValueType  # 80
-    """A batch was created and its runs queued. Payload {"batch": Batch (without executions)}."""
+    """A batch was created and its runs queued. Payload {"batch": Batch JSON (without executions)}."""
     EVENT_TYPE_BATCH_UPDATED: _EventType.ValueType  # 81
-    """A batch's counts changed (a run started or finished). Payload {"batch": Batch (without
-    executions), "item": BatchItem that changed}.
+    """A batch's counts changed (a run started or finished). Payload {"batch": Batch JSON (without
+    executions), "item": BatchItem JSON that changed}.
     """
     EVENT_TYPE_BATCH_COMPLETED: _EventType.ValueType  # 82
-    """A batch finished (COMPLETED or ERROR). Payload {"batch": Batch (without executions)}."""
+    """A batch finished. Payload {"batch": Batch JSON (without executions)}."""
     EVENT_TYPE_BATCH_STOPPED: _EventType.ValueType  # 83
-    """A batch was stopped. Payload {"batch": Batch (without executions)}."""
+    """A batch was stopped. Payload {"batch": Batch JSON (without executions)}."""
     EVENT_TYPE_BATCHES_CLEARED: _EventType.ValueType  # 84
-    """Finished batches and runs were deleted by ClearBatches. Payload {"cleared":
-    ClearBatchesResponse}.
+    """Ended batches, their runs and their events were deleted by ClearBatches. Payload {"cleared":
+    {"batchesDeleted", "executionsDeleted", "skippedBatchIds"}}.
     """
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
-    """What an event records. Every event's `payload` is a JSON object with one key named after the
-    object that changed (lowerCamelCase), holding that object's proto JSON after the change; each
-    value below says which.
+    """What an event records. Every event's `payload` is a JSON object; the event's own fields name
+    the workflow, run, batch and node it concerns, and each value below lists its payload keys.
+    Node events carry `nodeKey` (unique per loop iteration), `nodeType`, `status` (the node status
+    word) and, inside loops, `stack`.
     """
 
 EVENT_TYPE_UNSPECIFIED: EventType.ValueType  # 0
 """Any type (never stored; invalid in a filter)."""
 EVENT_TYPE_WORKFLOW_CREATED: EventType.ValueType  # 1
-"""A workflow was created. Payload {"workflow": Workflow (basic view, no secret)}."""
+"""A workflow was created. Payload {"version", "name"}."""
 EVENT_TYPE_WORKFLOW_UPDATED: EventType.ValueType  # 2
-"""A workflow's definition was replaced (new version). Payload {"workflow": Workflow (basic)}."""
+"""A workflow's definition was replaced (new version). Payload {"version"}."""
 EVENT_TYPE_WORKFLOW_DELETED: EventType.ValueType  # 3
-"""A workflow was deleted. Payload {"workflow": Workflow (basic), as it was}."""
+"""A workflow was deleted. Payload {}."""
 EVENT_TYPE_WORKFLOW_PAUSED: EventType.ValueType  # 4
-"""A workflow was paused. Payload {"workflow": Workflow (basic), "reason": string}."""
+"""A workflow was paused. Payload {"status": "paused", "reason"}."""
 EVENT_TYPE_WORKFLOW_RESUMED: EventType.ValueType  # 5
-"""A paused workflow was resumed. Payload {"workflow": Workflow (basic)}."""
+"""A paused workflow was resumed. Payload {"status": "active"}."""
 EVENT_TYPE_WORKFLOW_CANCELLED: EventType.ValueType  # 6
-"""A workflow was cancelled. Payload {"workflow": Workflow (basic), "reason": string}."""
+"""A workflow was cancelled. Payload {"status": "cancelled", "reason"}."""
 EVENT_TYPE_WORKFLOW_SECRET_ROTATED: EventType.ValueType  # 7
-"""A workflow's webhook secret was replaced. Payload {"workflow": Workflow (basic, no secret)}."""
+"""A workflow's webhook secret was replaced (the secret itself is never logged). Payload {}."""
 EVENT_TYPE_EXECUTION_QUEUED: EventType.ValueType  # 20
-"""A run was created and waits for capacity. Payload {"execution": ExecutionSummary}."""
+"""A run was created and waits (a batch slot, its paused workflow). Payload {"input", "name",
+"reason"}.
+"""
 EVENT_TYPE_EXECUTION_STARTED: EventType.ValueType  # 21
-"""A run began running (left QUEUED). Payload {"execution": ExecutionSummary}."""
+"""A run began running. Payload {"input", "name"}."""
 EVENT_TYPE_EXECUTION_PAUSED: EventType.ValueType  # 22
-"""A run became PAUSED (breakpoint, wait, approval, manual or workflow pause).
-Payload {"execution": ExecutionSummary}.
+"""A run became PAUSED. Payload {"reason": the pause reason word, "contextId" when at a pause
+point}.
 """
 EVENT_TYPE_EXECUTION_RESUMED: EventType.ValueType  # 23
-"""A paused run went back to RUNNING. Payload {"execution": ExecutionSummary}."""
+"""A paused run went back to RUNNING. Payload {}."""
 EVENT_TYPE_EXECUTION_COMPLETED: EventType.ValueType  # 24
-"""A run finished successfully. Payload {"execution": ExecutionSummary}."""
+"""A run finished successfully. Payload {"status", "output"}."""
 EVENT_TYPE_EXECUTION_FAILED: EventType.ValueType  # 25
-"""A run finished with an error. Payload {"execution": ExecutionSummary} (with `error`)."""
+"""A run finished with an error. Payload {"status", "error": {"message", "nodeId", "code"}}."""
 EVENT_TYPE_EXECUTION_STOPPED: EventType.ValueType  # 26
-"""A run was stopped (or cancelled while queued). Payload {"execution": ExecutionSummary,
-"wasRunning": bool, "wasQueued": bool}.
+"""A run was stopped (or cancelled while queued). Payload {"status", "output", "reason",
+"was": the status it was stopped in}.
 """
 EVENT_TYPE_EXECUTION_TRACE_LOGS_CHANGED: EventType.ValueType  # 27
-"""A run's trace-logs flag changed. Payload {"execution": ExecutionSummary, "enabled": bool}."""
+"""A run's trace-logs flag changed. Payload {"enabled"}."""
 EVENT_TYPE_NODE_SCHEDULED: EventType.ValueType  # 40
-"""A node became ready and waits for a slot, a timer or a worker. Payload {"node": NodeState}."""
+"""Reserved: ready nodes are not logged separately (NODE_STARTED follows at once)."""
 EVENT_TYPE_NODE_STARTED: EventType.ValueType  # 41
-"""A node attempt started. Payload {"node": NodeState}."""
+"""A node attempt started. Payload {"attempt"}."""
 EVENT_TYPE_NODE_WAITING: EventType.ValueType  # 42
-"""A node waits at a pause point (wait, approval, breakpoint). Payload {"node": NodeState}."""
+"""A node waits: at a pause point (payload {"contextId", "pauseKind"}) or on a timer (payload
+{"until": epoch seconds}).
+"""
 EVENT_TYPE_NODE_COMPLETED: EventType.ValueType  # 43
-"""A node completed. Payload {"node": NodeState (with output), "edges": [EdgeState] resolved by
-it (its outgoing edges, TAKEN or NOT_TAKEN)}.
-"""
+"""A node completed. Payload {"output", "branches": the labels it took, or null}."""
 EVENT_TYPE_NODE_FAILED: EventType.ValueType  # 44
-"""A node failed for good (no attempts left). Payload {"node": NodeState (with error),
-"edges": [EdgeState]}.
-"""
+"""A node failed for good (no attempts left). Payload {"error": {"message", "code"}, "attempt"}."""
 EVENT_TYPE_NODE_SKIPPED: EventType.ValueType  # 45
-"""A node was skipped (branch not taken, or skipped at a pause). Payload {"node": NodeState,
-"edges": [EdgeState]}.
-"""
+"""A node was skipped (branch not taken, or skipped at a pause). Payload {"reason"}."""
 EVENT_TYPE_NODE_STOPPED: EventType.ValueType  # 46
-"""A node was stopped with its run. Payload {"node": NodeState}."""
+"""A node was stopped with its run. Payload {}."""
 EVENT_TYPE_NODE_RETRYING: EventType.ValueType  # 47
-"""A node attempt failed and another is scheduled. Payload {"node": NodeState (with error and
-next_attempt_at)}.
-"""
+"""A node attempt failed and another is scheduled. Payload {"error", "attempt", "retryAt"}."""
 EVENT_TYPE_NODE_LOG: EventType.ValueType  # 48
-"""A node wrote a trace log line. Payload {"log": TraceLog}."""
+"""A node wrote a log line (log nodes always; every node with trace logs on). Payload {"level",
+"message", "details"}.
+"""
 EVENT_TYPE_PAUSE_POINT_CREATED: EventType.ValueType  # 60
-"""A run began waiting at a pause point. Payload {"pausePoint": PausePoint}."""
+"""A run began waiting at a pause point. Payload {"contextId", "kind", "nodeKey"}."""
 EVENT_TYPE_PAUSE_POINT_RESUMED: EventType.ValueType  # 61
-"""A pause point was resumed. Payload {"pausePoint": PausePoint (with resume_data)}."""
+"""A pause point was resumed. Payload {"contextId", "nodeKey"}."""
 EVENT_TYPE_PAUSE_POINT_EXPIRED: EventType.ValueType  # 62
-"""A pause point expired. Payload {"pausePoint": PausePoint}."""
+"""A pause point expired. Payload {"contextId", "nodeKey"}."""
 EVENT_TYPE_PAUSE_POINT_CANCELLED: EventType.ValueType  # 63
-"""A pause point was abandoned (run stopped, node skipped). Payload {"pausePoint": PausePoint}."""
+"""A pause point was abandoned (run stopped, node skipped). Payload {"contextId", "nodeKey"}."""
 EVENT_TYPE_BATCH_STARTED: EventType.ValueType  # 80
-"""A batch was created and its runs queued. Payload {"batch": Batch (without executions)}."""
+"""A batch was created and its runs queued. Payload {"batch": Batch JSON (without executions)}."""
 EVENT_TYPE_BATCH_UPDATED: EventType.ValueType  # 81
-"""A batch's counts changed (a run started or finished). Payload {"batch": Batch (without
-executions), "item": BatchItem that changed}.
+"""A batch's counts changed (a run started or finished). Payload {"batch": Batch JSON (without
+executions), "item": BatchItem JSON that changed}.
 """
 EVENT_TYPE_BATCH_COMPLETED: EventType.ValueType  # 82
-"""A batch finished (COMPLETED or ERROR). Payload {"batch": Batch (without executions)}."""
+"""A batch finished. Payload {"batch": Batch JSON (without executions)}."""
 EVENT_TYPE_BATCH_STOPPED: EventType.ValueType  # 83
-"""A batch was stopped. Payload {"batch": Batch (without executions)}."""
+"""A batch was stopped. Payload {"batch": Batch JSON (without executions)}."""
 EVENT_TYPE_BATCHES_CLEARED: EventType.ValueType  # 84
-"""Finished batches and runs were deleted by ClearBatches. Payload {"cleared":
-ClearBatchesResponse}.
+"""Ended batches, their runs and their events were deleted by ClearBatches. Payload {"cleared":
+{"batchesDeleted", "executionsDeleted", "skippedBatchIds"}}.
 """
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 

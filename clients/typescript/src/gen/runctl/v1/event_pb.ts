@@ -331,9 +331,10 @@ export const StreamEventsResponseSchema: GenMessage<StreamEventsResponse> = /*@_
   messageDesc(file_runctl_v1_event, 5);
 
 /**
- * What an event records. Every event's `payload` is a JSON object with one key named after the
- * object that changed (lowerCamelCase), holding that object's proto JSON after the change; each
- * value below says which.
+ * What an event records. Every event's `payload` is a JSON object; the event's own fields name
+ * the workflow, run, batch and node it concerns, and each value below lists its payload keys.
+ * Node events carry `nodeKey` (unique per loop iteration), `nodeType`, `status` (the node status
+ * word) and, inside loops, `stack`.
  *
  * @generated from enum runctl.v1.EventType
  */
@@ -346,239 +347,238 @@ export enum EventType {
   UNSPECIFIED = 0,
 
   /**
-   * A workflow was created. Payload {"workflow": Workflow (basic view, no secret)}.
+   * A workflow was created. Payload {"version", "name"}.
    *
    * @generated from enum value: EVENT_TYPE_WORKFLOW_CREATED = 1;
    */
   WORKFLOW_CREATED = 1,
 
   /**
-   * A workflow's definition was replaced (new version). Payload {"workflow": Workflow (basic)}.
+   * A workflow's definition was replaced (new version). Payload {"version"}.
    *
    * @generated from enum value: EVENT_TYPE_WORKFLOW_UPDATED = 2;
    */
   WORKFLOW_UPDATED = 2,
 
   /**
-   * A workflow was deleted. Payload {"workflow": Workflow (basic), as it was}.
+   * A workflow was deleted. Payload {}.
    *
    * @generated from enum value: EVENT_TYPE_WORKFLOW_DELETED = 3;
    */
   WORKFLOW_DELETED = 3,
 
   /**
-   * A workflow was paused. Payload {"workflow": Workflow (basic), "reason": string}.
+   * A workflow was paused. Payload {"status": "paused", "reason"}.
    *
    * @generated from enum value: EVENT_TYPE_WORKFLOW_PAUSED = 4;
    */
   WORKFLOW_PAUSED = 4,
 
   /**
-   * A paused workflow was resumed. Payload {"workflow": Workflow (basic)}.
+   * A paused workflow was resumed. Payload {"status": "active"}.
    *
    * @generated from enum value: EVENT_TYPE_WORKFLOW_RESUMED = 5;
    */
   WORKFLOW_RESUMED = 5,
 
   /**
-   * A workflow was cancelled. Payload {"workflow": Workflow (basic), "reason": string}.
+   * A workflow was cancelled. Payload {"status": "cancelled", "reason"}.
    *
    * @generated from enum value: EVENT_TYPE_WORKFLOW_CANCELLED = 6;
    */
   WORKFLOW_CANCELLED = 6,
 
   /**
-   * A workflow's webhook secret was replaced. Payload {"workflow": Workflow (basic, no secret)}.
+   * A workflow's webhook secret was replaced (the secret itself is never logged). Payload {}.
    *
    * @generated from enum value: EVENT_TYPE_WORKFLOW_SECRET_ROTATED = 7;
    */
   WORKFLOW_SECRET_ROTATED = 7,
 
   /**
-   * A run was created and waits for capacity. Payload {"execution": ExecutionSummary}.
+   * A run was created and waits (a batch slot, its paused workflow). Payload {"input", "name",
+   * "reason"}.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_QUEUED = 20;
    */
   EXECUTION_QUEUED = 20,
 
   /**
-   * A run began running (left QUEUED). Payload {"execution": ExecutionSummary}.
+   * A run began running. Payload {"input", "name"}.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_STARTED = 21;
    */
   EXECUTION_STARTED = 21,
 
   /**
-   * A run became PAUSED (breakpoint, wait, approval, manual or workflow pause).
-   * Payload {"execution": ExecutionSummary}.
+   * A run became PAUSED. Payload {"reason": the pause reason word, "contextId" when at a pause
+   * point}.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_PAUSED = 22;
    */
   EXECUTION_PAUSED = 22,
 
   /**
-   * A paused run went back to RUNNING. Payload {"execution": ExecutionSummary}.
+   * A paused run went back to RUNNING. Payload {}.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_RESUMED = 23;
    */
   EXECUTION_RESUMED = 23,
 
   /**
-   * A run finished successfully. Payload {"execution": ExecutionSummary}.
+   * A run finished successfully. Payload {"status", "output"}.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_COMPLETED = 24;
    */
   EXECUTION_COMPLETED = 24,
 
   /**
-   * A run finished with an error. Payload {"execution": ExecutionSummary} (with `error`).
+   * A run finished with an error. Payload {"status", "error": {"message", "nodeId", "code"}}.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_FAILED = 25;
    */
   EXECUTION_FAILED = 25,
 
   /**
-   * A run was stopped (or cancelled while queued). Payload {"execution": ExecutionSummary,
-   * "wasRunning": bool, "wasQueued": bool}.
+   * A run was stopped (or cancelled while queued). Payload {"status", "output", "reason",
+   * "was": the status it was stopped in}.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_STOPPED = 26;
    */
   EXECUTION_STOPPED = 26,
 
   /**
-   * A run's trace-logs flag changed. Payload {"execution": ExecutionSummary, "enabled": bool}.
+   * A run's trace-logs flag changed. Payload {"enabled"}.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_TRACE_LOGS_CHANGED = 27;
    */
   EXECUTION_TRACE_LOGS_CHANGED = 27,
 
   /**
-   * A node became ready and waits for a slot, a timer or a worker. Payload {"node": NodeState}.
+   * Reserved: ready nodes are not logged separately (NODE_STARTED follows at once).
    *
    * @generated from enum value: EVENT_TYPE_NODE_SCHEDULED = 40;
    */
   NODE_SCHEDULED = 40,
 
   /**
-   * A node attempt started. Payload {"node": NodeState}.
+   * A node attempt started. Payload {"attempt"}.
    *
    * @generated from enum value: EVENT_TYPE_NODE_STARTED = 41;
    */
   NODE_STARTED = 41,
 
   /**
-   * A node waits at a pause point (wait, approval, breakpoint). Payload {"node": NodeState}.
+   * A node waits: at a pause point (payload {"contextId", "pauseKind"}) or on a timer (payload
+   * {"until": epoch seconds}).
    *
    * @generated from enum value: EVENT_TYPE_NODE_WAITING = 42;
    */
   NODE_WAITING = 42,
 
   /**
-   * A node completed. Payload {"node": NodeState (with output), "edges": [EdgeState] resolved by
-   * it (its outgoing edges, TAKEN or NOT_TAKEN)}.
+   * A node completed. Payload {"output", "branches": the labels it took, or null}.
    *
    * @generated from enum value: EVENT_TYPE_NODE_COMPLETED = 43;
    */
   NODE_COMPLETED = 43,
 
   /**
-   * A node failed for good (no attempts left). Payload {"node": NodeState (with error),
-   * "edges": [EdgeState]}.
+   * A node failed for good (no attempts left). Payload {"error": {"message", "code"}, "attempt"}.
    *
    * @generated from enum value: EVENT_TYPE_NODE_FAILED = 44;
    */
   NODE_FAILED = 44,
 
   /**
-   * A node was skipped (branch not taken, or skipped at a pause). Payload {"node": NodeState,
-   * "edges": [EdgeState]}.
+   * A node was skipped (branch not taken, or skipped at a pause). Payload {"reason"}.
    *
    * @generated from enum value: EVENT_TYPE_NODE_SKIPPED = 45;
    */
   NODE_SKIPPED = 45,
 
   /**
-   * A node was stopped with its run. Payload {"node": NodeState}.
+   * A node was stopped with its run. Payload {}.
    *
    * @generated from enum value: EVENT_TYPE_NODE_STOPPED = 46;
    */
   NODE_STOPPED = 46,
 
   /**
-   * A node attempt failed and another is scheduled. Payload {"node": NodeState (with error and
-   * next_attempt_at)}.
+   * A node attempt failed and another is scheduled. Payload {"error", "attempt", "retryAt"}.
    *
    * @generated from enum value: EVENT_TYPE_NODE_RETRYING = 47;
    */
   NODE_RETRYING = 47,
 
   /**
-   * A node wrote a trace log line. Payload {"log": TraceLog}.
+   * A node wrote a log line (log nodes always; every node with trace logs on). Payload {"level",
+   * "message", "details"}.
    *
    * @generated from enum value: EVENT_TYPE_NODE_LOG = 48;
    */
   NODE_LOG = 48,
 
   /**
-   * A run began waiting at a pause point. Payload {"pausePoint": PausePoint}.
+   * A run began waiting at a pause point. Payload {"contextId", "kind", "nodeKey"}.
    *
    * @generated from enum value: EVENT_TYPE_PAUSE_POINT_CREATED = 60;
    */
   PAUSE_POINT_CREATED = 60,
 
   /**
-   * A pause point was resumed. Payload {"pausePoint": PausePoint (with resume_data)}.
+   * A pause point was resumed. Payload {"contextId", "nodeKey"}.
    *
    * @generated from enum value: EVENT_TYPE_PAUSE_POINT_RESUMED = 61;
    */
   PAUSE_POINT_RESUMED = 61,
 
   /**
-   * A pause point expired. Payload {"pausePoint": PausePoint}.
+   * A pause point expired. Payload {"contextId", "nodeKey"}.
    *
    * @generated from enum value: EVENT_TYPE_PAUSE_POINT_EXPIRED = 62;
    */
   PAUSE_POINT_EXPIRED = 62,
 
   /**
-   * A pause point was abandoned (run stopped, node skipped). Payload {"pausePoint": PausePoint}.
+   * A pause point was abandoned (run stopped, node skipped). Payload {"contextId", "nodeKey"}.
    *
    * @generated from enum value: EVENT_TYPE_PAUSE_POINT_CANCELLED = 63;
    */
   PAUSE_POINT_CANCELLED = 63,
 
   /**
-   * A batch was created and its runs queued. Payload {"batch": Batch (without executions)}.
+   * A batch was created and its runs queued. Payload {"batch": Batch JSON (without executions)}.
    *
    * @generated from enum value: EVENT_TYPE_BATCH_STARTED = 80;
    */
   BATCH_STARTED = 80,
 
   /**
-   * A batch's counts changed (a run started or finished). Payload {"batch": Batch (without
-   * executions), "item": BatchItem that changed}.
+   * A batch's counts changed (a run started or finished). Payload {"batch": Batch JSON (without
+   * executions), "item": BatchItem JSON that changed}.
    *
    * @generated from enum value: EVENT_TYPE_BATCH_UPDATED = 81;
    */
   BATCH_UPDATED = 81,
 
   /**
-   * A batch finished (COMPLETED or ERROR). Payload {"batch": Batch (without executions)}.
+   * A batch finished. Payload {"batch": Batch JSON (without executions)}.
    *
    * @generated from enum value: EVENT_TYPE_BATCH_COMPLETED = 82;
    */
   BATCH_COMPLETED = 82,
 
   /**
-   * A batch was stopped. Payload {"batch": Batch (without executions)}.
+   * A batch was stopped. Payload {"batch": Batch JSON (without executions)}.
    *
    * @generated from enum value: EVENT_TYPE_BATCH_STOPPED = 83;
    */
   BATCH_STOPPED = 83,
 
   /**
-   * Finished batches and runs were deleted by ClearBatches. Payload {"cleared":
-   * ClearBatchesResponse}.
+   * Ended batches, their runs and their events were deleted by ClearBatches. Payload {"cleared":
+   * {"batchesDeleted", "executionsDeleted", "skippedBatchIds"}}.
    *
    * @generated from enum value: EVENT_TYPE_BATCHES_CLEARED = 84;
    */

@@ -1,4 +1,8 @@
-"""The `runctl` command line."""
+"""The `runctl` command line: `runctl serve` starts the server; the other commands talk to one.
+
+The client commands live in commands_*.py; global options (`--addr`, `--api-key`, `--tls-ca`) go
+before the command: `runctl --addr 10.0.0.5:50051 ls`.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,50 @@ from typing import Annotated
 
 import typer
 
+from runctl.cli import commands_batch, commands_runs
+from runctl.cli.commands_workflows import workflows_app
+from runctl.cli.context import CliState, RunctlGroup
+
 app = typer.Typer(
     name="runctl",
     help="runctl: run workflow graphs durably and steer every run.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=RunctlGroup,
 )
 
 
 @app.callback()
-def main() -> None:
+def main(
+    ctx: typer.Context,
+    addr: Annotated[
+        str | None,
+        typer.Option(help="The server, HOST:PORT (default 127.0.0.1:50051).", envvar="RUNCTL_ADDR"),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="API key, sent as x-api-key metadata.", envvar="RUNCTL_API_KEY")
+    ] = None,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM root certificates: connect with TLS verified by them.", envvar="RUNCTL_TLS_CA"
+        ),
+    ] = None,
+) -> None:
     """runctl: run workflow graphs durably and steer every run."""
+    ctx.obj = CliState(addr=addr, api_key=api_key, tls_ca=tls_ca)
+
+
+app.command("run")(commands_runs.run)
+app.command("ls")(commands_runs.list_runs)
+app.command("status")(commands_runs.status)
+app.command("watch")(commands_runs.watch)
+app.command("stop")(commands_runs.stop)
+app.command("continue")(commands_runs.continue_run)
+app.command("approve")(commands_runs.approve)
+app.command("resume")(commands_runs.resume)
+app.command("batch")(commands_batch.batch)
+app.add_typer(workflows_app)
 
 
 @app.command()

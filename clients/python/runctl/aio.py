@@ -1,0 +1,417 @@
+"""The asyncio twin of runctl.client.Client, over grpc.aio.
+
+```python
+from runctl.aio import AsyncClient
+
+async with AsyncClient("127.0.0.1:50051") as runctl:
+    run = await runctl.start("examples/hello.json", input={"name": "Ada"})
+    async for message in runctl.watch_execution(run.id):
+        ...
+```
+
+Same arguments, methods and behaviour as the sync client (retries of UNAVAILABLE, the API key,
+RpcFailure errors, watches that reconnect from their cursor), with coroutines and async iterators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from runctl.connection import DEFAULT_WATCH_RETRY, ConnectionSettings, RetryPolicy
+from runctl.messages import (
+    FINISHED_EXECUTION_STATUSES,
+    EventType,
+    ExecutionStatus,
+    ExecutionView,
+    ForEach,
+    WorkflowSource,
+    as_definition,
+    new_request_id,
+    resume_node_request,
+    start_batch_request,
+    start_execution_request,
+    stream_events_request,
+    to_struct,
+    watch_batch_request,
+    watch_execution_request,
+)
+from runctl.v1 import (
+    batch_pb2,
+    batch_pb2_grpc,
+    event_pb2,
+    event_pb2_grpc,
+    execution_pb2,
+    execution_pb2_grpc,
+    pause_point_pb2,
+    pause_point_pb2_grpc,
+    worker_pb2_grpc,
+    workflow_pb2,
+    workflow_pb2_grpc,
+)
+from runctl.watch import AsyncStream, Reconnects, follow_async
+
+__all__ = ["AsyncClient"]
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class AsyncClient:
+    """A grpc.aio connection to one runctl server; see runctl.client.Client for the arguments.
+
+    Create it inside the event loop that uses it. The generated asyncio stubs are `workflows`,
+    `executions`, `batches`, `events`, `pause_points` and `workers`.
+    """
+
+    def __init__(
+        self,
+        addr: str | None = None,
+        *,
+        api_key: str | None = None,
+        tls_ca: str | os.PathLike[str] | None = None,
+        tls: bool = False,
+        retry: RetryPolicy | None = None,
+        watch_retry: RetryPolicy | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.settings = ConnectionSettings.resolve(
+            addr, api_key=api_key, tls_ca=tls_ca, tls=tls, retry=retry, options=options
+        )
+        self.watch_retry = watch_retry or DEFAULT_WATCH_RETRY
+        self.timeout = timeout
+        self.channel = self.settings.aio_channel()
+        self.workflows = workflow_pb2_grpc.WorkflowServiceStub(self.channel)
+        self.executions = execution_pb2_grpc.ExecutionServiceStub(self.channel)
+        self.batches = batch_pb2_grpc.BatchServiceStub(self.channel)
+        self.events = event_pb2_grpc.EventServiceStub(self.channel)
+        self.pause_points = pause_point_pb2_grpc.PausePointServiceStub(self.channel)
+        self.workers = worker_pb2_grpc.WorkerServiceStub(self.channel)
+
+    @property
+    def target(self) -> str:
+        """The server address, HOST:PORT."""
+        return self.settings.target
+
+    async def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        await self.channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, _type: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- runs -------------------------------------------------------------------------------------
+
+    async def start(
+        self,
+        source: WorkflowSource | None = None,
+        *,
+        workflow_id: str | None = None,
+        workflow_path: str | None = None,
+        input: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        trace_logs: bool = False,
+        disable_breakpoints: bool = False,
+        workflow_version: int = 0,
+    ) -> execution_pb2.Execution:
+        """Start a run and return it; see Client.start for the sources."""
+        request = start_execution_request(
+            source,
+            workflow_id=workflow_id,
+            workflow_path=workflow_path,
+            input=input,
+            request_id=request_id,
+            trace_logs=trace_logs,
+            disable_breakpoints=disable_breakpoints,
+            workflow_version=workflow_version,
+        )
+        return (await self.executions.StartExecution(request, timeout=self.timeout)).execution
+
+    async def get(
+        self, execution_id: str, *, view: ExecutionView = execution_pb2.EXECUTION_VIEW_FULL
+    ) -> execution_pb2.Execution:
+        """One run (FULL view by default)."""
+        request = execution_pb2.GetExecutionRequest(execution_id=execution_id, view=view)
+        return (await self.executions.GetExecution(request, timeout=self.timeout)).execution
+
+    async def status(self, execution_id: str | None = None) -> execution_pb2.ExecutionSummary:
+        """The short status of a run, or of the most recently created run when no id is given."""
+        request = execution_pb2.GetExecutionStatusRequest(execution_id=execution_id or "")
+        return (await self.executions.GetExecutionStatus(request, timeout=self.timeout)).summary
+
+    async def list_executions(
+        self,
+        *,
+        statuses: Iterable[ExecutionStatus] = (),
+        workflow_id: str = "",
+        batch_id: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        view: ExecutionView = execution_pb2.EXECUTION_VIEW_UNSPECIFIED,
+    ) -> execution_pb2.ListExecutionsResponse:
+        """One page of runs, newest first, filtered by status, workflow and batch."""
+        request = execution_pb2.ListExecutionsRequest(
+            statuses=list(statuses),
+            workflow_id=workflow_id,
+            batch_id=batch_id,
+            page_size=page_size,
+            page_token=page_token,
+            view=view,
+        )
+        return await self.executions.ListExecutions(request, timeout=self.timeout)
+
+    async def wait(
+        self,
+        execution_id: str,
+        *,
+        until: Iterable[ExecutionStatus] = FINISHED_EXECUTION_STATUSES,
+        poll_interval: float = 0.3,
+    ) -> execution_pb2.Execution:
+        """Poll a run until its status is one of `until` (by default: finished) and return it.
+
+        Bound it with `asyncio.timeout(...)`.
+        """
+        wanted = frozenset(until)
+        while True:
+            execution = await self.get(execution_id)
+            if execution.status in wanted:
+                return execution
+            await asyncio.sleep(poll_interval)
+
+    async def stop(
+        self, execution_id: str | None = None, *, reason: str = ""
+    ) -> execution_pb2.StopExecutionResponse:
+        """Stop a run (or the most recently created unfinished one when no id is given)."""
+        request = execution_pb2.StopExecutionRequest(execution_id=execution_id or "", reason=reason)
+        return await self.executions.StopExecution(request, timeout=self.timeout)
+
+    async def continue_(self, execution_id: str | None = None) -> execution_pb2.Execution:
+        """Continue a run paused at a breakpoint or wait (or the most recently paused one)."""
+        request = execution_pb2.ContinueExecutionRequest(execution_id=execution_id or "")
+        return (await self.executions.ContinueExecution(request, timeout=self.timeout)).execution
+
+    async def control_pause(
+        self, action: execution_pb2.PauseAction.ValueType, execution_id: str | None = None
+    ) -> execution_pb2.Execution:
+        """Apply a PauseAction to a paused run."""
+        request = execution_pb2.ControlPauseRequest(execution_id=execution_id or "", action=action)
+        return (await self.executions.ControlPause(request, timeout=self.timeout)).execution
+
+    async def pause_execution(self, execution_id: str, *, reason: str = "") -> execution_pb2.Execution:
+        """An operator's pause: nodes in flight finish, no new node starts until resume_execution."""
+        request = execution_pb2.PauseExecutionRequest(execution_id=execution_id, reason=reason)
+        return (await self.executions.PauseExecution(request, timeout=self.timeout)).execution
+
+    async def resume_execution(self, execution_id: str) -> execution_pb2.Execution:
+        """Lift an operator's pause."""
+        request = execution_pb2.ResumeExecutionRequest(execution_id=execution_id)
+        return (await self.executions.ResumeExecution(request, timeout=self.timeout)).execution
+
+    async def approve(
+        self,
+        context_id: str,
+        values: Mapping[str, Any] | None = None,
+        *,
+        actor: str = "",
+        request_id: str | None = None,
+        execution_id: str = "",
+        workflow_id: str = "",
+    ) -> execution_pb2.ResumePausePointResponse:
+        """Resume a pause point with values; see Client.approve."""
+        request = execution_pb2.ResumePausePointRequest(
+            context_id=context_id,
+            values=to_struct(values),
+            actor=actor,
+            request_id=request_id or new_request_id(),
+            execution_id=execution_id,
+            workflow_id=workflow_id,
+        )
+        return await self.executions.ResumePausePoint(request, timeout=self.timeout)
+
+    async def resume_node(
+        self,
+        execution_id: str,
+        node_id: str,
+        *,
+        secret: str,
+        data: Mapping[str, Any] | None = None,
+        for_each: Iterable[ForEach] = (),
+        request_id: str | None = None,
+    ) -> execution_pb2.ResumeNodeResponse:
+        """Resume a waiting node with data and the workflow's webhook secret; see Client.resume_node."""
+        request = resume_node_request(
+            execution_id, node_id, secret=secret, data=data, for_each=for_each, request_id=request_id
+        )
+        return await self.executions.ResumeNode(request, timeout=self.timeout)
+
+    async def history(self, execution_id: str, *, after_sequence: int = 0) -> AsyncIterator[event_pb2.Event]:
+        """The logged events of a run after `after_sequence`, oldest first, fetched page by page."""
+        request = execution_pb2.GetExecutionHistoryRequest(
+            execution_id=execution_id, after_sequence=after_sequence, page_size=1000
+        )
+        while True:
+            reply = await self.executions.GetExecutionHistory(request, timeout=self.timeout)
+            for event in reply.events:
+                yield event
+            if not reply.next_page_token:
+                return
+            request = execution_pb2.GetExecutionHistoryRequest(
+                execution_id=execution_id, page_token=reply.next_page_token, page_size=1000
+            )
+
+    async def get_pause_point(self, context_id: str) -> pause_point_pb2.PausePoint:
+        """One pause point, with its form and resume links."""
+        request = pause_point_pb2.GetPausePointRequest(context_id=context_id)
+        return (await self.pause_points.GetPausePoint(request, timeout=self.timeout)).pause_point
+
+    # -- batches ----------------------------------------------------------------------------------
+
+    async def start_batch(
+        self,
+        folder: str | None = None,
+        *,
+        workflow_paths: Sequence[str] | None = None,
+        workflow_ids: Sequence[str] | None = None,
+        concurrency: int = 0,
+        input: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        trace_logs: bool = False,
+        disable_breakpoints: bool = False,
+    ) -> batch_pb2.Batch:
+        """Start a batch; see Client.start_batch."""
+        request = start_batch_request(
+            folder,
+            workflow_paths=workflow_paths,
+            workflow_ids=workflow_ids,
+            concurrency=concurrency,
+            input=input,
+            request_id=request_id,
+            trace_logs=trace_logs,
+            disable_breakpoints=disable_breakpoints,
+        )
+        return (await self.batches.StartBatch(request, timeout=self.timeout)).batch
+
+    async def get_batch(self, batch_id: str) -> batch_pb2.Batch:
+        """One batch with its counts and runs."""
+        request = batch_pb2.GetBatchRequest(batch_id=batch_id)
+        return (await self.batches.GetBatch(request, timeout=self.timeout)).batch
+
+    async def stop_batch(self, batch_id: str, *, reason: str = "") -> batch_pb2.StopBatchResponse:
+        """Stop a batch: running runs stopped, queued ones cancelled."""
+        request = batch_pb2.StopBatchRequest(batch_id=batch_id, reason=reason)
+        return await self.batches.StopBatch(request, timeout=self.timeout)
+
+    # -- workflows --------------------------------------------------------------------------------
+
+    async def create_workflow(
+        self, source: WorkflowSource, *, workflow_id: str = "", request_id: str | None = None
+    ) -> workflow_pb2.Workflow:
+        """Store a workflow; the answer holds its webhook secret, shown this once."""
+        request = workflow_pb2.CreateWorkflowRequest(
+            definition=as_definition(source),
+            workflow_id=workflow_id,
+            request_id=request_id or new_request_id(),
+        )
+        return (await self.workflows.CreateWorkflow(request, timeout=self.timeout)).workflow
+
+    async def get_workflow(self, workflow_id: str, *, version: int = 0) -> workflow_pb2.Workflow:
+        """One stored workflow at its latest (or a given) version."""
+        request = workflow_pb2.GetWorkflowRequest(workflow_id=workflow_id, version=version)
+        return (await self.workflows.GetWorkflow(request, timeout=self.timeout)).workflow
+
+    async def list_workflows(
+        self,
+        *,
+        status: workflow_pb2.WorkflowStatus.ValueType = workflow_pb2.WORKFLOW_STATUS_UNSPECIFIED,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> workflow_pb2.ListWorkflowsResponse:
+        """One page of stored workflows, most recently updated first."""
+        request = workflow_pb2.ListWorkflowsRequest(status=status, page_size=page_size, page_token=page_token)
+        return await self.workflows.ListWorkflows(request, timeout=self.timeout)
+
+    async def pause_workflow(self, workflow_id: str, *, reason: str = "") -> workflow_pb2.Workflow:
+        """Pause a workflow: no new node starts in any of its runs until resume_workflow."""
+        request = workflow_pb2.PauseWorkflowRequest(workflow_id=workflow_id, reason=reason)
+        return (await self.workflows.PauseWorkflow(request, timeout=self.timeout)).workflow
+
+    async def resume_workflow(self, workflow_id: str) -> workflow_pb2.Workflow:
+        """Resume a paused workflow."""
+        request = workflow_pb2.ResumeWorkflowRequest(workflow_id=workflow_id)
+        return (await self.workflows.ResumeWorkflow(request, timeout=self.timeout)).workflow
+
+    async def cancel_workflow(self, workflow_id: str, *, reason: str = "") -> workflow_pb2.Workflow:
+        """Cancel a workflow for good: its runs stop, new starts are refused."""
+        request = workflow_pb2.CancelWorkflowRequest(workflow_id=workflow_id, reason=reason)
+        return (await self.workflows.CancelWorkflow(request, timeout=self.timeout)).workflow
+
+    # -- watches ----------------------------------------------------------------------------------
+
+    def _reconnects(self, method: str, after_sequence: int | None) -> Reconnects:
+        return Reconnects(after_sequence, self.watch_retry, self.target, f"/runctl.v1.{method}")
+
+    def watch_execution(
+        self,
+        execution_id: str,
+        after_sequence: int | None = None,
+        *,
+        view: ExecutionView = execution_pb2.EXECUTION_VIEW_UNSPECIFIED,
+        heartbeat_interval: float | None = None,
+    ) -> AsyncIterator[execution_pb2.WatchExecutionResponse]:
+        """Follow one run as an async iterator; see Client.watch_execution."""
+
+        def open_stream(after: int | None) -> AsyncStream[execution_pb2.WatchExecutionResponse]:
+            request = watch_execution_request(execution_id, after, view, heartbeat_interval)
+            return self.executions.WatchExecution(request)
+
+        return follow_async(open_stream, self._reconnects("ExecutionService/WatchExecution", after_sequence))
+
+    def watch_batch(
+        self,
+        batch_id: str,
+        after_sequence: int | None = None,
+        *,
+        include_node_events: bool = False,
+        heartbeat_interval: float | None = None,
+    ) -> AsyncIterator[batch_pb2.WatchBatchResponse]:
+        """Follow one batch as an async iterator; see Client.watch_batch."""
+
+        def open_stream(after: int | None) -> AsyncStream[batch_pb2.WatchBatchResponse]:
+            request = watch_batch_request(batch_id, after, include_node_events, heartbeat_interval)
+            return self.batches.WatchBatch(request)
+
+        return follow_async(open_stream, self._reconnects("BatchService/WatchBatch", after_sequence))
+
+    def stream_events(
+        self,
+        after_sequence: int | None = None,
+        *,
+        workflow_id: str = "",
+        execution_id: str = "",
+        batch_id: str = "",
+        types: Iterable[EventType] = (),
+        heartbeat_interval: float | None = None,
+    ) -> AsyncIterator[event_pb2.StreamEventsResponse]:
+        """Follow the event log as an async iterator; see Client.stream_events."""
+        kinds = list(types)
+
+        def open_stream(after: int | None) -> AsyncStream[event_pb2.StreamEventsResponse]:
+            request = stream_events_request(
+                after,
+                workflow_id=workflow_id,
+                execution_id=execution_id,
+                batch_id=batch_id,
+                types=kinds,
+                heartbeat_interval=heartbeat_interval,
+            )
+            return self.events.StreamEvents(request)
+
+        return follow_async(open_stream, self._reconnects("EventService/StreamEvents", after_sequence))

@@ -1,0 +1,5 @@
+"""`python -m runctl.cli ...` runs the command line."""
+
+from runctl.cli import app
+
+app()

@@ -1,0 +1,123 @@
+"""`runctl workflows ...`: store workflows, list them, pause, resume or cancel one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from runctl.cli.commands_runs import JsonOption
+from runctl.cli.context import RunctlGroup, print_json, state
+from runctl.cli.render import STYLES, workflow_status, workflows_table
+from runctl.cli.values import enum_value
+from runctl.v1 import workflow_pb2
+
+workflows_app = typer.Typer(
+    name="workflows",
+    help="Stored workflows: create, list, pause, resume, cancel.",
+    no_args_is_help=True,
+    cls=RunctlGroup,
+)
+
+
+def _print_workflow(ctx: typer.Context, verb: str, workflow: workflow_pb2.Workflow, as_json: bool) -> None:
+    if as_json:
+        print_json(workflow)
+        return
+    status = workflow_status(workflow.status)
+    state(ctx).out.print(
+        Text.assemble(
+            f"{verb} ", (workflow.id, "bold"), f" ({workflow.name}): ", (status, STYLES.get(status, ""))
+        )
+    )
+
+
+@workflows_app.command("create")
+def create(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A local workflow file (JSON or YAML).")],
+    workflow_id: Annotated[
+        str | None, typer.Option("--id", help="The id to give it; server-assigned when left out.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Store a workflow; prints its id and its webhook secret (shown this once)."""
+    st = state(ctx)
+    with st.client() as client:
+        workflow = client.create_workflow(file, workflow_id=workflow_id or "")
+    if as_json:
+        print_json(workflow)
+        return
+    st.out.print(
+        Text.assemble("created ", (workflow.id, "bold"), f" ({workflow.name}), version {workflow.version}")
+    )
+    st.out.print(
+        Text.assemble("webhook secret: ", (workflow.webhook_secret, "bold"), ("  (shown only now)", "dim"))
+    )
+
+
+@workflows_app.command("ls")
+def list_workflows(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", "-s", help="Only workflows in this status: active, paused, cancelled."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="At most this many.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List stored workflows, most recently updated first."""
+    st = state(ctx)
+    wanted = workflow_pb2.WORKFLOW_STATUS_UNSPECIFIED
+    if status:
+        wanted = workflow_pb2.WorkflowStatus.ValueType(
+            enum_value(workflow_pb2.WorkflowStatus, "WORKFLOW_STATUS_", status, "--status")
+        )
+    with st.client() as client:
+        reply = client.list_workflows(status=wanted, page_size=limit)
+    if as_json:
+        print_json(reply)
+    elif reply.workflows:
+        st.out.print(workflows_table(reply.workflows))
+    else:
+        st.out.print("no workflows", style="dim")
+
+
+@workflows_app.command("pause")
+def pause(
+    ctx: typer.Context,
+    workflow_id: Annotated[str, typer.Argument(help="The workflow.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded on its events).")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Pause a workflow: running nodes finish, no new node starts in any of its runs."""
+    with state(ctx).client() as client:
+        workflow = client.pause_workflow(workflow_id, reason=reason)
+    _print_workflow(ctx, "paused", workflow, as_json)
+
+
+@workflows_app.command("resume")
+def resume(
+    ctx: typer.Context,
+    workflow_id: Annotated[str, typer.Argument(help="The workflow.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Resume a paused workflow: its runs go on."""
+    with state(ctx).client() as client:
+        workflow = client.resume_workflow(workflow_id)
+    _print_workflow(ctx, "resumed", workflow, as_json)
+
+
+@workflows_app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    workflow_id: Annotated[str, typer.Argument(help="The workflow.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded on its events and stopped runs).")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a workflow for good: its runs stop and new runs are refused."""
+    with state(ctx).client() as client:
+        workflow = client.cancel_workflow(workflow_id, reason=reason)
+    _print_workflow(ctx, "cancelled", workflow, as_json)
