@@ -1,5 +1,5 @@
-"""The `runctl` command line against the real server: in-process through typer's CliRunner, and once as
-a real subprocess."""
+"""The `runctl` command line against the real server, driven as a person would: the installed command
+in a subprocess (typer's CliRunner only where a test needs a fake server in process)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent import futures
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +86,36 @@ def client(server: ServerThread) -> Iterator[Client]:
         yield runctl
 
 
-def cli(server: ServerThread, *args: str) -> Result:
-    """`runctl --addr <server> ARGS...`, in process."""
-    result = CliRunner().invoke(app, ["--addr", server.grpc_target, *args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+@dataclass(frozen=True)
+class Ran:
+    """What a person at a terminal sees of one `runctl` command."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
 
 
-def as_json(result: Result) -> Any:
+RUNCTL = str(Path(sys.executable).parent / "runctl")
+
+
+def cli(server: ServerThread, *args: str) -> Ran:
+    """`runctl --addr <server> ARGS...`: the installed command, in a subprocess."""
+    done = subprocess.run(
+        [RUNCTL, "--addr", server.grpc_target, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "120"},
+        check=False,
+    )
+    return Ran(done.returncode, done.stdout, done.stderr)
+
+
+def as_json(result: Ran | Result) -> Any:
     return json.loads(result.stdout)
 
 
@@ -300,7 +322,8 @@ def test_the_installed_command(server: ServerThread, files: Path) -> None:
 
 
 def test_watch_prints_events_as_they_happen(server: ServerThread, files: Path, client: Client) -> None:
-    run = client.start(linear({"id": "nap", "type": "delay", "config": {"seconds": 0.4}}, name="naps"))
+    # Long enough for the command to start and subscribe while the run is still going.
+    run = client.start(linear({"id": "nap", "type": "delay", "config": {"seconds": 3}}, name="naps"))
     watched = cli(server, "watch", run.id)
     assert watched.exit_code == 0, watched.output
     lines = watched.stdout.splitlines()
