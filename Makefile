@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 TS_DIR := clients/typescript
 TS_STAMP := $(TS_DIR)/node_modules/.installed
+BROWSER_DIR := tests/browser
+BROWSER_STAMP := $(BROWSER_DIR)/node_modules/.installed
 BUF := node_modules/.bin/buf
 PYTEST_ARGS ?=
 
@@ -31,7 +33,11 @@ $(TS_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
 	npm ci --prefix $(TS_DIR) --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP) $(NODE_STAMP) $(TS_STAMP) ## Create .venv and install runctl, its dev tools, buf and the TypeScript client
+$(BROWSER_STAMP): $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json
+	npm ci --prefix $(BROWSER_DIR) --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(BROWSER_STAMP) ## Create .venv and install runctl, its dev tools, buf, the TypeScript client and the browser test's playwright-core
 
 run: $(STAMP) ## Start the server: gRPC 127.0.0.1:50051, HTTP 127.0.0.1:3003, SQLite ./runctl.db
 	$(VENV)/bin/runctl serve
@@ -52,7 +58,7 @@ lint: check-generated typecheck ## Generated-code check, ruff, mypy and buf lint
 typecheck: $(STAMP) ## mypy --strict on hand-written code
 	$(VENV)/bin/mypy
 
-test: $(STAMP) $(NODE_STAMP) $(TS_STAMP) ## Run the whole test suite (with CI=true, lint first)
+test: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(BROWSER_STAMP) ## Run the whole test suite (with CI=true, lint first)
 	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory lint; fi
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
@@ -63,4 +69,4 @@ breaking: $(NODE_STAMP) ## buf breaking against main (advisory until v1 is decla
 	-$(BUF) breaking --against '.git#branch=main'
 
 clean: ## Remove the virtual environment, node_modules and caches
-	rm -rf $(VENV) node_modules $(TS_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules $(TS_DIR)/node_modules $(BROWSER_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -61,6 +61,9 @@ def test_missing_workflow_and_bad_bodies(http: httpx.Client) -> None:
     assert broken.status_code == 400 and "JSON" in broken.json()["error"]
     not_object = http.post("/v1/workflows/wf_x/pause", json=[1, 2])
     assert not_object.status_code == 400
+    for not_json in (b'{"reason": NaN}', b'{"reason": 1e400}', b"[" * 50_000):
+        refused = http.post("/v1/workflows/wf_x/pause", content=not_json)
+        assert refused.status_code == 400, not_json[:20]
     huge = http.post("/v1/workflows/wf_x/pause", content=b"{" + b" " * 2_000_000 + b"}")
     assert huge.status_code == 413
 

@@ -49,7 +49,9 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 def _bind_http_socket(address: Address) -> socket.socket:
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio turns on TCP_NODELAY only for sockets whose proto says TCP, and
+    # without it every response (headers, then body) waited ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((address.host, address.port))
@@ -144,6 +146,7 @@ class RunctlServer:
             lambda: self._serving,
             Services(self._servicers),
             max_body_bytes=self.settings.http_max_body_bytes,
+            engine=self.engine,
         )
         config = uvicorn.Config(
             app,

@@ -11,6 +11,10 @@ from typing import Any
 
 from runctl_server.errors import FieldViolation, InvalidArgument
 
+# The approve / reject decision (the approval page's two buttons send it). Every approval form takes it
+# as a boolean, declared or not, so the node's output always says which way the person decided.
+DECISION = "approved"
+
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
@@ -76,7 +80,17 @@ def resolve_form_values(
             resolved[name] = value
     known = [str(field.get("name", "")) for field in fields]
     for name in values:
-        if name not in known:
+        if name in known:
+            continue
+        if name == DECISION:
+            decision = values[name]
+            if isinstance(decision, bool):
+                resolved[name] = decision
+            elif decision is not None:
+                violations.append(
+                    FieldViolation(f"{prefix}.{name}", f"must be true or false, got {_describe(decision)}")
+                )
+        else:
             violations.append(
                 FieldViolation(
                     f"{prefix}.{name}", f"is not a field of this form (fields: {', '.join(known)})"

@@ -9,12 +9,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from runctl_server import __version__
+from runctl_server.engine.engine import Engine
 from runctl_server.http.bridge import Services
 from runctl_server.http.openapi import openapi_document
 from runctl_server.http.routes import executions, hitl, implied, outbound, runner, runs
 from runctl_server.http.routing import DEFAULT_MAX_BODY_BYTES, Endpoint, starlette_route
+from runctl_server.http.socketio_bridge import SocketBridge
 
 ROUTE_MODULES = (hitl, runner, executions, outbound, runs, implied)
 
@@ -28,9 +31,11 @@ def build_http_app(
     services: Services | None = None,
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-) -> Starlette:
+    engine: Engine | None = None,
+) -> ASGIApp:
     """The HTTP app; `is_serving` reports readiness the same way gRPC health does. Without `services`
-    only the health route is served (a bare app for tests of the skeleton)."""
+    only the health route is served (a bare app for tests of the skeleton). With the `engine` too,
+    Socket.IO live updates are served at /socket.io/ (http/socketio_bridge.py)."""
     endpoints = all_endpoints() if services is not None else []
     document = openapi_document(endpoints)
 
@@ -54,7 +59,10 @@ def build_http_app(
     routes = [Route("/healthz", healthz, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]
     if services is not None:
         routes += [starlette_route(endpoint, services, max_body_bytes) for endpoint in endpoints]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
+    if engine is None or services is None:
+        return app
+    return SocketBridge(engine, services).asgi(app)

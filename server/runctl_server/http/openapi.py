@@ -39,13 +39,14 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     responses: dict[str, Any] = {
         str(endpoint.status): {
             "description": "OK",
-            "content": {"application/json": {"schema": dict(endpoint.response)}},
+            "content": {endpoint.media_type: {"schema": dict(endpoint.response)}},
         }
     }
+    error_schema = ERROR_SCHEMA if endpoint.error_media_type == "application/json" else {"type": "string"}
     for status in (*endpoint.error_statuses, 413) if endpoint.body is not None else endpoint.error_statuses:
         responses[str(status)] = {
             "description": REASONS.get(status, "Error"),
-            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+            "content": {endpoint.error_media_type: {"schema": error_schema}},
         }
     operation: dict[str, Any] = {
         "summary": endpoint.summary,
@@ -57,7 +58,7 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     if endpoint.body is not None:
         operation["requestBody"] = {
             "required": False,
-            "content": {"application/json": {"schema": dict(endpoint.body)}},
+            "content": {endpoint.body_media_type: {"schema": dict(endpoint.body)}},
         }
     return operation
 

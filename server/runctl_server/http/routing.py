@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,12 +77,18 @@ class Call:
                 raise InvalidArgument.single("body", "a JSON object is required")
             return {}
         try:
-            value = json.loads(raw)
+            value = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             where = (
                 f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
             )
             raise InvalidArgument.single("body", f"is not valid JSON{where}") from None
+        except _NotFinite as exc:
+            raise InvalidArgument.single(
+                "body", f"holds {exc}: JSON numbers cannot be NaN or Infinity (or overflow)"
+            ) from None
+        except RecursionError:  # e.g. 50,000 nested arrays: the decoder's stack runs out
+            raise InvalidArgument.single("body", "is nested too deeply") from None
         if not isinstance(value, dict):
             raise InvalidArgument.single("body", "must be a JSON object")
         return value
@@ -101,6 +108,21 @@ class Call:
             upper = f" and at most {maximum}" if maximum is not None else ""
             raise InvalidArgument.single(name, f"must be at least {minimum}{upper}, got {value}")
         return value
+
+
+class _NotFinite(ValueError):
+    """NaN, Infinity or a number too large for a float: Python's JSON reader takes them, JSON does not."""
+
+
+def _not_json(constant: str) -> Any:
+    raise _NotFinite(constant)
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise _NotFinite(text)
+    return number
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -125,6 +147,10 @@ class Endpoint:
     status: int = 200
     error_statuses: tuple[int, ...] = (400, 404)
     error_body: ErrorBody = error_with_details
+    # What the route answers and takes, when not JSON (the approval page: text/html, form posts).
+    media_type: str = "application/json"
+    body_media_type: str = "application/json"
+    error_media_type: str = "application/json"
 
 
 def starlette_route(endpoint: Endpoint, services: Services, max_body_bytes: int) -> Route:

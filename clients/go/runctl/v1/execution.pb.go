@@ -171,7 +171,7 @@ func (NodeStatus) EnumDescriptor() ([]byte, []int) {
 	return file_runctl_v1_execution_proto_rawDescGZIP(), []int{1}
 }
 
-// State of one edge of a run (seed 002 `stats["from-to"]`: open = PENDING, closed = resolved).
+// State of one edge of a run (seed 002 `stats["from-to"]`: "open" once TAKEN, "closed" otherwise).
 type EdgeStatus int32
 
 const (

@@ -62,7 +62,8 @@ type ExecutionServiceClient interface {
 	ResumeExecution(ctx context.Context, in *ResumeExecutionRequest, opts ...grpc.CallOption) (*ResumeExecutionResponse, error)
 	// Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
 	// Values are validated against the form fields: INVALID_ARGUMENT with field violations when
-	// they do not fit. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
+	// they do not fit. Every approval also takes a boolean `approved` (approve or reject), kept in
+	// the node's output with the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
 	// a reason (a retry carrying the winner's `request_id` answers RESUMED again).
 	ResumePausePoint(ctx context.Context, in *ResumePausePointRequest, opts ...grpc.CallOption) (*ResumePausePointResponse, error)
 	// Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
@@ -304,7 +305,8 @@ type ExecutionServiceServer interface {
 	ResumeExecution(context.Context, *ResumeExecutionRequest) (*ResumeExecutionResponse, error)
 	// Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
 	// Values are validated against the form fields: INVALID_ARGUMENT with field violations when
-	// they do not fit. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
+	// they do not fit. Every approval also takes a boolean `approved` (approve or reject), kept in
+	// the node's output with the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
 	// a reason (a retry carrying the winner's `request_id` answers RESUMED again).
 	ResumePausePoint(context.Context, *ResumePausePointRequest) (*ResumePausePointResponse, error)
 	// Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook

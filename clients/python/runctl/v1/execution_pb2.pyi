@@ -134,7 +134,7 @@ class _EdgeStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EdgeStatus
     """Its source node finished and did not choose this edge (other branch, failure or skip)."""
 
 class EdgeStatus(_EdgeStatus, metaclass=_EdgeStatusEnumTypeWrapper):
-    """State of one edge of a run (seed 002 `stats["from-to"]`: open = PENDING, closed = resolved)."""
+    """State of one edge of a run (seed 002 `stats["from-to"]`: "open" once TAKEN, "closed" otherwise)."""
 
 EDGE_STATUS_UNSPECIFIED: EdgeStatus.ValueType  # 0
 """Not applicable."""

@@ -239,7 +239,8 @@ class ExecutionServiceServicer:
     def ResumePausePoint(self, request, context):
         """Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
         Values are validated against the form fields: INVALID_ARGUMENT with field violations when
-        they do not fit. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
+        they do not fit. Every approval also takes a boolean `approved` (approve or reject), kept in
+        the node's output with the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
         a reason (a retry carrying the winner's `request_id` answers RESUMED again).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -96,7 +96,8 @@ class ExecutionServiceStub:
     ResumePausePoint: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ResumePausePointRequest, _execution_pb2.ResumePausePointResponse]
     """Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
     Values are validated against the form fields: INVALID_ARGUMENT with field violations when
-    they do not fit. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
+    they do not fit. Every approval also takes a boolean `approved` (approve or reject), kept in
+    the node's output with the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
     a reason (a retry carrying the winner's `request_id` answers RESUMED again).
     """
     ResumeNode: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ResumeNodeRequest, _execution_pb2.ResumeNodeResponse]
@@ -183,7 +184,8 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     ResumePausePoint: _aio.UnaryUnaryMultiCallable[_execution_pb2.ResumePausePointRequest, _execution_pb2.ResumePausePointResponse]  # type: ignore[assignment]
     """Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
     Values are validated against the form fields: INVALID_ARGUMENT with field violations when
-    they do not fit. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
+    they do not fit. Every approval also takes a boolean `approved` (approve or reject), kept in
+    the node's output with the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
     a reason (a retry carrying the winner's `request_id` answers RESUMED again).
     """
     ResumeNode: _aio.UnaryUnaryMultiCallable[_execution_pb2.ResumeNodeRequest, _execution_pb2.ResumeNodeResponse]  # type: ignore[assignment]
@@ -345,7 +347,8 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_execution_pb2.ResumePausePointResponse, _abc.Awaitable[_execution_pb2.ResumePausePointResponse]]:
         """Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
         Values are validated against the form fields: INVALID_ARGUMENT with field violations when
-        they do not fit. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
+        they do not fit. Every approval also takes a boolean `approved` (approve or reject), kept in
+        the node's output with the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
         a reason (a retry carrying the winner's `request_id` answers RESUMED again).
         """
 

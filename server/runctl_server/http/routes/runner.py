@@ -1,7 +1,278 @@
-"""Seed 001 (local automation runner): status, active runs, stop, batches, continue, pause control."""
+"""Seed 001 (local automation runner): status, active runs, stop, stop all, continue, trace logs and
+pause control. The batch routes are in runner_batches.py, the SSE stream in http/sse.py.
+
+Calls whose `executionId` is optional act on the most recent run that qualifies (the servicer decides
+which); errors answer `{"success": false, "message", "error", "details"}`.
+"""
 
 from __future__ import annotations
 
-from runctl_server.http.routing import Endpoint
+from typing import Any
 
-ENDPOINTS: list[Endpoint] = []
+from runctl.v1 import execution_pb2
+from runctl_server.errors import InvalidArgument
+from runctl_server.http import sse
+from runctl_server.http.errors import runner_error
+from runctl_server.http.routes import runner_batches
+from runctl_server.http.routing import Call, Endpoint, Param
+from runctl_server.http.runner_shapes import (
+    EXECUTION_STATUS_SCHEMA,
+    NULLABLE_STRING,
+    PAUSE_WORDS,
+    STATUS_WORDS,
+    active_execution,
+    execution_status,
+)
+
+E = execution_pb2
+PAGE_SIZE = 1000
+MAX_ACTIVE_LISTED = 10_000  # `totalActive` still counts every one
+PAUSE_ACTIONS = {
+    "continue": (E.PAUSE_ACTION_CONTINUE, "Execution continued"),
+    "stop": (E.PAUSE_ACTION_STOP, "Execution stopped"),
+    "skip": (E.PAUSE_ACTION_SKIP, "Paused node skipped"),
+    "continueWithoutBreakpoint": (
+        E.PAUSE_ACTION_CONTINUE_WITHOUT_BREAKPOINT,
+        "Execution continued without breakpoints",
+    ),
+}
+
+EXECUTION_ID_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {"executionId": {"type": "string", "description": "Default: the most recent one"}},
+}
+
+
+def _outcome(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"success": {"type": "boolean"}, "message": {"type": "string"}, **properties},
+        "required": ["success", "message", *required],
+    }
+
+
+def optional_string(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgument.single(name, f"must be a string, got {type(value).__name__}")
+    return value
+
+
+async def _status(call: Call, execution_id: str) -> dict[str, Any]:
+    request = E.GetExecutionStatusRequest(execution_id=execution_id)
+    reply = await call.call("ExecutionService", "GetExecutionStatus", request)
+    return execution_status(reply.summary)
+
+
+async def status_by_path(call: Call) -> dict[str, Any]:
+    return await _status(call, call.path["executionId"])
+
+
+async def status_by_query(call: Call) -> dict[str, Any]:
+    return await _status(call, call.query("executionId") or "")
+
+
+async def active(call: Call) -> dict[str, Any]:
+    items: list[dict[str, Any]] = []
+    token, total = "", 0
+    while len(items) < MAX_ACTIVE_LISTED:
+        request = E.ListActiveExecutionsRequest(page_size=PAGE_SIZE, page_token=token)
+        reply = await call.call("ExecutionService", "ListActiveExecutions", request)
+        items.extend(active_execution(summary) for summary in reply.executions)
+        total, token = reply.total_active, reply.next_page_token
+        if not token:
+            break
+    return {"totalActive": total, "executions": items[:MAX_ACTIVE_LISTED]}
+
+
+async def stop(call: Call) -> dict[str, Any]:
+    body = await call.json_body()
+    request = E.StopExecutionRequest(execution_id=optional_string(body, "executionId"))
+    reply = await call.call("ExecutionService", "StopExecution", request)
+    return {
+        "success": True,
+        "message": reply.message or "Execution stopped",
+        "executionId": reply.execution_id,
+        "wasRunning": reply.was_running,
+        "wasQueued": reply.was_queued,
+    }
+
+
+async def stop_all(call: Call) -> dict[str, Any]:
+    reply = await call.call("ExecutionService", "StopAllExecutions", E.StopAllExecutionsRequest())
+    return {
+        "success": True,
+        "message": "All executions stopped",
+        "totalBatches": reply.total_batches,
+        "totalStopped": reply.total_stopped,
+        "runningStopped": reply.running_stopped,
+        "queuedCancelled": reply.queued_cancelled,
+        "batches": list(reply.batch_ids),
+    }
+
+
+async def continue_run(call: Call) -> dict[str, Any]:
+    body = await call.json_body()
+    request = E.ContinueExecutionRequest(execution_id=optional_string(body, "executionId"))
+    await call.call("ExecutionService", "ContinueExecution", request)
+    return {"success": True, "message": "Execution continued"}
+
+
+async def trace_logs(call: Call) -> dict[str, Any]:
+    body = await call.json_body(required=True)
+    enabled = body.get("enabled")
+    if not isinstance(enabled, bool):
+        raise InvalidArgument.single("enabled", "is required: true or false")
+    request = E.SetTraceLogsRequest(execution_id=optional_string(body, "executionId"), enabled=enabled)
+    reply = await call.call("ExecutionService", "SetTraceLogs", request)
+    return {
+        "success": True,
+        "message": f"Trace logs {'enabled' if reply.enabled else 'disabled'}",
+        "executionId": reply.execution_id,
+        "enabled": reply.enabled,
+    }
+
+
+async def pause_control(call: Call) -> dict[str, Any]:
+    body = await call.json_body(required=True)
+    word = body.get("action")
+    if not isinstance(word, str) or word not in PAUSE_ACTIONS:
+        allowed = ", ".join(PAUSE_ACTIONS)
+        raise InvalidArgument.single("action", f"must be one of {allowed}, got {word!r}")
+    action, message = PAUSE_ACTIONS[word]
+    request = E.ControlPauseRequest(execution_id=optional_string(body, "executionId"), action=action)
+    reply = await call.call("ExecutionService", "ControlPause", request)
+    return {"success": True, "message": message, "executionId": reply.execution.id, "action": word}
+
+
+def _runner(method: str, path: str, handler: Any, summary: str, **kwargs: Any) -> Endpoint:
+    kwargs.setdefault("error_statuses", (400, 404, 409))
+    return Endpoint(method, path, handler, summary, "001", error_body=runner_error, **kwargs)
+
+
+ACTIVE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "totalActive": {"type": "integer"},
+        "executions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "executionId": {"type": "string"},
+                    "status": {"type": "string", "enum": STATUS_WORDS},
+                    "currentNodeId": NULLABLE_STRING,
+                    "pausedNodeId": {**NULLABLE_STRING, "description": "Only for a paused run"},
+                    "pauseReason": {"type": "string", "enum": PAUSE_WORDS, "description": "Only if paused"},
+                },
+                "required": ["executionId", "status", "currentNodeId"],
+            },
+        },
+    },
+    "required": ["totalActive", "executions"],
+}
+
+# Order matters: /execution/status must win over /execution/{executionId}.
+ENDPOINTS: list[Endpoint] = [
+    _runner(
+        "GET",
+        "/api/workflows/execution/status",
+        status_by_query,
+        "Get an execution's status, or the most recent execution's",
+        query=(Param("executionId", {"type": "string"}, "Default: the most recent execution"),),
+        response=EXECUTION_STATUS_SCHEMA,
+        error_statuses=(404,),
+    ),
+    _runner(
+        "GET",
+        "/api/workflows/executions/active",
+        active,
+        "List the active (queued, running or paused) executions",
+        response=ACTIVE_SCHEMA,
+        error_statuses=(),
+    ),
+    _runner(
+        "POST",
+        "/api/workflows/execution/stop",
+        stop,
+        "Stop an execution, or the most recent active one",
+        body=EXECUTION_ID_BODY,
+        response=_outcome(
+            {
+                "executionId": {"type": "string"},
+                "wasRunning": {"type": "boolean"},
+                "wasQueued": {"type": "boolean"},
+            },
+            ["executionId", "wasRunning", "wasQueued"],
+        ),
+    ),
+    _runner(
+        "POST",
+        "/api/workflows/execution/stop-all",
+        stop_all,
+        "Stop every running batch and execution, cancel every queued one",
+        response=_outcome(
+            {
+                "totalBatches": {"type": "integer"},
+                "totalStopped": {"type": "integer"},
+                "runningStopped": {"type": "integer"},
+                "queuedCancelled": {"type": "integer"},
+                "batches": {"type": "array", "items": {"type": "string"}},
+            },
+            ["totalBatches", "totalStopped", "runningStopped", "queuedCancelled", "batches"],
+        ),
+        error_statuses=(),
+    ),
+    _runner(
+        "POST",
+        "/api/workflows/execution/continue",
+        continue_run,
+        "Continue a paused execution (breakpoint or wait node), or the most recently paused one",
+        body=EXECUTION_ID_BODY,
+        response=_outcome({}, []),
+    ),
+    _runner(
+        "POST",
+        "/api/workflows/execution/trace-logs",
+        trace_logs,
+        "Turn trace logs on or off for an execution, or the most recent active one",
+        body={
+            "type": "object",
+            "properties": {"enabled": {"type": "boolean"}, "executionId": {"type": "string"}},
+            "required": ["enabled"],
+        },
+        response=_outcome(
+            {"executionId": {"type": "string"}, "enabled": {"type": "boolean"}}, ["executionId", "enabled"]
+        ),
+    ),
+    _runner(
+        "POST",
+        "/api/workflows/execution/pause-control",
+        pause_control,
+        "Continue, stop, skip, or continue without breakpoints a paused execution",
+        body={
+            "type": "object",
+            "properties": {
+                "action": {"type": "string", "enum": list(PAUSE_ACTIONS)},
+                "executionId": {"type": "string"},
+            },
+            "required": ["action"],
+        },
+        response=_outcome(
+            {"executionId": {"type": "string"}, "action": {"type": "string", "enum": list(PAUSE_ACTIONS)}},
+            ["executionId", "action"],
+        ),
+    ),
+    *runner_batches.ENDPOINTS,
+    sse.ENDPOINT,
+    _runner(
+        "GET",
+        "/api/workflows/execution/{executionId}",
+        status_by_path,
+        "Get an execution's status",
+        response=EXECUTION_STATUS_SCHEMA,
+        error_statuses=(404,),
+    ),
+]

@@ -1937,7 +1937,7 @@ export const NodeStatusSchema: GenEnum<NodeStatus> = /*@__PURE__*/
   enumDesc(file_runctl_v1_execution, 1);
 
 /**
- * State of one edge of a run (seed 002 `stats["from-to"]`: open = PENDING, closed = resolved).
+ * State of one edge of a run (seed 002 `stats["from-to"]`: "open" once TAKEN, "closed" otherwise).
  *
  * @generated from enum runctl.v1.EdgeStatus
  */
@@ -2298,7 +2298,8 @@ export const ExecutionService: GenService<{
   /**
    * Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
    * Values are validated against the form fields: INVALID_ARGUMENT with field violations when
-   * they do not fit. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
+   * they do not fit. Every approval also takes a boolean `approved` (approve or reject), kept in
+   * the node's output with the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
    * a reason (a retry carrying the winner's `request_id` answers RESUMED again).
    *
    * @generated from rpc runctl.v1.ExecutionService.ResumePausePoint

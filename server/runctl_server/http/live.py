@@ -1,0 +1,203 @@
+"""Seed 001 live updates made from the event log: `execution-update`, `batch-update`, `node-execution`.
+
+Events carry what changed, not a run's whole short status, so a RunTracker keeps the short status
+(an ExecutionSummary) of the runs it has seen, applies each event to it in log order, and answers the
+seed 001 payload to push. A run met for the first time in the middle of its life (the process started
+after it, or the tracker forgot it) is loaded once through the ExecutionService servicer. The tracker
+is bounded: a paused run costs nothing here once it falls out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+
+from runctl.v1 import batch_pb2, common_pb2, execution_pb2
+from runctl_server.http.runner_shapes import batch_update, execution_status
+
+E = execution_pb2
+EXECUTION_UPDATE = "execution-update"
+BATCH_UPDATE = "batch-update"
+NODE_EXECUTION = "node-execution"
+
+RUN_EVENTS = {
+    "EXECUTION_QUEUED": E.EXECUTION_STATUS_QUEUED,
+    "EXECUTION_STARTED": E.EXECUTION_STATUS_RUNNING,
+    "EXECUTION_PAUSED": E.EXECUTION_STATUS_PAUSED,
+    "EXECUTION_RESUMED": E.EXECUTION_STATUS_RUNNING,
+    "EXECUTION_COMPLETED": E.EXECUTION_STATUS_COMPLETED,
+    "EXECUTION_FAILED": E.EXECUTION_STATUS_ERROR,
+    "EXECUTION_STOPPED": E.EXECUTION_STATUS_STOPPED,
+}
+FINISHED = frozenset({E.EXECUTION_STATUS_COMPLETED, E.EXECUTION_STATUS_ERROR, E.EXECUTION_STATUS_STOPPED})
+# A node's status in `node-execution`; a failed node says "error", as a failed run does in seed 001.
+NODE_EVENTS = {
+    "NODE_SCHEDULED": "scheduled",
+    "NODE_STARTED": "running",
+    "NODE_WAITING": "waiting",
+    "NODE_COMPLETED": "completed",
+    "NODE_FAILED": "error",
+    "NODE_SKIPPED": "skipped",
+    "NODE_STOPPED": "stopped",
+    "NODE_RETRYING": "retrying",
+}
+BATCH_EVENTS = frozenset({"BATCH_STARTED", "BATCH_UPDATED", "BATCH_COMPLETED", "BATCH_STOPPED"})
+LIVE_EVENT_TYPES = frozenset({*RUN_EVENTS, *NODE_EVENTS, *BATCH_EVENTS})
+TRACKED_RUNS = 10_000
+
+LoadSummary = Callable[[str], Awaitable[execution_pb2.ExecutionSummary | None]]
+
+
+@dataclass(frozen=True)
+class Update:
+    """One Socket.IO message to push: its event name, its payload, and the run and batch it concerns
+    (which decide the rooms it goes to)."""
+
+    name: str
+    data: dict[str, Any]
+    execution_id: str = ""
+    batch_id: str = ""
+
+
+def _pause_reason(word: Any) -> common_pb2.PauseReason.ValueType:
+    name = f"PAUSE_REASON_{str(word or '').upper()}"
+    if name not in common_pb2.PauseReason.keys():  # noqa: SIM118 (an enum wrapper, not a dict)
+        return common_pb2.PAUSE_REASON_UNSPECIFIED
+    return common_pb2.PauseReason.Value(name)
+
+
+def _error_message(payload: Mapping[str, Any]) -> str:
+    error = payload.get("error")
+    if isinstance(error, Mapping):
+        return str(error.get("message") or "")
+    return str(error or "")
+
+
+class RunTracker:
+    """The short status of recently seen runs, kept current by applying their events in order."""
+
+    def __init__(self, load: LoadSummary, capacity: int = TRACKED_RUNS) -> None:
+        self._load = load
+        self._capacity = capacity
+        self._runs: OrderedDict[str, execution_pb2.ExecutionSummary] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    async def _summary(self, row: Mapping[str, Any]) -> execution_pb2.ExecutionSummary:
+        execution_id = str(row["execution_id"])
+        summary = self._runs.get(execution_id)
+        if summary is not None:
+            self._runs.move_to_end(execution_id)
+            return summary
+        if row["type"] != "EXECUTION_QUEUED" and row["type"] != "EXECUTION_STARTED":
+            summary = await self._load(execution_id)
+        if summary is None:  # gone (cleared) or new: any event but QUEUED means it runs
+            summary = execution_pb2.ExecutionSummary(
+                execution_id=execution_id, status=E.EXECUTION_STATUS_RUNNING
+            )
+        summary.batch_id = summary.batch_id or row["batch_id"] or ""
+        summary.workflow_id = summary.workflow_id or row["workflow_id"] or ""
+        self._runs[execution_id] = summary
+        while len(self._runs) > self._capacity:
+            self._runs.popitem(last=False)
+        return summary
+
+    async def apply(self, row: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
+        """Apply one run or node event; answers whether the run's short status changed."""
+        summary = await self._summary(row)
+        kind = str(row["type"])
+        if kind == "NODE_STARTED":
+            node_id = str(row["node_id"] or "")
+            changed = summary.current_node_id != node_id
+            summary.current_node_id = node_id
+            return changed
+        status = RUN_EVENTS.get(kind)
+        if status is None:
+            return False
+        summary.status = status
+        if kind == "EXECUTION_PAUSED":
+            summary.paused_node_id = str(row["node_id"] or "")
+            summary.pause_reason = _pause_reason(payload.get("reason"))
+        else:
+            summary.paused_node_id = ""
+            summary.pause_reason = common_pb2.PAUSE_REASON_UNSPECIFIED
+        if status in FINISHED:
+            summary.current_node_id = ""
+            summary.error = _error_message(payload) if status == E.EXECUTION_STATUS_ERROR else ""
+        return True
+
+    def current(self, execution_id: str) -> execution_pb2.ExecutionSummary | None:
+        return self._runs.get(execution_id)
+
+    def forget(self, execution_id: str) -> None:
+        self._runs.pop(execution_id, None)
+
+
+def execution_update(summary: execution_pb2.ExecutionSummary, sequence: int = 0) -> dict[str, Any]:
+    """`execution-update`: the seed 001 status object, plus the run's batch and the event sequence."""
+    data = execution_status(summary)
+    if summary.batch_id:
+        data["batchId"] = summary.batch_id
+    if sequence:
+        data["sequence"] = sequence
+    return data
+
+
+def node_execution(row: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
+    """`node-execution`: which node of which run did what."""
+    status = NODE_EVENTS[str(row["type"])]
+    data: dict[str, Any] = {
+        "executionId": row["execution_id"],
+        "nodeId": row["node_id"],
+        "nodeType": payload.get("nodeType") or "",
+        "status": status,
+    }
+    if row["batch_id"]:
+        data["batchId"] = row["batch_id"]
+    if payload.get("stack"):
+        data["stack"] = payload["stack"]
+    if status == "error":
+        data["error"] = _error_message(payload)
+    data["sequence"] = int(row["sequence"])
+    return data
+
+
+def batch_message(payload: Mapping[str, Any]) -> batch_pb2.Batch:
+    """A BATCH_* event's `batch` (proto JSON) as a message."""
+    return json_format.ParseDict(payload.get("batch") or {}, batch_pb2.Batch(), ignore_unknown_fields=True)
+
+
+class LiveUpdates:
+    """Turns logged events (rows of the events table, in order) into the Socket.IO messages to push."""
+
+    def __init__(self, load: LoadSummary) -> None:
+        self.tracker = RunTracker(load)
+
+    async def updates(self, row: Mapping[str, Any]) -> list[Update]:
+        kind = str(row["type"])
+        raw = row["payload"]
+        payload: Mapping[str, Any] = (json.loads(raw) if isinstance(raw, str) else raw) or {}
+        execution_id = str(row["execution_id"] or "")
+        batch_id = str(row["batch_id"] or "")
+        if kind in BATCH_EVENTS:
+            data = batch_update(batch_message(payload))
+            return [Update(BATCH_UPDATE, data, batch_id=data["batchId"] or batch_id)]
+        if not execution_id or (kind not in RUN_EVENTS and kind not in NODE_EVENTS):
+            return []
+        out: list[Update] = []
+        if kind in NODE_EVENTS:
+            out.append(Update(NODE_EXECUTION, node_execution(row, payload), execution_id, batch_id))
+        if await self.tracker.apply(row, payload):
+            summary = self.tracker.current(execution_id)
+            assert summary is not None
+            data = execution_update(summary, int(row["sequence"]))
+            out.append(Update(EXECUTION_UPDATE, data, execution_id, batch_id or summary.batch_id))
+            if summary.status in FINISHED:
+                self.tracker.forget(execution_id)
+        return out
