@@ -6,7 +6,7 @@ waits until every watcher has received every event. Each event's latency is the 
 timestamp (taken when the engine made it, just before its commit) to its arrival at a watcher, so it
 includes the commit, the fan-out, gRPC and the client's decoding. Run from the repository root:
 
-    .venv/bin/python bench/watch_fanout.py [--watchers 1000] [--runs 300] [--rate 100]
+    .venv/bin/python bench/watch_fanout.py [--watchers 1000] [--runs 200] [--rate 50]
 
 The script exits non-zero when a watcher missed, repeated or reordered an event.
 """
@@ -65,11 +65,19 @@ async def start_runs(target: str, runs: int, rate: float) -> int:
         workflow_id = await create_workflow(channel, "fanout")
         executions = execution_pb2_grpc.ExecutionServiceStub(channel)
         began = time.monotonic()
+        in_flight = asyncio.Semaphore(32)
+
+        async def start(index: int) -> None:
+            async with in_flight:
+                request = execution_pb2.StartExecutionRequest(
+                    workflow_id=workflow_id, input=struct({"n": index})
+                )
+                await executions.StartExecution(request, timeout=60)
+
         pending = []
         for index in range(runs):
             await asyncio.sleep(max(0.0, began + index / rate - time.monotonic()))
-            request = execution_pb2.StartExecutionRequest(workflow_id=workflow_id, input=struct({"n": index}))
-            pending.append(asyncio.ensure_future(executions.StartExecution(request, timeout=60)))
+            pending.append(asyncio.create_task(start(index)))
         await asyncio.gather(*pending)
         while True:
             active = await executions.ListActiveExecutions(
@@ -120,8 +128,8 @@ async def run(args: argparse.Namespace, target: str) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--watchers", type=int, default=1000)
-    parser.add_argument("--runs", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=100.0, help="runs started per second")
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=50.0, help="runs started per second")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="runctl-bench-") as workdir:
         db_url = f"sqlite:///{Path(workdir) / 'runctl.db'}"
