@@ -200,7 +200,7 @@ def test_active_executions(env: Env) -> None:
         {
             "executionId": newer,
             "status": "running",
-            "currentNodeId": "start",  # the engine's: the node that started last
+            "currentNodeId": "first",  # where the run stands: at its breakpoint
             "pausedNodeId": "first",
             "pauseReason": "breakpoint",
         },

@@ -160,6 +160,7 @@ def pause_node(run: Run, record: NodeRecord, pause: dict[str, Any], *, workflow_
     run.emit("PAUSE_POINT_CREATED", record.node_id, contextId=context_id, kind=kind, nodeKey=record.key)
     was_paused = run.status == PAUSED
     run.status = PAUSED
+    run.current_node_id = record.node_id  # where the run stands: at its pause point
     run.paused_node_id = record.node_id
     run.pause_reason = kind
     run.row_dirty = True

@@ -36,7 +36,8 @@ type ExecutionServiceClient interface {
 	// Stops a run, or the most recently created unfinished run when `execution_id` is empty:
 	// running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
 	// points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-	// Stopping a finished run succeeds without effect (`was_running` and `was_queued` false).
+	// Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
+	// EXECUTION_ENDED), an unknown one NOT_FOUND.
 	StopExecution(ctx context.Context, in *StopExecutionRequest, opts ...grpc.CallOption) (*StopExecutionResponse, error)
 	// Stops every unfinished run of the workspace, in batches or not, and stops every running
 	// batch (seed 001 stop-all).
@@ -279,7 +280,8 @@ type ExecutionServiceServer interface {
 	// Stops a run, or the most recently created unfinished run when `execution_id` is empty:
 	// running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
 	// points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-	// Stopping a finished run succeeds without effect (`was_running` and `was_queued` false).
+	// Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
+	// EXECUTION_ENDED), an unknown one NOT_FOUND.
 	StopExecution(context.Context, *StopExecutionRequest) (*StopExecutionResponse, error)
 	// Stops every unfinished run of the workspace, in batches or not, and stops every running
 	// batch (seed 001 stop-all).

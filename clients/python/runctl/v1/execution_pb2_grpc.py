@@ -178,7 +178,8 @@ class ExecutionServiceServicer:
         """Stops a run, or the most recently created unfinished run when `execution_id` is empty:
         running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
         points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-        Stopping a finished run succeeds without effect (`was_running` and `was_queued` false).
+        Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
+        EXECUTION_ENDED), an unknown one NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -63,7 +63,8 @@ class ExecutionServiceStub:
     """Stops a run, or the most recently created unfinished run when `execution_id` is empty:
     running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
     points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-    Stopping a finished run succeeds without effect (`was_running` and `was_queued` false).
+    Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
+    EXECUTION_ENDED), an unknown one NOT_FOUND.
     """
     StopAllExecutions: _grpc.UnaryUnaryMultiCallable[_execution_pb2.StopAllExecutionsRequest, _execution_pb2.StopAllExecutionsResponse]
     """Stops every unfinished run of the workspace, in batches or not, and stops every running
@@ -151,7 +152,8 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     """Stops a run, or the most recently created unfinished run when `execution_id` is empty:
     running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
     points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-    Stopping a finished run succeeds without effect (`was_running` and `was_queued` false).
+    Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
+    EXECUTION_ENDED), an unknown one NOT_FOUND.
     """
     StopAllExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.StopAllExecutionsRequest, _execution_pb2.StopAllExecutionsResponse]  # type: ignore[assignment]
     """Stops every unfinished run of the workspace, in batches or not, and stops every running
@@ -272,7 +274,8 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         """Stops a run, or the most recently created unfinished run when `execution_id` is empty:
         running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
         points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-        Stopping a finished run succeeds without effect (`was_running` and `was_queued` false).
+        Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
+        EXECUTION_ENDED), an unknown one NOT_FOUND.
         """
 
     @_abc_1.abstractmethod

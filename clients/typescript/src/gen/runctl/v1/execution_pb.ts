@@ -2216,7 +2216,8 @@ export const ExecutionService: GenService<{
    * Stops a run, or the most recently created unfinished run when `execution_id` is empty:
    * running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
    * points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-   * Stopping a finished run succeeds without effect (`was_running` and `was_queued` false).
+   * Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
+   * EXECUTION_ENDED), an unknown one NOT_FOUND.
    *
    * @generated from rpc runctl.v1.ExecutionService.StopExecution
    */
