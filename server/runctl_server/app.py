@@ -8,19 +8,23 @@ import gc
 import logging
 import signal
 import socket
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import grpc
 import uvicorn
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import Engine as DatabaseEngine
 
+from runctl_server.api.auth import DEV_MODE_MESSAGE, Authenticator, is_loopback_host
 from runctl_server.api.batch_service import BatchService
 from runctl_server.api.event_service import EventService
 from runctl_server.api.execution_service import ExecutionService
-from runctl_server.api.interceptors import ErrorMappingInterceptor
+from runctl_server.api.interceptors import AuthInterceptor, ErrorMappingInterceptor
 from runctl_server.api.pause_point_service import PausePointService
 from runctl_server.api.services import register_all
 from runctl_server.api.worker_service import WorkerService
@@ -61,6 +65,23 @@ def _bind_http_socket(address: Address) -> socket.socket:
     return sock
 
 
+def _read_tls(cert_file: Path, key_file: Path) -> tuple[bytes, bytes]:
+    """The PEM certificate chain and key, checked to be a matching pair before anything binds."""
+    pem: list[bytes] = []
+    for what, path in (("certificate", cert_file), ("key", key_file)):
+        try:
+            pem.append(path.read_bytes())
+        except OSError as exc:
+            raise StartupError(f"cannot read the TLS {what} {path}: {exc.strerror}") from None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert_file, key_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise StartupError(
+            f"the TLS certificate {cert_file} and key {key_file} are not a usable PEM pair: {exc}"
+        ) from None
+    return pem[0], pem[1]
+
+
 class RunctlServer:
     """The whole service. `start()` binds and serves; `stop()` drains gracefully."""
 
@@ -77,6 +98,8 @@ class RunctlServer:
         self._serving = False
         self._stopped = asyncio.Event()
         self._servicers: dict[str, Any] = {}
+        self.authenticator: Authenticator | None = None
+        self._tls: tuple[bytes, bytes] | None = None
 
     @property
     def grpc_target(self) -> str:
@@ -84,19 +107,25 @@ class RunctlServer:
 
     @property
     def http_url(self) -> str:
-        return f"http://{Address(self.settings.http_addr.host, self.http_port)}"
+        scheme = "https" if self.settings.tls else "http"
+        return f"{scheme}://{Address(self.settings.http_addr.host, self.http_port)}"
 
     async def start(self) -> None:
+        if self.settings.tls_cert_file is not None and self.settings.tls_key_file is not None:
+            self._tls = _read_tls(self.settings.tls_cert_file, self.settings.tls_key_file)
         self.database = create_db_engine(self.settings.db_url)
         try:
             await asyncio.to_thread(upgrade_to_head, self.database)
         except Exception as exc:
             self.database.dispose()
             raise StartupError(f"cannot prepare the database: {exc}") from exc
+        self.authenticator = Authenticator(self.database)
+        await self._check_dev_mode()
         self.engine = Engine(
             self.database,
             workflows_dirs=self.settings.workflows_dirs,
             watch_buffer=self.settings.watch_buffer_events,
+            limits=self.settings.limits,
         )
         await self.engine.start()
         await self._start_grpc()
@@ -112,8 +141,32 @@ class RunctlServer:
             self.database.url.render_as_string(hide_password=True),
         )
 
+    async def _check_dev_mode(self) -> None:
+        """Without keys only loopback callers are served, so binding a public address would serve no
+        one while looking open: refuse to start instead."""
+        assert self.authenticator is not None and self.database is not None
+        if not await self.authenticator.dev_mode():
+            return
+        public = [
+            f"{name} {address}"
+            for name, address in (("gRPC", self.settings.grpc_addr), ("HTTP", self.settings.http_addr))
+            if not is_loopback_host(address.host)
+        ]
+        if public:
+            self.database.dispose()
+            raise StartupError(
+                f"{DEV_MODE_MESSAGE}, but {' and '.join(public)} is not a loopback address: "
+                "create a key first (runctl keys create --workspace NAME) or bind 127.0.0.1"
+            )
+        log.warning("%s: only callers on this machine are served", DEV_MODE_MESSAGE)
+
     async def _start_grpc(self) -> None:
-        server = aio.server(interceptors=[ErrorMappingInterceptor()])
+        assert self.authenticator is not None
+        server = aio.server(
+            # The first interceptor is the outermost: a call is authenticated before anything else runs.
+            interceptors=[AuthInterceptor(self.authenticator), ErrorMappingInterceptor()],
+            options=[("grpc.max_receive_message_length", self.settings.limits.max_grpc_message_bytes)],
+        )
         assert self.engine is not None
         # The same servicer objects answer gRPC and, through the HTTP shim, HTTP.
         self._servicers = {
@@ -131,7 +184,12 @@ class RunctlServer:
         )
         address = self.settings.grpc_addr
         try:
-            self.grpc_port = server.add_insecure_port(str(address))
+            if self._tls is None:
+                self.grpc_port = server.add_insecure_port(str(address))
+            else:
+                key_pair = (self._tls[1], self._tls[0])  # grpc takes (private key, certificate chain)
+                credentials = grpc.ssl_server_credentials([key_pair])
+                self.grpc_port = server.add_secure_port(str(address), credentials)
         except RuntimeError:
             self.grpc_port = 0
         if not self.grpc_port and address.port:
@@ -147,6 +205,7 @@ class RunctlServer:
             Services(self._servicers),
             max_body_bytes=self.settings.http_max_body_bytes,
             engine=self.engine,
+            authenticator=self.authenticator,
         )
         config = uvicorn.Config(
             app,
@@ -154,6 +213,8 @@ class RunctlServer:
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=int(self.settings.shutdown_grace_seconds),
+            ssl_certfile=self.settings.tls_cert_file if self._tls else None,
+            ssl_keyfile=self.settings.tls_key_file if self._tls else None,
         )
         self._http = _EmbeddedUvicorn(config)
         self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="runctl-http")

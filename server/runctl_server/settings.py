@@ -44,6 +44,40 @@ class Address:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Sizes a request may not exceed; each is refused before anything is stored."""
+
+    # gRPC refuses larger request messages itself, with RESOURCE_EXHAUSTED.
+    max_grpc_message_bytes: int = 4 * 1024 * 1024
+    # Nodes of one workflow document, loop bodies included (INVALID_ARGUMENT on `nodes`).
+    max_workflow_nodes: int = 1_000
+    # A run's input, and the values of a resume, as compact JSON (INVALID_ARGUMENT).
+    max_input_bytes: int = 1_000_000
+    max_resume_bytes: int = 1_000_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Limits:
+        values: dict[str, int] = {}
+        for name, variable, minimum in _LIMIT_VARIABLES:
+            if text := env.get(variable):
+                try:
+                    values[name] = int(text)
+                except ValueError:
+                    raise SettingsError(f"{variable}: not a whole number: {text!r}") from None
+                if values[name] < minimum:
+                    raise SettingsError(f"{variable}: must be at least {minimum}")
+        return cls(**values)
+
+
+_LIMIT_VARIABLES = (
+    ("max_grpc_message_bytes", "RUNCTL_MAX_GRPC_MESSAGE_BYTES", 1024),
+    ("max_workflow_nodes", "RUNCTL_MAX_WORKFLOW_NODES", 1),
+    ("max_input_bytes", "RUNCTL_MAX_INPUT_BYTES", 2),
+    ("max_resume_bytes", "RUNCTL_MAX_RESUME_BYTES", 2),
+)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything `build_server` needs; tests build one with port 0 and a temp database."""
 
@@ -57,6 +91,23 @@ class Settings:
     watch_buffer_events: int = 10_000
     # Larger HTTP request bodies are refused with 413 before they are parsed.
     http_max_body_bytes: int = 1_048_576
+    # PEM files: with both, gRPC and HTTP serve TLS only; with neither, plaintext.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            given, missing = ("certificate", "key") if self.tls_key_file is None else ("key", "certificate")
+            raise SettingsError(
+                f"TLS needs both a certificate (--tls-cert / RUNCTL_TLS_CERT) and a key (--tls-key / "
+                f"RUNCTL_TLS_KEY): a {given} is set but no {missing}"
+            )
+
+    @property
+    def tls(self) -> bool:
+        """Whether both servers speak TLS."""
+        return self.tls_cert_file is not None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -92,13 +143,19 @@ class Settings:
                 raise SettingsError(f"RUNCTL_HTTP_MAX_BODY_BYTES: not a whole number: {limit!r}") from None
             if values["http_max_body_bytes"] < 1024:
                 raise SettingsError("RUNCTL_HTTP_MAX_BODY_BYTES: must be at least 1024")
+        if cert := env.get("RUNCTL_TLS_CERT"):
+            values["tls_cert_file"] = Path(cert).expanduser()
+        if key := env.get("RUNCTL_TLS_KEY"):
+            values["tls_key_file"] = Path(key).expanduser()
+        values["limits"] = Limits.from_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
 
     @property
     def base_url(self) -> str:
         """The public URL of the HTTP server, used to build links handed to people."""
-        return (self.public_base_url or f"http://{self.http_addr}").rstrip("/")
+        scheme = "https" if self.tls else "http"
+        return (self.public_base_url or f"{scheme}://{self.http_addr}").rstrip("/")
 
 
 def parse_dirs(text: str) -> tuple[Path, ...]:

@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from grpc import aio
 
-from runctl_server.store.tables import DEFAULT_WORKSPACE_ID
+from runctl_server.errors import Unauthenticated
+
+# Set by whoever authenticated the call (the gRPC AuthInterceptor, the HTTP middleware, the Socket.IO
+# handshake) for the duration of the call; servicers read it through workspace_of.
+_workspace: ContextVar[str | None] = ContextVar("runctl_workspace", default=None)
+
+
+@contextmanager
+def acting_in(workspace_id: str) -> Iterator[None]:
+    """Run the enclosed calls as the given (already authenticated) workspace."""
+    token = _workspace.set(workspace_id)
+    try:
+        yield
+    finally:
+        _workspace.reset(token)
+
+
+def bind_workspace(workspace_id: str) -> None:
+    """Act as the workspace for the rest of the current task (a stream that lives as long as its task)."""
+    _workspace.set(workspace_id)
 
 
 def workspace_of(_context: aio.ServicerContext[Any, Any]) -> str:
-    """The workspace the caller acts in; every call uses the default workspace until API keys exist."""
-    return DEFAULT_WORKSPACE_ID
+    """The workspace the caller's credentials resolved to. A call that reached a servicer without
+    passing authentication is refused rather than given some default workspace."""
+    workspace_id = _workspace.get()
+    if workspace_id is None:
+        raise Unauthenticated("the call was not authenticated")
+    return workspace_id

@@ -1,4 +1,5 @@
-"""Cross-cutting gRPC behaviour: domain errors become statuses, crashes become a bare INTERNAL."""
+"""Cross-cutting gRPC behaviour: callers are authenticated, domain errors become statuses, crashes
+become a bare INTERNAL."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import grpc
 from grpc import aio
 
 from runctl_server import errors
+from runctl_server.api.auth import Authenticator, grpc_peer_is_loopback
+from runctl_server.api.context import acting_in, bind_workspace
 from runctl_server.api.status import to_grpc_status
 
 log = logging.getLogger(__name__)
@@ -68,4 +71,52 @@ class ErrorMappingInterceptor(aio.ServerInterceptor):
             return handler._replace(unary_unary=_wrap_unary(handler.unary_unary, method))  # type: ignore[attr-defined, no-any-return]
         if handler.unary_stream is not None:
             return handler._replace(unary_stream=_wrap_stream(handler.unary_stream, method))  # type: ignore[attr-defined, no-any-return]
+        return handler
+
+
+class AuthInterceptor(aio.ServerInterceptor):
+    """Every runctl call needs credentials that resolve to a workspace (api/auth.py); the handler then
+    runs as that workspace. Refusals are UNAUTHENTICATED before the handler runs. Health and reflection
+    stay open."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
+
+    async def _workspace(self, context: aio.ServicerContext[Any, Any]) -> str:
+        try:
+            return await self._authenticator.authenticate(
+                context.invocation_metadata() or (), loopback=grpc_peer_is_loopback(context.peer())
+            )
+        except errors.Unauthenticated as exc:
+            await context.abort_with_status(to_grpc_status(exc))
+            raise  # abort_with_status raises; this only tells the type checker so
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler_call_details.method.startswith("/runctl."):
+            return handler
+        if handler.unary_unary is not None:
+            unary: Callable[..., Awaitable[Any]] = handler.unary_unary
+
+            async def checked_unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+                with acting_in(await self._workspace(context)):
+                    return await unary(request, context)
+
+            return handler._replace(unary_unary=checked_unary)  # type: ignore[attr-defined, no-any-return]
+        if handler.unary_stream is not None:
+            stream: Callable[..., AsyncIterator[Any]] = handler.unary_stream  # type: ignore[assignment]
+
+            async def checked_stream(
+                request: Any, context: aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                # Each RPC runs in its own task: the workspace stays set for the life of the stream.
+                bind_workspace(await self._workspace(context))
+                async for message in stream(request, context):
+                    yield message
+
+            return handler._replace(unary_stream=checked_stream)  # type: ignore[attr-defined, no-any-return]
         return handler

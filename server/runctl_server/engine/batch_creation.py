@@ -66,6 +66,7 @@ async def create_batch(engine: Engine, workspace_id: str, request: BatchRequest)
     """Answers the new batch's id, or the existing one when another process committed a batch with
     the same request id first."""
     concurrency = batch_concurrency(request.concurrency)
+    engine.checked_input(request.input)
     source = await resolve_source(
         engine,
         workspace_id,

@@ -387,6 +387,7 @@ class _Parser:
         total = self.collect_ids(nodes_raw, None, 0)
         if total > self.max_nodes:
             self.add("nodes", f"too many nodes: {total} (a workflow may have at most {self.max_nodes})")
+            return None  # checking every node of an oversized document would only cost time
         graph, graph_doc = self.graph(nodes_raw, raw.get("edges"), "", None, 0)
         normalized.update(graph_doc)
 

@@ -39,12 +39,11 @@ from runctl_server.events.follow import EventFilter, Follower
 from runctl_server.events.hub import EventHub
 from runctl_server.nodes.base import NodeFailure, NodeType
 from runctl_server.nodes.registry import load_node_types
+from runctl_server.settings import Limits
 from runctl_server.store.reads import Reader
 from runctl_server.store.writer import WriteError, Writer, dumps
 
 log = logging.getLogger(__name__)
-
-MAX_INPUT_BYTES = 1_000_000
 
 
 class Engine:
@@ -57,13 +56,17 @@ class Engine:
         workflows_dirs: Sequence[Path] = (),
         node_types: Mapping[str, NodeType] | None = None,
         watch_buffer: int = 10_000,
+        limits: Limits | None = None,
     ) -> None:
+        self.limits = limits or Limits()
         self.hub = EventHub()
         self.watch_buffer = watch_buffer
         self.writer = Writer(database, self.hub.publish)
         self.reader = Reader(database)
         self.node_types = dict(node_types or load_node_types())
-        self.store = RunStore(self.writer, self.reader, self.node_types)
+        self.store = RunStore(
+            self.writer, self.reader, self.node_types, max_nodes=self.limits.max_workflow_nodes
+        )
         self.workflows = Workflows(self.store)
         self.queries = Queries(self.reader)
         self.workflows_dirs = tuple(workflows_dirs)
@@ -87,6 +90,14 @@ class Engine:
         self.scheduler.on_task_created.append(self.tasks.on_task_created)
         self.scheduler.on_child_start = self._on_child_start
         self.scheduler.on_run_finished.append(self._notify_parent)
+
+    def checked_input(self, input: Mapping[str, Any] | None) -> dict[str, Any]:
+        """A run's input, refused with INVALID_ARGUMENT when larger than the input limit."""
+        payload = dict(input or {})
+        limit = self.limits.max_input_bytes
+        if len(dumps(payload)) > limit:
+            raise InvalidArgument.single("input", f"is larger than {limit} bytes (the input limit)")
+        return payload
 
     async def start(self) -> None:
         self.writer.start()
@@ -285,9 +296,7 @@ class Engine:
         parent: tuple[str, str] | None,
         queued: str | None = None,
     ) -> ExecutionView:
-        payload = dict(input or {})
-        if len(dumps(payload)) > MAX_INPUT_BYTES:
-            raise InvalidArgument.single("input", f"is larger than {MAX_INPUT_BYTES} bytes")
+        payload = self.checked_input(input)
         definition, source = await self._resolve_source(workspace_id, workflow_id, document, workflow_path)
         stamp = now()
         if queued is None and source.get("workflow_id") in self.paused_workflows:

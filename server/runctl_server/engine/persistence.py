@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from runctl_server.engine.definition import Definition, parse_definition
 from runctl_server.engine.model import NodeRecord, Run
 from runctl_server.nodes.base import NodeType
+from runctl_server.settings import Limits
 from runctl_server.store import sql
 from runctl_server.store.reads import Reader, Row
 from runctl_server.store.writer import Mutation, Writer, dumps
@@ -89,10 +91,18 @@ def record_from_row(row: Row) -> NodeRecord:
 class RunStore:
     """The engine's door to storage for runs: writes through the group-commit writer, reads in threads."""
 
-    def __init__(self, writer: Writer, reader: Reader, node_types: Mapping[str, NodeType]) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        reader: Reader,
+        node_types: Mapping[str, NodeType],
+        *,
+        max_nodes: int = Limits.max_workflow_nodes,
+    ) -> None:
         self.writer = writer
         self.reader = reader
         self.node_types = node_types
+        self.max_nodes = max_nodes
         self._definitions: OrderedDict[tuple[str, int], Definition] = OrderedDict()
 
     def mutation_for(self, run: Run) -> Mutation:
@@ -135,12 +145,17 @@ class RunStore:
         return mutation
 
     def parse(self, document: Mapping[str, Any]) -> Definition:
-        return parse_definition(document, self.node_types)
+        """A new document a request sends: validated, within the node limit."""
+        return parse_definition(document, self.node_types, max_nodes=self.max_nodes)
+
+    def _parse_stored(self, document: Mapping[str, Any]) -> Definition:
+        # Accepted once already: a node limit lowered since must not strand its runs.
+        return parse_definition(document, self.node_types, max_nodes=sys.maxsize)
 
     async def definition_of(self, row: Row) -> Definition:
         """The definition a run started with: its own document, or its workflow's version (cached)."""
         if row["document"] is not None:
-            return self.parse(json.loads(row["document"]))
+            return self._parse_stored(json.loads(row["document"]))
         cache_key = (row["workflow_id"], int(row["workflow_version"]))
         cached = self._definitions.get(cache_key)
         if cached is not None:
@@ -152,7 +167,7 @@ class RunStore:
         )
         if version is None:
             raise LookupError(f"workflow {cache_key[0]} version {cache_key[1]} is missing")
-        definition = self.parse(json.loads(version["document"]))
+        definition = self._parse_stored(json.loads(version["document"]))
         self._definitions[cache_key] = definition
         if len(self._definitions) > 256:
             self._definitions.popitem(last=False)

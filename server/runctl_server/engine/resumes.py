@@ -26,6 +26,7 @@ from runctl_server.errors import (
     Unauthenticated,
 )
 from runctl_server.store.reads import Row
+from runctl_server.store.writer import dumps
 
 if TYPE_CHECKING:
     from runctl_server.engine.engine import Engine
@@ -197,6 +198,11 @@ class Resumes:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    def _check_size(self, field: str, values: Mapping[str, Any]) -> None:
+        limit = self._engine.limits.max_resume_bytes
+        if len(dumps(dict(values))) > limit:
+            raise InvalidArgument.single(field, f"is larger than {limit} bytes (the resume limit)")
+
     # -- ResumePausePoint ------------------------------------------------------------------------
 
     async def _pause_point(self, workspace_id: str, context_id: str) -> Row | None:
@@ -222,6 +228,7 @@ class Resumes:
         """Resume a wait or approval pause point with values (validated against an approval's form)."""
         if not context_id:
             raise InvalidArgument.single("context_id", "is required")
+        self._check_size("values", values)
         row = await self._pause_point(workspace_id, context_id)
         if (
             row is None
@@ -300,6 +307,7 @@ class Resumes:
         # A request naming its run and node but no secret is refused as unauthenticated below.
         if missing and missing[0].field != "secret":
             raise InvalidArgument("execution_id, node_id and secret are required", missing)
+        self._check_size("data", data)
         run = await self._engine.reader.one(
             "SELECT id, workflow_id, workflow_version, document, status FROM executions"
             " WHERE id = :id AND workspace_id = :ws",

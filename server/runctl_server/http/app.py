@@ -12,7 +12,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from runctl_server import __version__
+from runctl_server.api.auth import Authenticator
 from runctl_server.engine.engine import Engine
+from runctl_server.http.auth import AuthMiddleware
 from runctl_server.http.bridge import Services
 from runctl_server.http.openapi import openapi_document
 from runctl_server.http.routes import executions, hitl, implied, outbound, runner, runs
@@ -32,10 +34,12 @@ def build_http_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     engine: Engine | None = None,
+    authenticator: Authenticator | None = None,
 ) -> ASGIApp:
     """The HTTP app; `is_serving` reports readiness the same way gRPC health does. Without `services`
     only the health route is served (a bare app for tests of the skeleton). With the `engine` too,
-    Socket.IO live updates are served at /socket.io/ (http/socketio_bridge.py)."""
+    Socket.IO live updates are served at /socket.io/ (http/socketio_bridge.py). With the `authenticator`,
+    every route but /healthz and /openapi.json needs credentials (http/auth.py)."""
     endpoints = all_endpoints() if services is not None else []
     document = openapi_document(endpoints)
 
@@ -63,6 +67,7 @@ def build_http_app(
         routes=routes,
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
-    if engine is None or services is None:
-        return app
-    return SocketBridge(engine, services).asgi(app)
+    checked: ASGIApp = app if authenticator is None else AuthMiddleware(app, authenticator)
+    if engine is None or services is None or authenticator is None:
+        return checked
+    return SocketBridge(engine, services, authenticator).asgi(checked)

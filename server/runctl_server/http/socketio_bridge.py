@@ -29,11 +29,12 @@ from starlette.types import ASGIApp
 
 from runctl.v1 import batch_pb2, execution_pb2
 from runctl_server.api import convert
-from runctl_server.api.context import workspace_of
+from runctl_server.api.auth import Authenticator, is_loopback_host
+from runctl_server.api.context import acting_in
 from runctl_server.engine.engine import Engine
 from runctl_server.errors import Aborted, InvalidArgument, NotFound, RunctlError
 from runctl_server.events.follow import EventFilter
-from runctl_server.http.bridge import LocalContext, Services
+from runctl_server.http.bridge import Services
 from runctl_server.http.errors import runner_error
 from runctl_server.http.live import (
     BATCH_UPDATE,
@@ -113,9 +114,10 @@ def _room(workspace_id: str, kind: str, ident: str = "") -> str:
 class SocketBridge:
     """The Socket.IO server and the event-log feeds that drive it."""
 
-    def __init__(self, engine: Engine, services: Services) -> None:
+    def __init__(self, engine: Engine, services: Services, authenticator: Authenticator) -> None:
         self._engine = engine
         self._services = services
+        self._authenticator = authenticator
         self.server = _SocketIO(
             async_mode="asgi", cors_allowed_origins=origin_allowed, logger=False, engineio_logger=False
         )
@@ -153,8 +155,12 @@ class SocketBridge:
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         metadata = credentials(environ, auth)
+        # engineio's ASGI environ says REMOTE_ADDR 127.0.0.1 for everyone: the peer is in the scope.
+        client = (environ.get("asgi.scope") or {}).get("client")
         try:
-            workspace_id = workspace_of(cast(Any, LocalContext(metadata)))
+            workspace_id = await self._authenticator.authenticate(
+                metadata.items(), loopback=is_loopback_host(client[0] if client else None)
+            )
         except RunctlError as exc:
             raise socketio.exceptions.ConnectionRefusedError(exc.message) from None
         self._clients[sid] = Client(workspace_id, metadata)
@@ -177,7 +183,8 @@ class SocketBridge:
         if client is None:
             return {"success": False, "message": "not connected"}
         try:
-            room, ident, current = await self._target(client, data)
+            with acting_in(client.workspace_id):
+                room, ident, current = await self._target(client, data)
         except RunctlError as exc:
             return runner_error(exc)
         if room not in client.rooms:

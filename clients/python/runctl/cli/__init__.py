@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from runctl.cli import commands_batch, commands_runs
+from runctl.cli.commands_keys import keys_app
 from runctl.cli.commands_workflows import workflows_app
 from runctl.cli.context import CliState, RunctlGroup
 
@@ -57,6 +58,7 @@ app.command("approve")(commands_runs.approve)
 app.command("resume")(commands_runs.resume)
 app.command("batch")(commands_batch.batch)
 app.add_typer(workflows_app)
+app.add_typer(keys_app)
 
 
 @app.command()
@@ -77,6 +79,13 @@ def serve(
         str | None,
         typer.Option(help="Public URL of the HTTP server, for links. Env: RUNCTL_PUBLIC_BASE_URL."),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate chain: serve gRPC and HTTP over TLS. Env: RUNCTL_TLS_CERT."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="PEM private key of --tls-cert. Env: RUNCTL_TLS_KEY.")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
     """Start the runctl server (gRPC and HTTP on one event loop)."""
@@ -92,6 +101,8 @@ def serve(
             http_addr=Address.parse(http_addr, "--http-addr") if http_addr else None,
             workflows_dirs=tuple(p.expanduser().resolve() for p in workflows_dir) if workflows_dir else None,
             public_base_url=public_base_url,
+            tls_cert_file=tls_cert.expanduser() if tls_cert else None,
+            tls_key_file=tls_key.expanduser() if tls_key else None,
         )
         asyncio.run(run_server(settings))
     except (SettingsError, StartupError) as exc:

@@ -1,0 +1,108 @@
+"""Who is calling: an API key (x-api-key or `authorization: Bearer`) names the caller's workspace.
+
+Both faces authenticate here: the gRPC AuthInterceptor (api/interceptors.py), the HTTP middleware
+(http/app.py) and the Socket.IO handshake (http/socketio_bridge.py). With no key in the database the
+server is in dev mode: loopback callers act in the default workspace, keyed or not, and nobody else
+is served. Once a key exists every caller needs a valid one, loopback included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import time
+from collections.abc import Iterable
+
+from sqlalchemy.engine import Engine as DatabaseEngine
+
+from runctl_server.errors import Unauthenticated
+from runctl_server.store.api_keys import KeySnapshot, hash_key, key_snapshot
+from runctl_server.store.tables import DEFAULT_WORKSPACE_ID
+
+# Revoking a key with `runctl keys revoke` (another process) takes effect within this many seconds.
+SNAPSHOT_SECONDS = 1.0
+DEV_MODE_MESSAGE = "no API keys: dev mode, loopback only"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def grpc_peer_is_loopback(peer: str) -> bool:
+    """gRPC peers look like `ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000` or `unix:/path` (local)."""
+    kind, _, rest = peer.partition(":")
+    if kind == "unix":
+        return True
+    if kind == "ipv6":
+        return is_loopback_host(rest.rpartition("]")[0].lstrip("["))
+    if kind == "ipv4":
+        return is_loopback_host(rest.rpartition(":")[0])
+    return False
+
+
+def presented_key(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
+    """The key the caller sent: `x-api-key`, else `authorization: Bearer <key>`."""
+    bearer = None
+    for name, value in metadata:
+        text = value.decode(errors="replace") if isinstance(value, bytes) else value
+        if name.lower() == "x-api-key" and text.strip():
+            return text.strip()
+        if name.lower() == "authorization":
+            scheme, _, token = text.strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                bearer = token.strip()
+    return bearer
+
+
+class Authenticator:
+    """Resolves credentials to a workspace against a snapshot of the keys no older than a second."""
+
+    def __init__(self, database: DatabaseEngine, snapshot_seconds: float = SNAPSHOT_SECONDS) -> None:
+        self._database = database
+        self._snapshot_seconds = snapshot_seconds
+        self._snapshot: KeySnapshot | None = None
+        self._taken_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def snapshot(self) -> KeySnapshot:
+        snapshot = self._snapshot
+        if snapshot is not None and time.monotonic() - self._taken_at < self._snapshot_seconds:
+            return snapshot
+        async with self._lock:  # one read however many callers find the snapshot stale together
+            if self._snapshot is None or time.monotonic() - self._taken_at >= self._snapshot_seconds:
+                self._snapshot = await asyncio.to_thread(key_snapshot, self._database)
+                self._taken_at = time.monotonic()
+            return self._snapshot
+
+    async def dev_mode(self) -> bool:
+        return not (await self.snapshot()).any_key
+
+    async def authenticate(self, metadata: Iterable[tuple[str, str | bytes]], *, loopback: bool) -> str:
+        """The caller's workspace id; Unauthenticated when the credentials do not admit the caller."""
+        snapshot = await self.snapshot()
+        if not snapshot.any_key:
+            if loopback:
+                return DEFAULT_WORKSPACE_ID
+            raise Unauthenticated(f"{DEV_MODE_MESSAGE}: create a key (runctl keys create) to serve others")
+        key = presented_key(metadata)
+        if key is None:
+            raise Unauthenticated("an API key is required: send x-api-key or authorization: Bearer <key>")
+        digest = hash_key(key)
+        # Every stored hash is compared, in constant time, with no early exit: how long this takes
+        # says nothing about how close a guess came to any key.
+        found: tuple[str, str] | None = None
+        for stored, ident in snapshot.active.items():
+            if hmac.compare_digest(stored, digest):
+                found = ident
+        if found is None:
+            raise Unauthenticated("the API key is not valid (unknown or revoked)")
+        return found[1]
