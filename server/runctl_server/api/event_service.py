@@ -14,7 +14,7 @@ from runctl_server.api.watches import event_list, heartbeat, interval
 from runctl_server.engine.engine import Engine
 from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.errors import InvalidArgument
-from runctl_server.events.follow import EventFilter
+from runctl_server.events.follow import EventFilter, read_events
 
 Context = aio.ServicerContext[Any, Any]
 
@@ -47,12 +47,7 @@ class EventService(event_pb2_grpc.EventServiceServicer):
         position = decode_token(request.page_token, ("s",))
         after = int(position["s"]) if position else request.after_sequence
         flt = _filter(workspace_of(context), request)
-        where, params = flt.where()
-        rows = await self._engine.reader.all(
-            f"SELECT * FROM events WHERE {where} AND sequence > :after ORDER BY sequence LIMIT :limit",  # noqa: S608
-            {**params, "after": after, "limit": limit + 1},
-            expanding=("types",) if flt.types else (),
-        )
+        rows = await read_events(self._engine.reader, flt, after, limit + 1)
         token = ""
         if len(rows) > limit:
             rows = rows[:limit]

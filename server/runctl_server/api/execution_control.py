@@ -28,9 +28,12 @@ class ExecutionControlCalls:
     _engine: Engine
     _base_url: str
 
-    async def _current(self, workspace_id: str, execution_id: str) -> execution_pb2.Execution:
-        view = await self._engine.queries.execution(workspace_id, execution_id, full=True)
-        return convert.execution(view, full=True, base_url=self._base_url)
+    async def _execution(
+        self, workspace_id: str, execution_id: str, full: bool = True
+    ) -> execution_pb2.Execution:
+        """The run as GetExecution shows it (every control call answers the run it changed)."""
+        view = await self._engine.queries.execution(workspace_id, execution_id, full=full)
+        return convert.execution(view, full=full, base_url=self._base_url)
 
     async def StopExecution(
         self, request: execution_pb2.StopExecutionRequest, context: Context
@@ -61,7 +64,7 @@ class ExecutionControlCalls:
         workspace_id = workspace_of(context)
         execution_id = await self._engine.control.continue_run(workspace_id, request.execution_id)
         return execution_pb2.ContinueExecutionResponse(
-            execution=await self._current(workspace_id, execution_id)
+            execution=await self._execution(workspace_id, execution_id)
         )
 
     async def ControlPause(
@@ -76,7 +79,7 @@ class ExecutionControlCalls:
             )
         workspace_id = workspace_of(context)
         execution_id = await self._engine.control.control_pause(workspace_id, request.execution_id, action)
-        return execution_pb2.ControlPauseResponse(execution=await self._current(workspace_id, execution_id))
+        return execution_pb2.ControlPauseResponse(execution=await self._execution(workspace_id, execution_id))
 
     async def PauseExecution(
         self, request: execution_pb2.PauseExecutionRequest, context: Context
@@ -85,7 +88,9 @@ class ExecutionControlCalls:
             raise InvalidArgument.single("execution_id", "is required")
         workspace_id = workspace_of(context)
         execution_id = await self._engine.control.pause(workspace_id, request.execution_id)
-        return execution_pb2.PauseExecutionResponse(execution=await self._current(workspace_id, execution_id))
+        return execution_pb2.PauseExecutionResponse(
+            execution=await self._execution(workspace_id, execution_id)
+        )
 
     async def ResumeExecution(
         self, request: execution_pb2.ResumeExecutionRequest, context: Context
@@ -95,7 +100,7 @@ class ExecutionControlCalls:
         workspace_id = workspace_of(context)
         execution_id = await self._engine.control.resume(workspace_id, request.execution_id)
         return execution_pb2.ResumeExecutionResponse(
-            execution=await self._current(workspace_id, execution_id)
+            execution=await self._execution(workspace_id, execution_id)
         )
 
     async def SetTraceLogs(

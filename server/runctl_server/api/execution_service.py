@@ -25,10 +25,6 @@ class ExecutionService(
         self._engine = engine
         self._base_url = base_url
 
-    async def _execution(self, workspace_id: str, execution_id: str, full: bool) -> execution_pb2.Execution:
-        view = await self._engine.queries.execution(workspace_id, execution_id, full=full)
-        return convert.execution(view, full=full, base_url=self._base_url)
-
     async def StartExecution(
         self, request: execution_pb2.StartExecutionRequest, context: Context
     ) -> execution_pb2.StartExecutionResponse:

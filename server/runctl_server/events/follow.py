@@ -61,6 +61,16 @@ class EventFilter:
         return " AND ".join(clauses), params
 
 
+async def read_events(reader: Reader, flt: EventFilter, after: int, limit: int) -> list[Row]:
+    """Matching events of the log with a sequence above `after`, oldest first, at most `limit`."""
+    where, params = flt.where()
+    return await reader.all(
+        f"SELECT * FROM events WHERE {where} AND sequence > :after ORDER BY sequence LIMIT :limit",  # noqa: S608
+        {**params, "after": after, "limit": limit},
+        expanding=("types",) if flt.types else (),
+    )
+
+
 @dataclass(frozen=True)
 class Delivery:
     """What a follower hands its stream: events (oldest first) or, when quiet, a heartbeat."""
@@ -109,14 +119,8 @@ class Follower:
         return int(row["value"]) if row else 0
 
     async def _catch_up(self, cursor: int) -> AsyncIterator[list[Row]]:
-        where, params = self.filter.where()
         while True:
-            rows = await self._reader.all(
-                f"SELECT * FROM events WHERE {where} AND sequence > :after"  # noqa: S608
-                " ORDER BY sequence LIMIT :limit",
-                {**params, "after": cursor, "limit": CATCH_UP_PAGE},
-                expanding=("types",) if self.filter.types else (),
-            )
+            rows = await read_events(self._reader, self.filter, cursor, CATCH_UP_PAGE)
             if not rows:
                 return
             yield rows
