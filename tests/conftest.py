@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+import logging
+import re
+import secrets
+import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -33,3 +39,64 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'runctl.db'}"
+
+
+# -- no secret in any log line ----------------------------------------------------------------------
+
+CANDIDATES = re.compile(r"[A-Za-z0-9_\-]{20,}")
+
+
+class SecretWatch(logging.Handler):
+    """Every webhook secret and API key the in-process servers make is noted; every log line any
+    logger emits during the suite is searched for them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.issued: set[str] = set()
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record is the logging module's problem, not a leak
+            return
+        if record.exc_info:
+            text += "".join(traceback.format_exception(*record.exc_info))
+        for candidate in CANDIDATES.findall(text):
+            if candidate in self.issued or candidate.removeprefix("rk_") in self.issued:
+                self.leaks.append(f"{record.name} {record.levelname}: {text[:500]}")
+
+
+@pytest.fixture(scope="session")
+def secret_watch() -> Iterator[SecretWatch]:
+    watch = SecretWatch()
+    make = secrets.token_urlsafe
+
+    def noted(nbytes: Any = None) -> str:
+        value = make(nbytes)
+        if sys._getframe(1).f_globals.get("__name__", "").startswith("runctl_server"):
+            watch.issued.add(value)
+        return value
+
+    secrets.token_urlsafe = noted
+    root = logging.getLogger()
+    root.addHandler(watch)
+    # Everything runctl logs, at any level, reaches the watch (its servers run in this process).
+    levels = {name: logging.getLogger(name).level for name in ("runctl", "runctl_server")}
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        yield watch
+    finally:
+        secrets.token_urlsafe = make
+        root.removeHandler(watch)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def no_secret_logged(secret_watch: SecretWatch) -> Iterator[None]:
+    before = len(secret_watch.leaks)
+    yield
+    leaked = secret_watch.leaks[before:]
+    assert not leaked, "a secret or API key reached a log line:\n" + "\n".join(leaked)

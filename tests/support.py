@@ -21,9 +21,44 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from runctl_server.app import RunctlServer, build_server
 from runctl_server.settings import Address, Settings
+from runctl_server.store.api_keys import create_key
+from runctl_server.store.database import create_db_engine
+from runctl_server.store.migrate import upgrade_to_head
 
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
+
+
+class _KeyMetadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds an API key to every call, as a real client configured with a key does."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def _with_key(self, details: Any) -> Any:
+        metadata = [*(details.metadata or ()), ("x-api-key", self._key)]
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_key(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_key(details), request)
+
+
+def keyed_channel(target: str, key: str) -> grpc.Channel:
+    """An insecure channel whose calls all carry `key` (close it when done)."""
+    return grpc.intercept_channel(grpc.insecure_channel(target), _KeyMetadata(key))
+
+
+def create_api_key(db_url: str, workspace: str) -> str:
+    """A new key for `workspace` in the database at `db_url` (made and migrated when missing)."""
+    database = create_db_engine(db_url)
+    try:
+        upgrade_to_head(database)
+        return create_key(database, workspace, "test").key
+    finally:
+        database.dispose()
 
 
 def free_port() -> int:

@@ -1,8 +1,10 @@
 """The approval page in a real browser: Debian's headless Chromium, driven by playwright-core from Node.
 
-tests/browser/approval.mjs opens the uiUrl of a paused approval, reads the request, submits a bad number
-once (the error shows beside the field, the other values stay), fixes it and approves. This test then
-checks over gRPC that the run completed and that the approval node's output holds what was entered.
+The server has API keys; the person in the browser has none, only the uiUrl (its token is the
+credential). tests/browser/approval.mjs opens it, reads the request, submits a bad number once (the
+error shows beside the field, the other values stay), fixes it and approves, then opens the link
+again (spent: refused). This test then checks over gRPC that the run completed and that the approval
+node's output holds what was entered.
 """
 
 from __future__ import annotations
@@ -16,13 +18,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
+import httpx
 import pytest
 
 from runctl.v1 import execution_pb2, workflow_pb2
 from runctl_server.settings import Address
 from tests.engine_helpers import Client, linear, output, to_struct
-from tests.support import LOOPBACK, ServerThread, free_port, running_server, settings_for
+from tests.support import (
+    LOOPBACK,
+    ServerThread,
+    create_api_key,
+    free_port,
+    keyed_channel,
+    running_server,
+    settings_for,
+)
 
 BROWSER_DIR = Path(__file__).resolve().parent / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -55,25 +65,30 @@ def browser_available() -> None:
         pytest.fail("node is not on PATH")
 
 
+@dataclasses.dataclass
+class Keyed:
+    handle: ServerThread
+    key: str
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyed]:
     # The links must be the server's real address: the browser opens the uiUrl as given.
     port = free_port()
-    settings = settings_for(
-        f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}",
-        public_base_url=f"http://{LOOPBACK}:{port}",
-    )
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
+    key = create_api_key(url, "shipping")
+    settings = settings_for(url, public_base_url=f"http://{LOOPBACK}:{port}")
     with running_server(dataclasses.replace(settings, http_addr=Address(LOOPBACK, port))) as handle:
-        yield handle
+        yield Keyed(handle, key)
 
 
 @pytest.fixture(scope="module")
-def client(server: ServerThread) -> Iterator[Client]:
-    with grpc.insecure_channel(server.grpc_target) as channel:
+def client(server: Keyed) -> Iterator[Client]:
+    with keyed_channel(server.handle.grpc_target, server.key) as channel:
         yield Client(channel)
 
 
-def test_a_person_approves_in_the_browser(server: ServerThread, client: Client) -> None:
+def test_a_person_approves_in_the_browser(server: Keyed, client: Client) -> None:
     browser_available()
     request = workflow_pb2.CreateWorkflowRequest(
         definition=client.definition(linear(APPROVAL, name="Shipping"))
@@ -85,7 +100,10 @@ def test_a_person_approves_in_the_browser(server: ServerThread, client: Client) 
     run = client.executions.StartExecution(start, timeout=10).execution.id
     [point] = client.wait(run, (execution_pb2.EXECUTION_STATUS_PAUSED,)).pause_points
     ui_url = point.resume_links.ui_url
-    assert ui_url == f"{server.http_url}/resume/{workflow_id}/{run}"
+    assert ui_url.startswith(f"{server.handle.http_url}/resume/{workflow_id}/{run}?token=")
+    # Without the token the page is closed to a person with no key.
+    bare = httpx.get(ui_url.partition("?")[0], timeout=10)
+    assert bare.status_code == 401
 
     done = subprocess.run(
         ["node", "approval.mjs", ui_url],
@@ -118,7 +136,9 @@ def test_a_person_approves_in_the_browser(server: ServerThread, client: Client) 
 
     assert seen["outcome"] == "Approved"
     assert "Ship it <fast>" in seen["outcomeText"] and "1500" in seen["outcomeText"]
-    assert seen["afterwards"] == "Nothing to approve"
+    assert seen["afterwardsStatus"] == 401
+    assert seen["afterwards"] == "This link cannot be used"
+    assert "already resumed" in seen["afterwardsText"]
 
     execution = client.wait(run)
     assert execution.status == execution_pb2.EXECUTION_STATUS_COMPLETED

@@ -363,7 +363,7 @@ def test_approval_pause_point_carries_display_and_form(client: Client) -> None:
     assert [f.name for f in pause.response.form_fields] == ["approved", "tier"]
     assert pause.response.form_fields[1].type == pause_point_pb2.FORM_FIELD_TYPE_SELECT
     assert list(pause.response.form_fields[1].options) == ["gold", "silver"]
-    assert pause.resume_links.api_url.endswith(f"/api/resume/-/{execution.id}/{pause.context_id}")
+    assert f"/api/resume/-/{execution.id}/{pause.context_id}?token=" in pause.resume_links.api_url
 
 
 @pytest.mark.parametrize(("on_timeout", "status"), [("continue", COMPLETED), ("fail", ERROR)])

@@ -158,8 +158,11 @@ def test_paused_executions_follow_the_seed_model(client: Client) -> None:
     (point,) = waiting.pause_points
     assert point.block_id == "approve" and point.snapshot_ready
     assert point.response.display_data.title == "Approval Required"
-    assert point.resume_links.api_url == f"{PUBLIC}/api/resume/{workflow_id}/{second}/{point.context_id}"
-    assert point.resume_links.ui_url == f"{PUBLIC}/resume/{workflow_id}/{second}"
+    api_url, _, api_token = point.resume_links.api_url.partition("?token=")
+    ui_url, _, ui_token = point.resume_links.ui_url.partition("?token=")
+    assert api_url == f"{PUBLIC}/api/resume/{workflow_id}/{second}/{point.context_id}"
+    assert ui_url == f"{PUBLIC}/resume/{workflow_id}/{second}"
+    assert api_token and api_token == ui_token  # one credential for the pause point, in both links
     done = everything[first]
     assert done.status == pause_point_pb2.RESUME_STATUS_RESUMED
     assert (done.total_pause_count, done.resumed_count) == (1, 1)

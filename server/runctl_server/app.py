@@ -26,6 +26,7 @@ from runctl_server.api.event_service import EventService
 from runctl_server.api.execution_service import ExecutionService
 from runctl_server.api.interceptors import AuthInterceptor, ErrorMappingInterceptor
 from runctl_server.api.pause_point_service import PausePointService
+from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.api.services import register_all
 from runctl_server.api.worker_service import WorkerService
 from runctl_server.api.workflow_service import WorkflowService
@@ -35,6 +36,7 @@ from runctl_server.http.bridge import Services
 from runctl_server.settings import Address, Settings
 from runctl_server.store.database import create_db_engine
 from runctl_server.store.migrate import upgrade_to_head
+from runctl_server.store.server_keys import RESUME_LINKS, server_key
 
 log = logging.getLogger("runctl")
 
@@ -99,6 +101,7 @@ class RunctlServer:
         self._stopped = asyncio.Event()
         self._servicers: dict[str, Any] = {}
         self.authenticator: Authenticator | None = None
+        self._links: ResumeLinks | None = None
         self._tls: tuple[bytes, bytes] | None = None
 
     @property
@@ -121,13 +124,16 @@ class RunctlServer:
             raise StartupError(f"cannot prepare the database: {exc}") from exc
         self.authenticator = Authenticator(self.database)
         await self._check_dev_mode()
+        links_key = await asyncio.to_thread(server_key, self.database, RESUME_LINKS)
         self.engine = Engine(
             self.database,
             workflows_dirs=self.settings.workflows_dirs,
             watch_buffer=self.settings.watch_buffer_events,
             limits=self.settings.limits,
+            secret_overlap_seconds=self.settings.secret_overlap_seconds,
         )
         await self.engine.start()
+        self._links = ResumeLinks(self.settings.base_url, links_key)
         await self._start_grpc()
         await self._start_http()
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -167,14 +173,14 @@ class RunctlServer:
             interceptors=[AuthInterceptor(self.authenticator), ErrorMappingInterceptor()],
             options=[("grpc.max_receive_message_length", self.settings.limits.max_grpc_message_bytes)],
         )
-        assert self.engine is not None
+        assert self.engine is not None and self._links is not None
         # The same servicer objects answer gRPC and, through the HTTP shim, HTTP.
         self._servicers = {
-            "WorkflowService": WorkflowService(self.engine, self.settings.base_url),
-            "ExecutionService": ExecutionService(self.engine, self.settings.base_url),
+            "WorkflowService": WorkflowService(self.engine, self._links),
+            "ExecutionService": ExecutionService(self.engine, self._links),
             "BatchService": BatchService(self.engine),
             "EventService": EventService(self.engine),
-            "PausePointService": PausePointService(self.engine, self.settings.base_url),
+            "PausePointService": PausePointService(self.engine, self._links),
             "WorkerService": WorkerService(self.engine),
         }
         self._service_names = register_all(server, self._servicers)
@@ -206,6 +212,7 @@ class RunctlServer:
             max_body_bytes=self.settings.http_max_body_bytes,
             engine=self.engine,
             authenticator=self.authenticator,
+            links=self._links,
         )
         config = uvicorn.Config(
             app,

@@ -95,6 +95,8 @@ class Settings:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     limits: Limits = field(default_factory=Limits)
+    # How long a rotated-out webhook secret keeps working when RotateWebhookSecret does not say.
+    secret_overlap_seconds: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -143,6 +145,13 @@ class Settings:
                 raise SettingsError(f"RUNCTL_HTTP_MAX_BODY_BYTES: not a whole number: {limit!r}") from None
             if values["http_max_body_bytes"] < 1024:
                 raise SettingsError("RUNCTL_HTTP_MAX_BODY_BYTES: must be at least 1024")
+        if overlap := env.get("RUNCTL_SECRET_OVERLAP_SECONDS"):
+            try:
+                values["secret_overlap_seconds"] = float(overlap)
+            except ValueError:
+                raise SettingsError(f"RUNCTL_SECRET_OVERLAP_SECONDS: not a number: {overlap!r}") from None
+            if not 0 <= values["secret_overlap_seconds"] <= 30 * 24 * 3600:
+                raise SettingsError("RUNCTL_SECRET_OVERLAP_SECONDS: must be between 0 and 2592000 (30 days)")
         if cert := env.get("RUNCTL_TLS_CERT"):
             values["tls_cert_file"] = Path(cert).expanduser()
         if key := env.get("RUNCTL_TLS_KEY"):

@@ -1,5 +1,5 @@
 // Drives the approval page (the uiUrl of a paused approval) in Debian's headless Chromium, as a person
-// would: reads the request, sends a bad number once, fixes it and approves. Run by
+// would: reads the request, sends a bad number once, fixes it and approves, opens the spent link. Run by
 // tests/test_approval_page.py as `node approval.mjs <uiUrl>`; prints what it saw as one JSON object
 // on stdout, and exits non-zero (with the reason on stderr) when a step fails.
 //
@@ -77,9 +77,11 @@ try {
   report.outcome = (await page.locator('section.outcome h1').textContent()).trim();
   report.outcomeText = (await page.locator('section.outcome').innerText()).replace(/\s+/g, ' ').trim();
 
-  // 5. The same page again: nothing is waiting any more.
-  await page.goto(uiUrl);
+  // 5. The same link again: it is spent, so it is refused and says why.
+  const again = await page.goto(uiUrl);
+  report.afterwardsStatus = again.status();
   report.afterwards = (await page.locator('h1').textContent()).trim();
+  report.afterwardsText = (await page.locator('main').innerText()).replace(/\s+/g, ' ').trim();
   console.log(JSON.stringify(report));
 } catch (error) {
   console.error(`${error.stack ?? error}\nseen so far: ${JSON.stringify(report)}`);

@@ -32,6 +32,7 @@ from runctl.messages import (
     as_definition,
     new_request_id,
     resume_node_request,
+    rotate_secret_request,
     start_batch_request,
     start_execution_request,
     stream_events_request,
@@ -352,6 +353,14 @@ class AsyncClient:
         """Cancel a workflow for good: its runs stop, new starts are refused."""
         request = workflow_pb2.CancelWorkflowRequest(workflow_id=workflow_id, reason=reason)
         return (await self.workflows.CancelWorkflow(request, timeout=self.timeout)).workflow
+
+    async def rotate_webhook_secret(
+        self, workflow_id: str, *, overlap_seconds: float | None = None
+    ) -> workflow_pb2.RotateWebhookSecretResponse:
+        """A new webhook secret (in `.workflow.webhook_secret`, shown this once). The old one keeps
+        working for `overlap_seconds` (the server's default, 24 h, when None; 0 = not at all)."""
+        request = rotate_secret_request(workflow_id, overlap_seconds)
+        return await self.workflows.RotateWebhookSecret(request, timeout=self.timeout)
 
     # -- watches ----------------------------------------------------------------------------------
 

@@ -251,6 +251,13 @@ def duration(seconds: float | None) -> duration_pb2.Duration | None:
     return message
 
 
+def rotate_secret_request(
+    workflow_id: str, overlap_seconds: float | None = None
+) -> workflow_pb2.RotateWebhookSecretRequest:
+    """None leaves the overlap to the server's default; 0 retires the old secret at once."""
+    return workflow_pb2.RotateWebhookSecretRequest(workflow_id=workflow_id, overlap=duration(overlap_seconds))
+
+
 def watch_execution_request(
     execution_id: str, after_sequence: int | None, view: ExecutionView, heartbeat_interval: float | None
 ) -> execution_pb2.WatchExecutionRequest:

@@ -1,4 +1,4 @@
-"""Per-call facts every servicer needs (for now: the caller's workspace)."""
+"""Per-call facts: the caller's workspace, and the resume link a call came through."""
 
 from __future__ import annotations
 
@@ -9,11 +9,31 @@ from typing import Any
 
 from grpc import aio
 
+from runctl_server.api.resume_links import LinkClaim
 from runctl_server.errors import Unauthenticated
 
 # Set by whoever authenticated the call (the gRPC AuthInterceptor, the HTTP middleware, the Socket.IO
 # handshake) for the duration of the call; servicers read it through workspace_of.
 _workspace: ContextVar[str | None] = ContextVar("runctl_workspace", default=None)
+
+
+# Set when the call's credential is a resume link's token (http/auth.py): the call may answer that
+# one pause point and do nothing else.
+_link: ContextVar[LinkClaim | None] = ContextVar("runctl_resume_link", default=None)
+
+
+@contextmanager
+def through_link(claim: LinkClaim) -> Iterator[None]:
+    token = _link.set(claim)
+    try:
+        yield
+    finally:
+        _link.reset(token)
+
+
+def link_claim() -> LinkClaim | None:
+    """The resume link the call came through, if any."""
+    return _link.get()
 
 
 @contextmanager

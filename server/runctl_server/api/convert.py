@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from runctl.v1 import common_pb2, event_pb2, execution_pb2, pause_point_pb2, workflow_pb2
+from runctl_server.api.resume_links import LinkClaim, ResumeLinks
 from runctl_server.engine.queries import ExecutionView
 from runctl_server.engine.workflow_control import PausedExecution
 from runctl_server.engine.workflows import WorkflowView
@@ -179,7 +180,7 @@ def _edge_status(source: Row | None, when: str) -> execution_pb2.EdgeStatus.Valu
     return execution_pb2.EDGE_STATUS_TAKEN if taken else execution_pb2.EDGE_STATUS_NOT_TAKEN
 
 
-def pause_point(row: Row, base_url: str) -> pause_point_pb2.PausePoint:
+def pause_point(row: Row, links: ResumeLinks) -> pause_point_pb2.PausePoint:
     display = _json(row["display"])
     if not isinstance(display, dict):  # a wait node may display any value: show it as the message
         display = (
@@ -187,7 +188,9 @@ def pause_point(row: Row, base_url: str) -> pause_point_pb2.PausePoint:
             if display is None
             else {"message": display if isinstance(display, str) else json.dumps(display)}
         )
-    workflow_id = row["workflow_id"] or "-"
+    api_url, ui_url = links.urls(
+        LinkClaim(row["workspace_id"], row["execution_id"], row["context_id"]), row["workflow_id"] or ""
+    )
     message = pause_point_pb2.PausePoint(
         context_id=row["context_id"],
         execution_id=row["execution_id"],
@@ -200,8 +203,8 @@ def pause_point(row: Row, base_url: str) -> pause_point_pb2.PausePoint:
         resolved_at=timestamp(row["resolved_at"]),
         snapshot_ready=True,
         resume_links=pause_point_pb2.ResumeLinks(
-            api_url=f"{base_url}/api/resume/{workflow_id}/{row['execution_id']}/{row['context_id']}",
-            ui_url=f"{base_url}/resume/{workflow_id}/{row['execution_id']}",
+            api_url=api_url,
+            ui_url=ui_url,
             context_id=row["context_id"],
             execution_id=row["execution_id"],
             workflow_id=row["workflow_id"] or "",
@@ -229,7 +232,7 @@ def pause_point(row: Row, base_url: str) -> pause_point_pb2.PausePoint:
     return message
 
 
-def paused_execution(item: PausedExecution, base_url: str) -> pause_point_pb2.PausedExecution:
+def paused_execution(item: PausedExecution, links: ResumeLinks) -> pause_point_pb2.PausedExecution:
     message = pause_point_pb2.PausedExecution(
         id="pe_" + item.execution_id.removeprefix("exec_"),
         workflow_id=item.workflow_id,
@@ -240,14 +243,17 @@ def paused_execution(item: PausedExecution, base_url: str) -> pause_point_pb2.Pa
         paused_at=timestamp(item.paused_at),
         updated_at=timestamp(item.updated_at),
         expires_at=timestamp(item.expires_at),
-        pause_points=[pause_point(row, base_url) for row in item.pause_points],
+        pause_points=[pause_point(row, links) for row in item.pause_points],
     )
     if item.metadata is not None:
         message.metadata.update(item.metadata)
     return message
 
 
-def execution(view: ExecutionView, *, full: bool, base_url: str = "") -> execution_pb2.Execution:
+def execution(
+    view: ExecutionView, *, full: bool, links: ResumeLinks | None = None
+) -> execution_pb2.Execution:
+    """A run; `links` builds its pause points' resume links (FULL view only, so required there)."""
     row = view.row
     message = execution_pb2.Execution(
         id=row["id"],
@@ -320,8 +326,10 @@ def execution(view: ExecutionView, *, full: bool, base_url: str = "") -> executi
     if row["status"] == "completed" and ends:
         message.output.CopyFrom(value(ends[0] if len(ends) == 1 else ends))
     message.definition.CopyFrom(definition_message(document))
+    if view.pause_points and links is None:
+        raise ValueError("a FULL execution with pause points needs the resume links")
     for pause_row in view.pause_points:
-        message.pause_points.append(pause_point(pause_row, base_url))
+        message.pause_points.append(pause_point(pause_row, links))  # type: ignore[arg-type]
     return message
 
 

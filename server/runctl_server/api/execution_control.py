@@ -9,6 +9,7 @@ from grpc import aio
 from runctl.v1 import execution_pb2
 from runctl_server.api import convert
 from runctl_server.api.context import workspace_of
+from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.engine.engine import Engine
 from runctl_server.errors import InvalidArgument
 
@@ -26,14 +27,14 @@ class ExecutionControlCalls:
     """Mixed into ExecutionService."""
 
     _engine: Engine
-    _base_url: str
+    _links: ResumeLinks
 
     async def _execution(
         self, workspace_id: str, execution_id: str, full: bool = True
     ) -> execution_pb2.Execution:
         """The run as GetExecution shows it (every control call answers the run it changed)."""
         view = await self._engine.queries.execution(workspace_id, execution_id, full=full)
-        return convert.execution(view, full=full, base_url=self._base_url)
+        return convert.execution(view, full=full, links=self._links)
 
     async def StopExecution(
         self, request: execution_pb2.StopExecutionRequest, context: Context

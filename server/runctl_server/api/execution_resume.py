@@ -9,6 +9,7 @@ from grpc import aio
 from runctl.v1 import common_pb2, execution_pb2
 from runctl_server.api import convert
 from runctl_server.api.context import workspace_of
+from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.engine.engine import Engine
 
 Context = aio.ServicerContext[Any, Any]
@@ -35,7 +36,7 @@ class ExecutionResumeCalls:
     """Mixed into ExecutionService."""
 
     _engine: Engine
-    _base_url: str
+    _links: ResumeLinks
 
     async def ResumePausePoint(
         self, request: execution_pb2.ResumePausePointRequest, context: Context
@@ -49,7 +50,7 @@ class ExecutionResumeCalls:
             request_id=request.request_id,
             actor=request.actor,
         )
-        pause_point = convert.pause_point(outcome.pause_point, self._base_url)
+        pause_point = convert.pause_point(outcome.pause_point, self._links)
         pause_point.resolved_by = outcome.resolved_by
         return execution_pb2.ResumePausePointResponse(
             action=_action(outcome.resumed), reason=outcome.reason, pause_point=pause_point

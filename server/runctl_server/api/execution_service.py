@@ -11,6 +11,7 @@ from runctl_server.api import convert
 from runctl_server.api.context import workspace_of
 from runctl_server.api.execution_control import ExecutionControlCalls
 from runctl_server.api.execution_resume import ExecutionResumeCalls
+from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.api.watches import ExecutionWatch
 from runctl_server.engine.engine import Engine
 from runctl_server.engine.model import ACTIVE_EXECUTION
@@ -21,9 +22,9 @@ Context = aio.ServicerContext[Any, Any]
 class ExecutionService(
     ExecutionControlCalls, ExecutionResumeCalls, ExecutionWatch, execution_pb2_grpc.ExecutionServiceServicer
 ):
-    def __init__(self, engine: Engine, base_url: str) -> None:
+    def __init__(self, engine: Engine, links: ResumeLinks) -> None:
         self._engine = engine
-        self._base_url = base_url
+        self._links = links
 
     async def StartExecution(
         self, request: execution_pb2.StartExecutionRequest, context: Context

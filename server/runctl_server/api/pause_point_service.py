@@ -9,6 +9,7 @@ from grpc import aio
 from runctl.v1 import common_pb2, pause_point_pb2, pause_point_pb2_grpc
 from runctl_server.api import convert
 from runctl_server.api.context import workspace_of
+from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.engine.engine import Engine
 from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.errors import InvalidArgument, NotFound
@@ -21,9 +22,9 @@ def _words(values: Any, enum: Any, prefix: str) -> list[str]:
 
 
 class PausePointService(pause_point_pb2_grpc.PausePointServiceServicer):
-    def __init__(self, engine: Engine, base_url: str) -> None:
+    def __init__(self, engine: Engine, links: ResumeLinks) -> None:
         self._engine = engine
-        self._base_url = base_url
+        self._links = links
 
     async def GetPausePoint(
         self, request: pause_point_pb2.GetPausePointRequest, context: Context
@@ -36,7 +37,7 @@ class PausePointService(pause_point_pb2_grpc.PausePointServiceServicer):
         )
         if row is None:
             raise NotFound(f"pause point {request.context_id!r} not found", reason="PAUSE_POINT_NOT_FOUND")
-        return pause_point_pb2.GetPausePointResponse(pause_point=convert.pause_point(row, self._base_url))
+        return pause_point_pb2.GetPausePointResponse(pause_point=convert.pause_point(row, self._links))
 
     async def ListPausePoints(
         self, request: pause_point_pb2.ListPausePointsRequest, context: Context
@@ -74,5 +75,5 @@ class PausePointService(pause_point_pb2_grpc.PausePointServiceServicer):
             rows = rows[:limit]
             token = encode_token({"t": rows[-1]["registered_at"], "id": rows[-1]["context_id"]})
         return pause_point_pb2.ListPausePointsResponse(
-            pause_points=[convert.pause_point(row, self._base_url) for row in rows], next_page_token=token
+            pause_points=[convert.pause_point(row, self._links) for row in rows], next_page_token=token
         )

@@ -17,6 +17,7 @@ from grpc import aio
 from runctl.v1 import batch_pb2, common_pb2, event_pb2, execution_pb2
 from runctl_server.api import batch_convert, convert
 from runctl_server.api.context import workspace_of
+from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.engine.engine import Engine
 from runctl_server.engine.model import FINISHED_EXECUTION
 from runctl_server.errors import InvalidArgument
@@ -69,7 +70,7 @@ class ExecutionWatch:
     """Mixed into ExecutionService."""
 
     _engine: Engine
-    _base_url: str
+    _links: ResumeLinks
 
     async def WatchExecution(
         self, request: execution_pb2.WatchExecutionRequest, context: Context
@@ -85,7 +86,7 @@ class ExecutionWatch:
             if cursor is None:
                 view = await queries.execution(workspace_id, request.execution_id, full=full)
                 cursor = view.last_sequence
-                snapshot = convert.execution(view, full=full, base_url=self._base_url)
+                snapshot = convert.execution(view, full=full, links=self._links)
                 yield execution_pb2.WatchExecutionResponse(
                     snapshot=snapshot, cursor=cursor, history_truncated=truncated
                 )

@@ -9,6 +9,7 @@ from grpc import aio
 from runctl.v1 import pause_point_pb2, workflow_pb2, workflow_pb2_grpc
 from runctl_server.api import convert
 from runctl_server.api.context import workspace_of
+from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.engine.engine import Engine
 from runctl_server.errors import InvalidArgument
 
@@ -22,9 +23,9 @@ def _status_word(status: workflow_pb2.WorkflowStatus.ValueType) -> str:
 
 
 class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
-    def __init__(self, engine: Engine, base_url: str = "") -> None:
+    def __init__(self, engine: Engine, links: ResumeLinks) -> None:
         self._engine = engine
-        self._base_url = base_url
+        self._links = links
 
     async def CreateWorkflow(
         self, request: workflow_pb2.CreateWorkflowRequest, context: Context
@@ -117,8 +118,12 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
         self, request: workflow_pb2.RotateWebhookSecretRequest, context: Context
     ) -> workflow_pb2.RotateWebhookSecretResponse:
         _require_id(request.workflow_id)
-        view = await self._engine.workflows.rotate_secret(workspace_of(context), request.workflow_id)
-        return workflow_pb2.RotateWebhookSecretResponse(workflow=convert.workflow(view, full=False))
+        overlap = request.overlap.ToTimedelta().total_seconds() if request.HasField("overlap") else None
+        view = await self._engine.workflows.rotate_secret(workspace_of(context), request.workflow_id, overlap)
+        reply = workflow_pb2.RotateWebhookSecretResponse(workflow=convert.workflow(view, full=False))
+        if (until := convert.timestamp(view.previous_secret_until)) is not None:
+            reply.previous_secret_expires_at.CopyFrom(until)
+        return reply
 
     async def ListPausedExecutions(
         self, request: workflow_pb2.ListPausedExecutionsRequest, context: Context
@@ -135,7 +140,7 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
             token=request.page_token,
         )
         return workflow_pb2.ListPausedExecutionsResponse(
-            paused_executions=[convert.paused_execution(item, self._base_url) for item in page],
+            paused_executions=[convert.paused_execution(item, self._links) for item in page],
             next_page_token=token,
         )
 

@@ -33,7 +33,7 @@ from runctl_server.engine.resumes import Resumes
 from runctl_server.engine.scheduler import Driven, Message, Scheduler
 from runctl_server.engine.tasks import TaskDispatcher
 from runctl_server.engine.workflow_control import WorkflowControl
-from runctl_server.engine.workflows import Workflows
+from runctl_server.engine.workflows import DEFAULT_SECRET_OVERLAP_SECONDS, Workflows
 from runctl_server.errors import FailedPrecondition, InvalidArgument, RunctlError
 from runctl_server.events.follow import EventFilter, Follower
 from runctl_server.events.hub import EventHub
@@ -57,6 +57,7 @@ class Engine:
         node_types: Mapping[str, NodeType] | None = None,
         watch_buffer: int = 10_000,
         limits: Limits | None = None,
+        secret_overlap_seconds: float = DEFAULT_SECRET_OVERLAP_SECONDS,
     ) -> None:
         self.limits = limits or Limits()
         self.hub = EventHub()
@@ -67,7 +68,7 @@ class Engine:
         self.store = RunStore(
             self.writer, self.reader, self.node_types, max_nodes=self.limits.max_workflow_nodes
         )
-        self.workflows = Workflows(self.store)
+        self.workflows = Workflows(self.store, secret_overlap_seconds)
         self.queries = Queries(self.reader)
         self.workflows_dirs = tuple(workflows_dirs)
         self.http_client = httpx.AsyncClient(follow_redirects=False)

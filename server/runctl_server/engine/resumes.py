@@ -17,7 +17,7 @@ from runctl_server.engine.forms import resolve_form_values
 from runctl_server.engine.keys import frame, node_key
 from runctl_server.engine.model import APPROVAL, IDLE, SCHEDULED, WAIT, WAITING, now
 from runctl_server.engine.scheduler import Driven, Scheduler
-from runctl_server.engine.workflows import secret_matches
+from runctl_server.engine.workflows import secret_accepted
 from runctl_server.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -277,11 +277,12 @@ class Resumes:
                 reason="NO_WEBHOOK_SECRET",
             )
         workflow = await self._engine.reader.one(
-            "SELECT secret_hash FROM workflows WHERE id = :id", {"id": run["workflow_id"]}
+            "SELECT secret_hash, previous_secret_hash, previous_secret_until FROM workflows WHERE id = :id",
+            {"id": run["workflow_id"]},
         )
         if not secret:
             raise Unauthenticated("the workflow's webhook secret is required", reason="SECRET_REQUIRED")
-        if workflow is None or not secret_matches(secret, str(workflow["secret_hash"])):
+        if workflow is None or not secret_accepted(secret, workflow, now()):
             raise Unauthenticated(
                 "the secret does not match the workflow's webhook secret", reason="BAD_SECRET"
             )

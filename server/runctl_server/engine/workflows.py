@@ -8,7 +8,7 @@ import hmac
 import json
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runctl_server.engine.definition import Definition
@@ -21,6 +21,9 @@ from runctl_server.store.reads import Row
 from runctl_server.store.writer import EventRecord, Mutation, WriteError, dumps
 
 WORKFLOW_STATUSES = ("active", "paused", "cancelled")
+# How long a rotated-out webhook secret keeps working when the rotation does not say.
+DEFAULT_SECRET_OVERLAP_SECONDS = 24 * 3600.0
+MAX_SECRET_OVERLAP_SECONDS = 30 * 24 * 3600.0
 
 
 def hash_secret(secret: str) -> str:
@@ -32,6 +35,16 @@ def secret_matches(secret: str, secret_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), secret_hash)
 
 
+def secret_accepted(secret: str, workflow: Mapping[str, Any], at: float) -> bool:
+    """Whether `secret` is the workflow's webhook secret, or the one it replaced while that one's
+    overlap lasts. Both hashes are always compared, so the timing says nothing about which matched."""
+    digest = hash_secret(secret)
+    current = hmac.compare_digest(digest, str(workflow["secret_hash"]))
+    previous = hmac.compare_digest(digest, str(workflow["previous_secret_hash"] or ""))
+    until = workflow["previous_secret_until"]
+    return current or (previous and until is not None and at < float(until))
+
+
 @dataclass(frozen=True)
 class WorkflowView:
     """A workflow row with its current definition; `secret` is set only when just created."""
@@ -39,13 +52,18 @@ class WorkflowView:
     row: Row
     document: dict[str, Any]
     secret: str | None = None
+    # After a rotation: until when the replaced secret is still accepted (None: not at all).
+    previous_secret_until: float | None = None
 
 
 class Workflows:
     """Workflow CRUD. Writes go through the group-commit writer like every other change."""
 
-    def __init__(self, store: RunStore) -> None:
+    def __init__(
+        self, store: RunStore, secret_overlap_seconds: float = DEFAULT_SECRET_OVERLAP_SECONDS
+    ) -> None:
         self._store = store
+        self._secret_overlap_seconds = secret_overlap_seconds
         self.lock = asyncio.Lock()
 
     async def row(self, workspace_id: str, workflow_id: str) -> Row:
@@ -196,19 +214,46 @@ class Workflows:
             await self._store.writer.commit(mutation)
         return await self._view(await self.row(workspace_id, workflow_id))
 
-    async def rotate_secret(self, workspace_id: str, workflow_id: str) -> WorkflowView:
-        """A new webhook secret replaces the old one at once; it is shown only in this answer."""
+    async def rotate_secret(
+        self, workspace_id: str, workflow_id: str, overlap_seconds: float | None = None
+    ) -> WorkflowView:
+        """A new webhook secret, shown only in this answer. The one it replaces keeps working for
+        the overlap (the server's default when None); the one before that stops now."""
+        overlap = self._secret_overlap_seconds if overlap_seconds is None else overlap_seconds
+        if not 0 <= overlap <= MAX_SECRET_OVERLAP_SECONDS:
+            raise InvalidArgument.single(
+                "overlap",
+                f"must be between 0 and {MAX_SECRET_OVERLAP_SECONDS / 86400:g} days; got {overlap:g} s",
+            )
         secret = secrets.token_urlsafe(24)
         async with self.lock:
-            await self.row(workspace_id, workflow_id)
+            row = await self.row(workspace_id, workflow_id)
+            stamp = now()
+            until = stamp + overlap if overlap > 0 else None
             mutation = Mutation()
             mutation.add(
-                "UPDATE workflows SET secret_hash = :hash, updated_at = :now WHERE id = :id",
-                {"id": workflow_id, "hash": hash_secret(secret), "now": now()},
+                "UPDATE workflows SET secret_hash = :hash, previous_secret_hash = :previous,"
+                " previous_secret_until = :until, updated_at = :now WHERE id = :id",
+                {
+                    "id": workflow_id,
+                    "hash": hash_secret(secret),
+                    "previous": row["secret_hash"] if until is not None else None,
+                    "until": until,
+                    "now": stamp,
+                },
             )
-            mutation.emit(EventRecord("WORKFLOW_SECRET_ROTATED", workspace_id, workflow_id=workflow_id))
+            # The payload says when the old secret stops; neither secret is ever in an event.
+            mutation.emit(
+                EventRecord(
+                    "WORKFLOW_SECRET_ROTATED",
+                    workspace_id,
+                    workflow_id=workflow_id,
+                    payload={"overlap_seconds": overlap},
+                )
+            )
             await self._store.writer.commit(mutation)
-        return await self._view(await self.row(workspace_id, workflow_id), secret)
+        view = await self._view(await self.row(workspace_id, workflow_id), secret)
+        return replace(view, previous_secret_until=until)
 
     async def delete(self, workspace_id: str, workflow_id: str) -> None:
         async with self.lock:

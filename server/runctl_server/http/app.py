@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 
 from runctl_server import __version__
 from runctl_server.api.auth import Authenticator
+from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.engine.engine import Engine
 from runctl_server.http.auth import AuthMiddleware
 from runctl_server.http.bridge import Services
@@ -35,6 +36,7 @@ def build_http_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     engine: Engine | None = None,
     authenticator: Authenticator | None = None,
+    links: ResumeLinks | None = None,
 ) -> ASGIApp:
     """The HTTP app; `is_serving` reports readiness the same way gRPC health does. Without `services`
     only the health route is served (a bare app for tests of the skeleton). With the `engine` too,
@@ -67,7 +69,7 @@ def build_http_app(
         routes=routes,
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
-    checked: ASGIApp = app if authenticator is None else AuthMiddleware(app, authenticator)
+    checked: ASGIApp = app if authenticator is None else AuthMiddleware(app, authenticator, links)
     if engine is None or services is None or authenticator is None:
         return checked
     return SocketBridge(engine, services, authenticator).asgi(checked)

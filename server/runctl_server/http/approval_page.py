@@ -20,7 +20,13 @@ from runctl_server.errors import FieldViolation
 from runctl_server.http.approval_form import CONTEXT_FIELD, DECISION_FIELD
 
 DEFAULT_TITLES = {common_pb2.PAUSE_REASON_APPROVAL: "Approval Required"}
-STATUS_TITLES = {400: "Bad request", 404: "Not found", 409: "Not possible", 413: "Too large"}
+STATUS_TITLES = {
+    400: "Bad request",
+    401: "This link cannot be used",
+    404: "Not found",
+    409: "Not possible",
+    413: "Too large",
+}
 
 STYLESHEET = """
 :root { color-scheme: light dark; --accent: #1f5fbf; --bad: #b3261e; --good: #1e7b34; --line: #8884; }
@@ -91,7 +97,7 @@ def layout(title: str, main: str) -> str:
         "<!doctype html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        '<meta name="robots" content="noindex">\n'
+        '<meta name="robots" content="noindex">\n<meta name="referrer" content="no-referrer">\n'
         f"<title>{_e(title)} &middot; runctl</title>\n<style>{STYLESHEET}</style>\n</head>\n"
         f'<body>\n<header>runctl</header>\n<main id="main">\n{main}\n</main>\n</body>\n</html>\n'
     )

@@ -46,7 +46,9 @@ type WorkflowServiceClient interface {
 	// are refused with FAILED_PRECONDITION. FAILED_PRECONDITION when already CANCELLED.
 	CancelWorkflow(ctx context.Context, in *CancelWorkflowRequest, opts ...grpc.CallOption) (*CancelWorkflowResponse, error)
 	// Replaces the workflow's webhook secret (used by ResumeNode) with a new random one and returns
-	// it once. The old secret stops working immediately.
+	// it once. The secret it replaces keeps working for `overlap` (the server's default when unset),
+	// so callers can switch without a window of refused resumes; a secret older than that stops at
+	// once. INVALID_ARGUMENT for a negative overlap or one longer than 30 days.
 	RotateWebhookSecret(ctx context.Context, in *RotateWebhookSecretRequest, opts ...grpc.CallOption) (*RotateWebhookSecretResponse, error)
 	// Lists the runs of a workflow that have paused, each with its pause points (seed 000
 	// `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND when the workflow is
@@ -185,7 +187,9 @@ type WorkflowServiceServer interface {
 	// are refused with FAILED_PRECONDITION. FAILED_PRECONDITION when already CANCELLED.
 	CancelWorkflow(context.Context, *CancelWorkflowRequest) (*CancelWorkflowResponse, error)
 	// Replaces the workflow's webhook secret (used by ResumeNode) with a new random one and returns
-	// it once. The old secret stops working immediately.
+	// it once. The secret it replaces keeps working for `overlap` (the server's default when unset),
+	// so callers can switch without a window of refused resumes; a secret older than that stops at
+	// once. INVALID_ARGUMENT for a negative overlap or one longer than 30 days.
 	RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*RotateWebhookSecretResponse, error)
 	// Lists the runs of a workflow that have paused, each with its pause points (seed 000
 	// `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND when the workflow is

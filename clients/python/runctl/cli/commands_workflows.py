@@ -16,7 +16,7 @@ from runctl.v1 import workflow_pb2
 
 workflows_app = typer.Typer(
     name="workflows",
-    help="Stored workflows: create, list, pause, resume, cancel.",
+    help="Stored workflows: create, list, pause, resume, cancel, rotate-secret.",
     no_args_is_help=True,
     cls=RunctlGroup,
 )
@@ -121,3 +121,36 @@ def cancel(
     with state(ctx).client() as client:
         workflow = client.cancel_workflow(workflow_id, reason=reason)
     _print_workflow(ctx, "cancelled", workflow, as_json)
+
+
+@workflows_app.command("rotate-secret")
+def rotate_secret(
+    ctx: typer.Context,
+    workflow_id: Annotated[str, typer.Argument(help="The workflow.")],
+    overlap: Annotated[
+        float | None,
+        typer.Option(
+            "--overlap",
+            min=0,
+            help="Seconds the old secret keeps working (the server's default, 24 h, when left out).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replace a workflow's webhook secret; prints the new one (shown this once)."""
+    st = state(ctx)
+    with st.client() as client:
+        reply = client.rotate_webhook_secret(workflow_id, overlap_seconds=overlap)
+    if as_json:
+        print_json(reply)
+        return
+    st.out.print(
+        Text.assemble(
+            "webhook secret: ", (reply.workflow.webhook_secret, "bold"), ("  (shown only now)", "dim")
+        )
+    )
+    if reply.HasField("previous_secret_expires_at"):
+        until = reply.previous_secret_expires_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S UTC")
+        st.out.print(Text.assemble("the old secret keeps working until ", (until, "bold")))
+    else:
+        st.out.print("the old secret no longer works")

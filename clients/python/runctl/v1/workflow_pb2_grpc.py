@@ -163,7 +163,9 @@ class WorkflowServiceServicer:
 
     def RotateWebhookSecret(self, request, context):
         """Replaces the workflow's webhook secret (used by ResumeNode) with a new random one and returns
-        it once. The old secret stops working immediately.
+        it once. The secret it replaces keeps working for `overlap` (the server's default when unset),
+        so callers can switch without a window of refused resumes; a secret older than that stops at
+        once. INVALID_ARGUMENT for a negative overlap or one longer than 30 days.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

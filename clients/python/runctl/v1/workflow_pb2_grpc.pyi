@@ -71,7 +71,9 @@ class WorkflowServiceStub:
     """
     RotateWebhookSecret: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.RotateWebhookSecretRequest, _workflow_pb2.RotateWebhookSecretResponse]
     """Replaces the workflow's webhook secret (used by ResumeNode) with a new random one and returns
-    it once. The old secret stops working immediately.
+    it once. The secret it replaces keeps working for `overlap` (the server's default when unset),
+    so callers can switch without a window of refused resumes; a secret older than that stops at
+    once. INVALID_ARGUMENT for a negative overlap or one longer than 30 days.
     """
     ListPausedExecutions: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.ListPausedExecutionsRequest, _workflow_pb2.ListPausedExecutionsResponse]
     """Lists the runs of a workflow that have paused, each with its pause points (seed 000
@@ -122,7 +124,9 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     """
     RotateWebhookSecret: _aio.UnaryUnaryMultiCallable[_workflow_pb2.RotateWebhookSecretRequest, _workflow_pb2.RotateWebhookSecretResponse]  # type: ignore[assignment]
     """Replaces the workflow's webhook secret (used by ResumeNode) with a new random one and returns
-    it once. The old secret stops working immediately.
+    it once. The secret it replaces keeps working for `overlap` (the server's default when unset),
+    so callers can switch without a window of refused resumes; a secret older than that stops at
+    once. INVALID_ARGUMENT for a negative overlap or one longer than 30 days.
     """
     ListPausedExecutions: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ListPausedExecutionsRequest, _workflow_pb2.ListPausedExecutionsResponse]  # type: ignore[assignment]
     """Lists the runs of a workflow that have paused, each with its pause points (seed 000
@@ -224,7 +228,9 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.RotateWebhookSecretResponse, _abc.Awaitable[_workflow_pb2.RotateWebhookSecretResponse]]:
         """Replaces the workflow's webhook secret (used by ResumeNode) with a new random one and returns
-        it once. The old secret stops working immediately.
+        it once. The secret it replaces keeps working for `overlap` (the server's default when unset),
+        so callers can switch without a window of refused resumes; a secret older than that stops at
+        once. INVALID_ARGUMENT for a negative overlap or one longer than 30 days.
         """
 
     @_abc_1.abstractmethod

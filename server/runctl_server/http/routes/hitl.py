@@ -8,6 +8,11 @@
 The JSON is built key by key, because the seed shows keys that protobuf's JSON mapping leaves out when
 empty (`expiresAt: null`, `metadata: null`, `triggerIds: []`). A run without a stored workflow has "-"
 in place of the workflow id in its links; every route here takes "-" for such runs.
+
+The links carry `?token=`, a signed credential for that one pause point (api/resume_links.py,
+http/auth.py): with it, the apiUrl and the page need no API key, see only that pause point, and
+refuse with 401 once it no longer waits (used, expired, cancelled). A retry with the same
+Idempotency-Key still gets the answer of the call that resumed.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from google.protobuf import timestamp_pb2
 from starlette.responses import HTMLResponse, JSONResponse
 
 from runctl.v1 import common_pb2, execution_pb2, pause_point_pb2, workflow_pb2
+from runctl_server.api.context import link_claim
 from runctl_server.api.convert import struct_to_dict
-from runctl_server.errors import FailedPrecondition, InvalidArgument, NotFound, RunctlError
+from runctl_server.errors import FailedPrecondition, InvalidArgument, NotFound, RunctlError, Unauthenticated
 from runctl_server.http import approval_page
 from runctl_server.http.approval_form import (
     CONTEXT_FIELD,
@@ -169,6 +175,13 @@ def _problem(value: Any, depth: int = 0) -> str | None:
     return next((problem for child in children if (problem := _problem(child, depth + 1))), None)
 
 
+def spent_link(reason: str) -> Unauthenticated:
+    """A resume link whose pause point no longer waits: used, expired or cancelled with its run."""
+    return Unauthenticated(
+        f"this resume link can no longer be used: its pause point is {reason}", reason="RESUME_LINK_SPENT"
+    )
+
+
 async def resume(call: Call) -> dict[str, Any]:
     values = await call.json_body()
     if problem := _problem(values):
@@ -181,6 +194,9 @@ async def resume(call: Call) -> dict[str, Any]:
     )
     request.values.update(values)
     reply = await call.call("ExecutionService", "ResumePausePoint", request)
+    if link_claim() is not None and reply.action != execution_pb2.RESUME_ACTION_RESUMED:
+        # Through a link, only the answer that resumed may be repeated (the same Idempotency-Key).
+        raise spent_link(reply.reason)
     return resume_json(reply)
 
 
@@ -220,10 +236,30 @@ def _error_page(error: RunctlError) -> HTMLResponse:
     return HTMLResponse(approval_page.error_page(status, error.message), status_code=status)
 
 
+async def _pause_point(
+    call: Call, execution: execution_pb2.Execution, context_id: str
+) -> pause_point_pb2.PausePoint:
+    """One pause point of the run the path names; NotFound for another run's."""
+    reply = await call.call(
+        "PausePointService", "GetPausePoint", pause_point_pb2.GetPausePointRequest(context_id=context_id)
+    )
+    point: pause_point_pb2.PausePoint = reply.pause_point
+    if point.execution_id != execution.id:
+        raise NotFound(f"pause point {context_id!r} not found", reason="PAUSE_POINT_NOT_FOUND")
+    return point
+
+
 async def show_page(call: Call) -> HTMLResponse:
+    claim = link_claim()
     try:
         execution = await _execution(call)
-        points = await _open_pause_points(call, execution.id)
+        if claim is None:
+            points = await _open_pause_points(call, execution.id)
+        else:  # a resume link shows its own pause point, and only while it waits
+            point = await _pause_point(call, execution, claim.context_id)
+            if point.resume_status != pause_point_pb2.RESUME_STATUS_PAUSED:
+                raise spent_link(_skip_reason(point))
+            points = [point]
     except RunctlError as error:
         return _error_page(error)
     waiting = [point for point in points if point.reason in RESUMABLE]
@@ -238,13 +274,13 @@ async def submit_page(call: Call) -> HTMLResponse:
         context_id = form.get(CONTEXT_FIELD, "")
         if not context_id:
             raise InvalidArgument.single(CONTEXT_FIELD, "is required: the form names the pause point")
-        execution = await _execution(call)
-        reply = await call.call(
-            "PausePointService", "GetPausePoint", pause_point_pb2.GetPausePointRequest(context_id=context_id)
-        )
-        point: pause_point_pb2.PausePoint = reply.pause_point
-        if point.execution_id != execution.id:
+        claim = link_claim()
+        if claim is not None and context_id != claim.context_id:
             raise NotFound(f"pause point {context_id!r} not found", reason="PAUSE_POINT_NOT_FOUND")
+        execution = await _execution(call)
+        point = await _pause_point(call, execution, context_id)
+        if claim is not None and point.resume_status != pause_point_pb2.RESUME_STATUS_PAUSED:
+            raise spent_link(_skip_reason(point))
     except RunctlError as error:
         return _error_page(error)
     if point.reason not in RESUMABLE:
@@ -270,6 +306,8 @@ async def submit_page(call: Call) -> HTMLResponse:
     except RunctlError as error:
         return _error_page(error)
     if outcome.action != execution_pb2.RESUME_ACTION_RESUMED:
+        if claim is not None:  # someone else answered between the page's checks and this resume
+            return _error_page(spent_link(outcome.reason))
         return HTMLResponse(approval_page.handled_page(execution, outcome.pause_point, outcome.reason))
     return HTMLResponse(approval_page.confirmation_page(execution, outcome.pause_point))
 
@@ -403,6 +441,11 @@ FORM_POST_SCHEMA: dict[str, Any] = {
     "additionalProperties": {"type": "string", "description": "A form field's value, by its name"},
 }
 
+LINK_TOKEN = Param(
+    "token",
+    {"type": "string"},
+    "The resume link's token: the credential for that one pause point, no key needed",
+)
 ENDPOINTS = [
     Endpoint(
         "GET",
@@ -437,7 +480,8 @@ ENDPOINTS = [
             "additionalProperties": True,
         },
         response=RESUME_SCHEMA,
-        error_statuses=(400, 404, 409),
+        error_statuses=(400, 401, 404, 409),
+        query=(LINK_TOKEN,),
     ),
     Endpoint(
         "GET",
@@ -448,6 +492,8 @@ ENDPOINTS = [
         response={"type": "string", "description": "An HTML page"},
         media_type="text/html",
         error_media_type="text/html",
+        query=(LINK_TOKEN,),
+        error_statuses=(401, 404),
     ),
     Endpoint(
         "POST",
@@ -457,7 +503,8 @@ ENDPOINTS = [
         "implied",
         body=FORM_POST_SCHEMA,
         response={"type": "string", "description": "An HTML page"},
-        error_statuses=(400, 404, 409),
+        error_statuses=(400, 401, 404, 409),
+        query=(LINK_TOKEN,),
         media_type="text/html",
         error_media_type="text/html",
         body_media_type=FORM_MEDIA_TYPE,

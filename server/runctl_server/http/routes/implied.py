@@ -6,6 +6,9 @@
   with the workflow, its `id`, its `webhookSecret` (shown this once) and a `Location` header; with an
   `Idempotency-Key` header a repeated call answers 200 with the workflow the first one created and
   `webhookSecret: null` (a secret is shown once; rotate it if the first answer was lost).
+- `POST /v1/workflows/{id}/rotate-secret` with an optional `{"overlapSeconds": 3600}`: a new
+  `webhookSecret` (shown this once); the one it replaces keeps working until
+  `previousSecretExpiresAt` (null when `overlapSeconds` is 0), by default for 24 hours.
 - `GET /v1/workflows?pageSize=&pageToken=&status=`: `{"workflows": [...], "nextPageToken"}`,
   most recently updated first.
 - `POST /api/workflows/execute` and `/api/workflows/execute/batch` are in the runner style of seed
@@ -26,6 +29,7 @@ from starlette.responses import JSONResponse
 
 from runctl.v1 import batch_pb2, execution_pb2, workflow_pb2
 from runctl_server.api.convert import status_word
+from runctl_server.engine.workflows import MAX_SECRET_OVERLAP_SECONDS
 from runctl_server.errors import FieldViolation, InvalidArgument
 from runctl_server.http.errors import runner_error
 from runctl_server.http.routes.fields import renamed
@@ -167,6 +171,35 @@ async def create_workflow(call: Call) -> JSONResponse:
     return JSONResponse(
         _created(workflow), status_code=status, headers={"location": f"/v1/workflows/{workflow.id}"}
     )
+
+
+async def rotate_secret(call: Call) -> dict[str, Any]:
+    body = await call.json_body()
+    request = workflow_pb2.RotateWebhookSecretRequest(workflow_id=call.path["id"])
+    overlap = body.get("overlapSeconds")
+    if overlap is not None:
+        if isinstance(overlap, bool) or not isinstance(overlap, int | float):
+            raise InvalidArgument.single("overlapSeconds", "must be a number of seconds")
+        if not 0 <= overlap <= MAX_SECRET_OVERLAP_SECONDS:
+            raise InvalidArgument.single(
+                "overlapSeconds",
+                f"must be between 0 and {MAX_SECRET_OVERLAP_SECONDS:g} (30 days); got {overlap:g}",
+            )
+        request.overlap.FromNanoseconds(round(overlap * 1e9))
+    unknown = sorted(set(body) - {"overlapSeconds"})
+    if unknown:
+        raise InvalidArgument.single(unknown[0], "is not a field of this request (only overlapSeconds)")
+    try:
+        reply = await call.call("WorkflowService", "RotateWebhookSecret", request)
+    except InvalidArgument as exc:
+        raise renamed(exc, {"overlap": "overlapSeconds"}) from None
+    body = _created(reply.workflow)
+    body["previousSecretExpiresAt"] = (
+        reply.previous_secret_expires_at.ToJsonString()
+        if reply.HasField("previous_secret_expires_at")
+        else None
+    )
+    return body
 
 
 async def list_workflows(call: Call) -> dict[str, Any]:
@@ -322,6 +355,19 @@ CREATED_SCHEMA: dict[str, Any] = {
     },
     "required": ["id", "status", "version", "webhookSecret"],
 }
+ROTATED_SCHEMA: dict[str, Any] = {
+    **CREATED_SCHEMA,
+    "properties": {
+        **CREATED_SCHEMA["properties"],
+        "previousSecretExpiresAt": {
+            "type": "string",
+            "format": "date-time",
+            "nullable": True,
+            "description": "Until when the replaced secret is still accepted; null if it stopped at once",
+        },
+    },
+    "required": [*CREATED_SCHEMA["required"], "previousSecretExpiresAt"],
+}
 LIST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -424,6 +470,27 @@ ENDPOINTS = [
         response=CREATED_SCHEMA,
         status=201,
         error_statuses=(400, 409),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/workflows/{id}/rotate-secret",
+        rotate_secret,
+        "Replace the workflow's webhook secret; the old one keeps working for overlapSeconds (24 h)",
+        "implied",
+        body={
+            "type": "object",
+            "properties": {
+                "overlapSeconds": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": MAX_SECRET_OVERLAP_SECONDS,
+                    "description": "How long the replaced secret keeps working (server default if absent)",
+                }
+            },
+            "additionalProperties": False,
+        },
+        response=ROTATED_SCHEMA,
+        error_statuses=(400, 404),
     ),
     Endpoint(
         "GET",
