@@ -225,6 +225,23 @@ def test_resume_a_waiting_node_with_the_webhook_secret(
     assert '{"ok":true}' in watched.stdout  # the node's output: the resume payload
 
 
+def test_rotate_the_webhook_secret(server: ServerThread, files: Path, client: Client) -> None:
+    workflow = as_json(cli(server, "workflows", "create", str(files / "waits.json"), "--json"))
+    rotated = cli(server, "workflows", "rotate-secret", workflow["id"], "--overlap", "0")
+    assert rotated.exit_code == 0, rotated.stderr
+    assert "the old secret no longer works" in rotated.stdout
+    new_secret = rotated.stdout.split("webhook secret: ")[1].split()[0]
+    kept = as_json(cli(server, "workflows", "rotate-secret", workflow["id"], "--json"))
+    assert kept["previousSecretExpiresAt"] and kept["workflow"]["webhookSecret"] not in (new_secret, "")
+    run = as_json(cli(server, "run", "--workflow", workflow["id"], "--json"))
+    client.wait(run["id"], until={PAUSED}, timeout=20)
+    first = ("resume", run["id"], "confirm", "--data", "{}", "--secret")
+    assert cli(server, *first, workflow["webhookSecret"]).exit_code == 1  # retired at once
+    assert cli(server, *first, new_secret).exit_code == 0  # replaced, but within its overlap
+    negative = cli(server, "workflows", "rotate-secret", workflow["id"], "--overlap", "-1")
+    assert negative.exit_code == 2  # refused by the command before any call
+
+
 def test_workflows_create_ls_pause_resume_cancel(server: ServerThread, files: Path) -> None:
     created = cli(server, "workflows", "create", str(files / "hello.json"))
     assert created.exit_code == 0 and "webhook secret" in created.stdout

@@ -12,13 +12,16 @@ import asyncio
 import hmac
 import ipaddress
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from typing import TypeVar
 
 from sqlalchemy.engine import Engine as DatabaseEngine
 
 from runctl_server.errors import Unauthenticated
 from runctl_server.store.api_keys import KeySnapshot, hash_key, key_snapshot
 from runctl_server.store.tables import DEFAULT_WORKSPACE_ID
+
+T = TypeVar("T")
 
 # Revoking a key with `runctl keys revoke` (another process) takes effect within this many seconds.
 SNAPSHOT_SECONDS = 1.0
@@ -106,3 +109,59 @@ class Authenticator:
         if found is None:
             raise Unauthenticated("the API key is not valid (unknown or revoked)")
         return found[1]
+
+    async def until_refused(
+        self, metadata: Iterable[tuple[str, str | bytes]], *, loopback: bool
+    ) -> Unauthenticated:
+        """Waits until credentials that were admitted no longer are (a revoked key; or, once a first
+        key exists, a keyless dev-mode caller) and returns the refusal."""
+        held = tuple(metadata)
+        while True:
+            await asyncio.sleep(self._snapshot_seconds)
+            try:
+                await self.authenticate(held, loopback=loopback)
+            except Unauthenticated as refusal:
+                return refusal
+
+    async def guarded(
+        self, messages: AsyncIterator[T], metadata: Iterable[tuple[str, str | bytes]], *, loopback: bool
+    ) -> AsyncIterator[T]:
+        """`messages` for as long as the credentials admit the caller: a stream opened with a key
+        that is then revoked ends (Unauthenticated) within a second or so, idle or not.
+
+        A stream waits for its next message almost all of the time; only then is it woken by
+        cancelling its task, never while its last message is being sent."""
+        held = tuple(metadata)
+        task = asyncio.current_task()
+        waiting = False
+        refusal: Unauthenticated | None = None
+
+        async def watch() -> None:
+            nonlocal refusal
+            refusal = await self.until_refused(held, loopback=loopback)
+            if waiting and task is not None:
+                task.cancel()
+
+        watcher = asyncio.create_task(watch())
+        iterator = aiter(messages)
+        try:
+            while refusal is None:
+                waiting = True
+                try:
+                    message = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+                except asyncio.CancelledError:
+                    if refusal is None or task is None:
+                        raise
+                    task.uncancel()
+                    break
+                finally:
+                    waiting = False
+                yield message
+            raise Unauthenticated(f"{refusal.message}; the stream was ended", reason="CREDENTIALS_REFUSED")
+        finally:
+            watcher.cancel()
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()

@@ -115,8 +115,16 @@ class AuthInterceptor(aio.ServerInterceptor):
             ) -> AsyncIterator[Any]:
                 # Each RPC runs in its own task: the workspace stays set for the life of the stream.
                 bind_workspace(await self._workspace(context))
-                async for message in stream(request, context):
-                    yield message
+                messages = self._authenticator.guarded(
+                    stream(request, context),
+                    context.invocation_metadata() or (),
+                    loopback=grpc_peer_is_loopback(context.peer()),
+                )
+                try:
+                    async for message in messages:
+                        yield message
+                except errors.Unauthenticated as exc:  # its key was revoked while it streamed
+                    await context.abort_with_status(to_grpc_status(exc))
 
             return handler._replace(unary_stream=checked_stream)  # type: ignore[attr-defined, no-any-return]
         return handler

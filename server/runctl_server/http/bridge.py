@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from runctl_server.api.auth import Authenticator
+
 Response = TypeVar("Response", bound=Message)
 
 
@@ -35,6 +37,8 @@ class Services:
     """The servicer objects the gRPC server registered, by service name (e.g. "ExecutionService")."""
 
     servicers: Mapping[str, Any]
+    # With it, a stream ends when the caller's key is revoked while it runs (api/auth.py).
+    authenticator: Authenticator | None = None
 
     async def call(
         self, service: str, method: str, request: Message, metadata: Mapping[str, str] | None = None
@@ -43,12 +47,21 @@ class Services:
         return await handler(request, LocalContext(metadata or {}))
 
     def stream(
-        self, service: str, method: str, request: Message, metadata: Mapping[str, str] | None = None
+        self,
+        service: str,
+        method: str,
+        request: Message,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        loopback: bool = False,
     ) -> AsyncIterator[Any]:
         handler: Callable[[Message, LocalContext], AsyncIterator[Any]] = getattr(
             self.servicers[service], method
         )
-        return handler(request, LocalContext(metadata or {}))
+        messages = handler(request, LocalContext(metadata or {}))
+        if self.authenticator is None:
+            return messages
+        return self.authenticator.guarded(messages, (metadata or {}).items(), loopback=loopback)
 
 
 def to_dict(message: Message, *, snake_case: bool = False) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from runctl_server.api.auth import is_loopback_host
 from runctl_server.errors import InvalidArgument, RunctlError
 from runctl_server.http.bridge import Services
 from runctl_server.http.errors import ErrorBody, error_response, error_with_details
@@ -61,6 +62,17 @@ class Call:
 
     async def call(self, service: str, method: str, message: Any) -> Any:
         return await self.services.call(service, method, message, self.metadata)
+
+    def stream(self, service: str, method: str, message: Any) -> AsyncIterator[Any]:
+        """A server-streaming method's messages, for as long as the caller's credentials hold."""
+        client = self.request.client
+        return self.services.stream(
+            service,
+            method,
+            message,
+            self.metadata,
+            loopback=is_loopback_host(client.host if client else None),
+        )
 
     async def json_body(self, *, required: bool = False) -> dict[str, Any]:
         """The body as a JSON object ({} when empty and not required); 400 or 413 otherwise."""

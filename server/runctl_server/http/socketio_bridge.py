@@ -105,6 +105,8 @@ class Client:
     workspace_id: str
     metadata: dict[str, str]
     rooms: set[str] = field(default_factory=set)
+    # Disconnects the socket when its key is revoked.
+    guard: asyncio.Task[None] | None = None
 
 
 def _room(workspace_id: str, kind: str, ident: str = "") -> str:
@@ -157,22 +159,30 @@ class SocketBridge:
         metadata = credentials(environ, auth)
         # engineio's ASGI environ says REMOTE_ADDR 127.0.0.1 for everyone: the peer is in the scope.
         client = (environ.get("asgi.scope") or {}).get("client")
+        loopback = is_loopback_host(client[0] if client else None)
         try:
-            workspace_id = await self._authenticator.authenticate(
-                metadata.items(), loopback=is_loopback_host(client[0] if client else None)
-            )
+            workspace_id = await self._authenticator.authenticate(metadata.items(), loopback=loopback)
         except RunctlError as exc:
             raise socketio.exceptions.ConnectionRefusedError(exc.message) from None
-        self._clients[sid] = Client(workspace_id, metadata)
+        guard = self._engine.in_background(self._disconnect_when_refused(sid, metadata, loopback))
+        self._clients[sid] = Client(workspace_id, metadata, guard=guard)
         await self.server.enter_room(sid, _room(workspace_id, "all"))
         if workspace_id not in self._feeds:
             task = self._engine.in_background(self._feed(workspace_id))
             self._feeds[workspace_id] = task
 
+    async def _disconnect_when_refused(self, sid: str, metadata: dict[str, str], loopback: bool) -> None:
+        refusal = await self._authenticator.until_refused(metadata.items(), loopback=loopback)
+        if sid in self._clients:
+            await self.server.emit("auth-error", {"success": False, "message": refusal.message}, to=sid)
+            await self.server.disconnect(sid)
+
     async def _disconnect(self, sid: str, *_reason: Any) -> None:
         client = self._clients.pop(sid, None)
         if client is None:
             return
+        if client.guard is not None and client.guard is not asyncio.current_task():
+            client.guard.cancel()
         if not any(other.workspace_id == client.workspace_id for other in self._clients.values()):
             task = self._feeds.pop(client.workspace_id, None)
             if task is not None:

@@ -88,7 +88,7 @@ async def execution_events(call: Call) -> Response:
         view=E.EXECUTION_VIEW_BASIC,
         heartbeat_interval=duration_pb2.Duration(seconds=heartbeat),
     )
-    stream = call.services.stream("ExecutionService", "WatchExecution", watch, call.metadata)
+    stream = call.stream("ExecutionService", "WatchExecution", watch)
     return StreamingResponse(frames(stream), media_type="text/event-stream", headers=HEADERS)
 
 
