@@ -1,4 +1,4 @@
-"""API keys and workspaces over both faces: who may call, and what each workspace can see.
+"""API keys and workspaces over both faces: who may call (no key, wrong, revoked, right), dev mode.
 
 A server whose database holds keys for two workspaces (alpha, beta) and a revoked one; a second,
 keyless server for dev mode; the `runctl keys` commands in a subprocess.
@@ -11,28 +11,21 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from runctl.v1 import (
-    batch_pb2,
-    batch_pb2_grpc,
     event_pb2,
     event_pb2_grpc,
     execution_pb2,
-    pause_point_pb2,
-    pause_point_pb2_grpc,
-    workflow_pb2,
 )
 from runctl_server.api.auth import grpc_peer_is_loopback, presented_key
 from runctl_server.app import StartupError, build_server
@@ -42,36 +35,17 @@ from runctl_server.store.database import create_db_engine
 from runctl_server.store.migrate import upgrade_to_head
 from tests.engine_helpers import Client, linear
 from tests.support import ServerThread, running_server, settings_for
+from tests.workspaces import Keyed, keyed_server
 
 PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
 APPROVAL = linear({"id": "ask", "type": "approval", "config": {"title": "Ship it?"}}, name="approval")
 QUICK = linear({"id": "say", "type": "transform", "config": {"output": 1}}, name="quick")
 
 
-@dataclass
-class Keyed:
-    handle: ServerThread
-    db_url: str
-    alpha: str
-    beta: str
-    revoked: str
-
-    def meta(self, key: str) -> tuple[tuple[str, str], ...]:
-        return (("x-api-key", key),)
-
-
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyed]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
-    database = create_db_engine(url)
-    upgrade_to_head(database)
-    alpha = create_key(database, "alpha", "a").key
-    beta = create_key(database, "beta", "b").key
-    revoked = create_key(database, "alpha", "old")
-    revoke_key(database, revoked.info.id)
-    database.dispose()
-    with running_server(settings_for(url)) as handle:
-        yield Keyed(handle, url, alpha, beta, revoked.key)
+    with keyed_server(tmp_path_factory) as handle:
+        yield handle
 
 
 def _rpc_error(call: Any) -> grpc.RpcError:
@@ -187,237 +161,7 @@ def test_revoking_a_key_takes_effect_within_a_second(keyed: Keyed) -> None:
         database.dispose()
 
 
-# -- what each workspace sees -------------------------------------------------------------------------
-
-
-@dataclass
-class AlphaThings:
-    workflow_id: str
-    execution_id: str
-    context_id: str
-    batch_id: str
-
-
-@pytest.fixture(scope="module")
-def alpha_things(keyed: Keyed) -> Iterator[AlphaThings]:
-    with grpc.insecure_channel(keyed.handle.grpc_target) as channel:
-        client = Client(channel)
-        meta = keyed.meta(keyed.alpha)
-        workflow = client.workflows.CreateWorkflow(
-            workflow_pb2.CreateWorkflowRequest(definition=client.definition(APPROVAL)),
-            metadata=meta,
-            timeout=10,
-        ).workflow
-        started = client.executions.StartExecution(
-            execution_pb2.StartExecutionRequest(definition=client.definition(APPROVAL)),
-            metadata=meta,
-            timeout=10,
-        ).execution
-        deadline = time.monotonic() + 20
-        while True:
-            execution = client.executions.GetExecution(
-                execution_pb2.GetExecutionRequest(execution_id=started.id), metadata=meta, timeout=10
-            ).execution
-            if execution.status == PAUSED:
-                break
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        points = pause_point_pb2_grpc.PausePointServiceStub(channel).ListPausePoints(
-            pause_point_pb2.ListPausePointsRequest(execution_id=started.id), metadata=meta, timeout=10
-        )
-        batch = (
-            batch_pb2_grpc.BatchServiceStub(channel)
-            .StartBatch(
-                batch_pb2.StartBatchRequest(workflow_ids=batch_pb2.WorkflowIdList(ids=[workflow.id])),
-                metadata=meta,
-                timeout=20,
-            )
-            .batch
-        )
-        yield AlphaThings(workflow.id, started.id, points.pause_points[0].context_id, batch.batch_id)
-
-
-def first(method: Any) -> Any:
-    """A server-streaming method as a call answering its first message."""
-    return lambda request, **kwargs: next(iter(method(request, **kwargs)))
-
-
-def _not_found_alike(method: Any, request: Any, metadata: Any, foreign_id: str, missing_id: str) -> None:
-    """Beta asking for alpha's id gets exactly what asking for an id that never existed gets."""
-    foreign = _rpc_error(lambda: method(request(foreign_id), metadata=metadata, timeout=10))
-    missing = _rpc_error(lambda: method(request(missing_id), metadata=metadata, timeout=10))
-    assert foreign.code() == missing.code() == grpc.StatusCode.NOT_FOUND
-    assert str(foreign.details()).replace(foreign_id, "ID") == str(missing.details()).replace(
-        missing_id, "ID"
-    )
-
-
-def test_another_workspace_finds_nothing_over_grpc(keyed: Keyed, alpha_things: AlphaThings) -> None:
-    beta = keyed.meta(keyed.beta)
-    things = alpha_things
-    with grpc.insecure_channel(keyed.handle.grpc_target) as channel:
-        client = Client(channel)
-        batches = batch_pb2_grpc.BatchServiceStub(channel)
-        points = pause_point_pb2_grpc.PausePointServiceStub(channel)
-        E, W, B, P = execution_pb2, workflow_pb2, batch_pb2, pause_point_pb2
-        ex, wf = client.executions, client.workflows
-        again = client.definition(APPROVAL)
-        run, flow, batch, ctx = things.execution_id, things.workflow_id, things.batch_id, things.context_id
-        calls: list[tuple[Any, Any, str, str]] = [
-            (ex.GetExecution, lambda i: E.GetExecutionRequest(execution_id=i), run, "exec_nope"),
-            (ex.GetExecutionStatus, lambda i: E.GetExecutionStatusRequest(execution_id=i), run, "exec_nope"),
-            (ex.StopExecution, lambda i: E.StopExecutionRequest(execution_id=i), run, "exec_nope"),
-            (
-                ex.GetExecutionHistory,
-                lambda i: E.GetExecutionHistoryRequest(execution_id=i),
-                run,
-                "exec_nope",
-            ),
-            (wf.GetWorkflow, lambda i: W.GetWorkflowRequest(workflow_id=i), flow, "wf_nope"),
-            (wf.PauseWorkflow, lambda i: W.PauseWorkflowRequest(workflow_id=i), flow, "wf_nope"),
-            (wf.DeleteWorkflow, lambda i: W.DeleteWorkflowRequest(workflow_id=i), flow, "wf_nope"),
-            (batches.GetBatch, lambda i: B.GetBatchRequest(batch_id=i), batch, "batch_nope"),
-            (batches.StopBatch, lambda i: B.StopBatchRequest(batch_id=i), batch, "batch_nope"),
-            (points.GetPausePoint, lambda i: P.GetPausePointRequest(context_id=i), ctx, "ctx_nope"),
-            (ex.ResumePausePoint, lambda i: E.ResumePausePointRequest(context_id=i), ctx, "ctx_nope"),
-            (ex.ContinueExecution, lambda i: E.ContinueExecutionRequest(execution_id=i), run, "exec_nope"),
-            (
-                ex.ControlPause,
-                lambda i: E.ControlPauseRequest(execution_id=i, action=E.PAUSE_ACTION_CONTINUE),
-                run,
-                "exec_nope",
-            ),
-            (
-                ex.SetTraceLogs,
-                lambda i: E.SetTraceLogsRequest(execution_id=i, enabled=True),
-                run,
-                "exec_nope",
-            ),
-            (ex.PauseExecution, lambda i: E.PauseExecutionRequest(execution_id=i), run, "exec_nope"),
-            (ex.ResumeExecution, lambda i: E.ResumeExecutionRequest(execution_id=i), run, "exec_nope"),
-            (
-                ex.ResumeNode,
-                lambda i: E.ResumeNodeRequest(execution_id=i, node_id="ask", secret="s"),
-                run,
-                "exec_gone",
-            ),
-            (
-                wf.UpdateWorkflow,
-                lambda i: W.UpdateWorkflowRequest(workflow_id=i, definition=again),
-                flow,
-                "wf_gone",
-            ),
-            (wf.ResumeWorkflow, lambda i: W.ResumeWorkflowRequest(workflow_id=i), flow, "wf_nope"),
-            (wf.RotateWebhookSecret, lambda i: W.RotateWebhookSecretRequest(workflow_id=i), flow, "wf_nope"),
-            (
-                wf.ListPausedExecutions,
-                lambda i: W.ListPausedExecutionsRequest(workflow_id=i),
-                flow,
-                "wf_nope",
-            ),
-            (wf.CancelWorkflow, lambda i: W.CancelWorkflowRequest(workflow_id=i), flow, "wf_nope"),
-            (first(ex.WatchExecution), lambda i: E.WatchExecutionRequest(execution_id=i), run, "exec_nope"),
-            (first(batches.WatchBatch), lambda i: B.WatchBatchRequest(batch_id=i), batch, "batch_nope"),
-        ]
-        for method, request, foreign_id, missing_id in calls:
-            _not_found_alike(method, request, beta, foreign_id, missing_id)
-        events = event_pb2_grpc.EventServiceStub(channel)
-        for by_foreign in [
-            event_pb2.ListEventsRequest(execution_id=run),
-            event_pb2.ListEventsRequest(workflow_id=flow),
-            event_pb2.ListEventsRequest(batch_id=batch),
-        ]:
-            assert not events.ListEvents(by_foreign, metadata=beta, timeout=10).events, by_foreign
-        # Lists of beta hold nothing of alpha's.
-        listed = client.executions.ListExecutions(E.ListExecutionsRequest(), metadata=beta, timeout=10)
-        assert things.execution_id not in {e.id for e in listed.executions}
-        assert not client.workflows.ListWorkflows(
-            W.ListWorkflowsRequest(), metadata=beta, timeout=10
-        ).workflows
-        assert not batches.ListBatches(B.ListBatchesRequest(), metadata=beta, timeout=10).batches
-        assert not points.ListPausePoints(P.ListPausePointsRequest(), metadata=beta, timeout=10).pause_points
-        # And alpha still sees all of it, untouched by beta's attempts.
-        alpha = keyed.meta(keyed.alpha)
-        execution = client.executions.GetExecution(
-            E.GetExecutionRequest(execution_id=things.execution_id), metadata=alpha, timeout=10
-        ).execution
-        assert execution.status == PAUSED
-        client.workflows.GetWorkflow(W.GetWorkflowRequest(workflow_id=things.workflow_id), metadata=alpha)
-        points.GetPausePoint(P.GetPausePointRequest(context_id=things.context_id), metadata=alpha)
-        batches.GetBatch(B.GetBatchRequest(batch_id=things.batch_id), metadata=alpha)
-
-
-def test_another_workspace_finds_nothing_over_http(keyed: Keyed, alpha_things: AlphaThings) -> None:
-    things = alpha_things
-    beta, alpha = {"x-api-key": keyed.beta}, {"x-api-key": keyed.alpha}
-    with httpx.Client(base_url=keyed.handle.http_url, timeout=10) as http:
-        requests = [
-            ("GET", "/v1/executions/{}", things.execution_id, "exec_nope"),
-            ("GET", "/api/workflows/execution/{}/events", things.execution_id, "exec_nope"),
-            ("POST", "/v1/workflows/{}/pause", things.workflow_id, "wf_nope"),
-            ("GET", "/api/workflows/execution/batch/{}", things.batch_id, "batch_nope"),
-            (
-                "POST",
-                f"/api/resume/{things.workflow_id}/{things.execution_id}/{{}}",
-                things.context_id,
-                "ctx_nope",
-            ),
-        ]
-        for method, path, foreign_id, missing_id in requests:
-            foreign = http.request(method, path.format(foreign_id), headers=beta, json={})
-            missing = http.request(method, path.format(missing_id), headers=beta, json={})
-            assert foreign.status_code == missing.status_code == 404, (path, foreign.text)
-            assert foreign.text.replace(foreign_id, "ID") == missing.text.replace(missing_id, "ID")
-        assert http.get(f"/v1/executions/{things.execution_id}", headers=alpha).status_code == 200
-        assert http.get(f"/api/workflows/execution/batch/{things.batch_id}", headers=alpha).status_code == 200
-
-
-def test_stream_events_of_one_workspace_never_reach_another(keyed: Keyed, alpha_things: AlphaThings) -> None:
-    with grpc.insecure_channel(keyed.handle.grpc_target) as channel:
-        client = Client(channel)
-        beta = keyed.meta(keyed.beta)
-        stream = event_pb2_grpc.EventServiceStub(channel).StreamEvents(
-            event_pb2.StreamEventsRequest(
-                after_sequence=0, heartbeat_interval=duration_pb2.Duration(seconds=1)
-            ),
-            metadata=beta,
-            timeout=30,
-        )
-        seen: list[event_pb2.Event] = []
-        beta_run: list[str] = []
-
-        def start_runs() -> None:
-            time.sleep(0.3)
-            meta = keyed.meta(keyed.alpha)
-            client.executions.StartExecution(
-                execution_pb2.StartExecutionRequest(definition=client.definition(QUICK)),
-                metadata=meta,
-                timeout=10,
-            )  # alpha keeps logging events while beta watches
-            beta_run.append(
-                client.executions.StartExecution(
-                    execution_pb2.StartExecutionRequest(definition=client.definition(QUICK)),
-                    metadata=beta,
-                    timeout=10,
-                ).execution.id
-            )
-
-        starter = threading.Thread(target=start_runs)
-        starter.start()
-        try:
-            for message in stream:
-                seen.extend(message.events.events)
-                if beta_run and any(
-                    e.execution_id == beta_run[0] and e.type == event_pb2.EVENT_TYPE_EXECUTION_COMPLETED
-                    for e in seen
-                ):
-                    break
-        finally:
-            stream.cancel()
-            starter.join(10)
-        executions = {e.execution_id for e in seen if e.execution_id}
-        assert executions == {beta_run[0]}
-        assert alpha_things.execution_id not in executions
+# What each workspace sees, RPC by RPC and route by route: tests/test_workspace_isolation.py.
 
 
 # -- dev mode -----------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,13 +28,13 @@ from runctl.v1 import (
 )
 from tests.engine_helpers import Client, linear, output
 from tests.support import (
-    ServerThread,
     create_api_key,
     keyed_channel,
     running_server,
     settings_for,
     spawn_server,
 )
+from tests.workspaces import Keyed, keyed_server
 
 PAUSED = (execution_pb2.EXECUTION_STATUS_PAUSED,)
 APPROVAL = linear(
@@ -60,20 +59,10 @@ TWO_QUESTIONS = {
 WAIT = linear({"id": "hold", "type": "wait"}, name="waits")
 
 
-@dataclass
-class Keyed:
-    handle: ServerThread
-    db_url: str
-    alpha: str
-    beta: str
-
-
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyed]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
-    alpha, beta = create_api_key(url, "alpha"), create_api_key(url, "beta")
-    with running_server(settings_for(url)) as handle:
-        yield Keyed(handle, url, alpha, beta)
+    with keyed_server(tmp_path_factory) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

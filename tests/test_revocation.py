@@ -11,7 +11,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,8 @@ from runctl.v1 import event_pb2, event_pb2_grpc, execution_pb2
 from runctl_server.store.api_keys import create_key, revoke_key
 from runctl_server.store.database import create_db_engine
 from tests.engine_helpers import Client, linear
-from tests.support import ServerThread, create_api_key, keyed_channel, running_server, settings_for
+from tests.support import keyed_channel
+from tests.workspaces import Keyed, keyed_server
 
 NODE = shutil.which("node")
 SOCKET_CLIENT = Path(__file__).parent / "node" / "revoked_client.mjs"
@@ -33,19 +33,10 @@ QUICK = linear({"id": "say", "type": "transform", "config": {"output": 1}}, name
 QUIET = duration_pb2.Duration(seconds=60)  # no heartbeats: the streams are idle when the key goes
 
 
-@dataclass
-class Keyed:
-    handle: ServerThread
-    db_url: str
-    steady: str
-
-
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyed]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
-    steady = create_api_key(url, "alpha")
-    with running_server(settings_for(url)) as handle:
-        yield Keyed(handle, url, steady)
+    with keyed_server(tmp_path_factory) as server:
+        yield server
 
 
 def drain(messages: Any, into: queue.Queue[Any]) -> threading.Thread:
@@ -81,7 +72,7 @@ def test_open_streams_end_when_their_key_is_revoked(keyed: Keyed) -> None:
     try:
         with (
             keyed_channel(target, doomed.key) as doomed_channel,
-            keyed_channel(target, keyed.steady) as steady_channel,
+            keyed_channel(target, keyed.alpha) as steady_channel,
             httpx.Client(base_url=base, timeout=30) as http,
         ):
             time.sleep(1.2)  # the new key is in the server's next snapshot

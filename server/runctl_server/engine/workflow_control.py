@@ -120,6 +120,9 @@ class WorkflowControl:
         )
 
     async def pause(self, workspace_id: str, workflow_id: str, reason: str = "") -> None:
+        # NotFound before the engine-wide hold below is touched: another workspace's (or a made-up) id
+        # must not hold that workflow's runs, not even while this call finds out it is not the caller's.
+        await self._engine.workflows.row(workspace_id, workflow_id)
         paused = self._engine.paused_workflows
         # Held before the commit: no node may start between the commit and the hold.
         was_held = workflow_id in paused
