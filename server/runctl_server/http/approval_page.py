@@ -350,7 +350,6 @@ def confirmation_page(execution: execution_pb2.Execution, point: pause_point_pb2
     body = (
         f"<p>Thank you: your answer to &ldquo;{_e(request)}&rdquo; was recorded and the run goes on.</p>"
         f"{_values_list(point, values)}{_run_facts(execution, None)}"
-        f'<p><a href="{_e(point.resume_links.ui_url)}">Back to the run&rsquo;s page</a></p>'
     )
     return _outcome(title, kind, body)
 
@@ -364,7 +363,6 @@ def handled_page(execution: execution_pb2.Execution, point: pause_point_pb2.Paus
         f"<p>&ldquo;{_e(request)}&rdquo; was already handled ({_e(reason)}){who}{when}. "
         "Nothing was changed.</p>"
         f"{_run_facts(execution, None)}"
-        f'<p><a href="{_e(point.resume_links.ui_url)}">Back to the run&rsquo;s page</a></p>'
     )
     return _outcome("Already handled", "neutral", body)
 
