@@ -181,6 +181,72 @@ def test_paused_executions_follow_the_seed_model(client: Client) -> None:
     assert code_of(lambda: client.workflows.ListPausedExecutions(missing)) == grpc.StatusCode.NOT_FOUND
 
 
+def test_paused_executions_page_in_order_with_a_status_filter(client: Client) -> None:
+    """Pages of every size, filtered or not, join up to the whole list: newest pause first, each run
+    once, each with its status; runs with two pause points (one answered) count as paused."""
+    two = {
+        "name": "two approvals",
+        "nodes": [
+            {"id": "start", "type": "start"},
+            {"id": "a", "type": "approval"},
+            {"id": "b", "type": "approval"},
+            {"id": "end", "type": "end"},
+        ],
+        "edges": [
+            {"from": "start", "to": "a"},
+            {"from": "start", "to": "b"},
+            {"from": "a", "to": "end"},
+            {"from": "b", "to": "end"},
+        ],
+    }
+    workflow_id = create(client, two)
+    runs = []
+    for _ in range(7):
+        runs.append(start(client, workflow_id))
+        client.wait(runs[-1], (PAUSED,))
+    answered = {runs[1], runs[3], runs[4]}  # both pause points resumed
+    half = {runs[5]}  # one of two resumed: still paused
+    for run in answered | half:
+        points = sorted(client.get(run).pause_points, key=lambda p: p.block_id)
+        for point in points if run in answered else points[:1]:
+            client.executions.ResumePausePoint(
+                execution_pb2.ResumePausePointRequest(context_id=point.context_id), timeout=10
+            )
+    for run in answered:
+        client.wait(run)
+
+    def pages(size: int, status: pause_point_pb2.ResumeStatus.ValueType) -> list[tuple[str, int]]:
+        seen: list[tuple[str, int]] = []
+        token = ""
+        while True:
+            request = workflow_pb2.ListPausedExecutionsRequest(
+                workflow_id=workflow_id, status=status, page_size=size, page_token=token
+            )
+            reply = client.workflows.ListPausedExecutions(request, timeout=10)
+            assert len(reply.paused_executions) <= size
+            seen += [(item.execution_id, item.status) for item in reply.paused_executions]
+            token = reply.next_page_token
+            if not token:
+                return seen
+
+    newest_first = list(reversed(runs))
+    paused, resumed = pause_point_pb2.RESUME_STATUS_PAUSED, pause_point_pb2.RESUME_STATUS_RESUMED
+    expected = [(run, resumed if run in answered else paused) for run in newest_first]
+    for size in (1, 2, 3, 7, 50):
+        assert pages(size, pause_point_pb2.RESUME_STATUS_UNSPECIFIED) == expected
+        assert pages(size, paused) == [item for item in expected if item[1] == paused]
+        assert pages(size, resumed) == [item for item in expected if item[1] == resumed]
+    assert pages(2, pause_point_pb2.RESUME_STATUS_EXPIRED) == []
+    half_item = next(
+        item
+        for item in client.workflows.ListPausedExecutions(
+            workflow_pb2.ListPausedExecutionsRequest(workflow_id=workflow_id), timeout=10
+        ).paused_executions
+        if item.execution_id == runs[5]
+    )
+    assert (half_item.total_pause_count, half_item.resumed_count) == (2, 1)
+
+
 def test_rotating_the_secret_answers_a_new_one(client: Client) -> None:
     created = client.workflows.CreateWorkflow(
         workflow_pb2.CreateWorkflowRequest(definition=client.definition(linear())), timeout=10

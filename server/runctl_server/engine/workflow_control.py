@@ -44,9 +44,35 @@ class PausedExecution:
     pause_points: list[Row]
 
 
+# The paused runs of a workflow, one row each: when it first paused, and its status as _aggregate
+# says it (paused while any pause point waits, else the status of the one that ended last).
+PAUSED_RUNS = """
+WITH points AS (
+    SELECT execution_id, status, registered_at,
+           MIN(registered_at) OVER (PARTITION BY execution_id) AS paused_at,
+           SUM(CASE WHEN status = 'paused' THEN 1 ELSE 0 END) OVER (PARTITION BY execution_id) AS waiting,
+           ROW_NUMBER() OVER (
+               PARTITION BY execution_id
+               ORDER BY COALESCE(resolved_at, registered_at) DESC, registered_at DESC, context_id DESC
+           ) AS recency
+    FROM pause_points
+    WHERE workspace_id = :ws AND workflow_id = :wf
+), runs AS (
+    SELECT execution_id, paused_at, CASE WHEN waiting > 0 THEN 'paused' ELSE status END AS status
+    FROM points
+    WHERE recency = 1
+)
+SELECT execution_id, paused_at FROM runs {where}
+ORDER BY paused_at DESC, execution_id ASC
+LIMIT :limit
+"""
+
+
 def _aggregate(execution_id: str, points: list[Row], run: Row | None) -> PausedExecution:
     waiting = [p for p in points if p["status"] == "paused"]
-    latest = max(points, key=lambda p: (p["resolved_at"] or p["registered_at"], p["registered_at"]))
+    latest = max(
+        points, key=lambda p: (p["resolved_at"] or p["registered_at"], p["registered_at"], p["context_id"])
+    )
     expiries = [p["expires_at"] for p in waiting if p["expires_at"] is not None]
     metadata = {
         key: value
@@ -173,29 +199,40 @@ class WorkflowControl:
             raise InvalidArgument.single("status", f"must be one of: {', '.join(RESUME_STATUSES)}")
         await self._engine.workflows.row(workspace_id, workflow_id)
         limit = page_size(size, default=50)
+        params: dict[str, Any] = {"ws": workspace_id, "wf": workflow_id, "limit": limit + 1}
+        conditions = []
+        if status:
+            conditions.append("status = :status")
+            params["status"] = status
+        after = decode_token(token, ("t", "id"))
+        if after is not None:
+            conditions.append("(paused_at < :t OR (paused_at = :t AND execution_id > :id))")
+            params.update(t=float(after["t"]), id=str(after["id"]))
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        # One page of runs, chosen and ordered in the database; only their pause points are loaded.
+        page_ids = await self._engine.reader.all(
+            PAUSED_RUNS.format(where=where),
+            params,
+        )
+        ids = [str(row["execution_id"]) for row in page_ids]
+        next_token = ""
+        if len(ids) > limit:
+            ids = ids[:limit]
+            last = page_ids[limit - 1]
+            next_token = encode_token({"t": last["paused_at"], "id": last["execution_id"]})
         points = await self._engine.reader.all(
-            "SELECT * FROM pause_points WHERE workspace_id = :ws AND workflow_id = :wf",
-            {"ws": workspace_id, "wf": workflow_id},
+            "SELECT * FROM pause_points WHERE workspace_id = :ws AND execution_id IN :ids",
+            {"ws": workspace_id, "ids": ids or [""]},
+            expanding=("ids",),
         )
         by_run: dict[str, list[Row]] = {}
         for point in points:
             by_run.setdefault(str(point["execution_id"]), []).append(point)
         runs = await self._engine.reader.all(
             "SELECT id, batch_id, source_path FROM executions WHERE id IN :ids",
-            {"ids": list(by_run) or [""]},
+            {"ids": ids or [""]},
             expanding=("ids",),
         )
         run_rows = {str(row["id"]): row for row in runs}
-        paused = [_aggregate(eid, pts, run_rows.get(eid)) for eid, pts in by_run.items()]
-        if status:
-            paused = [p for p in paused if p.status == status]
-        paused.sort(key=lambda p: (-p.paused_at, p.execution_id))
-        after = decode_token(token, ("t", "id"))
-        if after is not None:
-            key = (-float(after["t"]), str(after["id"]))
-            paused = [p for p in paused if (-p.paused_at, p.execution_id) > key]
-        page = paused[:limit]
-        next_token = ""
-        if len(paused) > limit:
-            next_token = encode_token({"t": page[-1].paused_at, "id": page[-1].execution_id})
+        page = [_aggregate(eid, by_run[eid], run_rows.get(eid)) for eid in ids if eid in by_run]
         return page, next_token
