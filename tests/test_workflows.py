@@ -10,7 +10,7 @@ import pytest
 from google.protobuf import json_format
 
 from runctl.v1 import execution_pb2, workflow_pb2
-from tests.engine_helpers import FINISHED, Client, linear, output
+from tests.engine_helpers import FINISHED, Client, linear, output, to_struct
 from tests.support import ServerThread
 
 COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
@@ -201,3 +201,57 @@ def test_full_view_has_nodes_data_and_basic_does_not(client: Client) -> None:
         timeout=10,
     ).execution
     assert basic.status == COMPLETED and not basic.nodes and not basic.HasField("definition")
+
+
+def test_node_counts_in_every_view_with_loop_iterations(client: Client) -> None:
+    """NodeStatusCounts is present in BASIC and FULL views, in GetExecution, ListExecutions and the
+    StartExecution answer, and counts reached loop iterations beside the top-level nodes."""
+    loop = linear(
+        {
+            "id": "each",
+            "type": "for_each",
+            "config": {"items": "input.items"},
+            "body": {"nodes": [{"id": "double", "type": "transform", "config": {"output": 2}}], "edges": []},
+        },
+        {"id": "hold", "type": "wait"},
+        name="Counted",
+    )
+    started = client.executions.StartExecution(
+        execution_pb2.StartExecutionRequest(
+            definition=client.definition(loop), input=to_struct({"items": [1, 2, 3]})
+        ),
+        timeout=10,
+    ).execution
+    # Nothing has run when the start is answered: all four top-level nodes are idle.
+    assert (started.node_counts.total, started.node_counts.idle) == (4, 4)
+    execution = client.wait(started.id, (execution_pb2.EXECUTION_STATUS_PAUSED,))
+    counts = execution.node_counts
+    # start, each, three iterations of double: completed; hold: waiting; end: idle.
+    assert (counts.completed, counts.waiting, counts.idle, counts.total) == (5, 1, 1, 7)
+
+    def basic(execution_id: str) -> execution_pb2.Execution:
+        request = execution_pb2.GetExecutionRequest(
+            execution_id=execution_id, view=execution_pb2.EXECUTION_VIEW_BASIC
+        )
+        return client.executions.GetExecution(request, timeout=10).execution
+
+    assert basic(execution.id).node_counts == counts
+    listed = client.executions.ListExecutions(
+        execution_pb2.ListExecutionsRequest(page_size=1000, view=execution_pb2.EXECUTION_VIEW_BASIC),
+        timeout=10,
+    )
+    assert next(e for e in listed.executions if e.id == execution.id).node_counts == counts
+    full = client.executions.ListExecutions(
+        execution_pb2.ListExecutionsRequest(page_size=1000, view=execution_pb2.EXECUTION_VIEW_FULL),
+        timeout=10,
+    )
+    assert next(e for e in full.executions if e.id == execution.id).node_counts == counts
+    # A stored workflow's run counts the same way (its definition is the workflow's version).
+    workflow = client.workflows.CreateWorkflow(
+        workflow_pb2.CreateWorkflowRequest(definition=client.definition(linear(name="Stored"))), timeout=10
+    ).workflow
+    stored = client.executions.StartExecution(
+        execution_pb2.StartExecutionRequest(workflow_id=workflow.id), timeout=10
+    ).execution
+    client.wait(stored.id)
+    assert (basic(stored.id).node_counts.completed, basic(stored.id).node_counts.total) == (2, 2)

@@ -10,7 +10,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from runctl.v1 import common_pb2, event_pb2, execution_pb2, pause_point_pb2, workflow_pb2
 from runctl_server.api.resume_links import LinkClaim, ResumeLinks
-from runctl_server.engine.queries import ExecutionView
+from runctl_server.engine.queries import ExecutionView, NodeTally
 from runctl_server.engine.workflow_control import PausedExecution
 from runctl_server.engine.workflows import WorkflowView
 from runctl_server.store.reads import Row
@@ -180,6 +180,14 @@ def _edge_status(source: Row | None, when: str) -> execution_pb2.EdgeStatus.Valu
     return execution_pb2.EDGE_STATUS_TAKEN if taken else execution_pb2.EDGE_STATUS_NOT_TAKEN
 
 
+def node_counts(tally: NodeTally) -> execution_pb2.NodeStatusCounts:
+    counts = execution_pb2.NodeStatusCounts(idle=tally.unreached)
+    for status, n in tally.by_status.items():
+        setattr(counts, status, getattr(counts, status) + n)
+    counts.total = tally.unreached + sum(tally.by_status.values())
+    return counts
+
+
 def pause_point(row: Row, links: ResumeLinks) -> pause_point_pb2.PausePoint:
     display = _json(row["display"])
     if not isinstance(display, dict):  # a wait node may display any value: show it as the message
@@ -283,6 +291,8 @@ def execution(
                 message=error.get("message", ""), node_id=error.get("nodeId", ""), code=error.get("code", "")
             )
         )
+    if view.tally is not None:
+        message.node_counts.CopyFrom(node_counts(view.tally))
     if not full:
         return message
     document = view.document
@@ -290,7 +300,6 @@ def execution(
     names = {n["id"]: n.get("name", "") for n in top_nodes}
     by_key = {r["node_key"]: r for r in view.nodes}
     outputs: dict[str, Any] = {}
-    counts = execution_pb2.NodeStatusCounts()
     for node in top_nodes:
         node_row = by_key.get(node["id"])
         if node_row is None:
@@ -302,13 +311,10 @@ def execution(
                     status=execution_pb2.NODE_STATUS_IDLE,
                 )
             )
-            counts.idle += 1
         else:
             message.nodes.append(node_state(node_row, names))
-            setattr(counts, node_row["status"], getattr(counts, node_row["status"]) + 1)
             if node_row["status"] == "completed":
                 outputs[node["id"]] = {"output": _json(node_row["output"])}
-        counts.total += 1
     for node_row in view.nodes:
         if node_row["stack"] is not None:
             message.nodes.append(node_state(node_row, {}))
@@ -320,7 +326,6 @@ def execution(
                 status=_edge_status(by_key.get(edge["from"]), edge.get("when", "")),
             )
         )
-    message.node_counts.CopyFrom(counts)
     message.data.update({"input": _json(row["input"]), "nodes": outputs})
     ends = [outputs[n["id"]]["output"] for n in top_nodes if n["type"] == "end" and n["id"] in outputs]
     if row["status"] == "completed" and ends:

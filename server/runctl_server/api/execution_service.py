@@ -70,11 +70,13 @@ class ExecutionService(
         )
         full = request.view == execution_pb2.EXECUTION_VIEW_FULL
         executions = []
+        tallies = {} if full else await self._engine.queries.tallies(page.rows)
         for row in page.rows:
             if full:
                 executions.append(await self._execution(workspace_id, row["id"], True))
             else:
-                executions.append(convert.execution(self._engine.queries.basic(row), full=False))
+                view = self._engine.queries.basic(row, tallies.get(str(row["id"])))
+                executions.append(convert.execution(view, full=False))
         return execution_pb2.ListExecutionsResponse(
             executions=executions, next_page_token=page.next_token, total_size=page.total
         )

@@ -28,7 +28,7 @@ from runctl_server.engine.model import (
     now,
 )
 from runctl_server.engine.persistence import RunStore
-from runctl_server.engine.queries import ExecutionView, Queries
+from runctl_server.engine.queries import ExecutionView, NodeTally, Queries
 from runctl_server.engine.resumes import Resumes
 from runctl_server.engine.scheduler import Driven, Message, Scheduler
 from runctl_server.engine.tasks import TaskDispatcher
@@ -332,7 +332,12 @@ class Engine:
             self.scheduler.launch(run, fresh=True)
         # The reply comes from what was just committed: no read back.
         row = dict(insert.statements[0][1])
-        return ExecutionView(row=row, last_sequence=max((e.sequence for e in events), default=0))
+        unreached = len(definition.document.get("nodes", []))  # no node has run yet
+        return ExecutionView(
+            row=row,
+            last_sequence=max((e.sequence for e in events), default=0),
+            tally=NodeTally({}, unreached),
+        )
 
     # -- sub-workflows -----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,14 @@ EXECUTION_STATUSES = (*ACTIVE_EXECUTION, *FINISHED_EXECUTION)
 
 
 @dataclass(frozen=True)
+class NodeTally:
+    """A run's node runs per status, loop iterations included, and its top-level nodes not yet run."""
+
+    by_status: Mapping[str, int]
+    unreached: int
+
+
+@dataclass(frozen=True)
 class ExecutionView:
     """A run as stored: its row, node rows, definition document, open pause points, last sequence."""
 
@@ -23,6 +32,32 @@ class ExecutionView:
     document: dict[str, Any] = field(default_factory=dict)
     pause_points: list[Row] = field(default_factory=list)
     last_sequence: int = 0
+    tally: NodeTally | None = None
+
+
+# Node runs per run, status and level (1 = a top-level node, 0 = a loop iteration).
+TALLY = (
+    "SELECT execution_id, status, CASE WHEN stack IS NULL THEN 1 ELSE 0 END AS top, COUNT(*) AS n"
+    " FROM node_states WHERE {runs}"
+    " GROUP BY execution_id, status, CASE WHEN stack IS NULL THEN 1 ELSE 0 END"
+)
+
+
+def top_level_nodes(document_text: str | None) -> int:
+    """How many nodes a stored workflow document has at its top level."""
+    document = json.loads(document_text) if document_text else {}
+    nodes = document.get("nodes") if isinstance(document, dict) else None
+    return len(nodes) if isinstance(nodes, list) else 0
+
+
+def tally(counts: Iterable[tuple[str, bool, int]], top_level: int) -> NodeTally:
+    """The tally of (status, is top-level, how many) groups of a run with `top_level` nodes."""
+    by_status: dict[str, int] = {}
+    reached = 0
+    for status, top, n in counts:
+        by_status[status] = by_status.get(status, 0) + n
+        reached += n if top else 0
+    return NodeTally(by_status, max(top_level - reached, 0))
 
 
 @dataclass(frozen=True)
@@ -39,11 +74,12 @@ def _not_found(execution_id: str) -> NotFound:
 class Queries:
     def __init__(self, reader: Reader) -> None:
         self._reader = reader
+        self._top_level: dict[tuple[str, int], int] = {}
 
     @staticmethod
-    def basic(row: Row) -> ExecutionView:
+    def basic(row: Row, node_tally: NodeTally | None = None) -> ExecutionView:
         """A view of a listed row, without nodes or definition."""
-        return ExecutionView(row=row)
+        return ExecutionView(row=row, tally=node_tally)
 
     async def execution_by_request(self, workspace_id: str, request_id: str) -> str | None:
         row = await self._reader.one(
@@ -76,6 +112,8 @@ class Queries:
                 " AND e.workflow_version = v.version WHERE e.id = :id",
                 params,
             )
+        else:
+            queries["tally"] = (TALLY.format(runs="execution_id = :id"), params)
         rows = await self._reader.snapshot(queries)
         if not rows["execution"]:
             raise _not_found(execution_id)
@@ -84,13 +122,52 @@ class Queries:
         if full:
             text = row["document"] or (rows["version"][0]["document"] if rows["version"] else None)
             document = json.loads(text) if text else {}
+            nodes = rows["nodes"]
+            counts = [(str(n["status"]), n["stack"] is None, 1) for n in nodes]
+            node_tally = tally(counts, len(document.get("nodes", [])))
+        else:
+            groups = [(str(g["status"]), bool(g["top"]), int(g["n"])) for g in rows["tally"]]
+            node_tally = tally(groups, await self._top_level_nodes(row))
         return ExecutionView(
             row=row,
             nodes=rows.get("nodes", []),
             document=document,
             pause_points=rows.get("pauses", []),
             last_sequence=int(rows["sequence"][0]["last"] or 0),
+            tally=node_tally,
         )
+
+    async def _top_level_nodes(self, row: Row) -> int:
+        """Top-level nodes of the definition a run started with; a workflow version's count is cached
+        (versions never change)."""
+        if row["document"] is not None:
+            return top_level_nodes(row["document"])
+        key = (str(row["workflow_id"]), int(row["workflow_version"] or 0))
+        if key not in self._top_level:
+            version = await self._reader.one(
+                "SELECT document FROM workflow_versions WHERE workflow_id = :id AND version = :version",
+                {"id": key[0], "version": key[1]},
+            )
+            if len(self._top_level) >= 4096:
+                self._top_level.clear()
+            self._top_level[key] = top_level_nodes(version["document"] if version else None)
+        return self._top_level[key]
+
+    async def tallies(self, rows: Sequence[Row]) -> dict[str, NodeTally]:
+        """The node tallies of listed runs, in one query."""
+        ids = [str(row["id"]) for row in rows]
+        if not ids:
+            return {}
+        groups: dict[str, list[tuple[str, bool, int]]] = {}
+        tally_sql = TALLY.format(runs="execution_id IN :ids")
+        for group in await self._reader.all(tally_sql, {"ids": ids}, expanding=("ids",)):
+            groups.setdefault(str(group["execution_id"]), []).append(
+                (str(group["status"]), bool(group["top"]), int(group["n"]))
+            )
+        return {
+            str(row["id"]): tally(groups.get(str(row["id"]), []), await self._top_level_nodes(row))
+            for row in rows
+        }
 
     async def last_sequence(self, execution_id: str) -> int:
         row = await self._reader.one(
