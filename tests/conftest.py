@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 
+from runctl_server.api.resume_links import LinkClaim, ResumeLinks
 from tests.postgres import temporary_database
 from tests.support import ServerThread, running_server, settings_for
 
@@ -47,8 +48,8 @@ CANDIDATES = re.compile(r"[A-Za-z0-9_\-]{20,}")
 
 
 class SecretWatch(logging.Handler):
-    """Every webhook secret and API key the in-process servers make is noted; every log line any
-    logger emits during the suite is searched for them."""
+    """Every webhook secret, API key, resume link token and link-signing key the in-process servers
+    make is noted; every log line any logger emits during the suite is searched for them."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -79,6 +80,23 @@ def secret_watch() -> Iterator[SecretWatch]:
         return value
 
     secrets.token_urlsafe = noted
+    make_hex = secrets.token_hex
+
+    def noted_hex(nbytes: Any = None) -> str:  # the key that signs resume links
+        value = make_hex(nbytes)
+        if sys._getframe(1).f_globals.get("__name__", "").startswith("runctl_server"):
+            watch.issued.add(value)
+        return value
+
+    secrets.token_hex = noted_hex
+    sign = ResumeLinks.token
+
+    def noted_token(links: ResumeLinks, claim: LinkClaim) -> str:
+        value = sign(links, claim)
+        watch.issued.update(part for part in value.split(".") if len(part) >= 20)
+        return value
+
+    ResumeLinks.token = noted_token  # type: ignore[method-assign, assignment]
     root = logging.getLogger()
     root.addHandler(watch)
     # Everything runctl logs, at any level, reaches the watch (its servers run in this process).
@@ -89,6 +107,8 @@ def secret_watch() -> Iterator[SecretWatch]:
         yield watch
     finally:
         secrets.token_urlsafe = make
+        secrets.token_hex = make_hex
+        ResumeLinks.token = sign  # type: ignore[method-assign]
         root.removeHandler(watch)
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)

@@ -26,6 +26,7 @@ from runctl.v1 import (
     pause_point_pb2_grpc,
     workflow_pb2,
 )
+from runctl_server.settings import Settings, SettingsError
 from tests.engine_helpers import Client, linear, output
 from tests.support import (
     create_api_key,
@@ -423,3 +424,35 @@ def test_a_served_process_logs_no_credential(tmp_path: Path) -> None:
     assert "serving gRPC" in log  # the log was captured at all
     for credential in (created.webhook_secret, rotated, key, key.removeprefix("rk_"), token):
         assert credential not in log
+
+
+def test_link_keys_from_the_environment_rotate(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """RUNCTL_RESUME_LINK_KEYS (oldest first) keeps the signing key out of the database: the last key
+    signs, all verify; a link signed by a key that was dropped is refused."""
+    old, new = "o" * 32, "n" * 32
+    url = f"sqlite:///{tmp_path_factory.mktemp('keys') / 'runctl.db'}"
+    key = create_api_key(url, "alpha")
+
+    def serve(*keys: str) -> Any:
+        return running_server(settings_for(url, resume_link_keys=keys))
+
+    with serve(old) as first, keyed_channel(first.grpc_target, key) as channel:
+        client = Client(channel)
+        _, [signed_old] = paused_points(client, APPROVAL)
+        _, [kept] = paused_points(client, APPROVAL)
+    with serve(old, new) as both, keyed_channel(both.grpc_target, key) as channel:
+        _, [signed_new] = paused_points(Client(channel), APPROVAL)
+        assert token_of(signed_new.resume_links.api_url) != token_of(kept.resume_links.api_url)
+        with httpx.Client(base_url=both.http_url, timeout=10) as http:
+            answer = http.post(local(signed_old.resume_links.api_url), json={"note": "old key"})
+            assert answer.json()["action"] == "resumed"  # the old key still verifies
+    with serve(new) as last, httpx.Client(base_url=last.http_url, timeout=10) as http:
+        refused(http.post(local(kept.resume_links.api_url), json={}), "not valid")  # its key was dropped
+        assert http.post(local(signed_new.resume_links.api_url), json={}).json()["action"] == "resumed"
+
+
+def test_link_keys_must_be_long_enough() -> None:
+    with pytest.raises(SettingsError, match="at least 32 characters"):
+        Settings.from_env({"RUNCTL_RESUME_LINK_KEYS": "short," + "x" * 32})
+    settings = Settings.from_env({"RUNCTL_RESUME_LINK_KEYS": " " + "a" * 32 + " , " + "b" * 40})
+    assert settings.resume_link_keys == ("a" * 32, "b" * 40)

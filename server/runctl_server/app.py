@@ -124,7 +124,9 @@ class RunctlServer:
             raise StartupError(f"cannot prepare the database: {exc}") from exc
         self.authenticator = Authenticator(self.database)
         await self._check_dev_mode()
-        links_key = await asyncio.to_thread(server_key, self.database, RESUME_LINKS)
+        link_keys = [key.encode() for key in self.settings.resume_link_keys] or [
+            await asyncio.to_thread(server_key, self.database, RESUME_LINKS)
+        ]
         self.engine = Engine(
             self.database,
             workflows_dirs=self.settings.workflows_dirs,
@@ -133,7 +135,7 @@ class RunctlServer:
             secret_overlap_seconds=self.settings.secret_overlap_seconds,
         )
         await self.engine.start()
-        self._links = ResumeLinks(self.settings.base_url, links_key)
+        self._links = ResumeLinks(self.settings.base_url, link_keys)
         await self._start_grpc()
         await self._start_http()
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)

@@ -77,6 +77,9 @@ _LIMIT_VARIABLES = (
 )
 
 
+MIN_LINK_KEY_CHARS = 32
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything `build_server` needs; tests build one with port 0 and a temp database."""
@@ -97,6 +100,9 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     # How long a rotated-out webhook secret keeps working when RotateWebhookSecret does not say.
     secret_overlap_seconds: float = 24 * 3600.0
+    # Keys that sign resume links, oldest first: the last signs, all verify. Empty: a key the server
+    # makes and keeps in its database.
+    resume_link_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -152,6 +158,13 @@ class Settings:
                 raise SettingsError(f"RUNCTL_SECRET_OVERLAP_SECONDS: not a number: {overlap!r}") from None
             if not 0 <= values["secret_overlap_seconds"] <= 30 * 24 * 3600:
                 raise SettingsError("RUNCTL_SECRET_OVERLAP_SECONDS: must be between 0 and 2592000 (30 days)")
+        if keys := env.get("RUNCTL_RESUME_LINK_KEYS"):
+            values["resume_link_keys"] = tuple(key.strip() for key in keys.split(",") if key.strip())
+            if any(len(key) < MIN_LINK_KEY_CHARS for key in values["resume_link_keys"]):
+                raise SettingsError(
+                    f"RUNCTL_RESUME_LINK_KEYS: each key must be at least {MIN_LINK_KEY_CHARS} characters "
+                    "(e.g. `openssl rand -hex 32`)"
+                )
         if cert := env.get("RUNCTL_TLS_CERT"):
             values["tls_cert_file"] = Path(cert).expanduser()
         if key := env.get("RUNCTL_TLS_KEY"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import TypeVar
@@ -21,6 +22,7 @@ from runctl_server.store.api_keys import KeySnapshot, hash_key, key_snapshot
 from runctl_server.store.tables import DEFAULT_WORKSPACE_ID
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Revoking a key with `runctl keys revoke` (another process) takes effect within this many seconds.
 SNAPSHOT_SECONDS = 1.0
@@ -111,7 +113,8 @@ class Authenticator:
         self, metadata: Iterable[tuple[str, str | bytes]], *, loopback: bool
     ) -> Unauthenticated:
         """Waits until credentials that were admitted no longer are (a revoked key; or, once a first
-        key exists, a keyless dev-mode caller) and returns the refusal."""
+        key exists, a keyless dev-mode caller) and returns the refusal. A check that fails (the
+        database briefly unreachable) is tried again at the next period rather than given up."""
         held = tuple(metadata)
         while True:
             await asyncio.sleep(self._snapshot_seconds)
@@ -119,6 +122,10 @@ class Authenticator:
                 await self.authenticate(held, loopback=loopback)
             except Unauthenticated as refusal:
                 return refusal
+            except Exception as exc:  # never the credentials themselves in the log
+                log.warning(
+                    "could not check an open stream's credentials (%s); trying again", type(exc).__name__
+                )
 
     async def guarded(
         self, messages: AsyncIterator[T], metadata: Iterable[tuple[str, str | bytes]], *, loopback: bool
@@ -126,17 +133,20 @@ class Authenticator:
         """`messages` for as long as the credentials admit the caller: a stream opened with a key
         that is then revoked ends (Unauthenticated) within a second or so, idle or not.
 
-        A stream waits for its next message almost all of the time; only then is it woken by
-        cancelling its task, never while its last message is being sent."""
+        A stream waits for its next message almost all of the time; only then is it woken, by
+        cancelling its task, never while its last message is being sent. That cancel is withdrawn
+        once it has done its work, and a cancel from elsewhere (the caller went away) still wins."""
         held = tuple(metadata)
         task = asyncio.current_task()
         waiting = False
+        woken = False
         refusal: Unauthenticated | None = None
 
         async def watch() -> None:
-            nonlocal refusal
+            nonlocal refusal, woken
             refusal = await self.until_refused(held, loopback=loopback)
             if waiting and task is not None:
+                woken = True
                 task.cancel()
 
         watcher = asyncio.create_task(watch())
@@ -149,13 +159,19 @@ class Authenticator:
                 except StopAsyncIteration:
                     return
                 except asyncio.CancelledError:
-                    if refusal is None or task is None:
+                    if not woken or task is None or task.uncancel() > 0:
                         raise
-                    task.uncancel()
                     break
                 finally:
                     waiting = False
+                if refusal is not None:
+                    # Refused while this message was being fetched: it is not sent. The wake-up may
+                    # have been absorbed on the way (asyncio.wait_for does that): withdraw it.
+                    if woken and task is not None and task.cancelling() > 0:
+                        task.uncancel()
+                    break
                 yield message
+            assert refusal is not None  # only a refusal (set before the wake-up) ends the loop here
             raise Unauthenticated(f"{refusal.message}; the stream was ended", reason="CREDENTIALS_REFUSED")
         finally:
             watcher.cancel()

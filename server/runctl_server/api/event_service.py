@@ -44,7 +44,7 @@ class EventService(event_pb2_grpc.EventServiceServicer):
         if request.after_sequence < 0:
             raise InvalidArgument.single("after_sequence", "must not be negative")
         limit = page_size(request.page_size)
-        position = decode_token(request.page_token, ("s",))
+        position = decode_token(request.page_token, ("s",), numbers=("s",))
         after = int(position["s"]) if position else request.after_sequence
         flt = _filter(workspace_of(context), request)
         rows = await read_events(self._engine.reader, flt, after, limit + 1)

@@ -9,6 +9,7 @@ once used, cannot be used again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -33,9 +34,13 @@ class LinkClaim:
 class ResumeLinks:
     """Builds the resume links of pause points and checks the tokens they carry."""
 
-    def __init__(self, base_url: str, key: bytes) -> None:
+    def __init__(self, base_url: str, keys: Sequence[bytes]) -> None:
+        """`keys` oldest first: the last signs new links, every one of them is accepted, so a key
+        can be rotated in (add it last) and out (drop it once its links have been used)."""
+        if not keys:
+            raise ValueError("resume links need at least one signing key")
         self.base_url = base_url.rstrip("/")
-        self._serializer = URLSafeSerializer(key, salt=_SALT)
+        self._serializer = URLSafeSerializer(list(keys), salt=_SALT)
 
     def token(self, claim: LinkClaim) -> str:
         return str(self._serializer.dumps([claim.workspace_id, claim.execution_id, claim.context_id]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from typing import Any
 
 from runctl_server.errors import InvalidArgument
@@ -23,7 +24,11 @@ def encode_token(position: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_token(token: str, expected_keys: tuple[str, ...]) -> dict[str, Any] | None:
+def decode_token(
+    token: str, expected_keys: tuple[str, ...], numbers: tuple[str, ...] = ("t",)
+) -> dict[str, Any] | None:
+    """The position a page token holds: `numbers` are finite numbers (times, sequences), the other keys
+    strings (ids, filters). Anything else is INVALID_ARGUMENT, never a query with odd values."""
     if not token:
         return None
     try:
@@ -32,4 +37,12 @@ def decode_token(token: str, expected_keys: tuple[str, ...]) -> dict[str, Any] |
         position = None
     if not isinstance(position, dict) or set(position) != set(expected_keys):
         raise InvalidArgument.single("page_token", "is not a token this server handed out")
+    if not all(_is_number(v) if k in numbers else isinstance(v, str) for k, v in position.items()):
+        raise InvalidArgument.single("page_token", "is not a token this server handed out")
     return position
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and abs(value) < 2**63

@@ -258,7 +258,7 @@ class Queries:
         if after_sequence < 0:
             raise InvalidArgument.single("after_sequence", "must not be negative")
         limit = page_size(size, default=500)
-        position = decode_token(token, ("s",))
+        position = decode_token(token, ("s",), numbers=("s",))
         start = max(after_sequence, int(position["s"]) if position else 0)
         rows = await self._reader.all(
             "SELECT * FROM events WHERE execution_id = :id AND sequence > :after"

@@ -195,7 +195,8 @@ class TaskDispatcher:
                 if len(poller.in_flight) < poller.max_in_flight:
                     self._park(poller)
                 try:
-                    await asyncio.wait_for(poller.wake.wait(), self.idle_seconds)
+                    async with asyncio.timeout(self.idle_seconds):
+                        await poller.wake.wait()
                 except TimeoutError:
                     self._unpark(poller)
                     yield None

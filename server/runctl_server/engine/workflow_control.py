@@ -235,4 +235,6 @@ class WorkflowControl:
         )
         run_rows = {str(row["id"]): row for row in runs}
         page = [_aggregate(eid, by_run[eid], run_rows.get(eid)) for eid in ids if eid in by_run]
+        if status:  # a run that changed between the page's query and these reads is left out
+            page = [item for item in page if item.status == status]
         return page, next_token

@@ -227,17 +227,19 @@ class Workflows:
             )
         secret = secrets.token_urlsafe(24)
         async with self.lock:
-            row = await self.row(workspace_id, workflow_id)
+            await self.row(workspace_id, workflow_id)
             stamp = now()
             until = stamp + overlap if overlap > 0 else None
             mutation = Mutation()
+            # One statement: the secret kept is whatever is current when it runs (SQL reads the old
+            # row on the right-hand side), so two servers rotating at once cannot lose one.
             mutation.add(
-                "UPDATE workflows SET secret_hash = :hash, previous_secret_hash = :previous,"
-                " previous_secret_until = :until, updated_at = :now WHERE id = :id",
+                "UPDATE workflows SET previous_secret_hash = CASE WHEN :keep THEN secret_hash END,"
+                " previous_secret_until = :until, secret_hash = :hash, updated_at = :now WHERE id = :id",
                 {
                     "id": workflow_id,
                     "hash": hash_secret(secret),
-                    "previous": row["secret_hash"] if until is not None else None,
+                    "keep": until is not None,
                     "until": until,
                     "now": stamp,
                 },

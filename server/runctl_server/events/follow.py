@@ -147,7 +147,9 @@ class Follower:
                     metadata={"cursor": str(cursor)},
                 )
             try:
-                first = await asyncio.wait_for(queue.get(), self._heartbeat)
+                # asyncio.timeout, not wait_for: a cancel arriving as the queue answers must not be lost.
+                async with asyncio.timeout(self._heartbeat):
+                    first = await queue.get()
             except TimeoutError:
                 # Nothing matched up to the hub's last published sequence: the cursor may move there.
                 if queue.empty() and not subscription.overflowed:

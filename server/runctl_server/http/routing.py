@@ -101,6 +101,8 @@ class Call:
             ) from None
         except RecursionError:  # e.g. 50,000 nested arrays: the decoder's stack runs out
             raise InvalidArgument.single("body", "is nested too deeply") from None
+        except ValueError:  # an integer longer than Python converts (4,300 digits)
+            raise InvalidArgument.single("body", "holds a number with too many digits") from None
         if not isinstance(value, dict):
             raise InvalidArgument.single("body", "must be a JSON object")
         return value

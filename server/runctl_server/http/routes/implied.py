@@ -183,7 +183,7 @@ async def rotate_secret(call: Call) -> dict[str, Any]:
         if not 0 <= overlap <= MAX_SECRET_OVERLAP_SECONDS:
             raise InvalidArgument.single(
                 "overlapSeconds",
-                f"must be between 0 and {MAX_SECRET_OVERLAP_SECONDS:g} (30 days); got {overlap:g}",
+                f"must be between 0 and {MAX_SECRET_OVERLAP_SECONDS:g} (30 days)",
             )
         request.overlap.FromNanoseconds(round(overlap * 1e9))
     unknown = sorted(set(body) - {"overlapSeconds"})

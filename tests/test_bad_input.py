@@ -1,0 +1,139 @@
+"""Odd input that must be a clear 4xx / INVALID_ARGUMENT, never an internal error: page tokens that
+were not handed out (wrong keys, wrong value types, numbers out of range) on every list call, and
+JSON numbers too long to read."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+
+from runctl.v1 import (
+    batch_pb2,
+    batch_pb2_grpc,
+    event_pb2,
+    event_pb2_grpc,
+    execution_pb2,
+    pause_point_pb2,
+    pause_point_pb2_grpc,
+    workflow_pb2,
+)
+from tests.engine_helpers import Client, linear
+from tests.support import ServerThread
+
+
+def token(position: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+FORGED = [
+    token({"t": "x", "id": "exec_1"}),
+    token({"t": None, "id": "exec_1"}),
+    token({"t": [1], "id": "exec_1"}),
+    base64.urlsafe_b64encode(b'{"t": 1e400, "id": "x"}').decode().rstrip("="),  # t overflows to inf
+    token({"t": True, "id": "exec_1"}),
+    token({"t": 1.5, "id": 7}),
+    token({"s": "12"}),
+    token({"s": 10**30}),
+    token({"t": 1.5, "id": "x", "s": 3}),
+    token([1, 2]),
+    "not base64 at all!",
+]
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerThread) -> Iterator[Client]:
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        yield Client(channel)
+
+
+def test_forged_page_tokens_are_invalid_argument_on_every_list(client: Client) -> None:
+    workflow_id = client.workflows.CreateWorkflow(
+        workflow_pb2.CreateWorkflowRequest(definition=client.definition(linear())), timeout=10
+    ).workflow.id
+    channel = client.channel
+    lists: list[tuple[str, Callable[[str], Any]]] = [
+        (
+            "ListExecutions",
+            lambda t: client.executions.ListExecutions(execution_pb2.ListExecutionsRequest(page_token=t)),
+        ),
+        (
+            "ListActiveExecutions",
+            lambda t: client.executions.ListActiveExecutions(
+                execution_pb2.ListActiveExecutionsRequest(page_token=t)
+            ),
+        ),
+        (
+            "GetExecutionHistory",
+            lambda t: client.executions.GetExecutionHistory(
+                execution_pb2.GetExecutionHistoryRequest(execution_id=client.start(linear()), page_token=t)
+            ),
+        ),
+        (
+            "ListWorkflows",
+            lambda t: client.workflows.ListWorkflows(workflow_pb2.ListWorkflowsRequest(page_token=t)),
+        ),
+        (
+            "ListPausedExecutions",
+            lambda t: client.workflows.ListPausedExecutions(
+                workflow_pb2.ListPausedExecutionsRequest(workflow_id=workflow_id, page_token=t)
+            ),
+        ),
+        (
+            "ListBatches",
+            lambda t: batch_pb2_grpc.BatchServiceStub(channel).ListBatches(
+                batch_pb2.ListBatchesRequest(page_token=t)
+            ),
+        ),
+        (
+            "ListPausePoints",
+            lambda t: pause_point_pb2_grpc.PausePointServiceStub(channel).ListPausePoints(
+                pause_point_pb2.ListPausePointsRequest(page_token=t)
+            ),
+        ),
+        (
+            "ListEvents",
+            lambda t: event_pb2_grpc.EventServiceStub(channel).ListEvents(
+                event_pb2.ListEventsRequest(page_token=t)
+            ),
+        ),
+    ]
+    for name, call in lists:
+        for forged in FORGED:
+            with pytest.raises(grpc.RpcError) as caught:
+                call(forged)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (
+                name,
+                forged,
+                caught.value.details(),
+            )
+            assert "page_token" in str(caught.value.details()), (name, forged)
+
+
+def test_numbers_too_long_to_read_are_400(server: ServerThread, client: Client) -> None:
+    workflow_id = client.workflows.CreateWorkflow(
+        workflow_pb2.CreateWorkflowRequest(definition=client.definition(linear())), timeout=10
+    ).workflow.id
+    with httpx.Client(base_url=server.http_url, timeout=10) as http:
+        digits = "1" + "0" * 5000  # more digits than Python turns into an int
+        for path in ("/api/workflows/execute", f"/v1/workflows/{workflow_id}/rotate-secret", "/v1/workflows"):
+            answer = http.post(
+                path, content=f'{{"n": {digits}}}', headers={"content-type": "application/json"}
+            )
+            assert answer.status_code == 400, (path, answer.text)
+            assert "too many digits" in answer.text
+        huge = http.post(
+            f"/v1/workflows/{workflow_id}/rotate-secret",
+            content='{"overlapSeconds": 1' + "0" * 400 + "}",
+            headers={"content-type": "application/json"},
+        )
+        assert huge.status_code == 400 and "between 0 and" in huge.text
+        forged = http.get(f"/api/workflows/{workflow_id}/paused", params={"pageToken": FORGED[0]})
+        assert forged.status_code == 400 and "page_token" in forged.text.lower().replace(
+            "pagetoken", "page_token"
+        )
