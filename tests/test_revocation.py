@@ -23,7 +23,7 @@ from runctl.v1 import event_pb2, event_pb2_grpc, execution_pb2
 from runctl_server.store.api_keys import create_key, revoke_key
 from runctl_server.store.database import create_db_engine
 from tests.engine_helpers import Client, linear
-from tests.support import keyed_channel
+from tests.support import keyed_channel, running_server, settings_for
 from tests.workspaces import Keyed, keyed_server
 
 NODE = shutil.which("node")
@@ -151,3 +151,22 @@ def test_open_streams_end_when_their_key_is_revoked(keyed: Keyed) -> None:
         if socket_client is not None:
             socket_client.kill()
         database.dispose()
+
+
+def test_dev_mode_streams_end_when_the_first_key_is_created(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'runctl.db'}"
+    with running_server(settings_for(url)) as server, grpc.insecure_channel(server.grpc_target) as channel:
+        stream = event_pb2_grpc.EventServiceStub(channel).StreamEvents(
+            event_pb2.StreamEventsRequest(heartbeat_interval=QUIET)
+        )
+        received: queue.Queue[Any] = queue.Queue()
+        drain(stream, received)
+        assert received.get(timeout=10).HasField("heartbeat")  # open, keyless, on loopback
+        database = create_db_engine(url)
+        try:
+            create_key(database, "alpha", "first")
+        finally:
+            database.dispose()
+        error = last(received, timeout=5)
+        assert isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "API key is required" in str(error.details())
