@@ -26,6 +26,7 @@ from runctl_server.api.event_service import EventService
 from runctl_server.api.execution_service import ExecutionService
 from runctl_server.api.interceptors import AuthInterceptor, ErrorMappingInterceptor
 from runctl_server.api.pause_point_service import PausePointService
+from runctl_server.api.preserialized import PreserializedInterceptor
 from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.api.services import register_all
 from runctl_server.api.worker_service import WorkerService
@@ -172,7 +173,11 @@ class RunctlServer:
         assert self.authenticator is not None
         server = aio.server(
             # The first interceptor is the outermost: a call is authenticated before anything else runs.
-            interceptors=[AuthInterceptor(self.authenticator), ErrorMappingInterceptor()],
+            interceptors=[
+                AuthInterceptor(self.authenticator),
+                ErrorMappingInterceptor(),
+                PreserializedInterceptor(),
+            ],
             options=[("grpc.max_receive_message_length", self.settings.limits.max_grpc_message_bytes)],
         )
         assert self.engine is not None and self._links is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from runctl_server.api.watches import event_list, heartbeat, interval
 from runctl_server.engine.engine import Engine
 from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.errors import InvalidArgument
-from runctl_server.events.follow import EventFilter, read_events
+from runctl_server.events.follow import Delivery, EventFilter, read_events
 
 Context = aio.ServicerContext[Any, Any]
 
@@ -34,9 +35,14 @@ def _filter(workspace_id: str, request: Any) -> EventFilter:
     )
 
 
+# Serialized events messages kept for the watchers that have yet to send the same one.
+RECENT_MESSAGES = 256
+
+
 class EventService(event_pb2_grpc.EventServiceServicer):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._recent: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
 
     async def ListEvents(
         self, request: event_pb2.ListEventsRequest, context: Context
@@ -58,9 +64,9 @@ class EventService(event_pb2_grpc.EventServiceServicer):
             head_sequence=self._engine.hub.last_sequence,
         )
 
-    async def StreamEvents(
+    async def StreamEvents(  # type: ignore[override]  # may yield wire bytes (api/preserialized.py)
         self, request: event_pb2.StreamEventsRequest, context: Context
-    ) -> AsyncIterator[event_pb2.StreamEventsResponse]:
+    ) -> AsyncIterator[event_pb2.StreamEventsResponse | bytes]:
         flt = _filter(workspace_of(context), request)
         async with self._engine.follower(flt, interval(request.heartbeat_interval)) as follower:
             truncated = False
@@ -77,9 +83,19 @@ class EventService(event_pb2_grpc.EventServiceServicer):
                 heartbeat=heartbeat(), cursor=cursor, history_truncated=truncated
             )
             async for delivery in follower.deliveries(cursor):
-                message = event_pb2.StreamEventsResponse(cursor=delivery.cursor)
                 if delivery.heartbeat:
-                    message.heartbeat.CopyFrom(heartbeat())
+                    yield event_pb2.StreamEventsResponse(heartbeat=heartbeat(), cursor=delivery.cursor)
                 else:
-                    message.events.CopyFrom(event_list(delivery))
-                yield message
+                    yield self._encoded(delivery)
+
+    def _encoded(self, delivery: Delivery) -> bytes:
+        """The wire form of an events message. Watchers that keep up get the same events in the same
+        message, so it is built and serialized once for all of them (see api/preserialized.py)."""
+        key = (delivery.cursor, *(int(row["sequence"]) for row in delivery.events))
+        encoded = self._recent.get(key)
+        if encoded is None:
+            message = event_pb2.StreamEventsResponse(cursor=delivery.cursor, events=event_list(delivery))
+            encoded = self._recent[key] = message.SerializeToString()
+            if len(self._recent) > RECENT_MESSAGES:
+                self._recent.popitem(last=False)
+        return encoded
