@@ -5,9 +5,8 @@ import re
 import secrets
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -71,24 +70,20 @@ class SecretWatch(logging.Handler):
 @pytest.fixture(scope="session")
 def secret_watch() -> Iterator[SecretWatch]:
     watch = SecretWatch()
-    make = secrets.token_urlsafe
+    make, make_hex = secrets.token_urlsafe, secrets.token_hex
 
-    def noted(nbytes: Any = None) -> str:
-        value = make(nbytes)
-        if sys._getframe(1).f_globals.get("__name__", "").startswith("runctl_server"):
-            watch.issued.add(value)
-        return value
+    def noting(generate: Callable[[int | None], str]) -> Callable[[int | None], str]:
+        """`generate`, noting what it makes for runctl's server code (secrets, keys, the link key)."""
 
-    secrets.token_urlsafe = noted
-    make_hex = secrets.token_hex
+        def noted(nbytes: int | None = None) -> str:
+            value = generate(nbytes)
+            if sys._getframe(1).f_globals.get("__name__", "").startswith("runctl_server"):
+                watch.issued.add(value)
+            return value
 
-    def noted_hex(nbytes: Any = None) -> str:  # the key that signs resume links
-        value = make_hex(nbytes)
-        if sys._getframe(1).f_globals.get("__name__", "").startswith("runctl_server"):
-            watch.issued.add(value)
-        return value
+        return noted
 
-    secrets.token_hex = noted_hex
+    secrets.token_urlsafe, secrets.token_hex = noting(make), noting(make_hex)  # type: ignore[assignment]
     sign = ResumeLinks.token
 
     def noted_token(links: ResumeLinks, claim: LinkClaim) -> str:
