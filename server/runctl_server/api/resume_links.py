@@ -15,10 +15,10 @@ from urllib.parse import quote
 
 from itsdangerous import BadData, URLSafeSerializer
 
+from runctl_server.engine.resumes import NO_WORKFLOW
 from runctl_server.errors import Unauthenticated
 
 LINK_PARAM = "token"
-NO_WORKFLOW = "-"  # in place of the workflow id in the links of a run without a stored workflow
 _SALT = "runctl.resume-link.v1"
 
 

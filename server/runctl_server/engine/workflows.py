@@ -30,11 +30,6 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def secret_matches(secret: str, secret_hash: str) -> bool:
-    """Constant-time comparison of a presented secret with the stored hash."""
-    return hmac.compare_digest(hash_secret(secret), secret_hash)
-
-
 def secret_accepted(secret: str, workflow: Mapping[str, Any], at: float) -> bool:
     """Whether `secret` is the workflow's webhook secret, or the one it replaced while that one's
     overlap lasts. Both hashes are always compared, so the timing says nothing about which matched."""

@@ -28,6 +28,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from runctl.v1 import common_pb2, execution_pb2, pause_point_pb2, workflow_pb2
 from runctl_server.api.context import link_claim
 from runctl_server.api.convert import struct_to_dict
+from runctl_server.engine.resumes import NO_WORKFLOW, SKIP_REASONS
 from runctl_server.errors import FailedPrecondition, InvalidArgument, NotFound, RunctlError, Unauthenticated
 from runctl_server.http import approval_page
 from runctl_server.http.approval_form import (
@@ -40,7 +41,6 @@ from runctl_server.http.approval_form import (
 from runctl_server.http.errors import http_status
 from runctl_server.http.routing import Call, Endpoint, Param, PayloadTooLarge
 
-NO_WORKFLOW = "-"
 RESUME_STATUSES = ("paused", "resumed", "expired", "cancelled")
 RESUMABLE = (common_pb2.PAUSE_REASON_APPROVAL, common_pb2.PAUSE_REASON_WAIT)
 MAX_DEPTH = 32  # nesting of resume values; each level is two protobuf messages (Struct, Value)
@@ -313,11 +313,8 @@ async def submit_page(call: Call) -> HTMLResponse:
 
 
 def _skip_reason(point: pause_point_pb2.PausePoint) -> str:
-    return {
-        pause_point_pb2.RESUME_STATUS_RESUMED: "already resumed",
-        pause_point_pb2.RESUME_STATUS_EXPIRED: "expired",
-        pause_point_pb2.RESUME_STATUS_CANCELLED: "cancelled",
-    }.get(point.resume_status, "no longer waiting")
+    """The engine's words for why a resume of this pause point would be skipped."""
+    return SKIP_REASONS.get(resume_status_word(point.resume_status), "no longer waiting")
 
 
 def _form_again(
