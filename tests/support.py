@@ -158,7 +158,8 @@ class ServerProcess:
         return self.log_path.read_text()
 
 
-def spawn_server(db_url: str, workdir: Path, extra_env: dict[str, str] | None = None) -> ServerProcess:
+def launch_server(db_url: str, workdir: Path, extra_env: dict[str, str] | None = None) -> ServerProcess:
+    """Start `runctl serve` without waiting for it: several can then start at once (see `await_serving`)."""
     grpc_port, http_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -177,10 +178,29 @@ def spawn_server(db_url: str, workdir: Path, extra_env: dict[str, str] | None = 
             stderr=subprocess.STDOUT,
             text=True,
         )
-    handle = ServerProcess(process, f"{LOOPBACK}:{grpc_port}", f"http://{LOOPBACK}:{http_port}", log_path)
-    try:
-        wait_serving(handle.grpc_target)
-    except TimeoutError:
-        process.kill()
-        raise TimeoutError(f"server did not start; log:\n{handle.log()}") from None
-    return handle
+    return ServerProcess(process, f"{LOOPBACK}:{grpc_port}", f"http://{LOOPBACK}:{http_port}", log_path)
+
+
+def await_serving(handle: ServerProcess, timeout: float = 30) -> ServerProcess:
+    """Wait until a launched server answers SERVING; kill it and show its log if it does not, and
+    fail at once, rather than at the timeout, if it exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            wait_serving(handle.grpc_target, timeout=0)
+            return handle
+        except TimeoutError:
+            pass
+        if handle.process.poll() is not None:
+            raise TimeoutError(
+                f"server exited ({handle.process.returncode}) instead of serving; log:\n{handle.log()}"
+            )
+        if time.monotonic() > deadline:
+            handle.process.kill()
+            handle.process.wait()
+            raise TimeoutError(f"server did not start; log:\n{handle.log()}")
+        time.sleep(0.1)
+
+
+def spawn_server(db_url: str, workdir: Path, extra_env: dict[str, str] | None = None) -> ServerProcess:
+    return await_serving(launch_server(db_url, workdir, extra_env))

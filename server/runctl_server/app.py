@@ -37,6 +37,7 @@ from runctl_server.http.bridge import Services
 from runctl_server.settings import Address, Settings
 from runctl_server.store.database import create_db_engine
 from runctl_server.store.migrate import upgrade_to_head
+from runctl_server.store.process_lock import DatabaseInUse, ProcessLock, acquire
 from runctl_server.store.server_keys import RESUME_LINKS, server_key
 
 log = logging.getLogger("runctl")
@@ -104,6 +105,7 @@ class RunctlServer:
         self.authenticator: Authenticator | None = None
         self._links: ResumeLinks | None = None
         self._tls: tuple[bytes, bytes] | None = None
+        self._db_lock: ProcessLock | None = None
 
     @property
     def grpc_target(self) -> str:
@@ -119,9 +121,18 @@ class RunctlServer:
             self._tls = _read_tls(self.settings.tls_cert_file, self.settings.tls_key_file)
         self.database = create_db_engine(self.settings.db_url)
         try:
+            # Before migrations: a second process must not even touch a SQLite file that one serves.
+            self._db_lock = acquire(self.database.url)
+        except DatabaseInUse as exc:
+            self.database.dispose()
+            raise StartupError(str(exc)) from None
+        except OSError as exc:
+            self.database.dispose()
+            raise StartupError(f"cannot prepare the database: {exc}") from None
+        try:
             await asyncio.to_thread(upgrade_to_head, self.database)
         except Exception as exc:
-            self.database.dispose()
+            self._close_database()
             raise StartupError(f"cannot prepare the database: {exc}") from exc
         self.authenticator = Authenticator(self.database)
         await self._check_dev_mode()
@@ -162,7 +173,7 @@ class RunctlServer:
             if not is_loopback_host(address.host)
         ]
         if public:
-            self.database.dispose()
+            self._close_database()
             raise StartupError(
                 f"{DEV_MODE_MESSAGE}, but {' and '.join(public)} is not a loopback address: "
                 "create a key first (runctl keys create --workspace NAME) or bind 127.0.0.1"
@@ -253,10 +264,15 @@ class RunctlServer:
             await self._http_task
         if self.engine is not None:
             await self.engine.stop()
-        if self.database is not None:
-            self.database.dispose()
+        self._close_database()
         self._stopped.set()
         log.info("runctl stopped")
+
+    def _close_database(self) -> None:
+        if self.database is not None:
+            self.database.dispose()
+        if self._db_lock is not None:
+            self._db_lock.release()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
