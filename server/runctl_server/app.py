@@ -31,6 +31,7 @@ from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.api.services import register_all
 from runctl_server.api.worker_service import WorkerService
 from runctl_server.api.workflow_service import WorkflowService
+from runctl_server.engine.cluster import default_replica_name
 from runctl_server.engine.engine import Engine
 from runctl_server.http.app import build_http_app
 from runctl_server.http.bridge import Services
@@ -145,6 +146,8 @@ class RunctlServer:
             watch_buffer=self.settings.watch_buffer_events,
             limits=self.settings.limits,
             secret_overlap_seconds=self.settings.secret_overlap_seconds,
+            replica_name=self.settings.replica_name or default_replica_name(self.settings.grpc_addr.port),
+            lease_ttl=self.settings.lease_ttl_seconds,
         )
         await self.engine.start()
         self._links = ResumeLinks(self.settings.base_url, link_keys)
@@ -189,7 +192,11 @@ class RunctlServer:
                 ErrorMappingInterceptor(),
                 PreserializedInterceptor(),
             ],
-            options=[("grpc.max_receive_message_length", self.settings.limits.max_grpc_message_bytes)],
+            options=[
+                ("grpc.max_receive_message_length", self.settings.limits.max_grpc_message_bytes),
+                # A port another process serves is an error, not a port silently shared with it.
+                ("grpc.so_reuseport", 0),
+            ],
         )
         assert self.engine is not None and self._links is not None
         # The same servicer objects answer gRPC and, through the HTTP shim, HTTP.

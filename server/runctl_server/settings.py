@@ -103,6 +103,11 @@ class Settings:
     # Keys that sign resume links, oldest first: the last signs, all verify. Empty: a key the server
     # makes and keeps in its database.
     resume_link_keys: tuple[str, ...] = ()
+    # Replicas (PostgreSQL): a replica silent for this long is dead and its runs are taken over.
+    lease_ttl_seconds: float = 10.0
+    # This replica's name in the replicas table and logs; default "<host>:<gRPC port>". A replica that
+    # starts under a name takes over its previous incarnation's runs at once (a restart).
+    replica_name: str = ""
 
     def __post_init__(self) -> None:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -158,6 +163,17 @@ class Settings:
                 raise SettingsError(f"RUNCTL_SECRET_OVERLAP_SECONDS: not a number: {overlap!r}") from None
             if not 0 <= values["secret_overlap_seconds"] <= 30 * 24 * 3600:
                 raise SettingsError("RUNCTL_SECRET_OVERLAP_SECONDS: must be between 0 and 2592000 (30 days)")
+        if ttl := env.get("RUNCTL_LEASE_TTL_SECONDS"):
+            try:
+                values["lease_ttl_seconds"] = float(ttl)
+            except ValueError:
+                raise SettingsError(f"RUNCTL_LEASE_TTL_SECONDS: not a number: {ttl!r}") from None
+            if not 0.5 <= values["lease_ttl_seconds"] <= 300:
+                raise SettingsError("RUNCTL_LEASE_TTL_SECONDS: must be between 0.5 and 300")
+        if name := env.get("RUNCTL_REPLICA_NAME"):
+            if len(name) > 200:
+                raise SettingsError("RUNCTL_REPLICA_NAME: at most 200 characters")
+            values["replica_name"] = name
         if keys := env.get("RUNCTL_RESUME_LINK_KEYS"):
             values["resume_link_keys"] = tuple(key.strip() for key in keys.split(",") if key.strip())
             if any(len(key) < MIN_LINK_KEY_CHARS for key in values["resume_link_keys"]):

@@ -11,6 +11,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runctl_server.engine.commands import command
 from runctl_server.engine.model import (
     ACTIVE_EXECUTION,
     BREAKPOINT,
@@ -96,8 +97,10 @@ class RunControl:
             raise NotFound(f"there is no {what} execution", reason="EXECUTION_NOT_FOUND")
         return str(row["id"])
 
-    async def _send(self, workspace_id: str, execution_id: str, handler: Any) -> Any:
-        result = await self._engine.send(execution_id, handler)
+    async def _send(
+        self, workspace_id: str, execution_id: str, name: str, args: dict[str, Any] | None = None
+    ) -> Any:
+        result = await self._engine.send(execution_id, name, args)
         if result is None:  # the run ended before the handler could run
             row = await self._existing(workspace_id, execution_id)
             raise FailedPrecondition(
@@ -110,18 +113,9 @@ class RunControl:
     async def stop(self, workspace_id: str, execution_id: str = "", reason: str = "") -> StopOutcome:
         target = await self._target(workspace_id, execution_id, ACTIVE_EXECUTION, "active")
         why = reason or "stopped by an operator"
-
-        def handler(scheduler: Scheduler, driven: Driven) -> StopOutcome:
-            run = driven.run
-            if run.finished:
-                raise _ended(run)
-            was = run.status
-            scheduler.stop_run(driven, why)
-            return StopOutcome(run.id, was_running=was != QUEUED, was_queued=was == QUEUED)
-
-        outcome: StopOutcome = await self._send(workspace_id, target, handler)
+        was = await self._send(workspace_id, target, "stop", {"reason": why})
         await self._stop_children(workspace_id, target, why)
-        return outcome
+        return StopOutcome(target, was_running=was != QUEUED, was_queued=was == QUEUED)
 
     async def _stop_children(self, workspace_id: str, parent_id: str, reason: str) -> None:
         """Sub-workflow runs awaited by a stopped run stop with it."""
@@ -180,42 +174,7 @@ class RunControl:
         if action == "stop":
             await self.stop(workspace_id, target, "stopped from its pause")
             return target
-
-        def handler(scheduler: Scheduler, driven: Driven) -> str:
-            run = driven.run
-            if run.finished:
-                raise _ended(run)
-            record = _paused_record(run)
-            if record is None and run.hold != MANUAL:
-                if run.status == PAUSED and run.pause_reason == WORKFLOW_PAUSED:
-                    raise FailedPrecondition(
-                        f"execution {run.id!r} is held by its paused workflow: resume the workflow",
-                        reason="WORKFLOW_PAUSED",
-                    )
-                raise FailedPrecondition(f"execution {run.id!r} is not paused", reason="NOT_PAUSED")
-            if record is None and action == "skip":
-                raise FailedPrecondition(
-                    f"execution {run.id!r} is paused by an operator between nodes, so there is no node "
-                    "to skip: continue it instead",
-                    reason="NOTHING_TO_SKIP",
-                )
-            if action == "continueWithoutBreakpoint" and not run.breakpoints_disabled:
-                run.breakpoints_disabled = True
-                run.row_dirty = True
-            if record is not None:
-                kind = (record.state or {}).get("pauseKind")
-                if action == "skip":
-                    scheduler.skip_paused(driven, record)
-                elif kind == BREAKPOINT:
-                    scheduler.pass_breakpoint(driven, record)
-                else:
-                    # A wait or an approval continued by an operator goes on with no data.
-                    scheduler.resume_waiting(driven, record, None)
-            if run.hold == MANUAL:
-                scheduler.release(driven)  # going on lifts an operator's pause too
-            return run.id
-
-        await self._send(workspace_id, target, handler)
+        await self._send(workspace_id, target, "control_pause", {"action": action})
         return target
 
     async def continue_run(self, workspace_id: str, execution_id: str = "") -> str:
@@ -224,59 +183,16 @@ class RunControl:
     async def pause(self, workspace_id: str, execution_id: str) -> str:
         """An operator's pause: the run starts no new node; it shows paused once in-flight nodes end."""
         await self._existing(workspace_id, execution_id)
-
-        def handler(scheduler: Scheduler, driven: Driven) -> str:
-            run = driven.run
-            if run.finished:
-                raise _ended(run)
-            if run.hold == MANUAL:
-                raise FailedPrecondition(
-                    f"execution {run.id!r} is already paused by an operator", reason="ALREADY_PAUSED"
-                )
-            if run.status == QUEUED:
-                raise FailedPrecondition(
-                    f"execution {run.id!r} is queued: nothing runs yet; stop it to cancel it",
-                    reason="EXECUTION_QUEUED",
-                )
-            run.hold = MANUAL
-            run.row_dirty = True
-            return run.id
-
-        return str(await self._send(workspace_id, execution_id, handler))
+        return str(await self._send(workspace_id, execution_id, "pause"))
 
     async def resume(self, workspace_id: str, execution_id: str) -> str:
         """Lift an operator's pause."""
         await self._existing(workspace_id, execution_id)
-
-        def handler(scheduler: Scheduler, driven: Driven) -> str:
-            run = driven.run
-            if run.finished:
-                raise _ended(run)
-            if run.hold != MANUAL:
-                raise FailedPrecondition(
-                    f"execution {run.id!r} is not paused by an operator; to go on from a breakpoint or "
-                    "a wait use ContinueExecution or ControlPause",
-                    reason="NOT_OPERATOR_PAUSED",
-                )
-            scheduler.release(driven)
-            return run.id
-
-        return str(await self._send(workspace_id, execution_id, handler))
+        return str(await self._send(workspace_id, execution_id, "resume"))
 
     async def set_trace_logs(self, workspace_id: str, execution_id: str, enabled: bool) -> str:
         target = await self._target(workspace_id, execution_id, ACTIVE_EXECUTION, "unfinished")
-
-        def handler(scheduler: Scheduler, driven: Driven) -> str:
-            run = driven.run
-            if run.finished:
-                raise _ended(run)
-            if run.trace_logs != enabled:
-                run.trace_logs = enabled
-                run.row_dirty = True
-                run.emit("EXECUTION_TRACE_LOGS_CHANGED", enabled=enabled)
-            return run.id
-
-        await self._send(workspace_id, target, handler)
+        await self._send(workspace_id, target, "set_trace_logs", {"enabled": enabled})
         return target
 
     # -- queued runs -----------------------------------------------------------------------------
@@ -284,22 +200,123 @@ class RunControl:
     async def release_queued(self, execution_id: str, reasons: tuple[str, ...] = ()) -> bool:
         """Start a queued run (only if it is queued for one of `reasons`, when given); answers whether
         it started."""
-
-        def handler(scheduler: Scheduler, driven: Driven) -> bool:
-            run = driven.run
-            if run.status != QUEUED or (reasons and run.hold not in reasons):
-                return False
-            scheduler.release(driven)
-            return True
-
-        return bool(await self._engine.send(execution_id, handler))
+        return bool(await self._engine.send(execution_id, "release_queued", {"reasons": list(reasons)}))
 
     async def refresh(self, execution_id: str) -> None:
         """Have a run look at its graph again (a hold was lifted elsewhere)."""
+        await self._engine.send(execution_id, "refresh")
 
-        def handler(scheduler: Scheduler, driven: Driven) -> bool:
-            if not driven.run.finished and driven.run.status != QUEUED:
-                scheduler.refresh(driven)
-            return True
 
-        await self._engine.send(execution_id, handler)
+# -- the driver commands (run inside the run's driver, on whichever replica drives it) ------------------
+
+
+@command("stop")
+def _stop_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> str:
+    """Answers the status the run had."""
+    run = driven.run
+    if run.finished:
+        raise _ended(run)
+    was = run.status
+    scheduler.stop_run(driven, str(args.get("reason") or "stopped by an operator"))
+    return was
+
+
+@command("control_pause")
+def _control_pause_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> str:
+    action = str(args["action"])
+    run = driven.run
+    if run.finished:
+        raise _ended(run)
+    record = _paused_record(run)
+    if record is None and run.hold != MANUAL:
+        if run.status == PAUSED and run.pause_reason == WORKFLOW_PAUSED:
+            raise FailedPrecondition(
+                f"execution {run.id!r} is held by its paused workflow: resume the workflow",
+                reason="WORKFLOW_PAUSED",
+            )
+        raise FailedPrecondition(f"execution {run.id!r} is not paused", reason="NOT_PAUSED")
+    if record is None and action == "skip":
+        raise FailedPrecondition(
+            f"execution {run.id!r} is paused by an operator between nodes, so there is no node "
+            "to skip: continue it instead",
+            reason="NOTHING_TO_SKIP",
+        )
+    if action == "continueWithoutBreakpoint" and not run.breakpoints_disabled:
+        run.breakpoints_disabled = True
+        run.row_dirty = True
+    if record is not None:
+        kind = (record.state or {}).get("pauseKind")
+        if action == "skip":
+            scheduler.skip_paused(driven, record)
+        elif kind == BREAKPOINT:
+            scheduler.pass_breakpoint(driven, record)
+        else:
+            # A wait or an approval continued by an operator goes on with no data.
+            scheduler.resume_waiting(driven, record, None)
+    if run.hold == MANUAL:
+        scheduler.release(driven)  # going on lifts an operator's pause too
+    return run.id
+
+
+@command("pause")
+def _pause_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> str:
+    run = driven.run
+    if run.finished:
+        raise _ended(run)
+    if run.hold == MANUAL:
+        raise FailedPrecondition(
+            f"execution {run.id!r} is already paused by an operator", reason="ALREADY_PAUSED"
+        )
+    if run.status == QUEUED:
+        raise FailedPrecondition(
+            f"execution {run.id!r} is queued: nothing runs yet; stop it to cancel it",
+            reason="EXECUTION_QUEUED",
+        )
+    run.hold = MANUAL
+    run.row_dirty = True
+    return run.id
+
+
+@command("resume")
+def _resume_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> str:
+    run = driven.run
+    if run.finished:
+        raise _ended(run)
+    if run.hold != MANUAL:
+        raise FailedPrecondition(
+            f"execution {run.id!r} is not paused by an operator; to go on from a breakpoint or "
+            "a wait use ContinueExecution or ControlPause",
+            reason="NOT_OPERATOR_PAUSED",
+        )
+    scheduler.release(driven)
+    return run.id
+
+
+@command("set_trace_logs")
+def _trace_logs_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> str:
+    run = driven.run
+    enabled = bool(args["enabled"])
+    if run.finished:
+        raise _ended(run)
+    if run.trace_logs != enabled:
+        run.trace_logs = enabled
+        run.row_dirty = True
+        run.emit("EXECUTION_TRACE_LOGS_CHANGED", enabled=enabled)
+    return run.id
+
+
+@command("release_queued")
+def _release_queued_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> bool:
+    run = driven.run
+    reasons = tuple(args.get("reasons") or ())
+    if run.status != QUEUED or (reasons and run.hold not in reasons):
+        return False
+    scheduler.release(driven)
+    return True
+
+
+@command("refresh")
+def _refresh_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> bool:
+    if not driven.run.finished and driven.run.status != QUEUED:
+        scheduler.refresh(driven)
+    return True

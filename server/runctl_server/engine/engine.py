@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy.engine import Engine as DatabaseEngine
 
 from runctl_server.engine.batches import Batches
+from runctl_server.engine.cluster import Cluster
 from runctl_server.engine.control import RunControl
 from runctl_server.engine.definition import Definition, load_document
 from runctl_server.engine.files import resolve_under_roots
@@ -30,13 +31,14 @@ from runctl_server.engine.model import (
 from runctl_server.engine.persistence import RunStore
 from runctl_server.engine.queries import ExecutionView, NodeTally, Queries
 from runctl_server.engine.resumes import Resumes
-from runctl_server.engine.scheduler import Driven, Message, Scheduler
+from runctl_server.engine.scheduler import Message, Scheduler
 from runctl_server.engine.tasks import TaskDispatcher
 from runctl_server.engine.workflow_control import WorkflowControl
 from runctl_server.engine.workflows import DEFAULT_SECRET_OVERLAP_SECONDS, Workflows
 from runctl_server.errors import FailedPrecondition, InvalidArgument, RunctlError
 from runctl_server.events.follow import EventFilter, Follower
 from runctl_server.events.hub import EventHub
+from runctl_server.events.relay import EventRelay
 from runctl_server.nodes.base import NodeFailure, NodeType
 from runctl_server.nodes.registry import load_node_types
 from runctl_server.settings import Limits
@@ -58,12 +60,17 @@ class Engine:
         watch_buffer: int = 10_000,
         limits: Limits | None = None,
         secret_overlap_seconds: float = DEFAULT_SECRET_OVERLAP_SECONDS,
+        replica_name: str = "",
+        lease_ttl: float = 10.0,
     ) -> None:
         self.limits = limits or Limits()
         self.hub = EventHub()
         self.watch_buffer = watch_buffer
-        self.writer = Writer(database, self.hub.publish)
         self.reader = Reader(database)
+        self.relay = EventRelay(self.hub, self.reader)
+        # On PostgreSQL other replicas may share the database: runs are leased and commits fenced.
+        replicated = database.dialect.name == "postgresql"
+        self.writer = Writer(database, self.relay.local, fencing=replicated)
         self.node_types = dict(node_types or load_node_types())
         self.store = RunStore(
             self.writer, self.reader, self.node_types, max_nodes=self.limits.max_workflow_nodes
@@ -91,6 +98,26 @@ class Engine:
         self.scheduler.on_task_created.append(self.tasks.on_task_created)
         self.scheduler.on_child_start = self._on_child_start
         self.scheduler.on_run_finished.append(self._notify_parent)
+        self.cluster: Cluster | None = None
+        if replicated:
+            self.cluster = Cluster(
+                database,
+                self.scheduler,
+                self.relay,
+                self.reader,
+                name=replica_name or "runctl",
+                ttl=lease_ttl,
+                on_state=self._on_cluster_state,
+                on_taken=self._on_taken,
+            )
+            self.scheduler.router = self.cluster
+            cluster = self.cluster
+            self.scheduler.timers.owner = lambda: cluster.replica_id
+
+    @property
+    def replica_id(self) -> str:
+        """This process's id as a lease owner ("local" when it is the only process: SQLite)."""
+        return self.cluster.replica_id if self.cluster is not None else "local"
 
     def checked_input(self, input: Mapping[str, Any] | None) -> dict[str, Any]:
         """A run's input, refused with INVALID_ARGUMENT when larger than the input limit."""
@@ -104,11 +131,12 @@ class Engine:
         self.writer.start()
         counter = await self.reader.one("SELECT value FROM counters WHERE name = 'event_sequence'")
         self.hub.last_sequence = int(counter["value"]) if counter else 0
-        paused = await self.reader.all(
-            "SELECT id FROM workflows WHERE status = 'paused' AND deleted_at IS NULL"
-        )
-        self.paused_workflows = {row["id"] for row in paused}
-        await self.recover()
+        self.relay.start()
+        await self.reload_paused_workflows()
+        if self.cluster is not None:
+            await self.cluster.start()  # takes its share of the runs nobody drives
+        else:
+            await self.recover()
         await self.batches.start()
         await self.tasks.start()
         self.scheduler.timers.start()
@@ -119,7 +147,34 @@ class Engine:
         await self.tasks.stop()
         await self.scheduler.close()
         await self.writer.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()  # after the last commit: the runs are released for the others
+        await self.relay.stop()
         await self.http_client.aclose()
+
+    async def reload_paused_workflows(self) -> None:
+        """The workflows whose runs may start no node (seed 003), from their status rows: shared by
+        every replica, reread when any replica pauses or resumes one."""
+        paused = await self.reader.all(
+            "SELECT id FROM workflows WHERE status = 'paused' AND deleted_at IS NULL"
+        )
+        self.paused_workflows = {row["id"] for row in paused}
+
+    async def _on_cluster_state(self, _what: str) -> None:
+        before = set(self.paused_workflows)
+        await self.reload_paused_workflows()
+        resumed = before - self.paused_workflows
+        if resumed:
+            # Runs held here by a workflow another replica resumed look at their graphs again.
+            for execution_id in self.scheduler.loaded_ids:
+                self.scheduler.deliver(
+                    execution_id, Message("control", data={"command": "refresh", "args": {}})
+                )
+
+    async def _on_taken(self, execution_ids: list[str] | None) -> None:
+        """Runs this replica took over (None: a periodic look at every waiting parent, for children that
+        ended on a replica that died before telling their parent)."""
+        await self._recover_children(execution_ids)
 
     async def recover(self) -> int:
         """Pick up every run that was mid-flight when the last process stopped; answers how many."""
@@ -136,15 +191,25 @@ class Engine:
             log.info("recovered %d in-flight runs", len(rows))
         return len(rows)
 
-    async def _recover_children(self) -> None:
+    async def _recover_children(self, execution_ids: list[str] | None = None) -> None:
         """A crash may fall between a parent's commit and its child's creation, or between the child's
-        end and the parent hearing of it: start each awaited child again (idempotent) and re-check it."""
-        rows = await self.reader.all(
-            "SELECT n.execution_id, n.node_key, n.attempts, n.state FROM node_states n"
-            " JOIN executions e ON e.id = n.execution_id"
-            " WHERE e.status IN ('running', 'paused') AND n.status = 'running' AND n.state LIKE :pattern",
-            {"pattern": '%"childId"%'},
-        )
+        end and the parent hearing of it: start each awaited child again (idempotent) and re-check it.
+        With `execution_ids`, only for those parents (runs this replica just took over)."""
+        if execution_ids is None:
+            rows = await self.reader.all(
+                "SELECT n.execution_id, n.node_key, n.attempts, n.state FROM node_states n"
+                " JOIN executions e ON e.id = n.execution_id WHERE e.status IN ('running', 'paused')"
+                " AND n.status = 'running' AND n.state LIKE :pattern",
+                {"pattern": '%"childId"%'},
+            )
+        else:
+            rows = await self.reader.all(
+                "SELECT n.execution_id, n.node_key, n.attempts, n.state FROM node_states n"
+                " JOIN executions e ON e.id = n.execution_id WHERE e.status IN ('running', 'paused')"
+                " AND n.status = 'running' AND n.state LIKE :pattern AND e.id IN :ids",
+                {"pattern": '%"childId"%', "ids": execution_ids or [""]},
+                expanding=("ids",),
+            )
         for row in rows:
             run = await self.store.load_run(row["execution_id"])
             child = json.loads(row["state"]).get("child")
@@ -164,11 +229,13 @@ class Engine:
 
     # -- talking to runs ----------------------------------------------------------------------------
 
-    async def send(self, execution_id: str, handler: Callable[[Scheduler, Driven], Any]) -> Any:
-        """Run `handler` inside the run's driver; answers its result once the changes it made are
-        committed, or None when the run has ended (or does not exist) and the handler never ran."""
+    async def send(self, execution_id: str, command: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Run the driver command `command` (engine/commands.py) inside the run's driver, on whichever
+        replica drives it; answers its result once the changes it made are committed, or None when the
+        run has ended (or does not exist) and the command never ran."""
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.scheduler.deliver(execution_id, Message("control", data={"handler": handler}, reply=reply))
+        data = {"command": command, "args": dict(args or {})}
+        self.scheduler.deliver(execution_id, Message("control", data=data, reply=reply))
         return await reply
 
     # -- starting runs -----------------------------------------------------------------------------
@@ -326,7 +393,13 @@ class Engine:
             run.emit("EXECUTION_QUEUED", input=payload, name=run.name, reason=queued)
         else:
             run.emit("EXECUTION_STARTED", input=payload, name=run.name)
-        insert = self.store.insert_run(run, document=source["document"], request_id=request_id or None)
+        run.lease_epoch = 0 if queued else 1
+        insert = self.store.insert_run(
+            run,
+            document=source["document"],
+            request_id=request_id or None,
+            owner=None if queued else self.replica_id,
+        )
         events = await self.writer.commit(insert)
         if not queued:
             self.scheduler.launch(run, fresh=True)

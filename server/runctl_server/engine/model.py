@@ -108,6 +108,8 @@ class Run:
     hold: str | None = None
     parked_committed: bool = False
     source_path: str | None = None
+    # The fencing token of this process's lease on the run (replicas): every commit is checked against it.
+    lease_epoch: int = 0
     # Statements and events of changes not yet handed to the writer.
     statements: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)

@@ -118,7 +118,11 @@ class RunStore:
         run.dirty.clear()
         return mutation
 
-    def insert_run(self, run: Run, *, document: str | None, request_id: str | None) -> Mutation:
+    def insert_run(
+        self, run: Run, *, document: str | None, request_id: str | None, owner: str | None = None
+    ) -> Mutation:
+        """The new run's row; a run that starts at once is leased to `owner` (epoch 1), a queued one to
+        nobody until it is released."""
         mutation = Mutation()
         mutation.add(
             sql.INSERT_EXECUTION,
@@ -137,6 +141,8 @@ class RunStore:
                 "request_id": request_id,
                 "created_at": run.created_at,
                 "updated_at": run.created_at,
+                "lease_owner": owner,
+                "lease_epoch": run.lease_epoch,
             },
         )
         mutation.events.extend(run.events)

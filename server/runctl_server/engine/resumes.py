@@ -8,10 +8,11 @@ it no longer waiting and are skipped. The answer is given only once the resume i
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runctl_server.engine.commands import command
 from runctl_server.engine.definition import Definition
 from runctl_server.engine.forms import resolve_form_values
 from runctl_server.engine.keys import frame, node_key
@@ -85,36 +86,45 @@ def _mark_of(state_text: str | None) -> dict[str, Any] | None:
     return mark if isinstance(mark, dict) else None
 
 
+@command("resume_pause_point")
+def _resume_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> dict[str, Any]:
+    """Resume the node `key` with `output` if it waits at a wait or approval pause point (at
+    `context_id`, when given); answers a Verdict as JSON."""
+    verdict = _resume(scheduler, driven, str(args["key"]), args.get("output"), dict(args.get("mark") or {}),
+                      str(args.get("context_id") or ""))  # fmt: skip
+    return {"resumed": verdict.resumed, "reason": verdict.reason, "node_status": verdict.node_status}
+
+
+def _verdict(answer: Any) -> Verdict | None:
+    if answer is None:
+        return None
+    return Verdict(bool(answer["resumed"]), answer.get("reason"), str(answer.get("node_status") or ""))
+
+
 def _resume(
-    key: str, output: Any, mark: dict[str, str], context_id: str = ""
-) -> Callable[[Scheduler, Driven], Verdict]:
-    """A driver handler: resume the node `key` with `output` if it waits at a wait or approval pause
-    point (at `context_id`, when given)."""
-
-    def handler(scheduler: Scheduler, driven: Driven) -> Verdict:
-        record = driven.run.nodes.get(key)
-        if record is None or record.status in (IDLE, SCHEDULED):
-            return Verdict(False, f"node {key} has not been reached yet")
-        state = record.state or {}
-        waiting_on = state.get("contextId") if record.status == WAITING else None
-        if waiting_on and (not context_id or waiting_on == context_id):
-            kind = state.get("pauseKind")
-            if kind not in RESUMABLE:
-                return Verdict(
-                    False,
-                    f"node {key} is paused at a {kind}, not a wait or an approval: go on with "
-                    "ContinueExecution or ControlPause",
-                )
-            if record.wake_at is not None and record.wake_at <= now():
-                return Verdict(False, "expired")  # its expiry timer is due and closes it next
-            record.state = {**state, MARK: {**mark, "contextId": waiting_on}}
-            scheduler.resume_waiting(driven, record, output, output)
-            return Verdict(True)
-        if _same_request(state.get(MARK), mark.get("requestId", ""), context_id):
-            return Verdict(True)
-        return Verdict(False, None, record.status)
-
-    return handler
+    scheduler: Scheduler, driven: Driven, key: str, output: Any, mark: dict[str, str], context_id: str
+) -> Verdict:
+    record = driven.run.nodes.get(key)
+    if record is None or record.status in (IDLE, SCHEDULED):
+        return Verdict(False, f"node {key} has not been reached yet")
+    state = record.state or {}
+    waiting_on = state.get("contextId") if record.status == WAITING else None
+    if waiting_on and (not context_id or waiting_on == context_id):
+        kind = state.get("pauseKind")
+        if kind not in RESUMABLE:
+            return Verdict(
+                False,
+                f"node {key} is paused at a {kind}, not a wait or an approval: go on with "
+                "ContinueExecution or ControlPause",
+            )
+        if record.wake_at is not None and record.wake_at <= now():
+            return Verdict(False, "expired")  # its expiry timer is due and closes it next
+        record.state = {**state, MARK: {**mark, "contextId": waiting_on}}
+        scheduler.resume_waiting(driven, record, output, output)
+        return Verdict(True)
+    if _same_request(state.get(MARK), mark.get("requestId", ""), context_id):
+        return Verdict(True)
+    return Verdict(False, None, record.status)
 
 
 def _loops_around(definition: Definition, node_id: str) -> list[str]:
@@ -251,8 +261,8 @@ class Resumes:
         verdict: Verdict | None = None
         if row["status"] == "paused":
             mark = {k: v for k, v in (("requestId", request_id), ("actor", actor)) if v}
-            handler = _resume(row["node_key"], output, mark, context_id)
-            verdict = await self._engine.send(row["execution_id"], handler)
+            args = {"key": row["node_key"], "output": output, "mark": mark, "context_id": context_id}
+            verdict = _verdict(await self._engine.send(row["execution_id"], "resume_pause_point", args))
             row = await self._pause_point(workspace_id, context_id) or row  # as committed
         mark_after = _mark_of(row["node_state"])
         resolved_by = ""
@@ -333,7 +343,8 @@ class Resumes:
         )
         key = node_key(node_id, stack)
         mark = {"requestId": request_id} if request_id else {}
-        verdict: Verdict | None = await self._engine.send(execution_id, _resume(key, output, mark))
+        args = {"key": key, "output": output, "mark": mark, "context_id": ""}
+        verdict = _verdict(await self._engine.send(execution_id, "resume_pause_point", args))
         if verdict is not None and (verdict.resumed or verdict.reason):
             return NodeOutcome(verdict.resumed, verdict.reason or "")
         return await self._why_not_waiting(run, key, request_id, verdict)

@@ -6,6 +6,11 @@ its events through the group-commit writer, and only then starts side effects. A
 in-process (waiting on timers, pause points, workers or children) is unloaded: it is rows, not memory.
 Anything that concerns an unloaded run (a timer, a resume, a worker's result) is delivered as a message,
 which loads the run and drives it again.
+
+With several replicas on one database (a `Router` is set), a run is driven only by the replica that
+holds its lease: loading a run first claims it, every commit is fenced by the lease's epoch, and a
+message for a run that another live replica drives is written to the run inbox for that replica. A
+parked run holds no lease, so whichever replica next has something for it takes it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runctl_server.engine import transitions as t
+from runctl_server.engine.commands import COMMANDS, reply_to_json
 from runctl_server.engine.context import NodeRunContext, Scope
 from runctl_server.engine.definition import NodeSpec
 from runctl_server.engine.keys import frame
@@ -38,8 +44,10 @@ from runctl_server.engine.model import (
 )
 from runctl_server.engine.persistence import RunStore
 from runctl_server.engine.timers import TimerService
-from runctl_server.errors import RunctlError
+from runctl_server.errors import RunctlError, Unavailable
 from runctl_server.nodes.base import NodeFailure, NodeResult, NodeType
+from runctl_server.store.leases import MARK_HANDLED, NOTIFY, RELEASE_RUN, REPLIES_CHANNEL, Claim
+from runctl_server.store.writer import LeaseLost, dumps
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +56,43 @@ log = logging.getLogger(__name__)
 class Message:
     """Something that happened to a run from outside its driver."""
 
-    kind: str  # io_done | timer | resume | task_done | task_failed | child_done | control
+    kind: str  # io_done | timer | resume | task_done | task_failed | child_done | control | wake
     node_key: str = ""
     result: NodeResult | None = None
     error: NodeFailure | None = None
+    # For control: {"command": <a name in COMMANDS>, "args": {...}} (JSON, so it can go to any replica).
     data: dict[str, Any] = field(default_factory=dict)
     reply: asyncio.Future[Any] | None = None
+    # Set when the message came through the run inbox: its answer is committed to that row.
+    inbox_id: int | None = None
+    inbox_sender: str = ""
+
+    @property
+    def local_only(self) -> bool:
+        """Meaningless to another replica: the outcome of this process's own node work or timers
+        (a new owner runs the node again and keeps its own timers), or a nudge to load the run."""
+        return self.kind in ("io_done", "timer", "wake")
+
+
+class Router:
+    """How a scheduler shares runs with other replicas (engine/cluster.py); absent on SQLite."""
+
+    replica_id: str
+
+    async def claim(self, execution_id: str) -> Claim:
+        raise NotImplementedError
+
+    def forward(self, execution_id: str, owner: str, message: Message) -> None:
+        raise NotImplementedError
+
+    async def inbox(self, execution_id: str) -> list[Message]:
+        raise NotImplementedError
+
+    def answer_gone(self, message: Message) -> None:
+        raise NotImplementedError
+
+    def nudge(self, execution_id: str, owner: str) -> None:
+        raise NotImplementedError
 
 
 @dataclass
@@ -71,6 +110,11 @@ class Driven:
     after_commit: list[Any] = field(default_factory=list)
     # Callers waiting for a control handler's commit: failed, not left hanging, if the driver dies.
     replies: list[asyncio.Future[Any]] = field(default_factory=list)
+    # Messages handled since the last commit: if that commit is refused (the lease moved), they go to
+    # the run's new driver instead of being lost.
+    unsettled: list[Message] = field(default_factory=list)
+    seen_inbox: set[int] = field(default_factory=set)
+    lost: bool = False
 
 
 def _lets_through(record: NodeRecord) -> bool:
@@ -108,7 +152,11 @@ class Scheduler:
         self.services = services
         self.timers = TimerService(self.store, self.deliver)
         self._loaded: dict[str, Driven] = {}
-        self._loading: dict[str, asyncio.Future[Driven | None]] = {}
+        self._loading: dict[str, asyncio.Future[Driven | str | None]] = {}
+        self.router: Router | None = None
+        self.claims = 0
+        self.forwarded = 0
+        self.leases_lost = 0
         self._drivers: set[asyncio.Task[None]] = set()
         self.transitions = 0
         self.on_run_finished: list[Any] = []
@@ -130,14 +178,22 @@ class Scheduler:
                 driven.worklist.append((top, node_id))
         else:
             self._seed_loaded(driven)
+            for record in run.nodes.values():
+                if record.wake_at is not None:
+                    self.timers.schedule(record.wake_at, run.id, record.key)
         self._loaded[run.id] = driven
         task = asyncio.create_task(self._drive(driven), name=f"run-{run.id}")
         self._drivers.add(task)
         task.add_done_callback(self._drivers.discard)
 
     def deliver(self, execution_id: str, message: Message) -> None:
-        """Hand a message to a run, loading it from the database if it is not in memory."""
+        """Hand a message to a run, loading it from the database if it is not in memory (or, with
+        replicas, sending it to the replica that drives the run)."""
         if self._closing:
+            if message.reply is not None and not message.reply.done():
+                message.reply.set_exception(
+                    Unavailable("the server is shutting down", reason="SHUTTING_DOWN")
+                )
             return
         driven = self._loaded.get(execution_id)
         if driven is not None:
@@ -159,30 +215,95 @@ class Scheduler:
             pending = asyncio.get_running_loop().create_future()
             self._loading[execution_id] = pending
             try:
-                run = await self.store.load_run(execution_id)
-                if run is not None and not run.finished and execution_id not in self._loaded:
-                    self.launch(run, fresh=False)
-                pending.set_result(self._loaded.get(execution_id))
+                pending.set_result(await self._claim_and_load(execution_id))
             except Exception as exc:
                 log.exception("could not load run %s", execution_id)
                 pending.set_exception(exc)
             finally:
                 self._loading.pop(execution_id, None)
         try:
-            driven = await asyncio.shield(pending)
+            located = await asyncio.shield(pending)
         except Exception:
             if message.reply is not None and not message.reply.done():
                 message.reply.set_exception(RunctlError("could not load the run"))
             return
-        target = self._loaded.get(execution_id) or driven
+        target = self._loaded.get(execution_id) or located
+        if isinstance(target, str):  # another live replica drives it
+            assert self.router is not None
+            if message.kind == "wake":
+                self.router.nudge(execution_id, target)  # it may have missed the inbox notification
+                return
+            if message.local_only:
+                return  # the owner has its own timers, and runs its interrupted nodes itself
+            self.forwarded += 1
+            self.router.forward(execution_id, target, message)
+            return
         if target is None:
+            if message.inbox_id is not None and self.router is not None:
+                self.router.answer_gone(message)
             if message.reply is not None and not message.reply.done():
                 message.reply.set_result(None)
             return
         if target.run.id in self._loaded:
-            target.inbox.put_nowait(message)
+            self._put(target, message)
         else:  # it finished and unloaded meanwhile: load again
             self.deliver(execution_id, message)
+
+    async def _claim_and_load(self, execution_id: str) -> Driven | str | None:
+        """Load the run and start driving it: the Driven; or the id of the live replica that drives
+        it; or None when it has ended or does not exist."""
+        claim = Claim(0)
+        if self.router is not None:
+            claim = await self.router.claim(execution_id)
+            if claim.epoch is None:
+                return claim.owner if claim.active and claim.owner else None
+            self.claims += 1
+        if execution_id in self._loaded:
+            return self._loaded[execution_id]
+        run = await self.store.load_run(execution_id)
+        if run is None or run.finished:
+            return None
+        run.lease_epoch = claim.epoch or 0
+        self.launch(run, fresh=False)
+        driven = self._loaded[execution_id]
+        if self.router is not None:
+            for message in await self.router.inbox(execution_id):
+                self._put(driven, message)
+        return driven
+
+    def _put(self, driven: Driven, message: Message) -> None:
+        if message.inbox_id is not None:
+            if message.inbox_id in driven.seen_inbox:
+                return
+            driven.seen_inbox.add(message.inbox_id)
+        driven.inbox.put_nowait(message)
+
+    async def take(self, execution_id: str, epoch: int) -> bool:
+        """Drive a run this replica has just claimed (taken over from a dead replica)."""
+        if execution_id in self._loaded:
+            return False
+        run = await self.store.load_run(execution_id)
+        if run is None or run.finished or execution_id in self._loaded:
+            return False
+        run.lease_epoch = epoch
+        self.launch(run, fresh=False)
+        if self.router is not None:
+            for message in await self.router.inbox(execution_id):
+                self._put(self._loaded[execution_id], message)
+        return True
+
+    def deliver_inbox(self, execution_id: str, messages: list[Message]) -> bool:
+        """Messages read from the run inbox, for a run driven here; False when it is not loaded."""
+        driven = self._loaded.get(execution_id)
+        if driven is None:
+            return False
+        for message in messages:
+            self._put(driven, message)
+        return True
+
+    @property
+    def loaded_ids(self) -> list[str]:
+        return list(self._loaded)
 
     def is_loaded(self, execution_id: str) -> bool:
         return execution_id in self._loaded
@@ -215,13 +336,27 @@ class Scheduler:
                     if not run.parked_committed:
                         run.parked = True
                         run.row_dirty = True
+                        if self.router is not None:
+                            # Parked runs hold no lease: whoever next has something for it takes it.
+                            run.statements.append((RELEASE_RUN, {"id": run.id}))
                         await self._commit(driven)
-                    if driven.inbox.empty():
-                        break
+                    if driven.inbox.empty() or self.router is not None:
+                        break  # with replicas, messages that raced the release go through a new claim
                 message = await driven.inbox.get()
                 self._handle(driven, message)
         except asyncio.CancelledError:
             raise
+        except LeaseLost:
+            self.leases_lost += 1
+            log.info("run %s is driven by another replica now; this replica lets it go", run.id)
+            self._cancel_inflight(driven)
+            # What this driver took in but could not commit goes to the new driver, replies and all.
+            if self._loaded.get(run.id) is driven:
+                del self._loaded[run.id]
+            for message in driven.unsettled:
+                if message.inbox_id is None and not message.local_only:
+                    self.deliver(run.id, message)
+            driven.unsettled.clear()
         except Exception:
             log.exception("driver of run %s crashed; it will be recovered on restart", run.id)
             for reply in driven.replies:
@@ -230,10 +365,18 @@ class Scheduler:
         finally:
             if self._loaded.get(run.id) is driven:
                 del self._loaded[run.id]
-            # Messages that raced the unload go to a fresh load.
+            # Messages that raced the unload go to a fresh load. Those read from the run inbox are still
+            # pending there: a nudge makes whoever drives the run next read them again.
+            nudge = False
             while not driven.inbox.empty():
-                self.deliver(run.id, driven.inbox.get_nowait())
-        if run.finished:
+                message = driven.inbox.get_nowait()
+                if message.inbox_id is None:
+                    self.deliver(run.id, message)
+                else:
+                    nudge = True
+            if nudge:
+                self.deliver(run.id, Message("wake"))
+        if run.finished and not driven.lost:
             for callback in self.on_run_finished:
                 callback(run)
 
@@ -241,15 +384,23 @@ class Scheduler:
         run = driven.run
         mutation = self.store.mutation_for(run)
         if not mutation and not driven.after_commit:
+            driven.unsettled.clear()
             return
+        if self.router is not None:
+            mutation.fence = (run.id, run.lease_epoch)
         if run.parked:
             run.parked_committed = True
         self.transitions += len(mutation.events)
-        await self.store.writer.commit(mutation)
+        try:
+            await self.store.writer.commit(mutation)
+        except LeaseLost:
+            driven.lost = True
+            raise
         for action in driven.after_commit:
             action()
         driven.after_commit.clear()
         driven.replies.clear()
+        driven.unsettled.clear()
 
     def _spawn_io(self, driven: Driven) -> None:
         for key, _scope, node, node_type, ctx in driven.spawn:
@@ -643,18 +794,20 @@ class Scheduler:
 
     def _handle(self, driven: Driven, message: Message) -> None:
         run = driven.run
+        if not message.local_only:
+            driven.unsettled.append(message)
         if message.kind == "control":
-            handler = message.data["handler"]
             try:
-                result = handler(self, driven)
+                handler = COMMANDS[message.data["command"]]
+                result = handler(self, driven, dict(message.data.get("args") or {}))
             except Exception as exc:
-                if message.reply is not None and not message.reply.done():
-                    message.reply.set_exception(exc)
+                self._answer(driven, message, error=exc)
                 return
-            if message.reply is not None:
-                reply = message.reply
-                driven.replies.append(reply)
-                driven.after_commit.append(lambda: None if reply.done() else reply.set_result(result))
+            self._answer(driven, message, result=result)
+            return
+        if message.inbox_id is not None:
+            self._answer(driven, message)
+        if message.kind == "wake":
             return
         record = run.nodes.get(message.node_key)
         if record is None or run.finished:
@@ -694,6 +847,44 @@ class Scheduler:
             assert message.error is not None
             t.clear_wait(run, record)
             self._fail_or_retry(driven, scope, node, record, message.error)
+
+    def _answer(
+        self, driven: Driven, message: Message, result: Any = None, error: BaseException | None = None
+    ) -> None:
+        """Answer the sender once the run's next commit is durable (with the lease still ours): the
+        caller in this process through its future, another replica through the inbox row, which is
+        marked answered in that same commit."""
+        if message.inbox_id is not None:
+            driven.run.statements.append(
+                (
+                    MARK_HANDLED,
+                    {"id": message.inbox_id, "now": now(), "reply": dumps(reply_to_json(result, error))},
+                )
+            )
+            driven.run.statements.append(
+                (
+                    NOTIFY,
+                    {"channel": REPLIES_CHANNEL, "payload": f"{message.inbox_sender} {message.inbox_id}"},
+                )
+            )
+        reply = message.reply
+        if reply is None:
+            return
+        if error is not None and self.router is None:
+            if not reply.done():
+                reply.set_exception(error)  # one process: nothing to prove before answering
+            return
+        driven.replies.append(reply)
+
+        def settle() -> None:
+            if reply.done():
+                return
+            if error is not None:
+                reply.set_exception(error)
+            else:
+                reply.set_result(result)
+
+        driven.after_commit.append(settle)
 
     def _on_timer(
         self, driven: Driven, scope: Scope, node: NodeSpec, record: NodeRecord, wake_at: float

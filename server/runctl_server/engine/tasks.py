@@ -16,10 +16,11 @@ import heapq
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from runctl_server.engine.commands import command
 from runctl_server.engine.model import FINISHED_EXECUTION, RUNNING, now
 from runctl_server.engine.scheduler import Driven, Message, Scheduler
 from runctl_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
@@ -540,10 +541,8 @@ class TaskDispatcher:
         try:
             taken: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self.scheduler.deliver(row["execution_id"], message)
-            self.scheduler.deliver(
-                row["execution_id"],
-                Message("control", data={"handler": _barrier(row["node_key"])}, reply=taken),
-            )
+            barrier = {"command": "touch_node", "args": {"node_key": row["node_key"]}}
+            self.scheduler.deliver(row["execution_id"], Message("control", data=barrier, reply=taken))
             try:
                 await asyncio.wait_for(taken, SETTLE_SECONDS)
             except TimeoutError:
@@ -555,16 +554,10 @@ class TaskDispatcher:
             self._busy.discard(task_id)
 
     def _log_progress(self, row: Row, progress: dict[str, Any]) -> None:
-        task_id, node_key = row["id"], row["node_key"]
-
-        def append(_scheduler: Scheduler, driven: Driven) -> None:
-            record = driven.run.nodes.get(node_key)
-            if record is not None and (record.state or {}).get("taskId") == task_id:
-                entry = {"time": now(), "level": "info", "message": "task progress", "details": progress}
-                record.logs.append(entry)
-                driven.run.touch(record)
-
-        self.scheduler.deliver(row["execution_id"], Message("control", data={"handler": append}))
+        args = {"task_id": row["id"], "node_key": row["node_key"], "progress": progress}
+        self.scheduler.deliver(
+            row["execution_id"], Message("control", data={"command": "log_task_progress", "args": args})
+        )
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -592,13 +585,19 @@ class TaskDispatcher:
         }
 
 
-def _barrier(node_key: str) -> Callable[[Scheduler, Driven], None]:
-    """A control handler that runs after the messages before it and makes its run commit (it rewrites
-    the node's row), so its reply resolves once what came before is durable."""
+@command("touch_node")
+def _touch_node(_scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> None:
+    """A barrier: runs after the messages before it and makes its run commit (it rewrites the node's
+    row), so its answer comes once what came before is durable."""
+    record = driven.run.nodes.get(str(args["node_key"]))
+    if record is not None:
+        driven.run.touch(record)
 
-    def handler(_scheduler: Scheduler, driven: Driven) -> None:
-        record = driven.run.nodes.get(node_key)
-        if record is not None:
-            driven.run.touch(record)
 
-    return handler
+@command("log_task_progress")
+def _log_task_progress(_scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> None:
+    record = driven.run.nodes.get(str(args["node_key"]))
+    if record is not None and (record.state or {}).get("taskId") == args["task_id"]:
+        entry = {"time": now(), "level": "info", "message": "task progress", "details": args["progress"]}
+        record.logs.append(entry)
+        driven.run.touch(record)

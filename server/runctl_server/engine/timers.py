@@ -31,6 +31,8 @@ class TimerService:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loaded_until = 0.0
+        # This replica's id: timers of runs that another replica drives are that replica's business.
+        self.owner: Callable[[], str] = lambda: "local"
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="runctl-timers")
@@ -61,8 +63,8 @@ class TimerService:
             "SELECT n.execution_id, n.node_key, n.wake_at FROM node_states n"
             " JOIN executions e ON e.id = n.execution_id"
             " WHERE n.wake_at IS NOT NULL AND n.wake_at <= :until"
-            " AND e.status IN ('running', 'paused')",
-            {"until": until},
+            " AND e.status IN ('running', 'paused') AND (e.lease_owner IS NULL OR e.lease_owner = :me)",
+            {"until": until, "me": self.owner()},
         )
         for row in rows:
             self.schedule(float(row["wake_at"]), row["execution_id"], row["node_key"])

@@ -1,9 +1,24 @@
 """The single writer: group commit of many runs' state changes and their events.
 
 Mutations queue up while a commit is in flight; the writer thread takes everything pending and commits
-it in one transaction, so one fsync serves many runs. Events get their global, gapless sequence numbers
-inside that transaction (a counter row, locked until commit on PostgreSQL), and are handed to the
-`on_commit` callback on the event loop only after the commit succeeded.
+it in one transaction, so one fsync serves many runs. Events are handed to the `on_commit` callback on
+the event loop only after the commit succeeded.
+
+Sequence numbers. Every event gets a global, gapless sequence number inside the transaction that
+appends it, from one counter row: `UPDATE counters ... RETURNING value`. On PostgreSQL that UPDATE
+locks the row until the transaction ends, so while one transaction holds numbers N..M no other process
+can take a number at all; the next one gets M+1 only once N..M are committed (or, on a rollback, gets
+N again). Numbers therefore become visible in order: a reader that sees event M+1 committed can never
+later find an event numbered M or lower appear, so a cursor never passes a number that another process
+commits later. The counter is taken last in the transaction, after the run's own statements, so the
+lock is held only for the event insert and the commit. SQLite has one writing process (a file lock
+keeps a second one out), so there the same order holds trivially.
+
+Fencing. With leases (several replicas on PostgreSQL), a mutation that changes a run carries the epoch
+its driver loaded the run with. The transaction first locks those runs' rows and drops every mutation
+whose epoch is no longer the row's (another replica took the run over): those fail with LeaseLost and
+nothing of them is stored. The row lock holds a concurrent claim back until the commit, so a change is
+committed only by the replica that holds the run's lease at that moment.
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ _INSERT_EVENT = (
     " payload) VALUES (:sequence, :workspace_id, :type, :time, :workflow_id, :execution_id, :batch_id,"
     " :node_id, :payload)"
 )
+_NOTIFY_EVENTS = "SELECT pg_notify('runctl_events', %(last)s)"
 _ALLOCATE = "UPDATE counters SET value = value + :n WHERE name = 'event_sequence' RETURNING value"
 
 
@@ -60,6 +76,24 @@ class EventRecord:
     payload_json: str = ""
     _row: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> EventRecord:
+        """An event read back from the log (committed by another process)."""
+        event = cls(
+            type=row["type"],
+            workspace_id=row["workspace_id"],
+            execution_id=row["execution_id"],
+            workflow_id=row["workflow_id"],
+            batch_id=row["batch_id"],
+            node_id=row["node_id"],
+            payload=json.loads(row["payload"]) if row["payload"] else {},
+            time=float(row["time"]),
+            sequence=int(row["sequence"]),
+            payload_json=row["payload"] or "{}",
+        )
+        event._row = dict(row)
+        return event
+
     def row(self) -> dict[str, Any]:
         """The event as the events table holds it (what readers of the log get); built once and shared
         by every watcher, which may memoize what it derives from it in the same dict."""
@@ -87,6 +121,8 @@ class Mutation:
 
     statements: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
+    # (execution id, lease epoch): commit only while the run's lease still has this epoch.
+    fence: tuple[str, int] | None = None
 
     def add(self, sql: str, params: Mapping[str, Any]) -> None:
         self.statements.append((sql, params))
@@ -102,6 +138,14 @@ class WriteError(RuntimeError):
     """A mutation could not be committed; nothing of it was stored."""
 
 
+class LeaseLost(WriteError):
+    """The run's lease moved to another replica: this process must stop driving it."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(f"run {execution_id} is driven by another replica now")
+        self.execution_id = execution_id
+
+
 @lru_cache(maxsize=512)
 def _pyformat(sql: str) -> str:
     return re.sub(r"(?<!:):([A-Za-z_]\w*)", r"%(\1)s", sql)
@@ -113,10 +157,15 @@ _STOP = object()
 class Writer:
     """Owns one database connection in a thread; `commit()` returns once the mutation is durable."""
 
-    def __init__(self, engine: Engine, on_commit: Callable[[list[EventRecord]], None]) -> None:
+    def __init__(
+        self, engine: Engine, on_commit: Callable[[list[EventRecord]], None], *, fencing: bool = False
+    ) -> None:
         self._engine = engine
         self._on_commit = on_commit
         self._postgres = engine.dialect.name == "postgresql"
+        # Several processes on one PostgreSQL database: fence run changes, tell others of new events.
+        self.fencing = fencing and self._postgres
+        self.fenced_out = 0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -136,8 +185,10 @@ class Writer:
         self._thread = None
 
     async def commit(self, mutation: Mutation) -> list[EventRecord]:
-        """Queue the mutation and wait until it is committed; answers its events with sequences."""
-        if not mutation:
+        """Queue the mutation and wait until it is committed; answers its events with sequences. A fenced
+        mutation with nothing in it still checks the lease (a handler's answer must not come from a
+        replica that lost the run)."""
+        if not mutation and (mutation.fence is None or not self.fencing):
             return []
         assert self._loop is not None, "writer not started"
         future: asyncio.Future[list[EventRecord]] = self._loop.create_future()
@@ -170,7 +221,7 @@ class Writer:
 
     def _commit_batch(self, connection: Any, batch: list[tuple[Mutation, asyncio.Future[Any]]]) -> None:
         try:
-            self._apply(connection, [mutation for mutation, _ in batch])
+            lost = self._apply(connection, [mutation for mutation, _ in batch])
         except Exception as exc:
             connection.rollback()
             if len(batch) == 1:
@@ -182,12 +233,28 @@ class Writer:
                 self._commit_batch(connection, [single])
             return
         self.commits += 1
-        self.committed_mutations += len(batch)
-        events = [event for mutation, _ in batch for event in mutation.events]
-        self._deliver([(future, mutation.events) for mutation, future in batch], events)
+        self.committed_mutations += len(batch) - len(lost)
+        self.fenced_out += len(lost)
+        kept = [(mutation, future) for mutation, future in batch if id(mutation) not in lost]
+        events = [event for mutation, _ in kept for event in mutation.events]
+        outcomes: list[tuple[asyncio.Future[Any], Any]] = [
+            (future, mutation.events) for mutation, future in kept
+        ]
+        outcomes += [
+            (future, LeaseLost(mutation.fence[0]))
+            for mutation, future in batch
+            if id(mutation) in lost and mutation.fence is not None
+        ]
+        self._deliver(outcomes, events)
 
-    def _apply(self, connection: Any, mutations: Sequence[Mutation]) -> None:
+    def _apply(self, connection: Any, mutations: Sequence[Mutation]) -> set[int]:
+        """Commit the mutations; answers the ids (id()) of those refused for a lost lease."""
         cursor = connection.cursor()
+        lost: set[int] = set()
+        if self.fencing:
+            lost = self._check_fences(cursor, mutations)
+            if lost:
+                mutations = [mutation for mutation in mutations if id(mutation) not in lost]
         events = [event for mutation in mutations for event in mutation.events]
         if self._postgres:
             with connection.driver_connection.pipeline():
@@ -195,6 +262,27 @@ class Writer:
         else:
             self._execute_all(cursor, mutations, events, lambda sql: sql)
         connection.commit()
+        return lost
+
+    @staticmethod
+    def _check_fences(cursor: Any, mutations: Sequence[Mutation]) -> set[int]:
+        wanted: dict[str, set[int]] = {}
+        for mutation in mutations:
+            if mutation.fence is not None:
+                wanted.setdefault(mutation.fence[0], set()).add(mutation.fence[1])
+        if not wanted:
+            return set()
+        # Locked in one order, so two writers (or a writer and a claim) never wait on each other in a cycle.
+        cursor.execute(
+            "SELECT id, lease_epoch FROM executions WHERE id = ANY(%(ids)s) ORDER BY id FOR NO KEY UPDATE",
+            {"ids": sorted(wanted)},
+        )
+        current = {str(row[0]): int(row[1]) for row in cursor.fetchall()}
+        return {
+            id(mutation)
+            for mutation in mutations
+            if mutation.fence is not None and current.get(mutation.fence[0]) != mutation.fence[1]
+        }
 
     def _execute_all(
         self,
@@ -203,16 +291,16 @@ class Writer:
         events: list[EventRecord],
         dialect_sql: Callable[[str], str],
     ) -> None:
+        for mutation in mutations:
+            for sql, params in mutation.statements:
+                cursor.execute(dialect_sql(sql), params)
         if events:
+            # Last, so the counter row stays locked only for the event insert and the commit.
             cursor.execute(dialect_sql(_ALLOCATE), {"n": len(events)})
             last = int(cursor.fetchone()[0])
             for offset, event in enumerate(events):
                 event.sequence = last - len(events) + 1 + offset
                 event.payload_json = dumps(event.payload)
-        for mutation in mutations:
-            for sql, params in mutation.statements:
-                cursor.execute(dialect_sql(sql), params)
-        if events:
             cursor.executemany(
                 dialect_sql(_INSERT_EVENT),
                 [
@@ -230,6 +318,9 @@ class Writer:
                     for e in events
                 ],
             )
+            if self.fencing:
+                # Delivered at commit: other replicas read the new events from the table.
+                cursor.execute(_NOTIFY_EVENTS, {"last": str(last)})
 
     def _deliver(self, outcomes: list[tuple[asyncio.Future[Any], Any]], events: list[EventRecord]) -> None:
         assert self._loop is not None

@@ -1,0 +1,89 @@
+"""Feeds the hub every committed event in sequence order: this process's own commits as they happen,
+and the commits of other processes on the same database, read from the event log when a notification
+says they exist. The event table is the truth; notifications only wake the relay.
+
+The writer's sequence numbers become visible in order (see store/writer.py), so when this process
+commits events from N on, everything below N is already in the table: the relay reads any part of it
+it has not published yet before publishing its own, and the hub never skips or repeats a number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from runctl_server.events.hub import EventHub
+from runctl_server.store.reads import Reader
+from runctl_server.store.writer import EventRecord
+
+log = logging.getLogger(__name__)
+
+READ_PAGE = 2000
+
+
+class EventRelay:
+    def __init__(self, hub: EventHub, reader: Reader) -> None:
+        self._hub = hub
+        self._reader = reader
+        self._queue: asyncio.Queue[list[EventRecord] | int] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.read_from_log = 0
+
+    @property
+    def published(self) -> int:
+        return self._hub.last_sequence
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="runctl-event-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def local(self, events: list[EventRecord]) -> None:
+        """The writer's callback: events this process just committed."""
+        if not events:
+            return
+        if self._queue.empty() and events[0].sequence == self.published + 1:
+            self._hub.publish(events)  # the common case: nothing of others' in between
+            return
+        self._queue.put_nowait(events)
+
+    def committed_through(self, sequence: int) -> None:
+        """Another process committed events up to `sequence`."""
+        if sequence > self.published:
+            self._queue.put_nowait(sequence)
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                if isinstance(item, int):
+                    await self._read_through(item)
+                    continue
+                first = item[0].sequence
+                if first > self.published + 1:
+                    await self._read_through(first - 1)
+                self._hub.publish([event for event in item if event.sequence > self.published])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not relay events; watchers catch up from the log")
+
+    async def _read_through(self, through: int) -> None:
+        while self.published < through:
+            after = self.published
+            rows = await self._reader.all(
+                "SELECT * FROM events WHERE sequence > :after AND sequence <= :through"
+                " ORDER BY sequence LIMIT :limit",
+                {"after": after, "through": through, "limit": READ_PAGE},
+            )
+            self.read_from_log += len(rows)
+            self._hub.publish([EventRecord.from_row(row) for row in rows])
+            if len(rows) < READ_PAGE:
+                # Numbers missing from the table were removed (cleared batches): nothing to send.
+                self._hub.last_sequence = max(self._hub.last_sequence, through)
