@@ -3,7 +3,8 @@
 Every run of a batch is created QUEUED up front (so a batch is whole or refused), then released in
 source order as slots free up: at start, whenever one of its runs ends, and after a restart. The
 database is the truth about slots (runs RUNNING or PAUSED hold one), so a restart needs no memory of
-what was released. One lock per batch keeps its releases, its end and a stop from interleaving.
+what was released. One lock per batch keeps its releases, its end and a stop from interleaving; with
+replicas it is also a PostgreSQL advisory lock, so the concurrency limit holds for the whole cluster.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from runctl_server.engine.control import StopCounts
 from runctl_server.engine.model import COMPLETED, RUNNING, STOPPED, Run, now
 from runctl_server.errors import FailedPrecondition, InvalidArgument
 from runctl_server.store import sql
+from runctl_server.store.locks import advisory_lock
 from runctl_server.store.reads import Row
 from runctl_server.store.writer import EventRecord, Mutation
 
@@ -43,18 +45,51 @@ class ClearOutcome:
     skipped_batch_ids: list[str]
 
 
+class BatchLock:
+    """One batch's lock: this process's callers queue on an asyncio lock; replicas on an advisory lock."""
+
+    def __init__(self, dsn: str | None, batch_id: str) -> None:
+        self._local = asyncio.Lock()
+        self._dsn = dsn
+        self._key = f"runctl-batch:{batch_id}"
+        self._cluster: contextlib.AbstractAsyncContextManager[None] | None = None
+
+    def locked(self) -> bool:
+        return self._local.locked()
+
+    async def __aenter__(self) -> None:
+        await self._local.acquire()
+        if self._dsn is None:
+            return
+        try:
+            self._cluster = advisory_lock(self._dsn, self._key)
+            await self._cluster.__aenter__()
+        except BaseException:
+            self._cluster = None
+            self._local.release()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self._cluster is not None:
+                cluster, self._cluster = self._cluster, None
+                await cluster.__aexit__(None, None, None)
+        finally:
+            self._local.release()
+
+
 class Batches:
     """Starts, tracks, stops and clears batches."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self.queries = BatchQueries(engine.reader)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, BatchLock] = {}
         self._starting: dict[tuple[str, str], asyncio.Future[str]] = {}
         engine.scheduler.on_run_finished.append(self._on_run_finished)
 
-    def _lock(self, batch_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(batch_id, asyncio.Lock())
+    def _lock(self, batch_id: str) -> BatchLock:
+        return self._locks.setdefault(batch_id, BatchLock(self._engine.cluster_dsn, batch_id))
 
     def _forget(self, batch_id: str) -> None:
         """An ended batch changes no more, so its lock is no longer needed."""

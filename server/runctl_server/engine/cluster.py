@@ -31,6 +31,7 @@ from runctl_server.store.leases import (
     ORPHANS_CHANNEL,
     REPLIES_CHANNEL,
     STATE_CHANNEL,
+    TASKS_CHANNEL,
     Claim,
     LeaseStore,
 )
@@ -69,6 +70,7 @@ class Cluster(Router):
         ttl: float,
         on_state: Callable[[str], Awaitable[None]],
         on_taken: Callable[[list[str] | None], Awaitable[None]],
+        on_task: Callable[[str, str], None],
     ) -> None:
         self.name = name
         self.ttl = ttl
@@ -80,6 +82,7 @@ class Cluster(Router):
         self._reader = reader
         self._on_state = on_state
         self._on_taken = on_taken
+        self._on_task = on_task
         self._waiting: dict[int, asyncio.Event] = {}
         self._send_order: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -93,6 +96,7 @@ class Cluster(Router):
                 REPLIES_CHANNEL: self._on_reply,
                 STATE_CHANNEL: self._on_state_changed,
                 ORPHANS_CHANNEL: self._on_orphans,
+                TASKS_CHANNEL: self._on_task_created,
             },
             self._on_connect,
         )
@@ -317,6 +321,10 @@ class Cluster(Router):
 
     async def _on_state_changed(self, payload: str) -> None:
         await self._on_state(payload)
+
+    async def _on_task_created(self, payload: str) -> None:
+        workspace_id, _, queue = payload.partition("\t")
+        self._on_task(workspace_id, queue)
 
     async def _on_orphans(self, payload: str) -> None:
         if payload != self.replica_id:

@@ -42,6 +42,7 @@ from runctl_server.events.relay import EventRelay
 from runctl_server.nodes.base import NodeFailure, NodeType
 from runctl_server.nodes.registry import load_node_types
 from runctl_server.settings import Limits
+from runctl_server.store.notify import conninfo
 from runctl_server.store.reads import Reader
 from runctl_server.store.writer import WriteError, Writer, dumps
 
@@ -99,6 +100,7 @@ class Engine:
         self.scheduler.on_child_start = self._on_child_start
         self.scheduler.on_run_finished.append(self._notify_parent)
         self.cluster: Cluster | None = None
+        self._cluster_dsn = conninfo(database) if replicated else None
         if replicated:
             self.cluster = Cluster(
                 database,
@@ -109,10 +111,16 @@ class Engine:
                 ttl=lease_ttl,
                 on_state=self._on_cluster_state,
                 on_taken=self._on_taken,
+                on_task=self.tasks.on_task_elsewhere,
             )
             self.scheduler.router = self.cluster
             cluster = self.cluster
             self.scheduler.timers.owner = lambda: cluster.replica_id
+
+    @property
+    def cluster_dsn(self) -> str | None:
+        """The connection string for cluster-wide locks; None when this is the only process."""
+        return self._cluster_dsn
 
     @property
     def replica_id(self) -> str:

@@ -46,7 +46,14 @@ from runctl_server.engine.persistence import RunStore
 from runctl_server.engine.timers import TimerService
 from runctl_server.errors import RunctlError, Unavailable
 from runctl_server.nodes.base import NodeFailure, NodeResult, NodeType
-from runctl_server.store.leases import MARK_HANDLED, NOTIFY, RELEASE_RUN, REPLIES_CHANNEL, Claim
+from runctl_server.store.leases import (
+    MARK_HANDLED,
+    NOTIFY,
+    RELEASE_RUN,
+    REPLIES_CHANNEL,
+    TASKS_CHANNEL,
+    Claim,
+)
 from runctl_server.store.writer import LeaseLost, dumps
 
 log = logging.getLogger(__name__)
@@ -571,6 +578,10 @@ class Scheduler:
                 record.wake_at = deadline
                 driven.after_commit.append(lambda: self.timers.schedule(deadline, run.id, record.key))
             driven.after_commit.append(lambda: [cb(task) for cb in self.on_task_created])
+            if self.router is not None:
+                # Workers polling other replicas hear of it when this commits.
+                payload = f"{task['workspace_id']}\t{task['queue']}"
+                run.statements.append((NOTIFY, {"channel": TASKS_CHANNEL, "payload": payload}))
         elif suspend.kind == "child":
             child = dict(suspend.child)
             t.wait_child(run, record, child)

@@ -407,9 +407,15 @@ class TaskDispatcher:
         # If the guard did not match (finished, cancelled, extended elsewhere), the lease attempt finds out.
         self._enqueue(task_id, key)
 
-    async def _rescan(self) -> None:
+    def on_task_elsewhere(self, workspace_id: str, queue: str) -> None:
+        """Another replica created a task: look at its queue now if a worker here serves it."""
+        key = (workspace_id, queue)
+        if any(key in poller.keys for poller in self._pollers):
+            self._spawn(self._rescan({key}))
+
+    async def _rescan(self, only: set[QueueKey] | None = None) -> None:
         """Pick up pending and abandoned tasks of served queues that this process does not track."""
-        keys = {key for poller in self._pollers for key in poller.keys}
+        keys = only if only is not None else {key for poller in self._pollers for key in poller.keys}
         for key in keys:
             rows = await self.reader.all(
                 sql.SELECT_QUEUE_BACKLOG,

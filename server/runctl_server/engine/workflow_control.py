@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from runctl_server.engine.model import ACTIVE_EXECUTION, QUEUED, RUNNING, WORKFLOW_PAUSED, now
 from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.errors import FailedPrecondition, InvalidArgument
+from runctl_server.store.leases import NOTIFY, STATE_CHANNEL
 from runctl_server.store.reads import Row
 from runctl_server.store.writer import EventRecord, Mutation
 
@@ -135,6 +136,9 @@ class WorkflowControl:
                     event, workspace_id, workflow_id=workflow_id, payload={"status": status, **payload}
                 )
             )
+            if self._engine.cluster is not None:
+                # Every replica rereads the paused workflows when this commits.
+                mutation.add(NOTIFY, {"channel": STATE_CHANNEL, "payload": "workflows"})
             await self._engine.writer.commit(mutation)
 
     async def _runs(self, workspace_id: str, workflow_id: str, statuses: tuple[str, ...]) -> list[Row]:

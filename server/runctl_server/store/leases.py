@@ -100,6 +100,7 @@ INBOX_CHANNEL = "runctl_inbox"  # payload: "<owner replica id> <execution id>"
 REPLIES_CHANNEL = "runctl_replies"  # payload: "<sender replica id> <inbox id>"
 STATE_CHANNEL = "runctl_state"  # payload: what changed ("workflows")
 ORPHANS_CHANNEL = "runctl_orphans"  # payload: the replica that released its runs
+TASKS_CHANNEL = "runctl_tasks"  # payload: "<workspace id>\t<queue>" that has a new task
 
 
 @dataclass(frozen=True)
