@@ -101,6 +101,7 @@ class Cluster(Router):
             self._on_connect,
         )
         self.taken_over = 0
+        self._live = 0
         self.heartbeats_missed = 0
         self.rejoined = 0
 
@@ -148,7 +149,8 @@ class Cluster(Router):
                 await self._take_over()
                 if loop.time() >= housekeeping_at:
                     housekeeping_at = loop.time() + HOUSEKEEPING_SECONDS
-                    await asyncio.to_thread(self._store.forget_dead)
+                    if await asyncio.to_thread(self._store.forget_dead):
+                        self._scheduler.timers.refresh_soon()
                     await asyncio.to_thread(self._store.forget_handled, INBOX_RETENTION_SECONDS)
                     await self._on_taken(None)
             except asyncio.CancelledError:
@@ -174,6 +176,10 @@ class Cluster(Router):
 
     async def _take_over(self) -> None:
         orphans, live = await asyncio.to_thread(self._store.orphan_count)
+        if live < self._live:
+            # A replica died: the timers of runs it parked were only in its memory.
+            self._scheduler.timers.refresh_soon()
+        self._live = live
         if not orphans:
             return
         share = math.ceil(orphans / max(live, 1))
@@ -181,6 +187,8 @@ class Cluster(Router):
         taken = [
             execution_id for execution_id, epoch in claimed if await self._scheduler.take(execution_id, epoch)
         ]
+        if claimed:
+            self._scheduler.timers.refresh_soon()  # the dead replica's parked runs' timers too
         if taken:
             self.taken_over += len(taken)
             log.info("took over %d runs nobody was driving", len(taken))
@@ -329,6 +337,7 @@ class Cluster(Router):
     async def _on_orphans(self, payload: str) -> None:
         if payload != self.replica_id:
             self._takeover_now.set()
+            self._scheduler.timers.refresh_soon()
 
     @property
     def stats(self) -> dict[str, int]:

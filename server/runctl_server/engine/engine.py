@@ -114,6 +114,7 @@ class Engine:
                 on_task=self.tasks.on_task_elsewhere,
             )
             self.scheduler.router = self.cluster
+            self.scheduler.timers.refresh_seconds = min(self.scheduler.timers.refresh_seconds, lease_ttl / 2)
             cluster = self.cluster
             self.scheduler.timers.owner = lambda: cluster.replica_id
 

@@ -33,6 +33,11 @@ class TimerService:
         self._loaded_until = 0.0
         # This replica's id: timers of runs that another replica drives are that replica's business.
         self.owner: Callable[[], str] = lambda: "local"
+        # With replicas a parked run's timers are every replica's to fire, but only the replica that
+        # parked it has them in memory: the others look at the table this often, and at once when a
+        # replica leaves or dies.
+        self.refresh_seconds = REFRESH_SECONDS
+        self._refresh_now = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="runctl-timers")
@@ -42,6 +47,11 @@ class TimerService:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    def refresh_soon(self) -> None:
+        """Read the due timers from the table again now (another replica left or died)."""
+        self._refresh_now = True
+        self._wakeup.set()
 
     def schedule(self, wake_at: float, execution_id: str, node_key: str) -> None:
         """Called after the wake time is committed; later timers are picked up by the next refresh."""
@@ -75,16 +85,17 @@ class TimerService:
         next_refresh = 0.0
         while True:
             try:
-                if now() >= next_refresh:
+                if now() >= next_refresh or self._refresh_now:
+                    self._refresh_now = False
                     await self._refresh()
-                    next_refresh = now() + REFRESH_SECONDS
+                    next_refresh = now() + self.refresh_seconds
                 while self._heap and self._heap[0][0] <= now():
                     entry = heapq.heappop(self._heap)
                     self._known.discard(entry)
                     wake_at, execution_id, node_key = entry
                     self._deliver(execution_id, Message("timer", node_key, data={"wake_at": wake_at}))
                 delay = min(
-                    next_refresh - now(), (self._heap[0][0] - now()) if self._heap else REFRESH_SECONDS
+                    next_refresh - now(), (self._heap[0][0] - now()) if self._heap else self.refresh_seconds
                 )
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):

@@ -28,6 +28,8 @@ class EventRelay:
         self._reader = reader
         self._queue: asyncio.Queue[list[EventRecord] | int] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        # True while the relay task works on an item: the fast path must not overtake it.
+        self._busy = False
         self.read_from_log = 0
 
     @property
@@ -48,7 +50,7 @@ class EventRelay:
         """The writer's callback: events this process just committed."""
         if not events:
             return
-        if self._queue.empty() and events[0].sequence == self.published + 1:
+        if not self._busy and self._queue.empty() and events[0].sequence == self.published + 1:
             self._hub.publish(events)  # the common case: nothing of others' in between
             return
         self._queue.put_nowait(events)
@@ -61,6 +63,7 @@ class EventRelay:
     async def _run(self) -> None:
         while True:
             item = await self._queue.get()
+            self._busy = True
             try:
                 if isinstance(item, int):
                     await self._read_through(item)
@@ -73,6 +76,8 @@ class EventRelay:
                 raise
             except Exception:
                 log.exception("could not relay events; watchers catch up from the log")
+            finally:
+                self._busy = not self._queue.empty()
 
     async def _read_through(self, through: int) -> None:
         while self.published < through:
@@ -83,7 +88,8 @@ class EventRelay:
                 {"after": after, "through": through, "limit": READ_PAGE},
             )
             self.read_from_log += len(rows)
-            self._hub.publish([EventRecord.from_row(row) for row in rows])
+            fresh = [row for row in rows if int(row["sequence"]) > self.published]
+            self._hub.publish([EventRecord.from_row(row) for row in fresh])
             if len(rows) < READ_PAGE:
                 # Numbers missing from the table were removed (cleared batches): nothing to send.
                 self._hub.last_sequence = max(self._hub.last_sequence, through)
