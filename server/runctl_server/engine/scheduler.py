@@ -267,10 +267,15 @@ class Scheduler:
             self.claims += 1
         if execution_id in self._loaded:
             return self._loaded[execution_id]
+        return await self._launch_claimed(execution_id, claim.epoch or 0)
+
+    async def _launch_claimed(self, execution_id: str, epoch: int) -> Driven | None:
+        """Load a run this process holds the lease of (epoch), drive it, and hand it what waits in its
+        inbox; None when it has ended, does not exist or is already driven here."""
         run = await self.store.load_run(execution_id)
-        if run is None or run.finished:
+        if run is None or run.finished or execution_id in self._loaded:
             return None
-        run.lease_epoch = claim.epoch or 0
+        run.lease_epoch = epoch
         self.launch(run, fresh=False)
         driven = self._loaded[execution_id]
         if self.router is not None:
@@ -289,15 +294,7 @@ class Scheduler:
         """Drive a run this replica has just claimed (taken over from a dead replica)."""
         if execution_id in self._loaded:
             return False
-        run = await self.store.load_run(execution_id)
-        if run is None or run.finished or execution_id in self._loaded:
-            return False
-        run.lease_epoch = epoch
-        self.launch(run, fresh=False)
-        if self.router is not None:
-            for message in await self.router.inbox(execution_id):
-                self._put(self._loaded[execution_id], message)
-        return True
+        return await self._launch_claimed(execution_id, epoch) is not None
 
     def deliver_inbox(self, execution_id: str, messages: list[Message]) -> bool:
         """Messages read from the run inbox, for a run driven here; False when it is not loaded."""
