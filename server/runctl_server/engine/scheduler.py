@@ -58,6 +58,9 @@ from runctl_server.store.writer import LeaseLost, dumps
 
 log = logging.getLogger(__name__)
 
+# Pauses before claiming again a run that is active but held by nobody alive at the moment of looking.
+CLAIM_RETRY_SECONDS = (0.01, 0.05, 0.2, 0.5)
+
 
 @dataclass
 class Message:
@@ -230,9 +233,10 @@ class Scheduler:
                 self._loading.pop(execution_id, None)
         try:
             located = await asyncio.shield(pending)
-        except Exception:
+        except Exception as exc:
             if message.reply is not None and not message.reply.done():
-                message.reply.set_exception(RunctlError("could not load the run"))
+                known = isinstance(exc, RunctlError)
+                message.reply.set_exception(exc if known else RunctlError("could not load the run"))
             return
         target = self._loaded.get(execution_id) or located
         if isinstance(target, str):  # another live replica drives it
@@ -262,8 +266,17 @@ class Scheduler:
         claim = Claim(0)
         if self.router is not None:
             claim = await self.router.claim(execution_id)
+            for delay in CLAIM_RETRY_SECONDS:
+                # Active with no live owner: the owner let it go, or its lease lapsed, between the
+                # claim and the look at its row. Claim again rather than take the run for ended.
+                if claim.epoch is not None or not claim.active or claim.owner:
+                    break
+                await asyncio.sleep(delay)
+                claim = await self.router.claim(execution_id)
             if claim.epoch is None:
-                return claim.owner if claim.active and claim.owner else None
+                if claim.active and not claim.owner:
+                    raise Unavailable(f"run {execution_id} could not be claimed; try again")
+                return claim.owner if claim.active else None
             self.claims += 1
         if execution_id in self._loaded:
             return self._loaded[execution_id]
