@@ -7,6 +7,10 @@ are counted afterwards from the committed event log (the NODE_* events), so ever
 state. Run from the repository root:
 
     .venv/bin/python bench/engine_throughput.py [--runs 2000] [--concurrency 64] [--db-url URL]
+        [--sqlite-synchronous FULL|NORMAL|both]
+
+On SQLite it measures synchronous=FULL (runctl's default: an acknowledged change survives a power loss)
+and then NORMAL (survives a process crash only), each on a fresh database, and prints both.
 
 With a PostgreSQL URL the benchmark creates a throwaway database on that server and drops it afterwards.
 `--profile out.txt` records the server with py-spy (raw collapsed stacks) during the measured phase.
@@ -113,10 +117,10 @@ class Stored:
     last_completion: float
 
 
-def read_back(db_url: str, workflow_id: str) -> Stored:
+def read_back(db_url: str, workflow_id: str, sqlite_synchronous: str) -> Stored:
     """Events of the measured runs and the durability settings, through the server's own engine setup
     (so SQLite connections get exactly the pragmas the server's connections get)."""
-    engine = create_db_engine(db_url)
+    engine = create_db_engine(db_url, sqlite_synchronous=sqlite_synchronous)
     try:
         with engine.connect() as conn:
             if engine.dialect.name == "sqlite":
@@ -186,10 +190,11 @@ async def wait_serving(server: Server) -> None:
 
 
 @contextmanager
-def spawn_server(db_url: str, workdir: Path) -> Iterator[Server]:
+def spawn_server(db_url: str, workdir: Path, sqlite_synchronous: str = "FULL") -> Iterator[Server]:
     grpc_port, http_port = free_port(), free_port()
     env = {
         **os.environ,
+        "RUNCTL_SQLITE_SYNCHRONOUS": sqlite_synchronous,
         "RUNCTL_DB_URL": db_url,
         "RUNCTL_GRPC_ADDR": f"{LOOPBACK}:{grpc_port}",
         "RUNCTL_HTTP_ADDR": f"{LOOPBACK}:{http_port}",
@@ -511,6 +516,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="write a py-spy profile of the server during the measured phase (raw collapsed stacks;"
         " needs `pip install py-spy`; slows the server down)",
     )
+    parser.add_argument(
+        "--sqlite-synchronous",
+        choices=("FULL", "NORMAL", "both"),
+        default="both",
+        help="SQLite durability to measure: FULL (the default, survives power loss), NORMAL, or both"
+        " one after the other on fresh databases (default both; PostgreSQL ignores it)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1 or args.concurrency < 1 or args.warmup < 0:
         parser.error("--runs and --concurrency must be >= 1, --warmup >= 0")
@@ -519,16 +531,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="runctl-bench-") as tmp:
-        workdir = Path(tmp)
-        with database(args.db_url, workdir) as db_url, spawn_server(db_url, workdir) as server:
-            asyncio.run(wait_serving(server))
-            print(f"server pid {server.process.pid} on {server.target}", flush=True)
-            asyncio.run(warm_up(server.target, args.warmup, min(args.concurrency, args.warmup or 1)))
-            with py_spy(server.process.pid, args.profile), cpu_usage(server.process.pid) as cpu:
-                workflow_id, load = asyncio.run(measure(server.target, args.runs, args.concurrency))
-            stored = read_back(db_url, workflow_id)
-            valid = report(db_url, load, stored, cpu)
+    postgres = args.db_url is not None and is_postgres(args.db_url)
+    settings = ["FULL", "NORMAL"] if args.sqlite_synchronous == "both" else [args.sqlite_synchronous]
+    valid = True
+    for sqlite_synchronous in ["FULL"] if postgres else settings:
+        with tempfile.TemporaryDirectory(prefix="runctl-bench-") as tmp:
+            workdir = Path(tmp)
+            with (
+                database(args.db_url, workdir) as db_url,
+                spawn_server(db_url, workdir, sqlite_synchronous) as server,
+            ):
+                asyncio.run(wait_serving(server))
+                print(f"server pid {server.process.pid} on {server.target}", flush=True)
+                asyncio.run(warm_up(server.target, args.warmup, min(args.concurrency, args.warmup or 1)))
+                with py_spy(server.process.pid, args.profile), cpu_usage(server.process.pid) as cpu:
+                    workflow_id, load = asyncio.run(measure(server.target, args.runs, args.concurrency))
+                stored = read_back(db_url, workflow_id, sqlite_synchronous)
+                valid = report(db_url, load, stored, cpu) and valid
     return 0 if valid else 1
 
 

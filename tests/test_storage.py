@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 
+from runctl_server.settings import Settings, SettingsError
 from runctl_server.store.database import create_db_engine
 from runctl_server.store.migrate import current_revision, head_revision, upgrade_to_head
 from runctl_server.store.tables import DEFAULT_WORKSPACE_ID, Workspace
@@ -47,6 +48,28 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> None:
             assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, 2), ({"RUNCTL_SQLITE_SYNCHRONOUS": "normal"}, 1), ({"RUNCTL_SQLITE_SYNCHRONOUS": "FULL"}, 2)],
+)
+def test_sqlite_is_durable_against_power_loss_unless_asked(
+    sqlite_url: str, env: dict[str, str], expected: int
+) -> None:
+    """A server's SQLite connections fsync at every commit (synchronous=FULL, 2) by default; NORMAL (1)
+    only when RUNCTL_SQLITE_SYNCHRONOUS asks for it."""
+    settings = settings_for(sqlite_url, sqlite_synchronous=Settings.from_env(env).sqlite_synchronous)
+    with running_server(settings) as handle:
+        engine = handle.server.database
+        assert engine is not None
+        with engine.connect() as connection:
+            assert connection.execute(text("PRAGMA synchronous")).scalar() == expected
+
+
+def test_an_unknown_sqlite_synchronous_setting_is_refused() -> None:
+    with pytest.raises(SettingsError, match="RUNCTL_SQLITE_SYNCHRONOUS: 'OFF' is not FULL or NORMAL"):
+        Settings.from_env({"RUNCTL_SQLITE_SYNCHRONOUS": "OFF"})
 
 
 def test_unreachable_database_is_a_clear_startup_error() -> None:

@@ -120,7 +120,9 @@ class RunctlServer:
     async def start(self) -> None:
         if self.settings.tls_cert_file is not None and self.settings.tls_key_file is not None:
             self._tls = _read_tls(self.settings.tls_cert_file, self.settings.tls_key_file)
-        self.database = create_db_engine(self.settings.db_url)
+        self.database = create_db_engine(
+            self.settings.db_url, sqlite_synchronous=self.settings.sqlite_synchronous
+        )
         try:
             # Before migrations: a second process must not even touch a SQLite file that one serves.
             self._db_lock = acquire(self.database.url)

@@ -108,6 +108,9 @@ class Settings:
     # This replica's name in the replicas table and logs; default "<host>:<gRPC port>". A replica that
     # starts under a name takes over its previous incarnation's runs at once (a restart).
     replica_name: str = ""
+    # SQLite durability: "FULL" (an acknowledged change survives a power loss) or "NORMAL" (it survives
+    # a crash of the process, not of the machine; faster on slow disks).
+    sqlite_synchronous: str = "FULL"
 
     def __post_init__(self) -> None:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -170,6 +173,10 @@ class Settings:
                 raise SettingsError(f"RUNCTL_LEASE_TTL_SECONDS: not a number: {ttl!r}") from None
             if not 0.5 <= values["lease_ttl_seconds"] <= 300:
                 raise SettingsError("RUNCTL_LEASE_TTL_SECONDS: must be between 0.5 and 300")
+        if sync := env.get("RUNCTL_SQLITE_SYNCHRONOUS"):
+            if sync.upper() not in ("FULL", "NORMAL"):
+                raise SettingsError(f"RUNCTL_SQLITE_SYNCHRONOUS: {sync!r} is not FULL or NORMAL")
+            values["sqlite_synchronous"] = sync.upper()
         if name := env.get("RUNCTL_REPLICA_NAME"):
             if len(name) > 200:
                 raise SettingsError("RUNCTL_REPLICA_NAME: at most 200 characters")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -30,22 +31,33 @@ def normalize_db_url(url: str) -> URL:
     raise SettingsError(f"RUNCTL_DB_URL: unsupported database {backend!r}; use sqlite:/// or postgresql://")
 
 
-def _configure_sqlite(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets readers run beside the single writer; NORMAL sync is durable across process crashes.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+# SQLite `synchronous` settings runctl accepts. FULL (the default) fsyncs the WAL at every commit, so an
+# acknowledged change survives a power loss; group commit spreads that one fsync over many changes.
+# NORMAL fsyncs only at checkpoints: a change survives a crash of the process, not of the machine.
+SQLITE_SYNCHRONOUS = ("FULL", "NORMAL")
 
 
-def create_db_engine(url: str) -> Engine:
+def _sqlite_pragmas(synchronous: str) -> Callable[[sqlite3.Connection, Any], None]:
+    def configure(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers run beside the single writer.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    return configure
+
+
+def create_db_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     """Build the engine; SQLite connections get the pragmas on every connect."""
     parsed = normalize_db_url(url)
     if parsed.get_backend_name() == "sqlite":
+        if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+            raise SettingsError(f"RUNCTL_SQLITE_SYNCHRONOUS: {sqlite_synchronous!r} is not FULL or NORMAL")
         engine = create_engine(parsed, connect_args={"check_same_thread": False})
-        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
         return engine
     return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
