@@ -139,6 +139,10 @@ def test_a_person_approves_in_the_browser(server: Keyed, client: Client) -> None
     assert seen["afterwardsStatus"] == 401
     assert seen["afterwards"] == "This link cannot be used"
     assert "already resumed" in seen["afterwardsText"]
+    # The page's policy let its own stylesheet apply and refused nothing else on it; framed by another
+    # page, the browser would not show it.
+    assert seen["styled"] == "#1f5fbf" and seen["refusals"] == [], seen
+    assert seen["framingRefused"] and "This link cannot be used" not in seen["framedText"], seen
 
     execution = client.wait(run)
     assert execution.status == execution_pb2.EXECUTION_STATUS_COMPLETED

@@ -6,6 +6,8 @@ set up over gRPC through the generated stubs, as a client of both faces would.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import time
 from collections.abc import Iterator
@@ -489,6 +491,34 @@ def test_a_run_waiting_at_two_places_shows_two_forms(http: httpx.Client, client:
 )
 def test_posted_numbers(text: str, number: float | None) -> None:
     assert parse_number(text) == number
+
+
+def test_every_page_forbids_script_and_framing(
+    http: httpx.Client, client: Client, workflow_id: str, paused_run: str
+) -> None:
+    """The page, its error pages and a refused form post all carry a policy that allows no script, no
+    framing and no stylesheet but the page's own (by hash), plus nosniff; JSON answers carry nosniff."""
+    page = http.get(f"/resume/{workflow_id}/{paused_run}")
+    missing = http.get(f"/resume/{workflow_id}/exec_missing")
+    refused = form_post(http, f"/resume/{workflow_id}/{paused_run}", {"runctl.decision": "approve"})
+    for answer in (page, missing, refused):
+        assert answer.headers["content-type"].startswith("text/html"), answer.status_code
+        policy = {
+            directive.split()[0]: directive.split()[1:]
+            for directive in answer.headers["content-security-policy"].split("; ")
+        }
+        assert policy["default-src"] == ["'none'"] and "script-src" not in policy
+        assert policy["frame-ancestors"] == ["'none'"] and policy["form-action"] == ["'self'"]
+        (style,) = re.findall(r"<style>(.*?)</style>", answer.text, re.DOTALL)
+        digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+        assert policy["style-src"] == [f"'sha256-{digest}'"]
+        assert "<script" not in answer.text.lower()
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+    as_json = http.get(f"/api/workflows/{workflow_id}/paused")
+    assert as_json.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" not in as_json.headers
 
 
 def test_page_errors(http: httpx.Client, client: Client, workflow_id: str, paused_run: str) -> None:

@@ -31,6 +31,11 @@ const report = {};
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(5000);
+  // Anything the page's Content-Security-Policy refused (its own stylesheet must not be among them).
+  const refusals = [];
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) refusals.push(message.text());
+  });
 
   // 1. The request as the page shows it.
   const opened = await page.goto(uiUrl);
@@ -40,6 +45,9 @@ try {
   report.message = (await page.locator('.message').textContent()).trim();
   report.facts = (await page.locator('dl.facts').innerText()).replace(/\s+/g, ' ').trim();
   report.legend = (await page.locator('fieldset legend').textContent()).trim();
+  report.styled = await page.evaluate(
+    () => getComputedStyle(document.documentElement).getPropertyValue('--accent').trim(),
+  );
 
   // 2. Fill the form by its labels. Enter in a field must not send it (no accidental decision).
   await page.getByLabel('Note').fill('Ship it <fast>');
@@ -82,6 +90,19 @@ try {
   report.afterwardsStatus = again.status();
   report.afterwards = (await page.locator('h1').textContent()).trim();
   report.afterwardsText = (await page.locator('main').innerText()).replace(/\s+/g, ' ').trim();
+  report.refusals = refusals;
+
+  // 6. Another site frames the link (to trick a person into clicking): the browser refuses to show it.
+  const framer = await browser.newPage();
+  const framerMessages = [];
+  framer.on('console', (message) => framerMessages.push(message.text()));
+  await framer.setContent(`<iframe src="${uiUrl}" width="800" height="600"></iframe>`);
+  await framer.waitForTimeout(1500);
+  const framed = framer.frames().find((frame) => frame !== framer.mainFrame());
+  report.framedText = framed
+    ? await framed.evaluate(() => document.body?.innerText ?? '').catch(() => '')
+    : '';
+  report.framingRefused = framerMessages.some((text) => /frame-ancestors/.test(text));
   console.log(JSON.stringify(report));
 } catch (error) {
   console.error(`${error.stack ?? error}\nseen so far: ${JSON.stringify(report)}`);

@@ -18,6 +18,7 @@ from runctl_server.engine.engine import Engine
 from runctl_server.http.auth import AuthMiddleware
 from runctl_server.http.bridge import Services
 from runctl_server.http.openapi import openapi_document
+from runctl_server.http.page_headers import PageHeadersMiddleware
 from runctl_server.http.routes import executions, hitl, implied, outbound, runner, runs
 from runctl_server.http.routing import DEFAULT_MAX_BODY_BYTES, Endpoint, starlette_route
 from runctl_server.http.socketio_bridge import SocketBridge
@@ -70,6 +71,8 @@ def build_http_app(
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
     checked: ASGIApp = app if authenticator is None else AuthMiddleware(app, authenticator, links)
+    # Outside authentication, so its HTML error pages carry the headers too.
+    checked = PageHeadersMiddleware(checked)
     if engine is None or services is None or authenticator is None:
         return checked
     return SocketBridge(engine, services, authenticator).asgi(checked)
