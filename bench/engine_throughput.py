@@ -195,6 +195,7 @@ def spawn_server(db_url: str, workdir: Path, sqlite_synchronous: str = "FULL") -
     env = {
         **os.environ,
         "RUNCTL_SQLITE_SYNCHRONOUS": sqlite_synchronous,
+        "RUNCTL_DRAIN_SECONDS": "0",
         "RUNCTL_DB_URL": db_url,
         "RUNCTL_GRPC_ADDR": f"{LOOPBACK}:{grpc_port}",
         "RUNCTL_HTTP_ADDR": f"{LOOPBACK}:{http_port}",

@@ -170,6 +170,7 @@ class Cluster:
             "RUNCTL_DB_URL": db_url,
             # Drains quickly on SIGTERM even with watch streams open.
             "RUNCTL_SHUTDOWN_GRACE_SECONDS": "3",
+            "RUNCTL_DRAIN_SECONDS": "0",
             **({"RUNCTL_LEASE_TTL_SECONDS": f"{lease_ttl:g}"} if lease_ttl is not None else {}),
             **(env or {}),
         }

@@ -166,6 +166,8 @@ def launch_server(db_url: str, workdir: Path, extra_env: dict[str, str] | None =
         "RUNCTL_DB_URL": db_url,
         "RUNCTL_GRPC_ADDR": f"{LOOPBACK}:{grpc_port}",
         "RUNCTL_HTTP_ADDR": f"{LOOPBACK}:{http_port}",
+        # Tests stop servers often; the drain period has its own test (tests/test_drain.py).
+        "RUNCTL_DRAIN_SECONDS": "0",
         **(extra_env or {}),
     }
     log_path = workdir / f"server-{grpc_port}.log"

@@ -258,13 +258,28 @@ class RunctlServer:
                 raise StartupError("HTTP server stopped during start-up")
             await asyncio.sleep(0.01)
 
+    async def drain(self, seconds: float | None = None, cut_short: asyncio.Event | None = None) -> None:
+        """Say NOT_SERVING and go on serving every call for `seconds` (the drain period), so load
+        balancers see it and send new calls elsewhere; `cut_short` ends the wait early."""
+        seconds = self.settings.drain_seconds if seconds is None else seconds
+        self._serving = False
+        await self._health.enter_graceful_shutdown()
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await (cut_short or asyncio.Event()).wait()
+
     async def stop(self, grace: float | None = None) -> None:
-        """Say NOT_SERVING, let in-flight calls finish within `grace` seconds, then close."""
+        """Say NOT_SERVING; stop accepting calls; end open streams at once (UNAVAILABLE, reason
+        SHUTTING_DOWN, with the cursor to resume from); let in-flight unary calls finish within `grace`
+        seconds; then close. `drain()` first gives load balancers time to notice."""
         if self._stopped.is_set():
             return
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         self._serving = False
         await self._health.enter_graceful_shutdown()
+        if self.engine is not None:
+            self.engine.end_streams()
         if self._http is not None:
             self._http.should_exit = True
         if self._grpc is not None:
@@ -302,8 +317,21 @@ async def serve(settings: Settings) -> None:
     gc.set_threshold(50_000, 20, 100)
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
+    hurry = asyncio.Event()
+
+    def on_signal() -> None:
+        # A second signal during the drain period skips the rest of it.
+        (hurry if stop_requested.is_set() else stop_requested).set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop_requested.set)
+        loop.add_signal_handler(sig, on_signal)
     await stop_requested.wait()
-    log.info("signal received: draining (health NOT_SERVING)")
+    log.info(
+        "signal received: health NOT_SERVING; serving calls for %gs more, then stopping",
+        settings.drain_seconds,
+    )
+    await server.drain(cut_short=hurry)
+    log.info(
+        "drain period over: open streams end now, in-flight calls get %gs", settings.shutdown_grace_seconds
+    )
     await server.stop()

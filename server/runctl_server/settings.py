@@ -90,6 +90,9 @@ class Settings:
     workflows_dirs: tuple[Path, ...] = ()
     public_base_url: str = ""
     shutdown_grace_seconds: float = 10.0
+    # On SIGTERM: health says NOT_SERVING while calls are still served for this long, so load balancers
+    # see it and send new calls elsewhere; then streams end and in-flight calls get the grace period.
+    drain_seconds: float = 5.0
     # Events a watcher may fall behind before it is cut off (it resumes from its cursor).
     watch_buffer_events: int = 10_000
     # Larger HTTP request bodies are refused with 413 before they are parsed.
@@ -145,6 +148,13 @@ class Settings:
                 values["shutdown_grace_seconds"] = float(grace)
             except ValueError:
                 raise SettingsError(f"RUNCTL_SHUTDOWN_GRACE_SECONDS: not a number: {grace!r}") from None
+        if drain := env.get("RUNCTL_DRAIN_SECONDS"):
+            try:
+                values["drain_seconds"] = float(drain)
+            except ValueError:
+                raise SettingsError(f"RUNCTL_DRAIN_SECONDS: not a number: {drain!r}") from None
+            if not 0 <= values["drain_seconds"] <= 300:
+                raise SettingsError("RUNCTL_DRAIN_SECONDS: must be between 0 and 300")
         if buffer := env.get("RUNCTL_WATCH_BUFFER_EVENTS"):
             try:
                 values["watch_buffer_events"] = int(buffer)

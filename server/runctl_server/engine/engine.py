@@ -150,6 +150,12 @@ class Engine:
         await self.tasks.start()
         self.scheduler.timers.start()
 
+    def end_streams(self) -> None:
+        """Every open stream (watches, event streams, PollTasks) ends now with UNAVAILABLE
+        (SHUTTING_DOWN) and its cursor, and new ones at once: the server is shutting down."""
+        self.hub.close()
+        self.tasks.end_streams()
+
     async def stop(self) -> None:
         for task in list(self._background):
             task.cancel()

@@ -23,7 +23,7 @@ from typing import Any
 from runctl_server.engine.commands import command
 from runctl_server.engine.model import FINISHED_EXECUTION, RUNNING, now
 from runctl_server.engine.scheduler import Driven, Message, Scheduler
-from runctl_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from runctl_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unavailable
 from runctl_server.nodes.base import NodeFailure
 from runctl_server.store import sql
 from runctl_server.store.reads import Reader, Row
@@ -137,6 +137,7 @@ class TaskDispatcher:
         self._busy: set[str] = set()
         self._waiting: dict[QueueKey, dict[_Poller, None]] = {}
         self._pollers: set[_Poller] = set()
+        self._closed = False
         self._expiry: list[tuple[float, str]] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -156,6 +157,12 @@ class TaskDispatcher:
         if rows:
             log.info("task dispatcher loaded %d open tasks", len(rows))
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="runctl-task-sweeper")
+
+    def end_streams(self) -> None:
+        """Every open PollTasks stream ends now, and new ones at once (the server is shutting down)."""
+        self._closed = True
+        for poller in tuple(self._pollers):
+            poller.wake.set()
 
     async def stop(self) -> None:
         tasks = [t for t in (self._sweeper, *self._background) if t is not None]
@@ -180,6 +187,12 @@ class TaskDispatcher:
         ready_sent = False
         try:
             while True:
+                if self._closed:
+                    raise Unavailable(
+                        "the server is shutting down: open PollTasks again (to another replica); "
+                        "the tasks this worker holds stay its own until their heartbeat timeout",
+                        reason="SHUTTING_DOWN",
+                    )
                 if len(poller.in_flight) < poller.max_in_flight:
                     task_id = self._take(poller)
                     if task_id is not None:

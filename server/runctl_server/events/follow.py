@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from runctl_server.errors import Aborted, InvalidArgument
+from runctl_server.errors import Aborted, InvalidArgument, Unavailable
 from runctl_server.events.hub import EventHub, Subscription
 from runctl_server.store.reads import Reader, Row
 from runctl_server.store.writer import EventRecord
@@ -90,6 +90,14 @@ def heartbeat_seconds(requested: float, default: float = 15.0) -> float:
     return default if requested == 0 else min(max(requested, 1.0), 300.0)
 
 
+def _shutting_down(cursor: int) -> Unavailable:
+    return Unavailable(
+        f"the server is shutting down: reconnect (to another replica) with after_sequence={cursor}",
+        reason="SHUTTING_DOWN",
+        metadata={"cursor": str(cursor)},
+    )
+
+
 class Follower:
     """One watcher's view of the log. Use as an async context manager, then iterate `deliveries`."""
 
@@ -133,12 +141,16 @@ class Follower:
         subscription = self._subscription
         assert subscription is not None, "use the follower as an async context manager"
         async for rows in self._catch_up(cursor):
+            if subscription.closed:
+                raise _shutting_down(cursor)
             for start in range(0, len(rows), MAX_EVENTS_PER_MESSAGE):
                 page = rows[start : start + MAX_EVENTS_PER_MESSAGE]
                 cursor = int(page[-1]["sequence"])
                 yield Delivery(page, cursor)
         queue = subscription.queue
         while True:
+            if subscription.closed:
+                raise _shutting_down(cursor)
             if queue.empty() and subscription.overflowed:
                 raise Aborted(
                     f"this watcher fell more than {self._buffer} events behind and was cut off; "
@@ -156,9 +168,14 @@ class Follower:
                     cursor = max(cursor, self._hub.last_sequence)
                 yield Delivery([], cursor)
                 continue
+            if first is None:
+                raise _shutting_down(cursor)
             batch = [first]
             while len(batch) < MAX_EVENTS_PER_MESSAGE and not queue.empty():
-                batch.append(queue.get_nowait())
+                following = queue.get_nowait()
+                if following is None:
+                    break
+                batch.append(following)
             fresh = [event.row() for event in batch if event.sequence > cursor]
             if fresh:
                 cursor = int(fresh[-1]["sequence"])

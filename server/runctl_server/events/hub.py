@@ -16,11 +16,13 @@ class Subscription:
     def __init__(self, hub: EventHub, predicate: Predicate, maxsize: int) -> None:
         self._hub = hub
         self.predicate = predicate
-        self.queue: asyncio.Queue[EventRecord] = asyncio.Queue(maxsize)
+        # None wakes a subscriber that waits on an empty queue: the hub closed.
+        self.queue: asyncio.Queue[EventRecord | None] = asyncio.Queue(maxsize)
         self.overflowed = False
+        self.closed = False
 
     def push(self, event: EventRecord) -> None:
-        if self.overflowed:
+        if self.overflowed or self.closed:
             return
         try:
             self.queue.put_nowait(event)
@@ -30,6 +32,12 @@ class Subscription:
 
     def close(self) -> None:
         self._hub.unsubscribe(self)
+
+    def end(self) -> None:
+        """The server is shutting down: the subscriber stops at once (it resumes elsewhere by cursor)."""
+        self.closed = True
+        if not self.queue.full():
+            self.queue.put_nowait(None)
 
     def __enter__(self) -> Subscription:
         return self
@@ -44,11 +52,20 @@ class EventHub:
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
         self.last_sequence = 0
+        self.closed = False
 
     def subscribe(self, predicate: Predicate, maxsize: int = 10_000) -> Subscription:
         subscription = Subscription(self, predicate, maxsize)
         self._subscriptions.add(subscription)
+        if self.closed:
+            subscription.end()
         return subscription
+
+    def close(self) -> None:
+        """End every subscription, now and to come (the server stops accepting streams)."""
+        self.closed = True
+        for subscription in tuple(self._subscriptions):
+            subscription.end()
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
