@@ -137,3 +137,72 @@ def test_numbers_too_long_to_read_are_400(server: ServerThread, client: Client) 
         assert forged.status_code == 400 and "page_token" in forged.text.lower().replace(
             "pagetoken", "page_token"
         )
+
+
+def _raw_call(channel: grpc.Channel, method: str, body: bytes, *, stream: bool = False) -> grpc.RpcError:
+    """Send bytes as the request of `method` and answer the error the server gave."""
+    identity: Callable[[bytes], bytes] = lambda data: data  # noqa: E731
+    try:
+        if stream:
+            call = channel.unary_stream(method, request_serializer=identity, response_deserializer=identity)
+            list(call(body, timeout=10))
+        else:
+            channel.unary_unary(method, request_serializer=identity, response_deserializer=identity)(
+                body, timeout=10
+            )
+    except grpc.RpcError as error:
+        return error
+    raise AssertionError(f"{method} accepted {body[:40]!r}")
+
+
+def _nested_struct(depth: int) -> bytes:
+    """A Struct value nested `depth` levels: {"a": {"a": ... {}}} as raw bytes (the Python runtime would
+    refuse to build it, but any client can send it)."""
+    inner = b""
+    for _ in range(depth):
+        value = b"\x2a" + _varint(len(inner)) + inner  # Value.struct_value = 5
+        entry = b"\x0a\x01a" + b"\x12" + _varint(len(value)) + value  # FieldsEntry key, value
+        inner = b"\x0a" + _varint(len(entry)) + entry  # Struct.fields = 1
+    return inner
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = number & 0x7F
+        number >>= 7
+        out.append(byte | (0x80 if number else 0))
+        if not number:
+            return bytes(out)
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "stream"),
+    [
+        # GetExecutionRequest.execution_id = "\xff": not UTF-8.
+        ("/runctl.v1.ExecutionService/GetExecution", b"\x0a\x01\xff", False),
+        # StartExecutionRequest.input (field 4) nested 10,000 levels deep.
+        (
+            "/runctl.v1.ExecutionService/StartExecution",
+            b"\x22" + _varint(len(s := _nested_struct(10_000))) + s,
+            False,
+        ),
+        # A truncated message: a length prefix with nothing after it.
+        ("/runctl.v1.WorkflowService/GetWorkflow", b"\x0a\x05ab", False),
+        # A server stream: WatchExecutionRequest.execution_id not UTF-8.
+        ("/runctl.v1.ExecutionService/WatchExecution", b"\x0a\x02\xc3\x28", True),
+    ],
+)
+def test_undecodable_requests_are_invalid_argument(
+    client: Client, method: str, body: bytes, stream: bool
+) -> None:
+    error = _raw_call(client.channel, method, body, stream=stream)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (error.code(), error.details())
+    assert "could not be decoded" in (error.details() or "")
+    # The server goes on answering.
+    assert client.channel is not None
+    with pytest.raises(grpc.RpcError) as missing:
+        client.executions.GetExecution(
+            execution_pb2.GetExecutionRequest(execution_id="exec_missing"), timeout=10
+        )
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 
 from runctl_server import errors
@@ -26,9 +27,43 @@ async def _abort_for(exc: BaseException, context: aio.ServicerContext[Any, Any],
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log")
 
 
+class Undecodable:
+    """A request whose bytes are not a valid message (bad UTF-8 in a string, nesting deeper than the
+    protobuf runtime allows, a truncated field): answered INVALID_ARGUMENT by the handler's wrapper,
+    after authentication, instead of the runtime's bare UNKNOWN."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except (DecodeError, RecursionError, ValueError) as exc:
+            return Undecodable(str(exc) or type(exc).__name__)
+
+    return decode
+
+
+def _refuse_undecodable(request: Any) -> None:
+    if isinstance(request, Undecodable):
+        raise errors.InvalidArgument(
+            f"the request message could not be decoded: {request.problem} (strings must be valid UTF-8, "
+            "and messages and values nested at most 100 levels deep)",
+            [
+                errors.FieldViolation(
+                    "request", "is not a valid encoded message of this method's request type"
+                )
+            ],
+            reason="UNDECODABLE_REQUEST",
+        )
+
+
 def _wrap_unary(behaviour: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
     async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         try:
+            _refuse_undecodable(request)
             return await behaviour(request, context)
         except (aio.AbortError, grpc.RpcError):
             raise
@@ -41,6 +76,7 @@ def _wrap_unary(behaviour: Callable[..., Awaitable[Any]], method: str) -> Callab
 def _wrap_stream(behaviour: Callable[..., Any], method: str) -> Callable[..., AsyncIterator[Any]]:
     async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         try:
+            _refuse_undecodable(request)
             result = behaviour(request, context)
             if hasattr(result, "__aiter__"):
                 async for message in result:
@@ -67,11 +103,15 @@ class ErrorMappingInterceptor(aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or not method.startswith("/runctl."):
             return handler
+        # A namedtuple at run time; the stubs do not say so.
+        patched: Any = handler
+        if handler.request_deserializer is not None:
+            patched = patched._replace(request_deserializer=_tolerant(handler.request_deserializer))
         if handler.unary_unary is not None:
-            return handler._replace(unary_unary=_wrap_unary(handler.unary_unary, method))  # type: ignore[attr-defined, no-any-return]
-        if handler.unary_stream is not None:
-            return handler._replace(unary_stream=_wrap_stream(handler.unary_stream, method))  # type: ignore[attr-defined, no-any-return]
-        return handler
+            patched = patched._replace(unary_unary=_wrap_unary(handler.unary_unary, method))
+        elif handler.unary_stream is not None:
+            patched = patched._replace(unary_stream=_wrap_stream(handler.unary_stream, method))
+        return cast("grpc.RpcMethodHandler[Any, Any]", patched)
 
 
 class AuthInterceptor(aio.ServerInterceptor):
