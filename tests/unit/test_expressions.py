@@ -220,3 +220,23 @@ def test_template_errors_on_arrays_and_plain_values() -> None:
     assert template_errors("{{ input.id }} / {{ input.name }}") == []
     assert template_errors({"a": 1, "b": None, "c": [True]}) == []
     assert template_errors("{{ nope(a) }}")[0][1].startswith("invalid expression 'nope(a)': unknown function")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 3000 + "a" + ")" * 3000,  # the parser would recurse past Python's limit
+        "[" * 150 + "]" * 150,
+        "{a: " * 120 + "b" + "}" * 120,
+        "not_null(" * 120 + "a" + ")" * 120,
+    ],
+)
+def test_expressions_nested_too_deeply_are_refused_at_compile_time(text: str) -> None:
+    with pytest.raises(ExpressionError, match="nested more than 100 levels deep"):
+        compile_expression(text)
+
+
+def test_deep_but_allowed_expressions_and_quoted_brackets_compile() -> None:
+    assert evaluate("(" * 90 + "a" + ")" * 90, {"a": 1}) == 1
+    assert evaluate("'" + "(" * 500 + "'", {}) == "(" * 500  # brackets inside a string do not nest
+    assert evaluate("a" + ".a" * 2000, {"a": {"a": 1}}) is None  # long chains are flat, not deep

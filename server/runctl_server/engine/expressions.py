@@ -31,6 +31,8 @@ __all__ = [
 
 OPEN, CLOSE = "{{", "}}"
 MAX_EXPRESSION_LENGTH = 10_000
+# Parsing and evaluating recurse once per level: deeper expressions are refused before either runs.
+MAX_EXPRESSION_DEPTH = 100
 
 
 class ExpressionError(ValueError):
@@ -60,11 +62,44 @@ def _syntax_message(text: str, exc: jmespath_errors.JMESPathError) -> str:
     return f"invalid expression {text!r}: {exc}"
 
 
+def _bracket_depth(text: str) -> int:
+    """How deeply (), [] and {} nest in the text, outside quoted strings and literals."""
+    depth = deepest = 0
+    quote = ""
+    escaped = False
+    for char in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "'\"`":
+            quote = char
+        elif char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def _too_deep(text: str) -> ExpressionError:
+    return ExpressionError(
+        f"invalid expression {text[:60]!r}{'...' if len(text) > 60 else ''}: nested more than "
+        f"{MAX_EXPRESSION_DEPTH} levels deep"
+    )
+
+
 def _check_functions(text: str, node: _TreeNode) -> None:
-    """Unknown functions and wrong argument counts fail at compile time, not halfway through a run."""
-    pending = [node]
+    """Unknown functions and wrong argument counts fail at compile time, not halfway through a run;
+    so does a tree deeper than evaluation may recurse."""
+    pending = [(node, 1)]
     while pending:
-        current = pending.pop()
+        current, depth = pending.pop()
+        if depth > MAX_EXPRESSION_DEPTH:
+            raise _too_deep(text)
         if current["type"] == "function_expression":
             name = current["value"]
             spec = _FUNCTIONS.FUNCTION_TABLE.get(name)
@@ -85,7 +120,7 @@ def _check_functions(text: str, node: _TreeNode) -> None:
                 raise ExpressionError(
                     f"invalid expression {text!r}: {name}() takes {len(signature)} argument(s), got {given}"
                 )
-        pending.extend(child for child in current.get("children", ()) if isinstance(child, dict))
+        pending.extend((child, depth + 1) for child in current.get("children", ()) if isinstance(child, dict))
 
 
 @lru_cache(maxsize=4096)
@@ -97,10 +132,14 @@ def compile_expression(text: str) -> ParsedResult:
         raise ExpressionError(
             f"expression is too long ({len(text)} characters, at most {MAX_EXPRESSION_LENGTH})"
         )
+    if _bracket_depth(text) > MAX_EXPRESSION_DEPTH:
+        raise _too_deep(text)
     try:
         parsed = jmespath.compile(text)
     except jmespath_errors.JMESPathError as exc:
         raise ExpressionError(_syntax_message(text, exc)) from None
+    except RecursionError:
+        raise _too_deep(text) from None
     _check_functions(text, parsed.parsed)
     return parsed
 
