@@ -165,3 +165,19 @@ def test_listing_a_missing_folder_is_not_found(tmp_path: Path) -> None:
     (tmp_path / "file.json").write_text("{}")
     with pytest.raises(NotFound):
         list_workflow_files(tmp_path / "file.json")
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("a" * 300 + ".json", "at most 255 bytes"),  # one name longer than the OS allows
+        ("x/" * 600 + "w.json", "at most 1024 characters"),
+        ("é" * 200 + ".yaml", "at most 255 bytes"),  # 400 bytes in UTF-8
+    ],
+)
+def test_overlong_paths_and_names_are_invalid_argument(
+    tree: dict[str, Path], path: str, problem: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=problem) as refused:
+        resolve_under_roots(path, [tree["root"]], field="workflow_path")
+    assert refused.value.violations[0].field == "workflow_path"

@@ -291,8 +291,14 @@ class Engine:
         if document is not None:
             definition = self.store.parse(document)
             return definition, {"document": dumps(definition.document)}
-        path = resolve_under_roots(workflow_path, self.workflows_dirs, field="workflow_path")
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        path = resolve_under_roots(workflow_path, self.workflows_dirs, field="workflow_path", expect="file")
+        try:
+            text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidArgument.single(
+                "workflow_path",
+                f"{workflow_path!r} cannot be read as a UTF-8 workflow file: {exc.__class__.__name__}",
+            ) from None
         definition = self.store.parse(load_document(text, filename=path.name))
         return definition, {"document": dumps(definition.document), "source_path": str(path)}
 

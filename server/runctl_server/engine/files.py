@@ -16,6 +16,9 @@ from runctl_server.errors import FailedPrecondition, InvalidArgument, NotFound
 __all__ = ["WORKFLOW_SUFFIXES", "list_workflow_files", "resolve_under_roots"]
 
 WORKFLOW_SUFFIXES = (".json", ".yaml", ".yml")
+# Longer paths or names are refused as bad input before the OS sees them (PATH_MAX, NAME_MAX on Linux).
+MAX_PATH_CHARS = 1024
+MAX_NAME_BYTES = 255
 NO_ROOTS = "no workflow folders are configured; start the server with --workflows-dir or RUNCTL_WORKFLOWS_DIR"
 
 logger = logging.getLogger(__name__)
@@ -44,6 +47,12 @@ def resolve_under_roots(
         raise InvalidArgument.single(field, "must name a workflow file or folder")
     if "\x00" in path:
         raise InvalidArgument.single(field, "must not contain a NUL character")
+    if len(path) > MAX_PATH_CHARS:
+        raise InvalidArgument.single(field, f"must be at most {MAX_PATH_CHARS} characters, got {len(path)}")
+    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in Path(path).parts):
+        raise InvalidArgument.single(
+            field, f"each file or folder name in the path must be at most {MAX_NAME_BYTES} bytes"
+        )
     real_roots = [Path(root).resolve() for root in roots]
     requested = Path(path)
     candidates = [requested] if requested.is_absolute() else [root / requested for root in real_roots]
@@ -57,10 +66,14 @@ def resolve_under_roots(
         if not _inside(real, real_roots):
             escaped = True
             continue
-        if real.exists():
-            if expect == "file" and not real.is_file():
+        try:
+            exists, is_file, is_dir = real.exists(), real.is_file(), real.is_dir()
+        except OSError:  # unreadable: as good as missing
+            continue
+        if exists:
+            if expect == "file" and not is_file:
                 raise InvalidArgument.single(field, f"{path!r} is not a file")
-            if expect == "folder" and not real.is_dir():
+            if expect == "folder" and not is_dir:
                 raise InvalidArgument.single(field, f"{path!r} is not a folder")
             return real
     if escaped:
