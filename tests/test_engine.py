@@ -12,7 +12,7 @@ import grpc
 import pytest
 from grpc_status import rpc_status
 
-from runctl.v1 import common_pb2, event_pb2, execution_pb2, pause_point_pb2
+from runctl.v1 import common_pb2, event_pb2, execution_pb2, pause_point_pb2, workflow_pb2
 from tests.engine_helpers import Client, LocalHttp, linear, local_http, node_status, nodes_by_id, output
 from tests.postgres import temporary_database
 from tests.support import running_server, settings_for
@@ -458,6 +458,64 @@ def test_start_by_file_path_under_the_roots(client: Client, tmp_path: Path) -> N
             execution_pb2.StartExecutionRequest(workflow_path="../" + outside.name), timeout=10
         )
     assert error.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
+
+
+def bad_request(error: grpc.RpcError) -> Any:
+    """The google.rpc.BadRequest detail of a failed call."""
+    from google.rpc import error_details_pb2
+
+    status = rpc_status.from_call(error)
+    assert status is not None, error
+    for detail in status.details:
+        found = error_details_pb2.BadRequest()
+        if detail.Unpack(found):
+            return found
+    raise AssertionError(f"no BadRequest in {status}")
+
+
+def test_subworkflow_paths_outside_the_roots_are_refused_before_anything_runs(
+    client: Client, tmp_path: Path
+) -> None:
+    """An inline run, a stored workflow and its update all check a sub-workflow's file path when they
+    are sent, with the node's field path, not when the node runs; a path inside the roots that does not
+    exist yet is accepted (the file may come later)."""
+    outside = tmp_path / "evil.json"
+    outside.write_text("{}")
+
+    def calling(path: str, looped: bool = False) -> dict[str, Any]:
+        child = {"id": "child", "type": "subworkflow", "config": {"workflowPath": path}}
+        if looped:
+            child = {"id": "each", "type": "for_each", "config": {"items": "input.items"},
+                     "body": {"nodes": [child], "edges": []}}  # fmt: skip
+        return linear(child)
+
+    for document, field in (
+        (calling(str(outside)), "nodes[1].config.workflowPath"),
+        (calling("../" + outside.name), "nodes[1].config.workflowPath"),
+        (calling("x" * 300 + ".json"), "nodes[1].config.workflowPath"),
+        (calling(str(outside), looped=True), "nodes[1].body.nodes[0].config.workflowPath"),
+    ):
+        for stored in (False, True):
+            with pytest.raises(grpc.RpcError) as error:
+                if stored:
+                    client.workflows.CreateWorkflow(
+                        workflow_pb2.CreateWorkflowRequest(definition=client.definition(document)), timeout=10
+                    )
+                else:
+                    client.start(document)
+            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert [v.field for v in bad_request(error.value).field_violations] == [field]
+    later = client.workflows.CreateWorkflow(
+        workflow_pb2.CreateWorkflowRequest(definition=client.definition(calling("not-yet.json"))), timeout=10
+    ).workflow
+    with pytest.raises(grpc.RpcError) as error:
+        client.workflows.UpdateWorkflow(
+            workflow_pb2.UpdateWorkflowRequest(
+                workflow_id=later.id, definition=client.definition(calling(str(outside)))
+            ),
+            timeout=10,
+        )
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_request_id_makes_start_idempotent(client: Client) -> None:

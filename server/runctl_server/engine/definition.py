@@ -866,6 +866,22 @@ class _Parser:
                     stack.append(iter(outgoing[edge.target]))
 
 
+def subworkflow_paths(document: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(field path of the node, its workflowPath) for every sub-workflow node that names a file, loop
+    bodies included."""
+    for index, node in enumerate(document.get("nodes") or []):
+        if not isinstance(node, Mapping):
+            continue
+        where = f"{prefix}nodes[{index}]"
+        config = node.get("config")
+        path = config.get("workflowPath") if isinstance(config, Mapping) else None
+        if node.get("type") == "subworkflow" and isinstance(path, str) and path and "{{" not in path:
+            yield where, path
+        body = node.get("body")
+        if isinstance(body, Mapping):
+            yield from subworkflow_paths(body, f"{where}.body.")
+
+
 def parse_definition(
     document: Mapping[str, Any], node_types: Mapping[str, NodeType], *, max_nodes: int = 1000
 ) -> Definition:

@@ -74,7 +74,11 @@ class Engine:
         self.writer = Writer(database, self.relay.local, fencing=replicated)
         self.node_types = dict(node_types or load_node_types())
         self.store = RunStore(
-            self.writer, self.reader, self.node_types, max_nodes=self.limits.max_workflow_nodes
+            self.writer,
+            self.reader,
+            self.node_types,
+            max_nodes=self.limits.max_workflow_nodes,
+            workflows_dirs=tuple(workflows_dirs),
         )
         self.workflows = Workflows(self.store, secret_overlap_seconds)
         self.queries = Queries(self.reader)

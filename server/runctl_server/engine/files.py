@@ -13,7 +13,7 @@ from typing import Literal
 
 from runctl_server.errors import FailedPrecondition, InvalidArgument, NotFound
 
-__all__ = ["WORKFLOW_SUFFIXES", "list_workflow_files", "resolve_under_roots"]
+__all__ = ["WORKFLOW_SUFFIXES", "list_workflow_files", "path_problem", "resolve_under_roots"]
 
 WORKFLOW_SUFFIXES = (".json", ".yaml", ".yml")
 # Longer paths or names are refused as bad input before the OS sees them (PATH_MAX, NAME_MAX on Linux).
@@ -79,6 +79,19 @@ def resolve_under_roots(
     if escaped:
         raise InvalidArgument.single(field, f"{path!r} is outside the configured workflow folders")
     raise NotFound(f"no workflow file or folder {path!r} in the configured workflow folders")
+
+
+def path_problem(path: str, roots: Sequence[Path]) -> str | None:
+    """Why a workflow path written in a definition (a sub-workflow's) can never be run: no roots, a
+    bad path, or one leading outside every root; None when it lies inside one (existing or not yet)."""
+    try:
+        resolve_under_roots(path, roots, field="path")
+    except NotFound:
+        return None  # inside the roots; the file may be added later
+    except (InvalidArgument, FailedPrecondition) as refused:
+        violations = getattr(refused, "violations", None)
+        return violations[0].description if violations else refused.message
+    return None
 
 
 def list_workflow_files(folder: Path, *, roots: Sequence[Path] | None = None) -> list[Path]:

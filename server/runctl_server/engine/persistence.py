@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from runctl_server.engine.definition import Definition, parse_definition
+from runctl_server.engine.definition import Definition, parse_definition, subworkflow_paths
+from runctl_server.engine.files import path_problem
 from runctl_server.engine.model import NodeRecord, Run
+from runctl_server.errors import FieldViolation, InvalidArgument
 from runctl_server.nodes.base import NodeType
 from runctl_server.settings import Limits
 from runctl_server.store import sql
@@ -98,7 +101,9 @@ class RunStore:
         node_types: Mapping[str, NodeType],
         *,
         max_nodes: int = Limits.max_workflow_nodes,
+        workflows_dirs: Sequence[Path] = (),
     ) -> None:
+        self.workflows_dirs = tuple(workflows_dirs)
         self.writer = writer
         self.reader = reader
         self.node_types = node_types
@@ -151,8 +156,21 @@ class RunStore:
         return mutation
 
     def parse(self, document: Mapping[str, Any]) -> Definition:
-        """A new document a request sends: validated, within the node limit."""
-        return parse_definition(document, self.node_types, max_nodes=self.max_nodes)
+        """A new document a request sends: validated, within the node limit, its sub-workflow paths
+        inside the workflow folders (checked now, not when the node runs)."""
+        definition = parse_definition(document, self.node_types, max_nodes=self.max_nodes)
+        violations = [
+            FieldViolation(f"{where}.config.workflowPath", problem)
+            for where, path in subworkflow_paths(definition.document)
+            if (problem := path_problem(path, self.workflows_dirs)) is not None
+        ]
+        if violations:
+            count = len(violations)
+            raise InvalidArgument(
+                f"workflow definition is invalid: {count} {'problem' if count == 1 else 'problems'}",
+                violations,
+            )
+        return definition
 
     def _parse_stored(self, document: Mapping[str, Any]) -> Definition:
         # Accepted once already: a node limit lowered since must not strand its runs.
