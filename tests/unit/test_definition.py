@@ -1092,6 +1092,27 @@ FORM = "nodes[1].config.formFields"
             {"type": "subworkflow", "config": {"workflowId": "a", "waitForCompletion": "no"}},
             {"nodes[1].config.waitForCompletion": "boolean"},
         ),
+        # Times a Timestamp could not show, or a timer could not hold, are refused when sent.
+        (
+            {"type": "wait", "config": {"timeoutSeconds": 1e308}},
+            {"nodes[1].config.timeoutSeconds": "at most"},
+        ),
+        (
+            {"type": "approval", "config": {"title": "t", "timeoutSeconds": 4e8}},
+            {"nodes[1].config.timeoutSeconds": "at most"},
+        ),
+        (
+            {"type": "http", "config": {"url": "http://x", "timeoutSeconds": 90000}},
+            {"nodes[1].config.timeoutSeconds": "at most"},
+        ),
+        (
+            {"type": "delay", "config": {"until": "9999-12-31T23:59:59-01:00"}},
+            {"nodes[1].config.until": "ten years from now"},
+        ),
+        (
+            {"type": "delay", "config": {"until": "1900-01-01T00:00:00Z"}},
+            {"nodes[1].config.until": "1970-01-01"},
+        ),
     ],
 )
 def test_invalid_builtin_nodes(node: dict[str, Any], expected: dict[str, str]) -> None:

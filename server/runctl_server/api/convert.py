@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,11 +19,21 @@ from runctl_server.store.reads import Row
 FULL = execution_pb2.EXECUTION_VIEW_FULL
 
 
+# google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_EARLIEST_SECONDS, _LATEST_SECONDS = -62_135_596_800, 253_402_300_799
+
+
 def timestamp(epoch: float | None) -> timestamp_pb2.Timestamp | None:
+    """A stored time as a Timestamp, clamped to the range a Timestamp can hold: a value written under
+    older, looser rules must never make a read fail."""
     if epoch is None:
         return None
+    if math.isnan(epoch) or epoch < _EARLIEST_SECONDS:
+        return timestamp_pb2.Timestamp(seconds=_EARLIEST_SECONDS)
+    if epoch > _LATEST_SECONDS:
+        return timestamp_pb2.Timestamp(seconds=_LATEST_SECONDS)
     stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(round(epoch * 1e9))
+    stamp.FromNanoseconds(min(round(epoch * 1e9), _LATEST_SECONDS * 1_000_000_000))
     return stamp
 
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from runctl_server.nodes.base import ConfigField, NodeContext, NodeResult, NodeType, Suspend
+from runctl_server.nodes.base import MAX_WAIT_SECONDS, ConfigField, NodeContext, NodeResult, NodeType, Suspend
 from runctl_server.nodes.wait import ON_TIMEOUT, TIMEOUT_LABEL, timeout_problems
 
 DEFAULT_TITLE = "Approval Required"
@@ -90,7 +90,9 @@ class ApprovalNode(NodeType):
             "required, default, options}.",
         ),
         "display": ConfigField("template", description="Data shown to the person beside the form."),
-        "timeoutSeconds": ConfigField("number", description="Give up waiting after this many seconds."),
+        "timeoutSeconds": ConfigField(
+            "number", maximum=MAX_WAIT_SECONDS, description="Give up waiting after this many seconds."
+        ),
         "onTimeout": ConfigField("string", choices=ON_TIMEOUT, description='As for wait: "fail" by default.'),
     }
     inline = True

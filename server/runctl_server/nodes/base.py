@@ -17,6 +17,11 @@ ConfigKind = Literal[
 ]
 
 
+# The longest a node may wait: a delay, a wait or approval timeout, a date to wait until. Larger values
+# are refused when a definition is sent, so no stored time is ever out of the range reads can show.
+MAX_WAIT_SECONDS = 10 * 366 * 24 * 3600.0
+
+
 @dataclass(frozen=True)
 class ConfigField:
     """One key of a node's `config`: its kind, whether it is required, and simple bounds."""

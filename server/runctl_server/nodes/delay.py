@@ -6,21 +6,38 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from runctl_server.nodes.base import ConfigField, NodeContext, NodeFailure, NodeResult, NodeType, Suspend
+from runctl_server.nodes.base import (
+    MAX_WAIT_SECONDS,
+    ConfigField,
+    NodeContext,
+    NodeFailure,
+    NodeResult,
+    NodeType,
+    Suspend,
+)
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def rfc3339_problem(text: str) -> str | None:
-    """Why `text` is not an RFC 3339 time with a zone offset (say 2030-01-01T09:00:00Z); None if it is."""
+    """Why `text` is not an RFC 3339 time with a zone offset (say 2030-01-01T09:00:00Z) between 1970 and
+    ten years from now (a time already past fires at once); None if it is."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return "must be an RFC 3339 time such as 2030-01-01T09:00:00Z"
     if moment.tzinfo is None:
         return "must include a time zone offset, such as Z or +02:00"
+    try:
+        latest = datetime.now(UTC) + timedelta(seconds=MAX_WAIT_SECONDS)
+        if not EARLIEST <= moment <= latest:
+            return f"must be between 1970-01-01 and ten years from now ({latest:%Y-%m-%d})"
+    except OverflowError:  # an offset that pushes it past year 9999
+        return "must be between 1970-01-01 and ten years from now"
     return None
 
 
-TEN_YEARS = 10 * 366 * 24 * 3600.0
+TEN_YEARS = MAX_WAIT_SECONDS
 
 
 class DelayNode(NodeType):

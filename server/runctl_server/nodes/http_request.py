@@ -14,6 +14,8 @@ from runctl_server.nodes.base import ConfigField, NodeContext, NodeFailure, Node
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 DEFAULT_TIMEOUT_SECONDS = 30.0
+# A request that may take longer belongs to a task node and a worker.
+MAX_HTTP_TIMEOUT_SECONDS = 24 * 3600.0
 # RFC 9110 token characters: what a header name may hold.
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -90,7 +92,9 @@ class HttpNode(NodeType):
         "headers": ConfigField("template", description="Header name -> value; values may embed {{ }}."),
         "query": ConfigField("template", description="Query parameter name -> value(s); may embed {{ }}."),
         "body": ConfigField("template", description="Sent as JSON (a string is sent as-is)."),
-        "timeoutSeconds": ConfigField("number", description=f"Default {DEFAULT_TIMEOUT_SECONDS:g}."),
+        "timeoutSeconds": ConfigField(
+            "number", maximum=MAX_HTTP_TIMEOUT_SECONDS, description=f"Default {DEFAULT_TIMEOUT_SECONDS:g}."
+        ),
         "expectStatus": ConfigField("array", description="Status codes that succeed (default: any 2xx)."),
         "responseType": ConfigField(
             "string", choices=("json", "text"), description="Default: json when the response says JSON."

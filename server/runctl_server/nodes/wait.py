@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from runctl_server.nodes.base import ConfigField, NodeContext, NodeResult, NodeType, Suspend
+from runctl_server.nodes.base import (
+    MAX_WAIT_SECONDS,
+    ConfigField,
+    NodeContext,
+    NodeResult,
+    NodeType,
+    Suspend,
+)
 
 ON_TIMEOUT = ("fail", "continue", "branch")
 TIMEOUT_LABEL = "timeout"
@@ -24,7 +31,9 @@ class WaitNode(NodeType):
 
     type_name = "wait"
     config_schema: ClassVar[Mapping[str, ConfigField]] = {
-        "timeoutSeconds": ConfigField("number", description="Give up waiting after this many seconds."),
+        "timeoutSeconds": ConfigField(
+            "number", maximum=MAX_WAIT_SECONDS, description="Give up waiting after this many seconds."
+        ),
         "onTimeout": ConfigField(
             "string",
             choices=ON_TIMEOUT,
