@@ -255,3 +255,37 @@ def test_rotating_the_secret_answers_a_new_one(client: Client) -> None:
         workflow_pb2.RotateWebhookSecretRequest(workflow_id=created.id), timeout=10
     ).workflow
     assert rotated.webhook_secret and rotated.webhook_secret != created.webhook_secret
+
+
+def test_runs_pause_after_their_workflow_in_the_event_log(client: Client) -> None:
+    """The WORKFLOW_PAUSED event comes before every EXECUTION_PAUSED it causes, also for runs whose
+    nodes finish while the pause is being committed (cause before effect in the log)."""
+    from runctl.v1 import event_pb2, event_pb2_grpc
+
+    steps = [{"id": f"d{i}", "type": "delay", "config": {"seconds": 0.01}} for i in range(40)]
+    workflow_id = create(client, linear(*steps))
+    runs = [start(client, workflow_id) for _ in range(12)]
+    time.sleep(0.15)  # every run between delays
+    pause(client, workflow_id)
+    for run in runs:
+        client.wait(run, (PAUSED, COMPLETED), timeout=20)
+    events = (
+        event_pb2_grpc.EventServiceStub(client.channel)
+        .ListEvents(
+            event_pb2.ListEventsRequest(
+                workflow_id=workflow_id,
+                types=[event_pb2.EVENT_TYPE_WORKFLOW_PAUSED, event_pb2.EVENT_TYPE_EXECUTION_PAUSED],
+                page_size=1000,
+            ),
+            timeout=10,
+        )
+        .events
+    )
+    (cause,) = [e for e in events if e.type == event_pb2.EVENT_TYPE_WORKFLOW_PAUSED]
+    effects = [e for e in events if e.type == event_pb2.EVENT_TYPE_EXECUTION_PAUSED]
+    assert effects, "no run paused"
+    early = [(e.execution_id, e.sequence) for e in effects if e.sequence < cause.sequence]
+    assert not early, f"runs paused before their workflow (at {cause.sequence}): {early}"
+    resume(client, workflow_id)
+    for run in runs:
+        assert client.wait(run, (COMPLETED,), timeout=30).status == COMPLETED

@@ -93,6 +93,8 @@ class Engine:
         # Workflows whose runs start no new node (seed 003); their status row is the durable truth.
         self.paused_workflows: set[str] = set()
         self.scheduler.workflow_paused = lambda workflow_id: workflow_id in self.paused_workflows
+        self.pausing_workflows: set[str] = set()
+        self.scheduler.workflow_pause_pending = lambda workflow_id: workflow_id in self.pausing_workflows
         self._starting: dict[tuple[str, str], asyncio.Future[ExecutionView]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.control = RunControl(self)

@@ -174,6 +174,9 @@ class Scheduler:
         self.on_child_start: Any = None
         # Answers whether a workflow is paused: its runs then start no new node (seed 003).
         self.workflow_paused: Callable[[str | None], bool] = lambda _workflow_id: False
+        # Answers whether a workflow's pause is not committed yet: its runs start no node, but do not
+        # show PAUSED before the WORKFLOW_PAUSED event that causes it is in the log.
+        self.workflow_pause_pending: Callable[[str | None], bool] = lambda _workflow_id: False
         self._closing = False
 
     # -- entry points ------------------------------------------------------------------------------
@@ -742,6 +745,8 @@ class Scheduler:
             return
         paused = any(r.status == WAITING and (r.state or {}).get("contextId") for r in run.nodes.values())
         hold = self.hold_of(run)
+        if hold == WORKFLOW_PAUSED and self.workflow_pause_pending(run.workflow_id):
+            hold = None  # shown once the pause commits (WorkflowControl.pause refreshes the run)
         if not paused and hold is not None and not driven.inflight:
             # In-flight nodes have finished and nothing new may start: the run is paused by its hold.
             t.hold_run(run, hold, driven.held[0][1] if driven.held else run.current_node_id)

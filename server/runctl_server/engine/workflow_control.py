@@ -154,9 +154,11 @@ class WorkflowControl:
         # must not hold that workflow's runs, not even while this call finds out it is not the caller's.
         await self._engine.workflows.row(workspace_id, workflow_id)
         paused = self._engine.paused_workflows
-        # Held before the commit: no node may start between the commit and the hold.
+        # Held before the commit: no node may start between the commit and the hold. Pending until the
+        # commit: no run shows PAUSED before the event that pauses its workflow.
         was_held = workflow_id in paused
         paused.add(workflow_id)
+        self._engine.pausing_workflows.add(workflow_id)
         try:
             await self._set_status(
                 workspace_id, workflow_id, ("active",), "paused", "WORKFLOW_PAUSED", reason=reason
@@ -165,6 +167,8 @@ class WorkflowControl:
             if not was_held:
                 paused.discard(workflow_id)
             raise
+        finally:
+            self._engine.pausing_workflows.discard(workflow_id)
         # Runs idle between nodes show PAUSED at once; busy ones once their in-flight nodes end.
         runs = await self._runs(workspace_id, workflow_id, (RUNNING,))
         await asyncio.gather(*(self._engine.control.refresh(row["id"]) for row in runs))
