@@ -21,11 +21,11 @@ from typer.testing import CliRunner, Result
 from runctl.cli import app
 from runctl.client import Client
 from runctl.messages import to_dict
-from runctl.v1 import event_pb2, execution_pb2
+from runctl.v1 import common_pb2, event_pb2, execution_pb2
 from tests.engine_helpers import linear
 from tests.support import ServerThread, free_port, running_server, settings_for
 
-PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
 HELLO = linear(
     {"id": "greet", "type": "transform", "config": {"output": "Hello, {{ input.name }}!"}},
     {"id": "shout", "type": "log", "config": {"message": "{{ nodes.greet.output }}"}},
@@ -174,7 +174,7 @@ def test_continue_resumes_a_breakpoint(server: ServerThread, files: Path, client
     client.wait(run.id, until={PAUSED}, timeout=20)
     result = cli(server, "continue", run.id)
     assert result.exit_code == 0 and "continued" in result.stdout
-    assert client.wait(run.id, timeout=20).status == execution_pb2.EXECUTION_STATUS_COMPLETED
+    assert client.wait(run.id, timeout=20).status == common_pb2.EXECUTION_STATUS_COMPLETED
 
 
 def test_approve_with_set_resumes_an_approval_with_typed_values(
@@ -352,9 +352,7 @@ def test_watch_prints_events_as_they_happen(server: ServerThread, files: Path, c
 def get_finished(
     request: execution_pb2.GetExecutionRequest, context: grpc.ServicerContext
 ) -> execution_pb2.GetExecutionResponse:
-    execution = execution_pb2.Execution(
-        id=request.execution_id, status=execution_pb2.EXECUTION_STATUS_COMPLETED
-    )
+    execution = execution_pb2.Execution(id=request.execution_id, status=common_pb2.EXECUTION_STATUS_COMPLETED)
     return execution_pb2.GetExecutionResponse(execution=execution)
 
 

@@ -15,7 +15,7 @@ from google.protobuf import duration_pb2
 from grpc import aio
 
 from runctl.v1 import batch_pb2, common_pb2, event_pb2, execution_pb2
-from runctl_server.api import batch_convert, convert
+from runctl_server.api import batch_convert, convert, event_convert
 from runctl_server.api.context import workspace_of
 from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.engine.engine import Engine
@@ -51,7 +51,7 @@ def _event(row: dict[str, Any]) -> event_pb2.Event:
     """A live event is shared by every watcher: convert it once (the cache lives in the shared row)."""
     message = row.get("_message")
     if message is None:
-        message = row["_message"] = convert.event(row)
+        message = row["_message"] = event_convert.event(row)
     return message
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from runctl.v1 import batch_pb2, common_pb2, execution_pb2
+from runctl.v1 import batch_resource_pb2, common_pb2, execution_pb2
 from runctl_server.http.runner_shapes import batch_update, execution_status
 
 E = execution_pb2
@@ -26,15 +26,21 @@ BATCH_UPDATE = "batch-update"
 NODE_EXECUTION = "node-execution"
 
 RUN_EVENTS = {
-    "EXECUTION_QUEUED": E.EXECUTION_STATUS_QUEUED,
-    "EXECUTION_STARTED": E.EXECUTION_STATUS_RUNNING,
-    "EXECUTION_PAUSED": E.EXECUTION_STATUS_PAUSED,
-    "EXECUTION_RESUMED": E.EXECUTION_STATUS_RUNNING,
-    "EXECUTION_COMPLETED": E.EXECUTION_STATUS_COMPLETED,
-    "EXECUTION_FAILED": E.EXECUTION_STATUS_ERROR,
-    "EXECUTION_STOPPED": E.EXECUTION_STATUS_STOPPED,
+    "EXECUTION_QUEUED": common_pb2.EXECUTION_STATUS_QUEUED,
+    "EXECUTION_STARTED": common_pb2.EXECUTION_STATUS_RUNNING,
+    "EXECUTION_PAUSED": common_pb2.EXECUTION_STATUS_PAUSED,
+    "EXECUTION_RESUMED": common_pb2.EXECUTION_STATUS_RUNNING,
+    "EXECUTION_COMPLETED": common_pb2.EXECUTION_STATUS_COMPLETED,
+    "EXECUTION_FAILED": common_pb2.EXECUTION_STATUS_ERROR,
+    "EXECUTION_STOPPED": common_pb2.EXECUTION_STATUS_STOPPED,
 }
-FINISHED = frozenset({E.EXECUTION_STATUS_COMPLETED, E.EXECUTION_STATUS_ERROR, E.EXECUTION_STATUS_STOPPED})
+FINISHED = frozenset(
+    {
+        common_pb2.EXECUTION_STATUS_COMPLETED,
+        common_pb2.EXECUTION_STATUS_ERROR,
+        common_pb2.EXECUTION_STATUS_STOPPED,
+    }
+)
 # A node's status in `node-execution`; a failed node says "error", as a failed run does in seed 001.
 NODE_EVENTS = {
     "NODE_SCHEDULED": "scheduled",
@@ -99,7 +105,7 @@ class RunTracker:
             summary = await self._load(execution_id)
         if summary is None:  # gone (cleared) or new: any event but QUEUED means it runs
             summary = execution_pb2.ExecutionSummary(
-                execution_id=execution_id, status=E.EXECUTION_STATUS_RUNNING
+                execution_id=execution_id, status=common_pb2.EXECUTION_STATUS_RUNNING
             )
         summary.batch_id = summary.batch_id or row["batch_id"] or ""
         summary.workflow_id = summary.workflow_id or row["workflow_id"] or ""
@@ -129,7 +135,7 @@ class RunTracker:
             summary.pause_reason = common_pb2.PAUSE_REASON_UNSPECIFIED
         if status in FINISHED:
             summary.current_node_id = ""
-            summary.error = _error_message(payload) if status == E.EXECUTION_STATUS_ERROR else ""
+            summary.error = _error_message(payload) if status == common_pb2.EXECUTION_STATUS_ERROR else ""
         return True
 
     def current(self, execution_id: str) -> execution_pb2.ExecutionSummary | None:
@@ -168,9 +174,11 @@ def node_execution(row: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[s
     return data
 
 
-def batch_message(payload: Mapping[str, Any]) -> batch_pb2.Batch:
+def batch_message(payload: Mapping[str, Any]) -> batch_resource_pb2.Batch:
     """A BATCH_* event's `batch` (proto JSON) as a message."""
-    return json_format.ParseDict(payload.get("batch") or {}, batch_pb2.Batch(), ignore_unknown_fields=True)
+    return json_format.ParseDict(
+        payload.get("batch") or {}, batch_resource_pb2.Batch(), ignore_unknown_fields=True
+    )
 
 
 class LiveUpdates:
