@@ -322,6 +322,14 @@ def test_an_unknown_payload_key_is_not_dropped_silently(caplog: pytest.LogCaptur
         node_key="a", node_type="log", status=common_pb2.NODE_STATUS_RUNNING, attempt=1
     )
     assert "surprise" in caplog.text
+    batch = {"batch": {"batchId": "batch_1", "totalWorkflows": 2, "renamed": 1}}
+    with pytest.raises(json_format.ParseError):
+        event_convert.attributes("BATCH_STARTED", batch, strict=True)
+    _, started = event_convert.attributes("BATCH_STARTED", batch)  # what still fits is kept, and logged
+    assert started == event_pb2.BatchStartedAttributes(
+        batch=batch_resource_pb2.Batch(batch_id="batch_1", total_workflows=2)
+    )
+    assert "['batch']" in caplog.text
 
 
 def test_sse_prints_the_stored_payloads(server: ServerThread, logged: Logged) -> None:

@@ -13,6 +13,7 @@ logs it (a stream must not break on an old row) and `attributes(..., strict=True
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -347,6 +348,13 @@ def attributes(event_type: str, payload: Mapping[str, Any], *, strict: bool = Fa
             if strict:
                 raise
             unmapped.add(spec.key)  # a value the field cannot hold (an old or foreign row)
+            if spec.kind == "message" and spec.message is not None and isinstance(source[spec.key], dict):
+                # Keep what the message still has fields for (e.g. a Batch logged before a rename).
+                with contextlib.suppress(json_format.ParseError):
+                    lenient = json_format.ParseDict(
+                        source[spec.key], spec.message(), ignore_unknown_fields=True
+                    )
+                    getattr(message, spec.field).CopyFrom(lenient)
     if unmapped:
         problem = f"{event_type} payload keys without an attributes field: {sorted(unmapped)}"
         if strict:
@@ -385,7 +393,7 @@ def event(row: Row | Mapping[str, Any], *, strict: bool = False) -> event_pb2.Ev
     message = event_pb2.Event(
         sequence=int(row["sequence"]),
         type=event_pb2.EventType.Value(f"EVENT_TYPE_{row['type']}"),
-        time=timestamp(float(row["time"])),
+        time=timestamp(None if row.get("time") is None else float(row["time"])),
         workflow_id=row["workflow_id"] or "",
         execution_id=row["execution_id"] or "",
         batch_id=row["batch_id"] or "",
@@ -395,4 +403,13 @@ def event(row: Row | Mapping[str, Any], *, strict: bool = False) -> event_pb2.Ev
     if row["type"] in KEYS:
         field, attributes_message = attributes(str(row["type"]), stored, strict=strict)
         getattr(message, field).CopyFrom(attributes_message)
+    return message
+
+
+def shared(row: dict[str, Any]) -> event_pb2.Event:
+    """A live event row is shared by every watcher (gRPC streams, Socket.IO): convert it once and
+    keep the Event in the row."""
+    message = row.get("_message")
+    if message is None:
+        message = row["_message"] = event(row)
     return message
