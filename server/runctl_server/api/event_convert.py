@@ -167,11 +167,11 @@ KEYS: dict[str, tuple[str, tuple[Key, ...]]] = {
     ),
     "EXECUTION_QUEUED": (
         "execution_queued_attributes",
-        (Key("input", "input", "value"), Key("name", "name"), Key("reason", "reason", "enum", QUEUE_REASON)),
+        (Key("input", "input", "struct"), Key("name", "name"), Key("reason", "reason", "enum", QUEUE_REASON)),
     ),
     "EXECUTION_STARTED": (
         "execution_started_attributes",
-        (Key("input", "input", "value"), Key("name", "name")),
+        (Key("input", "input", "struct"), Key("name", "name")),
     ),
     "EXECUTION_PAUSED": (
         "execution_paused_attributes",

@@ -656,13 +656,13 @@ class ExecutionQueuedAttributes(_message.Message):
     reason: Global___QueueReason.ValueType
     """What it waits for."""
     @_builtins.property
-    def input(self) -> _struct_pb2.Value:
-        """The run's input (the `input` of the data context); null when it was started without one."""
+    def input(self) -> _struct_pb2.Struct:
+        """The run's input (the `input` of the data context); empty when it was started without one."""
 
     def __init__(
         self,
         *,
-        input: _struct_pb2.Value | None = ...,
+        input: _struct_pb2.Struct | None = ...,
         name: _builtins.str = ...,
         reason: Global___QueueReason.ValueType = ...,
     ) -> None: ...
@@ -685,13 +685,13 @@ class ExecutionStartedAttributes(_message.Message):
     name: _builtins.str
     """The name of the workflow definition it runs."""
     @_builtins.property
-    def input(self) -> _struct_pb2.Value:
-        """The run's input (the `input` of the data context); null when it was started without one."""
+    def input(self) -> _struct_pb2.Struct:
+        """The run's input (the `input` of the data context); empty when it was started without one."""
 
     def __init__(
         self,
         *,
-        input: _struct_pb2.Value | None = ...,
+        input: _struct_pb2.Struct | None = ...,
         name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
@@ -822,7 +822,9 @@ class ExecutionStoppedAttributes(_message.Message):
     status: _common_pb2.ExecutionStatus.ValueType
     """The run's status, EXECUTION_STATUS_STOPPED."""
     reason: _builtins.str
-    """Why it was stopped, e.g. "stopped by user", "its batch batch_... was stopped"."""
+    """Why it was stopped: the reason given, or e.g. "stopped by an operator", "its batch
+    batch_... was stopped".
+    """
     previous_status: _common_pb2.ExecutionStatus.ValueType
     """The status it was stopped in: QUEUED (then it never started), RUNNING or PAUSED."""
     @_builtins.property
@@ -1076,7 +1078,7 @@ class NodeSkippedAttributes(_message.Message):
     status: _common_pb2.NodeStatus.ValueType
     """The node's new status, NODE_STATUS_SKIPPED."""
     reason: _builtins.str
-    """Why, e.g. "no incoming branch was taken", "skipped at a pause"."""
+    """Why: "no incoming branch was taken", or "skipped by an operator" (PAUSE_ACTION_SKIP)."""
     def __init__(
         self,
         *,
