@@ -29,6 +29,7 @@ from runctl_server.api.convert import frames, timestamp
 from runctl_server.store.reads import Row
 
 log = logging.getLogger(__name__)
+_reported: set[str] = set()
 
 
 class UnmappedPayloadKeys(ValueError):
@@ -359,7 +360,9 @@ def attributes(event_type: str, payload: Mapping[str, Any], *, strict: bool = Fa
         problem = f"{event_type} payload keys without an attributes field: {sorted(unmapped)}"
         if strict:
             raise UnmappedPayloadKeys(problem)
-        log.error("%s (left out of the typed event)", problem)
+        if problem not in _reported:  # once per process: every event of the type would say it again
+            _reported.add(problem)
+            log.error("%s (left out of the typed event)", problem)
     return field, message
 
 
