@@ -44,7 +44,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from runctl.v1 import execution_pb2, execution_pb2_grpc, workflow_pb2, workflow_pb2_grpc
+from runctl.v1 import common_pb2, execution_pb2, execution_pb2_grpc, workflow_pb2, workflow_pb2_grpc
 from runctl_server.store.database import create_db_engine
 
 LOOPBACK = "127.0.0.1"
@@ -320,7 +320,7 @@ class Load:
 async def count(
     stub: execution_pb2_grpc.ExecutionServiceAsyncStub,
     workflow_id: str,
-    *statuses: execution_pb2.ExecutionStatus.ValueType,
+    *statuses: common_pb2.ExecutionStatus.ValueType,
 ) -> int:
     """How many runs of the workflow are in one of `statuses`: total_size of a one-row page."""
     request = execution_pb2.ListExecutionsRequest(workflow_id=workflow_id, statuses=statuses, page_size=1)
@@ -358,14 +358,14 @@ async def drive(
             await asyncio.sleep(POLL_SECONDS)
             if starting.done():
                 starting.result()  # a failed start ends the benchmark
-            load.completed = await count(stub, workflow_id, execution_pb2.EXECUTION_STATUS_COMPLETED)
+            load.completed = await count(stub, workflow_id, common_pb2.EXECUTION_STATUS_COMPLETED)
             ticks += 1
             if ticks % 10 == 0 or load.completed >= runs:
                 load.failed = await count(
                     stub,
                     workflow_id,
-                    execution_pb2.EXECUTION_STATUS_ERROR,
-                    execution_pb2.EXECUTION_STATUS_STOPPED,
+                    common_pb2.EXECUTION_STATUS_ERROR,
+                    common_pb2.EXECUTION_STATUS_STOPPED,
                 )
             if load.completed + load.failed >= runs and starting.done():
                 load.observed_done = time.monotonic()
@@ -406,12 +406,12 @@ async def measure(target: str, runs: int, concurrency: int) -> tuple[str, Load]:
         executions = execution_pb2_grpc.ExecutionServiceStub(channel)
         load = await drive(executions, workflow_id, runs, concurrency)
         # Final check through the API: every run completed, none failed.
-        load.completed = await count(executions, workflow_id, execution_pb2.EXECUTION_STATUS_COMPLETED)
+        load.completed = await count(executions, workflow_id, common_pb2.EXECUTION_STATUS_COMPLETED)
         load.failed = await count(
             executions,
             workflow_id,
-            execution_pb2.EXECUTION_STATUS_ERROR,
-            execution_pb2.EXECUTION_STATUS_STOPPED,
+            common_pb2.EXECUTION_STATUS_ERROR,
+            common_pb2.EXECUTION_STATUS_STOPPED,
         )
         return workflow_id, load
 

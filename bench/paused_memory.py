@@ -27,7 +27,7 @@ import grpc
 from engine_throughput import database, percentile, redact, spawn_server, wait_serving
 from google.protobuf import json_format
 
-from runctl.v1 import execution_pb2, execution_pb2_grpc, workflow_pb2, workflow_pb2_grpc
+from runctl.v1 import common_pb2, execution_pb2, execution_pb2_grpc, workflow_pb2, workflow_pb2_grpc
 
 CHECKPOINTS = 10
 SAMPLE = 100  # runs resumed at the end to show paused runs still work
@@ -60,7 +60,7 @@ async def create_workflow(channel: grpc.aio.Channel) -> str:
 async def paused_count(executions: execution_pb2_grpc.ExecutionServiceAsyncStub, workflow_id: str) -> int:
     request = execution_pb2.ListExecutionsRequest(
         workflow_id=workflow_id,
-        statuses=[execution_pb2.EXECUTION_STATUS_PAUSED],
+        statuses=[common_pb2.EXECUTION_STATUS_PAUSED],
         page_size=1,
         view=execution_pb2.EXECUTION_VIEW_BASIC,
     )
@@ -133,7 +133,7 @@ async def run(args: argparse.Namespace, target: str, pid: int) -> bool:
                 reply = await executions.GetExecutionStatus(
                     execution_pb2.GetExecutionStatusRequest(execution_id=execution_id), timeout=60
                 )
-                if reply.summary.status == execution_pb2.EXECUTION_STATUS_COMPLETED:
+                if reply.summary.status == common_pb2.EXECUTION_STATUS_COMPLETED:
                     pending.discard(execution_id)
             await asyncio.sleep(0.1)
         print(f"resumed {len(sample)} paused runs: {len(sample) - len(pending)} completed")

@@ -16,15 +16,15 @@ import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
 
-from runctl.v1 import execution_pb2, execution_pb2_grpc, workflow_pb2, workflow_pb2_grpc
+from runctl.v1 import common_pb2, execution_pb2, execution_pb2_grpc, workflow_pb2, workflow_pb2_grpc
 from tests.postgres import temporary_database
 from tests.support import running_server, settings_for
 
-ExecutionStatus = execution_pb2.ExecutionStatus
+ExecutionStatus = common_pb2.ExecutionStatus
 FINISHED = (
-    execution_pb2.EXECUTION_STATUS_COMPLETED,
-    execution_pb2.EXECUTION_STATUS_ERROR,
-    execution_pb2.EXECUTION_STATUS_STOPPED,
+    common_pb2.EXECUTION_STATUS_COMPLETED,
+    common_pb2.EXECUTION_STATUS_ERROR,
+    common_pb2.EXECUTION_STATUS_STOPPED,
 )
 
 
@@ -94,7 +94,7 @@ def nodes_by_id(execution: execution_pb2.Execution) -> dict[str, execution_pb2.N
 
 def node_status(execution: execution_pb2.Execution) -> dict[str, str]:
     return {
-        node_id: execution_pb2.NodeStatus.Name(node.status).removeprefix("NODE_STATUS_").lower()
+        node_id: common_pb2.NodeStatus.Name(node.status).removeprefix("NODE_STATUS_").lower()
         for node_id, node in nodes_by_id(execution).items()
     }
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from runctl.v1 import execution_pb2, workflow_pb2
+from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from runctl_server.settings import Address
 from tests.engine_helpers import Client, linear, output, to_struct
 from tests.support import (
@@ -98,7 +98,7 @@ def test_a_person_approves_in_the_browser(server: Keyed, client: Client) -> None
         workflow_id=workflow_id, input=to_struct({"order": 1042, "customer": "Ada & Co"})
     )
     run = client.executions.StartExecution(start, timeout=10).execution.id
-    [point] = client.wait(run, (execution_pb2.EXECUTION_STATUS_PAUSED,)).pause_points
+    [point] = client.wait(run, (common_pb2.EXECUTION_STATUS_PAUSED,)).pause_points
     ui_url = point.resume_links.ui_url
     assert ui_url.startswith(f"{server.handle.http_url}/resume/{workflow_id}/{run}?token=")
     # Without the token the page is closed to a person with no key.
@@ -145,7 +145,7 @@ def test_a_person_approves_in_the_browser(server: Keyed, client: Client) -> None
     assert seen["framingRefused"] and "This link cannot be used" not in seen["framedText"], seen
 
     execution = client.wait(run)
-    assert execution.status == execution_pb2.EXECUTION_STATUS_COMPLETED
+    assert execution.status == common_pb2.EXECUTION_STATUS_COMPLETED
     approval = output(execution.data)["nodes"]["approve"]["output"]
     assert approval == {
         "approved": True,

@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from runctl.v1 import (
+    common_pb2,
     event_pb2,
     event_pb2_grpc,
     execution_pb2,
@@ -37,7 +38,7 @@ from tests.engine_helpers import Client, linear
 from tests.support import ServerThread, running_server, settings_for
 from tests.workspaces import Keyed, keyed_server
 
-PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
 APPROVAL = linear({"id": "ask", "type": "approval", "config": {"title": "Ship it?"}}, name="approval")
 QUICK = linear({"id": "say", "type": "transform", "config": {"output": 1}}, name="quick")
 

@@ -18,7 +18,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from runctl.v1 import batch_pb2, batch_pb2_grpc, execution_pb2, workflow_pb2
+from runctl.v1 import batch_pb2, batch_pb2_grpc, batch_resource_pb2, common_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import Client, linear, to_struct
 from tests.postgres import temporary_database
 from tests.support import running_server, settings_for
@@ -42,15 +42,15 @@ class Env:
         write_files(self.root / name, files)
         return name
 
-    def start(self, **kwargs: Any) -> batch_pb2.Batch:
+    def start(self, **kwargs: Any) -> batch_resource_pb2.Batch:
         return self.batches.StartBatch(B.StartBatchRequest(**kwargs), timeout=20).batch
 
-    def get(self, batch_id: str) -> batch_pb2.Batch:
+    def get(self, batch_id: str) -> batch_resource_pb2.Batch:
         return self.batches.GetBatch(B.GetBatchRequest(batch_id=batch_id), timeout=10).batch
 
     def wait(
-        self, batch_id: str, done: Callable[[batch_pb2.Batch], bool], timeout: float = 20
-    ) -> batch_pb2.Batch:
+        self, batch_id: str, done: Callable[[batch_resource_pb2.Batch], bool], timeout: float = 20
+    ) -> batch_resource_pb2.Batch:
         deadline = time.monotonic() + timeout
         while True:
             batch = self.get(batch_id)
@@ -60,8 +60,8 @@ class Env:
                 raise TimeoutError(f"batch {batch_id} is still {batch}")
             time.sleep(0.03)
 
-    def wait_ended(self, batch_id: str) -> batch_pb2.Batch:
-        return self.wait(batch_id, lambda b: b.status != B.BATCH_STATUS_RUNNING)
+    def wait_ended(self, batch_id: str) -> batch_resource_pb2.Batch:
+        return self.wait(batch_id, lambda b: b.status != batch_resource_pb2.BATCH_STATUS_RUNNING)
 
     def reset(self) -> None:
         """Stop whatever earlier tests of this module left active, so counts here are exact."""
@@ -145,11 +145,11 @@ def test_folder_batch_completes_with_counts_and_items(env: Env) -> None:
         }
     )
     started = env.start(folder_path=folder, input=to_struct({"who": "batch"}))
-    assert started.status == B.BATCH_STATUS_RUNNING
-    assert (started.source_type, started.folder_path) == (B.BATCH_SOURCE_TYPE_FOLDER, folder)
+    assert started.status == batch_resource_pb2.BATCH_STATUS_RUNNING
+    assert (started.source_type, started.folder_path) == (batch_resource_pb2.BATCH_SOURCE_TYPE_FOLDER, folder)
     assert (started.total_workflows, started.concurrency) == (3, 4)
     batch = env.wait_ended(started.batch_id)
-    assert batch.status == B.BATCH_STATUS_COMPLETED
+    assert batch.status == batch_resource_pb2.BATCH_STATUS_COMPLETED
     assert (batch.completed, batch.running, batch.queued, batch.failed, batch.stopped) == (3, 0, 0, 0, 0)
     assert batch.HasField("end_time") and batch.duration.ToNanoseconds() > 0
     assert batch.end_time.ToNanoseconds() >= batch.start_time.ToNanoseconds()
@@ -160,7 +160,7 @@ def test_folder_batch_completes_with_counts_and_items(env: Env) -> None:
         f"{folder}/c.yaml",
     ]
     for item in batch.executions:
-        assert item.status == E.EXECUTION_STATUS_COMPLETED
+        assert item.status == common_pb2.EXECUTION_STATUS_COMPLETED
         assert item.HasField("start_time") and item.HasField("end_time")
         execution = env.client.get(item.execution_id)
         assert execution.batch_id == batch.batch_id
@@ -174,14 +174,14 @@ def test_concurrency_limit_is_never_exceeded(env: Env) -> None:
     batch_id = env.start(folder_path=folder, concurrency=2).batch_id
     seen_running: set[int] = set()
 
-    def check(batch: batch_pb2.Batch) -> bool:
+    def check(batch: batch_resource_pb2.Batch) -> bool:
         assert batch.running <= 2, batch
         assert batch.completed + batch.running + batch.queued == 5
         seen_running.add(batch.running)
-        return batch.status != B.BATCH_STATUS_RUNNING
+        return batch.status != batch_resource_pb2.BATCH_STATUS_RUNNING
 
     batch = env.wait(batch_id, check)
-    assert batch.status == B.BATCH_STATUS_COMPLETED and batch.completed == 5
+    assert batch.status == batch_resource_pb2.BATCH_STATUS_COMPLETED and batch.completed == 5
     assert 2 in seen_running
     # Released in source order: each run starts no earlier than the one before it.
     starts = [item.start_time.ToNanoseconds() for item in batch.executions]
@@ -191,13 +191,13 @@ def test_concurrency_limit_is_never_exceeded(env: Env) -> None:
 def test_a_failing_run_counts_as_failed_and_the_batch_still_completes(env: Env) -> None:
     folder = env.folder({"ok.json": quick(), "fails.json": failing()})
     batch = env.start(workflow_paths=B.WorkflowPathList(paths=[f"{folder}/ok.json", f"{folder}/fails.json"]))
-    assert batch.source_type == B.BATCH_SOURCE_TYPE_FILES and batch.folder_path == ""
+    assert batch.source_type == batch_resource_pb2.BATCH_SOURCE_TYPE_FILES and batch.folder_path == ""
     batch = env.wait_ended(batch.batch_id)
-    assert batch.status == B.BATCH_STATUS_COMPLETED
+    assert batch.status == batch_resource_pb2.BATCH_STATUS_COMPLETED
     assert (batch.completed, batch.failed) == (1, 1)
     ok, fails = batch.executions
-    assert (ok.workflow_path, ok.status) == (f"{folder}/ok.json", E.EXECUTION_STATUS_COMPLETED)
-    assert (fails.workflow_file_name, fails.status) == ("fails.json", E.EXECUTION_STATUS_ERROR)
+    assert (ok.workflow_path, ok.status) == (f"{folder}/ok.json", common_pb2.EXECUTION_STATUS_COMPLETED)
+    assert (fails.workflow_file_name, fails.status) == ("fails.json", common_pb2.EXECUTION_STATUS_ERROR)
     assert fails.error == "boom"
 
 
@@ -206,15 +206,15 @@ def test_paused_runs_hold_their_slot(env: Env) -> None:
     batch_id = env.start(folder_path=folder, concurrency=1).batch_id
     batch = env.wait(batch_id, lambda b: b.paused == 1)
     assert (batch.running, batch.paused, batch.queued) == (1, 1, 1)
-    assert batch.executions[0].status == E.EXECUTION_STATUS_PAUSED
-    assert batch.executions[1].status == E.EXECUTION_STATUS_QUEUED
+    assert batch.executions[0].status == common_pb2.EXECUTION_STATUS_PAUSED
+    assert batch.executions[1].status == common_pb2.EXECUTION_STATUS_QUEUED
     assert not batch.executions[1].HasField("start_time")
     # Going on from the wait frees the slot: the next run starts (and pauses in turn).
     env.client.executions.ContinueExecution(
         E.ContinueExecutionRequest(execution_id=batch.executions[0].execution_id), timeout=10
     )
     batch = env.wait(batch_id, lambda b: b.completed == 1 and b.paused == 1)
-    assert batch.executions[1].status == E.EXECUTION_STATUS_PAUSED
+    assert batch.executions[1].status == common_pb2.EXECUTION_STATUS_PAUSED
     env.batches.StopBatch(B.StopBatchRequest(batch_id=batch_id), timeout=20)
 
 
@@ -229,7 +229,7 @@ def test_stored_workflows_run_and_request_id_is_idempotent(env: Env) -> None:
     assert again.batch_id == first.batch_id and again.request_id == request_id
     batch = env.wait_ended(first.batch_id)
     assert (batch.source_type, batch.total_workflows, batch.completed) == (
-        B.BATCH_SOURCE_TYPE_WORKFLOWS,
+        batch_resource_pb2.BATCH_SOURCE_TYPE_WORKFLOWS,
         2,
         2,
     )
@@ -251,9 +251,9 @@ def test_stop_batch_stops_running_and_cancels_queued(env: Env) -> None:
     assert (reply.running_stopped, reply.queued_cancelled) == (2, 3)
     # Committed before the answer.
     batch = env.get(batch_id)
-    assert batch.status == B.BATCH_STATUS_STOPPED and batch.HasField("end_time")
+    assert batch.status == batch_resource_pb2.BATCH_STATUS_STOPPED and batch.HasField("end_time")
     assert (batch.stopped, batch.running, batch.queued) == (5, 0, 0)
-    assert all(item.status == E.EXECUTION_STATUS_STOPPED for item in batch.executions)
+    assert all(item.status == common_pb2.EXECUTION_STATUS_STOPPED for item in batch.executions)
     error = refused(
         lambda: env.batches.StopBatch(B.StopBatchRequest(batch_id=batch_id), timeout=10),
         grpc.StatusCode.FAILED_PRECONDITION,
@@ -268,15 +268,15 @@ def test_stop_all_stops_every_batch_and_lone_run(env: Env) -> None:
     lone = env.client.start(delay(600))
     env.wait(first.batch_id, lambda b: b.running == 1)
     env.wait(second.batch_id, lambda b: b.running == 2)
-    env.client.wait(lone, (E.EXECUTION_STATUS_RUNNING,))
+    env.client.wait(lone, (common_pb2.EXECUTION_STATUS_RUNNING,))
     reply = env.client.executions.StopAllExecutions(E.StopAllExecutionsRequest(), timeout=20)
     assert reply.total_batches == 2
     assert sorted(reply.batch_ids) == sorted([first.batch_id, second.batch_id])
     assert (reply.running_stopped, reply.queued_cancelled, reply.total_stopped) == (4, 2, 6)
     for batch_id in (first.batch_id, second.batch_id):
         batch = env.get(batch_id)
-        assert batch.status == B.BATCH_STATUS_STOPPED and batch.running + batch.queued == 0
-    assert env.client.get(lone).status == E.EXECUTION_STATUS_STOPPED
+        assert batch.status == batch_resource_pb2.BATCH_STATUS_STOPPED and batch.running + batch.queued == 0
+    assert env.client.get(lone).status == common_pb2.EXECUTION_STATUS_STOPPED
 
 
 # -- listing and clearing ---------------------------------------------------------------------------
@@ -311,10 +311,14 @@ def test_list_batches_filters_and_pages(env: Env) -> None:
     assert walked == ids
     assert offsets == list(range(0, len(ids), 2))
 
-    completed = env.batches.ListBatches(B.ListBatchesRequest(status=B.BATCH_STATUS_COMPLETED), timeout=10)
+    completed = env.batches.ListBatches(
+        B.ListBatchesRequest(status=batch_resource_pb2.BATCH_STATUS_COMPLETED), timeout=10
+    )
     assert set(done) <= {b.batch_id for b in completed.batches}
-    assert all(b.status == B.BATCH_STATUS_COMPLETED for b in completed.batches)
-    only_running = env.batches.ListBatches(B.ListBatchesRequest(status=B.BATCH_STATUS_RUNNING), timeout=10)
+    assert all(b.status == batch_resource_pb2.BATCH_STATUS_COMPLETED for b in completed.batches)
+    only_running = env.batches.ListBatches(
+        B.ListBatchesRequest(status=batch_resource_pb2.BATCH_STATUS_RUNNING), timeout=10
+    )
     assert [b.batch_id for b in only_running.batches] == [running]
     assert only_running.total == 1 and only_running.batches[0].running == 1
     default = env.batches.ListBatches(B.ListBatchesRequest(), timeout=10)
@@ -342,7 +346,7 @@ def test_clear_batches_deletes_ended_ones_and_skips_running(env: Env) -> None:
     refused(lambda: env.get(ended.batch_id), grpc.StatusCode.NOT_FOUND)
     for item in ended.executions:
         refused(partial(env.client.get, item.execution_id), grpc.StatusCode.NOT_FOUND)
-    assert env.get(running).status == B.BATCH_STATUS_RUNNING
+    assert env.get(running).status == batch_resource_pb2.BATCH_STATUS_RUNNING
     env.batches.StopBatch(B.StopBatchRequest(batch_id=running), timeout=20)
     again = env.batches.ClearBatches(B.ClearBatchesRequest(), timeout=20)
     assert (again.batches_deleted, again.executions_deleted, list(again.skipped_batch_ids)) == (1, 1, [])
@@ -445,6 +449,6 @@ def test_a_restart_fills_free_slots_and_cancels_runs_of_batches_never_committed(
     with running_server(settings) as handle, grpc.insecure_channel(handle.grpc_target) as channel:
         env = Env(Client(channel), batch_pb2_grpc.BatchServiceStub(channel), root, tmp_path)
         batch = env.wait_ended(batch_id)
-        assert batch.status == B.BATCH_STATUS_COMPLETED
+        assert batch.status == batch_resource_pb2.BATCH_STATUS_COMPLETED
         assert (batch.stopped, batch.completed) == (1, 1)
-        assert env.client.get(lost_queued).status == E.EXECUTION_STATUS_STOPPED
+        assert env.client.get(lost_queued).status == common_pb2.EXECUTION_STATUS_STOPPED

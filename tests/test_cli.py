@@ -19,13 +19,14 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from runctl.cli import app
+from runctl.cli.render import event_line
 from runctl.client import Client
 from runctl.messages import to_dict
-from runctl.v1 import event_pb2, execution_pb2
+from runctl.v1 import common_pb2, event_pb2, execution_pb2
 from tests.engine_helpers import linear
 from tests.support import ServerThread, free_port, running_server, settings_for
 
-PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
 HELLO = linear(
     {"id": "greet", "type": "transform", "config": {"output": "Hello, {{ input.name }}!"}},
     {"id": "shout", "type": "log", "config": {"message": "{{ nodes.greet.output }}"}},
@@ -174,7 +175,7 @@ def test_continue_resumes_a_breakpoint(server: ServerThread, files: Path, client
     client.wait(run.id, until={PAUSED}, timeout=20)
     result = cli(server, "continue", run.id)
     assert result.exit_code == 0 and "continued" in result.stdout
-    assert client.wait(run.id, timeout=20).status == execution_pb2.EXECUTION_STATUS_COMPLETED
+    assert client.wait(run.id, timeout=20).status == common_pb2.EXECUTION_STATUS_COMPLETED
 
 
 def test_approve_with_set_resumes_an_approval_with_typed_values(
@@ -352,9 +353,7 @@ def test_watch_prints_events_as_they_happen(server: ServerThread, files: Path, c
 def get_finished(
     request: execution_pb2.GetExecutionRequest, context: grpc.ServicerContext
 ) -> execution_pb2.GetExecutionResponse:
-    execution = execution_pb2.Execution(
-        id=request.execution_id, status=execution_pb2.EXECUTION_STATUS_COMPLETED
-    )
+    execution = execution_pb2.Execution(id=request.execution_id, status=common_pb2.EXECUTION_STATUS_COMPLETED)
     return execution_pb2.GetExecutionResponse(execution=execution)
 
 
@@ -397,3 +396,35 @@ def test_watch_falls_back_to_history_on_servers_without_the_stream() -> None:
     assert result.exit_code == 0, result.output
     for shown in ("#7", "NODE_COMPLETED", "only", "EXECUTION_COMPLETED"):
         assert shown in result.stdout
+
+
+def test_event_lines_show_the_typed_attributes() -> None:
+    """`watch` prints the one detail worth seeing of each event, read from its typed attributes."""
+    failed = event_pb2.Event(
+        sequence=3,
+        type=event_pb2.EVENT_TYPE_NODE_FAILED,
+        node_id="call",
+        node_failed_attributes=event_pb2.NodeFailedAttributes(
+            error=common_pb2.NodeError(message="GET http://x: 503", code="HTTP_STATUS"), attempt=2
+        ),
+    )
+    completed = event_pb2.Event(sequence=4, type=event_pb2.EVENT_TYPE_NODE_COMPLETED, node_id="sum")
+    completed.node_completed_attributes.output.struct_value.update({"total": 120})
+    created = event_pb2.Event(
+        sequence=5,
+        type=event_pb2.EVENT_TYPE_PAUSE_POINT_CREATED,
+        node_id="approve",
+        pause_point_created_attributes=event_pb2.PausePointCreatedAttributes(
+            context_id="ctx_4f9c2a1124c3e57e1cc7", kind=common_pb2.PAUSE_REASON_APPROVAL
+        ),
+    )
+    logged = event_pb2.Event(
+        sequence=6,
+        type=event_pb2.EVENT_TYPE_NODE_LOG,
+        node_id="note",
+        node_log_attributes=event_pb2.NodeLogAttributes(level=common_pb2.LOG_LEVEL_INFO, message="hello"),
+    )
+    assert "GET http://x: 503" in event_line(failed).plain
+    assert '{"total":120}' in event_line(completed).plain
+    assert "ctx_4f9c2a1124c3e57e1cc7" in event_line(created).plain
+    assert event_line(logged).plain.endswith("hello")

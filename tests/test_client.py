@@ -35,12 +35,12 @@ from runctl.errors import (
     UnavailableError,
 )
 from runctl.messages import WorkflowFileError, to_dict
-from runctl.v1 import event_pb2, execution_pb2
+from runctl.v1 import common_pb2, event_pb2, execution_pb2
 from tests.engine_helpers import linear
 from tests.support import ServerThread, free_port, running_server, settings_for
 
-COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
-PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
+COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
 FAST = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.02)
 HELLO = linear(
     {"id": "greet", "type": "transform", "config": {"output": "Hello, {{ input.name }}!"}}, name="hi"

@@ -20,10 +20,10 @@ from tests.engine_helpers import (
     serving_client,
 )
 
-COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
-PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
-RUNNING = execution_pb2.EXECUTION_STATUS_RUNNING
-STOPPED = execution_pb2.EXECUTION_STATUS_STOPPED
+COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
+RUNNING = common_pb2.EXECUTION_STATUS_RUNNING
+STOPPED = common_pb2.EXECUTION_STATUS_STOPPED
 
 
 @pytest.fixture(scope="module", params=DATABASE_KINDS)
@@ -93,7 +93,7 @@ def test_continue_from_a_breakpoint_runs_the_node(client: Client) -> None:
     )
     done = client.wait(execution_id)
     assert done.status == COMPLETED
-    assert nodes_by_id(done)["first"].status == execution_pb2.NODE_STATUS_COMPLETED
+    assert nodes_by_id(done)["first"].status == common_pb2.NODE_STATUS_COMPLETED
 
 
 def test_skip_marks_the_paused_node_skipped_and_goes_on(client: Client) -> None:
@@ -163,7 +163,7 @@ def test_stop_a_queued_run_cancels_it(client: Client) -> None:
     queued = client.executions.StartExecution(
         execution_pb2.StartExecutionRequest(workflow_id=workflow_id), timeout=10
     ).execution
-    assert queued.status == execution_pb2.EXECUTION_STATUS_QUEUED
+    assert queued.status == common_pb2.EXECUTION_STATUS_QUEUED
     with pytest.raises(grpc.RpcError) as caught:
         client.executions.PauseExecution(execution_pb2.PauseExecutionRequest(execution_id=queued.id))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import grpc
 
-from runctl.v1 import execution_pb2, workflow_pb2
+from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import Client, linear, node_status
 from tests.support import running_server, settings_for
 
-COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
-PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
-QUEUED = execution_pb2.EXECUTION_STATUS_QUEUED
+COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
+QUEUED = common_pb2.EXECUTION_STATUS_QUEUED
 
 DOC = linear(
     {"id": "nap", "type": "delay", "config": {"seconds": 0.2}},

@@ -17,9 +17,9 @@ from tests.engine_helpers import Client, LocalHttp, linear, local_http, node_sta
 from tests.postgres import temporary_database
 from tests.support import running_server, settings_for
 
-COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
-ERROR = execution_pb2.EXECUTION_STATUS_ERROR
-PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
+COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
+ERROR = common_pb2.EXECUTION_STATUS_ERROR
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -301,7 +301,7 @@ def test_retries_exhausted_fail_the_run(client: Client, http: LocalHttp) -> None
     assert execution.status == ERROR
     assert execution.error.node_id == "flaky" and "503" in execution.error.message
     node = nodes_by_id(execution)["flaky"]
-    assert node.status == execution_pb2.NODE_STATUS_FAILED and node.attempts == 2
+    assert node.status == common_pb2.NODE_STATUS_FAILED and node.attempts == 2
     assert node_status(execution)["end"] == "idle"
 
 
@@ -337,7 +337,7 @@ def test_wait_node_parks_the_run_at_a_pause_point(client: Client) -> None:
     execution = client.wait(execution_id, (PAUSED,))
     assert execution.paused_node_id == "hold"
     assert execution.pause_reason == common_pb2.PAUSE_REASON_WAIT
-    assert nodes_by_id(execution)["hold"].status == execution_pb2.NODE_STATUS_WAITING
+    assert nodes_by_id(execution)["hold"].status == common_pb2.NODE_STATUS_WAITING
     (pause,) = execution.pause_points
     assert pause.block_id == "hold" and pause.resume_status == pause_point_pb2.RESUME_STATUS_PAUSED
     assert pause.context_id == nodes_by_id(execution)["hold"].context_id
@@ -597,7 +597,7 @@ def test_start_answers_the_committed_run(client: Client) -> None:
     )
     started = client.executions.StartExecution(request, timeout=10).execution
     assert started.id.startswith("exec_") and started.workflow_name == "Answer"
-    assert started.status == execution_pb2.EXECUTION_STATUS_RUNNING and started.trace_logs
+    assert started.status == common_pb2.EXECUTION_STATUS_RUNNING and started.trace_logs
     assert output(started.input) == {"k": 1}
     history = client.history(started.id)
     assert history[0].sequence == started.last_sequence  # the EXECUTION_STARTED event it committed

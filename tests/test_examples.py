@@ -9,15 +9,15 @@ from typing import Any
 import grpc
 import pytest
 
-from runctl.v1 import execution_pb2
+from runctl.v1 import common_pb2, execution_pb2
 from runctl_server.engine.definition import load_document, parse_definition
 from runctl_server.nodes.registry import load_node_types
 from tests.engine_helpers import Client, output, to_struct
 from tests.support import running_server, settings_for
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
-ERROR = execution_pb2.EXECUTION_STATUS_ERROR
+COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
+ERROR = common_pb2.EXECUTION_STATUS_ERROR
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.iterdir()), ids=lambda p: p.name)

@@ -13,12 +13,12 @@ import grpc
 import httpx
 import pytest
 
-from runctl.v1 import execution_pb2, workflow_pb2
+from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from runctl_server.http.routes.execution_object import hashid
 from tests.engine_helpers import Client, linear, to_struct
 from tests.support import ServerThread, running_server, settings_for
 
-PAUSED = (execution_pb2.EXECUTION_STATUS_PAUSED,)
+PAUSED = (common_pb2.EXECUTION_STATUS_PAUSED,)
 # The Execution object's fields and their JSON types, as the seed lists them.
 SEED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "hashid": str,

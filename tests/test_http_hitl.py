@@ -17,14 +17,14 @@ import grpc
 import httpx
 import pytest
 
-from runctl.v1 import execution_pb2, workflow_pb2
+from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from runctl_server.http.approval_form import parse_number
 from tests.engine_helpers import Client, linear, output, to_struct
 from tests.support import ServerThread, running_server, settings_for
 
 BASE = "https://runctl.example"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-PAUSED = (execution_pb2.EXECUTION_STATUS_PAUSED,)
+PAUSED = (common_pb2.EXECUTION_STATUS_PAUSED,)
 
 # The seed document's example answer, with its values' types.
 SEED_PAUSED_EXECUTION = {
@@ -276,7 +276,7 @@ def test_resume_over_the_api_url(http: httpx.Client, client: Client, workflow_id
         "values.colour": "is not a field of this form (fields: note, amount, rush, tier)",
         "values.approved": "must be true or false, got a number",
     }
-    assert client.get(run).status == execution_pb2.EXECUTION_STATUS_PAUSED  # nothing happened
+    assert client.get(run).status == common_pb2.EXECUTION_STATUS_PAUSED  # nothing happened
 
     once = {"note": "fine", "tier": "silver", "approved": False}
     first = http.post(api_url, json=once, headers={"Idempotency-Key": "req-1"})
@@ -300,7 +300,7 @@ def test_resume_over_the_api_url(http: httpx.Client, client: Client, workflow_id
     assert second.json()["values"] == answer["values"]  # the winner's
 
     done = client.wait(run)
-    assert done.status == execution_pb2.EXECUTION_STATUS_COMPLETED
+    assert done.status == common_pb2.EXECUTION_STATUS_COMPLETED
     output = node_output(done, "approve")
     assert output == {"note": "fine", "tier": "silver", "amount": 10, "approved": False}
 
@@ -329,7 +329,7 @@ def test_resume_api_url_errors(http: httpx.Client, client: Client, workflow_id: 
             api_url, content=b'{"a": [' + number + b"]}", headers={"content-type": "application/json"}
         )
         assert odd.status_code == 400 and "NaN or Infinity" in odd.json()["error"], number
-    assert client.get(paused_run).status == execution_pb2.EXECUTION_STATUS_PAUSED
+    assert client.get(paused_run).status == common_pb2.EXECUTION_STATUS_PAUSED
 
 
 def test_a_run_without_a_stored_workflow_uses_a_dash(http: httpx.Client, client: Client) -> None:
@@ -532,7 +532,7 @@ def test_page_errors(http: httpx.Client, client: Client, workflow_id: str, pause
     assert unknown.status_code == 404 and unknown.headers["content-type"].startswith("text/html")
     as_json = http.post(page, json={"runctl.contextId": "x"})
     assert as_json.status_code == 400 and "form post" in as_json.text
-    assert client.get(paused_run).status == execution_pb2.EXECUTION_STATUS_PAUSED
+    assert client.get(paused_run).status == common_pb2.EXECUTION_STATUS_PAUSED
 
     breakpoint_run = client.start(
         linear({"id": "look", "type": "log", "config": {"message": "hi"}, "breakpoint": True})

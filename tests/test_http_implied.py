@@ -13,13 +13,13 @@ import grpc
 import httpx
 import pytest
 
-from runctl.v1 import execution_pb2
+from runctl.v1 import common_pb2
 from tests.engine_helpers import Client, linear
 from tests.support import running_server, settings_for
 
 HELLO = linear({"id": "say", "type": "log", "config": {"message": "hello {{ input.who }}"}}, name="Hello")
 RUNNER_ERROR = {"success", "message", "error", "details"}
-COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
+COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
 
 
 @dataclass

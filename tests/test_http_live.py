@@ -18,13 +18,13 @@ import grpc
 import httpx
 import pytest
 
-from runctl.v1 import batch_pb2, batch_pb2_grpc, execution_pb2
+from runctl.v1 import batch_pb2, batch_pb2_grpc, common_pb2, execution_pb2
 from runctl_server.http.live import LiveUpdates, RunTracker
 from tests.engine_helpers import Client, linear
 from tests.support import running_server, settings_for
 
 E = execution_pb2
-PAUSED = (E.EXECUTION_STATUS_PAUSED,)
+PAUSED = (common_pb2.EXECUTION_STATUS_PAUSED,)
 NODE = shutil.which("node")
 WATCHER = Path(__file__).parent / "node" / "live_client.mjs"
 UPDATE_KEYS = {"executionId", "status", "currentNodeId", "pausedNodeId", "pauseReason"}
@@ -374,7 +374,9 @@ async def test_the_run_tracker_loads_runs_met_mid_life_and_stays_bounded() -> No
         loaded.append(execution_id)
         if execution_id == "gone":
             return None
-        return E.ExecutionSummary(execution_id=execution_id, status=E.EXECUTION_STATUS_PAUSED, batch_id="b1")
+        return E.ExecutionSummary(
+            execution_id=execution_id, status=common_pb2.EXECUTION_STATUS_PAUSED, batch_id="b1"
+        )
 
     live = LiveUpdates(load)
     live.tracker = RunTracker(load, capacity=2)

@@ -15,13 +15,13 @@ import grpc
 import httpx
 import pytest
 
-from runctl.v1 import batch_pb2, batch_pb2_grpc, execution_pb2, workflow_pb2
+from runctl.v1 import batch_pb2, batch_pb2_grpc, batch_resource_pb2, common_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import Client, linear
 from tests.support import ServerThread, running_server, settings_for
 
 E = execution_pb2
 B = batch_pb2
-PAUSED = (E.EXECUTION_STATUS_PAUSED,)
+PAUSED = (common_pb2.EXECUTION_STATUS_PAUSED,)
 STATUS_KEYS = {"executionId", "status", "currentNodeId", "pausedNodeId", "pauseReason"}
 ERROR_KEYS = {"success", "message", "error", "details"}
 BATCH_KEYS = {
@@ -65,17 +65,19 @@ class Env:
             (self.root / name / file_name).write_text(json.dumps(document))
         return name
 
-    def batch(self, **kwargs: Any) -> batch_pb2.Batch:
+    def batch(self, **kwargs: Any) -> batch_resource_pb2.Batch:
         return self.batches.StartBatch(B.StartBatchRequest(**kwargs), timeout=20).batch
 
-    def get_batch(self, batch_id: str) -> batch_pb2.Batch:
+    def get_batch(self, batch_id: str) -> batch_resource_pb2.Batch:
         return self.batches.GetBatch(B.GetBatchRequest(batch_id=batch_id), timeout=10).batch
 
-    def wait_batch(self, batch_id: str, paused: int = 0, ended: bool = False) -> batch_pb2.Batch:
+    def wait_batch(self, batch_id: str, paused: int = 0, ended: bool = False) -> batch_resource_pb2.Batch:
         deadline = time.monotonic() + 20
         while True:
             batch = self.get_batch(batch_id)
-            if (ended and batch.status != B.BATCH_STATUS_RUNNING) or (not ended and batch.paused >= paused):
+            if (ended and batch.status != batch_resource_pb2.BATCH_STATUS_RUNNING) or (
+                not ended and batch.paused >= paused
+            ):
                 return batch
             assert time.monotonic() < deadline, f"batch {batch_id} is still {batch}"
             time.sleep(0.03)
@@ -219,7 +221,7 @@ def test_active_executions(env: Env) -> None:
 def test_active_execution_that_runs_has_three_keys(env: Env) -> None:
     env.reset()
     running = env.client.start(linear({"id": "nap", "type": "delay", "config": {"seconds": 30}}))
-    env.client.wait(running, (E.EXECUTION_STATUS_RUNNING,))
+    env.client.wait(running, (common_pb2.EXECUTION_STATUS_RUNNING,))
     deadline = time.monotonic() + 10
     while True:
         item = env.http.get("/api/workflows/executions/active").json()["executions"][0]
@@ -466,7 +468,7 @@ def test_continue_a_paused_execution(env: Env) -> None:
     env.client.wait(execution_id, PAUSED)
     assert env.http.get(f"/api/workflows/execution/{execution_id}").json()["pausedNodeId"] == "second"
     assert env.http.post("/api/workflows/execution/continue").json()["success"] is True  # the most recent
-    assert env.client.wait(execution_id).status == E.EXECUTION_STATUS_COMPLETED
+    assert env.client.wait(execution_id).status == common_pb2.EXECUTION_STATUS_COMPLETED
 
 
 def test_continue_errors(env: Env) -> None:

@@ -13,12 +13,12 @@ import httpx
 import pytest
 from google.protobuf import json_format
 
-from runctl.v1 import execution_pb2, workflow_pb2
+from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import Client, linear, nodes_by_id, output, to_struct
 from tests.support import running_server, settings_for
 
 BEARER = {"Authorization": "Bearer YOUR_API_TOKEN"}
-COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
+COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Env:
         while True:
             for node in self.grpc.get(execution_id).nodes:
                 found = node.node_id == node_id and [f.index for f in node.stack] == list(indices)
-                if found and node.status == execution_pb2.NODE_STATUS_WAITING and node.context_id:
+                if found and node.status == common_pb2.NODE_STATUS_WAITING and node.context_id:
                     return
             assert time.monotonic() < deadline, f"{node_id} {indices} never waited"
             time.sleep(0.02)
@@ -282,7 +282,7 @@ def test_for_each_contexts_that_do_not_fit_the_node_400(env: Env) -> None:
         "forEachContext.stack[0].parentNodeId",
         "forEachContext.stack[1].parentNodeId",
     }
-    assert env.grpc.get(execution_id).status == execution_pb2.EXECUTION_STATUS_PAUSED
+    assert env.grpc.get(execution_id).status == common_pb2.EXECUTION_STATUS_PAUSED
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from runctl.v1 import batch_pb2, batch_pb2_grpc, execution_pb2, workflow_pb2
+from runctl.v1 import batch_pb2, batch_pb2_grpc, common_pb2, execution_pb2, workflow_pb2
 from runctl_server.settings import Limits, Settings, SettingsError
 from tests.engine_helpers import Client, linear, to_struct
 from tests.support import running_server, settings_for
@@ -52,7 +52,7 @@ class Env:
             for node in self.grpc.get(execution_id).nodes:
                 if (
                     node.node_id == "hold"
-                    and node.status == execution_pb2.NODE_STATUS_WAITING
+                    and node.status == common_pb2.NODE_STATUS_WAITING
                     and node.context_id
                 ):
                     return str(node.context_id)
@@ -120,7 +120,7 @@ def test_a_workflow_over_the_node_limit_is_invalid_argument(env: Env) -> None:
     found = refused(lambda: env.create_workflow(nodes(NODES + 1)), grpc.StatusCode.INVALID_ARGUMENT)
     assert any(field.endswith("nodes") for field in found), found
     assert (env.executions(), env.workflows()) == (runs, workflows)
-    assert env.grpc.run(nodes(NODES)).status == execution_pb2.EXECUTION_STATUS_COMPLETED
+    assert env.grpc.run(nodes(NODES)).status == common_pb2.EXECUTION_STATUS_COMPLETED
     assert env.create_workflow(nodes(NODES)).id
 
 
@@ -140,7 +140,7 @@ def test_input_over_the_limit_is_invalid_argument(env: Env) -> None:
     found = refused(lambda: env.grpc.start(linear(), of_size(INPUT + 1)), grpc.StatusCode.INVALID_ARGUMENT)
     assert found == {"input": f"is larger than {INPUT} bytes (the input limit)"}
     assert env.executions() == runs
-    assert env.grpc.run(linear(), of_size(INPUT)).status == execution_pb2.EXECUTION_STATUS_COMPLETED
+    assert env.grpc.run(linear(), of_size(INPUT)).status == common_pb2.EXECUTION_STATUS_COMPLETED
     assert env.executions() == runs + 1
 
 
@@ -173,7 +173,7 @@ def test_resume_values_over_the_limit_are_invalid_argument(env: Env) -> None:
     assert found == {"values": f"is larger than {RESUME} bytes (the resume limit)"}
     assert env.waiting(execution_id) == context_id  # still waiting: nothing was stored
     assert resume(RESUME).action == execution_pb2.RESUME_ACTION_RESUMED
-    assert env.grpc.wait(execution_id).status == execution_pb2.EXECUTION_STATUS_COMPLETED
+    assert env.grpc.wait(execution_id).status == common_pb2.EXECUTION_STATUS_COMPLETED
 
 
 def test_resume_node_data_over_the_limit_is_invalid_argument(env: Env) -> None:

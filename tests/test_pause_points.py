@@ -11,7 +11,7 @@ import pytest
 from runctl.v1 import common_pb2, execution_pb2, pause_point_pb2, pause_point_pb2_grpc
 from tests.engine_helpers import Client, linear, serving_client
 
-PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
 
 
 @pytest.fixture(scope="module")

@@ -25,15 +25,15 @@ import grpc
 import pytest
 from google.protobuf import json_format
 
-from runctl.v1 import event_pb2, execution_pb2, pause_point_pb2
+from runctl.v1 import common_pb2, event_pb2, execution_pb2, pause_point_pb2
 from tests.engine_helpers import Client, LocalHttp, linear, nodes_by_id, output
 from tests.postgres import temporary_database
 from tests.support import ServerProcess, spawn_server
 
-COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
-PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
-WAITING = execution_pb2.NODE_STATUS_WAITING
-NODE_COMPLETED = execution_pb2.NODE_STATUS_COMPLETED
+COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
+WAITING = common_pb2.NODE_STATUS_WAITING
+NODE_COMPLETED = common_pb2.NODE_STATUS_COMPLETED
 
 LONG_DELAY = 6.0  # still in the future when the second server is up: fires on its own schedule
 SHORT_DELAY = 2.0  # overdue by the restart: fires at once
@@ -115,7 +115,9 @@ def event_type(event: Any) -> str:
 
 
 def node_key(event: Any) -> str:
-    return str(json_format.MessageToDict(event.payload).get("nodeKey", event.node_id))
+    which = event.WhichOneof("attributes")
+    key = getattr(getattr(event, which), "node_key", None) if which else None
+    return str(key if key is not None else event.node_id)
 
 
 def history_summary(events: list[Any]) -> list[tuple[int, str, str]]:
@@ -319,9 +321,9 @@ def test_sigkill_mid_flight_then_restart_finishes_every_run_once(
             def all_finished() -> bool:
                 for run_id in list(pending):
                     status = client.get(run_id).status
-                    assert status in (COMPLETED, execution_pb2.EXECUTION_STATUS_RUNNING, PAUSED), (
+                    assert status in (COMPLETED, common_pb2.EXECUTION_STATUS_RUNNING, PAUSED), (
                         run_id,
-                        execution_pb2.ExecutionStatus.Name(status),
+                        common_pb2.ExecutionStatus.Name(status),
                     )
                     if status == COMPLETED:
                         pending.discard(run_id)
@@ -472,7 +474,7 @@ def test_a_parent_whose_child_was_lost_starts_it_again(tmp_path: Path) -> None:
         with grpc.insecure_channel(second.grpc_target) as channel:
             client = Client(channel)
             parent = client.wait(parent_id, timeout=20)
-            assert parent.status == execution_pb2.EXECUTION_STATUS_COMPLETED
+            assert parent.status == common_pb2.EXECUTION_STATUS_COMPLETED
             sub = output(nodes_by_id(parent)["sub"].output)
             assert client.get(sub["executionId"]).workflow_id == child.id
     finally:

@@ -32,7 +32,14 @@ import pytest
 from google.protobuf import json_format
 
 from runctl.client import Client
-from runctl.v1 import batch_pb2, common_pb2, event_pb2, execution_pb2, pause_point_pb2, workflow_pb2
+from runctl.v1 import (
+    batch_resource_pb2,
+    common_pb2,
+    event_pb2,
+    execution_pb2,
+    pause_point_pb2,
+    workflow_pb2,
+)
 from runctl_server.store.api_keys import create_key, revoke_key
 from runctl_server.store.database import create_db_engine
 from tests.replicas import (
@@ -49,12 +56,12 @@ from tests.replicas import (
     running_cluster,
 )
 
-COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
-PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
-QUEUED = execution_pb2.EXECUTION_STATUS_QUEUED
-RUNNING = execution_pb2.EXECUTION_STATUS_RUNNING
-STOPPED = execution_pb2.EXECUTION_STATUS_STOPPED
-FINISHED = (COMPLETED, execution_pb2.EXECUTION_STATUS_ERROR, STOPPED)
+COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
+QUEUED = common_pb2.EXECUTION_STATUS_QUEUED
+RUNNING = common_pb2.EXECUTION_STATUS_RUNNING
+STOPPED = common_pb2.EXECUTION_STATUS_STOPPED
+FINISHED = (COMPLETED, common_pb2.EXECUTION_STATUS_ERROR, STOPPED)
 RESUMED = execution_pb2.RESUME_ACTION_RESUMED
 SKIPPED = execution_pb2.RESUME_ACTION_SKIPPED
 TERMINAL = ("EXECUTION_COMPLETED", "EXECUTION_FAILED", "EXECUTION_STOPPED")
@@ -78,7 +85,9 @@ def kind(event: event_pb2.Event) -> str:
 
 
 def node_key(event: event_pb2.Event) -> str:
-    return str(json_format.MessageToDict(event.payload).get("nodeKey", event.node_id))
+    which = event.WhichOneof("attributes")
+    key = getattr(getattr(event, which), "node_key", None) if which else None
+    return str(key if key is not None else event.node_id)
 
 
 def seconds(timestamp: Any) -> float:
@@ -163,7 +172,7 @@ def create(client: Client, document: Mapping[str, Any]) -> workflow_pb2.Workflow
 
 def node_states(execution: execution_pb2.Execution) -> dict[str, str]:
     return {
-        node.node_id: execution_pb2.NodeStatus.Name(node.status).removeprefix("NODE_STATUS_").lower()
+        node.node_id: common_pb2.NodeStatus.Name(node.status).removeprefix("NODE_STATUS_").lower()
         for node in execution.nodes
         if not node.stack
     }
@@ -388,10 +397,9 @@ def http_key_problems(
     for run, events in histories.items():
         run_tag = next((t for t, r in tags.items() if r == run), None)
         for event in events:
-            payload = json_format.MessageToDict(event.payload)
             if (
                 kind(event) == "NODE_COMPLETED"
-                and payload.get("nodeType") == "http"
+                and event.node_completed_attributes.node_type == "http"
                 and (str(run_tag), node_key(event)) not in keys
             ):
                 problems.append(f"{run} ({run_tag}) node {node_key(event)} completed without a request")
@@ -516,7 +524,7 @@ def check_chaos(
         findings += [f"history: {p} ({labels.get(run, '?')})" for p in history_problems(run, events)]
         if execution.status != COMPLETED:
             findings.append(
-                f"{run} ({tag}) is {execution_pb2.ExecutionStatus.Name(execution.status)}:"
+                f"{run} ({tag}) is {common_pb2.ExecutionStatus.Name(execution.status)}:"
                 f" {json_format.MessageToDict(execution.error)}"
             )
     for run, (via, action, reason) in sorted(fleet.resumes.items()):
@@ -586,8 +594,8 @@ def http(shared: Shared) -> RecordingHttpServer:
     return shared.http
 
 
-def status_name(status: execution_pb2.ExecutionStatus.ValueType) -> str:
-    return str(execution_pb2.ExecutionStatus.Name(status).removeprefix("EXECUTION_STATUS_"))
+def status_name(status: common_pb2.ExecutionStatus.ValueType) -> str:
+    return str(common_pb2.ExecutionStatus.Name(status).removeprefix("EXECUTION_STATUS_"))
 
 
 FINISHED_NAMES = ("COMPLETED", "ERROR", "STOPPED")
@@ -603,7 +611,7 @@ def describe_run(execution: execution_pb2.Execution) -> str:
 def wait_status(
     cluster: Cluster,
     run: str,
-    statuses: Sequence[execution_pb2.ExecutionStatus.ValueType],
+    statuses: Sequence[common_pb2.ExecutionStatus.ValueType],
     timeout: float = 15,
 ) -> execution_pb2.Execution:
     """The run once its status (read through any live replica) is one of `statuses`."""
@@ -841,7 +849,9 @@ def test_batch_stop_through_another_replica(cluster: Cluster) -> None:
     assert (reply.stopped_executions, reply.running_stopped, reply.queued_cancelled) == (5, 2, 3), reply
     for reader in (0, 2):
         stopped = cluster.client(reader).get_batch(batch.batch_id)
-        assert stopped.status == batch_pb2.BATCH_STATUS_STOPPED, explain(cluster, f"via {reader}: {stopped}")
+        assert stopped.status == batch_resource_pb2.BATCH_STATUS_STOPPED, explain(
+            cluster, f"via {reader}: {stopped}"
+        )
         assert (stopped.stopped, stopped.running, stopped.queued) == (5, 0, 0), stopped
     time.sleep(1.0)  # no replica starts a cancelled run or goes on with a stopped one
     runs = [item.execution_id for item in cluster.client(2).get_batch(batch.batch_id).executions]
@@ -868,11 +878,11 @@ def test_a_batch_concurrency_limit_holds_across_the_cluster(cluster: Cluster) ->
         running = client.list_executions(batch_id=batch.batch_id, statuses=[RUNNING], page_size=1).total_size
         current = client.get_batch(batch.batch_id)
         samples.append((i, running, current.running))
-        if current.status != batch_pb2.BATCH_STATUS_RUNNING:
+        if current.status != batch_resource_pb2.BATCH_STATUS_RUNNING:
             break
         assert time.monotonic() < deadline, explain(cluster, f"batch still running: {current}")
         time.sleep(0.05)
-    assert current.status == batch_pb2.BATCH_STATUS_COMPLETED and current.completed == total, current
+    assert current.status == batch_resource_pb2.BATCH_STATUS_COMPLETED and current.completed == total, current
     over = [s for s in samples if max(s[1], s[2]) > limit]
     assert not over, explain(
         cluster, f"more than {limit} runs RUNNING at once (replica, runs, batch): {over}"

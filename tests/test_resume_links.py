@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from runctl.v1 import (
+    common_pb2,
     event_pb2,
     event_pb2_grpc,
     execution_pb2,
@@ -37,7 +38,7 @@ from tests.support import (
 )
 from tests.workspaces import Keyed, keyed_server
 
-PAUSED = (execution_pb2.EXECUTION_STATUS_PAUSED,)
+PAUSED = (common_pb2.EXECUTION_STATUS_PAUSED,)
 APPROVAL = linear(
     {"id": "ask", "type": "approval", "config": {"title": "Ship it?", "formFields": [{"name": "note"}]}},
     name="ship",
@@ -128,7 +129,7 @@ def test_a_link_resumes_its_pause_point_without_a_key(client: Client, http: http
     refused(http.get(local(point.resume_links.ui_url)), "already resumed")
 
     done = client.wait(run)
-    assert done.status == execution_pb2.EXECUTION_STATUS_COMPLETED
+    assert done.status == common_pb2.EXECUTION_STATUS_COMPLETED
     assert output(done.data)["nodes"]["ask"]["output"]["note"] == "ship"
 
 
@@ -173,7 +174,7 @@ def test_a_link_opens_its_own_pause_point_and_nothing_else(
         f"/api/workflows/executions/active?token={token}",
     ):
         assert http.get(path).status_code == 401, path
-    assert client.get(run).status == execution_pb2.EXECUTION_STATUS_PAUSED
+    assert client.get(run).status == common_pb2.EXECUTION_STATUS_PAUSED
     # And it still works for what it is for.
     assert http.post(local(first.resume_links.api_url), json={}).json()["action"] == "resumed"
 
@@ -198,7 +199,7 @@ def test_wrong_and_foreign_tokens_are_refused(keyed: Keyed, client: Client, http
     assert http.post(bare, json={}, headers={"x-api-key": keyed.beta}).status_code == 404
     # Nothing was resumed by any of it.
     for run in (run_a, run_b):
-        assert client.get(run).status == execution_pb2.EXECUTION_STATUS_PAUSED
+        assert client.get(run).status == common_pb2.EXECUTION_STATUS_PAUSED
     assert http.post(api_b, json={"note": "ok"}).json()["action"] == "resumed"
 
 
@@ -219,7 +220,7 @@ def test_a_link_expires_with_its_pause_point(client: Client, http: httpx.Client)
         client,
         linear({"id": "hold", "type": "wait", "config": {"timeoutSeconds": 0.5, "onTimeout": "continue"}}),
     )
-    assert client.wait(run).status == execution_pb2.EXECUTION_STATUS_COMPLETED
+    assert client.wait(run).status == common_pb2.EXECUTION_STATUS_COMPLETED
     refused(http.post(local(point.resume_links.api_url), json={"late": True}), "expired")
 
 

@@ -28,12 +28,12 @@ from tests.engine_helpers import (
     to_struct,
 )
 
-COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
-ERROR = execution_pb2.EXECUTION_STATUS_ERROR
-PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
+COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
+ERROR = common_pb2.EXECUTION_STATUS_ERROR
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
 RESUMED = execution_pb2.RESUME_ACTION_RESUMED
 SKIPPED = execution_pb2.RESUME_ACTION_SKIPPED
-WAITING = execution_pb2.NODE_STATUS_WAITING
+WAITING = common_pb2.NODE_STATUS_WAITING
 
 APPROVAL_FIELDS = [
     {"name": "approved", "type": "boolean", "required": True},
@@ -156,7 +156,7 @@ def wait_waiting(client: Client, execution_id: str, node_id: str, indices: Seque
 def context_ids(client: Client, execution_id: str) -> list[str]:
     """The pause points a run made, from its history (finished runs list no open pause points)."""
     return [
-        event.payload["contextId"]
+        event.pause_point_created_attributes.context_id
         for event in client.history(execution_id)
         if event.type == event_pb2.EVENT_TYPE_PAUSE_POINT_CREATED
     ]

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from google.protobuf import duration_pb2
 
-from runctl.v1 import event_pb2, event_pb2_grpc, execution_pb2
+from runctl.v1 import common_pb2, event_pb2, event_pb2_grpc, execution_pb2
 from runctl_server.store.api_keys import create_key, revoke_key
 from runctl_server.store.database import create_db_engine
 from tests.engine_helpers import Client, linear
@@ -78,7 +78,7 @@ def test_open_streams_end_when_their_key_is_revoked(keyed: Keyed) -> None:
             time.sleep(1.2)  # the new key is in the server's next snapshot
             steady = Client(steady_channel)
             run = steady.start(WAIT)
-            steady.wait(run, (execution_pb2.EXECUTION_STATUS_PAUSED,))
+            steady.wait(run, (common_pb2.EXECUTION_STATUS_PAUSED,))
 
             events = event_pb2_grpc.EventServiceStub(doomed_channel)
             grpc_events: queue.Queue[Any] = queue.Queue()

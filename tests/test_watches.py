@@ -19,7 +19,16 @@ from google.protobuf import duration_pb2, json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from runctl.v1 import batch_pb2, batch_pb2_grpc, event_pb2, event_pb2_grpc, execution_pb2, execution_pb2_grpc
+from runctl.v1 import (
+    batch_pb2,
+    batch_pb2_grpc,
+    batch_resource_pb2,
+    common_pb2,
+    event_pb2,
+    event_pb2_grpc,
+    execution_pb2,
+    execution_pb2_grpc,
+)
 from tests.engine_helpers import Client, linear
 from tests.support import ServerThread, running_server, settings_for
 
@@ -96,7 +105,7 @@ def wait_batch(client: Client, batch_id: str, timeout: float = 60) -> None:
     batches = batch_pb2_grpc.BatchServiceStub(client.channel)
     deadline = time.monotonic() + timeout
     while batches.GetBatch(batch_pb2.GetBatchRequest(batch_id=batch_id)).batch.status == (
-        batch_pb2.BATCH_STATUS_RUNNING
+        batch_resource_pb2.BATCH_STATUS_RUNNING
     ):
         assert time.monotonic() < deadline, "batch did not finish"
         time.sleep(0.1)
@@ -289,7 +298,7 @@ def test_a_watch_resumes_across_a_restart_without_gaps(tmp_path: Path) -> None:
         request = execution_pb2.WatchExecutionRequest(execution_id=execution_id, after_sequence=cursor)
         for message in execution_pb2_grpc.ExecutionServiceStub(channel).WatchExecution(request, timeout=20):
             received.extend(message.events.events)
-        assert client.get(execution_id).status == execution_pb2.EXECUTION_STATUS_COMPLETED
+        assert client.get(execution_id).status == common_pb2.EXECUTION_STATUS_COMPLETED
         same_events(received, client.history(execution_id))
 
 

@@ -18,14 +18,14 @@ from google.protobuf import json_format, struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from runctl.v1 import execution_pb2, worker_pb2, worker_pb2_grpc, workflow_pb2
+from runctl.v1 import common_pb2, execution_pb2, worker_pb2, worker_pb2_grpc, workflow_pb2
 from tests.engine_helpers import Client, linear, nodes_by_id, output
 from tests.postgres import temporary_database
 from tests.support import ServerThread, running_server, settings_for
 
-COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
-ERROR = execution_pb2.EXECUTION_STATUS_ERROR
-RUNNING = execution_pb2.EXECUTION_STATUS_RUNNING
+COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
+ERROR = common_pb2.EXECUTION_STATUS_ERROR
+RUNNING = common_pb2.EXECUTION_STATUS_RUNNING
 # Idle poll streams send a heartbeat this often here (15 s in production) so the tests stay quick.
 IDLE_SECONDS = 0.3
 

@@ -12,11 +12,11 @@ import pytest
 from runctl.v1 import common_pb2, execution_pb2, pause_point_pb2, workflow_pb2
 from tests.engine_helpers import DATABASE_KINDS, Client, linear, node_status, serving_client
 
-COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
-PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
-QUEUED = execution_pb2.EXECUTION_STATUS_QUEUED
-RUNNING = execution_pb2.EXECUTION_STATUS_RUNNING
-STOPPED = execution_pb2.EXECUTION_STATUS_STOPPED
+COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
+QUEUED = common_pb2.EXECUTION_STATUS_QUEUED
+RUNNING = common_pb2.EXECUTION_STATUS_RUNNING
+STOPPED = common_pb2.EXECUTION_STATUS_STOPPED
 PUBLIC = "https://runctl.example.test"
 
 

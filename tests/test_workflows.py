@@ -9,12 +9,12 @@ import grpc
 import pytest
 from google.protobuf import json_format
 
-from runctl.v1 import execution_pb2, workflow_pb2
+from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import FINISHED, Client, linear, output, to_struct
 from tests.support import ServerThread
 
-COMPLETED = execution_pb2.EXECUTION_STATUS_COMPLETED
-PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
+COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +224,7 @@ def test_node_counts_in_every_view_with_loop_iterations(client: Client) -> None:
     ).execution
     # Nothing has run when the start is answered: all four top-level nodes are idle.
     assert (started.node_counts.total, started.node_counts.idle) == (4, 4)
-    execution = client.wait(started.id, (execution_pb2.EXECUTION_STATUS_PAUSED,))
+    execution = client.wait(started.id, (common_pb2.EXECUTION_STATUS_PAUSED,))
     counts = execution.node_counts
     # start, each, three iterations of double: completed; hold: waiting; end: idle.
     assert (counts.completed, counts.waiting, counts.idle, counts.total) == (5, 1, 1, 7)

@@ -41,7 +41,16 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 import runctl.v1
-from runctl.v1 import batch_pb2, event_pb2, execution_pb2, pause_point_pb2, worker_pb2, workflow_pb2
+from runctl.v1 import (
+    batch_pb2,
+    batch_resource_pb2,
+    common_pb2,
+    event_pb2,
+    execution_pb2,
+    pause_point_pb2,
+    worker_pb2,
+    workflow_pb2,
+)
 from runctl_server.http.app import all_endpoints
 from runctl_server.http.approval_form import CONTEXT_FIELD, DECISION_FIELD
 from runctl_server.http.routes.execution_object import hashid
@@ -50,8 +59,12 @@ from tests.engine_helpers import linear
 from tests.workspaces import Keyed, keyed_server
 
 E, W, B, P, V, K = execution_pb2, workflow_pb2, batch_pb2, pause_point_pb2, event_pb2, worker_pb2
-PAUSED, COMPLETED, ERROR = E.EXECUTION_STATUS_PAUSED, E.EXECUTION_STATUS_COMPLETED, E.EXECUTION_STATUS_ERROR
-FINISHED = (COMPLETED, ERROR, E.EXECUTION_STATUS_STOPPED)
+PAUSED, COMPLETED, ERROR = (
+    common_pb2.EXECUTION_STATUS_PAUSED,
+    common_pb2.EXECUTION_STATUS_COMPLETED,
+    common_pb2.EXECUTION_STATUS_ERROR,
+)
+FINISHED = (COMPLETED, ERROR, common_pb2.EXECUTION_STATUS_STOPPED)
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 ONE_SECOND = duration_pb2.Duration(seconds=1)
 # Alpha created its first workflow, run and batch with this request id; beta uses it too.
@@ -230,7 +243,7 @@ def _execution(stubs: Stubs, meta: Any, execution_id: str) -> execution_pb2.Exec
     return reply.execution  # type: ignore[no-any-return]
 
 
-def _batch(stubs: Stubs, meta: Any, batch_id: str) -> batch_pb2.Batch:
+def _batch(stubs: Stubs, meta: Any, batch_id: str) -> batch_resource_pb2.Batch:
     reply = stubs.method("BatchService/GetBatch")(
         B.GetBatchRequest(batch_id=batch_id), metadata=meta, timeout=10
     )
@@ -242,13 +255,16 @@ def wait_status(stubs: Stubs, meta: Any, execution_id: str, statuses: tuple[int,
 
 
 def wait_batch_done(stubs: Stubs, meta: Any, batch_id: str) -> None:
-    _wait(lambda: _batch(stubs, meta, batch_id).status == B.BATCH_STATUS_COMPLETED, f"{batch_id} done")
+    _wait(
+        lambda: _batch(stubs, meta, batch_id).status == batch_resource_pb2.BATCH_STATUS_COMPLETED,
+        f"{batch_id} done",
+    )
 
 
 def task_waiting(stubs: Stubs, meta: Any, execution_id: str) -> Callable[[], bool]:
     def check() -> bool:
         nodes = _execution(stubs, meta, execution_id).nodes
-        return any(n.node_id == "job" and n.status == E.NODE_STATUS_RUNNING for n in nodes)
+        return any(n.node_id == "job" and n.status == common_pb2.NODE_STATUS_RUNNING for n in nodes)
 
     return check
 
@@ -1015,7 +1031,7 @@ def test_pausing_another_workspaces_workflow_holds_none_of_its_runs(
         if all(status in FINISHED for status in statuses) or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    named = sorted(E.ExecutionStatus.Name(status) for status in statuses)
+    named = sorted(common_pb2.ExecutionStatus.Name(status) for status in statuses)
     assert named == ["EXECUTION_STATUS_COMPLETED"] * len(runs)
     workflow = stubs.method("WorkflowService/GetWorkflow")(
         W.GetWorkflowRequest(workflow_id=flow), metadata=alpha_meta, timeout=10

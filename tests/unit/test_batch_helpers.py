@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
-from runctl.v1 import batch_pb2
+from runctl.v1 import batch_resource_pb2
 from runctl_server.api.batch_convert import status_word
 from runctl_server.engine.batch_creation import DEFAULT_CONCURRENCY, batch_concurrency
 from runctl_server.engine.batch_queries import BatchCounts, batch_json, item_json
@@ -86,7 +86,7 @@ def test_payloads_use_the_proto_json_names() -> None:
         "endTime": "1970-01-01T00:01:41.500000Z",
         "duration": "1.500s",
     }
-    assert json_format.ParseDict(payload, batch_pb2.Batch()).duration.ToMilliseconds() == 1500
+    assert json_format.ParseDict(payload, batch_resource_pb2.Batch()).duration.ToMilliseconds() == 1500
     item = {
         "execution_id": "exec_1",
         "workflow_id": None,
@@ -106,9 +106,9 @@ def test_payloads_use_the_proto_json_names() -> None:
         "error": "boom",
         "startTime": "1970-01-01T00:01:40Z",
     }
-    assert json_format.ParseDict(item_json(item), batch_pb2.BatchItem()).error == "boom"
+    assert json_format.ParseDict(item_json(item), batch_resource_pb2.BatchItem()).error == "boom"
 
 
 def test_status_words() -> None:
-    assert status_word(batch_pb2.BATCH_STATUS_UNSPECIFIED) == ""
-    assert status_word(batch_pb2.BATCH_STATUS_STOPPED) == "stopped"
+    assert status_word(batch_resource_pb2.BATCH_STATUS_UNSPECIFIED) == ""
+    assert status_word(batch_resource_pb2.BATCH_STATUS_STOPPED) == "stopped"

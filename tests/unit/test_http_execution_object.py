@@ -238,7 +238,7 @@ def test_slugs() -> None:
 def test_frames_use_the_engine_key_format() -> None:
     node = execution_pb2.NodeState(
         node_id="send",
-        status=execution_pb2.NODE_STATUS_IDLE,
+        status=common_pb2.NODE_STATUS_IDLE,
         stack=[common_pb2.ForEachFrame(parent_node_id="each", index=4, total=5)],
     )
     assert shape.stats(execution_pb2.Execution(nodes=[node]), timefmt.zone(None)) == {

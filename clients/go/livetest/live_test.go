@@ -175,6 +175,8 @@ func TestWatchExecution(t *testing.T) {
 	}
 	var kinds []string
 	var events []runctlv1.EventType
+	var resumed []string
+	var output interface{}
 	for {
 		message, err := stream.Recv()
 		if err != nil {
@@ -204,6 +206,16 @@ func TestWatchExecution(t *testing.T) {
 			kinds = append(kinds, "events")
 			for _, event := range kind.Events.GetEvents() {
 				events = append(events, event.GetType())
+				// Typed attributes: one getter per event type, nil for the others.
+				if attributes := event.GetPausePointResumedAttributes(); attributes != nil {
+					resumed = append(resumed, attributes.GetContextId())
+				}
+				if attributes := event.GetExecutionCompletedAttributes(); attributes != nil {
+					if attributes.GetStatus() != runctlv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
+						t.Fatalf("EXECUTION_COMPLETED with status %s", attributes.GetStatus())
+					}
+					output = attributes.GetOutput().AsInterface()
+				}
 			}
 		case *runctlv1.WatchExecutionResponse_Heartbeat:
 			kinds = append(kinds, "heartbeat")
@@ -214,6 +226,12 @@ func TestWatchExecution(t *testing.T) {
 	}
 	if len(events) == 0 || events[len(events)-1] != runctlv1.EventType_EVENT_TYPE_EXECUTION_COMPLETED {
 		t.Fatalf("events %v, want EXECUTION_COMPLETED last", events)
+	}
+	if len(resumed) != 1 || resumed[0] != waiting.GetPausePoints()[0].GetContextId() {
+		t.Fatalf("PAUSE_POINT_RESUMED context ids %v, want [%s]", resumed, waiting.GetPausePoints()[0].GetContextId())
+	}
+	if !reflect.DeepEqual(output, map[string]interface{}{"n": float64(1)}) {
+		t.Fatalf("EXECUTION_COMPLETED output %v, want map[n:1]", output)
 	}
 }
 

@@ -43,6 +43,7 @@ from runctl.messages import (
 from runctl.v1 import (
     batch_pb2,
     batch_pb2_grpc,
+    batch_resource_pb2,
     event_pb2,
     event_pb2_grpc,
     execution_pb2,
@@ -286,7 +287,7 @@ class AsyncClient:
         request_id: str | None = None,
         trace_logs: bool = False,
         disable_breakpoints: bool = False,
-    ) -> batch_pb2.Batch:
+    ) -> batch_resource_pb2.Batch:
         """Start a batch; see Client.start_batch."""
         request = start_batch_request(
             folder,
@@ -300,7 +301,7 @@ class AsyncClient:
         )
         return (await self.batches.StartBatch(request, timeout=self.timeout)).batch
 
-    async def get_batch(self, batch_id: str) -> batch_pb2.Batch:
+    async def get_batch(self, batch_id: str) -> batch_resource_pb2.Batch:
         """One batch with its counts and runs."""
         request = batch_pb2.GetBatchRequest(batch_id=batch_id)
         return (await self.batches.GetBatch(request, timeout=self.timeout)).batch

@@ -45,6 +45,8 @@ from runctl.messages import (
 from runctl.v1 import (
     batch_pb2,
     batch_pb2_grpc,
+    batch_resource_pb2,
+    common_pb2,
     event_pb2,
     event_pb2_grpc,
     execution_pb2,
@@ -201,7 +203,7 @@ class Client:
             if execution.status in wanted:
                 return execution
             if deadline is not None and time.monotonic() >= deadline:
-                status = execution_pb2.ExecutionStatus.Name(execution.status)
+                status = common_pb2.ExecutionStatus.Name(execution.status)
                 raise TimeoutError(f"{execution_id} is still {status} after {timeout} s")
             time.sleep(poll_interval)
 
@@ -310,7 +312,7 @@ class Client:
         request_id: str | None = None,
         trace_logs: bool = False,
         disable_breakpoints: bool = False,
-    ) -> batch_pb2.Batch:
+    ) -> batch_resource_pb2.Batch:
         """Start a batch from a folder or files under the server's workflow roots, or stored workflows.
 
         `concurrency` 0 means the server's default (4).
@@ -327,7 +329,7 @@ class Client:
         )
         return self.batches.StartBatch(request, timeout=self.timeout).batch
 
-    def get_batch(self, batch_id: str) -> batch_pb2.Batch:
+    def get_batch(self, batch_id: str) -> batch_resource_pb2.Batch:
         """One batch with its counts and runs."""
         request = batch_pb2.GetBatchRequest(batch_id=batch_id)
         return self.batches.GetBatch(request, timeout=self.timeout).batch

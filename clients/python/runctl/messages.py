@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 
 from runctl.v1 import (
     batch_pb2,
+    batch_resource_pb2,
     common_pb2,
     event_pb2,
     execution_pb2,
@@ -41,20 +42,24 @@ __all__ = [
     "to_struct",
 ]
 
-ExecutionStatus: TypeAlias = execution_pb2.ExecutionStatus.ValueType
+ExecutionStatus: TypeAlias = common_pb2.ExecutionStatus.ValueType
 ExecutionView: TypeAlias = execution_pb2.ExecutionView.ValueType
 EventType: TypeAlias = event_pb2.EventType.ValueType
-BatchStatus: TypeAlias = batch_pb2.BatchStatus.ValueType
+BatchStatus: TypeAlias = batch_resource_pb2.BatchStatus.ValueType
 
 FINISHED_EXECUTION_STATUSES: frozenset[ExecutionStatus] = frozenset(
     {
-        execution_pb2.EXECUTION_STATUS_COMPLETED,
-        execution_pb2.EXECUTION_STATUS_ERROR,
-        execution_pb2.EXECUTION_STATUS_STOPPED,
+        common_pb2.EXECUTION_STATUS_COMPLETED,
+        common_pb2.EXECUTION_STATUS_ERROR,
+        common_pb2.EXECUTION_STATUS_STOPPED,
     }
 )
 FINISHED_BATCH_STATUSES: frozenset[BatchStatus] = frozenset(
-    {batch_pb2.BATCH_STATUS_COMPLETED, batch_pb2.BATCH_STATUS_ERROR, batch_pb2.BATCH_STATUS_STOPPED}
+    {
+        batch_resource_pb2.BATCH_STATUS_COMPLETED,
+        batch_resource_pb2.BATCH_STATUS_ERROR,
+        batch_resource_pb2.BATCH_STATUS_STOPPED,
+    }
 )
 
 # A workflow to run or store: a local file (path), a document (dict) or a WorkflowDefinition.

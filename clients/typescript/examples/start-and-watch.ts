@@ -53,7 +53,13 @@ for await (const message of executions.watchExecution({ executionId })) {
       break;
     case "events":
       for (const event of message.kind.value.events) {
-        console.log(`#${event.sequence} ${EventType[event.type]}${event.nodeId ? ` ${event.nodeId}` : ""}`);
+        // Each event type has its own attributes message: a completed node carries its output.
+        const attributes = event.attributes;
+        const detail =
+          attributes.case === "nodeCompletedAttributes" && attributes.value.output
+            ? ` ${JSON.stringify(toJson(ValueSchema, attributes.value.output))}`
+            : "";
+        console.log(`#${event.sequence} ${EventType[event.type]}${event.nodeId ? ` ${event.nodeId}` : ""}${detail}`);
       }
       break;
     case "heartbeat":

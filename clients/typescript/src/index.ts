@@ -10,6 +10,7 @@ import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 
 export * from "./gen/runctl/v1/batch_pb.js";
+export * from "./gen/runctl/v1/batch_resource_pb.js";
 export * from "./gen/runctl/v1/common_pb.js";
 export * from "./gen/runctl/v1/event_pb.js";
 export * from "./gen/runctl/v1/execution_pb.js";

@@ -120,6 +120,8 @@ test("stream: WatchExecution sends a snapshot, then events, and ends after the l
   const paused = await waitFor(executionId, (run) => run.pausePoints.length > 0);
   const kinds: string[] = [];
   const events: EventType[] = [];
+  const resumedContexts: string[] = [];
+  let completedOutput: unknown;
   try {
     for await (const message of executions.watchExecution({ executionId })) {
       kinds.push(message.kind.case ?? "none");
@@ -128,7 +130,17 @@ test("stream: WatchExecution sends a snapshot, then events, and ends after the l
         // Resume once the watch is open: what follows arrives live on the stream.
         await executions.resumePausePoint({ contextId: paused.pausePoints[0].contextId, values: { n: 1 } });
       } else if (message.kind.case === "events") {
-        events.push(...message.kind.value.events.map((event) => event.type));
+        for (const event of message.kind.value.events) {
+          events.push(event.type);
+          // Typed attributes: the oneof case names the event's own message.
+          const attributes = event.attributes;
+          if (attributes.case === "pausePointResumedAttributes") {
+            resumedContexts.push(attributes.value.contextId);
+          } else if (attributes.case === "executionCompletedAttributes") {
+            assert.equal(attributes.value.status, ExecutionStatus.COMPLETED);
+            completedOutput = attributes.value.output ? toJson(ValueSchema, attributes.value.output) : undefined;
+          }
+        }
       }
     }
   } catch (error) {
@@ -142,6 +154,8 @@ test("stream: WatchExecution sends a snapshot, then events, and ends after the l
   assert.equal(kinds[0], "snapshot");
   assert.ok(events.includes(EventType.NODE_COMPLETED));
   assert.equal(events.at(-1), EventType.EXECUTION_COMPLETED);
+  assert.deepEqual(resumedContexts, [paused.pausePoints[0].contextId]);
+  assert.deepEqual(completedOutput, { n: 1 });
   console.log("ok watch");
 });
 

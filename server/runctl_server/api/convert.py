@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from runctl.v1 import common_pb2, event_pb2, execution_pb2, pause_point_pb2, workflow_pb2
+from runctl.v1 import common_pb2, execution_pb2, pause_point_pb2, workflow_pb2
 from runctl_server.api.resume_links import LinkClaim, ResumeLinks
 from runctl_server.engine.queries import ExecutionView, NodeTally
 from runctl_server.engine.workflow_control import PausedExecution
@@ -71,12 +71,12 @@ def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
     return result
 
 
-def execution_status(word: str) -> execution_pb2.ExecutionStatus.ValueType:
-    return execution_pb2.ExecutionStatus.Value(f"EXECUTION_STATUS_{word.upper()}")
+def execution_status(word: str) -> common_pb2.ExecutionStatus.ValueType:
+    return common_pb2.ExecutionStatus.Value(f"EXECUTION_STATUS_{word.upper()}")
 
 
-def status_word(status: execution_pb2.ExecutionStatus.ValueType) -> str:
-    return execution_pb2.ExecutionStatus.Name(status).removeprefix("EXECUTION_STATUS_").lower()
+def status_word(status: common_pb2.ExecutionStatus.ValueType) -> str:
+    return common_pb2.ExecutionStatus.Name(status).removeprefix("EXECUTION_STATUS_").lower()
 
 
 def pause_reason(word: str | None) -> common_pb2.PauseReason.ValueType:
@@ -151,7 +151,7 @@ def node_state(row: Row, names: Mapping[str, str]) -> execution_pb2.NodeState:
         node_id=row["node_id"],
         type=row["node_type"],
         name=names.get(row["node_id"], ""),
-        status=execution_pb2.NodeStatus.Value(f"NODE_STATUS_{row['status'].upper()}"),
+        status=common_pb2.NodeStatus.Value(f"NODE_STATUS_{row['status'].upper()}"),
         attempts=int(row["attempts"]),
         scheduled_at=timestamp(row["scheduled_at"]),
         started_at=timestamp(row["started_at"]),
@@ -167,15 +167,15 @@ def node_state(row: Row, names: Mapping[str, str]) -> execution_pb2.NodeState:
         message.output.CopyFrom(value(_json(row["output"])))
     if error:
         message.error.CopyFrom(
-            execution_pb2.NodeError(message=error.get("message", ""), code=error.get("code", ""))
+            common_pb2.NodeError(message=error.get("message", ""), code=error.get("code", ""))
         )
     for entry in _json(row["logs"]) or []:
         message.logs.append(
             execution_pb2.TraceLog(
                 time=timestamp(entry.get("time")),
-                level=execution_pb2.LogLevel.Value(f"LOG_LEVEL_{str(entry.get('level', 'info')).upper()}")
+                level=common_pb2.LogLevel.Value(f"LOG_LEVEL_{str(entry.get('level', 'info')).upper()}")
                 if str(entry.get("level", "info")).upper() in ("DEBUG", "INFO", "WARNING", "ERROR")
-                else execution_pb2.LOG_LEVEL_INFO,
+                else common_pb2.LOG_LEVEL_INFO,
                 message=str(entry.get("message", "")),
                 details=struct(entry.get("details") or {}),
             )
@@ -298,7 +298,7 @@ def execution(
     error = _json(row["error"])
     if error:
         message.error.CopyFrom(
-            execution_pb2.ExecutionError(
+            common_pb2.ExecutionError(
                 message=error.get("message", ""), node_id=error.get("nodeId", ""), code=error.get("code", "")
             )
         )
@@ -319,7 +319,7 @@ def execution(
                     node_id=node["id"],
                     type=node["type"],
                     name=node.get("name", ""),
-                    status=execution_pb2.NODE_STATUS_IDLE,
+                    status=common_pb2.NODE_STATUS_IDLE,
                 )
             )
         else:
@@ -347,18 +347,3 @@ def execution(
     for pause_row in view.pause_points:
         message.pause_points.append(pause_point(pause_row, links))  # type: ignore[arg-type]
     return message
-
-
-def event(row: Row) -> event_pb2.Event:
-    payload = _json(row["payload"]) or {}
-    return event_pb2.Event(
-        sequence=int(row["sequence"]),
-        type=event_pb2.EventType.Value(f"EVENT_TYPE_{row['type']}"),
-        time=timestamp(row["time"]),
-        workflow_id=row["workflow_id"] or "",
-        execution_id=row["execution_id"] or "",
-        batch_id=row["batch_id"] or "",
-        node_id=row["node_id"] or "",
-        stack=frames(payload.get("stack")),
-        payload=struct(payload),
-    )

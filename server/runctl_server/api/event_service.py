@@ -9,7 +9,7 @@ from typing import Any
 from grpc import aio
 
 from runctl.v1 import event_pb2, event_pb2_grpc
-from runctl_server.api import convert
+from runctl_server.api import event_convert
 from runctl_server.api.context import workspace_of
 from runctl_server.api.watches import event_list, heartbeat, interval
 from runctl_server.engine.engine import Engine
@@ -59,7 +59,7 @@ class EventService(event_pb2_grpc.EventServiceServicer):
             rows = rows[:limit]
             token = encode_token({"s": rows[-1]["sequence"]})
         return event_pb2.ListEventsResponse(
-            events=[convert.event(row) for row in rows],
+            events=[event_convert.event(row) for row in rows],
             next_page_token=token,
             head_sequence=self._engine.hub.last_sequence,
         )

@@ -7,7 +7,7 @@ from typing import Any
 from grpc import aio
 
 from runctl.v1 import execution_pb2, execution_pb2_grpc
-from runctl_server.api import convert
+from runctl_server.api import convert, event_convert
 from runctl_server.api.context import workspace_of
 from runctl_server.api.execution_control import ExecutionControlCalls
 from runctl_server.api.execution_resume import ExecutionResumeCalls
@@ -109,5 +109,5 @@ class ExecutionService(
             token=request.page_token,
         )
         return execution_pb2.GetExecutionHistoryResponse(
-            events=[convert.event(row) for row in page.rows], next_page_token=page.next_token
+            events=[event_convert.event(row) for row in page.rows], next_page_token=page.next_token
         )

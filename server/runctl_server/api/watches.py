@@ -15,7 +15,7 @@ from google.protobuf import duration_pb2
 from grpc import aio
 
 from runctl.v1 import batch_pb2, common_pb2, event_pb2, execution_pb2
-from runctl_server.api import batch_convert, convert
+from runctl_server.api import batch_convert, convert, event_convert
 from runctl_server.api.context import workspace_of
 from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.engine.engine import Engine
@@ -44,15 +44,7 @@ def heartbeat() -> common_pb2.Heartbeat:
 
 
 def event_list(delivery: Delivery) -> event_pb2.EventList:
-    return event_pb2.EventList(events=[_event(row) for row in delivery.events])
-
-
-def _event(row: dict[str, Any]) -> event_pb2.Event:
-    """A live event is shared by every watcher: convert it once (the cache lives in the shared row)."""
-    message = row.get("_message")
-    if message is None:
-        message = row["_message"] = convert.event(row)
-    return message
+    return event_pb2.EventList(events=[event_convert.shared(row) for row in delivery.events])
 
 
 async def _start(follower: Follower, request: Any) -> tuple[int | None, bool]:

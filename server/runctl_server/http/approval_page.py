@@ -82,8 +82,8 @@ def title_of(point: pause_point_pb2.PausePoint) -> str:
     return point.response.display_data.title or DEFAULT_TITLES.get(point.reason, "Input needed")
 
 
-def _status_word(status: execution_pb2.ExecutionStatus.ValueType) -> str:
-    return execution_pb2.ExecutionStatus.Name(status).removeprefix("EXECUTION_STATUS_").lower()
+def _status_word(status: common_pb2.ExecutionStatus.ValueType) -> str:
+    return common_pb2.ExecutionStatus.Name(status).removeprefix("EXECUTION_STATUS_").lower()
 
 
 def _when(stamp: timestamp_pb2.Timestamp) -> str:

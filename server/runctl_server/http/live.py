@@ -9,15 +9,13 @@ is bounded: a paused run costs nothing here once it falls out.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import json_format
-
-from runctl.v1 import batch_pb2, common_pb2, execution_pb2
+from runctl.v1 import batch_resource_pb2, common_pb2, event_pb2, execution_pb2
+from runctl_server.api import event_convert
 from runctl_server.http.runner_shapes import batch_update, execution_status
 
 E = execution_pb2
@@ -26,15 +24,21 @@ BATCH_UPDATE = "batch-update"
 NODE_EXECUTION = "node-execution"
 
 RUN_EVENTS = {
-    "EXECUTION_QUEUED": E.EXECUTION_STATUS_QUEUED,
-    "EXECUTION_STARTED": E.EXECUTION_STATUS_RUNNING,
-    "EXECUTION_PAUSED": E.EXECUTION_STATUS_PAUSED,
-    "EXECUTION_RESUMED": E.EXECUTION_STATUS_RUNNING,
-    "EXECUTION_COMPLETED": E.EXECUTION_STATUS_COMPLETED,
-    "EXECUTION_FAILED": E.EXECUTION_STATUS_ERROR,
-    "EXECUTION_STOPPED": E.EXECUTION_STATUS_STOPPED,
+    "EXECUTION_QUEUED": common_pb2.EXECUTION_STATUS_QUEUED,
+    "EXECUTION_STARTED": common_pb2.EXECUTION_STATUS_RUNNING,
+    "EXECUTION_PAUSED": common_pb2.EXECUTION_STATUS_PAUSED,
+    "EXECUTION_RESUMED": common_pb2.EXECUTION_STATUS_RUNNING,
+    "EXECUTION_COMPLETED": common_pb2.EXECUTION_STATUS_COMPLETED,
+    "EXECUTION_FAILED": common_pb2.EXECUTION_STATUS_ERROR,
+    "EXECUTION_STOPPED": common_pb2.EXECUTION_STATUS_STOPPED,
 }
-FINISHED = frozenset({E.EXECUTION_STATUS_COMPLETED, E.EXECUTION_STATUS_ERROR, E.EXECUTION_STATUS_STOPPED})
+FINISHED = frozenset(
+    {
+        common_pb2.EXECUTION_STATUS_COMPLETED,
+        common_pb2.EXECUTION_STATUS_ERROR,
+        common_pb2.EXECUTION_STATUS_STOPPED,
+    }
+)
 # A node's status in `node-execution`; a failed node says "error", as a failed run does in seed 001.
 NODE_EVENTS = {
     "NODE_SCHEDULED": "scheduled",
@@ -64,18 +68,15 @@ class Update:
     batch_id: str = ""
 
 
-def _pause_reason(word: Any) -> common_pb2.PauseReason.ValueType:
-    name = f"PAUSE_REASON_{str(word or '').upper()}"
-    if name not in common_pb2.PauseReason.keys():  # noqa: SIM118 (an enum wrapper, not a dict)
-        return common_pb2.PAUSE_REASON_UNSPECIFIED
-    return common_pb2.PauseReason.Value(name)
+def _attributes(event: event_pb2.Event) -> Any:
+    """The event's typed attributes (event_convert made them from the stored payload)."""
+    which = event.WhichOneof("attributes")
+    return getattr(event, which) if which is not None else None
 
 
-def _error_message(payload: Mapping[str, Any]) -> str:
-    error = payload.get("error")
-    if isinstance(error, Mapping):
-        return str(error.get("message") or "")
-    return str(error or "")
+def _error_message(event: event_pb2.Event) -> str:
+    error = getattr(_attributes(event), "error", None)
+    return str(error.message) if error is not None else ""
 
 
 class RunTracker:
@@ -99,7 +100,7 @@ class RunTracker:
             summary = await self._load(execution_id)
         if summary is None:  # gone (cleared) or new: any event but QUEUED means it runs
             summary = execution_pb2.ExecutionSummary(
-                execution_id=execution_id, status=E.EXECUTION_STATUS_RUNNING
+                execution_id=execution_id, status=common_pb2.EXECUTION_STATUS_RUNNING
             )
         summary.batch_id = summary.batch_id or row["batch_id"] or ""
         summary.workflow_id = summary.workflow_id or row["workflow_id"] or ""
@@ -108,7 +109,7 @@ class RunTracker:
             self._runs.popitem(last=False)
         return summary
 
-    async def apply(self, row: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
+    async def apply(self, row: Mapping[str, Any], event: event_pb2.Event) -> bool:
         """Apply one run or node event; answers whether the run's short status changed."""
         summary = await self._summary(row)
         kind = str(row["type"])
@@ -123,13 +124,13 @@ class RunTracker:
         summary.status = status
         if kind == "EXECUTION_PAUSED":
             summary.paused_node_id = str(row["node_id"] or "")
-            summary.pause_reason = _pause_reason(payload.get("reason"))
+            summary.pause_reason = event.execution_paused_attributes.reason
         else:
             summary.paused_node_id = ""
             summary.pause_reason = common_pb2.PAUSE_REASON_UNSPECIFIED
         if status in FINISHED:
             summary.current_node_id = ""
-            summary.error = _error_message(payload) if status == E.EXECUTION_STATUS_ERROR else ""
+            summary.error = _error_message(event) if status == common_pb2.EXECUTION_STATUS_ERROR else ""
         return True
 
     def current(self, execution_id: str) -> execution_pb2.ExecutionSummary | None:
@@ -149,28 +150,32 @@ def execution_update(summary: execution_pb2.ExecutionSummary, sequence: int = 0)
     return data
 
 
-def node_execution(row: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
+def node_execution(row: Mapping[str, Any], event: event_pb2.Event) -> dict[str, Any]:
     """`node-execution`: which node of which run did what."""
     status = NODE_EVENTS[str(row["type"])]
     data: dict[str, Any] = {
         "executionId": row["execution_id"],
         "nodeId": row["node_id"],
-        "nodeType": payload.get("nodeType") or "",
+        "nodeType": getattr(_attributes(event), "node_type", ""),
         "status": status,
     }
     if row["batch_id"]:
         data["batchId"] = row["batch_id"]
-    if payload.get("stack"):
-        data["stack"] = payload["stack"]
+    if event.stack:
+        data["stack"] = [
+            {"index": frame.index, "parentNodeId": frame.parent_node_id, "total": frame.total}
+            for frame in event.stack
+        ]
     if status == "error":
-        data["error"] = _error_message(payload)
+        data["error"] = _error_message(event)
     data["sequence"] = int(row["sequence"])
     return data
 
 
-def batch_message(payload: Mapping[str, Any]) -> batch_pb2.Batch:
-    """A BATCH_* event's `batch` (proto JSON) as a message."""
-    return json_format.ParseDict(payload.get("batch") or {}, batch_pb2.Batch(), ignore_unknown_fields=True)
+def batch_message(event: event_pb2.Event) -> batch_resource_pb2.Batch:
+    """A BATCH_* event's batch."""
+    batch = getattr(_attributes(event), "batch", None)
+    return batch if batch is not None else batch_resource_pb2.Batch()
 
 
 class LiveUpdates:
@@ -179,21 +184,20 @@ class LiveUpdates:
     def __init__(self, load: LoadSummary) -> None:
         self.tracker = RunTracker(load)
 
-    async def updates(self, row: Mapping[str, Any]) -> list[Update]:
+    async def updates(self, row: dict[str, Any]) -> list[Update]:
         kind = str(row["type"])
-        raw = row["payload"]
-        payload: Mapping[str, Any] = (json.loads(raw) if isinstance(raw, str) else raw) or {}
+        event = event_convert.shared(row)
         execution_id = str(row["execution_id"] or "")
         batch_id = str(row["batch_id"] or "")
         if kind in BATCH_EVENTS:
-            data = batch_update(batch_message(payload))
+            data = batch_update(batch_message(event))
             return [Update(BATCH_UPDATE, data, batch_id=data["batchId"] or batch_id)]
         if not execution_id or (kind not in RUN_EVENTS and kind not in NODE_EVENTS):
             return []
         out: list[Update] = []
         if kind in NODE_EVENTS:
-            out.append(Update(NODE_EXECUTION, node_execution(row, payload), execution_id, batch_id))
-        if await self.tracker.apply(row, payload):
+            out.append(Update(NODE_EXECUTION, node_execution(row, event), execution_id, batch_id))
+        if await self.tracker.apply(row, event):
             summary = self.tracker.current(execution_id)
             assert summary is not None
             data = execution_update(summary, int(row["sequence"]))

@@ -18,19 +18,19 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from runctl.v1 import batch_pb2, common_pb2, execution_pb2
+from runctl.v1 import batch_resource_pb2, common_pb2, execution_pb2
 
 E = execution_pb2
 
 RUN_STATUS = {
-    E.EXECUTION_STATUS_QUEUED: "idle",
-    E.EXECUTION_STATUS_RUNNING: "running",
-    E.EXECUTION_STATUS_PAUSED: "running",
-    E.EXECUTION_STATUS_COMPLETED: "completed",
-    E.EXECUTION_STATUS_ERROR: "error",
-    E.EXECUTION_STATUS_STOPPED: "stopped",
+    common_pb2.EXECUTION_STATUS_QUEUED: "idle",
+    common_pb2.EXECUTION_STATUS_RUNNING: "running",
+    common_pb2.EXECUTION_STATUS_PAUSED: "running",
+    common_pb2.EXECUTION_STATUS_COMPLETED: "completed",
+    common_pb2.EXECUTION_STATUS_ERROR: "error",
+    common_pb2.EXECUTION_STATUS_STOPPED: "stopped",
 }
-ITEM_STATUS = {**RUN_STATUS, E.EXECUTION_STATUS_QUEUED: "queued"}
+ITEM_STATUS = {**RUN_STATUS, common_pb2.EXECUTION_STATUS_QUEUED: "queued"}
 PAUSE_REASON = {
     common_pb2.PAUSE_REASON_BREAKPOINT: "breakpoint",
     common_pb2.PAUSE_REASON_WAIT: "wait-pause",
@@ -39,16 +39,16 @@ PAUSE_REASON = {
     common_pb2.PAUSE_REASON_WORKFLOW_PAUSED: "workflow-pause",
 }
 BATCH_STATUS = {
-    batch_pb2.BATCH_STATUS_RUNNING: "running",
-    batch_pb2.BATCH_STATUS_COMPLETED: "completed",
-    batch_pb2.BATCH_STATUS_ERROR: "error",
-    batch_pb2.BATCH_STATUS_STOPPED: "stopped",
+    batch_resource_pb2.BATCH_STATUS_RUNNING: "running",
+    batch_resource_pb2.BATCH_STATUS_COMPLETED: "completed",
+    batch_resource_pb2.BATCH_STATUS_ERROR: "error",
+    batch_resource_pb2.BATCH_STATUS_STOPPED: "stopped",
 }
 BATCH_STATUS_FILTER = {word: status for status, word in BATCH_STATUS.items()}
 SOURCE_TYPE = {
-    batch_pb2.BATCH_SOURCE_TYPE_FOLDER: "folder",
-    batch_pb2.BATCH_SOURCE_TYPE_FILES: "files",
-    batch_pb2.BATCH_SOURCE_TYPE_WORKFLOWS: "workflows",
+    batch_resource_pb2.BATCH_SOURCE_TYPE_FOLDER: "folder",
+    batch_resource_pb2.BATCH_SOURCE_TYPE_FILES: "files",
+    batch_resource_pb2.BATCH_SOURCE_TYPE_WORKFLOWS: "workflows",
 }
 
 STATUS_WORDS = ["idle", "running", "completed", "error", "stopped"]
@@ -79,7 +79,7 @@ def millis(stamp: timestamp_pb2.Timestamp) -> int:
 
 def execution_status(summary: execution_pb2.ExecutionSummary) -> dict[str, Any]:
     """The seed 001 execution status object (GET /api/workflows/execution/{executionId})."""
-    paused = summary.status == E.EXECUTION_STATUS_PAUSED
+    paused = summary.status == common_pb2.EXECUTION_STATUS_PAUSED
     body: dict[str, Any] = {
         "executionId": summary.execution_id,
         "status": RUN_STATUS.get(summary.status, "idle"),
@@ -87,7 +87,7 @@ def execution_status(summary: execution_pb2.ExecutionSummary) -> dict[str, Any]:
         "pausedNodeId": _or_none(summary.paused_node_id) if paused else None,
         "pauseReason": PAUSE_REASON.get(summary.pause_reason) if paused else None,
     }
-    if summary.status == E.EXECUTION_STATUS_ERROR:
+    if summary.status == common_pb2.EXECUTION_STATUS_ERROR:
         body["error"] = summary.error or "execution failed"
     return body
 
@@ -99,13 +99,13 @@ def active_execution(summary: execution_pb2.ExecutionSummary) -> dict[str, Any]:
         "status": RUN_STATUS.get(summary.status, "idle"),
         "currentNodeId": _or_none(summary.current_node_id),
     }
-    if summary.status == E.EXECUTION_STATUS_PAUSED:
+    if summary.status == common_pb2.EXECUTION_STATUS_PAUSED:
         body["pausedNodeId"] = _or_none(summary.paused_node_id)
         body["pauseReason"] = PAUSE_REASON.get(summary.pause_reason)
     return body
 
 
-def batch_item(item: batch_pb2.BatchItem) -> dict[str, Any]:
+def batch_item(item: batch_resource_pb2.BatchItem) -> dict[str, Any]:
     """An item of a batch's `executions`: file sources name the file, stored workflows their id."""
     status = ITEM_STATUS.get(item.status, "queued")
     body: dict[str, Any] = {"executionId": item.execution_id}
@@ -122,19 +122,19 @@ def batch_item(item: batch_pb2.BatchItem) -> dict[str, Any]:
     return body
 
 
-def _batch_head(batch: batch_pb2.Batch) -> dict[str, Any]:
+def _batch_head(batch: batch_resource_pb2.Batch) -> dict[str, Any]:
     body: dict[str, Any] = {
         "batchId": batch.batch_id,
         "status": BATCH_STATUS.get(batch.status, "running"),
         "sourceType": SOURCE_TYPE.get(batch.source_type, "workflows"),
     }
-    if batch.source_type == batch_pb2.BATCH_SOURCE_TYPE_FOLDER:
+    if batch.source_type == batch_resource_pb2.BATCH_SOURCE_TYPE_FOLDER:
         body["folderPath"] = batch.folder_path
     body["totalWorkflows"] = batch.total_workflows
     return body
 
 
-def batch_status(batch: batch_pb2.Batch) -> dict[str, Any]:
+def batch_status(batch: batch_resource_pb2.Batch) -> dict[str, Any]:
     """GET /api/workflows/execution/batch/{batchId}: the batch with its runs."""
     return {
         **_batch_head(batch),
@@ -148,7 +148,7 @@ def batch_status(batch: batch_pb2.Batch) -> dict[str, Any]:
     }
 
 
-def batch_summary(batch: batch_pb2.Batch) -> dict[str, Any]:
+def batch_summary(batch: batch_resource_pb2.Batch) -> dict[str, Any]:
     """An item of GET /api/workflows/executions/batches; `duration` (ms) is the time elapsed so far
     while the batch runs, `endTime - startTime` once it ended."""
     start = millis(batch.start_time)
@@ -164,7 +164,7 @@ def batch_summary(batch: batch_pb2.Batch) -> dict[str, Any]:
     }
 
 
-def batch_update(batch: batch_pb2.Batch) -> dict[str, Any]:
+def batch_update(batch: batch_resource_pb2.Batch) -> dict[str, Any]:
     """The Socket.IO `batch-update` payload: the counts a progress bar needs."""
     return {
         "batchId": batch.batch_id,

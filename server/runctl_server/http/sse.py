@@ -1,7 +1,8 @@
 """Server-sent events for plain HTTP watchers: GET /api/workflows/execution/{executionId}/events.
 
 One SSE event per logged event of the run, oldest first: `id:` its global sequence, `event:` its type
-(e.g. EXECUTION_PAUSED, NODE_COMPLETED), `data:` the Event in proto JSON. Quiet streams get comment
+(e.g. EXECUTION_PAUSED, NODE_COMPLETED), `data:` the Event in proto JSON, its
+attributes printed as the `payload` object the event log stores. Quiet streams get comment
 heartbeats. The stream ends after the event that finished the run. A client that reconnects with
 `Last-Event-ID` (EventSource does so by itself) continues exactly after that event; once it has seen
 the end, a reconnect answers 204, which tells EventSource to stop reconnecting.
@@ -19,7 +20,8 @@ from typing import Any
 from google.protobuf import duration_pb2
 from starlette.responses import Response, StreamingResponse
 
-from runctl.v1 import event_pb2, execution_pb2
+from runctl.v1 import common_pb2, event_pb2, execution_pb2
+from runctl_server.api import event_convert
 from runctl_server.errors import InvalidArgument, RunctlError
 from runctl_server.http.bridge import to_dict
 from runctl_server.http.errors import runner_error
@@ -28,7 +30,11 @@ from runctl_server.http.routing import Call, Endpoint, Param
 log = logging.getLogger(__name__)
 
 E = execution_pb2
-FINISHED = (E.EXECUTION_STATUS_COMPLETED, E.EXECUTION_STATUS_ERROR, E.EXECUTION_STATUS_STOPPED)
+FINISHED = (
+    common_pb2.EXECUTION_STATUS_COMPLETED,
+    common_pb2.EXECUTION_STATUS_ERROR,
+    common_pb2.EXECUTION_STATUS_STOPPED,
+)
 RETRY_MILLISECONDS = 1000
 HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -47,6 +53,17 @@ def event_type(event: event_pb2.Event) -> str:
     return event_pb2.EventType.Name(event.type).removeprefix("EVENT_TYPE_")
 
 
+def event_json(event: event_pb2.Event) -> dict[str, Any]:
+    """The Event as this route has always printed it: proto JSON with the attributes as the
+    `payload` object the event log stores (the typed `attributes` are a gRPC matter)."""
+    data = to_dict(event)
+    field = event.WhichOneof("attributes")
+    if field is not None:
+        data.pop(event.DESCRIPTOR.fields_by_name[field].json_name, None)
+    data["payload"] = event_convert.payload(event)
+    return data
+
+
 def frame(data: Any, *, event: str, ident: int | None = None) -> str:
     lines = [f"id: {ident}"] if ident is not None else []
     lines += [f"event: {event}", f"data: {json.dumps(data, separators=(',', ':'))}"]
@@ -61,7 +78,7 @@ async def frames(stream: AsyncIterator[E.WatchExecutionResponse]) -> AsyncIterat
             kind = message.WhichOneof("kind")
             if kind == "events":
                 for event in message.events.events:
-                    yield frame(to_dict(event), event=event_type(event), ident=event.sequence)
+                    yield frame(event_json(event), event=event_type(event), ident=event.sequence)
             elif kind == "snapshot":  # only when the history asked for is gone
                 yield frame(to_dict(message.snapshot), event="snapshot", ident=message.cursor)
             else:

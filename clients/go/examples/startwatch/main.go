@@ -91,7 +91,13 @@ func main() {
 			fmt.Printf("snapshot %s (cursor %d)\n", kind.Snapshot.GetStatus(), message.GetCursor())
 		case *runctlv1.WatchExecutionResponse_Events:
 			for _, event := range kind.Events.GetEvents() {
-				fmt.Printf("#%d %s %s\n", event.GetSequence(), event.GetType(), event.GetNodeId())
+				// Each event type has its own attributes message: a completed node carries its output.
+				detail := ""
+				if completed := event.GetNodeCompletedAttributes(); completed != nil {
+					output, _ := protojson.Marshal(completed.GetOutput())
+					detail = " " + string(output)
+				}
+				fmt.Printf("#%d %s %s%s\n", event.GetSequence(), event.GetType(), event.GetNodeId(), detail)
 			}
 		}
 	}

@@ -14,23 +14,23 @@ from runctl.cli.context import print_json, state
 from runctl.cli.render import batch_counts, batch_items_table, batch_status
 from runctl.cli.values import parse_object
 from runctl.messages import FINISHED_BATCH_STATUSES
-from runctl.v1 import batch_pb2
+from runctl.v1 import batch_resource_pb2
 
 EXIT_BATCH_COMPLETED = 0
 EXIT_BATCH_FAILURES = 1
 EXIT_BATCH_STOPPED = 2
 
 
-def batch_exit_code(batch: batch_pb2.Batch) -> int:
+def batch_exit_code(batch: batch_resource_pb2.Batch) -> int:
     """0 every run completed, 1 a run failed (or the batch did), 2 stopped."""
-    if batch.status == batch_pb2.BATCH_STATUS_STOPPED or batch.stopped:
+    if batch.status == batch_resource_pb2.BATCH_STATUS_STOPPED or batch.stopped:
         return EXIT_BATCH_STOPPED
-    if batch.status == batch_pb2.BATCH_STATUS_ERROR or batch.failed:
+    if batch.status == batch_resource_pb2.BATCH_STATUS_ERROR or batch.failed:
         return EXIT_BATCH_FAILURES
     return EXIT_BATCH_COMPLETED
 
 
-def progress_counts(batch: batch_pb2.Batch) -> str:
+def progress_counts(batch: batch_resource_pb2.Batch) -> str:
     """Counts short enough to sit beside the bar: completed, failed, running."""
     failed = f"[red]{batch.failed} failed[/red]" if batch.failed else f"{batch.failed} failed"
     stopped = f"  [magenta]{batch.stopped} stopped[/magenta]" if batch.stopped else ""

@@ -23,7 +23,7 @@ from runctl.cli.values import enum_value, parse_assignments, parse_for_each, par
 from runctl.client import Client
 from runctl.errors import UnimplementedError
 from runctl.messages import FINISHED_EXECUTION_STATUSES, to_dict
-from runctl.v1 import execution_pb2
+from runctl.v1 import common_pb2, execution_pb2
 
 # Exit codes of `run --watch` and `watch` (documented in the README).
 EXIT_COMPLETED = 0
@@ -38,11 +38,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the protobuf JSO
 
 def exit_code(status: int) -> int:
     """0 completed, 1 error, 2 stopped, 3 not finished (paused or still running)."""
-    if status == execution_pb2.EXECUTION_STATUS_COMPLETED:
+    if status == common_pb2.EXECUTION_STATUS_COMPLETED:
         return EXIT_COMPLETED
-    if status == execution_pb2.EXECUTION_STATUS_ERROR:
+    if status == common_pb2.EXECUTION_STATUS_ERROR:
         return EXIT_ERROR
-    if status == execution_pb2.EXECUTION_STATUS_STOPPED:
+    if status == common_pb2.EXECUTION_STATUS_STOPPED:
         return EXIT_STOPPED
     return EXIT_UNFINISHED
 
@@ -60,7 +60,7 @@ def follow_run(
     def done(current: execution_pb2.Execution) -> bool:
         if current.status in FINISHED_EXECUTION_STATUSES:
             return True
-        return detach_on_pause and current.status == execution_pb2.EXECUTION_STATUS_PAUSED
+        return detach_on_pause and current.status == common_pb2.EXECUTION_STATUS_PAUSED
 
     if not show:
         while not done(execution):
@@ -157,8 +157,8 @@ def list_runs(
     st = state(ctx)
     names = [name for item in status or () for name in item.split(",") if name.strip()]
     statuses = [
-        execution_pb2.ExecutionStatus.ValueType(
-            enum_value(execution_pb2.ExecutionStatus, "EXECUTION_STATUS_", name, "--status")
+        common_pb2.ExecutionStatus.ValueType(
+            enum_value(common_pb2.ExecutionStatus, "EXECUTION_STATUS_", name, "--status")
         )
         for name in names
     ]

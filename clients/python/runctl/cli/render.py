@@ -14,7 +14,14 @@ from rich.table import Table
 from rich.text import Text
 
 from runctl.messages import FINISHED_EXECUTION_STATUSES
-from runctl.v1 import batch_pb2, common_pb2, event_pb2, execution_pb2, pause_point_pb2, workflow_pb2
+from runctl.v1 import (
+    batch_resource_pb2,
+    common_pb2,
+    event_pb2,
+    execution_pb2,
+    pause_point_pb2,
+    workflow_pb2,
+)
 
 STYLES = {
     "completed": "green",
@@ -50,15 +57,15 @@ def styled(word: str) -> Text:
 
 
 def execution_status(value: int) -> str:
-    return short(execution_pb2.ExecutionStatus, value, "EXECUTION_STATUS_")
+    return short(common_pb2.ExecutionStatus, value, "EXECUTION_STATUS_")
 
 
 def node_status(value: int) -> str:
-    return short(execution_pb2.NodeStatus, value, "NODE_STATUS_")
+    return short(common_pb2.NodeStatus, value, "NODE_STATUS_")
 
 
 def batch_status(value: int) -> str:
-    return short(batch_pb2.BatchStatus, value, "BATCH_STATUS_")
+    return short(batch_resource_pb2.BatchStatus, value, "BATCH_STATUS_")
 
 
 def workflow_status(value: int) -> str:
@@ -213,11 +220,11 @@ def pause_hints(execution: execution_pb2.Execution) -> list[RenderableType]:
 def execution_view(execution: execution_pb2.Execution) -> Group:
     """The whole run: header, node table, error or output, pause hints."""
     parts: list[RenderableType] = [execution_header(execution), nodes_table(execution)]
-    if execution.status == execution_pb2.EXECUTION_STATUS_ERROR and execution.error.message:
+    if execution.status == common_pb2.EXECUTION_STATUS_ERROR and execution.error.message:
         where = f" at {execution.error.node_id}" if execution.error.node_id else ""
         parts.append(Text(f"error{where}: {execution.error.message}", style="red"))
     output = MessageToDict(execution.output) if execution.HasField("output") else None
-    if execution.status == execution_pb2.EXECUTION_STATUS_COMPLETED and output is not None:
+    if execution.status == common_pb2.EXECUTION_STATUS_COMPLETED and output is not None:
         parts.append(Text(f"output: {preview(output, 200)}", style="green"))
     if execution.status not in FINISHED_EXECUTION_STATUSES:
         parts.extend(pause_hints(execution))
@@ -255,7 +262,7 @@ def workflows_table(workflows: Any) -> Table:
     return table
 
 
-def batch_items_table(batch: batch_pb2.Batch) -> Table:
+def batch_items_table(batch: batch_resource_pb2.Batch) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("WORKFLOW", "RUN", "STATUS", "TIME", "ERROR"):
         table.add_column(column, no_wrap=column != "ERROR", overflow="fold")
@@ -271,7 +278,7 @@ def batch_items_table(batch: batch_pb2.Batch) -> Table:
     return table
 
 
-def batch_counts(batch: batch_pb2.Batch) -> Text:
+def batch_counts(batch: batch_resource_pb2.Batch) -> Text:
     return Text.assemble(
         (f"{batch.completed} completed", "green"),
         "  ",
@@ -299,30 +306,25 @@ _EVENT_STYLES = {
 }
 
 
-def _field(payload: dict[str, Any], key: str) -> Any:
-    """`key` at the top of an event payload or inside its changed object (node, log, pausePoint, ...)."""
-    if payload.get(key) is not None:
-        return payload[key]
-    for holder in ("node", "log", "pausePoint", "execution", "batch"):
-        inner = payload.get(holder)
-        if isinstance(inner, dict) and inner.get(key) is not None:
-            return inner[key]
-    return None
-
-
-def _event_detail(kind: str, payload: dict[str, Any]) -> str:
+def _event_detail(event: event_pb2.Event) -> str:
     """The one thing worth showing about an event: its error, log line, pause point or output."""
-    error = _field(payload, "error")
-    if isinstance(error, dict):
-        error = error.get("message")
-    if error:
-        return str(error)
-    if kind == "NODE_LOG" and _field(payload, "message"):
-        return str(_field(payload, "message"))
-    if kind.startswith(("PAUSE_POINT_", "NODE_WAITING", "EXECUTION_PAUSED")) and _field(payload, "contextId"):
-        return str(_field(payload, "contextId"))
-    if kind in ("NODE_COMPLETED", "EXECUTION_COMPLETED") and _field(payload, "output") not in (None, {}):
-        return preview(_field(payload, "output"))
+    which = event.WhichOneof("attributes")
+    if which is None:
+        return ""
+    attributes = getattr(event, which)
+    error = getattr(attributes, "error", None)
+    if isinstance(error, (common_pb2.NodeError, common_pb2.ExecutionError)) and error.message:
+        return error.message
+    if which == "node_log_attributes":
+        return event.node_log_attributes.message
+    context_id = getattr(attributes, "context_id", "")
+    if context_id:
+        return str(context_id)
+    output = getattr(attributes, "output", None)
+    if which in ("node_completed_attributes", "execution_completed_attributes") and output is not None:
+        value = MessageToDict(output)
+        if value not in (None, {}):
+            return preview(value)
     return ""
 
 
@@ -332,12 +334,11 @@ def event_line(event: event_pb2.Event) -> Text:
     clock = moment.astimezone().strftime("%H:%M:%S.%f")[:-3] if moment else ""
     kind = short(event_pb2.EventType, event.type, "EVENT_TYPE_").upper()
     style = next((s for suffix, s in _EVENT_STYLES.items() if kind.endswith(suffix)), "")
-    payload = MessageToDict(event.payload) if event.HasField("payload") else {}
     subject = event.node_id + (f" {frames(event.stack)}" if event.stack else "")
     line = Text.assemble((clock, "dim"), "  ", (f"#{event.sequence}", "dim"), "  ", (kind, style))
     if subject:
         line.append(f"  {subject}", style="bold")
-    detail = _event_detail(kind, payload)
+    detail = _event_detail(event)
     if detail:
         line.append(f"  {preview(detail, 100)}", style="red" if kind.endswith("FAILED") else "dim")
     return line

@@ -25,13 +25,12 @@ _sym_db = _symbol_database.Default()
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
-from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from runctl.v1 import batch_resource_pb2 as runctl_dot_v1_dot_batch__resource__pb2
 from runctl.v1 import common_pb2 as runctl_dot_v1_dot_common__pb2
 from runctl.v1 import event_pb2 as runctl_dot_v1_dot_event__pb2
-from runctl.v1 import execution_pb2 as runctl_dot_v1_dot_execution__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15runctl/v1/batch.proto\x12\trunctl.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16runctl/v1/common.proto\x1a\x15runctl/v1/event.proto\x1a\x19runctl/v1/execution.proto\"\xe6\x04\n\x05\x42\x61tch\x12\x16\n\x08\x62\x61tch_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x16.runctl.v1.BatchStatusB\x04\xe2\x41\x01\x03\x12\x35\n\x0bsource_type\x18\x03 \x01(\x0e\x32\x1a.runctl.v1.BatchSourceTypeB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x66older_path\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0ftotal_workflows\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x17\n\tcompleted\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x15\n\x07running\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06queued\x18\x08 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06\x66\x61iled\x18\t \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x15\n\x07stopped\x18\n \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06paused\x18\x0b \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63oncurrency\x18\x0c \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x34\n\nstart_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x31\n\x08\x64uration\x18\x0f \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x03\x12.\n\nexecutions\x18\x10 \x03(\x0b\x32\x14.runctl.v1.BatchItemB\x04\xe2\x41\x01\x03\x12\x18\n\nrequest_id\x18\x11 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\rlast_sequence\x18\x12 \x01(\x03\x42\x04\xe2\x41\x01\x03\"\x9b\x02\n\tBatchItem\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x1a\n\x12workflow_file_name\x18\x03 \x01(\t\x12\x15\n\rworkflow_path\x18\x04 \x01(\t\x12*\n\x06status\x18\x05 \x01(\x0e\x32\x1a.runctl.v1.ExecutionStatus\x12\x17\n\x0f\x63urrent_node_id\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"!\n\x10WorkflowPathList\x12\r\n\x05paths\x18\x01 \x03(\t\"\x1d\n\x0eWorkflowIdList\x12\x0b\n\x03ids\x18\x01 \x03(\t\"\xbe\x02\n\x11StartBatchRequest\x12\x15\n\x0b\x66older_path\x18\x01 \x01(\tH\x00\x12\x35\n\x0eworkflow_paths\x18\x02 \x01(\x0b\x32\x1b.runctl.v1.WorkflowPathListH\x00\x12\x31\n\x0cworkflow_ids\x18\x03 \x01(\x0b\x32\x19.runctl.v1.WorkflowIdListH\x00\x12,\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x63oncurrency\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\nrequest_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\x12\x18\n\ntrace_logs\x18\x07 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12!\n\x13\x64isable_breakpoints\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x01\x42\x08\n\x06source\"5\n\x12StartBatchResponse\x12\x1f\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x10.runctl.v1.Batch\")\n\x0fGetBatchRequest\x12\x16\n\x08\x62\x61tch_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"3\n\x10GetBatchResponse\x12\x1f\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x10.runctl.v1.Batch\"\xa0\x01\n\x12ListBatchesRequest\x12,\n\x06status\x18\x01 \x01(\x0e\x32\x16.runctl.v1.BatchStatusB\x04\xe2\x41\x01\x01\x12\x13\n\x05limit\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x14\n\x06offset\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"\x7f\n\x13ListBatchesResponse\x12!\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x10.runctl.v1.Batch\x12\r\n\x05total\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\x12\x17\n\x0fnext_page_token\x18\x05 \x01(\t\"@\n\x10StopBatchRequest\x12\x16\n\x08\x62\x61tch_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"t\n\x11StopBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x1a\n\x12stopped_executions\x18\x02 \x01(\x05\x12\x17\n\x0frunning_stopped\x18\x03 \x01(\x05\x12\x18\n\x10queued_cancelled\x18\x04 \x01(\x05\"\x15\n\x13\x43learBatchesRequest\"f\n\x14\x43learBatchesResponse\x12\x17\n\x0f\x62\x61tches_deleted\x18\x01 \x01(\x05\x12\x1a\n\x12\x65xecutions_deleted\x18\x02 \x01(\x05\x12\x19\n\x11skipped_batch_ids\x18\x03 \x03(\t\"\xc1\x01\n\x11WatchBatchRequest\x12\x16\n\x08\x62\x61tch_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12!\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12!\n\x13include_node_events\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12;\n\x12heartbeat_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\x42\x11\n\x0f_after_sequence\"\xc0\x01\n\x12WatchBatchResponse\x12$\n\x08snapshot\x18\x01 \x01(\x0b\x32\x10.runctl.v1.BatchH\x00\x12&\n\x06\x65vents\x18\x02 \x01(\x0b\x32\x14.runctl.v1.EventListH\x00\x12)\n\theartbeat\x18\x03 \x01(\x0b\x32\x14.runctl.v1.HeartbeatH\x00\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\x03\x12\x19\n\x11history_truncated\x18\x05 \x01(\x08\x42\x06\n\x04kind*\x93\x01\n\x0b\x42\x61tchStatus\x12\x1c\n\x18\x42\x41TCH_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42\x41TCH_STATUS_RUNNING\x10\x01\x12\x1a\n\x16\x42\x41TCH_STATUS_COMPLETED\x10\x02\x12\x16\n\x12\x42\x41TCH_STATUS_ERROR\x10\x03\x12\x18\n\x14\x42\x41TCH_STATUS_STOPPED\x10\x04*\x90\x01\n\x0f\x42\x61tchSourceType\x12!\n\x1d\x42\x41TCH_SOURCE_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x42\x41TCH_SOURCE_TYPE_FOLDER\x10\x01\x12\x1b\n\x17\x42\x41TCH_SOURCE_TYPE_FILES\x10\x02\x12\x1f\n\x1b\x42\x41TCH_SOURCE_TYPE_WORKFLOWS\x10\x03\x32\xd2\x03\n\x0c\x42\x61tchService\x12I\n\nStartBatch\x12\x1c.runctl.v1.StartBatchRequest\x1a\x1d.runctl.v1.StartBatchResponse\x12\x43\n\x08GetBatch\x12\x1a.runctl.v1.GetBatchRequest\x1a\x1b.runctl.v1.GetBatchResponse\x12L\n\x0bListBatches\x12\x1d.runctl.v1.ListBatchesRequest\x1a\x1e.runctl.v1.ListBatchesResponse\x12\x46\n\tStopBatch\x12\x1b.runctl.v1.StopBatchRequest\x1a\x1c.runctl.v1.StopBatchResponse\x12O\n\x0c\x43learBatches\x12\x1e.runctl.v1.ClearBatchesRequest\x1a\x1f.runctl.v1.ClearBatchesResponse\x12K\n\nWatchBatch\x12\x1c.runctl.v1.WatchBatchRequest\x1a\x1d.runctl.v1.WatchBatchResponse0\x01\x42\x38Z6github.com/runctl/runctl/clients/go/runctl/v1;runctlv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15runctl/v1/batch.proto\x12\trunctl.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1erunctl/v1/batch_resource.proto\x1a\x16runctl/v1/common.proto\x1a\x15runctl/v1/event.proto\"!\n\x10WorkflowPathList\x12\r\n\x05paths\x18\x01 \x03(\t\"\x1d\n\x0eWorkflowIdList\x12\x0b\n\x03ids\x18\x01 \x03(\t\"\xbe\x02\n\x11StartBatchRequest\x12\x15\n\x0b\x66older_path\x18\x01 \x01(\tH\x00\x12\x35\n\x0eworkflow_paths\x18\x02 \x01(\x0b\x32\x1b.runctl.v1.WorkflowPathListH\x00\x12\x31\n\x0cworkflow_ids\x18\x03 \x01(\x0b\x32\x19.runctl.v1.WorkflowIdListH\x00\x12,\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x63oncurrency\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\nrequest_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\x12\x18\n\ntrace_logs\x18\x07 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12!\n\x13\x64isable_breakpoints\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x01\x42\x08\n\x06source\"5\n\x12StartBatchResponse\x12\x1f\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x10.runctl.v1.Batch\")\n\x0fGetBatchRequest\x12\x16\n\x08\x62\x61tch_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"3\n\x10GetBatchResponse\x12\x1f\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x10.runctl.v1.Batch\"\xa0\x01\n\x12ListBatchesRequest\x12,\n\x06status\x18\x01 \x01(\x0e\x32\x16.runctl.v1.BatchStatusB\x04\xe2\x41\x01\x01\x12\x13\n\x05limit\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x14\n\x06offset\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"\x7f\n\x13ListBatchesResponse\x12!\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x10.runctl.v1.Batch\x12\r\n\x05total\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\x12\x17\n\x0fnext_page_token\x18\x05 \x01(\t\"@\n\x10StopBatchRequest\x12\x16\n\x08\x62\x61tch_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"t\n\x11StopBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x1a\n\x12stopped_executions\x18\x02 \x01(\x05\x12\x17\n\x0frunning_stopped\x18\x03 \x01(\x05\x12\x18\n\x10queued_cancelled\x18\x04 \x01(\x05\"\x15\n\x13\x43learBatchesRequest\"f\n\x14\x43learBatchesResponse\x12\x17\n\x0f\x62\x61tches_deleted\x18\x01 \x01(\x05\x12\x1a\n\x12\x65xecutions_deleted\x18\x02 \x01(\x05\x12\x19\n\x11skipped_batch_ids\x18\x03 \x03(\t\"\xc1\x01\n\x11WatchBatchRequest\x12\x16\n\x08\x62\x61tch_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12!\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12!\n\x13include_node_events\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12;\n\x12heartbeat_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\x42\x11\n\x0f_after_sequence\"\xc0\x01\n\x12WatchBatchResponse\x12$\n\x08snapshot\x18\x01 \x01(\x0b\x32\x10.runctl.v1.BatchH\x00\x12&\n\x06\x65vents\x18\x02 \x01(\x0b\x32\x14.runctl.v1.EventListH\x00\x12)\n\theartbeat\x18\x03 \x01(\x0b\x32\x14.runctl.v1.HeartbeatH\x00\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\x03\x12\x19\n\x11history_truncated\x18\x05 \x01(\x08\x42\x06\n\x04kind2\xd2\x03\n\x0c\x42\x61tchService\x12I\n\nStartBatch\x12\x1c.runctl.v1.StartBatchRequest\x1a\x1d.runctl.v1.StartBatchResponse\x12\x43\n\x08GetBatch\x12\x1a.runctl.v1.GetBatchRequest\x1a\x1b.runctl.v1.GetBatchResponse\x12L\n\x0bListBatches\x12\x1d.runctl.v1.ListBatchesRequest\x1a\x1e.runctl.v1.ListBatchesResponse\x12\x46\n\tStopBatch\x12\x1b.runctl.v1.StopBatchRequest\x1a\x1c.runctl.v1.StopBatchResponse\x12O\n\x0c\x43learBatches\x12\x1e.runctl.v1.ClearBatchesRequest\x1a\x1f.runctl.v1.ClearBatchesResponse\x12K\n\nWatchBatch\x12\x1c.runctl.v1.WatchBatchRequest\x1a\x1d.runctl.v1.WatchBatchResponse0\x01\x42\x38Z6github.com/runctl/runctl/clients/go/runctl/v1;runctlv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,42 +38,6 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'runctl.v1.batch_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z6github.com/runctl/runctl/clients/go/runctl/v1;runctlv1'
-  _globals['_BATCH'].fields_by_name['batch_id']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['batch_id']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['status']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['status']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['source_type']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['source_type']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['folder_path']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['folder_path']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['total_workflows']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['total_workflows']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['completed']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['completed']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['running']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['running']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['queued']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['queued']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['failed']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['failed']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['stopped']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['stopped']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['paused']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['paused']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['concurrency']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['concurrency']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['start_time']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['start_time']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['end_time']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['end_time']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['duration']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['duration']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['executions']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['executions']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['request_id']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['request_id']._serialized_options = b'\342A\001\003'
-  _globals['_BATCH'].fields_by_name['last_sequence']._loaded_options = None
-  _globals['_BATCH'].fields_by_name['last_sequence']._serialized_options = b'\342A\001\003'
   _globals['_STARTBATCHREQUEST'].fields_by_name['input']._loaded_options = None
   _globals['_STARTBATCHREQUEST'].fields_by_name['input']._serialized_options = b'\342A\001\001'
   _globals['_STARTBATCHREQUEST'].fields_by_name['concurrency']._loaded_options = None
@@ -109,42 +72,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHBATCHREQUEST'].fields_by_name['include_node_events']._serialized_options = b'\342A\001\001'
   _globals['_WATCHBATCHREQUEST'].fields_by_name['heartbeat_interval']._loaded_options = None
   _globals['_WATCHBATCHREQUEST'].fields_by_name['heartbeat_interval']._serialized_options = b'\342A\001\001'
-  _globals['_BATCHSTATUS']._serialized_start=2674
-  _globals['_BATCHSTATUS']._serialized_end=2821
-  _globals['_BATCHSOURCETYPE']._serialized_start=2824
-  _globals['_BATCHSOURCETYPE']._serialized_end=2968
-  _globals['_BATCH']._serialized_start=239
-  _globals['_BATCH']._serialized_end=853
-  _globals['_BATCHITEM']._serialized_start=856
-  _globals['_BATCHITEM']._serialized_end=1139
-  _globals['_WORKFLOWPATHLIST']._serialized_start=1141
-  _globals['_WORKFLOWPATHLIST']._serialized_end=1174
-  _globals['_WORKFLOWIDLIST']._serialized_start=1176
-  _globals['_WORKFLOWIDLIST']._serialized_end=1205
-  _globals['_STARTBATCHREQUEST']._serialized_start=1208
-  _globals['_STARTBATCHREQUEST']._serialized_end=1526
-  _globals['_STARTBATCHRESPONSE']._serialized_start=1528
-  _globals['_STARTBATCHRESPONSE']._serialized_end=1581
-  _globals['_GETBATCHREQUEST']._serialized_start=1583
-  _globals['_GETBATCHREQUEST']._serialized_end=1624
-  _globals['_GETBATCHRESPONSE']._serialized_start=1626
-  _globals['_GETBATCHRESPONSE']._serialized_end=1677
-  _globals['_LISTBATCHESREQUEST']._serialized_start=1680
-  _globals['_LISTBATCHESREQUEST']._serialized_end=1840
-  _globals['_LISTBATCHESRESPONSE']._serialized_start=1842
-  _globals['_LISTBATCHESRESPONSE']._serialized_end=1969
-  _globals['_STOPBATCHREQUEST']._serialized_start=1971
-  _globals['_STOPBATCHREQUEST']._serialized_end=2035
-  _globals['_STOPBATCHRESPONSE']._serialized_start=2037
-  _globals['_STOPBATCHRESPONSE']._serialized_end=2153
-  _globals['_CLEARBATCHESREQUEST']._serialized_start=2155
-  _globals['_CLEARBATCHESREQUEST']._serialized_end=2176
-  _globals['_CLEARBATCHESRESPONSE']._serialized_start=2178
-  _globals['_CLEARBATCHESRESPONSE']._serialized_end=2280
-  _globals['_WATCHBATCHREQUEST']._serialized_start=2283
-  _globals['_WATCHBATCHREQUEST']._serialized_end=2476
-  _globals['_WATCHBATCHRESPONSE']._serialized_start=2479
-  _globals['_WATCHBATCHRESPONSE']._serialized_end=2671
-  _globals['_BATCHSERVICE']._serialized_start=2971
-  _globals['_BATCHSERVICE']._serialized_end=3437
+  _globals['_WORKFLOWPATHLIST']._serialized_start=210
+  _globals['_WORKFLOWPATHLIST']._serialized_end=243
+  _globals['_WORKFLOWIDLIST']._serialized_start=245
+  _globals['_WORKFLOWIDLIST']._serialized_end=274
+  _globals['_STARTBATCHREQUEST']._serialized_start=277
+  _globals['_STARTBATCHREQUEST']._serialized_end=595
+  _globals['_STARTBATCHRESPONSE']._serialized_start=597
+  _globals['_STARTBATCHRESPONSE']._serialized_end=650
+  _globals['_GETBATCHREQUEST']._serialized_start=652
+  _globals['_GETBATCHREQUEST']._serialized_end=693
+  _globals['_GETBATCHRESPONSE']._serialized_start=695
+  _globals['_GETBATCHRESPONSE']._serialized_end=746
+  _globals['_LISTBATCHESREQUEST']._serialized_start=749
+  _globals['_LISTBATCHESREQUEST']._serialized_end=909
+  _globals['_LISTBATCHESRESPONSE']._serialized_start=911
+  _globals['_LISTBATCHESRESPONSE']._serialized_end=1038
+  _globals['_STOPBATCHREQUEST']._serialized_start=1040
+  _globals['_STOPBATCHREQUEST']._serialized_end=1104
+  _globals['_STOPBATCHRESPONSE']._serialized_start=1106
+  _globals['_STOPBATCHRESPONSE']._serialized_end=1222
+  _globals['_CLEARBATCHESREQUEST']._serialized_start=1224
+  _globals['_CLEARBATCHESREQUEST']._serialized_end=1245
+  _globals['_CLEARBATCHESRESPONSE']._serialized_start=1247
+  _globals['_CLEARBATCHESRESPONSE']._serialized_end=1349
+  _globals['_WATCHBATCHREQUEST']._serialized_start=1352
+  _globals['_WATCHBATCHREQUEST']._serialized_end=1545
+  _globals['_WATCHBATCHRESPONSE']._serialized_start=1548
+  _globals['_WATCHBATCHRESPONSE']._serialized_end=1740
+  _globals['_BATCHSERVICE']._serialized_start=1743
+  _globals['_BATCHSERVICE']._serialized_end=2209
 # @@protoc_insertion_point(module_scope)

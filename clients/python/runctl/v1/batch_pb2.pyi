@@ -8,12 +8,10 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
-from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
-from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from runctl.v1 import batch_resource_pb2 as _batch_resource_pb2
 from runctl.v1 import common_pb2 as _common_pb2
 from runctl.v1 import event_pb2 as _event_pb2
-from runctl.v1 import execution_pb2 as _execution_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -24,234 +22,6 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
-
-class _BatchStatus:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
-    V: _TypeAlias = ValueType  # noqa: Y015
-
-class _BatchStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BatchStatus.ValueType], _builtins.type):
-    DESCRIPTOR: _descriptor.EnumDescriptor
-    BATCH_STATUS_UNSPECIFIED: _BatchStatus.ValueType  # 0
-    """Any status (in a filter)."""
-    BATCH_STATUS_RUNNING: _BatchStatus.ValueType  # 1
-    """Some runs are queued, running or paused."""
-    BATCH_STATUS_COMPLETED: _BatchStatus.ValueType  # 2
-    """Every run finished; runs that ended in ERROR are counted in `failed` (seed 001 shows a
-    completed batch with failures). Terminal.
-    """
-    BATCH_STATUS_ERROR: _BatchStatus.ValueType  # 3
-    """Reserved for a batch that fails as a whole; failed runs alone do not make a batch ERROR.
-    Terminal.
-    """
-    BATCH_STATUS_STOPPED: _BatchStatus.ValueType  # 4
-    """Stopped by StopBatch or StopAllExecutions. Terminal."""
-
-class BatchStatus(_BatchStatus, metaclass=_BatchStatusEnumTypeWrapper):
-    """Lifecycle state of a batch."""
-
-BATCH_STATUS_UNSPECIFIED: BatchStatus.ValueType  # 0
-"""Any status (in a filter)."""
-BATCH_STATUS_RUNNING: BatchStatus.ValueType  # 1
-"""Some runs are queued, running or paused."""
-BATCH_STATUS_COMPLETED: BatchStatus.ValueType  # 2
-"""Every run finished; runs that ended in ERROR are counted in `failed` (seed 001 shows a
-completed batch with failures). Terminal.
-"""
-BATCH_STATUS_ERROR: BatchStatus.ValueType  # 3
-"""Reserved for a batch that fails as a whole; failed runs alone do not make a batch ERROR.
-Terminal.
-"""
-BATCH_STATUS_STOPPED: BatchStatus.ValueType  # 4
-"""Stopped by StopBatch or StopAllExecutions. Terminal."""
-Global___BatchStatus: _TypeAlias = BatchStatus  # noqa: Y015
-
-class _BatchSourceType:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
-    V: _TypeAlias = ValueType  # noqa: Y015
-
-class _BatchSourceTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BatchSourceType.ValueType], _builtins.type):
-    DESCRIPTOR: _descriptor.EnumDescriptor
-    BATCH_SOURCE_TYPE_UNSPECIFIED: _BatchSourceType.ValueType  # 0
-    """Not applicable."""
-    BATCH_SOURCE_TYPE_FOLDER: _BatchSourceType.ValueType  # 1
-    """Every workflow file (*.json, *.yaml, *.yml) of a folder ("folder")."""
-    BATCH_SOURCE_TYPE_FILES: _BatchSourceType.ValueType  # 2
-    """A list of workflow files ("files")."""
-    BATCH_SOURCE_TYPE_WORKFLOWS: _BatchSourceType.ValueType  # 3
-    """A list of stored workflows ("workflows")."""
-
-class BatchSourceType(_BatchSourceType, metaclass=_BatchSourceTypeEnumTypeWrapper):
-    """Where a batch's workflows came from (seed 001 `sourceType`)."""
-
-BATCH_SOURCE_TYPE_UNSPECIFIED: BatchSourceType.ValueType  # 0
-"""Not applicable."""
-BATCH_SOURCE_TYPE_FOLDER: BatchSourceType.ValueType  # 1
-"""Every workflow file (*.json, *.yaml, *.yml) of a folder ("folder")."""
-BATCH_SOURCE_TYPE_FILES: BatchSourceType.ValueType  # 2
-"""A list of workflow files ("files")."""
-BATCH_SOURCE_TYPE_WORKFLOWS: BatchSourceType.ValueType  # 3
-"""A list of stored workflows ("workflows")."""
-Global___BatchSourceType: _TypeAlias = BatchSourceType  # noqa: Y015
-
-@_typing.final
-class Batch(_message.Message):
-    """Many runs started together (seed 001 batch object)."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    BATCH_ID_FIELD_NUMBER: _builtins.int
-    STATUS_FIELD_NUMBER: _builtins.int
-    SOURCE_TYPE_FIELD_NUMBER: _builtins.int
-    FOLDER_PATH_FIELD_NUMBER: _builtins.int
-    TOTAL_WORKFLOWS_FIELD_NUMBER: _builtins.int
-    COMPLETED_FIELD_NUMBER: _builtins.int
-    RUNNING_FIELD_NUMBER: _builtins.int
-    QUEUED_FIELD_NUMBER: _builtins.int
-    FAILED_FIELD_NUMBER: _builtins.int
-    STOPPED_FIELD_NUMBER: _builtins.int
-    PAUSED_FIELD_NUMBER: _builtins.int
-    CONCURRENCY_FIELD_NUMBER: _builtins.int
-    START_TIME_FIELD_NUMBER: _builtins.int
-    END_TIME_FIELD_NUMBER: _builtins.int
-    DURATION_FIELD_NUMBER: _builtins.int
-    EXECUTIONS_FIELD_NUMBER: _builtins.int
-    REQUEST_ID_FIELD_NUMBER: _builtins.int
-    LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
-    batch_id: _builtins.str
-    """Unique id, e.g. "batch-1709856234567"."""
-    status: Global___BatchStatus.ValueType
-    """Lifecycle state."""
-    source_type: Global___BatchSourceType.ValueType
-    """Where the workflows came from."""
-    folder_path: _builtins.str
-    """The folder, as given, when `source_type` is FOLDER; empty otherwise."""
-    total_workflows: _builtins.int
-    """Number of runs in the batch."""
-    completed: _builtins.int
-    """Runs COMPLETED."""
-    running: _builtins.int
-    """Runs RUNNING or PAUSED (paused ones are also counted in `paused`): the runs holding a
-    concurrency slot.
-    """
-    queued: _builtins.int
-    """Runs QUEUED."""
-    failed: _builtins.int
-    """Runs that ended in ERROR."""
-    stopped: _builtins.int
-    """Runs STOPPED."""
-    paused: _builtins.int
-    """Runs PAUSED."""
-    concurrency: _builtins.int
-    """Maximum number of its runs that may be running or paused at once."""
-    request_id: _builtins.str
-    """The `request_id` of the StartBatch call; empty when none was given."""
-    last_sequence: _builtins.int
-    """Sequence of the last event reflected in this object (WatchBatch `after_sequence`)."""
-    @_builtins.property
-    def start_time(self) -> _timestamp_pb2.Timestamp:
-        """When the batch was started."""
-
-    @_builtins.property
-    def end_time(self) -> _timestamp_pb2.Timestamp:
-        """When it reached a terminal status; unset while RUNNING."""
-
-    @_builtins.property
-    def duration(self) -> _duration_pb2.Duration:
-        """`end_time - start_time`, or the time elapsed so far while RUNNING."""
-
-    @_builtins.property
-    def executions(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchItem]:
-        """One item per run, in start order. Omitted by ListBatches and in batch events."""
-
-    def __init__(
-        self,
-        *,
-        batch_id: _builtins.str = ...,
-        status: Global___BatchStatus.ValueType = ...,
-        source_type: Global___BatchSourceType.ValueType = ...,
-        folder_path: _builtins.str = ...,
-        total_workflows: _builtins.int = ...,
-        completed: _builtins.int = ...,
-        running: _builtins.int = ...,
-        queued: _builtins.int = ...,
-        failed: _builtins.int = ...,
-        stopped: _builtins.int = ...,
-        paused: _builtins.int = ...,
-        concurrency: _builtins.int = ...,
-        start_time: _timestamp_pb2.Timestamp | None = ...,
-        end_time: _timestamp_pb2.Timestamp | None = ...,
-        duration: _duration_pb2.Duration | None = ...,
-        executions: _abc.Iterable[Global___BatchItem] | None = ...,
-        request_id: _builtins.str = ...,
-        last_sequence: _builtins.int = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "completed", b"completed", "concurrency", b"concurrency", "duration", b"duration", "end_time", b"end_time", "executions", b"executions", "failed", b"failed", "folder_path", b"folder_path", "last_sequence", b"last_sequence", "paused", b"paused", "queued", b"queued", "request_id", b"request_id", "running", b"running", "source_type", b"source_type", "start_time", b"start_time", "status", b"status", "stopped", b"stopped", "total_workflows", b"total_workflows"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Batch: _TypeAlias = Batch  # noqa: Y015
-
-@_typing.final
-class BatchItem(_message.Message):
-    """One run of a batch (seed 001 `executions[]`)."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    EXECUTION_ID_FIELD_NUMBER: _builtins.int
-    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
-    WORKFLOW_FILE_NAME_FIELD_NUMBER: _builtins.int
-    WORKFLOW_PATH_FIELD_NUMBER: _builtins.int
-    STATUS_FIELD_NUMBER: _builtins.int
-    CURRENT_NODE_ID_FIELD_NUMBER: _builtins.int
-    ERROR_FIELD_NUMBER: _builtins.int
-    START_TIME_FIELD_NUMBER: _builtins.int
-    END_TIME_FIELD_NUMBER: _builtins.int
-    execution_id: _builtins.str
-    """Id of the run."""
-    workflow_id: _builtins.str
-    """The stored workflow it runs; empty for file sources."""
-    workflow_file_name: _builtins.str
-    """File name of its workflow file, e.g. "workflow1.json"; empty for stored workflows."""
-    workflow_path: _builtins.str
-    """Path of its workflow file as resolved from the request, e.g.
-    "./tests/workflows/sample/workflow1.json"; empty for stored workflows.
-    """
-    status: _execution_pb2.ExecutionStatus.ValueType
-    """The run's lifecycle state."""
-    current_node_id: _builtins.str
-    """Node that most recently started and is still running or waiting; empty when none."""
-    error: _builtins.str
-    """Error message when the run ended in ERROR; empty otherwise."""
-    @_builtins.property
-    def start_time(self) -> _timestamp_pb2.Timestamp:
-        """When the run left QUEUED; unset while queued."""
-
-    @_builtins.property
-    def end_time(self) -> _timestamp_pb2.Timestamp:
-        """When the run finished; unset before."""
-
-    def __init__(
-        self,
-        *,
-        execution_id: _builtins.str = ...,
-        workflow_id: _builtins.str = ...,
-        workflow_file_name: _builtins.str = ...,
-        workflow_path: _builtins.str = ...,
-        status: _execution_pb2.ExecutionStatus.ValueType = ...,
-        current_node_id: _builtins.str = ...,
-        error: _builtins.str = ...,
-        start_time: _timestamp_pb2.Timestamp | None = ...,
-        end_time: _timestamp_pb2.Timestamp | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_node_id", b"current_node_id", "end_time", b"end_time", "error", b"error", "execution_id", b"execution_id", "start_time", b"start_time", "status", b"status", "workflow_file_name", b"workflow_file_name", "workflow_id", b"workflow_id", "workflow_path", b"workflow_path"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___BatchItem: _TypeAlias = BatchItem  # noqa: Y015
 
 @_typing.final
 class WorkflowPathList(_message.Message):
@@ -371,13 +141,13 @@ class StartBatchResponse(_message.Message):
 
     BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def batch(self) -> Global___Batch:
+    def batch(self) -> _batch_resource_pb2.Batch:
         """The new (or, for a repeated `request_id`, the existing) batch, with its runs."""
 
     def __init__(
         self,
         *,
-        batch: Global___Batch | None = ...,
+        batch: _batch_resource_pb2.Batch | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -417,13 +187,13 @@ class GetBatchResponse(_message.Message):
 
     BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def batch(self) -> Global___Batch:
+    def batch(self) -> _batch_resource_pb2.Batch:
         """The batch, with its runs."""
 
     def __init__(
         self,
         *,
-        batch: Global___Batch | None = ...,
+        batch: _batch_resource_pb2.Batch | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -447,7 +217,7 @@ class ListBatchesRequest(_message.Message):
     OFFSET_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    status: Global___BatchStatus.ValueType
+    status: _batch_resource_pb2.BatchStatus.ValueType
     """Only batches in this status; UNSPECIFIED = any."""
     limit: _builtins.int
     """Offset paging: maximum batches to return; 0 = 20, clamped to 100, negative is
@@ -462,7 +232,7 @@ class ListBatchesRequest(_message.Message):
     def __init__(
         self,
         *,
-        status: Global___BatchStatus.ValueType = ...,
+        status: _batch_resource_pb2.BatchStatus.ValueType = ...,
         limit: _builtins.int = ...,
         offset: _builtins.int = ...,
         page_size: _builtins.int = ...,
@@ -496,13 +266,13 @@ class ListBatchesResponse(_message.Message):
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page. Set for both paging styles."""
     @_builtins.property
-    def batches(self) -> _containers.RepeatedCompositeFieldContainer[Global___Batch]:
+    def batches(self) -> _containers.RepeatedCompositeFieldContainer[_batch_resource_pb2.Batch]:
         """The batches, newest first, without `executions`."""
 
     def __init__(
         self,
         *,
-        batches: _abc.Iterable[Global___Batch] | None = ...,
+        batches: _abc.Iterable[_batch_resource_pb2.Batch] | None = ...,
         total: _builtins.int = ...,
         limit: _builtins.int = ...,
         offset: _builtins.int = ...,
@@ -690,7 +460,7 @@ class WatchBatchResponse(_message.Message):
     in the log: the watcher must drop its state and use the snapshot.
     """
     @_builtins.property
-    def snapshot(self) -> Global___Batch:
+    def snapshot(self) -> _batch_resource_pb2.Batch:
         """The whole batch, with its runs, as of `cursor`; replaces any state the watcher holds. Sent
         first (unless `after_sequence` was given) and after a history reset.
         """
@@ -706,7 +476,7 @@ class WatchBatchResponse(_message.Message):
     def __init__(
         self,
         *,
-        snapshot: Global___Batch | None = ...,
+        snapshot: _batch_resource_pb2.Batch | None = ...,
         events: _event_pb2.EventList | None = ...,
         heartbeat: _common_pb2.Heartbeat | None = ...,
         cursor: _builtins.int = ...,

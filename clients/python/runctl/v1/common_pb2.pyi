@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -67,6 +68,130 @@ PAUSE_REASON_MANUAL: PauseReason.ValueType  # 4
 PAUSE_REASON_WORKFLOW_PAUSED: PauseReason.ValueType  # 5
 """The run's workflow is paused (WorkflowService.PauseWorkflow); ResumeWorkflow lifts it."""
 Global___PauseReason: _TypeAlias = PauseReason  # noqa: Y015
+
+class _ExecutionStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ExecutionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExecutionStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EXECUTION_STATUS_UNSPECIFIED: _ExecutionStatus.ValueType  # 0
+    """Any status (in a filter)."""
+    EXECUTION_STATUS_QUEUED: _ExecutionStatus.ValueType  # 1
+    """Created; waits for capacity, for its batch's concurrency limit, or for its paused workflow."""
+    EXECUTION_STATUS_RUNNING: _ExecutionStatus.ValueType  # 2
+    """Nodes are running or scheduled."""
+    EXECUTION_STATUS_PAUSED: _ExecutionStatus.ValueType  # 3
+    """Waits at one or more pause points (see `pause_reason`); independent branches that are not
+    blocked may still progress.
+    """
+    EXECUTION_STATUS_COMPLETED: _ExecutionStatus.ValueType  # 4
+    """Finished: an end node was reached or every branch finished without error. Terminal."""
+    EXECUTION_STATUS_ERROR: _ExecutionStatus.ValueType  # 5
+    """Finished: a node failed with no attempts left (see `error`). Terminal."""
+    EXECUTION_STATUS_STOPPED: _ExecutionStatus.ValueType  # 6
+    """Finished: stopped by StopExecution, StopAllExecutions, StopBatch or CancelWorkflow. Terminal."""
+
+class ExecutionStatus(_ExecutionStatus, metaclass=_ExecutionStatusEnumTypeWrapper):
+    """Lifecycle state of a run."""
+
+EXECUTION_STATUS_UNSPECIFIED: ExecutionStatus.ValueType  # 0
+"""Any status (in a filter)."""
+EXECUTION_STATUS_QUEUED: ExecutionStatus.ValueType  # 1
+"""Created; waits for capacity, for its batch's concurrency limit, or for its paused workflow."""
+EXECUTION_STATUS_RUNNING: ExecutionStatus.ValueType  # 2
+"""Nodes are running or scheduled."""
+EXECUTION_STATUS_PAUSED: ExecutionStatus.ValueType  # 3
+"""Waits at one or more pause points (see `pause_reason`); independent branches that are not
+blocked may still progress.
+"""
+EXECUTION_STATUS_COMPLETED: ExecutionStatus.ValueType  # 4
+"""Finished: an end node was reached or every branch finished without error. Terminal."""
+EXECUTION_STATUS_ERROR: ExecutionStatus.ValueType  # 5
+"""Finished: a node failed with no attempts left (see `error`). Terminal."""
+EXECUTION_STATUS_STOPPED: ExecutionStatus.ValueType  # 6
+"""Finished: stopped by StopExecution, StopAllExecutions, StopBatch or CancelWorkflow. Terminal."""
+Global___ExecutionStatus: _TypeAlias = ExecutionStatus  # noqa: Y015
+
+class _NodeStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _NodeStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NodeStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    NODE_STATUS_UNSPECIFIED: _NodeStatus.ValueType  # 0
+    """Not applicable."""
+    NODE_STATUS_IDLE: _NodeStatus.ValueType  # 1
+    """Not reached yet."""
+    NODE_STATUS_SCHEDULED: _NodeStatus.ValueType  # 2
+    """Ready to run: waits for a slot, a retry backoff, a delay timer or an external worker."""
+    NODE_STATUS_RUNNING: _NodeStatus.ValueType  # 3
+    """An attempt is running."""
+    NODE_STATUS_WAITING: _NodeStatus.ValueType  # 4
+    """Waits at a pause point: a wait or approval node, or a breakpoint before the node runs."""
+    NODE_STATUS_COMPLETED: _NodeStatus.ValueType  # 5
+    """Finished successfully; `output` is set."""
+    NODE_STATUS_FAILED: _NodeStatus.ValueType  # 6
+    """Failed with no attempts left; `error` is set."""
+    NODE_STATUS_STOPPED: _NodeStatus.ValueType  # 7
+    """Stopped with its run while scheduled, running or waiting."""
+    NODE_STATUS_SKIPPED: _NodeStatus.ValueType  # 8
+    """Will not run: on a branch not taken, or skipped at a pause (PAUSE_ACTION_SKIP)."""
+
+class NodeStatus(_NodeStatus, metaclass=_NodeStatusEnumTypeWrapper):
+    """State of one node run (one node, or one loop iteration of a node in a for_each body)."""
+
+NODE_STATUS_UNSPECIFIED: NodeStatus.ValueType  # 0
+"""Not applicable."""
+NODE_STATUS_IDLE: NodeStatus.ValueType  # 1
+"""Not reached yet."""
+NODE_STATUS_SCHEDULED: NodeStatus.ValueType  # 2
+"""Ready to run: waits for a slot, a retry backoff, a delay timer or an external worker."""
+NODE_STATUS_RUNNING: NodeStatus.ValueType  # 3
+"""An attempt is running."""
+NODE_STATUS_WAITING: NodeStatus.ValueType  # 4
+"""Waits at a pause point: a wait or approval node, or a breakpoint before the node runs."""
+NODE_STATUS_COMPLETED: NodeStatus.ValueType  # 5
+"""Finished successfully; `output` is set."""
+NODE_STATUS_FAILED: NodeStatus.ValueType  # 6
+"""Failed with no attempts left; `error` is set."""
+NODE_STATUS_STOPPED: NodeStatus.ValueType  # 7
+"""Stopped with its run while scheduled, running or waiting."""
+NODE_STATUS_SKIPPED: NodeStatus.ValueType  # 8
+"""Will not run: on a branch not taken, or skipped at a pause (PAUSE_ACTION_SKIP)."""
+Global___NodeStatus: _TypeAlias = NodeStatus  # noqa: Y015
+
+class _LogLevel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LogLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LogLevel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LOG_LEVEL_UNSPECIFIED: _LogLevel.ValueType  # 0
+    """Not applicable."""
+    LOG_LEVEL_DEBUG: _LogLevel.ValueType  # 1
+    """Detailed tracing (resolved configs, expression results)."""
+    LOG_LEVEL_INFO: _LogLevel.ValueType  # 2
+    """Normal progress."""
+    LOG_LEVEL_WARNING: _LogLevel.ValueType  # 3
+    """Something unexpected that did not fail the node (e.g. a retried attempt)."""
+    LOG_LEVEL_ERROR: _LogLevel.ValueType  # 4
+    """A failure."""
+
+class LogLevel(_LogLevel, metaclass=_LogLevelEnumTypeWrapper):
+    """Severity of a trace log line."""
+
+LOG_LEVEL_UNSPECIFIED: LogLevel.ValueType  # 0
+"""Not applicable."""
+LOG_LEVEL_DEBUG: LogLevel.ValueType  # 1
+"""Detailed tracing (resolved configs, expression results)."""
+LOG_LEVEL_INFO: LogLevel.ValueType  # 2
+"""Normal progress."""
+LOG_LEVEL_WARNING: LogLevel.ValueType  # 3
+"""Something unexpected that did not fail the node (e.g. a retried attempt)."""
+LOG_LEVEL_ERROR: LogLevel.ValueType  # 4
+"""A failure."""
+Global___LogLevel: _TypeAlias = LogLevel  # noqa: Y015
 
 @_typing.final
 class ForEachFrame(_message.Message):
@@ -163,6 +288,74 @@ class ForEachContext(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ForEachContext: _TypeAlias = ForEachContext  # noqa: Y015
+
+@_typing.final
+class NodeError(_message.Message):
+    """Why a node attempt failed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    RETRYABLE_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    message: _builtins.str
+    """Human-readable message, e.g. "GET http://...: 503 Service Unavailable"."""
+    code: _builtins.str
+    """Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "PAUSE_EXPIRED", "TASK_FAILED",
+    "EXPRESSION_ERROR"; free string, UPPER_SNAKE_CASE.
+    """
+    retryable: _builtins.bool
+    """Whether the failure may succeed on retry (a retry happens only if attempts remain)."""
+    @_builtins.property
+    def details(self) -> _struct_pb2.Struct:
+        """Extra structured details (e.g. the HTTP status and body, a worker's details)."""
+
+    def __init__(
+        self,
+        *,
+        message: _builtins.str = ...,
+        code: _builtins.str = ...,
+        retryable: _builtins.bool = ...,
+        details: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "details", b"details", "message", b"message", "retryable", b"retryable"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeError: _TypeAlias = NodeError  # noqa: Y015
+
+@_typing.final
+class ExecutionError(_message.Message):
+    """Why a run failed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    message: _builtins.str
+    """Human-readable message (the failing node's message, or a run-level reason)."""
+    node_id: _builtins.str
+    """The node whose failure failed the run; empty for run-level failures."""
+    code: _builtins.str
+    """Machine-readable code (see NodeError.code), e.g. "TIMEOUT"."""
+    def __init__(
+        self,
+        *,
+        message: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "node_id", b"node_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionError: _TypeAlias = ExecutionError  # noqa: Y015
 
 @_typing.final
 class Heartbeat(_message.Message):

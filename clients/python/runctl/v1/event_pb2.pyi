@@ -11,7 +11,9 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from runctl.v1 import batch_resource_pb2 as _batch_resource_pb2
 from runctl.v1 import common_pb2 as _common_pb2
+from runctl.v1 import workflow_pb2 as _workflow_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -32,176 +34,195 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_UNSPECIFIED: _EventType.ValueType  # 0
     """Any type (never stored; invalid in a filter)."""
     EVENT_TYPE_WORKFLOW_CREATED: _EventType.ValueType  # 1
-    """A workflow was created. Payload {"version", "name"}."""
+    """A workflow was created. Sets `workflow_created_attributes`."""
     EVENT_TYPE_WORKFLOW_UPDATED: _EventType.ValueType  # 2
-    """A workflow's definition was replaced (new version). Payload {"version"}."""
+    """A workflow's definition was replaced (new version). Sets `workflow_updated_attributes`."""
     EVENT_TYPE_WORKFLOW_DELETED: _EventType.ValueType  # 3
-    """A workflow was deleted. Payload {}."""
+    """A workflow was deleted. Sets `workflow_deleted_attributes`."""
     EVENT_TYPE_WORKFLOW_PAUSED: _EventType.ValueType  # 4
-    """A workflow was paused. Payload {"status": "paused", "reason"}."""
+    """A workflow was paused. Sets `workflow_paused_attributes`."""
     EVENT_TYPE_WORKFLOW_RESUMED: _EventType.ValueType  # 5
-    """A paused workflow was resumed. Payload {"status": "active"}."""
+    """A paused workflow was resumed. Sets `workflow_resumed_attributes`."""
     EVENT_TYPE_WORKFLOW_CANCELLED: _EventType.ValueType  # 6
-    """A workflow was cancelled. Payload {"status": "cancelled", "reason"}."""
+    """A workflow was cancelled. Sets `workflow_cancelled_attributes`."""
     EVENT_TYPE_WORKFLOW_SECRET_ROTATED: _EventType.ValueType  # 7
-    """A workflow's webhook secret was replaced (the secret itself is never logged). Payload {}."""
+    """A workflow's webhook secret was replaced (neither secret is ever logged). Sets
+    `workflow_secret_rotated_attributes`.
+    """
     EVENT_TYPE_EXECUTION_QUEUED: _EventType.ValueType  # 20
-    """A run was created and waits (a batch slot, its paused workflow). Payload {"input", "name",
-    "reason"}.
+    """A run was created and waits (a batch slot, its paused workflow). Sets
+    `execution_queued_attributes`.
     """
     EVENT_TYPE_EXECUTION_STARTED: _EventType.ValueType  # 21
-    """A run began running. Payload {"input", "name"}."""
+    """A run began running. Sets `execution_started_attributes`."""
     EVENT_TYPE_EXECUTION_PAUSED: _EventType.ValueType  # 22
-    """A run became PAUSED. Payload {"reason": the pause reason word, "contextId" when at a pause
-    point}.
-    """
+    """A run became PAUSED. Sets `execution_paused_attributes`."""
     EVENT_TYPE_EXECUTION_RESUMED: _EventType.ValueType  # 23
-    """A paused run went back to RUNNING. Payload {}."""
+    """A paused run went back to RUNNING. Sets `execution_resumed_attributes`."""
     EVENT_TYPE_EXECUTION_COMPLETED: _EventType.ValueType  # 24
-    """A run finished successfully. Payload {"status", "output"}."""
+    """A run finished successfully. Sets `execution_completed_attributes`."""
     EVENT_TYPE_EXECUTION_FAILED: _EventType.ValueType  # 25
-    """A run finished with an error. Payload {"status", "error": {"message", "nodeId", "code"}}."""
+    """A run finished with an error. Sets `execution_failed_attributes`."""
     EVENT_TYPE_EXECUTION_STOPPED: _EventType.ValueType  # 26
-    """A run was stopped (or cancelled while queued). Payload {"status", "output", "reason",
-    "was": the status it was stopped in}.
-    """
+    """A run was stopped (or cancelled while queued). Sets `execution_stopped_attributes`."""
     EVENT_TYPE_EXECUTION_TRACE_LOGS_CHANGED: _EventType.ValueType  # 27
-    """A run's trace-logs flag changed. Payload {"enabled"}."""
+    """A run's trace-logs flag changed. Sets `execution_trace_logs_changed_attributes`."""
     EVENT_TYPE_NODE_SCHEDULED: _EventType.ValueType  # 40
-    """Reserved: ready nodes are not logged separately (NODE_STARTED follows at once)."""
-    EVENT_TYPE_NODE_STARTED: _EventType.ValueType  # 41
-    """A node attempt started. Payload {"attempt"}."""
-    EVENT_TYPE_NODE_WAITING: _EventType.ValueType  # 42
-    """A node waits: at a pause point (payload {"contextId", "pauseKind"}) or on a timer (payload
-    {"until": epoch seconds}).
+    """Reserved: ready nodes are not logged separately (NODE_STARTED follows at once); no
+    attributes.
     """
+    EVENT_TYPE_NODE_STARTED: _EventType.ValueType  # 41
+    """A node attempt started. Sets `node_started_attributes`."""
+    EVENT_TYPE_NODE_WAITING: _EventType.ValueType  # 42
+    """A node waits, at a pause point or on a timer. Sets `node_waiting_attributes`."""
     EVENT_TYPE_NODE_COMPLETED: _EventType.ValueType  # 43
-    """A node completed. Payload {"output", "branches": the labels it took, or null}."""
+    """A node completed. Sets `node_completed_attributes`."""
     EVENT_TYPE_NODE_FAILED: _EventType.ValueType  # 44
-    """A node failed for good (no attempts left). Payload {"error": {"message", "code"}, "attempt"}."""
+    """A node failed for good (no attempts left). Sets `node_failed_attributes`."""
     EVENT_TYPE_NODE_SKIPPED: _EventType.ValueType  # 45
-    """A node was skipped (branch not taken, or skipped at a pause). Payload {"reason"}."""
+    """A node was skipped (branch not taken, or skipped at a pause). Sets `node_skipped_attributes`."""
     EVENT_TYPE_NODE_STOPPED: _EventType.ValueType  # 46
-    """A node was stopped with its run. Payload {}."""
+    """A node was stopped with its run. Sets `node_stopped_attributes`."""
     EVENT_TYPE_NODE_RETRYING: _EventType.ValueType  # 47
-    """A node attempt failed and another is scheduled. Payload {"error", "attempt", "retryAt"}."""
+    """A node attempt failed and another is scheduled. Sets `node_retrying_attributes`."""
     EVENT_TYPE_NODE_LOG: _EventType.ValueType  # 48
-    """A node wrote a log line (log nodes always; every node with trace logs on). Payload {"level",
-    "message", "details"}.
+    """A node wrote a log line (log nodes always; every node with trace logs on). Sets
+    `node_log_attributes`.
     """
     EVENT_TYPE_PAUSE_POINT_CREATED: _EventType.ValueType  # 60
-    """A run began waiting at a pause point. Payload {"contextId", "kind", "nodeKey"}."""
+    """A run began waiting at a pause point. Sets `pause_point_created_attributes`."""
     EVENT_TYPE_PAUSE_POINT_RESUMED: _EventType.ValueType  # 61
-    """A pause point was resumed. Payload {"contextId", "nodeKey"}."""
+    """A pause point was resumed. Sets `pause_point_resumed_attributes`."""
     EVENT_TYPE_PAUSE_POINT_EXPIRED: _EventType.ValueType  # 62
-    """A pause point expired. Payload {"contextId", "nodeKey"}."""
+    """A pause point expired. Sets `pause_point_expired_attributes`."""
     EVENT_TYPE_PAUSE_POINT_CANCELLED: _EventType.ValueType  # 63
-    """A pause point was abandoned (run stopped, node skipped). Payload {"contextId", "nodeKey"}."""
-    EVENT_TYPE_BATCH_STARTED: _EventType.ValueType  # 80
-    """A batch was created and its runs queued. Payload {"batch": Batch JSON (without executions)}."""
-    EVENT_TYPE_BATCH_UPDATED: _EventType.ValueType  # 81
-    """A batch's counts changed (a run started or finished). Payload {"batch": Batch JSON (without
-    executions), "item": BatchItem JSON that changed}.
+    """A pause point was abandoned (run stopped, node skipped). Sets
+    `pause_point_cancelled_attributes`.
     """
+    EVENT_TYPE_BATCH_STARTED: _EventType.ValueType  # 80
+    """A batch was created and its runs queued. Sets `batch_started_attributes`."""
+    EVENT_TYPE_BATCH_UPDATED: _EventType.ValueType  # 81
+    """A batch's counts changed (a run started or finished). Sets `batch_updated_attributes`."""
     EVENT_TYPE_BATCH_COMPLETED: _EventType.ValueType  # 82
-    """A batch finished. Payload {"batch": Batch JSON (without executions)}."""
+    """A batch finished. Sets `batch_completed_attributes`."""
     EVENT_TYPE_BATCH_STOPPED: _EventType.ValueType  # 83
-    """A batch was stopped. Payload {"batch": Batch JSON (without executions)}."""
+    """A batch was stopped. Sets `batch_stopped_attributes`."""
     EVENT_TYPE_BATCHES_CLEARED: _EventType.ValueType  # 84
-    """Ended batches, their runs and their events were deleted by ClearBatches. Payload {"cleared":
-    {"batchesDeleted", "executionsDeleted", "skippedBatchIds"}}.
+    """Ended batches, their runs and their events were deleted by ClearBatches. Sets
+    `batches_cleared_attributes`.
     """
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
-    """What an event records. Every event's `payload` is a JSON object; the event's own fields name
-    the workflow, run, batch and node it concerns, and each value below lists its payload keys.
-    Node events carry `nodeKey` (unique per loop iteration), `nodeType`, `status` (the node status
-    word) and, inside loops, `stack`.
+    """What an event records. The event's own fields name the workflow, run, batch and node it
+    concerns; its `attributes` say what changed, in the one field named beside each value below
+    (`Event.attributes` is always the one of the event's type).
     """
 
 EVENT_TYPE_UNSPECIFIED: EventType.ValueType  # 0
 """Any type (never stored; invalid in a filter)."""
 EVENT_TYPE_WORKFLOW_CREATED: EventType.ValueType  # 1
-"""A workflow was created. Payload {"version", "name"}."""
+"""A workflow was created. Sets `workflow_created_attributes`."""
 EVENT_TYPE_WORKFLOW_UPDATED: EventType.ValueType  # 2
-"""A workflow's definition was replaced (new version). Payload {"version"}."""
+"""A workflow's definition was replaced (new version). Sets `workflow_updated_attributes`."""
 EVENT_TYPE_WORKFLOW_DELETED: EventType.ValueType  # 3
-"""A workflow was deleted. Payload {}."""
+"""A workflow was deleted. Sets `workflow_deleted_attributes`."""
 EVENT_TYPE_WORKFLOW_PAUSED: EventType.ValueType  # 4
-"""A workflow was paused. Payload {"status": "paused", "reason"}."""
+"""A workflow was paused. Sets `workflow_paused_attributes`."""
 EVENT_TYPE_WORKFLOW_RESUMED: EventType.ValueType  # 5
-"""A paused workflow was resumed. Payload {"status": "active"}."""
+"""A paused workflow was resumed. Sets `workflow_resumed_attributes`."""
 EVENT_TYPE_WORKFLOW_CANCELLED: EventType.ValueType  # 6
-"""A workflow was cancelled. Payload {"status": "cancelled", "reason"}."""
+"""A workflow was cancelled. Sets `workflow_cancelled_attributes`."""
 EVENT_TYPE_WORKFLOW_SECRET_ROTATED: EventType.ValueType  # 7
-"""A workflow's webhook secret was replaced (the secret itself is never logged). Payload {}."""
+"""A workflow's webhook secret was replaced (neither secret is ever logged). Sets
+`workflow_secret_rotated_attributes`.
+"""
 EVENT_TYPE_EXECUTION_QUEUED: EventType.ValueType  # 20
-"""A run was created and waits (a batch slot, its paused workflow). Payload {"input", "name",
-"reason"}.
+"""A run was created and waits (a batch slot, its paused workflow). Sets
+`execution_queued_attributes`.
 """
 EVENT_TYPE_EXECUTION_STARTED: EventType.ValueType  # 21
-"""A run began running. Payload {"input", "name"}."""
+"""A run began running. Sets `execution_started_attributes`."""
 EVENT_TYPE_EXECUTION_PAUSED: EventType.ValueType  # 22
-"""A run became PAUSED. Payload {"reason": the pause reason word, "contextId" when at a pause
-point}.
-"""
+"""A run became PAUSED. Sets `execution_paused_attributes`."""
 EVENT_TYPE_EXECUTION_RESUMED: EventType.ValueType  # 23
-"""A paused run went back to RUNNING. Payload {}."""
+"""A paused run went back to RUNNING. Sets `execution_resumed_attributes`."""
 EVENT_TYPE_EXECUTION_COMPLETED: EventType.ValueType  # 24
-"""A run finished successfully. Payload {"status", "output"}."""
+"""A run finished successfully. Sets `execution_completed_attributes`."""
 EVENT_TYPE_EXECUTION_FAILED: EventType.ValueType  # 25
-"""A run finished with an error. Payload {"status", "error": {"message", "nodeId", "code"}}."""
+"""A run finished with an error. Sets `execution_failed_attributes`."""
 EVENT_TYPE_EXECUTION_STOPPED: EventType.ValueType  # 26
-"""A run was stopped (or cancelled while queued). Payload {"status", "output", "reason",
-"was": the status it was stopped in}.
-"""
+"""A run was stopped (or cancelled while queued). Sets `execution_stopped_attributes`."""
 EVENT_TYPE_EXECUTION_TRACE_LOGS_CHANGED: EventType.ValueType  # 27
-"""A run's trace-logs flag changed. Payload {"enabled"}."""
+"""A run's trace-logs flag changed. Sets `execution_trace_logs_changed_attributes`."""
 EVENT_TYPE_NODE_SCHEDULED: EventType.ValueType  # 40
-"""Reserved: ready nodes are not logged separately (NODE_STARTED follows at once)."""
-EVENT_TYPE_NODE_STARTED: EventType.ValueType  # 41
-"""A node attempt started. Payload {"attempt"}."""
-EVENT_TYPE_NODE_WAITING: EventType.ValueType  # 42
-"""A node waits: at a pause point (payload {"contextId", "pauseKind"}) or on a timer (payload
-{"until": epoch seconds}).
+"""Reserved: ready nodes are not logged separately (NODE_STARTED follows at once); no
+attributes.
 """
+EVENT_TYPE_NODE_STARTED: EventType.ValueType  # 41
+"""A node attempt started. Sets `node_started_attributes`."""
+EVENT_TYPE_NODE_WAITING: EventType.ValueType  # 42
+"""A node waits, at a pause point or on a timer. Sets `node_waiting_attributes`."""
 EVENT_TYPE_NODE_COMPLETED: EventType.ValueType  # 43
-"""A node completed. Payload {"output", "branches": the labels it took, or null}."""
+"""A node completed. Sets `node_completed_attributes`."""
 EVENT_TYPE_NODE_FAILED: EventType.ValueType  # 44
-"""A node failed for good (no attempts left). Payload {"error": {"message", "code"}, "attempt"}."""
+"""A node failed for good (no attempts left). Sets `node_failed_attributes`."""
 EVENT_TYPE_NODE_SKIPPED: EventType.ValueType  # 45
-"""A node was skipped (branch not taken, or skipped at a pause). Payload {"reason"}."""
+"""A node was skipped (branch not taken, or skipped at a pause). Sets `node_skipped_attributes`."""
 EVENT_TYPE_NODE_STOPPED: EventType.ValueType  # 46
-"""A node was stopped with its run. Payload {}."""
+"""A node was stopped with its run. Sets `node_stopped_attributes`."""
 EVENT_TYPE_NODE_RETRYING: EventType.ValueType  # 47
-"""A node attempt failed and another is scheduled. Payload {"error", "attempt", "retryAt"}."""
+"""A node attempt failed and another is scheduled. Sets `node_retrying_attributes`."""
 EVENT_TYPE_NODE_LOG: EventType.ValueType  # 48
-"""A node wrote a log line (log nodes always; every node with trace logs on). Payload {"level",
-"message", "details"}.
+"""A node wrote a log line (log nodes always; every node with trace logs on). Sets
+`node_log_attributes`.
 """
 EVENT_TYPE_PAUSE_POINT_CREATED: EventType.ValueType  # 60
-"""A run began waiting at a pause point. Payload {"contextId", "kind", "nodeKey"}."""
+"""A run began waiting at a pause point. Sets `pause_point_created_attributes`."""
 EVENT_TYPE_PAUSE_POINT_RESUMED: EventType.ValueType  # 61
-"""A pause point was resumed. Payload {"contextId", "nodeKey"}."""
+"""A pause point was resumed. Sets `pause_point_resumed_attributes`."""
 EVENT_TYPE_PAUSE_POINT_EXPIRED: EventType.ValueType  # 62
-"""A pause point expired. Payload {"contextId", "nodeKey"}."""
+"""A pause point expired. Sets `pause_point_expired_attributes`."""
 EVENT_TYPE_PAUSE_POINT_CANCELLED: EventType.ValueType  # 63
-"""A pause point was abandoned (run stopped, node skipped). Payload {"contextId", "nodeKey"}."""
-EVENT_TYPE_BATCH_STARTED: EventType.ValueType  # 80
-"""A batch was created and its runs queued. Payload {"batch": Batch JSON (without executions)}."""
-EVENT_TYPE_BATCH_UPDATED: EventType.ValueType  # 81
-"""A batch's counts changed (a run started or finished). Payload {"batch": Batch JSON (without
-executions), "item": BatchItem JSON that changed}.
+"""A pause point was abandoned (run stopped, node skipped). Sets
+`pause_point_cancelled_attributes`.
 """
+EVENT_TYPE_BATCH_STARTED: EventType.ValueType  # 80
+"""A batch was created and its runs queued. Sets `batch_started_attributes`."""
+EVENT_TYPE_BATCH_UPDATED: EventType.ValueType  # 81
+"""A batch's counts changed (a run started or finished). Sets `batch_updated_attributes`."""
 EVENT_TYPE_BATCH_COMPLETED: EventType.ValueType  # 82
-"""A batch finished. Payload {"batch": Batch JSON (without executions)}."""
+"""A batch finished. Sets `batch_completed_attributes`."""
 EVENT_TYPE_BATCH_STOPPED: EventType.ValueType  # 83
-"""A batch was stopped. Payload {"batch": Batch JSON (without executions)}."""
+"""A batch was stopped. Sets `batch_stopped_attributes`."""
 EVENT_TYPE_BATCHES_CLEARED: EventType.ValueType  # 84
-"""Ended batches, their runs and their events were deleted by ClearBatches. Payload {"cleared":
-{"batchesDeleted", "executionsDeleted", "skippedBatchIds"}}.
+"""Ended batches, their runs and their events were deleted by ClearBatches. Sets
+`batches_cleared_attributes`.
 """
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
+
+class _QueueReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _QueueReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_QueueReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    QUEUE_REASON_UNSPECIFIED: _QueueReason.ValueType  # 0
+    """Not applicable."""
+    QUEUE_REASON_BATCH: _QueueReason.ValueType  # 1
+    """It belongs to a batch and waits for a free slot under the batch's concurrency limit."""
+    QUEUE_REASON_WORKFLOW_PAUSED: _QueueReason.ValueType  # 2
+    """Its workflow is paused; ResumeWorkflow releases it."""
+
+class QueueReason(_QueueReason, metaclass=_QueueReasonEnumTypeWrapper):
+    """Why a run was created QUEUED instead of RUNNING."""
+
+QUEUE_REASON_UNSPECIFIED: QueueReason.ValueType  # 0
+"""Not applicable."""
+QUEUE_REASON_BATCH: QueueReason.ValueType  # 1
+"""It belongs to a batch and waits for a free slot under the batch's concurrency limit."""
+QUEUE_REASON_WORKFLOW_PAUSED: QueueReason.ValueType  # 2
+"""Its workflow is paused; ResumeWorkflow releases it."""
+Global___QueueReason: _TypeAlias = QueueReason  # noqa: Y015
 
 @_typing.final
 class Event(_message.Message):
@@ -217,14 +238,45 @@ class Event(_message.Message):
     BATCH_ID_FIELD_NUMBER: _builtins.int
     NODE_ID_FIELD_NUMBER: _builtins.int
     STACK_FIELD_NUMBER: _builtins.int
-    PAYLOAD_FIELD_NUMBER: _builtins.int
+    WORKFLOW_CREATED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    WORKFLOW_UPDATED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    WORKFLOW_DELETED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    WORKFLOW_PAUSED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    WORKFLOW_RESUMED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    WORKFLOW_CANCELLED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    WORKFLOW_SECRET_ROTATED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    EXECUTION_QUEUED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    EXECUTION_STARTED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    EXECUTION_PAUSED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    EXECUTION_RESUMED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    EXECUTION_COMPLETED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    EXECUTION_FAILED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    EXECUTION_STOPPED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    EXECUTION_TRACE_LOGS_CHANGED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    NODE_STARTED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    NODE_WAITING_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    NODE_COMPLETED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    NODE_FAILED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    NODE_SKIPPED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    NODE_STOPPED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    NODE_RETRYING_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    NODE_LOG_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    PAUSE_POINT_CREATED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    PAUSE_POINT_RESUMED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    PAUSE_POINT_EXPIRED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    PAUSE_POINT_CANCELLED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    BATCH_STARTED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    BATCH_UPDATED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    BATCH_COMPLETED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    BATCH_STOPPED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    BATCHES_CLEARED_ATTRIBUTES_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the global log, assigned in the transaction that made the change: it increases
     by one per event, with no gaps. A reader sees only its own workspace's events, and filtered
     reads skip sequences, so consecutive events it receives need not differ by one.
     """
     type: Global___EventType.ValueType
-    """What happened."""
+    """What happened; names the `attributes` field that is set."""
     workflow_id: _builtins.str
     """The workflow concerned; empty when none (e.g. a run of an inline definition)."""
     execution_id: _builtins.str
@@ -232,18 +284,146 @@ class Event(_message.Message):
     batch_id: _builtins.str
     """The batch concerned (a batch event, or an event of a run in a batch); empty otherwise."""
     node_id: _builtins.str
-    """The node concerned, for NODE_* and node PAUSE_POINT_* events; empty otherwise."""
+    """The node concerned, for NODE_*, node PAUSE_POINT_* events and EXECUTION_PAUSED or
+    EXECUTION_FAILED at a node; empty otherwise.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """Commit time of the change."""
 
     @_builtins.property
     def stack(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ForEachFrame]:
-        """For-each iteration of the node concerned, outermost first; empty at top level."""
+        """For-each iteration of the node concerned, outermost first, for NODE_* events (except
+        NODE_LOG); empty at top level.
+        """
 
     @_builtins.property
-    def payload(self) -> _struct_pb2.Struct:
-        """The changed object(s) as JSON; see EventType for the keys of each type."""
+    def workflow_created_attributes(self) -> Global___WorkflowCreatedAttributes:
+        """For EVENT_TYPE_WORKFLOW_CREATED."""
+
+    @_builtins.property
+    def workflow_updated_attributes(self) -> Global___WorkflowUpdatedAttributes:
+        """For EVENT_TYPE_WORKFLOW_UPDATED."""
+
+    @_builtins.property
+    def workflow_deleted_attributes(self) -> Global___WorkflowDeletedAttributes:
+        """For EVENT_TYPE_WORKFLOW_DELETED."""
+
+    @_builtins.property
+    def workflow_paused_attributes(self) -> Global___WorkflowPausedAttributes:
+        """For EVENT_TYPE_WORKFLOW_PAUSED."""
+
+    @_builtins.property
+    def workflow_resumed_attributes(self) -> Global___WorkflowResumedAttributes:
+        """For EVENT_TYPE_WORKFLOW_RESUMED."""
+
+    @_builtins.property
+    def workflow_cancelled_attributes(self) -> Global___WorkflowCancelledAttributes:
+        """For EVENT_TYPE_WORKFLOW_CANCELLED."""
+
+    @_builtins.property
+    def workflow_secret_rotated_attributes(self) -> Global___WorkflowSecretRotatedAttributes:
+        """For EVENT_TYPE_WORKFLOW_SECRET_ROTATED."""
+
+    @_builtins.property
+    def execution_queued_attributes(self) -> Global___ExecutionQueuedAttributes:
+        """For EVENT_TYPE_EXECUTION_QUEUED."""
+
+    @_builtins.property
+    def execution_started_attributes(self) -> Global___ExecutionStartedAttributes:
+        """For EVENT_TYPE_EXECUTION_STARTED."""
+
+    @_builtins.property
+    def execution_paused_attributes(self) -> Global___ExecutionPausedAttributes:
+        """For EVENT_TYPE_EXECUTION_PAUSED."""
+
+    @_builtins.property
+    def execution_resumed_attributes(self) -> Global___ExecutionResumedAttributes:
+        """For EVENT_TYPE_EXECUTION_RESUMED."""
+
+    @_builtins.property
+    def execution_completed_attributes(self) -> Global___ExecutionCompletedAttributes:
+        """For EVENT_TYPE_EXECUTION_COMPLETED."""
+
+    @_builtins.property
+    def execution_failed_attributes(self) -> Global___ExecutionFailedAttributes:
+        """For EVENT_TYPE_EXECUTION_FAILED."""
+
+    @_builtins.property
+    def execution_stopped_attributes(self) -> Global___ExecutionStoppedAttributes:
+        """For EVENT_TYPE_EXECUTION_STOPPED."""
+
+    @_builtins.property
+    def execution_trace_logs_changed_attributes(self) -> Global___ExecutionTraceLogsChangedAttributes:
+        """For EVENT_TYPE_EXECUTION_TRACE_LOGS_CHANGED."""
+
+    @_builtins.property
+    def node_started_attributes(self) -> Global___NodeStartedAttributes:
+        """For EVENT_TYPE_NODE_STARTED."""
+
+    @_builtins.property
+    def node_waiting_attributes(self) -> Global___NodeWaitingAttributes:
+        """For EVENT_TYPE_NODE_WAITING."""
+
+    @_builtins.property
+    def node_completed_attributes(self) -> Global___NodeCompletedAttributes:
+        """For EVENT_TYPE_NODE_COMPLETED."""
+
+    @_builtins.property
+    def node_failed_attributes(self) -> Global___NodeFailedAttributes:
+        """For EVENT_TYPE_NODE_FAILED."""
+
+    @_builtins.property
+    def node_skipped_attributes(self) -> Global___NodeSkippedAttributes:
+        """For EVENT_TYPE_NODE_SKIPPED."""
+
+    @_builtins.property
+    def node_stopped_attributes(self) -> Global___NodeStoppedAttributes:
+        """For EVENT_TYPE_NODE_STOPPED."""
+
+    @_builtins.property
+    def node_retrying_attributes(self) -> Global___NodeRetryingAttributes:
+        """For EVENT_TYPE_NODE_RETRYING."""
+
+    @_builtins.property
+    def node_log_attributes(self) -> Global___NodeLogAttributes:
+        """For EVENT_TYPE_NODE_LOG."""
+
+    @_builtins.property
+    def pause_point_created_attributes(self) -> Global___PausePointCreatedAttributes:
+        """For EVENT_TYPE_PAUSE_POINT_CREATED."""
+
+    @_builtins.property
+    def pause_point_resumed_attributes(self) -> Global___PausePointResumedAttributes:
+        """For EVENT_TYPE_PAUSE_POINT_RESUMED."""
+
+    @_builtins.property
+    def pause_point_expired_attributes(self) -> Global___PausePointExpiredAttributes:
+        """For EVENT_TYPE_PAUSE_POINT_EXPIRED."""
+
+    @_builtins.property
+    def pause_point_cancelled_attributes(self) -> Global___PausePointCancelledAttributes:
+        """For EVENT_TYPE_PAUSE_POINT_CANCELLED."""
+
+    @_builtins.property
+    def batch_started_attributes(self) -> Global___BatchStartedAttributes:
+        """For EVENT_TYPE_BATCH_STARTED."""
+
+    @_builtins.property
+    def batch_updated_attributes(self) -> Global___BatchUpdatedAttributes:
+        """For EVENT_TYPE_BATCH_UPDATED."""
+
+    @_builtins.property
+    def batch_completed_attributes(self) -> Global___BatchCompletedAttributes:
+        """For EVENT_TYPE_BATCH_COMPLETED."""
+
+    @_builtins.property
+    def batch_stopped_attributes(self) -> Global___BatchStoppedAttributes:
+        """For EVENT_TYPE_BATCH_STOPPED."""
+
+    @_builtins.property
+    def batches_cleared_attributes(self) -> Global___BatchesClearedAttributes:
+        """For EVENT_TYPE_BATCHES_CLEARED."""
 
     def __init__(
         self,
@@ -256,15 +436,1022 @@ class Event(_message.Message):
         batch_id: _builtins.str = ...,
         node_id: _builtins.str = ...,
         stack: _abc.Iterable[_common_pb2.ForEachFrame] | None = ...,
-        payload: _struct_pb2.Struct | None = ...,
+        workflow_created_attributes: Global___WorkflowCreatedAttributes | None = ...,
+        workflow_updated_attributes: Global___WorkflowUpdatedAttributes | None = ...,
+        workflow_deleted_attributes: Global___WorkflowDeletedAttributes | None = ...,
+        workflow_paused_attributes: Global___WorkflowPausedAttributes | None = ...,
+        workflow_resumed_attributes: Global___WorkflowResumedAttributes | None = ...,
+        workflow_cancelled_attributes: Global___WorkflowCancelledAttributes | None = ...,
+        workflow_secret_rotated_attributes: Global___WorkflowSecretRotatedAttributes | None = ...,
+        execution_queued_attributes: Global___ExecutionQueuedAttributes | None = ...,
+        execution_started_attributes: Global___ExecutionStartedAttributes | None = ...,
+        execution_paused_attributes: Global___ExecutionPausedAttributes | None = ...,
+        execution_resumed_attributes: Global___ExecutionResumedAttributes | None = ...,
+        execution_completed_attributes: Global___ExecutionCompletedAttributes | None = ...,
+        execution_failed_attributes: Global___ExecutionFailedAttributes | None = ...,
+        execution_stopped_attributes: Global___ExecutionStoppedAttributes | None = ...,
+        execution_trace_logs_changed_attributes: Global___ExecutionTraceLogsChangedAttributes | None = ...,
+        node_started_attributes: Global___NodeStartedAttributes | None = ...,
+        node_waiting_attributes: Global___NodeWaitingAttributes | None = ...,
+        node_completed_attributes: Global___NodeCompletedAttributes | None = ...,
+        node_failed_attributes: Global___NodeFailedAttributes | None = ...,
+        node_skipped_attributes: Global___NodeSkippedAttributes | None = ...,
+        node_stopped_attributes: Global___NodeStoppedAttributes | None = ...,
+        node_retrying_attributes: Global___NodeRetryingAttributes | None = ...,
+        node_log_attributes: Global___NodeLogAttributes | None = ...,
+        pause_point_created_attributes: Global___PausePointCreatedAttributes | None = ...,
+        pause_point_resumed_attributes: Global___PausePointResumedAttributes | None = ...,
+        pause_point_expired_attributes: Global___PausePointExpiredAttributes | None = ...,
+        pause_point_cancelled_attributes: Global___PausePointCancelledAttributes | None = ...,
+        batch_started_attributes: Global___BatchStartedAttributes | None = ...,
+        batch_updated_attributes: Global___BatchUpdatedAttributes | None = ...,
+        batch_completed_attributes: Global___BatchCompletedAttributes | None = ...,
+        batch_stopped_attributes: Global___BatchStoppedAttributes | None = ...,
+        batches_cleared_attributes: Global___BatchesClearedAttributes | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "batch_completed_attributes", b"batch_completed_attributes", "batch_started_attributes", b"batch_started_attributes", "batch_stopped_attributes", b"batch_stopped_attributes", "batch_updated_attributes", b"batch_updated_attributes", "batches_cleared_attributes", b"batches_cleared_attributes", "execution_completed_attributes", b"execution_completed_attributes", "execution_failed_attributes", b"execution_failed_attributes", "execution_paused_attributes", b"execution_paused_attributes", "execution_queued_attributes", b"execution_queued_attributes", "execution_resumed_attributes", b"execution_resumed_attributes", "execution_started_attributes", b"execution_started_attributes", "execution_stopped_attributes", b"execution_stopped_attributes", "execution_trace_logs_changed_attributes", b"execution_trace_logs_changed_attributes", "node_completed_attributes", b"node_completed_attributes", "node_failed_attributes", b"node_failed_attributes", "node_log_attributes", b"node_log_attributes", "node_retrying_attributes", b"node_retrying_attributes", "node_skipped_attributes", b"node_skipped_attributes", "node_started_attributes", b"node_started_attributes", "node_stopped_attributes", b"node_stopped_attributes", "node_waiting_attributes", b"node_waiting_attributes", "pause_point_cancelled_attributes", b"pause_point_cancelled_attributes", "pause_point_created_attributes", b"pause_point_created_attributes", "pause_point_expired_attributes", b"pause_point_expired_attributes", "pause_point_resumed_attributes", b"pause_point_resumed_attributes", "time", b"time", "workflow_cancelled_attributes", b"workflow_cancelled_attributes", "workflow_created_attributes", b"workflow_created_attributes", "workflow_deleted_attributes", b"workflow_deleted_attributes", "workflow_paused_attributes", b"workflow_paused_attributes", "workflow_resumed_attributes", b"workflow_resumed_attributes", "workflow_secret_rotated_attributes", b"workflow_secret_rotated_attributes", "workflow_updated_attributes", b"workflow_updated_attributes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "execution_id", b"execution_id", "node_id", b"node_id", "payload", b"payload", "sequence", b"sequence", "stack", b"stack", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "batch_completed_attributes", b"batch_completed_attributes", "batch_id", b"batch_id", "batch_started_attributes", b"batch_started_attributes", "batch_stopped_attributes", b"batch_stopped_attributes", "batch_updated_attributes", b"batch_updated_attributes", "batches_cleared_attributes", b"batches_cleared_attributes", "execution_completed_attributes", b"execution_completed_attributes", "execution_failed_attributes", b"execution_failed_attributes", "execution_id", b"execution_id", "execution_paused_attributes", b"execution_paused_attributes", "execution_queued_attributes", b"execution_queued_attributes", "execution_resumed_attributes", b"execution_resumed_attributes", "execution_started_attributes", b"execution_started_attributes", "execution_stopped_attributes", b"execution_stopped_attributes", "execution_trace_logs_changed_attributes", b"execution_trace_logs_changed_attributes", "node_completed_attributes", b"node_completed_attributes", "node_failed_attributes", b"node_failed_attributes", "node_id", b"node_id", "node_log_attributes", b"node_log_attributes", "node_retrying_attributes", b"node_retrying_attributes", "node_skipped_attributes", b"node_skipped_attributes", "node_started_attributes", b"node_started_attributes", "node_stopped_attributes", b"node_stopped_attributes", "node_waiting_attributes", b"node_waiting_attributes", "pause_point_cancelled_attributes", b"pause_point_cancelled_attributes", "pause_point_created_attributes", b"pause_point_created_attributes", "pause_point_expired_attributes", b"pause_point_expired_attributes", "pause_point_resumed_attributes", b"pause_point_resumed_attributes", "sequence", b"sequence", "stack", b"stack", "time", b"time", "type", b"type", "workflow_cancelled_attributes", b"workflow_cancelled_attributes", "workflow_created_attributes", b"workflow_created_attributes", "workflow_deleted_attributes", b"workflow_deleted_attributes", "workflow_id", b"workflow_id", "workflow_paused_attributes", b"workflow_paused_attributes", "workflow_resumed_attributes", b"workflow_resumed_attributes", "workflow_secret_rotated_attributes", b"workflow_secret_rotated_attributes", "workflow_updated_attributes", b"workflow_updated_attributes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_attributes: _TypeAlias = _typing.Literal["workflow_created_attributes", "workflow_updated_attributes", "workflow_deleted_attributes", "workflow_paused_attributes", "workflow_resumed_attributes", "workflow_cancelled_attributes", "workflow_secret_rotated_attributes", "execution_queued_attributes", "execution_started_attributes", "execution_paused_attributes", "execution_resumed_attributes", "execution_completed_attributes", "execution_failed_attributes", "execution_stopped_attributes", "execution_trace_logs_changed_attributes", "node_started_attributes", "node_waiting_attributes", "node_completed_attributes", "node_failed_attributes", "node_skipped_attributes", "node_stopped_attributes", "node_retrying_attributes", "node_log_attributes", "pause_point_created_attributes", "pause_point_resumed_attributes", "pause_point_expired_attributes", "pause_point_cancelled_attributes", "batch_started_attributes", "batch_updated_attributes", "batch_completed_attributes", "batch_stopped_attributes", "batches_cleared_attributes"]  # noqa: Y015
+    _WhichOneofArgType_attributes: _TypeAlias = _typing.Literal["attributes", b"attributes"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_attributes) -> _WhichOneofReturnType_attributes | None: ...
+
+Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class WorkflowCreatedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_WORKFLOW_CREATED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The first version, 1."""
+    name: _builtins.str
+    """The workflow's name."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___Event: _TypeAlias = Event  # noqa: Y015
+Global___WorkflowCreatedAttributes: _TypeAlias = WorkflowCreatedAttributes  # noqa: Y015
+
+@_typing.final
+class WorkflowUpdatedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_WORKFLOW_UPDATED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The new version."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowUpdatedAttributes: _TypeAlias = WorkflowUpdatedAttributes  # noqa: Y015
+
+@_typing.final
+class WorkflowDeletedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_WORKFLOW_DELETED (none: the event's `workflow_id` says which)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowDeletedAttributes: _TypeAlias = WorkflowDeletedAttributes  # noqa: Y015
+
+@_typing.final
+class WorkflowPausedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_WORKFLOW_PAUSED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    status: _workflow_pb2.WorkflowStatus.ValueType
+    """The workflow's new status, WORKFLOW_STATUS_PAUSED."""
+    reason: _builtins.str
+    """The reason given to PauseWorkflow; empty when none."""
+    def __init__(
+        self,
+        *,
+        status: _workflow_pb2.WorkflowStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowPausedAttributes: _TypeAlias = WorkflowPausedAttributes  # noqa: Y015
+
+@_typing.final
+class WorkflowResumedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_WORKFLOW_RESUMED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    status: _workflow_pb2.WorkflowStatus.ValueType
+    """The workflow's new status, WORKFLOW_STATUS_ACTIVE."""
+    def __init__(
+        self,
+        *,
+        status: _workflow_pb2.WorkflowStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowResumedAttributes: _TypeAlias = WorkflowResumedAttributes  # noqa: Y015
+
+@_typing.final
+class WorkflowCancelledAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_WORKFLOW_CANCELLED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    status: _workflow_pb2.WorkflowStatus.ValueType
+    """The workflow's new status, WORKFLOW_STATUS_CANCELLED."""
+    reason: _builtins.str
+    """The reason given to CancelWorkflow; empty when none."""
+    def __init__(
+        self,
+        *,
+        status: _workflow_pb2.WorkflowStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowCancelledAttributes: _TypeAlias = WorkflowCancelledAttributes  # noqa: Y015
+
+@_typing.final
+class WorkflowSecretRotatedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_WORKFLOW_SECRET_ROTATED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OVERLAP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def overlap(self) -> _duration_pb2.Duration:
+        """How long the replaced secret keeps working after the event; 0 when it stopped at once."""
+
+    def __init__(
+        self,
+        *,
+        overlap: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["overlap", b"overlap"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["overlap", b"overlap"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowSecretRotatedAttributes: _TypeAlias = WorkflowSecretRotatedAttributes  # noqa: Y015
+
+@_typing.final
+class ExecutionQueuedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_EXECUTION_QUEUED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUT_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The name of the workflow definition it runs."""
+    reason: Global___QueueReason.ValueType
+    """What it waits for."""
+    @_builtins.property
+    def input(self) -> _struct_pb2.Struct:
+        """The run's input (the `input` of the data context); empty when it was started without one."""
+
+    def __init__(
+        self,
+        *,
+        input: _struct_pb2.Struct | None = ...,
+        name: _builtins.str = ...,
+        reason: Global___QueueReason.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "name", b"name", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionQueuedAttributes: _TypeAlias = ExecutionQueuedAttributes  # noqa: Y015
+
+@_typing.final
+class ExecutionStartedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_EXECUTION_STARTED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUT_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The name of the workflow definition it runs."""
+    @_builtins.property
+    def input(self) -> _struct_pb2.Struct:
+        """The run's input (the `input` of the data context); empty when it was started without one."""
+
+    def __init__(
+        self,
+        *,
+        input: _struct_pb2.Struct | None = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionStartedAttributes: _TypeAlias = ExecutionStartedAttributes  # noqa: Y015
+
+@_typing.final
+class ExecutionPausedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_EXECUTION_PAUSED. The event's `node_id` is the node the run is paused
+    at or before, when there is one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    CONTEXT_ID_FIELD_NUMBER: _builtins.int
+    reason: _common_pb2.PauseReason.ValueType
+    """Why the run paused: the kind of the pause point it waits at (BREAKPOINT, WAIT, APPROVAL), or
+    the hold that paused it (MANUAL, WORKFLOW_PAUSED).
+    """
+    context_id: _builtins.str
+    """The pause point it waits at; empty for a hold."""
+    def __init__(
+        self,
+        *,
+        reason: _common_pb2.PauseReason.ValueType = ...,
+        context_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context_id", b"context_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionPausedAttributes: _TypeAlias = ExecutionPausedAttributes  # noqa: Y015
+
+@_typing.final
+class ExecutionResumedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_EXECUTION_RESUMED (none: the run is RUNNING again)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionResumedAttributes: _TypeAlias = ExecutionResumedAttributes  # noqa: Y015
+
+@_typing.final
+class ExecutionCompletedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_EXECUTION_COMPLETED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    status: _common_pb2.ExecutionStatus.ValueType
+    """The run's status, EXECUTION_STATUS_COMPLETED."""
+    @_builtins.property
+    def output(self) -> _struct_pb2.Value:
+        """The run's output: the output of its end node, an object of end node id to output when
+        several end nodes completed, or null when none did.
+        """
+
+    def __init__(
+        self,
+        *,
+        status: _common_pb2.ExecutionStatus.ValueType = ...,
+        output: _struct_pb2.Value | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["output", b"output"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["output", b"output", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionCompletedAttributes: _TypeAlias = ExecutionCompletedAttributes  # noqa: Y015
+
+@_typing.final
+class ExecutionFailedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_EXECUTION_FAILED. The event's `node_id` is the node that failed the
+    run.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    status: _common_pb2.ExecutionStatus.ValueType
+    """The run's status, EXECUTION_STATUS_ERROR."""
+    @_builtins.property
+    def error(self) -> _common_pb2.ExecutionError:
+        """Why it failed."""
+
+    def __init__(
+        self,
+        *,
+        status: _common_pb2.ExecutionStatus.ValueType = ...,
+        error: _common_pb2.ExecutionError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionFailedAttributes: _TypeAlias = ExecutionFailedAttributes  # noqa: Y015
+
+@_typing.final
+class ExecutionStoppedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_EXECUTION_STOPPED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
+    status: _common_pb2.ExecutionStatus.ValueType
+    """The run's status, EXECUTION_STATUS_STOPPED."""
+    reason: _builtins.str
+    """Why it was stopped: the reason given, or e.g. "stopped by an operator", "its batch
+    batch_... was stopped".
+    """
+    previous_status: _common_pb2.ExecutionStatus.ValueType
+    """The status it was stopped in: QUEUED (then it never started), RUNNING or PAUSED."""
+    @_builtins.property
+    def output(self) -> _struct_pb2.Value:
+        """The run's output: always null (a stopped run has none)."""
+
+    def __init__(
+        self,
+        *,
+        status: _common_pb2.ExecutionStatus.ValueType = ...,
+        output: _struct_pb2.Value | None = ...,
+        reason: _builtins.str = ...,
+        previous_status: _common_pb2.ExecutionStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["output", b"output"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["output", b"output", "previous_status", b"previous_status", "reason", b"reason", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionStoppedAttributes: _TypeAlias = ExecutionStoppedAttributes  # noqa: Y015
+
+@_typing.final
+class ExecutionTraceLogsChangedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_EXECUTION_TRACE_LOGS_CHANGED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    """Whether every node now writes trace logs (NODE_LOG events)."""
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionTraceLogsChangedAttributes: _TypeAlias = ExecutionTraceLogsChangedAttributes  # noqa: Y015
+
+@_typing.final
+class NodeStartedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_NODE_STARTED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_KEY_FIELD_NUMBER: _builtins.int
+    NODE_TYPE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    node_key: _builtins.str
+    """Key of the node run: the node id, with the for-each indexes inside loops (unique per
+    iteration).
+    """
+    node_type: _builtins.str
+    """The node's type, e.g. "http", "wait"."""
+    status: _common_pb2.NodeStatus.ValueType
+    """The node's new status, NODE_STATUS_RUNNING."""
+    attempt: _builtins.int
+    """Number of this attempt, from 1."""
+    def __init__(
+        self,
+        *,
+        node_key: _builtins.str = ...,
+        node_type: _builtins.str = ...,
+        status: _common_pb2.NodeStatus.ValueType = ...,
+        attempt: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "node_key", b"node_key", "node_type", b"node_type", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeStartedAttributes: _TypeAlias = NodeStartedAttributes  # noqa: Y015
+
+@_typing.final
+class NodeWaitingAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_NODE_WAITING: the node waits at a pause point (`context_id` and
+    `pause_kind` set) or on a durable timer (`wake_time` set).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_KEY_FIELD_NUMBER: _builtins.int
+    NODE_TYPE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    CONTEXT_ID_FIELD_NUMBER: _builtins.int
+    PAUSE_KIND_FIELD_NUMBER: _builtins.int
+    WAKE_TIME_FIELD_NUMBER: _builtins.int
+    node_key: _builtins.str
+    """Key of the node run (see NodeStartedAttributes.node_key)."""
+    node_type: _builtins.str
+    """The node's type."""
+    status: _common_pb2.NodeStatus.ValueType
+    """The node's new status, NODE_STATUS_WAITING."""
+    context_id: _builtins.str
+    """The pause point it waits at; empty when it waits on a timer."""
+    pause_kind: _common_pb2.PauseReason.ValueType
+    """The kind of that pause point (BREAKPOINT, WAIT or APPROVAL); UNSPECIFIED on a timer."""
+    @_builtins.property
+    def wake_time(self) -> _timestamp_pb2.Timestamp:
+        """When the timer fires; unset at a pause point."""
+
+    def __init__(
+        self,
+        *,
+        node_key: _builtins.str = ...,
+        node_type: _builtins.str = ...,
+        status: _common_pb2.NodeStatus.ValueType = ...,
+        context_id: _builtins.str = ...,
+        pause_kind: _common_pb2.PauseReason.ValueType = ...,
+        wake_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["wake_time", b"wake_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context_id", b"context_id", "node_key", b"node_key", "node_type", b"node_type", "pause_kind", b"pause_kind", "status", b"status", "wake_time", b"wake_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeWaitingAttributes: _TypeAlias = NodeWaitingAttributes  # noqa: Y015
+
+@_typing.final
+class NodeBranches(_message.Message):
+    """The branch labels a node took (a wrapper, so that "took none" and "does not branch" differ)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LABELS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The labels taken, sorted, e.g. ["", "true"] ("" stands for the unlabelled edges); empty when
+        the node branched and took none.
+        """
+
+    def __init__(
+        self,
+        *,
+        labels: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["labels", b"labels"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeBranches: _TypeAlias = NodeBranches  # noqa: Y015
+
+@_typing.final
+class NodeCompletedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_NODE_COMPLETED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_KEY_FIELD_NUMBER: _builtins.int
+    NODE_TYPE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    BRANCHES_FIELD_NUMBER: _builtins.int
+    node_key: _builtins.str
+    """Key of the node run (see NodeStartedAttributes.node_key)."""
+    node_type: _builtins.str
+    """The node's type."""
+    status: _common_pb2.NodeStatus.ValueType
+    """The node's new status, NODE_STATUS_COMPLETED."""
+    @_builtins.property
+    def output(self) -> _struct_pb2.Value:
+        """The node's output (any JSON value, null included)."""
+
+    @_builtins.property
+    def branches(self) -> Global___NodeBranches:
+        """The outgoing edge labels it took (condition and switch nodes); unset for a node that does
+        not branch (all its edges are taken).
+        """
+
+    def __init__(
+        self,
+        *,
+        node_key: _builtins.str = ...,
+        node_type: _builtins.str = ...,
+        status: _common_pb2.NodeStatus.ValueType = ...,
+        output: _struct_pb2.Value | None = ...,
+        branches: Global___NodeBranches | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["branches", b"branches", "output", b"output"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branches", b"branches", "node_key", b"node_key", "node_type", b"node_type", "output", b"output", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeCompletedAttributes: _TypeAlias = NodeCompletedAttributes  # noqa: Y015
+
+@_typing.final
+class NodeFailedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_NODE_FAILED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_KEY_FIELD_NUMBER: _builtins.int
+    NODE_TYPE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    node_key: _builtins.str
+    """Key of the node run (see NodeStartedAttributes.node_key)."""
+    node_type: _builtins.str
+    """The node's type."""
+    status: _common_pb2.NodeStatus.ValueType
+    """The node's new status, NODE_STATUS_FAILED."""
+    attempt: _builtins.int
+    """Number of the attempt that failed, from 1."""
+    @_builtins.property
+    def error(self) -> _common_pb2.NodeError:
+        """Why its last attempt failed (`message` and `code`)."""
+
+    def __init__(
+        self,
+        *,
+        node_key: _builtins.str = ...,
+        node_type: _builtins.str = ...,
+        status: _common_pb2.NodeStatus.ValueType = ...,
+        error: _common_pb2.NodeError | None = ...,
+        attempt: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "error", b"error", "node_key", b"node_key", "node_type", b"node_type", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeFailedAttributes: _TypeAlias = NodeFailedAttributes  # noqa: Y015
+
+@_typing.final
+class NodeSkippedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_NODE_SKIPPED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_KEY_FIELD_NUMBER: _builtins.int
+    NODE_TYPE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    node_key: _builtins.str
+    """Key of the node run (see NodeStartedAttributes.node_key)."""
+    node_type: _builtins.str
+    """The node's type."""
+    status: _common_pb2.NodeStatus.ValueType
+    """The node's new status, NODE_STATUS_SKIPPED."""
+    reason: _builtins.str
+    """Why: "no incoming branch was taken", or "skipped by an operator" (PAUSE_ACTION_SKIP)."""
+    def __init__(
+        self,
+        *,
+        node_key: _builtins.str = ...,
+        node_type: _builtins.str = ...,
+        status: _common_pb2.NodeStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_key", b"node_key", "node_type", b"node_type", "reason", b"reason", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeSkippedAttributes: _TypeAlias = NodeSkippedAttributes  # noqa: Y015
+
+@_typing.final
+class NodeStoppedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_NODE_STOPPED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_KEY_FIELD_NUMBER: _builtins.int
+    NODE_TYPE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    node_key: _builtins.str
+    """Key of the node run (see NodeStartedAttributes.node_key)."""
+    node_type: _builtins.str
+    """The node's type."""
+    status: _common_pb2.NodeStatus.ValueType
+    """The node's new status, NODE_STATUS_STOPPED."""
+    def __init__(
+        self,
+        *,
+        node_key: _builtins.str = ...,
+        node_type: _builtins.str = ...,
+        status: _common_pb2.NodeStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_key", b"node_key", "node_type", b"node_type", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeStoppedAttributes: _TypeAlias = NodeStoppedAttributes  # noqa: Y015
+
+@_typing.final
+class NodeRetryingAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_NODE_RETRYING."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_KEY_FIELD_NUMBER: _builtins.int
+    NODE_TYPE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    RETRY_TIME_FIELD_NUMBER: _builtins.int
+    node_key: _builtins.str
+    """Key of the node run (see NodeStartedAttributes.node_key)."""
+    node_type: _builtins.str
+    """The node's type."""
+    status: _common_pb2.NodeStatus.ValueType
+    """The node's new status, NODE_STATUS_SCHEDULED (waiting for its backoff)."""
+    attempt: _builtins.int
+    """Number of the attempt that failed, from 1."""
+    @_builtins.property
+    def error(self) -> _common_pb2.NodeError:
+        """Why the attempt failed (`message` and `code`)."""
+
+    @_builtins.property
+    def retry_time(self) -> _timestamp_pb2.Timestamp:
+        """When the next attempt starts."""
+
+    def __init__(
+        self,
+        *,
+        node_key: _builtins.str = ...,
+        node_type: _builtins.str = ...,
+        status: _common_pb2.NodeStatus.ValueType = ...,
+        error: _common_pb2.NodeError | None = ...,
+        attempt: _builtins.int = ...,
+        retry_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "retry_time", b"retry_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "error", b"error", "node_key", b"node_key", "node_type", b"node_type", "retry_time", b"retry_time", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeRetryingAttributes: _TypeAlias = NodeRetryingAttributes  # noqa: Y015
+
+@_typing.final
+class NodeLogAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_NODE_LOG."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_KEY_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    node_key: _builtins.str
+    """Key of the node run that wrote the line (see NodeStartedAttributes.node_key)."""
+    level: _common_pb2.LogLevel.ValueType
+    """Severity."""
+    message: _builtins.str
+    """The text."""
+    @_builtins.property
+    def details(self) -> _struct_pb2.Struct:
+        """Structured context (e.g. the resolved request of an http node); empty when none."""
+
+    def __init__(
+        self,
+        *,
+        node_key: _builtins.str = ...,
+        level: _common_pb2.LogLevel.ValueType = ...,
+        message: _builtins.str = ...,
+        details: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "level", b"level", "message", b"message", "node_key", b"node_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeLogAttributes: _TypeAlias = NodeLogAttributes  # noqa: Y015
+
+@_typing.final
+class PausePointCreatedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_PAUSE_POINT_CREATED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTEXT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    NODE_KEY_FIELD_NUMBER: _builtins.int
+    context_id: _builtins.str
+    """Id of the new pause point (PausePoint.context_id)."""
+    kind: _common_pb2.PauseReason.ValueType
+    """Its kind: BREAKPOINT, WAIT or APPROVAL."""
+    node_key: _builtins.str
+    """Key of the node run that waits at it (see NodeStartedAttributes.node_key)."""
+    def __init__(
+        self,
+        *,
+        context_id: _builtins.str = ...,
+        kind: _common_pb2.PauseReason.ValueType = ...,
+        node_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context_id", b"context_id", "kind", b"kind", "node_key", b"node_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PausePointCreatedAttributes: _TypeAlias = PausePointCreatedAttributes  # noqa: Y015
+
+@_typing.final
+class PausePointResumedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_PAUSE_POINT_RESUMED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTEXT_ID_FIELD_NUMBER: _builtins.int
+    NODE_KEY_FIELD_NUMBER: _builtins.int
+    context_id: _builtins.str
+    """Id of the pause point."""
+    node_key: _builtins.str
+    """Key of the node run that waited at it."""
+    def __init__(
+        self,
+        *,
+        context_id: _builtins.str = ...,
+        node_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context_id", b"context_id", "node_key", b"node_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PausePointResumedAttributes: _TypeAlias = PausePointResumedAttributes  # noqa: Y015
+
+@_typing.final
+class PausePointExpiredAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_PAUSE_POINT_EXPIRED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTEXT_ID_FIELD_NUMBER: _builtins.int
+    NODE_KEY_FIELD_NUMBER: _builtins.int
+    context_id: _builtins.str
+    """Id of the pause point."""
+    node_key: _builtins.str
+    """Key of the node run that waited at it."""
+    def __init__(
+        self,
+        *,
+        context_id: _builtins.str = ...,
+        node_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context_id", b"context_id", "node_key", b"node_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PausePointExpiredAttributes: _TypeAlias = PausePointExpiredAttributes  # noqa: Y015
+
+@_typing.final
+class PausePointCancelledAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_PAUSE_POINT_CANCELLED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTEXT_ID_FIELD_NUMBER: _builtins.int
+    NODE_KEY_FIELD_NUMBER: _builtins.int
+    context_id: _builtins.str
+    """Id of the pause point."""
+    node_key: _builtins.str
+    """Key of the node run that waited at it."""
+    def __init__(
+        self,
+        *,
+        context_id: _builtins.str = ...,
+        node_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context_id", b"context_id", "node_key", b"node_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PausePointCancelledAttributes: _TypeAlias = PausePointCancelledAttributes  # noqa: Y015
+
+@_typing.final
+class BatchStartedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_BATCH_STARTED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def batch(self) -> _batch_resource_pb2.Batch:
+        """The new batch with its counts, without `executions`."""
+
+    def __init__(
+        self,
+        *,
+        batch: _batch_resource_pb2.Batch | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchStartedAttributes: _TypeAlias = BatchStartedAttributes  # noqa: Y015
+
+@_typing.final
+class BatchUpdatedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_BATCH_UPDATED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    ITEM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def batch(self) -> _batch_resource_pb2.Batch:
+        """The batch with its new counts, without `executions`."""
+
+    @_builtins.property
+    def item(self) -> _batch_resource_pb2.BatchItem:
+        """The run whose change moved the counts."""
+
+    def __init__(
+        self,
+        *,
+        batch: _batch_resource_pb2.Batch | None = ...,
+        item: _batch_resource_pb2.BatchItem | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchUpdatedAttributes: _TypeAlias = BatchUpdatedAttributes  # noqa: Y015
+
+@_typing.final
+class BatchCompletedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_BATCH_COMPLETED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def batch(self) -> _batch_resource_pb2.Batch:
+        """The finished batch with its final counts, without `executions`."""
+
+    def __init__(
+        self,
+        *,
+        batch: _batch_resource_pb2.Batch | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchCompletedAttributes: _TypeAlias = BatchCompletedAttributes  # noqa: Y015
+
+@_typing.final
+class BatchStoppedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_BATCH_STOPPED."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """Why, e.g. "stopped", "stopped with all other runs", or the reason given to StopBatch."""
+    @_builtins.property
+    def batch(self) -> _batch_resource_pb2.Batch:
+        """The stopped batch with its counts as it was stopped, without `executions`."""
+
+    def __init__(
+        self,
+        *,
+        batch: _batch_resource_pb2.Batch | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchStoppedAttributes: _TypeAlias = BatchStoppedAttributes  # noqa: Y015
+
+@_typing.final
+class BatchesClearedAttributes(_message.Message):
+    """Attributes of EVENT_TYPE_BATCHES_CLEARED (ClearBatchesResponse, logged)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCHES_DELETED_FIELD_NUMBER: _builtins.int
+    EXECUTIONS_DELETED_FIELD_NUMBER: _builtins.int
+    SKIPPED_BATCH_IDS_FIELD_NUMBER: _builtins.int
+    batches_deleted: _builtins.int
+    """Number of batches deleted."""
+    executions_deleted: _builtins.int
+    """Number of runs deleted with them."""
+    @_builtins.property
+    def skipped_batch_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Batches kept because they still run."""
+
+    def __init__(
+        self,
+        *,
+        batches_deleted: _builtins.int = ...,
+        executions_deleted: _builtins.int = ...,
+        skipped_batch_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches_deleted", b"batches_deleted", "executions_deleted", b"executions_deleted", "skipped_batch_ids", b"skipped_batch_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchesClearedAttributes: _TypeAlias = BatchesClearedAttributes  # noqa: Y015
 
 @_typing.final
 class EventList(_message.Message):

@@ -26,98 +26,6 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-class _ExecutionStatus:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
-    V: _TypeAlias = ValueType  # noqa: Y015
-
-class _ExecutionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExecutionStatus.ValueType], _builtins.type):
-    DESCRIPTOR: _descriptor.EnumDescriptor
-    EXECUTION_STATUS_UNSPECIFIED: _ExecutionStatus.ValueType  # 0
-    """Any status (in a filter)."""
-    EXECUTION_STATUS_QUEUED: _ExecutionStatus.ValueType  # 1
-    """Created; waits for capacity, for its batch's concurrency limit, or for its paused workflow."""
-    EXECUTION_STATUS_RUNNING: _ExecutionStatus.ValueType  # 2
-    """Nodes are running or scheduled."""
-    EXECUTION_STATUS_PAUSED: _ExecutionStatus.ValueType  # 3
-    """Waits at one or more pause points (see `pause_reason`); independent branches that are not
-    blocked may still progress.
-    """
-    EXECUTION_STATUS_COMPLETED: _ExecutionStatus.ValueType  # 4
-    """Finished: an end node was reached or every branch finished without error. Terminal."""
-    EXECUTION_STATUS_ERROR: _ExecutionStatus.ValueType  # 5
-    """Finished: a node failed with no attempts left (see `error`). Terminal."""
-    EXECUTION_STATUS_STOPPED: _ExecutionStatus.ValueType  # 6
-    """Finished: stopped by StopExecution, StopAllExecutions, StopBatch or CancelWorkflow. Terminal."""
-
-class ExecutionStatus(_ExecutionStatus, metaclass=_ExecutionStatusEnumTypeWrapper):
-    """Lifecycle state of a run."""
-
-EXECUTION_STATUS_UNSPECIFIED: ExecutionStatus.ValueType  # 0
-"""Any status (in a filter)."""
-EXECUTION_STATUS_QUEUED: ExecutionStatus.ValueType  # 1
-"""Created; waits for capacity, for its batch's concurrency limit, or for its paused workflow."""
-EXECUTION_STATUS_RUNNING: ExecutionStatus.ValueType  # 2
-"""Nodes are running or scheduled."""
-EXECUTION_STATUS_PAUSED: ExecutionStatus.ValueType  # 3
-"""Waits at one or more pause points (see `pause_reason`); independent branches that are not
-blocked may still progress.
-"""
-EXECUTION_STATUS_COMPLETED: ExecutionStatus.ValueType  # 4
-"""Finished: an end node was reached or every branch finished without error. Terminal."""
-EXECUTION_STATUS_ERROR: ExecutionStatus.ValueType  # 5
-"""Finished: a node failed with no attempts left (see `error`). Terminal."""
-EXECUTION_STATUS_STOPPED: ExecutionStatus.ValueType  # 6
-"""Finished: stopped by StopExecution, StopAllExecutions, StopBatch or CancelWorkflow. Terminal."""
-Global___ExecutionStatus: _TypeAlias = ExecutionStatus  # noqa: Y015
-
-class _NodeStatus:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
-    V: _TypeAlias = ValueType  # noqa: Y015
-
-class _NodeStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NodeStatus.ValueType], _builtins.type):
-    DESCRIPTOR: _descriptor.EnumDescriptor
-    NODE_STATUS_UNSPECIFIED: _NodeStatus.ValueType  # 0
-    """Not applicable."""
-    NODE_STATUS_IDLE: _NodeStatus.ValueType  # 1
-    """Not reached yet."""
-    NODE_STATUS_SCHEDULED: _NodeStatus.ValueType  # 2
-    """Ready to run: waits for a slot, a retry backoff, a delay timer or an external worker."""
-    NODE_STATUS_RUNNING: _NodeStatus.ValueType  # 3
-    """An attempt is running."""
-    NODE_STATUS_WAITING: _NodeStatus.ValueType  # 4
-    """Waits at a pause point: a wait or approval node, or a breakpoint before the node runs."""
-    NODE_STATUS_COMPLETED: _NodeStatus.ValueType  # 5
-    """Finished successfully; `output` is set."""
-    NODE_STATUS_FAILED: _NodeStatus.ValueType  # 6
-    """Failed with no attempts left; `error` is set."""
-    NODE_STATUS_STOPPED: _NodeStatus.ValueType  # 7
-    """Stopped with its run while scheduled, running or waiting."""
-    NODE_STATUS_SKIPPED: _NodeStatus.ValueType  # 8
-    """Will not run: on a branch not taken, or skipped at a pause (PAUSE_ACTION_SKIP)."""
-
-class NodeStatus(_NodeStatus, metaclass=_NodeStatusEnumTypeWrapper):
-    """State of one node run (one node, or one loop iteration of a node in a for_each body)."""
-
-NODE_STATUS_UNSPECIFIED: NodeStatus.ValueType  # 0
-"""Not applicable."""
-NODE_STATUS_IDLE: NodeStatus.ValueType  # 1
-"""Not reached yet."""
-NODE_STATUS_SCHEDULED: NodeStatus.ValueType  # 2
-"""Ready to run: waits for a slot, a retry backoff, a delay timer or an external worker."""
-NODE_STATUS_RUNNING: NodeStatus.ValueType  # 3
-"""An attempt is running."""
-NODE_STATUS_WAITING: NodeStatus.ValueType  # 4
-"""Waits at a pause point: a wait or approval node, or a breakpoint before the node runs."""
-NODE_STATUS_COMPLETED: NodeStatus.ValueType  # 5
-"""Finished successfully; `output` is set."""
-NODE_STATUS_FAILED: NodeStatus.ValueType  # 6
-"""Failed with no attempts left; `error` is set."""
-NODE_STATUS_STOPPED: NodeStatus.ValueType  # 7
-"""Stopped with its run while scheduled, running or waiting."""
-NODE_STATUS_SKIPPED: NodeStatus.ValueType  # 8
-"""Will not run: on a branch not taken, or skipped at a pause (PAUSE_ACTION_SKIP)."""
-Global___NodeStatus: _TypeAlias = NodeStatus  # noqa: Y015
-
 class _EdgeStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -238,38 +146,6 @@ not waiting; `reason` says which.
 """
 Global___ResumeAction: _TypeAlias = ResumeAction  # noqa: Y015
 
-class _LogLevel:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
-    V: _TypeAlias = ValueType  # noqa: Y015
-
-class _LogLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LogLevel.ValueType], _builtins.type):
-    DESCRIPTOR: _descriptor.EnumDescriptor
-    LOG_LEVEL_UNSPECIFIED: _LogLevel.ValueType  # 0
-    """Not applicable."""
-    LOG_LEVEL_DEBUG: _LogLevel.ValueType  # 1
-    """Detailed tracing (resolved configs, expression results)."""
-    LOG_LEVEL_INFO: _LogLevel.ValueType  # 2
-    """Normal progress."""
-    LOG_LEVEL_WARNING: _LogLevel.ValueType  # 3
-    """Something unexpected that did not fail the node (e.g. a retried attempt)."""
-    LOG_LEVEL_ERROR: _LogLevel.ValueType  # 4
-    """A failure."""
-
-class LogLevel(_LogLevel, metaclass=_LogLevelEnumTypeWrapper):
-    """Severity of a trace log line."""
-
-LOG_LEVEL_UNSPECIFIED: LogLevel.ValueType  # 0
-"""Not applicable."""
-LOG_LEVEL_DEBUG: LogLevel.ValueType  # 1
-"""Detailed tracing (resolved configs, expression results)."""
-LOG_LEVEL_INFO: LogLevel.ValueType  # 2
-"""Normal progress."""
-LOG_LEVEL_WARNING: LogLevel.ValueType  # 3
-"""Something unexpected that did not fail the node (e.g. a retried attempt)."""
-LOG_LEVEL_ERROR: LogLevel.ValueType  # 4
-"""A failure."""
-Global___LogLevel: _TypeAlias = LogLevel  # noqa: Y015
-
 @_typing.final
 class Execution(_message.Message):
     """One run of one workflow version (seed 002 Execution object)."""
@@ -317,7 +193,7 @@ class Execution(_message.Message):
     """The workflow file it was started from (by path, or by a folder or file-list batch), relative
     to its configured root; empty otherwise.
     """
-    status: Global___ExecutionStatus.ValueType
+    status: _common_pb2.ExecutionStatus.ValueType
     """Lifecycle state."""
     current_node_id: _builtins.str
     """The node that most recently started and is still running or waiting; empty when none."""
@@ -378,7 +254,7 @@ class Execution(_message.Message):
         """The pause points the run waits at now (RESUME_STATUS_PAUSED only), oldest first."""
 
     @_builtins.property
-    def error(self) -> Global___ExecutionError:
+    def error(self) -> _common_pb2.ExecutionError:
         """Why the run failed; set only when status is ERROR."""
 
     @_builtins.property
@@ -409,7 +285,7 @@ class Execution(_message.Message):
         workflow_version: _builtins.int = ...,
         workflow_name: _builtins.str = ...,
         workflow_path: _builtins.str = ...,
-        status: Global___ExecutionStatus.ValueType = ...,
+        status: _common_pb2.ExecutionStatus.ValueType = ...,
         input: _struct_pb2.Struct | None = ...,
         data: _struct_pb2.Struct | None = ...,
         output: _struct_pb2.Value | None = ...,
@@ -422,7 +298,7 @@ class Execution(_message.Message):
         pause_points: _abc.Iterable[_pause_point_pb2.PausePoint] | None = ...,
         trace_logs: _builtins.bool = ...,
         breakpoints_disabled: _builtins.bool = ...,
-        error: Global___ExecutionError | None = ...,
+        error: _common_pb2.ExecutionError | None = ...,
         batch_id: _builtins.str = ...,
         request_id: _builtins.str = ...,
         definition: _workflow_pb2.WorkflowDefinition | None = ...,
@@ -524,7 +400,7 @@ class NodeState(_message.Message):
     """The node's type, e.g. "http"."""
     name: _builtins.str
     """The node's display name."""
-    status: Global___NodeStatus.ValueType
+    status: _common_pb2.NodeStatus.ValueType
     """Current state."""
     attempts: _builtins.int
     """Attempts started so far (1 after the first start; retries add one each)."""
@@ -539,7 +415,7 @@ class NodeState(_message.Message):
         """
 
     @_builtins.property
-    def error(self) -> Global___NodeError:
+    def error(self) -> _common_pb2.NodeError:
         """Error of the last failed attempt; kept while a retry is scheduled, cleared on success."""
 
     @_builtins.property
@@ -584,10 +460,10 @@ class NodeState(_message.Message):
         node_id: _builtins.str = ...,
         type: _builtins.str = ...,
         name: _builtins.str = ...,
-        status: Global___NodeStatus.ValueType = ...,
+        status: _common_pb2.NodeStatus.ValueType = ...,
         attempts: _builtins.int = ...,
         output: _struct_pb2.Value | None = ...,
-        error: Global___NodeError | None = ...,
+        error: _common_pb2.NodeError | None = ...,
         scheduled_at: _timestamp_pb2.Timestamp | None = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
         completed_at: _timestamp_pb2.Timestamp | None = ...,
@@ -645,74 +521,6 @@ class EdgeState(_message.Message):
 Global___EdgeState: _TypeAlias = EdgeState  # noqa: Y015
 
 @_typing.final
-class NodeError(_message.Message):
-    """Why a node attempt failed."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    MESSAGE_FIELD_NUMBER: _builtins.int
-    CODE_FIELD_NUMBER: _builtins.int
-    RETRYABLE_FIELD_NUMBER: _builtins.int
-    DETAILS_FIELD_NUMBER: _builtins.int
-    message: _builtins.str
-    """Human-readable message, e.g. "GET http://...: 503 Service Unavailable"."""
-    code: _builtins.str
-    """Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "PAUSE_EXPIRED", "TASK_FAILED",
-    "EXPRESSION_ERROR"; free string, UPPER_SNAKE_CASE.
-    """
-    retryable: _builtins.bool
-    """Whether the failure may succeed on retry (a retry happens only if attempts remain)."""
-    @_builtins.property
-    def details(self) -> _struct_pb2.Struct:
-        """Extra structured details (e.g. the HTTP status and body, a worker's details)."""
-
-    def __init__(
-        self,
-        *,
-        message: _builtins.str = ...,
-        code: _builtins.str = ...,
-        retryable: _builtins.bool = ...,
-        details: _struct_pb2.Struct | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "details", b"details", "message", b"message", "retryable", b"retryable"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___NodeError: _TypeAlias = NodeError  # noqa: Y015
-
-@_typing.final
-class ExecutionError(_message.Message):
-    """Why a run failed."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    MESSAGE_FIELD_NUMBER: _builtins.int
-    NODE_ID_FIELD_NUMBER: _builtins.int
-    CODE_FIELD_NUMBER: _builtins.int
-    message: _builtins.str
-    """Human-readable message (the failing node's message, or a run-level reason)."""
-    node_id: _builtins.str
-    """The node whose failure failed the run; empty for run-level failures."""
-    code: _builtins.str
-    """Machine-readable code (see NodeError.code), e.g. "TIMEOUT"."""
-    def __init__(
-        self,
-        *,
-        message: _builtins.str = ...,
-        node_id: _builtins.str = ...,
-        code: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "node_id", b"node_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ExecutionError: _TypeAlias = ExecutionError  # noqa: Y015
-
-@_typing.final
 class TraceLog(_message.Message):
     """One trace log line of a node."""
 
@@ -722,7 +530,7 @@ class TraceLog(_message.Message):
     LEVEL_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
-    level: Global___LogLevel.ValueType
+    level: _common_pb2.LogLevel.ValueType
     """Severity."""
     message: _builtins.str
     """The text."""
@@ -738,7 +546,7 @@ class TraceLog(_message.Message):
         self,
         *,
         time: _timestamp_pb2.Timestamp | None = ...,
-        level: Global___LogLevel.ValueType = ...,
+        level: _common_pb2.LogLevel.ValueType = ...,
         message: _builtins.str = ...,
         details: _struct_pb2.Struct | None = ...,
     ) -> None: ...
@@ -770,7 +578,7 @@ class ExecutionSummary(_message.Message):
     """Id of the run."""
     workflow_id: _builtins.str
     """Its stored workflow; empty when none."""
-    status: Global___ExecutionStatus.ValueType
+    status: _common_pb2.ExecutionStatus.ValueType
     """Lifecycle state."""
     current_node_id: _builtins.str
     """Node that most recently started and is still running or waiting; empty when none."""
@@ -793,7 +601,7 @@ class ExecutionSummary(_message.Message):
         *,
         execution_id: _builtins.str = ...,
         workflow_id: _builtins.str = ...,
-        status: Global___ExecutionStatus.ValueType = ...,
+        status: _common_pb2.ExecutionStatus.ValueType = ...,
         current_node_id: _builtins.str = ...,
         error: _builtins.str = ...,
         paused_node_id: _builtins.str = ...,
@@ -1011,7 +819,7 @@ class ListExecutionsRequest(_message.Message):
     view: Global___ExecutionView.ValueType
     """How much of each run to return; default BASIC."""
     @_builtins.property
-    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___ExecutionStatus.ValueType]:
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.ExecutionStatus.ValueType]:
         """Only runs in one of these statuses; empty = any."""
 
     def __init__(
@@ -1021,7 +829,7 @@ class ListExecutionsRequest(_message.Message):
         page_token: _builtins.str = ...,
         workflow_id: _builtins.str = ...,
         batch_id: _builtins.str = ...,
-        statuses: _abc.Iterable[Global___ExecutionStatus.ValueType] | None = ...,
+        statuses: _abc.Iterable[_common_pb2.ExecutionStatus.ValueType] | None = ...,
         view: Global___ExecutionView.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015

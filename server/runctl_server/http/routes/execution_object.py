@@ -28,7 +28,7 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from runctl.v1 import execution_pb2, workflow_pb2
+from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from runctl_server.api.convert import status_word, struct_to_dict
 from runctl_server.engine.keys import node_key
 from runctl_server.http import timefmt
@@ -95,8 +95,8 @@ def _time(message: Any, field: str, where: tzinfo) -> str | None:
     return timefmt.iso_in(timefmt.from_timestamp(stamp), where)
 
 
-def _node_status(status: execution_pb2.NodeStatus.ValueType) -> str:
-    return execution_pb2.NodeStatus.Name(status).removeprefix("NODE_STATUS_").lower()
+def _node_status(status: common_pb2.NodeStatus.ValueType) -> str:
+    return common_pb2.NodeStatus.Name(status).removeprefix("NODE_STATUS_").lower()
 
 
 def _key_of(node: execution_pb2.NodeState) -> str:
@@ -180,7 +180,7 @@ def log(execution: execution_pb2.Execution, where: tzinfo) -> dict[str, Any]:
             lines.setdefault(_key_of(node), []).append(
                 {
                     "time": _time(line, "time", where),
-                    "level": execution_pb2.LogLevel.Name(line.level).removeprefix("LOG_LEVEL_").lower(),
+                    "level": common_pb2.LogLevel.Name(line.level).removeprefix("LOG_LEVEL_").lower(),
                     "message": line.message,
                     "details": struct_to_dict(line.details) if line.HasField("details") else None,
                 }

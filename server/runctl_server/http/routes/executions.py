@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runctl.v1 import execution_pb2
+from runctl.v1 import common_pb2, execution_pb2
 from runctl_server.api.convert import execution_status
 from runctl_server.errors import InvalidArgument
 from runctl_server.http import timefmt
@@ -156,7 +156,7 @@ TIMEZONE = Param(
 )
 
 
-def statuses(call: Call) -> list[execution_pb2.ExecutionStatus.ValueType]:
+def statuses(call: Call) -> list[common_pb2.ExecutionStatus.ValueType]:
     """`?status=running,paused` or `?status=running&status=paused`."""
     words = [
         word.strip()

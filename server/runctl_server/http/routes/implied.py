@@ -27,7 +27,7 @@ from typing import Any
 from google.protobuf import struct_pb2
 from starlette.responses import JSONResponse
 
-from runctl.v1 import batch_pb2, execution_pb2, workflow_pb2
+from runctl.v1 import batch_pb2, batch_resource_pb2, common_pb2, execution_pb2, workflow_pb2
 from runctl_server.api.convert import status_word
 from runctl_server.engine.workflows import MAX_SECRET_OVERLAP_SECONDS
 from runctl_server.errors import FieldViolation, InvalidArgument
@@ -293,7 +293,7 @@ def batch_request(call: Call, body: Mapping[str, Any]) -> batch_pb2.StartBatchRe
     return request
 
 
-def _item(item: batch_pb2.BatchItem) -> dict[str, Any]:
+def _item(item: batch_resource_pb2.BatchItem) -> dict[str, Any]:
     body: dict[str, Any] = {"executionId": item.execution_id}
     if item.workflow_id:
         body["workflowId"] = item.workflow_id
@@ -301,7 +301,7 @@ def _item(item: batch_pb2.BatchItem) -> dict[str, Any]:
         body["workflowFileName"] = item.workflow_file_name
         body["workflowPath"] = item.workflow_path
     body["status"] = (
-        status_word(item.status) if item.status != execution_pb2.EXECUTION_STATUS_UNSPECIFIED else "queued"
+        status_word(item.status) if item.status != common_pb2.EXECUTION_STATUS_UNSPECIFIED else "queued"
     )
     if item.current_node_id:
         body["currentNodeId"] = item.current_node_id
@@ -324,10 +324,10 @@ async def execute_batch(call: Call) -> dict[str, Any]:
         "success": True,
         "message": "Batch started",
         "batchId": batch.batch_id,
-        "status": _word(batch_pb2.BatchStatus, batch.status, "BATCH_STATUS_"),
-        "sourceType": _word(batch_pb2.BatchSourceType, batch.source_type, "BATCH_SOURCE_TYPE_"),
+        "status": _word(batch_resource_pb2.BatchStatus, batch.status, "BATCH_STATUS_"),
+        "sourceType": _word(batch_resource_pb2.BatchSourceType, batch.source_type, "BATCH_SOURCE_TYPE_"),
     }
-    if batch.source_type == batch_pb2.BATCH_SOURCE_TYPE_FOLDER:
+    if batch.source_type == batch_resource_pb2.BATCH_SOURCE_TYPE_FOLDER:
         answer["folderPath"] = batch.folder_path
     answer.update(
         totalWorkflows=int(batch.total_workflows),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runctl.v1 import batch_pb2
+from runctl.v1 import batch_pb2, batch_resource_pb2
 from runctl_server.errors import InvalidArgument
 from runctl_server.http.errors import runner_error
 from runctl_server.http.routing import Call, Endpoint, Param
@@ -39,7 +39,7 @@ async def list_batches(call: Call) -> dict[str, Any]:
     limit = call.int_query("limit", DEFAULT_LIMIT, minimum=1, maximum=INT32_MAX)
     offset = call.int_query("offset", 0, minimum=0, maximum=INT32_MAX)
     request = batch_pb2.ListBatchesRequest(
-        status=BATCH_STATUS_FILTER.get(word, batch_pb2.BATCH_STATUS_UNSPECIFIED),
+        status=BATCH_STATUS_FILTER.get(word, batch_resource_pb2.BATCH_STATUS_UNSPECIFIED),
         limit=min(limit, MAX_LIMIT),
         offset=offset,
     )

@@ -2,243 +2,24 @@
 // @generated from file runctl/v1/batch.proto (package runctl.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.js";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
+import type { Batch, BatchStatus } from "./batch_resource_pb.js";
+import { file_runctl_v1_batch_resource } from "./batch_resource_pb.js";
 import type { Heartbeat } from "./common_pb.js";
 import { file_runctl_v1_common } from "./common_pb.js";
 import type { EventList } from "./event_pb.js";
 import { file_runctl_v1_event } from "./event_pb.js";
-import type { ExecutionStatus } from "./execution_pb.js";
-import { file_runctl_v1_execution } from "./execution_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file runctl/v1/batch.proto.
  */
 export const file_runctl_v1_batch: GenFile = /*@__PURE__*/
-  fileDesc("ChVydW5jdGwvdjEvYmF0Y2gucHJvdG8SCXJ1bmN0bC52MSLmBAoFQmF0Y2gSFgoIYmF0Y2hfaWQYASABKAlCBOJBAQMSLAoGc3RhdHVzGAIgASgOMhYucnVuY3RsLnYxLkJhdGNoU3RhdHVzQgTiQQEDEjUKC3NvdXJjZV90eXBlGAMgASgOMhoucnVuY3RsLnYxLkJhdGNoU291cmNlVHlwZUIE4kEBAxIZCgtmb2xkZXJfcGF0aBgEIAEoCUIE4kEBAxIdCg90b3RhbF93b3JrZmxvd3MYBSABKAVCBOJBAQMSFwoJY29tcGxldGVkGAYgASgFQgTiQQEDEhUKB3J1bm5pbmcYByABKAVCBOJBAQMSFAoGcXVldWVkGAggASgFQgTiQQEDEhQKBmZhaWxlZBgJIAEoBUIE4kEBAxIVCgdzdG9wcGVkGAogASgFQgTiQQEDEhQKBnBhdXNlZBgLIAEoBUIE4kEBAxIZCgtjb25jdXJyZW5jeRgMIAEoBUIE4kEBAxI0CgpzdGFydF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIyCghlbmRfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSMQoIZHVyYXRpb24YDyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBOJBAQMSLgoKZXhlY3V0aW9ucxgQIAMoCzIULnJ1bmN0bC52MS5CYXRjaEl0ZW1CBOJBAQMSGAoKcmVxdWVzdF9pZBgRIAEoCUIE4kEBAxIbCg1sYXN0X3NlcXVlbmNlGBIgASgDQgTiQQEDIpsCCglCYXRjaEl0ZW0SFAoMZXhlY3V0aW9uX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEhoKEndvcmtmbG93X2ZpbGVfbmFtZRgDIAEoCRIVCg13b3JrZmxvd19wYXRoGAQgASgJEioKBnN0YXR1cxgFIAEoDjIaLnJ1bmN0bC52MS5FeGVjdXRpb25TdGF0dXMSFwoPY3VycmVudF9ub2RlX2lkGAYgASgJEg0KBWVycm9yGAcgASgJEi4KCnN0YXJ0X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIhChBXb3JrZmxvd1BhdGhMaXN0Eg0KBXBhdGhzGAEgAygJIh0KDldvcmtmbG93SWRMaXN0EgsKA2lkcxgBIAMoCSK+AgoRU3RhcnRCYXRjaFJlcXVlc3QSFQoLZm9sZGVyX3BhdGgYASABKAlIABI1Cg53b3JrZmxvd19wYXRocxgCIAEoCzIbLnJ1bmN0bC52MS5Xb3JrZmxvd1BhdGhMaXN0SAASMQoMd29ya2Zsb3dfaWRzGAMgASgLMhkucnVuY3RsLnYxLldvcmtmbG93SWRMaXN0SAASLAoFaW5wdXQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgTiQQEBEhkKC2NvbmN1cnJlbmN5GAUgASgFQgTiQQEBEhgKCnJlcXVlc3RfaWQYBiABKAlCBOJBAQESGAoKdHJhY2VfbG9ncxgHIAEoCEIE4kEBARIhChNkaXNhYmxlX2JyZWFrcG9pbnRzGAggASgIQgTiQQEBQggKBnNvdXJjZSI1ChJTdGFydEJhdGNoUmVzcG9uc2USHwoFYmF0Y2gYASABKAsyEC5ydW5jdGwudjEuQmF0Y2giKQoPR2V0QmF0Y2hSZXF1ZXN0EhYKCGJhdGNoX2lkGAEgASgJQgTiQQECIjMKEEdldEJhdGNoUmVzcG9uc2USHwoFYmF0Y2gYASABKAsyEC5ydW5jdGwudjEuQmF0Y2gioAEKEkxpc3RCYXRjaGVzUmVxdWVzdBIsCgZzdGF0dXMYASABKA4yFi5ydW5jdGwudjEuQmF0Y2hTdGF0dXNCBOJBAQESEwoFbGltaXQYAiABKAVCBOJBAQESFAoGb2Zmc2V0GAMgASgFQgTiQQEBEhcKCXBhZ2Vfc2l6ZRgEIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAUgASgJQgTiQQEBIn8KE0xpc3RCYXRjaGVzUmVzcG9uc2USIQoHYmF0Y2hlcxgBIAMoCzIQLnJ1bmN0bC52MS5CYXRjaBINCgV0b3RhbBgCIAEoBRINCgVsaW1pdBgDIAEoBRIOCgZvZmZzZXQYBCABKAUSFwoPbmV4dF9wYWdlX3Rva2VuGAUgASgJIkAKEFN0b3BCYXRjaFJlcXVlc3QSFgoIYmF0Y2hfaWQYASABKAlCBOJBAQISFAoGcmVhc29uGAIgASgJQgTiQQEBInQKEVN0b3BCYXRjaFJlc3BvbnNlEhAKCGJhdGNoX2lkGAEgASgJEhoKEnN0b3BwZWRfZXhlY3V0aW9ucxgCIAEoBRIXCg9ydW5uaW5nX3N0b3BwZWQYAyABKAUSGAoQcXVldWVkX2NhbmNlbGxlZBgEIAEoBSIVChNDbGVhckJhdGNoZXNSZXF1ZXN0ImYKFENsZWFyQmF0Y2hlc1Jlc3BvbnNlEhcKD2JhdGNoZXNfZGVsZXRlZBgBIAEoBRIaChJleGVjdXRpb25zX2RlbGV0ZWQYAiABKAUSGQoRc2tpcHBlZF9iYXRjaF9pZHMYAyADKAkiwQEKEVdhdGNoQmF0Y2hSZXF1ZXN0EhYKCGJhdGNoX2lkGAEgASgJQgTiQQECEiEKDmFmdGVyX3NlcXVlbmNlGAIgASgDQgTiQQEBSACIAQESIQoTaW5jbHVkZV9ub2RlX2V2ZW50cxgDIAEoCEIE4kEBARI7ChJoZWFydGJlYXRfaW50ZXJ2YWwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBOJBAQFCEQoPX2FmdGVyX3NlcXVlbmNlIsABChJXYXRjaEJhdGNoUmVzcG9uc2USJAoIc25hcHNob3QYASABKAsyEC5ydW5jdGwudjEuQmF0Y2hIABImCgZldmVudHMYAiABKAsyFC5ydW5jdGwudjEuRXZlbnRMaXN0SAASKQoJaGVhcnRiZWF0GAMgASgLMhQucnVuY3RsLnYxLkhlYXJ0YmVhdEgAEg4KBmN1cnNvchgEIAEoAxIZChFoaXN0b3J5X3RydW5jYXRlZBgFIAEoCEIGCgRraW5kKpMBCgtCYXRjaFN0YXR1cxIcChhCQVRDSF9TVEFUVVNfVU5TUEVDSUZJRUQQABIYChRCQVRDSF9TVEFUVVNfUlVOTklORxABEhoKFkJBVENIX1NUQVRVU19DT01QTEVURUQQAhIWChJCQVRDSF9TVEFUVVNfRVJST1IQAxIYChRCQVRDSF9TVEFUVVNfU1RPUFBFRBAEKpABCg9CYXRjaFNvdXJjZVR5cGUSIQodQkFUQ0hfU09VUkNFX1RZUEVfVU5TUEVDSUZJRUQQABIcChhCQVRDSF9TT1VSQ0VfVFlQRV9GT0xERVIQARIbChdCQVRDSF9TT1VSQ0VfVFlQRV9GSUxFUxACEh8KG0JBVENIX1NPVVJDRV9UWVBFX1dPUktGTE9XUxADMtIDCgxCYXRjaFNlcnZpY2USSQoKU3RhcnRCYXRjaBIcLnJ1bmN0bC52MS5TdGFydEJhdGNoUmVxdWVzdBodLnJ1bmN0bC52MS5TdGFydEJhdGNoUmVzcG9uc2USQwoIR2V0QmF0Y2gSGi5ydW5jdGwudjEuR2V0QmF0Y2hSZXF1ZXN0GhsucnVuY3RsLnYxLkdldEJhdGNoUmVzcG9uc2USTAoLTGlzdEJhdGNoZXMSHS5ydW5jdGwudjEuTGlzdEJhdGNoZXNSZXF1ZXN0Gh4ucnVuY3RsLnYxLkxpc3RCYXRjaGVzUmVzcG9uc2USRgoJU3RvcEJhdGNoEhsucnVuY3RsLnYxLlN0b3BCYXRjaFJlcXVlc3QaHC5ydW5jdGwudjEuU3RvcEJhdGNoUmVzcG9uc2USTwoMQ2xlYXJCYXRjaGVzEh4ucnVuY3RsLnYxLkNsZWFyQmF0Y2hlc1JlcXVlc3QaHy5ydW5jdGwudjEuQ2xlYXJCYXRjaGVzUmVzcG9uc2USSwoKV2F0Y2hCYXRjaBIcLnJ1bmN0bC52MS5XYXRjaEJhdGNoUmVxdWVzdBodLnJ1bmN0bC52MS5XYXRjaEJhdGNoUmVzcG9uc2UwAUI4WjZnaXRodWIuY29tL3J1bmN0bC9ydW5jdGwvY2xpZW50cy9nby9ydW5jdGwvdjE7cnVuY3RsdjFiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_runctl_v1_common, file_runctl_v1_event, file_runctl_v1_execution]);
-
-/**
- * Many runs started together (seed 001 batch object).
- *
- * @generated from message runctl.v1.Batch
- */
-export type Batch = Message<"runctl.v1.Batch"> & {
-  /**
-   * Unique id, e.g. "batch-1709856234567".
-   *
-   * @generated from field: string batch_id = 1;
-   */
-  batchId: string;
-
-  /**
-   * Lifecycle state.
-   *
-   * @generated from field: runctl.v1.BatchStatus status = 2;
-   */
-  status: BatchStatus;
-
-  /**
-   * Where the workflows came from.
-   *
-   * @generated from field: runctl.v1.BatchSourceType source_type = 3;
-   */
-  sourceType: BatchSourceType;
-
-  /**
-   * The folder, as given, when `source_type` is FOLDER; empty otherwise.
-   *
-   * @generated from field: string folder_path = 4;
-   */
-  folderPath: string;
-
-  /**
-   * Number of runs in the batch.
-   *
-   * @generated from field: int32 total_workflows = 5;
-   */
-  totalWorkflows: number;
-
-  /**
-   * Runs COMPLETED.
-   *
-   * @generated from field: int32 completed = 6;
-   */
-  completed: number;
-
-  /**
-   * Runs RUNNING or PAUSED (paused ones are also counted in `paused`): the runs holding a
-   * concurrency slot.
-   *
-   * @generated from field: int32 running = 7;
-   */
-  running: number;
-
-  /**
-   * Runs QUEUED.
-   *
-   * @generated from field: int32 queued = 8;
-   */
-  queued: number;
-
-  /**
-   * Runs that ended in ERROR.
-   *
-   * @generated from field: int32 failed = 9;
-   */
-  failed: number;
-
-  /**
-   * Runs STOPPED.
-   *
-   * @generated from field: int32 stopped = 10;
-   */
-  stopped: number;
-
-  /**
-   * Runs PAUSED.
-   *
-   * @generated from field: int32 paused = 11;
-   */
-  paused: number;
-
-  /**
-   * Maximum number of its runs that may be running or paused at once.
-   *
-   * @generated from field: int32 concurrency = 12;
-   */
-  concurrency: number;
-
-  /**
-   * When the batch was started.
-   *
-   * @generated from field: google.protobuf.Timestamp start_time = 13;
-   */
-  startTime?: Timestamp | undefined;
-
-  /**
-   * When it reached a terminal status; unset while RUNNING.
-   *
-   * @generated from field: google.protobuf.Timestamp end_time = 14;
-   */
-  endTime?: Timestamp | undefined;
-
-  /**
-   * `end_time - start_time`, or the time elapsed so far while RUNNING.
-   *
-   * @generated from field: google.protobuf.Duration duration = 15;
-   */
-  duration?: Duration | undefined;
-
-  /**
-   * One item per run, in start order. Omitted by ListBatches and in batch events.
-   *
-   * @generated from field: repeated runctl.v1.BatchItem executions = 16;
-   */
-  executions: BatchItem[];
-
-  /**
-   * The `request_id` of the StartBatch call; empty when none was given.
-   *
-   * @generated from field: string request_id = 17;
-   */
-  requestId: string;
-
-  /**
-   * Sequence of the last event reflected in this object (WatchBatch `after_sequence`).
-   *
-   * @generated from field: int64 last_sequence = 18;
-   */
-  lastSequence: bigint;
-};
-
-/**
- * Describes the message runctl.v1.Batch.
- * Use `create(BatchSchema)` to create a new message.
- */
-export const BatchSchema: GenMessage<Batch> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 0);
-
-/**
- * One run of a batch (seed 001 `executions[]`).
- *
- * @generated from message runctl.v1.BatchItem
- */
-export type BatchItem = Message<"runctl.v1.BatchItem"> & {
-  /**
-   * Id of the run.
-   *
-   * @generated from field: string execution_id = 1;
-   */
-  executionId: string;
-
-  /**
-   * The stored workflow it runs; empty for file sources.
-   *
-   * @generated from field: string workflow_id = 2;
-   */
-  workflowId: string;
-
-  /**
-   * File name of its workflow file, e.g. "workflow1.json"; empty for stored workflows.
-   *
-   * @generated from field: string workflow_file_name = 3;
-   */
-  workflowFileName: string;
-
-  /**
-   * Path of its workflow file as resolved from the request, e.g.
-   * "./tests/workflows/sample/workflow1.json"; empty for stored workflows.
-   *
-   * @generated from field: string workflow_path = 4;
-   */
-  workflowPath: string;
-
-  /**
-   * The run's lifecycle state.
-   *
-   * @generated from field: runctl.v1.ExecutionStatus status = 5;
-   */
-  status: ExecutionStatus;
-
-  /**
-   * Node that most recently started and is still running or waiting; empty when none.
-   *
-   * @generated from field: string current_node_id = 6;
-   */
-  currentNodeId: string;
-
-  /**
-   * Error message when the run ended in ERROR; empty otherwise.
-   *
-   * @generated from field: string error = 7;
-   */
-  error: string;
-
-  /**
-   * When the run left QUEUED; unset while queued.
-   *
-   * @generated from field: google.protobuf.Timestamp start_time = 8;
-   */
-  startTime?: Timestamp | undefined;
-
-  /**
-   * When the run finished; unset before.
-   *
-   * @generated from field: google.protobuf.Timestamp end_time = 9;
-   */
-  endTime?: Timestamp | undefined;
-};
-
-/**
- * Describes the message runctl.v1.BatchItem.
- * Use `create(BatchItemSchema)` to create a new message.
- */
-export const BatchItemSchema: GenMessage<BatchItem> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 1);
+  fileDesc("ChVydW5jdGwvdjEvYmF0Y2gucHJvdG8SCXJ1bmN0bC52MSIhChBXb3JrZmxvd1BhdGhMaXN0Eg0KBXBhdGhzGAEgAygJIh0KDldvcmtmbG93SWRMaXN0EgsKA2lkcxgBIAMoCSK+AgoRU3RhcnRCYXRjaFJlcXVlc3QSFQoLZm9sZGVyX3BhdGgYASABKAlIABI1Cg53b3JrZmxvd19wYXRocxgCIAEoCzIbLnJ1bmN0bC52MS5Xb3JrZmxvd1BhdGhMaXN0SAASMQoMd29ya2Zsb3dfaWRzGAMgASgLMhkucnVuY3RsLnYxLldvcmtmbG93SWRMaXN0SAASLAoFaW5wdXQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgTiQQEBEhkKC2NvbmN1cnJlbmN5GAUgASgFQgTiQQEBEhgKCnJlcXVlc3RfaWQYBiABKAlCBOJBAQESGAoKdHJhY2VfbG9ncxgHIAEoCEIE4kEBARIhChNkaXNhYmxlX2JyZWFrcG9pbnRzGAggASgIQgTiQQEBQggKBnNvdXJjZSI1ChJTdGFydEJhdGNoUmVzcG9uc2USHwoFYmF0Y2gYASABKAsyEC5ydW5jdGwudjEuQmF0Y2giKQoPR2V0QmF0Y2hSZXF1ZXN0EhYKCGJhdGNoX2lkGAEgASgJQgTiQQECIjMKEEdldEJhdGNoUmVzcG9uc2USHwoFYmF0Y2gYASABKAsyEC5ydW5jdGwudjEuQmF0Y2gioAEKEkxpc3RCYXRjaGVzUmVxdWVzdBIsCgZzdGF0dXMYASABKA4yFi5ydW5jdGwudjEuQmF0Y2hTdGF0dXNCBOJBAQESEwoFbGltaXQYAiABKAVCBOJBAQESFAoGb2Zmc2V0GAMgASgFQgTiQQEBEhcKCXBhZ2Vfc2l6ZRgEIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAUgASgJQgTiQQEBIn8KE0xpc3RCYXRjaGVzUmVzcG9uc2USIQoHYmF0Y2hlcxgBIAMoCzIQLnJ1bmN0bC52MS5CYXRjaBINCgV0b3RhbBgCIAEoBRINCgVsaW1pdBgDIAEoBRIOCgZvZmZzZXQYBCABKAUSFwoPbmV4dF9wYWdlX3Rva2VuGAUgASgJIkAKEFN0b3BCYXRjaFJlcXVlc3QSFgoIYmF0Y2hfaWQYASABKAlCBOJBAQISFAoGcmVhc29uGAIgASgJQgTiQQEBInQKEVN0b3BCYXRjaFJlc3BvbnNlEhAKCGJhdGNoX2lkGAEgASgJEhoKEnN0b3BwZWRfZXhlY3V0aW9ucxgCIAEoBRIXCg9ydW5uaW5nX3N0b3BwZWQYAyABKAUSGAoQcXVldWVkX2NhbmNlbGxlZBgEIAEoBSIVChNDbGVhckJhdGNoZXNSZXF1ZXN0ImYKFENsZWFyQmF0Y2hlc1Jlc3BvbnNlEhcKD2JhdGNoZXNfZGVsZXRlZBgBIAEoBRIaChJleGVjdXRpb25zX2RlbGV0ZWQYAiABKAUSGQoRc2tpcHBlZF9iYXRjaF9pZHMYAyADKAkiwQEKEVdhdGNoQmF0Y2hSZXF1ZXN0EhYKCGJhdGNoX2lkGAEgASgJQgTiQQECEiEKDmFmdGVyX3NlcXVlbmNlGAIgASgDQgTiQQEBSACIAQESIQoTaW5jbHVkZV9ub2RlX2V2ZW50cxgDIAEoCEIE4kEBARI7ChJoZWFydGJlYXRfaW50ZXJ2YWwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBOJBAQFCEQoPX2FmdGVyX3NlcXVlbmNlIsABChJXYXRjaEJhdGNoUmVzcG9uc2USJAoIc25hcHNob3QYASABKAsyEC5ydW5jdGwudjEuQmF0Y2hIABImCgZldmVudHMYAiABKAsyFC5ydW5jdGwudjEuRXZlbnRMaXN0SAASKQoJaGVhcnRiZWF0GAMgASgLMhQucnVuY3RsLnYxLkhlYXJ0YmVhdEgAEg4KBmN1cnNvchgEIAEoAxIZChFoaXN0b3J5X3RydW5jYXRlZBgFIAEoCEIGCgRraW5kMtIDCgxCYXRjaFNlcnZpY2USSQoKU3RhcnRCYXRjaBIcLnJ1bmN0bC52MS5TdGFydEJhdGNoUmVxdWVzdBodLnJ1bmN0bC52MS5TdGFydEJhdGNoUmVzcG9uc2USQwoIR2V0QmF0Y2gSGi5ydW5jdGwudjEuR2V0QmF0Y2hSZXF1ZXN0GhsucnVuY3RsLnYxLkdldEJhdGNoUmVzcG9uc2USTAoLTGlzdEJhdGNoZXMSHS5ydW5jdGwudjEuTGlzdEJhdGNoZXNSZXF1ZXN0Gh4ucnVuY3RsLnYxLkxpc3RCYXRjaGVzUmVzcG9uc2USRgoJU3RvcEJhdGNoEhsucnVuY3RsLnYxLlN0b3BCYXRjaFJlcXVlc3QaHC5ydW5jdGwudjEuU3RvcEJhdGNoUmVzcG9uc2USTwoMQ2xlYXJCYXRjaGVzEh4ucnVuY3RsLnYxLkNsZWFyQmF0Y2hlc1JlcXVlc3QaHy5ydW5jdGwudjEuQ2xlYXJCYXRjaGVzUmVzcG9uc2USSwoKV2F0Y2hCYXRjaBIcLnJ1bmN0bC52MS5XYXRjaEJhdGNoUmVxdWVzdBodLnJ1bmN0bC52MS5XYXRjaEJhdGNoUmVzcG9uc2UwAUI4WjZnaXRodWIuY29tL3J1bmN0bC9ydW5jdGwvY2xpZW50cy9nby9ydW5jdGwvdjE7cnVuY3RsdjFiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_runctl_v1_batch_resource, file_runctl_v1_common, file_runctl_v1_event]);
 
 /**
  * A list of workflow file paths (a oneof member cannot be repeated).
@@ -259,7 +40,7 @@ export type WorkflowPathList = Message<"runctl.v1.WorkflowPathList"> & {
  * Use `create(WorkflowPathListSchema)` to create a new message.
  */
 export const WorkflowPathListSchema: GenMessage<WorkflowPathList> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 2);
+  messageDesc(file_runctl_v1_batch, 0);
 
 /**
  * A list of stored workflow ids (a oneof member cannot be repeated).
@@ -280,7 +61,7 @@ export type WorkflowIdList = Message<"runctl.v1.WorkflowIdList"> & {
  * Use `create(WorkflowIdListSchema)` to create a new message.
  */
 export const WorkflowIdListSchema: GenMessage<WorkflowIdList> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 3);
+  messageDesc(file_runctl_v1_batch, 1);
 
 /**
  * Request of BatchService.StartBatch.
@@ -362,7 +143,7 @@ export type StartBatchRequest = Message<"runctl.v1.StartBatchRequest"> & {
  * Use `create(StartBatchRequestSchema)` to create a new message.
  */
 export const StartBatchRequestSchema: GenMessage<StartBatchRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 4);
+  messageDesc(file_runctl_v1_batch, 2);
 
 /**
  * Response of BatchService.StartBatch.
@@ -383,7 +164,7 @@ export type StartBatchResponse = Message<"runctl.v1.StartBatchResponse"> & {
  * Use `create(StartBatchResponseSchema)` to create a new message.
  */
 export const StartBatchResponseSchema: GenMessage<StartBatchResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 5);
+  messageDesc(file_runctl_v1_batch, 3);
 
 /**
  * Request of BatchService.GetBatch.
@@ -404,7 +185,7 @@ export type GetBatchRequest = Message<"runctl.v1.GetBatchRequest"> & {
  * Use `create(GetBatchRequestSchema)` to create a new message.
  */
 export const GetBatchRequestSchema: GenMessage<GetBatchRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 6);
+  messageDesc(file_runctl_v1_batch, 4);
 
 /**
  * Response of BatchService.GetBatch.
@@ -425,7 +206,7 @@ export type GetBatchResponse = Message<"runctl.v1.GetBatchResponse"> & {
  * Use `create(GetBatchResponseSchema)` to create a new message.
  */
 export const GetBatchResponseSchema: GenMessage<GetBatchResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 7);
+  messageDesc(file_runctl_v1_batch, 5);
 
 /**
  * Request of BatchService.ListBatches. Use `limit`/`offset` (seed 001) or
@@ -477,7 +258,7 @@ export type ListBatchesRequest = Message<"runctl.v1.ListBatchesRequest"> & {
  * Use `create(ListBatchesRequestSchema)` to create a new message.
  */
 export const ListBatchesRequestSchema: GenMessage<ListBatchesRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 8);
+  messageDesc(file_runctl_v1_batch, 6);
 
 /**
  * Response of BatchService.ListBatches.
@@ -526,7 +307,7 @@ export type ListBatchesResponse = Message<"runctl.v1.ListBatchesResponse"> & {
  * Use `create(ListBatchesResponseSchema)` to create a new message.
  */
 export const ListBatchesResponseSchema: GenMessage<ListBatchesResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 9);
+  messageDesc(file_runctl_v1_batch, 7);
 
 /**
  * Request of BatchService.StopBatch.
@@ -554,7 +335,7 @@ export type StopBatchRequest = Message<"runctl.v1.StopBatchRequest"> & {
  * Use `create(StopBatchRequestSchema)` to create a new message.
  */
 export const StopBatchRequestSchema: GenMessage<StopBatchRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 10);
+  messageDesc(file_runctl_v1_batch, 8);
 
 /**
  * Response of BatchService.StopBatch (seed 001).
@@ -596,7 +377,7 @@ export type StopBatchResponse = Message<"runctl.v1.StopBatchResponse"> & {
  * Use `create(StopBatchResponseSchema)` to create a new message.
  */
 export const StopBatchResponseSchema: GenMessage<StopBatchResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 11);
+  messageDesc(file_runctl_v1_batch, 9);
 
 /**
  * Request of BatchService.ClearBatches.
@@ -611,7 +392,7 @@ export type ClearBatchesRequest = Message<"runctl.v1.ClearBatchesRequest"> & {
  * Use `create(ClearBatchesRequestSchema)` to create a new message.
  */
 export const ClearBatchesRequestSchema: GenMessage<ClearBatchesRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 12);
+  messageDesc(file_runctl_v1_batch, 10);
 
 /**
  * Response of BatchService.ClearBatches (seed 001).
@@ -646,7 +427,7 @@ export type ClearBatchesResponse = Message<"runctl.v1.ClearBatchesResponse"> & {
  * Use `create(ClearBatchesResponseSchema)` to create a new message.
  */
 export const ClearBatchesResponseSchema: GenMessage<ClearBatchesResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 13);
+  messageDesc(file_runctl_v1_batch, 11);
 
 /**
  * Request of BatchService.WatchBatch.
@@ -692,7 +473,7 @@ export type WatchBatchRequest = Message<"runctl.v1.WatchBatchRequest"> & {
  * Use `create(WatchBatchRequestSchema)` to create a new message.
  */
 export const WatchBatchRequestSchema: GenMessage<WatchBatchRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 14);
+  messageDesc(file_runctl_v1_batch, 12);
 
 /**
  * One message of BatchService.WatchBatch.
@@ -754,98 +535,7 @@ export type WatchBatchResponse = Message<"runctl.v1.WatchBatchResponse"> & {
  * Use `create(WatchBatchResponseSchema)` to create a new message.
  */
 export const WatchBatchResponseSchema: GenMessage<WatchBatchResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_batch, 15);
-
-/**
- * Lifecycle state of a batch.
- *
- * @generated from enum runctl.v1.BatchStatus
- */
-export enum BatchStatus {
-  /**
-   * Any status (in a filter).
-   *
-   * @generated from enum value: BATCH_STATUS_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * Some runs are queued, running or paused.
-   *
-   * @generated from enum value: BATCH_STATUS_RUNNING = 1;
-   */
-  RUNNING = 1,
-
-  /**
-   * Every run finished; runs that ended in ERROR are counted in `failed` (seed 001 shows a
-   * completed batch with failures). Terminal.
-   *
-   * @generated from enum value: BATCH_STATUS_COMPLETED = 2;
-   */
-  COMPLETED = 2,
-
-  /**
-   * Reserved for a batch that fails as a whole; failed runs alone do not make a batch ERROR.
-   * Terminal.
-   *
-   * @generated from enum value: BATCH_STATUS_ERROR = 3;
-   */
-  ERROR = 3,
-
-  /**
-   * Stopped by StopBatch or StopAllExecutions. Terminal.
-   *
-   * @generated from enum value: BATCH_STATUS_STOPPED = 4;
-   */
-  STOPPED = 4,
-}
-
-/**
- * Describes the enum runctl.v1.BatchStatus.
- */
-export const BatchStatusSchema: GenEnum<BatchStatus> = /*@__PURE__*/
-  enumDesc(file_runctl_v1_batch, 0);
-
-/**
- * Where a batch's workflows came from (seed 001 `sourceType`).
- *
- * @generated from enum runctl.v1.BatchSourceType
- */
-export enum BatchSourceType {
-  /**
-   * Not applicable.
-   *
-   * @generated from enum value: BATCH_SOURCE_TYPE_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * Every workflow file (*.json, *.yaml, *.yml) of a folder ("folder").
-   *
-   * @generated from enum value: BATCH_SOURCE_TYPE_FOLDER = 1;
-   */
-  FOLDER = 1,
-
-  /**
-   * A list of workflow files ("files").
-   *
-   * @generated from enum value: BATCH_SOURCE_TYPE_FILES = 2;
-   */
-  FILES = 2,
-
-  /**
-   * A list of stored workflows ("workflows").
-   *
-   * @generated from enum value: BATCH_SOURCE_TYPE_WORKFLOWS = 3;
-   */
-  WORKFLOWS = 3,
-}
-
-/**
- * Describes the enum runctl.v1.BatchSourceType.
- */
-export const BatchSourceTypeSchema: GenEnum<BatchSourceType> = /*@__PURE__*/
-  enumDesc(file_runctl_v1_batch, 1);
+  messageDesc(file_runctl_v1_batch, 13);
 
 /**
  * Starts many runs together (from a folder of workflow files, a list of files, or a list of

@@ -5,14 +5,14 @@
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message } from "@bufbuild/protobuf";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file runctl/v1/common.proto.
  */
 export const file_runctl_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChZydW5jdGwvdjEvY29tbW9uLnByb3RvEglydW5jdGwudjEiRAoMRm9yRWFjaEZyYW1lEg0KBWluZGV4GAEgASgFEhYKDnBhcmVudF9ub2RlX2lkGAIgASgJEg0KBXRvdGFsGAMgASgFIm4KDkZvckVhY2hDb250ZXh0EiYKBXN0YWNrGAEgAygLMhcucnVuY3RsLnYxLkZvckVhY2hGcmFtZRINCgVpbmRleBgCIAEoBRIWCg5wYXJlbnRfbm9kZV9pZBgDIAEoCRINCgV0b3RhbBgEIAEoBSI1CglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqtQEKC1BhdXNlUmVhc29uEhwKGFBBVVNFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhsKF1BBVVNFX1JFQVNPTl9CUkVBS1BPSU5UEAESFQoRUEFVU0VfUkVBU09OX1dBSVQQAhIZChVQQVVTRV9SRUFTT05fQVBQUk9WQUwQAxIXChNQQVVTRV9SRUFTT05fTUFOVUFMEAQSIAocUEFVU0VfUkVBU09OX1dPUktGTE9XX1BBVVNFRBAFQjhaNmdpdGh1Yi5jb20vcnVuY3RsL3J1bmN0bC9jbGllbnRzL2dvL3J1bmN0bC92MTtydW5jdGx2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChZydW5jdGwvdjEvY29tbW9uLnByb3RvEglydW5jdGwudjEiRAoMRm9yRWFjaEZyYW1lEg0KBWluZGV4GAEgASgFEhYKDnBhcmVudF9ub2RlX2lkGAIgASgJEg0KBXRvdGFsGAMgASgFIm4KDkZvckVhY2hDb250ZXh0EiYKBXN0YWNrGAEgAygLMhcucnVuY3RsLnYxLkZvckVhY2hGcmFtZRINCgVpbmRleBgCIAEoBRIWCg5wYXJlbnRfbm9kZV9pZBgDIAEoCRINCgV0b3RhbBgEIAEoBSJnCglOb2RlRXJyb3ISDwoHbWVzc2FnZRgBIAEoCRIMCgRjb2RlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCBIoCgdkZXRhaWxzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJACg5FeGVjdXRpb25FcnJvchIPCgdtZXNzYWdlGAEgASgJEg8KB25vZGVfaWQYAiABKAkSDAoEY29kZRgDIAEoCSI1CglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqtQEKC1BhdXNlUmVhc29uEhwKGFBBVVNFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhsKF1BBVVNFX1JFQVNPTl9CUkVBS1BPSU5UEAESFQoRUEFVU0VfUkVBU09OX1dBSVQQAhIZChVQQVVTRV9SRUFTT05fQVBQUk9WQUwQAxIXChNQQVVTRV9SRUFTT05fTUFOVUFMEAQSIAocUEFVU0VfUkVBU09OX1dPUktGTE9XX1BBVVNFRBAFKuUBCg9FeGVjdXRpb25TdGF0dXMSIAocRVhFQ1VUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0VYRUNVVElPTl9TVEFUVVNfUVVFVUVEEAESHAoYRVhFQ1VUSU9OX1NUQVRVU19SVU5OSU5HEAISGwoXRVhFQ1VUSU9OX1NUQVRVU19QQVVTRUQQAxIeChpFWEVDVVRJT05fU1RBVFVTX0NPTVBMRVRFRBAEEhoKFkVYRUNVVElPTl9TVEFUVVNfRVJST1IQBRIcChhFWEVDVVRJT05fU1RBVFVTX1NUT1BQRUQQBirxAQoKTm9kZVN0YXR1cxIbChdOT0RFX1NUQVRVU19VTlNQRUNJRklFRBAAEhQKEE5PREVfU1RBVFVTX0lETEUQARIZChVOT0RFX1NUQVRVU19TQ0hFRFVMRUQQAhIXChNOT0RFX1NUQVRVU19SVU5OSU5HEAMSFwoTTk9ERV9TVEFUVVNfV0FJVElORxAEEhkKFU5PREVfU1RBVFVTX0NPTVBMRVRFRBAFEhYKEk5PREVfU1RBVFVTX0ZBSUxFRBAGEhcKE05PREVfU1RBVFVTX1NUT1BQRUQQBxIXChNOT0RFX1NUQVRVU19TS0lQUEVEEAgqegoITG9nTGV2ZWwSGQoVTE9HX0xFVkVMX1VOU1BFQ0lGSUVEEAASEwoPTE9HX0xFVkVMX0RFQlVHEAESEgoOTE9HX0xFVkVMX0lORk8QAhIVChFMT0dfTEVWRUxfV0FSTklORxADEhMKD0xPR19MRVZFTF9FUlJPUhAEQjhaNmdpdGh1Yi5jb20vcnVuY3RsL3J1bmN0bC9jbGllbnRzL2dvL3J1bmN0bC92MTtydW5jdGx2MWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One level of for-each nesting: which iteration of which loop a node run belongs to
@@ -98,6 +98,84 @@ export const ForEachContextSchema: GenMessage<ForEachContext> = /*@__PURE__*/
   messageDesc(file_runctl_v1_common, 1);
 
 /**
+ * Why a node attempt failed.
+ *
+ * @generated from message runctl.v1.NodeError
+ */
+export type NodeError = Message<"runctl.v1.NodeError"> & {
+  /**
+   * Human-readable message, e.g. "GET http://...: 503 Service Unavailable".
+   *
+   * @generated from field: string message = 1;
+   */
+  message: string;
+
+  /**
+   * Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "PAUSE_EXPIRED", "TASK_FAILED",
+   * "EXPRESSION_ERROR"; free string, UPPER_SNAKE_CASE.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+
+  /**
+   * Whether the failure may succeed on retry (a retry happens only if attempts remain).
+   *
+   * @generated from field: bool retryable = 3;
+   */
+  retryable: boolean;
+
+  /**
+   * Extra structured details (e.g. the HTTP status and body, a worker's details).
+   *
+   * @generated from field: google.protobuf.Struct details = 4;
+   */
+  details?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message runctl.v1.NodeError.
+ * Use `create(NodeErrorSchema)` to create a new message.
+ */
+export const NodeErrorSchema: GenMessage<NodeError> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_common, 2);
+
+/**
+ * Why a run failed.
+ *
+ * @generated from message runctl.v1.ExecutionError
+ */
+export type ExecutionError = Message<"runctl.v1.ExecutionError"> & {
+  /**
+   * Human-readable message (the failing node's message, or a run-level reason).
+   *
+   * @generated from field: string message = 1;
+   */
+  message: string;
+
+  /**
+   * The node whose failure failed the run; empty for run-level failures.
+   *
+   * @generated from field: string node_id = 2;
+   */
+  nodeId: string;
+
+  /**
+   * Machine-readable code (see NodeError.code), e.g. "TIMEOUT".
+   *
+   * @generated from field: string code = 3;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message runctl.v1.ExecutionError.
+ * Use `create(ExecutionErrorSchema)` to create a new message.
+ */
+export const ExecutionErrorSchema: GenMessage<ExecutionError> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_common, 3);
+
+/**
  * A keep-alive message on a server stream that had nothing else to send for a while. Its
  * presence tells the client that the stream and the server are alive; the enclosing response's
  * `cursor` still advances, so a reconnect skips log entries already checked for this stream.
@@ -118,7 +196,7 @@ export type Heartbeat = Message<"runctl.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_common, 2);
+  messageDesc(file_runctl_v1_common, 4);
 
 /**
  * Why an execution is paused, or what kind of pause point it waits at.
@@ -177,4 +255,191 @@ export enum PauseReason {
  */
 export const PauseReasonSchema: GenEnum<PauseReason> = /*@__PURE__*/
   enumDesc(file_runctl_v1_common, 0);
+
+/**
+ * Lifecycle state of a run.
+ *
+ * @generated from enum runctl.v1.ExecutionStatus
+ */
+export enum ExecutionStatus {
+  /**
+   * Any status (in a filter).
+   *
+   * @generated from enum value: EXECUTION_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Created; waits for capacity, for its batch's concurrency limit, or for its paused workflow.
+   *
+   * @generated from enum value: EXECUTION_STATUS_QUEUED = 1;
+   */
+  QUEUED = 1,
+
+  /**
+   * Nodes are running or scheduled.
+   *
+   * @generated from enum value: EXECUTION_STATUS_RUNNING = 2;
+   */
+  RUNNING = 2,
+
+  /**
+   * Waits at one or more pause points (see `pause_reason`); independent branches that are not
+   * blocked may still progress.
+   *
+   * @generated from enum value: EXECUTION_STATUS_PAUSED = 3;
+   */
+  PAUSED = 3,
+
+  /**
+   * Finished: an end node was reached or every branch finished without error. Terminal.
+   *
+   * @generated from enum value: EXECUTION_STATUS_COMPLETED = 4;
+   */
+  COMPLETED = 4,
+
+  /**
+   * Finished: a node failed with no attempts left (see `error`). Terminal.
+   *
+   * @generated from enum value: EXECUTION_STATUS_ERROR = 5;
+   */
+  ERROR = 5,
+
+  /**
+   * Finished: stopped by StopExecution, StopAllExecutions, StopBatch or CancelWorkflow. Terminal.
+   *
+   * @generated from enum value: EXECUTION_STATUS_STOPPED = 6;
+   */
+  STOPPED = 6,
+}
+
+/**
+ * Describes the enum runctl.v1.ExecutionStatus.
+ */
+export const ExecutionStatusSchema: GenEnum<ExecutionStatus> = /*@__PURE__*/
+  enumDesc(file_runctl_v1_common, 1);
+
+/**
+ * State of one node run (one node, or one loop iteration of a node in a for_each body).
+ *
+ * @generated from enum runctl.v1.NodeStatus
+ */
+export enum NodeStatus {
+  /**
+   * Not applicable.
+   *
+   * @generated from enum value: NODE_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Not reached yet.
+   *
+   * @generated from enum value: NODE_STATUS_IDLE = 1;
+   */
+  IDLE = 1,
+
+  /**
+   * Ready to run: waits for a slot, a retry backoff, a delay timer or an external worker.
+   *
+   * @generated from enum value: NODE_STATUS_SCHEDULED = 2;
+   */
+  SCHEDULED = 2,
+
+  /**
+   * An attempt is running.
+   *
+   * @generated from enum value: NODE_STATUS_RUNNING = 3;
+   */
+  RUNNING = 3,
+
+  /**
+   * Waits at a pause point: a wait or approval node, or a breakpoint before the node runs.
+   *
+   * @generated from enum value: NODE_STATUS_WAITING = 4;
+   */
+  WAITING = 4,
+
+  /**
+   * Finished successfully; `output` is set.
+   *
+   * @generated from enum value: NODE_STATUS_COMPLETED = 5;
+   */
+  COMPLETED = 5,
+
+  /**
+   * Failed with no attempts left; `error` is set.
+   *
+   * @generated from enum value: NODE_STATUS_FAILED = 6;
+   */
+  FAILED = 6,
+
+  /**
+   * Stopped with its run while scheduled, running or waiting.
+   *
+   * @generated from enum value: NODE_STATUS_STOPPED = 7;
+   */
+  STOPPED = 7,
+
+  /**
+   * Will not run: on a branch not taken, or skipped at a pause (PAUSE_ACTION_SKIP).
+   *
+   * @generated from enum value: NODE_STATUS_SKIPPED = 8;
+   */
+  SKIPPED = 8,
+}
+
+/**
+ * Describes the enum runctl.v1.NodeStatus.
+ */
+export const NodeStatusSchema: GenEnum<NodeStatus> = /*@__PURE__*/
+  enumDesc(file_runctl_v1_common, 2);
+
+/**
+ * Severity of a trace log line.
+ *
+ * @generated from enum runctl.v1.LogLevel
+ */
+export enum LogLevel {
+  /**
+   * Not applicable.
+   *
+   * @generated from enum value: LOG_LEVEL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Detailed tracing (resolved configs, expression results).
+   *
+   * @generated from enum value: LOG_LEVEL_DEBUG = 1;
+   */
+  DEBUG = 1,
+
+  /**
+   * Normal progress.
+   *
+   * @generated from enum value: LOG_LEVEL_INFO = 2;
+   */
+  INFO = 2,
+
+  /**
+   * Something unexpected that did not fail the node (e.g. a retried attempt).
+   *
+   * @generated from enum value: LOG_LEVEL_WARNING = 3;
+   */
+  WARNING = 3,
+
+  /**
+   * A failure.
+   *
+   * @generated from enum value: LOG_LEVEL_ERROR = 4;
+   */
+  ERROR = 4,
+}
+
+/**
+ * Describes the enum runctl.v1.LogLevel.
+ */
+export const LogLevelSchema: GenEnum<LogLevel> = /*@__PURE__*/
+  enumDesc(file_runctl_v1_common, 3);
 

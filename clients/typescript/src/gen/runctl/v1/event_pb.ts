@@ -5,17 +5,21 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.js";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp, Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { ForEachFrame, Heartbeat } from "./common_pb.js";
+import type { Batch, BatchItem } from "./batch_resource_pb.js";
+import { file_runctl_v1_batch_resource } from "./batch_resource_pb.js";
+import type { ExecutionError, ExecutionStatus, ForEachFrame, Heartbeat, LogLevel, NodeError, NodeStatus, PauseReason } from "./common_pb.js";
 import { file_runctl_v1_common } from "./common_pb.js";
+import type { WorkflowStatus } from "./workflow_pb.js";
+import { file_runctl_v1_workflow } from "./workflow_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file runctl/v1/event.proto.
  */
 export const file_runctl_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("ChVydW5jdGwvdjEvZXZlbnQucHJvdG8SCXJ1bmN0bC52MSKHAgoFRXZlbnQSEAoIc2VxdWVuY2UYASABKAMSIgoEdHlwZRgCIAEoDjIULnJ1bmN0bC52MS5FdmVudFR5cGUSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLd29ya2Zsb3dfaWQYBCABKAkSFAoMZXhlY3V0aW9uX2lkGAUgASgJEhAKCGJhdGNoX2lkGAYgASgJEg8KB25vZGVfaWQYByABKAkSJgoFc3RhY2sYCCADKAsyFy5ydW5jdGwudjEuRm9yRWFjaEZyYW1lEigKB3BheWxvYWQYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ii0KCUV2ZW50TGlzdBIgCgZldmVudHMYASADKAsyEC5ydW5jdGwudjEuRXZlbnQi3gEKEUxpc3RFdmVudHNSZXF1ZXN0EhwKDmFmdGVyX3NlcXVlbmNlGAEgASgDQgTiQQEBEhkKC3dvcmtmbG93X2lkGAIgASgJQgTiQQEBEhoKDGV4ZWN1dGlvbl9pZBgDIAEoCUIE4kEBARIWCghiYXRjaF9pZBgEIAEoCUIE4kEBARIpCgV0eXBlcxgFIAMoDjIULnJ1bmN0bC52MS5FdmVudFR5cGVCBOJBAQESFwoJcGFnZV9zaXplGAYgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YByABKAlCBOJBAQEiZgoSTGlzdEV2ZW50c1Jlc3BvbnNlEiAKBmV2ZW50cxgBIAMoCzIQLnJ1bmN0bC52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSFQoNaGVhZF9zZXF1ZW5jZRgDIAEoAyKCAgoTU3RyZWFtRXZlbnRzUmVxdWVzdBIZCgt3b3JrZmxvd19pZBgBIAEoCUIE4kEBARIaCgxleGVjdXRpb25faWQYAiABKAlCBOJBAQESFgoIYmF0Y2hfaWQYAyABKAlCBOJBAQESKQoFdHlwZXMYBCADKA4yFC5ydW5jdGwudjEuRXZlbnRUeXBlQgTiQQEBEiEKDmFmdGVyX3NlcXVlbmNlGAUgASgDQgTiQQEBSACIAQESOwoSaGVhcnRiZWF0X2ludGVydmFsGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgTiQQEBQhEKD19hZnRlcl9zZXF1ZW5jZSKcAQoUU3RyZWFtRXZlbnRzUmVzcG9uc2USJgoGZXZlbnRzGAEgASgLMhQucnVuY3RsLnYxLkV2ZW50TGlzdEgAEikKCWhlYXJ0YmVhdBgCIAEoCzIULnJ1bmN0bC52MS5IZWFydGJlYXRIABIOCgZjdXJzb3IYAyABKAMSGQoRaGlzdG9yeV90cnVuY2F0ZWQYBCABKAhCBgoEa2luZCrhCAoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIfChtFVkVOVF9UWVBFX1dPUktGTE9XX0NSRUFURUQQARIfChtFVkVOVF9UWVBFX1dPUktGTE9XX1VQREFURUQQAhIfChtFVkVOVF9UWVBFX1dPUktGTE9XX0RFTEVURUQQAxIeChpFVkVOVF9UWVBFX1dPUktGTE9XX1BBVVNFRBAEEh8KG0VWRU5UX1RZUEVfV09SS0ZMT1dfUkVTVU1FRBAFEiEKHUVWRU5UX1RZUEVfV09SS0ZMT1dfQ0FOQ0VMTEVEEAYSJgoiRVZFTlRfVFlQRV9XT1JLRkxPV19TRUNSRVRfUk9UQVRFRBAHEh8KG0VWRU5UX1RZUEVfRVhFQ1VUSU9OX1FVRVVFRBAUEiAKHEVWRU5UX1RZUEVfRVhFQ1VUSU9OX1NUQVJURUQQFRIfChtFVkVOVF9UWVBFX0VYRUNVVElPTl9QQVVTRUQQFhIgChxFVkVOVF9UWVBFX0VYRUNVVElPTl9SRVNVTUVEEBcSIgoeRVZFTlRfVFlQRV9FWEVDVVRJT05fQ09NUExFVEVEEBgSHwobRVZFTlRfVFlQRV9FWEVDVVRJT05fRkFJTEVEEBkSIAocRVZFTlRfVFlQRV9FWEVDVVRJT05fU1RPUFBFRBAaEisKJ0VWRU5UX1RZUEVfRVhFQ1VUSU9OX1RSQUNFX0xPR1NfQ0hBTkdFRBAbEh0KGUVWRU5UX1RZUEVfTk9ERV9TQ0hFRFVMRUQQKBIbChdFVkVOVF9UWVBFX05PREVfU1RBUlRFRBApEhsKF0VWRU5UX1RZUEVfTk9ERV9XQUlUSU5HECoSHQoZRVZFTlRfVFlQRV9OT0RFX0NPTVBMRVRFRBArEhoKFkVWRU5UX1RZUEVfTk9ERV9GQUlMRUQQLBIbChdFVkVOVF9UWVBFX05PREVfU0tJUFBFRBAtEhsKF0VWRU5UX1RZUEVfTk9ERV9TVE9QUEVEEC4SHAoYRVZFTlRfVFlQRV9OT0RFX1JFVFJZSU5HEC8SFwoTRVZFTlRfVFlQRV9OT0RFX0xPRxAwEiIKHkVWRU5UX1RZUEVfUEFVU0VfUE9JTlRfQ1JFQVRFRBA8EiIKHkVWRU5UX1RZUEVfUEFVU0VfUE9JTlRfUkVTVU1FRBA9EiIKHkVWRU5UX1RZUEVfUEFVU0VfUE9JTlRfRVhQSVJFRBA+EiQKIEVWRU5UX1RZUEVfUEFVU0VfUE9JTlRfQ0FOQ0VMTEVEED8SHAoYRVZFTlRfVFlQRV9CQVRDSF9TVEFSVEVEEFASHAoYRVZFTlRfVFlQRV9CQVRDSF9VUERBVEVEEFESHgoaRVZFTlRfVFlQRV9CQVRDSF9DT01QTEVURUQQUhIcChhFVkVOVF9UWVBFX0JBVENIX1NUT1BQRUQQUxIeChpFVkVOVF9UWVBFX0JBVENIRVNfQ0xFQVJFRBBUMqwBCgxFdmVudFNlcnZpY2USSQoKTGlzdEV2ZW50cxIcLnJ1bmN0bC52MS5MaXN0RXZlbnRzUmVxdWVzdBodLnJ1bmN0bC52MS5MaXN0RXZlbnRzUmVzcG9uc2USUQoMU3RyZWFtRXZlbnRzEh4ucnVuY3RsLnYxLlN0cmVhbUV2ZW50c1JlcXVlc3QaHy5ydW5jdGwudjEuU3RyZWFtRXZlbnRzUmVzcG9uc2UwAUI4WjZnaXRodWIuY29tL3J1bmN0bC9ydW5jdGwvY2xpZW50cy9nby9ydW5jdGwvdjE7cnVuY3RsdjFiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_runctl_v1_common]);
+  fileDesc("ChVydW5jdGwvdjEvZXZlbnQucHJvdG8SCXJ1bmN0bC52MSKJFQoFRXZlbnQSEAoIc2VxdWVuY2UYASABKAMSIgoEdHlwZRgCIAEoDjIULnJ1bmN0bC52MS5FdmVudFR5cGUSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLd29ya2Zsb3dfaWQYBCABKAkSFAoMZXhlY3V0aW9uX2lkGAUgASgJEhAKCGJhdGNoX2lkGAYgASgJEg8KB25vZGVfaWQYByABKAkSJgoFc3RhY2sYCCADKAsyFy5ydW5jdGwudjEuRm9yRWFjaEZyYW1lEksKG3dvcmtmbG93X2NyZWF0ZWRfYXR0cmlidXRlcxgLIAEoCzIkLnJ1bmN0bC52MS5Xb3JrZmxvd0NyZWF0ZWRBdHRyaWJ1dGVzSAASSwobd29ya2Zsb3dfdXBkYXRlZF9hdHRyaWJ1dGVzGAwgASgLMiQucnVuY3RsLnYxLldvcmtmbG93VXBkYXRlZEF0dHJpYnV0ZXNIABJLCht3b3JrZmxvd19kZWxldGVkX2F0dHJpYnV0ZXMYDSABKAsyJC5ydW5jdGwudjEuV29ya2Zsb3dEZWxldGVkQXR0cmlidXRlc0gAEkkKGndvcmtmbG93X3BhdXNlZF9hdHRyaWJ1dGVzGA4gASgLMiMucnVuY3RsLnYxLldvcmtmbG93UGF1c2VkQXR0cmlidXRlc0gAEksKG3dvcmtmbG93X3Jlc3VtZWRfYXR0cmlidXRlcxgPIAEoCzIkLnJ1bmN0bC52MS5Xb3JrZmxvd1Jlc3VtZWRBdHRyaWJ1dGVzSAASTwodd29ya2Zsb3dfY2FuY2VsbGVkX2F0dHJpYnV0ZXMYECABKAsyJi5ydW5jdGwudjEuV29ya2Zsb3dDYW5jZWxsZWRBdHRyaWJ1dGVzSAASWAoid29ya2Zsb3dfc2VjcmV0X3JvdGF0ZWRfYXR0cmlidXRlcxgRIAEoCzIqLnJ1bmN0bC52MS5Xb3JrZmxvd1NlY3JldFJvdGF0ZWRBdHRyaWJ1dGVzSAASSwobZXhlY3V0aW9uX3F1ZXVlZF9hdHRyaWJ1dGVzGBQgASgLMiQucnVuY3RsLnYxLkV4ZWN1dGlvblF1ZXVlZEF0dHJpYnV0ZXNIABJNChxleGVjdXRpb25fc3RhcnRlZF9hdHRyaWJ1dGVzGBUgASgLMiUucnVuY3RsLnYxLkV4ZWN1dGlvblN0YXJ0ZWRBdHRyaWJ1dGVzSAASSwobZXhlY3V0aW9uX3BhdXNlZF9hdHRyaWJ1dGVzGBYgASgLMiQucnVuY3RsLnYxLkV4ZWN1dGlvblBhdXNlZEF0dHJpYnV0ZXNIABJNChxleGVjdXRpb25fcmVzdW1lZF9hdHRyaWJ1dGVzGBcgASgLMiUucnVuY3RsLnYxLkV4ZWN1dGlvblJlc3VtZWRBdHRyaWJ1dGVzSAASUQoeZXhlY3V0aW9uX2NvbXBsZXRlZF9hdHRyaWJ1dGVzGBggASgLMicucnVuY3RsLnYxLkV4ZWN1dGlvbkNvbXBsZXRlZEF0dHJpYnV0ZXNIABJLChtleGVjdXRpb25fZmFpbGVkX2F0dHJpYnV0ZXMYGSABKAsyJC5ydW5jdGwudjEuRXhlY3V0aW9uRmFpbGVkQXR0cmlidXRlc0gAEk0KHGV4ZWN1dGlvbl9zdG9wcGVkX2F0dHJpYnV0ZXMYGiABKAsyJS5ydW5jdGwudjEuRXhlY3V0aW9uU3RvcHBlZEF0dHJpYnV0ZXNIABJhCidleGVjdXRpb25fdHJhY2VfbG9nc19jaGFuZ2VkX2F0dHJpYnV0ZXMYGyABKAsyLi5ydW5jdGwudjEuRXhlY3V0aW9uVHJhY2VMb2dzQ2hhbmdlZEF0dHJpYnV0ZXNIABJDChdub2RlX3N0YXJ0ZWRfYXR0cmlidXRlcxgpIAEoCzIgLnJ1bmN0bC52MS5Ob2RlU3RhcnRlZEF0dHJpYnV0ZXNIABJDChdub2RlX3dhaXRpbmdfYXR0cmlidXRlcxgqIAEoCzIgLnJ1bmN0bC52MS5Ob2RlV2FpdGluZ0F0dHJpYnV0ZXNIABJHChlub2RlX2NvbXBsZXRlZF9hdHRyaWJ1dGVzGCsgASgLMiIucnVuY3RsLnYxLk5vZGVDb21wbGV0ZWRBdHRyaWJ1dGVzSAASQQoWbm9kZV9mYWlsZWRfYXR0cmlidXRlcxgsIAEoCzIfLnJ1bmN0bC52MS5Ob2RlRmFpbGVkQXR0cmlidXRlc0gAEkMKF25vZGVfc2tpcHBlZF9hdHRyaWJ1dGVzGC0gASgLMiAucnVuY3RsLnYxLk5vZGVTa2lwcGVkQXR0cmlidXRlc0gAEkMKF25vZGVfc3RvcHBlZF9hdHRyaWJ1dGVzGC4gASgLMiAucnVuY3RsLnYxLk5vZGVTdG9wcGVkQXR0cmlidXRlc0gAEkUKGG5vZGVfcmV0cnlpbmdfYXR0cmlidXRlcxgvIAEoCzIhLnJ1bmN0bC52MS5Ob2RlUmV0cnlpbmdBdHRyaWJ1dGVzSAASOwoTbm9kZV9sb2dfYXR0cmlidXRlcxgwIAEoCzIcLnJ1bmN0bC52MS5Ob2RlTG9nQXR0cmlidXRlc0gAElAKHnBhdXNlX3BvaW50X2NyZWF0ZWRfYXR0cmlidXRlcxg8IAEoCzImLnJ1bmN0bC52MS5QYXVzZVBvaW50Q3JlYXRlZEF0dHJpYnV0ZXNIABJQCh5wYXVzZV9wb2ludF9yZXN1bWVkX2F0dHJpYnV0ZXMYPSABKAsyJi5ydW5jdGwudjEuUGF1c2VQb2ludFJlc3VtZWRBdHRyaWJ1dGVzSAASUAoecGF1c2VfcG9pbnRfZXhwaXJlZF9hdHRyaWJ1dGVzGD4gASgLMiYucnVuY3RsLnYxLlBhdXNlUG9pbnRFeHBpcmVkQXR0cmlidXRlc0gAElQKIHBhdXNlX3BvaW50X2NhbmNlbGxlZF9hdHRyaWJ1dGVzGD8gASgLMigucnVuY3RsLnYxLlBhdXNlUG9pbnRDYW5jZWxsZWRBdHRyaWJ1dGVzSAASRQoYYmF0Y2hfc3RhcnRlZF9hdHRyaWJ1dGVzGFAgASgLMiEucnVuY3RsLnYxLkJhdGNoU3RhcnRlZEF0dHJpYnV0ZXNIABJFChhiYXRjaF91cGRhdGVkX2F0dHJpYnV0ZXMYUSABKAsyIS5ydW5jdGwudjEuQmF0Y2hVcGRhdGVkQXR0cmlidXRlc0gAEkkKGmJhdGNoX2NvbXBsZXRlZF9hdHRyaWJ1dGVzGFIgASgLMiMucnVuY3RsLnYxLkJhdGNoQ29tcGxldGVkQXR0cmlidXRlc0gAEkUKGGJhdGNoX3N0b3BwZWRfYXR0cmlidXRlcxhTIAEoCzIhLnJ1bmN0bC52MS5CYXRjaFN0b3BwZWRBdHRyaWJ1dGVzSAASSQoaYmF0Y2hlc19jbGVhcmVkX2F0dHJpYnV0ZXMYVCABKAsyIy5ydW5jdGwudjEuQmF0Y2hlc0NsZWFyZWRBdHRyaWJ1dGVzSABCDAoKYXR0cmlidXRlc0oECAkQClIHcGF5bG9hZCI6ChlXb3JrZmxvd0NyZWF0ZWRBdHRyaWJ1dGVzEg8KB3ZlcnNpb24YASABKAUSDAoEbmFtZRgCIAEoCSIsChlXb3JrZmxvd1VwZGF0ZWRBdHRyaWJ1dGVzEg8KB3ZlcnNpb24YASABKAUiGwoZV29ya2Zsb3dEZWxldGVkQXR0cmlidXRlcyJVChhXb3JrZmxvd1BhdXNlZEF0dHJpYnV0ZXMSKQoGc3RhdHVzGAEgASgOMhkucnVuY3RsLnYxLldvcmtmbG93U3RhdHVzEg4KBnJlYXNvbhgCIAEoCSJGChlXb3JrZmxvd1Jlc3VtZWRBdHRyaWJ1dGVzEikKBnN0YXR1cxgBIAEoDjIZLnJ1bmN0bC52MS5Xb3JrZmxvd1N0YXR1cyJYChtXb3JrZmxvd0NhbmNlbGxlZEF0dHJpYnV0ZXMSKQoGc3RhdHVzGAEgASgOMhkucnVuY3RsLnYxLldvcmtmbG93U3RhdHVzEg4KBnJlYXNvbhgCIAEoCSJNCh9Xb3JrZmxvd1NlY3JldFJvdGF0ZWRBdHRyaWJ1dGVzEioKB292ZXJsYXAYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ieQoZRXhlY3V0aW9uUXVldWVkQXR0cmlidXRlcxImCgVpbnB1dBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDAoEbmFtZRgCIAEoCRImCgZyZWFzb24YAyABKA4yFi5ydW5jdGwudjEuUXVldWVSZWFzb24iUgoaRXhlY3V0aW9uU3RhcnRlZEF0dHJpYnV0ZXMSJgoFaW5wdXQYASABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EgwKBG5hbWUYAiABKAkiVwoZRXhlY3V0aW9uUGF1c2VkQXR0cmlidXRlcxImCgZyZWFzb24YASABKA4yFi5ydW5jdGwudjEuUGF1c2VSZWFzb24SEgoKY29udGV4dF9pZBgCIAEoCSIcChpFeGVjdXRpb25SZXN1bWVkQXR0cmlidXRlcyJyChxFeGVjdXRpb25Db21wbGV0ZWRBdHRyaWJ1dGVzEioKBnN0YXR1cxgBIAEoDjIaLnJ1bmN0bC52MS5FeGVjdXRpb25TdGF0dXMSJgoGb3V0cHV0GAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlInEKGUV4ZWN1dGlvbkZhaWxlZEF0dHJpYnV0ZXMSKgoGc3RhdHVzGAEgASgOMhoucnVuY3RsLnYxLkV4ZWN1dGlvblN0YXR1cxIoCgVlcnJvchgCIAEoCzIZLnJ1bmN0bC52MS5FeGVjdXRpb25FcnJvciK1AQoaRXhlY3V0aW9uU3RvcHBlZEF0dHJpYnV0ZXMSKgoGc3RhdHVzGAEgASgOMhoucnVuY3RsLnYxLkV4ZWN1dGlvblN0YXR1cxImCgZvdXRwdXQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDgoGcmVhc29uGAMgASgJEjMKD3ByZXZpb3VzX3N0YXR1cxgEIAEoDjIaLnJ1bmN0bC52MS5FeGVjdXRpb25TdGF0dXMiNgojRXhlY3V0aW9uVHJhY2VMb2dzQ2hhbmdlZEF0dHJpYnV0ZXMSDwoHZW5hYmxlZBgBIAEoCCJ0ChVOb2RlU3RhcnRlZEF0dHJpYnV0ZXMSEAoIbm9kZV9rZXkYASABKAkSEQoJbm9kZV90eXBlGAIgASgJEiUKBnN0YXR1cxgDIAEoDjIVLnJ1bmN0bC52MS5Ob2RlU3RhdHVzEg8KB2F0dGVtcHQYBCABKAUi0gEKFU5vZGVXYWl0aW5nQXR0cmlidXRlcxIQCghub2RlX2tleRgBIAEoCRIRCglub2RlX3R5cGUYAiABKAkSJQoGc3RhdHVzGAMgASgOMhUucnVuY3RsLnYxLk5vZGVTdGF0dXMSEgoKY29udGV4dF9pZBgEIAEoCRIqCgpwYXVzZV9raW5kGAUgASgOMhYucnVuY3RsLnYxLlBhdXNlUmVhc29uEi0KCXdha2VfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiHgoMTm9kZUJyYW5jaGVzEg4KBmxhYmVscxgBIAMoCSK4AQoXTm9kZUNvbXBsZXRlZEF0dHJpYnV0ZXMSEAoIbm9kZV9rZXkYASABKAkSEQoJbm9kZV90eXBlGAIgASgJEiUKBnN0YXR1cxgDIAEoDjIVLnJ1bmN0bC52MS5Ob2RlU3RhdHVzEiYKBm91dHB1dBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIpCghicmFuY2hlcxgFIAEoCzIXLnJ1bmN0bC52MS5Ob2RlQnJhbmNoZXMimAEKFE5vZGVGYWlsZWRBdHRyaWJ1dGVzEhAKCG5vZGVfa2V5GAEgASgJEhEKCW5vZGVfdHlwZRgCIAEoCRIlCgZzdGF0dXMYAyABKA4yFS5ydW5jdGwudjEuTm9kZVN0YXR1cxIjCgVlcnJvchgEIAEoCzIULnJ1bmN0bC52MS5Ob2RlRXJyb3ISDwoHYXR0ZW1wdBgFIAEoBSJzChVOb2RlU2tpcHBlZEF0dHJpYnV0ZXMSEAoIbm9kZV9rZXkYASABKAkSEQoJbm9kZV90eXBlGAIgASgJEiUKBnN0YXR1cxgDIAEoDjIVLnJ1bmN0bC52MS5Ob2RlU3RhdHVzEg4KBnJlYXNvbhgEIAEoCSJjChVOb2RlU3RvcHBlZEF0dHJpYnV0ZXMSEAoIbm9kZV9rZXkYASABKAkSEQoJbm9kZV90eXBlGAIgASgJEiUKBnN0YXR1cxgDIAEoDjIVLnJ1bmN0bC52MS5Ob2RlU3RhdHVzIsoBChZOb2RlUmV0cnlpbmdBdHRyaWJ1dGVzEhAKCG5vZGVfa2V5GAEgASgJEhEKCW5vZGVfdHlwZRgCIAEoCRIlCgZzdGF0dXMYAyABKA4yFS5ydW5jdGwudjEuTm9kZVN0YXR1cxIjCgVlcnJvchgEIAEoCzIULnJ1bmN0bC52MS5Ob2RlRXJyb3ISDwoHYXR0ZW1wdBgFIAEoBRIuCgpyZXRyeV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKEAQoRTm9kZUxvZ0F0dHJpYnV0ZXMSEAoIbm9kZV9rZXkYASABKAkSIgoFbGV2ZWwYAiABKA4yEy5ydW5jdGwudjEuTG9nTGV2ZWwSDwoHbWVzc2FnZRgDIAEoCRIoCgdkZXRhaWxzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJpChtQYXVzZVBvaW50Q3JlYXRlZEF0dHJpYnV0ZXMSEgoKY29udGV4dF9pZBgBIAEoCRIkCgRraW5kGAIgASgOMhYucnVuY3RsLnYxLlBhdXNlUmVhc29uEhAKCG5vZGVfa2V5GAMgASgJIkMKG1BhdXNlUG9pbnRSZXN1bWVkQXR0cmlidXRlcxISCgpjb250ZXh0X2lkGAEgASgJEhAKCG5vZGVfa2V5GAIgASgJIkMKG1BhdXNlUG9pbnRFeHBpcmVkQXR0cmlidXRlcxISCgpjb250ZXh0X2lkGAEgASgJEhAKCG5vZGVfa2V5GAIgASgJIkUKHVBhdXNlUG9pbnRDYW5jZWxsZWRBdHRyaWJ1dGVzEhIKCmNvbnRleHRfaWQYASABKAkSEAoIbm9kZV9rZXkYAiABKAkiOQoWQmF0Y2hTdGFydGVkQXR0cmlidXRlcxIfCgViYXRjaBgBIAEoCzIQLnJ1bmN0bC52MS5CYXRjaCJdChZCYXRjaFVwZGF0ZWRBdHRyaWJ1dGVzEh8KBWJhdGNoGAEgASgLMhAucnVuY3RsLnYxLkJhdGNoEiIKBGl0ZW0YAiABKAsyFC5ydW5jdGwudjEuQmF0Y2hJdGVtIjsKGEJhdGNoQ29tcGxldGVkQXR0cmlidXRlcxIfCgViYXRjaBgBIAEoCzIQLnJ1bmN0bC52MS5CYXRjaCJJChZCYXRjaFN0b3BwZWRBdHRyaWJ1dGVzEh8KBWJhdGNoGAEgASgLMhAucnVuY3RsLnYxLkJhdGNoEg4KBnJlYXNvbhgCIAEoCSJqChhCYXRjaGVzQ2xlYXJlZEF0dHJpYnV0ZXMSFwoPYmF0Y2hlc19kZWxldGVkGAEgASgFEhoKEmV4ZWN1dGlvbnNfZGVsZXRlZBgCIAEoBRIZChFza2lwcGVkX2JhdGNoX2lkcxgDIAMoCSItCglFdmVudExpc3QSIAoGZXZlbnRzGAEgAygLMhAucnVuY3RsLnYxLkV2ZW50It4BChFMaXN0RXZlbnRzUmVxdWVzdBIcCg5hZnRlcl9zZXF1ZW5jZRgBIAEoA0IE4kEBARIZCgt3b3JrZmxvd19pZBgCIAEoCUIE4kEBARIaCgxleGVjdXRpb25faWQYAyABKAlCBOJBAQESFgoIYmF0Y2hfaWQYBCABKAlCBOJBAQESKQoFdHlwZXMYBSADKA4yFC5ydW5jdGwudjEuRXZlbnRUeXBlQgTiQQEBEhcKCXBhZ2Vfc2l6ZRgGIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAcgASgJQgTiQQEBImYKEkxpc3RFdmVudHNSZXNwb25zZRIgCgZldmVudHMYASADKAsyEC5ydW5jdGwudjEuRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhUKDWhlYWRfc2VxdWVuY2UYAyABKAMiggIKE1N0cmVhbUV2ZW50c1JlcXVlc3QSGQoLd29ya2Zsb3dfaWQYASABKAlCBOJBAQESGgoMZXhlY3V0aW9uX2lkGAIgASgJQgTiQQEBEhYKCGJhdGNoX2lkGAMgASgJQgTiQQEBEikKBXR5cGVzGAQgAygOMhQucnVuY3RsLnYxLkV2ZW50VHlwZUIE4kEBARIhCg5hZnRlcl9zZXF1ZW5jZRgFIAEoA0IE4kEBAUgAiAEBEjsKEmhlYXJ0YmVhdF9pbnRlcnZhbBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIE4kEBAUIRCg9fYWZ0ZXJfc2VxdWVuY2UinAEKFFN0cmVhbUV2ZW50c1Jlc3BvbnNlEiYKBmV2ZW50cxgBIAEoCzIULnJ1bmN0bC52MS5FdmVudExpc3RIABIpCgloZWFydGJlYXQYAiABKAsyFC5ydW5jdGwudjEuSGVhcnRiZWF0SAASDgoGY3Vyc29yGAMgASgDEhkKEWhpc3RvcnlfdHJ1bmNhdGVkGAQgASgIQgYKBGtpbmQq4QgKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASHwobRVZFTlRfVFlQRV9XT1JLRkxPV19DUkVBVEVEEAESHwobRVZFTlRfVFlQRV9XT1JLRkxPV19VUERBVEVEEAISHwobRVZFTlRfVFlQRV9XT1JLRkxPV19ERUxFVEVEEAMSHgoaRVZFTlRfVFlQRV9XT1JLRkxPV19QQVVTRUQQBBIfChtFVkVOVF9UWVBFX1dPUktGTE9XX1JFU1VNRUQQBRIhCh1FVkVOVF9UWVBFX1dPUktGTE9XX0NBTkNFTExFRBAGEiYKIkVWRU5UX1RZUEVfV09SS0ZMT1dfU0VDUkVUX1JPVEFURUQQBxIfChtFVkVOVF9UWVBFX0VYRUNVVElPTl9RVUVVRUQQFBIgChxFVkVOVF9UWVBFX0VYRUNVVElPTl9TVEFSVEVEEBUSHwobRVZFTlRfVFlQRV9FWEVDVVRJT05fUEFVU0VEEBYSIAocRVZFTlRfVFlQRV9FWEVDVVRJT05fUkVTVU1FRBAXEiIKHkVWRU5UX1RZUEVfRVhFQ1VUSU9OX0NPTVBMRVRFRBAYEh8KG0VWRU5UX1RZUEVfRVhFQ1VUSU9OX0ZBSUxFRBAZEiAKHEVWRU5UX1RZUEVfRVhFQ1VUSU9OX1NUT1BQRUQQGhIrCidFVkVOVF9UWVBFX0VYRUNVVElPTl9UUkFDRV9MT0dTX0NIQU5HRUQQGxIdChlFVkVOVF9UWVBFX05PREVfU0NIRURVTEVEECgSGwoXRVZFTlRfVFlQRV9OT0RFX1NUQVJURUQQKRIbChdFVkVOVF9UWVBFX05PREVfV0FJVElORxAqEh0KGUVWRU5UX1RZUEVfTk9ERV9DT01QTEVURUQQKxIaChZFVkVOVF9UWVBFX05PREVfRkFJTEVEECwSGwoXRVZFTlRfVFlQRV9OT0RFX1NLSVBQRUQQLRIbChdFVkVOVF9UWVBFX05PREVfU1RPUFBFRBAuEhwKGEVWRU5UX1RZUEVfTk9ERV9SRVRSWUlORxAvEhcKE0VWRU5UX1RZUEVfTk9ERV9MT0cQMBIiCh5FVkVOVF9UWVBFX1BBVVNFX1BPSU5UX0NSRUFURUQQPBIiCh5FVkVOVF9UWVBFX1BBVVNFX1BPSU5UX1JFU1VNRUQQPRIiCh5FVkVOVF9UWVBFX1BBVVNFX1BPSU5UX0VYUElSRUQQPhIkCiBFVkVOVF9UWVBFX1BBVVNFX1BPSU5UX0NBTkNFTExFRBA/EhwKGEVWRU5UX1RZUEVfQkFUQ0hfU1RBUlRFRBBQEhwKGEVWRU5UX1RZUEVfQkFUQ0hfVVBEQVRFRBBREh4KGkVWRU5UX1RZUEVfQkFUQ0hfQ09NUExFVEVEEFISHAoYRVZFTlRfVFlQRV9CQVRDSF9TVE9QUEVEEFMSHgoaRVZFTlRfVFlQRV9CQVRDSEVTX0NMRUFSRUQQVCplCgtRdWV1ZVJlYXNvbhIcChhRVUVVRV9SRUFTT05fVU5TUEVDSUZJRUQQABIWChJRVUVVRV9SRUFTT05fQkFUQ0gQARIgChxRVUVVRV9SRUFTT05fV09SS0ZMT1dfUEFVU0VEEAIyrAEKDEV2ZW50U2VydmljZRJJCgpMaXN0RXZlbnRzEhwucnVuY3RsLnYxLkxpc3RFdmVudHNSZXF1ZXN0Gh0ucnVuY3RsLnYxLkxpc3RFdmVudHNSZXNwb25zZRJRCgxTdHJlYW1FdmVudHMSHi5ydW5jdGwudjEuU3RyZWFtRXZlbnRzUmVxdWVzdBofLnJ1bmN0bC52MS5TdHJlYW1FdmVudHNSZXNwb25zZTABQjhaNmdpdGh1Yi5jb20vcnVuY3RsL3J1bmN0bC9jbGllbnRzL2dvL3J1bmN0bC92MTtydW5jdGx2MWIGcHJvdG8z", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_runctl_v1_batch_resource, file_runctl_v1_common, file_runctl_v1_workflow]);
 
 /**
  * One entry of the event log.
@@ -33,7 +37,7 @@ export type Event = Message<"runctl.v1.Event"> & {
   sequence: bigint;
 
   /**
-   * What happened.
+   * What happened; names the `attributes` field that is set.
    *
    * @generated from field: runctl.v1.EventType type = 2;
    */
@@ -68,25 +72,283 @@ export type Event = Message<"runctl.v1.Event"> & {
   batchId: string;
 
   /**
-   * The node concerned, for NODE_* and node PAUSE_POINT_* events; empty otherwise.
+   * The node concerned, for NODE_*, node PAUSE_POINT_* events and EXECUTION_PAUSED or
+   * EXECUTION_FAILED at a node; empty otherwise.
    *
    * @generated from field: string node_id = 7;
    */
   nodeId: string;
 
   /**
-   * For-each iteration of the node concerned, outermost first; empty at top level.
+   * For-each iteration of the node concerned, outermost first, for NODE_* events (except
+   * NODE_LOG); empty at top level.
    *
    * @generated from field: repeated runctl.v1.ForEachFrame stack = 8;
    */
   stack: ForEachFrame[];
 
   /**
-   * The changed object(s) as JSON; see EventType for the keys of each type.
+   * What changed: exactly one field, the one of `type` (see EventType).
    *
-   * @generated from field: google.protobuf.Struct payload = 9;
+   * @generated from oneof runctl.v1.Event.attributes
    */
-  payload?: JsonObject | undefined;
+  attributes: {
+    /**
+     * For EVENT_TYPE_WORKFLOW_CREATED.
+     *
+     * @generated from field: runctl.v1.WorkflowCreatedAttributes workflow_created_attributes = 11;
+     */
+    value: WorkflowCreatedAttributes;
+    case: "workflowCreatedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_WORKFLOW_UPDATED.
+     *
+     * @generated from field: runctl.v1.WorkflowUpdatedAttributes workflow_updated_attributes = 12;
+     */
+    value: WorkflowUpdatedAttributes;
+    case: "workflowUpdatedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_WORKFLOW_DELETED.
+     *
+     * @generated from field: runctl.v1.WorkflowDeletedAttributes workflow_deleted_attributes = 13;
+     */
+    value: WorkflowDeletedAttributes;
+    case: "workflowDeletedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_WORKFLOW_PAUSED.
+     *
+     * @generated from field: runctl.v1.WorkflowPausedAttributes workflow_paused_attributes = 14;
+     */
+    value: WorkflowPausedAttributes;
+    case: "workflowPausedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_WORKFLOW_RESUMED.
+     *
+     * @generated from field: runctl.v1.WorkflowResumedAttributes workflow_resumed_attributes = 15;
+     */
+    value: WorkflowResumedAttributes;
+    case: "workflowResumedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_WORKFLOW_CANCELLED.
+     *
+     * @generated from field: runctl.v1.WorkflowCancelledAttributes workflow_cancelled_attributes = 16;
+     */
+    value: WorkflowCancelledAttributes;
+    case: "workflowCancelledAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_WORKFLOW_SECRET_ROTATED.
+     *
+     * @generated from field: runctl.v1.WorkflowSecretRotatedAttributes workflow_secret_rotated_attributes = 17;
+     */
+    value: WorkflowSecretRotatedAttributes;
+    case: "workflowSecretRotatedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_EXECUTION_QUEUED.
+     *
+     * @generated from field: runctl.v1.ExecutionQueuedAttributes execution_queued_attributes = 20;
+     */
+    value: ExecutionQueuedAttributes;
+    case: "executionQueuedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_EXECUTION_STARTED.
+     *
+     * @generated from field: runctl.v1.ExecutionStartedAttributes execution_started_attributes = 21;
+     */
+    value: ExecutionStartedAttributes;
+    case: "executionStartedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_EXECUTION_PAUSED.
+     *
+     * @generated from field: runctl.v1.ExecutionPausedAttributes execution_paused_attributes = 22;
+     */
+    value: ExecutionPausedAttributes;
+    case: "executionPausedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_EXECUTION_RESUMED.
+     *
+     * @generated from field: runctl.v1.ExecutionResumedAttributes execution_resumed_attributes = 23;
+     */
+    value: ExecutionResumedAttributes;
+    case: "executionResumedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_EXECUTION_COMPLETED.
+     *
+     * @generated from field: runctl.v1.ExecutionCompletedAttributes execution_completed_attributes = 24;
+     */
+    value: ExecutionCompletedAttributes;
+    case: "executionCompletedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_EXECUTION_FAILED.
+     *
+     * @generated from field: runctl.v1.ExecutionFailedAttributes execution_failed_attributes = 25;
+     */
+    value: ExecutionFailedAttributes;
+    case: "executionFailedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_EXECUTION_STOPPED.
+     *
+     * @generated from field: runctl.v1.ExecutionStoppedAttributes execution_stopped_attributes = 26;
+     */
+    value: ExecutionStoppedAttributes;
+    case: "executionStoppedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_EXECUTION_TRACE_LOGS_CHANGED.
+     *
+     * @generated from field: runctl.v1.ExecutionTraceLogsChangedAttributes execution_trace_logs_changed_attributes = 27;
+     */
+    value: ExecutionTraceLogsChangedAttributes;
+    case: "executionTraceLogsChangedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_NODE_STARTED.
+     *
+     * @generated from field: runctl.v1.NodeStartedAttributes node_started_attributes = 41;
+     */
+    value: NodeStartedAttributes;
+    case: "nodeStartedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_NODE_WAITING.
+     *
+     * @generated from field: runctl.v1.NodeWaitingAttributes node_waiting_attributes = 42;
+     */
+    value: NodeWaitingAttributes;
+    case: "nodeWaitingAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_NODE_COMPLETED.
+     *
+     * @generated from field: runctl.v1.NodeCompletedAttributes node_completed_attributes = 43;
+     */
+    value: NodeCompletedAttributes;
+    case: "nodeCompletedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_NODE_FAILED.
+     *
+     * @generated from field: runctl.v1.NodeFailedAttributes node_failed_attributes = 44;
+     */
+    value: NodeFailedAttributes;
+    case: "nodeFailedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_NODE_SKIPPED.
+     *
+     * @generated from field: runctl.v1.NodeSkippedAttributes node_skipped_attributes = 45;
+     */
+    value: NodeSkippedAttributes;
+    case: "nodeSkippedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_NODE_STOPPED.
+     *
+     * @generated from field: runctl.v1.NodeStoppedAttributes node_stopped_attributes = 46;
+     */
+    value: NodeStoppedAttributes;
+    case: "nodeStoppedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_NODE_RETRYING.
+     *
+     * @generated from field: runctl.v1.NodeRetryingAttributes node_retrying_attributes = 47;
+     */
+    value: NodeRetryingAttributes;
+    case: "nodeRetryingAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_NODE_LOG.
+     *
+     * @generated from field: runctl.v1.NodeLogAttributes node_log_attributes = 48;
+     */
+    value: NodeLogAttributes;
+    case: "nodeLogAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_PAUSE_POINT_CREATED.
+     *
+     * @generated from field: runctl.v1.PausePointCreatedAttributes pause_point_created_attributes = 60;
+     */
+    value: PausePointCreatedAttributes;
+    case: "pausePointCreatedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_PAUSE_POINT_RESUMED.
+     *
+     * @generated from field: runctl.v1.PausePointResumedAttributes pause_point_resumed_attributes = 61;
+     */
+    value: PausePointResumedAttributes;
+    case: "pausePointResumedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_PAUSE_POINT_EXPIRED.
+     *
+     * @generated from field: runctl.v1.PausePointExpiredAttributes pause_point_expired_attributes = 62;
+     */
+    value: PausePointExpiredAttributes;
+    case: "pausePointExpiredAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_PAUSE_POINT_CANCELLED.
+     *
+     * @generated from field: runctl.v1.PausePointCancelledAttributes pause_point_cancelled_attributes = 63;
+     */
+    value: PausePointCancelledAttributes;
+    case: "pausePointCancelledAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_BATCH_STARTED.
+     *
+     * @generated from field: runctl.v1.BatchStartedAttributes batch_started_attributes = 80;
+     */
+    value: BatchStartedAttributes;
+    case: "batchStartedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_BATCH_UPDATED.
+     *
+     * @generated from field: runctl.v1.BatchUpdatedAttributes batch_updated_attributes = 81;
+     */
+    value: BatchUpdatedAttributes;
+    case: "batchUpdatedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_BATCH_COMPLETED.
+     *
+     * @generated from field: runctl.v1.BatchCompletedAttributes batch_completed_attributes = 82;
+     */
+    value: BatchCompletedAttributes;
+    case: "batchCompletedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_BATCH_STOPPED.
+     *
+     * @generated from field: runctl.v1.BatchStoppedAttributes batch_stopped_attributes = 83;
+     */
+    value: BatchStoppedAttributes;
+    case: "batchStoppedAttributes";
+  } | {
+    /**
+     * For EVENT_TYPE_BATCHES_CLEARED.
+     *
+     * @generated from field: runctl.v1.BatchesClearedAttributes batches_cleared_attributes = 84;
+     */
+    value: BatchesClearedAttributes;
+    case: "batchesClearedAttributes";
+  } | { case: undefined; value?: undefined };
 };
 
 /**
@@ -95,6 +357,1046 @@ export type Event = Message<"runctl.v1.Event"> & {
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
   messageDesc(file_runctl_v1_event, 0);
+
+/**
+ * Attributes of EVENT_TYPE_WORKFLOW_CREATED.
+ *
+ * @generated from message runctl.v1.WorkflowCreatedAttributes
+ */
+export type WorkflowCreatedAttributes = Message<"runctl.v1.WorkflowCreatedAttributes"> & {
+  /**
+   * The first version, 1.
+   *
+   * @generated from field: int32 version = 1;
+   */
+  version: number;
+
+  /**
+   * The workflow's name.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message runctl.v1.WorkflowCreatedAttributes.
+ * Use `create(WorkflowCreatedAttributesSchema)` to create a new message.
+ */
+export const WorkflowCreatedAttributesSchema: GenMessage<WorkflowCreatedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 1);
+
+/**
+ * Attributes of EVENT_TYPE_WORKFLOW_UPDATED.
+ *
+ * @generated from message runctl.v1.WorkflowUpdatedAttributes
+ */
+export type WorkflowUpdatedAttributes = Message<"runctl.v1.WorkflowUpdatedAttributes"> & {
+  /**
+   * The new version.
+   *
+   * @generated from field: int32 version = 1;
+   */
+  version: number;
+};
+
+/**
+ * Describes the message runctl.v1.WorkflowUpdatedAttributes.
+ * Use `create(WorkflowUpdatedAttributesSchema)` to create a new message.
+ */
+export const WorkflowUpdatedAttributesSchema: GenMessage<WorkflowUpdatedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 2);
+
+/**
+ * Attributes of EVENT_TYPE_WORKFLOW_DELETED (none: the event's `workflow_id` says which).
+ *
+ * @generated from message runctl.v1.WorkflowDeletedAttributes
+ */
+export type WorkflowDeletedAttributes = Message<"runctl.v1.WorkflowDeletedAttributes"> & {
+};
+
+/**
+ * Describes the message runctl.v1.WorkflowDeletedAttributes.
+ * Use `create(WorkflowDeletedAttributesSchema)` to create a new message.
+ */
+export const WorkflowDeletedAttributesSchema: GenMessage<WorkflowDeletedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 3);
+
+/**
+ * Attributes of EVENT_TYPE_WORKFLOW_PAUSED.
+ *
+ * @generated from message runctl.v1.WorkflowPausedAttributes
+ */
+export type WorkflowPausedAttributes = Message<"runctl.v1.WorkflowPausedAttributes"> & {
+  /**
+   * The workflow's new status, WORKFLOW_STATUS_PAUSED.
+   *
+   * @generated from field: runctl.v1.WorkflowStatus status = 1;
+   */
+  status: WorkflowStatus;
+
+  /**
+   * The reason given to PauseWorkflow; empty when none.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message runctl.v1.WorkflowPausedAttributes.
+ * Use `create(WorkflowPausedAttributesSchema)` to create a new message.
+ */
+export const WorkflowPausedAttributesSchema: GenMessage<WorkflowPausedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 4);
+
+/**
+ * Attributes of EVENT_TYPE_WORKFLOW_RESUMED.
+ *
+ * @generated from message runctl.v1.WorkflowResumedAttributes
+ */
+export type WorkflowResumedAttributes = Message<"runctl.v1.WorkflowResumedAttributes"> & {
+  /**
+   * The workflow's new status, WORKFLOW_STATUS_ACTIVE.
+   *
+   * @generated from field: runctl.v1.WorkflowStatus status = 1;
+   */
+  status: WorkflowStatus;
+};
+
+/**
+ * Describes the message runctl.v1.WorkflowResumedAttributes.
+ * Use `create(WorkflowResumedAttributesSchema)` to create a new message.
+ */
+export const WorkflowResumedAttributesSchema: GenMessage<WorkflowResumedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 5);
+
+/**
+ * Attributes of EVENT_TYPE_WORKFLOW_CANCELLED.
+ *
+ * @generated from message runctl.v1.WorkflowCancelledAttributes
+ */
+export type WorkflowCancelledAttributes = Message<"runctl.v1.WorkflowCancelledAttributes"> & {
+  /**
+   * The workflow's new status, WORKFLOW_STATUS_CANCELLED.
+   *
+   * @generated from field: runctl.v1.WorkflowStatus status = 1;
+   */
+  status: WorkflowStatus;
+
+  /**
+   * The reason given to CancelWorkflow; empty when none.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message runctl.v1.WorkflowCancelledAttributes.
+ * Use `create(WorkflowCancelledAttributesSchema)` to create a new message.
+ */
+export const WorkflowCancelledAttributesSchema: GenMessage<WorkflowCancelledAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 6);
+
+/**
+ * Attributes of EVENT_TYPE_WORKFLOW_SECRET_ROTATED.
+ *
+ * @generated from message runctl.v1.WorkflowSecretRotatedAttributes
+ */
+export type WorkflowSecretRotatedAttributes = Message<"runctl.v1.WorkflowSecretRotatedAttributes"> & {
+  /**
+   * How long the replaced secret keeps working after the event; 0 when it stopped at once.
+   *
+   * @generated from field: google.protobuf.Duration overlap = 1;
+   */
+  overlap?: Duration | undefined;
+};
+
+/**
+ * Describes the message runctl.v1.WorkflowSecretRotatedAttributes.
+ * Use `create(WorkflowSecretRotatedAttributesSchema)` to create a new message.
+ */
+export const WorkflowSecretRotatedAttributesSchema: GenMessage<WorkflowSecretRotatedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 7);
+
+/**
+ * Attributes of EVENT_TYPE_EXECUTION_QUEUED.
+ *
+ * @generated from message runctl.v1.ExecutionQueuedAttributes
+ */
+export type ExecutionQueuedAttributes = Message<"runctl.v1.ExecutionQueuedAttributes"> & {
+  /**
+   * The run's input (the `input` of the data context); empty when it was started without one.
+   *
+   * @generated from field: google.protobuf.Struct input = 1;
+   */
+  input?: JsonObject | undefined;
+
+  /**
+   * The name of the workflow definition it runs.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * What it waits for.
+   *
+   * @generated from field: runctl.v1.QueueReason reason = 3;
+   */
+  reason: QueueReason;
+};
+
+/**
+ * Describes the message runctl.v1.ExecutionQueuedAttributes.
+ * Use `create(ExecutionQueuedAttributesSchema)` to create a new message.
+ */
+export const ExecutionQueuedAttributesSchema: GenMessage<ExecutionQueuedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 8);
+
+/**
+ * Attributes of EVENT_TYPE_EXECUTION_STARTED.
+ *
+ * @generated from message runctl.v1.ExecutionStartedAttributes
+ */
+export type ExecutionStartedAttributes = Message<"runctl.v1.ExecutionStartedAttributes"> & {
+  /**
+   * The run's input (the `input` of the data context); empty when it was started without one.
+   *
+   * @generated from field: google.protobuf.Struct input = 1;
+   */
+  input?: JsonObject | undefined;
+
+  /**
+   * The name of the workflow definition it runs.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message runctl.v1.ExecutionStartedAttributes.
+ * Use `create(ExecutionStartedAttributesSchema)` to create a new message.
+ */
+export const ExecutionStartedAttributesSchema: GenMessage<ExecutionStartedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 9);
+
+/**
+ * Attributes of EVENT_TYPE_EXECUTION_PAUSED. The event's `node_id` is the node the run is paused
+ * at or before, when there is one.
+ *
+ * @generated from message runctl.v1.ExecutionPausedAttributes
+ */
+export type ExecutionPausedAttributes = Message<"runctl.v1.ExecutionPausedAttributes"> & {
+  /**
+   * Why the run paused: the kind of the pause point it waits at (BREAKPOINT, WAIT, APPROVAL), or
+   * the hold that paused it (MANUAL, WORKFLOW_PAUSED).
+   *
+   * @generated from field: runctl.v1.PauseReason reason = 1;
+   */
+  reason: PauseReason;
+
+  /**
+   * The pause point it waits at; empty for a hold.
+   *
+   * @generated from field: string context_id = 2;
+   */
+  contextId: string;
+};
+
+/**
+ * Describes the message runctl.v1.ExecutionPausedAttributes.
+ * Use `create(ExecutionPausedAttributesSchema)` to create a new message.
+ */
+export const ExecutionPausedAttributesSchema: GenMessage<ExecutionPausedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 10);
+
+/**
+ * Attributes of EVENT_TYPE_EXECUTION_RESUMED (none: the run is RUNNING again).
+ *
+ * @generated from message runctl.v1.ExecutionResumedAttributes
+ */
+export type ExecutionResumedAttributes = Message<"runctl.v1.ExecutionResumedAttributes"> & {
+};
+
+/**
+ * Describes the message runctl.v1.ExecutionResumedAttributes.
+ * Use `create(ExecutionResumedAttributesSchema)` to create a new message.
+ */
+export const ExecutionResumedAttributesSchema: GenMessage<ExecutionResumedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 11);
+
+/**
+ * Attributes of EVENT_TYPE_EXECUTION_COMPLETED.
+ *
+ * @generated from message runctl.v1.ExecutionCompletedAttributes
+ */
+export type ExecutionCompletedAttributes = Message<"runctl.v1.ExecutionCompletedAttributes"> & {
+  /**
+   * The run's status, EXECUTION_STATUS_COMPLETED.
+   *
+   * @generated from field: runctl.v1.ExecutionStatus status = 1;
+   */
+  status: ExecutionStatus;
+
+  /**
+   * The run's output: the output of its end node, an object of end node id to output when
+   * several end nodes completed, or null when none did.
+   *
+   * @generated from field: google.protobuf.Value output = 2;
+   */
+  output?: Value | undefined;
+};
+
+/**
+ * Describes the message runctl.v1.ExecutionCompletedAttributes.
+ * Use `create(ExecutionCompletedAttributesSchema)` to create a new message.
+ */
+export const ExecutionCompletedAttributesSchema: GenMessage<ExecutionCompletedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 12);
+
+/**
+ * Attributes of EVENT_TYPE_EXECUTION_FAILED. The event's `node_id` is the node that failed the
+ * run.
+ *
+ * @generated from message runctl.v1.ExecutionFailedAttributes
+ */
+export type ExecutionFailedAttributes = Message<"runctl.v1.ExecutionFailedAttributes"> & {
+  /**
+   * The run's status, EXECUTION_STATUS_ERROR.
+   *
+   * @generated from field: runctl.v1.ExecutionStatus status = 1;
+   */
+  status: ExecutionStatus;
+
+  /**
+   * Why it failed.
+   *
+   * @generated from field: runctl.v1.ExecutionError error = 2;
+   */
+  error?: ExecutionError | undefined;
+};
+
+/**
+ * Describes the message runctl.v1.ExecutionFailedAttributes.
+ * Use `create(ExecutionFailedAttributesSchema)` to create a new message.
+ */
+export const ExecutionFailedAttributesSchema: GenMessage<ExecutionFailedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 13);
+
+/**
+ * Attributes of EVENT_TYPE_EXECUTION_STOPPED.
+ *
+ * @generated from message runctl.v1.ExecutionStoppedAttributes
+ */
+export type ExecutionStoppedAttributes = Message<"runctl.v1.ExecutionStoppedAttributes"> & {
+  /**
+   * The run's status, EXECUTION_STATUS_STOPPED.
+   *
+   * @generated from field: runctl.v1.ExecutionStatus status = 1;
+   */
+  status: ExecutionStatus;
+
+  /**
+   * The run's output: always null (a stopped run has none).
+   *
+   * @generated from field: google.protobuf.Value output = 2;
+   */
+  output?: Value | undefined;
+
+  /**
+   * Why it was stopped: the reason given, or e.g. "stopped by an operator", "its batch
+   * batch_... was stopped".
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * The status it was stopped in: QUEUED (then it never started), RUNNING or PAUSED.
+   *
+   * @generated from field: runctl.v1.ExecutionStatus previous_status = 4;
+   */
+  previousStatus: ExecutionStatus;
+};
+
+/**
+ * Describes the message runctl.v1.ExecutionStoppedAttributes.
+ * Use `create(ExecutionStoppedAttributesSchema)` to create a new message.
+ */
+export const ExecutionStoppedAttributesSchema: GenMessage<ExecutionStoppedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 14);
+
+/**
+ * Attributes of EVENT_TYPE_EXECUTION_TRACE_LOGS_CHANGED.
+ *
+ * @generated from message runctl.v1.ExecutionTraceLogsChangedAttributes
+ */
+export type ExecutionTraceLogsChangedAttributes = Message<"runctl.v1.ExecutionTraceLogsChangedAttributes"> & {
+  /**
+   * Whether every node now writes trace logs (NODE_LOG events).
+   *
+   * @generated from field: bool enabled = 1;
+   */
+  enabled: boolean;
+};
+
+/**
+ * Describes the message runctl.v1.ExecutionTraceLogsChangedAttributes.
+ * Use `create(ExecutionTraceLogsChangedAttributesSchema)` to create a new message.
+ */
+export const ExecutionTraceLogsChangedAttributesSchema: GenMessage<ExecutionTraceLogsChangedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 15);
+
+/**
+ * Attributes of EVENT_TYPE_NODE_STARTED.
+ *
+ * @generated from message runctl.v1.NodeStartedAttributes
+ */
+export type NodeStartedAttributes = Message<"runctl.v1.NodeStartedAttributes"> & {
+  /**
+   * Key of the node run: the node id, with the for-each indexes inside loops (unique per
+   * iteration).
+   *
+   * @generated from field: string node_key = 1;
+   */
+  nodeKey: string;
+
+  /**
+   * The node's type, e.g. "http", "wait".
+   *
+   * @generated from field: string node_type = 2;
+   */
+  nodeType: string;
+
+  /**
+   * The node's new status, NODE_STATUS_RUNNING.
+   *
+   * @generated from field: runctl.v1.NodeStatus status = 3;
+   */
+  status: NodeStatus;
+
+  /**
+   * Number of this attempt, from 1.
+   *
+   * @generated from field: int32 attempt = 4;
+   */
+  attempt: number;
+};
+
+/**
+ * Describes the message runctl.v1.NodeStartedAttributes.
+ * Use `create(NodeStartedAttributesSchema)` to create a new message.
+ */
+export const NodeStartedAttributesSchema: GenMessage<NodeStartedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 16);
+
+/**
+ * Attributes of EVENT_TYPE_NODE_WAITING: the node waits at a pause point (`context_id` and
+ * `pause_kind` set) or on a durable timer (`wake_time` set).
+ *
+ * @generated from message runctl.v1.NodeWaitingAttributes
+ */
+export type NodeWaitingAttributes = Message<"runctl.v1.NodeWaitingAttributes"> & {
+  /**
+   * Key of the node run (see NodeStartedAttributes.node_key).
+   *
+   * @generated from field: string node_key = 1;
+   */
+  nodeKey: string;
+
+  /**
+   * The node's type.
+   *
+   * @generated from field: string node_type = 2;
+   */
+  nodeType: string;
+
+  /**
+   * The node's new status, NODE_STATUS_WAITING.
+   *
+   * @generated from field: runctl.v1.NodeStatus status = 3;
+   */
+  status: NodeStatus;
+
+  /**
+   * The pause point it waits at; empty when it waits on a timer.
+   *
+   * @generated from field: string context_id = 4;
+   */
+  contextId: string;
+
+  /**
+   * The kind of that pause point (BREAKPOINT, WAIT or APPROVAL); UNSPECIFIED on a timer.
+   *
+   * @generated from field: runctl.v1.PauseReason pause_kind = 5;
+   */
+  pauseKind: PauseReason;
+
+  /**
+   * When the timer fires; unset at a pause point.
+   *
+   * @generated from field: google.protobuf.Timestamp wake_time = 6;
+   */
+  wakeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message runctl.v1.NodeWaitingAttributes.
+ * Use `create(NodeWaitingAttributesSchema)` to create a new message.
+ */
+export const NodeWaitingAttributesSchema: GenMessage<NodeWaitingAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 17);
+
+/**
+ * The branch labels a node took (a wrapper, so that "took none" and "does not branch" differ).
+ *
+ * @generated from message runctl.v1.NodeBranches
+ */
+export type NodeBranches = Message<"runctl.v1.NodeBranches"> & {
+  /**
+   * The labels taken, sorted, e.g. ["", "true"] ("" stands for the unlabelled edges); empty when
+   * the node branched and took none.
+   *
+   * @generated from field: repeated string labels = 1;
+   */
+  labels: string[];
+};
+
+/**
+ * Describes the message runctl.v1.NodeBranches.
+ * Use `create(NodeBranchesSchema)` to create a new message.
+ */
+export const NodeBranchesSchema: GenMessage<NodeBranches> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 18);
+
+/**
+ * Attributes of EVENT_TYPE_NODE_COMPLETED.
+ *
+ * @generated from message runctl.v1.NodeCompletedAttributes
+ */
+export type NodeCompletedAttributes = Message<"runctl.v1.NodeCompletedAttributes"> & {
+  /**
+   * Key of the node run (see NodeStartedAttributes.node_key).
+   *
+   * @generated from field: string node_key = 1;
+   */
+  nodeKey: string;
+
+  /**
+   * The node's type.
+   *
+   * @generated from field: string node_type = 2;
+   */
+  nodeType: string;
+
+  /**
+   * The node's new status, NODE_STATUS_COMPLETED.
+   *
+   * @generated from field: runctl.v1.NodeStatus status = 3;
+   */
+  status: NodeStatus;
+
+  /**
+   * The node's output (any JSON value, null included).
+   *
+   * @generated from field: google.protobuf.Value output = 4;
+   */
+  output?: Value | undefined;
+
+  /**
+   * The outgoing edge labels it took (condition and switch nodes); unset for a node that does
+   * not branch (all its edges are taken).
+   *
+   * @generated from field: runctl.v1.NodeBranches branches = 5;
+   */
+  branches?: NodeBranches | undefined;
+};
+
+/**
+ * Describes the message runctl.v1.NodeCompletedAttributes.
+ * Use `create(NodeCompletedAttributesSchema)` to create a new message.
+ */
+export const NodeCompletedAttributesSchema: GenMessage<NodeCompletedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 19);
+
+/**
+ * Attributes of EVENT_TYPE_NODE_FAILED.
+ *
+ * @generated from message runctl.v1.NodeFailedAttributes
+ */
+export type NodeFailedAttributes = Message<"runctl.v1.NodeFailedAttributes"> & {
+  /**
+   * Key of the node run (see NodeStartedAttributes.node_key).
+   *
+   * @generated from field: string node_key = 1;
+   */
+  nodeKey: string;
+
+  /**
+   * The node's type.
+   *
+   * @generated from field: string node_type = 2;
+   */
+  nodeType: string;
+
+  /**
+   * The node's new status, NODE_STATUS_FAILED.
+   *
+   * @generated from field: runctl.v1.NodeStatus status = 3;
+   */
+  status: NodeStatus;
+
+  /**
+   * Why its last attempt failed (`message` and `code`).
+   *
+   * @generated from field: runctl.v1.NodeError error = 4;
+   */
+  error?: NodeError | undefined;
+
+  /**
+   * Number of the attempt that failed, from 1.
+   *
+   * @generated from field: int32 attempt = 5;
+   */
+  attempt: number;
+};
+
+/**
+ * Describes the message runctl.v1.NodeFailedAttributes.
+ * Use `create(NodeFailedAttributesSchema)` to create a new message.
+ */
+export const NodeFailedAttributesSchema: GenMessage<NodeFailedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 20);
+
+/**
+ * Attributes of EVENT_TYPE_NODE_SKIPPED.
+ *
+ * @generated from message runctl.v1.NodeSkippedAttributes
+ */
+export type NodeSkippedAttributes = Message<"runctl.v1.NodeSkippedAttributes"> & {
+  /**
+   * Key of the node run (see NodeStartedAttributes.node_key).
+   *
+   * @generated from field: string node_key = 1;
+   */
+  nodeKey: string;
+
+  /**
+   * The node's type.
+   *
+   * @generated from field: string node_type = 2;
+   */
+  nodeType: string;
+
+  /**
+   * The node's new status, NODE_STATUS_SKIPPED.
+   *
+   * @generated from field: runctl.v1.NodeStatus status = 3;
+   */
+  status: NodeStatus;
+
+  /**
+   * Why: "no incoming branch was taken", or "skipped by an operator" (PAUSE_ACTION_SKIP).
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message runctl.v1.NodeSkippedAttributes.
+ * Use `create(NodeSkippedAttributesSchema)` to create a new message.
+ */
+export const NodeSkippedAttributesSchema: GenMessage<NodeSkippedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 21);
+
+/**
+ * Attributes of EVENT_TYPE_NODE_STOPPED.
+ *
+ * @generated from message runctl.v1.NodeStoppedAttributes
+ */
+export type NodeStoppedAttributes = Message<"runctl.v1.NodeStoppedAttributes"> & {
+  /**
+   * Key of the node run (see NodeStartedAttributes.node_key).
+   *
+   * @generated from field: string node_key = 1;
+   */
+  nodeKey: string;
+
+  /**
+   * The node's type.
+   *
+   * @generated from field: string node_type = 2;
+   */
+  nodeType: string;
+
+  /**
+   * The node's new status, NODE_STATUS_STOPPED.
+   *
+   * @generated from field: runctl.v1.NodeStatus status = 3;
+   */
+  status: NodeStatus;
+};
+
+/**
+ * Describes the message runctl.v1.NodeStoppedAttributes.
+ * Use `create(NodeStoppedAttributesSchema)` to create a new message.
+ */
+export const NodeStoppedAttributesSchema: GenMessage<NodeStoppedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 22);
+
+/**
+ * Attributes of EVENT_TYPE_NODE_RETRYING.
+ *
+ * @generated from message runctl.v1.NodeRetryingAttributes
+ */
+export type NodeRetryingAttributes = Message<"runctl.v1.NodeRetryingAttributes"> & {
+  /**
+   * Key of the node run (see NodeStartedAttributes.node_key).
+   *
+   * @generated from field: string node_key = 1;
+   */
+  nodeKey: string;
+
+  /**
+   * The node's type.
+   *
+   * @generated from field: string node_type = 2;
+   */
+  nodeType: string;
+
+  /**
+   * The node's new status, NODE_STATUS_SCHEDULED (waiting for its backoff).
+   *
+   * @generated from field: runctl.v1.NodeStatus status = 3;
+   */
+  status: NodeStatus;
+
+  /**
+   * Why the attempt failed (`message` and `code`).
+   *
+   * @generated from field: runctl.v1.NodeError error = 4;
+   */
+  error?: NodeError | undefined;
+
+  /**
+   * Number of the attempt that failed, from 1.
+   *
+   * @generated from field: int32 attempt = 5;
+   */
+  attempt: number;
+
+  /**
+   * When the next attempt starts.
+   *
+   * @generated from field: google.protobuf.Timestamp retry_time = 6;
+   */
+  retryTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message runctl.v1.NodeRetryingAttributes.
+ * Use `create(NodeRetryingAttributesSchema)` to create a new message.
+ */
+export const NodeRetryingAttributesSchema: GenMessage<NodeRetryingAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 23);
+
+/**
+ * Attributes of EVENT_TYPE_NODE_LOG.
+ *
+ * @generated from message runctl.v1.NodeLogAttributes
+ */
+export type NodeLogAttributes = Message<"runctl.v1.NodeLogAttributes"> & {
+  /**
+   * Key of the node run that wrote the line (see NodeStartedAttributes.node_key).
+   *
+   * @generated from field: string node_key = 1;
+   */
+  nodeKey: string;
+
+  /**
+   * Severity.
+   *
+   * @generated from field: runctl.v1.LogLevel level = 2;
+   */
+  level: LogLevel;
+
+  /**
+   * The text.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+
+  /**
+   * Structured context (e.g. the resolved request of an http node); empty when none.
+   *
+   * @generated from field: google.protobuf.Struct details = 4;
+   */
+  details?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message runctl.v1.NodeLogAttributes.
+ * Use `create(NodeLogAttributesSchema)` to create a new message.
+ */
+export const NodeLogAttributesSchema: GenMessage<NodeLogAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 24);
+
+/**
+ * Attributes of EVENT_TYPE_PAUSE_POINT_CREATED.
+ *
+ * @generated from message runctl.v1.PausePointCreatedAttributes
+ */
+export type PausePointCreatedAttributes = Message<"runctl.v1.PausePointCreatedAttributes"> & {
+  /**
+   * Id of the new pause point (PausePoint.context_id).
+   *
+   * @generated from field: string context_id = 1;
+   */
+  contextId: string;
+
+  /**
+   * Its kind: BREAKPOINT, WAIT or APPROVAL.
+   *
+   * @generated from field: runctl.v1.PauseReason kind = 2;
+   */
+  kind: PauseReason;
+
+  /**
+   * Key of the node run that waits at it (see NodeStartedAttributes.node_key).
+   *
+   * @generated from field: string node_key = 3;
+   */
+  nodeKey: string;
+};
+
+/**
+ * Describes the message runctl.v1.PausePointCreatedAttributes.
+ * Use `create(PausePointCreatedAttributesSchema)` to create a new message.
+ */
+export const PausePointCreatedAttributesSchema: GenMessage<PausePointCreatedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 25);
+
+/**
+ * Attributes of EVENT_TYPE_PAUSE_POINT_RESUMED.
+ *
+ * @generated from message runctl.v1.PausePointResumedAttributes
+ */
+export type PausePointResumedAttributes = Message<"runctl.v1.PausePointResumedAttributes"> & {
+  /**
+   * Id of the pause point.
+   *
+   * @generated from field: string context_id = 1;
+   */
+  contextId: string;
+
+  /**
+   * Key of the node run that waited at it.
+   *
+   * @generated from field: string node_key = 2;
+   */
+  nodeKey: string;
+};
+
+/**
+ * Describes the message runctl.v1.PausePointResumedAttributes.
+ * Use `create(PausePointResumedAttributesSchema)` to create a new message.
+ */
+export const PausePointResumedAttributesSchema: GenMessage<PausePointResumedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 26);
+
+/**
+ * Attributes of EVENT_TYPE_PAUSE_POINT_EXPIRED.
+ *
+ * @generated from message runctl.v1.PausePointExpiredAttributes
+ */
+export type PausePointExpiredAttributes = Message<"runctl.v1.PausePointExpiredAttributes"> & {
+  /**
+   * Id of the pause point.
+   *
+   * @generated from field: string context_id = 1;
+   */
+  contextId: string;
+
+  /**
+   * Key of the node run that waited at it.
+   *
+   * @generated from field: string node_key = 2;
+   */
+  nodeKey: string;
+};
+
+/**
+ * Describes the message runctl.v1.PausePointExpiredAttributes.
+ * Use `create(PausePointExpiredAttributesSchema)` to create a new message.
+ */
+export const PausePointExpiredAttributesSchema: GenMessage<PausePointExpiredAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 27);
+
+/**
+ * Attributes of EVENT_TYPE_PAUSE_POINT_CANCELLED.
+ *
+ * @generated from message runctl.v1.PausePointCancelledAttributes
+ */
+export type PausePointCancelledAttributes = Message<"runctl.v1.PausePointCancelledAttributes"> & {
+  /**
+   * Id of the pause point.
+   *
+   * @generated from field: string context_id = 1;
+   */
+  contextId: string;
+
+  /**
+   * Key of the node run that waited at it.
+   *
+   * @generated from field: string node_key = 2;
+   */
+  nodeKey: string;
+};
+
+/**
+ * Describes the message runctl.v1.PausePointCancelledAttributes.
+ * Use `create(PausePointCancelledAttributesSchema)` to create a new message.
+ */
+export const PausePointCancelledAttributesSchema: GenMessage<PausePointCancelledAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 28);
+
+/**
+ * Attributes of EVENT_TYPE_BATCH_STARTED.
+ *
+ * @generated from message runctl.v1.BatchStartedAttributes
+ */
+export type BatchStartedAttributes = Message<"runctl.v1.BatchStartedAttributes"> & {
+  /**
+   * The new batch with its counts, without `executions`.
+   *
+   * @generated from field: runctl.v1.Batch batch = 1;
+   */
+  batch?: Batch | undefined;
+};
+
+/**
+ * Describes the message runctl.v1.BatchStartedAttributes.
+ * Use `create(BatchStartedAttributesSchema)` to create a new message.
+ */
+export const BatchStartedAttributesSchema: GenMessage<BatchStartedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 29);
+
+/**
+ * Attributes of EVENT_TYPE_BATCH_UPDATED.
+ *
+ * @generated from message runctl.v1.BatchUpdatedAttributes
+ */
+export type BatchUpdatedAttributes = Message<"runctl.v1.BatchUpdatedAttributes"> & {
+  /**
+   * The batch with its new counts, without `executions`.
+   *
+   * @generated from field: runctl.v1.Batch batch = 1;
+   */
+  batch?: Batch | undefined;
+
+  /**
+   * The run whose change moved the counts.
+   *
+   * @generated from field: runctl.v1.BatchItem item = 2;
+   */
+  item?: BatchItem | undefined;
+};
+
+/**
+ * Describes the message runctl.v1.BatchUpdatedAttributes.
+ * Use `create(BatchUpdatedAttributesSchema)` to create a new message.
+ */
+export const BatchUpdatedAttributesSchema: GenMessage<BatchUpdatedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 30);
+
+/**
+ * Attributes of EVENT_TYPE_BATCH_COMPLETED.
+ *
+ * @generated from message runctl.v1.BatchCompletedAttributes
+ */
+export type BatchCompletedAttributes = Message<"runctl.v1.BatchCompletedAttributes"> & {
+  /**
+   * The finished batch with its final counts, without `executions`.
+   *
+   * @generated from field: runctl.v1.Batch batch = 1;
+   */
+  batch?: Batch | undefined;
+};
+
+/**
+ * Describes the message runctl.v1.BatchCompletedAttributes.
+ * Use `create(BatchCompletedAttributesSchema)` to create a new message.
+ */
+export const BatchCompletedAttributesSchema: GenMessage<BatchCompletedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 31);
+
+/**
+ * Attributes of EVENT_TYPE_BATCH_STOPPED.
+ *
+ * @generated from message runctl.v1.BatchStoppedAttributes
+ */
+export type BatchStoppedAttributes = Message<"runctl.v1.BatchStoppedAttributes"> & {
+  /**
+   * The stopped batch with its counts as it was stopped, without `executions`.
+   *
+   * @generated from field: runctl.v1.Batch batch = 1;
+   */
+  batch?: Batch | undefined;
+
+  /**
+   * Why, e.g. "stopped", "stopped with all other runs", or the reason given to StopBatch.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message runctl.v1.BatchStoppedAttributes.
+ * Use `create(BatchStoppedAttributesSchema)` to create a new message.
+ */
+export const BatchStoppedAttributesSchema: GenMessage<BatchStoppedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 32);
+
+/**
+ * Attributes of EVENT_TYPE_BATCHES_CLEARED (ClearBatchesResponse, logged).
+ *
+ * @generated from message runctl.v1.BatchesClearedAttributes
+ */
+export type BatchesClearedAttributes = Message<"runctl.v1.BatchesClearedAttributes"> & {
+  /**
+   * Number of batches deleted.
+   *
+   * @generated from field: int32 batches_deleted = 1;
+   */
+  batchesDeleted: number;
+
+  /**
+   * Number of runs deleted with them.
+   *
+   * @generated from field: int32 executions_deleted = 2;
+   */
+  executionsDeleted: number;
+
+  /**
+   * Batches kept because they still run.
+   *
+   * @generated from field: repeated string skipped_batch_ids = 3;
+   */
+  skippedBatchIds: string[];
+};
+
+/**
+ * Describes the message runctl.v1.BatchesClearedAttributes.
+ * Use `create(BatchesClearedAttributesSchema)` to create a new message.
+ */
+export const BatchesClearedAttributesSchema: GenMessage<BatchesClearedAttributes> = /*@__PURE__*/
+  messageDesc(file_runctl_v1_event, 33);
 
 /**
  * Several events in one stream message, in increasing sequence order.
@@ -115,7 +1417,7 @@ export type EventList = Message<"runctl.v1.EventList"> & {
  * Use `create(EventListSchema)` to create a new message.
  */
 export const EventListSchema: GenMessage<EventList> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_event, 1);
+  messageDesc(file_runctl_v1_event, 34);
 
 /**
  * Request of EventService.ListEvents. Filters combine with AND; empty = any.
@@ -178,7 +1480,7 @@ export type ListEventsRequest = Message<"runctl.v1.ListEventsRequest"> & {
  * Use `create(ListEventsRequestSchema)` to create a new message.
  */
 export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_event, 2);
+  messageDesc(file_runctl_v1_event, 35);
 
 /**
  * Response of EventService.ListEvents.
@@ -214,7 +1516,7 @@ export type ListEventsResponse = Message<"runctl.v1.ListEventsResponse"> & {
  * Use `create(ListEventsResponseSchema)` to create a new message.
  */
 export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_event, 3);
+  messageDesc(file_runctl_v1_event, 36);
 
 /**
  * Request of EventService.StreamEvents. Filters combine with AND; empty = any.
@@ -272,7 +1574,7 @@ export type StreamEventsRequest = Message<"runctl.v1.StreamEventsRequest"> & {
  * Use `create(StreamEventsRequestSchema)` to create a new message.
  */
 export const StreamEventsRequestSchema: GenMessage<StreamEventsRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_event, 4);
+  messageDesc(file_runctl_v1_event, 37);
 
 /**
  * One message of EventService.StreamEvents. The first one is always a heartbeat, sent at once: it
@@ -328,13 +1630,12 @@ export type StreamEventsResponse = Message<"runctl.v1.StreamEventsResponse"> & {
  * Use `create(StreamEventsResponseSchema)` to create a new message.
  */
 export const StreamEventsResponseSchema: GenMessage<StreamEventsResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_event, 5);
+  messageDesc(file_runctl_v1_event, 38);
 
 /**
- * What an event records. Every event's `payload` is a JSON object; the event's own fields name
- * the workflow, run, batch and node it concerns, and each value below lists its payload keys.
- * Node events carry `nodeKey` (unique per loop iteration), `nodeType`, `status` (the node status
- * word) and, inside loops, `stack`.
+ * What an event records. The event's own fields name the workflow, run, batch and node it
+ * concerns; its `attributes` say what changed, in the one field named beside each value below
+ * (`Event.attributes` is always the one of the event's type).
  *
  * @generated from enum runctl.v1.EventType
  */
@@ -347,238 +1648,237 @@ export enum EventType {
   UNSPECIFIED = 0,
 
   /**
-   * A workflow was created. Payload {"version", "name"}.
+   * A workflow was created. Sets `workflow_created_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_WORKFLOW_CREATED = 1;
    */
   WORKFLOW_CREATED = 1,
 
   /**
-   * A workflow's definition was replaced (new version). Payload {"version"}.
+   * A workflow's definition was replaced (new version). Sets `workflow_updated_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_WORKFLOW_UPDATED = 2;
    */
   WORKFLOW_UPDATED = 2,
 
   /**
-   * A workflow was deleted. Payload {}.
+   * A workflow was deleted. Sets `workflow_deleted_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_WORKFLOW_DELETED = 3;
    */
   WORKFLOW_DELETED = 3,
 
   /**
-   * A workflow was paused. Payload {"status": "paused", "reason"}.
+   * A workflow was paused. Sets `workflow_paused_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_WORKFLOW_PAUSED = 4;
    */
   WORKFLOW_PAUSED = 4,
 
   /**
-   * A paused workflow was resumed. Payload {"status": "active"}.
+   * A paused workflow was resumed. Sets `workflow_resumed_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_WORKFLOW_RESUMED = 5;
    */
   WORKFLOW_RESUMED = 5,
 
   /**
-   * A workflow was cancelled. Payload {"status": "cancelled", "reason"}.
+   * A workflow was cancelled. Sets `workflow_cancelled_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_WORKFLOW_CANCELLED = 6;
    */
   WORKFLOW_CANCELLED = 6,
 
   /**
-   * A workflow's webhook secret was replaced (the secret itself is never logged). Payload {}.
+   * A workflow's webhook secret was replaced (neither secret is ever logged). Sets
+   * `workflow_secret_rotated_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_WORKFLOW_SECRET_ROTATED = 7;
    */
   WORKFLOW_SECRET_ROTATED = 7,
 
   /**
-   * A run was created and waits (a batch slot, its paused workflow). Payload {"input", "name",
-   * "reason"}.
+   * A run was created and waits (a batch slot, its paused workflow). Sets
+   * `execution_queued_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_QUEUED = 20;
    */
   EXECUTION_QUEUED = 20,
 
   /**
-   * A run began running. Payload {"input", "name"}.
+   * A run began running. Sets `execution_started_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_STARTED = 21;
    */
   EXECUTION_STARTED = 21,
 
   /**
-   * A run became PAUSED. Payload {"reason": the pause reason word, "contextId" when at a pause
-   * point}.
+   * A run became PAUSED. Sets `execution_paused_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_PAUSED = 22;
    */
   EXECUTION_PAUSED = 22,
 
   /**
-   * A paused run went back to RUNNING. Payload {}.
+   * A paused run went back to RUNNING. Sets `execution_resumed_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_RESUMED = 23;
    */
   EXECUTION_RESUMED = 23,
 
   /**
-   * A run finished successfully. Payload {"status", "output"}.
+   * A run finished successfully. Sets `execution_completed_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_COMPLETED = 24;
    */
   EXECUTION_COMPLETED = 24,
 
   /**
-   * A run finished with an error. Payload {"status", "error": {"message", "nodeId", "code"}}.
+   * A run finished with an error. Sets `execution_failed_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_FAILED = 25;
    */
   EXECUTION_FAILED = 25,
 
   /**
-   * A run was stopped (or cancelled while queued). Payload {"status", "output", "reason",
-   * "was": the status it was stopped in}.
+   * A run was stopped (or cancelled while queued). Sets `execution_stopped_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_STOPPED = 26;
    */
   EXECUTION_STOPPED = 26,
 
   /**
-   * A run's trace-logs flag changed. Payload {"enabled"}.
+   * A run's trace-logs flag changed. Sets `execution_trace_logs_changed_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_EXECUTION_TRACE_LOGS_CHANGED = 27;
    */
   EXECUTION_TRACE_LOGS_CHANGED = 27,
 
   /**
-   * Reserved: ready nodes are not logged separately (NODE_STARTED follows at once).
+   * Reserved: ready nodes are not logged separately (NODE_STARTED follows at once); no
+   * attributes.
    *
    * @generated from enum value: EVENT_TYPE_NODE_SCHEDULED = 40;
    */
   NODE_SCHEDULED = 40,
 
   /**
-   * A node attempt started. Payload {"attempt"}.
+   * A node attempt started. Sets `node_started_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_NODE_STARTED = 41;
    */
   NODE_STARTED = 41,
 
   /**
-   * A node waits: at a pause point (payload {"contextId", "pauseKind"}) or on a timer (payload
-   * {"until": epoch seconds}).
+   * A node waits, at a pause point or on a timer. Sets `node_waiting_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_NODE_WAITING = 42;
    */
   NODE_WAITING = 42,
 
   /**
-   * A node completed. Payload {"output", "branches": the labels it took, or null}.
+   * A node completed. Sets `node_completed_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_NODE_COMPLETED = 43;
    */
   NODE_COMPLETED = 43,
 
   /**
-   * A node failed for good (no attempts left). Payload {"error": {"message", "code"}, "attempt"}.
+   * A node failed for good (no attempts left). Sets `node_failed_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_NODE_FAILED = 44;
    */
   NODE_FAILED = 44,
 
   /**
-   * A node was skipped (branch not taken, or skipped at a pause). Payload {"reason"}.
+   * A node was skipped (branch not taken, or skipped at a pause). Sets `node_skipped_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_NODE_SKIPPED = 45;
    */
   NODE_SKIPPED = 45,
 
   /**
-   * A node was stopped with its run. Payload {}.
+   * A node was stopped with its run. Sets `node_stopped_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_NODE_STOPPED = 46;
    */
   NODE_STOPPED = 46,
 
   /**
-   * A node attempt failed and another is scheduled. Payload {"error", "attempt", "retryAt"}.
+   * A node attempt failed and another is scheduled. Sets `node_retrying_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_NODE_RETRYING = 47;
    */
   NODE_RETRYING = 47,
 
   /**
-   * A node wrote a log line (log nodes always; every node with trace logs on). Payload {"level",
-   * "message", "details"}.
+   * A node wrote a log line (log nodes always; every node with trace logs on). Sets
+   * `node_log_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_NODE_LOG = 48;
    */
   NODE_LOG = 48,
 
   /**
-   * A run began waiting at a pause point. Payload {"contextId", "kind", "nodeKey"}.
+   * A run began waiting at a pause point. Sets `pause_point_created_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_PAUSE_POINT_CREATED = 60;
    */
   PAUSE_POINT_CREATED = 60,
 
   /**
-   * A pause point was resumed. Payload {"contextId", "nodeKey"}.
+   * A pause point was resumed. Sets `pause_point_resumed_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_PAUSE_POINT_RESUMED = 61;
    */
   PAUSE_POINT_RESUMED = 61,
 
   /**
-   * A pause point expired. Payload {"contextId", "nodeKey"}.
+   * A pause point expired. Sets `pause_point_expired_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_PAUSE_POINT_EXPIRED = 62;
    */
   PAUSE_POINT_EXPIRED = 62,
 
   /**
-   * A pause point was abandoned (run stopped, node skipped). Payload {"contextId", "nodeKey"}.
+   * A pause point was abandoned (run stopped, node skipped). Sets
+   * `pause_point_cancelled_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_PAUSE_POINT_CANCELLED = 63;
    */
   PAUSE_POINT_CANCELLED = 63,
 
   /**
-   * A batch was created and its runs queued. Payload {"batch": Batch JSON (without executions)}.
+   * A batch was created and its runs queued. Sets `batch_started_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_BATCH_STARTED = 80;
    */
   BATCH_STARTED = 80,
 
   /**
-   * A batch's counts changed (a run started or finished). Payload {"batch": Batch JSON (without
-   * executions), "item": BatchItem JSON that changed}.
+   * A batch's counts changed (a run started or finished). Sets `batch_updated_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_BATCH_UPDATED = 81;
    */
   BATCH_UPDATED = 81,
 
   /**
-   * A batch finished. Payload {"batch": Batch JSON (without executions)}.
+   * A batch finished. Sets `batch_completed_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_BATCH_COMPLETED = 82;
    */
   BATCH_COMPLETED = 82,
 
   /**
-   * A batch was stopped. Payload {"batch": Batch JSON (without executions)}.
+   * A batch was stopped. Sets `batch_stopped_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_BATCH_STOPPED = 83;
    */
   BATCH_STOPPED = 83,
 
   /**
-   * Ended batches, their runs and their events were deleted by ClearBatches. Payload {"cleared":
-   * {"batchesDeleted", "executionsDeleted", "skippedBatchIds"}}.
+   * Ended batches, their runs and their events were deleted by ClearBatches. Sets
+   * `batches_cleared_attributes`.
    *
    * @generated from enum value: EVENT_TYPE_BATCHES_CLEARED = 84;
    */
@@ -590,6 +1890,40 @@ export enum EventType {
  */
 export const EventTypeSchema: GenEnum<EventType> = /*@__PURE__*/
   enumDesc(file_runctl_v1_event, 0);
+
+/**
+ * Why a run was created QUEUED instead of RUNNING.
+ *
+ * @generated from enum runctl.v1.QueueReason
+ */
+export enum QueueReason {
+  /**
+   * Not applicable.
+   *
+   * @generated from enum value: QUEUE_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * It belongs to a batch and waits for a free slot under the batch's concurrency limit.
+   *
+   * @generated from enum value: QUEUE_REASON_BATCH = 1;
+   */
+  BATCH = 1,
+
+  /**
+   * Its workflow is paused; ResumeWorkflow releases it.
+   *
+   * @generated from enum value: QUEUE_REASON_WORKFLOW_PAUSED = 2;
+   */
+  WORKFLOW_PAUSED = 2,
+}
+
+/**
+ * Describes the enum runctl.v1.QueueReason.
+ */
+export const QueueReasonSchema: GenEnum<QueueReason> = /*@__PURE__*/
+  enumDesc(file_runctl_v1_event, 1);
 
 /**
  * The append-only event log: every state change, in commit order. Read it in

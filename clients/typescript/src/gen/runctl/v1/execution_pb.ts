@@ -7,7 +7,7 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.js";
 import type { Duration, Timestamp, Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { ForEachContext, ForEachFrame, Heartbeat, PauseReason } from "./common_pb.js";
+import type { ExecutionError, ExecutionStatus, ForEachContext, ForEachFrame, Heartbeat, LogLevel, NodeError, NodeStatus, PauseReason } from "./common_pb.js";
 import { file_runctl_v1_common } from "./common_pb.js";
 import type { Event, EventList } from "./event_pb.js";
 import { file_runctl_v1_event } from "./event_pb.js";
@@ -21,7 +21,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file runctl/v1/execution.proto.
  */
 export const file_runctl_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("ChlydW5jdGwvdjEvZXhlY3V0aW9uLnByb3RvEglydW5jdGwudjEizQgKCUV4ZWN1dGlvbhIQCgJpZBgBIAEoCUIE4kEBAxIZCgt3b3JrZmxvd19pZBgCIAEoCUIE4kEBAxIeChB3b3JrZmxvd192ZXJzaW9uGAMgASgFQgTiQQEDEhsKDXdvcmtmbG93X25hbWUYBCABKAlCBOJBAQMSGwoNd29ya2Zsb3dfcGF0aBgFIAEoCUIE4kEBAxIwCgZzdGF0dXMYBiABKA4yGi5ydW5jdGwudjEuRXhlY3V0aW9uU3RhdHVzQgTiQQEDEiwKBWlucHV0GAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBAxIrCgRkYXRhGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBAxIsCgZvdXRwdXQYCSABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVCBOJBAQMSKQoFbm9kZXMYCiADKAsyFC5ydW5jdGwudjEuTm9kZVN0YXRlQgTiQQEDEikKBWVkZ2VzGAsgAygLMhQucnVuY3RsLnYxLkVkZ2VTdGF0ZUIE4kEBAxI2Cgtub2RlX2NvdW50cxgMIAEoCzIbLnJ1bmN0bC52MS5Ob2RlU3RhdHVzQ291bnRzQgTiQQEDEh0KD2N1cnJlbnRfbm9kZV9pZBgNIAEoCUIE4kEBAxIcCg5wYXVzZWRfbm9kZV9pZBgOIAEoCUIE4kEBAxIyCgxwYXVzZV9yZWFzb24YDyABKA4yFi5ydW5jdGwudjEuUGF1c2VSZWFzb25CBOJBAQMSMQoMcGF1c2VfcG9pbnRzGBAgAygLMhUucnVuY3RsLnYxLlBhdXNlUG9pbnRCBOJBAQMSGAoKdHJhY2VfbG9ncxgRIAEoCEIE4kEBAxIiChRicmVha3BvaW50c19kaXNhYmxlZBgSIAEoCEIE4kEBAxIuCgVlcnJvchgTIAEoCzIZLnJ1bmN0bC52MS5FeGVjdXRpb25FcnJvckIE4kEBAxIWCghiYXRjaF9pZBgUIAEoCUIE4kEBAxIYCgpyZXF1ZXN0X2lkGBUgASgJQgTiQQEDEjcKCmRlZmluaXRpb24YFiABKAsyHS5ydW5jdGwudjEuV29ya2Zsb3dEZWZpbml0aW9uQgTiQQEDEjUKC2NyZWF0ZV90aW1lGBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI0CgpzdGFydF90aW1lGBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIyCghlbmRfdGltZRgZIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLdXBkYXRlX3RpbWUYGiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhsKDWxhc3Rfc2VxdWVuY2UYGyABKANCBOJBAQMiqQEKEE5vZGVTdGF0dXNDb3VudHMSDQoFdG90YWwYASABKAUSDAoEaWRsZRgCIAEoBRIRCglzY2hlZHVsZWQYAyABKAUSDwoHcnVubmluZxgEIAEoBRIPCgd3YWl0aW5nGAUgASgFEhEKCWNvbXBsZXRlZBgGIAEoBRIOCgZmYWlsZWQYByABKAUSDwoHc3RvcHBlZBgIIAEoBRIPCgdza2lwcGVkGAkgASgFIogFCglOb2RlU3RhdGUSDwoHbm9kZV9pZBgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBG5hbWUYAyABKAkSJQoGc3RhdHVzGAQgASgOMhUucnVuY3RsLnYxLk5vZGVTdGF0dXMSEAoIYXR0ZW1wdHMYBSABKAUSJgoGb3V0cHV0GAYgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEiMKBWVycm9yGAcgASgLMhQucnVuY3RsLnYxLk5vZGVFcnJvchIwCgxzY2hlZHVsZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RvcHBlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZmFpbGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpza2lwcGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBXN0YWNrGA8gAygLMhcucnVuY3RsLnYxLkZvckVhY2hGcmFtZRIhCgRsb2dzGBAgAygLMhMucnVuY3RsLnYxLlRyYWNlTG9nEhIKCmNvbnRleHRfaWQYESABKAkSEQoJd29ya2VyX2lkGBIgASgJIoQBCglFZGdlU3RhdGUSFAoMZnJvbV9ub2RlX2lkGAEgASgJEhIKCnRvX25vZGVfaWQYAiABKAkSJQoGc3RhdHVzGAMgASgOMhUucnVuY3RsLnYxLkVkZ2VTdGF0dXMSJgoFc3RhY2sYBCADKAsyFy5ydW5jdGwudjEuRm9yRWFjaEZyYW1lImcKCU5vZGVFcnJvchIPCgdtZXNzYWdlGAEgASgJEgwKBGNvZGUYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEigKB2RldGFpbHMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkAKDkV4ZWN1dGlvbkVycm9yEg8KB21lc3NhZ2UYASABKAkSDwoHbm9kZV9pZBgCIAEoCRIMCgRjb2RlGAMgASgJIpMBCghUcmFjZUxvZxIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIiCgVsZXZlbBgCIAEoDjITLnJ1bmN0bC52MS5Mb2dMZXZlbBIPCgdtZXNzYWdlGAMgASgJEigKB2RldGFpbHMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IrECChBFeGVjdXRpb25TdW1tYXJ5EhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRIqCgZzdGF0dXMYAyABKA4yGi5ydW5jdGwudjEuRXhlY3V0aW9uU3RhdHVzEhcKD2N1cnJlbnRfbm9kZV9pZBgEIAEoCRINCgVlcnJvchgFIAEoCRIWCg5wYXVzZWRfbm9kZV9pZBgGIAEoCRIsCgxwYXVzZV9yZWFzb24YByABKA4yFi5ydW5jdGwudjEuUGF1c2VSZWFzb24SEAoIYmF0Y2hfaWQYCCABKAkSFQoNd29ya2Zsb3dfbmFtZRgJIAEoCRIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqwIKFVN0YXJ0RXhlY3V0aW9uUmVxdWVzdBIVCgt3b3JrZmxvd19pZBgBIAEoCUgAEjMKCmRlZmluaXRpb24YAiABKAsyHS5ydW5jdGwudjEuV29ya2Zsb3dEZWZpbml0aW9uSAASFwoNd29ya2Zsb3dfcGF0aBgDIAEoCUgAEiwKBWlucHV0GAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBARIYCgpyZXF1ZXN0X2lkGAUgASgJQgTiQQEBEhgKCnRyYWNlX2xvZ3MYBiABKAhCBOJBAQESIQoTZGlzYWJsZV9icmVha3BvaW50cxgHIAEoCEIE4kEBARIeChB3b3JrZmxvd192ZXJzaW9uGAggASgFQgTiQQEBQggKBnNvdXJjZSJBChZTdGFydEV4ZWN1dGlvblJlc3BvbnNlEicKCWV4ZWN1dGlvbhgBIAEoCzIULnJ1bmN0bC52MS5FeGVjdXRpb24iXwoTR2V0RXhlY3V0aW9uUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISLAoEdmlldxgCIAEoDjIYLnJ1bmN0bC52MS5FeGVjdXRpb25WaWV3QgTiQQEBIj8KFEdldEV4ZWN1dGlvblJlc3BvbnNlEicKCWV4ZWN1dGlvbhgBIAEoCzIULnJ1bmN0bC52MS5FeGVjdXRpb24iNwoZR2V0RXhlY3V0aW9uU3RhdHVzUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQEiSgoaR2V0RXhlY3V0aW9uU3RhdHVzUmVzcG9uc2USLAoHc3VtbWFyeRgBIAEoCzIbLnJ1bmN0bC52MS5FeGVjdXRpb25TdW1tYXJ5It8BChVMaXN0RXhlY3V0aW9uc1JlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQESGQoLd29ya2Zsb3dfaWQYAyABKAlCBOJBAQESFgoIYmF0Y2hfaWQYBCABKAlCBOJBAQESMgoIc3RhdHVzZXMYBSADKA4yGi5ydW5jdGwudjEuRXhlY3V0aW9uU3RhdHVzQgTiQQEBEiwKBHZpZXcYBiABKA4yGC5ydW5jdGwudjEuRXhlY3V0aW9uVmlld0IE4kEBASJvChZMaXN0RXhlY3V0aW9uc1Jlc3BvbnNlEigKCmV4ZWN1dGlvbnMYASADKAsyFC5ydW5jdGwudjEuRXhlY3V0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgFIoMBChtMaXN0QWN0aXZlRXhlY3V0aW9uc1JlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQESGQoLd29ya2Zsb3dfaWQYAyABKAlCBOJBAQESFgoIYmF0Y2hfaWQYBCABKAlCBOJBAQEifgocTGlzdEFjdGl2ZUV4ZWN1dGlvbnNSZXNwb25zZRIvCgpleGVjdXRpb25zGAEgAygLMhsucnVuY3RsLnYxLkV4ZWN1dGlvblN1bW1hcnkSFAoMdG90YWxfYWN0aXZlGAIgASgFEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSJIChRTdG9wRXhlY3V0aW9uUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQESFAoGcmVhc29uGAIgASgJQgTiQQEBImcKFVN0b3BFeGVjdXRpb25SZXNwb25zZRIUCgxleGVjdXRpb25faWQYASABKAkSEwoLd2FzX3J1bm5pbmcYAiABKAgSEgoKd2FzX3F1ZXVlZBgDIAEoCBIPCgdtZXNzYWdlGAQgASgJIjAKGFN0b3BBbGxFeGVjdXRpb25zUmVxdWVzdBIUCgZyZWFzb24YASABKAlCBOJBAQEijwEKGVN0b3BBbGxFeGVjdXRpb25zUmVzcG9uc2USFQoNdG90YWxfYmF0Y2hlcxgBIAEoBRIVCg10b3RhbF9zdG9wcGVkGAIgASgFEhcKD3J1bm5pbmdfc3RvcHBlZBgDIAEoBRIYChBxdWV1ZWRfY2FuY2VsbGVkGAQgASgFEhEKCWJhdGNoX2lkcxgFIAMoCSI2ChhDb250aW51ZUV4ZWN1dGlvblJlcXVlc3QSGgoMZXhlY3V0aW9uX2lkGAEgASgJQgTiQQEBIkQKGUNvbnRpbnVlRXhlY3V0aW9uUmVzcG9uc2USJwoJZXhlY3V0aW9uGAEgASgLMhQucnVuY3RsLnYxLkV4ZWN1dGlvbiJfChNDb250cm9sUGF1c2VSZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBARIsCgZhY3Rpb24YAiABKA4yFi5ydW5jdGwudjEuUGF1c2VBY3Rpb25CBOJBAQIiPwoUQ29udHJvbFBhdXNlUmVzcG9uc2USJwoJZXhlY3V0aW9uGAEgASgLMhQucnVuY3RsLnYxLkV4ZWN1dGlvbiJIChNTZXRUcmFjZUxvZ3NSZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBARIVCgdlbmFibGVkGAIgASgIQgTiQQECIj0KFFNldFRyYWNlTG9nc1Jlc3BvbnNlEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIPCgdlbmFibGVkGAIgASgIIkkKFVBhdXNlRXhlY3V0aW9uUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISFAoGcmVhc29uGAIgASgJQgTiQQEBIkEKFlBhdXNlRXhlY3V0aW9uUmVzcG9uc2USJwoJZXhlY3V0aW9uGAEgASgLMhQucnVuY3RsLnYxLkV4ZWN1dGlvbiI0ChZSZXN1bWVFeGVjdXRpb25SZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBAiJCChdSZXN1bWVFeGVjdXRpb25SZXNwb25zZRInCglleGVjdXRpb24YASABKAsyFC5ydW5jdGwudjEuRXhlY3V0aW9uIsgBChdSZXN1bWVQYXVzZVBvaW50UmVxdWVzdBIYCgpjb250ZXh0X2lkGAEgASgJQgTiQQECEi0KBnZhbHVlcxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBOJBAQESGQoLd29ya2Zsb3dfaWQYAyABKAlCBOJBAQESGgoMZXhlY3V0aW9uX2lkGAQgASgJQgTiQQEBEhgKCnJlcXVlc3RfaWQYBSABKAlCBOJBAQESEwoFYWN0b3IYBiABKAlCBOJBAQEifwoYUmVzdW1lUGF1c2VQb2ludFJlc3BvbnNlEicKBmFjdGlvbhgBIAEoDjIXLnJ1bmN0bC52MS5SZXN1bWVBY3Rpb24SDgoGcmVhc29uGAIgASgJEioKC3BhdXNlX3BvaW50GAMgASgLMhUucnVuY3RsLnYxLlBhdXNlUG9pbnQi3gEKEVJlc3VtZU5vZGVSZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBAhIVCgdub2RlX2lkGAIgASgJQgTiQQECEhQKBnNlY3JldBgDIAEoCUIE4kEBAhIrCgRkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBARI5ChBmb3JfZWFjaF9jb250ZXh0GAUgASgLMhkucnVuY3RsLnYxLkZvckVhY2hDb250ZXh0QgTiQQEBEhgKCnJlcXVlc3RfaWQYBiABKAlCBOJBAQEiTQoSUmVzdW1lTm9kZVJlc3BvbnNlEicKBmFjdGlvbhgBIAEoDjIXLnJ1bmN0bC52MS5SZXN1bWVBY3Rpb24SDgoGcmVhc29uGAIgASgJIokBChpHZXRFeGVjdXRpb25IaXN0b3J5UmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISHAoOYWZ0ZXJfc2VxdWVuY2UYAiABKANCBOJBAQESFwoJcGFnZV9zaXplGAMgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YBCABKAlCBOJBAQEiWAobR2V0RXhlY3V0aW9uSGlzdG9yeVJlc3BvbnNlEiAKBmV2ZW50cxgBIAMoCzIQLnJ1bmN0bC52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki1AEKFVdhdGNoRXhlY3V0aW9uUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISIQoOYWZ0ZXJfc2VxdWVuY2UYAiABKANCBOJBAQFIAIgBARIsCgR2aWV3GAMgASgOMhgucnVuY3RsLnYxLkV4ZWN1dGlvblZpZXdCBOJBAQESOwoSaGVhcnRiZWF0X2ludGVydmFsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgTiQQEBQhEKD19hZnRlcl9zZXF1ZW5jZSLIAQoWV2F0Y2hFeGVjdXRpb25SZXNwb25zZRIoCghzbmFwc2hvdBgBIAEoCzIULnJ1bmN0bC52MS5FeGVjdXRpb25IABImCgZldmVudHMYAiABKAsyFC5ydW5jdGwudjEuRXZlbnRMaXN0SAASKQoJaGVhcnRiZWF0GAMgASgLMhQucnVuY3RsLnYxLkhlYXJ0YmVhdEgAEg4KBmN1cnNvchgEIAEoAxIZChFoaXN0b3J5X3RydW5jYXRlZBgFIAEoCEIGCgRraW5kKuUBCg9FeGVjdXRpb25TdGF0dXMSIAocRVhFQ1VUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0VYRUNVVElPTl9TVEFUVVNfUVVFVUVEEAESHAoYRVhFQ1VUSU9OX1NUQVRVU19SVU5OSU5HEAISGwoXRVhFQ1VUSU9OX1NUQVRVU19QQVVTRUQQAxIeChpFWEVDVVRJT05fU1RBVFVTX0NPTVBMRVRFRBAEEhoKFkVYRUNVVElPTl9TVEFUVVNfRVJST1IQBRIcChhFWEVDVVRJT05fU1RBVFVTX1NUT1BQRUQQBirxAQoKTm9kZVN0YXR1cxIbChdOT0RFX1NUQVRVU19VTlNQRUNJRklFRBAAEhQKEE5PREVfU1RBVFVTX0lETEUQARIZChVOT0RFX1NUQVRVU19TQ0hFRFVMRUQQAhIXChNOT0RFX1NUQVRVU19SVU5OSU5HEAMSFwoTTk9ERV9TVEFUVVNfV0FJVElORxAEEhkKFU5PREVfU1RBVFVTX0NPTVBMRVRFRBAFEhYKEk5PREVfU1RBVFVTX0ZBSUxFRBAGEhcKE05PREVfU1RBVFVTX1NUT1BQRUQQBxIXChNOT0RFX1NUQVRVU19TS0lQUEVEEAgqdAoKRWRnZVN0YXR1cxIbChdFREdFX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE0VER0VfU1RBVFVTX1BFTkRJTkcQARIVChFFREdFX1NUQVRVU19UQUtFThACEhkKFUVER0VfU1RBVFVTX05PVF9UQUtFThADKmIKDUV4ZWN1dGlvblZpZXcSHgoaRVhFQ1VUSU9OX1ZJRVdfVU5TUEVDSUZJRUQQABIYChRFWEVDVVRJT05fVklFV19CQVNJQxABEhcKE0VYRUNVVElPTl9WSUVXX0ZVTEwQAiqiAQoLUGF1c2VBY3Rpb24SHAoYUEFVU0VfQUNUSU9OX1VOU1BFQ0lGSUVEEAASGQoVUEFVU0VfQUNUSU9OX0NPTlRJTlVFEAESFQoRUEFVU0VfQUNUSU9OX1NUT1AQAhIVChFQQVVTRV9BQ1RJT05fU0tJUBADEiwKKFBBVVNFX0FDVElPTl9DT05USU5VRV9XSVRIT1VUX0JSRUFLUE9JTlQQBCpjCgxSZXN1bWVBY3Rpb24SHQoZUkVTVU1FX0FDVElPTl9VTlNQRUNJRklFRBAAEhkKFVJFU1VNRV9BQ1RJT05fUkVTVU1FRBABEhkKFVJFU1VNRV9BQ1RJT05fU0tJUFBFRBACKnoKCExvZ0xldmVsEhkKFUxPR19MRVZFTF9VTlNQRUNJRklFRBAAEhMKD0xPR19MRVZFTF9ERUJVRxABEhIKDkxPR19MRVZFTF9JTkZPEAISFQoRTE9HX0xFVkVMX1dBUk5JTkcQAxITCg9MT0dfTEVWRUxfRVJST1IQBDKrCwoQRXhlY3V0aW9uU2VydmljZRJVCg5TdGFydEV4ZWN1dGlvbhIgLnJ1bmN0bC52MS5TdGFydEV4ZWN1dGlvblJlcXVlc3QaIS5ydW5jdGwudjEuU3RhcnRFeGVjdXRpb25SZXNwb25zZRJPCgxHZXRFeGVjdXRpb24SHi5ydW5jdGwudjEuR2V0RXhlY3V0aW9uUmVxdWVzdBofLnJ1bmN0bC52MS5HZXRFeGVjdXRpb25SZXNwb25zZRJhChJHZXRFeGVjdXRpb25TdGF0dXMSJC5ydW5jdGwudjEuR2V0RXhlY3V0aW9uU3RhdHVzUmVxdWVzdBolLnJ1bmN0bC52MS5HZXRFeGVjdXRpb25TdGF0dXNSZXNwb25zZRJVCg5MaXN0RXhlY3V0aW9ucxIgLnJ1bmN0bC52MS5MaXN0RXhlY3V0aW9uc1JlcXVlc3QaIS5ydW5jdGwudjEuTGlzdEV4ZWN1dGlvbnNSZXNwb25zZRJnChRMaXN0QWN0aXZlRXhlY3V0aW9ucxImLnJ1bmN0bC52MS5MaXN0QWN0aXZlRXhlY3V0aW9uc1JlcXVlc3QaJy5ydW5jdGwudjEuTGlzdEFjdGl2ZUV4ZWN1dGlvbnNSZXNwb25zZRJSCg1TdG9wRXhlY3V0aW9uEh8ucnVuY3RsLnYxLlN0b3BFeGVjdXRpb25SZXF1ZXN0GiAucnVuY3RsLnYxLlN0b3BFeGVjdXRpb25SZXNwb25zZRJeChFTdG9wQWxsRXhlY3V0aW9ucxIjLnJ1bmN0bC52MS5TdG9wQWxsRXhlY3V0aW9uc1JlcXVlc3QaJC5ydW5jdGwudjEuU3RvcEFsbEV4ZWN1dGlvbnNSZXNwb25zZRJeChFDb250aW51ZUV4ZWN1dGlvbhIjLnJ1bmN0bC52MS5Db250aW51ZUV4ZWN1dGlvblJlcXVlc3QaJC5ydW5jdGwudjEuQ29udGludWVFeGVjdXRpb25SZXNwb25zZRJPCgxDb250cm9sUGF1c2USHi5ydW5jdGwudjEuQ29udHJvbFBhdXNlUmVxdWVzdBofLnJ1bmN0bC52MS5Db250cm9sUGF1c2VSZXNwb25zZRJPCgxTZXRUcmFjZUxvZ3MSHi5ydW5jdGwudjEuU2V0VHJhY2VMb2dzUmVxdWVzdBofLnJ1bmN0bC52MS5TZXRUcmFjZUxvZ3NSZXNwb25zZRJVCg5QYXVzZUV4ZWN1dGlvbhIgLnJ1bmN0bC52MS5QYXVzZUV4ZWN1dGlvblJlcXVlc3QaIS5ydW5jdGwudjEuUGF1c2VFeGVjdXRpb25SZXNwb25zZRJYCg9SZXN1bWVFeGVjdXRpb24SIS5ydW5jdGwudjEuUmVzdW1lRXhlY3V0aW9uUmVxdWVzdBoiLnJ1bmN0bC52MS5SZXN1bWVFeGVjdXRpb25SZXNwb25zZRJbChBSZXN1bWVQYXVzZVBvaW50EiIucnVuY3RsLnYxLlJlc3VtZVBhdXNlUG9pbnRSZXF1ZXN0GiMucnVuY3RsLnYxLlJlc3VtZVBhdXNlUG9pbnRSZXNwb25zZRJJCgpSZXN1bWVOb2RlEhwucnVuY3RsLnYxLlJlc3VtZU5vZGVSZXF1ZXN0Gh0ucnVuY3RsLnYxLlJlc3VtZU5vZGVSZXNwb25zZRJkChNHZXRFeGVjdXRpb25IaXN0b3J5EiUucnVuY3RsLnYxLkdldEV4ZWN1dGlvbkhpc3RvcnlSZXF1ZXN0GiYucnVuY3RsLnYxLkdldEV4ZWN1dGlvbkhpc3RvcnlSZXNwb25zZRJXCg5XYXRjaEV4ZWN1dGlvbhIgLnJ1bmN0bC52MS5XYXRjaEV4ZWN1dGlvblJlcXVlc3QaIS5ydW5jdGwudjEuV2F0Y2hFeGVjdXRpb25SZXNwb25zZTABQjhaNmdpdGh1Yi5jb20vcnVuY3RsL3J1bmN0bC9jbGllbnRzL2dvL3J1bmN0bC92MTtydW5jdGx2MWIGcHJvdG8z", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_runctl_v1_common, file_runctl_v1_event, file_runctl_v1_pause_point, file_runctl_v1_workflow]);
+  fileDesc("ChlydW5jdGwvdjEvZXhlY3V0aW9uLnByb3RvEglydW5jdGwudjEizQgKCUV4ZWN1dGlvbhIQCgJpZBgBIAEoCUIE4kEBAxIZCgt3b3JrZmxvd19pZBgCIAEoCUIE4kEBAxIeChB3b3JrZmxvd192ZXJzaW9uGAMgASgFQgTiQQEDEhsKDXdvcmtmbG93X25hbWUYBCABKAlCBOJBAQMSGwoNd29ya2Zsb3dfcGF0aBgFIAEoCUIE4kEBAxIwCgZzdGF0dXMYBiABKA4yGi5ydW5jdGwudjEuRXhlY3V0aW9uU3RhdHVzQgTiQQEDEiwKBWlucHV0GAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBAxIrCgRkYXRhGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBAxIsCgZvdXRwdXQYCSABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVCBOJBAQMSKQoFbm9kZXMYCiADKAsyFC5ydW5jdGwudjEuTm9kZVN0YXRlQgTiQQEDEikKBWVkZ2VzGAsgAygLMhQucnVuY3RsLnYxLkVkZ2VTdGF0ZUIE4kEBAxI2Cgtub2RlX2NvdW50cxgMIAEoCzIbLnJ1bmN0bC52MS5Ob2RlU3RhdHVzQ291bnRzQgTiQQEDEh0KD2N1cnJlbnRfbm9kZV9pZBgNIAEoCUIE4kEBAxIcCg5wYXVzZWRfbm9kZV9pZBgOIAEoCUIE4kEBAxIyCgxwYXVzZV9yZWFzb24YDyABKA4yFi5ydW5jdGwudjEuUGF1c2VSZWFzb25CBOJBAQMSMQoMcGF1c2VfcG9pbnRzGBAgAygLMhUucnVuY3RsLnYxLlBhdXNlUG9pbnRCBOJBAQMSGAoKdHJhY2VfbG9ncxgRIAEoCEIE4kEBAxIiChRicmVha3BvaW50c19kaXNhYmxlZBgSIAEoCEIE4kEBAxIuCgVlcnJvchgTIAEoCzIZLnJ1bmN0bC52MS5FeGVjdXRpb25FcnJvckIE4kEBAxIWCghiYXRjaF9pZBgUIAEoCUIE4kEBAxIYCgpyZXF1ZXN0X2lkGBUgASgJQgTiQQEDEjcKCmRlZmluaXRpb24YFiABKAsyHS5ydW5jdGwudjEuV29ya2Zsb3dEZWZpbml0aW9uQgTiQQEDEjUKC2NyZWF0ZV90aW1lGBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI0CgpzdGFydF90aW1lGBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIyCghlbmRfdGltZRgZIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLdXBkYXRlX3RpbWUYGiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhsKDWxhc3Rfc2VxdWVuY2UYGyABKANCBOJBAQMiqQEKEE5vZGVTdGF0dXNDb3VudHMSDQoFdG90YWwYASABKAUSDAoEaWRsZRgCIAEoBRIRCglzY2hlZHVsZWQYAyABKAUSDwoHcnVubmluZxgEIAEoBRIPCgd3YWl0aW5nGAUgASgFEhEKCWNvbXBsZXRlZBgGIAEoBRIOCgZmYWlsZWQYByABKAUSDwoHc3RvcHBlZBgIIAEoBRIPCgdza2lwcGVkGAkgASgFIogFCglOb2RlU3RhdGUSDwoHbm9kZV9pZBgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBG5hbWUYAyABKAkSJQoGc3RhdHVzGAQgASgOMhUucnVuY3RsLnYxLk5vZGVTdGF0dXMSEAoIYXR0ZW1wdHMYBSABKAUSJgoGb3V0cHV0GAYgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEiMKBWVycm9yGAcgASgLMhQucnVuY3RsLnYxLk5vZGVFcnJvchIwCgxzY2hlZHVsZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RvcHBlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZmFpbGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpza2lwcGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBXN0YWNrGA8gAygLMhcucnVuY3RsLnYxLkZvckVhY2hGcmFtZRIhCgRsb2dzGBAgAygLMhMucnVuY3RsLnYxLlRyYWNlTG9nEhIKCmNvbnRleHRfaWQYESABKAkSEQoJd29ya2VyX2lkGBIgASgJIoQBCglFZGdlU3RhdGUSFAoMZnJvbV9ub2RlX2lkGAEgASgJEhIKCnRvX25vZGVfaWQYAiABKAkSJQoGc3RhdHVzGAMgASgOMhUucnVuY3RsLnYxLkVkZ2VTdGF0dXMSJgoFc3RhY2sYBCADKAsyFy5ydW5jdGwudjEuRm9yRWFjaEZyYW1lIpMBCghUcmFjZUxvZxIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIiCgVsZXZlbBgCIAEoDjITLnJ1bmN0bC52MS5Mb2dMZXZlbBIPCgdtZXNzYWdlGAMgASgJEigKB2RldGFpbHMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IrECChBFeGVjdXRpb25TdW1tYXJ5EhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRIqCgZzdGF0dXMYAyABKA4yGi5ydW5jdGwudjEuRXhlY3V0aW9uU3RhdHVzEhcKD2N1cnJlbnRfbm9kZV9pZBgEIAEoCRINCgVlcnJvchgFIAEoCRIWCg5wYXVzZWRfbm9kZV9pZBgGIAEoCRIsCgxwYXVzZV9yZWFzb24YByABKA4yFi5ydW5jdGwudjEuUGF1c2VSZWFzb24SEAoIYmF0Y2hfaWQYCCABKAkSFQoNd29ya2Zsb3dfbmFtZRgJIAEoCRIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqwIKFVN0YXJ0RXhlY3V0aW9uUmVxdWVzdBIVCgt3b3JrZmxvd19pZBgBIAEoCUgAEjMKCmRlZmluaXRpb24YAiABKAsyHS5ydW5jdGwudjEuV29ya2Zsb3dEZWZpbml0aW9uSAASFwoNd29ya2Zsb3dfcGF0aBgDIAEoCUgAEiwKBWlucHV0GAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBARIYCgpyZXF1ZXN0X2lkGAUgASgJQgTiQQEBEhgKCnRyYWNlX2xvZ3MYBiABKAhCBOJBAQESIQoTZGlzYWJsZV9icmVha3BvaW50cxgHIAEoCEIE4kEBARIeChB3b3JrZmxvd192ZXJzaW9uGAggASgFQgTiQQEBQggKBnNvdXJjZSJBChZTdGFydEV4ZWN1dGlvblJlc3BvbnNlEicKCWV4ZWN1dGlvbhgBIAEoCzIULnJ1bmN0bC52MS5FeGVjdXRpb24iXwoTR2V0RXhlY3V0aW9uUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISLAoEdmlldxgCIAEoDjIYLnJ1bmN0bC52MS5FeGVjdXRpb25WaWV3QgTiQQEBIj8KFEdldEV4ZWN1dGlvblJlc3BvbnNlEicKCWV4ZWN1dGlvbhgBIAEoCzIULnJ1bmN0bC52MS5FeGVjdXRpb24iNwoZR2V0RXhlY3V0aW9uU3RhdHVzUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQEiSgoaR2V0RXhlY3V0aW9uU3RhdHVzUmVzcG9uc2USLAoHc3VtbWFyeRgBIAEoCzIbLnJ1bmN0bC52MS5FeGVjdXRpb25TdW1tYXJ5It8BChVMaXN0RXhlY3V0aW9uc1JlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQESGQoLd29ya2Zsb3dfaWQYAyABKAlCBOJBAQESFgoIYmF0Y2hfaWQYBCABKAlCBOJBAQESMgoIc3RhdHVzZXMYBSADKA4yGi5ydW5jdGwudjEuRXhlY3V0aW9uU3RhdHVzQgTiQQEBEiwKBHZpZXcYBiABKA4yGC5ydW5jdGwudjEuRXhlY3V0aW9uVmlld0IE4kEBASJvChZMaXN0RXhlY3V0aW9uc1Jlc3BvbnNlEigKCmV4ZWN1dGlvbnMYASADKAsyFC5ydW5jdGwudjEuRXhlY3V0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgFIoMBChtMaXN0QWN0aXZlRXhlY3V0aW9uc1JlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQESGQoLd29ya2Zsb3dfaWQYAyABKAlCBOJBAQESFgoIYmF0Y2hfaWQYBCABKAlCBOJBAQEifgocTGlzdEFjdGl2ZUV4ZWN1dGlvbnNSZXNwb25zZRIvCgpleGVjdXRpb25zGAEgAygLMhsucnVuY3RsLnYxLkV4ZWN1dGlvblN1bW1hcnkSFAoMdG90YWxfYWN0aXZlGAIgASgFEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSJIChRTdG9wRXhlY3V0aW9uUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQESFAoGcmVhc29uGAIgASgJQgTiQQEBImcKFVN0b3BFeGVjdXRpb25SZXNwb25zZRIUCgxleGVjdXRpb25faWQYASABKAkSEwoLd2FzX3J1bm5pbmcYAiABKAgSEgoKd2FzX3F1ZXVlZBgDIAEoCBIPCgdtZXNzYWdlGAQgASgJIjAKGFN0b3BBbGxFeGVjdXRpb25zUmVxdWVzdBIUCgZyZWFzb24YASABKAlCBOJBAQEijwEKGVN0b3BBbGxFeGVjdXRpb25zUmVzcG9uc2USFQoNdG90YWxfYmF0Y2hlcxgBIAEoBRIVCg10b3RhbF9zdG9wcGVkGAIgASgFEhcKD3J1bm5pbmdfc3RvcHBlZBgDIAEoBRIYChBxdWV1ZWRfY2FuY2VsbGVkGAQgASgFEhEKCWJhdGNoX2lkcxgFIAMoCSI2ChhDb250aW51ZUV4ZWN1dGlvblJlcXVlc3QSGgoMZXhlY3V0aW9uX2lkGAEgASgJQgTiQQEBIkQKGUNvbnRpbnVlRXhlY3V0aW9uUmVzcG9uc2USJwoJZXhlY3V0aW9uGAEgASgLMhQucnVuY3RsLnYxLkV4ZWN1dGlvbiJfChNDb250cm9sUGF1c2VSZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBARIsCgZhY3Rpb24YAiABKA4yFi5ydW5jdGwudjEuUGF1c2VBY3Rpb25CBOJBAQIiPwoUQ29udHJvbFBhdXNlUmVzcG9uc2USJwoJZXhlY3V0aW9uGAEgASgLMhQucnVuY3RsLnYxLkV4ZWN1dGlvbiJIChNTZXRUcmFjZUxvZ3NSZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBARIVCgdlbmFibGVkGAIgASgIQgTiQQECIj0KFFNldFRyYWNlTG9nc1Jlc3BvbnNlEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIPCgdlbmFibGVkGAIgASgIIkkKFVBhdXNlRXhlY3V0aW9uUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISFAoGcmVhc29uGAIgASgJQgTiQQEBIkEKFlBhdXNlRXhlY3V0aW9uUmVzcG9uc2USJwoJZXhlY3V0aW9uGAEgASgLMhQucnVuY3RsLnYxLkV4ZWN1dGlvbiI0ChZSZXN1bWVFeGVjdXRpb25SZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBAiJCChdSZXN1bWVFeGVjdXRpb25SZXNwb25zZRInCglleGVjdXRpb24YASABKAsyFC5ydW5jdGwudjEuRXhlY3V0aW9uIsgBChdSZXN1bWVQYXVzZVBvaW50UmVxdWVzdBIYCgpjb250ZXh0X2lkGAEgASgJQgTiQQECEi0KBnZhbHVlcxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBOJBAQESGQoLd29ya2Zsb3dfaWQYAyABKAlCBOJBAQESGgoMZXhlY3V0aW9uX2lkGAQgASgJQgTiQQEBEhgKCnJlcXVlc3RfaWQYBSABKAlCBOJBAQESEwoFYWN0b3IYBiABKAlCBOJBAQEifwoYUmVzdW1lUGF1c2VQb2ludFJlc3BvbnNlEicKBmFjdGlvbhgBIAEoDjIXLnJ1bmN0bC52MS5SZXN1bWVBY3Rpb24SDgoGcmVhc29uGAIgASgJEioKC3BhdXNlX3BvaW50GAMgASgLMhUucnVuY3RsLnYxLlBhdXNlUG9pbnQi3gEKEVJlc3VtZU5vZGVSZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBAhIVCgdub2RlX2lkGAIgASgJQgTiQQECEhQKBnNlY3JldBgDIAEoCUIE4kEBAhIrCgRkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBARI5ChBmb3JfZWFjaF9jb250ZXh0GAUgASgLMhkucnVuY3RsLnYxLkZvckVhY2hDb250ZXh0QgTiQQEBEhgKCnJlcXVlc3RfaWQYBiABKAlCBOJBAQEiTQoSUmVzdW1lTm9kZVJlc3BvbnNlEicKBmFjdGlvbhgBIAEoDjIXLnJ1bmN0bC52MS5SZXN1bWVBY3Rpb24SDgoGcmVhc29uGAIgASgJIokBChpHZXRFeGVjdXRpb25IaXN0b3J5UmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISHAoOYWZ0ZXJfc2VxdWVuY2UYAiABKANCBOJBAQESFwoJcGFnZV9zaXplGAMgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YBCABKAlCBOJBAQEiWAobR2V0RXhlY3V0aW9uSGlzdG9yeVJlc3BvbnNlEiAKBmV2ZW50cxgBIAMoCzIQLnJ1bmN0bC52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki1AEKFVdhdGNoRXhlY3V0aW9uUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISIQoOYWZ0ZXJfc2VxdWVuY2UYAiABKANCBOJBAQFIAIgBARIsCgR2aWV3GAMgASgOMhgucnVuY3RsLnYxLkV4ZWN1dGlvblZpZXdCBOJBAQESOwoSaGVhcnRiZWF0X2ludGVydmFsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgTiQQEBQhEKD19hZnRlcl9zZXF1ZW5jZSLIAQoWV2F0Y2hFeGVjdXRpb25SZXNwb25zZRIoCghzbmFwc2hvdBgBIAEoCzIULnJ1bmN0bC52MS5FeGVjdXRpb25IABImCgZldmVudHMYAiABKAsyFC5ydW5jdGwudjEuRXZlbnRMaXN0SAASKQoJaGVhcnRiZWF0GAMgASgLMhQucnVuY3RsLnYxLkhlYXJ0YmVhdEgAEg4KBmN1cnNvchgEIAEoAxIZChFoaXN0b3J5X3RydW5jYXRlZBgFIAEoCEIGCgRraW5kKnQKCkVkZ2VTdGF0dXMSGwoXRURHRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNFREdFX1NUQVRVU19QRU5ESU5HEAESFQoRRURHRV9TVEFUVVNfVEFLRU4QAhIZChVFREdFX1NUQVRVU19OT1RfVEFLRU4QAypiCg1FeGVjdXRpb25WaWV3Eh4KGkVYRUNVVElPTl9WSUVXX1VOU1BFQ0lGSUVEEAASGAoURVhFQ1VUSU9OX1ZJRVdfQkFTSUMQARIXChNFWEVDVVRJT05fVklFV19GVUxMEAIqogEKC1BhdXNlQWN0aW9uEhwKGFBBVVNFX0FDVElPTl9VTlNQRUNJRklFRBAAEhkKFVBBVVNFX0FDVElPTl9DT05USU5VRRABEhUKEVBBVVNFX0FDVElPTl9TVE9QEAISFQoRUEFVU0VfQUNUSU9OX1NLSVAQAxIsCihQQVVTRV9BQ1RJT05fQ09OVElOVUVfV0lUSE9VVF9CUkVBS1BPSU5UEAQqYwoMUmVzdW1lQWN0aW9uEh0KGVJFU1VNRV9BQ1RJT05fVU5TUEVDSUZJRUQQABIZChVSRVNVTUVfQUNUSU9OX1JFU1VNRUQQARIZChVSRVNVTUVfQUNUSU9OX1NLSVBQRUQQAjKrCwoQRXhlY3V0aW9uU2VydmljZRJVCg5TdGFydEV4ZWN1dGlvbhIgLnJ1bmN0bC52MS5TdGFydEV4ZWN1dGlvblJlcXVlc3QaIS5ydW5jdGwudjEuU3RhcnRFeGVjdXRpb25SZXNwb25zZRJPCgxHZXRFeGVjdXRpb24SHi5ydW5jdGwudjEuR2V0RXhlY3V0aW9uUmVxdWVzdBofLnJ1bmN0bC52MS5HZXRFeGVjdXRpb25SZXNwb25zZRJhChJHZXRFeGVjdXRpb25TdGF0dXMSJC5ydW5jdGwudjEuR2V0RXhlY3V0aW9uU3RhdHVzUmVxdWVzdBolLnJ1bmN0bC52MS5HZXRFeGVjdXRpb25TdGF0dXNSZXNwb25zZRJVCg5MaXN0RXhlY3V0aW9ucxIgLnJ1bmN0bC52MS5MaXN0RXhlY3V0aW9uc1JlcXVlc3QaIS5ydW5jdGwudjEuTGlzdEV4ZWN1dGlvbnNSZXNwb25zZRJnChRMaXN0QWN0aXZlRXhlY3V0aW9ucxImLnJ1bmN0bC52MS5MaXN0QWN0aXZlRXhlY3V0aW9uc1JlcXVlc3QaJy5ydW5jdGwudjEuTGlzdEFjdGl2ZUV4ZWN1dGlvbnNSZXNwb25zZRJSCg1TdG9wRXhlY3V0aW9uEh8ucnVuY3RsLnYxLlN0b3BFeGVjdXRpb25SZXF1ZXN0GiAucnVuY3RsLnYxLlN0b3BFeGVjdXRpb25SZXNwb25zZRJeChFTdG9wQWxsRXhlY3V0aW9ucxIjLnJ1bmN0bC52MS5TdG9wQWxsRXhlY3V0aW9uc1JlcXVlc3QaJC5ydW5jdGwudjEuU3RvcEFsbEV4ZWN1dGlvbnNSZXNwb25zZRJeChFDb250aW51ZUV4ZWN1dGlvbhIjLnJ1bmN0bC52MS5Db250aW51ZUV4ZWN1dGlvblJlcXVlc3QaJC5ydW5jdGwudjEuQ29udGludWVFeGVjdXRpb25SZXNwb25zZRJPCgxDb250cm9sUGF1c2USHi5ydW5jdGwudjEuQ29udHJvbFBhdXNlUmVxdWVzdBofLnJ1bmN0bC52MS5Db250cm9sUGF1c2VSZXNwb25zZRJPCgxTZXRUcmFjZUxvZ3MSHi5ydW5jdGwudjEuU2V0VHJhY2VMb2dzUmVxdWVzdBofLnJ1bmN0bC52MS5TZXRUcmFjZUxvZ3NSZXNwb25zZRJVCg5QYXVzZUV4ZWN1dGlvbhIgLnJ1bmN0bC52MS5QYXVzZUV4ZWN1dGlvblJlcXVlc3QaIS5ydW5jdGwudjEuUGF1c2VFeGVjdXRpb25SZXNwb25zZRJYCg9SZXN1bWVFeGVjdXRpb24SIS5ydW5jdGwudjEuUmVzdW1lRXhlY3V0aW9uUmVxdWVzdBoiLnJ1bmN0bC52MS5SZXN1bWVFeGVjdXRpb25SZXNwb25zZRJbChBSZXN1bWVQYXVzZVBvaW50EiIucnVuY3RsLnYxLlJlc3VtZVBhdXNlUG9pbnRSZXF1ZXN0GiMucnVuY3RsLnYxLlJlc3VtZVBhdXNlUG9pbnRSZXNwb25zZRJJCgpSZXN1bWVOb2RlEhwucnVuY3RsLnYxLlJlc3VtZU5vZGVSZXF1ZXN0Gh0ucnVuY3RsLnYxLlJlc3VtZU5vZGVSZXNwb25zZRJkChNHZXRFeGVjdXRpb25IaXN0b3J5EiUucnVuY3RsLnYxLkdldEV4ZWN1dGlvbkhpc3RvcnlSZXF1ZXN0GiYucnVuY3RsLnYxLkdldEV4ZWN1dGlvbkhpc3RvcnlSZXNwb25zZRJXCg5XYXRjaEV4ZWN1dGlvbhIgLnJ1bmN0bC52MS5XYXRjaEV4ZWN1dGlvblJlcXVlc3QaIS5ydW5jdGwudjEuV2F0Y2hFeGVjdXRpb25SZXNwb25zZTABQjhaNmdpdGh1Yi5jb20vcnVuY3RsL3J1bmN0bC9jbGllbnRzL2dvL3J1bmN0bC92MTtydW5jdGx2MWIGcHJvdG8z", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_runctl_v1_common, file_runctl_v1_event, file_runctl_v1_pause_point, file_runctl_v1_workflow]);
 
 /**
  * One run of one workflow version (seed 002 Execution object).
@@ -496,84 +496,6 @@ export const EdgeStateSchema: GenMessage<EdgeState> = /*@__PURE__*/
   messageDesc(file_runctl_v1_execution, 3);
 
 /**
- * Why a node attempt failed.
- *
- * @generated from message runctl.v1.NodeError
- */
-export type NodeError = Message<"runctl.v1.NodeError"> & {
-  /**
-   * Human-readable message, e.g. "GET http://...: 503 Service Unavailable".
-   *
-   * @generated from field: string message = 1;
-   */
-  message: string;
-
-  /**
-   * Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "PAUSE_EXPIRED", "TASK_FAILED",
-   * "EXPRESSION_ERROR"; free string, UPPER_SNAKE_CASE.
-   *
-   * @generated from field: string code = 2;
-   */
-  code: string;
-
-  /**
-   * Whether the failure may succeed on retry (a retry happens only if attempts remain).
-   *
-   * @generated from field: bool retryable = 3;
-   */
-  retryable: boolean;
-
-  /**
-   * Extra structured details (e.g. the HTTP status and body, a worker's details).
-   *
-   * @generated from field: google.protobuf.Struct details = 4;
-   */
-  details?: JsonObject | undefined;
-};
-
-/**
- * Describes the message runctl.v1.NodeError.
- * Use `create(NodeErrorSchema)` to create a new message.
- */
-export const NodeErrorSchema: GenMessage<NodeError> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 4);
-
-/**
- * Why a run failed.
- *
- * @generated from message runctl.v1.ExecutionError
- */
-export type ExecutionError = Message<"runctl.v1.ExecutionError"> & {
-  /**
-   * Human-readable message (the failing node's message, or a run-level reason).
-   *
-   * @generated from field: string message = 1;
-   */
-  message: string;
-
-  /**
-   * The node whose failure failed the run; empty for run-level failures.
-   *
-   * @generated from field: string node_id = 2;
-   */
-  nodeId: string;
-
-  /**
-   * Machine-readable code (see NodeError.code), e.g. "TIMEOUT".
-   *
-   * @generated from field: string code = 3;
-   */
-  code: string;
-};
-
-/**
- * Describes the message runctl.v1.ExecutionError.
- * Use `create(ExecutionErrorSchema)` to create a new message.
- */
-export const ExecutionErrorSchema: GenMessage<ExecutionError> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 5);
-
-/**
  * One trace log line of a node.
  *
  * @generated from message runctl.v1.TraceLog
@@ -613,7 +535,7 @@ export type TraceLog = Message<"runctl.v1.TraceLog"> & {
  * Use `create(TraceLogSchema)` to create a new message.
  */
 export const TraceLogSchema: GenMessage<TraceLog> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 6);
+  messageDesc(file_runctl_v1_execution, 4);
 
 /**
  * The short status of a run (seed 001 status object; Socket.IO `execution-update`).
@@ -697,7 +619,7 @@ export type ExecutionSummary = Message<"runctl.v1.ExecutionSummary"> & {
  * Use `create(ExecutionSummarySchema)` to create a new message.
  */
 export const ExecutionSummarySchema: GenMessage<ExecutionSummary> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 7);
+  messageDesc(file_runctl_v1_execution, 5);
 
 /**
  * Request of ExecutionService.StartExecution.
@@ -778,7 +700,7 @@ export type StartExecutionRequest = Message<"runctl.v1.StartExecutionRequest"> &
  * Use `create(StartExecutionRequestSchema)` to create a new message.
  */
 export const StartExecutionRequestSchema: GenMessage<StartExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 8);
+  messageDesc(file_runctl_v1_execution, 6);
 
 /**
  * Response of ExecutionService.StartExecution.
@@ -799,7 +721,7 @@ export type StartExecutionResponse = Message<"runctl.v1.StartExecutionResponse">
  * Use `create(StartExecutionResponseSchema)` to create a new message.
  */
 export const StartExecutionResponseSchema: GenMessage<StartExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 9);
+  messageDesc(file_runctl_v1_execution, 7);
 
 /**
  * Request of ExecutionService.GetExecution.
@@ -827,7 +749,7 @@ export type GetExecutionRequest = Message<"runctl.v1.GetExecutionRequest"> & {
  * Use `create(GetExecutionRequestSchema)` to create a new message.
  */
 export const GetExecutionRequestSchema: GenMessage<GetExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 10);
+  messageDesc(file_runctl_v1_execution, 8);
 
 /**
  * Response of ExecutionService.GetExecution.
@@ -848,7 +770,7 @@ export type GetExecutionResponse = Message<"runctl.v1.GetExecutionResponse"> & {
  * Use `create(GetExecutionResponseSchema)` to create a new message.
  */
 export const GetExecutionResponseSchema: GenMessage<GetExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 11);
+  messageDesc(file_runctl_v1_execution, 9);
 
 /**
  * Request of ExecutionService.GetExecutionStatus.
@@ -869,7 +791,7 @@ export type GetExecutionStatusRequest = Message<"runctl.v1.GetExecutionStatusReq
  * Use `create(GetExecutionStatusRequestSchema)` to create a new message.
  */
 export const GetExecutionStatusRequestSchema: GenMessage<GetExecutionStatusRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 12);
+  messageDesc(file_runctl_v1_execution, 10);
 
 /**
  * Response of ExecutionService.GetExecutionStatus.
@@ -890,7 +812,7 @@ export type GetExecutionStatusResponse = Message<"runctl.v1.GetExecutionStatusRe
  * Use `create(GetExecutionStatusResponseSchema)` to create a new message.
  */
 export const GetExecutionStatusResponseSchema: GenMessage<GetExecutionStatusResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 13);
+  messageDesc(file_runctl_v1_execution, 11);
 
 /**
  * Request of ExecutionService.ListExecutions. Filters combine with AND; empty = any.
@@ -946,7 +868,7 @@ export type ListExecutionsRequest = Message<"runctl.v1.ListExecutionsRequest"> &
  * Use `create(ListExecutionsRequestSchema)` to create a new message.
  */
 export const ListExecutionsRequestSchema: GenMessage<ListExecutionsRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 14);
+  messageDesc(file_runctl_v1_execution, 12);
 
 /**
  * Response of ExecutionService.ListExecutions.
@@ -981,7 +903,7 @@ export type ListExecutionsResponse = Message<"runctl.v1.ListExecutionsResponse">
  * Use `create(ListExecutionsResponseSchema)` to create a new message.
  */
 export const ListExecutionsResponseSchema: GenMessage<ListExecutionsResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 15);
+  messageDesc(file_runctl_v1_execution, 13);
 
 /**
  * Request of ExecutionService.ListActiveExecutions. Filters combine with AND; empty = any.
@@ -1023,7 +945,7 @@ export type ListActiveExecutionsRequest = Message<"runctl.v1.ListActiveExecution
  * Use `create(ListActiveExecutionsRequestSchema)` to create a new message.
  */
 export const ListActiveExecutionsRequestSchema: GenMessage<ListActiveExecutionsRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 16);
+  messageDesc(file_runctl_v1_execution, 14);
 
 /**
  * Response of ExecutionService.ListActiveExecutions (seed 001).
@@ -1058,7 +980,7 @@ export type ListActiveExecutionsResponse = Message<"runctl.v1.ListActiveExecutio
  * Use `create(ListActiveExecutionsResponseSchema)` to create a new message.
  */
 export const ListActiveExecutionsResponseSchema: GenMessage<ListActiveExecutionsResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 17);
+  messageDesc(file_runctl_v1_execution, 15);
 
 /**
  * Request of ExecutionService.StopExecution.
@@ -1086,7 +1008,7 @@ export type StopExecutionRequest = Message<"runctl.v1.StopExecutionRequest"> & {
  * Use `create(StopExecutionRequestSchema)` to create a new message.
  */
 export const StopExecutionRequestSchema: GenMessage<StopExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 18);
+  messageDesc(file_runctl_v1_execution, 16);
 
 /**
  * Response of ExecutionService.StopExecution (seed 001).
@@ -1128,7 +1050,7 @@ export type StopExecutionResponse = Message<"runctl.v1.StopExecutionResponse"> &
  * Use `create(StopExecutionResponseSchema)` to create a new message.
  */
 export const StopExecutionResponseSchema: GenMessage<StopExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 19);
+  messageDesc(file_runctl_v1_execution, 17);
 
 /**
  * Request of ExecutionService.StopAllExecutions.
@@ -1149,7 +1071,7 @@ export type StopAllExecutionsRequest = Message<"runctl.v1.StopAllExecutionsReque
  * Use `create(StopAllExecutionsRequestSchema)` to create a new message.
  */
 export const StopAllExecutionsRequestSchema: GenMessage<StopAllExecutionsRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 20);
+  messageDesc(file_runctl_v1_execution, 18);
 
 /**
  * Response of ExecutionService.StopAllExecutions (seed 001 stop-all).
@@ -1198,7 +1120,7 @@ export type StopAllExecutionsResponse = Message<"runctl.v1.StopAllExecutionsResp
  * Use `create(StopAllExecutionsResponseSchema)` to create a new message.
  */
 export const StopAllExecutionsResponseSchema: GenMessage<StopAllExecutionsResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 21);
+  messageDesc(file_runctl_v1_execution, 19);
 
 /**
  * Request of ExecutionService.ContinueExecution.
@@ -1219,7 +1141,7 @@ export type ContinueExecutionRequest = Message<"runctl.v1.ContinueExecutionReque
  * Use `create(ContinueExecutionRequestSchema)` to create a new message.
  */
 export const ContinueExecutionRequestSchema: GenMessage<ContinueExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 22);
+  messageDesc(file_runctl_v1_execution, 20);
 
 /**
  * Response of ExecutionService.ContinueExecution.
@@ -1240,7 +1162,7 @@ export type ContinueExecutionResponse = Message<"runctl.v1.ContinueExecutionResp
  * Use `create(ContinueExecutionResponseSchema)` to create a new message.
  */
 export const ContinueExecutionResponseSchema: GenMessage<ContinueExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 23);
+  messageDesc(file_runctl_v1_execution, 21);
 
 /**
  * Request of ExecutionService.ControlPause.
@@ -1268,7 +1190,7 @@ export type ControlPauseRequest = Message<"runctl.v1.ControlPauseRequest"> & {
  * Use `create(ControlPauseRequestSchema)` to create a new message.
  */
 export const ControlPauseRequestSchema: GenMessage<ControlPauseRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 24);
+  messageDesc(file_runctl_v1_execution, 22);
 
 /**
  * Response of ExecutionService.ControlPause.
@@ -1289,7 +1211,7 @@ export type ControlPauseResponse = Message<"runctl.v1.ControlPauseResponse"> & {
  * Use `create(ControlPauseResponseSchema)` to create a new message.
  */
 export const ControlPauseResponseSchema: GenMessage<ControlPauseResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 25);
+  messageDesc(file_runctl_v1_execution, 23);
 
 /**
  * Request of ExecutionService.SetTraceLogs.
@@ -1317,7 +1239,7 @@ export type SetTraceLogsRequest = Message<"runctl.v1.SetTraceLogsRequest"> & {
  * Use `create(SetTraceLogsRequestSchema)` to create a new message.
  */
 export const SetTraceLogsRequestSchema: GenMessage<SetTraceLogsRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 26);
+  messageDesc(file_runctl_v1_execution, 24);
 
 /**
  * Response of ExecutionService.SetTraceLogs.
@@ -1345,7 +1267,7 @@ export type SetTraceLogsResponse = Message<"runctl.v1.SetTraceLogsResponse"> & {
  * Use `create(SetTraceLogsResponseSchema)` to create a new message.
  */
 export const SetTraceLogsResponseSchema: GenMessage<SetTraceLogsResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 27);
+  messageDesc(file_runctl_v1_execution, 25);
 
 /**
  * Request of ExecutionService.PauseExecution.
@@ -1373,7 +1295,7 @@ export type PauseExecutionRequest = Message<"runctl.v1.PauseExecutionRequest"> &
  * Use `create(PauseExecutionRequestSchema)` to create a new message.
  */
 export const PauseExecutionRequestSchema: GenMessage<PauseExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 28);
+  messageDesc(file_runctl_v1_execution, 26);
 
 /**
  * Response of ExecutionService.PauseExecution.
@@ -1394,7 +1316,7 @@ export type PauseExecutionResponse = Message<"runctl.v1.PauseExecutionResponse">
  * Use `create(PauseExecutionResponseSchema)` to create a new message.
  */
 export const PauseExecutionResponseSchema: GenMessage<PauseExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 29);
+  messageDesc(file_runctl_v1_execution, 27);
 
 /**
  * Request of ExecutionService.ResumeExecution.
@@ -1415,7 +1337,7 @@ export type ResumeExecutionRequest = Message<"runctl.v1.ResumeExecutionRequest">
  * Use `create(ResumeExecutionRequestSchema)` to create a new message.
  */
 export const ResumeExecutionRequestSchema: GenMessage<ResumeExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 30);
+  messageDesc(file_runctl_v1_execution, 28);
 
 /**
  * Response of ExecutionService.ResumeExecution.
@@ -1436,7 +1358,7 @@ export type ResumeExecutionResponse = Message<"runctl.v1.ResumeExecutionResponse
  * Use `create(ResumeExecutionResponseSchema)` to create a new message.
  */
 export const ResumeExecutionResponseSchema: GenMessage<ResumeExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 31);
+  messageDesc(file_runctl_v1_execution, 29);
 
 /**
  * Request of ExecutionService.ResumePausePoint.
@@ -1494,7 +1416,7 @@ export type ResumePausePointRequest = Message<"runctl.v1.ResumePausePointRequest
  * Use `create(ResumePausePointRequestSchema)` to create a new message.
  */
 export const ResumePausePointRequestSchema: GenMessage<ResumePausePointRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 32);
+  messageDesc(file_runctl_v1_execution, 30);
 
 /**
  * Response of ExecutionService.ResumePausePoint.
@@ -1530,7 +1452,7 @@ export type ResumePausePointResponse = Message<"runctl.v1.ResumePausePointRespon
  * Use `create(ResumePausePointResponseSchema)` to create a new message.
  */
 export const ResumePausePointResponseSchema: GenMessage<ResumePausePointResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 33);
+  messageDesc(file_runctl_v1_execution, 31);
 
 /**
  * Request of ExecutionService.ResumeNode (seed 004).
@@ -1588,7 +1510,7 @@ export type ResumeNodeRequest = Message<"runctl.v1.ResumeNodeRequest"> & {
  * Use `create(ResumeNodeRequestSchema)` to create a new message.
  */
 export const ResumeNodeRequestSchema: GenMessage<ResumeNodeRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 34);
+  messageDesc(file_runctl_v1_execution, 32);
 
 /**
  * Response of ExecutionService.ResumeNode (seed 004).
@@ -1616,7 +1538,7 @@ export type ResumeNodeResponse = Message<"runctl.v1.ResumeNodeResponse"> & {
  * Use `create(ResumeNodeResponseSchema)` to create a new message.
  */
 export const ResumeNodeResponseSchema: GenMessage<ResumeNodeResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 35);
+  messageDesc(file_runctl_v1_execution, 33);
 
 /**
  * Request of ExecutionService.GetExecutionHistory.
@@ -1659,7 +1581,7 @@ export type GetExecutionHistoryRequest = Message<"runctl.v1.GetExecutionHistoryR
  * Use `create(GetExecutionHistoryRequestSchema)` to create a new message.
  */
 export const GetExecutionHistoryRequestSchema: GenMessage<GetExecutionHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 36);
+  messageDesc(file_runctl_v1_execution, 34);
 
 /**
  * Response of ExecutionService.GetExecutionHistory.
@@ -1687,7 +1609,7 @@ export type GetExecutionHistoryResponse = Message<"runctl.v1.GetExecutionHistory
  * Use `create(GetExecutionHistoryResponseSchema)` to create a new message.
  */
 export const GetExecutionHistoryResponseSchema: GenMessage<GetExecutionHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 37);
+  messageDesc(file_runctl_v1_execution, 35);
 
 /**
  * Request of ExecutionService.WatchExecution.
@@ -1732,7 +1654,7 @@ export type WatchExecutionRequest = Message<"runctl.v1.WatchExecutionRequest"> &
  * Use `create(WatchExecutionRequestSchema)` to create a new message.
  */
 export const WatchExecutionRequestSchema: GenMessage<WatchExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 38);
+  messageDesc(file_runctl_v1_execution, 36);
 
 /**
  * One message of ExecutionService.WatchExecution.
@@ -1795,146 +1717,7 @@ export type WatchExecutionResponse = Message<"runctl.v1.WatchExecutionResponse">
  * Use `create(WatchExecutionResponseSchema)` to create a new message.
  */
 export const WatchExecutionResponseSchema: GenMessage<WatchExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 39);
-
-/**
- * Lifecycle state of a run.
- *
- * @generated from enum runctl.v1.ExecutionStatus
- */
-export enum ExecutionStatus {
-  /**
-   * Any status (in a filter).
-   *
-   * @generated from enum value: EXECUTION_STATUS_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * Created; waits for capacity, for its batch's concurrency limit, or for its paused workflow.
-   *
-   * @generated from enum value: EXECUTION_STATUS_QUEUED = 1;
-   */
-  QUEUED = 1,
-
-  /**
-   * Nodes are running or scheduled.
-   *
-   * @generated from enum value: EXECUTION_STATUS_RUNNING = 2;
-   */
-  RUNNING = 2,
-
-  /**
-   * Waits at one or more pause points (see `pause_reason`); independent branches that are not
-   * blocked may still progress.
-   *
-   * @generated from enum value: EXECUTION_STATUS_PAUSED = 3;
-   */
-  PAUSED = 3,
-
-  /**
-   * Finished: an end node was reached or every branch finished without error. Terminal.
-   *
-   * @generated from enum value: EXECUTION_STATUS_COMPLETED = 4;
-   */
-  COMPLETED = 4,
-
-  /**
-   * Finished: a node failed with no attempts left (see `error`). Terminal.
-   *
-   * @generated from enum value: EXECUTION_STATUS_ERROR = 5;
-   */
-  ERROR = 5,
-
-  /**
-   * Finished: stopped by StopExecution, StopAllExecutions, StopBatch or CancelWorkflow. Terminal.
-   *
-   * @generated from enum value: EXECUTION_STATUS_STOPPED = 6;
-   */
-  STOPPED = 6,
-}
-
-/**
- * Describes the enum runctl.v1.ExecutionStatus.
- */
-export const ExecutionStatusSchema: GenEnum<ExecutionStatus> = /*@__PURE__*/
-  enumDesc(file_runctl_v1_execution, 0);
-
-/**
- * State of one node run (one node, or one loop iteration of a node in a for_each body).
- *
- * @generated from enum runctl.v1.NodeStatus
- */
-export enum NodeStatus {
-  /**
-   * Not applicable.
-   *
-   * @generated from enum value: NODE_STATUS_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * Not reached yet.
-   *
-   * @generated from enum value: NODE_STATUS_IDLE = 1;
-   */
-  IDLE = 1,
-
-  /**
-   * Ready to run: waits for a slot, a retry backoff, a delay timer or an external worker.
-   *
-   * @generated from enum value: NODE_STATUS_SCHEDULED = 2;
-   */
-  SCHEDULED = 2,
-
-  /**
-   * An attempt is running.
-   *
-   * @generated from enum value: NODE_STATUS_RUNNING = 3;
-   */
-  RUNNING = 3,
-
-  /**
-   * Waits at a pause point: a wait or approval node, or a breakpoint before the node runs.
-   *
-   * @generated from enum value: NODE_STATUS_WAITING = 4;
-   */
-  WAITING = 4,
-
-  /**
-   * Finished successfully; `output` is set.
-   *
-   * @generated from enum value: NODE_STATUS_COMPLETED = 5;
-   */
-  COMPLETED = 5,
-
-  /**
-   * Failed with no attempts left; `error` is set.
-   *
-   * @generated from enum value: NODE_STATUS_FAILED = 6;
-   */
-  FAILED = 6,
-
-  /**
-   * Stopped with its run while scheduled, running or waiting.
-   *
-   * @generated from enum value: NODE_STATUS_STOPPED = 7;
-   */
-  STOPPED = 7,
-
-  /**
-   * Will not run: on a branch not taken, or skipped at a pause (PAUSE_ACTION_SKIP).
-   *
-   * @generated from enum value: NODE_STATUS_SKIPPED = 8;
-   */
-  SKIPPED = 8,
-}
-
-/**
- * Describes the enum runctl.v1.NodeStatus.
- */
-export const NodeStatusSchema: GenEnum<NodeStatus> = /*@__PURE__*/
-  enumDesc(file_runctl_v1_execution, 1);
+  messageDesc(file_runctl_v1_execution, 37);
 
 /**
  * State of one edge of a run (seed 002 `stats["from-to"]`: "open" once TAKEN, "closed" otherwise).
@@ -1975,7 +1758,7 @@ export enum EdgeStatus {
  * Describes the enum runctl.v1.EdgeStatus.
  */
 export const EdgeStatusSchema: GenEnum<EdgeStatus> = /*@__PURE__*/
-  enumDesc(file_runctl_v1_execution, 2);
+  enumDesc(file_runctl_v1_execution, 0);
 
 /**
  * How much of a run a read returns (AIP-157).
@@ -2009,7 +1792,7 @@ export enum ExecutionView {
  * Describes the enum runctl.v1.ExecutionView.
  */
 export const ExecutionViewSchema: GenEnum<ExecutionView> = /*@__PURE__*/
-  enumDesc(file_runctl_v1_execution, 3);
+  enumDesc(file_runctl_v1_execution, 1);
 
 /**
  * Action applied to a paused run by ControlPause (seed 001 pause-control actions).
@@ -2059,7 +1842,7 @@ export enum PauseAction {
  * Describes the enum runctl.v1.PauseAction.
  */
 export const PauseActionSchema: GenEnum<PauseAction> = /*@__PURE__*/
-  enumDesc(file_runctl_v1_execution, 4);
+  enumDesc(file_runctl_v1_execution, 2);
 
 /**
  * Outcome of a resume call (seed 004 "resumed" / "skipped").
@@ -2094,55 +1877,7 @@ export enum ResumeAction {
  * Describes the enum runctl.v1.ResumeAction.
  */
 export const ResumeActionSchema: GenEnum<ResumeAction> = /*@__PURE__*/
-  enumDesc(file_runctl_v1_execution, 5);
-
-/**
- * Severity of a trace log line.
- *
- * @generated from enum runctl.v1.LogLevel
- */
-export enum LogLevel {
-  /**
-   * Not applicable.
-   *
-   * @generated from enum value: LOG_LEVEL_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * Detailed tracing (resolved configs, expression results).
-   *
-   * @generated from enum value: LOG_LEVEL_DEBUG = 1;
-   */
-  DEBUG = 1,
-
-  /**
-   * Normal progress.
-   *
-   * @generated from enum value: LOG_LEVEL_INFO = 2;
-   */
-  INFO = 2,
-
-  /**
-   * Something unexpected that did not fail the node (e.g. a retried attempt).
-   *
-   * @generated from enum value: LOG_LEVEL_WARNING = 3;
-   */
-  WARNING = 3,
-
-  /**
-   * A failure.
-   *
-   * @generated from enum value: LOG_LEVEL_ERROR = 4;
-   */
-  ERROR = 4,
-}
-
-/**
- * Describes the enum runctl.v1.LogLevel.
- */
-export const LogLevelSchema: GenEnum<LogLevel> = /*@__PURE__*/
-  enumDesc(file_runctl_v1_execution, 6);
+  enumDesc(file_runctl_v1_execution, 3);
 
 /**
  * Starts runs (executions) of workflows, shows them, and steers them: stop, continue, skip,
