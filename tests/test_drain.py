@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from runctl.client import Client
-from runctl.v1 import execution_pb2, execution_pb2_grpc
+from runctl.v1 import common_pb2, execution_pb2, execution_pb2_grpc
 from tests.support import spawn_server
 
 DRAIN_SECONDS = 2.0
@@ -49,7 +49,7 @@ def test_sigterm_drains_then_ends_streams_and_exits_early(tmp_path: Path) -> Non
     try:
         client = Client(proc.grpc_target)
         run = client.start(HOLD)
-        client.wait(run.id, until=[execution_pb2.EXECUTION_STATUS_PAUSED], timeout=20)
+        client.wait(run.id, until=[common_pb2.EXECUTION_STATUS_PAUSED], timeout=20)
         with grpc.insecure_channel(proc.grpc_target) as channel:
             health = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=60)
             assert next(health).status == health_pb2.HealthCheckResponse.SERVING
@@ -90,7 +90,7 @@ def test_sigterm_drains_then_ends_streams_and_exits_early(tmp_path: Path) -> Non
             assert time.monotonic() - signalled < 1.0
             # During the drain period the server says NOT_SERVING on both faces but still serves calls.
             assert httpx.get(f"{proc.http_url}/healthz", timeout=5).status_code == 503
-            assert client.get(run.id).status == execution_pb2.EXECUTION_STATUS_PAUSED
+            assert client.get(run.id).status == common_pb2.EXECUTION_STATUS_PAUSED
             assert "error" not in ended, "the stream ended before the drain period was over"
 
             follower.join(DRAIN_SECONDS + 5)

@@ -12,12 +12,12 @@ import grpc
 import pytest
 from sqlalchemy import text
 
-from runctl.v1 import execution_pb2, pause_point_pb2, pause_point_pb2_grpc, workflow_pb2
+from runctl.v1 import common_pb2, execution_pb2, pause_point_pb2, pause_point_pb2_grpc, workflow_pb2
 from runctl_server.store.database import create_db_engine
 from tests.engine_helpers import Client, linear
 from tests.support import running_server, settings_for
 
-PAUSED = execution_pb2.EXECUTION_STATUS_PAUSED
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
 TEN_YEARS = 10 * 366 * 24 * 3600.0
 LATEST = 253_402_300_799  # 9999-12-31T23:59:59Z
 
