@@ -31,9 +31,7 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
         self, request: workflow_pb2.CreateWorkflowRequest, context: Context
     ) -> workflow_pb2.CreateWorkflowResponse:
         if not request.HasField("definition"):
-            raise InvalidArgument.single("definition", "is required")
-        if request.workflow_id:
-            raise InvalidArgument.single("workflow_id", "choosing the id is not supported; leave it empty")
+            raise InvalidArgument.single("definition", "is required", reason="FIELD_REQUIRED")
         view = await self._engine.workflows.create(
             workspace_of(context), convert.definition_document(request.definition), request.request_id
         )
@@ -64,7 +62,7 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
         self, request: workflow_pb2.UpdateWorkflowRequest, context: Context
     ) -> workflow_pb2.UpdateWorkflowResponse:
         if not request.HasField("definition"):
-            raise InvalidArgument.single("definition", "is required")
+            raise InvalidArgument.single("definition", "is required", reason="FIELD_REQUIRED")
         view = await self._engine.workflows.update(
             workspace_of(context),
             request.workflow_id,
@@ -147,4 +145,4 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
 
 def _require_id(workflow_id: str) -> None:
     if not workflow_id:
-        raise InvalidArgument.single("workflow_id", "is required")
+        raise InvalidArgument.single("workflow_id", "is required", reason="FIELD_REQUIRED")

@@ -224,7 +224,7 @@ class Batches:
     async def stop(self, workspace_id: str, batch_id: str, reason: str = "") -> StopCounts:
         """End the batch STOPPED first, so nothing more is released, then stop its runs."""
         if not batch_id:
-            raise InvalidArgument.single("batch_id", "is required")
+            raise InvalidArgument.single("batch_id", "is required", reason="FIELD_REQUIRED")
         await self.queries.row(workspace_id, batch_id)  # NotFound before any lock is made for it
         try:
             async with self._lock(batch_id):

@@ -133,7 +133,9 @@ class Engine:
         payload = dict(input or {})
         limit = self.limits.max_input_bytes
         if len(dumps(payload)) > limit:
-            raise InvalidArgument.single("input", f"is larger than {limit} bytes (the input limit)")
+            raise InvalidArgument.single(
+                "input", f"is larger than {limit} bytes (the input limit)", reason="PAYLOAD_TOO_LARGE"
+            )
         return payload
 
     async def start(self) -> None:
@@ -268,7 +270,9 @@ class Engine:
         ]
         if len(given) != 1:
             raise InvalidArgument.single(
-                "source", "give exactly one of workflow_id, definition or workflow_path"
+                "source",
+                "give exactly one of workflow_id, definition or workflow_path",
+                reason="FIELD_INVALID",
             )
         if workflow_id:
             row, definition = await self.workflows.definition(workspace_id, workflow_id)
@@ -493,7 +497,9 @@ def parse_json_object(text: str, field: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidArgument.single(field, f"is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        raise InvalidArgument.single(
+            field, f"is not valid JSON: {exc.msg} at line {exc.lineno}", reason="FIELD_INVALID"
+        ) from None
     if not isinstance(value, dict):
-        raise InvalidArgument.single(field, "must be a JSON object")
+        raise InvalidArgument.single(field, "must be a JSON object", reason="FIELD_INVALID")
     return value

@@ -41,9 +41,13 @@ def resolve_under_roots(
     if not roots:
         raise FailedPrecondition(NO_ROOTS, reason="NO_WORKFLOW_FOLDERS")
     if not isinstance(path, str) or not path.strip():
-        raise InvalidArgument.single(field, "must name a workflow file or folder")
+        raise InvalidArgument.single(
+            field, "must name a workflow file or folder", reason="WORKFLOW_PATH_INVALID"
+        )
     if "\x00" in path:
-        raise InvalidArgument.single(field, "must not contain a NUL character")
+        raise InvalidArgument.single(
+            field, "must not contain a NUL character", reason="WORKFLOW_PATH_INVALID"
+        )
     real_roots = [Path(root).resolve() for root in roots]
     requested = Path(path)
     candidates = [requested] if requested.is_absolute() else [root / requested for root in real_roots]
@@ -59,13 +63,20 @@ def resolve_under_roots(
             continue
         if real.exists():
             if expect == "file" and not real.is_file():
-                raise InvalidArgument.single(field, f"{path!r} is not a file")
+                raise InvalidArgument.single(field, f"{path!r} is not a file", reason="WORKFLOW_PATH_INVALID")
             if expect == "folder" and not real.is_dir():
-                raise InvalidArgument.single(field, f"{path!r} is not a folder")
+                raise InvalidArgument.single(
+                    field, f"{path!r} is not a folder", reason="WORKFLOW_PATH_INVALID"
+                )
             return real
     if escaped:
-        raise InvalidArgument.single(field, f"{path!r} is outside the configured workflow folders")
-    raise NotFound(f"no workflow file or folder {path!r} in the configured workflow folders")
+        raise InvalidArgument.single(
+            field, f"{path!r} is outside the configured workflow folders", reason="WORKFLOW_PATH_INVALID"
+        )
+    raise NotFound(
+        f"no workflow file or folder {path!r} in the configured workflow folders",
+        reason="WORKFLOW_PATH_NOT_FOUND",
+    )
 
 
 def list_workflow_files(folder: Path, *, roots: Sequence[Path] | None = None) -> list[Path]:
@@ -81,7 +92,7 @@ def list_workflow_files(folder: Path, *, roots: Sequence[Path] | None = None) ->
         with os.scandir(real_folder) as entries:
             names = sorted(entry.name for entry in entries)
     except (FileNotFoundError, NotADirectoryError):
-        raise NotFound(f"no workflow folder {str(folder)!r}") from None
+        raise NotFound(f"no workflow folder {str(folder)!r}", reason="WORKFLOW_PATH_NOT_FOUND") from None
     for name in names:
         if name.startswith(".") or not name.lower().endswith(WORKFLOW_SUFFIXES):
             continue

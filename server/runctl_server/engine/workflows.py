@@ -80,7 +80,7 @@ class Workflows:
 
     async def get(self, workspace_id: str, workflow_id: str) -> WorkflowView:
         if not workflow_id:
-            raise InvalidArgument.single("workflow_id", "is required")
+            raise InvalidArgument.single("workflow_id", "is required", reason="FIELD_REQUIRED")
         return await self._view(await self.row(workspace_id, workflow_id))
 
     async def definition(self, workspace_id: str, workflow_id: str) -> tuple[Row, Definition]:
@@ -143,7 +143,9 @@ class Workflows:
         limit = page_size(size)
         position = decode_token(token, ("t", "id"))
         if status and status not in WORKFLOW_STATUSES:
-            raise InvalidArgument.single("status", f"must be one of {', '.join(WORKFLOW_STATUSES)}")
+            raise InvalidArgument.single(
+                "status", f"must be one of {', '.join(WORKFLOW_STATUSES)}", reason="FIELD_INVALID"
+            )
         where = ["workspace_id = :ws", "deleted_at IS NULL"]
         params: dict[str, Any] = {"ws": workspace_id, "limit": limit + 1}
         if status:
@@ -219,6 +221,7 @@ class Workflows:
             raise InvalidArgument.single(
                 "overlap",
                 f"must be between 0 and {MAX_SECRET_OVERLAP_SECONDS / 86400:g} days; got {overlap:g} s",
+                reason="FIELD_INVALID",
             )
         secret = secrets.token_urlsafe(24)
         async with self.lock:

@@ -83,8 +83,12 @@ class ForEachFrame(_message.Message):
       fields say; an empty `request_id` disables this.
     * Optional target ids: control calls whose `execution_id` is marked OPTIONAL act on "the most
       recent" matching execution of the workspace when it is empty (seed 001); each call says which.
-    * Errors carry a google.rpc.Status with google.rpc.ErrorInfo (domain "runctl") and, for bad
-      input, google.rpc.BadRequest field violations. Ids of another workspace are NOT_FOUND.
+    * Errors carry a google.rpc.Status with one google.rpc.ErrorInfo (domain "runctl") and, for bad
+      input, google.rpc.BadRequest field violations. ErrorInfo.reason is always a value of
+      ErrorReason (error.proto) named without its "ERROR_REASON_" prefix, e.g. "EXECUTION_NOT_FOUND"
+      for ERROR_REASON_EXECUTION_NOT_FOUND; each value says its status code and metadata keys.
+      Comments on RPCs name the reason next to the code, e.g. FAILED_PRECONDITION (EXECUTION_ENDED).
+      Ids of another workspace are NOT_FOUND.
     * Enum fields are UNSPECIFIED only where a comment says what that means (usually "any" in a
       filter, or "not applicable" in a resource).
 

@@ -432,15 +432,10 @@ class CreateWorkflowRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     DEFINITION_FIELD_NUMBER: _builtins.int
-    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (see common.proto). A repeated call returns the workflow the first call
     created with `webhook_secret` empty, since a secret is shown once: if the first response was
     lost, call RotateWebhookSecret.
-    """
-    workflow_id: _builtins.str
-    """Id to give the workflow (1-63 characters of [a-z0-9_-], starting with a letter or digit);
-    empty = server-assigned.
     """
     @_builtins.property
     def definition(self) -> Global___WorkflowDefinition:
@@ -453,11 +448,10 @@ class CreateWorkflowRequest(_message.Message):
         *,
         request_id: _builtins.str = ...,
         definition: Global___WorkflowDefinition | None = ...,
-        workflow_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "request_id", b"request_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
