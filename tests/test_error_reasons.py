@@ -34,7 +34,7 @@ def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
     return info
 
 
-def enum_value(error: grpc.RpcError) -> int:
+def enum_value(error: grpc.RpcError) -> error_pb2.ErrorReason.ValueType:
     """The ErrorReason value the error names; fails unless domain and reason follow the contract."""
     info = error_info(error)
     assert info.domain == "runctl"

@@ -40,7 +40,7 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
     async def GetWorkflow(
         self, request: workflow_pb2.GetWorkflowRequest, context: Context
     ) -> workflow_pb2.GetWorkflowResponse:
-        view = await self._engine.workflows.get(workspace_of(context), request.workflow_id)
+        view = await self._engine.workflows.get(workspace_of(context), request.workflow_id, request.version)
         full = request.view != workflow_pb2.WORKFLOW_VIEW_BASIC
         return workflow_pb2.GetWorkflowResponse(workflow=convert.workflow(view, full=full))
 
@@ -74,7 +74,9 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
     async def DeleteWorkflow(
         self, request: workflow_pb2.DeleteWorkflowRequest, context: Context
     ) -> workflow_pb2.DeleteWorkflowResponse:
-        await self._engine.workflows.delete(workspace_of(context), request.workflow_id)
+        _require_id(request.workflow_id)
+        workflow_control = self._engine.workflow_control
+        await workflow_control.delete(workspace_of(context), request.workflow_id, force=request.force)
         return workflow_pb2.DeleteWorkflowResponse()
 
     # -- workflow control (seed 003) and paused executions (seed 000) -----------------------------

@@ -257,6 +257,7 @@ class Engine:
         workflow_id: str,
         document: Mapping[str, Any] | None,
         workflow_path: str,
+        workflow_version: int = 0,
     ) -> tuple[Definition, dict[str, Any]]:
         """The definition to run and the execution-row fields that say where it came from."""
         given = [
@@ -274,8 +275,12 @@ class Engine:
                 "give exactly one of workflow_id, definition or workflow_path",
                 reason="FIELD_INVALID",
             )
+        if workflow_version and not workflow_id:
+            raise InvalidArgument.single(
+                "workflow_version", "is read only with workflow_id", reason="FIELD_INVALID"
+            )
         if workflow_id:
-            row, definition = await self.workflows.definition(workspace_id, workflow_id)
+            row, definition = await self.workflows.definition(workspace_id, workflow_id, workflow_version)
             if row["status"] == "cancelled":
                 raise FailedPrecondition(
                     f"workflow {workflow_id!r} is cancelled and takes no new runs",
@@ -308,6 +313,7 @@ class Engine:
         batch_id: str | None = None,
         parent: tuple[str, str] | None = None,
         queued: str | None = None,
+        workflow_version: int = 0,
     ) -> ExecutionView:
         """Create a run and start driving it; answers its row (basic view) once its creation is committed.
         With `queued` (why: "batch", ...) the run waits as queued until released with release_queued."""
@@ -334,6 +340,7 @@ class Engine:
                     batch_id,
                     parent,
                     queued,
+                    workflow_version,
                 )
             except WriteError:
                 # Another process committed the same request id first.
@@ -361,6 +368,7 @@ class Engine:
             batch_id,
             parent,
             queued,
+            workflow_version,
         )
 
     async def _create_run(
@@ -376,9 +384,12 @@ class Engine:
         batch_id: str | None,
         parent: tuple[str, str] | None,
         queued: str | None = None,
+        workflow_version: int = 0,
     ) -> ExecutionView:
         payload = self.checked_input(input)
-        definition, source = await self._resolve_source(workspace_id, workflow_id, document, workflow_path)
+        definition, source = await self._resolve_source(
+            workspace_id, workflow_id, document, workflow_path, workflow_version
+        )
         stamp = now()
         if queued is None and source.get("workflow_id") in self.paused_workflows:
             queued = WORKFLOW_PAUSED  # runs started while their workflow is paused stay queued

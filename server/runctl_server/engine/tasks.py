@@ -512,7 +512,7 @@ class TaskDispatcher:
         """The attempt failed: the node's retry policy decides whether another attempt runs."""
         violations = [] if message.strip() else [FieldViolation("message", "required: what went wrong")]
         if violations:
-            raise InvalidArgument("the failure needs a message", violations, reason="FIELD_INVALID")
+            raise InvalidArgument("the failure needs a message", violations, reason="FIELD_REQUIRED")
         row = await self._row(workspace_id, task_id)
         if row["status"] == "failed" and row["lease_owner"] == worker_id:
             return

@@ -203,6 +203,21 @@ class WorkflowControl:
         counts = await self._engine.control.stop_many(workspace_id, [row["id"] for row in runs], why)
         return counts.total
 
+    async def delete(self, workspace_id: str, workflow_id: str, *, force: bool = False) -> None:
+        """Delete a workflow that has no unfinished runs, or with `force` after stopping them."""
+        await self._engine.workflows.row(workspace_id, workflow_id)  # NOT_FOUND before anything else
+        runs = await self._runs(workspace_id, workflow_id, ACTIVE_EXECUTION)
+        if runs and not force:
+            raise FailedPrecondition(
+                f"workflow {workflow_id!r} has {len(runs)} unfinished run(s): stop them first, or "
+                "delete with force to have them stopped",
+                reason="WORKFLOW_HAS_UNFINISHED_RUNS",
+            )
+        if runs:
+            why = f"workflow {workflow_id} was deleted"
+            await self._engine.control.stop_many(workspace_id, [row["id"] for row in runs], why)
+        await self._engine.workflows.delete(workspace_id, workflow_id)
+
     async def paused_executions(
         self, workspace_id: str, workflow_id: str, *, status: str = "", size: int = 0, token: str = ""
     ) -> tuple[list[PausedExecution], str]:

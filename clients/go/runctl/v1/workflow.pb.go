@@ -140,7 +140,7 @@ type Workflow struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// Unique id, e.g. "wfl_m3v7zb9rk2px" (server-assigned unless given at creation).
+	// Unique id, assigned by the server, e.g. "wf_3f9a0c17d2e4b5a68c91".
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Display name, copied from `definition.name`.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
@@ -392,7 +392,9 @@ type Node struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Node type. Built in: start, end, delay, wait, approval, breakpoint, http, transform,
 	// condition, switch, for_each, fail, log, subworkflow, task. Any other type (e.g. "navigate")
-	// is a task for external workers serving `queue`, or the type name when `queue` is empty.
+	// is a task for external workers serving `queue`, which it must then set: an unknown type
+	// without a queue is INVALID_ARGUMENT (WORKFLOW_DEFINITION_INVALID), since it is far more
+	// often a misspelt built-in type than a queue named after the type.
 	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	// Display name; defaults to `id` when empty.
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
@@ -407,7 +409,8 @@ type Node struct {
 	// Limit on one attempt, in seconds, after which it fails as timed out; for wait and approval
 	// nodes, how long the pause point waits before it expires. 0 = no limit.
 	TimeoutSeconds float64 `protobuf:"fixed64,7,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
-	// Worker queue that runs this node (task and non-built-in types); empty = the type name.
+	// Worker queue that runs this node: required for a type that is not built in, and for a `task`
+	// node unless its config sets "queue"; ignored by the other built-in types.
 	Queue string `protobuf:"bytes,8,opt,name=queue,proto3" json:"queue,omitempty"`
 	// The loop body of a for_each node, run once per item; unset for other types.
 	Body *Graph `protobuf:"bytes,9,opt,name=body,proto3" json:"body,omitempty"`
@@ -889,7 +892,9 @@ type GetWorkflowRequest struct {
 
 	// Id of the workflow.
 	WorkflowId string `protobuf:"bytes,1,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
-	// Version to return; 0 = the latest. NOT_FOUND for a version that never existed.
+	// Version whose definition to return; 0 = the latest. NOT_FOUND (WORKFLOW_VERSION_NOT_FOUND)
+	// for a version that never existed. Name and description are that version's; status and
+	// times are the workflow's as it is now.
 	Version int32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	// How much to return; default FULL.
 	View WorkflowView `protobuf:"varint,3,opt,name=view,proto3,enum=runctl.v1.WorkflowView" json:"view,omitempty"`
@@ -1256,7 +1261,8 @@ type DeleteWorkflowRequest struct {
 
 	// Id of the workflow.
 	WorkflowId string `protobuf:"bytes,1,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
-	// Stop its unfinished runs first instead of failing with FAILED_PRECONDITION.
+	// Stop its unfinished runs first instead of failing with FAILED_PRECONDITION
+	// (WORKFLOW_HAS_UNFINISHED_RUNS).
 	Force bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
 }
 

@@ -73,9 +73,10 @@ class ForEachFrame(_message.Message):
     """Shared conventions of the runctl.v1 API (documented once here, referred to everywhere):
 
     * Paging (AIP-158): `page_size` 0 means the default of 50 items (20 for ListBatches, as in
-      seed 001); values above 1000 are clamped to 1000; a negative value is INVALID_ARGUMENT.
-      `page_token` is the opaque `next_page_token` of the previous page; the other request fields
-      must be the same as in the call that produced it, else INVALID_ARGUMENT. An empty
+      seed 001); values above 1000 are clamped to 1000; a negative value is INVALID_ARGUMENT
+      (FIELD_INVALID). `page_token` is the opaque `next_page_token` of the previous page; the other
+      request fields must be the same as in the call that produced it, else INVALID_ARGUMENT
+      (PAGE_TOKEN_INVALID, as for a token this server did not hand out). An empty
       `next_page_token` means the last page.
     * Idempotency (AIP-155): calls that create something take `request_id` (at most 128
       characters, a UUID is recommended). A second call in the same workspace with the same

@@ -36,159 +36,169 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_WORKFLOW_NOT_FOUND: _ErrorReason.ValueType  # 3
     """NOT_FOUND: no workflow with that id in the caller's workspace, or it was deleted."""
-    ERROR_REASON_BATCH_NOT_FOUND: _ErrorReason.ValueType  # 4
+    ERROR_REASON_WORKFLOW_VERSION_NOT_FOUND: _ErrorReason.ValueType  # 4
+    """NOT_FOUND: the workflow exists but never had the version asked for (GetWorkflow `version`,
+    StartExecution `workflow_version`).
+    """
+    ERROR_REASON_BATCH_NOT_FOUND: _ErrorReason.ValueType  # 5
     """NOT_FOUND: no batch with that id in the caller's workspace."""
-    ERROR_REASON_PAUSE_POINT_NOT_FOUND: _ErrorReason.ValueType  # 5
+    ERROR_REASON_PAUSE_POINT_NOT_FOUND: _ErrorReason.ValueType  # 6
     """NOT_FOUND: no pause point with that context id in the caller's workspace, or it belongs to
     another workflow or execution than the request names.
     """
-    ERROR_REASON_NODE_NOT_FOUND: _ErrorReason.ValueType  # 6
+    ERROR_REASON_NODE_NOT_FOUND: _ErrorReason.ValueType  # 7
     """NOT_FOUND: the execution has no node with that id (ResumeNode)."""
-    ERROR_REASON_TASK_NOT_FOUND: _ErrorReason.ValueType  # 7
+    ERROR_REASON_TASK_NOT_FOUND: _ErrorReason.ValueType  # 8
     """NOT_FOUND: no task with that id (WorkerService heartbeat, complete, fail)."""
-    ERROR_REASON_WORKFLOW_PATH_NOT_FOUND: _ErrorReason.ValueType  # 8
+    ERROR_REASON_WORKFLOW_PATH_NOT_FOUND: _ErrorReason.ValueType  # 9
     """NOT_FOUND: no workflow file or folder at that path under the configured workflow folders
     (StartExecution `workflow_path`, StartBatch folders and files).
     """
-    ERROR_REASON_API_KEY_NOT_FOUND: _ErrorReason.ValueType  # 9
+    ERROR_REASON_API_KEY_NOT_FOUND: _ErrorReason.ValueType  # 10
     """NOT_FOUND: no API key with that id (key administration)."""
-    ERROR_REASON_FIELD_REQUIRED: _ErrorReason.ValueType  # 10
+    ERROR_REASON_FIELD_REQUIRED: _ErrorReason.ValueType  # 11
     """INVALID_ARGUMENT: a required field is empty or missing; BadRequest names it."""
-    ERROR_REASON_FIELD_INVALID: _ErrorReason.ValueType  # 11
+    ERROR_REASON_FIELD_INVALID: _ErrorReason.ValueType  # 12
     """INVALID_ARGUMENT: a field has a value the call does not accept (out of range, negative, an
     unknown enum value or status word, sources that exclude each other set together, a value of
     the wrong type); BadRequest names each such field and says what is allowed.
     """
-    ERROR_REASON_PAGE_TOKEN_INVALID: _ErrorReason.ValueType  # 12
+    ERROR_REASON_PAGE_TOKEN_INVALID: _ErrorReason.ValueType  # 13
     """INVALID_ARGUMENT: `page_token` is not one this server handed out, was handed out for other
     request fields, or is combined with offset paging (see the paging conventions in common.proto).
     """
-    ERROR_REASON_WORKFLOW_DEFINITION_INVALID: _ErrorReason.ValueType  # 13
+    ERROR_REASON_WORKFLOW_DEFINITION_INVALID: _ErrorReason.ValueType  # 14
     """INVALID_ARGUMENT: a workflow definition or document is not valid (unparsable JSON or YAML,
     duplicate node ids, edges to missing nodes, unknown node types without a queue, bad node
     configs); one field violation per problem found, for a batch one per bad file.
     """
-    ERROR_REASON_WORKFLOW_PATH_INVALID: _ErrorReason.ValueType  # 14
+    ERROR_REASON_WORKFLOW_PATH_INVALID: _ErrorReason.ValueType  # 15
     """INVALID_ARGUMENT: a workflow path is empty, holds a NUL character, is a folder where a file
     is wanted (or the reverse), or resolves outside every configured workflow folder; a folder or
     file list names files a batch cannot run.
     """
-    ERROR_REASON_PAYLOAD_TOO_LARGE: _ErrorReason.ValueType  # 15
+    ERROR_REASON_PAYLOAD_TOO_LARGE: _ErrorReason.ValueType  # 16
     """INVALID_ARGUMENT: run input or resume data is larger than the server's limit; BadRequest
     names the field and the limit.
     """
-    ERROR_REASON_FORM_VALUES_INVALID: _ErrorReason.ValueType  # 16
+    ERROR_REASON_FORM_VALUES_INVALID: _ErrorReason.ValueType  # 17
     """INVALID_ARGUMENT: resume values do not fit the approval form of the pause point (missing
     required fields, wrong types); one field violation per form field, as "values.<name>".
     """
-    ERROR_REASON_BAD_FOR_EACH_CONTEXT: _ErrorReason.ValueType  # 17
+    ERROR_REASON_BAD_FOR_EACH_CONTEXT: _ErrorReason.ValueType  # 18
     """INVALID_ARGUMENT: ResumeNode's `for_each_context` does not name one iteration of the loops
     the node runs in (one frame per loop, outermost first).
     """
-    ERROR_REASON_EXECUTION_ENDED: _ErrorReason.ValueType  # 18
+    ERROR_REASON_EXECUTION_ENDED: _ErrorReason.ValueType  # 19
     """FAILED_PRECONDITION: the execution has already ended (completed, error or stopped), so it
     cannot be controlled, paused or resumed.
     """
-    ERROR_REASON_EXECUTION_NOT_PAUSED: _ErrorReason.ValueType  # 19
+    ERROR_REASON_EXECUTION_NOT_PAUSED: _ErrorReason.ValueType  # 20
     """FAILED_PRECONDITION: the execution is not paused at a breakpoint, wait or approval, so there
     is nothing to continue (ContinueExecution, ControlPause).
     """
-    ERROR_REASON_EXECUTION_ALREADY_PAUSED: _ErrorReason.ValueType  # 20
+    ERROR_REASON_EXECUTION_ALREADY_PAUSED: _ErrorReason.ValueType  # 21
     """FAILED_PRECONDITION: PauseExecution on an execution an operator has already paused."""
-    ERROR_REASON_EXECUTION_NOT_MANUALLY_PAUSED: _ErrorReason.ValueType  # 21
+    ERROR_REASON_EXECUTION_NOT_MANUALLY_PAUSED: _ErrorReason.ValueType  # 22
     """FAILED_PRECONDITION: ResumeExecution on an execution that no operator paused
     (PAUSE_REASON_MANUAL); a breakpoint or wait is continued with ControlPause instead.
     """
-    ERROR_REASON_EXECUTION_QUEUED: _ErrorReason.ValueType  # 22
+    ERROR_REASON_EXECUTION_QUEUED: _ErrorReason.ValueType  # 23
     """FAILED_PRECONDITION: PauseExecution on a queued execution: nothing runs yet (stop it to
     cancel it).
     """
-    ERROR_REASON_NOTHING_TO_SKIP: _ErrorReason.ValueType  # 23
+    ERROR_REASON_NOTHING_TO_SKIP: _ErrorReason.ValueType  # 24
     """FAILED_PRECONDITION: ControlPause with PAUSE_ACTION_SKIP on an execution an operator paused
     between nodes: there is no paused node to skip.
     """
-    ERROR_REASON_WORKFLOW_ACTIVE: _ErrorReason.ValueType  # 24
+    ERROR_REASON_WORKFLOW_ACTIVE: _ErrorReason.ValueType  # 25
     """FAILED_PRECONDITION: ResumeWorkflow on a workflow that is ACTIVE (not paused)."""
-    ERROR_REASON_WORKFLOW_PAUSED: _ErrorReason.ValueType  # 25
+    ERROR_REASON_WORKFLOW_PAUSED: _ErrorReason.ValueType  # 26
     """FAILED_PRECONDITION: PauseWorkflow on a workflow that is already PAUSED, or ControlPause on
     an execution held by its paused workflow (PAUSE_REASON_WORKFLOW_PAUSED: resume the workflow).
     """
-    ERROR_REASON_WORKFLOW_CANCELLED: _ErrorReason.ValueType  # 26
+    ERROR_REASON_WORKFLOW_CANCELLED: _ErrorReason.ValueType  # 27
     """FAILED_PRECONDITION: the workflow is CANCELLED: it takes no new runs, updates, pause or
     resume (StartExecution, StartBatch, UpdateWorkflow, PauseWorkflow, ResumeWorkflow,
     CancelWorkflow).
     """
-    ERROR_REASON_BATCH_ENDED: _ErrorReason.ValueType  # 27
-    """FAILED_PRECONDITION: StopBatch on a batch that has already ended."""
-    ERROR_REASON_PAUSE_POINT_NOT_RESUMABLE: _ErrorReason.ValueType  # 28
-    """FAILED_PRECONDITION: the pause point no longer waits (resumed, expired or cancelled) or is
-    of a kind resumed otherwise (a breakpoint or a manual pause: ControlPause, ResumeExecution).
+    ERROR_REASON_WORKFLOW_HAS_UNFINISHED_RUNS: _ErrorReason.ValueType  # 28
+    """FAILED_PRECONDITION: DeleteWorkflow without `force` on a workflow that has queued, running or
+    paused runs.
     """
-    ERROR_REASON_TASK_NOT_LEASED: _ErrorReason.ValueType  # 29
+    ERROR_REASON_BATCH_ENDED: _ErrorReason.ValueType  # 29
+    """FAILED_PRECONDITION: StopBatch on a batch that has already ended."""
+    ERROR_REASON_PAUSE_POINT_NOT_RESUMABLE: _ErrorReason.ValueType  # 30
+    """FAILED_PRECONDITION: ResumePausePoint (or the approval page) on a pause point of a kind that
+    is not resumed with values: a breakpoint (ControlPause), a manual pause (ResumeExecution) or
+    a workflow pause (ResumeWorkflow). A wait or approval that no longer waits is not an error:
+    the call answers RESUME_ACTION_SKIPPED.
+    """
+    ERROR_REASON_TASK_NOT_LEASED: _ErrorReason.ValueType  # 31
     """FAILED_PRECONDITION: the task is not (or no longer) assigned to this worker: its lease
     expired and it went to another worker, it was already completed or failed, or its run no
     longer wants it (stopped, node skipped). The worker drops the task.
     """
-    ERROR_REASON_NO_WORKFLOW_FOLDERS: _ErrorReason.ValueType  # 30
+    ERROR_REASON_NO_WORKFLOW_FOLDERS: _ErrorReason.ValueType  # 32
     """FAILED_PRECONDITION: a workflow path was given but the server has no workflow folders
     configured (RUNCTL_WORKFLOWS_DIR), so it reads no files.
     """
-    ERROR_REASON_VERSION_MISMATCH: _ErrorReason.ValueType  # 31
+    ERROR_REASON_VERSION_MISMATCH: _ErrorReason.ValueType  # 33
     """ABORTED: UpdateWorkflow with an `expected_version` that is not the workflow's current
     version; re-read the workflow and try again.
     """
-    ERROR_REASON_WATCHER_TOO_SLOW: _ErrorReason.ValueType  # 32
+    ERROR_REASON_WATCHER_TOO_SLOW: _ErrorReason.ValueType  # 34
     """ABORTED: a watch stream (WatchExecution, WatchBatch, StreamEvents) fell too far behind the
     event log and was cut off. Reconnect with `after_sequence` set to the metadata's "cursor"
     (the sequence of the last event delivered, a decimal string) to miss nothing.
     """
-    ERROR_REASON_API_KEY_REQUIRED: _ErrorReason.ValueType  # 33
+    ERROR_REASON_API_KEY_REQUIRED: _ErrorReason.ValueType  # 35
     """UNAUTHENTICATED: the server has API keys and the call sent none (`x-api-key` or
     `authorization: Bearer`).
     """
-    ERROR_REASON_API_KEY_INVALID: _ErrorReason.ValueType  # 34
+    ERROR_REASON_API_KEY_INVALID: _ErrorReason.ValueType  # 36
     """UNAUTHENTICATED: the API key sent is unknown or revoked."""
-    ERROR_REASON_LOOPBACK_ONLY: _ErrorReason.ValueType  # 35
+    ERROR_REASON_LOOPBACK_ONLY: _ErrorReason.ValueType  # 37
     """UNAUTHENTICATED: the server has no API keys yet and so serves loopback callers only; create
     a key (runctl keys create) to serve others.
     """
-    ERROR_REASON_CREDENTIALS_REFUSED: _ErrorReason.ValueType  # 36
+    ERROR_REASON_CREDENTIALS_REFUSED: _ErrorReason.ValueType  # 38
     """UNAUTHENTICATED: an open stream was ended because its credentials stopped being accepted
     (the key was revoked, or a first key was created while a keyless caller watched).
     """
-    ERROR_REASON_SECRET_REQUIRED: _ErrorReason.ValueType  # 37
+    ERROR_REASON_SECRET_REQUIRED: _ErrorReason.ValueType  # 39
     """UNAUTHENTICATED: ResumeNode without the workflow's webhook secret."""
-    ERROR_REASON_BAD_SECRET: _ErrorReason.ValueType  # 38
+    ERROR_REASON_BAD_SECRET: _ErrorReason.ValueType  # 40
     """UNAUTHENTICATED: ResumeNode with a secret that is not the workflow's webhook secret (nor the
     previous one within its overlap).
     """
-    ERROR_REASON_NO_WEBHOOK_SECRET: _ErrorReason.ValueType  # 39
+    ERROR_REASON_NO_WEBHOOK_SECRET: _ErrorReason.ValueType  # 41
     """UNAUTHENTICATED: ResumeNode on an execution started from an inline definition or a file,
     which has no workflow and so no webhook secret: use ResumePausePoint.
     """
-    ERROR_REASON_RESUME_LINK_INVALID: _ErrorReason.ValueType  # 40
-    """UNAUTHENTICATED: a resume link's token was altered or was not signed by this server (HTTP
-    resume links; ResumePausePoint with a link token).
+    ERROR_REASON_RESUME_LINK_INVALID: _ErrorReason.ValueType  # 42
+    """UNAUTHENTICATED: a resume link's token was altered or was not signed by this server. The
+    RESUME_LINK_* reasons answer the HTTP resume links (`apiUrl`, `uiUrl`) only.
     """
-    ERROR_REASON_RESUME_LINK_MISMATCH: _ErrorReason.ValueType  # 41
+    ERROR_REASON_RESUME_LINK_MISMATCH: _ErrorReason.ValueType  # 43
     """UNAUTHENTICATED: a resume link was used on the path of another run or pause point (HTTP)."""
-    ERROR_REASON_RESUME_LINK_SPENT: _ErrorReason.ValueType  # 42
+    ERROR_REASON_RESUME_LINK_SPENT: _ErrorReason.ValueType  # 44
     """UNAUTHENTICATED: a resume link whose pause point no longer waits (resumed, expired, or
     cancelled with its run) (HTTP).
     """
-    ERROR_REASON_SHUTTING_DOWN: _ErrorReason.ValueType  # 43
+    ERROR_REASON_SHUTTING_DOWN: _ErrorReason.ValueType  # 45
     """UNAVAILABLE: the server is shutting down and did not take the call; retry on another
     replica or after the restart.
     """
-    ERROR_REASON_REPLICA_UNREACHABLE: _ErrorReason.ValueType  # 44
+    ERROR_REASON_REPLICA_UNREACHABLE: _ErrorReason.ValueType  # 46
     """UNAVAILABLE: the replica that drives the execution did not answer in time or could not be
     handed the call; retry.
     """
-    ERROR_REASON_EXECUTION_NOT_CLAIMED: _ErrorReason.ValueType  # 45
+    ERROR_REASON_EXECUTION_NOT_CLAIMED: _ErrorReason.ValueType  # 47
     """UNAVAILABLE: the execution could not be claimed by this replica to carry out the call (its
     previous driver's lease has not run out yet); retry.
     """
-    ERROR_REASON_METHOD_NOT_IMPLEMENTED: _ErrorReason.ValueType  # 46
+    ERROR_REASON_METHOD_NOT_IMPLEMENTED: _ErrorReason.ValueType  # 48
     """UNIMPLEMENTED: the method is part of the contract but this server does not implement it."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
@@ -221,158 +231,168 @@ are not found either).
 """
 ERROR_REASON_WORKFLOW_NOT_FOUND: ErrorReason.ValueType  # 3
 """NOT_FOUND: no workflow with that id in the caller's workspace, or it was deleted."""
-ERROR_REASON_BATCH_NOT_FOUND: ErrorReason.ValueType  # 4
+ERROR_REASON_WORKFLOW_VERSION_NOT_FOUND: ErrorReason.ValueType  # 4
+"""NOT_FOUND: the workflow exists but never had the version asked for (GetWorkflow `version`,
+StartExecution `workflow_version`).
+"""
+ERROR_REASON_BATCH_NOT_FOUND: ErrorReason.ValueType  # 5
 """NOT_FOUND: no batch with that id in the caller's workspace."""
-ERROR_REASON_PAUSE_POINT_NOT_FOUND: ErrorReason.ValueType  # 5
+ERROR_REASON_PAUSE_POINT_NOT_FOUND: ErrorReason.ValueType  # 6
 """NOT_FOUND: no pause point with that context id in the caller's workspace, or it belongs to
 another workflow or execution than the request names.
 """
-ERROR_REASON_NODE_NOT_FOUND: ErrorReason.ValueType  # 6
+ERROR_REASON_NODE_NOT_FOUND: ErrorReason.ValueType  # 7
 """NOT_FOUND: the execution has no node with that id (ResumeNode)."""
-ERROR_REASON_TASK_NOT_FOUND: ErrorReason.ValueType  # 7
+ERROR_REASON_TASK_NOT_FOUND: ErrorReason.ValueType  # 8
 """NOT_FOUND: no task with that id (WorkerService heartbeat, complete, fail)."""
-ERROR_REASON_WORKFLOW_PATH_NOT_FOUND: ErrorReason.ValueType  # 8
+ERROR_REASON_WORKFLOW_PATH_NOT_FOUND: ErrorReason.ValueType  # 9
 """NOT_FOUND: no workflow file or folder at that path under the configured workflow folders
 (StartExecution `workflow_path`, StartBatch folders and files).
 """
-ERROR_REASON_API_KEY_NOT_FOUND: ErrorReason.ValueType  # 9
+ERROR_REASON_API_KEY_NOT_FOUND: ErrorReason.ValueType  # 10
 """NOT_FOUND: no API key with that id (key administration)."""
-ERROR_REASON_FIELD_REQUIRED: ErrorReason.ValueType  # 10
+ERROR_REASON_FIELD_REQUIRED: ErrorReason.ValueType  # 11
 """INVALID_ARGUMENT: a required field is empty or missing; BadRequest names it."""
-ERROR_REASON_FIELD_INVALID: ErrorReason.ValueType  # 11
+ERROR_REASON_FIELD_INVALID: ErrorReason.ValueType  # 12
 """INVALID_ARGUMENT: a field has a value the call does not accept (out of range, negative, an
 unknown enum value or status word, sources that exclude each other set together, a value of
 the wrong type); BadRequest names each such field and says what is allowed.
 """
-ERROR_REASON_PAGE_TOKEN_INVALID: ErrorReason.ValueType  # 12
+ERROR_REASON_PAGE_TOKEN_INVALID: ErrorReason.ValueType  # 13
 """INVALID_ARGUMENT: `page_token` is not one this server handed out, was handed out for other
 request fields, or is combined with offset paging (see the paging conventions in common.proto).
 """
-ERROR_REASON_WORKFLOW_DEFINITION_INVALID: ErrorReason.ValueType  # 13
+ERROR_REASON_WORKFLOW_DEFINITION_INVALID: ErrorReason.ValueType  # 14
 """INVALID_ARGUMENT: a workflow definition or document is not valid (unparsable JSON or YAML,
 duplicate node ids, edges to missing nodes, unknown node types without a queue, bad node
 configs); one field violation per problem found, for a batch one per bad file.
 """
-ERROR_REASON_WORKFLOW_PATH_INVALID: ErrorReason.ValueType  # 14
+ERROR_REASON_WORKFLOW_PATH_INVALID: ErrorReason.ValueType  # 15
 """INVALID_ARGUMENT: a workflow path is empty, holds a NUL character, is a folder where a file
 is wanted (or the reverse), or resolves outside every configured workflow folder; a folder or
 file list names files a batch cannot run.
 """
-ERROR_REASON_PAYLOAD_TOO_LARGE: ErrorReason.ValueType  # 15
+ERROR_REASON_PAYLOAD_TOO_LARGE: ErrorReason.ValueType  # 16
 """INVALID_ARGUMENT: run input or resume data is larger than the server's limit; BadRequest
 names the field and the limit.
 """
-ERROR_REASON_FORM_VALUES_INVALID: ErrorReason.ValueType  # 16
+ERROR_REASON_FORM_VALUES_INVALID: ErrorReason.ValueType  # 17
 """INVALID_ARGUMENT: resume values do not fit the approval form of the pause point (missing
 required fields, wrong types); one field violation per form field, as "values.<name>".
 """
-ERROR_REASON_BAD_FOR_EACH_CONTEXT: ErrorReason.ValueType  # 17
+ERROR_REASON_BAD_FOR_EACH_CONTEXT: ErrorReason.ValueType  # 18
 """INVALID_ARGUMENT: ResumeNode's `for_each_context` does not name one iteration of the loops
 the node runs in (one frame per loop, outermost first).
 """
-ERROR_REASON_EXECUTION_ENDED: ErrorReason.ValueType  # 18
+ERROR_REASON_EXECUTION_ENDED: ErrorReason.ValueType  # 19
 """FAILED_PRECONDITION: the execution has already ended (completed, error or stopped), so it
 cannot be controlled, paused or resumed.
 """
-ERROR_REASON_EXECUTION_NOT_PAUSED: ErrorReason.ValueType  # 19
+ERROR_REASON_EXECUTION_NOT_PAUSED: ErrorReason.ValueType  # 20
 """FAILED_PRECONDITION: the execution is not paused at a breakpoint, wait or approval, so there
 is nothing to continue (ContinueExecution, ControlPause).
 """
-ERROR_REASON_EXECUTION_ALREADY_PAUSED: ErrorReason.ValueType  # 20
+ERROR_REASON_EXECUTION_ALREADY_PAUSED: ErrorReason.ValueType  # 21
 """FAILED_PRECONDITION: PauseExecution on an execution an operator has already paused."""
-ERROR_REASON_EXECUTION_NOT_MANUALLY_PAUSED: ErrorReason.ValueType  # 21
+ERROR_REASON_EXECUTION_NOT_MANUALLY_PAUSED: ErrorReason.ValueType  # 22
 """FAILED_PRECONDITION: ResumeExecution on an execution that no operator paused
 (PAUSE_REASON_MANUAL); a breakpoint or wait is continued with ControlPause instead.
 """
-ERROR_REASON_EXECUTION_QUEUED: ErrorReason.ValueType  # 22
+ERROR_REASON_EXECUTION_QUEUED: ErrorReason.ValueType  # 23
 """FAILED_PRECONDITION: PauseExecution on a queued execution: nothing runs yet (stop it to
 cancel it).
 """
-ERROR_REASON_NOTHING_TO_SKIP: ErrorReason.ValueType  # 23
+ERROR_REASON_NOTHING_TO_SKIP: ErrorReason.ValueType  # 24
 """FAILED_PRECONDITION: ControlPause with PAUSE_ACTION_SKIP on an execution an operator paused
 between nodes: there is no paused node to skip.
 """
-ERROR_REASON_WORKFLOW_ACTIVE: ErrorReason.ValueType  # 24
+ERROR_REASON_WORKFLOW_ACTIVE: ErrorReason.ValueType  # 25
 """FAILED_PRECONDITION: ResumeWorkflow on a workflow that is ACTIVE (not paused)."""
-ERROR_REASON_WORKFLOW_PAUSED: ErrorReason.ValueType  # 25
+ERROR_REASON_WORKFLOW_PAUSED: ErrorReason.ValueType  # 26
 """FAILED_PRECONDITION: PauseWorkflow on a workflow that is already PAUSED, or ControlPause on
 an execution held by its paused workflow (PAUSE_REASON_WORKFLOW_PAUSED: resume the workflow).
 """
-ERROR_REASON_WORKFLOW_CANCELLED: ErrorReason.ValueType  # 26
+ERROR_REASON_WORKFLOW_CANCELLED: ErrorReason.ValueType  # 27
 """FAILED_PRECONDITION: the workflow is CANCELLED: it takes no new runs, updates, pause or
 resume (StartExecution, StartBatch, UpdateWorkflow, PauseWorkflow, ResumeWorkflow,
 CancelWorkflow).
 """
-ERROR_REASON_BATCH_ENDED: ErrorReason.ValueType  # 27
-"""FAILED_PRECONDITION: StopBatch on a batch that has already ended."""
-ERROR_REASON_PAUSE_POINT_NOT_RESUMABLE: ErrorReason.ValueType  # 28
-"""FAILED_PRECONDITION: the pause point no longer waits (resumed, expired or cancelled) or is
-of a kind resumed otherwise (a breakpoint or a manual pause: ControlPause, ResumeExecution).
+ERROR_REASON_WORKFLOW_HAS_UNFINISHED_RUNS: ErrorReason.ValueType  # 28
+"""FAILED_PRECONDITION: DeleteWorkflow without `force` on a workflow that has queued, running or
+paused runs.
 """
-ERROR_REASON_TASK_NOT_LEASED: ErrorReason.ValueType  # 29
+ERROR_REASON_BATCH_ENDED: ErrorReason.ValueType  # 29
+"""FAILED_PRECONDITION: StopBatch on a batch that has already ended."""
+ERROR_REASON_PAUSE_POINT_NOT_RESUMABLE: ErrorReason.ValueType  # 30
+"""FAILED_PRECONDITION: ResumePausePoint (or the approval page) on a pause point of a kind that
+is not resumed with values: a breakpoint (ControlPause), a manual pause (ResumeExecution) or
+a workflow pause (ResumeWorkflow). A wait or approval that no longer waits is not an error:
+the call answers RESUME_ACTION_SKIPPED.
+"""
+ERROR_REASON_TASK_NOT_LEASED: ErrorReason.ValueType  # 31
 """FAILED_PRECONDITION: the task is not (or no longer) assigned to this worker: its lease
 expired and it went to another worker, it was already completed or failed, or its run no
 longer wants it (stopped, node skipped). The worker drops the task.
 """
-ERROR_REASON_NO_WORKFLOW_FOLDERS: ErrorReason.ValueType  # 30
+ERROR_REASON_NO_WORKFLOW_FOLDERS: ErrorReason.ValueType  # 32
 """FAILED_PRECONDITION: a workflow path was given but the server has no workflow folders
 configured (RUNCTL_WORKFLOWS_DIR), so it reads no files.
 """
-ERROR_REASON_VERSION_MISMATCH: ErrorReason.ValueType  # 31
+ERROR_REASON_VERSION_MISMATCH: ErrorReason.ValueType  # 33
 """ABORTED: UpdateWorkflow with an `expected_version` that is not the workflow's current
 version; re-read the workflow and try again.
 """
-ERROR_REASON_WATCHER_TOO_SLOW: ErrorReason.ValueType  # 32
+ERROR_REASON_WATCHER_TOO_SLOW: ErrorReason.ValueType  # 34
 """ABORTED: a watch stream (WatchExecution, WatchBatch, StreamEvents) fell too far behind the
 event log and was cut off. Reconnect with `after_sequence` set to the metadata's "cursor"
 (the sequence of the last event delivered, a decimal string) to miss nothing.
 """
-ERROR_REASON_API_KEY_REQUIRED: ErrorReason.ValueType  # 33
+ERROR_REASON_API_KEY_REQUIRED: ErrorReason.ValueType  # 35
 """UNAUTHENTICATED: the server has API keys and the call sent none (`x-api-key` or
 `authorization: Bearer`).
 """
-ERROR_REASON_API_KEY_INVALID: ErrorReason.ValueType  # 34
+ERROR_REASON_API_KEY_INVALID: ErrorReason.ValueType  # 36
 """UNAUTHENTICATED: the API key sent is unknown or revoked."""
-ERROR_REASON_LOOPBACK_ONLY: ErrorReason.ValueType  # 35
+ERROR_REASON_LOOPBACK_ONLY: ErrorReason.ValueType  # 37
 """UNAUTHENTICATED: the server has no API keys yet and so serves loopback callers only; create
 a key (runctl keys create) to serve others.
 """
-ERROR_REASON_CREDENTIALS_REFUSED: ErrorReason.ValueType  # 36
+ERROR_REASON_CREDENTIALS_REFUSED: ErrorReason.ValueType  # 38
 """UNAUTHENTICATED: an open stream was ended because its credentials stopped being accepted
 (the key was revoked, or a first key was created while a keyless caller watched).
 """
-ERROR_REASON_SECRET_REQUIRED: ErrorReason.ValueType  # 37
+ERROR_REASON_SECRET_REQUIRED: ErrorReason.ValueType  # 39
 """UNAUTHENTICATED: ResumeNode without the workflow's webhook secret."""
-ERROR_REASON_BAD_SECRET: ErrorReason.ValueType  # 38
+ERROR_REASON_BAD_SECRET: ErrorReason.ValueType  # 40
 """UNAUTHENTICATED: ResumeNode with a secret that is not the workflow's webhook secret (nor the
 previous one within its overlap).
 """
-ERROR_REASON_NO_WEBHOOK_SECRET: ErrorReason.ValueType  # 39
+ERROR_REASON_NO_WEBHOOK_SECRET: ErrorReason.ValueType  # 41
 """UNAUTHENTICATED: ResumeNode on an execution started from an inline definition or a file,
 which has no workflow and so no webhook secret: use ResumePausePoint.
 """
-ERROR_REASON_RESUME_LINK_INVALID: ErrorReason.ValueType  # 40
-"""UNAUTHENTICATED: a resume link's token was altered or was not signed by this server (HTTP
-resume links; ResumePausePoint with a link token).
+ERROR_REASON_RESUME_LINK_INVALID: ErrorReason.ValueType  # 42
+"""UNAUTHENTICATED: a resume link's token was altered or was not signed by this server. The
+RESUME_LINK_* reasons answer the HTTP resume links (`apiUrl`, `uiUrl`) only.
 """
-ERROR_REASON_RESUME_LINK_MISMATCH: ErrorReason.ValueType  # 41
+ERROR_REASON_RESUME_LINK_MISMATCH: ErrorReason.ValueType  # 43
 """UNAUTHENTICATED: a resume link was used on the path of another run or pause point (HTTP)."""
-ERROR_REASON_RESUME_LINK_SPENT: ErrorReason.ValueType  # 42
+ERROR_REASON_RESUME_LINK_SPENT: ErrorReason.ValueType  # 44
 """UNAUTHENTICATED: a resume link whose pause point no longer waits (resumed, expired, or
 cancelled with its run) (HTTP).
 """
-ERROR_REASON_SHUTTING_DOWN: ErrorReason.ValueType  # 43
+ERROR_REASON_SHUTTING_DOWN: ErrorReason.ValueType  # 45
 """UNAVAILABLE: the server is shutting down and did not take the call; retry on another
 replica or after the restart.
 """
-ERROR_REASON_REPLICA_UNREACHABLE: ErrorReason.ValueType  # 44
+ERROR_REASON_REPLICA_UNREACHABLE: ErrorReason.ValueType  # 46
 """UNAVAILABLE: the replica that drives the execution did not answer in time or could not be
 handed the call; retry.
 """
-ERROR_REASON_EXECUTION_NOT_CLAIMED: ErrorReason.ValueType  # 45
+ERROR_REASON_EXECUTION_NOT_CLAIMED: ErrorReason.ValueType  # 47
 """UNAVAILABLE: the execution could not be claimed by this replica to carry out the call (its
 previous driver's lease has not run out yet); retry.
 """
-ERROR_REASON_METHOD_NOT_IMPLEMENTED: ErrorReason.ValueType  # 46
+ERROR_REASON_METHOD_NOT_IMPLEMENTED: ErrorReason.ValueType  # 48
 """UNIMPLEMENTED: the method is part of the contract but this server does not implement it."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

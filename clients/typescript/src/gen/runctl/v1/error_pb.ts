@@ -9,7 +9,7 @@ import { enumDesc, fileDesc } from "@bufbuild/protobuf/codegenv2";
  * Describes the file runctl/v1/error.proto.
  */
 export const file_runctl_v1_error: GenFile = /*@__PURE__*/
-  fileDesc("ChVydW5jdGwvdjEvZXJyb3IucHJvdG8SCXJ1bmN0bC52MSq4DQoLRXJyb3JSZWFzb24SHAoYRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASGQoVRVJST1JfUkVBU09OX0lOVEVSTkFMEAESJAogRVJST1JfUkVBU09OX0VYRUNVVElPTl9OT1RfRk9VTkQQAhIjCh9FUlJPUl9SRUFTT05fV09SS0ZMT1dfTk9UX0ZPVU5EEAMSIAocRVJST1JfUkVBU09OX0JBVENIX05PVF9GT1VORBAEEiYKIkVSUk9SX1JFQVNPTl9QQVVTRV9QT0lOVF9OT1RfRk9VTkQQBRIfChtFUlJPUl9SRUFTT05fTk9ERV9OT1RfRk9VTkQQBhIfChtFUlJPUl9SRUFTT05fVEFTS19OT1RfRk9VTkQQBxIoCiRFUlJPUl9SRUFTT05fV09SS0ZMT1dfUEFUSF9OT1RfRk9VTkQQCBIiCh5FUlJPUl9SRUFTT05fQVBJX0tFWV9OT1RfRk9VTkQQCRIfChtFUlJPUl9SRUFTT05fRklFTERfUkVRVUlSRUQQChIeChpFUlJPUl9SRUFTT05fRklFTERfSU5WQUxJRBALEiMKH0VSUk9SX1JFQVNPTl9QQUdFX1RPS0VOX0lOVkFMSUQQDBIsCihFUlJPUl9SRUFTT05fV09SS0ZMT1dfREVGSU5JVElPTl9JTlZBTElEEA0SJgoiRVJST1JfUkVBU09OX1dPUktGTE9XX1BBVEhfSU5WQUxJRBAOEiIKHkVSUk9SX1JFQVNPTl9QQVlMT0FEX1RPT19MQVJHRRAPEiQKIEVSUk9SX1JFQVNPTl9GT1JNX1ZBTFVFU19JTlZBTElEEBASJQohRVJST1JfUkVBU09OX0JBRF9GT1JfRUFDSF9DT05URVhUEBESIAocRVJST1JfUkVBU09OX0VYRUNVVElPTl9FTkRFRBASEiUKIUVSUk9SX1JFQVNPTl9FWEVDVVRJT05fTk9UX1BBVVNFRBATEikKJUVSUk9SX1JFQVNPTl9FWEVDVVRJT05fQUxSRUFEWV9QQVVTRUQQFBIuCipFUlJPUl9SRUFTT05fRVhFQ1VUSU9OX05PVF9NQU5VQUxMWV9QQVVTRUQQFRIhCh1FUlJPUl9SRUFTT05fRVhFQ1VUSU9OX1FVRVVFRBAWEiAKHEVSUk9SX1JFQVNPTl9OT1RISU5HX1RPX1NLSVAQFxIgChxFUlJPUl9SRUFTT05fV09SS0ZMT1dfQUNUSVZFEBgSIAocRVJST1JfUkVBU09OX1dPUktGTE9XX1BBVVNFRBAZEiMKH0VSUk9SX1JFQVNPTl9XT1JLRkxPV19DQU5DRUxMRUQQGhIcChhFUlJPUl9SRUFTT05fQkFUQ0hfRU5ERUQQGxIqCiZFUlJPUl9SRUFTT05fUEFVU0VfUE9JTlRfTk9UX1JFU1VNQUJMRRAcEiAKHEVSUk9SX1JFQVNPTl9UQVNLX05PVF9MRUFTRUQQHRIkCiBFUlJPUl9SRUFTT05fTk9fV09SS0ZMT1dfRk9MREVSUxAeEiEKHUVSUk9SX1JFQVNPTl9WRVJTSU9OX01JU01BVENIEB8SIQodRVJST1JfUkVBU09OX1dBVENIRVJfVE9PX1NMT1cQIBIhCh1FUlJPUl9SRUFTT05fQVBJX0tFWV9SRVFVSVJFRBAhEiAKHEVSUk9SX1JFQVNPTl9BUElfS0VZX0lOVkFMSUQQIhIeChpFUlJPUl9SRUFTT05fTE9PUEJBQ0tfT05MWRAjEiQKIEVSUk9SX1JFQVNPTl9DUkVERU5USUFMU19SRUZVU0VEECQSIAocRVJST1JfUkVBU09OX1NFQ1JFVF9SRVFVSVJFRBAlEhsKF0VSUk9SX1JFQVNPTl9CQURfU0VDUkVUECYSIgoeRVJST1JfUkVBU09OX05PX1dFQkhPT0tfU0VDUkVUECcSJAogRVJST1JfUkVBU09OX1JFU1VNRV9MSU5LX0lOVkFMSUQQKBIlCiFFUlJPUl9SRUFTT05fUkVTVU1FX0xJTktfTUlTTUFUQ0gQKRIiCh5FUlJPUl9SRUFTT05fUkVTVU1FX0xJTktfU1BFTlQQKhIeChpFUlJPUl9SRUFTT05fU0hVVFRJTkdfRE9XThArEiQKIEVSUk9SX1JFQVNPTl9SRVBMSUNBX1VOUkVBQ0hBQkxFECwSJgoiRVJST1JfUkVBU09OX0VYRUNVVElPTl9OT1RfQ0xBSU1FRBAtEicKI0VSUk9SX1JFQVNPTl9NRVRIT0RfTk9UX0lNUExFTUVOVEVEEC5COFo2Z2l0aHViLmNvbS9ydW5jdGwvcnVuY3RsL2NsaWVudHMvZ28vcnVuY3RsL3YxO3J1bmN0bHYxYgZwcm90bzM");
+  fileDesc("ChVydW5jdGwvdjEvZXJyb3IucHJvdG8SCXJ1bmN0bC52MSqUDgoLRXJyb3JSZWFzb24SHAoYRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASGQoVRVJST1JfUkVBU09OX0lOVEVSTkFMEAESJAogRVJST1JfUkVBU09OX0VYRUNVVElPTl9OT1RfRk9VTkQQAhIjCh9FUlJPUl9SRUFTT05fV09SS0ZMT1dfTk9UX0ZPVU5EEAMSKwonRVJST1JfUkVBU09OX1dPUktGTE9XX1ZFUlNJT05fTk9UX0ZPVU5EEAQSIAocRVJST1JfUkVBU09OX0JBVENIX05PVF9GT1VORBAFEiYKIkVSUk9SX1JFQVNPTl9QQVVTRV9QT0lOVF9OT1RfRk9VTkQQBhIfChtFUlJPUl9SRUFTT05fTk9ERV9OT1RfRk9VTkQQBxIfChtFUlJPUl9SRUFTT05fVEFTS19OT1RfRk9VTkQQCBIoCiRFUlJPUl9SRUFTT05fV09SS0ZMT1dfUEFUSF9OT1RfRk9VTkQQCRIiCh5FUlJPUl9SRUFTT05fQVBJX0tFWV9OT1RfRk9VTkQQChIfChtFUlJPUl9SRUFTT05fRklFTERfUkVRVUlSRUQQCxIeChpFUlJPUl9SRUFTT05fRklFTERfSU5WQUxJRBAMEiMKH0VSUk9SX1JFQVNPTl9QQUdFX1RPS0VOX0lOVkFMSUQQDRIsCihFUlJPUl9SRUFTT05fV09SS0ZMT1dfREVGSU5JVElPTl9JTlZBTElEEA4SJgoiRVJST1JfUkVBU09OX1dPUktGTE9XX1BBVEhfSU5WQUxJRBAPEiIKHkVSUk9SX1JFQVNPTl9QQVlMT0FEX1RPT19MQVJHRRAQEiQKIEVSUk9SX1JFQVNPTl9GT1JNX1ZBTFVFU19JTlZBTElEEBESJQohRVJST1JfUkVBU09OX0JBRF9GT1JfRUFDSF9DT05URVhUEBISIAocRVJST1JfUkVBU09OX0VYRUNVVElPTl9FTkRFRBATEiUKIUVSUk9SX1JFQVNPTl9FWEVDVVRJT05fTk9UX1BBVVNFRBAUEikKJUVSUk9SX1JFQVNPTl9FWEVDVVRJT05fQUxSRUFEWV9QQVVTRUQQFRIuCipFUlJPUl9SRUFTT05fRVhFQ1VUSU9OX05PVF9NQU5VQUxMWV9QQVVTRUQQFhIhCh1FUlJPUl9SRUFTT05fRVhFQ1VUSU9OX1FVRVVFRBAXEiAKHEVSUk9SX1JFQVNPTl9OT1RISU5HX1RPX1NLSVAQGBIgChxFUlJPUl9SRUFTT05fV09SS0ZMT1dfQUNUSVZFEBkSIAocRVJST1JfUkVBU09OX1dPUktGTE9XX1BBVVNFRBAaEiMKH0VSUk9SX1JFQVNPTl9XT1JLRkxPV19DQU5DRUxMRUQQGxItCilFUlJPUl9SRUFTT05fV09SS0ZMT1dfSEFTX1VORklOSVNIRURfUlVOUxAcEhwKGEVSUk9SX1JFQVNPTl9CQVRDSF9FTkRFRBAdEioKJkVSUk9SX1JFQVNPTl9QQVVTRV9QT0lOVF9OT1RfUkVTVU1BQkxFEB4SIAocRVJST1JfUkVBU09OX1RBU0tfTk9UX0xFQVNFRBAfEiQKIEVSUk9SX1JFQVNPTl9OT19XT1JLRkxPV19GT0xERVJTECASIQodRVJST1JfUkVBU09OX1ZFUlNJT05fTUlTTUFUQ0gQIRIhCh1FUlJPUl9SRUFTT05fV0FUQ0hFUl9UT09fU0xPVxAiEiEKHUVSUk9SX1JFQVNPTl9BUElfS0VZX1JFUVVJUkVEECMSIAocRVJST1JfUkVBU09OX0FQSV9LRVlfSU5WQUxJRBAkEh4KGkVSUk9SX1JFQVNPTl9MT09QQkFDS19PTkxZECUSJAogRVJST1JfUkVBU09OX0NSRURFTlRJQUxTX1JFRlVTRUQQJhIgChxFUlJPUl9SRUFTT05fU0VDUkVUX1JFUVVJUkVEECcSGwoXRVJST1JfUkVBU09OX0JBRF9TRUNSRVQQKBIiCh5FUlJPUl9SRUFTT05fTk9fV0VCSE9PS19TRUNSRVQQKRIkCiBFUlJPUl9SRUFTT05fUkVTVU1FX0xJTktfSU5WQUxJRBAqEiUKIUVSUk9SX1JFQVNPTl9SRVNVTUVfTElOS19NSVNNQVRDSBArEiIKHkVSUk9SX1JFQVNPTl9SRVNVTUVfTElOS19TUEVOVBAsEh4KGkVSUk9SX1JFQVNPTl9TSFVUVElOR19ET1dOEC0SJAogRVJST1JfUkVBU09OX1JFUExJQ0FfVU5SRUFDSEFCTEUQLhImCiJFUlJPUl9SRUFTT05fRVhFQ1VUSU9OX05PVF9DTEFJTUVEEC8SJwojRVJST1JfUkVBU09OX01FVEhPRF9OT1RfSU1QTEVNRU5URUQQMEI4WjZnaXRodWIuY29tL3J1bmN0bC9ydW5jdGwvY2xpZW50cy9nby9ydW5jdGwvdjE7cnVuY3RsdjFiBnByb3RvMw");
 
 /**
  * Why a call failed: the vocabulary of `google.rpc.ErrorInfo.reason` for domain "runctl".
@@ -61,342 +61,360 @@ export enum ErrorReason {
   WORKFLOW_NOT_FOUND = 3,
 
   /**
+   * NOT_FOUND: the workflow exists but never had the version asked for (GetWorkflow `version`,
+   * StartExecution `workflow_version`).
+   *
+   * @generated from enum value: ERROR_REASON_WORKFLOW_VERSION_NOT_FOUND = 4;
+   */
+  WORKFLOW_VERSION_NOT_FOUND = 4,
+
+  /**
    * NOT_FOUND: no batch with that id in the caller's workspace.
    *
-   * @generated from enum value: ERROR_REASON_BATCH_NOT_FOUND = 4;
+   * @generated from enum value: ERROR_REASON_BATCH_NOT_FOUND = 5;
    */
-  BATCH_NOT_FOUND = 4,
+  BATCH_NOT_FOUND = 5,
 
   /**
    * NOT_FOUND: no pause point with that context id in the caller's workspace, or it belongs to
    * another workflow or execution than the request names.
    *
-   * @generated from enum value: ERROR_REASON_PAUSE_POINT_NOT_FOUND = 5;
+   * @generated from enum value: ERROR_REASON_PAUSE_POINT_NOT_FOUND = 6;
    */
-  PAUSE_POINT_NOT_FOUND = 5,
+  PAUSE_POINT_NOT_FOUND = 6,
 
   /**
    * NOT_FOUND: the execution has no node with that id (ResumeNode).
    *
-   * @generated from enum value: ERROR_REASON_NODE_NOT_FOUND = 6;
+   * @generated from enum value: ERROR_REASON_NODE_NOT_FOUND = 7;
    */
-  NODE_NOT_FOUND = 6,
+  NODE_NOT_FOUND = 7,
 
   /**
    * NOT_FOUND: no task with that id (WorkerService heartbeat, complete, fail).
    *
-   * @generated from enum value: ERROR_REASON_TASK_NOT_FOUND = 7;
+   * @generated from enum value: ERROR_REASON_TASK_NOT_FOUND = 8;
    */
-  TASK_NOT_FOUND = 7,
+  TASK_NOT_FOUND = 8,
 
   /**
    * NOT_FOUND: no workflow file or folder at that path under the configured workflow folders
    * (StartExecution `workflow_path`, StartBatch folders and files).
    *
-   * @generated from enum value: ERROR_REASON_WORKFLOW_PATH_NOT_FOUND = 8;
+   * @generated from enum value: ERROR_REASON_WORKFLOW_PATH_NOT_FOUND = 9;
    */
-  WORKFLOW_PATH_NOT_FOUND = 8,
+  WORKFLOW_PATH_NOT_FOUND = 9,
 
   /**
    * NOT_FOUND: no API key with that id (key administration).
    *
-   * @generated from enum value: ERROR_REASON_API_KEY_NOT_FOUND = 9;
+   * @generated from enum value: ERROR_REASON_API_KEY_NOT_FOUND = 10;
    */
-  API_KEY_NOT_FOUND = 9,
+  API_KEY_NOT_FOUND = 10,
 
   /**
    * INVALID_ARGUMENT: a required field is empty or missing; BadRequest names it.
    *
-   * @generated from enum value: ERROR_REASON_FIELD_REQUIRED = 10;
+   * @generated from enum value: ERROR_REASON_FIELD_REQUIRED = 11;
    */
-  FIELD_REQUIRED = 10,
+  FIELD_REQUIRED = 11,
 
   /**
    * INVALID_ARGUMENT: a field has a value the call does not accept (out of range, negative, an
    * unknown enum value or status word, sources that exclude each other set together, a value of
    * the wrong type); BadRequest names each such field and says what is allowed.
    *
-   * @generated from enum value: ERROR_REASON_FIELD_INVALID = 11;
+   * @generated from enum value: ERROR_REASON_FIELD_INVALID = 12;
    */
-  FIELD_INVALID = 11,
+  FIELD_INVALID = 12,
 
   /**
    * INVALID_ARGUMENT: `page_token` is not one this server handed out, was handed out for other
    * request fields, or is combined with offset paging (see the paging conventions in common.proto).
    *
-   * @generated from enum value: ERROR_REASON_PAGE_TOKEN_INVALID = 12;
+   * @generated from enum value: ERROR_REASON_PAGE_TOKEN_INVALID = 13;
    */
-  PAGE_TOKEN_INVALID = 12,
+  PAGE_TOKEN_INVALID = 13,
 
   /**
    * INVALID_ARGUMENT: a workflow definition or document is not valid (unparsable JSON or YAML,
    * duplicate node ids, edges to missing nodes, unknown node types without a queue, bad node
    * configs); one field violation per problem found, for a batch one per bad file.
    *
-   * @generated from enum value: ERROR_REASON_WORKFLOW_DEFINITION_INVALID = 13;
+   * @generated from enum value: ERROR_REASON_WORKFLOW_DEFINITION_INVALID = 14;
    */
-  WORKFLOW_DEFINITION_INVALID = 13,
+  WORKFLOW_DEFINITION_INVALID = 14,
 
   /**
    * INVALID_ARGUMENT: a workflow path is empty, holds a NUL character, is a folder where a file
    * is wanted (or the reverse), or resolves outside every configured workflow folder; a folder or
    * file list names files a batch cannot run.
    *
-   * @generated from enum value: ERROR_REASON_WORKFLOW_PATH_INVALID = 14;
+   * @generated from enum value: ERROR_REASON_WORKFLOW_PATH_INVALID = 15;
    */
-  WORKFLOW_PATH_INVALID = 14,
+  WORKFLOW_PATH_INVALID = 15,
 
   /**
    * INVALID_ARGUMENT: run input or resume data is larger than the server's limit; BadRequest
    * names the field and the limit.
    *
-   * @generated from enum value: ERROR_REASON_PAYLOAD_TOO_LARGE = 15;
+   * @generated from enum value: ERROR_REASON_PAYLOAD_TOO_LARGE = 16;
    */
-  PAYLOAD_TOO_LARGE = 15,
+  PAYLOAD_TOO_LARGE = 16,
 
   /**
    * INVALID_ARGUMENT: resume values do not fit the approval form of the pause point (missing
    * required fields, wrong types); one field violation per form field, as "values.<name>".
    *
-   * @generated from enum value: ERROR_REASON_FORM_VALUES_INVALID = 16;
+   * @generated from enum value: ERROR_REASON_FORM_VALUES_INVALID = 17;
    */
-  FORM_VALUES_INVALID = 16,
+  FORM_VALUES_INVALID = 17,
 
   /**
    * INVALID_ARGUMENT: ResumeNode's `for_each_context` does not name one iteration of the loops
    * the node runs in (one frame per loop, outermost first).
    *
-   * @generated from enum value: ERROR_REASON_BAD_FOR_EACH_CONTEXT = 17;
+   * @generated from enum value: ERROR_REASON_BAD_FOR_EACH_CONTEXT = 18;
    */
-  BAD_FOR_EACH_CONTEXT = 17,
+  BAD_FOR_EACH_CONTEXT = 18,
 
   /**
    * FAILED_PRECONDITION: the execution has already ended (completed, error or stopped), so it
    * cannot be controlled, paused or resumed.
    *
-   * @generated from enum value: ERROR_REASON_EXECUTION_ENDED = 18;
+   * @generated from enum value: ERROR_REASON_EXECUTION_ENDED = 19;
    */
-  EXECUTION_ENDED = 18,
+  EXECUTION_ENDED = 19,
 
   /**
    * FAILED_PRECONDITION: the execution is not paused at a breakpoint, wait or approval, so there
    * is nothing to continue (ContinueExecution, ControlPause).
    *
-   * @generated from enum value: ERROR_REASON_EXECUTION_NOT_PAUSED = 19;
+   * @generated from enum value: ERROR_REASON_EXECUTION_NOT_PAUSED = 20;
    */
-  EXECUTION_NOT_PAUSED = 19,
+  EXECUTION_NOT_PAUSED = 20,
 
   /**
    * FAILED_PRECONDITION: PauseExecution on an execution an operator has already paused.
    *
-   * @generated from enum value: ERROR_REASON_EXECUTION_ALREADY_PAUSED = 20;
+   * @generated from enum value: ERROR_REASON_EXECUTION_ALREADY_PAUSED = 21;
    */
-  EXECUTION_ALREADY_PAUSED = 20,
+  EXECUTION_ALREADY_PAUSED = 21,
 
   /**
    * FAILED_PRECONDITION: ResumeExecution on an execution that no operator paused
    * (PAUSE_REASON_MANUAL); a breakpoint or wait is continued with ControlPause instead.
    *
-   * @generated from enum value: ERROR_REASON_EXECUTION_NOT_MANUALLY_PAUSED = 21;
+   * @generated from enum value: ERROR_REASON_EXECUTION_NOT_MANUALLY_PAUSED = 22;
    */
-  EXECUTION_NOT_MANUALLY_PAUSED = 21,
+  EXECUTION_NOT_MANUALLY_PAUSED = 22,
 
   /**
    * FAILED_PRECONDITION: PauseExecution on a queued execution: nothing runs yet (stop it to
    * cancel it).
    *
-   * @generated from enum value: ERROR_REASON_EXECUTION_QUEUED = 22;
+   * @generated from enum value: ERROR_REASON_EXECUTION_QUEUED = 23;
    */
-  EXECUTION_QUEUED = 22,
+  EXECUTION_QUEUED = 23,
 
   /**
    * FAILED_PRECONDITION: ControlPause with PAUSE_ACTION_SKIP on an execution an operator paused
    * between nodes: there is no paused node to skip.
    *
-   * @generated from enum value: ERROR_REASON_NOTHING_TO_SKIP = 23;
+   * @generated from enum value: ERROR_REASON_NOTHING_TO_SKIP = 24;
    */
-  NOTHING_TO_SKIP = 23,
+  NOTHING_TO_SKIP = 24,
 
   /**
    * FAILED_PRECONDITION: ResumeWorkflow on a workflow that is ACTIVE (not paused).
    *
-   * @generated from enum value: ERROR_REASON_WORKFLOW_ACTIVE = 24;
+   * @generated from enum value: ERROR_REASON_WORKFLOW_ACTIVE = 25;
    */
-  WORKFLOW_ACTIVE = 24,
+  WORKFLOW_ACTIVE = 25,
 
   /**
    * FAILED_PRECONDITION: PauseWorkflow on a workflow that is already PAUSED, or ControlPause on
    * an execution held by its paused workflow (PAUSE_REASON_WORKFLOW_PAUSED: resume the workflow).
    *
-   * @generated from enum value: ERROR_REASON_WORKFLOW_PAUSED = 25;
+   * @generated from enum value: ERROR_REASON_WORKFLOW_PAUSED = 26;
    */
-  WORKFLOW_PAUSED = 25,
+  WORKFLOW_PAUSED = 26,
 
   /**
    * FAILED_PRECONDITION: the workflow is CANCELLED: it takes no new runs, updates, pause or
    * resume (StartExecution, StartBatch, UpdateWorkflow, PauseWorkflow, ResumeWorkflow,
    * CancelWorkflow).
    *
-   * @generated from enum value: ERROR_REASON_WORKFLOW_CANCELLED = 26;
+   * @generated from enum value: ERROR_REASON_WORKFLOW_CANCELLED = 27;
    */
-  WORKFLOW_CANCELLED = 26,
+  WORKFLOW_CANCELLED = 27,
+
+  /**
+   * FAILED_PRECONDITION: DeleteWorkflow without `force` on a workflow that has queued, running or
+   * paused runs.
+   *
+   * @generated from enum value: ERROR_REASON_WORKFLOW_HAS_UNFINISHED_RUNS = 28;
+   */
+  WORKFLOW_HAS_UNFINISHED_RUNS = 28,
 
   /**
    * FAILED_PRECONDITION: StopBatch on a batch that has already ended.
    *
-   * @generated from enum value: ERROR_REASON_BATCH_ENDED = 27;
+   * @generated from enum value: ERROR_REASON_BATCH_ENDED = 29;
    */
-  BATCH_ENDED = 27,
+  BATCH_ENDED = 29,
 
   /**
-   * FAILED_PRECONDITION: the pause point no longer waits (resumed, expired or cancelled) or is
-   * of a kind resumed otherwise (a breakpoint or a manual pause: ControlPause, ResumeExecution).
+   * FAILED_PRECONDITION: ResumePausePoint (or the approval page) on a pause point of a kind that
+   * is not resumed with values: a breakpoint (ControlPause), a manual pause (ResumeExecution) or
+   * a workflow pause (ResumeWorkflow). A wait or approval that no longer waits is not an error:
+   * the call answers RESUME_ACTION_SKIPPED.
    *
-   * @generated from enum value: ERROR_REASON_PAUSE_POINT_NOT_RESUMABLE = 28;
+   * @generated from enum value: ERROR_REASON_PAUSE_POINT_NOT_RESUMABLE = 30;
    */
-  PAUSE_POINT_NOT_RESUMABLE = 28,
+  PAUSE_POINT_NOT_RESUMABLE = 30,
 
   /**
    * FAILED_PRECONDITION: the task is not (or no longer) assigned to this worker: its lease
    * expired and it went to another worker, it was already completed or failed, or its run no
    * longer wants it (stopped, node skipped). The worker drops the task.
    *
-   * @generated from enum value: ERROR_REASON_TASK_NOT_LEASED = 29;
+   * @generated from enum value: ERROR_REASON_TASK_NOT_LEASED = 31;
    */
-  TASK_NOT_LEASED = 29,
+  TASK_NOT_LEASED = 31,
 
   /**
    * FAILED_PRECONDITION: a workflow path was given but the server has no workflow folders
    * configured (RUNCTL_WORKFLOWS_DIR), so it reads no files.
    *
-   * @generated from enum value: ERROR_REASON_NO_WORKFLOW_FOLDERS = 30;
+   * @generated from enum value: ERROR_REASON_NO_WORKFLOW_FOLDERS = 32;
    */
-  NO_WORKFLOW_FOLDERS = 30,
+  NO_WORKFLOW_FOLDERS = 32,
 
   /**
    * ABORTED: UpdateWorkflow with an `expected_version` that is not the workflow's current
    * version; re-read the workflow and try again.
    *
-   * @generated from enum value: ERROR_REASON_VERSION_MISMATCH = 31;
+   * @generated from enum value: ERROR_REASON_VERSION_MISMATCH = 33;
    */
-  VERSION_MISMATCH = 31,
+  VERSION_MISMATCH = 33,
 
   /**
    * ABORTED: a watch stream (WatchExecution, WatchBatch, StreamEvents) fell too far behind the
    * event log and was cut off. Reconnect with `after_sequence` set to the metadata's "cursor"
    * (the sequence of the last event delivered, a decimal string) to miss nothing.
    *
-   * @generated from enum value: ERROR_REASON_WATCHER_TOO_SLOW = 32;
+   * @generated from enum value: ERROR_REASON_WATCHER_TOO_SLOW = 34;
    */
-  WATCHER_TOO_SLOW = 32,
+  WATCHER_TOO_SLOW = 34,
 
   /**
    * UNAUTHENTICATED: the server has API keys and the call sent none (`x-api-key` or
    * `authorization: Bearer`).
    *
-   * @generated from enum value: ERROR_REASON_API_KEY_REQUIRED = 33;
+   * @generated from enum value: ERROR_REASON_API_KEY_REQUIRED = 35;
    */
-  API_KEY_REQUIRED = 33,
+  API_KEY_REQUIRED = 35,
 
   /**
    * UNAUTHENTICATED: the API key sent is unknown or revoked.
    *
-   * @generated from enum value: ERROR_REASON_API_KEY_INVALID = 34;
+   * @generated from enum value: ERROR_REASON_API_KEY_INVALID = 36;
    */
-  API_KEY_INVALID = 34,
+  API_KEY_INVALID = 36,
 
   /**
    * UNAUTHENTICATED: the server has no API keys yet and so serves loopback callers only; create
    * a key (runctl keys create) to serve others.
    *
-   * @generated from enum value: ERROR_REASON_LOOPBACK_ONLY = 35;
+   * @generated from enum value: ERROR_REASON_LOOPBACK_ONLY = 37;
    */
-  LOOPBACK_ONLY = 35,
+  LOOPBACK_ONLY = 37,
 
   /**
    * UNAUTHENTICATED: an open stream was ended because its credentials stopped being accepted
    * (the key was revoked, or a first key was created while a keyless caller watched).
    *
-   * @generated from enum value: ERROR_REASON_CREDENTIALS_REFUSED = 36;
+   * @generated from enum value: ERROR_REASON_CREDENTIALS_REFUSED = 38;
    */
-  CREDENTIALS_REFUSED = 36,
+  CREDENTIALS_REFUSED = 38,
 
   /**
    * UNAUTHENTICATED: ResumeNode without the workflow's webhook secret.
    *
-   * @generated from enum value: ERROR_REASON_SECRET_REQUIRED = 37;
+   * @generated from enum value: ERROR_REASON_SECRET_REQUIRED = 39;
    */
-  SECRET_REQUIRED = 37,
+  SECRET_REQUIRED = 39,
 
   /**
    * UNAUTHENTICATED: ResumeNode with a secret that is not the workflow's webhook secret (nor the
    * previous one within its overlap).
    *
-   * @generated from enum value: ERROR_REASON_BAD_SECRET = 38;
+   * @generated from enum value: ERROR_REASON_BAD_SECRET = 40;
    */
-  BAD_SECRET = 38,
+  BAD_SECRET = 40,
 
   /**
    * UNAUTHENTICATED: ResumeNode on an execution started from an inline definition or a file,
    * which has no workflow and so no webhook secret: use ResumePausePoint.
    *
-   * @generated from enum value: ERROR_REASON_NO_WEBHOOK_SECRET = 39;
+   * @generated from enum value: ERROR_REASON_NO_WEBHOOK_SECRET = 41;
    */
-  NO_WEBHOOK_SECRET = 39,
+  NO_WEBHOOK_SECRET = 41,
 
   /**
-   * UNAUTHENTICATED: a resume link's token was altered or was not signed by this server (HTTP
-   * resume links; ResumePausePoint with a link token).
+   * UNAUTHENTICATED: a resume link's token was altered or was not signed by this server. The
+   * RESUME_LINK_* reasons answer the HTTP resume links (`apiUrl`, `uiUrl`) only.
    *
-   * @generated from enum value: ERROR_REASON_RESUME_LINK_INVALID = 40;
+   * @generated from enum value: ERROR_REASON_RESUME_LINK_INVALID = 42;
    */
-  RESUME_LINK_INVALID = 40,
+  RESUME_LINK_INVALID = 42,
 
   /**
    * UNAUTHENTICATED: a resume link was used on the path of another run or pause point (HTTP).
    *
-   * @generated from enum value: ERROR_REASON_RESUME_LINK_MISMATCH = 41;
+   * @generated from enum value: ERROR_REASON_RESUME_LINK_MISMATCH = 43;
    */
-  RESUME_LINK_MISMATCH = 41,
+  RESUME_LINK_MISMATCH = 43,
 
   /**
    * UNAUTHENTICATED: a resume link whose pause point no longer waits (resumed, expired, or
    * cancelled with its run) (HTTP).
    *
-   * @generated from enum value: ERROR_REASON_RESUME_LINK_SPENT = 42;
+   * @generated from enum value: ERROR_REASON_RESUME_LINK_SPENT = 44;
    */
-  RESUME_LINK_SPENT = 42,
+  RESUME_LINK_SPENT = 44,
 
   /**
    * UNAVAILABLE: the server is shutting down and did not take the call; retry on another
    * replica or after the restart.
    *
-   * @generated from enum value: ERROR_REASON_SHUTTING_DOWN = 43;
+   * @generated from enum value: ERROR_REASON_SHUTTING_DOWN = 45;
    */
-  SHUTTING_DOWN = 43,
+  SHUTTING_DOWN = 45,
 
   /**
    * UNAVAILABLE: the replica that drives the execution did not answer in time or could not be
    * handed the call; retry.
    *
-   * @generated from enum value: ERROR_REASON_REPLICA_UNREACHABLE = 44;
+   * @generated from enum value: ERROR_REASON_REPLICA_UNREACHABLE = 46;
    */
-  REPLICA_UNREACHABLE = 44,
+  REPLICA_UNREACHABLE = 46,
 
   /**
    * UNAVAILABLE: the execution could not be claimed by this replica to carry out the call (its
    * previous driver's lease has not run out yet); retry.
    *
-   * @generated from enum value: ERROR_REASON_EXECUTION_NOT_CLAIMED = 45;
+   * @generated from enum value: ERROR_REASON_EXECUTION_NOT_CLAIMED = 47;
    */
-  EXECUTION_NOT_CLAIMED = 45,
+  EXECUTION_NOT_CLAIMED = 47,
 
   /**
    * UNIMPLEMENTED: the method is part of the contract but this server does not implement it.
    *
-   * @generated from enum value: ERROR_REASON_METHOD_NOT_IMPLEMENTED = 46;
+   * @generated from enum value: ERROR_REASON_METHOD_NOT_IMPLEMENTED = 48;
    */
-  METHOD_NOT_IMPLEMENTED = 46,
+  METHOD_NOT_IMPLEMENTED = 48,
 }
 
 /**

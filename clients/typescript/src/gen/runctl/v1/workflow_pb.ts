@@ -24,7 +24,7 @@ export const file_runctl_v1_workflow: GenFile = /*@__PURE__*/
  */
 export type Workflow = Message<"runctl.v1.Workflow"> & {
   /**
-   * Unique id, e.g. "wfl_m3v7zb9rk2px" (server-assigned unless given at creation).
+   * Unique id, assigned by the server, e.g. "wf_3f9a0c17d2e4b5a68c91".
    *
    * @generated from field: string id = 1;
    */
@@ -193,7 +193,9 @@ export type Node = Message<"runctl.v1.Node"> & {
   /**
    * Node type. Built in: start, end, delay, wait, approval, breakpoint, http, transform,
    * condition, switch, for_each, fail, log, subworkflow, task. Any other type (e.g. "navigate")
-   * is a task for external workers serving `queue`, or the type name when `queue` is empty.
+   * is a task for external workers serving `queue`, which it must then set: an unknown type
+   * without a queue is INVALID_ARGUMENT (WORKFLOW_DEFINITION_INVALID), since it is far more
+   * often a misspelt built-in type than a queue named after the type.
    *
    * @generated from field: string type = 2;
    */
@@ -238,7 +240,8 @@ export type Node = Message<"runctl.v1.Node"> & {
   timeoutSeconds: number;
 
   /**
-   * Worker queue that runs this node (task and non-built-in types); empty = the type name.
+   * Worker queue that runs this node: required for a type that is not built in, and for a `task`
+   * node unless its config sets "queue"; ignored by the other built-in types.
    *
    * @generated from field: string queue = 8;
    */
@@ -462,7 +465,9 @@ export type GetWorkflowRequest = Message<"runctl.v1.GetWorkflowRequest"> & {
   workflowId: string;
 
   /**
-   * Version to return; 0 = the latest. NOT_FOUND for a version that never existed.
+   * Version whose definition to return; 0 = the latest. NOT_FOUND (WORKFLOW_VERSION_NOT_FOUND)
+   * for a version that never existed. Name and description are that version's; status and
+   * times are the workflow's as it is now.
    *
    * @generated from field: int32 version = 2;
    */
@@ -645,7 +650,8 @@ export type DeleteWorkflowRequest = Message<"runctl.v1.DeleteWorkflowRequest"> &
   workflowId: string;
 
   /**
-   * Stop its unfinished runs first instead of failing with FAILED_PRECONDITION.
+   * Stop its unfinished runs first instead of failing with FAILED_PRECONDITION
+   * (WORKFLOW_HAS_UNFINISHED_RUNS).
    *
    * @generated from field: bool force = 2;
    */
@@ -1026,8 +1032,9 @@ export const WorkflowViewSchema: GenEnum<WorkflowView> = /*@__PURE__*/
 export const WorkflowService: GenService<{
   /**
    * Stores a new workflow at version 1 and returns it with its webhook secret (the only
-   * response besides RotateWebhookSecret that carries the secret). INVALID_ARGUMENT with field
-   * violations for an invalid definition; ALREADY_EXISTS when `workflow_id` is taken.
+   * response besides RotateWebhookSecret that carries the secret). The server assigns the id.
+   * INVALID_ARGUMENT with field violations for an invalid definition
+   * (WORKFLOW_DEFINITION_INVALID), or without one (FIELD_REQUIRED).
    *
    * @generated from rpc runctl.v1.WorkflowService.CreateWorkflow
    */
@@ -1037,7 +1044,10 @@ export const WorkflowService: GenService<{
     output: typeof CreateWorkflowResponseSchema;
   },
   /**
-   * Returns one workflow, at its latest or a given version. NOT_FOUND when missing.
+   * Returns one workflow, at its latest or a given version. NOT_FOUND when missing
+   * (WORKFLOW_NOT_FOUND) or for a version it never had (WORKFLOW_VERSION_NOT_FOUND);
+   * INVALID_ARGUMENT without `workflow_id` (FIELD_REQUIRED) or for a negative version
+   * (FIELD_INVALID).
    *
    * @generated from rpc runctl.v1.WorkflowService.GetWorkflow
    */
@@ -1047,7 +1057,8 @@ export const WorkflowService: GenService<{
     output: typeof GetWorkflowResponseSchema;
   },
   /**
-   * Lists the workspace's workflows, most recently updated first.
+   * Lists the workspace's workflows, most recently updated first. Paging errors as in
+   * common.proto.
    *
    * @generated from rpc runctl.v1.WorkflowService.ListWorkflows
    */
@@ -1058,8 +1069,10 @@ export const WorkflowService: GenService<{
   },
   /**
    * Replaces the definition and increments the version. Runs already started keep the version
-   * they started with; new runs use the new one. ABORTED when `expected_version` is set and is
-   * not the current version; FAILED_PRECONDITION for a cancelled workflow.
+   * they started with; new runs use the new one. ABORTED (VERSION_MISMATCH) when
+   * `expected_version` is set and is not the current version; FAILED_PRECONDITION
+   * (WORKFLOW_CANCELLED) for a cancelled workflow; INVALID_ARGUMENT for an invalid definition
+   * (WORKFLOW_DEFINITION_INVALID) or none (FIELD_REQUIRED); NOT_FOUND (WORKFLOW_NOT_FOUND).
    *
    * @generated from rpc runctl.v1.WorkflowService.UpdateWorkflow
    */
@@ -1069,9 +1082,10 @@ export const WorkflowService: GenService<{
     output: typeof UpdateWorkflowResponseSchema;
   },
   /**
-   * Deletes a workflow and all its versions. FAILED_PRECONDITION while it has unfinished runs,
-   * unless `force` is set (they are stopped first). Finished runs are kept: each holds a copy of
-   * the definition it ran.
+   * Deletes a workflow and all its versions: Get, List and new runs no longer find it.
+   * FAILED_PRECONDITION (WORKFLOW_HAS_UNFINISHED_RUNS) while it has queued, running or paused
+   * runs, unless `force` is set (they are stopped first). Finished runs are kept and still show
+   * the definition they ran. NOT_FOUND (WORKFLOW_NOT_FOUND).
    *
    * @generated from rpc runctl.v1.WorkflowService.DeleteWorkflow
    */
@@ -1085,7 +1099,7 @@ export const WorkflowService: GenService<{
    * its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
    * counting (a delay that ends during the pause lets its run go on at resume, not later). Its
    * running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-   * ACTIVE; NOT_FOUND when missing.
+   * ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
    *
    * @generated from rpc runctl.v1.WorkflowService.PauseWorkflow
    */
@@ -1096,7 +1110,8 @@ export const WorkflowService: GenService<{
   },
   /**
    * Returns a PAUSED workflow to ACTIVE: its runs go on and its queued runs may start.
-   * FAILED_PRECONDITION when the workflow is not PAUSED.
+   * FAILED_PRECONDITION when the workflow is not PAUSED (WORKFLOW_ACTIVE, WORKFLOW_CANCELLED);
+   * NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
    *
    * @generated from rpc runctl.v1.WorkflowService.ResumeWorkflow
    */
@@ -1107,7 +1122,8 @@ export const WorkflowService: GenService<{
   },
   /**
    * Cancels an ACTIVE or PAUSED workflow for good: its unfinished runs are stopped and new runs
-   * are refused with FAILED_PRECONDITION. FAILED_PRECONDITION when already CANCELLED.
+   * are refused with FAILED_PRECONDITION (WORKFLOW_CANCELLED). FAILED_PRECONDITION
+   * (WORKFLOW_CANCELLED) when already CANCELLED; NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
    *
    * @generated from rpc runctl.v1.WorkflowService.CancelWorkflow
    */
@@ -1120,7 +1136,8 @@ export const WorkflowService: GenService<{
    * Replaces the workflow's webhook secret (used by ResumeNode) with a new random one and returns
    * it once. The secret it replaces keeps working for `overlap` (the server's default when unset),
    * so callers can switch without a window of refused resumes; a secret older than that stops at
-   * once. INVALID_ARGUMENT for a negative overlap or one longer than 30 days.
+   * once. INVALID_ARGUMENT (FIELD_INVALID) for a negative overlap or one longer than 30 days;
+   * NOT_FOUND (WORKFLOW_NOT_FOUND).
    *
    * @generated from rpc runctl.v1.WorkflowService.RotateWebhookSecret
    */
@@ -1131,8 +1148,8 @@ export const WorkflowService: GenService<{
   },
   /**
    * Lists the runs of a workflow that have paused, each with its pause points (seed 000
-   * `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND when the workflow is
-   * missing.
+   * `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+   * (WORKFLOW_NOT_FOUND) when the workflow is missing.
    *
    * @generated from rpc runctl.v1.WorkflowService.ListPausedExecutions
    */
