@@ -105,3 +105,4 @@ def test_control_calls_answer_the_reasons_their_comments_name(client: Client) ->
     )
     assert ended.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert enum_value(ended) == error_pb2.ERROR_REASON_EXECUTION_ENDED
+    assert dict(error_info(ended).metadata) == {"status": "stopped"}

@@ -231,7 +231,9 @@ class Batches:
                 row = await self.queries.row(workspace_id, batch_id)
                 if row["status"] != RUNNING:
                     raise FailedPrecondition(
-                        f"batch {batch_id!r} has already ended ({row['status']})", reason="BATCH_ENDED"
+                        f"batch {batch_id!r} has already ended ({row['status']})",
+                        reason="BATCH_ENDED",
+                        metadata={"status": str(row["status"])},
                     )
                 await self._engine.writer.commit(await self._stop_mutation([row], reason))
         finally:

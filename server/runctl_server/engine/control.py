@@ -57,7 +57,9 @@ class StopAllOutcome:
 
 def _ended(run: Run) -> FailedPrecondition:
     return FailedPrecondition(
-        f"execution {run.id!r} has already ended ({run.status})", reason="EXECUTION_ENDED"
+        f"execution {run.id!r} has already ended ({run.status})",
+        reason="EXECUTION_ENDED",
+        metadata={"status": str(run.status)},
     )
 
 
@@ -104,7 +106,9 @@ class RunControl:
         if result is None:  # the run ended before the handler could run
             row = await self._existing(workspace_id, execution_id)
             raise FailedPrecondition(
-                f"execution {execution_id!r} has already ended ({row['status']})", reason="EXECUTION_ENDED"
+                f"execution {execution_id!r} has already ended ({row['status']})",
+                reason="EXECUTION_ENDED",
+                metadata={"status": str(row["status"])},
             )
         return result
 

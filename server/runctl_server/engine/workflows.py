@@ -204,6 +204,7 @@ class Workflows:
                 raise Aborted(
                     f"workflow {workflow_id!r} is at version {row['version']}, not {expected_version}",
                     reason="VERSION_MISMATCH",
+                    metadata={"currentVersion": str(row["version"])},
                 )
             if row["status"] == "cancelled":
                 raise FailedPrecondition(

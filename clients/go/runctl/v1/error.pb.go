@@ -22,17 +22,23 @@ const (
 
 // Why a call failed: the vocabulary of `google.rpc.ErrorInfo.reason` for domain "runctl".
 //
-// Every error status the server sends carries one google.rpc.ErrorInfo whose `domain` is "runctl"
-// and whose `reason` is the name of one of these values without the "ERROR_REASON_" prefix, as in
-// google.api.ErrorReason: ERROR_REASON_EXECUTION_NOT_FOUND is sent as "EXECUTION_NOT_FOUND". A
-// client maps a reason back by adding the prefix (ErrorReason.Name / the generated value map). The
-// reason is stable; the status message is for people and may change. A client that meets a reason
-// it does not know (a newer server) treats it as ERROR_REASON_UNSPECIFIED and acts on the status
-// code alone.
+// Every error status runctl's handlers send carries one google.rpc.ErrorInfo whose `domain` is
+// "runctl" and whose `reason` is the name of one of these values without the "ERROR_REASON_"
+// prefix, as in google.api.ErrorReason: ERROR_REASON_EXECUTION_NOT_FOUND is sent as
+// "EXECUTION_NOT_FOUND". (Statuses made by gRPC itself carry none: a message over the size limit,
+// an expired deadline, a connection closed by a shutdown.) A client maps a reason back by adding
+// the prefix. The reason is stable; the status message is for people and may change. A client
+// that meets a reason it does not know (a newer server) treats it as ERROR_REASON_UNSPECIFIED and
+// acts on the status code alone.
 //
 // Each value says the status code it is sent with and the ErrorInfo `metadata` keys it carries
-// (none unless listed). INVALID_ARGUMENT errors also carry a google.rpc.BadRequest with one field
-// violation per bad field (at most 50), named by its path in the request, e.g. "definition.nodes[2].type".
+// (none unless listed; keys are lowerCamelCase, values strings). The few facts a client acts on
+// travel as ErrorInfo metadata rather than as typed detail messages (as in temporalio/api's
+// errordetails): they are single scalars, every gRPC library already decodes ErrorInfo, and a
+// detail message per reason would be one more Any for each client language to register and
+// unpack. A reason that comes to need structured data gets a typed detail then.
+// INVALID_ARGUMENT errors also carry a google.rpc.BadRequest with one field violation per bad
+// field (at most 50), named by its path in the request, e.g. "definition.nodes[2].type".
 type ErrorReason int32
 
 const (
@@ -82,7 +88,7 @@ const (
 	// file list names files a batch cannot run.
 	ErrorReason_ERROR_REASON_WORKFLOW_PATH_INVALID ErrorReason = 15
 	// INVALID_ARGUMENT: run input or resume data is larger than the server's limit; BadRequest
-	// names the field and the limit.
+	// names the field and the limit. (An HTTP body over the HTTP limit answers 413.)
 	ErrorReason_ERROR_REASON_PAYLOAD_TOO_LARGE ErrorReason = 16
 	// INVALID_ARGUMENT: resume values do not fit the approval form of the pause point (missing
 	// required fields, wrong types); one field violation per form field, as "values.<name>".
@@ -90,8 +96,8 @@ const (
 	// INVALID_ARGUMENT: ResumeNode's `for_each_context` does not name one iteration of the loops
 	// the node runs in (one frame per loop, outermost first).
 	ErrorReason_ERROR_REASON_BAD_FOR_EACH_CONTEXT ErrorReason = 18
-	// FAILED_PRECONDITION: the execution has already ended (completed, error or stopped), so it
-	// cannot be controlled, paused or resumed.
+	// FAILED_PRECONDITION: the execution has already ended, so it cannot be controlled, paused or
+	// resumed. Metadata "status": how it ended, "completed", "error" or "stopped".
 	ErrorReason_ERROR_REASON_EXECUTION_ENDED ErrorReason = 19
 	// FAILED_PRECONDITION: the execution is not paused at a breakpoint, wait or approval, so there
 	// is nothing to continue (ContinueExecution, ControlPause).
@@ -119,7 +125,8 @@ const (
 	// FAILED_PRECONDITION: DeleteWorkflow without `force` on a workflow that has queued, running or
 	// paused runs.
 	ErrorReason_ERROR_REASON_WORKFLOW_HAS_UNFINISHED_RUNS ErrorReason = 28
-	// FAILED_PRECONDITION: StopBatch on a batch that has already ended.
+	// FAILED_PRECONDITION: StopBatch on a batch that has already ended. Metadata "status": how it
+	// ended, "completed", "error" or "stopped".
 	ErrorReason_ERROR_REASON_BATCH_ENDED ErrorReason = 29
 	// FAILED_PRECONDITION: ResumePausePoint (or the approval page) on a pause point of a kind that
 	// is not resumed with values: a breakpoint (ControlPause), a manual pause (ResumeExecution) or
@@ -134,7 +141,8 @@ const (
 	// configured (RUNCTL_WORKFLOWS_DIR), so it reads no files.
 	ErrorReason_ERROR_REASON_NO_WORKFLOW_FOLDERS ErrorReason = 32
 	// ABORTED: UpdateWorkflow with an `expected_version` that is not the workflow's current
-	// version; re-read the workflow and try again.
+	// version; re-read the workflow and try again. Metadata "currentVersion": that version, a
+	// decimal string.
 	ErrorReason_ERROR_REASON_VERSION_MISMATCH ErrorReason = 33
 	// ABORTED: a watch stream (WatchExecution, WatchBatch, StreamEvents) fell too far behind the
 	// event log and was cut off. Reconnect with `after_sequence` set to the metadata's "cursor"
@@ -173,8 +181,8 @@ const (
 	// UNAVAILABLE: the replica that drives the execution did not answer in time or could not be
 	// handed the call; retry.
 	ErrorReason_ERROR_REASON_REPLICA_UNREACHABLE ErrorReason = 46
-	// UNAVAILABLE: the execution could not be claimed by this replica to carry out the call (its
-	// previous driver's lease has not run out yet); retry.
+	// UNAVAILABLE: the execution is between drivers (the replica that drove it let it go or died)
+	// and this replica could not claim it in time to carry out the call; retry.
 	ErrorReason_ERROR_REASON_EXECUTION_NOT_CLAIMED ErrorReason = 47
 	// UNIMPLEMENTED: the method is part of the contract but this server does not implement it.
 	ErrorReason_ERROR_REASON_METHOD_NOT_IMPLEMENTED ErrorReason = 48

@@ -79,7 +79,7 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_PAYLOAD_TOO_LARGE: _ErrorReason.ValueType  # 16
     """INVALID_ARGUMENT: run input or resume data is larger than the server's limit; BadRequest
-    names the field and the limit.
+    names the field and the limit. (An HTTP body over the HTTP limit answers 413.)
     """
     ERROR_REASON_FORM_VALUES_INVALID: _ErrorReason.ValueType  # 17
     """INVALID_ARGUMENT: resume values do not fit the approval form of the pause point (missing
@@ -90,8 +90,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     the node runs in (one frame per loop, outermost first).
     """
     ERROR_REASON_EXECUTION_ENDED: _ErrorReason.ValueType  # 19
-    """FAILED_PRECONDITION: the execution has already ended (completed, error or stopped), so it
-    cannot be controlled, paused or resumed.
+    """FAILED_PRECONDITION: the execution has already ended, so it cannot be controlled, paused or
+    resumed. Metadata "status": how it ended, "completed", "error" or "stopped".
     """
     ERROR_REASON_EXECUTION_NOT_PAUSED: _ErrorReason.ValueType  # 20
     """FAILED_PRECONDITION: the execution is not paused at a breakpoint, wait or approval, so there
@@ -127,7 +127,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     paused runs.
     """
     ERROR_REASON_BATCH_ENDED: _ErrorReason.ValueType  # 29
-    """FAILED_PRECONDITION: StopBatch on a batch that has already ended."""
+    """FAILED_PRECONDITION: StopBatch on a batch that has already ended. Metadata "status": how it
+    ended, "completed", "error" or "stopped".
+    """
     ERROR_REASON_PAUSE_POINT_NOT_RESUMABLE: _ErrorReason.ValueType  # 30
     """FAILED_PRECONDITION: ResumePausePoint (or the approval page) on a pause point of a kind that
     is not resumed with values: a breakpoint (ControlPause), a manual pause (ResumeExecution) or
@@ -145,7 +147,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_VERSION_MISMATCH: _ErrorReason.ValueType  # 33
     """ABORTED: UpdateWorkflow with an `expected_version` that is not the workflow's current
-    version; re-read the workflow and try again.
+    version; re-read the workflow and try again. Metadata "currentVersion": that version, a
+    decimal string.
     """
     ERROR_REASON_WATCHER_TOO_SLOW: _ErrorReason.ValueType  # 34
     """ABORTED: a watch stream (WatchExecution, WatchBatch, StreamEvents) fell too far behind the
@@ -195,8 +198,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     handed the call; retry.
     """
     ERROR_REASON_EXECUTION_NOT_CLAIMED: _ErrorReason.ValueType  # 47
-    """UNAVAILABLE: the execution could not be claimed by this replica to carry out the call (its
-    previous driver's lease has not run out yet); retry.
+    """UNAVAILABLE: the execution is between drivers (the replica that drove it let it go or died)
+    and this replica could not claim it in time to carry out the call; retry.
     """
     ERROR_REASON_METHOD_NOT_IMPLEMENTED: _ErrorReason.ValueType  # 48
     """UNIMPLEMENTED: the method is part of the contract but this server does not implement it."""
@@ -204,17 +207,23 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the vocabulary of `google.rpc.ErrorInfo.reason` for domain "runctl".
 
-    Every error status the server sends carries one google.rpc.ErrorInfo whose `domain` is "runctl"
-    and whose `reason` is the name of one of these values without the "ERROR_REASON_" prefix, as in
-    google.api.ErrorReason: ERROR_REASON_EXECUTION_NOT_FOUND is sent as "EXECUTION_NOT_FOUND". A
-    client maps a reason back by adding the prefix (ErrorReason.Name / the generated value map). The
-    reason is stable; the status message is for people and may change. A client that meets a reason
-    it does not know (a newer server) treats it as ERROR_REASON_UNSPECIFIED and acts on the status
-    code alone.
+    Every error status runctl's handlers send carries one google.rpc.ErrorInfo whose `domain` is
+    "runctl" and whose `reason` is the name of one of these values without the "ERROR_REASON_"
+    prefix, as in google.api.ErrorReason: ERROR_REASON_EXECUTION_NOT_FOUND is sent as
+    "EXECUTION_NOT_FOUND". (Statuses made by gRPC itself carry none: a message over the size limit,
+    an expired deadline, a connection closed by a shutdown.) A client maps a reason back by adding
+    the prefix. The reason is stable; the status message is for people and may change. A client
+    that meets a reason it does not know (a newer server) treats it as ERROR_REASON_UNSPECIFIED and
+    acts on the status code alone.
 
     Each value says the status code it is sent with and the ErrorInfo `metadata` keys it carries
-    (none unless listed). INVALID_ARGUMENT errors also carry a google.rpc.BadRequest with one field
-    violation per bad field (at most 50), named by its path in the request, e.g. "definition.nodes[2].type".
+    (none unless listed; keys are lowerCamelCase, values strings). The few facts a client acts on
+    travel as ErrorInfo metadata rather than as typed detail messages (as in temporalio/api's
+    errordetails): they are single scalars, every gRPC library already decodes ErrorInfo, and a
+    detail message per reason would be one more Any for each client language to register and
+    unpack. A reason that comes to need structured data gets a typed detail then.
+    INVALID_ARGUMENT errors also carry a google.rpc.BadRequest with one field violation per bad
+    field (at most 50), named by its path in the request, e.g. "definition.nodes[2].type".
     """
 
 ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
@@ -274,7 +283,7 @@ file list names files a batch cannot run.
 """
 ERROR_REASON_PAYLOAD_TOO_LARGE: ErrorReason.ValueType  # 16
 """INVALID_ARGUMENT: run input or resume data is larger than the server's limit; BadRequest
-names the field and the limit.
+names the field and the limit. (An HTTP body over the HTTP limit answers 413.)
 """
 ERROR_REASON_FORM_VALUES_INVALID: ErrorReason.ValueType  # 17
 """INVALID_ARGUMENT: resume values do not fit the approval form of the pause point (missing
@@ -285,8 +294,8 @@ ERROR_REASON_BAD_FOR_EACH_CONTEXT: ErrorReason.ValueType  # 18
 the node runs in (one frame per loop, outermost first).
 """
 ERROR_REASON_EXECUTION_ENDED: ErrorReason.ValueType  # 19
-"""FAILED_PRECONDITION: the execution has already ended (completed, error or stopped), so it
-cannot be controlled, paused or resumed.
+"""FAILED_PRECONDITION: the execution has already ended, so it cannot be controlled, paused or
+resumed. Metadata "status": how it ended, "completed", "error" or "stopped".
 """
 ERROR_REASON_EXECUTION_NOT_PAUSED: ErrorReason.ValueType  # 20
 """FAILED_PRECONDITION: the execution is not paused at a breakpoint, wait or approval, so there
@@ -322,7 +331,9 @@ ERROR_REASON_WORKFLOW_HAS_UNFINISHED_RUNS: ErrorReason.ValueType  # 28
 paused runs.
 """
 ERROR_REASON_BATCH_ENDED: ErrorReason.ValueType  # 29
-"""FAILED_PRECONDITION: StopBatch on a batch that has already ended."""
+"""FAILED_PRECONDITION: StopBatch on a batch that has already ended. Metadata "status": how it
+ended, "completed", "error" or "stopped".
+"""
 ERROR_REASON_PAUSE_POINT_NOT_RESUMABLE: ErrorReason.ValueType  # 30
 """FAILED_PRECONDITION: ResumePausePoint (or the approval page) on a pause point of a kind that
 is not resumed with values: a breakpoint (ControlPause), a manual pause (ResumeExecution) or
@@ -340,7 +351,8 @@ configured (RUNCTL_WORKFLOWS_DIR), so it reads no files.
 """
 ERROR_REASON_VERSION_MISMATCH: ErrorReason.ValueType  # 33
 """ABORTED: UpdateWorkflow with an `expected_version` that is not the workflow's current
-version; re-read the workflow and try again.
+version; re-read the workflow and try again. Metadata "currentVersion": that version, a
+decimal string.
 """
 ERROR_REASON_WATCHER_TOO_SLOW: ErrorReason.ValueType  # 34
 """ABORTED: a watch stream (WatchExecution, WatchBatch, StreamEvents) fell too far behind the
@@ -390,8 +402,8 @@ ERROR_REASON_REPLICA_UNREACHABLE: ErrorReason.ValueType  # 46
 handed the call; retry.
 """
 ERROR_REASON_EXECUTION_NOT_CLAIMED: ErrorReason.ValueType  # 47
-"""UNAVAILABLE: the execution could not be claimed by this replica to carry out the call (its
-previous driver's lease has not run out yet); retry.
+"""UNAVAILABLE: the execution is between drivers (the replica that drove it let it go or died)
+and this replica could not claim it in time to carry out the call; retry.
 """
 ERROR_REASON_METHOD_NOT_IMPLEMENTED: ErrorReason.ValueType  # 48
 """UNIMPLEMENTED: the method is part of the contract but this server does not implement it."""

@@ -14,17 +14,23 @@ export const file_runctl_v1_error: GenFile = /*@__PURE__*/
 /**
  * Why a call failed: the vocabulary of `google.rpc.ErrorInfo.reason` for domain "runctl".
  *
- * Every error status the server sends carries one google.rpc.ErrorInfo whose `domain` is "runctl"
- * and whose `reason` is the name of one of these values without the "ERROR_REASON_" prefix, as in
- * google.api.ErrorReason: ERROR_REASON_EXECUTION_NOT_FOUND is sent as "EXECUTION_NOT_FOUND". A
- * client maps a reason back by adding the prefix (ErrorReason.Name / the generated value map). The
- * reason is stable; the status message is for people and may change. A client that meets a reason
- * it does not know (a newer server) treats it as ERROR_REASON_UNSPECIFIED and acts on the status
- * code alone.
+ * Every error status runctl's handlers send carries one google.rpc.ErrorInfo whose `domain` is
+ * "runctl" and whose `reason` is the name of one of these values without the "ERROR_REASON_"
+ * prefix, as in google.api.ErrorReason: ERROR_REASON_EXECUTION_NOT_FOUND is sent as
+ * "EXECUTION_NOT_FOUND". (Statuses made by gRPC itself carry none: a message over the size limit,
+ * an expired deadline, a connection closed by a shutdown.) A client maps a reason back by adding
+ * the prefix. The reason is stable; the status message is for people and may change. A client
+ * that meets a reason it does not know (a newer server) treats it as ERROR_REASON_UNSPECIFIED and
+ * acts on the status code alone.
  *
  * Each value says the status code it is sent with and the ErrorInfo `metadata` keys it carries
- * (none unless listed). INVALID_ARGUMENT errors also carry a google.rpc.BadRequest with one field
- * violation per bad field (at most 50), named by its path in the request, e.g. "definition.nodes[2].type".
+ * (none unless listed; keys are lowerCamelCase, values strings). The few facts a client acts on
+ * travel as ErrorInfo metadata rather than as typed detail messages (as in temporalio/api's
+ * errordetails): they are single scalars, every gRPC library already decodes ErrorInfo, and a
+ * detail message per reason would be one more Any for each client language to register and
+ * unpack. A reason that comes to need structured data gets a typed detail then.
+ * INVALID_ARGUMENT errors also carry a google.rpc.BadRequest with one field violation per bad
+ * field (at most 50), named by its path in the request, e.g. "definition.nodes[2].type".
  *
  * @generated from enum runctl.v1.ErrorReason
  */
@@ -156,7 +162,7 @@ export enum ErrorReason {
 
   /**
    * INVALID_ARGUMENT: run input or resume data is larger than the server's limit; BadRequest
-   * names the field and the limit.
+   * names the field and the limit. (An HTTP body over the HTTP limit answers 413.)
    *
    * @generated from enum value: ERROR_REASON_PAYLOAD_TOO_LARGE = 16;
    */
@@ -179,8 +185,8 @@ export enum ErrorReason {
   BAD_FOR_EACH_CONTEXT = 18,
 
   /**
-   * FAILED_PRECONDITION: the execution has already ended (completed, error or stopped), so it
-   * cannot be controlled, paused or resumed.
+   * FAILED_PRECONDITION: the execution has already ended, so it cannot be controlled, paused or
+   * resumed. Metadata "status": how it ended, "completed", "error" or "stopped".
    *
    * @generated from enum value: ERROR_REASON_EXECUTION_ENDED = 19;
    */
@@ -258,7 +264,8 @@ export enum ErrorReason {
   WORKFLOW_HAS_UNFINISHED_RUNS = 28,
 
   /**
-   * FAILED_PRECONDITION: StopBatch on a batch that has already ended.
+   * FAILED_PRECONDITION: StopBatch on a batch that has already ended. Metadata "status": how it
+   * ended, "completed", "error" or "stopped".
    *
    * @generated from enum value: ERROR_REASON_BATCH_ENDED = 29;
    */
@@ -293,7 +300,8 @@ export enum ErrorReason {
 
   /**
    * ABORTED: UpdateWorkflow with an `expected_version` that is not the workflow's current
-   * version; re-read the workflow and try again.
+   * version; re-read the workflow and try again. Metadata "currentVersion": that version, a
+   * decimal string.
    *
    * @generated from enum value: ERROR_REASON_VERSION_MISMATCH = 33;
    */
@@ -402,8 +410,8 @@ export enum ErrorReason {
   REPLICA_UNREACHABLE = 46,
 
   /**
-   * UNAVAILABLE: the execution could not be claimed by this replica to carry out the call (its
-   * previous driver's lease has not run out yet); retry.
+   * UNAVAILABLE: the execution is between drivers (the replica that drove it let it go or died)
+   * and this replica could not claim it in time to carry out the call; retry.
    *
    * @generated from enum value: ERROR_REASON_EXECUTION_NOT_CLAIMED = 47;
    */
