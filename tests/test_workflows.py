@@ -111,6 +111,66 @@ def test_delete_hides_the_workflow_and_refuses_new_runs(client: Client) -> None:
     assert _code(lambda: client.workflows.DeleteWorkflow(delete, timeout=10)) == grpc.StatusCode.NOT_FOUND
 
 
+def test_delete_refuses_a_workflow_with_unfinished_runs_unless_forced(client: Client) -> None:
+    workflow = _create(
+        client, linear({"id": "hold", "type": "delay", "config": {"seconds": 60}}, name="Busy")
+    )
+    started = client.executions.StartExecution(
+        execution_pb2.StartExecutionRequest(workflow_id=workflow.id), timeout=10
+    ).execution.id
+    delete = workflow_pb2.DeleteWorkflowRequest(workflow_id=workflow.id)
+    with pytest.raises(grpc.RpcError) as refused:
+        client.workflows.DeleteWorkflow(delete, timeout=10)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "unfinished run" in (refused.value.details() or "")
+    assert client.get(started).status != common_pb2.EXECUTION_STATUS_STOPPED
+    forced = workflow_pb2.DeleteWorkflowRequest(workflow_id=workflow.id, force=True)
+    client.workflows.DeleteWorkflow(forced, timeout=10)
+    assert client.wait(started).status == common_pb2.EXECUTION_STATUS_STOPPED
+    get = workflow_pb2.GetWorkflowRequest(workflow_id=workflow.id)
+    assert _code(lambda: client.workflows.GetWorkflow(get, timeout=10)) == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_given_version_is_returned_and_run(client: Client) -> None:
+    workflow = _create(
+        client, linear({"id": "say", "type": "transform", "config": {"output": "one"}}, name="V1")
+    )
+    update = workflow_pb2.UpdateWorkflowRequest(
+        workflow_id=workflow.id,
+        definition=client.definition(
+            linear({"id": "say", "type": "transform", "config": {"output": "two"}}, name="V2")
+        ),
+    )
+    client.workflows.UpdateWorkflow(update, timeout=10)
+    first = client.workflows.GetWorkflow(
+        workflow_pb2.GetWorkflowRequest(workflow_id=workflow.id, version=1), timeout=10
+    ).workflow
+    assert (first.version, first.name, first.definition.name) == (1, "V1", "V1")
+    latest = client.workflows.GetWorkflow(
+        workflow_pb2.GetWorkflowRequest(workflow_id=workflow.id), timeout=10
+    )
+    assert (latest.workflow.version, latest.workflow.name) == (2, "V2")
+    never = workflow_pb2.GetWorkflowRequest(workflow_id=workflow.id, version=3)
+    assert _code(lambda: client.workflows.GetWorkflow(never, timeout=10)) == grpc.StatusCode.NOT_FOUND
+    negative = workflow_pb2.GetWorkflowRequest(workflow_id=workflow.id, version=-1)
+    assert (
+        _code(lambda: client.workflows.GetWorkflow(negative, timeout=10)) == grpc.StatusCode.INVALID_ARGUMENT
+    )
+
+    old = execution_pb2.StartExecutionRequest(workflow_id=workflow.id, workflow_version=1)
+    run = client.executions.StartExecution(old, timeout=10).execution.id
+    finished = client.wait(run)
+    assert (finished.workflow_version, finished.status) == (1, COMPLETED)
+    assert output(finished.definition)["nodes"][1]["config"] == {"output": "one"}
+    missing = execution_pb2.StartExecutionRequest(workflow_id=workflow.id, workflow_version=9)
+    assert _code(lambda: client.executions.StartExecution(missing, timeout=10)) == grpc.StatusCode.NOT_FOUND
+    inline = execution_pb2.StartExecutionRequest(definition=client.definition(linear()), workflow_version=1)
+    assert (
+        _code(lambda: client.executions.StartExecution(inline, timeout=10))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+
+
 def test_list_workflows_pages_without_gaps_or_repeats(client: Client) -> None:
     made = {_create(client, linear(name=f"Paged {i}")).id for i in range(7)}
     seen: list[str] = []

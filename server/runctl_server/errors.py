@@ -3,6 +3,72 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
+
+# Every reason a client may see in google.rpc.ErrorInfo: the names of runctl.v1.ErrorReason
+# (proto/runctl/v1/error.proto) without their "ERROR_REASON_" prefix. Spelled out here so that the
+# engine needs no generated code and mypy rejects a raise with a reason outside the contract;
+# tests/unit/test_error_reasons.py keeps this list equal to the enum.
+Reason = Literal[
+    "INTERNAL",
+    "EXECUTION_NOT_FOUND",
+    "WORKFLOW_NOT_FOUND",
+    "WORKFLOW_VERSION_NOT_FOUND",
+    "BATCH_NOT_FOUND",
+    "PAUSE_POINT_NOT_FOUND",
+    "NODE_NOT_FOUND",
+    "TASK_NOT_FOUND",
+    "WORKFLOW_PATH_NOT_FOUND",
+    "API_KEY_NOT_FOUND",
+    "FIELD_REQUIRED",
+    "FIELD_INVALID",
+    "PAGE_TOKEN_INVALID",
+    "WORKFLOW_DEFINITION_INVALID",
+    "WORKFLOW_PATH_INVALID",
+    "PAYLOAD_TOO_LARGE",
+    "FORM_VALUES_INVALID",
+    "BAD_FOR_EACH_CONTEXT",
+    "EXECUTION_ENDED",
+    "EXECUTION_NOT_PAUSED",
+    "EXECUTION_ALREADY_PAUSED",
+    "EXECUTION_NOT_MANUALLY_PAUSED",
+    "EXECUTION_QUEUED",
+    "NOTHING_TO_SKIP",
+    "WORKFLOW_ACTIVE",
+    "WORKFLOW_PAUSED",
+    "WORKFLOW_CANCELLED",
+    "WORKFLOW_HAS_UNFINISHED_RUNS",
+    "BATCH_ENDED",
+    "PAUSE_POINT_NOT_RESUMABLE",
+    "TASK_NOT_LEASED",
+    "NO_WORKFLOW_FOLDERS",
+    "VERSION_MISMATCH",
+    "WATCHER_TOO_SLOW",
+    "API_KEY_REQUIRED",
+    "API_KEY_INVALID",
+    "LOOPBACK_ONLY",
+    "CREDENTIALS_REFUSED",
+    "SECRET_REQUIRED",
+    "BAD_SECRET",
+    "NO_WEBHOOK_SECRET",
+    "RESUME_LINK_INVALID",
+    "RESUME_LINK_MISMATCH",
+    "RESUME_LINK_SPENT",
+    "SHUTTING_DOWN",
+    "REPLICA_UNREACHABLE",
+    "EXECUTION_NOT_CLAIMED",
+    "METHOD_NOT_IMPLEMENTED",
+    "UNDECODABLE_REQUEST",
+]
+REASONS: frozenset[str] = frozenset(get_args(Reason))
+
+
+def known_reason(text: str, fallback: Reason) -> Reason:
+    """`text` if it is a reason of the contract (say one sent by another replica), else `fallback`."""
+    for reason in get_args(Reason):
+        if reason == text:
+            return reason  # type: ignore[no-any-return]
+    return fallback
 
 
 @dataclass(frozen=True)
@@ -14,70 +80,62 @@ class FieldViolation:
 
 
 class RunctlError(Exception):
-    """Base of every error a client may see. `reason` is a stable UPPER_SNAKE identifier."""
+    """Base of every error a client may see; the class says the status code (INTERNAL for this base).
+    Every raise names its `reason` (no class default): the one ErrorInfo reason the client reads."""
 
-    reason = "RUNCTL_ERROR"
-
-    def __init__(
-        self, message: str, *, reason: str | None = None, metadata: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, message: str, *, reason: Reason, metadata: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.reason: Reason = reason
         # Machine-readable facts for the client (ErrorInfo metadata), e.g. where to resume a stream.
         self.metadata = dict(metadata or {})
-        if reason:
-            self.reason = reason
 
 
 class NotFound(RunctlError):
-    reason = "NOT_FOUND"
+    """NOT_FOUND: no such object in the caller's workspace."""
 
 
 class AlreadyExists(RunctlError):
-    reason = "ALREADY_EXISTS"
+    """ALREADY_EXISTS."""
 
 
 class FailedPrecondition(RunctlError):
-    reason = "FAILED_PRECONDITION"
+    """FAILED_PRECONDITION: the object's state does not allow the call."""
 
 
 class Aborted(RunctlError):
-    """A concurrency conflict (say a stale expected version); the caller may re-read and retry."""
-
-    reason = "ABORTED"
+    """ABORTED: a concurrency conflict (say a stale expected version); the caller may re-read and retry."""
 
 
 class PermissionDenied(RunctlError):
-    reason = "PERMISSION_DENIED"
+    """PERMISSION_DENIED."""
 
 
 class Unauthenticated(RunctlError):
-    reason = "UNAUTHENTICATED"
+    """UNAUTHENTICATED: the credentials do not admit the caller."""
 
 
 class ResourceExhausted(RunctlError):
-    reason = "RESOURCE_EXHAUSTED"
+    """RESOURCE_EXHAUSTED."""
 
 
 class Unavailable(RunctlError):
-    reason = "UNAVAILABLE"
+    """UNAVAILABLE: try again (later, or on another replica)."""
 
 
 class InvalidArgument(RunctlError):
-    """Bad input; carries every field violation found, not only the first."""
-
-    reason = "INVALID_ARGUMENT"
+    """INVALID_ARGUMENT: bad input; carries every field violation found, not only the first."""
 
     def __init__(
         self,
         message: str,
         violations: list[FieldViolation] | None = None,
         *,
-        reason: str | None = None,
+        reason: Reason,
     ) -> None:
         super().__init__(message, reason=reason)
         self.violations = list(violations or [])
 
     @classmethod
-    def single(cls, field: str, description: str) -> InvalidArgument:
-        return cls(f"{field}: {description}", [FieldViolation(field, description)])
+    def single(cls, field: str, description: str, *, reason: Reason) -> InvalidArgument:
+        return cls(f"{field}: {description}", [FieldViolation(field, description)], reason=reason)

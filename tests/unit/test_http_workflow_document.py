@@ -106,6 +106,7 @@ def test_servicer_violations_move_under_the_inline_document() -> None:
             FieldViolation("nodes[1].type", "unknown node type"),
             FieldViolation("input", "too large"),
         ],
+        reason="WORKFLOW_DEFINITION_INVALID",
     )
     assert [v.field for v in under("workflow", error).violations] == ["workflow.nodes[1].type", "input"]
 
@@ -120,6 +121,7 @@ def test_field_names_for_http_callers() -> None:
     assert http_field("workflow.nodes[0].config.workflow_id", {"workflow_id": "workflowId"}, deep=False) == (
         "workflow.nodes[0].config.workflow_id"
     )
-    error = renamed(InvalidArgument.single("page_size", "must not be negative"), {"page_size": "limit"})
+    negative = InvalidArgument.single("page_size", "must not be negative", reason="FIELD_INVALID")
+    error = renamed(negative, {"page_size": "limit"})
     assert error.message == "limit: must not be negative"
     assert [(v.field, v.description) for v in error.violations] == [("limit", "must not be negative")]

@@ -342,13 +342,12 @@ class Client:
     # -- workflows --------------------------------------------------------------------------------
 
     def create_workflow(
-        self, source: WorkflowSource, *, workflow_id: str = "", request_id: str | None = None
+        self, source: WorkflowSource, *, request_id: str | None = None
     ) -> workflow_pb2.Workflow:
         """Store a workflow (from a local file, a document or a definition); the answer holds its
         webhook secret, shown this once."""
         request = workflow_pb2.CreateWorkflowRequest(
             definition=as_definition(source),
-            workflow_id=workflow_id,
             request_id=request_id or new_request_id(),
         )
         return self.workflows.CreateWorkflow(request, timeout=self.timeout).workflow

@@ -20,23 +20,15 @@ import grpc
 
 from runctl.connection import RetryPolicy
 from runctl.errors import RpcFailure, UnavailableError, from_rpc_error
+from runctl.v1 import error_pb2
 
 __all__ = ["RESUME_REASONS", "should_reconnect"]
 
-# ErrorInfo reasons by which a server tells a watcher to reconnect from its last cursor.
+# ErrorInfo reasons by which a server tells a watcher to reconnect from its last cursor: the
+# runctl.v1.ErrorReason values for that, named as ErrorInfo names them (without the prefix).
 RESUME_REASONS = frozenset(
-    {
-        "WATCHER_TOO_SLOW",
-        "WATCHER_LAGGING",
-        "WATCH_OVERFLOW",
-        "STREAM_OVERFLOW",
-        "SLOW_CONSUMER",
-        "CONSUMER_TOO_SLOW",
-        "CLIENT_TOO_SLOW",
-        "FELL_BEHIND",
-        "RESUME_FROM_CURSOR",
-        "RECONNECT",
-    }
+    error_pb2.ErrorReason.Name(value).removeprefix("ERROR_REASON_")
+    for value in (error_pb2.ERROR_REASON_WATCHER_TOO_SLOW,)
 )
 # ErrorInfo metadata keys that carry the sequence to resume after.
 _RESUME_METADATA = ("cursor", "after_sequence", "afterSequence", "resume_after_sequence")

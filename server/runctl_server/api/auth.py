@@ -96,17 +96,23 @@ class Authenticator:
         if not snapshot.any_key:
             if loopback:
                 return DEFAULT_WORKSPACE_ID
-            raise Unauthenticated(f"{DEV_MODE_MESSAGE}: create a key (runctl keys create) to serve others")
+            raise Unauthenticated(
+                f"{DEV_MODE_MESSAGE}: create a key (runctl keys create) to serve others",
+                reason="LOOPBACK_ONLY",
+            )
         key = presented_key(metadata)
         if key is None:
-            raise Unauthenticated("an API key is required: send x-api-key or authorization: Bearer <key>")
+            raise Unauthenticated(
+                "an API key is required: send x-api-key or authorization: Bearer <key>",
+                reason="API_KEY_REQUIRED",
+            )
         # Looked up by the SHA-256 of what was presented: the time a lookup takes can only tell
         # something about that hash, and a key cannot be worked back from its hash (keys are 256
         # random bits), so nothing about any stored key is learned. One lookup however many keys
         # there are, which matters since every open stream checks its key again each second.
         found = snapshot.active.get(hash_key(key))
         if found is None:
-            raise Unauthenticated("the API key is not valid (unknown or revoked)")
+            raise Unauthenticated("the API key is not valid (unknown or revoked)", reason="API_KEY_INVALID")
         return found[1]
 
     async def until_refused(

@@ -26,7 +26,9 @@ class BatchService(BatchWatch, batch_pb2_grpc.BatchServiceServicer):
         source = request.WhichOneof("source")
         if source is None:
             raise InvalidArgument.single(
-                "source", "give exactly one of folder_path, workflow_paths or workflow_ids"
+                "source",
+                "give exactly one of folder_path, workflow_paths or workflow_ids",
+                reason="FIELD_INVALID",
             )
         workspace_id = workspace_of(context)
         batch_id = await self._engine.batches.start_batch(

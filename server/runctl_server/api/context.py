@@ -56,5 +56,5 @@ def workspace_of(_context: aio.ServicerContext[Any, Any]) -> str:
     passing authentication is refused rather than given some default workspace."""
     workspace_id = _workspace.get()
     if workspace_id is None:
-        raise Unauthenticated("the call was not authenticated")
+        raise Unauthenticated("the call was not authenticated", reason="API_KEY_REQUIRED")
     return workspace_id

@@ -48,7 +48,7 @@ class EventService(event_pb2_grpc.EventServiceServicer):
         self, request: event_pb2.ListEventsRequest, context: Context
     ) -> event_pb2.ListEventsResponse:
         if request.after_sequence < 0:
-            raise InvalidArgument.single("after_sequence", "must not be negative")
+            raise InvalidArgument.single("after_sequence", "must not be negative", reason="FIELD_INVALID")
         limit = page_size(request.page_size)
         position = decode_token(request.page_token, ("s",), numbers=("s",))
         after = int(position["s"]) if position else request.after_sequence
@@ -72,7 +72,9 @@ class EventService(event_pb2_grpc.EventServiceServicer):
             truncated = False
             if request.HasField("after_sequence"):
                 if request.after_sequence < 0:
-                    raise InvalidArgument.single("after_sequence", "must not be negative")
+                    raise InvalidArgument.single(
+                        "after_sequence", "must not be negative", reason="FIELD_INVALID"
+                    )
                 pruned = await follower.oldest_retained()
                 truncated = request.after_sequence < pruned
                 cursor = max(int(request.after_sequence), pruned)

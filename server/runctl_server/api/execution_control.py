@@ -77,6 +77,7 @@ class ExecutionControlCalls:
                 "action",
                 "is required: one of PAUSE_ACTION_CONTINUE, PAUSE_ACTION_STOP, PAUSE_ACTION_SKIP, "
                 "PAUSE_ACTION_CONTINUE_WITHOUT_BREAKPOINT",
+                reason="FIELD_REQUIRED",
             )
         workspace_id = workspace_of(context)
         execution_id = await self._engine.control.control_pause(workspace_id, request.execution_id, action)
@@ -86,7 +87,7 @@ class ExecutionControlCalls:
         self, request: execution_pb2.PauseExecutionRequest, context: Context
     ) -> execution_pb2.PauseExecutionResponse:
         if not request.execution_id:
-            raise InvalidArgument.single("execution_id", "is required")
+            raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
         workspace_id = workspace_of(context)
         execution_id = await self._engine.control.pause(workspace_id, request.execution_id)
         return execution_pb2.PauseExecutionResponse(
@@ -97,7 +98,7 @@ class ExecutionControlCalls:
         self, request: execution_pb2.ResumeExecutionRequest, context: Context
     ) -> execution_pb2.ResumeExecutionResponse:
         if not request.execution_id:
-            raise InvalidArgument.single("execution_id", "is required")
+            raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
         workspace_id = workspace_of(context)
         execution_id = await self._engine.control.resume(workspace_id, request.execution_id)
         return execution_pb2.ResumeExecutionResponse(

@@ -40,6 +40,7 @@ class ExecutionService(
             request_id=request.request_id,
             trace_logs=request.trace_logs,
             disable_breakpoints=request.disable_breakpoints,
+            workflow_version=request.workflow_version,
         )
         return execution_pb2.StartExecutionResponse(execution=convert.execution(started, full=False))
 

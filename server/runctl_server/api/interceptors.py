@@ -1,5 +1,5 @@
 """Cross-cutting gRPC behaviour: callers are authenticated, domain errors become statuses, crashes
-become a bare INTERNAL."""
+become INTERNAL (reason INTERNAL, no details of the crash)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ async def _abort_for(exc: BaseException, context: aio.ServicerContext[Any, Any],
         await context.abort_with_status(to_grpc_status(exc))
     log.exception("unhandled error in %s", method, exc_info=exc)
     # Never leak internals (SQL, paths) to the caller; the log has the traceback.
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log")
+    crash = errors.RunctlError(f"internal error in {method}; see the server log", reason="INTERNAL")
+    await context.abort_with_status(to_grpc_status(crash))
 
 
 class Undecodable:

@@ -30,7 +30,7 @@ class PausePointService(pause_point_pb2_grpc.PausePointServiceServicer):
         self, request: pause_point_pb2.GetPausePointRequest, context: Context
     ) -> pause_point_pb2.GetPausePointResponse:
         if not request.context_id:
-            raise InvalidArgument.single("context_id", "is required")
+            raise InvalidArgument.single("context_id", "is required", reason="FIELD_REQUIRED")
         row = await self._engine.reader.one(
             "SELECT * FROM pause_points WHERE context_id = :id AND workspace_id = :ws",
             {"id": request.context_id, "ws": workspace_of(context)},

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from runctl.v1 import error_pb2
 from runctl_server import errors
 
+log = logging.getLogger(__name__)
+
 ERROR_DOMAIN = "runctl"
+# ErrorInfo.reason is an ErrorReason value's name without this prefix (see proto/runctl/v1/error.proto).
+REASON_PREFIX = "ERROR_REASON_"
+UNSPECIFIED = "UNSPECIFIED"
+# The reasons the contract lets the server send: every ErrorReason value but UNSPECIFIED.
+CONTRACT_REASONS = frozenset(
+    value.name.removeprefix(REASON_PREFIX)
+    for value in error_pb2.ErrorReason.DESCRIPTOR.values
+    if value.number != error_pb2.ERROR_REASON_UNSPECIFIED
+)
 # Details travel in trailers, which proxies and clients cap (about 8 KB): send at most this many.
 MAX_VIOLATIONS = 50
 
@@ -33,6 +47,17 @@ def grpc_code(error: errors.RunctlError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def contract_reason(error: errors.RunctlError) -> str:
+    """The error's reason, which mypy already holds to the contract's words; one that is not (a
+    value that came around the type checker) is logged and sent as UNSPECIFIED, never invented."""
+    if error.reason in CONTRACT_REASONS:
+        return error.reason
+    log.error(
+        "error reason %r is not a runctl.v1.ErrorReason; sent as %s: %s", error.reason, UNSPECIFIED, error
+    )
+    return UNSPECIFIED
+
+
 def _pack(message: object) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)  # type: ignore[arg-type]
@@ -42,7 +67,9 @@ def _pack(message: object) -> any_pb2.Any:
 def to_grpc_status(error: errors.RunctlError) -> grpc.Status:
     """A status whose trailers carry ErrorInfo and, for bad input, a BadRequest with every violation."""
     code = grpc_code(error)
-    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)
+    info = error_details_pb2.ErrorInfo(
+        reason=contract_reason(error), domain=ERROR_DOMAIN, metadata=error.metadata
+    )
     details = [_pack(info)]
     if isinstance(error, errors.InvalidArgument) and error.violations:
         bad_request = error_details_pb2.BadRequest(
@@ -72,7 +99,7 @@ def unimplemented_status(method: str) -> grpc.Status:
     status = status_pb2.Status(
         code=code_pb2.UNIMPLEMENTED,
         message=f"{method} is not implemented by this runctl server yet",
-        details=[_pack(error_details_pb2.ErrorInfo(reason="NOT_IMPLEMENTED", domain=ERROR_DOMAIN))],
+        details=[_pack(error_details_pb2.ErrorInfo(reason="METHOD_NOT_IMPLEMENTED", domain=ERROR_DOMAIN))],
     )
     converted: grpc.Status = rpc_status.to_status(status)
     return converted

@@ -53,7 +53,7 @@ async def _start(follower: Follower, request: Any) -> tuple[int | None, bool]:
     if not request.HasField("after_sequence"):
         return None, False
     if request.after_sequence < 0:
-        raise InvalidArgument.single("after_sequence", "must not be negative")
+        raise InvalidArgument.single("after_sequence", "must not be negative", reason="FIELD_INVALID")
     truncated = request.after_sequence < await follower.oldest_retained()
     return (None if truncated else int(request.after_sequence)), truncated
 
@@ -68,7 +68,7 @@ class ExecutionWatch:
         self, request: execution_pb2.WatchExecutionRequest, context: Context
     ) -> AsyncIterator[execution_pb2.WatchExecutionResponse]:
         if not request.execution_id:
-            raise InvalidArgument.single("execution_id", "is required")
+            raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
         workspace_id = workspace_of(context)
         full = request.view != execution_pb2.EXECUTION_VIEW_BASIC
         queries = self._engine.queries
@@ -108,7 +108,7 @@ class BatchWatch:
         self, request: batch_pb2.WatchBatchRequest, context: Context
     ) -> AsyncIterator[batch_pb2.WatchBatchResponse]:
         if not request.batch_id:
-            raise InvalidArgument.single("batch_id", "is required")
+            raise InvalidArgument.single("batch_id", "is required", reason="FIELD_REQUIRED")
         workspace_id = workspace_of(context)
         batches = self._engine.batches.queries
         flt = EventFilter(

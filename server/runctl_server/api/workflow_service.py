@@ -31,9 +31,7 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
         self, request: workflow_pb2.CreateWorkflowRequest, context: Context
     ) -> workflow_pb2.CreateWorkflowResponse:
         if not request.HasField("definition"):
-            raise InvalidArgument.single("definition", "is required")
-        if request.workflow_id:
-            raise InvalidArgument.single("workflow_id", "choosing the id is not supported; leave it empty")
+            raise InvalidArgument.single("definition", "is required", reason="FIELD_REQUIRED")
         view = await self._engine.workflows.create(
             workspace_of(context), convert.definition_document(request.definition), request.request_id
         )
@@ -42,7 +40,7 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
     async def GetWorkflow(
         self, request: workflow_pb2.GetWorkflowRequest, context: Context
     ) -> workflow_pb2.GetWorkflowResponse:
-        view = await self._engine.workflows.get(workspace_of(context), request.workflow_id)
+        view = await self._engine.workflows.get(workspace_of(context), request.workflow_id, request.version)
         full = request.view != workflow_pb2.WORKFLOW_VIEW_BASIC
         return workflow_pb2.GetWorkflowResponse(workflow=convert.workflow(view, full=full))
 
@@ -64,7 +62,7 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
         self, request: workflow_pb2.UpdateWorkflowRequest, context: Context
     ) -> workflow_pb2.UpdateWorkflowResponse:
         if not request.HasField("definition"):
-            raise InvalidArgument.single("definition", "is required")
+            raise InvalidArgument.single("definition", "is required", reason="FIELD_REQUIRED")
         view = await self._engine.workflows.update(
             workspace_of(context),
             request.workflow_id,
@@ -76,7 +74,9 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
     async def DeleteWorkflow(
         self, request: workflow_pb2.DeleteWorkflowRequest, context: Context
     ) -> workflow_pb2.DeleteWorkflowResponse:
-        await self._engine.workflows.delete(workspace_of(context), request.workflow_id)
+        _require_id(request.workflow_id)
+        workflow_control = self._engine.workflow_control
+        await workflow_control.delete(workspace_of(context), request.workflow_id, force=request.force)
         return workflow_pb2.DeleteWorkflowResponse()
 
     # -- workflow control (seed 003) and paused executions (seed 000) -----------------------------
@@ -147,4 +147,4 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
 
 def _require_id(workflow_id: str) -> None:
     if not workflow_id:
-        raise InvalidArgument.single("workflow_id", "is required")
+        raise InvalidArgument.single("workflow_id", "is required", reason="FIELD_REQUIRED")

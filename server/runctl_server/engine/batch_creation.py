@@ -47,7 +47,9 @@ def batch_concurrency(requested: int) -> int:
     if requested == 0:
         return DEFAULT_CONCURRENCY
     if not 1 <= requested <= MAX_CONCURRENCY:
-        raise InvalidArgument.single("concurrency", f"must be between 1 and {MAX_CONCURRENCY}")
+        raise InvalidArgument.single(
+            "concurrency", f"must be between 1 and {MAX_CONCURRENCY}", reason="FIELD_INVALID"
+        )
     return requested
 
 

@@ -76,7 +76,7 @@ def _counts(rows: list[Row]) -> BatchCounts:
 
 def _size(requested: int, field_name: str) -> int:
     if requested < 0:
-        raise InvalidArgument.single(field_name, "must not be negative")
+        raise InvalidArgument.single(field_name, "must not be negative", reason="FIELD_INVALID")
     return min(requested or DEFAULT_LIST_SIZE, MAX_LIST_SIZE)
 
 
@@ -102,7 +102,7 @@ class BatchQueries:
 
     async def get(self, workspace_id: str, batch_id: str, *, items: bool = True) -> BatchView:
         if not batch_id:
-            raise InvalidArgument.single("batch_id", "is required")
+            raise InvalidArgument.single("batch_id", "is required", reason="FIELD_REQUIRED")
         params = {"id": batch_id, "ws": workspace_id}
         queries = {
             "batch": (sql.SELECT_BATCH, params),
@@ -133,15 +133,21 @@ class BatchQueries:
     ) -> BatchPage:
         """Newest first. Offset paging (seed 001) or keyset page tokens (AIP-158), not both."""
         if (limit or offset) and (page_size or page_token):
-            raise InvalidArgument.single("page_token", "use limit/offset or page_size/page_token, not both")
+            raise InvalidArgument.single(
+                "page_token",
+                "use limit/offset or page_size/page_token, not both",
+                reason="PAGE_TOKEN_INVALID",
+            )
         if status and status not in BATCH_STATUSES:
-            raise InvalidArgument.single("status", f"unknown batch status {status!r}")
+            raise InvalidArgument.single("status", f"unknown batch status {status!r}", reason="FIELD_INVALID")
         if offset < 0:
-            raise InvalidArgument.single("offset", "must not be negative")
+            raise InvalidArgument.single("offset", "must not be negative", reason="FIELD_INVALID")
         size = _size(page_size, "page_size") if (page_size or page_token) else _size(limit, "limit")
         position = decode_token(page_token, ("t", "id", "s"))
         if position is not None and position["s"] != status:
-            raise InvalidArgument.single("page_token", "was handed out for another status filter")
+            raise InvalidArgument.single(
+                "page_token", "was handed out for another status filter", reason="PAGE_TOKEN_INVALID"
+            )
         where = "workspace_id = :ws" + (" AND status = :status" if status else "")
         params: dict[str, Any] = {"ws": workspace_id, "status": status, "limit": size + 1, "offset": offset}
         not_older = "(created_at > :t OR (created_at = :t AND id >= :id))"  # up to the last one shown

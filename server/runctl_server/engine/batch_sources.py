@@ -54,7 +54,9 @@ def folder_entries(folder: Path, given: str, roots: Sequence[Path]) -> list[Batc
         with os.scandir(folder) as scan:
             names = sorted(entry.name for entry in scan)
     except OSError:
-        raise InvalidArgument.single("folder_path", f"{given!r} cannot be read") from None
+        raise InvalidArgument.single(
+            "folder_path", f"{given!r} cannot be read", reason="WORKFLOW_PATH_INVALID"
+        ) from None
     entries: list[BatchEntry] = []
     violations: list[FieldViolation] = []
     for name in names:
@@ -74,7 +76,9 @@ def folder_entries(folder: Path, given: str, roots: Sequence[Path]) -> list[Batc
             shown = f"{given.rstrip('/')}/{name}"
             entries.append(BatchEntry(real_path=str(real), workflow_path=shown, file_name=name))
     if violations:
-        raise InvalidArgument(f"folder {given!r} holds files a batch cannot run", violations)
+        raise InvalidArgument(
+            f"folder {given!r} holds files a batch cannot run", violations, reason="WORKFLOW_PATH_INVALID"
+        )
     return entries
 
 
@@ -90,7 +94,7 @@ def _file_entries(paths: Sequence[str], roots: Sequence[Path]) -> list[BatchEntr
             continue
         entries.append(BatchEntry(real_path=str(real), workflow_path=given, file_name=real.name))
     if violations:
-        raise InvalidArgument("some workflow paths cannot be run", violations)
+        raise InvalidArgument("some workflow paths cannot be run", violations, reason="WORKFLOW_PATH_INVALID")
     return entries
 
 
@@ -114,7 +118,11 @@ async def _check_files(engine: Engine, kind: str, entries: list[BatchEntry]) -> 
 
     violations = await asyncio.to_thread(check_all)
     if violations:
-        raise InvalidArgument("some workflow files of the batch are not valid workflows", violations)
+        raise InvalidArgument(
+            "some workflow files of the batch are not valid workflows",
+            violations,
+            reason="WORKFLOW_DEFINITION_INVALID",
+        )
 
 
 async def _workflow_entries(engine: Engine, workspace_id: str, ids: Sequence[str]) -> list[BatchEntry]:
@@ -122,7 +130,7 @@ async def _workflow_entries(engine: Engine, workspace_id: str, ids: Sequence[str
         FieldViolation(f"workflow_ids.ids[{i}]", "must not be empty") for i, wid in enumerate(ids) if not wid
     ]
     if empty:
-        raise InvalidArgument("workflow ids must not be empty", empty)
+        raise InvalidArgument("workflow ids must not be empty", empty, reason="FIELD_REQUIRED")
     for workflow_id in dict.fromkeys(ids):
         row = await engine.workflows.row(workspace_id, workflow_id)  # NotFound for an unknown id
         if row["status"] == "cancelled":
@@ -144,11 +152,15 @@ async def resolve_source(
     given = [v for v in (folder_path, workflow_paths, workflow_ids) if v is not None]
     if len(given) != 1:
         raise InvalidArgument.single(
-            "source", "give exactly one of folder_path, workflow_paths or workflow_ids"
+            "source",
+            "give exactly one of folder_path, workflow_paths or workflow_ids",
+            reason="FIELD_INVALID",
         )
     if workflow_ids is not None:
         if not workflow_ids:
-            raise InvalidArgument.single("workflow_ids.ids", "must list at least one workflow id")
+            raise InvalidArgument.single(
+                "workflow_ids.ids", "must list at least one workflow id", reason="FIELD_REQUIRED"
+            )
         _check_size(len(workflow_ids), "workflow_ids.ids")
         return BatchSource(WORKFLOWS, None, await _workflow_entries(engine, workspace_id, workflow_ids))
     roots = engine.workflows_dirs
@@ -157,13 +169,17 @@ async def resolve_source(
         entries = await asyncio.to_thread(folder_entries, folder, folder_path, roots)
         if not entries:
             raise InvalidArgument.single(
-                "folder_path", f"{folder_path!r} holds no workflow files ({', '.join(WORKFLOW_SUFFIXES)})"
+                "folder_path",
+                f"{folder_path!r} holds no workflow files ({', '.join(WORKFLOW_SUFFIXES)})",
+                reason="WORKFLOW_PATH_INVALID",
             )
         kind = FOLDER
     else:
         assert workflow_paths is not None
         if not workflow_paths:
-            raise InvalidArgument.single("workflow_paths.paths", "must list at least one workflow file")
+            raise InvalidArgument.single(
+                "workflow_paths.paths", "must list at least one workflow file", reason="FIELD_REQUIRED"
+            )
         entries = await asyncio.to_thread(_file_entries, workflow_paths, roots)
         kind = FILES
     _check_size(len(entries), "folder_path" if kind == FOLDER else "workflow_paths.paths")
@@ -173,4 +189,6 @@ async def resolve_source(
 
 def _check_size(size: int, field: str) -> None:
     if size > MAX_BATCH_SIZE:
-        raise InvalidArgument.single(field, f"a batch runs at most {MAX_BATCH_SIZE} workflows, not {size}")
+        raise InvalidArgument.single(
+            field, f"a batch runs at most {MAX_BATCH_SIZE} workflows, not {size}", reason="FIELD_INVALID"
+        )

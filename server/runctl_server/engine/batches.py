@@ -224,14 +224,16 @@ class Batches:
     async def stop(self, workspace_id: str, batch_id: str, reason: str = "") -> StopCounts:
         """End the batch STOPPED first, so nothing more is released, then stop its runs."""
         if not batch_id:
-            raise InvalidArgument.single("batch_id", "is required")
+            raise InvalidArgument.single("batch_id", "is required", reason="FIELD_REQUIRED")
         await self.queries.row(workspace_id, batch_id)  # NotFound before any lock is made for it
         try:
             async with self._lock(batch_id):
                 row = await self.queries.row(workspace_id, batch_id)
                 if row["status"] != RUNNING:
                     raise FailedPrecondition(
-                        f"batch {batch_id!r} has already ended ({row['status']})", reason="BATCH_ENDED"
+                        f"batch {batch_id!r} has already ended ({row['status']})",
+                        reason="BATCH_ENDED",
+                        metadata={"status": str(row["status"])},
                     )
                 await self._engine.writer.commit(await self._stop_mutation([row], reason))
         finally:

@@ -243,7 +243,10 @@ class Cluster(Router):
             log.exception("could not hand a message to run %s", execution_id)
             if message.reply is not None and not message.reply.done():
                 message.reply.set_exception(
-                    Unavailable(f"could not reach the replica driving run {execution_id}: {exc}")
+                    Unavailable(
+                        f"could not reach the replica driving run {execution_id}: {exc}",
+                        reason="REPLICA_UNREACHABLE",
+                    )
                 )
 
     async def _await_reply(self, execution_id: str, inbox_id: int, reply: asyncio.Future[Any]) -> None:

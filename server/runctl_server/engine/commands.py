@@ -69,7 +69,8 @@ def error_to_json(exc: BaseException) -> dict[str, Any]:
 def error_from_json(data: dict[str, Any]) -> errors.RunctlError:
     cls = _ERROR_TYPES.get(str(data.get("type")), errors.RunctlError)
     message = str(data.get("message", ""))
-    reason = str(data.get("reason") or "") or None
+    # Replicas of one deployment share the contract; a reason from another version is not forwarded.
+    reason = errors.known_reason(str(data.get("reason") or ""), fallback="INTERNAL")
     if cls is errors.InvalidArgument:
         violations = [errors.FieldViolation(str(f), str(d)) for f, d in data.get("violations", [])]
         return errors.InvalidArgument(message, violations, reason=reason)

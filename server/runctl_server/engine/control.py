@@ -57,7 +57,9 @@ class StopAllOutcome:
 
 def _ended(run: Run) -> FailedPrecondition:
     return FailedPrecondition(
-        f"execution {run.id!r} has already ended ({run.status})", reason="EXECUTION_ENDED"
+        f"execution {run.id!r} has already ended ({run.status})",
+        reason="EXECUTION_ENDED",
+        metadata={"status": str(run.status)},
     )
 
 
@@ -104,7 +106,9 @@ class RunControl:
         if result is None:  # the run ended before the handler could run
             row = await self._existing(workspace_id, execution_id)
             raise FailedPrecondition(
-                f"execution {execution_id!r} has already ended ({row['status']})", reason="EXECUTION_ENDED"
+                f"execution {execution_id!r} has already ended ({row['status']})",
+                reason="EXECUTION_ENDED",
+                metadata={"status": str(row["status"])},
             )
         return result
 
@@ -169,7 +173,9 @@ class RunControl:
     async def control_pause(self, workspace_id: str, execution_id: str, action: str) -> str:
         """Act on a paused run: continue, stop, skip the paused node, or continue without breakpoints."""
         if action not in PAUSE_ACTIONS:
-            raise InvalidArgument.single("action", f"must be one of: {', '.join(PAUSE_ACTIONS)}")
+            raise InvalidArgument.single(
+                "action", f"must be one of: {', '.join(PAUSE_ACTIONS)}", reason="FIELD_INVALID"
+            )
         target = await self._target(workspace_id, execution_id, (PAUSED,), "paused")
         if action == "stop":
             await self.stop(workspace_id, target, "stopped from its pause")
@@ -234,7 +240,7 @@ def _control_pause_command(scheduler: Scheduler, driven: Driven, args: dict[str,
                 f"execution {run.id!r} is held by its paused workflow: resume the workflow",
                 reason="WORKFLOW_PAUSED",
             )
-        raise FailedPrecondition(f"execution {run.id!r} is not paused", reason="NOT_PAUSED")
+        raise FailedPrecondition(f"execution {run.id!r} is not paused", reason="EXECUTION_NOT_PAUSED")
     if record is None and action == "skip":
         raise FailedPrecondition(
             f"execution {run.id!r} is paused by an operator between nodes, so there is no node "
@@ -265,7 +271,7 @@ def _pause_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -
         raise _ended(run)
     if run.hold == MANUAL:
         raise FailedPrecondition(
-            f"execution {run.id!r} is already paused by an operator", reason="ALREADY_PAUSED"
+            f"execution {run.id!r} is already paused by an operator", reason="EXECUTION_ALREADY_PAUSED"
         )
     if run.status == QUEUED:
         raise FailedPrecondition(
@@ -286,7 +292,7 @@ def _resume_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) 
         raise FailedPrecondition(
             f"execution {run.id!r} is not paused by an operator; to go on from a breakpoint or "
             "a wait use ContinueExecution or ControlPause",
-            reason="NOT_OPERATOR_PAUSED",
+            reason="EXECUTION_NOT_MANUALLY_PAUSED",
         )
     scheduler.release(driven)
     return run.id

@@ -891,13 +891,19 @@ def parse_definition(
     (`nodes[2].config.url`, `edges[1].to`, `nodes[3].body.nodes[0].type`).
     """
     if not isinstance(document, Mapping):
-        raise InvalidArgument.single("document", f"must be an object, not {_describe(document)}")
+        raise InvalidArgument.single(
+            "document", f"must be an object, not {_describe(document)}", reason="WORKFLOW_DEFINITION_INVALID"
+        )
     parser = _Parser(node_types, max_nodes)
     definition = parser.document(document)
     if definition is None or parser.violations:
         count = len(parser.violations)
         noun = "problem" if count == 1 else "problems"
-        raise InvalidArgument(f"workflow definition is invalid: {count} {noun}", parser.violations)
+        raise InvalidArgument(
+            f"workflow definition is invalid: {count} {noun}",
+            parser.violations,
+            reason="WORKFLOW_DEFINITION_INVALID",
+        )
     return definition
 
 
@@ -958,7 +964,9 @@ def _mapping(loaded: Any) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         what = "empty" if loaded is None else _describe(loaded)
         raise InvalidArgument.single(
-            "document", f"must be an object with name, nodes and edges; this document is {what}"
+            "document",
+            f"must be an object with name, nodes and edges; this document is {what}",
+            reason="WORKFLOW_DEFINITION_INVALID",
         )
     return loaded
 
@@ -973,27 +981,41 @@ def load_document(text: str, *, filename: str = "") -> dict[str, Any]:
         except json.JSONDecodeError as exc:
             json_error = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             if json_only:
-                raise InvalidArgument.single("document", json_error) from None
+                raise InvalidArgument.single(
+                    "document", json_error, reason="WORKFLOW_DEFINITION_INVALID"
+                ) from None
             # Not JSON, but maybe YAML in flow style; if YAML fails too, the JSON error is the useful one.
         except (ValueError, RecursionError) as exc:
             message = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
-            raise InvalidArgument.single("document", f"invalid JSON: {message}") from None
+            raise InvalidArgument.single(
+                "document", f"invalid JSON: {message}", reason="WORKFLOW_DEFINITION_INVALID"
+            ) from None
     try:
         loaded = _plain(yaml.load(text, Loader=_Loader), [MAX_DOCUMENT_VALUES])  # noqa: S506 - a SafeLoader
     except yaml.MarkedYAMLError as exc:
         if json_error:
-            raise InvalidArgument.single("document", json_error) from None
+            raise InvalidArgument.single(
+                "document", json_error, reason="WORKFLOW_DEFINITION_INVALID"
+            ) from None
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = exc.problem or exc.context or "not valid YAML"
-        raise InvalidArgument.single("document", f"invalid YAML{where}: {problem}") from None
+        raise InvalidArgument.single(
+            "document", f"invalid YAML{where}: {problem}", reason="WORKFLOW_DEFINITION_INVALID"
+        ) from None
     except yaml.YAMLError as exc:
-        raise InvalidArgument.single("document", json_error or f"invalid YAML: {exc}") from None
+        raise InvalidArgument.single(
+            "document", json_error or f"invalid YAML: {exc}", reason="WORKFLOW_DEFINITION_INVALID"
+        ) from None
     except _TooBig:
         raise InvalidArgument.single(
-            "document", f"too large: more than {MAX_DOCUMENT_VALUES} values once aliases are expanded"
+            "document",
+            f"too large: more than {MAX_DOCUMENT_VALUES} values once aliases are expanded",
+            reason="WORKFLOW_DEFINITION_INVALID",
         ) from None
     except (ValueError, RecursionError) as exc:
         message = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
-        raise InvalidArgument.single("document", f"invalid YAML: {message}") from None
+        raise InvalidArgument.single(
+            "document", f"invalid YAML: {message}", reason="WORKFLOW_DEFINITION_INVALID"
+        ) from None
     return _mapping(loaded)

@@ -139,7 +139,9 @@ class Engine:
         payload = dict(input or {})
         limit = self.limits.max_input_bytes
         if len(dumps(payload)) > limit:
-            raise InvalidArgument.single("input", f"is larger than {limit} bytes (the input limit)")
+            raise InvalidArgument.single(
+                "input", f"is larger than {limit} bytes (the input limit)", reason="PAYLOAD_TOO_LARGE"
+            )
         return payload
 
     async def start(self) -> None:
@@ -267,6 +269,7 @@ class Engine:
         workflow_id: str,
         document: Mapping[str, Any] | None,
         workflow_path: str,
+        workflow_version: int = 0,
     ) -> tuple[Definition, dict[str, Any]]:
         """The definition to run and the execution-row fields that say where it came from."""
         given = [
@@ -280,10 +283,16 @@ class Engine:
         ]
         if len(given) != 1:
             raise InvalidArgument.single(
-                "source", "give exactly one of workflow_id, definition or workflow_path"
+                "source",
+                "give exactly one of workflow_id, definition or workflow_path",
+                reason="FIELD_INVALID",
+            )
+        if workflow_version and not workflow_id:
+            raise InvalidArgument.single(
+                "workflow_version", "is read only with workflow_id", reason="FIELD_INVALID"
             )
         if workflow_id:
-            row, definition = await self.workflows.definition(workspace_id, workflow_id)
+            row, definition = await self.workflows.definition(workspace_id, workflow_id, workflow_version)
             if row["status"] == "cancelled":
                 raise FailedPrecondition(
                     f"workflow {workflow_id!r} is cancelled and takes no new runs",
@@ -304,6 +313,7 @@ class Engine:
             raise InvalidArgument.single(
                 "workflow_path",
                 f"{workflow_path!r} cannot be read as a UTF-8 workflow file: {exc.__class__.__name__}",
+                reason="WORKFLOW_PATH_INVALID",
             ) from None
         definition = self.store.parse(load_document(text, filename=path.name))
         return definition, {"document": dumps(definition.document), "source_path": str(path)}
@@ -322,6 +332,7 @@ class Engine:
         batch_id: str | None = None,
         parent: tuple[str, str] | None = None,
         queued: str | None = None,
+        workflow_version: int = 0,
     ) -> ExecutionView:
         """Create a run and start driving it; answers its row (basic view) once its creation is committed.
         With `queued` (why: "batch", ...) the run waits as queued until released with release_queued."""
@@ -348,6 +359,7 @@ class Engine:
                     batch_id,
                     parent,
                     queued,
+                    workflow_version,
                 )
             except WriteError:
                 # Another process committed the same request id first.
@@ -375,6 +387,7 @@ class Engine:
             batch_id,
             parent,
             queued,
+            workflow_version,
         )
 
     async def _create_run(
@@ -390,9 +403,12 @@ class Engine:
         batch_id: str | None,
         parent: tuple[str, str] | None,
         queued: str | None = None,
+        workflow_version: int = 0,
     ) -> ExecutionView:
         payload = self.checked_input(input)
-        definition, source = await self._resolve_source(workspace_id, workflow_id, document, workflow_path)
+        definition, source = await self._resolve_source(
+            workspace_id, workflow_id, document, workflow_path, workflow_version
+        )
         stamp = now()
         if queued is None and source.get("workflow_id") in self.paused_workflows:
             queued = WORKFLOW_PAUSED  # runs started while their workflow is paused stay queued
@@ -511,7 +527,9 @@ def parse_json_object(text: str, field: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidArgument.single(field, f"is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        raise InvalidArgument.single(
+            field, f"is not valid JSON: {exc.msg} at line {exc.lineno}", reason="FIELD_INVALID"
+        ) from None
     if not isinstance(value, dict):
-        raise InvalidArgument.single(field, "must be a JSON object")
+        raise InvalidArgument.single(field, "must be a JSON object", reason="FIELD_INVALID")
     return value

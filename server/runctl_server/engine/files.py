@@ -44,14 +44,24 @@ def resolve_under_roots(
     if not roots:
         raise FailedPrecondition(NO_ROOTS, reason="NO_WORKFLOW_FOLDERS")
     if not isinstance(path, str) or not path.strip():
-        raise InvalidArgument.single(field, "must name a workflow file or folder")
+        raise InvalidArgument.single(
+            field, "must name a workflow file or folder", reason="WORKFLOW_PATH_INVALID"
+        )
     if "\x00" in path:
-        raise InvalidArgument.single(field, "must not contain a NUL character")
+        raise InvalidArgument.single(
+            field, "must not contain a NUL character", reason="WORKFLOW_PATH_INVALID"
+        )
     if len(path) > MAX_PATH_CHARS:
-        raise InvalidArgument.single(field, f"must be at most {MAX_PATH_CHARS} characters, got {len(path)}")
+        raise InvalidArgument.single(
+            field,
+            f"must be at most {MAX_PATH_CHARS} characters, got {len(path)}",
+            reason="WORKFLOW_PATH_INVALID",
+        )
     if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in Path(path).parts):
         raise InvalidArgument.single(
-            field, f"each file or folder name in the path must be at most {MAX_NAME_BYTES} bytes"
+            field,
+            f"each file or folder name in the path must be at most {MAX_NAME_BYTES} bytes",
+            reason="WORKFLOW_PATH_INVALID",
         )
     real_roots = [Path(root).resolve() for root in roots]
     requested = Path(path)
@@ -72,13 +82,20 @@ def resolve_under_roots(
             continue
         if exists:
             if expect == "file" and not is_file:
-                raise InvalidArgument.single(field, f"{path!r} is not a file")
+                raise InvalidArgument.single(field, f"{path!r} is not a file", reason="WORKFLOW_PATH_INVALID")
             if expect == "folder" and not is_dir:
-                raise InvalidArgument.single(field, f"{path!r} is not a folder")
+                raise InvalidArgument.single(
+                    field, f"{path!r} is not a folder", reason="WORKFLOW_PATH_INVALID"
+                )
             return real
     if escaped:
-        raise InvalidArgument.single(field, f"{path!r} is outside the configured workflow folders")
-    raise NotFound(f"no workflow file or folder {path!r} in the configured workflow folders")
+        raise InvalidArgument.single(
+            field, f"{path!r} is outside the configured workflow folders", reason="WORKFLOW_PATH_INVALID"
+        )
+    raise NotFound(
+        f"no workflow file or folder {path!r} in the configured workflow folders",
+        reason="WORKFLOW_PATH_NOT_FOUND",
+    )
 
 
 def path_problem(path: str, roots: Sequence[Path]) -> str | None:
@@ -107,7 +124,7 @@ def list_workflow_files(folder: Path, *, roots: Sequence[Path] | None = None) ->
         with os.scandir(real_folder) as entries:
             names = sorted(entry.name for entry in entries)
     except (FileNotFoundError, NotADirectoryError):
-        raise NotFound(f"no workflow folder {str(folder)!r}") from None
+        raise NotFound(f"no workflow folder {str(folder)!r}", reason="WORKFLOW_PATH_NOT_FOUND") from None
     for name in names:
         if name.startswith(".") or not name.lower().endswith(WORKFLOW_SUFFIXES):
             continue

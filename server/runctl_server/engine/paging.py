@@ -16,7 +16,7 @@ MAX_PAGE_SIZE = 1000
 def page_size(requested: int, default: int = DEFAULT_PAGE_SIZE) -> int:
     """Zero means the default, negative is an error, too large is clamped."""
     if requested < 0:
-        raise InvalidArgument.single("page_size", "must not be negative")
+        raise InvalidArgument.single("page_size", "must not be negative", reason="FIELD_INVALID")
     return min(requested or default, MAX_PAGE_SIZE)
 
 
@@ -36,9 +36,13 @@ def decode_token(
     except (ValueError, UnicodeDecodeError):
         position = None
     if not isinstance(position, dict) or set(position) != set(expected_keys):
-        raise InvalidArgument.single("page_token", "is not a token this server handed out")
+        raise InvalidArgument.single(
+            "page_token", "is not a token this server handed out", reason="PAGE_TOKEN_INVALID"
+        )
     if not all(_is_number(v) if k in numbers else isinstance(v, str) for k, v in position.items()):
-        raise InvalidArgument.single("page_token", "is not a token this server handed out")
+        raise InvalidArgument.single(
+            "page_token", "is not a token this server handed out", reason="PAGE_TOKEN_INVALID"
+        )
     return position
 
 

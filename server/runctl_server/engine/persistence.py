@@ -169,6 +169,7 @@ class RunStore:
             raise InvalidArgument(
                 f"workflow definition is invalid: {count} {'problem' if count == 1 else 'problems'}",
                 violations,
+                reason="WORKFLOW_DEFINITION_INVALID",
             )
         return definition
 

@@ -90,7 +90,7 @@ class Queries:
 
     async def execution(self, workspace_id: str, execution_id: str, *, full: bool = True) -> ExecutionView:
         if not execution_id:
-            raise InvalidArgument.single("execution_id", "is required")
+            raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
         params = {"id": execution_id, "ws": workspace_id}
         queries = {
             "execution": ("SELECT * FROM executions WHERE id = :id AND workspace_id = :ws", params),
@@ -216,7 +216,7 @@ class Queries:
         position = decode_token(token, ("t", "id"))
         bad = [s for s in statuses if s not in EXECUTION_STATUSES]
         if bad:
-            raise InvalidArgument.single("statuses", f"unknown status {bad[0]!r}")
+            raise InvalidArgument.single("statuses", f"unknown status {bad[0]!r}", reason="FIELD_INVALID")
         where = ["workspace_id = :ws"]
         params: dict[str, Any] = {"ws": workspace_id, "limit": limit + 1, "statuses": list(statuses)}
         if workflow_id:
@@ -254,9 +254,9 @@ class Queries:
         """The run's events in sequence order, after a cursor."""
         await self.status(workspace_id, execution_id) if execution_id else None
         if not execution_id:
-            raise InvalidArgument.single("execution_id", "is required")
+            raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
         if after_sequence < 0:
-            raise InvalidArgument.single("after_sequence", "must not be negative")
+            raise InvalidArgument.single("after_sequence", "must not be negative", reason="FIELD_INVALID")
         limit = page_size(size, default=500)
         position = decode_token(token, ("s",), numbers=("s",))
         start = max(after_sequence, int(position["s"]) if position else 0)

@@ -211,7 +211,9 @@ class Resumes:
     def _check_size(self, field: str, values: Mapping[str, Any]) -> None:
         limit = self._engine.limits.max_resume_bytes
         if len(dumps(dict(values))) > limit:
-            raise InvalidArgument.single(field, f"is larger than {limit} bytes (the resume limit)")
+            raise InvalidArgument.single(
+                field, f"is larger than {limit} bytes (the resume limit)", reason="PAYLOAD_TOO_LARGE"
+            )
 
     # -- ResumePausePoint ------------------------------------------------------------------------
 
@@ -237,7 +239,7 @@ class Resumes:
     ) -> PausePointOutcome:
         """Resume a wait or approval pause point with values (validated against an approval's form)."""
         if not context_id:
-            raise InvalidArgument.single("context_id", "is required")
+            raise InvalidArgument.single("context_id", "is required", reason="FIELD_REQUIRED")
         self._check_size("values", values)
         row = await self._pause_point(workspace_id, context_id)
         if (
@@ -317,7 +319,9 @@ class Resumes:
         ]
         # A request naming its run and node but no secret is refused as unauthenticated below.
         if missing and missing[0].field != "secret":
-            raise InvalidArgument("execution_id, node_id and secret are required", missing)
+            raise InvalidArgument(
+                "execution_id, node_id and secret are required", missing, reason="FIELD_REQUIRED"
+            )
         self._check_size("data", data)
         run = await self._engine.reader.one(
             "SELECT id, workflow_id, workflow_version, document, status FROM executions"

@@ -239,7 +239,9 @@ class Scheduler:
         except Exception as exc:
             if message.reply is not None and not message.reply.done():
                 known = isinstance(exc, RunctlError)
-                message.reply.set_exception(exc if known else RunctlError("could not load the run"))
+                message.reply.set_exception(
+                    exc if known else RunctlError("could not load the run", reason="INTERNAL")
+                )
             return
         target = self._loaded.get(execution_id) or located
         if isinstance(target, str):  # another live replica drives it
@@ -278,7 +280,9 @@ class Scheduler:
                 claim = await self.router.claim(execution_id)
             if claim.epoch is None:
                 if claim.active and not claim.owner:
-                    raise Unavailable(f"run {execution_id} could not be claimed; try again")
+                    raise Unavailable(
+                        f"run {execution_id} could not be claimed; try again", reason="EXECUTION_NOT_CLAIMED"
+                    )
                 return claim.owner if claim.active else None
             self.claims += 1
         if execution_id in self._loaded:
@@ -381,7 +385,9 @@ class Scheduler:
             log.exception("driver of run %s crashed; it will be recovered on restart", run.id)
             for reply in driven.replies:
                 if not reply.done():
-                    reply.set_exception(RunctlError("the run could not be changed: its driver failed"))
+                    reply.set_exception(
+                        RunctlError("the run could not be changed: its driver failed", reason="INTERNAL")
+                    )
         finally:
             if self._loaded.get(run.id) is driven:
                 del self._loaded[run.id]

@@ -239,7 +239,7 @@ class TaskDispatcher:
         if max_in_flight < 0:
             violations.append(FieldViolation("max_in_flight", "must not be negative (0 means 1)"))
         if violations:
-            raise InvalidArgument("the poll request is not valid", violations)
+            raise InvalidArgument("the poll request is not valid", violations, reason="FIELD_INVALID")
         keys = tuple(dict.fromkeys((workspace_id, queue) for queue in queues))
         poller = _Poller(workspace_id, worker_id, keys, min(max(max_in_flight, 1), MAX_IN_FLIGHT))
         self._pollers.add(poller)
@@ -525,7 +525,7 @@ class TaskDispatcher:
         """The attempt failed: the node's retry policy decides whether another attempt runs."""
         violations = [] if message.strip() else [FieldViolation("message", "required: what went wrong")]
         if violations:
-            raise InvalidArgument("the failure needs a message", violations)
+            raise InvalidArgument("the failure needs a message", violations, reason="FIELD_REQUIRED")
         row = await self._row(workspace_id, task_id)
         if row["status"] == "failed" and row["lease_owner"] == worker_id:
             return

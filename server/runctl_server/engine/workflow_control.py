@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from runctl_server.engine.model import ACTIVE_EXECUTION, QUEUED, RUNNING, WORKFLOW_PAUSED, now
 from runctl_server.engine.paging import decode_token, encode_token, page_size
-from runctl_server.errors import FailedPrecondition, InvalidArgument
+from runctl_server.errors import FailedPrecondition, InvalidArgument, Reason
 from runctl_server.store.leases import NOTIFY, STATE_CHANNEL
 from runctl_server.store.reads import Row
 from runctl_server.store.writer import EventRecord, Mutation
@@ -97,6 +97,14 @@ def _aggregate(execution_id: str, points: list[Row], run: Row | None) -> PausedE
     )
 
 
+# The reason a workflow control call is refused names the status that refuses it.
+_STATUS_REASONS: dict[str, Reason] = {
+    "active": "WORKFLOW_ACTIVE",
+    "paused": "WORKFLOW_PAUSED",
+    "cancelled": "WORKFLOW_CANCELLED",
+}
+
+
 class WorkflowControl:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -117,7 +125,7 @@ class WorkflowControl:
                 wanted = " or ".join(expected)
                 raise FailedPrecondition(
                     f"workflow {workflow_id!r} is {row['status']}, not {wanted}",
-                    reason=f"WORKFLOW_{str(row['status']).upper()}",
+                    reason=_STATUS_REASONS[str(row["status"])],
                 )
             mutation = Mutation()
             stamp = now()
@@ -199,12 +207,29 @@ class WorkflowControl:
         counts = await self._engine.control.stop_many(workspace_id, [row["id"] for row in runs], why)
         return counts.total
 
+    async def delete(self, workspace_id: str, workflow_id: str, *, force: bool = False) -> None:
+        """Delete a workflow that has no unfinished runs, or with `force` after stopping them."""
+        await self._engine.workflows.row(workspace_id, workflow_id)  # NOT_FOUND before anything else
+        runs = await self._runs(workspace_id, workflow_id, ACTIVE_EXECUTION)
+        if runs and not force:
+            raise FailedPrecondition(
+                f"workflow {workflow_id!r} has {len(runs)} unfinished run(s): stop them first, or "
+                "delete with force to have them stopped",
+                reason="WORKFLOW_HAS_UNFINISHED_RUNS",
+            )
+        if runs:
+            why = f"workflow {workflow_id} was deleted"
+            await self._engine.control.stop_many(workspace_id, [row["id"] for row in runs], why)
+        await self._engine.workflows.delete(workspace_id, workflow_id)
+
     async def paused_executions(
         self, workspace_id: str, workflow_id: str, *, status: str = "", size: int = 0, token: str = ""
     ) -> tuple[list[PausedExecution], str]:
         """Seed 000: the runs of a workflow that paused, most recently paused first."""
         if status and status not in RESUME_STATUSES:
-            raise InvalidArgument.single("status", f"must be one of: {', '.join(RESUME_STATUSES)}")
+            raise InvalidArgument.single(
+                "status", f"must be one of: {', '.join(RESUME_STATUSES)}", reason="FIELD_INVALID"
+            )
         await self._engine.workflows.row(workspace_id, workflow_id)
         limit = page_size(size, default=50)
         params: dict[str, Any] = {"ws": workspace_id, "wf": workflow_id, "limit": limit + 1}

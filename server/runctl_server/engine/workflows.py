@@ -51,6 +51,21 @@ class WorkflowView:
     previous_secret_until: float | None = None
 
 
+def _at_version(row: Row, version: int, field: str) -> Row:
+    """`row` as of `version` (0: as it is). Versions run from 1 to the latest with no gaps, since
+    every update adds the next one and none is ever removed alone."""
+    if version < 0:
+        raise InvalidArgument.single(field, "must not be negative (0 = the latest)", reason="FIELD_INVALID")
+    if not version or version == row["version"]:
+        return row
+    if version > row["version"]:
+        raise NotFound(
+            f"workflow {row['id']!r} has no version {version}; its latest is {row['version']}",
+            reason="WORKFLOW_VERSION_NOT_FOUND",
+        )
+    return {**row, "version": version}
+
+
 class Workflows:
     """Workflow CRUD. Writes go through the group-commit writer like every other change."""
 
@@ -78,13 +93,27 @@ class Workflows:
         document = json.loads(version["document"]) if version else {}
         return WorkflowView(row, document, secret)
 
-    async def get(self, workspace_id: str, workflow_id: str) -> WorkflowView:
+    async def get(self, workspace_id: str, workflow_id: str, version: int = 0) -> WorkflowView:
+        """The workflow at its latest version, or at `version` (that version's definition, name and
+        description; its status and times as they are now)."""
         if not workflow_id:
-            raise InvalidArgument.single("workflow_id", "is required")
-        return await self._view(await self.row(workspace_id, workflow_id))
+            raise InvalidArgument.single("workflow_id", "is required", reason="FIELD_REQUIRED")
+        latest = await self.row(workspace_id, workflow_id)
+        row = _at_version(latest, version, "version")
+        view = await self._view(row)
+        if row is latest:
+            return view
+        # Name and description are copied from the definition: those of the version asked for.
+        document = view.document
+        named = {"name": document.get("name", row["name"]), "description": document.get("description")}
+        return replace(view, row={**row, **named})
 
-    async def definition(self, workspace_id: str, workflow_id: str) -> tuple[Row, Definition]:
-        row = await self.row(workspace_id, workflow_id)
+    async def definition(
+        self, workspace_id: str, workflow_id: str, version: int = 0, *, field: str = "workflow_version"
+    ) -> tuple[Row, Definition]:
+        """The workflow's row with `version` (0: the latest) in place of the latest, and that
+        version's definition."""
+        row = _at_version(await self.row(workspace_id, workflow_id), version, field)
         definition = await self._store.definition_of(
             {"document": None, "workflow_id": row["id"], "workflow_version": row["version"]}
         )
@@ -143,7 +172,9 @@ class Workflows:
         limit = page_size(size)
         position = decode_token(token, ("t", "id"))
         if status and status not in WORKFLOW_STATUSES:
-            raise InvalidArgument.single("status", f"must be one of {', '.join(WORKFLOW_STATUSES)}")
+            raise InvalidArgument.single(
+                "status", f"must be one of {', '.join(WORKFLOW_STATUSES)}", reason="FIELD_INVALID"
+            )
         where = ["workspace_id = :ws", "deleted_at IS NULL"]
         params: dict[str, Any] = {"ws": workspace_id, "limit": limit + 1}
         if status:
@@ -173,6 +204,7 @@ class Workflows:
                 raise Aborted(
                     f"workflow {workflow_id!r} is at version {row['version']}, not {expected_version}",
                     reason="VERSION_MISMATCH",
+                    metadata={"currentVersion": str(row["version"])},
                 )
             if row["status"] == "cancelled":
                 raise FailedPrecondition(
@@ -219,6 +251,7 @@ class Workflows:
             raise InvalidArgument.single(
                 "overlap",
                 f"must be between 0 and {MAX_SECRET_OVERLAP_SECONDS / 86400:g} days; got {overlap:g} s",
+                reason="FIELD_INVALID",
             )
         secret = secrets.token_urlsafe(24)
         async with self.lock:

@@ -86,7 +86,7 @@ class Delivery:
 def heartbeat_seconds(requested: float, default: float = 15.0) -> float:
     """Unset or 0 means the default; otherwise clamped to [1 s, 5 min]."""
     if requested < 0:
-        raise InvalidArgument.single("heartbeat_interval", "must not be negative")
+        raise InvalidArgument.single("heartbeat_interval", "must not be negative", reason="FIELD_INVALID")
     return default if requested == 0 else min(max(requested, 1.0), 300.0)
 
 

@@ -23,7 +23,8 @@ from urllib.parse import parse_qsl
 from runctl.v1 import pause_point_pb2
 from runctl_server.engine.forms import DECISION
 from runctl_server.errors import FieldViolation, InvalidArgument
-from runctl_server.http.routing import Call, PayloadTooLarge
+from runctl_server.http.errors import PayloadTooLarge
+from runctl_server.http.routing import Call
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 CONTEXT_FIELD = "runctl.contextId"
@@ -40,18 +41,24 @@ async def read_form(call: Call) -> dict[str, str]:
     """The posted form, one value per name (the last one when a name repeats)."""
     media_type = call.request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in ("", FORM_MEDIA_TYPE):
-        raise InvalidArgument.single("body", f"must be a form post ({FORM_MEDIA_TYPE}), not {media_type}")
+        raise InvalidArgument.single(
+            "body", f"must be a form post ({FORM_MEDIA_TYPE}), not {media_type}", reason="FIELD_INVALID"
+        )
     raw = bytearray()
     async for chunk in call.request.stream():
         raw.extend(chunk)
         if len(raw) > call.max_body_bytes:
-            raise PayloadTooLarge(f"the request body is larger than {call.max_body_bytes} bytes")
+            raise PayloadTooLarge(
+                f"the request body is larger than {call.max_body_bytes} bytes", reason="PAYLOAD_TOO_LARGE"
+            )
     try:
         pairs = parse_qsl(
             raw.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=MAX_FIELDS
         )
     except ValueError:
-        raise InvalidArgument.single("body", f"has more than {MAX_FIELDS} fields") from None
+        raise InvalidArgument.single(
+            "body", f"has more than {MAX_FIELDS} fields", reason="FIELD_INVALID"
+        ) from None
     return dict(pairs)
 
 

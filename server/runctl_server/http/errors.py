@@ -29,9 +29,58 @@ def http_status(error: errors.RunctlError) -> int:
     return 500
 
 
+class PayloadTooLarge(errors.RunctlError):
+    """A request body over the HTTP limit: 413, answered by the HTTP faces only."""
+
+
+# The error bodies of the HTTP faces print the reason word they printed before runctl.v1.ErrorReason
+# named every error, so that their users see no change: a few reasons were renamed for gRPC, and the
+# errors that then had no reason of their own printed their class's word (say "INVALID_ARGUMENT").
+_RENAMED: dict[str, str] = {
+    "EXECUTION_NOT_PAUSED": "NOT_PAUSED",
+    "EXECUTION_ALREADY_PAUSED": "ALREADY_PAUSED",
+    "EXECUTION_NOT_MANUALLY_PAUSED": "NOT_OPERATOR_PAUSED",
+    "METHOD_NOT_IMPLEMENTED": "NOT_IMPLEMENTED",
+}
+_NAMED_SINCE: frozenset[str] = frozenset(
+    {
+        "INTERNAL",
+        "FIELD_REQUIRED",
+        "FIELD_INVALID",
+        "PAGE_TOKEN_INVALID",
+        "PAYLOAD_TOO_LARGE",
+        "WORKFLOW_DEFINITION_INVALID",
+        "WORKFLOW_PATH_INVALID",
+        "WORKFLOW_PATH_NOT_FOUND",
+        "API_KEY_NOT_FOUND",
+        "API_KEY_REQUIRED",
+        "API_KEY_INVALID",
+        "LOOPBACK_ONLY",
+        "EXECUTION_NOT_CLAIMED",
+    }
+)
+_CLASS_WORDS: list[tuple[type[errors.RunctlError], str]] = [
+    (PayloadTooLarge, "PAYLOAD_TOO_LARGE"),
+    (errors.InvalidArgument, "INVALID_ARGUMENT"),
+    (errors.NotFound, "NOT_FOUND"),
+    (errors.FailedPrecondition, "FAILED_PRECONDITION"),
+    (errors.Unauthenticated, "UNAUTHENTICATED"),
+    (errors.Unavailable, "UNAVAILABLE"),
+]
+
+
+def http_reason(error: errors.RunctlError) -> str:
+    """The reason word an HTTP error body shows for `error` (see above)."""
+    if error.reason in _RENAMED:
+        return _RENAMED[error.reason]
+    if error.reason in _NAMED_SINCE:
+        return next((word for cls, word in _CLASS_WORDS if isinstance(error, cls)), "RUNCTL_ERROR")
+    return error.reason
+
+
 def details_of(error: errors.RunctlError) -> list[dict[str, Any]]:
     """Field violations (bad input) as `{"field", "description"}`, plus the stable reason."""
-    details: list[dict[str, Any]] = [{"reason": error.reason}]
+    details: list[dict[str, Any]] = [{"reason": http_reason(error)}]
     if isinstance(error, errors.InvalidArgument):
         details.extend({"field": v.field, "description": v.description} for v in error.violations)
     return details

@@ -21,16 +21,12 @@ from starlette.routing import Route
 from runctl_server.api.auth import is_loopback_host
 from runctl_server.errors import InvalidArgument, RunctlError
 from runctl_server.http.bridge import Services
-from runctl_server.http.errors import ErrorBody, error_response, error_with_details
+from runctl_server.http.errors import ErrorBody, PayloadTooLarge, error_response, error_with_details
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 CREDENTIAL_HEADERS = ("x-api-key", "authorization")
-
-
-class PayloadTooLarge(RunctlError):
-    reason = "PAYLOAD_TOO_LARGE"
 
 
 @dataclass(frozen=True)
@@ -86,7 +82,7 @@ class Call:
                 raise _too_large(self.max_body_bytes)
         if not raw.strip():
             if required:
-                raise InvalidArgument.single("body", "a JSON object is required")
+                raise InvalidArgument.single("body", "a JSON object is required", reason="FIELD_INVALID")
             return {}
         try:
             value = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
@@ -94,17 +90,23 @@ class Call:
             where = (
                 f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
             )
-            raise InvalidArgument.single("body", f"is not valid JSON{where}") from None
+            raise InvalidArgument.single(
+                "body", f"is not valid JSON{where}", reason="FIELD_INVALID"
+            ) from None
         except _NotFinite as exc:
             raise InvalidArgument.single(
-                "body", f"holds {exc}: JSON numbers cannot be NaN or Infinity (or overflow)"
+                "body",
+                f"holds {exc}: JSON numbers cannot be NaN or Infinity (or overflow)",
+                reason="FIELD_INVALID",
             ) from None
         except RecursionError:  # e.g. 50,000 nested arrays: the decoder's stack runs out
-            raise InvalidArgument.single("body", "is nested too deeply") from None
+            raise InvalidArgument.single("body", "is nested too deeply", reason="FIELD_INVALID") from None
         except ValueError:  # an integer longer than Python converts (4,300 digits)
-            raise InvalidArgument.single("body", "holds a number with too many digits") from None
+            raise InvalidArgument.single(
+                "body", "holds a number with too many digits", reason="FIELD_INVALID"
+            ) from None
         if not isinstance(value, dict):
-            raise InvalidArgument.single("body", "must be a JSON object")
+            raise InvalidArgument.single("body", "must be a JSON object", reason="FIELD_INVALID")
         return value
 
     def query(self, name: str) -> str | None:
@@ -117,10 +119,14 @@ class Call:
         try:
             value = int(text)
         except ValueError:
-            raise InvalidArgument.single(name, f"must be a whole number, got {text!r}") from None
+            raise InvalidArgument.single(
+                name, f"must be a whole number, got {text!r}", reason="FIELD_INVALID"
+            ) from None
         if value < minimum or (maximum is not None and value > maximum):
             upper = f" and at most {maximum}" if maximum is not None else ""
-            raise InvalidArgument.single(name, f"must be at least {minimum}{upper}, got {value}")
+            raise InvalidArgument.single(
+                name, f"must be at least {minimum}{upper}, got {value}", reason="FIELD_INVALID"
+            )
         return value
 
 
@@ -140,7 +146,7 @@ def _finite(text: str) -> float:
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    return PayloadTooLarge(f"the request body is larger than {limit} bytes", reason="PAYLOAD_TOO_LARGE")
 
 
 Handler = Callable[[Call], Awaitable[Any]]

@@ -237,7 +237,9 @@ class SocketBridge:
             )
             update = Update(BATCH_UPDATE, batch_update(reply.batch))
             return _room(client.workspace_id, "batch", batch_id), "batchId", update
-        raise InvalidArgument.single("executionId", "subscribe needs {executionId} or {batchId}")
+        raise InvalidArgument.single(
+            "executionId", "subscribe needs {executionId} or {batchId}", reason="FIELD_INVALID"
+        )
 
     # -- the feed -----------------------------------------------------------------------------------
 

@@ -45,7 +45,9 @@ def last_event_id(call: Call) -> int | None:
         return None
     text = text.strip()
     if not text.isdigit() or len(text) > 18:
-        raise InvalidArgument.single("Last-Event-ID", f"must be an event sequence number, got {text!r}")
+        raise InvalidArgument.single(
+            "Last-Event-ID", f"must be an event sequence number, got {text!r}", reason="FIELD_INVALID"
+        )
     return int(text)
 
 

@@ -33,12 +33,16 @@ def zone(name: str | None, *, field: str = "timezone") -> tzinfo:
     if not name:
         return UTC
     if len(name) > MAX_ZONE_NAME or "\x00" in name:
-        raise InvalidArgument.single(field, "is not an IANA time zone name such as America/New_York")
+        raise InvalidArgument.single(
+            field, "is not an IANA time zone name such as America/New_York", reason="FIELD_INVALID"
+        )
     try:
         return _zone(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidArgument.single(
-            field, f"unknown time zone {name!r}: use an IANA name such as America/New_York or UTC"
+            field,
+            f"unknown time zone {name!r}: use an IANA name such as America/New_York or UTC",
+            reason="FIELD_INVALID",
         ) from None
 
 

@@ -94,7 +94,7 @@ def revoke_key(engine: Engine, key_id: str) -> KeyInfo:
     with Session(engine) as session:
         row = session.get(ApiKey, key_id)
         if row is None:
-            raise NotFound(f"no API key {key_id!r}")
+            raise NotFound(f"no API key {key_id!r}", reason="API_KEY_NOT_FOUND")
         if row.revoked_at is None:
             row.revoked_at = _now()
             session.add(row)

@@ -18,19 +18,27 @@ const _ = grpc.SupportPackageIsVersion7
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type BatchServiceClient interface {
 	// Starts a batch: one QUEUED run per workflow, started in order as the concurrency limit
-	// allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source, a concurrency out
-	// of range, a path outside the configured workflow roots (`..`, absolute or through a symlink)
-	// or invalid workflow files (one field violation per bad file; nothing is started); NOT_FOUND
-	// for a missing folder, file or workflow; FAILED_PRECONDITION for a cancelled workflow.
+	// allows. Idempotent by `request_id`. INVALID_ARGUMENT for no source or several
+	// (FIELD_INVALID), an empty list (FIELD_REQUIRED), a concurrency out of range or more workflows
+	// than a batch runs (FIELD_INVALID), a path outside the configured workflow roots (`..`,
+	// absolute or through a symlink), a folder without workflow files or files a batch cannot run
+	// (WORKFLOW_PATH_INVALID), or invalid workflow files (WORKFLOW_DEFINITION_INVALID); one field
+	// violation per bad file, and nothing is started. NOT_FOUND for a missing folder or file
+	// (WORKFLOW_PATH_NOT_FOUND) or workflow (WORKFLOW_NOT_FOUND); FAILED_PRECONDITION for a
+	// cancelled workflow (WORKFLOW_CANCELLED) or paths on a server without workflow folders
+	// (NO_WORKFLOW_FOLDERS).
 	StartBatch(ctx context.Context, in *StartBatchRequest, opts ...grpc.CallOption) (*StartBatchResponse, error)
-	// Returns one batch with its runs. NOT_FOUND when missing.
+	// Returns one batch with its runs. NOT_FOUND (BATCH_NOT_FOUND) when missing; INVALID_ARGUMENT
+	// (FIELD_REQUIRED) without `batch_id`.
 	GetBatch(ctx context.Context, in *GetBatchRequest, opts ...grpc.CallOption) (*GetBatchResponse, error)
 	// Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-	// `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
+	// `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT,
+	// PAGE_TOKEN_INVALID). INVALID_ARGUMENT (FIELD_INVALID) for a negative number or an unknown
+	// status.
 	ListBatches(ctx context.Context, in *ListBatchesRequest, opts ...grpc.CallOption) (*ListBatchesResponse, error)
 	// Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
-	// paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason
-	// BATCH_ENDED) for a batch that has already ended; NOT_FOUND when missing.
+	// paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (BATCH_ENDED) for
+	// a batch that has already ended; NOT_FOUND (BATCH_NOT_FOUND) when missing.
 	StopBatch(ctx context.Context, in *StopBatchRequest, opts ...grpc.CallOption) (*StopBatchResponse, error)
 	// Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
 	// states, pause points and tasks (seed 001 clear-all). Running batches, and batches with a run
@@ -40,7 +48,10 @@ type BatchServiceClient interface {
 	ClearBatches(ctx context.Context, in *ClearBatchesRequest, opts ...grpc.CallOption) (*ClearBatchesResponse, error)
 	// Watches one batch: a snapshot (or the events after a cursor), then the batch's events and
 	// its runs' execution events as they commit, coalesced, with heartbeats while idle. The stream
-	// ends with OK after the message carrying the event that finished the batch.
+	// ends with OK after the message carrying the event that finished the batch. ABORTED
+	// (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when the client falls too far behind,
+	// UNAVAILABLE when the server shuts down: reconnect with the last `cursor`. NOT_FOUND
+	// (BATCH_NOT_FOUND); INVALID_ARGUMENT (FIELD_REQUIRED) without `batch_id`.
 	WatchBatch(ctx context.Context, in *WatchBatchRequest, opts ...grpc.CallOption) (BatchService_WatchBatchClient, error)
 }
 
@@ -134,19 +145,27 @@ func (x *batchServiceWatchBatchClient) Recv() (*WatchBatchResponse, error) {
 // for forward compatibility
 type BatchServiceServer interface {
 	// Starts a batch: one QUEUED run per workflow, started in order as the concurrency limit
-	// allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source, a concurrency out
-	// of range, a path outside the configured workflow roots (`..`, absolute or through a symlink)
-	// or invalid workflow files (one field violation per bad file; nothing is started); NOT_FOUND
-	// for a missing folder, file or workflow; FAILED_PRECONDITION for a cancelled workflow.
+	// allows. Idempotent by `request_id`. INVALID_ARGUMENT for no source or several
+	// (FIELD_INVALID), an empty list (FIELD_REQUIRED), a concurrency out of range or more workflows
+	// than a batch runs (FIELD_INVALID), a path outside the configured workflow roots (`..`,
+	// absolute or through a symlink), a folder without workflow files or files a batch cannot run
+	// (WORKFLOW_PATH_INVALID), or invalid workflow files (WORKFLOW_DEFINITION_INVALID); one field
+	// violation per bad file, and nothing is started. NOT_FOUND for a missing folder or file
+	// (WORKFLOW_PATH_NOT_FOUND) or workflow (WORKFLOW_NOT_FOUND); FAILED_PRECONDITION for a
+	// cancelled workflow (WORKFLOW_CANCELLED) or paths on a server without workflow folders
+	// (NO_WORKFLOW_FOLDERS).
 	StartBatch(context.Context, *StartBatchRequest) (*StartBatchResponse, error)
-	// Returns one batch with its runs. NOT_FOUND when missing.
+	// Returns one batch with its runs. NOT_FOUND (BATCH_NOT_FOUND) when missing; INVALID_ARGUMENT
+	// (FIELD_REQUIRED) without `batch_id`.
 	GetBatch(context.Context, *GetBatchRequest) (*GetBatchResponse, error)
 	// Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-	// `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
+	// `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT,
+	// PAGE_TOKEN_INVALID). INVALID_ARGUMENT (FIELD_INVALID) for a negative number or an unknown
+	// status.
 	ListBatches(context.Context, *ListBatchesRequest) (*ListBatchesResponse, error)
 	// Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
-	// paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason
-	// BATCH_ENDED) for a batch that has already ended; NOT_FOUND when missing.
+	// paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (BATCH_ENDED) for
+	// a batch that has already ended; NOT_FOUND (BATCH_NOT_FOUND) when missing.
 	StopBatch(context.Context, *StopBatchRequest) (*StopBatchResponse, error)
 	// Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
 	// states, pause points and tasks (seed 001 clear-all). Running batches, and batches with a run
@@ -156,7 +175,10 @@ type BatchServiceServer interface {
 	ClearBatches(context.Context, *ClearBatchesRequest) (*ClearBatchesResponse, error)
 	// Watches one batch: a snapshot (or the events after a cursor), then the batch's events and
 	// its runs' execution events as they commit, coalesced, with heartbeats while idle. The stream
-	// ends with OK after the message carrying the event that finished the batch.
+	// ends with OK after the message carrying the event that finished the batch. ABORTED
+	// (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when the client falls too far behind,
+	// UNAVAILABLE when the server shuts down: reconnect with the last `cursor`. NOT_FOUND
+	// (BATCH_NOT_FOUND); INVALID_ARGUMENT (FIELD_REQUIRED) without `batch_id`.
 	WatchBatch(*WatchBatchRequest, BatchService_WatchBatchServer) error
 	mustEmbedUnimplementedBatchServiceServer()
 }

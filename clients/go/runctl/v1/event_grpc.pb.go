@@ -18,13 +18,16 @@ const _ = grpc.SupportPackageIsVersion7
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type EventServiceClient interface {
 	// Returns logged events after a sequence number, oldest first, in pages (for backfill and
-	// audit; switch to StreamEvents with the last sequence to follow live).
+	// audit; switch to StreamEvents with the last sequence to follow live). INVALID_ARGUMENT
+	// (FIELD_INVALID) for a negative `after_sequence`; paging errors as in common.proto.
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 	// Replays events after `after_sequence` (if given), then follows new ones as they commit,
 	// filtered by workflow, execution, batch and type. Events are coalesced: one message may
 	// carry many. The stream never ends by itself; the server ends it with UNAVAILABLE on
-	// shutdown and with RESOURCE_EXHAUSTED when the client falls too far behind: reconnect with the
-	// last `cursor` in both cases.
+	// shutdown and with ABORTED (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when the client
+	// falls too far behind: reconnect with the last `cursor` in both cases. ABORTED, not
+	// RESOURCE_EXHAUSTED: nothing is short of quota, and an immediate reconnect from the cursor is
+	// the right reaction. INVALID_ARGUMENT (FIELD_INVALID) for a negative `after_sequence`.
 	StreamEvents(ctx context.Context, in *StreamEventsRequest, opts ...grpc.CallOption) (EventService_StreamEventsClient, error)
 }
 
@@ -82,13 +85,16 @@ func (x *eventServiceStreamEventsClient) Recv() (*StreamEventsResponse, error) {
 // for forward compatibility
 type EventServiceServer interface {
 	// Returns logged events after a sequence number, oldest first, in pages (for backfill and
-	// audit; switch to StreamEvents with the last sequence to follow live).
+	// audit; switch to StreamEvents with the last sequence to follow live). INVALID_ARGUMENT
+	// (FIELD_INVALID) for a negative `after_sequence`; paging errors as in common.proto.
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	// Replays events after `after_sequence` (if given), then follows new ones as they commit,
 	// filtered by workflow, execution, batch and type. Events are coalesced: one message may
 	// carry many. The stream never ends by itself; the server ends it with UNAVAILABLE on
-	// shutdown and with RESOURCE_EXHAUSTED when the client falls too far behind: reconnect with the
-	// last `cursor` in both cases.
+	// shutdown and with ABORTED (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when the client
+	// falls too far behind: reconnect with the last `cursor` in both cases. ABORTED, not
+	// RESOURCE_EXHAUSTED: nothing is short of quota, and an immediate reconnect from the cursor is
+	// the right reaction. INVALID_ARGUMENT (FIELD_INVALID) for a negative `after_sequence`.
 	StreamEvents(*StreamEventsRequest, EventService_StreamEventsServer) error
 	mustEmbedUnimplementedEventServiceServer()
 }

@@ -1171,7 +1171,8 @@ type StartExecutionRequest struct {
 	TraceLogs bool `protobuf:"varint,6,opt,name=trace_logs,json=traceLogs,proto3" json:"trace_logs,omitempty"`
 	// Ignore every breakpoint of this run.
 	DisableBreakpoints bool `protobuf:"varint,7,opt,name=disable_breakpoints,json=disableBreakpoints,proto3" json:"disable_breakpoints,omitempty"`
-	// With `workflow_id`: the version to run; 0 = latest. INVALID_ARGUMENT with another source.
+	// With `workflow_id`: the version to run; 0 = latest. NOT_FOUND (WORKFLOW_VERSION_NOT_FOUND)
+	// for a version the workflow never had; INVALID_ARGUMENT (FIELD_INVALID) with another source.
 	WorkflowVersion int32 `protobuf:"varint,8,opt,name=workflow_version,json=workflowVersion,proto3" json:"workflow_version,omitempty"`
 }
 

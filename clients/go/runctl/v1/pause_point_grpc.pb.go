@@ -18,7 +18,8 @@ const _ = grpc.SupportPackageIsVersion7
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type PausePointServiceClient interface {
 	// Returns one pause point by its context id, with its form and resume links (what the
-	// approval page shows). NOT_FOUND when no pause point has that id.
+	// approval page shows). NOT_FOUND (PAUSE_POINT_NOT_FOUND) when no pause point has that id;
+	// INVALID_ARGUMENT (FIELD_REQUIRED) without `context_id`.
 	GetPausePoint(ctx context.Context, in *GetPausePointRequest, opts ...grpc.CallOption) (*GetPausePointResponse, error)
 	// Lists pause points of the workspace, newest first, filtered by workflow, execution, reason
 	// and resume status: e.g. every approval still waiting for a person.
@@ -56,7 +57,8 @@ func (c *pausePointServiceClient) ListPausePoints(ctx context.Context, in *ListP
 // for forward compatibility
 type PausePointServiceServer interface {
 	// Returns one pause point by its context id, with its form and resume links (what the
-	// approval page shows). NOT_FOUND when no pause point has that id.
+	// approval page shows). NOT_FOUND (PAUSE_POINT_NOT_FOUND) when no pause point has that id;
+	// INVALID_ARGUMENT (FIELD_REQUIRED) without `context_id`.
 	GetPausePoint(context.Context, *GetPausePointRequest) (*GetPausePointResponse, error)
 	// Lists pause points of the workspace, newest first, filtered by workflow, execution, reason
 	// and resume status: e.g. every approval still waiting for a person.

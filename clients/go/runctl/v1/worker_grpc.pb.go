@@ -20,18 +20,22 @@ type WorkerServiceClient interface {
 	// Opens a stream on which the server pushes tasks of the given queues, never more than
 	// `max_in_flight` unfinished ones at a time for this stream. Closing the stream does not
 	// cancel tasks already received: report them, or they are re-dispatched after their
-	// heartbeat timeout (or at once when they have none).
+	// heartbeat timeout (or at once when they have none). INVALID_ARGUMENT (FIELD_INVALID) for no
+	// queue, too many, an empty or too long queue name, or a negative `max_in_flight`.
 	PollTasks(ctx context.Context, in *PollTasksRequest, opts ...grpc.CallOption) (WorkerService_PollTasksClient, error)
 	// Reports that a task is alive (extends its lease by `heartbeat_timeout`) with optional
-	// progress, and learns whether it should be abandoned. NOT_FOUND for an unknown task;
-	// FAILED_PRECONDITION when the task is no longer assigned to this worker.
+	// progress, and learns whether it should be abandoned. NOT_FOUND (TASK_NOT_FOUND) for an
+	// unknown task; FAILED_PRECONDITION (TASK_NOT_LEASED) when the task is no longer assigned to
+	// this worker.
 	HeartbeatTask(ctx context.Context, in *HeartbeatTaskRequest, opts ...grpc.CallOption) (*HeartbeatTaskResponse, error)
 	// Completes a task with its output; the node completes and the run goes on. A repeated call
-	// for a task this worker already completed succeeds without effect; FAILED_PRECONDITION when
-	// the task is no longer assigned to this worker (it was re-dispatched, stopped or timed out).
+	// for a task this worker already completed succeeds without effect; FAILED_PRECONDITION
+	// (TASK_NOT_LEASED) when the task is no longer assigned to this worker (it was re-dispatched,
+	// stopped or timed out); NOT_FOUND (TASK_NOT_FOUND) for an unknown task.
 	CompleteTask(ctx context.Context, in *CompleteTaskRequest, opts ...grpc.CallOption) (*CompleteTaskResponse, error)
 	// Fails a task attempt. If `retryable` and the node's retry policy has attempts left, a new
-	// attempt is scheduled; otherwise the node fails. Same assignment rules as CompleteTask.
+	// attempt is scheduled; otherwise the node fails. Same assignment rules and errors as
+	// CompleteTask; INVALID_ARGUMENT (FIELD_REQUIRED) without an error message.
 	FailTask(ctx context.Context, in *FailTaskRequest, opts ...grpc.CallOption) (*FailTaskResponse, error)
 }
 
@@ -109,18 +113,22 @@ type WorkerServiceServer interface {
 	// Opens a stream on which the server pushes tasks of the given queues, never more than
 	// `max_in_flight` unfinished ones at a time for this stream. Closing the stream does not
 	// cancel tasks already received: report them, or they are re-dispatched after their
-	// heartbeat timeout (or at once when they have none).
+	// heartbeat timeout (or at once when they have none). INVALID_ARGUMENT (FIELD_INVALID) for no
+	// queue, too many, an empty or too long queue name, or a negative `max_in_flight`.
 	PollTasks(*PollTasksRequest, WorkerService_PollTasksServer) error
 	// Reports that a task is alive (extends its lease by `heartbeat_timeout`) with optional
-	// progress, and learns whether it should be abandoned. NOT_FOUND for an unknown task;
-	// FAILED_PRECONDITION when the task is no longer assigned to this worker.
+	// progress, and learns whether it should be abandoned. NOT_FOUND (TASK_NOT_FOUND) for an
+	// unknown task; FAILED_PRECONDITION (TASK_NOT_LEASED) when the task is no longer assigned to
+	// this worker.
 	HeartbeatTask(context.Context, *HeartbeatTaskRequest) (*HeartbeatTaskResponse, error)
 	// Completes a task with its output; the node completes and the run goes on. A repeated call
-	// for a task this worker already completed succeeds without effect; FAILED_PRECONDITION when
-	// the task is no longer assigned to this worker (it was re-dispatched, stopped or timed out).
+	// for a task this worker already completed succeeds without effect; FAILED_PRECONDITION
+	// (TASK_NOT_LEASED) when the task is no longer assigned to this worker (it was re-dispatched,
+	// stopped or timed out); NOT_FOUND (TASK_NOT_FOUND) for an unknown task.
 	CompleteTask(context.Context, *CompleteTaskRequest) (*CompleteTaskResponse, error)
 	// Fails a task attempt. If `retryable` and the node's retry policy has attempts left, a new
-	// attempt is scheduled; otherwise the node fails. Same assignment rules as CompleteTask.
+	// attempt is scheduled; otherwise the node fails. Same assignment rules and errors as
+	// CompleteTask; INVALID_ARGUMENT (FIELD_REQUIRED) without an error message.
 	FailTask(context.Context, *FailTaskRequest) (*FailTaskResponse, error)
 	mustEmbedUnimplementedWorkerServiceServer()
 }

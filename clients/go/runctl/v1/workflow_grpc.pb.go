@@ -18,41 +18,52 @@ const _ = grpc.SupportPackageIsVersion7
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type WorkflowServiceClient interface {
 	// Stores a new workflow at version 1 and returns it with its webhook secret (the only
-	// response besides RotateWebhookSecret that carries the secret). INVALID_ARGUMENT with field
-	// violations for an invalid definition; ALREADY_EXISTS when `workflow_id` is taken.
+	// response besides RotateWebhookSecret that carries the secret). The server assigns the id.
+	// INVALID_ARGUMENT with field violations for an invalid definition
+	// (WORKFLOW_DEFINITION_INVALID), or without one (FIELD_REQUIRED).
 	CreateWorkflow(ctx context.Context, in *CreateWorkflowRequest, opts ...grpc.CallOption) (*CreateWorkflowResponse, error)
-	// Returns one workflow, at its latest or a given version. NOT_FOUND when missing.
+	// Returns one workflow, at its latest or a given version. NOT_FOUND when missing
+	// (WORKFLOW_NOT_FOUND) or for a version it never had (WORKFLOW_VERSION_NOT_FOUND);
+	// INVALID_ARGUMENT without `workflow_id` (FIELD_REQUIRED) or for a negative version
+	// (FIELD_INVALID).
 	GetWorkflow(ctx context.Context, in *GetWorkflowRequest, opts ...grpc.CallOption) (*GetWorkflowResponse, error)
-	// Lists the workspace's workflows, most recently updated first.
+	// Lists the workspace's workflows, most recently updated first. Paging errors as in
+	// common.proto.
 	ListWorkflows(ctx context.Context, in *ListWorkflowsRequest, opts ...grpc.CallOption) (*ListWorkflowsResponse, error)
 	// Replaces the definition and increments the version. Runs already started keep the version
-	// they started with; new runs use the new one. ABORTED when `expected_version` is set and is
-	// not the current version; FAILED_PRECONDITION for a cancelled workflow.
+	// they started with; new runs use the new one. ABORTED (VERSION_MISMATCH) when
+	// `expected_version` is set and is not the current version; FAILED_PRECONDITION
+	// (WORKFLOW_CANCELLED) for a cancelled workflow; INVALID_ARGUMENT for an invalid definition
+	// (WORKFLOW_DEFINITION_INVALID) or none (FIELD_REQUIRED); NOT_FOUND (WORKFLOW_NOT_FOUND).
 	UpdateWorkflow(ctx context.Context, in *UpdateWorkflowRequest, opts ...grpc.CallOption) (*UpdateWorkflowResponse, error)
-	// Deletes a workflow and all its versions. FAILED_PRECONDITION while it has unfinished runs,
-	// unless `force` is set (they are stopped first). Finished runs are kept: each holds a copy of
-	// the definition it ran.
+	// Deletes a workflow and all its versions: Get, List and new runs no longer find it.
+	// FAILED_PRECONDITION (WORKFLOW_HAS_UNFINISHED_RUNS) while it has queued, running or paused
+	// runs, unless `force` is set (they are stopped first). Finished runs are kept and still show
+	// the definition they ran. NOT_FOUND (WORKFLOW_NOT_FOUND).
 	DeleteWorkflow(ctx context.Context, in *DeleteWorkflowRequest, opts ...grpc.CallOption) (*DeleteWorkflowResponse, error)
 	// Pauses an ACTIVE workflow (seed 003): node runs in flight finish, no new node starts in any of
 	// its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
 	// counting (a delay that ends during the pause lets its run go on at resume, not later). Its
 	// running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-	// ACTIVE; NOT_FOUND when missing.
+	// ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
 	PauseWorkflow(ctx context.Context, in *PauseWorkflowRequest, opts ...grpc.CallOption) (*PauseWorkflowResponse, error)
 	// Returns a PAUSED workflow to ACTIVE: its runs go on and its queued runs may start.
-	// FAILED_PRECONDITION when the workflow is not PAUSED.
+	// FAILED_PRECONDITION when the workflow is not PAUSED (WORKFLOW_ACTIVE, WORKFLOW_CANCELLED);
+	// NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
 	ResumeWorkflow(ctx context.Context, in *ResumeWorkflowRequest, opts ...grpc.CallOption) (*ResumeWorkflowResponse, error)
 	// Cancels an ACTIVE or PAUSED workflow for good: its unfinished runs are stopped and new runs
-	// are refused with FAILED_PRECONDITION. FAILED_PRECONDITION when already CANCELLED.
+	// are refused with FAILED_PRECONDITION (WORKFLOW_CANCELLED). FAILED_PRECONDITION
+	// (WORKFLOW_CANCELLED) when already CANCELLED; NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
 	CancelWorkflow(ctx context.Context, in *CancelWorkflowRequest, opts ...grpc.CallOption) (*CancelWorkflowResponse, error)
 	// Replaces the workflow's webhook secret (used by ResumeNode) with a new random one and returns
 	// it once. The secret it replaces keeps working for `overlap` (the server's default when unset),
 	// so callers can switch without a window of refused resumes; a secret older than that stops at
-	// once. INVALID_ARGUMENT for a negative overlap or one longer than 30 days.
+	// once. INVALID_ARGUMENT (FIELD_INVALID) for a negative overlap or one longer than 30 days;
+	// NOT_FOUND (WORKFLOW_NOT_FOUND).
 	RotateWebhookSecret(ctx context.Context, in *RotateWebhookSecretRequest, opts ...grpc.CallOption) (*RotateWebhookSecretResponse, error)
 	// Lists the runs of a workflow that have paused, each with its pause points (seed 000
-	// `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND when the workflow is
-	// missing.
+	// `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+	// (WORKFLOW_NOT_FOUND) when the workflow is missing.
 	ListPausedExecutions(ctx context.Context, in *ListPausedExecutionsRequest, opts ...grpc.CallOption) (*ListPausedExecutionsResponse, error)
 }
 
@@ -159,41 +170,52 @@ func (c *workflowServiceClient) ListPausedExecutions(ctx context.Context, in *Li
 // for forward compatibility
 type WorkflowServiceServer interface {
 	// Stores a new workflow at version 1 and returns it with its webhook secret (the only
-	// response besides RotateWebhookSecret that carries the secret). INVALID_ARGUMENT with field
-	// violations for an invalid definition; ALREADY_EXISTS when `workflow_id` is taken.
+	// response besides RotateWebhookSecret that carries the secret). The server assigns the id.
+	// INVALID_ARGUMENT with field violations for an invalid definition
+	// (WORKFLOW_DEFINITION_INVALID), or without one (FIELD_REQUIRED).
 	CreateWorkflow(context.Context, *CreateWorkflowRequest) (*CreateWorkflowResponse, error)
-	// Returns one workflow, at its latest or a given version. NOT_FOUND when missing.
+	// Returns one workflow, at its latest or a given version. NOT_FOUND when missing
+	// (WORKFLOW_NOT_FOUND) or for a version it never had (WORKFLOW_VERSION_NOT_FOUND);
+	// INVALID_ARGUMENT without `workflow_id` (FIELD_REQUIRED) or for a negative version
+	// (FIELD_INVALID).
 	GetWorkflow(context.Context, *GetWorkflowRequest) (*GetWorkflowResponse, error)
-	// Lists the workspace's workflows, most recently updated first.
+	// Lists the workspace's workflows, most recently updated first. Paging errors as in
+	// common.proto.
 	ListWorkflows(context.Context, *ListWorkflowsRequest) (*ListWorkflowsResponse, error)
 	// Replaces the definition and increments the version. Runs already started keep the version
-	// they started with; new runs use the new one. ABORTED when `expected_version` is set and is
-	// not the current version; FAILED_PRECONDITION for a cancelled workflow.
+	// they started with; new runs use the new one. ABORTED (VERSION_MISMATCH) when
+	// `expected_version` is set and is not the current version; FAILED_PRECONDITION
+	// (WORKFLOW_CANCELLED) for a cancelled workflow; INVALID_ARGUMENT for an invalid definition
+	// (WORKFLOW_DEFINITION_INVALID) or none (FIELD_REQUIRED); NOT_FOUND (WORKFLOW_NOT_FOUND).
 	UpdateWorkflow(context.Context, *UpdateWorkflowRequest) (*UpdateWorkflowResponse, error)
-	// Deletes a workflow and all its versions. FAILED_PRECONDITION while it has unfinished runs,
-	// unless `force` is set (they are stopped first). Finished runs are kept: each holds a copy of
-	// the definition it ran.
+	// Deletes a workflow and all its versions: Get, List and new runs no longer find it.
+	// FAILED_PRECONDITION (WORKFLOW_HAS_UNFINISHED_RUNS) while it has queued, running or paused
+	// runs, unless `force` is set (they are stopped first). Finished runs are kept and still show
+	// the definition they ran. NOT_FOUND (WORKFLOW_NOT_FOUND).
 	DeleteWorkflow(context.Context, *DeleteWorkflowRequest) (*DeleteWorkflowResponse, error)
 	// Pauses an ACTIVE workflow (seed 003): node runs in flight finish, no new node starts in any of
 	// its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
 	// counting (a delay that ends during the pause lets its run go on at resume, not later). Its
 	// running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-	// ACTIVE; NOT_FOUND when missing.
+	// ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
 	PauseWorkflow(context.Context, *PauseWorkflowRequest) (*PauseWorkflowResponse, error)
 	// Returns a PAUSED workflow to ACTIVE: its runs go on and its queued runs may start.
-	// FAILED_PRECONDITION when the workflow is not PAUSED.
+	// FAILED_PRECONDITION when the workflow is not PAUSED (WORKFLOW_ACTIVE, WORKFLOW_CANCELLED);
+	// NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
 	ResumeWorkflow(context.Context, *ResumeWorkflowRequest) (*ResumeWorkflowResponse, error)
 	// Cancels an ACTIVE or PAUSED workflow for good: its unfinished runs are stopped and new runs
-	// are refused with FAILED_PRECONDITION. FAILED_PRECONDITION when already CANCELLED.
+	// are refused with FAILED_PRECONDITION (WORKFLOW_CANCELLED). FAILED_PRECONDITION
+	// (WORKFLOW_CANCELLED) when already CANCELLED; NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
 	CancelWorkflow(context.Context, *CancelWorkflowRequest) (*CancelWorkflowResponse, error)
 	// Replaces the workflow's webhook secret (used by ResumeNode) with a new random one and returns
 	// it once. The secret it replaces keeps working for `overlap` (the server's default when unset),
 	// so callers can switch without a window of refused resumes; a secret older than that stops at
-	// once. INVALID_ARGUMENT for a negative overlap or one longer than 30 days.
+	// once. INVALID_ARGUMENT (FIELD_INVALID) for a negative overlap or one longer than 30 days;
+	// NOT_FOUND (WORKFLOW_NOT_FOUND).
 	RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*RotateWebhookSecretResponse, error)
 	// Lists the runs of a workflow that have paused, each with its pause points (seed 000
-	// `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND when the workflow is
-	// missing.
+	// `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+	// (WORKFLOW_NOT_FOUND) when the workflow is missing.
 	ListPausedExecutions(context.Context, *ListPausedExecutionsRequest) (*ListPausedExecutionsResponse, error)
 	mustEmbedUnimplementedWorkflowServiceServer()
 }

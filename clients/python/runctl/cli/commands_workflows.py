@@ -38,15 +38,12 @@ def _print_workflow(ctx: typer.Context, verb: str, workflow: workflow_pb2.Workfl
 def create(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A local workflow file (JSON or YAML).")],
-    workflow_id: Annotated[
-        str | None, typer.Option("--id", help="The id to give it; server-assigned when left out.")
-    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Store a workflow; prints its id and its webhook secret (shown this once)."""
+    """Store a workflow; prints the id the server gave it and its webhook secret (shown this once)."""
     st = state(ctx)
     with st.client() as client:
-        workflow = client.create_workflow(file, workflow_id=workflow_id or "")
+        workflow = client.create_workflow(file)
     if as_json:
         print_json(workflow)
         return

@@ -75,17 +75,23 @@ class BatchServiceServicer:
 
     def StartBatch(self, request, context):
         """Starts a batch: one QUEUED run per workflow, started in order as the concurrency limit
-        allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source, a concurrency out
-        of range, a path outside the configured workflow roots (`..`, absolute or through a symlink)
-        or invalid workflow files (one field violation per bad file; nothing is started); NOT_FOUND
-        for a missing folder, file or workflow; FAILED_PRECONDITION for a cancelled workflow.
+        allows. Idempotent by `request_id`. INVALID_ARGUMENT for no source or several
+        (FIELD_INVALID), an empty list (FIELD_REQUIRED), a concurrency out of range or more workflows
+        than a batch runs (FIELD_INVALID), a path outside the configured workflow roots (`..`,
+        absolute or through a symlink), a folder without workflow files or files a batch cannot run
+        (WORKFLOW_PATH_INVALID), or invalid workflow files (WORKFLOW_DEFINITION_INVALID); one field
+        violation per bad file, and nothing is started. NOT_FOUND for a missing folder or file
+        (WORKFLOW_PATH_NOT_FOUND) or workflow (WORKFLOW_NOT_FOUND); FAILED_PRECONDITION for a
+        cancelled workflow (WORKFLOW_CANCELLED) or paths on a server without workflow folders
+        (NO_WORKFLOW_FOLDERS).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetBatch(self, request, context):
-        """Returns one batch with its runs. NOT_FOUND when missing.
+        """Returns one batch with its runs. NOT_FOUND (BATCH_NOT_FOUND) when missing; INVALID_ARGUMENT
+        (FIELD_REQUIRED) without `batch_id`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -93,7 +99,9 @@ class BatchServiceServicer:
 
     def ListBatches(self, request, context):
         """Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-        `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
+        `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT,
+        PAGE_TOKEN_INVALID). INVALID_ARGUMENT (FIELD_INVALID) for a negative number or an unknown
+        status.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -101,8 +109,8 @@ class BatchServiceServicer:
 
     def StopBatch(self, request, context):
         """Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
-        paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason
-        BATCH_ENDED) for a batch that has already ended; NOT_FOUND when missing.
+        paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (BATCH_ENDED) for
+        a batch that has already ended; NOT_FOUND (BATCH_NOT_FOUND) when missing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,7 +130,10 @@ class BatchServiceServicer:
     def WatchBatch(self, request, context):
         """Watches one batch: a snapshot (or the events after a cursor), then the batch's events and
         its runs' execution events as they commit, coalesced, with heartbeats while idle. The stream
-        ends with OK after the message carrying the event that finished the batch.
+        ends with OK after the message carrying the event that finished the batch. ABORTED
+        (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when the client falls too far behind,
+        UNAVAILABLE when the server shuts down: reconnect with the last `cursor`. NOT_FOUND
+        (BATCH_NOT_FOUND); INVALID_ARGUMENT (FIELD_REQUIRED) without `batch_id`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

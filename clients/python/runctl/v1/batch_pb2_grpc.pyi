@@ -37,21 +37,30 @@ class BatchServiceStub:
     def __new__(cls, channel: _aio.Channel) -> BatchServiceAsyncStub: ...
     StartBatch: _grpc.UnaryUnaryMultiCallable[_batch_pb2.StartBatchRequest, _batch_pb2.StartBatchResponse]
     """Starts a batch: one QUEUED run per workflow, started in order as the concurrency limit
-    allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source, a concurrency out
-    of range, a path outside the configured workflow roots (`..`, absolute or through a symlink)
-    or invalid workflow files (one field violation per bad file; nothing is started); NOT_FOUND
-    for a missing folder, file or workflow; FAILED_PRECONDITION for a cancelled workflow.
+    allows. Idempotent by `request_id`. INVALID_ARGUMENT for no source or several
+    (FIELD_INVALID), an empty list (FIELD_REQUIRED), a concurrency out of range or more workflows
+    than a batch runs (FIELD_INVALID), a path outside the configured workflow roots (`..`,
+    absolute or through a symlink), a folder without workflow files or files a batch cannot run
+    (WORKFLOW_PATH_INVALID), or invalid workflow files (WORKFLOW_DEFINITION_INVALID); one field
+    violation per bad file, and nothing is started. NOT_FOUND for a missing folder or file
+    (WORKFLOW_PATH_NOT_FOUND) or workflow (WORKFLOW_NOT_FOUND); FAILED_PRECONDITION for a
+    cancelled workflow (WORKFLOW_CANCELLED) or paths on a server without workflow folders
+    (NO_WORKFLOW_FOLDERS).
     """
     GetBatch: _grpc.UnaryUnaryMultiCallable[_batch_pb2.GetBatchRequest, _batch_pb2.GetBatchResponse]
-    """Returns one batch with its runs. NOT_FOUND when missing."""
+    """Returns one batch with its runs. NOT_FOUND (BATCH_NOT_FOUND) when missing; INVALID_ARGUMENT
+    (FIELD_REQUIRED) without `batch_id`.
+    """
     ListBatches: _grpc.UnaryUnaryMultiCallable[_batch_pb2.ListBatchesRequest, _batch_pb2.ListBatchesResponse]
     """Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-    `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
+    `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT,
+    PAGE_TOKEN_INVALID). INVALID_ARGUMENT (FIELD_INVALID) for a negative number or an unknown
+    status.
     """
     StopBatch: _grpc.UnaryUnaryMultiCallable[_batch_pb2.StopBatchRequest, _batch_pb2.StopBatchResponse]
     """Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
-    paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason
-    BATCH_ENDED) for a batch that has already ended; NOT_FOUND when missing.
+    paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (BATCH_ENDED) for
+    a batch that has already ended; NOT_FOUND (BATCH_NOT_FOUND) when missing.
     """
     ClearBatches: _grpc.UnaryUnaryMultiCallable[_batch_pb2.ClearBatchesRequest, _batch_pb2.ClearBatchesResponse]
     """Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
@@ -63,7 +72,10 @@ class BatchServiceStub:
     WatchBatch: _grpc.UnaryStreamMultiCallable[_batch_pb2.WatchBatchRequest, _batch_pb2.WatchBatchResponse]
     """Watches one batch: a snapshot (or the events after a cursor), then the batch's events and
     its runs' execution events as they commit, coalesced, with heartbeats while idle. The stream
-    ends with OK after the message carrying the event that finished the batch.
+    ends with OK after the message carrying the event that finished the batch. ABORTED
+    (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when the client falls too far behind,
+    UNAVAILABLE when the server shuts down: reconnect with the last `cursor`. NOT_FOUND
+    (BATCH_NOT_FOUND); INVALID_ARGUMENT (FIELD_REQUIRED) without `batch_id`.
     """
 
 @_typing.type_check_only
@@ -75,21 +87,30 @@ class BatchServiceAsyncStub(BatchServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     StartBatch: _aio.UnaryUnaryMultiCallable[_batch_pb2.StartBatchRequest, _batch_pb2.StartBatchResponse]  # type: ignore[assignment]
     """Starts a batch: one QUEUED run per workflow, started in order as the concurrency limit
-    allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source, a concurrency out
-    of range, a path outside the configured workflow roots (`..`, absolute or through a symlink)
-    or invalid workflow files (one field violation per bad file; nothing is started); NOT_FOUND
-    for a missing folder, file or workflow; FAILED_PRECONDITION for a cancelled workflow.
+    allows. Idempotent by `request_id`. INVALID_ARGUMENT for no source or several
+    (FIELD_INVALID), an empty list (FIELD_REQUIRED), a concurrency out of range or more workflows
+    than a batch runs (FIELD_INVALID), a path outside the configured workflow roots (`..`,
+    absolute or through a symlink), a folder without workflow files or files a batch cannot run
+    (WORKFLOW_PATH_INVALID), or invalid workflow files (WORKFLOW_DEFINITION_INVALID); one field
+    violation per bad file, and nothing is started. NOT_FOUND for a missing folder or file
+    (WORKFLOW_PATH_NOT_FOUND) or workflow (WORKFLOW_NOT_FOUND); FAILED_PRECONDITION for a
+    cancelled workflow (WORKFLOW_CANCELLED) or paths on a server without workflow folders
+    (NO_WORKFLOW_FOLDERS).
     """
     GetBatch: _aio.UnaryUnaryMultiCallable[_batch_pb2.GetBatchRequest, _batch_pb2.GetBatchResponse]  # type: ignore[assignment]
-    """Returns one batch with its runs. NOT_FOUND when missing."""
+    """Returns one batch with its runs. NOT_FOUND (BATCH_NOT_FOUND) when missing; INVALID_ARGUMENT
+    (FIELD_REQUIRED) without `batch_id`.
+    """
     ListBatches: _aio.UnaryUnaryMultiCallable[_batch_pb2.ListBatchesRequest, _batch_pb2.ListBatchesResponse]  # type: ignore[assignment]
     """Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-    `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
+    `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT,
+    PAGE_TOKEN_INVALID). INVALID_ARGUMENT (FIELD_INVALID) for a negative number or an unknown
+    status.
     """
     StopBatch: _aio.UnaryUnaryMultiCallable[_batch_pb2.StopBatchRequest, _batch_pb2.StopBatchResponse]  # type: ignore[assignment]
     """Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
-    paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason
-    BATCH_ENDED) for a batch that has already ended; NOT_FOUND when missing.
+    paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (BATCH_ENDED) for
+    a batch that has already ended; NOT_FOUND (BATCH_NOT_FOUND) when missing.
     """
     ClearBatches: _aio.UnaryUnaryMultiCallable[_batch_pb2.ClearBatchesRequest, _batch_pb2.ClearBatchesResponse]  # type: ignore[assignment]
     """Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
@@ -101,7 +122,10 @@ class BatchServiceAsyncStub(BatchServiceStub):
     WatchBatch: _aio.UnaryStreamMultiCallable[_batch_pb2.WatchBatchRequest, _batch_pb2.WatchBatchResponse]  # type: ignore[assignment]
     """Watches one batch: a snapshot (or the events after a cursor), then the batch's events and
     its runs' execution events as they commit, coalesced, with heartbeats while idle. The stream
-    ends with OK after the message carrying the event that finished the batch.
+    ends with OK after the message carrying the event that finished the batch. ABORTED
+    (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when the client falls too far behind,
+    UNAVAILABLE when the server shuts down: reconnect with the last `cursor`. NOT_FOUND
+    (BATCH_NOT_FOUND); INVALID_ARGUMENT (FIELD_REQUIRED) without `batch_id`.
     """
 
 class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -116,10 +140,15 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_batch_pb2.StartBatchResponse, _abc.Awaitable[_batch_pb2.StartBatchResponse]]:
         """Starts a batch: one QUEUED run per workflow, started in order as the concurrency limit
-        allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source, a concurrency out
-        of range, a path outside the configured workflow roots (`..`, absolute or through a symlink)
-        or invalid workflow files (one field violation per bad file; nothing is started); NOT_FOUND
-        for a missing folder, file or workflow; FAILED_PRECONDITION for a cancelled workflow.
+        allows. Idempotent by `request_id`. INVALID_ARGUMENT for no source or several
+        (FIELD_INVALID), an empty list (FIELD_REQUIRED), a concurrency out of range or more workflows
+        than a batch runs (FIELD_INVALID), a path outside the configured workflow roots (`..`,
+        absolute or through a symlink), a folder without workflow files or files a batch cannot run
+        (WORKFLOW_PATH_INVALID), or invalid workflow files (WORKFLOW_DEFINITION_INVALID); one field
+        violation per bad file, and nothing is started. NOT_FOUND for a missing folder or file
+        (WORKFLOW_PATH_NOT_FOUND) or workflow (WORKFLOW_NOT_FOUND); FAILED_PRECONDITION for a
+        cancelled workflow (WORKFLOW_CANCELLED) or paths on a server without workflow folders
+        (NO_WORKFLOW_FOLDERS).
         """
 
     @_abc_1.abstractmethod
@@ -128,7 +157,9 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _batch_pb2.GetBatchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_batch_pb2.GetBatchResponse, _abc.Awaitable[_batch_pb2.GetBatchResponse]]:
-        """Returns one batch with its runs. NOT_FOUND when missing."""
+        """Returns one batch with its runs. NOT_FOUND (BATCH_NOT_FOUND) when missing; INVALID_ARGUMENT
+        (FIELD_REQUIRED) without `batch_id`.
+        """
 
     @_abc_1.abstractmethod
     def ListBatches(
@@ -137,7 +168,9 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_batch_pb2.ListBatchesResponse, _abc.Awaitable[_batch_pb2.ListBatchesResponse]]:
         """Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-        `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
+        `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT,
+        PAGE_TOKEN_INVALID). INVALID_ARGUMENT (FIELD_INVALID) for a negative number or an unknown
+        status.
         """
 
     @_abc_1.abstractmethod
@@ -147,8 +180,8 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_batch_pb2.StopBatchResponse, _abc.Awaitable[_batch_pb2.StopBatchResponse]]:
         """Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
-        paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason
-        BATCH_ENDED) for a batch that has already ended; NOT_FOUND when missing.
+        paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (BATCH_ENDED) for
+        a batch that has already ended; NOT_FOUND (BATCH_NOT_FOUND) when missing.
         """
 
     @_abc_1.abstractmethod
@@ -172,7 +205,10 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_batch_pb2.WatchBatchResponse], _abc.AsyncIterator[_batch_pb2.WatchBatchResponse]]:
         """Watches one batch: a snapshot (or the events after a cursor), then the batch's events and
         its runs' execution events as they commit, coalesced, with heartbeats while idle. The stream
-        ends with OK after the message carrying the event that finished the batch.
+        ends with OK after the message carrying the event that finished the batch. ABORTED
+        (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when the client falls too far behind,
+        UNAVAILABLE when the server shuts down: reconnect with the last `cursor`. NOT_FOUND
+        (BATCH_NOT_FOUND); INVALID_ARGUMENT (FIELD_REQUIRED) without `batch_id`.
         """
 
 def add_BatchServiceServicer_to_server(servicer: BatchServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -198,9 +198,10 @@ class ForEachFrame(_message.Message):
     """Shared conventions of the runctl.v1 API (documented once here, referred to everywhere):
 
     * Paging (AIP-158): `page_size` 0 means the default of 50 items (20 for ListBatches, as in
-      seed 001); values above 1000 are clamped to 1000; a negative value is INVALID_ARGUMENT.
-      `page_token` is the opaque `next_page_token` of the previous page; the other request fields
-      must be the same as in the call that produced it, else INVALID_ARGUMENT. An empty
+      seed 001); values above 1000 are clamped to 1000; a negative value is INVALID_ARGUMENT
+      (FIELD_INVALID). `page_token` is the opaque `next_page_token` of the previous page; the other
+      request fields must be the same as in the call that produced it, else INVALID_ARGUMENT
+      (PAGE_TOKEN_INVALID, as for a token this server did not hand out). An empty
       `next_page_token` means the last page.
     * Idempotency (AIP-155): calls that create something take `request_id` (at most 128
       characters, a UUID is recommended). A second call in the same workspace with the same
@@ -208,8 +209,12 @@ class ForEachFrame(_message.Message):
       fields say; an empty `request_id` disables this.
     * Optional target ids: control calls whose `execution_id` is marked OPTIONAL act on "the most
       recent" matching execution of the workspace when it is empty (seed 001); each call says which.
-    * Errors carry a google.rpc.Status with google.rpc.ErrorInfo (domain "runctl") and, for bad
-      input, google.rpc.BadRequest field violations. Ids of another workspace are NOT_FOUND.
+    * Errors carry a google.rpc.Status with one google.rpc.ErrorInfo (domain "runctl") and, for bad
+      input, google.rpc.BadRequest field violations. ErrorInfo.reason is always a value of
+      ErrorReason (error.proto) named without its "ERROR_REASON_" prefix, e.g. "EXECUTION_NOT_FOUND"
+      for ERROR_REASON_EXECUTION_NOT_FOUND; each value says its status code and metadata keys.
+      Comments on RPCs name the reason next to the code, e.g. FAILED_PRECONDITION (EXECUTION_ENDED).
+      Ids of another workspace are NOT_FOUND.
     * Enum fields are UNSPECIFIED only where a comment says what that means (usually "any" in a
       filter, or "not applicable" in a resource).
 

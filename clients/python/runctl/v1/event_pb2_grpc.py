@@ -57,7 +57,8 @@ class EventServiceServicer:
 
     def ListEvents(self, request, context):
         """Returns logged events after a sequence number, oldest first, in pages (for backfill and
-        audit; switch to StreamEvents with the last sequence to follow live).
+        audit; switch to StreamEvents with the last sequence to follow live). INVALID_ARGUMENT
+        (FIELD_INVALID) for a negative `after_sequence`; paging errors as in common.proto.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -67,8 +68,10 @@ class EventServiceServicer:
         """Replays events after `after_sequence` (if given), then follows new ones as they commit,
         filtered by workflow, execution, batch and type. Events are coalesced: one message may
         carry many. The stream never ends by itself; the server ends it with UNAVAILABLE on
-        shutdown and with RESOURCE_EXHAUSTED when the client falls too far behind: reconnect with the
-        last `cursor` in both cases.
+        shutdown and with ABORTED (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when the client
+        falls too far behind: reconnect with the last `cursor` in both cases. ABORTED, not
+        RESOURCE_EXHAUSTED: nothing is short of quota, and an immediate reconnect from the cursor is
+        the right reaction. INVALID_ARGUMENT (FIELD_INVALID) for a negative `after_sequence`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,14 +38,17 @@ class EventServiceStub:
     def __new__(cls, channel: _aio.Channel) -> EventServiceAsyncStub: ...
     ListEvents: _grpc.UnaryUnaryMultiCallable[_event_pb2.ListEventsRequest, _event_pb2.ListEventsResponse]
     """Returns logged events after a sequence number, oldest first, in pages (for backfill and
-    audit; switch to StreamEvents with the last sequence to follow live).
+    audit; switch to StreamEvents with the last sequence to follow live). INVALID_ARGUMENT
+    (FIELD_INVALID) for a negative `after_sequence`; paging errors as in common.proto.
     """
     StreamEvents: _grpc.UnaryStreamMultiCallable[_event_pb2.StreamEventsRequest, _event_pb2.StreamEventsResponse]
     """Replays events after `after_sequence` (if given), then follows new ones as they commit,
     filtered by workflow, execution, batch and type. Events are coalesced: one message may
     carry many. The stream never ends by itself; the server ends it with UNAVAILABLE on
-    shutdown and with RESOURCE_EXHAUSTED when the client falls too far behind: reconnect with the
-    last `cursor` in both cases.
+    shutdown and with ABORTED (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when the client
+    falls too far behind: reconnect with the last `cursor` in both cases. ABORTED, not
+    RESOURCE_EXHAUSTED: nothing is short of quota, and an immediate reconnect from the cursor is
+    the right reaction. INVALID_ARGUMENT (FIELD_INVALID) for a negative `after_sequence`.
     """
 
 @_typing.type_check_only
@@ -58,14 +61,17 @@ class EventServiceAsyncStub(EventServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListEvents: _aio.UnaryUnaryMultiCallable[_event_pb2.ListEventsRequest, _event_pb2.ListEventsResponse]  # type: ignore[assignment]
     """Returns logged events after a sequence number, oldest first, in pages (for backfill and
-    audit; switch to StreamEvents with the last sequence to follow live).
+    audit; switch to StreamEvents with the last sequence to follow live). INVALID_ARGUMENT
+    (FIELD_INVALID) for a negative `after_sequence`; paging errors as in common.proto.
     """
     StreamEvents: _aio.UnaryStreamMultiCallable[_event_pb2.StreamEventsRequest, _event_pb2.StreamEventsResponse]  # type: ignore[assignment]
     """Replays events after `after_sequence` (if given), then follows new ones as they commit,
     filtered by workflow, execution, batch and type. Events are coalesced: one message may
     carry many. The stream never ends by itself; the server ends it with UNAVAILABLE on
-    shutdown and with RESOURCE_EXHAUSTED when the client falls too far behind: reconnect with the
-    last `cursor` in both cases.
+    shutdown and with ABORTED (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when the client
+    falls too far behind: reconnect with the last `cursor` in both cases. ABORTED, not
+    RESOURCE_EXHAUSTED: nothing is short of quota, and an immediate reconnect from the cursor is
+    the right reaction. INVALID_ARGUMENT (FIELD_INVALID) for a negative `after_sequence`.
     """
 
 class EventServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -81,7 +87,8 @@ class EventServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_event_pb2.ListEventsResponse, _abc.Awaitable[_event_pb2.ListEventsResponse]]:
         """Returns logged events after a sequence number, oldest first, in pages (for backfill and
-        audit; switch to StreamEvents with the last sequence to follow live).
+        audit; switch to StreamEvents with the last sequence to follow live). INVALID_ARGUMENT
+        (FIELD_INVALID) for a negative `after_sequence`; paging errors as in common.proto.
         """
 
     @_abc_1.abstractmethod
@@ -93,8 +100,10 @@ class EventServiceServicer(metaclass=_abc_1.ABCMeta):
         """Replays events after `after_sequence` (if given), then follows new ones as they commit,
         filtered by workflow, execution, batch and type. Events are coalesced: one message may
         carry many. The stream never ends by itself; the server ends it with UNAVAILABLE on
-        shutdown and with RESOURCE_EXHAUSTED when the client falls too far behind: reconnect with the
-        last `cursor` in both cases.
+        shutdown and with ABORTED (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when the client
+        falls too far behind: reconnect with the last `cursor` in both cases. ABORTED, not
+        RESOURCE_EXHAUSTED: nothing is short of quota, and an immediate reconnect from the cursor is
+        the right reaction. INVALID_ARGUMENT (FIELD_INVALID) for a negative `after_sequence`.
         """
 
 def add_EventServiceServicer_to_server(servicer: EventServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

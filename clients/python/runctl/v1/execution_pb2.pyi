@@ -645,7 +645,9 @@ class StartExecutionRequest(_message.Message):
     disable_breakpoints: _builtins.bool
     """Ignore every breakpoint of this run."""
     workflow_version: _builtins.int
-    """With `workflow_id`: the version to run; 0 = latest. INVALID_ARGUMENT with another source."""
+    """With `workflow_id`: the version to run; 0 = latest. NOT_FOUND (WORKFLOW_VERSION_NOT_FOUND)
+    for a version the workflow never had; INVALID_ARGUMENT (FIELD_INVALID) with another source.
+    """
     @_builtins.property
     def definition(self) -> _workflow_pb2.WorkflowDefinition:
         """An inline workflow document, run as given (not stored as a workflow)."""

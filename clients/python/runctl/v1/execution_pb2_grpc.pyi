@@ -31,9 +31,10 @@ class ExecutionServiceStub:
     pause, resume, resume waiting nodes with data, toggle trace logs, watch live.
 
     Calls whose `execution_id` is OPTIONAL act on "the most recent" run when it is empty (seed
-    001); each call says which runs qualify, and answers NOT_FOUND when none does. A control call
-    on a run whose status does not allow it answers FAILED_PRECONDITION with ErrorInfo reason
-    such as "EXECUTION_NOT_PAUSED" or "EXECUTION_FINISHED".
+    001); each call says which runs qualify, and answers NOT_FOUND (EXECUTION_NOT_FOUND) when none
+    does. A control call on a run whose status does not allow it answers FAILED_PRECONDITION with
+    the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
+    ErrorReason in error.proto). Reasons are given in parentheses after codes below.
     """
 
     @_typing.overload
@@ -44,14 +45,20 @@ class ExecutionServiceStub:
     """Starts a run of a stored workflow (latest or given version), of an inline definition, or of
     a workflow file under a configured root. The run is QUEUED, then RUNNING when capacity
     allows (it stays QUEUED while its workflow is paused). Idempotent by `request_id`.
-    NOT_FOUND for an unknown workflow or file; FAILED_PRECONDITION for a cancelled workflow;
-    INVALID_ARGUMENT (field violations) for an invalid definition or a path outside the roots.
+    NOT_FOUND for an unknown workflow (WORKFLOW_NOT_FOUND) or file (WORKFLOW_PATH_NOT_FOUND);
+    FAILED_PRECONDITION for a cancelled workflow (WORKFLOW_CANCELLED) or a path on a server
+    without workflow folders (NO_WORKFLOW_FOLDERS); INVALID_ARGUMENT with field violations for
+    no source or several (FIELD_INVALID), an invalid definition (WORKFLOW_DEFINITION_INVALID), a
+    path outside the roots (WORKFLOW_PATH_INVALID) or an input over the limit (PAYLOAD_TOO_LARGE).
     """
     GetExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionRequest, _execution_pb2.GetExecutionResponse]
-    """Returns one run (seed 002 Execution object), FULL view by default."""
+    """Returns one run (seed 002 Execution object), FULL view by default. INVALID_ARGUMENT
+    (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
+    """
     GetExecutionStatus: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionStatusRequest, _execution_pb2.GetExecutionStatusResponse]
     """Returns the short status of one run, or of the most recently created run of the workspace
-    when `execution_id` is empty (seed 001 execution status).
+    when `execution_id` is empty (seed 001 execution status). NOT_FOUND (EXECUTION_NOT_FOUND)
+    for an unknown run, or when the workspace has none.
     """
     ListExecutions: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]
     """Lists runs, newest first, filtered by workflow, batch and status; BASIC view by default."""
@@ -63,58 +70,81 @@ class ExecutionServiceStub:
     """Stops a run, or the most recently created unfinished run when `execution_id` is empty:
     running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
     points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-    Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
-    EXECUTION_ENDED), an unknown one NOT_FOUND.
+    Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
+    (EXECUTION_ENDED), an unknown one (or none unfinished) NOT_FOUND (EXECUTION_NOT_FOUND).
     """
     StopAllExecutions: _grpc.UnaryUnaryMultiCallable[_execution_pb2.StopAllExecutionsRequest, _execution_pb2.StopAllExecutionsResponse]
     """Stops every unfinished run of the workspace, in batches or not, and stops every running
     batch (seed 001 stop-all).
     """
     ContinueExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ContinueExecutionRequest, _execution_pb2.ContinueExecutionResponse]
-    """Continues a run paused at a breakpoint or a wait node (the wait node completes with an empty
-    object), or the most recently paused run when `execution_id` is empty. Same as ControlPause
-    with PAUSE_ACTION_CONTINUE. FAILED_PRECONDITION when the run is not paused there, or waits at
-    an approval whose form has required fields (use ResumePausePoint).
+    """Continues a run paused at a breakpoint, a wait or an approval (a wait or approval node
+    completes with an empty object: the form is not checked), or the most recently paused run
+    when `execution_id` is empty. Same as ControlPause with PAUSE_ACTION_CONTINUE, with the same
+    errors.
     """
     ControlPause: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ControlPauseRequest, _execution_pb2.ControlPauseResponse]
     """Applies an action to a paused run, or to the most recently paused run when `execution_id` is
     empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-    further breakpoints. FAILED_PRECONDITION when the run is not paused.
+    further breakpoints; continuing also lifts an operator's pause. FAILED_PRECONDITION when the
+    run is not paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow
+    (WORKFLOW_PAUSED), has ended (EXECUTION_ENDED), or for a skip when an operator paused it
+    between nodes (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without an action;
+    NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or when none is paused.
     """
     SetTraceLogs: _grpc.UnaryUnaryMultiCallable[_execution_pb2.SetTraceLogsRequest, _execution_pb2.SetTraceLogsResponse]
     """Turns trace logs on or off for a run, or for the most recently created unfinished run when
-    `execution_id` is empty. FAILED_PRECONDITION for a finished run.
+    `execution_id` is empty. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished run; NOT_FOUND
+    (EXECUTION_NOT_FOUND) for an unknown run or when none is unfinished.
     """
     PauseExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.PauseExecutionRequest, _execution_pb2.PauseExecutionResponse]
     """Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
     keep counting; a run paused at a pause point also stays paused after that is resumed.
-    FAILED_PRECONDITION for a queued or finished run, or one an operator already paused.
+    FAILED_PRECONDITION for a queued run (EXECUTION_QUEUED), a finished one (EXECUTION_ENDED), or
+    one an operator already paused (EXECUTION_ALREADY_PAUSED); INVALID_ARGUMENT (FIELD_REQUIRED)
+    without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND).
     """
     ResumeExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ResumeExecutionRequest, _execution_pb2.ResumeExecutionResponse]
     """Lifts a manual pause made by PauseExecution. FAILED_PRECONDITION when the run has no manual
-    pause (other pauses are lifted by ContinueExecution, ResumePausePoint or ResumeNode).
+    pause (EXECUTION_NOT_MANUALLY_PAUSED; other pauses are lifted by ControlPause,
+    ResumePausePoint or ResumeNode) or has ended (EXECUTION_ENDED); INVALID_ARGUMENT
+    (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND).
     """
     ResumePausePoint: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ResumePausePointRequest, _execution_pb2.ResumePausePointResponse]
     """Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
-    Values are validated against the form fields: INVALID_ARGUMENT with field violations when
-    they do not fit. Every approval also takes a boolean `approved` (approve or reject), kept in
-    the node's output with the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
-    a reason (a retry carrying the winner's `request_id` answers RESUMED again).
+    Values are validated against the form fields: INVALID_ARGUMENT (FORM_VALUES_INVALID) with
+    field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the size limit. Every
+    approval also takes a boolean `approved` (approve or reject), kept in the node's output with
+    the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
+    a reason (a retry carrying the winner's `request_id` answers RESUMED again). NOT_FOUND
+    (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow or run than
+    named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or workflow
+    pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED) without
+    `context_id`.
     """
     ResumeNode: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ResumeNodeRequest, _execution_pb2.ResumeNodeResponse]
     """Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
-    secret (seed 004). UNAUTHENTICATED for a wrong secret; NOT_FOUND for an unknown run or node;
-    UNAUTHENTICATED too for a run with no stored workflow (no secret: use ResumePausePoint);
+    secret (seed 004). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong (BAD_SECRET)
+    secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use ResumePausePoint);
+    NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND); INVALID_ARGUMENT
+    without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context` that does not
+    name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does not fit an
+    approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
     RESUME_ACTION_SKIPPED (with a reason) when the node, in that loop iteration, is not waiting.
     """
     GetExecutionHistory: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionHistoryRequest, _execution_pb2.GetExecutionHistoryResponse]
-    """Returns the logged events of one run, oldest first, in pages."""
+    """Returns the logged events of one run, oldest first, in pages. INVALID_ARGUMENT without
+    `execution_id` (FIELD_REQUIRED), for a negative `after_sequence` or `page_size`
+    (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND (EXECUTION_NOT_FOUND).
+    """
     WatchExecution: _grpc.UnaryStreamMultiCallable[_execution_pb2.WatchExecutionRequest, _execution_pb2.WatchExecutionResponse]
     """Watches one run: a snapshot (or the events after a cursor), then its events as they commit,
     coalesced, with heartbeats while idle. The stream ends with OK after the message carrying
     the event that finished the run (COMPLETED, ERROR or STOPPED); for a run already finished it
-    sends what was asked and ends. RESOURCE_EXHAUSTED when the client falls too far behind:
-    reconnect with the last `cursor`.
+    sends what was asked and ends. ABORTED (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when
+    the client falls too far behind, UNAVAILABLE when the server shuts down: reconnect with the
+    last `cursor` in both cases. INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`;
+    NOT_FOUND (EXECUTION_NOT_FOUND).
     """
 
 @_typing.type_check_only
@@ -123,9 +153,10 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     pause, resume, resume waiting nodes with data, toggle trace logs, watch live.
 
     Calls whose `execution_id` is OPTIONAL act on "the most recent" run when it is empty (seed
-    001); each call says which runs qualify, and answers NOT_FOUND when none does. A control call
-    on a run whose status does not allow it answers FAILED_PRECONDITION with ErrorInfo reason
-    such as "EXECUTION_NOT_PAUSED" or "EXECUTION_FINISHED".
+    001); each call says which runs qualify, and answers NOT_FOUND (EXECUTION_NOT_FOUND) when none
+    does. A control call on a run whose status does not allow it answers FAILED_PRECONDITION with
+    the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
+    ErrorReason in error.proto). Reasons are given in parentheses after codes below.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -133,14 +164,20 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     """Starts a run of a stored workflow (latest or given version), of an inline definition, or of
     a workflow file under a configured root. The run is QUEUED, then RUNNING when capacity
     allows (it stays QUEUED while its workflow is paused). Idempotent by `request_id`.
-    NOT_FOUND for an unknown workflow or file; FAILED_PRECONDITION for a cancelled workflow;
-    INVALID_ARGUMENT (field violations) for an invalid definition or a path outside the roots.
+    NOT_FOUND for an unknown workflow (WORKFLOW_NOT_FOUND) or file (WORKFLOW_PATH_NOT_FOUND);
+    FAILED_PRECONDITION for a cancelled workflow (WORKFLOW_CANCELLED) or a path on a server
+    without workflow folders (NO_WORKFLOW_FOLDERS); INVALID_ARGUMENT with field violations for
+    no source or several (FIELD_INVALID), an invalid definition (WORKFLOW_DEFINITION_INVALID), a
+    path outside the roots (WORKFLOW_PATH_INVALID) or an input over the limit (PAYLOAD_TOO_LARGE).
     """
     GetExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionRequest, _execution_pb2.GetExecutionResponse]  # type: ignore[assignment]
-    """Returns one run (seed 002 Execution object), FULL view by default."""
+    """Returns one run (seed 002 Execution object), FULL view by default. INVALID_ARGUMENT
+    (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
+    """
     GetExecutionStatus: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionStatusRequest, _execution_pb2.GetExecutionStatusResponse]  # type: ignore[assignment]
     """Returns the short status of one run, or of the most recently created run of the workspace
-    when `execution_id` is empty (seed 001 execution status).
+    when `execution_id` is empty (seed 001 execution status). NOT_FOUND (EXECUTION_NOT_FOUND)
+    for an unknown run, or when the workspace has none.
     """
     ListExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]  # type: ignore[assignment]
     """Lists runs, newest first, filtered by workflow, batch and status; BASIC view by default."""
@@ -152,58 +189,81 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     """Stops a run, or the most recently created unfinished run when `execution_id` is empty:
     running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
     points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-    Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
-    EXECUTION_ENDED), an unknown one NOT_FOUND.
+    Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
+    (EXECUTION_ENDED), an unknown one (or none unfinished) NOT_FOUND (EXECUTION_NOT_FOUND).
     """
     StopAllExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.StopAllExecutionsRequest, _execution_pb2.StopAllExecutionsResponse]  # type: ignore[assignment]
     """Stops every unfinished run of the workspace, in batches or not, and stops every running
     batch (seed 001 stop-all).
     """
     ContinueExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.ContinueExecutionRequest, _execution_pb2.ContinueExecutionResponse]  # type: ignore[assignment]
-    """Continues a run paused at a breakpoint or a wait node (the wait node completes with an empty
-    object), or the most recently paused run when `execution_id` is empty. Same as ControlPause
-    with PAUSE_ACTION_CONTINUE. FAILED_PRECONDITION when the run is not paused there, or waits at
-    an approval whose form has required fields (use ResumePausePoint).
+    """Continues a run paused at a breakpoint, a wait or an approval (a wait or approval node
+    completes with an empty object: the form is not checked), or the most recently paused run
+    when `execution_id` is empty. Same as ControlPause with PAUSE_ACTION_CONTINUE, with the same
+    errors.
     """
     ControlPause: _aio.UnaryUnaryMultiCallable[_execution_pb2.ControlPauseRequest, _execution_pb2.ControlPauseResponse]  # type: ignore[assignment]
     """Applies an action to a paused run, or to the most recently paused run when `execution_id` is
     empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-    further breakpoints. FAILED_PRECONDITION when the run is not paused.
+    further breakpoints; continuing also lifts an operator's pause. FAILED_PRECONDITION when the
+    run is not paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow
+    (WORKFLOW_PAUSED), has ended (EXECUTION_ENDED), or for a skip when an operator paused it
+    between nodes (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without an action;
+    NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or when none is paused.
     """
     SetTraceLogs: _aio.UnaryUnaryMultiCallable[_execution_pb2.SetTraceLogsRequest, _execution_pb2.SetTraceLogsResponse]  # type: ignore[assignment]
     """Turns trace logs on or off for a run, or for the most recently created unfinished run when
-    `execution_id` is empty. FAILED_PRECONDITION for a finished run.
+    `execution_id` is empty. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished run; NOT_FOUND
+    (EXECUTION_NOT_FOUND) for an unknown run or when none is unfinished.
     """
     PauseExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.PauseExecutionRequest, _execution_pb2.PauseExecutionResponse]  # type: ignore[assignment]
     """Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
     keep counting; a run paused at a pause point also stays paused after that is resumed.
-    FAILED_PRECONDITION for a queued or finished run, or one an operator already paused.
+    FAILED_PRECONDITION for a queued run (EXECUTION_QUEUED), a finished one (EXECUTION_ENDED), or
+    one an operator already paused (EXECUTION_ALREADY_PAUSED); INVALID_ARGUMENT (FIELD_REQUIRED)
+    without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND).
     """
     ResumeExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.ResumeExecutionRequest, _execution_pb2.ResumeExecutionResponse]  # type: ignore[assignment]
     """Lifts a manual pause made by PauseExecution. FAILED_PRECONDITION when the run has no manual
-    pause (other pauses are lifted by ContinueExecution, ResumePausePoint or ResumeNode).
+    pause (EXECUTION_NOT_MANUALLY_PAUSED; other pauses are lifted by ControlPause,
+    ResumePausePoint or ResumeNode) or has ended (EXECUTION_ENDED); INVALID_ARGUMENT
+    (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND).
     """
     ResumePausePoint: _aio.UnaryUnaryMultiCallable[_execution_pb2.ResumePausePointRequest, _execution_pb2.ResumePausePointResponse]  # type: ignore[assignment]
     """Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
-    Values are validated against the form fields: INVALID_ARGUMENT with field violations when
-    they do not fit. Every approval also takes a boolean `approved` (approve or reject), kept in
-    the node's output with the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
-    a reason (a retry carrying the winner's `request_id` answers RESUMED again).
+    Values are validated against the form fields: INVALID_ARGUMENT (FORM_VALUES_INVALID) with
+    field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the size limit. Every
+    approval also takes a boolean `approved` (approve or reject), kept in the node's output with
+    the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
+    a reason (a retry carrying the winner's `request_id` answers RESUMED again). NOT_FOUND
+    (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow or run than
+    named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or workflow
+    pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED) without
+    `context_id`.
     """
     ResumeNode: _aio.UnaryUnaryMultiCallable[_execution_pb2.ResumeNodeRequest, _execution_pb2.ResumeNodeResponse]  # type: ignore[assignment]
     """Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
-    secret (seed 004). UNAUTHENTICATED for a wrong secret; NOT_FOUND for an unknown run or node;
-    UNAUTHENTICATED too for a run with no stored workflow (no secret: use ResumePausePoint);
+    secret (seed 004). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong (BAD_SECRET)
+    secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use ResumePausePoint);
+    NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND); INVALID_ARGUMENT
+    without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context` that does not
+    name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does not fit an
+    approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
     RESUME_ACTION_SKIPPED (with a reason) when the node, in that loop iteration, is not waiting.
     """
     GetExecutionHistory: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionHistoryRequest, _execution_pb2.GetExecutionHistoryResponse]  # type: ignore[assignment]
-    """Returns the logged events of one run, oldest first, in pages."""
+    """Returns the logged events of one run, oldest first, in pages. INVALID_ARGUMENT without
+    `execution_id` (FIELD_REQUIRED), for a negative `after_sequence` or `page_size`
+    (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND (EXECUTION_NOT_FOUND).
+    """
     WatchExecution: _aio.UnaryStreamMultiCallable[_execution_pb2.WatchExecutionRequest, _execution_pb2.WatchExecutionResponse]  # type: ignore[assignment]
     """Watches one run: a snapshot (or the events after a cursor), then its events as they commit,
     coalesced, with heartbeats while idle. The stream ends with OK after the message carrying
     the event that finished the run (COMPLETED, ERROR or STOPPED); for a run already finished it
-    sends what was asked and ends. RESOURCE_EXHAUSTED when the client falls too far behind:
-    reconnect with the last `cursor`.
+    sends what was asked and ends. ABORTED (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when
+    the client falls too far behind, UNAVAILABLE when the server shuts down: reconnect with the
+    last `cursor` in both cases. INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`;
+    NOT_FOUND (EXECUTION_NOT_FOUND).
     """
 
 class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -211,9 +271,10 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
     pause, resume, resume waiting nodes with data, toggle trace logs, watch live.
 
     Calls whose `execution_id` is OPTIONAL act on "the most recent" run when it is empty (seed
-    001); each call says which runs qualify, and answers NOT_FOUND when none does. A control call
-    on a run whose status does not allow it answers FAILED_PRECONDITION with ErrorInfo reason
-    such as "EXECUTION_NOT_PAUSED" or "EXECUTION_FINISHED".
+    001); each call says which runs qualify, and answers NOT_FOUND (EXECUTION_NOT_FOUND) when none
+    does. A control call on a run whose status does not allow it answers FAILED_PRECONDITION with
+    the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
+    ErrorReason in error.proto). Reasons are given in parentheses after codes below.
     """
 
     @_abc_1.abstractmethod
@@ -225,8 +286,11 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         """Starts a run of a stored workflow (latest or given version), of an inline definition, or of
         a workflow file under a configured root. The run is QUEUED, then RUNNING when capacity
         allows (it stays QUEUED while its workflow is paused). Idempotent by `request_id`.
-        NOT_FOUND for an unknown workflow or file; FAILED_PRECONDITION for a cancelled workflow;
-        INVALID_ARGUMENT (field violations) for an invalid definition or a path outside the roots.
+        NOT_FOUND for an unknown workflow (WORKFLOW_NOT_FOUND) or file (WORKFLOW_PATH_NOT_FOUND);
+        FAILED_PRECONDITION for a cancelled workflow (WORKFLOW_CANCELLED) or a path on a server
+        without workflow folders (NO_WORKFLOW_FOLDERS); INVALID_ARGUMENT with field violations for
+        no source or several (FIELD_INVALID), an invalid definition (WORKFLOW_DEFINITION_INVALID), a
+        path outside the roots (WORKFLOW_PATH_INVALID) or an input over the limit (PAYLOAD_TOO_LARGE).
         """
 
     @_abc_1.abstractmethod
@@ -235,7 +299,9 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.GetExecutionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.GetExecutionResponse, _abc.Awaitable[_execution_pb2.GetExecutionResponse]]:
-        """Returns one run (seed 002 Execution object), FULL view by default."""
+        """Returns one run (seed 002 Execution object), FULL view by default. INVALID_ARGUMENT
+        (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
+        """
 
     @_abc_1.abstractmethod
     def GetExecutionStatus(
@@ -244,7 +310,8 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.GetExecutionStatusResponse, _abc.Awaitable[_execution_pb2.GetExecutionStatusResponse]]:
         """Returns the short status of one run, or of the most recently created run of the workspace
-        when `execution_id` is empty (seed 001 execution status).
+        when `execution_id` is empty (seed 001 execution status). NOT_FOUND (EXECUTION_NOT_FOUND)
+        for an unknown run, or when the workspace has none.
         """
 
     @_abc_1.abstractmethod
@@ -274,8 +341,8 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         """Stops a run, or the most recently created unfinished run when `execution_id` is empty:
         running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
         points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-        Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
-        EXECUTION_ENDED), an unknown one NOT_FOUND.
+        Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
+        (EXECUTION_ENDED), an unknown one (or none unfinished) NOT_FOUND (EXECUTION_NOT_FOUND).
         """
 
     @_abc_1.abstractmethod
@@ -294,10 +361,10 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.ContinueExecutionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ContinueExecutionResponse, _abc.Awaitable[_execution_pb2.ContinueExecutionResponse]]:
-        """Continues a run paused at a breakpoint or a wait node (the wait node completes with an empty
-        object), or the most recently paused run when `execution_id` is empty. Same as ControlPause
-        with PAUSE_ACTION_CONTINUE. FAILED_PRECONDITION when the run is not paused there, or waits at
-        an approval whose form has required fields (use ResumePausePoint).
+        """Continues a run paused at a breakpoint, a wait or an approval (a wait or approval node
+        completes with an empty object: the form is not checked), or the most recently paused run
+        when `execution_id` is empty. Same as ControlPause with PAUSE_ACTION_CONTINUE, with the same
+        errors.
         """
 
     @_abc_1.abstractmethod
@@ -308,7 +375,11 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_execution_pb2.ControlPauseResponse, _abc.Awaitable[_execution_pb2.ControlPauseResponse]]:
         """Applies an action to a paused run, or to the most recently paused run when `execution_id` is
         empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-        further breakpoints. FAILED_PRECONDITION when the run is not paused.
+        further breakpoints; continuing also lifts an operator's pause. FAILED_PRECONDITION when the
+        run is not paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow
+        (WORKFLOW_PAUSED), has ended (EXECUTION_ENDED), or for a skip when an operator paused it
+        between nodes (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without an action;
+        NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or when none is paused.
         """
 
     @_abc_1.abstractmethod
@@ -318,7 +389,8 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.SetTraceLogsResponse, _abc.Awaitable[_execution_pb2.SetTraceLogsResponse]]:
         """Turns trace logs on or off for a run, or for the most recently created unfinished run when
-        `execution_id` is empty. FAILED_PRECONDITION for a finished run.
+        `execution_id` is empty. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished run; NOT_FOUND
+        (EXECUTION_NOT_FOUND) for an unknown run or when none is unfinished.
         """
 
     @_abc_1.abstractmethod
@@ -329,7 +401,9 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_execution_pb2.PauseExecutionResponse, _abc.Awaitable[_execution_pb2.PauseExecutionResponse]]:
         """Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
         keep counting; a run paused at a pause point also stays paused after that is resumed.
-        FAILED_PRECONDITION for a queued or finished run, or one an operator already paused.
+        FAILED_PRECONDITION for a queued run (EXECUTION_QUEUED), a finished one (EXECUTION_ENDED), or
+        one an operator already paused (EXECUTION_ALREADY_PAUSED); INVALID_ARGUMENT (FIELD_REQUIRED)
+        without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND).
         """
 
     @_abc_1.abstractmethod
@@ -339,7 +413,9 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ResumeExecutionResponse, _abc.Awaitable[_execution_pb2.ResumeExecutionResponse]]:
         """Lifts a manual pause made by PauseExecution. FAILED_PRECONDITION when the run has no manual
-        pause (other pauses are lifted by ContinueExecution, ResumePausePoint or ResumeNode).
+        pause (EXECUTION_NOT_MANUALLY_PAUSED; other pauses are lifted by ControlPause,
+        ResumePausePoint or ResumeNode) or has ended (EXECUTION_ENDED); INVALID_ARGUMENT
+        (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND).
         """
 
     @_abc_1.abstractmethod
@@ -349,10 +425,15 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ResumePausePointResponse, _abc.Awaitable[_execution_pb2.ResumePausePointResponse]]:
         """Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
-        Values are validated against the form fields: INVALID_ARGUMENT with field violations when
-        they do not fit. Every approval also takes a boolean `approved` (approve or reject), kept in
-        the node's output with the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
-        a reason (a retry carrying the winner's `request_id` answers RESUMED again).
+        Values are validated against the form fields: INVALID_ARGUMENT (FORM_VALUES_INVALID) with
+        field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the size limit. Every
+        approval also takes a boolean `approved` (approve or reject), kept in the node's output with
+        the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
+        a reason (a retry carrying the winner's `request_id` answers RESUMED again). NOT_FOUND
+        (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow or run than
+        named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or workflow
+        pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED) without
+        `context_id`.
         """
 
     @_abc_1.abstractmethod
@@ -362,8 +443,12 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ResumeNodeResponse, _abc.Awaitable[_execution_pb2.ResumeNodeResponse]]:
         """Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
-        secret (seed 004). UNAUTHENTICATED for a wrong secret; NOT_FOUND for an unknown run or node;
-        UNAUTHENTICATED too for a run with no stored workflow (no secret: use ResumePausePoint);
+        secret (seed 004). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong (BAD_SECRET)
+        secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use ResumePausePoint);
+        NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND); INVALID_ARGUMENT
+        without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context` that does not
+        name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does not fit an
+        approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
         RESUME_ACTION_SKIPPED (with a reason) when the node, in that loop iteration, is not waiting.
         """
 
@@ -373,7 +458,10 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.GetExecutionHistoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.GetExecutionHistoryResponse, _abc.Awaitable[_execution_pb2.GetExecutionHistoryResponse]]:
-        """Returns the logged events of one run, oldest first, in pages."""
+        """Returns the logged events of one run, oldest first, in pages. INVALID_ARGUMENT without
+        `execution_id` (FIELD_REQUIRED), for a negative `after_sequence` or `page_size`
+        (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND (EXECUTION_NOT_FOUND).
+        """
 
     @_abc_1.abstractmethod
     def WatchExecution(
@@ -384,8 +472,10 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         """Watches one run: a snapshot (or the events after a cursor), then its events as they commit,
         coalesced, with heartbeats while idle. The stream ends with OK after the message carrying
         the event that finished the run (COMPLETED, ERROR or STOPPED); for a run already finished it
-        sends what was asked and ends. RESOURCE_EXHAUSTED when the client falls too far behind:
-        reconnect with the last `cursor`.
+        sends what was asked and ends. ABORTED (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when
+        the client falls too far behind, UNAVAILABLE when the server shuts down: reconnect with the
+        last `cursor` in both cases. INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`;
+        NOT_FOUND (EXECUTION_NOT_FOUND).
         """
 
 def add_ExecutionServiceServicer_to_server(servicer: ExecutionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -57,7 +57,8 @@ class PausePointServiceServicer:
 
     def GetPausePoint(self, request, context):
         """Returns one pause point by its context id, with its form and resume links (what the
-        approval page shows). NOT_FOUND when no pause point has that id.
+        approval page shows). NOT_FOUND (PAUSE_POINT_NOT_FOUND) when no pause point has that id;
+        INVALID_ARGUMENT (FIELD_REQUIRED) without `context_id`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

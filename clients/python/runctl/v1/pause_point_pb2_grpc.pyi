@@ -38,7 +38,8 @@ class PausePointServiceStub:
     def __new__(cls, channel: _aio.Channel) -> PausePointServiceAsyncStub: ...
     GetPausePoint: _grpc.UnaryUnaryMultiCallable[_pause_point_pb2.GetPausePointRequest, _pause_point_pb2.GetPausePointResponse]
     """Returns one pause point by its context id, with its form and resume links (what the
-    approval page shows). NOT_FOUND when no pause point has that id.
+    approval page shows). NOT_FOUND (PAUSE_POINT_NOT_FOUND) when no pause point has that id;
+    INVALID_ARGUMENT (FIELD_REQUIRED) without `context_id`.
     """
     ListPausePoints: _grpc.UnaryUnaryMultiCallable[_pause_point_pb2.ListPausePointsRequest, _pause_point_pb2.ListPausePointsResponse]
     """Lists pause points of the workspace, newest first, filtered by workflow, execution, reason
@@ -55,7 +56,8 @@ class PausePointServiceAsyncStub(PausePointServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetPausePoint: _aio.UnaryUnaryMultiCallable[_pause_point_pb2.GetPausePointRequest, _pause_point_pb2.GetPausePointResponse]  # type: ignore[assignment]
     """Returns one pause point by its context id, with its form and resume links (what the
-    approval page shows). NOT_FOUND when no pause point has that id.
+    approval page shows). NOT_FOUND (PAUSE_POINT_NOT_FOUND) when no pause point has that id;
+    INVALID_ARGUMENT (FIELD_REQUIRED) without `context_id`.
     """
     ListPausePoints: _aio.UnaryUnaryMultiCallable[_pause_point_pb2.ListPausePointsRequest, _pause_point_pb2.ListPausePointsResponse]  # type: ignore[assignment]
     """Lists pause points of the workspace, newest first, filtered by workflow, execution, reason
@@ -75,7 +77,8 @@ class PausePointServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_pause_point_pb2.GetPausePointResponse, _abc.Awaitable[_pause_point_pb2.GetPausePointResponse]]:
         """Returns one pause point by its context id, with its form and resume links (what the
-        approval page shows). NOT_FOUND when no pause point has that id.
+        approval page shows). NOT_FOUND (PAUSE_POINT_NOT_FOUND) when no pause point has that id;
+        INVALID_ARGUMENT (FIELD_REQUIRED) without `context_id`.
         """
 
     @_abc_1.abstractmethod

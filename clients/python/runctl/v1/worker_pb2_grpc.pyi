@@ -43,21 +43,25 @@ class WorkerServiceStub:
     """Opens a stream on which the server pushes tasks of the given queues, never more than
     `max_in_flight` unfinished ones at a time for this stream. Closing the stream does not
     cancel tasks already received: report them, or they are re-dispatched after their
-    heartbeat timeout (or at once when they have none).
+    heartbeat timeout (or at once when they have none). INVALID_ARGUMENT (FIELD_INVALID) for no
+    queue, too many, an empty or too long queue name, or a negative `max_in_flight`.
     """
     HeartbeatTask: _grpc.UnaryUnaryMultiCallable[_worker_pb2.HeartbeatTaskRequest, _worker_pb2.HeartbeatTaskResponse]
     """Reports that a task is alive (extends its lease by `heartbeat_timeout`) with optional
-    progress, and learns whether it should be abandoned. NOT_FOUND for an unknown task;
-    FAILED_PRECONDITION when the task is no longer assigned to this worker.
+    progress, and learns whether it should be abandoned. NOT_FOUND (TASK_NOT_FOUND) for an
+    unknown task; FAILED_PRECONDITION (TASK_NOT_LEASED) when the task is no longer assigned to
+    this worker.
     """
     CompleteTask: _grpc.UnaryUnaryMultiCallable[_worker_pb2.CompleteTaskRequest, _worker_pb2.CompleteTaskResponse]
     """Completes a task with its output; the node completes and the run goes on. A repeated call
-    for a task this worker already completed succeeds without effect; FAILED_PRECONDITION when
-    the task is no longer assigned to this worker (it was re-dispatched, stopped or timed out).
+    for a task this worker already completed succeeds without effect; FAILED_PRECONDITION
+    (TASK_NOT_LEASED) when the task is no longer assigned to this worker (it was re-dispatched,
+    stopped or timed out); NOT_FOUND (TASK_NOT_FOUND) for an unknown task.
     """
     FailTask: _grpc.UnaryUnaryMultiCallable[_worker_pb2.FailTaskRequest, _worker_pb2.FailTaskResponse]
     """Fails a task attempt. If `retryable` and the node's retry policy has attempts left, a new
-    attempt is scheduled; otherwise the node fails. Same assignment rules as CompleteTask.
+    attempt is scheduled; otherwise the node fails. Same assignment rules and errors as
+    CompleteTask; INVALID_ARGUMENT (FIELD_REQUIRED) without an error message.
     """
 
 @_typing.type_check_only
@@ -75,21 +79,25 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     """Opens a stream on which the server pushes tasks of the given queues, never more than
     `max_in_flight` unfinished ones at a time for this stream. Closing the stream does not
     cancel tasks already received: report them, or they are re-dispatched after their
-    heartbeat timeout (or at once when they have none).
+    heartbeat timeout (or at once when they have none). INVALID_ARGUMENT (FIELD_INVALID) for no
+    queue, too many, an empty or too long queue name, or a negative `max_in_flight`.
     """
     HeartbeatTask: _aio.UnaryUnaryMultiCallable[_worker_pb2.HeartbeatTaskRequest, _worker_pb2.HeartbeatTaskResponse]  # type: ignore[assignment]
     """Reports that a task is alive (extends its lease by `heartbeat_timeout`) with optional
-    progress, and learns whether it should be abandoned. NOT_FOUND for an unknown task;
-    FAILED_PRECONDITION when the task is no longer assigned to this worker.
+    progress, and learns whether it should be abandoned. NOT_FOUND (TASK_NOT_FOUND) for an
+    unknown task; FAILED_PRECONDITION (TASK_NOT_LEASED) when the task is no longer assigned to
+    this worker.
     """
     CompleteTask: _aio.UnaryUnaryMultiCallable[_worker_pb2.CompleteTaskRequest, _worker_pb2.CompleteTaskResponse]  # type: ignore[assignment]
     """Completes a task with its output; the node completes and the run goes on. A repeated call
-    for a task this worker already completed succeeds without effect; FAILED_PRECONDITION when
-    the task is no longer assigned to this worker (it was re-dispatched, stopped or timed out).
+    for a task this worker already completed succeeds without effect; FAILED_PRECONDITION
+    (TASK_NOT_LEASED) when the task is no longer assigned to this worker (it was re-dispatched,
+    stopped or timed out); NOT_FOUND (TASK_NOT_FOUND) for an unknown task.
     """
     FailTask: _aio.UnaryUnaryMultiCallable[_worker_pb2.FailTaskRequest, _worker_pb2.FailTaskResponse]  # type: ignore[assignment]
     """Fails a task attempt. If `retryable` and the node's retry policy has attempts left, a new
-    attempt is scheduled; otherwise the node fails. Same assignment rules as CompleteTask.
+    attempt is scheduled; otherwise the node fails. Same assignment rules and errors as
+    CompleteTask; INVALID_ARGUMENT (FIELD_REQUIRED) without an error message.
     """
 
 class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -110,7 +118,8 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Opens a stream on which the server pushes tasks of the given queues, never more than
         `max_in_flight` unfinished ones at a time for this stream. Closing the stream does not
         cancel tasks already received: report them, or they are re-dispatched after their
-        heartbeat timeout (or at once when they have none).
+        heartbeat timeout (or at once when they have none). INVALID_ARGUMENT (FIELD_INVALID) for no
+        queue, too many, an empty or too long queue name, or a negative `max_in_flight`.
         """
 
     @_abc_1.abstractmethod
@@ -120,8 +129,9 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_worker_pb2.HeartbeatTaskResponse, _abc.Awaitable[_worker_pb2.HeartbeatTaskResponse]]:
         """Reports that a task is alive (extends its lease by `heartbeat_timeout`) with optional
-        progress, and learns whether it should be abandoned. NOT_FOUND for an unknown task;
-        FAILED_PRECONDITION when the task is no longer assigned to this worker.
+        progress, and learns whether it should be abandoned. NOT_FOUND (TASK_NOT_FOUND) for an
+        unknown task; FAILED_PRECONDITION (TASK_NOT_LEASED) when the task is no longer assigned to
+        this worker.
         """
 
     @_abc_1.abstractmethod
@@ -131,8 +141,9 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_worker_pb2.CompleteTaskResponse, _abc.Awaitable[_worker_pb2.CompleteTaskResponse]]:
         """Completes a task with its output; the node completes and the run goes on. A repeated call
-        for a task this worker already completed succeeds without effect; FAILED_PRECONDITION when
-        the task is no longer assigned to this worker (it was re-dispatched, stopped or timed out).
+        for a task this worker already completed succeeds without effect; FAILED_PRECONDITION
+        (TASK_NOT_LEASED) when the task is no longer assigned to this worker (it was re-dispatched,
+        stopped or timed out); NOT_FOUND (TASK_NOT_FOUND) for an unknown task.
         """
 
     @_abc_1.abstractmethod
@@ -142,7 +153,8 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_worker_pb2.FailTaskResponse, _abc.Awaitable[_worker_pb2.FailTaskResponse]]:
         """Fails a task attempt. If `retryable` and the node's retry policy has attempts left, a new
-        attempt is scheduled; otherwise the node fails. Same assignment rules as CompleteTask.
+        attempt is scheduled; otherwise the node fails. Same assignment rules and errors as
+        CompleteTask; INVALID_ARGUMENT (FIELD_REQUIRED) without an error message.
         """
 
 def add_WorkerServiceServicer_to_server(servicer: WorkerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

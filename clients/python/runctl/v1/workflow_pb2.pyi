@@ -93,7 +93,7 @@ class Workflow(_message.Message):
     PAUSE_TIME_FIELD_NUMBER: _builtins.int
     CANCEL_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Unique id, e.g. "wfl_m3v7zb9rk2px" (server-assigned unless given at creation)."""
+    """Unique id, assigned by the server, e.g. "wf_3f9a0c17d2e4b5a68c91"."""
     name: _builtins.str
     """Display name, copied from `definition.name`."""
     description: _builtins.str
@@ -249,7 +249,9 @@ class Node(_message.Message):
     type: _builtins.str
     """Node type. Built in: start, end, delay, wait, approval, breakpoint, http, transform,
     condition, switch, for_each, fail, log, subworkflow, task. Any other type (e.g. "navigate")
-    is a task for external workers serving `queue`, or the type name when `queue` is empty.
+    is a task for external workers serving `queue`, which it must then set: an unknown type
+    without a queue is INVALID_ARGUMENT (WORKFLOW_DEFINITION_INVALID), since it is far more
+    often a misspelt built-in type than a queue named after the type.
     """
     name: _builtins.str
     """Display name; defaults to `id` when empty."""
@@ -262,7 +264,9 @@ class Node(_message.Message):
     nodes, how long the pause point waits before it expires. 0 = no limit.
     """
     queue: _builtins.str
-    """Worker queue that runs this node (task and non-built-in types); empty = the type name."""
+    """Worker queue that runs this node: required for a type that is not built in, and for a `task`
+    node unless its config sets "queue"; ignored by the other built-in types.
+    """
     @_builtins.property
     def config(self) -> _struct_pb2.Struct:
         """Type-specific settings (JSON object), e.g. {"method": "GET", "url": "..."} for http or
@@ -432,15 +436,10 @@ class CreateWorkflowRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     DEFINITION_FIELD_NUMBER: _builtins.int
-    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (see common.proto). A repeated call returns the workflow the first call
     created with `webhook_secret` empty, since a secret is shown once: if the first response was
     lost, call RotateWebhookSecret.
-    """
-    workflow_id: _builtins.str
-    """Id to give the workflow (1-63 characters of [a-z0-9_-], starting with a letter or digit);
-    empty = server-assigned.
     """
     @_builtins.property
     def definition(self) -> Global___WorkflowDefinition:
@@ -453,11 +452,10 @@ class CreateWorkflowRequest(_message.Message):
         *,
         request_id: _builtins.str = ...,
         definition: Global___WorkflowDefinition | None = ...,
-        workflow_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "request_id", b"request_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -499,7 +497,10 @@ class GetWorkflowRequest(_message.Message):
     workflow_id: _builtins.str
     """Id of the workflow."""
     version: _builtins.int
-    """Version to return; 0 = the latest. NOT_FOUND for a version that never existed."""
+    """Version whose definition to return; 0 = the latest. NOT_FOUND (WORKFLOW_VERSION_NOT_FOUND)
+    for a version that never existed. Name and description are that version's; status and
+    times are the workflow's as it is now.
+    """
     view: Global___WorkflowView.ValueType
     """How much to return; default FULL."""
     def __init__(
@@ -672,7 +673,9 @@ class DeleteWorkflowRequest(_message.Message):
     workflow_id: _builtins.str
     """Id of the workflow."""
     force: _builtins.bool
-    """Stop its unfinished runs first instead of failing with FAILED_PRECONDITION."""
+    """Stop its unfinished runs first instead of failing with FAILED_PRECONDITION
+    (WORKFLOW_HAS_UNFINISHED_RUNS).
+    """
     def __init__(
         self,
         *,

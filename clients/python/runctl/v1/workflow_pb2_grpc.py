@@ -95,22 +95,27 @@ class WorkflowServiceServicer:
 
     def CreateWorkflow(self, request, context):
         """Stores a new workflow at version 1 and returns it with its webhook secret (the only
-        response besides RotateWebhookSecret that carries the secret). INVALID_ARGUMENT with field
-        violations for an invalid definition; ALREADY_EXISTS when `workflow_id` is taken.
+        response besides RotateWebhookSecret that carries the secret). The server assigns the id.
+        INVALID_ARGUMENT with field violations for an invalid definition
+        (WORKFLOW_DEFINITION_INVALID), or without one (FIELD_REQUIRED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetWorkflow(self, request, context):
-        """Returns one workflow, at its latest or a given version. NOT_FOUND when missing.
+        """Returns one workflow, at its latest or a given version. NOT_FOUND when missing
+        (WORKFLOW_NOT_FOUND) or for a version it never had (WORKFLOW_VERSION_NOT_FOUND);
+        INVALID_ARGUMENT without `workflow_id` (FIELD_REQUIRED) or for a negative version
+        (FIELD_INVALID).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListWorkflows(self, request, context):
-        """Lists the workspace's workflows, most recently updated first.
+        """Lists the workspace's workflows, most recently updated first. Paging errors as in
+        common.proto.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -118,17 +123,20 @@ class WorkflowServiceServicer:
 
     def UpdateWorkflow(self, request, context):
         """Replaces the definition and increments the version. Runs already started keep the version
-        they started with; new runs use the new one. ABORTED when `expected_version` is set and is
-        not the current version; FAILED_PRECONDITION for a cancelled workflow.
+        they started with; new runs use the new one. ABORTED (VERSION_MISMATCH) when
+        `expected_version` is set and is not the current version; FAILED_PRECONDITION
+        (WORKFLOW_CANCELLED) for a cancelled workflow; INVALID_ARGUMENT for an invalid definition
+        (WORKFLOW_DEFINITION_INVALID) or none (FIELD_REQUIRED); NOT_FOUND (WORKFLOW_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteWorkflow(self, request, context):
-        """Deletes a workflow and all its versions. FAILED_PRECONDITION while it has unfinished runs,
-        unless `force` is set (they are stopped first). Finished runs are kept: each holds a copy of
-        the definition it ran.
+        """Deletes a workflow and all its versions: Get, List and new runs no longer find it.
+        FAILED_PRECONDITION (WORKFLOW_HAS_UNFINISHED_RUNS) while it has queued, running or paused
+        runs, unless `force` is set (they are stopped first). Finished runs are kept and still show
+        the definition they ran. NOT_FOUND (WORKFLOW_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,7 +147,7 @@ class WorkflowServiceServicer:
         its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
         counting (a delay that ends during the pause lets its run go on at resume, not later). Its
         running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-        ACTIVE; NOT_FOUND when missing.
+        ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,7 +155,8 @@ class WorkflowServiceServicer:
 
     def ResumeWorkflow(self, request, context):
         """Returns a PAUSED workflow to ACTIVE: its runs go on and its queued runs may start.
-        FAILED_PRECONDITION when the workflow is not PAUSED.
+        FAILED_PRECONDITION when the workflow is not PAUSED (WORKFLOW_ACTIVE, WORKFLOW_CANCELLED);
+        NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -155,7 +164,8 @@ class WorkflowServiceServicer:
 
     def CancelWorkflow(self, request, context):
         """Cancels an ACTIVE or PAUSED workflow for good: its unfinished runs are stopped and new runs
-        are refused with FAILED_PRECONDITION. FAILED_PRECONDITION when already CANCELLED.
+        are refused with FAILED_PRECONDITION (WORKFLOW_CANCELLED). FAILED_PRECONDITION
+        (WORKFLOW_CANCELLED) when already CANCELLED; NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -165,7 +175,8 @@ class WorkflowServiceServicer:
         """Replaces the workflow's webhook secret (used by ResumeNode) with a new random one and returns
         it once. The secret it replaces keeps working for `overlap` (the server's default when unset),
         so callers can switch without a window of refused resumes; a secret older than that stops at
-        once. INVALID_ARGUMENT for a negative overlap or one longer than 30 days.
+        once. INVALID_ARGUMENT (FIELD_INVALID) for a negative overlap or one longer than 30 days;
+        NOT_FOUND (WORKFLOW_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -173,8 +184,8 @@ class WorkflowServiceServicer:
 
     def ListPausedExecutions(self, request, context):
         """Lists the runs of a workflow that have paused, each with its pause points (seed 000
-        `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND when the workflow is
-        missing.
+        `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+        (WORKFLOW_NOT_FOUND) when the workflow is missing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -37,48 +37,61 @@ class WorkflowServiceStub:
     def __new__(cls, channel: _aio.Channel) -> WorkflowServiceAsyncStub: ...
     CreateWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.CreateWorkflowRequest, _workflow_pb2.CreateWorkflowResponse]
     """Stores a new workflow at version 1 and returns it with its webhook secret (the only
-    response besides RotateWebhookSecret that carries the secret). INVALID_ARGUMENT with field
-    violations for an invalid definition; ALREADY_EXISTS when `workflow_id` is taken.
+    response besides RotateWebhookSecret that carries the secret). The server assigns the id.
+    INVALID_ARGUMENT with field violations for an invalid definition
+    (WORKFLOW_DEFINITION_INVALID), or without one (FIELD_REQUIRED).
     """
     GetWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.GetWorkflowRequest, _workflow_pb2.GetWorkflowResponse]
-    """Returns one workflow, at its latest or a given version. NOT_FOUND when missing."""
+    """Returns one workflow, at its latest or a given version. NOT_FOUND when missing
+    (WORKFLOW_NOT_FOUND) or for a version it never had (WORKFLOW_VERSION_NOT_FOUND);
+    INVALID_ARGUMENT without `workflow_id` (FIELD_REQUIRED) or for a negative version
+    (FIELD_INVALID).
+    """
     ListWorkflows: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.ListWorkflowsRequest, _workflow_pb2.ListWorkflowsResponse]
-    """Lists the workspace's workflows, most recently updated first."""
+    """Lists the workspace's workflows, most recently updated first. Paging errors as in
+    common.proto.
+    """
     UpdateWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.UpdateWorkflowRequest, _workflow_pb2.UpdateWorkflowResponse]
     """Replaces the definition and increments the version. Runs already started keep the version
-    they started with; new runs use the new one. ABORTED when `expected_version` is set and is
-    not the current version; FAILED_PRECONDITION for a cancelled workflow.
+    they started with; new runs use the new one. ABORTED (VERSION_MISMATCH) when
+    `expected_version` is set and is not the current version; FAILED_PRECONDITION
+    (WORKFLOW_CANCELLED) for a cancelled workflow; INVALID_ARGUMENT for an invalid definition
+    (WORKFLOW_DEFINITION_INVALID) or none (FIELD_REQUIRED); NOT_FOUND (WORKFLOW_NOT_FOUND).
     """
     DeleteWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.DeleteWorkflowRequest, _workflow_pb2.DeleteWorkflowResponse]
-    """Deletes a workflow and all its versions. FAILED_PRECONDITION while it has unfinished runs,
-    unless `force` is set (they are stopped first). Finished runs are kept: each holds a copy of
-    the definition it ran.
+    """Deletes a workflow and all its versions: Get, List and new runs no longer find it.
+    FAILED_PRECONDITION (WORKFLOW_HAS_UNFINISHED_RUNS) while it has queued, running or paused
+    runs, unless `force` is set (they are stopped first). Finished runs are kept and still show
+    the definition they ran. NOT_FOUND (WORKFLOW_NOT_FOUND).
     """
     PauseWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.PauseWorkflowRequest, _workflow_pb2.PauseWorkflowResponse]
     """Pauses an ACTIVE workflow (seed 003): node runs in flight finish, no new node starts in any of
     its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
     counting (a delay that ends during the pause lets its run go on at resume, not later). Its
     running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-    ACTIVE; NOT_FOUND when missing.
+    ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
     """
     ResumeWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.ResumeWorkflowRequest, _workflow_pb2.ResumeWorkflowResponse]
     """Returns a PAUSED workflow to ACTIVE: its runs go on and its queued runs may start.
-    FAILED_PRECONDITION when the workflow is not PAUSED.
+    FAILED_PRECONDITION when the workflow is not PAUSED (WORKFLOW_ACTIVE, WORKFLOW_CANCELLED);
+    NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
     """
     CancelWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.CancelWorkflowRequest, _workflow_pb2.CancelWorkflowResponse]
     """Cancels an ACTIVE or PAUSED workflow for good: its unfinished runs are stopped and new runs
-    are refused with FAILED_PRECONDITION. FAILED_PRECONDITION when already CANCELLED.
+    are refused with FAILED_PRECONDITION (WORKFLOW_CANCELLED). FAILED_PRECONDITION
+    (WORKFLOW_CANCELLED) when already CANCELLED; NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
     """
     RotateWebhookSecret: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.RotateWebhookSecretRequest, _workflow_pb2.RotateWebhookSecretResponse]
     """Replaces the workflow's webhook secret (used by ResumeNode) with a new random one and returns
     it once. The secret it replaces keeps working for `overlap` (the server's default when unset),
     so callers can switch without a window of refused resumes; a secret older than that stops at
-    once. INVALID_ARGUMENT for a negative overlap or one longer than 30 days.
+    once. INVALID_ARGUMENT (FIELD_INVALID) for a negative overlap or one longer than 30 days;
+    NOT_FOUND (WORKFLOW_NOT_FOUND).
     """
     ListPausedExecutions: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.ListPausedExecutionsRequest, _workflow_pb2.ListPausedExecutionsResponse]
     """Lists the runs of a workflow that have paused, each with its pause points (seed 000
-    `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND when the workflow is
-    missing.
+    `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+    (WORKFLOW_NOT_FOUND) when the workflow is missing.
     """
 
 @_typing.type_check_only
@@ -90,48 +103,61 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.CreateWorkflowRequest, _workflow_pb2.CreateWorkflowResponse]  # type: ignore[assignment]
     """Stores a new workflow at version 1 and returns it with its webhook secret (the only
-    response besides RotateWebhookSecret that carries the secret). INVALID_ARGUMENT with field
-    violations for an invalid definition; ALREADY_EXISTS when `workflow_id` is taken.
+    response besides RotateWebhookSecret that carries the secret). The server assigns the id.
+    INVALID_ARGUMENT with field violations for an invalid definition
+    (WORKFLOW_DEFINITION_INVALID), or without one (FIELD_REQUIRED).
     """
     GetWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.GetWorkflowRequest, _workflow_pb2.GetWorkflowResponse]  # type: ignore[assignment]
-    """Returns one workflow, at its latest or a given version. NOT_FOUND when missing."""
+    """Returns one workflow, at its latest or a given version. NOT_FOUND when missing
+    (WORKFLOW_NOT_FOUND) or for a version it never had (WORKFLOW_VERSION_NOT_FOUND);
+    INVALID_ARGUMENT without `workflow_id` (FIELD_REQUIRED) or for a negative version
+    (FIELD_INVALID).
+    """
     ListWorkflows: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ListWorkflowsRequest, _workflow_pb2.ListWorkflowsResponse]  # type: ignore[assignment]
-    """Lists the workspace's workflows, most recently updated first."""
+    """Lists the workspace's workflows, most recently updated first. Paging errors as in
+    common.proto.
+    """
     UpdateWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.UpdateWorkflowRequest, _workflow_pb2.UpdateWorkflowResponse]  # type: ignore[assignment]
     """Replaces the definition and increments the version. Runs already started keep the version
-    they started with; new runs use the new one. ABORTED when `expected_version` is set and is
-    not the current version; FAILED_PRECONDITION for a cancelled workflow.
+    they started with; new runs use the new one. ABORTED (VERSION_MISMATCH) when
+    `expected_version` is set and is not the current version; FAILED_PRECONDITION
+    (WORKFLOW_CANCELLED) for a cancelled workflow; INVALID_ARGUMENT for an invalid definition
+    (WORKFLOW_DEFINITION_INVALID) or none (FIELD_REQUIRED); NOT_FOUND (WORKFLOW_NOT_FOUND).
     """
     DeleteWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.DeleteWorkflowRequest, _workflow_pb2.DeleteWorkflowResponse]  # type: ignore[assignment]
-    """Deletes a workflow and all its versions. FAILED_PRECONDITION while it has unfinished runs,
-    unless `force` is set (they are stopped first). Finished runs are kept: each holds a copy of
-    the definition it ran.
+    """Deletes a workflow and all its versions: Get, List and new runs no longer find it.
+    FAILED_PRECONDITION (WORKFLOW_HAS_UNFINISHED_RUNS) while it has queued, running or paused
+    runs, unless `force` is set (they are stopped first). Finished runs are kept and still show
+    the definition they ran. NOT_FOUND (WORKFLOW_NOT_FOUND).
     """
     PauseWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.PauseWorkflowRequest, _workflow_pb2.PauseWorkflowResponse]  # type: ignore[assignment]
     """Pauses an ACTIVE workflow (seed 003): node runs in flight finish, no new node starts in any of
     its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
     counting (a delay that ends during the pause lets its run go on at resume, not later). Its
     running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-    ACTIVE; NOT_FOUND when missing.
+    ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
     """
     ResumeWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ResumeWorkflowRequest, _workflow_pb2.ResumeWorkflowResponse]  # type: ignore[assignment]
     """Returns a PAUSED workflow to ACTIVE: its runs go on and its queued runs may start.
-    FAILED_PRECONDITION when the workflow is not PAUSED.
+    FAILED_PRECONDITION when the workflow is not PAUSED (WORKFLOW_ACTIVE, WORKFLOW_CANCELLED);
+    NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
     """
     CancelWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.CancelWorkflowRequest, _workflow_pb2.CancelWorkflowResponse]  # type: ignore[assignment]
     """Cancels an ACTIVE or PAUSED workflow for good: its unfinished runs are stopped and new runs
-    are refused with FAILED_PRECONDITION. FAILED_PRECONDITION when already CANCELLED.
+    are refused with FAILED_PRECONDITION (WORKFLOW_CANCELLED). FAILED_PRECONDITION
+    (WORKFLOW_CANCELLED) when already CANCELLED; NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
     """
     RotateWebhookSecret: _aio.UnaryUnaryMultiCallable[_workflow_pb2.RotateWebhookSecretRequest, _workflow_pb2.RotateWebhookSecretResponse]  # type: ignore[assignment]
     """Replaces the workflow's webhook secret (used by ResumeNode) with a new random one and returns
     it once. The secret it replaces keeps working for `overlap` (the server's default when unset),
     so callers can switch without a window of refused resumes; a secret older than that stops at
-    once. INVALID_ARGUMENT for a negative overlap or one longer than 30 days.
+    once. INVALID_ARGUMENT (FIELD_INVALID) for a negative overlap or one longer than 30 days;
+    NOT_FOUND (WORKFLOW_NOT_FOUND).
     """
     ListPausedExecutions: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ListPausedExecutionsRequest, _workflow_pb2.ListPausedExecutionsResponse]  # type: ignore[assignment]
     """Lists the runs of a workflow that have paused, each with its pause points (seed 000
-    `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND when the workflow is
-    missing.
+    `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+    (WORKFLOW_NOT_FOUND) when the workflow is missing.
     """
 
 class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -146,8 +172,9 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.CreateWorkflowResponse, _abc.Awaitable[_workflow_pb2.CreateWorkflowResponse]]:
         """Stores a new workflow at version 1 and returns it with its webhook secret (the only
-        response besides RotateWebhookSecret that carries the secret). INVALID_ARGUMENT with field
-        violations for an invalid definition; ALREADY_EXISTS when `workflow_id` is taken.
+        response besides RotateWebhookSecret that carries the secret). The server assigns the id.
+        INVALID_ARGUMENT with field violations for an invalid definition
+        (WORKFLOW_DEFINITION_INVALID), or without one (FIELD_REQUIRED).
         """
 
     @_abc_1.abstractmethod
@@ -156,7 +183,11 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_pb2.GetWorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.GetWorkflowResponse, _abc.Awaitable[_workflow_pb2.GetWorkflowResponse]]:
-        """Returns one workflow, at its latest or a given version. NOT_FOUND when missing."""
+        """Returns one workflow, at its latest or a given version. NOT_FOUND when missing
+        (WORKFLOW_NOT_FOUND) or for a version it never had (WORKFLOW_VERSION_NOT_FOUND);
+        INVALID_ARGUMENT without `workflow_id` (FIELD_REQUIRED) or for a negative version
+        (FIELD_INVALID).
+        """
 
     @_abc_1.abstractmethod
     def ListWorkflows(
@@ -164,7 +195,9 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_pb2.ListWorkflowsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.ListWorkflowsResponse, _abc.Awaitable[_workflow_pb2.ListWorkflowsResponse]]:
-        """Lists the workspace's workflows, most recently updated first."""
+        """Lists the workspace's workflows, most recently updated first. Paging errors as in
+        common.proto.
+        """
 
     @_abc_1.abstractmethod
     def UpdateWorkflow(
@@ -173,8 +206,10 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.UpdateWorkflowResponse, _abc.Awaitable[_workflow_pb2.UpdateWorkflowResponse]]:
         """Replaces the definition and increments the version. Runs already started keep the version
-        they started with; new runs use the new one. ABORTED when `expected_version` is set and is
-        not the current version; FAILED_PRECONDITION for a cancelled workflow.
+        they started with; new runs use the new one. ABORTED (VERSION_MISMATCH) when
+        `expected_version` is set and is not the current version; FAILED_PRECONDITION
+        (WORKFLOW_CANCELLED) for a cancelled workflow; INVALID_ARGUMENT for an invalid definition
+        (WORKFLOW_DEFINITION_INVALID) or none (FIELD_REQUIRED); NOT_FOUND (WORKFLOW_NOT_FOUND).
         """
 
     @_abc_1.abstractmethod
@@ -183,9 +218,10 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_pb2.DeleteWorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.DeleteWorkflowResponse, _abc.Awaitable[_workflow_pb2.DeleteWorkflowResponse]]:
-        """Deletes a workflow and all its versions. FAILED_PRECONDITION while it has unfinished runs,
-        unless `force` is set (they are stopped first). Finished runs are kept: each holds a copy of
-        the definition it ran.
+        """Deletes a workflow and all its versions: Get, List and new runs no longer find it.
+        FAILED_PRECONDITION (WORKFLOW_HAS_UNFINISHED_RUNS) while it has queued, running or paused
+        runs, unless `force` is set (they are stopped first). Finished runs are kept and still show
+        the definition they ran. NOT_FOUND (WORKFLOW_NOT_FOUND).
         """
 
     @_abc_1.abstractmethod
@@ -198,7 +234,7 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
         counting (a delay that ends during the pause lets its run go on at resume, not later). Its
         running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-        ACTIVE; NOT_FOUND when missing.
+        ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
         """
 
     @_abc_1.abstractmethod
@@ -208,7 +244,8 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.ResumeWorkflowResponse, _abc.Awaitable[_workflow_pb2.ResumeWorkflowResponse]]:
         """Returns a PAUSED workflow to ACTIVE: its runs go on and its queued runs may start.
-        FAILED_PRECONDITION when the workflow is not PAUSED.
+        FAILED_PRECONDITION when the workflow is not PAUSED (WORKFLOW_ACTIVE, WORKFLOW_CANCELLED);
+        NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
         """
 
     @_abc_1.abstractmethod
@@ -218,7 +255,8 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.CancelWorkflowResponse, _abc.Awaitable[_workflow_pb2.CancelWorkflowResponse]]:
         """Cancels an ACTIVE or PAUSED workflow for good: its unfinished runs are stopped and new runs
-        are refused with FAILED_PRECONDITION. FAILED_PRECONDITION when already CANCELLED.
+        are refused with FAILED_PRECONDITION (WORKFLOW_CANCELLED). FAILED_PRECONDITION
+        (WORKFLOW_CANCELLED) when already CANCELLED; NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
         """
 
     @_abc_1.abstractmethod
@@ -230,7 +268,8 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         """Replaces the workflow's webhook secret (used by ResumeNode) with a new random one and returns
         it once. The secret it replaces keeps working for `overlap` (the server's default when unset),
         so callers can switch without a window of refused resumes; a secret older than that stops at
-        once. INVALID_ARGUMENT for a negative overlap or one longer than 30 days.
+        once. INVALID_ARGUMENT (FIELD_INVALID) for a negative overlap or one longer than 30 days;
+        NOT_FOUND (WORKFLOW_NOT_FOUND).
         """
 
     @_abc_1.abstractmethod
@@ -240,8 +279,8 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.ListPausedExecutionsResponse, _abc.Awaitable[_workflow_pb2.ListPausedExecutionsResponse]]:
         """Lists the runs of a workflow that have paused, each with its pause points (seed 000
-        `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND when the workflow is
-        missing.
+        `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+        (WORKFLOW_NOT_FOUND) when the workflow is missing.
         """
 
 def add_WorkflowServiceServicer_to_server(servicer: WorkflowServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

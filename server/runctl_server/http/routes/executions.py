@@ -166,7 +166,9 @@ def statuses(call: Call) -> list[common_pb2.ExecutionStatus.ValueType]:
     ]
     unknown = [word for word in words if word not in STATUSES]
     if unknown:
-        raise InvalidArgument.single("status", f"unknown status {unknown[0]!r}; one of {', '.join(STATUSES)}")
+        raise InvalidArgument.single(
+            "status", f"unknown status {unknown[0]!r}; one of {', '.join(STATUSES)}", reason="FIELD_INVALID"
+        )
     return [execution_status(word) for word in dict.fromkeys(words)]
 
 

@@ -38,8 +38,8 @@ from runctl_server.http.approval_form import (
     form_values,
     read_form,
 )
-from runctl_server.http.errors import http_status
-from runctl_server.http.routing import Call, Endpoint, Param, PayloadTooLarge
+from runctl_server.http.errors import PayloadTooLarge, http_status
+from runctl_server.http.routing import Call, Endpoint, Param
 
 RESUME_STATUSES = ("paused", "resumed", "expired", "cancelled")
 RESUMABLE = (common_pb2.PAUSE_REASON_APPROVAL, common_pb2.PAUSE_REASON_WAIT)
@@ -141,7 +141,9 @@ def resume_json(reply: execution_pb2.ResumePausePointResponse) -> dict[str, Any]
 async def list_paused(call: Call) -> dict[str, Any] | JSONResponse:
     word = (call.query("status") or "").strip()
     if word and word not in RESUME_STATUSES:
-        raise InvalidArgument.single("status", f"must be one of: {', '.join(RESUME_STATUSES)}; got {word!r}")
+        raise InvalidArgument.single(
+            "status", f"must be one of: {', '.join(RESUME_STATUSES)}; got {word!r}", reason="FIELD_INVALID"
+        )
     status = (
         pause_point_pb2.ResumeStatus.Value(f"RESUME_STATUS_{word.upper()}")
         if word
@@ -185,7 +187,7 @@ def spent_link(reason: str) -> Unauthenticated:
 async def resume(call: Call) -> dict[str, Any]:
     values = await call.json_body()
     if problem := _problem(values):
-        raise InvalidArgument.single("body", problem)
+        raise InvalidArgument.single("body", problem, reason="FIELD_INVALID")
     request = execution_pb2.ResumePausePointRequest(
         context_id=call.path["contextId"],
         workflow_id=call.path["workflowId"],
@@ -273,7 +275,9 @@ async def submit_page(call: Call) -> HTMLResponse:
         form = await read_form(call)
         context_id = form.get(CONTEXT_FIELD, "")
         if not context_id:
-            raise InvalidArgument.single(CONTEXT_FIELD, "is required: the form names the pause point")
+            raise InvalidArgument.single(
+                CONTEXT_FIELD, "is required: the form names the pause point", reason="FIELD_REQUIRED"
+            )
         claim = link_claim()
         if claim is not None and context_id != claim.context_id:
             raise NotFound(f"pause point {context_id!r} not found", reason="PAUSE_POINT_NOT_FOUND")
@@ -287,7 +291,8 @@ async def submit_page(call: Call) -> HTMLResponse:
         return _error_page(
             FailedPrecondition(
                 f"this pause point is a {approval_page.reason_word(point.reason)}, which is not answered "
-                "with a form: an operator continues the run (ContinueExecution or ControlPause)"
+                "with a form: an operator continues the run (ContinueExecution or ControlPause)",
+                reason="PAUSE_POINT_NOT_RESUMABLE",
             )
         )
     if point.resume_status != pause_point_pb2.RESUME_STATUS_PAUSED:

@@ -138,7 +138,7 @@ class BodyReader:
         if self.violations:
             count = len(self.violations)
             noun = "problem" if count == 1 else "problems"
-            raise InvalidArgument(f"{what}: {count} {noun}", self.violations)
+            raise InvalidArgument(f"{what}: {count} {noun}", self.violations, reason="FIELD_INVALID")
 
 
 def _request_id(call: Call, reader: BodyReader) -> str:
@@ -179,16 +179,21 @@ async def rotate_secret(call: Call) -> dict[str, Any]:
     overlap = body.get("overlapSeconds")
     if overlap is not None:
         if isinstance(overlap, bool) or not isinstance(overlap, int | float):
-            raise InvalidArgument.single("overlapSeconds", "must be a number of seconds")
+            raise InvalidArgument.single(
+                "overlapSeconds", "must be a number of seconds", reason="FIELD_INVALID"
+            )
         if not 0 <= overlap <= MAX_SECRET_OVERLAP_SECONDS:
             raise InvalidArgument.single(
                 "overlapSeconds",
                 f"must be between 0 and {MAX_SECRET_OVERLAP_SECONDS:g} (30 days)",
+                reason="FIELD_INVALID",
             )
         request.overlap.FromNanoseconds(round(overlap * 1e9))
     unknown = sorted(set(body) - {"overlapSeconds"})
     if unknown:
-        raise InvalidArgument.single(unknown[0], "is not a field of this request (only overlapSeconds)")
+        raise InvalidArgument.single(
+            unknown[0], "is not a field of this request (only overlapSeconds)", reason="FIELD_INVALID"
+        )
     try:
         reply = await call.call("WorkflowService", "RotateWebhookSecret", request)
     except InvalidArgument as exc:
@@ -205,7 +210,9 @@ async def rotate_secret(call: Call) -> dict[str, Any]:
 async def list_workflows(call: Call) -> dict[str, Any]:
     status = call.query("status") or ""
     if status and status not in WORKFLOW_STATUSES:
-        raise InvalidArgument.single("status", f"must be one of {', '.join(WORKFLOW_STATUSES)}")
+        raise InvalidArgument.single(
+            "status", f"must be one of {', '.join(WORKFLOW_STATUSES)}", reason="FIELD_INVALID"
+        )
     request = workflow_pb2.ListWorkflowsRequest(
         page_size=call.int_query("pageSize", 0, maximum=INT32_MAX),
         page_token=call.query("pageToken") or "",

@@ -56,7 +56,9 @@ def optional_string(body: dict[str, Any], name: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise InvalidArgument.single(name, f"must be a string, got {type(value).__name__}")
+        raise InvalidArgument.single(
+            name, f"must be a string, got {type(value).__name__}", reason="FIELD_INVALID"
+        )
     return value
 
 
@@ -124,7 +126,7 @@ async def trace_logs(call: Call) -> dict[str, Any]:
     body = await call.json_body(required=True)
     enabled = body.get("enabled")
     if not isinstance(enabled, bool):
-        raise InvalidArgument.single("enabled", "is required: true or false")
+        raise InvalidArgument.single("enabled", "is required: true or false", reason="FIELD_REQUIRED")
     request = E.SetTraceLogsRequest(execution_id=optional_string(body, "executionId"), enabled=enabled)
     reply = await call.call("ExecutionService", "SetTraceLogs", request)
     return {
@@ -140,7 +142,9 @@ async def pause_control(call: Call) -> dict[str, Any]:
     word = body.get("action")
     if not isinstance(word, str) or word not in PAUSE_ACTIONS:
         allowed = ", ".join(PAUSE_ACTIONS)
-        raise InvalidArgument.single("action", f"must be one of {allowed}, got {word!r}")
+        raise InvalidArgument.single(
+            "action", f"must be one of {allowed}, got {word!r}", reason="FIELD_INVALID"
+        )
     action, message = PAUSE_ACTIONS[word]
     request = E.ControlPauseRequest(execution_id=optional_string(body, "executionId"), action=action)
     reply = await call.call("ExecutionService", "ControlPause", request)

@@ -34,7 +34,9 @@ async def list_batches(call: Call) -> dict[str, Any]:
     word = call.query("status") or ""
     if word and word not in BATCH_STATUS_FILTER:
         raise InvalidArgument.single(
-            "status", f"must be one of {', '.join(BATCH_STATUS_FILTER)}, got {word!r}"
+            "status",
+            f"must be one of {', '.join(BATCH_STATUS_FILTER)}, got {word!r}",
+            reason="FIELD_INVALID",
         )
     limit = call.int_query("limit", DEFAULT_LIMIT, minimum=1, maximum=INT32_MAX)
     offset = call.int_query("offset", 0, minimum=0, maximum=INT32_MAX)

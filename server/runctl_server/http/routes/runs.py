@@ -157,7 +157,9 @@ def resume_request(
     if reader.violations:
         count = len(reader.violations)
         noun = "problem" if count == 1 else "problems"
-        raise InvalidArgument(f"resume payload is invalid: {count} {noun}", reader.violations)
+        raise InvalidArgument(
+            f"resume payload is invalid: {count} {noun}", reader.violations, reason="FIELD_INVALID"
+        )
     request = execution_pb2.ResumeNodeRequest(
         execution_id=call_path["id"], node_id=call_path["nodeId"], secret=secret, data=data
     )

@@ -170,7 +170,11 @@ def definition_message(document: Any, *, prefix: str = "") -> workflow_pb2.Workf
             checker.add(prefix, f"is not a workflow document: {exc}")
     count = len(checker.violations)
     noun = "problem" if count == 1 else "problems"
-    raise InvalidArgument(f"workflow document is invalid: {count} {noun}", checker.violations)
+    raise InvalidArgument(
+        f"workflow document is invalid: {count} {noun}",
+        checker.violations,
+        reason="WORKFLOW_DEFINITION_INVALID",
+    )
 
 
 DEFINITION_FIELDS = frozenset(field.json_name for field in workflow_pb2.WorkflowDefinition.DESCRIPTOR.fields)

@@ -546,10 +546,15 @@ export const WatchBatchResponseSchema: GenMessage<WatchBatchResponse> = /*@__PUR
 export const BatchService: GenService<{
   /**
    * Starts a batch: one QUEUED run per workflow, started in order as the concurrency limit
-   * allows. Idempotent by `request_id`. INVALID_ARGUMENT for an empty source, a concurrency out
-   * of range, a path outside the configured workflow roots (`..`, absolute or through a symlink)
-   * or invalid workflow files (one field violation per bad file; nothing is started); NOT_FOUND
-   * for a missing folder, file or workflow; FAILED_PRECONDITION for a cancelled workflow.
+   * allows. Idempotent by `request_id`. INVALID_ARGUMENT for no source or several
+   * (FIELD_INVALID), an empty list (FIELD_REQUIRED), a concurrency out of range or more workflows
+   * than a batch runs (FIELD_INVALID), a path outside the configured workflow roots (`..`,
+   * absolute or through a symlink), a folder without workflow files or files a batch cannot run
+   * (WORKFLOW_PATH_INVALID), or invalid workflow files (WORKFLOW_DEFINITION_INVALID); one field
+   * violation per bad file, and nothing is started. NOT_FOUND for a missing folder or file
+   * (WORKFLOW_PATH_NOT_FOUND) or workflow (WORKFLOW_NOT_FOUND); FAILED_PRECONDITION for a
+   * cancelled workflow (WORKFLOW_CANCELLED) or paths on a server without workflow folders
+   * (NO_WORKFLOW_FOLDERS).
    *
    * @generated from rpc runctl.v1.BatchService.StartBatch
    */
@@ -559,7 +564,8 @@ export const BatchService: GenService<{
     output: typeof StartBatchResponseSchema;
   },
   /**
-   * Returns one batch with its runs. NOT_FOUND when missing.
+   * Returns one batch with its runs. NOT_FOUND (BATCH_NOT_FOUND) when missing; INVALID_ARGUMENT
+   * (FIELD_REQUIRED) without `batch_id`.
    *
    * @generated from rpc runctl.v1.BatchService.GetBatch
    */
@@ -570,7 +576,9 @@ export const BatchService: GenService<{
   },
   /**
    * Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-   * `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
+   * `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT,
+   * PAGE_TOKEN_INVALID). INVALID_ARGUMENT (FIELD_INVALID) for a negative number or an unknown
+   * status.
    *
    * @generated from rpc runctl.v1.BatchService.ListBatches
    */
@@ -581,8 +589,8 @@ export const BatchService: GenService<{
   },
   /**
    * Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
-   * paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason
-   * BATCH_ENDED) for a batch that has already ended; NOT_FOUND when missing.
+   * paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (BATCH_ENDED) for
+   * a batch that has already ended; NOT_FOUND (BATCH_NOT_FOUND) when missing.
    *
    * @generated from rpc runctl.v1.BatchService.StopBatch
    */
@@ -608,7 +616,10 @@ export const BatchService: GenService<{
   /**
    * Watches one batch: a snapshot (or the events after a cursor), then the batch's events and
    * its runs' execution events as they commit, coalesced, with heartbeats while idle. The stream
-   * ends with OK after the message carrying the event that finished the batch.
+   * ends with OK after the message carrying the event that finished the batch. ABORTED
+   * (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when the client falls too far behind,
+   * UNAVAILABLE when the server shuts down: reconnect with the last `cursor`. NOT_FOUND
+   * (BATCH_NOT_FOUND); INVALID_ARGUMENT (FIELD_REQUIRED) without `batch_id`.
    *
    * @generated from rpc runctl.v1.BatchService.WatchBatch
    */

@@ -1935,7 +1935,8 @@ export const QueueReasonSchema: GenEnum<QueueReason> = /*@__PURE__*/
 export const EventService: GenService<{
   /**
    * Returns logged events after a sequence number, oldest first, in pages (for backfill and
-   * audit; switch to StreamEvents with the last sequence to follow live).
+   * audit; switch to StreamEvents with the last sequence to follow live). INVALID_ARGUMENT
+   * (FIELD_INVALID) for a negative `after_sequence`; paging errors as in common.proto.
    *
    * @generated from rpc runctl.v1.EventService.ListEvents
    */
@@ -1948,8 +1949,10 @@ export const EventService: GenService<{
    * Replays events after `after_sequence` (if given), then follows new ones as they commit,
    * filtered by workflow, execution, batch and type. Events are coalesced: one message may
    * carry many. The stream never ends by itself; the server ends it with UNAVAILABLE on
-   * shutdown and with RESOURCE_EXHAUSTED when the client falls too far behind: reconnect with the
-   * last `cursor` in both cases.
+   * shutdown and with ABORTED (WATCHER_TOO_SLOW, ErrorInfo metadata "cursor") when the client
+   * falls too far behind: reconnect with the last `cursor` in both cases. ABORTED, not
+   * RESOURCE_EXHAUSTED: nothing is short of quota, and an immediate reconnect from the cursor is
+   * the right reaction. INVALID_ARGUMENT (FIELD_INVALID) for a negative `after_sequence`.
    *
    * @generated from rpc runctl.v1.EventService.StreamEvents
    */

@@ -704,7 +704,8 @@ export const FormFieldTypeSchema: GenEnum<FormFieldType> = /*@__PURE__*/
 export const PausePointService: GenService<{
   /**
    * Returns one pause point by its context id, with its form and resume links (what the
-   * approval page shows). NOT_FOUND when no pause point has that id.
+   * approval page shows). NOT_FOUND (PAUSE_POINT_NOT_FOUND) when no pause point has that id;
+   * INVALID_ARGUMENT (FIELD_REQUIRED) without `context_id`.
    *
    * @generated from rpc runctl.v1.PausePointService.GetPausePoint
    */

@@ -15,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file runctl/v1/workflow.proto.
  */
 export const file_runctl_v1_workflow: GenFile = /*@__PURE__*/
-  fileDesc("ChhydW5jdGwvdjEvd29ya2Zsb3cucHJvdG8SCXJ1bmN0bC52MSK/AwoIV29ya2Zsb3cSEAoCaWQYASABKAlCBOJBAQMSEgoEbmFtZRgCIAEoCUIE4kEBAxIZCgtkZXNjcmlwdGlvbhgDIAEoCUIE4kEBAxIVCgd2ZXJzaW9uGAQgASgFQgTiQQEDEi8KBnN0YXR1cxgFIAEoDjIZLnJ1bmN0bC52MS5Xb3JrZmxvd1N0YXR1c0IE4kEBAxIxCgpkZWZpbml0aW9uGAYgASgLMh0ucnVuY3RsLnYxLldvcmtmbG93RGVmaW5pdGlvbhIcCg53ZWJob29rX3NlY3JldBgHIAEoCUIE4kEBAxI1CgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjQKCnBhdXNlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC2NhbmNlbF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyKeAgoSV29ya2Zsb3dEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSHgoFbm9kZXMYAyADKAsyDy5ydW5jdGwudjEuTm9kZRIeCgVlZGdlcxgEIAMoCzIPLnJ1bmN0bC52MS5FZGdlEj8KCXBvc2l0aW9ucxgFIAMoCzIsLnJ1bmN0bC52MS5Xb3JrZmxvd0RlZmluaXRpb24uUG9zaXRpb25zRW50cnkSDQoFd2lkdGgYBiABKAUSDgoGaGVpZ2h0GAcgASgFGkUKDlBvc2l0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRIiCgV2YWx1ZRgCIAEoCzITLnJ1bmN0bC52MS5Qb3NpdGlvbjoCOAEi2gEKBE5vZGUSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIMCgRuYW1lGAMgASgJEicKBmNvbmZpZxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKYnJlYWtwb2ludBgFIAEoCBIlCgVyZXRyeRgGIAEoCzIWLnJ1bmN0bC52MS5SZXRyeVBvbGljeRIXCg90aW1lb3V0X3NlY29uZHMYByABKAESDQoFcXVldWUYCCABKAkSHgoEYm9keRgJIAEoCzIQLnJ1bmN0bC52MS5HcmFwaCJHCgVHcmFwaBIeCgVub2RlcxgBIAMoCzIPLnJ1bmN0bC52MS5Ob2RlEh4KBWVkZ2VzGAIgAygLMg8ucnVuY3RsLnYxLkVkZ2UiPgoERWRnZRIUCgZzb3VyY2UYASABKAlSBGZyb20SEgoGdGFyZ2V0GAIgASgJUgJ0bxIMCgR3aGVuGAMgASgJIiAKCFBvc2l0aW9uEgkKAXgYASABKAESCQoBeRgCIAEoASJ1CgtSZXRyeVBvbGljeRIUCgxtYXhfYXR0ZW1wdHMYASABKAUSFwoPYmFja29mZl9zZWNvbmRzGAIgASgBEhoKEmJhY2tvZmZfbXVsdGlwbGllchgDIAEoARIbChNtYXhfYmFja29mZl9zZWNvbmRzGAQgASgBIoUBChVDcmVhdGVXb3JrZmxvd1JlcXVlc3QSGAoKcmVxdWVzdF9pZBgBIAEoCUIE4kEBARI3CgpkZWZpbml0aW9uGAIgASgLMh0ucnVuY3RsLnYxLldvcmtmbG93RGVmaW5pdGlvbkIE4kEBAhIZCgt3b3JrZmxvd19pZBgDIAEoCUIE4kEBASI/ChZDcmVhdGVXb3JrZmxvd1Jlc3BvbnNlEiUKCHdvcmtmbG93GAEgASgLMhMucnVuY3RsLnYxLldvcmtmbG93InMKEkdldFdvcmtmbG93UmVxdWVzdBIZCgt3b3JrZmxvd19pZBgBIAEoCUIE4kEBAhIVCgd2ZXJzaW9uGAIgASgFQgTiQQEBEisKBHZpZXcYAyABKA4yFy5ydW5jdGwudjEuV29ya2Zsb3dWaWV3QgTiQQEBIjwKE0dldFdvcmtmbG93UmVzcG9uc2USJQoId29ya2Zsb3cYASABKAsyEy5ydW5jdGwudjEuV29ya2Zsb3cipwEKFExpc3RXb3JrZmxvd3NSZXF1ZXN0EhcKCXBhZ2Vfc2l6ZRgBIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAIgASgJQgTiQQEBEi8KBnN0YXR1cxgDIAEoDjIZLnJ1bmN0bC52MS5Xb3JrZmxvd1N0YXR1c0IE4kEBARIrCgR2aWV3GAQgASgOMhcucnVuY3RsLnYxLldvcmtmbG93Vmlld0IE4kEBASJYChVMaXN0V29ya2Zsb3dzUmVzcG9uc2USJgoJd29ya2Zsb3dzGAEgAygLMhMucnVuY3RsLnYxLldvcmtmbG93EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKLAQoVVXBkYXRlV29ya2Zsb3dSZXF1ZXN0EhkKC3dvcmtmbG93X2lkGAEgASgJQgTiQQECEjcKCmRlZmluaXRpb24YAiABKAsyHS5ydW5jdGwudjEuV29ya2Zsb3dEZWZpbml0aW9uQgTiQQECEh4KEGV4cGVjdGVkX3ZlcnNpb24YAyABKAVCBOJBAQEiPwoWVXBkYXRlV29ya2Zsb3dSZXNwb25zZRIlCgh3b3JrZmxvdxgBIAEoCzITLnJ1bmN0bC52MS5Xb3JrZmxvdyJHChVEZWxldGVXb3JrZmxvd1JlcXVlc3QSGQoLd29ya2Zsb3dfaWQYASABKAlCBOJBAQISEwoFZm9yY2UYAiABKAhCBOJBAQEiGAoWRGVsZXRlV29ya2Zsb3dSZXNwb25zZSJHChRQYXVzZVdvcmtmbG93UmVxdWVzdBIZCgt3b3JrZmxvd19pZBgBIAEoCUIE4kEBAhIUCgZyZWFzb24YAiABKAlCBOJBAQEiPgoVUGF1c2VXb3JrZmxvd1Jlc3BvbnNlEiUKCHdvcmtmbG93GAEgASgLMhMucnVuY3RsLnYxLldvcmtmbG93IjIKFVJlc3VtZVdvcmtmbG93UmVxdWVzdBIZCgt3b3JrZmxvd19pZBgBIAEoCUIE4kEBAiI/ChZSZXN1bWVXb3JrZmxvd1Jlc3BvbnNlEiUKCHdvcmtmbG93GAEgASgLMhMucnVuY3RsLnYxLldvcmtmbG93IkgKFUNhbmNlbFdvcmtmbG93UmVxdWVzdBIZCgt3b3JrZmxvd19pZBgBIAEoCUIE4kEBAhIUCgZyZWFzb24YAiABKAlCBOJBAQEiPwoWQ2FuY2VsV29ya2Zsb3dSZXNwb25zZRIlCgh3b3JrZmxvdxgBIAEoCzITLnJ1bmN0bC52MS5Xb3JrZmxvdyJpChpSb3RhdGVXZWJob29rU2VjcmV0UmVxdWVzdBIZCgt3b3JrZmxvd19pZBgBIAEoCUIE4kEBAhIwCgdvdmVybGFwGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgTiQQEBIoQBChtSb3RhdGVXZWJob29rU2VjcmV0UmVzcG9uc2USJQoId29ya2Zsb3cYASABKAsyEy5ydW5jdGwudjEuV29ya2Zsb3cSPgoacHJldmlvdXNfc2VjcmV0X2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpoBChtMaXN0UGF1c2VkRXhlY3V0aW9uc1JlcXVlc3QSGQoLd29ya2Zsb3dfaWQYASABKAlCBOJBAQISLQoGc3RhdHVzGAIgASgOMhcucnVuY3RsLnYxLlJlc3VtZVN0YXR1c0IE4kEBARIXCglwYWdlX3NpemUYAyABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgEIAEoCUIE4kEBASJuChxMaXN0UGF1c2VkRXhlY3V0aW9uc1Jlc3BvbnNlEjUKEXBhdXNlZF9leGVjdXRpb25zGAEgAygLMhoucnVuY3RsLnYxLlBhdXNlZEV4ZWN1dGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqiAEKDldvcmtmbG93U3RhdHVzEh8KG1dPUktGTE9XX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFldPUktGTE9XX1NUQVRVU19BQ1RJVkUQARIaChZXT1JLRkxPV19TVEFUVVNfUEFVU0VEEAISHQoZV09SS0ZMT1dfU1RBVFVTX0NBTkNFTExFRBADKl4KDFdvcmtmbG93VmlldxIdChlXT1JLRkxPV19WSUVXX1VOU1BFQ0lGSUVEEAASFwoTV09SS0ZMT1dfVklFV19CQVNJQxABEhYKEldPUktGTE9XX1ZJRVdfRlVMTBACMokHCg9Xb3JrZmxvd1NlcnZpY2USVQoOQ3JlYXRlV29ya2Zsb3cSIC5ydW5jdGwudjEuQ3JlYXRlV29ya2Zsb3dSZXF1ZXN0GiEucnVuY3RsLnYxLkNyZWF0ZVdvcmtmbG93UmVzcG9uc2USTAoLR2V0V29ya2Zsb3cSHS5ydW5jdGwudjEuR2V0V29ya2Zsb3dSZXF1ZXN0Gh4ucnVuY3RsLnYxLkdldFdvcmtmbG93UmVzcG9uc2USUgoNTGlzdFdvcmtmbG93cxIfLnJ1bmN0bC52MS5MaXN0V29ya2Zsb3dzUmVxdWVzdBogLnJ1bmN0bC52MS5MaXN0V29ya2Zsb3dzUmVzcG9uc2USVQoOVXBkYXRlV29ya2Zsb3cSIC5ydW5jdGwudjEuVXBkYXRlV29ya2Zsb3dSZXF1ZXN0GiEucnVuY3RsLnYxLlVwZGF0ZVdvcmtmbG93UmVzcG9uc2USVQoORGVsZXRlV29ya2Zsb3cSIC5ydW5jdGwudjEuRGVsZXRlV29ya2Zsb3dSZXF1ZXN0GiEucnVuY3RsLnYxLkRlbGV0ZVdvcmtmbG93UmVzcG9uc2USUgoNUGF1c2VXb3JrZmxvdxIfLnJ1bmN0bC52MS5QYXVzZVdvcmtmbG93UmVxdWVzdBogLnJ1bmN0bC52MS5QYXVzZVdvcmtmbG93UmVzcG9uc2USVQoOUmVzdW1lV29ya2Zsb3cSIC5ydW5jdGwudjEuUmVzdW1lV29ya2Zsb3dSZXF1ZXN0GiEucnVuY3RsLnYxLlJlc3VtZVdvcmtmbG93UmVzcG9uc2USVQoOQ2FuY2VsV29ya2Zsb3cSIC5ydW5jdGwudjEuQ2FuY2VsV29ya2Zsb3dSZXF1ZXN0GiEucnVuY3RsLnYxLkNhbmNlbFdvcmtmbG93UmVzcG9uc2USZAoTUm90YXRlV2ViaG9va1NlY3JldBIlLnJ1bmN0bC52MS5Sb3RhdGVXZWJob29rU2VjcmV0UmVxdWVzdBomLnJ1bmN0bC52MS5Sb3RhdGVXZWJob29rU2VjcmV0UmVzcG9uc2USZwoUTGlzdFBhdXNlZEV4ZWN1dGlvbnMSJi5ydW5jdGwudjEuTGlzdFBhdXNlZEV4ZWN1dGlvbnNSZXF1ZXN0GicucnVuY3RsLnYxLkxpc3RQYXVzZWRFeGVjdXRpb25zUmVzcG9uc2VCOFo2Z2l0aHViLmNvbS9ydW5jdGwvcnVuY3RsL2NsaWVudHMvZ28vcnVuY3RsL3YxO3J1bmN0bHYxYgZwcm90bzM", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_runctl_v1_pause_point]);
+  fileDesc("ChhydW5jdGwvdjEvd29ya2Zsb3cucHJvdG8SCXJ1bmN0bC52MSK/AwoIV29ya2Zsb3cSEAoCaWQYASABKAlCBOJBAQMSEgoEbmFtZRgCIAEoCUIE4kEBAxIZCgtkZXNjcmlwdGlvbhgDIAEoCUIE4kEBAxIVCgd2ZXJzaW9uGAQgASgFQgTiQQEDEi8KBnN0YXR1cxgFIAEoDjIZLnJ1bmN0bC52MS5Xb3JrZmxvd1N0YXR1c0IE4kEBAxIxCgpkZWZpbml0aW9uGAYgASgLMh0ucnVuY3RsLnYxLldvcmtmbG93RGVmaW5pdGlvbhIcCg53ZWJob29rX3NlY3JldBgHIAEoCUIE4kEBAxI1CgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjQKCnBhdXNlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC2NhbmNlbF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyKeAgoSV29ya2Zsb3dEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSHgoFbm9kZXMYAyADKAsyDy5ydW5jdGwudjEuTm9kZRIeCgVlZGdlcxgEIAMoCzIPLnJ1bmN0bC52MS5FZGdlEj8KCXBvc2l0aW9ucxgFIAMoCzIsLnJ1bmN0bC52MS5Xb3JrZmxvd0RlZmluaXRpb24uUG9zaXRpb25zRW50cnkSDQoFd2lkdGgYBiABKAUSDgoGaGVpZ2h0GAcgASgFGkUKDlBvc2l0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRIiCgV2YWx1ZRgCIAEoCzITLnJ1bmN0bC52MS5Qb3NpdGlvbjoCOAEi2gEKBE5vZGUSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIMCgRuYW1lGAMgASgJEicKBmNvbmZpZxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKYnJlYWtwb2ludBgFIAEoCBIlCgVyZXRyeRgGIAEoCzIWLnJ1bmN0bC52MS5SZXRyeVBvbGljeRIXCg90aW1lb3V0X3NlY29uZHMYByABKAESDQoFcXVldWUYCCABKAkSHgoEYm9keRgJIAEoCzIQLnJ1bmN0bC52MS5HcmFwaCJHCgVHcmFwaBIeCgVub2RlcxgBIAMoCzIPLnJ1bmN0bC52MS5Ob2RlEh4KBWVkZ2VzGAIgAygLMg8ucnVuY3RsLnYxLkVkZ2UiPgoERWRnZRIUCgZzb3VyY2UYASABKAlSBGZyb20SEgoGdGFyZ2V0GAIgASgJUgJ0bxIMCgR3aGVuGAMgASgJIiAKCFBvc2l0aW9uEgkKAXgYASABKAESCQoBeRgCIAEoASJ1CgtSZXRyeVBvbGljeRIUCgxtYXhfYXR0ZW1wdHMYASABKAUSFwoPYmFja29mZl9zZWNvbmRzGAIgASgBEhoKEmJhY2tvZmZfbXVsdGlwbGllchgDIAEoARIbChNtYXhfYmFja29mZl9zZWNvbmRzGAQgASgBIn0KFUNyZWF0ZVdvcmtmbG93UmVxdWVzdBIYCgpyZXF1ZXN0X2lkGAEgASgJQgTiQQEBEjcKCmRlZmluaXRpb24YAiABKAsyHS5ydW5jdGwudjEuV29ya2Zsb3dEZWZpbml0aW9uQgTiQQECSgQIAxAEUgt3b3JrZmxvd19pZCI/ChZDcmVhdGVXb3JrZmxvd1Jlc3BvbnNlEiUKCHdvcmtmbG93GAEgASgLMhMucnVuY3RsLnYxLldvcmtmbG93InMKEkdldFdvcmtmbG93UmVxdWVzdBIZCgt3b3JrZmxvd19pZBgBIAEoCUIE4kEBAhIVCgd2ZXJzaW9uGAIgASgFQgTiQQEBEisKBHZpZXcYAyABKA4yFy5ydW5jdGwudjEuV29ya2Zsb3dWaWV3QgTiQQEBIjwKE0dldFdvcmtmbG93UmVzcG9uc2USJQoId29ya2Zsb3cYASABKAsyEy5ydW5jdGwudjEuV29ya2Zsb3cipwEKFExpc3RXb3JrZmxvd3NSZXF1ZXN0EhcKCXBhZ2Vfc2l6ZRgBIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAIgASgJQgTiQQEBEi8KBnN0YXR1cxgDIAEoDjIZLnJ1bmN0bC52MS5Xb3JrZmxvd1N0YXR1c0IE4kEBARIrCgR2aWV3GAQgASgOMhcucnVuY3RsLnYxLldvcmtmbG93Vmlld0IE4kEBASJYChVMaXN0V29ya2Zsb3dzUmVzcG9uc2USJgoJd29ya2Zsb3dzGAEgAygLMhMucnVuY3RsLnYxLldvcmtmbG93EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKLAQoVVXBkYXRlV29ya2Zsb3dSZXF1ZXN0EhkKC3dvcmtmbG93X2lkGAEgASgJQgTiQQECEjcKCmRlZmluaXRpb24YAiABKAsyHS5ydW5jdGwudjEuV29ya2Zsb3dEZWZpbml0aW9uQgTiQQECEh4KEGV4cGVjdGVkX3ZlcnNpb24YAyABKAVCBOJBAQEiPwoWVXBkYXRlV29ya2Zsb3dSZXNwb25zZRIlCgh3b3JrZmxvdxgBIAEoCzITLnJ1bmN0bC52MS5Xb3JrZmxvdyJHChVEZWxldGVXb3JrZmxvd1JlcXVlc3QSGQoLd29ya2Zsb3dfaWQYASABKAlCBOJBAQISEwoFZm9yY2UYAiABKAhCBOJBAQEiGAoWRGVsZXRlV29ya2Zsb3dSZXNwb25zZSJHChRQYXVzZVdvcmtmbG93UmVxdWVzdBIZCgt3b3JrZmxvd19pZBgBIAEoCUIE4kEBAhIUCgZyZWFzb24YAiABKAlCBOJBAQEiPgoVUGF1c2VXb3JrZmxvd1Jlc3BvbnNlEiUKCHdvcmtmbG93GAEgASgLMhMucnVuY3RsLnYxLldvcmtmbG93IjIKFVJlc3VtZVdvcmtmbG93UmVxdWVzdBIZCgt3b3JrZmxvd19pZBgBIAEoCUIE4kEBAiI/ChZSZXN1bWVXb3JrZmxvd1Jlc3BvbnNlEiUKCHdvcmtmbG93GAEgASgLMhMucnVuY3RsLnYxLldvcmtmbG93IkgKFUNhbmNlbFdvcmtmbG93UmVxdWVzdBIZCgt3b3JrZmxvd19pZBgBIAEoCUIE4kEBAhIUCgZyZWFzb24YAiABKAlCBOJBAQEiPwoWQ2FuY2VsV29ya2Zsb3dSZXNwb25zZRIlCgh3b3JrZmxvdxgBIAEoCzITLnJ1bmN0bC52MS5Xb3JrZmxvdyJpChpSb3RhdGVXZWJob29rU2VjcmV0UmVxdWVzdBIZCgt3b3JrZmxvd19pZBgBIAEoCUIE4kEBAhIwCgdvdmVybGFwGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgTiQQEBIoQBChtSb3RhdGVXZWJob29rU2VjcmV0UmVzcG9uc2USJQoId29ya2Zsb3cYASABKAsyEy5ydW5jdGwudjEuV29ya2Zsb3cSPgoacHJldmlvdXNfc2VjcmV0X2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpoBChtMaXN0UGF1c2VkRXhlY3V0aW9uc1JlcXVlc3QSGQoLd29ya2Zsb3dfaWQYASABKAlCBOJBAQISLQoGc3RhdHVzGAIgASgOMhcucnVuY3RsLnYxLlJlc3VtZVN0YXR1c0IE4kEBARIXCglwYWdlX3NpemUYAyABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgEIAEoCUIE4kEBASJuChxMaXN0UGF1c2VkRXhlY3V0aW9uc1Jlc3BvbnNlEjUKEXBhdXNlZF9leGVjdXRpb25zGAEgAygLMhoucnVuY3RsLnYxLlBhdXNlZEV4ZWN1dGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqiAEKDldvcmtmbG93U3RhdHVzEh8KG1dPUktGTE9XX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFldPUktGTE9XX1NUQVRVU19BQ1RJVkUQARIaChZXT1JLRkxPV19TVEFUVVNfUEFVU0VEEAISHQoZV09SS0ZMT1dfU1RBVFVTX0NBTkNFTExFRBADKl4KDFdvcmtmbG93VmlldxIdChlXT1JLRkxPV19WSUVXX1VOU1BFQ0lGSUVEEAASFwoTV09SS0ZMT1dfVklFV19CQVNJQxABEhYKEldPUktGTE9XX1ZJRVdfRlVMTBACMokHCg9Xb3JrZmxvd1NlcnZpY2USVQoOQ3JlYXRlV29ya2Zsb3cSIC5ydW5jdGwudjEuQ3JlYXRlV29ya2Zsb3dSZXF1ZXN0GiEucnVuY3RsLnYxLkNyZWF0ZVdvcmtmbG93UmVzcG9uc2USTAoLR2V0V29ya2Zsb3cSHS5ydW5jdGwudjEuR2V0V29ya2Zsb3dSZXF1ZXN0Gh4ucnVuY3RsLnYxLkdldFdvcmtmbG93UmVzcG9uc2USUgoNTGlzdFdvcmtmbG93cxIfLnJ1bmN0bC52MS5MaXN0V29ya2Zsb3dzUmVxdWVzdBogLnJ1bmN0bC52MS5MaXN0V29ya2Zsb3dzUmVzcG9uc2USVQoOVXBkYXRlV29ya2Zsb3cSIC5ydW5jdGwudjEuVXBkYXRlV29ya2Zsb3dSZXF1ZXN0GiEucnVuY3RsLnYxLlVwZGF0ZVdvcmtmbG93UmVzcG9uc2USVQoORGVsZXRlV29ya2Zsb3cSIC5ydW5jdGwudjEuRGVsZXRlV29ya2Zsb3dSZXF1ZXN0GiEucnVuY3RsLnYxLkRlbGV0ZVdvcmtmbG93UmVzcG9uc2USUgoNUGF1c2VXb3JrZmxvdxIfLnJ1bmN0bC52MS5QYXVzZVdvcmtmbG93UmVxdWVzdBogLnJ1bmN0bC52MS5QYXVzZVdvcmtmbG93UmVzcG9uc2USVQoOUmVzdW1lV29ya2Zsb3cSIC5ydW5jdGwudjEuUmVzdW1lV29ya2Zsb3dSZXF1ZXN0GiEucnVuY3RsLnYxLlJlc3VtZVdvcmtmbG93UmVzcG9uc2USVQoOQ2FuY2VsV29ya2Zsb3cSIC5ydW5jdGwudjEuQ2FuY2VsV29ya2Zsb3dSZXF1ZXN0GiEucnVuY3RsLnYxLkNhbmNlbFdvcmtmbG93UmVzcG9uc2USZAoTUm90YXRlV2ViaG9va1NlY3JldBIlLnJ1bmN0bC52MS5Sb3RhdGVXZWJob29rU2VjcmV0UmVxdWVzdBomLnJ1bmN0bC52MS5Sb3RhdGVXZWJob29rU2VjcmV0UmVzcG9uc2USZwoUTGlzdFBhdXNlZEV4ZWN1dGlvbnMSJi5ydW5jdGwudjEuTGlzdFBhdXNlZEV4ZWN1dGlvbnNSZXF1ZXN0GicucnVuY3RsLnYxLkxpc3RQYXVzZWRFeGVjdXRpb25zUmVzcG9uc2VCOFo2Z2l0aHViLmNvbS9ydW5jdGwvcnVuY3RsL2NsaWVudHMvZ28vcnVuY3RsL3YxO3J1bmN0bHYxYgZwcm90bzM", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_runctl_v1_pause_point]);
 
 /**
  * A stored, versioned workflow.
@@ -24,7 +24,7 @@ export const file_runctl_v1_workflow: GenFile = /*@__PURE__*/
  */
 export type Workflow = Message<"runctl.v1.Workflow"> & {
   /**
-   * Unique id, e.g. "wfl_m3v7zb9rk2px" (server-assigned unless given at creation).
+   * Unique id, assigned by the server, e.g. "wf_3f9a0c17d2e4b5a68c91".
    *
    * @generated from field: string id = 1;
    */
@@ -193,7 +193,9 @@ export type Node = Message<"runctl.v1.Node"> & {
   /**
    * Node type. Built in: start, end, delay, wait, approval, breakpoint, http, transform,
    * condition, switch, for_each, fail, log, subworkflow, task. Any other type (e.g. "navigate")
-   * is a task for external workers serving `queue`, or the type name when `queue` is empty.
+   * is a task for external workers serving `queue`, which it must then set: an unknown type
+   * without a queue is INVALID_ARGUMENT (WORKFLOW_DEFINITION_INVALID), since it is far more
+   * often a misspelt built-in type than a queue named after the type.
    *
    * @generated from field: string type = 2;
    */
@@ -238,7 +240,8 @@ export type Node = Message<"runctl.v1.Node"> & {
   timeoutSeconds: number;
 
   /**
-   * Worker queue that runs this node (task and non-built-in types); empty = the type name.
+   * Worker queue that runs this node: required for a type that is not built in, and for a `task`
+   * node unless its config sets "queue"; ignored by the other built-in types.
    *
    * @generated from field: string queue = 8;
    */
@@ -418,14 +421,6 @@ export type CreateWorkflowRequest = Message<"runctl.v1.CreateWorkflowRequest"> &
    * @generated from field: runctl.v1.WorkflowDefinition definition = 2;
    */
   definition?: WorkflowDefinition | undefined;
-
-  /**
-   * Id to give the workflow (1-63 characters of [a-z0-9_-], starting with a letter or digit);
-   * empty = server-assigned.
-   *
-   * @generated from field: string workflow_id = 3;
-   */
-  workflowId: string;
 };
 
 /**
@@ -470,7 +465,9 @@ export type GetWorkflowRequest = Message<"runctl.v1.GetWorkflowRequest"> & {
   workflowId: string;
 
   /**
-   * Version to return; 0 = the latest. NOT_FOUND for a version that never existed.
+   * Version whose definition to return; 0 = the latest. NOT_FOUND (WORKFLOW_VERSION_NOT_FOUND)
+   * for a version that never existed. Name and description are that version's; status and
+   * times are the workflow's as it is now.
    *
    * @generated from field: int32 version = 2;
    */
@@ -653,7 +650,8 @@ export type DeleteWorkflowRequest = Message<"runctl.v1.DeleteWorkflowRequest"> &
   workflowId: string;
 
   /**
-   * Stop its unfinished runs first instead of failing with FAILED_PRECONDITION.
+   * Stop its unfinished runs first instead of failing with FAILED_PRECONDITION
+   * (WORKFLOW_HAS_UNFINISHED_RUNS).
    *
    * @generated from field: bool force = 2;
    */
@@ -1034,8 +1032,9 @@ export const WorkflowViewSchema: GenEnum<WorkflowView> = /*@__PURE__*/
 export const WorkflowService: GenService<{
   /**
    * Stores a new workflow at version 1 and returns it with its webhook secret (the only
-   * response besides RotateWebhookSecret that carries the secret). INVALID_ARGUMENT with field
-   * violations for an invalid definition; ALREADY_EXISTS when `workflow_id` is taken.
+   * response besides RotateWebhookSecret that carries the secret). The server assigns the id.
+   * INVALID_ARGUMENT with field violations for an invalid definition
+   * (WORKFLOW_DEFINITION_INVALID), or without one (FIELD_REQUIRED).
    *
    * @generated from rpc runctl.v1.WorkflowService.CreateWorkflow
    */
@@ -1045,7 +1044,10 @@ export const WorkflowService: GenService<{
     output: typeof CreateWorkflowResponseSchema;
   },
   /**
-   * Returns one workflow, at its latest or a given version. NOT_FOUND when missing.
+   * Returns one workflow, at its latest or a given version. NOT_FOUND when missing
+   * (WORKFLOW_NOT_FOUND) or for a version it never had (WORKFLOW_VERSION_NOT_FOUND);
+   * INVALID_ARGUMENT without `workflow_id` (FIELD_REQUIRED) or for a negative version
+   * (FIELD_INVALID).
    *
    * @generated from rpc runctl.v1.WorkflowService.GetWorkflow
    */
@@ -1055,7 +1057,8 @@ export const WorkflowService: GenService<{
     output: typeof GetWorkflowResponseSchema;
   },
   /**
-   * Lists the workspace's workflows, most recently updated first.
+   * Lists the workspace's workflows, most recently updated first. Paging errors as in
+   * common.proto.
    *
    * @generated from rpc runctl.v1.WorkflowService.ListWorkflows
    */
@@ -1066,8 +1069,10 @@ export const WorkflowService: GenService<{
   },
   /**
    * Replaces the definition and increments the version. Runs already started keep the version
-   * they started with; new runs use the new one. ABORTED when `expected_version` is set and is
-   * not the current version; FAILED_PRECONDITION for a cancelled workflow.
+   * they started with; new runs use the new one. ABORTED (VERSION_MISMATCH) when
+   * `expected_version` is set and is not the current version; FAILED_PRECONDITION
+   * (WORKFLOW_CANCELLED) for a cancelled workflow; INVALID_ARGUMENT for an invalid definition
+   * (WORKFLOW_DEFINITION_INVALID) or none (FIELD_REQUIRED); NOT_FOUND (WORKFLOW_NOT_FOUND).
    *
    * @generated from rpc runctl.v1.WorkflowService.UpdateWorkflow
    */
@@ -1077,9 +1082,10 @@ export const WorkflowService: GenService<{
     output: typeof UpdateWorkflowResponseSchema;
   },
   /**
-   * Deletes a workflow and all its versions. FAILED_PRECONDITION while it has unfinished runs,
-   * unless `force` is set (they are stopped first). Finished runs are kept: each holds a copy of
-   * the definition it ran.
+   * Deletes a workflow and all its versions: Get, List and new runs no longer find it.
+   * FAILED_PRECONDITION (WORKFLOW_HAS_UNFINISHED_RUNS) while it has queued, running or paused
+   * runs, unless `force` is set (they are stopped first). Finished runs are kept and still show
+   * the definition they ran. NOT_FOUND (WORKFLOW_NOT_FOUND).
    *
    * @generated from rpc runctl.v1.WorkflowService.DeleteWorkflow
    */
@@ -1093,7 +1099,7 @@ export const WorkflowService: GenService<{
    * its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
    * counting (a delay that ends during the pause lets its run go on at resume, not later). Its
    * running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-   * ACTIVE; NOT_FOUND when missing.
+   * ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
    *
    * @generated from rpc runctl.v1.WorkflowService.PauseWorkflow
    */
@@ -1104,7 +1110,8 @@ export const WorkflowService: GenService<{
   },
   /**
    * Returns a PAUSED workflow to ACTIVE: its runs go on and its queued runs may start.
-   * FAILED_PRECONDITION when the workflow is not PAUSED.
+   * FAILED_PRECONDITION when the workflow is not PAUSED (WORKFLOW_ACTIVE, WORKFLOW_CANCELLED);
+   * NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
    *
    * @generated from rpc runctl.v1.WorkflowService.ResumeWorkflow
    */
@@ -1115,7 +1122,8 @@ export const WorkflowService: GenService<{
   },
   /**
    * Cancels an ACTIVE or PAUSED workflow for good: its unfinished runs are stopped and new runs
-   * are refused with FAILED_PRECONDITION. FAILED_PRECONDITION when already CANCELLED.
+   * are refused with FAILED_PRECONDITION (WORKFLOW_CANCELLED). FAILED_PRECONDITION
+   * (WORKFLOW_CANCELLED) when already CANCELLED; NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
    *
    * @generated from rpc runctl.v1.WorkflowService.CancelWorkflow
    */
@@ -1128,7 +1136,8 @@ export const WorkflowService: GenService<{
    * Replaces the workflow's webhook secret (used by ResumeNode) with a new random one and returns
    * it once. The secret it replaces keeps working for `overlap` (the server's default when unset),
    * so callers can switch without a window of refused resumes; a secret older than that stops at
-   * once. INVALID_ARGUMENT for a negative overlap or one longer than 30 days.
+   * once. INVALID_ARGUMENT (FIELD_INVALID) for a negative overlap or one longer than 30 days;
+   * NOT_FOUND (WORKFLOW_NOT_FOUND).
    *
    * @generated from rpc runctl.v1.WorkflowService.RotateWebhookSecret
    */
@@ -1139,8 +1148,8 @@ export const WorkflowService: GenService<{
   },
   /**
    * Lists the runs of a workflow that have paused, each with its pause points (seed 000
-   * `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND when the workflow is
-   * missing.
+   * `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+   * (WORKFLOW_NOT_FOUND) when the workflow is missing.
    *
    * @generated from rpc runctl.v1.WorkflowService.ListPausedExecutions
    */
