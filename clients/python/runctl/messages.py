@@ -27,6 +27,7 @@ from runctl.v1 import (
 )
 
 __all__ = [
+    "ACTIVE_EXECUTION_STATUSES",
     "FINISHED_BATCH_STATUSES",
     "FINISHED_EXECUTION_STATUSES",
     "EventType",
@@ -51,6 +52,14 @@ FINISHED_EXECUTION_STATUSES: frozenset[ExecutionStatus] = frozenset(
         execution_pb2.EXECUTION_STATUS_COMPLETED,
         execution_pb2.EXECUTION_STATUS_ERROR,
         execution_pb2.EXECUTION_STATUS_STOPPED,
+    }
+)
+# The unfinished runs: `list_executions(statuses=ACTIVE_EXECUTION_STATUSES)` lists the active ones.
+ACTIVE_EXECUTION_STATUSES: frozenset[ExecutionStatus] = frozenset(
+    {
+        execution_pb2.EXECUTION_STATUS_QUEUED,
+        execution_pb2.EXECUTION_STATUS_RUNNING,
+        execution_pb2.EXECUTION_STATUS_PAUSED,
     }
 )
 FINISHED_BATCH_STATUSES: frozenset[BatchStatus] = frozenset(

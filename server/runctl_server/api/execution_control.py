@@ -1,4 +1,8 @@
-"""ExecutionService control calls: stop, stop all, continue, pause control, operator pause, trace logs."""
+"""ExecutionService control calls: stop, stop all, pause control, operator pause, trace logs.
+
+Every call on one run needs its `execution_id` (the engine refuses an empty one): gRPC has no implicit
+"most recent" run.
+"""
 
 from __future__ import annotations
 
@@ -57,15 +61,6 @@ class ExecutionControlCalls:
             running_stopped=outcome.counts.running_stopped,
             queued_cancelled=outcome.counts.queued_cancelled,
             batch_ids=outcome.batch_ids,
-        )
-
-    async def ContinueExecution(
-        self, request: execution_pb2.ContinueExecutionRequest, context: Context
-    ) -> execution_pb2.ContinueExecutionResponse:
-        workspace_id = workspace_of(context)
-        execution_id = await self._engine.control.continue_run(workspace_id, request.execution_id)
-        return execution_pb2.ContinueExecutionResponse(
-            execution=await self._execution(workspace_id, execution_id)
         )
 
     async def ControlPause(

@@ -77,6 +77,9 @@ class RunControl:
         self._engine = engine
 
     async def _existing(self, workspace_id: str, execution_id: str) -> dict[str, Any]:
+        """The run's id and status; every control call names its run (no implicit "most recent")."""
+        if not execution_id:
+            raise InvalidArgument.single("execution_id", "is required")
         row = await self._engine.reader.one(
             "SELECT id, status FROM executions WHERE id = :id AND workspace_id = :ws",
             {"id": execution_id, "ws": workspace_id},
@@ -84,18 +87,6 @@ class RunControl:
         if row is None:
             raise NotFound(f"execution {execution_id!r} not found", reason="EXECUTION_NOT_FOUND")
         return dict(row)
-
-    async def _target(
-        self, workspace_id: str, execution_id: str, statuses: tuple[str, ...], what: str
-    ) -> str:
-        """The given run, or without an id the most recent run in one of `statuses`."""
-        if execution_id:
-            await self._existing(workspace_id, execution_id)
-            return execution_id
-        row = await self._engine.queries.most_recent(workspace_id, statuses)
-        if row is None:
-            raise NotFound(f"there is no {what} execution", reason="EXECUTION_NOT_FOUND")
-        return str(row["id"])
 
     async def _send(
         self, workspace_id: str, execution_id: str, name: str, args: dict[str, Any] | None = None
@@ -110,12 +101,12 @@ class RunControl:
 
     # -- stop ------------------------------------------------------------------------------------
 
-    async def stop(self, workspace_id: str, execution_id: str = "", reason: str = "") -> StopOutcome:
-        target = await self._target(workspace_id, execution_id, ACTIVE_EXECUTION, "active")
+    async def stop(self, workspace_id: str, execution_id: str, reason: str = "") -> StopOutcome:
+        await self._existing(workspace_id, execution_id)
         why = reason or "stopped by an operator"
-        was = await self._send(workspace_id, target, "stop", {"reason": why})
-        await self._stop_children(workspace_id, target, why)
-        return StopOutcome(target, was_running=was != QUEUED, was_queued=was == QUEUED)
+        was = await self._send(workspace_id, execution_id, "stop", {"reason": why})
+        await self._stop_children(workspace_id, execution_id, why)
+        return StopOutcome(execution_id, was_running=was != QUEUED, was_queued=was == QUEUED)
 
     async def _stop_children(self, workspace_id: str, parent_id: str, reason: str) -> None:
         """Sub-workflow runs awaited by a stopped run stop with it."""
@@ -170,15 +161,12 @@ class RunControl:
         """Act on a paused run: continue, stop, skip the paused node, or continue without breakpoints."""
         if action not in PAUSE_ACTIONS:
             raise InvalidArgument.single("action", f"must be one of: {', '.join(PAUSE_ACTIONS)}")
-        target = await self._target(workspace_id, execution_id, (PAUSED,), "paused")
+        await self._existing(workspace_id, execution_id)
         if action == "stop":
-            await self.stop(workspace_id, target, "stopped from its pause")
-            return target
-        await self._send(workspace_id, target, "control_pause", {"action": action})
-        return target
-
-    async def continue_run(self, workspace_id: str, execution_id: str = "") -> str:
-        return await self.control_pause(workspace_id, execution_id, "continue")
+            await self.stop(workspace_id, execution_id, "stopped from its pause")
+            return execution_id
+        await self._send(workspace_id, execution_id, "control_pause", {"action": action})
+        return execution_id
 
     async def pause(self, workspace_id: str, execution_id: str) -> str:
         """An operator's pause: the run starts no new node; it shows paused once in-flight nodes end."""
@@ -191,9 +179,9 @@ class RunControl:
         return str(await self._send(workspace_id, execution_id, "resume"))
 
     async def set_trace_logs(self, workspace_id: str, execution_id: str, enabled: bool) -> str:
-        target = await self._target(workspace_id, execution_id, ACTIVE_EXECUTION, "unfinished")
-        await self._send(workspace_id, target, "set_trace_logs", {"enabled": enabled})
-        return target
+        await self._existing(workspace_id, execution_id)
+        await self._send(workspace_id, execution_id, "set_trace_logs", {"enabled": enabled})
+        return execution_id
 
     # -- queued runs -----------------------------------------------------------------------------
 
@@ -285,7 +273,7 @@ def _resume_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) 
     if run.hold != MANUAL:
         raise FailedPrecondition(
             f"execution {run.id!r} is not paused by an operator; to go on from a breakpoint or "
-            "a wait use ContinueExecution or ControlPause",
+            "a wait use ControlPause",
             reason="NOT_OPERATOR_PAUSED",
         )
     scheduler.release(driven)

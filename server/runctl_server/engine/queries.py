@@ -176,6 +176,8 @@ class Queries:
         return int(row["last"] or 0) if row else 0
 
     async def most_recent(self, workspace_id: str, statuses: tuple[str, ...] = ()) -> Row | None:
+        """The most recently created run in one of `statuses` (any when empty), for the seed 001 HTTP
+        routes that default to "the most recent" run; no gRPC call has such a default."""
         where = "workspace_id = :ws"
         if statuses:
             where += " AND status IN :statuses"
@@ -187,18 +189,15 @@ class Queries:
         return rows[0] if rows else None
 
     async def status(self, workspace_id: str, execution_id: str) -> Row:
-        """The status row of a run, or of the most recent run when no id is given."""
-        if execution_id:
-            row = await self._reader.one(
-                "SELECT * FROM executions WHERE id = :id AND workspace_id = :ws",
-                {"id": execution_id, "ws": workspace_id},
-            )
-            if row is None:
-                raise _not_found(execution_id)
-            return row
-        row = await self.most_recent(workspace_id)
+        """The row of a run (NOT_FOUND when it is not the workspace's)."""
+        if not execution_id:
+            raise InvalidArgument.single("execution_id", "is required")
+        row = await self._reader.one(
+            "SELECT * FROM executions WHERE id = :id AND workspace_id = :ws",
+            {"id": execution_id, "ws": workspace_id},
+        )
         if row is None:
-            raise NotFound("there are no executions yet", reason="EXECUTION_NOT_FOUND")
+            raise _not_found(execution_id)
         return row
 
     async def list(
@@ -252,9 +251,7 @@ class Queries:
         self, workspace_id: str, execution_id: str, *, after_sequence: int = 0, size: int = 0, token: str = ""
     ) -> Page:
         """The run's events in sequence order, after a cursor."""
-        await self.status(workspace_id, execution_id) if execution_id else None
-        if not execution_id:
-            raise InvalidArgument.single("execution_id", "is required")
+        await self.status(workspace_id, execution_id)
         if after_sequence < 0:
             raise InvalidArgument.single("after_sequence", "must not be negative")
         limit = page_size(size, default=500)

@@ -25,8 +25,7 @@ type BatchServiceClient interface {
 	StartBatch(ctx context.Context, in *StartBatchRequest, opts ...grpc.CallOption) (*StartBatchResponse, error)
 	// Returns one batch with its runs. NOT_FOUND when missing.
 	GetBatch(ctx context.Context, in *GetBatchRequest, opts ...grpc.CallOption) (*GetBatchResponse, error)
-	// Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-	// `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
+	// Lists batches, newest first, without their runs (seed 001 batch history), in pages.
 	ListBatches(ctx context.Context, in *ListBatchesRequest, opts ...grpc.CallOption) (*ListBatchesResponse, error)
 	// Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
 	// paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason
@@ -141,8 +140,7 @@ type BatchServiceServer interface {
 	StartBatch(context.Context, *StartBatchRequest) (*StartBatchResponse, error)
 	// Returns one batch with its runs. NOT_FOUND when missing.
 	GetBatch(context.Context, *GetBatchRequest) (*GetBatchResponse, error)
-	// Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-	// `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
+	// Lists batches, newest first, without their runs (seed 001 batch history), in pages.
 	ListBatches(context.Context, *ListBatchesRequest) (*ListBatchesResponse, error)
 	// Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
 	// paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason

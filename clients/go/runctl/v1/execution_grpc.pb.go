@@ -23,18 +23,13 @@ type ExecutionServiceClient interface {
 	// NOT_FOUND for an unknown workflow or file; FAILED_PRECONDITION for a cancelled workflow;
 	// INVALID_ARGUMENT (field violations) for an invalid definition or a path outside the roots.
 	StartExecution(ctx context.Context, in *StartExecutionRequest, opts ...grpc.CallOption) (*StartExecutionResponse, error)
-	// Returns one run (seed 002 Execution object), FULL view by default.
+	// Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
+	// cheap read of its status (seed 001 execution status).
 	GetExecution(ctx context.Context, in *GetExecutionRequest, opts ...grpc.CallOption) (*GetExecutionResponse, error)
-	// Returns the short status of one run, or of the most recently created run of the workspace
-	// when `execution_id` is empty (seed 001 execution status).
-	GetExecutionStatus(ctx context.Context, in *GetExecutionStatusRequest, opts ...grpc.CallOption) (*GetExecutionStatusResponse, error)
-	// Lists runs, newest first, filtered by workflow, batch and status; BASIC view by default.
+	// Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
+	// 001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
 	ListExecutions(ctx context.Context, in *ListExecutionsRequest, opts ...grpc.CallOption) (*ListExecutionsResponse, error)
-	// Lists the unfinished runs (QUEUED, RUNNING or PAUSED), newest first, as summaries
-	// (seed 001 active executions).
-	ListActiveExecutions(ctx context.Context, in *ListActiveExecutionsRequest, opts ...grpc.CallOption) (*ListActiveExecutionsResponse, error)
-	// Stops a run, or the most recently created unfinished run when `execution_id` is empty:
-	// running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
+	// Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
 	// points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
 	// Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
 	// EXECUTION_ENDED), an unknown one NOT_FOUND.
@@ -42,24 +37,18 @@ type ExecutionServiceClient interface {
 	// Stops every unfinished run of the workspace, in batches or not, and stops every running
 	// batch (seed 001 stop-all).
 	StopAllExecutions(ctx context.Context, in *StopAllExecutionsRequest, opts ...grpc.CallOption) (*StopAllExecutionsResponse, error)
-	// Continues a run paused at a breakpoint or a wait node (the wait node completes with an empty
-	// object), or the most recently paused run when `execution_id` is empty. Same as ControlPause
-	// with PAUSE_ACTION_CONTINUE. FAILED_PRECONDITION when the run is not paused there, or waits at
-	// an approval whose form has required fields (use ResumePausePoint).
-	ContinueExecution(ctx context.Context, in *ContinueExecutionRequest, opts ...grpc.CallOption) (*ContinueExecutionResponse, error)
-	// Applies an action to a paused run, or to the most recently paused run when `execution_id` is
-	// empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-	// further breakpoints. FAILED_PRECONDITION when the run is not paused.
+	// Applies an action to a paused run (seed 001 pause-control and continue): continue, stop, skip
+	// the paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run
+	// is not paused.
 	ControlPause(ctx context.Context, in *ControlPauseRequest, opts ...grpc.CallOption) (*ControlPauseResponse, error)
-	// Turns trace logs on or off for a run, or for the most recently created unfinished run when
-	// `execution_id` is empty. FAILED_PRECONDITION for a finished run.
+	// Turns trace logs on or off for a run. FAILED_PRECONDITION for a finished run.
 	SetTraceLogs(ctx context.Context, in *SetTraceLogsRequest, opts ...grpc.CallOption) (*SetTraceLogsResponse, error)
 	// Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
 	// keep counting; a run paused at a pause point also stays paused after that is resumed.
 	// FAILED_PRECONDITION for a queued or finished run, or one an operator already paused.
 	PauseExecution(ctx context.Context, in *PauseExecutionRequest, opts ...grpc.CallOption) (*PauseExecutionResponse, error)
 	// Lifts a manual pause made by PauseExecution. FAILED_PRECONDITION when the run has no manual
-	// pause (other pauses are lifted by ContinueExecution, ResumePausePoint or ResumeNode).
+	// pause (other pauses are lifted by ControlPause, ResumePausePoint or ResumeNode).
 	ResumeExecution(ctx context.Context, in *ResumeExecutionRequest, opts ...grpc.CallOption) (*ResumeExecutionResponse, error)
 	// Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
 	// Values are validated against the form fields: INVALID_ARGUMENT with field violations when
@@ -108,27 +97,9 @@ func (c *executionServiceClient) GetExecution(ctx context.Context, in *GetExecut
 	return out, nil
 }
 
-func (c *executionServiceClient) GetExecutionStatus(ctx context.Context, in *GetExecutionStatusRequest, opts ...grpc.CallOption) (*GetExecutionStatusResponse, error) {
-	out := new(GetExecutionStatusResponse)
-	err := c.cc.Invoke(ctx, "/runctl.v1.ExecutionService/GetExecutionStatus", in, out, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 func (c *executionServiceClient) ListExecutions(ctx context.Context, in *ListExecutionsRequest, opts ...grpc.CallOption) (*ListExecutionsResponse, error) {
 	out := new(ListExecutionsResponse)
 	err := c.cc.Invoke(ctx, "/runctl.v1.ExecutionService/ListExecutions", in, out, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *executionServiceClient) ListActiveExecutions(ctx context.Context, in *ListActiveExecutionsRequest, opts ...grpc.CallOption) (*ListActiveExecutionsResponse, error) {
-	out := new(ListActiveExecutionsResponse)
-	err := c.cc.Invoke(ctx, "/runctl.v1.ExecutionService/ListActiveExecutions", in, out, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -147,15 +118,6 @@ func (c *executionServiceClient) StopExecution(ctx context.Context, in *StopExec
 func (c *executionServiceClient) StopAllExecutions(ctx context.Context, in *StopAllExecutionsRequest, opts ...grpc.CallOption) (*StopAllExecutionsResponse, error) {
 	out := new(StopAllExecutionsResponse)
 	err := c.cc.Invoke(ctx, "/runctl.v1.ExecutionService/StopAllExecutions", in, out, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *executionServiceClient) ContinueExecution(ctx context.Context, in *ContinueExecutionRequest, opts ...grpc.CallOption) (*ContinueExecutionResponse, error) {
-	out := new(ContinueExecutionResponse)
-	err := c.cc.Invoke(ctx, "/runctl.v1.ExecutionService/ContinueExecution", in, out, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -267,18 +229,13 @@ type ExecutionServiceServer interface {
 	// NOT_FOUND for an unknown workflow or file; FAILED_PRECONDITION for a cancelled workflow;
 	// INVALID_ARGUMENT (field violations) for an invalid definition or a path outside the roots.
 	StartExecution(context.Context, *StartExecutionRequest) (*StartExecutionResponse, error)
-	// Returns one run (seed 002 Execution object), FULL view by default.
+	// Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
+	// cheap read of its status (seed 001 execution status).
 	GetExecution(context.Context, *GetExecutionRequest) (*GetExecutionResponse, error)
-	// Returns the short status of one run, or of the most recently created run of the workspace
-	// when `execution_id` is empty (seed 001 execution status).
-	GetExecutionStatus(context.Context, *GetExecutionStatusRequest) (*GetExecutionStatusResponse, error)
-	// Lists runs, newest first, filtered by workflow, batch and status; BASIC view by default.
+	// Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
+	// 001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
 	ListExecutions(context.Context, *ListExecutionsRequest) (*ListExecutionsResponse, error)
-	// Lists the unfinished runs (QUEUED, RUNNING or PAUSED), newest first, as summaries
-	// (seed 001 active executions).
-	ListActiveExecutions(context.Context, *ListActiveExecutionsRequest) (*ListActiveExecutionsResponse, error)
-	// Stops a run, or the most recently created unfinished run when `execution_id` is empty:
-	// running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
+	// Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
 	// points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
 	// Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
 	// EXECUTION_ENDED), an unknown one NOT_FOUND.
@@ -286,24 +243,18 @@ type ExecutionServiceServer interface {
 	// Stops every unfinished run of the workspace, in batches or not, and stops every running
 	// batch (seed 001 stop-all).
 	StopAllExecutions(context.Context, *StopAllExecutionsRequest) (*StopAllExecutionsResponse, error)
-	// Continues a run paused at a breakpoint or a wait node (the wait node completes with an empty
-	// object), or the most recently paused run when `execution_id` is empty. Same as ControlPause
-	// with PAUSE_ACTION_CONTINUE. FAILED_PRECONDITION when the run is not paused there, or waits at
-	// an approval whose form has required fields (use ResumePausePoint).
-	ContinueExecution(context.Context, *ContinueExecutionRequest) (*ContinueExecutionResponse, error)
-	// Applies an action to a paused run, or to the most recently paused run when `execution_id` is
-	// empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-	// further breakpoints. FAILED_PRECONDITION when the run is not paused.
+	// Applies an action to a paused run (seed 001 pause-control and continue): continue, stop, skip
+	// the paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run
+	// is not paused.
 	ControlPause(context.Context, *ControlPauseRequest) (*ControlPauseResponse, error)
-	// Turns trace logs on or off for a run, or for the most recently created unfinished run when
-	// `execution_id` is empty. FAILED_PRECONDITION for a finished run.
+	// Turns trace logs on or off for a run. FAILED_PRECONDITION for a finished run.
 	SetTraceLogs(context.Context, *SetTraceLogsRequest) (*SetTraceLogsResponse, error)
 	// Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
 	// keep counting; a run paused at a pause point also stays paused after that is resumed.
 	// FAILED_PRECONDITION for a queued or finished run, or one an operator already paused.
 	PauseExecution(context.Context, *PauseExecutionRequest) (*PauseExecutionResponse, error)
 	// Lifts a manual pause made by PauseExecution. FAILED_PRECONDITION when the run has no manual
-	// pause (other pauses are lifted by ContinueExecution, ResumePausePoint or ResumeNode).
+	// pause (other pauses are lifted by ControlPause, ResumePausePoint or ResumeNode).
 	ResumeExecution(context.Context, *ResumeExecutionRequest) (*ResumeExecutionResponse, error)
 	// Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
 	// Values are validated against the form fields: INVALID_ARGUMENT with field violations when
@@ -337,23 +288,14 @@ func (UnimplementedExecutionServiceServer) StartExecution(context.Context, *Star
 func (UnimplementedExecutionServiceServer) GetExecution(context.Context, *GetExecutionRequest) (*GetExecutionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetExecution not implemented")
 }
-func (UnimplementedExecutionServiceServer) GetExecutionStatus(context.Context, *GetExecutionStatusRequest) (*GetExecutionStatusResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method GetExecutionStatus not implemented")
-}
 func (UnimplementedExecutionServiceServer) ListExecutions(context.Context, *ListExecutionsRequest) (*ListExecutionsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListExecutions not implemented")
-}
-func (UnimplementedExecutionServiceServer) ListActiveExecutions(context.Context, *ListActiveExecutionsRequest) (*ListActiveExecutionsResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method ListActiveExecutions not implemented")
 }
 func (UnimplementedExecutionServiceServer) StopExecution(context.Context, *StopExecutionRequest) (*StopExecutionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method StopExecution not implemented")
 }
 func (UnimplementedExecutionServiceServer) StopAllExecutions(context.Context, *StopAllExecutionsRequest) (*StopAllExecutionsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method StopAllExecutions not implemented")
-}
-func (UnimplementedExecutionServiceServer) ContinueExecution(context.Context, *ContinueExecutionRequest) (*ContinueExecutionResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method ContinueExecution not implemented")
 }
 func (UnimplementedExecutionServiceServer) ControlPause(context.Context, *ControlPauseRequest) (*ControlPauseResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ControlPause not implemented")
@@ -428,24 +370,6 @@ func _ExecutionService_GetExecution_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
-func _ExecutionService_GetExecutionStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetExecutionStatusRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ExecutionServiceServer).GetExecutionStatus(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: "/runctl.v1.ExecutionService/GetExecutionStatus",
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ExecutionServiceServer).GetExecutionStatus(ctx, req.(*GetExecutionStatusRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
 func _ExecutionService_ListExecutions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListExecutionsRequest)
 	if err := dec(in); err != nil {
@@ -460,24 +384,6 @@ func _ExecutionService_ListExecutions_Handler(srv interface{}, ctx context.Conte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ExecutionServiceServer).ListExecutions(ctx, req.(*ListExecutionsRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _ExecutionService_ListActiveExecutions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListActiveExecutionsRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ExecutionServiceServer).ListActiveExecutions(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: "/runctl.v1.ExecutionService/ListActiveExecutions",
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ExecutionServiceServer).ListActiveExecutions(ctx, req.(*ListActiveExecutionsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -514,24 +420,6 @@ func _ExecutionService_StopAllExecutions_Handler(srv interface{}, ctx context.Co
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ExecutionServiceServer).StopAllExecutions(ctx, req.(*StopAllExecutionsRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _ExecutionService_ContinueExecution_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ContinueExecutionRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ExecutionServiceServer).ContinueExecution(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: "/runctl.v1.ExecutionService/ContinueExecution",
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ExecutionServiceServer).ContinueExecution(ctx, req.(*ContinueExecutionRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -696,16 +584,8 @@ var _ExecutionService_serviceDesc = grpc.ServiceDesc{
 			Handler:    _ExecutionService_GetExecution_Handler,
 		},
 		{
-			MethodName: "GetExecutionStatus",
-			Handler:    _ExecutionService_GetExecutionStatus_Handler,
-		},
-		{
 			MethodName: "ListExecutions",
 			Handler:    _ExecutionService_ListExecutions_Handler,
-		},
-		{
-			MethodName: "ListActiveExecutions",
-			Handler:    _ExecutionService_ListActiveExecutions_Handler,
 		},
 		{
 			MethodName: "StopExecution",
@@ -714,10 +594,6 @@ var _ExecutionService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StopAllExecutions",
 			Handler:    _ExecutionService_StopAllExecutions_Handler,
-		},
-		{
-			MethodName: "ContinueExecution",
-			Handler:    _ExecutionService_ContinueExecution_Handler,
 		},
 		{
 			MethodName: "ControlPause",

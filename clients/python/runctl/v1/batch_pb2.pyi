@@ -435,42 +435,31 @@ Global___GetBatchResponse: _TypeAlias = GetBatchResponse  # noqa: Y015
 
 @_typing.final
 class ListBatchesRequest(_message.Message):
-    """Request of BatchService.ListBatches. Use `limit`/`offset` (seed 001) or
-    `page_size`/`page_token` (AIP-158), not both. With neither, the first 20 batches are returned
-    and `next_page_token` is set as for `page_size` 20.
-    """
+    """Request of BatchService.ListBatches."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUS_FIELD_NUMBER: _builtins.int
-    LIMIT_FIELD_NUMBER: _builtins.int
-    OFFSET_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     status: Global___BatchStatus.ValueType
     """Only batches in this status; UNSPECIFIED = any."""
-    limit: _builtins.int
-    """Offset paging: maximum batches to return; 0 = 20, clamped to 100, negative is
-    INVALID_ARGUMENT.
-    """
-    offset: _builtins.int
-    """Offset paging: number of matching batches to skip; negative is INVALID_ARGUMENT."""
     page_size: _builtins.int
-    """Token paging: page size; 0 = 20, clamped to 100, negative is INVALID_ARGUMENT."""
+    """Page size: 0 = 20, clamped to 100, negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
-    """Token paging: `next_page_token` of the previous page; empty for the first page."""
+    """`next_page_token` of the previous page; empty for the first page. INVALID_ARGUMENT when it
+    was handed out for another `status`.
+    """
     def __init__(
         self,
         *,
         status: Global___BatchStatus.ValueType = ...,
-        limit: _builtins.int = ...,
-        offset: _builtins.int = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "offset", b"offset", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -483,18 +472,12 @@ class ListBatchesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BATCHES_FIELD_NUMBER: _builtins.int
-    TOTAL_FIELD_NUMBER: _builtins.int
-    LIMIT_FIELD_NUMBER: _builtins.int
-    OFFSET_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    total: _builtins.int
+    total_size: _builtins.int
     """Number of batches matching the status filter, over all pages."""
-    limit: _builtins.int
-    """The limit applied (after defaulting and clamping), for both paging styles."""
-    offset: _builtins.int
-    """The offset of the first batch returned, for both paging styles."""
     next_page_token: _builtins.str
-    """Token for the next page; empty on the last page. Set for both paging styles."""
+    """Token for the next page; empty on the last page."""
     @_builtins.property
     def batches(self) -> _containers.RepeatedCompositeFieldContainer[Global___Batch]:
         """The batches, newest first, without `executions`."""
@@ -503,14 +486,12 @@ class ListBatchesResponse(_message.Message):
         self,
         *,
         batches: _abc.Iterable[Global___Batch] | None = ...,
-        total: _builtins.int = ...,
-        limit: _builtins.int = ...,
-        offset: _builtins.int = ...,
+        total_size: _builtins.int = ...,
         next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "limit", b"limit", "next_page_token", b"next_page_token", "offset", b"offset", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

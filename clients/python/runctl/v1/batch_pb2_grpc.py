@@ -92,8 +92,7 @@ class BatchServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListBatches(self, request, context):
-        """Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-        `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
+        """Lists batches, newest first, without their runs (seed 001 batch history), in pages.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

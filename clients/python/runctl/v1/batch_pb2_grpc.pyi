@@ -45,9 +45,7 @@ class BatchServiceStub:
     GetBatch: _grpc.UnaryUnaryMultiCallable[_batch_pb2.GetBatchRequest, _batch_pb2.GetBatchResponse]
     """Returns one batch with its runs. NOT_FOUND when missing."""
     ListBatches: _grpc.UnaryUnaryMultiCallable[_batch_pb2.ListBatchesRequest, _batch_pb2.ListBatchesResponse]
-    """Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-    `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
-    """
+    """Lists batches, newest first, without their runs (seed 001 batch history), in pages."""
     StopBatch: _grpc.UnaryUnaryMultiCallable[_batch_pb2.StopBatchRequest, _batch_pb2.StopBatchResponse]
     """Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
     paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason
@@ -83,9 +81,7 @@ class BatchServiceAsyncStub(BatchServiceStub):
     GetBatch: _aio.UnaryUnaryMultiCallable[_batch_pb2.GetBatchRequest, _batch_pb2.GetBatchResponse]  # type: ignore[assignment]
     """Returns one batch with its runs. NOT_FOUND when missing."""
     ListBatches: _aio.UnaryUnaryMultiCallable[_batch_pb2.ListBatchesRequest, _batch_pb2.ListBatchesResponse]  # type: ignore[assignment]
-    """Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-    `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
-    """
+    """Lists batches, newest first, without their runs (seed 001 batch history), in pages."""
     StopBatch: _aio.UnaryUnaryMultiCallable[_batch_pb2.StopBatchRequest, _batch_pb2.StopBatchResponse]  # type: ignore[assignment]
     """Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
     paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (reason
@@ -136,9 +132,7 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _batch_pb2.ListBatchesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_batch_pb2.ListBatchesResponse, _abc.Awaitable[_batch_pb2.ListBatchesResponse]]:
-        """Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-        `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT).
-        """
+        """Lists batches, newest first, without their runs (seed 001 batch history), in pages."""
 
     @_abc_1.abstractmethod
     def StopBatch(

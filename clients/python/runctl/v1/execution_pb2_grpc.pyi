@@ -30,8 +30,10 @@ class ExecutionServiceStub:
     """Starts runs (executions) of workflows, shows them, and steers them: stop, continue, skip,
     pause, resume, resume waiting nodes with data, toggle trace logs, watch live.
 
-    Calls whose `execution_id` is OPTIONAL act on "the most recent" run when it is empty (seed
-    001); each call says which runs qualify, and answers NOT_FOUND when none does. A control call
+    Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
+    INVALID_ARGUMENT, never "the most recent" run (a client that lost the id must not act on
+    somebody else's run; the seed 001 HTTP routes that document "most recent" pick the run
+    themselves). NOT_FOUND for an unknown run or one of another workspace. A control call
     on a run whose status does not allow it answers FAILED_PRECONDITION with ErrorInfo reason
     such as "EXECUTION_NOT_PAUSED" or "EXECUTION_FINISHED".
     """
@@ -48,20 +50,15 @@ class ExecutionServiceStub:
     INVALID_ARGUMENT (field violations) for an invalid definition or a path outside the roots.
     """
     GetExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionRequest, _execution_pb2.GetExecutionResponse]
-    """Returns one run (seed 002 Execution object), FULL view by default."""
-    GetExecutionStatus: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionStatusRequest, _execution_pb2.GetExecutionStatusResponse]
-    """Returns the short status of one run, or of the most recently created run of the workspace
-    when `execution_id` is empty (seed 001 execution status).
+    """Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
+    cheap read of its status (seed 001 execution status).
     """
     ListExecutions: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]
-    """Lists runs, newest first, filtered by workflow, batch and status; BASIC view by default."""
-    ListActiveExecutions: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ListActiveExecutionsRequest, _execution_pb2.ListActiveExecutionsResponse]
-    """Lists the unfinished runs (QUEUED, RUNNING or PAUSED), newest first, as summaries
-    (seed 001 active executions).
+    """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
+    001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
     """
     StopExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.StopExecutionRequest, _execution_pb2.StopExecutionResponse]
-    """Stops a run, or the most recently created unfinished run when `execution_id` is empty:
-    running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
+    """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
     points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
     Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
     EXECUTION_ENDED), an unknown one NOT_FOUND.
@@ -70,21 +67,13 @@ class ExecutionServiceStub:
     """Stops every unfinished run of the workspace, in batches or not, and stops every running
     batch (seed 001 stop-all).
     """
-    ContinueExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ContinueExecutionRequest, _execution_pb2.ContinueExecutionResponse]
-    """Continues a run paused at a breakpoint or a wait node (the wait node completes with an empty
-    object), or the most recently paused run when `execution_id` is empty. Same as ControlPause
-    with PAUSE_ACTION_CONTINUE. FAILED_PRECONDITION when the run is not paused there, or waits at
-    an approval whose form has required fields (use ResumePausePoint).
-    """
     ControlPause: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ControlPauseRequest, _execution_pb2.ControlPauseResponse]
-    """Applies an action to a paused run, or to the most recently paused run when `execution_id` is
-    empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-    further breakpoints. FAILED_PRECONDITION when the run is not paused.
+    """Applies an action to a paused run (seed 001 pause-control and continue): continue, stop, skip
+    the paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run
+    is not paused.
     """
     SetTraceLogs: _grpc.UnaryUnaryMultiCallable[_execution_pb2.SetTraceLogsRequest, _execution_pb2.SetTraceLogsResponse]
-    """Turns trace logs on or off for a run, or for the most recently created unfinished run when
-    `execution_id` is empty. FAILED_PRECONDITION for a finished run.
-    """
+    """Turns trace logs on or off for a run. FAILED_PRECONDITION for a finished run."""
     PauseExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.PauseExecutionRequest, _execution_pb2.PauseExecutionResponse]
     """Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
     keep counting; a run paused at a pause point also stays paused after that is resumed.
@@ -92,7 +81,7 @@ class ExecutionServiceStub:
     """
     ResumeExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ResumeExecutionRequest, _execution_pb2.ResumeExecutionResponse]
     """Lifts a manual pause made by PauseExecution. FAILED_PRECONDITION when the run has no manual
-    pause (other pauses are lifted by ContinueExecution, ResumePausePoint or ResumeNode).
+    pause (other pauses are lifted by ControlPause, ResumePausePoint or ResumeNode).
     """
     ResumePausePoint: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ResumePausePointRequest, _execution_pb2.ResumePausePointResponse]
     """Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
@@ -122,8 +111,10 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     """Starts runs (executions) of workflows, shows them, and steers them: stop, continue, skip,
     pause, resume, resume waiting nodes with data, toggle trace logs, watch live.
 
-    Calls whose `execution_id` is OPTIONAL act on "the most recent" run when it is empty (seed
-    001); each call says which runs qualify, and answers NOT_FOUND when none does. A control call
+    Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
+    INVALID_ARGUMENT, never "the most recent" run (a client that lost the id must not act on
+    somebody else's run; the seed 001 HTTP routes that document "most recent" pick the run
+    themselves). NOT_FOUND for an unknown run or one of another workspace. A control call
     on a run whose status does not allow it answers FAILED_PRECONDITION with ErrorInfo reason
     such as "EXECUTION_NOT_PAUSED" or "EXECUTION_FINISHED".
     """
@@ -137,20 +128,15 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     INVALID_ARGUMENT (field violations) for an invalid definition or a path outside the roots.
     """
     GetExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionRequest, _execution_pb2.GetExecutionResponse]  # type: ignore[assignment]
-    """Returns one run (seed 002 Execution object), FULL view by default."""
-    GetExecutionStatus: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionStatusRequest, _execution_pb2.GetExecutionStatusResponse]  # type: ignore[assignment]
-    """Returns the short status of one run, or of the most recently created run of the workspace
-    when `execution_id` is empty (seed 001 execution status).
+    """Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
+    cheap read of its status (seed 001 execution status).
     """
     ListExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]  # type: ignore[assignment]
-    """Lists runs, newest first, filtered by workflow, batch and status; BASIC view by default."""
-    ListActiveExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListActiveExecutionsRequest, _execution_pb2.ListActiveExecutionsResponse]  # type: ignore[assignment]
-    """Lists the unfinished runs (QUEUED, RUNNING or PAUSED), newest first, as summaries
-    (seed 001 active executions).
+    """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
+    001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
     """
     StopExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.StopExecutionRequest, _execution_pb2.StopExecutionResponse]  # type: ignore[assignment]
-    """Stops a run, or the most recently created unfinished run when `execution_id` is empty:
-    running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
+    """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
     points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
     Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
     EXECUTION_ENDED), an unknown one NOT_FOUND.
@@ -159,21 +145,13 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     """Stops every unfinished run of the workspace, in batches or not, and stops every running
     batch (seed 001 stop-all).
     """
-    ContinueExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.ContinueExecutionRequest, _execution_pb2.ContinueExecutionResponse]  # type: ignore[assignment]
-    """Continues a run paused at a breakpoint or a wait node (the wait node completes with an empty
-    object), or the most recently paused run when `execution_id` is empty. Same as ControlPause
-    with PAUSE_ACTION_CONTINUE. FAILED_PRECONDITION when the run is not paused there, or waits at
-    an approval whose form has required fields (use ResumePausePoint).
-    """
     ControlPause: _aio.UnaryUnaryMultiCallable[_execution_pb2.ControlPauseRequest, _execution_pb2.ControlPauseResponse]  # type: ignore[assignment]
-    """Applies an action to a paused run, or to the most recently paused run when `execution_id` is
-    empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-    further breakpoints. FAILED_PRECONDITION when the run is not paused.
+    """Applies an action to a paused run (seed 001 pause-control and continue): continue, stop, skip
+    the paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run
+    is not paused.
     """
     SetTraceLogs: _aio.UnaryUnaryMultiCallable[_execution_pb2.SetTraceLogsRequest, _execution_pb2.SetTraceLogsResponse]  # type: ignore[assignment]
-    """Turns trace logs on or off for a run, or for the most recently created unfinished run when
-    `execution_id` is empty. FAILED_PRECONDITION for a finished run.
-    """
+    """Turns trace logs on or off for a run. FAILED_PRECONDITION for a finished run."""
     PauseExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.PauseExecutionRequest, _execution_pb2.PauseExecutionResponse]  # type: ignore[assignment]
     """Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
     keep counting; a run paused at a pause point also stays paused after that is resumed.
@@ -181,7 +159,7 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     """
     ResumeExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.ResumeExecutionRequest, _execution_pb2.ResumeExecutionResponse]  # type: ignore[assignment]
     """Lifts a manual pause made by PauseExecution. FAILED_PRECONDITION when the run has no manual
-    pause (other pauses are lifted by ContinueExecution, ResumePausePoint or ResumeNode).
+    pause (other pauses are lifted by ControlPause, ResumePausePoint or ResumeNode).
     """
     ResumePausePoint: _aio.UnaryUnaryMultiCallable[_execution_pb2.ResumePausePointRequest, _execution_pb2.ResumePausePointResponse]  # type: ignore[assignment]
     """Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
@@ -210,8 +188,10 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Starts runs (executions) of workflows, shows them, and steers them: stop, continue, skip,
     pause, resume, resume waiting nodes with data, toggle trace logs, watch live.
 
-    Calls whose `execution_id` is OPTIONAL act on "the most recent" run when it is empty (seed
-    001); each call says which runs qualify, and answers NOT_FOUND when none does. A control call
+    Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
+    INVALID_ARGUMENT, never "the most recent" run (a client that lost the id must not act on
+    somebody else's run; the seed 001 HTTP routes that document "most recent" pick the run
+    themselves). NOT_FOUND for an unknown run or one of another workspace. A control call
     on a run whose status does not allow it answers FAILED_PRECONDITION with ErrorInfo reason
     such as "EXECUTION_NOT_PAUSED" or "EXECUTION_FINISHED".
     """
@@ -235,16 +215,8 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.GetExecutionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.GetExecutionResponse, _abc.Awaitable[_execution_pb2.GetExecutionResponse]]:
-        """Returns one run (seed 002 Execution object), FULL view by default."""
-
-    @_abc_1.abstractmethod
-    def GetExecutionStatus(
-        self,
-        request: _execution_pb2.GetExecutionStatusRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_execution_pb2.GetExecutionStatusResponse, _abc.Awaitable[_execution_pb2.GetExecutionStatusResponse]]:
-        """Returns the short status of one run, or of the most recently created run of the workspace
-        when `execution_id` is empty (seed 001 execution status).
+        """Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
+        cheap read of its status (seed 001 execution status).
         """
 
     @_abc_1.abstractmethod
@@ -253,16 +225,8 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.ListExecutionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ListExecutionsResponse, _abc.Awaitable[_execution_pb2.ListExecutionsResponse]]:
-        """Lists runs, newest first, filtered by workflow, batch and status; BASIC view by default."""
-
-    @_abc_1.abstractmethod
-    def ListActiveExecutions(
-        self,
-        request: _execution_pb2.ListActiveExecutionsRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_execution_pb2.ListActiveExecutionsResponse, _abc.Awaitable[_execution_pb2.ListActiveExecutionsResponse]]:
-        """Lists the unfinished runs (QUEUED, RUNNING or PAUSED), newest first, as summaries
-        (seed 001 active executions).
+        """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
+        001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
         """
 
     @_abc_1.abstractmethod
@@ -271,8 +235,7 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.StopExecutionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.StopExecutionResponse, _abc.Awaitable[_execution_pb2.StopExecutionResponse]]:
-        """Stops a run, or the most recently created unfinished run when `execution_id` is empty:
-        running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
+        """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
         points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
         Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
         EXECUTION_ENDED), an unknown one NOT_FOUND.
@@ -289,26 +252,14 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
-    def ContinueExecution(
-        self,
-        request: _execution_pb2.ContinueExecutionRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_execution_pb2.ContinueExecutionResponse, _abc.Awaitable[_execution_pb2.ContinueExecutionResponse]]:
-        """Continues a run paused at a breakpoint or a wait node (the wait node completes with an empty
-        object), or the most recently paused run when `execution_id` is empty. Same as ControlPause
-        with PAUSE_ACTION_CONTINUE. FAILED_PRECONDITION when the run is not paused there, or waits at
-        an approval whose form has required fields (use ResumePausePoint).
-        """
-
-    @_abc_1.abstractmethod
     def ControlPause(
         self,
         request: _execution_pb2.ControlPauseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ControlPauseResponse, _abc.Awaitable[_execution_pb2.ControlPauseResponse]]:
-        """Applies an action to a paused run, or to the most recently paused run when `execution_id` is
-        empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-        further breakpoints. FAILED_PRECONDITION when the run is not paused.
+        """Applies an action to a paused run (seed 001 pause-control and continue): continue, stop, skip
+        the paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run
+        is not paused.
         """
 
     @_abc_1.abstractmethod
@@ -317,9 +268,7 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.SetTraceLogsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.SetTraceLogsResponse, _abc.Awaitable[_execution_pb2.SetTraceLogsResponse]]:
-        """Turns trace logs on or off for a run, or for the most recently created unfinished run when
-        `execution_id` is empty. FAILED_PRECONDITION for a finished run.
-        """
+        """Turns trace logs on or off for a run. FAILED_PRECONDITION for a finished run."""
 
     @_abc_1.abstractmethod
     def PauseExecution(
@@ -339,7 +288,7 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ResumeExecutionResponse, _abc.Awaitable[_execution_pb2.ResumeExecutionResponse]]:
         """Lifts a manual pause made by PauseExecution. FAILED_PRECONDITION when the run has no manual
-        pause (other pauses are lifted by ContinueExecution, ResumePausePoint or ResumeNode).
+        pause (other pauses are lifted by ControlPause, ResumePausePoint or ResumeNode).
         """
 
     @_abc_1.abstractmethod
