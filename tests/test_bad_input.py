@@ -63,9 +63,12 @@ def test_forged_page_tokens_are_invalid_argument_on_every_list(client: Client) -
             lambda t: client.executions.ListExecutions(execution_pb2.ListExecutionsRequest(page_token=t)),
         ),
         (
-            "ListActiveExecutions",
-            lambda t: client.executions.ListActiveExecutions(
-                execution_pb2.ListActiveExecutionsRequest(page_token=t)
+            "ListExecutions of unfinished runs",
+            lambda t: client.executions.ListExecutions(
+                execution_pb2.ListExecutionsRequest(
+                    statuses=[execution_pb2.EXECUTION_STATUS_RUNNING, execution_pb2.EXECUTION_STATUS_PAUSED],
+                    page_token=t,
+                )
             ),
         ),
         (
