@@ -202,9 +202,9 @@ NO_ID_CALLS: list[tuple[str, Callable[[Client], object]]] = [
         lambda c: c.executions.ControlPause(continue_request(""), timeout=10),
     ),
     (
-        "ControlPause stop",
+        "ControlPause skip",
         lambda c: c.executions.ControlPause(
-            execution_pb2.ControlPauseRequest(action=execution_pb2.PAUSE_ACTION_STOP), timeout=10
+            execution_pb2.ControlPauseRequest(action=execution_pb2.PAUSE_ACTION_SKIP), timeout=10
         ),
     ),
     (
@@ -279,8 +279,13 @@ def test_control_errors_are_precise(client: Client) -> None:
     assert code(lambda: client.executions.PauseExecution(empty)) == grpc.StatusCode.INVALID_ARGUMENT
     missing = continue_request("exec_missing")
     assert code(lambda: client.executions.ControlPause(missing)) == grpc.StatusCode.NOT_FOUND
-    stop = execution_pb2.ControlPauseRequest(execution_id=running, action=execution_pb2.PAUSE_ACTION_STOP)
-    assert client.executions.ControlPause(stop, timeout=10).execution.status == STOPPED
+    # The removed PAUSE_ACTION_STOP (2): stopping is StopExecution's alone, paused or not.
+    old_stop = execution_pb2.ControlPauseRequest(execution_id=running, action=2)  # type: ignore[arg-type]
+    assert code(lambda: client.executions.ControlPause(old_stop)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert client.get(running).status != STOPPED
+    stop = execution_pb2.StopExecutionRequest(execution_id=running)
+    assert client.executions.StopExecution(stop, timeout=10).was_running
+    assert client.get(running).status == STOPPED
 
 
 def test_trace_logs_record_inputs_outputs_and_timings(client: Client, http_echo: str) -> None:

@@ -477,7 +477,6 @@ def id_cases(alpha: Alpha, beta_flow: str) -> list[Case]:
             )
             for action in (
                 E.PAUSE_ACTION_CONTINUE,
-                E.PAUSE_ACTION_STOP,
                 E.PAUSE_ACTION_SKIP,
                 E.PAUSE_ACTION_CONTINUE_WITHOUT_BREAKPOINT,
             )

@@ -21,7 +21,6 @@ Context = aio.ServicerContext[Any, Any]
 
 PAUSE_ACTION_WORDS = {
     execution_pb2.PAUSE_ACTION_CONTINUE: "continue",
-    execution_pb2.PAUSE_ACTION_STOP: "stop",
     execution_pb2.PAUSE_ACTION_SKIP: "skip",
     execution_pb2.PAUSE_ACTION_CONTINUE_WITHOUT_BREAKPOINT: "continueWithoutBreakpoint",
 }
@@ -70,8 +69,8 @@ class ExecutionControlCalls:
         if action is None:
             raise InvalidArgument.single(
                 "action",
-                "is required: one of PAUSE_ACTION_CONTINUE, PAUSE_ACTION_STOP, PAUSE_ACTION_SKIP, "
-                "PAUSE_ACTION_CONTINUE_WITHOUT_BREAKPOINT",
+                "is required: one of PAUSE_ACTION_CONTINUE, PAUSE_ACTION_SKIP, "
+                "PAUSE_ACTION_CONTINUE_WITHOUT_BREAKPOINT (stopping is StopExecution)",
             )
         workspace_id = workspace_of(context)
         execution_id = await self._engine.control.control_pause(workspace_id, request.execution_id, action)

@@ -29,7 +29,7 @@ from runctl_server.errors import FailedPrecondition, InvalidArgument, NotFound
 if TYPE_CHECKING:
     from runctl_server.engine.engine import Engine
 
-PAUSE_ACTIONS = ("continue", "stop", "skip", "continueWithoutBreakpoint")
+PAUSE_ACTIONS = ("continue", "skip", "continueWithoutBreakpoint")  # stopping is `stop`
 
 
 @dataclass(frozen=True)
@@ -158,13 +158,10 @@ class RunControl:
     # -- paused runs -----------------------------------------------------------------------------
 
     async def control_pause(self, workspace_id: str, execution_id: str, action: str) -> str:
-        """Act on a paused run: continue, stop, skip the paused node, or continue without breakpoints."""
+        """Act on a paused run: continue, skip the paused node, or continue without breakpoints."""
         if action not in PAUSE_ACTIONS:
             raise InvalidArgument.single("action", f"must be one of: {', '.join(PAUSE_ACTIONS)}")
         await self._existing(workspace_id, execution_id)
-        if action == "stop":
-            await self.stop(workspace_id, execution_id, "stopped from its pause")
-            return execution_id
         await self._send(workspace_id, execution_id, "control_pause", {"action": action})
         return execution_id
 

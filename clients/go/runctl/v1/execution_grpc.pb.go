@@ -37,9 +37,9 @@ type ExecutionServiceClient interface {
 	// Stops every unfinished run of the workspace, in batches or not, and stops every running
 	// batch (seed 001 stop-all).
 	StopAllExecutions(ctx context.Context, in *StopAllExecutionsRequest, opts ...grpc.CallOption) (*StopAllExecutionsResponse, error)
-	// Applies an action to a paused run (seed 001 pause-control and continue): continue, stop, skip
-	// the paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run
-	// is not paused.
+	// Applies an action to a paused run (seed 001 pause-control and continue): continue, skip the
+	// paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run is
+	// not paused. Stopping a run, paused or not, is StopExecution.
 	ControlPause(ctx context.Context, in *ControlPauseRequest, opts ...grpc.CallOption) (*ControlPauseResponse, error)
 	// Turns trace logs on or off for a run. FAILED_PRECONDITION for a finished run.
 	SetTraceLogs(ctx context.Context, in *SetTraceLogsRequest, opts ...grpc.CallOption) (*SetTraceLogsResponse, error)
@@ -243,9 +243,9 @@ type ExecutionServiceServer interface {
 	// Stops every unfinished run of the workspace, in batches or not, and stops every running
 	// batch (seed 001 stop-all).
 	StopAllExecutions(context.Context, *StopAllExecutionsRequest) (*StopAllExecutionsResponse, error)
-	// Applies an action to a paused run (seed 001 pause-control and continue): continue, stop, skip
-	// the paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run
-	// is not paused.
+	// Applies an action to a paused run (seed 001 pause-control and continue): continue, skip the
+	// paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run is
+	// not paused. Stopping a run, paused or not, is StopExecution.
 	ControlPause(context.Context, *ControlPauseRequest) (*ControlPauseResponse, error)
 	// Turns trace logs on or off for a run. FAILED_PRECONDITION for a finished run.
 	SetTraceLogs(context.Context, *SetTraceLogsRequest) (*SetTraceLogsResponse, error)

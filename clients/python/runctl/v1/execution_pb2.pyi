@@ -183,8 +183,6 @@ class _PauseActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PauseActi
     with no output (use ResumePausePoint or ResumeNode to give it values). An operator's pause
     (PAUSE_REASON_MANUAL) is lifted too.
     """
-    PAUSE_ACTION_STOP: _PauseAction.ValueType  # 2
-    """Stop the run ("stop"), as StopExecution."""
     PAUSE_ACTION_SKIP: _PauseAction.ValueType  # 3
     """Skip the paused node ("skip"): it is marked SKIPPED without running, and the run goes on
     along its unconditional outgoing edges (edges with a `when` label are not taken).
@@ -195,7 +193,9 @@ class _PauseActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PauseActi
     """
 
 class PauseAction(_PauseAction, metaclass=_PauseActionEnumTypeWrapper):
-    """Action applied to a paused run by ControlPause (seed 001 pause-control actions)."""
+    """Action applied to a paused run by ControlPause (seed 001 pause-control actions; its "stop" is
+    StopExecution).
+    """
 
 PAUSE_ACTION_UNSPECIFIED: PauseAction.ValueType  # 0
 """Invalid (INVALID_ARGUMENT)."""
@@ -204,8 +204,6 @@ PAUSE_ACTION_CONTINUE: PauseAction.ValueType  # 1
 with no output (use ResumePausePoint or ResumeNode to give it values). An operator's pause
 (PAUSE_REASON_MANUAL) is lifted too.
 """
-PAUSE_ACTION_STOP: PauseAction.ValueType  # 2
-"""Stop the run ("stop"), as StopExecution."""
 PAUSE_ACTION_SKIP: PauseAction.ValueType  # 3
 """Skip the paused node ("skip"): it is marked SKIPPED without running, and the run goes on
 along its unconditional outgoing edges (edges with a `when` label are not taken).

@@ -168,9 +168,9 @@ class ExecutionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ControlPause(self, request, context):
-        """Applies an action to a paused run (seed 001 pause-control and continue): continue, stop, skip
-        the paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run
-        is not paused.
+        """Applies an action to a paused run (seed 001 pause-control and continue): continue, skip the
+        paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run is
+        not paused. Stopping a run, paused or not, is StopExecution.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -68,9 +68,9 @@ class ExecutionServiceStub:
     batch (seed 001 stop-all).
     """
     ControlPause: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ControlPauseRequest, _execution_pb2.ControlPauseResponse]
-    """Applies an action to a paused run (seed 001 pause-control and continue): continue, stop, skip
-    the paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run
-    is not paused.
+    """Applies an action to a paused run (seed 001 pause-control and continue): continue, skip the
+    paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run is
+    not paused. Stopping a run, paused or not, is StopExecution.
     """
     SetTraceLogs: _grpc.UnaryUnaryMultiCallable[_execution_pb2.SetTraceLogsRequest, _execution_pb2.SetTraceLogsResponse]
     """Turns trace logs on or off for a run. FAILED_PRECONDITION for a finished run."""
@@ -146,9 +146,9 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     batch (seed 001 stop-all).
     """
     ControlPause: _aio.UnaryUnaryMultiCallable[_execution_pb2.ControlPauseRequest, _execution_pb2.ControlPauseResponse]  # type: ignore[assignment]
-    """Applies an action to a paused run (seed 001 pause-control and continue): continue, stop, skip
-    the paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run
-    is not paused.
+    """Applies an action to a paused run (seed 001 pause-control and continue): continue, skip the
+    paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run is
+    not paused. Stopping a run, paused or not, is StopExecution.
     """
     SetTraceLogs: _aio.UnaryUnaryMultiCallable[_execution_pb2.SetTraceLogsRequest, _execution_pb2.SetTraceLogsResponse]  # type: ignore[assignment]
     """Turns trace logs on or off for a run. FAILED_PRECONDITION for a finished run."""
@@ -257,9 +257,9 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.ControlPauseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ControlPauseResponse, _abc.Awaitable[_execution_pb2.ControlPauseResponse]]:
-        """Applies an action to a paused run (seed 001 pause-control and continue): continue, stop, skip
-        the paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run
-        is not paused.
+        """Applies an action to a paused run (seed 001 pause-control and continue): continue, skip the
+        paused node, or continue and ignore further breakpoints. FAILED_PRECONDITION when the run is
+        not paused. Stopping a run, paused or not, is StopExecution.
         """
 
     @_abc_1.abstractmethod

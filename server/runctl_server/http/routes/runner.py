@@ -35,9 +35,10 @@ NO_ACTIVE = "there is no active execution"
 NO_PAUSED = "there is no paused execution"
 NO_UNFINISHED = "there is no unfinished execution"
 ACTIVE_STATUSES = [E.EXECUTION_STATUS_QUEUED, E.EXECUTION_STATUS_RUNNING, E.EXECUTION_STATUS_PAUSED]
-PAUSE_ACTIONS = {
+# The seed's pause-control actions; "stop" is StopExecution (None), the others ControlPause.
+PAUSE_ACTIONS: dict[str, tuple[execution_pb2.PauseAction.ValueType | None, str]] = {
     "continue": (E.PAUSE_ACTION_CONTINUE, "Execution continued"),
-    "stop": (E.PAUSE_ACTION_STOP, "Execution stopped"),
+    "stop": (None, "Execution stopped"),
     "skip": (E.PAUSE_ACTION_SKIP, "Paused node skipped"),
     "continueWithoutBreakpoint": (
         E.PAUSE_ACTION_CONTINUE_WITHOUT_BREAKPOINT,
@@ -168,9 +169,13 @@ async def pause_control(call: Call) -> dict[str, Any]:
         raise InvalidArgument.single("action", f"must be one of {allowed}, got {word!r}")
     action, message = PAUSE_ACTIONS[word]
     execution_id = await target(call, optional_string(body, "executionId"), (PAUSED,), NO_PAUSED)
-    request = E.ControlPauseRequest(execution_id=execution_id, action=action)
-    reply = await call.call("ExecutionService", "ControlPause", request)
-    return {"success": True, "message": message, "executionId": reply.execution.id, "action": word}
+    if action is None:
+        stop_request = E.StopExecutionRequest(execution_id=execution_id, reason="stopped from its pause")
+        await call.call("ExecutionService", "StopExecution", stop_request)
+    else:
+        request = E.ControlPauseRequest(execution_id=execution_id, action=action)
+        await call.call("ExecutionService", "ControlPause", request)
+    return {"success": True, "message": message, "executionId": execution_id, "action": word}
 
 
 def _runner(method: str, path: str, handler: Any, summary: str, **kwargs: Any) -> Endpoint:
