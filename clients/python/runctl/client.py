@@ -222,7 +222,7 @@ class Client:
     def control_pause(
         self, action: execution_pb2.PauseAction.ValueType, execution_id: str
     ) -> execution_pb2.Execution:
-        """Apply a PauseAction (continue, stop, skip, continue without breakpoints) to a paused run."""
+        """Apply a PauseAction (continue, skip, continue without breakpoints) to a paused run."""
         request = execution_pb2.ControlPauseRequest(execution_id=execution_id, action=action)
         return self.executions.ControlPause(request, timeout=self.timeout).execution
 
