@@ -626,7 +626,9 @@ def test_every_rpc_keeps_workspaces_apart(keyed: Keyed, channel: grpc.Channel, a
 
     # Acting on "everything" acts on beta's everything only.
     stopped = beta("ExecutionService/StopAllExecutions", E.StopAllExecutionsRequest())
-    assert (stopped.total_stopped, list(stopped.batch_ids)) == (0, []), text_of(stopped)
+    assert (stopped.running_stopped, stopped.queued_cancelled, list(stopped.batch_ids)) == (0, 0, []), (
+        text_of(stopped)
+    )
     cleared = beta("BatchService/ClearBatches", B.ClearBatchesRequest())
     assert (cleared.batches_deleted, list(cleared.skipped_batch_ids)) == (1, []), text_of(cleared)
 

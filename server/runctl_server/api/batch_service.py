@@ -70,7 +70,6 @@ class BatchService(BatchWatch, batch_pb2_grpc.BatchServiceServicer):
         counts = await self._engine.batches.stop(workspace_of(context), request.batch_id, request.reason)
         return batch_pb2.StopBatchResponse(
             batch_id=request.batch_id,
-            stopped_executions=counts.total,
             running_stopped=counts.running_stopped,
             queued_cancelled=counts.queued_cancelled,
         )

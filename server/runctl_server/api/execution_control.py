@@ -55,8 +55,6 @@ class ExecutionControlCalls:
     ) -> execution_pb2.StopAllExecutionsResponse:
         outcome = await self._engine.control.stop_all(workspace_of(context), request.reason)
         return execution_pb2.StopAllExecutionsResponse(
-            total_batches=len(outcome.batch_ids),
-            total_stopped=outcome.counts.total,
             running_stopped=outcome.counts.running_stopped,
             queued_cancelled=outcome.counts.queued_cancelled,
             batch_ids=outcome.batch_ids,

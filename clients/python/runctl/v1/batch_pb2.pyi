@@ -530,13 +530,10 @@ class StopBatchResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BATCH_ID_FIELD_NUMBER: _builtins.int
-    STOPPED_EXECUTIONS_FIELD_NUMBER: _builtins.int
     RUNNING_STOPPED_FIELD_NUMBER: _builtins.int
     QUEUED_CANCELLED_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
     """Id of the batch."""
-    stopped_executions: _builtins.int
-    """Runs stopped or cancelled: `running_stopped + queued_cancelled`."""
     running_stopped: _builtins.int
     """RUNNING or PAUSED runs that were stopped."""
     queued_cancelled: _builtins.int
@@ -545,13 +542,12 @@ class StopBatchResponse(_message.Message):
         self,
         *,
         batch_id: _builtins.str = ...,
-        stopped_executions: _builtins.int = ...,
         running_stopped: _builtins.int = ...,
         queued_cancelled: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "queued_cancelled", b"queued_cancelled", "running_stopped", b"running_stopped", "stopped_executions", b"stopped_executions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "queued_cancelled", b"queued_cancelled", "running_stopped", b"running_stopped"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

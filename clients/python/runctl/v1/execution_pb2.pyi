@@ -1050,15 +1050,9 @@ class StopAllExecutionsResponse(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    TOTAL_BATCHES_FIELD_NUMBER: _builtins.int
-    TOTAL_STOPPED_FIELD_NUMBER: _builtins.int
     RUNNING_STOPPED_FIELD_NUMBER: _builtins.int
     QUEUED_CANCELLED_FIELD_NUMBER: _builtins.int
     BATCH_IDS_FIELD_NUMBER: _builtins.int
-    total_batches: _builtins.int
-    """Number of running batches that were stopped."""
-    total_stopped: _builtins.int
-    """Number of runs stopped or cancelled: `running_stopped + queued_cancelled`."""
     running_stopped: _builtins.int
     """Number of RUNNING or PAUSED runs that were stopped."""
     queued_cancelled: _builtins.int
@@ -1070,15 +1064,13 @@ class StopAllExecutionsResponse(_message.Message):
     def __init__(
         self,
         *,
-        total_batches: _builtins.int = ...,
-        total_stopped: _builtins.int = ...,
         running_stopped: _builtins.int = ...,
         queued_cancelled: _builtins.int = ...,
         batch_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_ids", b"batch_ids", "queued_cancelled", b"queued_cancelled", "running_stopped", b"running_stopped", "total_batches", b"total_batches", "total_stopped", b"total_stopped"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_ids", b"batch_ids", "queued_cancelled", b"queued_cancelled", "running_stopped", b"running_stopped"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -129,8 +129,8 @@ async def stop_all(call: Call) -> dict[str, Any]:
     return {
         "success": True,
         "message": "All executions stopped",
-        "totalBatches": reply.total_batches,
-        "totalStopped": reply.total_stopped,
+        "totalBatches": len(reply.batch_ids),
+        "totalStopped": reply.running_stopped + reply.queued_cancelled,
         "runningStopped": reply.running_stopped,
         "queuedCancelled": reply.queued_cancelled,
         "batches": list(reply.batch_ids),

@@ -62,7 +62,7 @@ async def stop_batch(call: Call) -> dict[str, Any]:
         "success": True,
         "message": "Batch stopped",
         "batchId": reply.batch_id,
-        "stoppedExecutions": reply.stopped_executions,
+        "stoppedExecutions": reply.running_stopped + reply.queued_cancelled,
         "runningStopped": reply.running_stopped,
         "queuedCancelled": reply.queued_cancelled,
     }
