@@ -141,9 +141,7 @@ class BatchQueries:
         if offset < 0:
             raise InvalidArgument.single("offset", "must not be negative")
         size = _size(page_size, "page_size") if (page_size or page_token) else _size(limit, "limit")
-        position = decode_token(page_token, ("t", "id", "s"))
-        if position is not None and position["s"] != status:
-            raise InvalidArgument.single("page_token", "was handed out for another status filter")
+        position = decode_token(page_token, ("t", "id"), filters={"status": status})
         where = "workspace_id = :ws" + (" AND status = :status" if status else "")
         params: dict[str, Any] = {"ws": workspace_id, "status": status, "limit": size + 1, "offset": offset}
         older = "(created_at < :t OR (created_at = :t AND id < :id))"
@@ -166,7 +164,7 @@ class BatchQueries:
         next_token = ""
         if len(rows) > size:
             rows = rows[:size]
-            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"], "s": status})
+            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"]}, {"status": status})
         counts = await self._counts_of([str(row["id"]) for row in rows])
         return BatchPage(
             batches=[BatchView(row=row, counts=counts.get(row["id"], BatchCounts())) for row in rows],

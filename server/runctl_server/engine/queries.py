@@ -212,7 +212,8 @@ class Queries:
     ) -> Page:
         """Newest first, filtered, with an opaque keyset token."""
         limit = page_size(size)
-        position = decode_token(token, ("t", "id"))
+        asked = {"workflow_id": workflow_id, "batch_id": batch_id, "statuses": frozenset(statuses)}
+        position = decode_token(token, ("t", "id"), filters=asked)
         bad = [s for s in statuses if s not in EXECUTION_STATUSES]
         if bad:
             raise InvalidArgument.single("statuses", f"unknown status {bad[0]!r}")
@@ -244,7 +245,7 @@ class Queries:
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"]})
+            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"]}, asked)
         return Page(rows, next_token, int(count[0]["n"]))
 
     async def history(
@@ -255,7 +256,8 @@ class Queries:
         if after_sequence < 0:
             raise InvalidArgument.single("after_sequence", "must not be negative")
         limit = page_size(size, default=500)
-        position = decode_token(token, ("s",), numbers=("s",))
+        filters = {"execution_id": execution_id}
+        position = decode_token(token, ("s",), numbers=("s",), filters=filters)
         start = max(after_sequence, int(position["s"]) if position else 0)
         rows = await self._reader.all(
             "SELECT * FROM events WHERE execution_id = :id AND sequence > :after"
@@ -265,5 +267,5 @@ class Queries:
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            next_token = encode_token({"s": rows[-1]["sequence"]})
+            next_token = encode_token({"s": rows[-1]["sequence"]}, filters)
         return Page(rows, next_token)

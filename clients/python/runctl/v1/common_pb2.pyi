@@ -76,9 +76,9 @@ class ForEachFrame(_message.Message):
       means the default of 50 items (20 for ListBatches, as in seed 001; 500 for
       GetExecutionHistory); values above 1000 (100 for ListBatches) are clamped to it; a negative
       value is INVALID_ARGUMENT. Totals over all pages are named `total_size`.
-      `page_token` is the opaque `next_page_token` of the previous page; the other request fields
-      must be the same as in the call that produced it, else INVALID_ARGUMENT. An empty
-      `next_page_token` means the last page.
+      `page_token` is the opaque `next_page_token` of the previous page; the filters must be the
+      same as in the call that produced it, else INVALID_ARGUMENT (`page_size` and the view may
+      change). An empty `next_page_token` means the last page.
     * Idempotency (AIP-155): calls that create something take `request_id` (at most 128
       characters, a UUID is recommended). A second call in the same workspace with the same
       `request_id` creates nothing and returns what the first call created, whatever its other
