@@ -47,7 +47,6 @@ class ExecutionControlCalls:
             execution_id=outcome.execution_id,
             was_running=outcome.was_running,
             was_queued=outcome.was_queued,
-            message="Execution stopped" if outcome.was_running else "Queued execution cancelled",
         )
 
     async def StopAllExecutions(

@@ -997,26 +997,22 @@ class StopExecutionResponse(_message.Message):
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     WAS_RUNNING_FIELD_NUMBER: _builtins.int
     WAS_QUEUED_FIELD_NUMBER: _builtins.int
-    MESSAGE_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """Id of the run that was stopped (the request's)."""
     was_running: _builtins.bool
     """True when the run was RUNNING or PAUSED and is now STOPPED."""
     was_queued: _builtins.bool
     """True when the run was QUEUED and was cancelled before starting."""
-    message: _builtins.str
-    """Human-readable outcome, e.g. "Execution stopped" or "Execution already finished"."""
     def __init__(
         self,
         *,
         execution_id: _builtins.str = ...,
         was_running: _builtins.bool = ...,
         was_queued: _builtins.bool = ...,
-        message: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "message", b"message", "was_queued", b"was_queued", "was_running", b"was_running"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "was_queued", b"was_queued", "was_running", b"was_running"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -117,7 +117,7 @@ async def stop(call: Call) -> dict[str, Any]:
     reply = await call.call("ExecutionService", "StopExecution", request)
     return {
         "success": True,
-        "message": reply.message or "Execution stopped",
+        "message": "Execution stopped" if reply.was_running else "Queued execution cancelled",
         "executionId": reply.execution_id,
         "wasRunning": reply.was_running,
         "wasQueued": reply.was_queued,
