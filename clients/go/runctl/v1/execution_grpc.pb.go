@@ -29,8 +29,9 @@ type ExecutionServiceClient interface {
 	// Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
 	// 001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
 	ListExecutions(ctx context.Context, in *ListExecutionsRequest, opts ...grpc.CallOption) (*ListExecutionsResponse, error)
-	// Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
-	// points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
+	// Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
+	// waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
+	// STOPPED.
 	// Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
 	// EXECUTION_ENDED), an unknown one NOT_FOUND.
 	StopExecution(ctx context.Context, in *StopExecutionRequest, opts ...grpc.CallOption) (*StopExecutionResponse, error)
@@ -235,8 +236,9 @@ type ExecutionServiceServer interface {
 	// Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
 	// 001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
 	ListExecutions(context.Context, *ListExecutionsRequest) (*ListExecutionsResponse, error)
-	// Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
-	// points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
+	// Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
+	// waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
+	// STOPPED.
 	// Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
 	// EXECUTION_ENDED), an unknown one NOT_FOUND.
 	StopExecution(context.Context, *StopExecutionRequest) (*StopExecutionResponse, error)

@@ -150,8 +150,9 @@ class ExecutionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StopExecution(self, request, context):
-        """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
-        points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
+        """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
+        waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
+        STOPPED.
         Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
         EXECUTION_ENDED), an unknown one NOT_FOUND.
         """

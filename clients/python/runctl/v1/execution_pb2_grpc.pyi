@@ -58,8 +58,9 @@ class ExecutionServiceStub:
     001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
     """
     StopExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.StopExecutionRequest, _execution_pb2.StopExecutionResponse]
-    """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
-    points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
+    """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
+    waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
+    STOPPED.
     Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
     EXECUTION_ENDED), an unknown one NOT_FOUND.
     """
@@ -136,8 +137,9 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
     """
     StopExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.StopExecutionRequest, _execution_pb2.StopExecutionResponse]  # type: ignore[assignment]
-    """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
-    points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
+    """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
+    waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
+    STOPPED.
     Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
     EXECUTION_ENDED), an unknown one NOT_FOUND.
     """
@@ -235,8 +237,9 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.StopExecutionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.StopExecutionResponse, _abc.Awaitable[_execution_pb2.StopExecutionResponse]]:
-        """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
-        points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
+        """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
+        waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
+        STOPPED.
         Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION (reason
         EXECUTION_ENDED), an unknown one NOT_FOUND.
         """
