@@ -130,10 +130,13 @@ async def run(args: argparse.Namespace, target: str, pid: int) -> bool:
         pending = set(sample)
         while pending and time.monotonic() < deadline:
             for execution_id in list(pending):
-                reply = await executions.GetExecutionStatus(
-                    execution_pb2.GetExecutionStatusRequest(execution_id=execution_id), timeout=60
+                reply = await executions.GetExecution(
+                    execution_pb2.GetExecutionRequest(
+                        execution_id=execution_id, view=execution_pb2.EXECUTION_VIEW_BASIC
+                    ),
+                    timeout=60,
                 )
-                if reply.summary.status == common_pb2.EXECUTION_STATUS_COMPLETED:
+                if reply.execution.status == common_pb2.EXECUTION_STATUS_COMPLETED:
                     pending.discard(execution_id)
             await asyncio.sleep(0.1)
         print(f"resumed {len(sample)} paused runs: {len(sample) - len(pending)} completed")

@@ -25,7 +25,14 @@ import grpc
 from engine_throughput import create_workflow, percentile, spawn_server, struct, wait_serving
 from google.protobuf import duration_pb2
 
-from runctl.v1 import event_pb2, event_pb2_grpc, execution_pb2, execution_pb2_grpc
+from runctl.v1 import common_pb2, event_pb2, event_pb2_grpc, execution_pb2, execution_pb2_grpc
+
+# The unfinished runs (ListExecutions has no "active" shortcut: a status filter).
+ACTIVE = [
+    common_pb2.EXECUTION_STATUS_QUEUED,
+    common_pb2.EXECUTION_STATUS_RUNNING,
+    common_pb2.EXECUTION_STATUS_PAUSED,
+]
 
 
 @dataclass
@@ -80,10 +87,10 @@ async def start_runs(target: str, runs: int, rate: float) -> int:
             pending.append(asyncio.create_task(start(index)))
         await asyncio.gather(*pending)
         while True:
-            active = await executions.ListActiveExecutions(
-                execution_pb2.ListActiveExecutionsRequest(), timeout=30
+            active = await executions.ListExecutions(
+                execution_pb2.ListExecutionsRequest(statuses=ACTIVE, page_size=1), timeout=30
             )
-            if active.total_active == 0:
+            if active.total_size == 0:
                 break
             await asyncio.sleep(0.1)
         events = event_pb2_grpc.EventServiceStub(channel)

@@ -16,6 +16,8 @@ import pytest
 from runctl.v1 import (
     batch_pb2,
     batch_pb2_grpc,
+    batch_resource_pb2,
+    common_pb2,
     event_pb2,
     event_pb2_grpc,
     execution_pb2,
@@ -63,9 +65,12 @@ def test_forged_page_tokens_are_invalid_argument_on_every_list(client: Client) -
             lambda t: client.executions.ListExecutions(execution_pb2.ListExecutionsRequest(page_token=t)),
         ),
         (
-            "ListActiveExecutions",
-            lambda t: client.executions.ListActiveExecutions(
-                execution_pb2.ListActiveExecutionsRequest(page_token=t)
+            "ListExecutions of unfinished runs",
+            lambda t: client.executions.ListExecutions(
+                execution_pb2.ListExecutionsRequest(
+                    statuses=[common_pb2.EXECUTION_STATUS_RUNNING, common_pb2.EXECUTION_STATUS_PAUSED],
+                    page_token=t,
+                )
             ),
         ),
         (
@@ -206,3 +211,110 @@ def test_undecodable_requests_are_invalid_argument(
             execution_pb2.GetExecutionRequest(execution_id="exec_missing"), timeout=10
         )
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_page_token_holds_to_the_filters_it_was_made_with(client: Client) -> None:
+    """AIP-158: the next page of one list, asked with other filters, is INVALID_ARGUMENT rather than a
+    page of another list; with the same filters the token works."""
+    channel = client.channel
+    batches = batch_pb2_grpc.BatchServiceStub(channel)
+    points = pause_point_pb2_grpc.PausePointServiceStub(channel)
+    events = event_pb2_grpc.EventServiceStub(channel)
+    waits = linear({"id": "hold", "type": "wait"})
+    flow = client.workflows.CreateWorkflow(
+        workflow_pb2.CreateWorkflowRequest(definition=client.definition(waits)), timeout=10
+    ).workflow.id
+    client.workflows.CreateWorkflow(
+        workflow_pb2.CreateWorkflowRequest(definition=client.definition(waits)), timeout=10
+    )
+    runs = [client.start(waits) for _ in range(2)]
+    stored = [
+        str(
+            client.executions.StartExecution(
+                execution_pb2.StartExecutionRequest(workflow_id=flow), timeout=10
+            ).execution.id
+        )
+        for _ in range(2)
+    ]
+    for execution_id in [*runs, *stored]:
+        client.wait(execution_id, (common_pb2.EXECUTION_STATUS_PAUSED,))
+    for _ in range(2):
+        batches.StartBatch(
+            batch_pb2.StartBatchRequest(workflow_ids=batch_pb2.WorkflowIdList(ids=[flow])), timeout=10
+        )
+    paused = common_pb2.EXECUTION_STATUS_PAUSED
+    running = common_pb2.EXECUTION_STATUS_RUNNING
+    # (name, call with (filters, page token), first filters, other filters)
+    lists: list[tuple[str, Callable[[dict[str, Any], str], Any], dict[str, Any], dict[str, Any]]] = [
+        (
+            "ListExecutions",
+            lambda f, t: client.executions.ListExecutions(
+                execution_pb2.ListExecutionsRequest(page_size=1, page_token=t, **f), timeout=10
+            ),
+            {"statuses": [paused, running]},
+            {"statuses": [paused]},
+        ),
+        (
+            "GetExecutionHistory",
+            lambda f, t: client.executions.GetExecutionHistory(
+                execution_pb2.GetExecutionHistoryRequest(page_size=1, page_token=t, **f), timeout=10
+            ),
+            {"execution_id": runs[0]},
+            {"execution_id": runs[1]},
+        ),
+        (
+            "ListWorkflows",
+            lambda f, t: client.workflows.ListWorkflows(
+                workflow_pb2.ListWorkflowsRequest(page_size=1, page_token=t, **f), timeout=10
+            ),
+            {},
+            {"status": workflow_pb2.WORKFLOW_STATUS_ACTIVE},
+        ),
+        (
+            "ListPausedExecutions",
+            lambda f, t: client.workflows.ListPausedExecutions(
+                workflow_pb2.ListPausedExecutionsRequest(workflow_id=flow, page_size=1, page_token=t, **f),
+                timeout=10,
+            ),
+            {},
+            {"status": pause_point_pb2.RESUME_STATUS_PAUSED},
+        ),
+        (
+            "ListBatches",
+            lambda f, t: batches.ListBatches(
+                batch_pb2.ListBatchesRequest(page_size=1, page_token=t, **f), timeout=10
+            ),
+            {},
+            {"status": batch_resource_pb2.BATCH_STATUS_RUNNING},
+        ),
+        (
+            "ListPausePoints",
+            lambda f, t: points.ListPausePoints(
+                pause_point_pb2.ListPausePointsRequest(page_size=1, page_token=t, **f), timeout=10
+            ),
+            {"resume_statuses": [pause_point_pb2.RESUME_STATUS_PAUSED]},
+            {"workflow_id": flow, "resume_statuses": [pause_point_pb2.RESUME_STATUS_PAUSED]},
+        ),
+        (
+            "ListEvents",
+            lambda f, t: events.ListEvents(
+                event_pb2.ListEventsRequest(page_size=1, page_token=t, **f), timeout=10
+            ),
+            {"execution_id": runs[0]},
+            {"execution_id": runs[1]},
+        ),
+    ]
+    for name, call, first, other in lists:
+        token = call(first, "").next_page_token
+        assert token, name
+        assert call(first, token) is not None  # the same filters: the next page
+        with pytest.raises(grpc.RpcError) as caught:
+            call(other, token)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (name, caught.value.details())
+        assert "other filters" in str(caught.value.details()), name
+    reordered = execution_pb2.ListExecutionsRequest(
+        statuses=[running, paused],
+        page_size=1,
+        page_token=lists[0][1]({"statuses": [paused, running]}, "").next_page_token,
+    )
+    assert client.executions.ListExecutions(reordered, timeout=10) is not None  # a set: order is free

@@ -178,6 +178,19 @@ def test_continue_resumes_a_breakpoint(server: ServerThread, files: Path, client
     assert client.wait(run.id, timeout=20).status == common_pb2.EXECUTION_STATUS_COMPLETED
 
 
+def test_continue_without_an_id_picks_the_most_recently_paused_run(
+    server: ServerThread, files: Path, client: Client
+) -> None:
+    older, newer = client.start(files / "breaks.json"), client.start(files / "breaks.json")
+    for run in (older, newer):
+        client.wait(run.id, until={PAUSED}, timeout=20)
+    result = cli(server, "continue")  # the CLI asks for the latest paused run, then names it
+    assert result.exit_code == 0 and newer.id in result.stdout, result.stderr
+    assert client.wait(newer.id, timeout=20).status == common_pb2.EXECUTION_STATUS_COMPLETED
+    assert client.get(older.id).status == PAUSED
+    client.stop(older.id)
+
+
 def test_approve_with_set_resumes_an_approval_with_typed_values(
     server: ServerThread, files: Path, client: Client
 ) -> None:

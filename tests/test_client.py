@@ -34,7 +34,7 @@ from runctl.errors import (
     RpcFailure,
     UnavailableError,
 )
-from runctl.messages import WorkflowFileError, to_dict
+from runctl.messages import ACTIVE_EXECUTION_STATUSES, WorkflowFileError, to_dict
 from runctl.v1 import common_pb2, event_pb2, execution_pb2
 from tests.engine_helpers import linear
 from tests.support import ServerThread, free_port, running_server, settings_for
@@ -102,6 +102,28 @@ def test_start_from_a_file_a_dict_or_a_stored_workflow(client: Client, tmp_path:
         outputs.append(to_dict(done.data)["nodes"]["greet"]["output"])
     assert outputs == ["Hello, json!", "Hello, yaml!", "Hello, dict!", "Hello, stored!"]
     assert client.get(started[3].id).workflow_id == stored.id
+
+
+def test_status_latest_continue_and_active_runs(client: Client) -> None:
+    stepped = linear({"id": "check", "type": "transform", "config": {"output": 1}, "breakpoint": True})
+    older, newer = client.start(stepped), client.start(stepped)
+    for run in (older, newer):
+        client.wait(run.id, until={PAUSED}, timeout=20)
+    status = client.status(newer.id)  # GetExecution, BASIC view
+    assert (status.id, status.status, status.paused_node_id) == (newer.id, PAUSED, "check")
+    assert not status.nodes and not status.HasField("definition")
+    latest = client.latest(statuses=[PAUSED])
+    assert latest is not None and latest.id == newer.id
+    assert client.latest(statuses=[common_pb2.EXECUTION_STATUS_QUEUED]) is None
+    active = client.list_executions(statuses=ACTIVE_EXECUTION_STATUSES, page_size=1000)
+    assert {older.id, newer.id} <= {e.id for e in active.executions}
+    assert client.continue_(newer.id).id == newer.id  # ControlPause with PAUSE_ACTION_CONTINUE
+    assert client.wait(newer.id, timeout=20).status == COMPLETED
+    assert client.get(older.id).status == PAUSED  # only the named run went on
+    with pytest.raises(InvalidArgumentError) as no_id:
+        client.stop("")
+    assert [v.field for v in no_id.value.field_violations] == ["execution_id"]
+    client.stop(older.id)
 
 
 def test_one_source_only_and_bad_files_are_refused_locally(client: Client, tmp_path: Path) -> None:
@@ -227,7 +249,7 @@ async def test_the_asyncio_client(server: ServerThread) -> None:
         assert event_names(events)[-1] == "EXECUTION_COMPLETED"
     async with AsyncClient(f"127.0.0.1:{free_port()}", retry=FAST) as nowhere:
         with pytest.raises(UnavailableError) as caught:
-            await nowhere.status()
+            await nowhere.status("exec_anywhere")
         assert caught.value.attempts == FAST.max_attempts
 
 
@@ -343,7 +365,7 @@ class Step:
 
 @dataclass
 class FakeExecutions:
-    """GetExecutionStatus and a scripted WatchExecution; every other method is UNIMPLEMENTED."""
+    """GetExecution and a scripted WatchExecution; every other method is UNIMPLEMENTED."""
 
     steps: list[Step] = field(default_factory=list)
     requests: list[int | None] = field(default_factory=list)
@@ -353,13 +375,11 @@ class FakeExecutions:
         metadata = dict(context.invocation_metadata())
         self.api_keys.append(str(metadata.get("x-api-key", "")))
 
-    def status(
-        self, request: execution_pb2.GetExecutionStatusRequest, context: grpc.ServicerContext
-    ) -> execution_pb2.GetExecutionStatusResponse:
+    def get(
+        self, request: execution_pb2.GetExecutionRequest, context: grpc.ServicerContext
+    ) -> execution_pb2.GetExecutionResponse:
         self._record_key(context)
-        return execution_pb2.GetExecutionStatusResponse(
-            summary=execution_pb2.ExecutionSummary(execution_id="exec_fake")
-        )
+        return execution_pb2.GetExecutionResponse(execution=execution_pb2.Execution(id=request.execution_id))
 
     def watch(
         self, request: execution_pb2.WatchExecutionRequest, context: grpc.ServicerContext
@@ -385,10 +405,10 @@ class FakeExecutions:
 def fake_server(fake: FakeExecutions) -> Iterator[str]:
     E = execution_pb2
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
-        "GetExecutionStatus": grpc.unary_unary_rpc_method_handler(
-            fake.status,
-            request_deserializer=E.GetExecutionStatusRequest.FromString,
-            response_serializer=E.GetExecutionStatusResponse.SerializeToString,
+        "GetExecution": grpc.unary_unary_rpc_method_handler(
+            fake.get,
+            request_deserializer=E.GetExecutionRequest.FromString,
+            response_serializer=E.GetExecutionResponse.SerializeToString,
         ),
         "WatchExecution": grpc.unary_stream_rpc_method_handler(
             fake.watch,
@@ -426,7 +446,7 @@ def test_a_stream_cut_off_with_a_resume_status_reopens_after_the_last_cursor(
     fake = FakeExecutions(steps=[Step([1, 2], code, message, reason), Step([3, 4])])
     with fake_server(fake) as target, Client(target, api_key="sekret", watch_retry=FAST) as runctl:
         assert cursors_of(runctl.watch_execution("exec_fake")) == [1, 2, 3, 4]
-        runctl.status()
+        assert runctl.status("exec_fake").id == "exec_fake"
     assert fake.requests == [None, 2]
     assert fake.api_keys == ["sekret", "sekret", "sekret"]  # on streams and unary calls alike
 

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from runctl.v1 import common_pb2, event_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import (
@@ -56,6 +58,12 @@ def long_delay() -> dict[str, object]:
     return {"id": "nap", "type": "delay", "config": {"seconds": 600}}
 
 
+def continue_request(execution_id: str) -> execution_pb2.ControlPauseRequest:
+    return execution_pb2.ControlPauseRequest(
+        execution_id=execution_id, action=execution_pb2.PAUSE_ACTION_CONTINUE
+    )
+
+
 def test_stop_a_running_run_cancels_its_nodes(client: Client) -> None:
     execution_id = client.start(linear(long_delay()))
     client.wait(execution_id, (RUNNING,))
@@ -88,9 +96,7 @@ def test_continue_from_a_breakpoint_runs_the_node(client: Client) -> None:
     execution_id = client.start(breakpoint_doc())
     paused = client.wait(execution_id, (PAUSED,))
     assert paused.pause_reason == common_pb2.PAUSE_REASON_BREAKPOINT
-    client.executions.ContinueExecution(
-        execution_pb2.ContinueExecutionRequest(execution_id=execution_id), timeout=10
-    )
+    client.executions.ControlPause(continue_request(execution_id), timeout=10)
     done = client.wait(execution_id)
     assert done.status == COMPLETED
     assert nodes_by_id(done)["first"].status == common_pb2.NODE_STATUS_COMPLETED
@@ -176,16 +182,78 @@ def test_stop_a_queued_run_cancels_it(client: Client) -> None:
     assert client.get(queued.id).status == STOPPED  # a resume does not bring it back
 
 
-def test_without_an_id_continue_takes_the_most_recent_paused_run(client: Client) -> None:
-    older = client.start(breakpoint_doc())
-    client.wait(older, (PAUSED,))
-    newer = client.start(breakpoint_doc())
-    client.wait(newer, (PAUSED,))
-    reply = client.executions.ContinueExecution(execution_pb2.ContinueExecutionRequest(), timeout=10)
-    assert reply.execution.id == newer
-    assert client.wait(newer).status == COMPLETED
-    assert client.get(older).status == PAUSED
-    client.executions.StopExecution(execution_pb2.StopExecutionRequest(execution_id=older), timeout=10)
+def violated_fields(error: grpc.RpcError) -> list[str]:
+    """The fields named by the error's google.rpc.BadRequest."""
+    status = rpc_status.from_call(error)
+    assert status is not None, error.details()
+    fields: list[str] = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            fields.extend(v.field for v in bad_request.field_violations)
+    return fields
+
+
+NO_ID_CALLS: list[tuple[str, Callable[[Client], object]]] = [
+    ("StopExecution", lambda c: c.executions.StopExecution(execution_pb2.StopExecutionRequest(), timeout=10)),
+    (
+        "ControlPause",
+        lambda c: c.executions.ControlPause(continue_request(""), timeout=10),
+    ),
+    (
+        "ControlPause skip",
+        lambda c: c.executions.ControlPause(
+            execution_pb2.ControlPauseRequest(action=execution_pb2.PAUSE_ACTION_SKIP), timeout=10
+        ),
+    ),
+    (
+        "SetTraceLogs",
+        lambda c: c.executions.SetTraceLogs(execution_pb2.SetTraceLogsRequest(enabled=True), timeout=10),
+    ),
+    (
+        "GetExecution",
+        lambda c: c.executions.GetExecution(
+            execution_pb2.GetExecutionRequest(view=execution_pb2.EXECUTION_VIEW_BASIC), timeout=10
+        ),
+    ),
+    (
+        "PauseExecution",
+        lambda c: c.executions.PauseExecution(execution_pb2.PauseExecutionRequest(), timeout=10),
+    ),
+    (
+        "ResumeExecution",
+        lambda c: c.executions.ResumeExecution(execution_pb2.ResumeExecutionRequest(), timeout=10),
+    ),
+    (
+        "GetExecutionHistory",
+        lambda c: c.executions.GetExecutionHistory(execution_pb2.GetExecutionHistoryRequest(), timeout=10),
+    ),
+    (
+        "WatchExecution",
+        lambda c: list(
+            c.executions.WatchExecution(execution_pb2.WatchExecutionRequest(after_sequence=0), timeout=10)
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "call"), NO_ID_CALLS, ids=[name for name, _ in NO_ID_CALLS])
+def test_an_empty_execution_id_is_invalid_and_touches_no_run(
+    client: Client, name: str, call: Callable[[Client], object]
+) -> None:
+    """No call picks "the most recent" run for an empty id: a client that lost the id acts on nothing."""
+    paused = client.start(breakpoint_doc())
+    client.wait(paused, (PAUSED,))
+    before = client.get(paused)
+    with pytest.raises(grpc.RpcError) as caught:
+        call(client)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (name, caught.value.details())
+    assert violated_fields(caught.value) == ["execution_id"], name
+    after = client.get(paused)
+    assert (after.status, after.trace_logs, after.paused_node_id) == (PAUSED, before.trace_logs, "first")
+    assert after.last_sequence == before.last_sequence  # nothing happened to it
+    client.executions.StopExecution(execution_pb2.StopExecutionRequest(execution_id=paused), timeout=10)
 
 
 def test_control_errors_are_precise(client: Client) -> None:
@@ -198,10 +266,8 @@ def test_control_errors_are_precise(client: Client) -> None:
     client.wait(running, (RUNNING,))
     no_action = execution_pb2.ControlPauseRequest(execution_id=running)
     assert code(lambda: client.executions.ControlPause(no_action)) == grpc.StatusCode.INVALID_ARGUMENT
-    not_paused = execution_pb2.ContinueExecutionRequest(execution_id=running)
-    assert (
-        code(lambda: client.executions.ContinueExecution(not_paused)) == grpc.StatusCode.FAILED_PRECONDITION
-    )
+    not_paused = continue_request(running)
+    assert code(lambda: client.executions.ControlPause(not_paused)) == grpc.StatusCode.FAILED_PRECONDITION
     resume = execution_pb2.ResumeExecutionRequest(execution_id=running)
     assert code(lambda: client.executions.ResumeExecution(resume)) == grpc.StatusCode.FAILED_PRECONDITION
     hold = execution_pb2.PauseExecutionRequest(execution_id=running)
@@ -211,10 +277,15 @@ def test_control_errors_are_precise(client: Client) -> None:
     assert code(lambda: client.executions.ControlPause(skip)) == grpc.StatusCode.FAILED_PRECONDITION
     empty = execution_pb2.PauseExecutionRequest()
     assert code(lambda: client.executions.PauseExecution(empty)) == grpc.StatusCode.INVALID_ARGUMENT
-    missing = execution_pb2.ContinueExecutionRequest(execution_id="exec_missing")
-    assert code(lambda: client.executions.ContinueExecution(missing)) == grpc.StatusCode.NOT_FOUND
-    stop = execution_pb2.ControlPauseRequest(execution_id=running, action=execution_pb2.PAUSE_ACTION_STOP)
-    assert client.executions.ControlPause(stop, timeout=10).execution.status == STOPPED
+    missing = continue_request("exec_missing")
+    assert code(lambda: client.executions.ControlPause(missing)) == grpc.StatusCode.NOT_FOUND
+    # The removed PAUSE_ACTION_STOP (2): stopping is StopExecution's alone, paused or not.
+    old_stop = execution_pb2.ControlPauseRequest(execution_id=running, action=2)  # type: ignore[arg-type]
+    assert code(lambda: client.executions.ControlPause(old_stop)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert client.get(running).status != STOPPED
+    stop = execution_pb2.StopExecutionRequest(execution_id=running)
+    assert client.executions.StopExecution(stop, timeout=10).was_running
+    assert client.get(running).status == STOPPED
 
 
 def test_trace_logs_record_inputs_outputs_and_timings(client: Client, http_echo: str) -> None:
@@ -229,7 +300,7 @@ def test_trace_logs_record_inputs_outputs_and_timings(client: Client, http_echo:
         execution_pb2.SetTraceLogsRequest(execution_id=execution_id, enabled=True), timeout=10
     )
     assert reply.enabled and reply.execution_id == execution_id
-    client.executions.ContinueExecution(execution_pb2.ContinueExecutionRequest(execution_id=execution_id))
+    client.executions.ControlPause(continue_request(execution_id), timeout=10)
     done = client.wait(execution_id)
     assert done.status == COMPLETED and done.trace_logs
     nodes = nodes_by_id(done)

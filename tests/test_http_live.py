@@ -20,6 +20,7 @@ import pytest
 
 from runctl.v1 import batch_pb2, batch_pb2_grpc, common_pb2, execution_pb2
 from runctl_server.http.live import LiveUpdates, RunTracker
+from runctl_server.http.runner_shapes import RunStatus
 from tests.engine_helpers import Client, linear
 from tests.support import running_server, settings_for
 
@@ -370,13 +371,11 @@ def test_socketio_handshake_origins(env: Env) -> None:
 async def test_the_run_tracker_loads_runs_met_mid_life_and_stays_bounded() -> None:
     loaded: list[str] = []
 
-    async def load(execution_id: str) -> E.ExecutionSummary | None:
+    async def load(execution_id: str) -> RunStatus | None:
         loaded.append(execution_id)
         if execution_id == "gone":
             return None
-        return E.ExecutionSummary(
-            execution_id=execution_id, status=common_pb2.EXECUTION_STATUS_PAUSED, batch_id="b1"
-        )
+        return RunStatus(execution_id=execution_id, status=common_pb2.EXECUTION_STATUS_PAUSED, batch_id="b1")
 
     live = LiveUpdates(load)
     live.tracker = RunTracker(load, capacity=2)

@@ -260,6 +260,30 @@ def test_stop_without_an_id_stops_the_most_recent_active_run(env: Env) -> None:
     assert_runner_error(env.http.post("/api/workflows/execution/stop"), 404, "no active execution")
 
 
+def test_routes_without_an_id_pick_the_most_recent_run_that_qualifies(env: Env) -> None:
+    """gRPC has no "most recent" default; these seed 001 routes pick the run themselves, each with its
+    own rule: the newest run for status, the newest unfinished one for stop and trace logs, the newest
+    paused one for continue and pause control."""
+    env.reset()
+    paused = env.paused()
+    running = env.client.start(linear({"id": "nap", "type": "delay", "config": {"seconds": 30}}))
+    env.client.wait(running, (common_pb2.EXECUTION_STATUS_RUNNING,))
+    done = env.client.run(linear()).id
+    assert env.http.get("/api/workflows/execution/status").json()["executionId"] == done
+    traced = env.http.post("/api/workflows/execution/trace-logs", json={"enabled": True}).json()
+    assert traced["executionId"] == running
+    assert env.client.get(running).trace_logs and not env.client.get(paused).trace_logs
+    assert env.http.post("/api/workflows/execution/continue").json()["success"] is True
+    assert env.client.wait(paused).status == common_pb2.EXECUTION_STATUS_COMPLETED  # the paused one went on
+    assert_runner_error(env.http.post("/api/workflows/execution/continue"), 404, "no paused execution")
+    assert env.http.post("/api/workflows/execution/stop").json()["executionId"] == running
+    assert_runner_error(
+        env.http.post("/api/workflows/execution/trace-logs", json={"enabled": True}),
+        404,
+        "no unfinished execution",
+    )
+
+
 def test_stop_refuses_bad_bodies(env: Env) -> None:
     broken = env.http.post(
         "/api/workflows/execution/stop",

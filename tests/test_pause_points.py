@@ -27,7 +27,12 @@ def test_find_and_show_what_is_waiting(client: Client) -> None:
     waiting = client.start(linear({"id": "hold", "type": "wait"}))
     for execution_id in [*approvals, waiting]:
         client.wait(execution_id, (PAUSED,))
-    client.executions.ContinueExecution(execution_pb2.ContinueExecutionRequest(execution_id=approvals[0]))
+    client.executions.ControlPause(
+        execution_pb2.ControlPauseRequest(
+            execution_id=approvals[0], action=execution_pb2.PAUSE_ACTION_CONTINUE
+        ),
+        timeout=10,
+    )
 
     def listed(**where: Any) -> list[pause_point_pb2.PausePoint]:
         found: list[pause_point_pb2.PausePoint] = []

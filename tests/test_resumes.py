@@ -273,7 +273,7 @@ def test_a_breakpoint_is_not_resumed_with_values(client: Client) -> None:
     context_id = wait_waiting(client, execution_id, "step")
     error = refused(lambda: resume_pause_point(client, context_id))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "ContinueExecution" in (error.details() or "")
+    assert "ControlPause" in (error.details() or "")
 
 
 def test_later_resumes_are_skipped_and_a_retry_of_the_winner_is_resumed(client: Client) -> None:

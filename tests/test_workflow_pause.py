@@ -139,8 +139,9 @@ def test_paused_executions_follow_the_seed_model(client: Client) -> None:
     second = start(client, workflow_id)
     for execution_id in (first, second):
         client.wait(execution_id, (PAUSED,))
-    client.executions.ContinueExecution(
-        execution_pb2.ContinueExecutionRequest(execution_id=first), timeout=10
+    client.executions.ControlPause(
+        execution_pb2.ControlPauseRequest(execution_id=first, action=execution_pb2.PAUSE_ACTION_CONTINUE),
+        timeout=10,
     )
     client.wait(first)
 

@@ -199,18 +199,27 @@ def test_list_workflows_pages_without_gaps_or_repeats(client: Client) -> None:
 def test_execution_status_list_and_active(client: Client) -> None:
     done = client.run(linear(name="Done"))
     waiting = client.wait(client.start(linear({"id": "hold", "type": "wait"}, name="Waiting")), (PAUSED,))
-    status = client.executions.GetExecutionStatus(
-        execution_pb2.GetExecutionStatusRequest(execution_id=waiting.id), timeout=10
-    ).summary
-    assert status.status == PAUSED and status.paused_node_id == "hold"
-    latest = client.executions.GetExecutionStatus(
-        execution_pb2.GetExecutionStatusRequest(), timeout=10
-    ).summary
-    assert latest.execution_id == waiting.id  # the most recent run when no id is given
-    active = client.executions.ListActiveExecutions(execution_pb2.ListActiveExecutionsRequest(), timeout=10)
-    active_ids = {e.execution_id for e in active.executions}
+    basic = execution_pb2.GetExecutionRequest(
+        execution_id=waiting.id, view=execution_pb2.EXECUTION_VIEW_BASIC
+    )
+    status = client.executions.GetExecution(basic, timeout=10).execution
+    assert status.status == PAUSED and status.paused_node_id == "hold" and status.current_node_id == "hold"
+    assert not status.nodes and not status.HasField("definition")  # the cheap view
+    no_id = execution_pb2.GetExecutionRequest(view=execution_pb2.EXECUTION_VIEW_BASIC)
+    assert (
+        _code(lambda: client.executions.GetExecution(no_id, timeout=10)) == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    unfinished = [
+        common_pb2.EXECUTION_STATUS_QUEUED,
+        common_pb2.EXECUTION_STATUS_RUNNING,
+        common_pb2.EXECUTION_STATUS_PAUSED,
+    ]
+    active = client.executions.ListExecutions(
+        execution_pb2.ListExecutionsRequest(statuses=unfinished, page_size=1000), timeout=10
+    )
+    active_ids = {e.id for e in active.executions}
     assert waiting.id in active_ids and done.id not in active_ids
-    assert active.total_active == len(active_ids)
+    assert active.total_size == len(active_ids)
     completed = client.executions.ListExecutions(
         execution_pb2.ListExecutionsRequest(statuses=[COMPLETED], page_size=1000), timeout=10
     )

@@ -235,7 +235,7 @@ class RunctlServer:
         self.http_port = sock.getsockname()[1]
         app = build_http_app(
             lambda: self._serving,
-            Services(self._servicers, self.authenticator),
+            Services(self._servicers, self.authenticator, self.engine),
             max_body_bytes=self.settings.http_max_body_bytes,
             engine=self.engine,
             authenticator=self.authenticator,

@@ -158,10 +158,15 @@ class Client:
         request = execution_pb2.GetExecutionRequest(execution_id=execution_id, view=view)
         return self.executions.GetExecution(request, timeout=self.timeout).execution
 
-    def status(self, execution_id: str | None = None) -> execution_pb2.ExecutionSummary:
-        """The short status of a run, or of the most recently created run when no id is given."""
-        request = execution_pb2.GetExecutionStatusRequest(execution_id=execution_id or "")
-        return self.executions.GetExecutionStatus(request, timeout=self.timeout).summary
+    def status(self, execution_id: str) -> execution_pb2.Execution:
+        """A run without its nodes, data and definition (the BASIC view): the cheap read to poll."""
+        return self.get(execution_id, view=execution_pb2.EXECUTION_VIEW_BASIC)
+
+    def latest(self, *, statuses: Iterable[ExecutionStatus] = ()) -> execution_pb2.Execution | None:
+        """The most recently created run in one of `statuses` (any when empty), BASIC view; None when
+        there is none. Calls on one run need its id: this is how to pick "the most recent" on purpose."""
+        reply = self.list_executions(statuses=statuses, page_size=1, view=execution_pb2.EXECUTION_VIEW_BASIC)
+        return reply.executions[0] if reply.executions else None
 
     def list_executions(
         self,
@@ -207,23 +212,20 @@ class Client:
                 raise TimeoutError(f"{execution_id} is still {status} after {timeout} s")
             time.sleep(poll_interval)
 
-    def stop(
-        self, execution_id: str | None = None, *, reason: str = ""
-    ) -> execution_pb2.StopExecutionResponse:
-        """Stop a run (or the most recently created unfinished one when no id is given)."""
-        request = execution_pb2.StopExecutionRequest(execution_id=execution_id or "", reason=reason)
+    def stop(self, execution_id: str, *, reason: str = "") -> execution_pb2.StopExecutionResponse:
+        """Stop a run."""
+        request = execution_pb2.StopExecutionRequest(execution_id=execution_id, reason=reason)
         return self.executions.StopExecution(request, timeout=self.timeout)
 
-    def continue_(self, execution_id: str | None = None) -> execution_pb2.Execution:
-        """Continue a run paused at a breakpoint or wait (or the most recently paused one)."""
-        request = execution_pb2.ContinueExecutionRequest(execution_id=execution_id or "")
-        return self.executions.ContinueExecution(request, timeout=self.timeout).execution
+    def continue_(self, execution_id: str) -> execution_pb2.Execution:
+        """Continue a run paused at a breakpoint or a wait (ControlPause with PAUSE_ACTION_CONTINUE)."""
+        return self.control_pause(execution_pb2.PAUSE_ACTION_CONTINUE, execution_id)
 
     def control_pause(
-        self, action: execution_pb2.PauseAction.ValueType, execution_id: str | None = None
+        self, action: execution_pb2.PauseAction.ValueType, execution_id: str
     ) -> execution_pb2.Execution:
-        """Apply a PauseAction (continue, stop, skip, continue without breakpoints) to a paused run."""
-        request = execution_pb2.ControlPauseRequest(execution_id=execution_id or "", action=action)
+        """Apply a PauseAction (continue, skip, continue without breakpoints) to a paused run."""
+        request = execution_pb2.ControlPauseRequest(execution_id=execution_id, action=action)
         return self.executions.ControlPause(request, timeout=self.timeout).execution
 
     def pause_execution(self, execution_id: str, *, reason: str = "") -> execution_pb2.Execution:

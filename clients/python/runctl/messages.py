@@ -28,6 +28,7 @@ from runctl.v1 import (
 )
 
 __all__ = [
+    "ACTIVE_EXECUTION_STATUSES",
     "FINISHED_BATCH_STATUSES",
     "FINISHED_EXECUTION_STATUSES",
     "EventType",
@@ -52,6 +53,14 @@ FINISHED_EXECUTION_STATUSES: frozenset[ExecutionStatus] = frozenset(
         common_pb2.EXECUTION_STATUS_COMPLETED,
         common_pb2.EXECUTION_STATUS_ERROR,
         common_pb2.EXECUTION_STATUS_STOPPED,
+    }
+)
+# The unfinished runs: `list_executions(statuses=ACTIVE_EXECUTION_STATUSES)` lists the active ones.
+ACTIVE_EXECUTION_STATUSES: frozenset[ExecutionStatus] = frozenset(
+    {
+        common_pb2.EXECUTION_STATUS_QUEUED,
+        common_pb2.EXECUTION_STATUS_RUNNING,
+        common_pb2.EXECUTION_STATUS_PAUSED,
     }
 )
 FINISHED_BATCH_STATUSES: frozenset[BatchStatus] = frozenset(

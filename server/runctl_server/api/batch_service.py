@@ -57,16 +57,12 @@ class BatchService(BatchWatch, batch_pb2_grpc.BatchServiceServicer):
         page = await self._engine.batches.queries.list(
             workspace_of(context),
             status=batch_convert.status_word(request.status),
-            limit=request.limit,
-            offset=request.offset,
             page_size=request.page_size,
             page_token=request.page_token,
         )
         return batch_pb2.ListBatchesResponse(
             batches=[batch_convert.batch(view) for view in page.batches],
-            total=page.total,
-            limit=page.limit,
-            offset=page.offset,
+            total_size=page.total,
             next_page_token=page.next_token,
         )
 
@@ -76,7 +72,6 @@ class BatchService(BatchWatch, batch_pb2_grpc.BatchServiceServicer):
         counts = await self._engine.batches.stop(workspace_of(context), request.batch_id, request.reason)
         return batch_pb2.StopBatchResponse(
             batch_id=request.batch_id,
-            stopped_executions=counts.total,
             running_stopped=counts.running_stopped,
             queued_cancelled=counts.queued_cancelled,
         )

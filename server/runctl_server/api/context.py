@@ -54,6 +54,12 @@ def bind_workspace(workspace_id: str) -> None:
 def workspace_of(_context: aio.ServicerContext[Any, Any]) -> str:
     """The workspace the caller's credentials resolved to. A call that reached a servicer without
     passing authentication is refused rather than given some default workspace."""
+    return current_workspace()
+
+
+def current_workspace() -> str:
+    """The authenticated workspace of the call in progress (gRPC, or an HTTP route that calls an
+    engine function directly); Unauthenticated when none was set."""
     workspace_id = _workspace.get()
     if workspace_id is None:
         raise Unauthenticated("the call was not authenticated", reason="API_KEY_REQUIRED")

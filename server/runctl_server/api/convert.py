@@ -119,22 +119,6 @@ def workflow(view: WorkflowView, *, full: bool = True) -> workflow_pb2.Workflow:
     return message
 
 
-def summary(row: Row) -> execution_pb2.ExecutionSummary:
-    error = _json(row["error"])
-    return execution_pb2.ExecutionSummary(
-        execution_id=row["id"],
-        workflow_id=row["workflow_id"] or "",
-        status=execution_status(row["status"]),
-        current_node_id=row["current_node_id"] or "",
-        error=(error or {}).get("message", ""),
-        paused_node_id=row["paused_node_id"] or "",
-        pause_reason=pause_reason(row["pause_reason"]),
-        batch_id=row["batch_id"] or "",
-        workflow_name=row["name"],
-        update_time=timestamp(row["updated_at"]),
-    )
-
-
 def frames(stack: Iterable[Mapping[str, Any]] | None) -> list[common_pb2.ForEachFrame]:
     return [
         common_pb2.ForEachFrame(

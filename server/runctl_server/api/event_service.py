@@ -50,14 +50,20 @@ class EventService(event_pb2_grpc.EventServiceServicer):
         if request.after_sequence < 0:
             raise InvalidArgument.single("after_sequence", "must not be negative", reason="FIELD_INVALID")
         limit = page_size(request.page_size)
-        position = decode_token(request.page_token, ("s",), numbers=("s",))
-        after = int(position["s"]) if position else request.after_sequence
         flt = _filter(workspace_of(context), request)
+        filters = {
+            "workflow_id": flt.workflow_id,
+            "execution_id": flt.execution_id,
+            "batch_id": flt.batch_id,
+            "types": flt.types,
+        }
+        position = decode_token(request.page_token, ("s",), numbers=("s",), filters=filters)
+        after = int(position["s"]) if position else request.after_sequence
         rows = await read_events(self._engine.reader, flt, after, limit + 1)
         token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            token = encode_token({"s": rows[-1]["sequence"]})
+            token = encode_token({"s": rows[-1]["sequence"]}, filters)
         return event_pb2.ListEventsResponse(
             events=[event_convert.event(row) for row in rows],
             next_page_token=token,

@@ -1,4 +1,8 @@
-"""ExecutionService control calls: stop, stop all, continue, pause control, operator pause, trace logs."""
+"""ExecutionService control calls: stop, stop all, pause control, operator pause, trace logs.
+
+Every call on one run needs its `execution_id` (the engine refuses an empty one): gRPC has no implicit
+"most recent" run.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,6 @@ Context = aio.ServicerContext[Any, Any]
 
 PAUSE_ACTION_WORDS = {
     execution_pb2.PAUSE_ACTION_CONTINUE: "continue",
-    execution_pb2.PAUSE_ACTION_STOP: "stop",
     execution_pb2.PAUSE_ACTION_SKIP: "skip",
     execution_pb2.PAUSE_ACTION_CONTINUE_WITHOUT_BREAKPOINT: "continueWithoutBreakpoint",
 }
@@ -44,7 +47,6 @@ class ExecutionControlCalls:
             execution_id=outcome.execution_id,
             was_running=outcome.was_running,
             was_queued=outcome.was_queued,
-            message="Execution stopped" if outcome.was_running else "Queued execution cancelled",
         )
 
     async def StopAllExecutions(
@@ -52,20 +54,9 @@ class ExecutionControlCalls:
     ) -> execution_pb2.StopAllExecutionsResponse:
         outcome = await self._engine.control.stop_all(workspace_of(context), request.reason)
         return execution_pb2.StopAllExecutionsResponse(
-            total_batches=len(outcome.batch_ids),
-            total_stopped=outcome.counts.total,
             running_stopped=outcome.counts.running_stopped,
             queued_cancelled=outcome.counts.queued_cancelled,
             batch_ids=outcome.batch_ids,
-        )
-
-    async def ContinueExecution(
-        self, request: execution_pb2.ContinueExecutionRequest, context: Context
-    ) -> execution_pb2.ContinueExecutionResponse:
-        workspace_id = workspace_of(context)
-        execution_id = await self._engine.control.continue_run(workspace_id, request.execution_id)
-        return execution_pb2.ContinueExecutionResponse(
-            execution=await self._execution(workspace_id, execution_id)
         )
 
     async def ControlPause(
@@ -75,8 +66,8 @@ class ExecutionControlCalls:
         if action is None:
             raise InvalidArgument.single(
                 "action",
-                "is required: one of PAUSE_ACTION_CONTINUE, PAUSE_ACTION_STOP, PAUSE_ACTION_SKIP, "
-                "PAUSE_ACTION_CONTINUE_WITHOUT_BREAKPOINT",
+                "is required: one of PAUSE_ACTION_CONTINUE, PAUSE_ACTION_SKIP, "
+                "PAUSE_ACTION_CONTINUE_WITHOUT_BREAKPOINT (stopping is StopExecution)",
                 reason="FIELD_REQUIRED",
             )
         workspace_id = workspace_of(context)

@@ -14,7 +14,6 @@ from runctl_server.api.execution_resume import ExecutionResumeCalls
 from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.api.watches import ExecutionWatch
 from runctl_server.engine.engine import Engine
-from runctl_server.engine.model import ACTIVE_EXECUTION
 
 Context = aio.ServicerContext[Any, Any]
 
@@ -51,12 +50,6 @@ class ExecutionService(
         execution = await self._execution(workspace_of(context), request.execution_id, full)
         return execution_pb2.GetExecutionResponse(execution=execution)
 
-    async def GetExecutionStatus(
-        self, request: execution_pb2.GetExecutionStatusRequest, context: Context
-    ) -> execution_pb2.GetExecutionStatusResponse:
-        row = await self._engine.queries.status(workspace_of(context), request.execution_id)
-        return execution_pb2.GetExecutionStatusResponse(summary=convert.summary(row))
-
     async def ListExecutions(
         self, request: execution_pb2.ListExecutionsRequest, context: Context
     ) -> execution_pb2.ListExecutionsResponse:
@@ -80,23 +73,6 @@ class ExecutionService(
                 executions.append(convert.execution(view, full=False))
         return execution_pb2.ListExecutionsResponse(
             executions=executions, next_page_token=page.next_token, total_size=page.total
-        )
-
-    async def ListActiveExecutions(
-        self, request: execution_pb2.ListActiveExecutionsRequest, context: Context
-    ) -> execution_pb2.ListActiveExecutionsResponse:
-        page = await self._engine.queries.list(
-            workspace_of(context),
-            size=request.page_size,
-            token=request.page_token,
-            workflow_id=request.workflow_id,
-            batch_id=request.batch_id,
-            statuses=ACTIVE_EXECUTION,
-        )
-        return execution_pb2.ListActiveExecutionsResponse(
-            executions=[convert.summary(row) for row in page.rows],
-            total_active=page.total,
-            next_page_token=page.next_token,
         )
 
     async def GetExecutionHistory(

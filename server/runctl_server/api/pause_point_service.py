@@ -60,7 +60,13 @@ class PausePointService(pause_point_pb2_grpc.PausePointServiceServicer):
             clauses.append("status IN :statuses")
             params["statuses"] = statuses
             expanding.append("statuses")
-        position = decode_token(request.page_token, ("t", "id"))
+        filters = {
+            "workflow_id": request.workflow_id,
+            "execution_id": request.execution_id,
+            "reasons": frozenset(kinds),
+            "resume_statuses": frozenset(statuses),
+        }
+        position = decode_token(request.page_token, ("t", "id"), filters=filters)
         if position is not None:
             clauses.append("(registered_at < :t OR (registered_at = :t AND context_id < :after_id))")
             params.update(t=position["t"], after_id=position["id"])
@@ -73,7 +79,7 @@ class PausePointService(pause_point_pb2_grpc.PausePointServiceServicer):
         token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            token = encode_token({"t": rows[-1]["registered_at"], "id": rows[-1]["context_id"]})
+            token = encode_token({"t": rows[-1]["registered_at"], "id": rows[-1]["context_id"]}, filters)
         return pause_point_pb2.ListPausePointsResponse(
             pause_points=[convert.pause_point(row, self._links) for row in rows], next_page_token=token
         )

@@ -29,7 +29,7 @@ from runctl_server.errors import FailedPrecondition, InvalidArgument, NotFound
 if TYPE_CHECKING:
     from runctl_server.engine.engine import Engine
 
-PAUSE_ACTIONS = ("continue", "stop", "skip", "continueWithoutBreakpoint")
+PAUSE_ACTIONS = ("continue", "skip", "continueWithoutBreakpoint")  # stopping is `stop`
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,9 @@ class RunControl:
         self._engine = engine
 
     async def _existing(self, workspace_id: str, execution_id: str) -> dict[str, Any]:
+        """The run's id and status; every control call names its run (no implicit "most recent")."""
+        if not execution_id:
+            raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
         row = await self._engine.reader.one(
             "SELECT id, status FROM executions WHERE id = :id AND workspace_id = :ws",
             {"id": execution_id, "ws": workspace_id},
@@ -86,18 +89,6 @@ class RunControl:
         if row is None:
             raise NotFound(f"execution {execution_id!r} not found", reason="EXECUTION_NOT_FOUND")
         return dict(row)
-
-    async def _target(
-        self, workspace_id: str, execution_id: str, statuses: tuple[str, ...], what: str
-    ) -> str:
-        """The given run, or without an id the most recent run in one of `statuses`."""
-        if execution_id:
-            await self._existing(workspace_id, execution_id)
-            return execution_id
-        row = await self._engine.queries.most_recent(workspace_id, statuses)
-        if row is None:
-            raise NotFound(f"there is no {what} execution", reason="EXECUTION_NOT_FOUND")
-        return str(row["id"])
 
     async def _send(
         self, workspace_id: str, execution_id: str, name: str, args: dict[str, Any] | None = None
@@ -114,12 +105,12 @@ class RunControl:
 
     # -- stop ------------------------------------------------------------------------------------
 
-    async def stop(self, workspace_id: str, execution_id: str = "", reason: str = "") -> StopOutcome:
-        target = await self._target(workspace_id, execution_id, ACTIVE_EXECUTION, "active")
+    async def stop(self, workspace_id: str, execution_id: str, reason: str = "") -> StopOutcome:
+        await self._existing(workspace_id, execution_id)
         why = reason or "stopped by an operator"
-        was = await self._send(workspace_id, target, "stop", {"reason": why})
-        await self._stop_children(workspace_id, target, why)
-        return StopOutcome(target, was_running=was != QUEUED, was_queued=was == QUEUED)
+        was = await self._send(workspace_id, execution_id, "stop", {"reason": why})
+        await self._stop_children(workspace_id, execution_id, why)
+        return StopOutcome(execution_id, was_running=was != QUEUED, was_queued=was == QUEUED)
 
     async def _stop_children(self, workspace_id: str, parent_id: str, reason: str) -> None:
         """Sub-workflow runs awaited by a stopped run stop with it."""
@@ -171,20 +162,14 @@ class RunControl:
     # -- paused runs -----------------------------------------------------------------------------
 
     async def control_pause(self, workspace_id: str, execution_id: str, action: str) -> str:
-        """Act on a paused run: continue, stop, skip the paused node, or continue without breakpoints."""
+        """Act on a paused run: continue, skip the paused node, or continue without breakpoints."""
         if action not in PAUSE_ACTIONS:
             raise InvalidArgument.single(
                 "action", f"must be one of: {', '.join(PAUSE_ACTIONS)}", reason="FIELD_INVALID"
             )
-        target = await self._target(workspace_id, execution_id, (PAUSED,), "paused")
-        if action == "stop":
-            await self.stop(workspace_id, target, "stopped from its pause")
-            return target
-        await self._send(workspace_id, target, "control_pause", {"action": action})
-        return target
-
-    async def continue_run(self, workspace_id: str, execution_id: str = "") -> str:
-        return await self.control_pause(workspace_id, execution_id, "continue")
+        await self._existing(workspace_id, execution_id)
+        await self._send(workspace_id, execution_id, "control_pause", {"action": action})
+        return execution_id
 
     async def pause(self, workspace_id: str, execution_id: str) -> str:
         """An operator's pause: the run starts no new node; it shows paused once in-flight nodes end."""
@@ -197,9 +182,9 @@ class RunControl:
         return str(await self._send(workspace_id, execution_id, "resume"))
 
     async def set_trace_logs(self, workspace_id: str, execution_id: str, enabled: bool) -> str:
-        target = await self._target(workspace_id, execution_id, ACTIVE_EXECUTION, "unfinished")
-        await self._send(workspace_id, target, "set_trace_logs", {"enabled": enabled})
-        return target
+        await self._existing(workspace_id, execution_id)
+        await self._send(workspace_id, execution_id, "set_trace_logs", {"enabled": enabled})
+        return execution_id
 
     # -- queued runs -----------------------------------------------------------------------------
 
@@ -291,7 +276,7 @@ def _resume_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) 
     if run.hold != MANUAL:
         raise FailedPrecondition(
             f"execution {run.id!r} is not paused by an operator; to go on from a breakpoint or "
-            "a wait use ContinueExecution or ControlPause",
+            "a wait use ControlPause",
             reason="EXECUTION_NOT_MANUALLY_PAUSED",
         )
     scheduler.release(driven)

@@ -176,6 +176,8 @@ class Queries:
         return int(row["last"] or 0) if row else 0
 
     async def most_recent(self, workspace_id: str, statuses: tuple[str, ...] = ()) -> Row | None:
+        """The most recently created run in one of `statuses` (any when empty), for the seed 001 HTTP
+        routes that default to "the most recent" run; no gRPC call has such a default."""
         where = "workspace_id = :ws"
         if statuses:
             where += " AND status IN :statuses"
@@ -187,18 +189,15 @@ class Queries:
         return rows[0] if rows else None
 
     async def status(self, workspace_id: str, execution_id: str) -> Row:
-        """The status row of a run, or of the most recent run when no id is given."""
-        if execution_id:
-            row = await self._reader.one(
-                "SELECT * FROM executions WHERE id = :id AND workspace_id = :ws",
-                {"id": execution_id, "ws": workspace_id},
-            )
-            if row is None:
-                raise _not_found(execution_id)
-            return row
-        row = await self.most_recent(workspace_id)
+        """The row of a run (NOT_FOUND when it is not the workspace's)."""
+        if not execution_id:
+            raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
+        row = await self._reader.one(
+            "SELECT * FROM executions WHERE id = :id AND workspace_id = :ws",
+            {"id": execution_id, "ws": workspace_id},
+        )
         if row is None:
-            raise NotFound("there are no executions yet", reason="EXECUTION_NOT_FOUND")
+            raise _not_found(execution_id)
         return row
 
     async def list(
@@ -213,7 +212,8 @@ class Queries:
     ) -> Page:
         """Newest first, filtered, with an opaque keyset token."""
         limit = page_size(size)
-        position = decode_token(token, ("t", "id"))
+        asked = {"workflow_id": workflow_id, "batch_id": batch_id, "statuses": frozenset(statuses)}
+        position = decode_token(token, ("t", "id"), filters=asked)
         bad = [s for s in statuses if s not in EXECUTION_STATUSES]
         if bad:
             raise InvalidArgument.single("statuses", f"unknown status {bad[0]!r}", reason="FIELD_INVALID")
@@ -245,20 +245,19 @@ class Queries:
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"]})
+            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"]}, asked)
         return Page(rows, next_token, int(count[0]["n"]))
 
     async def history(
         self, workspace_id: str, execution_id: str, *, after_sequence: int = 0, size: int = 0, token: str = ""
     ) -> Page:
         """The run's events in sequence order, after a cursor."""
-        await self.status(workspace_id, execution_id) if execution_id else None
-        if not execution_id:
-            raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
+        await self.status(workspace_id, execution_id)
         if after_sequence < 0:
             raise InvalidArgument.single("after_sequence", "must not be negative", reason="FIELD_INVALID")
         limit = page_size(size, default=500)
-        position = decode_token(token, ("s",), numbers=("s",))
+        filters = {"execution_id": execution_id}
+        position = decode_token(token, ("s",), numbers=("s",), filters=filters)
         start = max(after_sequence, int(position["s"]) if position else 0)
         rows = await self._reader.all(
             "SELECT * FROM events WHERE execution_id = :id AND sequence > :after"
@@ -268,5 +267,5 @@ class Queries:
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            next_token = encode_token({"s": rows[-1]["sequence"]})
+            next_token = encode_token({"s": rows[-1]["sequence"]}, filters)
         return Page(rows, next_token)

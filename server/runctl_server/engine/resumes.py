@@ -114,8 +114,7 @@ def _resume(
         if kind not in RESUMABLE:
             return Verdict(
                 False,
-                f"node {key} is paused at a {kind}, not a wait or an approval: go on with "
-                "ContinueExecution or ControlPause",
+                f"node {key} is paused at a {kind}, not a wait or an approval: go on with ControlPause",
             )
         if record.wake_at is not None and record.wake_at <= now():
             return Verdict(False, "expired")  # its expiry timer is due and closes it next
@@ -251,8 +250,7 @@ class Resumes:
         kind = row["kind"]
         if kind not in RESUMABLE:
             raise FailedPrecondition(
-                f"pause point {context_id!r} is a {kind}, not a wait or an approval: go on with "
-                "ContinueExecution or ControlPause",
+                f"pause point {context_id!r} is a {kind}, not a wait or an approval: go on with ControlPause",
                 reason="PAUSE_POINT_NOT_RESUMABLE",
             )
         output = (

@@ -237,7 +237,8 @@ class WorkflowControl:
         if status:
             conditions.append("status = :status")
             params["status"] = status
-        after = decode_token(token, ("t", "id"))
+        filters = {"workflow_id": workflow_id, "status": status}
+        after = decode_token(token, ("t", "id"), filters=filters)
         if after is not None:
             conditions.append("(paused_at < :t OR (paused_at = :t AND execution_id > :id))")
             params.update(t=float(after["t"]), id=str(after["id"]))
@@ -252,7 +253,7 @@ class WorkflowControl:
         if len(ids) > limit:
             ids = ids[:limit]
             last = page_ids[limit - 1]
-            next_token = encode_token({"t": last["paused_at"], "id": last["execution_id"]})
+            next_token = encode_token({"t": last["paused_at"], "id": last["execution_id"]}, filters)
         points = await self._engine.reader.all(
             "SELECT * FROM pause_points WHERE workspace_id = :ws AND execution_id IN :ids",
             {"ws": workspace_id, "ids": ids or [""]},

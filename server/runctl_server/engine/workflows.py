@@ -170,7 +170,7 @@ class Workflows:
         self, workspace_id: str, *, size: int = 0, token: str = "", status: str = ""
     ) -> tuple[list[WorkflowView], str]:
         limit = page_size(size)
-        position = decode_token(token, ("t", "id"))
+        position = decode_token(token, ("t", "id"), filters={"status": status})
         if status and status not in WORKFLOW_STATUSES:
             raise InvalidArgument.single(
                 "status", f"must be one of {', '.join(WORKFLOW_STATUSES)}", reason="FIELD_INVALID"
@@ -191,7 +191,7 @@ class Workflows:
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"]})
+            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"]}, {"status": status})
         return [await self._view(row) for row in rows], next_token
 
     async def update(

@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from runctl_server.api.auth import Authenticator
+from runctl_server.engine.engine import Engine
 
 Response = TypeVar("Response", bound=Message)
 
@@ -39,6 +40,9 @@ class Services:
     servicers: Mapping[str, Any]
     # With it, a stream ends when the caller's key is revoked while it runs (api/auth.py).
     authenticator: Authenticator | None = None
+    # For the few seed behaviours that no gRPC method has (the runner's "most recent" run, offset
+    # paging of the batch history): routes call the engine's public functions, never SQL.
+    engine: Engine | None = None
 
     async def call(
         self, service: str, method: str, request: Message, metadata: Mapping[str, str] | None = None

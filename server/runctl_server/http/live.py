@@ -1,9 +1,9 @@
 """Seed 001 live updates made from the event log: `execution-update`, `batch-update`, `node-execution`.
 
 Events carry what changed, not a run's whole short status, so a RunTracker keeps the short status
-(an ExecutionSummary) of the runs it has seen, applies each event to it in log order, and answers the
+(a RunStatus) of the runs it has seen, applies each event to it in log order, and answers the
 seed 001 payload to push. A run met for the first time in the middle of its life (the process started
-after it, or the tracker forgot it) is loaded once through the ExecutionService servicer. The tracker
+after it, or the tracker forgot it) is loaded once (a BASIC read of the run). The tracker
 is bounded: a paused run costs nothing here once it falls out.
 """
 
@@ -14,11 +14,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runctl.v1 import batch_resource_pb2, common_pb2, event_pb2, execution_pb2
+from runctl.v1 import batch_resource_pb2, common_pb2, event_pb2
 from runctl_server.api import event_convert
-from runctl_server.http.runner_shapes import batch_update, execution_status
+from runctl_server.http.runner_shapes import RunStatus, batch_update, execution_status
 
-E = execution_pb2
 EXECUTION_UPDATE = "execution-update"
 BATCH_UPDATE = "batch-update"
 NODE_EXECUTION = "node-execution"
@@ -54,7 +53,7 @@ BATCH_EVENTS = frozenset({"BATCH_STARTED", "BATCH_UPDATED", "BATCH_COMPLETED", "
 LIVE_EVENT_TYPES = frozenset({*RUN_EVENTS, *NODE_EVENTS, *BATCH_EVENTS})
 TRACKED_RUNS = 10_000
 
-LoadSummary = Callable[[str], Awaitable[execution_pb2.ExecutionSummary | None]]
+LoadSummary = Callable[[str], Awaitable[RunStatus | None]]
 
 
 @dataclass(frozen=True)
@@ -85,12 +84,12 @@ class RunTracker:
     def __init__(self, load: LoadSummary, capacity: int = TRACKED_RUNS) -> None:
         self._load = load
         self._capacity = capacity
-        self._runs: OrderedDict[str, execution_pb2.ExecutionSummary] = OrderedDict()
+        self._runs: OrderedDict[str, RunStatus] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._runs)
 
-    async def _summary(self, row: Mapping[str, Any]) -> execution_pb2.ExecutionSummary:
+    async def _summary(self, row: Mapping[str, Any]) -> RunStatus:
         execution_id = str(row["execution_id"])
         summary = self._runs.get(execution_id)
         if summary is not None:
@@ -99,9 +98,7 @@ class RunTracker:
         if row["type"] != "EXECUTION_QUEUED" and row["type"] != "EXECUTION_STARTED":
             summary = await self._load(execution_id)
         if summary is None:  # gone (cleared) or new: any event but QUEUED means it runs
-            summary = execution_pb2.ExecutionSummary(
-                execution_id=execution_id, status=common_pb2.EXECUTION_STATUS_RUNNING
-            )
+            summary = RunStatus(execution_id=execution_id, status=common_pb2.EXECUTION_STATUS_RUNNING)
         summary.batch_id = summary.batch_id or row["batch_id"] or ""
         summary.workflow_id = summary.workflow_id or row["workflow_id"] or ""
         self._runs[execution_id] = summary
@@ -133,14 +130,14 @@ class RunTracker:
             summary.error = _error_message(event) if status == common_pb2.EXECUTION_STATUS_ERROR else ""
         return True
 
-    def current(self, execution_id: str) -> execution_pb2.ExecutionSummary | None:
+    def current(self, execution_id: str) -> RunStatus | None:
         return self._runs.get(execution_id)
 
     def forget(self, execution_id: str) -> None:
         self._runs.pop(execution_id, None)
 
 
-def execution_update(summary: execution_pb2.ExecutionSummary, sequence: int = 0) -> dict[str, Any]:
+def execution_update(summary: RunStatus, sequence: int = 0) -> dict[str, Any]:
     """`execution-update`: the seed 001 status object, plus the run's batch and the event sequence."""
     data = execution_status(summary)
     if summary.batch_id:

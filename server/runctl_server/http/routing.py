@@ -19,6 +19,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from runctl_server.api.auth import is_loopback_host
+from runctl_server.api.context import current_workspace
+from runctl_server.engine.engine import Engine
 from runctl_server.errors import InvalidArgument, RunctlError
 from runctl_server.http.bridge import Services
 from runctl_server.http.errors import ErrorBody, PayloadTooLarge, error_response, error_with_details
@@ -58,6 +60,18 @@ class Call:
 
     async def call(self, service: str, method: str, message: Any) -> Any:
         return await self.services.call(service, method, message, self.metadata)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, for routes whose seed behaviour no gRPC method has (bridge.Services.engine)."""
+        if self.services.engine is None:
+            raise RuntimeError("this route needs the engine: build Services with it")
+        return self.services.engine
+
+    @property
+    def workspace_id(self) -> str:
+        """The caller's workspace, as the auth middleware resolved it (for direct engine calls)."""
+        return current_workspace()
 
     def stream(self, service: str, method: str, message: Any) -> AsyncIterator[Any]:
         """A server-streaming method's messages, for as long as the caller's credentials hold."""

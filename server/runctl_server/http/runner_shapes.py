@@ -14,6 +14,7 @@ of a batch). runctl's richer lifecycle maps onto them:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -77,7 +78,35 @@ def millis(stamp: timestamp_pb2.Timestamp) -> int:
     return int(stamp.ToMilliseconds())
 
 
-def execution_status(summary: execution_pb2.ExecutionSummary) -> dict[str, Any]:
+@dataclass
+class RunStatus:
+    """A run's short status: what the seed 001 status object and Socket.IO `execution-update` show.
+    Made from a BASIC Execution; the live updates (http/live.py) keep it current from events."""
+
+    execution_id: str
+    status: common_pb2.ExecutionStatus.ValueType = common_pb2.EXECUTION_STATUS_UNSPECIFIED
+    current_node_id: str = ""
+    error: str = ""  # the error message when status is ERROR
+    paused_node_id: str = ""
+    pause_reason: common_pb2.PauseReason.ValueType = common_pb2.PAUSE_REASON_UNSPECIFIED
+    batch_id: str = ""
+    workflow_id: str = ""
+
+    @classmethod
+    def of(cls, execution: execution_pb2.Execution) -> RunStatus:
+        return cls(
+            execution_id=execution.id,
+            status=execution.status,
+            current_node_id=execution.current_node_id,
+            error=execution.error.message,
+            paused_node_id=execution.paused_node_id,
+            pause_reason=execution.pause_reason,
+            batch_id=execution.batch_id,
+            workflow_id=execution.workflow_id,
+        )
+
+
+def execution_status(summary: RunStatus) -> dict[str, Any]:
     """The seed 001 execution status object (GET /api/workflows/execution/{executionId})."""
     paused = summary.status == common_pb2.EXECUTION_STATUS_PAUSED
     body: dict[str, Any] = {
@@ -92,7 +121,7 @@ def execution_status(summary: execution_pb2.ExecutionSummary) -> dict[str, Any]:
     return body
 
 
-def active_execution(summary: execution_pb2.ExecutionSummary) -> dict[str, Any]:
+def active_execution(summary: RunStatus) -> dict[str, Any]:
     """An item of GET /api/workflows/executions/active; a paused run also says where and why."""
     body: dict[str, Any] = {
         "executionId": summary.execution_id,

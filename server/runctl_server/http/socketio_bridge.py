@@ -44,7 +44,7 @@ from runctl_server.http.live import (
     Update,
     execution_update,
 )
-from runctl_server.http.runner_shapes import batch_update
+from runctl_server.http.runner_shapes import RunStatus, batch_update
 
 log = logging.getLogger(__name__)
 
@@ -223,13 +223,15 @@ class SocketBridge:
         body = data if isinstance(data, Mapping) else {}
         execution_id, batch_id = body.get("executionId"), body.get("batchId")
         if isinstance(execution_id, str) and execution_id:
-            status = await self._services.call(
+            reply = await self._services.call(
                 "ExecutionService",
-                "GetExecutionStatus",
-                execution_pb2.GetExecutionStatusRequest(execution_id=execution_id),
+                "GetExecution",
+                execution_pb2.GetExecutionRequest(
+                    execution_id=execution_id, view=execution_pb2.EXECUTION_VIEW_BASIC
+                ),
                 client.metadata,
             )
-            update = Update(EXECUTION_UPDATE, execution_update(status.summary))
+            update = Update(EXECUTION_UPDATE, execution_update(RunStatus.of(reply.execution)))
             return _room(client.workspace_id, "execution", execution_id), "executionId", update
         if isinstance(batch_id, str) and batch_id:
             reply = await self._services.call(
@@ -243,11 +245,12 @@ class SocketBridge:
 
     # -- the feed -----------------------------------------------------------------------------------
 
-    async def _load(self, workspace_id: str, execution_id: str) -> execution_pb2.ExecutionSummary | None:
+    async def _load(self, workspace_id: str, execution_id: str) -> RunStatus | None:
         try:
-            return convert.summary(await self._engine.queries.status(workspace_id, execution_id))
+            view = await self._engine.queries.execution(workspace_id, execution_id, full=False)
         except NotFound:
             return None
+        return RunStatus.of(convert.execution(view, full=False))
 
     async def _feed(self, workspace_id: str) -> None:
         """Push every live update of the workspace, from the moment its first client connected."""

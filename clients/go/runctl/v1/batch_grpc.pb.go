@@ -31,10 +31,9 @@ type BatchServiceClient interface {
 	// Returns one batch with its runs. NOT_FOUND (BATCH_NOT_FOUND) when missing; INVALID_ARGUMENT
 	// (FIELD_REQUIRED) without `batch_id`.
 	GetBatch(ctx context.Context, in *GetBatchRequest, opts ...grpc.CallOption) (*GetBatchResponse, error)
-	// Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-	// `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT,
-	// PAGE_TOKEN_INVALID). INVALID_ARGUMENT (FIELD_INVALID) for a negative number or an unknown
-	// status.
+	// Lists batches, newest first, without their runs (seed 001 batch history), in pages.
+	// INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
+	// INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a token not handed out for these filters.
 	ListBatches(ctx context.Context, in *ListBatchesRequest, opts ...grpc.CallOption) (*ListBatchesResponse, error)
 	// Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
 	// paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (BATCH_ENDED) for
@@ -158,10 +157,9 @@ type BatchServiceServer interface {
 	// Returns one batch with its runs. NOT_FOUND (BATCH_NOT_FOUND) when missing; INVALID_ARGUMENT
 	// (FIELD_REQUIRED) without `batch_id`.
 	GetBatch(context.Context, *GetBatchRequest) (*GetBatchResponse, error)
-	// Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-	// `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT,
-	// PAGE_TOKEN_INVALID). INVALID_ARGUMENT (FIELD_INVALID) for a negative number or an unknown
-	// status.
+	// Lists batches, newest first, without their runs (seed 001 batch history), in pages.
+	// INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
+	// INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a token not handed out for these filters.
 	ListBatches(context.Context, *ListBatchesRequest) (*ListBatchesResponse, error)
 	// Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
 	// paused runs are stopped and its queued runs cancelled. FAILED_PRECONDITION (BATCH_ENDED) for

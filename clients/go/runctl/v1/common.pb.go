@@ -29,9 +29,9 @@ const (
 	// Not paused (in an Execution), or "any reason" (in a filter).
 	PauseReason_PAUSE_REASON_UNSPECIFIED PauseReason = 0
 	// Stopped before a node that has `breakpoint: true`, or at a `breakpoint` node. Resumed by
-	// ContinueExecution or ControlPause. Breakpoints are ignored while `breakpoints_disabled`.
+	// ControlPause. Breakpoints are ignored while `breakpoints_disabled`.
 	PauseReason_PAUSE_REASON_BREAKPOINT PauseReason = 1
-	// A `wait` node waits for data from ResumeNode, ResumePausePoint or ContinueExecution
+	// A `wait` node waits for data from ResumeNode, ResumePausePoint or ControlPause
 	// (seed 001 "wait-pause").
 	PauseReason_PAUSE_REASON_WAIT PauseReason = 2
 	// An `approval` node waits for a person to submit its form (ResumePausePoint, the approval

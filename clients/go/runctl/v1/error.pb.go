@@ -100,7 +100,7 @@ const (
 	// resumed. Metadata "status": how it ended, "completed", "error" or "stopped".
 	ErrorReason_ERROR_REASON_EXECUTION_ENDED ErrorReason = 19
 	// FAILED_PRECONDITION: the execution is not paused at a breakpoint, wait or approval, so there
-	// is nothing to continue (ContinueExecution, ControlPause).
+	// is nothing to continue (ControlPause).
 	ErrorReason_ERROR_REASON_EXECUTION_NOT_PAUSED ErrorReason = 20
 	// FAILED_PRECONDITION: PauseExecution on an execution an operator has already paused.
 	ErrorReason_ERROR_REASON_EXECUTION_ALREADY_PAUSED ErrorReason = 21

@@ -26,43 +26,34 @@ type ExecutionServiceClient interface {
 	// no source or several (FIELD_INVALID), an invalid definition (WORKFLOW_DEFINITION_INVALID), a
 	// path outside the roots (WORKFLOW_PATH_INVALID) or an input over the limit (PAYLOAD_TOO_LARGE).
 	StartExecution(ctx context.Context, in *StartExecutionRequest, opts ...grpc.CallOption) (*StartExecutionResponse, error)
-	// Returns one run (seed 002 Execution object), FULL view by default. INVALID_ARGUMENT
-	// (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
+	// Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
+	// cheap read of its status (seed 001 execution status). INVALID_ARGUMENT (FIELD_REQUIRED)
+	// without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
 	GetExecution(ctx context.Context, in *GetExecutionRequest, opts ...grpc.CallOption) (*GetExecutionResponse, error)
-	// Returns the short status of one run, or of the most recently created run of the workspace
-	// when `execution_id` is empty (seed 001 execution status). NOT_FOUND (EXECUTION_NOT_FOUND)
-	// for an unknown run, or when the workspace has none.
-	GetExecutionStatus(ctx context.Context, in *GetExecutionStatusRequest, opts ...grpc.CallOption) (*GetExecutionStatusResponse, error)
-	// Lists runs, newest first, filtered by workflow, batch and status; BASIC view by default.
+	// Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
+	// 001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
 	ListExecutions(ctx context.Context, in *ListExecutionsRequest, opts ...grpc.CallOption) (*ListExecutionsResponse, error)
-	// Lists the unfinished runs (QUEUED, RUNNING or PAUSED), newest first, as summaries
-	// (seed 001 active executions).
-	ListActiveExecutions(ctx context.Context, in *ListActiveExecutionsRequest, opts ...grpc.CallOption) (*ListActiveExecutionsResponse, error)
-	// Stops a run, or the most recently created unfinished run when `execution_id` is empty:
-	// running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
-	// points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-	// Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
-	// (EXECUTION_ENDED), an unknown one (or none unfinished) NOT_FOUND (EXECUTION_NOT_FOUND).
+	// Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
+	// waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
+	// STOPPED. Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
+	// (EXECUTION_ENDED); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`; NOT_FOUND
+	// (EXECUTION_NOT_FOUND) for an unknown one.
 	StopExecution(ctx context.Context, in *StopExecutionRequest, opts ...grpc.CallOption) (*StopExecutionResponse, error)
 	// Stops every unfinished run of the workspace, in batches or not, and stops every running
 	// batch (seed 001 stop-all).
 	StopAllExecutions(ctx context.Context, in *StopAllExecutionsRequest, opts ...grpc.CallOption) (*StopAllExecutionsResponse, error)
-	// Continues a run paused at a breakpoint, a wait or an approval (a wait or approval node
-	// completes with an empty object: the form is not checked), or the most recently paused run
-	// when `execution_id` is empty. Same as ControlPause with PAUSE_ACTION_CONTINUE, with the same
-	// errors.
-	ContinueExecution(ctx context.Context, in *ContinueExecutionRequest, opts ...grpc.CallOption) (*ContinueExecutionResponse, error)
-	// Applies an action to a paused run, or to the most recently paused run when `execution_id` is
-	// empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-	// further breakpoints; continuing also lifts an operator's pause. FAILED_PRECONDITION when the
-	// run is not paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow
-	// (WORKFLOW_PAUSED), has ended (EXECUTION_ENDED), or for a skip when an operator paused it
-	// between nodes (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without an action;
-	// NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or when none is paused.
+	// Applies an action to a paused run (seed 001 pause-control and continue): continue (a wait or
+	// approval node completes with an empty object: the form is not checked), skip the paused node,
+	// or continue and ignore further breakpoints; continuing also lifts an operator's pause.
+	// Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
+	// paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow (WORKFLOW_PAUSED), has
+	// ended (EXECUTION_ENDED), or for a skip when an operator paused it between nodes
+	// (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id` or an action;
+	// NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run.
 	ControlPause(ctx context.Context, in *ControlPauseRequest, opts ...grpc.CallOption) (*ControlPauseResponse, error)
-	// Turns trace logs on or off for a run, or for the most recently created unfinished run when
-	// `execution_id` is empty. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished run; NOT_FOUND
-	// (EXECUTION_NOT_FOUND) for an unknown run or when none is unfinished.
+	// Turns trace logs on or off for a run. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished
+	// run; INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`; NOT_FOUND
+	// (EXECUTION_NOT_FOUND) for an unknown run.
 	SetTraceLogs(ctx context.Context, in *SetTraceLogsRequest, opts ...grpc.CallOption) (*SetTraceLogsResponse, error)
 	// Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
 	// keep counting; a run paused at a pause point also stays paused after that is resumed.
@@ -135,27 +126,9 @@ func (c *executionServiceClient) GetExecution(ctx context.Context, in *GetExecut
 	return out, nil
 }
 
-func (c *executionServiceClient) GetExecutionStatus(ctx context.Context, in *GetExecutionStatusRequest, opts ...grpc.CallOption) (*GetExecutionStatusResponse, error) {
-	out := new(GetExecutionStatusResponse)
-	err := c.cc.Invoke(ctx, "/runctl.v1.ExecutionService/GetExecutionStatus", in, out, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 func (c *executionServiceClient) ListExecutions(ctx context.Context, in *ListExecutionsRequest, opts ...grpc.CallOption) (*ListExecutionsResponse, error) {
 	out := new(ListExecutionsResponse)
 	err := c.cc.Invoke(ctx, "/runctl.v1.ExecutionService/ListExecutions", in, out, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *executionServiceClient) ListActiveExecutions(ctx context.Context, in *ListActiveExecutionsRequest, opts ...grpc.CallOption) (*ListActiveExecutionsResponse, error) {
-	out := new(ListActiveExecutionsResponse)
-	err := c.cc.Invoke(ctx, "/runctl.v1.ExecutionService/ListActiveExecutions", in, out, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -174,15 +147,6 @@ func (c *executionServiceClient) StopExecution(ctx context.Context, in *StopExec
 func (c *executionServiceClient) StopAllExecutions(ctx context.Context, in *StopAllExecutionsRequest, opts ...grpc.CallOption) (*StopAllExecutionsResponse, error) {
 	out := new(StopAllExecutionsResponse)
 	err := c.cc.Invoke(ctx, "/runctl.v1.ExecutionService/StopAllExecutions", in, out, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *executionServiceClient) ContinueExecution(ctx context.Context, in *ContinueExecutionRequest, opts ...grpc.CallOption) (*ContinueExecutionResponse, error) {
-	out := new(ContinueExecutionResponse)
-	err := c.cc.Invoke(ctx, "/runctl.v1.ExecutionService/ContinueExecution", in, out, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -297,43 +261,34 @@ type ExecutionServiceServer interface {
 	// no source or several (FIELD_INVALID), an invalid definition (WORKFLOW_DEFINITION_INVALID), a
 	// path outside the roots (WORKFLOW_PATH_INVALID) or an input over the limit (PAYLOAD_TOO_LARGE).
 	StartExecution(context.Context, *StartExecutionRequest) (*StartExecutionResponse, error)
-	// Returns one run (seed 002 Execution object), FULL view by default. INVALID_ARGUMENT
-	// (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
+	// Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
+	// cheap read of its status (seed 001 execution status). INVALID_ARGUMENT (FIELD_REQUIRED)
+	// without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
 	GetExecution(context.Context, *GetExecutionRequest) (*GetExecutionResponse, error)
-	// Returns the short status of one run, or of the most recently created run of the workspace
-	// when `execution_id` is empty (seed 001 execution status). NOT_FOUND (EXECUTION_NOT_FOUND)
-	// for an unknown run, or when the workspace has none.
-	GetExecutionStatus(context.Context, *GetExecutionStatusRequest) (*GetExecutionStatusResponse, error)
-	// Lists runs, newest first, filtered by workflow, batch and status; BASIC view by default.
+	// Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
+	// 001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
 	ListExecutions(context.Context, *ListExecutionsRequest) (*ListExecutionsResponse, error)
-	// Lists the unfinished runs (QUEUED, RUNNING or PAUSED), newest first, as summaries
-	// (seed 001 active executions).
-	ListActiveExecutions(context.Context, *ListActiveExecutionsRequest) (*ListActiveExecutionsResponse, error)
-	// Stops a run, or the most recently created unfinished run when `execution_id` is empty:
-	// running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
-	// points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-	// Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
-	// (EXECUTION_ENDED), an unknown one (or none unfinished) NOT_FOUND (EXECUTION_NOT_FOUND).
+	// Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
+	// waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
+	// STOPPED. Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
+	// (EXECUTION_ENDED); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`; NOT_FOUND
+	// (EXECUTION_NOT_FOUND) for an unknown one.
 	StopExecution(context.Context, *StopExecutionRequest) (*StopExecutionResponse, error)
 	// Stops every unfinished run of the workspace, in batches or not, and stops every running
 	// batch (seed 001 stop-all).
 	StopAllExecutions(context.Context, *StopAllExecutionsRequest) (*StopAllExecutionsResponse, error)
-	// Continues a run paused at a breakpoint, a wait or an approval (a wait or approval node
-	// completes with an empty object: the form is not checked), or the most recently paused run
-	// when `execution_id` is empty. Same as ControlPause with PAUSE_ACTION_CONTINUE, with the same
-	// errors.
-	ContinueExecution(context.Context, *ContinueExecutionRequest) (*ContinueExecutionResponse, error)
-	// Applies an action to a paused run, or to the most recently paused run when `execution_id` is
-	// empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-	// further breakpoints; continuing also lifts an operator's pause. FAILED_PRECONDITION when the
-	// run is not paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow
-	// (WORKFLOW_PAUSED), has ended (EXECUTION_ENDED), or for a skip when an operator paused it
-	// between nodes (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without an action;
-	// NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or when none is paused.
+	// Applies an action to a paused run (seed 001 pause-control and continue): continue (a wait or
+	// approval node completes with an empty object: the form is not checked), skip the paused node,
+	// or continue and ignore further breakpoints; continuing also lifts an operator's pause.
+	// Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
+	// paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow (WORKFLOW_PAUSED), has
+	// ended (EXECUTION_ENDED), or for a skip when an operator paused it between nodes
+	// (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id` or an action;
+	// NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run.
 	ControlPause(context.Context, *ControlPauseRequest) (*ControlPauseResponse, error)
-	// Turns trace logs on or off for a run, or for the most recently created unfinished run when
-	// `execution_id` is empty. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished run; NOT_FOUND
-	// (EXECUTION_NOT_FOUND) for an unknown run or when none is unfinished.
+	// Turns trace logs on or off for a run. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished
+	// run; INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`; NOT_FOUND
+	// (EXECUTION_NOT_FOUND) for an unknown run.
 	SetTraceLogs(context.Context, *SetTraceLogsRequest) (*SetTraceLogsResponse, error)
 	// Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
 	// keep counting; a run paused at a pause point also stays paused after that is resumed.
@@ -391,23 +346,14 @@ func (UnimplementedExecutionServiceServer) StartExecution(context.Context, *Star
 func (UnimplementedExecutionServiceServer) GetExecution(context.Context, *GetExecutionRequest) (*GetExecutionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetExecution not implemented")
 }
-func (UnimplementedExecutionServiceServer) GetExecutionStatus(context.Context, *GetExecutionStatusRequest) (*GetExecutionStatusResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method GetExecutionStatus not implemented")
-}
 func (UnimplementedExecutionServiceServer) ListExecutions(context.Context, *ListExecutionsRequest) (*ListExecutionsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListExecutions not implemented")
-}
-func (UnimplementedExecutionServiceServer) ListActiveExecutions(context.Context, *ListActiveExecutionsRequest) (*ListActiveExecutionsResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method ListActiveExecutions not implemented")
 }
 func (UnimplementedExecutionServiceServer) StopExecution(context.Context, *StopExecutionRequest) (*StopExecutionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method StopExecution not implemented")
 }
 func (UnimplementedExecutionServiceServer) StopAllExecutions(context.Context, *StopAllExecutionsRequest) (*StopAllExecutionsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method StopAllExecutions not implemented")
-}
-func (UnimplementedExecutionServiceServer) ContinueExecution(context.Context, *ContinueExecutionRequest) (*ContinueExecutionResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method ContinueExecution not implemented")
 }
 func (UnimplementedExecutionServiceServer) ControlPause(context.Context, *ControlPauseRequest) (*ControlPauseResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ControlPause not implemented")
@@ -482,24 +428,6 @@ func _ExecutionService_GetExecution_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
-func _ExecutionService_GetExecutionStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetExecutionStatusRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ExecutionServiceServer).GetExecutionStatus(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: "/runctl.v1.ExecutionService/GetExecutionStatus",
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ExecutionServiceServer).GetExecutionStatus(ctx, req.(*GetExecutionStatusRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
 func _ExecutionService_ListExecutions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListExecutionsRequest)
 	if err := dec(in); err != nil {
@@ -514,24 +442,6 @@ func _ExecutionService_ListExecutions_Handler(srv interface{}, ctx context.Conte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ExecutionServiceServer).ListExecutions(ctx, req.(*ListExecutionsRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _ExecutionService_ListActiveExecutions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListActiveExecutionsRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ExecutionServiceServer).ListActiveExecutions(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: "/runctl.v1.ExecutionService/ListActiveExecutions",
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ExecutionServiceServer).ListActiveExecutions(ctx, req.(*ListActiveExecutionsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -568,24 +478,6 @@ func _ExecutionService_StopAllExecutions_Handler(srv interface{}, ctx context.Co
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ExecutionServiceServer).StopAllExecutions(ctx, req.(*StopAllExecutionsRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _ExecutionService_ContinueExecution_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ContinueExecutionRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ExecutionServiceServer).ContinueExecution(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: "/runctl.v1.ExecutionService/ContinueExecution",
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ExecutionServiceServer).ContinueExecution(ctx, req.(*ContinueExecutionRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -750,16 +642,8 @@ var _ExecutionService_serviceDesc = grpc.ServiceDesc{
 			Handler:    _ExecutionService_GetExecution_Handler,
 		},
 		{
-			MethodName: "GetExecutionStatus",
-			Handler:    _ExecutionService_GetExecutionStatus_Handler,
-		},
-		{
 			MethodName: "ListExecutions",
 			Handler:    _ExecutionService_ListExecutions_Handler,
-		},
-		{
-			MethodName: "ListActiveExecutions",
-			Handler:    _ExecutionService_ListActiveExecutions_Handler,
 		},
 		{
 			MethodName: "StopExecution",
@@ -768,10 +652,6 @@ var _ExecutionService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StopAllExecutions",
 			Handler:    _ExecutionService_StopAllExecutions_Handler,
-		},
-		{
-			MethodName: "ContinueExecution",
-			Handler:    _ExecutionService_ContinueExecution_Handler,
 		},
 		{
 			MethodName: "ControlPause",

@@ -177,6 +177,15 @@ def list_runs(
         st.out.print(f"{len(reply.executions)} of {reply.total_size} (--limit for more)", style="dim")
 
 
+def _latest(client: Client, *statuses: common_pb2.ExecutionStatus.ValueType) -> execution_pb2.Execution:
+    """The run a command without an id acts on: the most recently created one (in `statuses`)."""
+    latest = client.latest(statuses=statuses)
+    if latest is None:
+        words = " or ".join(execution_status(s) for s in statuses)
+        raise CliError(f"there is no {words + ' ' if words else ''}run")
+    return latest
+
+
 def status(
     ctx: typer.Context,
     execution_id: Annotated[
@@ -187,8 +196,7 @@ def status(
     """Show a run: status, nodes, error or output, and what it waits for."""
     st = state(ctx)
     with st.client() as client:
-        run_id = execution_id or client.status().execution_id
-        execution = client.get(run_id)
+        execution = client.get(execution_id or _latest(client).id)
     if as_json:
         print_json(execution)
     else:
@@ -286,7 +294,7 @@ def continue_run(
     """Continue a run paused at a breakpoint or a wait node."""
     st = state(ctx)
     with st.client() as client:
-        execution = client.continue_(execution_id)
+        execution = client.continue_(execution_id or _latest(client, common_pb2.EXECUTION_STATUS_PAUSED).id)
     if as_json:
         print_json(execution)
     else:

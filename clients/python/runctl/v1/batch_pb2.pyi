@@ -205,42 +205,31 @@ Global___GetBatchResponse: _TypeAlias = GetBatchResponse  # noqa: Y015
 
 @_typing.final
 class ListBatchesRequest(_message.Message):
-    """Request of BatchService.ListBatches. Use `limit`/`offset` (seed 001) or
-    `page_size`/`page_token` (AIP-158), not both. With neither, the first 20 batches are returned
-    and `next_page_token` is set as for `page_size` 20.
-    """
+    """Request of BatchService.ListBatches."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUS_FIELD_NUMBER: _builtins.int
-    LIMIT_FIELD_NUMBER: _builtins.int
-    OFFSET_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     status: _batch_resource_pb2.BatchStatus.ValueType
     """Only batches in this status; UNSPECIFIED = any."""
-    limit: _builtins.int
-    """Offset paging: maximum batches to return; 0 = 20, clamped to 100, negative is
-    INVALID_ARGUMENT.
-    """
-    offset: _builtins.int
-    """Offset paging: number of matching batches to skip; negative is INVALID_ARGUMENT."""
     page_size: _builtins.int
-    """Token paging: page size; 0 = 20, clamped to 100, negative is INVALID_ARGUMENT."""
+    """Page size: 0 = 20, clamped to 100, negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
-    """Token paging: `next_page_token` of the previous page; empty for the first page."""
+    """`next_page_token` of the previous page; empty for the first page. INVALID_ARGUMENT when it
+    was handed out for another `status`.
+    """
     def __init__(
         self,
         *,
         status: _batch_resource_pb2.BatchStatus.ValueType = ...,
-        limit: _builtins.int = ...,
-        offset: _builtins.int = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "offset", b"offset", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -253,18 +242,12 @@ class ListBatchesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BATCHES_FIELD_NUMBER: _builtins.int
-    TOTAL_FIELD_NUMBER: _builtins.int
-    LIMIT_FIELD_NUMBER: _builtins.int
-    OFFSET_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    total: _builtins.int
+    total_size: _builtins.int
     """Number of batches matching the status filter, over all pages."""
-    limit: _builtins.int
-    """The limit applied (after defaulting and clamping), for both paging styles."""
-    offset: _builtins.int
-    """The offset of the first batch returned, for both paging styles."""
     next_page_token: _builtins.str
-    """Token for the next page; empty on the last page. Set for both paging styles."""
+    """Token for the next page; empty on the last page."""
     @_builtins.property
     def batches(self) -> _containers.RepeatedCompositeFieldContainer[_batch_resource_pb2.Batch]:
         """The batches, newest first, without `executions`."""
@@ -273,14 +256,12 @@ class ListBatchesResponse(_message.Message):
         self,
         *,
         batches: _abc.Iterable[_batch_resource_pb2.Batch] | None = ...,
-        total: _builtins.int = ...,
-        limit: _builtins.int = ...,
-        offset: _builtins.int = ...,
+        total_size: _builtins.int = ...,
         next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "limit", b"limit", "next_page_token", b"next_page_token", "offset", b"offset", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -319,13 +300,10 @@ class StopBatchResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BATCH_ID_FIELD_NUMBER: _builtins.int
-    STOPPED_EXECUTIONS_FIELD_NUMBER: _builtins.int
     RUNNING_STOPPED_FIELD_NUMBER: _builtins.int
     QUEUED_CANCELLED_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
     """Id of the batch."""
-    stopped_executions: _builtins.int
-    """Runs stopped or cancelled: `running_stopped + queued_cancelled`."""
     running_stopped: _builtins.int
     """RUNNING or PAUSED runs that were stopped."""
     queued_cancelled: _builtins.int
@@ -334,13 +312,12 @@ class StopBatchResponse(_message.Message):
         self,
         *,
         batch_id: _builtins.str = ...,
-        stopped_executions: _builtins.int = ...,
         running_stopped: _builtins.int = ...,
         queued_cancelled: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "queued_cancelled", b"queued_cancelled", "running_stopped", b"running_stopped", "stopped_executions", b"stopped_executions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "queued_cancelled", b"queued_cancelled", "running_stopped", b"running_stopped"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

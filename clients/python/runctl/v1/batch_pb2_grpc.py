@@ -98,10 +98,9 @@ class BatchServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListBatches(self, request, context):
-        """Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-        `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT,
-        PAGE_TOKEN_INVALID). INVALID_ARGUMENT (FIELD_INVALID) for a negative number or an unknown
-        status.
+        """Lists batches, newest first, without their runs (seed 001 batch history), in pages.
+        INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
+        INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a token not handed out for these filters.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

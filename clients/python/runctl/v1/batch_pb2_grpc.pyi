@@ -52,10 +52,9 @@ class BatchServiceStub:
     (FIELD_REQUIRED) without `batch_id`.
     """
     ListBatches: _grpc.UnaryUnaryMultiCallable[_batch_pb2.ListBatchesRequest, _batch_pb2.ListBatchesResponse]
-    """Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-    `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT,
-    PAGE_TOKEN_INVALID). INVALID_ARGUMENT (FIELD_INVALID) for a negative number or an unknown
-    status.
+    """Lists batches, newest first, without their runs (seed 001 batch history), in pages.
+    INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
+    INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a token not handed out for these filters.
     """
     StopBatch: _grpc.UnaryUnaryMultiCallable[_batch_pb2.StopBatchRequest, _batch_pb2.StopBatchResponse]
     """Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
@@ -102,10 +101,9 @@ class BatchServiceAsyncStub(BatchServiceStub):
     (FIELD_REQUIRED) without `batch_id`.
     """
     ListBatches: _aio.UnaryUnaryMultiCallable[_batch_pb2.ListBatchesRequest, _batch_pb2.ListBatchesResponse]  # type: ignore[assignment]
-    """Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-    `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT,
-    PAGE_TOKEN_INVALID). INVALID_ARGUMENT (FIELD_INVALID) for a negative number or an unknown
-    status.
+    """Lists batches, newest first, without their runs (seed 001 batch history), in pages.
+    INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
+    INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a token not handed out for these filters.
     """
     StopBatch: _aio.UnaryUnaryMultiCallable[_batch_pb2.StopBatchRequest, _batch_pb2.StopBatchResponse]  # type: ignore[assignment]
     """Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
@@ -167,10 +165,9 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _batch_pb2.ListBatchesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_batch_pb2.ListBatchesResponse, _abc.Awaitable[_batch_pb2.ListBatchesResponse]]:
-        """Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-        `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT,
-        PAGE_TOKEN_INVALID). INVALID_ARGUMENT (FIELD_INVALID) for a negative number or an unknown
-        status.
+        """Lists batches, newest first, without their runs (seed 001 batch history), in pages.
+        INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
+        INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a token not handed out for these filters.
         """
 
     @_abc_1.abstractmethod

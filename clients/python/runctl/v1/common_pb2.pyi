@@ -31,10 +31,10 @@ class _PauseReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PauseReas
     """Not paused (in an Execution), or "any reason" (in a filter)."""
     PAUSE_REASON_BREAKPOINT: _PauseReason.ValueType  # 1
     """Stopped before a node that has `breakpoint: true`, or at a `breakpoint` node. Resumed by
-    ContinueExecution or ControlPause. Breakpoints are ignored while `breakpoints_disabled`.
+    ControlPause. Breakpoints are ignored while `breakpoints_disabled`.
     """
     PAUSE_REASON_WAIT: _PauseReason.ValueType  # 2
-    """A `wait` node waits for data from ResumeNode, ResumePausePoint or ContinueExecution
+    """A `wait` node waits for data from ResumeNode, ResumePausePoint or ControlPause
     (seed 001 "wait-pause").
     """
     PAUSE_REASON_APPROVAL: _PauseReason.ValueType  # 3
@@ -53,10 +53,10 @@ PAUSE_REASON_UNSPECIFIED: PauseReason.ValueType  # 0
 """Not paused (in an Execution), or "any reason" (in a filter)."""
 PAUSE_REASON_BREAKPOINT: PauseReason.ValueType  # 1
 """Stopped before a node that has `breakpoint: true`, or at a `breakpoint` node. Resumed by
-ContinueExecution or ControlPause. Breakpoints are ignored while `breakpoints_disabled`.
+ControlPause. Breakpoints are ignored while `breakpoints_disabled`.
 """
 PAUSE_REASON_WAIT: PauseReason.ValueType  # 2
-"""A `wait` node waits for data from ResumeNode, ResumePausePoint or ContinueExecution
+"""A `wait` node waits for data from ResumeNode, ResumePausePoint or ControlPause
 (seed 001 "wait-pause").
 """
 PAUSE_REASON_APPROVAL: PauseReason.ValueType  # 3
@@ -197,18 +197,22 @@ Global___LogLevel: _TypeAlias = LogLevel  # noqa: Y015
 class ForEachFrame(_message.Message):
     """Shared conventions of the runctl.v1 API (documented once here, referred to everywhere):
 
-    * Paging (AIP-158): `page_size` 0 means the default of 50 items (20 for ListBatches, as in
-      seed 001); values above 1000 are clamped to 1000; a negative value is INVALID_ARGUMENT
-      (FIELD_INVALID). `page_token` is the opaque `next_page_token` of the previous page; the other
-      request fields must be the same as in the call that produced it, else INVALID_ARGUMENT
-      (PAGE_TOKEN_INVALID, as for a token this server did not hand out). An empty
+    * Paging (AIP-158): every list call pages with `page_size` and `page_token` only. `page_size` 0
+      means the default of 50 items (20 for ListBatches, as in seed 001; 500 for
+      GetExecutionHistory); values above 1000 (100 for ListBatches) are clamped to it; a negative
+      value is INVALID_ARGUMENT (FIELD_INVALID). Totals over all pages are named `total_size`.
+      `page_token` is the opaque `next_page_token` of the previous page; the filters must be the
+      same as in the call that produced it, else INVALID_ARGUMENT (PAGE_TOKEN_INVALID, as for a
+      token this server did not hand out; `page_size` and the view may change). An empty
       `next_page_token` means the last page.
     * Idempotency (AIP-155): calls that create something take `request_id` (at most 128
       characters, a UUID is recommended). A second call in the same workspace with the same
       `request_id` creates nothing and returns what the first call created, whatever its other
       fields say; an empty `request_id` disables this.
-    * Optional target ids: control calls whose `execution_id` is marked OPTIONAL act on "the most
-      recent" matching execution of the workspace when it is empty (seed 001); each call says which.
+    * Target ids: a call that acts on one object names it; its id field is REQUIRED and an empty one
+      is INVALID_ARGUMENT (FIELD_REQUIRED) with a field violation. No call picks "the most recent"
+      object for an empty id (the seed 001 HTTP routes that document that default resolve it before
+      calling).
     * Errors carry a google.rpc.Status with one google.rpc.ErrorInfo (domain "runctl") and, for bad
       input, google.rpc.BadRequest field violations. ErrorInfo.reason is always a value of
       ErrorReason (error.proto) named without its "ERROR_REASON_" prefix, e.g. "EXECUTION_NOT_FOUND"

@@ -95,7 +95,7 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_EXECUTION_NOT_PAUSED: _ErrorReason.ValueType  # 20
     """FAILED_PRECONDITION: the execution is not paused at a breakpoint, wait or approval, so there
-    is nothing to continue (ContinueExecution, ControlPause).
+    is nothing to continue (ControlPause).
     """
     ERROR_REASON_EXECUTION_ALREADY_PAUSED: _ErrorReason.ValueType  # 21
     """FAILED_PRECONDITION: PauseExecution on an execution an operator has already paused."""
@@ -305,7 +305,7 @@ resumed. Metadata "status": how it ended, "completed", "error" or "stopped".
 """
 ERROR_REASON_EXECUTION_NOT_PAUSED: ErrorReason.ValueType  # 20
 """FAILED_PRECONDITION: the execution is not paused at a breakpoint, wait or approval, so there
-is nothing to continue (ContinueExecution, ControlPause).
+is nothing to continue (ControlPause).
 """
 ERROR_REASON_EXECUTION_ALREADY_PAUSED: ErrorReason.ValueType  # 21
 """FAILED_PRECONDITION: PauseExecution on an execution an operator has already paused."""

@@ -87,9 +87,10 @@ class _PauseActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PauseActi
     PAUSE_ACTION_UNSPECIFIED: _PauseAction.ValueType  # 0
     """Invalid (INVALID_ARGUMENT)."""
     PAUSE_ACTION_CONTINUE: _PauseAction.ValueType  # 1
-    """Continue from the breakpoint or wait node ("continue"), as ContinueExecution."""
-    PAUSE_ACTION_STOP: _PauseAction.ValueType  # 2
-    """Stop the run ("stop"), as StopExecution."""
+    """Continue ("continue"): the node at a breakpoint runs; a wait or approval node completes
+    with no output (use ResumePausePoint or ResumeNode to give it values). An operator's pause
+    (PAUSE_REASON_MANUAL) is lifted too.
+    """
     PAUSE_ACTION_SKIP: _PauseAction.ValueType  # 3
     """Skip the paused node ("skip"): it is marked SKIPPED without running, and the run goes on
     along its unconditional outgoing edges (edges with a `when` label are not taken).
@@ -100,14 +101,17 @@ class _PauseActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PauseActi
     """
 
 class PauseAction(_PauseAction, metaclass=_PauseActionEnumTypeWrapper):
-    """Action applied to a paused run by ControlPause (seed 001 pause-control actions)."""
+    """Action applied to a paused run by ControlPause (seed 001 pause-control actions; its "stop" is
+    StopExecution).
+    """
 
 PAUSE_ACTION_UNSPECIFIED: PauseAction.ValueType  # 0
 """Invalid (INVALID_ARGUMENT)."""
 PAUSE_ACTION_CONTINUE: PauseAction.ValueType  # 1
-"""Continue from the breakpoint or wait node ("continue"), as ContinueExecution."""
-PAUSE_ACTION_STOP: PauseAction.ValueType  # 2
-"""Stop the run ("stop"), as StopExecution."""
+"""Continue ("continue"): the node at a breakpoint runs; a wait or approval node completes
+with no output (use ResumePausePoint or ResumeNode to give it values). An operator's pause
+(PAUSE_REASON_MANUAL) is lifted too.
+"""
 PAUSE_ACTION_SKIP: PauseAction.ValueType  # 3
 """Skip the paused node ("skip"): it is marked SKIPPED without running, and the run goes on
 along its unconditional outgoing edges (edges with a `when` label are not taken).
@@ -559,66 +563,6 @@ class TraceLog(_message.Message):
 Global___TraceLog: _TypeAlias = TraceLog  # noqa: Y015
 
 @_typing.final
-class ExecutionSummary(_message.Message):
-    """The short status of a run (seed 001 status object; Socket.IO `execution-update`)."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    EXECUTION_ID_FIELD_NUMBER: _builtins.int
-    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
-    STATUS_FIELD_NUMBER: _builtins.int
-    CURRENT_NODE_ID_FIELD_NUMBER: _builtins.int
-    ERROR_FIELD_NUMBER: _builtins.int
-    PAUSED_NODE_ID_FIELD_NUMBER: _builtins.int
-    PAUSE_REASON_FIELD_NUMBER: _builtins.int
-    BATCH_ID_FIELD_NUMBER: _builtins.int
-    WORKFLOW_NAME_FIELD_NUMBER: _builtins.int
-    UPDATE_TIME_FIELD_NUMBER: _builtins.int
-    execution_id: _builtins.str
-    """Id of the run."""
-    workflow_id: _builtins.str
-    """Its stored workflow; empty when none."""
-    status: _common_pb2.ExecutionStatus.ValueType
-    """Lifecycle state."""
-    current_node_id: _builtins.str
-    """Node that most recently started and is still running or waiting; empty when none."""
-    error: _builtins.str
-    """Error message when status is ERROR; empty otherwise."""
-    paused_node_id: _builtins.str
-    """Node the run is paused at; empty unless PAUSED at a node."""
-    pause_reason: _common_pb2.PauseReason.ValueType
-    """Why the run is paused; UNSPECIFIED unless PAUSED."""
-    batch_id: _builtins.str
-    """Its batch; empty when none."""
-    workflow_name: _builtins.str
-    """The definition's name."""
-    @_builtins.property
-    def update_time(self) -> _timestamp_pb2.Timestamp:
-        """When anything in the run last changed."""
-
-    def __init__(
-        self,
-        *,
-        execution_id: _builtins.str = ...,
-        workflow_id: _builtins.str = ...,
-        status: _common_pb2.ExecutionStatus.ValueType = ...,
-        current_node_id: _builtins.str = ...,
-        error: _builtins.str = ...,
-        paused_node_id: _builtins.str = ...,
-        pause_reason: _common_pb2.PauseReason.ValueType = ...,
-        batch_id: _builtins.str = ...,
-        workflow_name: _builtins.str = ...,
-        update_time: _timestamp_pb2.Timestamp | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "current_node_id", b"current_node_id", "error", b"error", "execution_id", b"execution_id", "pause_reason", b"pause_reason", "paused_node_id", b"paused_node_id", "status", b"status", "update_time", b"update_time", "workflow_id", b"workflow_id", "workflow_name", b"workflow_name"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ExecutionSummary: _TypeAlias = ExecutionSummary  # noqa: Y015
-
-@_typing.final
 class StartExecutionRequest(_message.Message):
     """Request of ExecutionService.StartExecution."""
 
@@ -753,52 +697,6 @@ class GetExecutionResponse(_message.Message):
 Global___GetExecutionResponse: _TypeAlias = GetExecutionResponse  # noqa: Y015
 
 @_typing.final
-class GetExecutionStatusRequest(_message.Message):
-    """Request of ExecutionService.GetExecutionStatus."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    EXECUTION_ID_FIELD_NUMBER: _builtins.int
-    execution_id: _builtins.str
-    """Id of the run; empty = the most recently created run of the workspace."""
-    def __init__(
-        self,
-        *,
-        execution_id: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___GetExecutionStatusRequest: _TypeAlias = GetExecutionStatusRequest  # noqa: Y015
-
-@_typing.final
-class GetExecutionStatusResponse(_message.Message):
-    """Response of ExecutionService.GetExecutionStatus."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    SUMMARY_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def summary(self) -> Global___ExecutionSummary:
-        """The run's short status."""
-
-    def __init__(
-        self,
-        *,
-        summary: Global___ExecutionSummary | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["summary", b"summary"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["summary", b"summary"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___GetExecutionStatusResponse: _TypeAlias = GetExecutionStatusResponse  # noqa: Y015
-
-@_typing.final
 class ListExecutionsRequest(_message.Message):
     """Request of ExecutionService.ListExecutions. Filters combine with AND; empty = any."""
 
@@ -875,72 +773,6 @@ class ListExecutionsResponse(_message.Message):
 Global___ListExecutionsResponse: _TypeAlias = ListExecutionsResponse  # noqa: Y015
 
 @_typing.final
-class ListActiveExecutionsRequest(_message.Message):
-    """Request of ExecutionService.ListActiveExecutions. Filters combine with AND; empty = any."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    PAGE_SIZE_FIELD_NUMBER: _builtins.int
-    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
-    BATCH_ID_FIELD_NUMBER: _builtins.int
-    page_size: _builtins.int
-    """Page size: 0 = 50, clamped to 1000, negative is INVALID_ARGUMENT."""
-    page_token: _builtins.str
-    """`next_page_token` of the previous page; empty for the first page."""
-    workflow_id: _builtins.str
-    """Only runs of this workflow."""
-    batch_id: _builtins.str
-    """Only runs of this batch."""
-    def __init__(
-        self,
-        *,
-        page_size: _builtins.int = ...,
-        page_token: _builtins.str = ...,
-        workflow_id: _builtins.str = ...,
-        batch_id: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "page_size", b"page_size", "page_token", b"page_token", "workflow_id", b"workflow_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ListActiveExecutionsRequest: _TypeAlias = ListActiveExecutionsRequest  # noqa: Y015
-
-@_typing.final
-class ListActiveExecutionsResponse(_message.Message):
-    """Response of ExecutionService.ListActiveExecutions (seed 001)."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    EXECUTIONS_FIELD_NUMBER: _builtins.int
-    TOTAL_ACTIVE_FIELD_NUMBER: _builtins.int
-    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    total_active: _builtins.int
-    """Number of unfinished runs matching the filters, over all pages."""
-    next_page_token: _builtins.str
-    """Token for the next page; empty on the last page."""
-    @_builtins.property
-    def executions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionSummary]:
-        """The unfinished runs, newest first."""
-
-    def __init__(
-        self,
-        *,
-        executions: _abc.Iterable[Global___ExecutionSummary] | None = ...,
-        total_active: _builtins.int = ...,
-        next_page_token: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["executions", b"executions", "next_page_token", b"next_page_token", "total_active", b"total_active"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ListActiveExecutionsResponse: _TypeAlias = ListActiveExecutionsResponse  # noqa: Y015
-
-@_typing.final
 class StopExecutionRequest(_message.Message):
     """Request of ExecutionService.StopExecution."""
 
@@ -949,7 +781,7 @@ class StopExecutionRequest(_message.Message):
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
-    """Id of the run; empty = the most recently created unfinished run."""
+    """Id of the run."""
     reason: _builtins.str
     """Why it is stopped (free text, recorded on the EXECUTION_STOPPED event)."""
     def __init__(
@@ -975,26 +807,22 @@ class StopExecutionResponse(_message.Message):
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     WAS_RUNNING_FIELD_NUMBER: _builtins.int
     WAS_QUEUED_FIELD_NUMBER: _builtins.int
-    MESSAGE_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
-    """Id of the run that was stopped (useful when the request named none)."""
+    """Id of the run that was stopped (the request's)."""
     was_running: _builtins.bool
     """True when the run was RUNNING or PAUSED and is now STOPPED."""
     was_queued: _builtins.bool
     """True when the run was QUEUED and was cancelled before starting."""
-    message: _builtins.str
-    """Human-readable outcome, e.g. "Execution stopped" or "Execution already finished"."""
     def __init__(
         self,
         *,
         execution_id: _builtins.str = ...,
         was_running: _builtins.bool = ...,
         was_queued: _builtins.bool = ...,
-        message: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "message", b"message", "was_queued", b"was_queued", "was_running", b"was_running"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "was_queued", b"was_queued", "was_running", b"was_running"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1028,15 +856,9 @@ class StopAllExecutionsResponse(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    TOTAL_BATCHES_FIELD_NUMBER: _builtins.int
-    TOTAL_STOPPED_FIELD_NUMBER: _builtins.int
     RUNNING_STOPPED_FIELD_NUMBER: _builtins.int
     QUEUED_CANCELLED_FIELD_NUMBER: _builtins.int
     BATCH_IDS_FIELD_NUMBER: _builtins.int
-    total_batches: _builtins.int
-    """Number of running batches that were stopped."""
-    total_stopped: _builtins.int
-    """Number of runs stopped or cancelled: `running_stopped + queued_cancelled`."""
     running_stopped: _builtins.int
     """Number of RUNNING or PAUSED runs that were stopped."""
     queued_cancelled: _builtins.int
@@ -1048,65 +870,17 @@ class StopAllExecutionsResponse(_message.Message):
     def __init__(
         self,
         *,
-        total_batches: _builtins.int = ...,
-        total_stopped: _builtins.int = ...,
         running_stopped: _builtins.int = ...,
         queued_cancelled: _builtins.int = ...,
         batch_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_ids", b"batch_ids", "queued_cancelled", b"queued_cancelled", "running_stopped", b"running_stopped", "total_batches", b"total_batches", "total_stopped", b"total_stopped"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_ids", b"batch_ids", "queued_cancelled", b"queued_cancelled", "running_stopped", b"running_stopped"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StopAllExecutionsResponse: _TypeAlias = StopAllExecutionsResponse  # noqa: Y015
-
-@_typing.final
-class ContinueExecutionRequest(_message.Message):
-    """Request of ExecutionService.ContinueExecution."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    EXECUTION_ID_FIELD_NUMBER: _builtins.int
-    execution_id: _builtins.str
-    """Id of the run; empty = the most recently paused run."""
-    def __init__(
-        self,
-        *,
-        execution_id: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ContinueExecutionRequest: _TypeAlias = ContinueExecutionRequest  # noqa: Y015
-
-@_typing.final
-class ContinueExecutionResponse(_message.Message):
-    """Response of ExecutionService.ContinueExecution."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    EXECUTION_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def execution(self) -> Global___Execution:
-        """The run after the change (BASIC view)."""
-
-    def __init__(
-        self,
-        *,
-        execution: Global___Execution | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["execution", b"execution"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution", b"execution"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ContinueExecutionResponse: _TypeAlias = ContinueExecutionResponse  # noqa: Y015
 
 @_typing.final
 class ControlPauseRequest(_message.Message):
@@ -1117,7 +891,7 @@ class ControlPauseRequest(_message.Message):
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     ACTION_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
-    """Id of the run; empty = the most recently paused run."""
+    """Id of the run."""
     action: Global___PauseAction.ValueType
     """What to do."""
     def __init__(
@@ -1167,7 +941,7 @@ class SetTraceLogsRequest(_message.Message):
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     ENABLED_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
-    """Id of the run; empty = the most recently created unfinished run."""
+    """Id of the run."""
     enabled: _builtins.bool
     """Turn trace logs on (true) or off (false)."""
     def __init__(
@@ -1193,7 +967,7 @@ class SetTraceLogsResponse(_message.Message):
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     ENABLED_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
-    """Id of the run changed (useful when the request named none)."""
+    """Id of the run changed (the request's)."""
     enabled: _builtins.bool
     """The flag's new value."""
     def __init__(
@@ -1481,7 +1255,7 @@ class GetExecutionHistoryRequest(_message.Message):
     only (the page token carries the position afterwards).
     """
     page_size: _builtins.int
-    """Page size: 0 = 50, clamped to 1000, negative is INVALID_ARGUMENT."""
+    """Page size: 0 = 500, clamped to 1000, negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
     """`next_page_token` of the previous page; empty for the first page."""
     def __init__(

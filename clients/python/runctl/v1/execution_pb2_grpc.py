@@ -29,10 +29,12 @@ class ExecutionServiceStub:
     """Starts runs (executions) of workflows, shows them, and steers them: stop, continue, skip,
     pause, resume, resume waiting nodes with data, toggle trace logs, watch live.
 
-    Calls whose `execution_id` is OPTIONAL act on "the most recent" run when it is empty (seed
-    001); each call says which runs qualify, and answers NOT_FOUND (EXECUTION_NOT_FOUND) when none
-    does. A control call on a run whose status does not allow it answers FAILED_PRECONDITION with
-    the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
+    Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
+    INVALID_ARGUMENT (FIELD_REQUIRED), never "the most recent" run (a client that lost the id must
+    not act on somebody else's run; the seed 001 HTTP routes that document "most recent" pick the
+    run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
+    workspace. A control call on a run whose status does not allow it answers FAILED_PRECONDITION
+    with the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
     ErrorReason in error.proto). Reasons are given in parentheses after codes below.
     """
 
@@ -52,20 +54,10 @@ class ExecutionServiceStub:
                 request_serializer=runctl_dot_v1_dot_execution__pb2.GetExecutionRequest.SerializeToString,
                 response_deserializer=runctl_dot_v1_dot_execution__pb2.GetExecutionResponse.FromString,
                 _registered_method=True)
-        self.GetExecutionStatus = channel.unary_unary(
-                '/runctl.v1.ExecutionService/GetExecutionStatus',
-                request_serializer=runctl_dot_v1_dot_execution__pb2.GetExecutionStatusRequest.SerializeToString,
-                response_deserializer=runctl_dot_v1_dot_execution__pb2.GetExecutionStatusResponse.FromString,
-                _registered_method=True)
         self.ListExecutions = channel.unary_unary(
                 '/runctl.v1.ExecutionService/ListExecutions',
                 request_serializer=runctl_dot_v1_dot_execution__pb2.ListExecutionsRequest.SerializeToString,
                 response_deserializer=runctl_dot_v1_dot_execution__pb2.ListExecutionsResponse.FromString,
-                _registered_method=True)
-        self.ListActiveExecutions = channel.unary_unary(
-                '/runctl.v1.ExecutionService/ListActiveExecutions',
-                request_serializer=runctl_dot_v1_dot_execution__pb2.ListActiveExecutionsRequest.SerializeToString,
-                response_deserializer=runctl_dot_v1_dot_execution__pb2.ListActiveExecutionsResponse.FromString,
                 _registered_method=True)
         self.StopExecution = channel.unary_unary(
                 '/runctl.v1.ExecutionService/StopExecution',
@@ -76,11 +68,6 @@ class ExecutionServiceStub:
                 '/runctl.v1.ExecutionService/StopAllExecutions',
                 request_serializer=runctl_dot_v1_dot_execution__pb2.StopAllExecutionsRequest.SerializeToString,
                 response_deserializer=runctl_dot_v1_dot_execution__pb2.StopAllExecutionsResponse.FromString,
-                _registered_method=True)
-        self.ContinueExecution = channel.unary_unary(
-                '/runctl.v1.ExecutionService/ContinueExecution',
-                request_serializer=runctl_dot_v1_dot_execution__pb2.ContinueExecutionRequest.SerializeToString,
-                response_deserializer=runctl_dot_v1_dot_execution__pb2.ContinueExecutionResponse.FromString,
                 _registered_method=True)
         self.ControlPause = channel.unary_unary(
                 '/runctl.v1.ExecutionService/ControlPause',
@@ -128,10 +115,12 @@ class ExecutionServiceServicer:
     """Starts runs (executions) of workflows, shows them, and steers them: stop, continue, skip,
     pause, resume, resume waiting nodes with data, toggle trace logs, watch live.
 
-    Calls whose `execution_id` is OPTIONAL act on "the most recent" run when it is empty (seed
-    001); each call says which runs qualify, and answers NOT_FOUND (EXECUTION_NOT_FOUND) when none
-    does. A control call on a run whose status does not allow it answers FAILED_PRECONDITION with
-    the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
+    Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
+    INVALID_ARGUMENT (FIELD_REQUIRED), never "the most recent" run (a client that lost the id must
+    not act on somebody else's run; the seed 001 HTTP routes that document "most recent" pick the
+    run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
+    workspace. A control call on a run whose status does not allow it answers FAILED_PRECONDITION
+    with the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
     ErrorReason in error.proto). Reasons are given in parentheses after codes below.
     """
 
@@ -150,43 +139,28 @@ class ExecutionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetExecution(self, request, context):
-        """Returns one run (seed 002 Execution object), FULL view by default. INVALID_ARGUMENT
-        (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetExecutionStatus(self, request, context):
-        """Returns the short status of one run, or of the most recently created run of the workspace
-        when `execution_id` is empty (seed 001 execution status). NOT_FOUND (EXECUTION_NOT_FOUND)
-        for an unknown run, or when the workspace has none.
+        """Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
+        cheap read of its status (seed 001 execution status). INVALID_ARGUMENT (FIELD_REQUIRED)
+        without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListExecutions(self, request, context):
-        """Lists runs, newest first, filtered by workflow, batch and status; BASIC view by default.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ListActiveExecutions(self, request, context):
-        """Lists the unfinished runs (QUEUED, RUNNING or PAUSED), newest first, as summaries
-        (seed 001 active executions).
+        """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
+        001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StopExecution(self, request, context):
-        """Stops a run, or the most recently created unfinished run when `execution_id` is empty:
-        running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
-        points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-        Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
-        (EXECUTION_ENDED), an unknown one (or none unfinished) NOT_FOUND (EXECUTION_NOT_FOUND).
+        """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
+        waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
+        STOPPED. Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
+        (EXECUTION_ENDED); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`; NOT_FOUND
+        (EXECUTION_NOT_FOUND) for an unknown one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -200,33 +174,24 @@ class ExecutionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ContinueExecution(self, request, context):
-        """Continues a run paused at a breakpoint, a wait or an approval (a wait or approval node
-        completes with an empty object: the form is not checked), or the most recently paused run
-        when `execution_id` is empty. Same as ControlPause with PAUSE_ACTION_CONTINUE, with the same
-        errors.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def ControlPause(self, request, context):
-        """Applies an action to a paused run, or to the most recently paused run when `execution_id` is
-        empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-        further breakpoints; continuing also lifts an operator's pause. FAILED_PRECONDITION when the
-        run is not paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow
-        (WORKFLOW_PAUSED), has ended (EXECUTION_ENDED), or for a skip when an operator paused it
-        between nodes (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without an action;
-        NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or when none is paused.
+        """Applies an action to a paused run (seed 001 pause-control and continue): continue (a wait or
+        approval node completes with an empty object: the form is not checked), skip the paused node,
+        or continue and ignore further breakpoints; continuing also lifts an operator's pause.
+        Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
+        paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow (WORKFLOW_PAUSED), has
+        ended (EXECUTION_ENDED), or for a skip when an operator paused it between nodes
+        (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id` or an action;
+        NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetTraceLogs(self, request, context):
-        """Turns trace logs on or off for a run, or for the most recently created unfinished run when
-        `execution_id` is empty. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished run; NOT_FOUND
-        (EXECUTION_NOT_FOUND) for an unknown run or when none is unfinished.
+        """Turns trace logs on or off for a run. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished
+        run; INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`; NOT_FOUND
+        (EXECUTION_NOT_FOUND) for an unknown run.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -318,20 +283,10 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     request_deserializer=runctl_dot_v1_dot_execution__pb2.GetExecutionRequest.FromString,
                     response_serializer=runctl_dot_v1_dot_execution__pb2.GetExecutionResponse.SerializeToString,
             ),
-            'GetExecutionStatus': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetExecutionStatus,
-                    request_deserializer=runctl_dot_v1_dot_execution__pb2.GetExecutionStatusRequest.FromString,
-                    response_serializer=runctl_dot_v1_dot_execution__pb2.GetExecutionStatusResponse.SerializeToString,
-            ),
             'ListExecutions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListExecutions,
                     request_deserializer=runctl_dot_v1_dot_execution__pb2.ListExecutionsRequest.FromString,
                     response_serializer=runctl_dot_v1_dot_execution__pb2.ListExecutionsResponse.SerializeToString,
-            ),
-            'ListActiveExecutions': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListActiveExecutions,
-                    request_deserializer=runctl_dot_v1_dot_execution__pb2.ListActiveExecutionsRequest.FromString,
-                    response_serializer=runctl_dot_v1_dot_execution__pb2.ListActiveExecutionsResponse.SerializeToString,
             ),
             'StopExecution': grpc.unary_unary_rpc_method_handler(
                     servicer.StopExecution,
@@ -342,11 +297,6 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.StopAllExecutions,
                     request_deserializer=runctl_dot_v1_dot_execution__pb2.StopAllExecutionsRequest.FromString,
                     response_serializer=runctl_dot_v1_dot_execution__pb2.StopAllExecutionsResponse.SerializeToString,
-            ),
-            'ContinueExecution': grpc.unary_unary_rpc_method_handler(
-                    servicer.ContinueExecution,
-                    request_deserializer=runctl_dot_v1_dot_execution__pb2.ContinueExecutionRequest.FromString,
-                    response_serializer=runctl_dot_v1_dot_execution__pb2.ContinueExecutionResponse.SerializeToString,
             ),
             'ControlPause': grpc.unary_unary_rpc_method_handler(
                     servicer.ControlPause,
@@ -400,10 +350,12 @@ class ExecutionService:
     """Starts runs (executions) of workflows, shows them, and steers them: stop, continue, skip,
     pause, resume, resume waiting nodes with data, toggle trace logs, watch live.
 
-    Calls whose `execution_id` is OPTIONAL act on "the most recent" run when it is empty (seed
-    001); each call says which runs qualify, and answers NOT_FOUND (EXECUTION_NOT_FOUND) when none
-    does. A control call on a run whose status does not allow it answers FAILED_PRECONDITION with
-    the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
+    Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
+    INVALID_ARGUMENT (FIELD_REQUIRED), never "the most recent" run (a client that lost the id must
+    not act on somebody else's run; the seed 001 HTTP routes that document "most recent" pick the
+    run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
+    workspace. A control call on a run whose status does not allow it answers FAILED_PRECONDITION
+    with the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
     ErrorReason in error.proto). Reasons are given in parentheses after codes below.
     """
 
@@ -462,33 +414,6 @@ class ExecutionService:
             _registered_method=True)
 
     @staticmethod
-    def GetExecutionStatus(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/runctl.v1.ExecutionService/GetExecutionStatus',
-            runctl_dot_v1_dot_execution__pb2.GetExecutionStatusRequest.SerializeToString,
-            runctl_dot_v1_dot_execution__pb2.GetExecutionStatusResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
     def ListExecutions(request,
             target,
             options=(),
@@ -505,33 +430,6 @@ class ExecutionService:
             '/runctl.v1.ExecutionService/ListExecutions',
             runctl_dot_v1_dot_execution__pb2.ListExecutionsRequest.SerializeToString,
             runctl_dot_v1_dot_execution__pb2.ListExecutionsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListActiveExecutions(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/runctl.v1.ExecutionService/ListActiveExecutions',
-            runctl_dot_v1_dot_execution__pb2.ListActiveExecutionsRequest.SerializeToString,
-            runctl_dot_v1_dot_execution__pb2.ListActiveExecutionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -586,33 +484,6 @@ class ExecutionService:
             '/runctl.v1.ExecutionService/StopAllExecutions',
             runctl_dot_v1_dot_execution__pb2.StopAllExecutionsRequest.SerializeToString,
             runctl_dot_v1_dot_execution__pb2.StopAllExecutionsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ContinueExecution(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/runctl.v1.ExecutionService/ContinueExecution',
-            runctl_dot_v1_dot_execution__pb2.ContinueExecutionRequest.SerializeToString,
-            runctl_dot_v1_dot_execution__pb2.ContinueExecutionResponse.FromString,
             options,
             channel_credentials,
             insecure,

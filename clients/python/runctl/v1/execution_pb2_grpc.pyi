@@ -30,10 +30,12 @@ class ExecutionServiceStub:
     """Starts runs (executions) of workflows, shows them, and steers them: stop, continue, skip,
     pause, resume, resume waiting nodes with data, toggle trace logs, watch live.
 
-    Calls whose `execution_id` is OPTIONAL act on "the most recent" run when it is empty (seed
-    001); each call says which runs qualify, and answers NOT_FOUND (EXECUTION_NOT_FOUND) when none
-    does. A control call on a run whose status does not allow it answers FAILED_PRECONDITION with
-    the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
+    Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
+    INVALID_ARGUMENT (FIELD_REQUIRED), never "the most recent" run (a client that lost the id must
+    not act on somebody else's run; the seed 001 HTTP routes that document "most recent" pick the
+    run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
+    workspace. A control call on a run whose status does not allow it answers FAILED_PRECONDITION
+    with the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
     ErrorReason in error.proto). Reasons are given in parentheses after codes below.
     """
 
@@ -52,50 +54,39 @@ class ExecutionServiceStub:
     path outside the roots (WORKFLOW_PATH_INVALID) or an input over the limit (PAYLOAD_TOO_LARGE).
     """
     GetExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionRequest, _execution_pb2.GetExecutionResponse]
-    """Returns one run (seed 002 Execution object), FULL view by default. INVALID_ARGUMENT
-    (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
-    """
-    GetExecutionStatus: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionStatusRequest, _execution_pb2.GetExecutionStatusResponse]
-    """Returns the short status of one run, or of the most recently created run of the workspace
-    when `execution_id` is empty (seed 001 execution status). NOT_FOUND (EXECUTION_NOT_FOUND)
-    for an unknown run, or when the workspace has none.
+    """Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
+    cheap read of its status (seed 001 execution status). INVALID_ARGUMENT (FIELD_REQUIRED)
+    without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
     """
     ListExecutions: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]
-    """Lists runs, newest first, filtered by workflow, batch and status; BASIC view by default."""
-    ListActiveExecutions: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ListActiveExecutionsRequest, _execution_pb2.ListActiveExecutionsResponse]
-    """Lists the unfinished runs (QUEUED, RUNNING or PAUSED), newest first, as summaries
-    (seed 001 active executions).
+    """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
+    001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
     """
     StopExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.StopExecutionRequest, _execution_pb2.StopExecutionResponse]
-    """Stops a run, or the most recently created unfinished run when `execution_id` is empty:
-    running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
-    points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-    Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
-    (EXECUTION_ENDED), an unknown one (or none unfinished) NOT_FOUND (EXECUTION_NOT_FOUND).
+    """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
+    waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
+    STOPPED. Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
+    (EXECUTION_ENDED); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`; NOT_FOUND
+    (EXECUTION_NOT_FOUND) for an unknown one.
     """
     StopAllExecutions: _grpc.UnaryUnaryMultiCallable[_execution_pb2.StopAllExecutionsRequest, _execution_pb2.StopAllExecutionsResponse]
     """Stops every unfinished run of the workspace, in batches or not, and stops every running
     batch (seed 001 stop-all).
     """
-    ContinueExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ContinueExecutionRequest, _execution_pb2.ContinueExecutionResponse]
-    """Continues a run paused at a breakpoint, a wait or an approval (a wait or approval node
-    completes with an empty object: the form is not checked), or the most recently paused run
-    when `execution_id` is empty. Same as ControlPause with PAUSE_ACTION_CONTINUE, with the same
-    errors.
-    """
     ControlPause: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ControlPauseRequest, _execution_pb2.ControlPauseResponse]
-    """Applies an action to a paused run, or to the most recently paused run when `execution_id` is
-    empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-    further breakpoints; continuing also lifts an operator's pause. FAILED_PRECONDITION when the
-    run is not paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow
-    (WORKFLOW_PAUSED), has ended (EXECUTION_ENDED), or for a skip when an operator paused it
-    between nodes (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without an action;
-    NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or when none is paused.
+    """Applies an action to a paused run (seed 001 pause-control and continue): continue (a wait or
+    approval node completes with an empty object: the form is not checked), skip the paused node,
+    or continue and ignore further breakpoints; continuing also lifts an operator's pause.
+    Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
+    paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow (WORKFLOW_PAUSED), has
+    ended (EXECUTION_ENDED), or for a skip when an operator paused it between nodes
+    (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id` or an action;
+    NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run.
     """
     SetTraceLogs: _grpc.UnaryUnaryMultiCallable[_execution_pb2.SetTraceLogsRequest, _execution_pb2.SetTraceLogsResponse]
-    """Turns trace logs on or off for a run, or for the most recently created unfinished run when
-    `execution_id` is empty. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished run; NOT_FOUND
-    (EXECUTION_NOT_FOUND) for an unknown run or when none is unfinished.
+    """Turns trace logs on or off for a run. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished
+    run; INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`; NOT_FOUND
+    (EXECUTION_NOT_FOUND) for an unknown run.
     """
     PauseExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.PauseExecutionRequest, _execution_pb2.PauseExecutionResponse]
     """Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
@@ -152,10 +143,12 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     """Starts runs (executions) of workflows, shows them, and steers them: stop, continue, skip,
     pause, resume, resume waiting nodes with data, toggle trace logs, watch live.
 
-    Calls whose `execution_id` is OPTIONAL act on "the most recent" run when it is empty (seed
-    001); each call says which runs qualify, and answers NOT_FOUND (EXECUTION_NOT_FOUND) when none
-    does. A control call on a run whose status does not allow it answers FAILED_PRECONDITION with
-    the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
+    Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
+    INVALID_ARGUMENT (FIELD_REQUIRED), never "the most recent" run (a client that lost the id must
+    not act on somebody else's run; the seed 001 HTTP routes that document "most recent" pick the
+    run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
+    workspace. A control call on a run whose status does not allow it answers FAILED_PRECONDITION
+    with the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
     ErrorReason in error.proto). Reasons are given in parentheses after codes below.
     """
 
@@ -171,50 +164,39 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     path outside the roots (WORKFLOW_PATH_INVALID) or an input over the limit (PAYLOAD_TOO_LARGE).
     """
     GetExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionRequest, _execution_pb2.GetExecutionResponse]  # type: ignore[assignment]
-    """Returns one run (seed 002 Execution object), FULL view by default. INVALID_ARGUMENT
-    (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
-    """
-    GetExecutionStatus: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionStatusRequest, _execution_pb2.GetExecutionStatusResponse]  # type: ignore[assignment]
-    """Returns the short status of one run, or of the most recently created run of the workspace
-    when `execution_id` is empty (seed 001 execution status). NOT_FOUND (EXECUTION_NOT_FOUND)
-    for an unknown run, or when the workspace has none.
+    """Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
+    cheap read of its status (seed 001 execution status). INVALID_ARGUMENT (FIELD_REQUIRED)
+    without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
     """
     ListExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]  # type: ignore[assignment]
-    """Lists runs, newest first, filtered by workflow, batch and status; BASIC view by default."""
-    ListActiveExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListActiveExecutionsRequest, _execution_pb2.ListActiveExecutionsResponse]  # type: ignore[assignment]
-    """Lists the unfinished runs (QUEUED, RUNNING or PAUSED), newest first, as summaries
-    (seed 001 active executions).
+    """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
+    001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
     """
     StopExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.StopExecutionRequest, _execution_pb2.StopExecutionResponse]  # type: ignore[assignment]
-    """Stops a run, or the most recently created unfinished run when `execution_id` is empty:
-    running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
-    points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-    Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
-    (EXECUTION_ENDED), an unknown one (or none unfinished) NOT_FOUND (EXECUTION_NOT_FOUND).
+    """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
+    waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
+    STOPPED. Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
+    (EXECUTION_ENDED); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`; NOT_FOUND
+    (EXECUTION_NOT_FOUND) for an unknown one.
     """
     StopAllExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.StopAllExecutionsRequest, _execution_pb2.StopAllExecutionsResponse]  # type: ignore[assignment]
     """Stops every unfinished run of the workspace, in batches or not, and stops every running
     batch (seed 001 stop-all).
     """
-    ContinueExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.ContinueExecutionRequest, _execution_pb2.ContinueExecutionResponse]  # type: ignore[assignment]
-    """Continues a run paused at a breakpoint, a wait or an approval (a wait or approval node
-    completes with an empty object: the form is not checked), or the most recently paused run
-    when `execution_id` is empty. Same as ControlPause with PAUSE_ACTION_CONTINUE, with the same
-    errors.
-    """
     ControlPause: _aio.UnaryUnaryMultiCallable[_execution_pb2.ControlPauseRequest, _execution_pb2.ControlPauseResponse]  # type: ignore[assignment]
-    """Applies an action to a paused run, or to the most recently paused run when `execution_id` is
-    empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-    further breakpoints; continuing also lifts an operator's pause. FAILED_PRECONDITION when the
-    run is not paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow
-    (WORKFLOW_PAUSED), has ended (EXECUTION_ENDED), or for a skip when an operator paused it
-    between nodes (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without an action;
-    NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or when none is paused.
+    """Applies an action to a paused run (seed 001 pause-control and continue): continue (a wait or
+    approval node completes with an empty object: the form is not checked), skip the paused node,
+    or continue and ignore further breakpoints; continuing also lifts an operator's pause.
+    Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
+    paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow (WORKFLOW_PAUSED), has
+    ended (EXECUTION_ENDED), or for a skip when an operator paused it between nodes
+    (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id` or an action;
+    NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run.
     """
     SetTraceLogs: _aio.UnaryUnaryMultiCallable[_execution_pb2.SetTraceLogsRequest, _execution_pb2.SetTraceLogsResponse]  # type: ignore[assignment]
-    """Turns trace logs on or off for a run, or for the most recently created unfinished run when
-    `execution_id` is empty. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished run; NOT_FOUND
-    (EXECUTION_NOT_FOUND) for an unknown run or when none is unfinished.
+    """Turns trace logs on or off for a run. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished
+    run; INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`; NOT_FOUND
+    (EXECUTION_NOT_FOUND) for an unknown run.
     """
     PauseExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.PauseExecutionRequest, _execution_pb2.PauseExecutionResponse]  # type: ignore[assignment]
     """Pauses one run (PAUSE_REASON_MANUAL): nodes in flight finish, no new node starts, timers
@@ -270,10 +252,12 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Starts runs (executions) of workflows, shows them, and steers them: stop, continue, skip,
     pause, resume, resume waiting nodes with data, toggle trace logs, watch live.
 
-    Calls whose `execution_id` is OPTIONAL act on "the most recent" run when it is empty (seed
-    001); each call says which runs qualify, and answers NOT_FOUND (EXECUTION_NOT_FOUND) when none
-    does. A control call on a run whose status does not allow it answers FAILED_PRECONDITION with
-    the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
+    Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
+    INVALID_ARGUMENT (FIELD_REQUIRED), never "the most recent" run (a client that lost the id must
+    not act on somebody else's run; the seed 001 HTTP routes that document "most recent" pick the
+    run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
+    workspace. A control call on a run whose status does not allow it answers FAILED_PRECONDITION
+    with the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
     ErrorReason in error.proto). Reasons are given in parentheses after codes below.
     """
 
@@ -299,19 +283,9 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.GetExecutionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.GetExecutionResponse, _abc.Awaitable[_execution_pb2.GetExecutionResponse]]:
-        """Returns one run (seed 002 Execution object), FULL view by default. INVALID_ARGUMENT
-        (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
-        """
-
-    @_abc_1.abstractmethod
-    def GetExecutionStatus(
-        self,
-        request: _execution_pb2.GetExecutionStatusRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_execution_pb2.GetExecutionStatusResponse, _abc.Awaitable[_execution_pb2.GetExecutionStatusResponse]]:
-        """Returns the short status of one run, or of the most recently created run of the workspace
-        when `execution_id` is empty (seed 001 execution status). NOT_FOUND (EXECUTION_NOT_FOUND)
-        for an unknown run, or when the workspace has none.
+        """Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
+        cheap read of its status (seed 001 execution status). INVALID_ARGUMENT (FIELD_REQUIRED)
+        without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
         """
 
     @_abc_1.abstractmethod
@@ -320,16 +294,8 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.ListExecutionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ListExecutionsResponse, _abc.Awaitable[_execution_pb2.ListExecutionsResponse]]:
-        """Lists runs, newest first, filtered by workflow, batch and status; BASIC view by default."""
-
-    @_abc_1.abstractmethod
-    def ListActiveExecutions(
-        self,
-        request: _execution_pb2.ListActiveExecutionsRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_execution_pb2.ListActiveExecutionsResponse, _abc.Awaitable[_execution_pb2.ListActiveExecutionsResponse]]:
-        """Lists the unfinished runs (QUEUED, RUNNING or PAUSED), newest first, as summaries
-        (seed 001 active executions).
+        """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
+        001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
         """
 
     @_abc_1.abstractmethod
@@ -338,11 +304,11 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.StopExecutionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.StopExecutionResponse, _abc.Awaitable[_execution_pb2.StopExecutionResponse]]:
-        """Stops a run, or the most recently created unfinished run when `execution_id` is empty:
-        running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
-        points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-        Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
-        (EXECUTION_ENDED), an unknown one (or none unfinished) NOT_FOUND (EXECUTION_NOT_FOUND).
+        """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
+        waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
+        STOPPED. Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
+        (EXECUTION_ENDED); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`; NOT_FOUND
+        (EXECUTION_NOT_FOUND) for an unknown one.
         """
 
     @_abc_1.abstractmethod
@@ -356,30 +322,19 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
-    def ContinueExecution(
-        self,
-        request: _execution_pb2.ContinueExecutionRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_execution_pb2.ContinueExecutionResponse, _abc.Awaitable[_execution_pb2.ContinueExecutionResponse]]:
-        """Continues a run paused at a breakpoint, a wait or an approval (a wait or approval node
-        completes with an empty object: the form is not checked), or the most recently paused run
-        when `execution_id` is empty. Same as ControlPause with PAUSE_ACTION_CONTINUE, with the same
-        errors.
-        """
-
-    @_abc_1.abstractmethod
     def ControlPause(
         self,
         request: _execution_pb2.ControlPauseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ControlPauseResponse, _abc.Awaitable[_execution_pb2.ControlPauseResponse]]:
-        """Applies an action to a paused run, or to the most recently paused run when `execution_id` is
-        empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-        further breakpoints; continuing also lifts an operator's pause. FAILED_PRECONDITION when the
-        run is not paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow
-        (WORKFLOW_PAUSED), has ended (EXECUTION_ENDED), or for a skip when an operator paused it
-        between nodes (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without an action;
-        NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or when none is paused.
+        """Applies an action to a paused run (seed 001 pause-control and continue): continue (a wait or
+        approval node completes with an empty object: the form is not checked), skip the paused node,
+        or continue and ignore further breakpoints; continuing also lifts an operator's pause.
+        Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
+        paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow (WORKFLOW_PAUSED), has
+        ended (EXECUTION_ENDED), or for a skip when an operator paused it between nodes
+        (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id` or an action;
+        NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run.
         """
 
     @_abc_1.abstractmethod
@@ -388,9 +343,9 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.SetTraceLogsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.SetTraceLogsResponse, _abc.Awaitable[_execution_pb2.SetTraceLogsResponse]]:
-        """Turns trace logs on or off for a run, or for the most recently created unfinished run when
-        `execution_id` is empty. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished run; NOT_FOUND
-        (EXECUTION_NOT_FOUND) for an unknown run or when none is unfinished.
+        """Turns trace logs on or off for a run. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished
+        run; INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`; NOT_FOUND
+        (EXECUTION_NOT_FOUND) for an unknown run.
         """
 
     @_abc_1.abstractmethod

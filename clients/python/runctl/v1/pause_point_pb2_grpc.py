@@ -28,7 +28,7 @@ if _version_not_supported:
 class PausePointServiceStub:
     """Read access to pause points: the places where runs wait for a person, an API call or an
     operator. Resuming is done by ExecutionService.ResumePausePoint / ResumeNode /
-    ContinueExecution; this service finds and shows what is waiting.
+    ControlPause; this service finds and shows what is waiting.
     """
 
     def __init__(self, channel):
@@ -52,7 +52,7 @@ class PausePointServiceStub:
 class PausePointServiceServicer:
     """Read access to pause points: the places where runs wait for a person, an API call or an
     operator. Resuming is done by ExecutionService.ResumePausePoint / ResumeNode /
-    ContinueExecution; this service finds and shows what is waiting.
+    ControlPause; this service finds and shows what is waiting.
     """
 
     def GetPausePoint(self, request, context):
@@ -96,7 +96,7 @@ def add_PausePointServiceServicer_to_server(servicer, server):
 class PausePointService:
     """Read access to pause points: the places where runs wait for a person, an API call or an
     operator. Resuming is done by ExecutionService.ResumePausePoint / ResumeNode /
-    ContinueExecution; this service finds and shows what is waiting.
+    ControlPause; this service finds and shows what is waiting.
     """
 
     @staticmethod

@@ -29,7 +29,7 @@ GRPC_VERSION: str
 class PausePointServiceStub:
     """Read access to pause points: the places where runs wait for a person, an API call or an
     operator. Resuming is done by ExecutionService.ResumePausePoint / ResumeNode /
-    ContinueExecution; this service finds and shows what is waiting.
+    ControlPause; this service finds and shows what is waiting.
     """
 
     @_typing.overload
@@ -50,7 +50,7 @@ class PausePointServiceStub:
 class PausePointServiceAsyncStub(PausePointServiceStub):
     """Read access to pause points: the places where runs wait for a person, an API call or an
     operator. Resuming is done by ExecutionService.ResumePausePoint / ResumeNode /
-    ContinueExecution; this service finds and shows what is waiting.
+    ControlPause; this service finds and shows what is waiting.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -67,7 +67,7 @@ class PausePointServiceAsyncStub(PausePointServiceStub):
 class PausePointServiceServicer(metaclass=_abc_1.ABCMeta):
     """Read access to pause points: the places where runs wait for a person, an API call or an
     operator. Resuming is done by ExecutionService.ResumePausePoint / ResumeNode /
-    ContinueExecution; this service finds and shows what is waiting.
+    ControlPause; this service finds and shows what is waiting.
     """
 
     @_abc_1.abstractmethod

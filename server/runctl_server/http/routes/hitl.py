@@ -291,7 +291,7 @@ async def submit_page(call: Call) -> HTMLResponse:
         return _error_page(
             FailedPrecondition(
                 f"this pause point is a {approval_page.reason_word(point.reason)}, which is not answered "
-                "with a form: an operator continues the run (ContinueExecution or ControlPause)",
+                "with a form: an operator continues the run (ControlPause)",
                 reason="PAUSE_POINT_NOT_RESUMABLE",
             )
         )

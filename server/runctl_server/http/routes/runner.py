@@ -1,16 +1,19 @@
 """Seed 001 (local automation runner): status, active runs, stop, stop all, continue, trace logs and
 pause control. The batch routes are in runner_batches.py, the SSE stream in http/sse.py.
 
-Calls whose `executionId` is optional act on the most recent run that qualifies (the servicer decides
-which); errors answer `{"success": false, "message", "error", "details"}`.
+Calls whose `executionId` is optional act on the most recent run that qualifies. gRPC has no such
+default (an empty id is INVALID_ARGUMENT there), so these routes pick the run with the engine's
+`most_recent` (the most recently created run in the statuses each route names) and call the gRPC method
+with its id. Errors answer `{"success": false, "message", "error", "details"}`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from runctl.v1 import execution_pb2
-from runctl_server.errors import InvalidArgument
+from runctl.v1 import common_pb2, execution_pb2
+from runctl_server.engine.model import ACTIVE_EXECUTION, PAUSED
+from runctl_server.errors import InvalidArgument, NotFound
 from runctl_server.http import sse
 from runctl_server.http.errors import runner_error
 from runctl_server.http.routes import runner_batches
@@ -20,6 +23,7 @@ from runctl_server.http.runner_shapes import (
     NULLABLE_STRING,
     PAUSE_WORDS,
     STATUS_WORDS,
+    RunStatus,
     active_execution,
     execution_status,
 )
@@ -27,9 +31,18 @@ from runctl_server.http.runner_shapes import (
 E = execution_pb2
 PAGE_SIZE = 1000
 MAX_ACTIVE_LISTED = 10_000  # `totalActive` still counts every one
-PAUSE_ACTIONS = {
+NO_ACTIVE = "there is no active execution"
+NO_PAUSED = "there is no paused execution"
+NO_UNFINISHED = "there is no unfinished execution"
+ACTIVE_STATUSES = [
+    common_pb2.EXECUTION_STATUS_QUEUED,
+    common_pb2.EXECUTION_STATUS_RUNNING,
+    common_pb2.EXECUTION_STATUS_PAUSED,
+]
+# The seed's pause-control actions; "stop" is StopExecution (None), the others ControlPause.
+PAUSE_ACTIONS: dict[str, tuple[execution_pb2.PauseAction.ValueType | None, str]] = {
     "continue": (E.PAUSE_ACTION_CONTINUE, "Execution continued"),
-    "stop": (E.PAUSE_ACTION_STOP, "Execution stopped"),
+    "stop": (None, "Execution stopped"),
     "skip": (E.PAUSE_ACTION_SKIP, "Paused node skipped"),
     "continueWithoutBreakpoint": (
         E.PAUSE_ACTION_CONTINUE_WITHOUT_BREAKPOINT,
@@ -62,10 +75,21 @@ def optional_string(body: dict[str, Any], name: str) -> str:
     return value
 
 
+async def target(call: Call, execution_id: str, statuses: tuple[str, ...], none: str) -> str:
+    """The run a call names, or seed 001's default: the most recently created run in one of `statuses`
+    (any run when empty); NOT_FOUND with the message `none` when there is no such run."""
+    if execution_id:
+        return execution_id
+    row = await call.engine.queries.most_recent(call.workspace_id, statuses)
+    if row is None:
+        raise NotFound(none, reason="EXECUTION_NOT_FOUND")
+    return str(row["id"])
+
+
 async def _status(call: Call, execution_id: str) -> dict[str, Any]:
-    request = E.GetExecutionStatusRequest(execution_id=execution_id)
-    reply = await call.call("ExecutionService", "GetExecutionStatus", request)
-    return execution_status(reply.summary)
+    request = E.GetExecutionRequest(execution_id=execution_id, view=E.EXECUTION_VIEW_BASIC)
+    reply = await call.call("ExecutionService", "GetExecution", request)
+    return execution_status(RunStatus.of(reply.execution))
 
 
 async def status_by_path(call: Call) -> dict[str, Any]:
@@ -73,17 +97,20 @@ async def status_by_path(call: Call) -> dict[str, Any]:
 
 
 async def status_by_query(call: Call) -> dict[str, Any]:
-    return await _status(call, call.query("executionId") or "")
+    execution_id = await target(call, call.query("executionId") or "", (), "there are no executions yet")
+    return await _status(call, execution_id)
 
 
 async def active(call: Call) -> dict[str, Any]:
     items: list[dict[str, Any]] = []
     token, total = "", 0
     while len(items) < MAX_ACTIVE_LISTED:
-        request = E.ListActiveExecutionsRequest(page_size=PAGE_SIZE, page_token=token)
-        reply = await call.call("ExecutionService", "ListActiveExecutions", request)
-        items.extend(active_execution(summary) for summary in reply.executions)
-        total, token = reply.total_active, reply.next_page_token
+        request = E.ListExecutionsRequest(
+            statuses=ACTIVE_STATUSES, page_size=PAGE_SIZE, page_token=token, view=E.EXECUTION_VIEW_BASIC
+        )
+        reply = await call.call("ExecutionService", "ListExecutions", request)
+        items.extend(active_execution(RunStatus.of(execution)) for execution in reply.executions)
+        total, token = reply.total_size, reply.next_page_token
         if not token:
             break
     return {"totalActive": total, "executions": items[:MAX_ACTIVE_LISTED]}
@@ -91,11 +118,12 @@ async def active(call: Call) -> dict[str, Any]:
 
 async def stop(call: Call) -> dict[str, Any]:
     body = await call.json_body()
-    request = E.StopExecutionRequest(execution_id=optional_string(body, "executionId"))
+    execution_id = await target(call, optional_string(body, "executionId"), ACTIVE_EXECUTION, NO_ACTIVE)
+    request = E.StopExecutionRequest(execution_id=execution_id)
     reply = await call.call("ExecutionService", "StopExecution", request)
     return {
         "success": True,
-        "message": reply.message or "Execution stopped",
+        "message": "Execution stopped" if reply.was_running else "Queued execution cancelled",
         "executionId": reply.execution_id,
         "wasRunning": reply.was_running,
         "wasQueued": reply.was_queued,
@@ -107,8 +135,8 @@ async def stop_all(call: Call) -> dict[str, Any]:
     return {
         "success": True,
         "message": "All executions stopped",
-        "totalBatches": reply.total_batches,
-        "totalStopped": reply.total_stopped,
+        "totalBatches": len(reply.batch_ids),
+        "totalStopped": reply.running_stopped + reply.queued_cancelled,
         "runningStopped": reply.running_stopped,
         "queuedCancelled": reply.queued_cancelled,
         "batches": list(reply.batch_ids),
@@ -117,8 +145,9 @@ async def stop_all(call: Call) -> dict[str, Any]:
 
 async def continue_run(call: Call) -> dict[str, Any]:
     body = await call.json_body()
-    request = E.ContinueExecutionRequest(execution_id=optional_string(body, "executionId"))
-    await call.call("ExecutionService", "ContinueExecution", request)
+    execution_id = await target(call, optional_string(body, "executionId"), (PAUSED,), NO_PAUSED)
+    request = E.ControlPauseRequest(execution_id=execution_id, action=E.PAUSE_ACTION_CONTINUE)
+    await call.call("ExecutionService", "ControlPause", request)
     return {"success": True, "message": "Execution continued"}
 
 
@@ -127,7 +156,8 @@ async def trace_logs(call: Call) -> dict[str, Any]:
     enabled = body.get("enabled")
     if not isinstance(enabled, bool):
         raise InvalidArgument.single("enabled", "is required: true or false", reason="FIELD_REQUIRED")
-    request = E.SetTraceLogsRequest(execution_id=optional_string(body, "executionId"), enabled=enabled)
+    execution_id = await target(call, optional_string(body, "executionId"), ACTIVE_EXECUTION, NO_UNFINISHED)
+    request = E.SetTraceLogsRequest(execution_id=execution_id, enabled=enabled)
     reply = await call.call("ExecutionService", "SetTraceLogs", request)
     return {
         "success": True,
@@ -146,9 +176,14 @@ async def pause_control(call: Call) -> dict[str, Any]:
             "action", f"must be one of {allowed}, got {word!r}", reason="FIELD_INVALID"
         )
     action, message = PAUSE_ACTIONS[word]
-    request = E.ControlPauseRequest(execution_id=optional_string(body, "executionId"), action=action)
-    reply = await call.call("ExecutionService", "ControlPause", request)
-    return {"success": True, "message": message, "executionId": reply.execution.id, "action": word}
+    execution_id = await target(call, optional_string(body, "executionId"), (PAUSED,), NO_PAUSED)
+    if action is None:
+        stop_request = E.StopExecutionRequest(execution_id=execution_id, reason="stopped from its pause")
+        await call.call("ExecutionService", "StopExecution", stop_request)
+    else:
+        request = E.ControlPauseRequest(execution_id=execution_id, action=action)
+        await call.call("ExecutionService", "ControlPause", request)
+    return {"success": True, "message": message, "executionId": execution_id, "action": word}
 
 
 def _runner(method: str, path: str, handler: Any, summary: str, **kwargs: Any) -> Endpoint:

@@ -1,11 +1,16 @@
 """Seed 001 batch routes: a batch's status with its runs, the paginated batch history, stop a batch,
-clear every finished batch. Times are epoch milliseconds, as the seed shows them."""
+clear every finished batch. Times are epoch milliseconds, as the seed shows them.
+
+The batch history pages by `limit`/`offset` as seed 001 documents; BatchService.ListBatches pages by
+tokens only, so this route calls the engine's batch list (the one ListBatches calls) with the offset,
+which the database applies: a large offset costs no walk through the pages before it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from runctl.v1 import batch_pb2, batch_resource_pb2
+from runctl_server.api import batch_convert
 from runctl_server.errors import InvalidArgument
 from runctl_server.http.errors import runner_error
 from runctl_server.http.routing import Call, Endpoint, Param
@@ -20,7 +25,7 @@ from runctl_server.http.runner_shapes import (
 
 INT32_MAX = 2**31 - 1
 DEFAULT_LIMIT = 20
-MAX_LIMIT = 100  # BatchService clamps larger limits; the answer's `limit` says what was applied
+MAX_LIMIT = 100  # larger limits are clamped; the answer's `limit` says what was applied
 
 
 async def get_batch(call: Call) -> dict[str, Any]:
@@ -40,17 +45,17 @@ async def list_batches(call: Call) -> dict[str, Any]:
         )
     limit = call.int_query("limit", DEFAULT_LIMIT, minimum=1, maximum=INT32_MAX)
     offset = call.int_query("offset", 0, minimum=0, maximum=INT32_MAX)
-    request = batch_pb2.ListBatchesRequest(
-        status=BATCH_STATUS_FILTER.get(word, batch_resource_pb2.BATCH_STATUS_UNSPECIFIED),
-        limit=min(limit, MAX_LIMIT),
-        offset=offset,
+    status = batch_convert.status_word(
+        BATCH_STATUS_FILTER.get(word, batch_resource_pb2.BATCH_STATUS_UNSPECIFIED)
     )
-    reply = await call.call("BatchService", "ListBatches", request)
+    page = await call.engine.batches.queries.list(
+        call.workspace_id, status=status, limit=min(limit, MAX_LIMIT), offset=offset
+    )
     return {
-        "total": reply.total,
-        "limit": reply.limit,
-        "offset": reply.offset,
-        "batches": [batch_summary(batch) for batch in reply.batches],
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
+        "batches": [batch_summary(batch_convert.batch(view)) for view in page.batches],
     }
 
 
@@ -61,7 +66,7 @@ async def stop_batch(call: Call) -> dict[str, Any]:
         "success": True,
         "message": "Batch stopped",
         "batchId": reply.batch_id,
-        "stoppedExecutions": reply.stopped_executions,
+        "stoppedExecutions": reply.running_stopped + reply.queued_cancelled,
         "runningStopped": reply.running_stopped,
         "queuedCancelled": reply.queued_cancelled,
     }

@@ -19,7 +19,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file runctl/v1/batch.proto.
  */
 export const file_runctl_v1_batch: GenFile = /*@__PURE__*/
-  fileDesc("ChVydW5jdGwvdjEvYmF0Y2gucHJvdG8SCXJ1bmN0bC52MSIhChBXb3JrZmxvd1BhdGhMaXN0Eg0KBXBhdGhzGAEgAygJIh0KDldvcmtmbG93SWRMaXN0EgsKA2lkcxgBIAMoCSK+AgoRU3RhcnRCYXRjaFJlcXVlc3QSFQoLZm9sZGVyX3BhdGgYASABKAlIABI1Cg53b3JrZmxvd19wYXRocxgCIAEoCzIbLnJ1bmN0bC52MS5Xb3JrZmxvd1BhdGhMaXN0SAASMQoMd29ya2Zsb3dfaWRzGAMgASgLMhkucnVuY3RsLnYxLldvcmtmbG93SWRMaXN0SAASLAoFaW5wdXQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgTiQQEBEhkKC2NvbmN1cnJlbmN5GAUgASgFQgTiQQEBEhgKCnJlcXVlc3RfaWQYBiABKAlCBOJBAQESGAoKdHJhY2VfbG9ncxgHIAEoCEIE4kEBARIhChNkaXNhYmxlX2JyZWFrcG9pbnRzGAggASgIQgTiQQEBQggKBnNvdXJjZSI1ChJTdGFydEJhdGNoUmVzcG9uc2USHwoFYmF0Y2gYASABKAsyEC5ydW5jdGwudjEuQmF0Y2giKQoPR2V0QmF0Y2hSZXF1ZXN0EhYKCGJhdGNoX2lkGAEgASgJQgTiQQECIjMKEEdldEJhdGNoUmVzcG9uc2USHwoFYmF0Y2gYASABKAsyEC5ydW5jdGwudjEuQmF0Y2gioAEKEkxpc3RCYXRjaGVzUmVxdWVzdBIsCgZzdGF0dXMYASABKA4yFi5ydW5jdGwudjEuQmF0Y2hTdGF0dXNCBOJBAQESEwoFbGltaXQYAiABKAVCBOJBAQESFAoGb2Zmc2V0GAMgASgFQgTiQQEBEhcKCXBhZ2Vfc2l6ZRgEIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAUgASgJQgTiQQEBIn8KE0xpc3RCYXRjaGVzUmVzcG9uc2USIQoHYmF0Y2hlcxgBIAMoCzIQLnJ1bmN0bC52MS5CYXRjaBINCgV0b3RhbBgCIAEoBRINCgVsaW1pdBgDIAEoBRIOCgZvZmZzZXQYBCABKAUSFwoPbmV4dF9wYWdlX3Rva2VuGAUgASgJIkAKEFN0b3BCYXRjaFJlcXVlc3QSFgoIYmF0Y2hfaWQYASABKAlCBOJBAQISFAoGcmVhc29uGAIgASgJQgTiQQEBInQKEVN0b3BCYXRjaFJlc3BvbnNlEhAKCGJhdGNoX2lkGAEgASgJEhoKEnN0b3BwZWRfZXhlY3V0aW9ucxgCIAEoBRIXCg9ydW5uaW5nX3N0b3BwZWQYAyABKAUSGAoQcXVldWVkX2NhbmNlbGxlZBgEIAEoBSIVChNDbGVhckJhdGNoZXNSZXF1ZXN0ImYKFENsZWFyQmF0Y2hlc1Jlc3BvbnNlEhcKD2JhdGNoZXNfZGVsZXRlZBgBIAEoBRIaChJleGVjdXRpb25zX2RlbGV0ZWQYAiABKAUSGQoRc2tpcHBlZF9iYXRjaF9pZHMYAyADKAkiwQEKEVdhdGNoQmF0Y2hSZXF1ZXN0EhYKCGJhdGNoX2lkGAEgASgJQgTiQQECEiEKDmFmdGVyX3NlcXVlbmNlGAIgASgDQgTiQQEBSACIAQESIQoTaW5jbHVkZV9ub2RlX2V2ZW50cxgDIAEoCEIE4kEBARI7ChJoZWFydGJlYXRfaW50ZXJ2YWwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBOJBAQFCEQoPX2FmdGVyX3NlcXVlbmNlIsABChJXYXRjaEJhdGNoUmVzcG9uc2USJAoIc25hcHNob3QYASABKAsyEC5ydW5jdGwudjEuQmF0Y2hIABImCgZldmVudHMYAiABKAsyFC5ydW5jdGwudjEuRXZlbnRMaXN0SAASKQoJaGVhcnRiZWF0GAMgASgLMhQucnVuY3RsLnYxLkhlYXJ0YmVhdEgAEg4KBmN1cnNvchgEIAEoAxIZChFoaXN0b3J5X3RydW5jYXRlZBgFIAEoCEIGCgRraW5kMtIDCgxCYXRjaFNlcnZpY2USSQoKU3RhcnRCYXRjaBIcLnJ1bmN0bC52MS5TdGFydEJhdGNoUmVxdWVzdBodLnJ1bmN0bC52MS5TdGFydEJhdGNoUmVzcG9uc2USQwoIR2V0QmF0Y2gSGi5ydW5jdGwudjEuR2V0QmF0Y2hSZXF1ZXN0GhsucnVuY3RsLnYxLkdldEJhdGNoUmVzcG9uc2USTAoLTGlzdEJhdGNoZXMSHS5ydW5jdGwudjEuTGlzdEJhdGNoZXNSZXF1ZXN0Gh4ucnVuY3RsLnYxLkxpc3RCYXRjaGVzUmVzcG9uc2USRgoJU3RvcEJhdGNoEhsucnVuY3RsLnYxLlN0b3BCYXRjaFJlcXVlc3QaHC5ydW5jdGwudjEuU3RvcEJhdGNoUmVzcG9uc2USTwoMQ2xlYXJCYXRjaGVzEh4ucnVuY3RsLnYxLkNsZWFyQmF0Y2hlc1JlcXVlc3QaHy5ydW5jdGwudjEuQ2xlYXJCYXRjaGVzUmVzcG9uc2USSwoKV2F0Y2hCYXRjaBIcLnJ1bmN0bC52MS5XYXRjaEJhdGNoUmVxdWVzdBodLnJ1bmN0bC52MS5XYXRjaEJhdGNoUmVzcG9uc2UwAUI4WjZnaXRodWIuY29tL3J1bmN0bC9ydW5jdGwvY2xpZW50cy9nby9ydW5jdGwvdjE7cnVuY3RsdjFiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_runctl_v1_batch_resource, file_runctl_v1_common, file_runctl_v1_event]);
+  fileDesc("ChVydW5jdGwvdjEvYmF0Y2gucHJvdG8SCXJ1bmN0bC52MSIhChBXb3JrZmxvd1BhdGhMaXN0Eg0KBXBhdGhzGAEgAygJIh0KDldvcmtmbG93SWRMaXN0EgsKA2lkcxgBIAMoCSK+AgoRU3RhcnRCYXRjaFJlcXVlc3QSFQoLZm9sZGVyX3BhdGgYASABKAlIABI1Cg53b3JrZmxvd19wYXRocxgCIAEoCzIbLnJ1bmN0bC52MS5Xb3JrZmxvd1BhdGhMaXN0SAASMQoMd29ya2Zsb3dfaWRzGAMgASgLMhkucnVuY3RsLnYxLldvcmtmbG93SWRMaXN0SAASLAoFaW5wdXQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgTiQQEBEhkKC2NvbmN1cnJlbmN5GAUgASgFQgTiQQEBEhgKCnJlcXVlc3RfaWQYBiABKAlCBOJBAQESGAoKdHJhY2VfbG9ncxgHIAEoCEIE4kEBARIhChNkaXNhYmxlX2JyZWFrcG9pbnRzGAggASgIQgTiQQEBQggKBnNvdXJjZSI1ChJTdGFydEJhdGNoUmVzcG9uc2USHwoFYmF0Y2gYASABKAsyEC5ydW5jdGwudjEuQmF0Y2giKQoPR2V0QmF0Y2hSZXF1ZXN0EhYKCGJhdGNoX2lkGAEgASgJQgTiQQECIjMKEEdldEJhdGNoUmVzcG9uc2USHwoFYmF0Y2gYASABKAsyEC5ydW5jdGwudjEuQmF0Y2gikAEKEkxpc3RCYXRjaGVzUmVxdWVzdBIsCgZzdGF0dXMYASABKA4yFi5ydW5jdGwudjEuQmF0Y2hTdGF0dXNCBOJBAQESFwoJcGFnZV9zaXplGAQgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YBSABKAlCBOJBAQFKBAgCEANKBAgDEARSBWxpbWl0UgZvZmZzZXQigAEKE0xpc3RCYXRjaGVzUmVzcG9uc2USIQoHYmF0Y2hlcxgBIAMoCzIQLnJ1bmN0bC52MS5CYXRjaBISCgp0b3RhbF9zaXplGAIgASgFEhcKD25leHRfcGFnZV90b2tlbhgFIAEoCUoECAMQBEoECAQQBVIFbGltaXRSBm9mZnNldCJAChBTdG9wQmF0Y2hSZXF1ZXN0EhYKCGJhdGNoX2lkGAEgASgJQgTiQQECEhQKBnJlYXNvbhgCIAEoCUIE4kEBASJyChFTdG9wQmF0Y2hSZXNwb25zZRIQCghiYXRjaF9pZBgBIAEoCRIXCg9ydW5uaW5nX3N0b3BwZWQYAyABKAUSGAoQcXVldWVkX2NhbmNlbGxlZBgEIAEoBUoECAIQA1ISc3RvcHBlZF9leGVjdXRpb25zIhUKE0NsZWFyQmF0Y2hlc1JlcXVlc3QiZgoUQ2xlYXJCYXRjaGVzUmVzcG9uc2USFwoPYmF0Y2hlc19kZWxldGVkGAEgASgFEhoKEmV4ZWN1dGlvbnNfZGVsZXRlZBgCIAEoBRIZChFza2lwcGVkX2JhdGNoX2lkcxgDIAMoCSLBAQoRV2F0Y2hCYXRjaFJlcXVlc3QSFgoIYmF0Y2hfaWQYASABKAlCBOJBAQISIQoOYWZ0ZXJfc2VxdWVuY2UYAiABKANCBOJBAQFIAIgBARIhChNpbmNsdWRlX25vZGVfZXZlbnRzGAMgASgIQgTiQQEBEjsKEmhlYXJ0YmVhdF9pbnRlcnZhbBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIE4kEBAUIRCg9fYWZ0ZXJfc2VxdWVuY2UiwAEKEldhdGNoQmF0Y2hSZXNwb25zZRIkCghzbmFwc2hvdBgBIAEoCzIQLnJ1bmN0bC52MS5CYXRjaEgAEiYKBmV2ZW50cxgCIAEoCzIULnJ1bmN0bC52MS5FdmVudExpc3RIABIpCgloZWFydGJlYXQYAyABKAsyFC5ydW5jdGwudjEuSGVhcnRiZWF0SAASDgoGY3Vyc29yGAQgASgDEhkKEWhpc3RvcnlfdHJ1bmNhdGVkGAUgASgIQgYKBGtpbmQy0gMKDEJhdGNoU2VydmljZRJJCgpTdGFydEJhdGNoEhwucnVuY3RsLnYxLlN0YXJ0QmF0Y2hSZXF1ZXN0Gh0ucnVuY3RsLnYxLlN0YXJ0QmF0Y2hSZXNwb25zZRJDCghHZXRCYXRjaBIaLnJ1bmN0bC52MS5HZXRCYXRjaFJlcXVlc3QaGy5ydW5jdGwudjEuR2V0QmF0Y2hSZXNwb25zZRJMCgtMaXN0QmF0Y2hlcxIdLnJ1bmN0bC52MS5MaXN0QmF0Y2hlc1JlcXVlc3QaHi5ydW5jdGwudjEuTGlzdEJhdGNoZXNSZXNwb25zZRJGCglTdG9wQmF0Y2gSGy5ydW5jdGwudjEuU3RvcEJhdGNoUmVxdWVzdBocLnJ1bmN0bC52MS5TdG9wQmF0Y2hSZXNwb25zZRJPCgxDbGVhckJhdGNoZXMSHi5ydW5jdGwudjEuQ2xlYXJCYXRjaGVzUmVxdWVzdBofLnJ1bmN0bC52MS5DbGVhckJhdGNoZXNSZXNwb25zZRJLCgpXYXRjaEJhdGNoEhwucnVuY3RsLnYxLldhdGNoQmF0Y2hSZXF1ZXN0Gh0ucnVuY3RsLnYxLldhdGNoQmF0Y2hSZXNwb25zZTABQjhaNmdpdGh1Yi5jb20vcnVuY3RsL3J1bmN0bC9jbGllbnRzL2dvL3J1bmN0bC92MTtydW5jdGx2MWIGcHJvdG8z", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_runctl_v1_batch_resource, file_runctl_v1_common, file_runctl_v1_event]);
 
 /**
  * A list of workflow file paths (a oneof member cannot be repeated).
@@ -209,9 +209,7 @@ export const GetBatchResponseSchema: GenMessage<GetBatchResponse> = /*@__PURE__*
   messageDesc(file_runctl_v1_batch, 5);
 
 /**
- * Request of BatchService.ListBatches. Use `limit`/`offset` (seed 001) or
- * `page_size`/`page_token` (AIP-158), not both. With neither, the first 20 batches are returned
- * and `next_page_token` is set as for `page_size` 20.
+ * Request of BatchService.ListBatches.
  *
  * @generated from message runctl.v1.ListBatchesRequest
  */
@@ -224,29 +222,15 @@ export type ListBatchesRequest = Message<"runctl.v1.ListBatchesRequest"> & {
   status: BatchStatus;
 
   /**
-   * Offset paging: maximum batches to return; 0 = 20, clamped to 100, negative is
-   * INVALID_ARGUMENT.
-   *
-   * @generated from field: int32 limit = 2;
-   */
-  limit: number;
-
-  /**
-   * Offset paging: number of matching batches to skip; negative is INVALID_ARGUMENT.
-   *
-   * @generated from field: int32 offset = 3;
-   */
-  offset: number;
-
-  /**
-   * Token paging: page size; 0 = 20, clamped to 100, negative is INVALID_ARGUMENT.
+   * Page size: 0 = 20, clamped to 100, negative is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 4;
    */
   pageSize: number;
 
   /**
-   * Token paging: `next_page_token` of the previous page; empty for the first page.
+   * `next_page_token` of the previous page; empty for the first page. INVALID_ARGUMENT when it
+   * was handed out for another `status`.
    *
    * @generated from field: string page_token = 5;
    */
@@ -276,26 +260,12 @@ export type ListBatchesResponse = Message<"runctl.v1.ListBatchesResponse"> & {
   /**
    * Number of batches matching the status filter, over all pages.
    *
-   * @generated from field: int32 total = 2;
+   * @generated from field: int32 total_size = 2;
    */
-  total: number;
+  totalSize: number;
 
   /**
-   * The limit applied (after defaulting and clamping), for both paging styles.
-   *
-   * @generated from field: int32 limit = 3;
-   */
-  limit: number;
-
-  /**
-   * The offset of the first batch returned, for both paging styles.
-   *
-   * @generated from field: int32 offset = 4;
-   */
-  offset: number;
-
-  /**
-   * Token for the next page; empty on the last page. Set for both paging styles.
+   * Token for the next page; empty on the last page.
    *
    * @generated from field: string next_page_token = 5;
    */
@@ -349,13 +319,6 @@ export type StopBatchResponse = Message<"runctl.v1.StopBatchResponse"> & {
    * @generated from field: string batch_id = 1;
    */
   batchId: string;
-
-  /**
-   * Runs stopped or cancelled: `running_stopped + queued_cancelled`.
-   *
-   * @generated from field: int32 stopped_executions = 2;
-   */
-  stoppedExecutions: number;
 
   /**
    * RUNNING or PAUSED runs that were stopped.
@@ -575,10 +538,9 @@ export const BatchService: GenService<{
     output: typeof GetBatchResponseSchema;
   },
   /**
-   * Lists batches, newest first, without their runs (seed 001 batch history), paged either by
-   * `limit`/`offset` or by `page_size`/`page_token` (not both: INVALID_ARGUMENT,
-   * PAGE_TOKEN_INVALID). INVALID_ARGUMENT (FIELD_INVALID) for a negative number or an unknown
-   * status.
+   * Lists batches, newest first, without their runs (seed 001 batch history), in pages.
+   * INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
+   * INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a token not handed out for these filters.
    *
    * @generated from rpc runctl.v1.BatchService.ListBatches
    */

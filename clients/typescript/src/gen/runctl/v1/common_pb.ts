@@ -213,14 +213,14 @@ export enum PauseReason {
 
   /**
    * Stopped before a node that has `breakpoint: true`, or at a `breakpoint` node. Resumed by
-   * ContinueExecution or ControlPause. Breakpoints are ignored while `breakpoints_disabled`.
+   * ControlPause. Breakpoints are ignored while `breakpoints_disabled`.
    *
    * @generated from enum value: PAUSE_REASON_BREAKPOINT = 1;
    */
   BREAKPOINT = 1,
 
   /**
-   * A `wait` node waits for data from ResumeNode, ResumePausePoint or ContinueExecution
+   * A `wait` node waits for data from ResumeNode, ResumePausePoint or ControlPause
    * (seed 001 "wait-pause").
    *
    * @generated from enum value: PAUSE_REASON_WAIT = 2;

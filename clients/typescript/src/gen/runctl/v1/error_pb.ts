@@ -194,7 +194,7 @@ export enum ErrorReason {
 
   /**
    * FAILED_PRECONDITION: the execution is not paused at a breakpoint, wait or approval, so there
-   * is nothing to continue (ContinueExecution, ControlPause).
+   * is nothing to continue (ControlPause).
    *
    * @generated from enum value: ERROR_REASON_EXECUTION_NOT_PAUSED = 20;
    */

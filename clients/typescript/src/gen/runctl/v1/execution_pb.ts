@@ -21,7 +21,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file runctl/v1/execution.proto.
  */
 export const file_runctl_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("ChlydW5jdGwvdjEvZXhlY3V0aW9uLnByb3RvEglydW5jdGwudjEizQgKCUV4ZWN1dGlvbhIQCgJpZBgBIAEoCUIE4kEBAxIZCgt3b3JrZmxvd19pZBgCIAEoCUIE4kEBAxIeChB3b3JrZmxvd192ZXJzaW9uGAMgASgFQgTiQQEDEhsKDXdvcmtmbG93X25hbWUYBCABKAlCBOJBAQMSGwoNd29ya2Zsb3dfcGF0aBgFIAEoCUIE4kEBAxIwCgZzdGF0dXMYBiABKA4yGi5ydW5jdGwudjEuRXhlY3V0aW9uU3RhdHVzQgTiQQEDEiwKBWlucHV0GAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBAxIrCgRkYXRhGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBAxIsCgZvdXRwdXQYCSABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVCBOJBAQMSKQoFbm9kZXMYCiADKAsyFC5ydW5jdGwudjEuTm9kZVN0YXRlQgTiQQEDEikKBWVkZ2VzGAsgAygLMhQucnVuY3RsLnYxLkVkZ2VTdGF0ZUIE4kEBAxI2Cgtub2RlX2NvdW50cxgMIAEoCzIbLnJ1bmN0bC52MS5Ob2RlU3RhdHVzQ291bnRzQgTiQQEDEh0KD2N1cnJlbnRfbm9kZV9pZBgNIAEoCUIE4kEBAxIcCg5wYXVzZWRfbm9kZV9pZBgOIAEoCUIE4kEBAxIyCgxwYXVzZV9yZWFzb24YDyABKA4yFi5ydW5jdGwudjEuUGF1c2VSZWFzb25CBOJBAQMSMQoMcGF1c2VfcG9pbnRzGBAgAygLMhUucnVuY3RsLnYxLlBhdXNlUG9pbnRCBOJBAQMSGAoKdHJhY2VfbG9ncxgRIAEoCEIE4kEBAxIiChRicmVha3BvaW50c19kaXNhYmxlZBgSIAEoCEIE4kEBAxIuCgVlcnJvchgTIAEoCzIZLnJ1bmN0bC52MS5FeGVjdXRpb25FcnJvckIE4kEBAxIWCghiYXRjaF9pZBgUIAEoCUIE4kEBAxIYCgpyZXF1ZXN0X2lkGBUgASgJQgTiQQEDEjcKCmRlZmluaXRpb24YFiABKAsyHS5ydW5jdGwudjEuV29ya2Zsb3dEZWZpbml0aW9uQgTiQQEDEjUKC2NyZWF0ZV90aW1lGBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI0CgpzdGFydF90aW1lGBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIyCghlbmRfdGltZRgZIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLdXBkYXRlX3RpbWUYGiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhsKDWxhc3Rfc2VxdWVuY2UYGyABKANCBOJBAQMiqQEKEE5vZGVTdGF0dXNDb3VudHMSDQoFdG90YWwYASABKAUSDAoEaWRsZRgCIAEoBRIRCglzY2hlZHVsZWQYAyABKAUSDwoHcnVubmluZxgEIAEoBRIPCgd3YWl0aW5nGAUgASgFEhEKCWNvbXBsZXRlZBgGIAEoBRIOCgZmYWlsZWQYByABKAUSDwoHc3RvcHBlZBgIIAEoBRIPCgdza2lwcGVkGAkgASgFIogFCglOb2RlU3RhdGUSDwoHbm9kZV9pZBgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBG5hbWUYAyABKAkSJQoGc3RhdHVzGAQgASgOMhUucnVuY3RsLnYxLk5vZGVTdGF0dXMSEAoIYXR0ZW1wdHMYBSABKAUSJgoGb3V0cHV0GAYgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEiMKBWVycm9yGAcgASgLMhQucnVuY3RsLnYxLk5vZGVFcnJvchIwCgxzY2hlZHVsZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RvcHBlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZmFpbGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpza2lwcGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBXN0YWNrGA8gAygLMhcucnVuY3RsLnYxLkZvckVhY2hGcmFtZRIhCgRsb2dzGBAgAygLMhMucnVuY3RsLnYxLlRyYWNlTG9nEhIKCmNvbnRleHRfaWQYESABKAkSEQoJd29ya2VyX2lkGBIgASgJIoQBCglFZGdlU3RhdGUSFAoMZnJvbV9ub2RlX2lkGAEgASgJEhIKCnRvX25vZGVfaWQYAiABKAkSJQoGc3RhdHVzGAMgASgOMhUucnVuY3RsLnYxLkVkZ2VTdGF0dXMSJgoFc3RhY2sYBCADKAsyFy5ydW5jdGwudjEuRm9yRWFjaEZyYW1lIpMBCghUcmFjZUxvZxIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIiCgVsZXZlbBgCIAEoDjITLnJ1bmN0bC52MS5Mb2dMZXZlbBIPCgdtZXNzYWdlGAMgASgJEigKB2RldGFpbHMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IrECChBFeGVjdXRpb25TdW1tYXJ5EhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRIqCgZzdGF0dXMYAyABKA4yGi5ydW5jdGwudjEuRXhlY3V0aW9uU3RhdHVzEhcKD2N1cnJlbnRfbm9kZV9pZBgEIAEoCRINCgVlcnJvchgFIAEoCRIWCg5wYXVzZWRfbm9kZV9pZBgGIAEoCRIsCgxwYXVzZV9yZWFzb24YByABKA4yFi5ydW5jdGwudjEuUGF1c2VSZWFzb24SEAoIYmF0Y2hfaWQYCCABKAkSFQoNd29ya2Zsb3dfbmFtZRgJIAEoCRIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqwIKFVN0YXJ0RXhlY3V0aW9uUmVxdWVzdBIVCgt3b3JrZmxvd19pZBgBIAEoCUgAEjMKCmRlZmluaXRpb24YAiABKAsyHS5ydW5jdGwudjEuV29ya2Zsb3dEZWZpbml0aW9uSAASFwoNd29ya2Zsb3dfcGF0aBgDIAEoCUgAEiwKBWlucHV0GAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBARIYCgpyZXF1ZXN0X2lkGAUgASgJQgTiQQEBEhgKCnRyYWNlX2xvZ3MYBiABKAhCBOJBAQESIQoTZGlzYWJsZV9icmVha3BvaW50cxgHIAEoCEIE4kEBARIeChB3b3JrZmxvd192ZXJzaW9uGAggASgFQgTiQQEBQggKBnNvdXJjZSJBChZTdGFydEV4ZWN1dGlvblJlc3BvbnNlEicKCWV4ZWN1dGlvbhgBIAEoCzIULnJ1bmN0bC52MS5FeGVjdXRpb24iXwoTR2V0RXhlY3V0aW9uUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISLAoEdmlldxgCIAEoDjIYLnJ1bmN0bC52MS5FeGVjdXRpb25WaWV3QgTiQQEBIj8KFEdldEV4ZWN1dGlvblJlc3BvbnNlEicKCWV4ZWN1dGlvbhgBIAEoCzIULnJ1bmN0bC52MS5FeGVjdXRpb24iNwoZR2V0RXhlY3V0aW9uU3RhdHVzUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQEiSgoaR2V0RXhlY3V0aW9uU3RhdHVzUmVzcG9uc2USLAoHc3VtbWFyeRgBIAEoCzIbLnJ1bmN0bC52MS5FeGVjdXRpb25TdW1tYXJ5It8BChVMaXN0RXhlY3V0aW9uc1JlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQESGQoLd29ya2Zsb3dfaWQYAyABKAlCBOJBAQESFgoIYmF0Y2hfaWQYBCABKAlCBOJBAQESMgoIc3RhdHVzZXMYBSADKA4yGi5ydW5jdGwudjEuRXhlY3V0aW9uU3RhdHVzQgTiQQEBEiwKBHZpZXcYBiABKA4yGC5ydW5jdGwudjEuRXhlY3V0aW9uVmlld0IE4kEBASJvChZMaXN0RXhlY3V0aW9uc1Jlc3BvbnNlEigKCmV4ZWN1dGlvbnMYASADKAsyFC5ydW5jdGwudjEuRXhlY3V0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgFIoMBChtMaXN0QWN0aXZlRXhlY3V0aW9uc1JlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQESGQoLd29ya2Zsb3dfaWQYAyABKAlCBOJBAQESFgoIYmF0Y2hfaWQYBCABKAlCBOJBAQEifgocTGlzdEFjdGl2ZUV4ZWN1dGlvbnNSZXNwb25zZRIvCgpleGVjdXRpb25zGAEgAygLMhsucnVuY3RsLnYxLkV4ZWN1dGlvblN1bW1hcnkSFAoMdG90YWxfYWN0aXZlGAIgASgFEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSJIChRTdG9wRXhlY3V0aW9uUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQESFAoGcmVhc29uGAIgASgJQgTiQQEBImcKFVN0b3BFeGVjdXRpb25SZXNwb25zZRIUCgxleGVjdXRpb25faWQYASABKAkSEwoLd2FzX3J1bm5pbmcYAiABKAgSEgoKd2FzX3F1ZXVlZBgDIAEoCBIPCgdtZXNzYWdlGAQgASgJIjAKGFN0b3BBbGxFeGVjdXRpb25zUmVxdWVzdBIUCgZyZWFzb24YASABKAlCBOJBAQEijwEKGVN0b3BBbGxFeGVjdXRpb25zUmVzcG9uc2USFQoNdG90YWxfYmF0Y2hlcxgBIAEoBRIVCg10b3RhbF9zdG9wcGVkGAIgASgFEhcKD3J1bm5pbmdfc3RvcHBlZBgDIAEoBRIYChBxdWV1ZWRfY2FuY2VsbGVkGAQgASgFEhEKCWJhdGNoX2lkcxgFIAMoCSI2ChhDb250aW51ZUV4ZWN1dGlvblJlcXVlc3QSGgoMZXhlY3V0aW9uX2lkGAEgASgJQgTiQQEBIkQKGUNvbnRpbnVlRXhlY3V0aW9uUmVzcG9uc2USJwoJZXhlY3V0aW9uGAEgASgLMhQucnVuY3RsLnYxLkV4ZWN1dGlvbiJfChNDb250cm9sUGF1c2VSZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBARIsCgZhY3Rpb24YAiABKA4yFi5ydW5jdGwudjEuUGF1c2VBY3Rpb25CBOJBAQIiPwoUQ29udHJvbFBhdXNlUmVzcG9uc2USJwoJZXhlY3V0aW9uGAEgASgLMhQucnVuY3RsLnYxLkV4ZWN1dGlvbiJIChNTZXRUcmFjZUxvZ3NSZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBARIVCgdlbmFibGVkGAIgASgIQgTiQQECIj0KFFNldFRyYWNlTG9nc1Jlc3BvbnNlEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIPCgdlbmFibGVkGAIgASgIIkkKFVBhdXNlRXhlY3V0aW9uUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISFAoGcmVhc29uGAIgASgJQgTiQQEBIkEKFlBhdXNlRXhlY3V0aW9uUmVzcG9uc2USJwoJZXhlY3V0aW9uGAEgASgLMhQucnVuY3RsLnYxLkV4ZWN1dGlvbiI0ChZSZXN1bWVFeGVjdXRpb25SZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBAiJCChdSZXN1bWVFeGVjdXRpb25SZXNwb25zZRInCglleGVjdXRpb24YASABKAsyFC5ydW5jdGwudjEuRXhlY3V0aW9uIsgBChdSZXN1bWVQYXVzZVBvaW50UmVxdWVzdBIYCgpjb250ZXh0X2lkGAEgASgJQgTiQQECEi0KBnZhbHVlcxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBOJBAQESGQoLd29ya2Zsb3dfaWQYAyABKAlCBOJBAQESGgoMZXhlY3V0aW9uX2lkGAQgASgJQgTiQQEBEhgKCnJlcXVlc3RfaWQYBSABKAlCBOJBAQESEwoFYWN0b3IYBiABKAlCBOJBAQEifwoYUmVzdW1lUGF1c2VQb2ludFJlc3BvbnNlEicKBmFjdGlvbhgBIAEoDjIXLnJ1bmN0bC52MS5SZXN1bWVBY3Rpb24SDgoGcmVhc29uGAIgASgJEioKC3BhdXNlX3BvaW50GAMgASgLMhUucnVuY3RsLnYxLlBhdXNlUG9pbnQi3gEKEVJlc3VtZU5vZGVSZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBAhIVCgdub2RlX2lkGAIgASgJQgTiQQECEhQKBnNlY3JldBgDIAEoCUIE4kEBAhIrCgRkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBARI5ChBmb3JfZWFjaF9jb250ZXh0GAUgASgLMhkucnVuY3RsLnYxLkZvckVhY2hDb250ZXh0QgTiQQEBEhgKCnJlcXVlc3RfaWQYBiABKAlCBOJBAQEiTQoSUmVzdW1lTm9kZVJlc3BvbnNlEicKBmFjdGlvbhgBIAEoDjIXLnJ1bmN0bC52MS5SZXN1bWVBY3Rpb24SDgoGcmVhc29uGAIgASgJIokBChpHZXRFeGVjdXRpb25IaXN0b3J5UmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISHAoOYWZ0ZXJfc2VxdWVuY2UYAiABKANCBOJBAQESFwoJcGFnZV9zaXplGAMgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YBCABKAlCBOJBAQEiWAobR2V0RXhlY3V0aW9uSGlzdG9yeVJlc3BvbnNlEiAKBmV2ZW50cxgBIAMoCzIQLnJ1bmN0bC52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki1AEKFVdhdGNoRXhlY3V0aW9uUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISIQoOYWZ0ZXJfc2VxdWVuY2UYAiABKANCBOJBAQFIAIgBARIsCgR2aWV3GAMgASgOMhgucnVuY3RsLnYxLkV4ZWN1dGlvblZpZXdCBOJBAQESOwoSaGVhcnRiZWF0X2ludGVydmFsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgTiQQEBQhEKD19hZnRlcl9zZXF1ZW5jZSLIAQoWV2F0Y2hFeGVjdXRpb25SZXNwb25zZRIoCghzbmFwc2hvdBgBIAEoCzIULnJ1bmN0bC52MS5FeGVjdXRpb25IABImCgZldmVudHMYAiABKAsyFC5ydW5jdGwudjEuRXZlbnRMaXN0SAASKQoJaGVhcnRiZWF0GAMgASgLMhQucnVuY3RsLnYxLkhlYXJ0YmVhdEgAEg4KBmN1cnNvchgEIAEoAxIZChFoaXN0b3J5X3RydW5jYXRlZBgFIAEoCEIGCgRraW5kKnQKCkVkZ2VTdGF0dXMSGwoXRURHRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNFREdFX1NUQVRVU19QRU5ESU5HEAESFQoRRURHRV9TVEFUVVNfVEFLRU4QAhIZChVFREdFX1NUQVRVU19OT1RfVEFLRU4QAypiCg1FeGVjdXRpb25WaWV3Eh4KGkVYRUNVVElPTl9WSUVXX1VOU1BFQ0lGSUVEEAASGAoURVhFQ1VUSU9OX1ZJRVdfQkFTSUMQARIXChNFWEVDVVRJT05fVklFV19GVUxMEAIqogEKC1BhdXNlQWN0aW9uEhwKGFBBVVNFX0FDVElPTl9VTlNQRUNJRklFRBAAEhkKFVBBVVNFX0FDVElPTl9DT05USU5VRRABEhUKEVBBVVNFX0FDVElPTl9TVE9QEAISFQoRUEFVU0VfQUNUSU9OX1NLSVAQAxIsCihQQVVTRV9BQ1RJT05fQ09OVElOVUVfV0lUSE9VVF9CUkVBS1BPSU5UEAQqYwoMUmVzdW1lQWN0aW9uEh0KGVJFU1VNRV9BQ1RJT05fVU5TUEVDSUZJRUQQABIZChVSRVNVTUVfQUNUSU9OX1JFU1VNRUQQARIZChVSRVNVTUVfQUNUSU9OX1NLSVBQRUQQAjKrCwoQRXhlY3V0aW9uU2VydmljZRJVCg5TdGFydEV4ZWN1dGlvbhIgLnJ1bmN0bC52MS5TdGFydEV4ZWN1dGlvblJlcXVlc3QaIS5ydW5jdGwudjEuU3RhcnRFeGVjdXRpb25SZXNwb25zZRJPCgxHZXRFeGVjdXRpb24SHi5ydW5jdGwudjEuR2V0RXhlY3V0aW9uUmVxdWVzdBofLnJ1bmN0bC52MS5HZXRFeGVjdXRpb25SZXNwb25zZRJhChJHZXRFeGVjdXRpb25TdGF0dXMSJC5ydW5jdGwudjEuR2V0RXhlY3V0aW9uU3RhdHVzUmVxdWVzdBolLnJ1bmN0bC52MS5HZXRFeGVjdXRpb25TdGF0dXNSZXNwb25zZRJVCg5MaXN0RXhlY3V0aW9ucxIgLnJ1bmN0bC52MS5MaXN0RXhlY3V0aW9uc1JlcXVlc3QaIS5ydW5jdGwudjEuTGlzdEV4ZWN1dGlvbnNSZXNwb25zZRJnChRMaXN0QWN0aXZlRXhlY3V0aW9ucxImLnJ1bmN0bC52MS5MaXN0QWN0aXZlRXhlY3V0aW9uc1JlcXVlc3QaJy5ydW5jdGwudjEuTGlzdEFjdGl2ZUV4ZWN1dGlvbnNSZXNwb25zZRJSCg1TdG9wRXhlY3V0aW9uEh8ucnVuY3RsLnYxLlN0b3BFeGVjdXRpb25SZXF1ZXN0GiAucnVuY3RsLnYxLlN0b3BFeGVjdXRpb25SZXNwb25zZRJeChFTdG9wQWxsRXhlY3V0aW9ucxIjLnJ1bmN0bC52MS5TdG9wQWxsRXhlY3V0aW9uc1JlcXVlc3QaJC5ydW5jdGwudjEuU3RvcEFsbEV4ZWN1dGlvbnNSZXNwb25zZRJeChFDb250aW51ZUV4ZWN1dGlvbhIjLnJ1bmN0bC52MS5Db250aW51ZUV4ZWN1dGlvblJlcXVlc3QaJC5ydW5jdGwudjEuQ29udGludWVFeGVjdXRpb25SZXNwb25zZRJPCgxDb250cm9sUGF1c2USHi5ydW5jdGwudjEuQ29udHJvbFBhdXNlUmVxdWVzdBofLnJ1bmN0bC52MS5Db250cm9sUGF1c2VSZXNwb25zZRJPCgxTZXRUcmFjZUxvZ3MSHi5ydW5jdGwudjEuU2V0VHJhY2VMb2dzUmVxdWVzdBofLnJ1bmN0bC52MS5TZXRUcmFjZUxvZ3NSZXNwb25zZRJVCg5QYXVzZUV4ZWN1dGlvbhIgLnJ1bmN0bC52MS5QYXVzZUV4ZWN1dGlvblJlcXVlc3QaIS5ydW5jdGwudjEuUGF1c2VFeGVjdXRpb25SZXNwb25zZRJYCg9SZXN1bWVFeGVjdXRpb24SIS5ydW5jdGwudjEuUmVzdW1lRXhlY3V0aW9uUmVxdWVzdBoiLnJ1bmN0bC52MS5SZXN1bWVFeGVjdXRpb25SZXNwb25zZRJbChBSZXN1bWVQYXVzZVBvaW50EiIucnVuY3RsLnYxLlJlc3VtZVBhdXNlUG9pbnRSZXF1ZXN0GiMucnVuY3RsLnYxLlJlc3VtZVBhdXNlUG9pbnRSZXNwb25zZRJJCgpSZXN1bWVOb2RlEhwucnVuY3RsLnYxLlJlc3VtZU5vZGVSZXF1ZXN0Gh0ucnVuY3RsLnYxLlJlc3VtZU5vZGVSZXNwb25zZRJkChNHZXRFeGVjdXRpb25IaXN0b3J5EiUucnVuY3RsLnYxLkdldEV4ZWN1dGlvbkhpc3RvcnlSZXF1ZXN0GiYucnVuY3RsLnYxLkdldEV4ZWN1dGlvbkhpc3RvcnlSZXNwb25zZRJXCg5XYXRjaEV4ZWN1dGlvbhIgLnJ1bmN0bC52MS5XYXRjaEV4ZWN1dGlvblJlcXVlc3QaIS5ydW5jdGwudjEuV2F0Y2hFeGVjdXRpb25SZXNwb25zZTABQjhaNmdpdGh1Yi5jb20vcnVuY3RsL3J1bmN0bC9jbGllbnRzL2dvL3J1bmN0bC92MTtydW5jdGx2MWIGcHJvdG8z", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_runctl_v1_common, file_runctl_v1_event, file_runctl_v1_pause_point, file_runctl_v1_workflow]);
+  fileDesc("ChlydW5jdGwvdjEvZXhlY3V0aW9uLnByb3RvEglydW5jdGwudjEizQgKCUV4ZWN1dGlvbhIQCgJpZBgBIAEoCUIE4kEBAxIZCgt3b3JrZmxvd19pZBgCIAEoCUIE4kEBAxIeChB3b3JrZmxvd192ZXJzaW9uGAMgASgFQgTiQQEDEhsKDXdvcmtmbG93X25hbWUYBCABKAlCBOJBAQMSGwoNd29ya2Zsb3dfcGF0aBgFIAEoCUIE4kEBAxIwCgZzdGF0dXMYBiABKA4yGi5ydW5jdGwudjEuRXhlY3V0aW9uU3RhdHVzQgTiQQEDEiwKBWlucHV0GAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBAxIrCgRkYXRhGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBAxIsCgZvdXRwdXQYCSABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVCBOJBAQMSKQoFbm9kZXMYCiADKAsyFC5ydW5jdGwudjEuTm9kZVN0YXRlQgTiQQEDEikKBWVkZ2VzGAsgAygLMhQucnVuY3RsLnYxLkVkZ2VTdGF0ZUIE4kEBAxI2Cgtub2RlX2NvdW50cxgMIAEoCzIbLnJ1bmN0bC52MS5Ob2RlU3RhdHVzQ291bnRzQgTiQQEDEh0KD2N1cnJlbnRfbm9kZV9pZBgNIAEoCUIE4kEBAxIcCg5wYXVzZWRfbm9kZV9pZBgOIAEoCUIE4kEBAxIyCgxwYXVzZV9yZWFzb24YDyABKA4yFi5ydW5jdGwudjEuUGF1c2VSZWFzb25CBOJBAQMSMQoMcGF1c2VfcG9pbnRzGBAgAygLMhUucnVuY3RsLnYxLlBhdXNlUG9pbnRCBOJBAQMSGAoKdHJhY2VfbG9ncxgRIAEoCEIE4kEBAxIiChRicmVha3BvaW50c19kaXNhYmxlZBgSIAEoCEIE4kEBAxIuCgVlcnJvchgTIAEoCzIZLnJ1bmN0bC52MS5FeGVjdXRpb25FcnJvckIE4kEBAxIWCghiYXRjaF9pZBgUIAEoCUIE4kEBAxIYCgpyZXF1ZXN0X2lkGBUgASgJQgTiQQEDEjcKCmRlZmluaXRpb24YFiABKAsyHS5ydW5jdGwudjEuV29ya2Zsb3dEZWZpbml0aW9uQgTiQQEDEjUKC2NyZWF0ZV90aW1lGBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI0CgpzdGFydF90aW1lGBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIyCghlbmRfdGltZRgZIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLdXBkYXRlX3RpbWUYGiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhsKDWxhc3Rfc2VxdWVuY2UYGyABKANCBOJBAQMiqQEKEE5vZGVTdGF0dXNDb3VudHMSDQoFdG90YWwYASABKAUSDAoEaWRsZRgCIAEoBRIRCglzY2hlZHVsZWQYAyABKAUSDwoHcnVubmluZxgEIAEoBRIPCgd3YWl0aW5nGAUgASgFEhEKCWNvbXBsZXRlZBgGIAEoBRIOCgZmYWlsZWQYByABKAUSDwoHc3RvcHBlZBgIIAEoBRIPCgdza2lwcGVkGAkgASgFIogFCglOb2RlU3RhdGUSDwoHbm9kZV9pZBgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBG5hbWUYAyABKAkSJQoGc3RhdHVzGAQgASgOMhUucnVuY3RsLnYxLk5vZGVTdGF0dXMSEAoIYXR0ZW1wdHMYBSABKAUSJgoGb3V0cHV0GAYgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEiMKBWVycm9yGAcgASgLMhQucnVuY3RsLnYxLk5vZGVFcnJvchIwCgxzY2hlZHVsZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RvcHBlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZmFpbGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpza2lwcGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBXN0YWNrGA8gAygLMhcucnVuY3RsLnYxLkZvckVhY2hGcmFtZRIhCgRsb2dzGBAgAygLMhMucnVuY3RsLnYxLlRyYWNlTG9nEhIKCmNvbnRleHRfaWQYESABKAkSEQoJd29ya2VyX2lkGBIgASgJIoQBCglFZGdlU3RhdGUSFAoMZnJvbV9ub2RlX2lkGAEgASgJEhIKCnRvX25vZGVfaWQYAiABKAkSJQoGc3RhdHVzGAMgASgOMhUucnVuY3RsLnYxLkVkZ2VTdGF0dXMSJgoFc3RhY2sYBCADKAsyFy5ydW5jdGwudjEuRm9yRWFjaEZyYW1lIpMBCghUcmFjZUxvZxIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIiCgVsZXZlbBgCIAEoDjITLnJ1bmN0bC52MS5Mb2dMZXZlbBIPCgdtZXNzYWdlGAMgASgJEigKB2RldGFpbHMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IqsCChVTdGFydEV4ZWN1dGlvblJlcXVlc3QSFQoLd29ya2Zsb3dfaWQYASABKAlIABIzCgpkZWZpbml0aW9uGAIgASgLMh0ucnVuY3RsLnYxLldvcmtmbG93RGVmaW5pdGlvbkgAEhcKDXdvcmtmbG93X3BhdGgYAyABKAlIABIsCgVpbnB1dBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBOJBAQESGAoKcmVxdWVzdF9pZBgFIAEoCUIE4kEBARIYCgp0cmFjZV9sb2dzGAYgASgIQgTiQQEBEiEKE2Rpc2FibGVfYnJlYWtwb2ludHMYByABKAhCBOJBAQESHgoQd29ya2Zsb3dfdmVyc2lvbhgIIAEoBUIE4kEBAUIICgZzb3VyY2UiQQoWU3RhcnRFeGVjdXRpb25SZXNwb25zZRInCglleGVjdXRpb24YASABKAsyFC5ydW5jdGwudjEuRXhlY3V0aW9uIl8KE0dldEV4ZWN1dGlvblJlcXVlc3QSGgoMZXhlY3V0aW9uX2lkGAEgASgJQgTiQQECEiwKBHZpZXcYAiABKA4yGC5ydW5jdGwudjEuRXhlY3V0aW9uVmlld0IE4kEBASI/ChRHZXRFeGVjdXRpb25SZXNwb25zZRInCglleGVjdXRpb24YASABKAsyFC5ydW5jdGwudjEuRXhlY3V0aW9uIt8BChVMaXN0RXhlY3V0aW9uc1JlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQESGQoLd29ya2Zsb3dfaWQYAyABKAlCBOJBAQESFgoIYmF0Y2hfaWQYBCABKAlCBOJBAQESMgoIc3RhdHVzZXMYBSADKA4yGi5ydW5jdGwudjEuRXhlY3V0aW9uU3RhdHVzQgTiQQEBEiwKBHZpZXcYBiABKA4yGC5ydW5jdGwudjEuRXhlY3V0aW9uVmlld0IE4kEBASJvChZMaXN0RXhlY3V0aW9uc1Jlc3BvbnNlEigKCmV4ZWN1dGlvbnMYASADKAsyFC5ydW5jdGwudjEuRXhlY3V0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgFIkgKFFN0b3BFeGVjdXRpb25SZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBAhIUCgZyZWFzb24YAiABKAlCBOJBAQEiZQoVU3RvcEV4ZWN1dGlvblJlc3BvbnNlEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRITCgt3YXNfcnVubmluZxgCIAEoCBISCgp3YXNfcXVldWVkGAMgASgISgQIBBAFUgdtZXNzYWdlIjAKGFN0b3BBbGxFeGVjdXRpb25zUmVxdWVzdBIUCgZyZWFzb24YASABKAlCBOJBAQEiiwEKGVN0b3BBbGxFeGVjdXRpb25zUmVzcG9uc2USFwoPcnVubmluZ19zdG9wcGVkGAMgASgFEhgKEHF1ZXVlZF9jYW5jZWxsZWQYBCABKAUSEQoJYmF0Y2hfaWRzGAUgAygJSgQIARACSgQIAhADUg10b3RhbF9iYXRjaGVzUg10b3RhbF9zdG9wcGVkIl8KE0NvbnRyb2xQYXVzZVJlcXVlc3QSGgoMZXhlY3V0aW9uX2lkGAEgASgJQgTiQQECEiwKBmFjdGlvbhgCIAEoDjIWLnJ1bmN0bC52MS5QYXVzZUFjdGlvbkIE4kEBAiI/ChRDb250cm9sUGF1c2VSZXNwb25zZRInCglleGVjdXRpb24YASABKAsyFC5ydW5jdGwudjEuRXhlY3V0aW9uIkgKE1NldFRyYWNlTG9nc1JlcXVlc3QSGgoMZXhlY3V0aW9uX2lkGAEgASgJQgTiQQECEhUKB2VuYWJsZWQYAiABKAhCBOJBAQIiPQoUU2V0VHJhY2VMb2dzUmVzcG9uc2USFAoMZXhlY3V0aW9uX2lkGAEgASgJEg8KB2VuYWJsZWQYAiABKAgiSQoVUGF1c2VFeGVjdXRpb25SZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBAhIUCgZyZWFzb24YAiABKAlCBOJBAQEiQQoWUGF1c2VFeGVjdXRpb25SZXNwb25zZRInCglleGVjdXRpb24YASABKAsyFC5ydW5jdGwudjEuRXhlY3V0aW9uIjQKFlJlc3VtZUV4ZWN1dGlvblJlcXVlc3QSGgoMZXhlY3V0aW9uX2lkGAEgASgJQgTiQQECIkIKF1Jlc3VtZUV4ZWN1dGlvblJlc3BvbnNlEicKCWV4ZWN1dGlvbhgBIAEoCzIULnJ1bmN0bC52MS5FeGVjdXRpb24iyAEKF1Jlc3VtZVBhdXNlUG9pbnRSZXF1ZXN0EhgKCmNvbnRleHRfaWQYASABKAlCBOJBAQISLQoGdmFsdWVzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBARIZCgt3b3JrZmxvd19pZBgDIAEoCUIE4kEBARIaCgxleGVjdXRpb25faWQYBCABKAlCBOJBAQESGAoKcmVxdWVzdF9pZBgFIAEoCUIE4kEBARITCgVhY3RvchgGIAEoCUIE4kEBASJ/ChhSZXN1bWVQYXVzZVBvaW50UmVzcG9uc2USJwoGYWN0aW9uGAEgASgOMhcucnVuY3RsLnYxLlJlc3VtZUFjdGlvbhIOCgZyZWFzb24YAiABKAkSKgoLcGF1c2VfcG9pbnQYAyABKAsyFS5ydW5jdGwudjEuUGF1c2VQb2ludCLeAQoRUmVzdW1lTm9kZVJlcXVlc3QSGgoMZXhlY3V0aW9uX2lkGAEgASgJQgTiQQECEhUKB25vZGVfaWQYAiABKAlCBOJBAQISFAoGc2VjcmV0GAMgASgJQgTiQQECEisKBGRhdGEYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgTiQQEBEjkKEGZvcl9lYWNoX2NvbnRleHQYBSABKAsyGS5ydW5jdGwudjEuRm9yRWFjaENvbnRleHRCBOJBAQESGAoKcmVxdWVzdF9pZBgGIAEoCUIE4kEBASJNChJSZXN1bWVOb2RlUmVzcG9uc2USJwoGYWN0aW9uGAEgASgOMhcucnVuY3RsLnYxLlJlc3VtZUFjdGlvbhIOCgZyZWFzb24YAiABKAkiiQEKGkdldEV4ZWN1dGlvbkhpc3RvcnlSZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBAhIcCg5hZnRlcl9zZXF1ZW5jZRgCIAEoA0IE4kEBARIXCglwYWdlX3NpemUYAyABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgEIAEoCUIE4kEBASJYChtHZXRFeGVjdXRpb25IaXN0b3J5UmVzcG9uc2USIAoGZXZlbnRzGAEgAygLMhAucnVuY3RsLnYxLkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLUAQoVV2F0Y2hFeGVjdXRpb25SZXF1ZXN0EhoKDGV4ZWN1dGlvbl9pZBgBIAEoCUIE4kEBAhIhCg5hZnRlcl9zZXF1ZW5jZRgCIAEoA0IE4kEBAUgAiAEBEiwKBHZpZXcYAyABKA4yGC5ydW5jdGwudjEuRXhlY3V0aW9uVmlld0IE4kEBARI7ChJoZWFydGJlYXRfaW50ZXJ2YWwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBOJBAQFCEQoPX2FmdGVyX3NlcXVlbmNlIsgBChZXYXRjaEV4ZWN1dGlvblJlc3BvbnNlEigKCHNuYXBzaG90GAEgASgLMhQucnVuY3RsLnYxLkV4ZWN1dGlvbkgAEiYKBmV2ZW50cxgCIAEoCzIULnJ1bmN0bC52MS5FdmVudExpc3RIABIpCgloZWFydGJlYXQYAyABKAsyFC5ydW5jdGwudjEuSGVhcnRiZWF0SAASDgoGY3Vyc29yGAQgASgDEhkKEWhpc3RvcnlfdHJ1bmNhdGVkGAUgASgIQgYKBGtpbmQqdAoKRWRnZVN0YXR1cxIbChdFREdFX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE0VER0VfU1RBVFVTX1BFTkRJTkcQARIVChFFREdFX1NUQVRVU19UQUtFThACEhkKFUVER0VfU1RBVFVTX05PVF9UQUtFThADKmIKDUV4ZWN1dGlvblZpZXcSHgoaRVhFQ1VUSU9OX1ZJRVdfVU5TUEVDSUZJRUQQABIYChRFWEVDVVRJT05fVklFV19CQVNJQxABEhcKE0VYRUNVVElPTl9WSUVXX0ZVTEwQAiqkAQoLUGF1c2VBY3Rpb24SHAoYUEFVU0VfQUNUSU9OX1VOU1BFQ0lGSUVEEAASGQoVUEFVU0VfQUNUSU9OX0NPTlRJTlVFEAESFQoRUEFVU0VfQUNUSU9OX1NLSVAQAxIsCihQQVVTRV9BQ1RJT05fQ09OVElOVUVfV0lUSE9VVF9CUkVBS1BPSU5UEAQiBAgCEAIqEVBBVVNFX0FDVElPTl9TVE9QKmMKDFJlc3VtZUFjdGlvbhIdChlSRVNVTUVfQUNUSU9OX1VOU1BFQ0lGSUVEEAASGQoVUkVTVU1FX0FDVElPTl9SRVNVTUVEEAESGQoVUkVTVU1FX0FDVElPTl9TS0lQUEVEEAIy/wgKEEV4ZWN1dGlvblNlcnZpY2USVQoOU3RhcnRFeGVjdXRpb24SIC5ydW5jdGwudjEuU3RhcnRFeGVjdXRpb25SZXF1ZXN0GiEucnVuY3RsLnYxLlN0YXJ0RXhlY3V0aW9uUmVzcG9uc2USTwoMR2V0RXhlY3V0aW9uEh4ucnVuY3RsLnYxLkdldEV4ZWN1dGlvblJlcXVlc3QaHy5ydW5jdGwudjEuR2V0RXhlY3V0aW9uUmVzcG9uc2USVQoOTGlzdEV4ZWN1dGlvbnMSIC5ydW5jdGwudjEuTGlzdEV4ZWN1dGlvbnNSZXF1ZXN0GiEucnVuY3RsLnYxLkxpc3RFeGVjdXRpb25zUmVzcG9uc2USUgoNU3RvcEV4ZWN1dGlvbhIfLnJ1bmN0bC52MS5TdG9wRXhlY3V0aW9uUmVxdWVzdBogLnJ1bmN0bC52MS5TdG9wRXhlY3V0aW9uUmVzcG9uc2USXgoRU3RvcEFsbEV4ZWN1dGlvbnMSIy5ydW5jdGwudjEuU3RvcEFsbEV4ZWN1dGlvbnNSZXF1ZXN0GiQucnVuY3RsLnYxLlN0b3BBbGxFeGVjdXRpb25zUmVzcG9uc2USTwoMQ29udHJvbFBhdXNlEh4ucnVuY3RsLnYxLkNvbnRyb2xQYXVzZVJlcXVlc3QaHy5ydW5jdGwudjEuQ29udHJvbFBhdXNlUmVzcG9uc2USTwoMU2V0VHJhY2VMb2dzEh4ucnVuY3RsLnYxLlNldFRyYWNlTG9nc1JlcXVlc3QaHy5ydW5jdGwudjEuU2V0VHJhY2VMb2dzUmVzcG9uc2USVQoOUGF1c2VFeGVjdXRpb24SIC5ydW5jdGwudjEuUGF1c2VFeGVjdXRpb25SZXF1ZXN0GiEucnVuY3RsLnYxLlBhdXNlRXhlY3V0aW9uUmVzcG9uc2USWAoPUmVzdW1lRXhlY3V0aW9uEiEucnVuY3RsLnYxLlJlc3VtZUV4ZWN1dGlvblJlcXVlc3QaIi5ydW5jdGwudjEuUmVzdW1lRXhlY3V0aW9uUmVzcG9uc2USWwoQUmVzdW1lUGF1c2VQb2ludBIiLnJ1bmN0bC52MS5SZXN1bWVQYXVzZVBvaW50UmVxdWVzdBojLnJ1bmN0bC52MS5SZXN1bWVQYXVzZVBvaW50UmVzcG9uc2USSQoKUmVzdW1lTm9kZRIcLnJ1bmN0bC52MS5SZXN1bWVOb2RlUmVxdWVzdBodLnJ1bmN0bC52MS5SZXN1bWVOb2RlUmVzcG9uc2USZAoTR2V0RXhlY3V0aW9uSGlzdG9yeRIlLnJ1bmN0bC52MS5HZXRFeGVjdXRpb25IaXN0b3J5UmVxdWVzdBomLnJ1bmN0bC52MS5HZXRFeGVjdXRpb25IaXN0b3J5UmVzcG9uc2USVwoOV2F0Y2hFeGVjdXRpb24SIC5ydW5jdGwudjEuV2F0Y2hFeGVjdXRpb25SZXF1ZXN0GiEucnVuY3RsLnYxLldhdGNoRXhlY3V0aW9uUmVzcG9uc2UwAUI4WjZnaXRodWIuY29tL3J1bmN0bC9ydW5jdGwvY2xpZW50cy9nby9ydW5jdGwvdjE7cnVuY3RsdjFiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_runctl_v1_common, file_runctl_v1_event, file_runctl_v1_pause_point, file_runctl_v1_workflow]);
 
 /**
  * One run of one workflow version (seed 002 Execution object).
@@ -538,90 +538,6 @@ export const TraceLogSchema: GenMessage<TraceLog> = /*@__PURE__*/
   messageDesc(file_runctl_v1_execution, 4);
 
 /**
- * The short status of a run (seed 001 status object; Socket.IO `execution-update`).
- *
- * @generated from message runctl.v1.ExecutionSummary
- */
-export type ExecutionSummary = Message<"runctl.v1.ExecutionSummary"> & {
-  /**
-   * Id of the run.
-   *
-   * @generated from field: string execution_id = 1;
-   */
-  executionId: string;
-
-  /**
-   * Its stored workflow; empty when none.
-   *
-   * @generated from field: string workflow_id = 2;
-   */
-  workflowId: string;
-
-  /**
-   * Lifecycle state.
-   *
-   * @generated from field: runctl.v1.ExecutionStatus status = 3;
-   */
-  status: ExecutionStatus;
-
-  /**
-   * Node that most recently started and is still running or waiting; empty when none.
-   *
-   * @generated from field: string current_node_id = 4;
-   */
-  currentNodeId: string;
-
-  /**
-   * Error message when status is ERROR; empty otherwise.
-   *
-   * @generated from field: string error = 5;
-   */
-  error: string;
-
-  /**
-   * Node the run is paused at; empty unless PAUSED at a node.
-   *
-   * @generated from field: string paused_node_id = 6;
-   */
-  pausedNodeId: string;
-
-  /**
-   * Why the run is paused; UNSPECIFIED unless PAUSED.
-   *
-   * @generated from field: runctl.v1.PauseReason pause_reason = 7;
-   */
-  pauseReason: PauseReason;
-
-  /**
-   * Its batch; empty when none.
-   *
-   * @generated from field: string batch_id = 8;
-   */
-  batchId: string;
-
-  /**
-   * The definition's name.
-   *
-   * @generated from field: string workflow_name = 9;
-   */
-  workflowName: string;
-
-  /**
-   * When anything in the run last changed.
-   *
-   * @generated from field: google.protobuf.Timestamp update_time = 10;
-   */
-  updateTime?: Timestamp | undefined;
-};
-
-/**
- * Describes the message runctl.v1.ExecutionSummary.
- * Use `create(ExecutionSummarySchema)` to create a new message.
- */
-export const ExecutionSummarySchema: GenMessage<ExecutionSummary> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 5);
-
-/**
  * Request of ExecutionService.StartExecution.
  *
  * @generated from message runctl.v1.StartExecutionRequest
@@ -701,7 +617,7 @@ export type StartExecutionRequest = Message<"runctl.v1.StartExecutionRequest"> &
  * Use `create(StartExecutionRequestSchema)` to create a new message.
  */
 export const StartExecutionRequestSchema: GenMessage<StartExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 6);
+  messageDesc(file_runctl_v1_execution, 5);
 
 /**
  * Response of ExecutionService.StartExecution.
@@ -722,7 +638,7 @@ export type StartExecutionResponse = Message<"runctl.v1.StartExecutionResponse">
  * Use `create(StartExecutionResponseSchema)` to create a new message.
  */
 export const StartExecutionResponseSchema: GenMessage<StartExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 7);
+  messageDesc(file_runctl_v1_execution, 6);
 
 /**
  * Request of ExecutionService.GetExecution.
@@ -750,7 +666,7 @@ export type GetExecutionRequest = Message<"runctl.v1.GetExecutionRequest"> & {
  * Use `create(GetExecutionRequestSchema)` to create a new message.
  */
 export const GetExecutionRequestSchema: GenMessage<GetExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 8);
+  messageDesc(file_runctl_v1_execution, 7);
 
 /**
  * Response of ExecutionService.GetExecution.
@@ -771,49 +687,7 @@ export type GetExecutionResponse = Message<"runctl.v1.GetExecutionResponse"> & {
  * Use `create(GetExecutionResponseSchema)` to create a new message.
  */
 export const GetExecutionResponseSchema: GenMessage<GetExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 9);
-
-/**
- * Request of ExecutionService.GetExecutionStatus.
- *
- * @generated from message runctl.v1.GetExecutionStatusRequest
- */
-export type GetExecutionStatusRequest = Message<"runctl.v1.GetExecutionStatusRequest"> & {
-  /**
-   * Id of the run; empty = the most recently created run of the workspace.
-   *
-   * @generated from field: string execution_id = 1;
-   */
-  executionId: string;
-};
-
-/**
- * Describes the message runctl.v1.GetExecutionStatusRequest.
- * Use `create(GetExecutionStatusRequestSchema)` to create a new message.
- */
-export const GetExecutionStatusRequestSchema: GenMessage<GetExecutionStatusRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 10);
-
-/**
- * Response of ExecutionService.GetExecutionStatus.
- *
- * @generated from message runctl.v1.GetExecutionStatusResponse
- */
-export type GetExecutionStatusResponse = Message<"runctl.v1.GetExecutionStatusResponse"> & {
-  /**
-   * The run's short status.
-   *
-   * @generated from field: runctl.v1.ExecutionSummary summary = 1;
-   */
-  summary?: ExecutionSummary | undefined;
-};
-
-/**
- * Describes the message runctl.v1.GetExecutionStatusResponse.
- * Use `create(GetExecutionStatusResponseSchema)` to create a new message.
- */
-export const GetExecutionStatusResponseSchema: GenMessage<GetExecutionStatusResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 11);
+  messageDesc(file_runctl_v1_execution, 8);
 
 /**
  * Request of ExecutionService.ListExecutions. Filters combine with AND; empty = any.
@@ -869,7 +743,7 @@ export type ListExecutionsRequest = Message<"runctl.v1.ListExecutionsRequest"> &
  * Use `create(ListExecutionsRequestSchema)` to create a new message.
  */
 export const ListExecutionsRequestSchema: GenMessage<ListExecutionsRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 12);
+  messageDesc(file_runctl_v1_execution, 9);
 
 /**
  * Response of ExecutionService.ListExecutions.
@@ -904,84 +778,7 @@ export type ListExecutionsResponse = Message<"runctl.v1.ListExecutionsResponse">
  * Use `create(ListExecutionsResponseSchema)` to create a new message.
  */
 export const ListExecutionsResponseSchema: GenMessage<ListExecutionsResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 13);
-
-/**
- * Request of ExecutionService.ListActiveExecutions. Filters combine with AND; empty = any.
- *
- * @generated from message runctl.v1.ListActiveExecutionsRequest
- */
-export type ListActiveExecutionsRequest = Message<"runctl.v1.ListActiveExecutionsRequest"> & {
-  /**
-   * Page size: 0 = 50, clamped to 1000, negative is INVALID_ARGUMENT.
-   *
-   * @generated from field: int32 page_size = 1;
-   */
-  pageSize: number;
-
-  /**
-   * `next_page_token` of the previous page; empty for the first page.
-   *
-   * @generated from field: string page_token = 2;
-   */
-  pageToken: string;
-
-  /**
-   * Only runs of this workflow.
-   *
-   * @generated from field: string workflow_id = 3;
-   */
-  workflowId: string;
-
-  /**
-   * Only runs of this batch.
-   *
-   * @generated from field: string batch_id = 4;
-   */
-  batchId: string;
-};
-
-/**
- * Describes the message runctl.v1.ListActiveExecutionsRequest.
- * Use `create(ListActiveExecutionsRequestSchema)` to create a new message.
- */
-export const ListActiveExecutionsRequestSchema: GenMessage<ListActiveExecutionsRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 14);
-
-/**
- * Response of ExecutionService.ListActiveExecutions (seed 001).
- *
- * @generated from message runctl.v1.ListActiveExecutionsResponse
- */
-export type ListActiveExecutionsResponse = Message<"runctl.v1.ListActiveExecutionsResponse"> & {
-  /**
-   * The unfinished runs, newest first.
-   *
-   * @generated from field: repeated runctl.v1.ExecutionSummary executions = 1;
-   */
-  executions: ExecutionSummary[];
-
-  /**
-   * Number of unfinished runs matching the filters, over all pages.
-   *
-   * @generated from field: int32 total_active = 2;
-   */
-  totalActive: number;
-
-  /**
-   * Token for the next page; empty on the last page.
-   *
-   * @generated from field: string next_page_token = 3;
-   */
-  nextPageToken: string;
-};
-
-/**
- * Describes the message runctl.v1.ListActiveExecutionsResponse.
- * Use `create(ListActiveExecutionsResponseSchema)` to create a new message.
- */
-export const ListActiveExecutionsResponseSchema: GenMessage<ListActiveExecutionsResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 15);
+  messageDesc(file_runctl_v1_execution, 10);
 
 /**
  * Request of ExecutionService.StopExecution.
@@ -990,7 +787,7 @@ export const ListActiveExecutionsResponseSchema: GenMessage<ListActiveExecutions
  */
 export type StopExecutionRequest = Message<"runctl.v1.StopExecutionRequest"> & {
   /**
-   * Id of the run; empty = the most recently created unfinished run.
+   * Id of the run.
    *
    * @generated from field: string execution_id = 1;
    */
@@ -1009,7 +806,7 @@ export type StopExecutionRequest = Message<"runctl.v1.StopExecutionRequest"> & {
  * Use `create(StopExecutionRequestSchema)` to create a new message.
  */
 export const StopExecutionRequestSchema: GenMessage<StopExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 16);
+  messageDesc(file_runctl_v1_execution, 11);
 
 /**
  * Response of ExecutionService.StopExecution (seed 001).
@@ -1018,7 +815,7 @@ export const StopExecutionRequestSchema: GenMessage<StopExecutionRequest> = /*@_
  */
 export type StopExecutionResponse = Message<"runctl.v1.StopExecutionResponse"> & {
   /**
-   * Id of the run that was stopped (useful when the request named none).
+   * Id of the run that was stopped (the request's).
    *
    * @generated from field: string execution_id = 1;
    */
@@ -1037,13 +834,6 @@ export type StopExecutionResponse = Message<"runctl.v1.StopExecutionResponse"> &
    * @generated from field: bool was_queued = 3;
    */
   wasQueued: boolean;
-
-  /**
-   * Human-readable outcome, e.g. "Execution stopped" or "Execution already finished".
-   *
-   * @generated from field: string message = 4;
-   */
-  message: string;
 };
 
 /**
@@ -1051,7 +841,7 @@ export type StopExecutionResponse = Message<"runctl.v1.StopExecutionResponse"> &
  * Use `create(StopExecutionResponseSchema)` to create a new message.
  */
 export const StopExecutionResponseSchema: GenMessage<StopExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 17);
+  messageDesc(file_runctl_v1_execution, 12);
 
 /**
  * Request of ExecutionService.StopAllExecutions.
@@ -1072,7 +862,7 @@ export type StopAllExecutionsRequest = Message<"runctl.v1.StopAllExecutionsReque
  * Use `create(StopAllExecutionsRequestSchema)` to create a new message.
  */
 export const StopAllExecutionsRequestSchema: GenMessage<StopAllExecutionsRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 18);
+  messageDesc(file_runctl_v1_execution, 13);
 
 /**
  * Response of ExecutionService.StopAllExecutions (seed 001 stop-all).
@@ -1080,20 +870,6 @@ export const StopAllExecutionsRequestSchema: GenMessage<StopAllExecutionsRequest
  * @generated from message runctl.v1.StopAllExecutionsResponse
  */
 export type StopAllExecutionsResponse = Message<"runctl.v1.StopAllExecutionsResponse"> & {
-  /**
-   * Number of running batches that were stopped.
-   *
-   * @generated from field: int32 total_batches = 1;
-   */
-  totalBatches: number;
-
-  /**
-   * Number of runs stopped or cancelled: `running_stopped + queued_cancelled`.
-   *
-   * @generated from field: int32 total_stopped = 2;
-   */
-  totalStopped: number;
-
   /**
    * Number of RUNNING or PAUSED runs that were stopped.
    *
@@ -1121,49 +897,7 @@ export type StopAllExecutionsResponse = Message<"runctl.v1.StopAllExecutionsResp
  * Use `create(StopAllExecutionsResponseSchema)` to create a new message.
  */
 export const StopAllExecutionsResponseSchema: GenMessage<StopAllExecutionsResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 19);
-
-/**
- * Request of ExecutionService.ContinueExecution.
- *
- * @generated from message runctl.v1.ContinueExecutionRequest
- */
-export type ContinueExecutionRequest = Message<"runctl.v1.ContinueExecutionRequest"> & {
-  /**
-   * Id of the run; empty = the most recently paused run.
-   *
-   * @generated from field: string execution_id = 1;
-   */
-  executionId: string;
-};
-
-/**
- * Describes the message runctl.v1.ContinueExecutionRequest.
- * Use `create(ContinueExecutionRequestSchema)` to create a new message.
- */
-export const ContinueExecutionRequestSchema: GenMessage<ContinueExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 20);
-
-/**
- * Response of ExecutionService.ContinueExecution.
- *
- * @generated from message runctl.v1.ContinueExecutionResponse
- */
-export type ContinueExecutionResponse = Message<"runctl.v1.ContinueExecutionResponse"> & {
-  /**
-   * The run after the change (BASIC view).
-   *
-   * @generated from field: runctl.v1.Execution execution = 1;
-   */
-  execution?: Execution | undefined;
-};
-
-/**
- * Describes the message runctl.v1.ContinueExecutionResponse.
- * Use `create(ContinueExecutionResponseSchema)` to create a new message.
- */
-export const ContinueExecutionResponseSchema: GenMessage<ContinueExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 21);
+  messageDesc(file_runctl_v1_execution, 14);
 
 /**
  * Request of ExecutionService.ControlPause.
@@ -1172,7 +906,7 @@ export const ContinueExecutionResponseSchema: GenMessage<ContinueExecutionRespon
  */
 export type ControlPauseRequest = Message<"runctl.v1.ControlPauseRequest"> & {
   /**
-   * Id of the run; empty = the most recently paused run.
+   * Id of the run.
    *
    * @generated from field: string execution_id = 1;
    */
@@ -1191,7 +925,7 @@ export type ControlPauseRequest = Message<"runctl.v1.ControlPauseRequest"> & {
  * Use `create(ControlPauseRequestSchema)` to create a new message.
  */
 export const ControlPauseRequestSchema: GenMessage<ControlPauseRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 22);
+  messageDesc(file_runctl_v1_execution, 15);
 
 /**
  * Response of ExecutionService.ControlPause.
@@ -1212,7 +946,7 @@ export type ControlPauseResponse = Message<"runctl.v1.ControlPauseResponse"> & {
  * Use `create(ControlPauseResponseSchema)` to create a new message.
  */
 export const ControlPauseResponseSchema: GenMessage<ControlPauseResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 23);
+  messageDesc(file_runctl_v1_execution, 16);
 
 /**
  * Request of ExecutionService.SetTraceLogs.
@@ -1221,7 +955,7 @@ export const ControlPauseResponseSchema: GenMessage<ControlPauseResponse> = /*@_
  */
 export type SetTraceLogsRequest = Message<"runctl.v1.SetTraceLogsRequest"> & {
   /**
-   * Id of the run; empty = the most recently created unfinished run.
+   * Id of the run.
    *
    * @generated from field: string execution_id = 1;
    */
@@ -1240,7 +974,7 @@ export type SetTraceLogsRequest = Message<"runctl.v1.SetTraceLogsRequest"> & {
  * Use `create(SetTraceLogsRequestSchema)` to create a new message.
  */
 export const SetTraceLogsRequestSchema: GenMessage<SetTraceLogsRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 24);
+  messageDesc(file_runctl_v1_execution, 17);
 
 /**
  * Response of ExecutionService.SetTraceLogs.
@@ -1249,7 +983,7 @@ export const SetTraceLogsRequestSchema: GenMessage<SetTraceLogsRequest> = /*@__P
  */
 export type SetTraceLogsResponse = Message<"runctl.v1.SetTraceLogsResponse"> & {
   /**
-   * Id of the run changed (useful when the request named none).
+   * Id of the run changed (the request's).
    *
    * @generated from field: string execution_id = 1;
    */
@@ -1268,7 +1002,7 @@ export type SetTraceLogsResponse = Message<"runctl.v1.SetTraceLogsResponse"> & {
  * Use `create(SetTraceLogsResponseSchema)` to create a new message.
  */
 export const SetTraceLogsResponseSchema: GenMessage<SetTraceLogsResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 25);
+  messageDesc(file_runctl_v1_execution, 18);
 
 /**
  * Request of ExecutionService.PauseExecution.
@@ -1296,7 +1030,7 @@ export type PauseExecutionRequest = Message<"runctl.v1.PauseExecutionRequest"> &
  * Use `create(PauseExecutionRequestSchema)` to create a new message.
  */
 export const PauseExecutionRequestSchema: GenMessage<PauseExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 26);
+  messageDesc(file_runctl_v1_execution, 19);
 
 /**
  * Response of ExecutionService.PauseExecution.
@@ -1317,7 +1051,7 @@ export type PauseExecutionResponse = Message<"runctl.v1.PauseExecutionResponse">
  * Use `create(PauseExecutionResponseSchema)` to create a new message.
  */
 export const PauseExecutionResponseSchema: GenMessage<PauseExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 27);
+  messageDesc(file_runctl_v1_execution, 20);
 
 /**
  * Request of ExecutionService.ResumeExecution.
@@ -1338,7 +1072,7 @@ export type ResumeExecutionRequest = Message<"runctl.v1.ResumeExecutionRequest">
  * Use `create(ResumeExecutionRequestSchema)` to create a new message.
  */
 export const ResumeExecutionRequestSchema: GenMessage<ResumeExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 28);
+  messageDesc(file_runctl_v1_execution, 21);
 
 /**
  * Response of ExecutionService.ResumeExecution.
@@ -1359,7 +1093,7 @@ export type ResumeExecutionResponse = Message<"runctl.v1.ResumeExecutionResponse
  * Use `create(ResumeExecutionResponseSchema)` to create a new message.
  */
 export const ResumeExecutionResponseSchema: GenMessage<ResumeExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 29);
+  messageDesc(file_runctl_v1_execution, 22);
 
 /**
  * Request of ExecutionService.ResumePausePoint.
@@ -1417,7 +1151,7 @@ export type ResumePausePointRequest = Message<"runctl.v1.ResumePausePointRequest
  * Use `create(ResumePausePointRequestSchema)` to create a new message.
  */
 export const ResumePausePointRequestSchema: GenMessage<ResumePausePointRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 30);
+  messageDesc(file_runctl_v1_execution, 23);
 
 /**
  * Response of ExecutionService.ResumePausePoint.
@@ -1453,7 +1187,7 @@ export type ResumePausePointResponse = Message<"runctl.v1.ResumePausePointRespon
  * Use `create(ResumePausePointResponseSchema)` to create a new message.
  */
 export const ResumePausePointResponseSchema: GenMessage<ResumePausePointResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 31);
+  messageDesc(file_runctl_v1_execution, 24);
 
 /**
  * Request of ExecutionService.ResumeNode (seed 004).
@@ -1511,7 +1245,7 @@ export type ResumeNodeRequest = Message<"runctl.v1.ResumeNodeRequest"> & {
  * Use `create(ResumeNodeRequestSchema)` to create a new message.
  */
 export const ResumeNodeRequestSchema: GenMessage<ResumeNodeRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 32);
+  messageDesc(file_runctl_v1_execution, 25);
 
 /**
  * Response of ExecutionService.ResumeNode (seed 004).
@@ -1539,7 +1273,7 @@ export type ResumeNodeResponse = Message<"runctl.v1.ResumeNodeResponse"> & {
  * Use `create(ResumeNodeResponseSchema)` to create a new message.
  */
 export const ResumeNodeResponseSchema: GenMessage<ResumeNodeResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 33);
+  messageDesc(file_runctl_v1_execution, 26);
 
 /**
  * Request of ExecutionService.GetExecutionHistory.
@@ -1563,7 +1297,7 @@ export type GetExecutionHistoryRequest = Message<"runctl.v1.GetExecutionHistoryR
   afterSequence: bigint;
 
   /**
-   * Page size: 0 = 50, clamped to 1000, negative is INVALID_ARGUMENT.
+   * Page size: 0 = 500, clamped to 1000, negative is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 3;
    */
@@ -1582,7 +1316,7 @@ export type GetExecutionHistoryRequest = Message<"runctl.v1.GetExecutionHistoryR
  * Use `create(GetExecutionHistoryRequestSchema)` to create a new message.
  */
 export const GetExecutionHistoryRequestSchema: GenMessage<GetExecutionHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 34);
+  messageDesc(file_runctl_v1_execution, 27);
 
 /**
  * Response of ExecutionService.GetExecutionHistory.
@@ -1610,7 +1344,7 @@ export type GetExecutionHistoryResponse = Message<"runctl.v1.GetExecutionHistory
  * Use `create(GetExecutionHistoryResponseSchema)` to create a new message.
  */
 export const GetExecutionHistoryResponseSchema: GenMessage<GetExecutionHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 35);
+  messageDesc(file_runctl_v1_execution, 28);
 
 /**
  * Request of ExecutionService.WatchExecution.
@@ -1655,7 +1389,7 @@ export type WatchExecutionRequest = Message<"runctl.v1.WatchExecutionRequest"> &
  * Use `create(WatchExecutionRequestSchema)` to create a new message.
  */
 export const WatchExecutionRequestSchema: GenMessage<WatchExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 36);
+  messageDesc(file_runctl_v1_execution, 29);
 
 /**
  * One message of ExecutionService.WatchExecution.
@@ -1718,7 +1452,7 @@ export type WatchExecutionResponse = Message<"runctl.v1.WatchExecutionResponse">
  * Use `create(WatchExecutionResponseSchema)` to create a new message.
  */
 export const WatchExecutionResponseSchema: GenMessage<WatchExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_runctl_v1_execution, 37);
+  messageDesc(file_runctl_v1_execution, 30);
 
 /**
  * State of one edge of a run (seed 002 `stats["from-to"]`: "open" once TAKEN, "closed" otherwise).
@@ -1796,7 +1530,8 @@ export const ExecutionViewSchema: GenEnum<ExecutionView> = /*@__PURE__*/
   enumDesc(file_runctl_v1_execution, 1);
 
 /**
- * Action applied to a paused run by ControlPause (seed 001 pause-control actions).
+ * Action applied to a paused run by ControlPause (seed 001 pause-control actions; its "stop" is
+ * StopExecution).
  *
  * @generated from enum runctl.v1.PauseAction
  */
@@ -1809,18 +1544,13 @@ export enum PauseAction {
   UNSPECIFIED = 0,
 
   /**
-   * Continue from the breakpoint or wait node ("continue"), as ContinueExecution.
+   * Continue ("continue"): the node at a breakpoint runs; a wait or approval node completes
+   * with no output (use ResumePausePoint or ResumeNode to give it values). An operator's pause
+   * (PAUSE_REASON_MANUAL) is lifted too.
    *
    * @generated from enum value: PAUSE_ACTION_CONTINUE = 1;
    */
   CONTINUE = 1,
-
-  /**
-   * Stop the run ("stop"), as StopExecution.
-   *
-   * @generated from enum value: PAUSE_ACTION_STOP = 2;
-   */
-  STOP = 2,
 
   /**
    * Skip the paused node ("skip"): it is marked SKIPPED without running, and the run goes on
@@ -1884,10 +1614,12 @@ export const ResumeActionSchema: GenEnum<ResumeAction> = /*@__PURE__*/
  * Starts runs (executions) of workflows, shows them, and steers them: stop, continue, skip,
  * pause, resume, resume waiting nodes with data, toggle trace logs, watch live.
  *
- * Calls whose `execution_id` is OPTIONAL act on "the most recent" run when it is empty (seed
- * 001); each call says which runs qualify, and answers NOT_FOUND (EXECUTION_NOT_FOUND) when none
- * does. A control call on a run whose status does not allow it answers FAILED_PRECONDITION with
- * the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
+ * Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
+ * INVALID_ARGUMENT (FIELD_REQUIRED), never "the most recent" run (a client that lost the id must
+ * not act on somebody else's run; the seed 001 HTTP routes that document "most recent" pick the
+ * run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
+ * workspace. A control call on a run whose status does not allow it answers FAILED_PRECONDITION
+ * with the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
  * ErrorReason in error.proto). Reasons are given in parentheses after codes below.
  *
  * @generated from service runctl.v1.ExecutionService
@@ -1911,8 +1643,9 @@ export const ExecutionService: GenService<{
     output: typeof StartExecutionResponseSchema;
   },
   /**
-   * Returns one run (seed 002 Execution object), FULL view by default. INVALID_ARGUMENT
-   * (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
+   * Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
+   * cheap read of its status (seed 001 execution status). INVALID_ARGUMENT (FIELD_REQUIRED)
+   * without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
    *
    * @generated from rpc runctl.v1.ExecutionService.GetExecution
    */
@@ -1922,19 +1655,8 @@ export const ExecutionService: GenService<{
     output: typeof GetExecutionResponseSchema;
   },
   /**
-   * Returns the short status of one run, or of the most recently created run of the workspace
-   * when `execution_id` is empty (seed 001 execution status). NOT_FOUND (EXECUTION_NOT_FOUND)
-   * for an unknown run, or when the workspace has none.
-   *
-   * @generated from rpc runctl.v1.ExecutionService.GetExecutionStatus
-   */
-  getExecutionStatus: {
-    methodKind: "unary";
-    input: typeof GetExecutionStatusRequestSchema;
-    output: typeof GetExecutionStatusResponseSchema;
-  },
-  /**
-   * Lists runs, newest first, filtered by workflow, batch and status; BASIC view by default.
+   * Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
+   * 001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
    *
    * @generated from rpc runctl.v1.ExecutionService.ListExecutions
    */
@@ -1944,22 +1666,11 @@ export const ExecutionService: GenService<{
     output: typeof ListExecutionsResponseSchema;
   },
   /**
-   * Lists the unfinished runs (QUEUED, RUNNING or PAUSED), newest first, as summaries
-   * (seed 001 active executions).
-   *
-   * @generated from rpc runctl.v1.ExecutionService.ListActiveExecutions
-   */
-  listActiveExecutions: {
-    methodKind: "unary";
-    input: typeof ListActiveExecutionsRequestSchema;
-    output: typeof ListActiveExecutionsResponseSchema;
-  },
-  /**
-   * Stops a run, or the most recently created unfinished run when `execution_id` is empty:
-   * running nodes are cancelled cooperatively (workers see `cancel_requested`), waiting pause
-   * points are cancelled, a queued run is cancelled without starting. The run ends STOPPED.
-   * Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
-   * (EXECUTION_ENDED), an unknown one (or none unfinished) NOT_FOUND (EXECUTION_NOT_FOUND).
+   * Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
+   * waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
+   * STOPPED. Sub-workflow runs it awaits stop with it. A finished run is FAILED_PRECONDITION
+   * (EXECUTION_ENDED); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`; NOT_FOUND
+   * (EXECUTION_NOT_FOUND) for an unknown one.
    *
    * @generated from rpc runctl.v1.ExecutionService.StopExecution
    */
@@ -1980,26 +1691,14 @@ export const ExecutionService: GenService<{
     output: typeof StopAllExecutionsResponseSchema;
   },
   /**
-   * Continues a run paused at a breakpoint, a wait or an approval (a wait or approval node
-   * completes with an empty object: the form is not checked), or the most recently paused run
-   * when `execution_id` is empty. Same as ControlPause with PAUSE_ACTION_CONTINUE, with the same
-   * errors.
-   *
-   * @generated from rpc runctl.v1.ExecutionService.ContinueExecution
-   */
-  continueExecution: {
-    methodKind: "unary";
-    input: typeof ContinueExecutionRequestSchema;
-    output: typeof ContinueExecutionResponseSchema;
-  },
-  /**
-   * Applies an action to a paused run, or to the most recently paused run when `execution_id` is
-   * empty (seed 001 pause-control): continue, stop, skip the paused node, or continue and ignore
-   * further breakpoints; continuing also lifts an operator's pause. FAILED_PRECONDITION when the
-   * run is not paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow
-   * (WORKFLOW_PAUSED), has ended (EXECUTION_ENDED), or for a skip when an operator paused it
-   * between nodes (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without an action;
-   * NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or when none is paused.
+   * Applies an action to a paused run (seed 001 pause-control and continue): continue (a wait or
+   * approval node completes with an empty object: the form is not checked), skip the paused node,
+   * or continue and ignore further breakpoints; continuing also lifts an operator's pause.
+   * Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
+   * paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow (WORKFLOW_PAUSED), has
+   * ended (EXECUTION_ENDED), or for a skip when an operator paused it between nodes
+   * (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id` or an action;
+   * NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run.
    *
    * @generated from rpc runctl.v1.ExecutionService.ControlPause
    */
@@ -2009,9 +1708,9 @@ export const ExecutionService: GenService<{
     output: typeof ControlPauseResponseSchema;
   },
   /**
-   * Turns trace logs on or off for a run, or for the most recently created unfinished run when
-   * `execution_id` is empty. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished run; NOT_FOUND
-   * (EXECUTION_NOT_FOUND) for an unknown run or when none is unfinished.
+   * Turns trace logs on or off for a run. FAILED_PRECONDITION (EXECUTION_ENDED) for a finished
+   * run; INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id`; NOT_FOUND
+   * (EXECUTION_NOT_FOUND) for an unknown run.
    *
    * @generated from rpc runctl.v1.ExecutionService.SetTraceLogs
    */

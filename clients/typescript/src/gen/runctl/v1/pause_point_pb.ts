@@ -697,7 +697,7 @@ export const FormFieldTypeSchema: GenEnum<FormFieldType> = /*@__PURE__*/
 /**
  * Read access to pause points: the places where runs wait for a person, an API call or an
  * operator. Resuming is done by ExecutionService.ResumePausePoint / ResumeNode /
- * ContinueExecution; this service finds and shows what is waiting.
+ * ControlPause; this service finds and shows what is waiting.
  *
  * @generated from service runctl.v1.PausePointService
  */
