@@ -247,7 +247,7 @@ def test_stop_batch_stops_running_and_cancels_queued(env: Env) -> None:
     batch_id = env.start(folder_path=folder, concurrency=2).batch_id
     env.wait(batch_id, lambda b: b.running == 2)
     reply = env.batches.StopBatch(B.StopBatchRequest(batch_id=batch_id, reason="enough"), timeout=20)
-    assert (reply.batch_id, reply.stopped_executions) == (batch_id, 5)
+    assert (reply.batch_id, reply.total_stopped) == (batch_id, 5)
     assert (reply.running_stopped, reply.queued_cancelled) == (2, 3)
     # Committed before the answer.
     batch = env.get(batch_id)
@@ -311,10 +311,12 @@ def test_list_batches_filters_and_pages(env: Env) -> None:
     assert walked == ids
     assert offsets == list(range(0, len(ids), 2))
 
-    completed = env.batches.ListBatches(B.ListBatchesRequest(status=B.BATCH_STATUS_COMPLETED), timeout=10)
+    completed = env.batches.ListBatches(B.ListBatchesRequest(statuses=[B.BATCH_STATUS_COMPLETED]), timeout=10)
     assert set(done) <= {b.batch_id for b in completed.batches}
     assert all(b.status == B.BATCH_STATUS_COMPLETED for b in completed.batches)
-    only_running = env.batches.ListBatches(B.ListBatchesRequest(status=B.BATCH_STATUS_RUNNING), timeout=10)
+    only_running = env.batches.ListBatches(
+        B.ListBatchesRequest(statuses=[B.BATCH_STATUS_RUNNING]), timeout=10
+    )
     assert [b.batch_id for b in only_running.batches] == [running]
     assert only_running.total == 1 and only_running.batches[0].running == 1
     default = env.batches.ListBatches(B.ListBatchesRequest(), timeout=10)

@@ -45,7 +45,7 @@ def test_find_and_show_what_is_waiting(client: Client) -> None:
         reasons=[common_pb2.PAUSE_REASON_APPROVAL], resume_statuses=[pause_point_pb2.RESUME_STATUS_PAUSED]
     )
     assert {p.execution_id for p in open_approvals} == set(approvals[1:])
-    times = [p.registered_at.ToNanoseconds() for p in open_approvals]
+    times = [p.create_time.ToNanoseconds() for p in open_approvals]
     assert times == sorted(times, reverse=True)  # newest first
     (of_run,) = listed(execution_id=waiting)
     assert of_run.reason == common_pb2.PAUSE_REASON_WAIT

@@ -838,7 +838,7 @@ def test_batch_stop_through_another_replica(cluster: Cluster) -> None:
     batch = cluster.client(0).start_batch(workflow_ids=[long.id] * 5, concurrency=2)
     poll(cluster, lambda: cluster.client(2).get_batch(batch.batch_id).running == 2, "two batch runs run", 10)
     reply = cluster.client(1).stop_batch(batch.batch_id, reason="replica test")
-    assert (reply.stopped_executions, reply.running_stopped, reply.queued_cancelled) == (5, 2, 3), reply
+    assert (reply.total_stopped, reply.running_stopped, reply.queued_cancelled) == (5, 2, 3), reply
     for reader in (0, 2):
         stopped = cluster.client(reader).get_batch(batch.batch_id)
         assert stopped.status == batch_pb2.BATCH_STATUS_STOPPED, explain(cluster, f"via {reader}: {stopped}")

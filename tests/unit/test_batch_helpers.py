@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import json_format
 
 from runctl.v1 import batch_pb2
-from runctl_server.api.batch_convert import status_word
+from runctl_server.api.convert import filter_words
 from runctl_server.engine.batch_creation import DEFAULT_CONCURRENCY, batch_concurrency
 from runctl_server.engine.batch_queries import BatchCounts, batch_json, item_json
 from runctl_server.engine.batch_sources import folder_entries
@@ -109,6 +109,14 @@ def test_payloads_use_the_proto_json_names() -> None:
     assert json_format.ParseDict(item_json(item), batch_pb2.BatchItem()).error == "boom"
 
 
-def test_status_words() -> None:
-    assert status_word(batch_pb2.BATCH_STATUS_UNSPECIFIED) == ""
-    assert status_word(batch_pb2.BATCH_STATUS_STOPPED) == "stopped"
+def test_status_filter_words() -> None:
+    stopped, running = batch_pb2.BATCH_STATUS_STOPPED, batch_pb2.BATCH_STATUS_RUNNING
+    assert filter_words([], batch_pb2.BatchStatus, "statuses") == ()
+    assert filter_words([stopped, running, stopped], batch_pb2.BatchStatus, "statuses") == (
+        "stopped",
+        "running",
+    )
+    for bad in ([running, batch_pb2.BATCH_STATUS_UNSPECIFIED], [running, 42]):
+        with pytest.raises(InvalidArgument) as caught:
+            filter_words(bad, batch_pb2.BatchStatus, "statuses")
+        assert [v.field for v in caught.value.violations] == ["statuses[1]"]

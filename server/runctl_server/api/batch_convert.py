@@ -13,16 +13,6 @@ from runctl_server.engine.model import now
 from runctl_server.store.reads import Row
 
 
-def status_word(status: batch_pb2.BatchStatus.ValueType) -> str:
-    """The stored word of a BatchStatus filter; "" for UNSPECIFIED (any status)."""
-    if status == batch_pb2.BATCH_STATUS_UNSPECIFIED:
-        return ""
-    try:
-        return batch_pb2.BatchStatus.Name(status).removeprefix("BATCH_STATUS_").lower()
-    except ValueError:
-        return f"unknown ({status})"  # refused by the engine with a field violation
-
-
 def _duration(seconds: float) -> duration_pb2.Duration:
     duration = duration_pb2.Duration()
     duration.FromNanoseconds(round(max(seconds, 0.0) * 1e9))

@@ -54,7 +54,7 @@ class BatchService(BatchWatch, batch_pb2_grpc.BatchServiceServicer):
     ) -> batch_pb2.ListBatchesResponse:
         page = await self._engine.batches.queries.list(
             workspace_of(context),
-            status=batch_convert.status_word(request.status),
+            statuses=convert.filter_words(request.statuses, batch_pb2.BatchStatus, "statuses"),
             limit=request.limit,
             offset=request.offset,
             page_size=request.page_size,
@@ -74,7 +74,7 @@ class BatchService(BatchWatch, batch_pb2_grpc.BatchServiceServicer):
         counts = await self._engine.batches.stop(workspace_of(context), request.batch_id, request.reason)
         return batch_pb2.StopBatchResponse(
             batch_id=request.batch_id,
-            stopped_executions=counts.total,
+            total_stopped=counts.total,
             running_stopped=counts.running_stopped,
             queued_cancelled=counts.queued_cancelled,
         )

@@ -21,11 +21,8 @@ Context = aio.ServicerContext[Any, Any]
 
 
 def _filter(workspace_id: str, request: Any) -> EventFilter:
-    types = frozenset(
-        event_pb2.EventType.Name(t).removeprefix("EVENT_TYPE_")
-        for t in request.types
-        if t != event_pb2.EVENT_TYPE_UNSPECIFIED
-    )
+    words = convert.filter_words(request.types, event_pb2.EventType, "types")
+    types = frozenset(word.upper() for word in words)
     return EventFilter(
         workspace_id,
         workflow_id=request.workflow_id,

@@ -66,7 +66,7 @@ class ExecutionService(
             token=request.page_token,
             workflow_id=request.workflow_id,
             batch_id=request.batch_id,
-            statuses=tuple(convert.status_word(s) for s in request.statuses),
+            statuses=convert.filter_words(request.statuses, execution_pb2.ExecutionStatus, "statuses"),
         )
         full = request.view == execution_pb2.EXECUTION_VIEW_FULL
         executions = []

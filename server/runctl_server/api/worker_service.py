@@ -48,7 +48,7 @@ def task_message(task: DispatchedTask) -> worker_pb2.Task:
         idempotency_key=task.idempotency_key,
         heartbeat_timeout=_duration(task.heartbeat_timeout),
         stack=convert.frames(task.stack),
-        deadline=convert.timestamp(task.deadline),
+        deadline_time=convert.timestamp(task.deadline),
     )
 
 

@@ -125,7 +125,7 @@ class BatchQueries:
         self,
         workspace_id: str,
         *,
-        status: str = "",
+        statuses: tuple[str, ...] = (),
         limit: int = 0,
         offset: int = 0,
         page_size: int = 0,
@@ -134,16 +134,21 @@ class BatchQueries:
         """Newest first. Offset paging (seed 001) or keyset page tokens (AIP-158), not both."""
         if (limit or offset) and (page_size or page_token):
             raise InvalidArgument.single("page_token", "use limit/offset or page_size/page_token, not both")
-        if status and status not in BATCH_STATUSES:
-            raise InvalidArgument.single("status", f"unknown batch status {status!r}")
+        if unknown := [status for status in statuses if status not in BATCH_STATUSES]:
+            raise InvalidArgument.single("statuses", f"unknown batch status {unknown[0]!r}")
         if offset < 0:
             raise InvalidArgument.single("offset", "must not be negative")
         size = _size(page_size, "page_size") if (page_size or page_token) else _size(limit, "limit")
         position = decode_token(page_token, ("t", "id", "s"))
-        if position is not None and position["s"] != status:
+        status_filter = ",".join(sorted(statuses))  # held by the token, as the filter it pages
+        if position is not None and position["s"] != status_filter:
             raise InvalidArgument.single("page_token", "was handed out for another status filter")
-        where = "workspace_id = :ws" + (" AND status = :status" if status else "")
-        params: dict[str, Any] = {"ws": workspace_id, "status": status, "limit": size + 1, "offset": offset}
+        # One named parameter per status: a snapshot's reads take no expanding parameters.
+        wanted = {f"status{index}": status for index, status in enumerate(statuses)}
+        where = "workspace_id = :ws"
+        if wanted:
+            where += f" AND status IN ({', '.join(':' + name for name in wanted)})"
+        params: dict[str, Any] = {"ws": workspace_id, **wanted, "limit": size + 1, "offset": offset}
         not_older = "(created_at > :t OR (created_at = :t AND id >= :id))"  # up to the last one shown
         older = "(created_at < :t OR (created_at = :t AND id < :id))"
         queries = {"total": (f"SELECT COUNT(*) AS n FROM batches WHERE {where}", params)}  # noqa: S608
@@ -166,7 +171,8 @@ class BatchQueries:
         next_token = ""
         if len(rows) > size:
             rows = rows[:size]
-            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"], "s": status})
+            last = rows[-1]
+            next_token = encode_token({"t": last["created_at"], "id": last["id"], "s": status_filter})
         counts = await self._counts_of([str(row["id"]) for row in rows])
         return BatchPage(
             batches=[BatchView(row=row, counts=counts.get(row["id"], BatchCounts())) for row in rows],

@@ -138,17 +138,16 @@ class Workflows:
         return await self._view(await self.row(workspace_id, workflow_id), secret)
 
     async def list(
-        self, workspace_id: str, *, size: int = 0, token: str = "", status: str = ""
+        self, workspace_id: str, *, size: int = 0, token: str = "", statuses: tuple[str, ...] = ()
     ) -> tuple[list[WorkflowView], str]:
         limit = page_size(size)
         position = decode_token(token, ("t", "id"))
-        if status and status not in WORKFLOW_STATUSES:
-            raise InvalidArgument.single("status", f"must be one of {', '.join(WORKFLOW_STATUSES)}")
+        if any(status not in WORKFLOW_STATUSES for status in statuses):
+            raise InvalidArgument.single("statuses", f"must be among {', '.join(WORKFLOW_STATUSES)}")
         where = ["workspace_id = :ws", "deleted_at IS NULL"]
-        params: dict[str, Any] = {"ws": workspace_id, "limit": limit + 1}
-        if status:
-            where.append("status = :status")
-            params["status"] = status
+        params: dict[str, Any] = {"ws": workspace_id, "limit": limit + 1, "statuses": list(statuses)}
+        if statuses:
+            where.append("status IN :statuses")
         if position is not None:
             where.append("(created_at < :t OR (created_at = :t AND id < :id))")
             params.update(t=position["t"], id=position["id"])
@@ -156,6 +155,7 @@ class Workflows:
             f"SELECT * FROM workflows WHERE {' AND '.join(where)}"  # noqa: S608 (fixed fragments only)
             " ORDER BY created_at DESC, id DESC LIMIT :limit",
             params,
+            expanding=("statuses",) if statuses else (),
         )
         next_token = ""
         if len(rows) > limit:

@@ -32,7 +32,7 @@ class _BatchStatus:
 class _BatchStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BatchStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     BATCH_STATUS_UNSPECIFIED: _BatchStatus.ValueType  # 0
-    """Any status (in a filter)."""
+    """Not applicable; invalid in a filter."""
     BATCH_STATUS_RUNNING: _BatchStatus.ValueType  # 1
     """Some runs are queued, running or paused."""
     BATCH_STATUS_COMPLETED: _BatchStatus.ValueType  # 2
@@ -50,7 +50,7 @@ class BatchStatus(_BatchStatus, metaclass=_BatchStatusEnumTypeWrapper):
     """Lifecycle state of a batch."""
 
 BATCH_STATUS_UNSPECIFIED: BatchStatus.ValueType  # 0
-"""Any status (in a filter)."""
+"""Not applicable; invalid in a filter."""
 BATCH_STATUS_RUNNING: BatchStatus.ValueType  # 1
 """Some runs are queued, running or paused."""
 BATCH_STATUS_COMPLETED: BatchStatus.ValueType  # 2
@@ -118,7 +118,7 @@ class Batch(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
-    """Unique id, e.g. "batch-1709856234567"."""
+    """Unique id, "batch_" and 20 hex digits, e.g. "batch_5e2a9c7f1b3d8e6a4c0f"."""
     status: Global___BatchStatus.ValueType
     """Lifecycle state."""
     source_type: Global___BatchSourceType.ValueType
@@ -442,13 +442,11 @@ class ListBatchesRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    STATUS_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     OFFSET_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    status: Global___BatchStatus.ValueType
-    """Only batches in this status; UNSPECIFIED = any."""
     limit: _builtins.int
     """Offset paging: maximum batches to return; 0 = 20, clamped to 100, negative is
     INVALID_ARGUMENT.
@@ -459,10 +457,14 @@ class ListBatchesRequest(_message.Message):
     """Token paging: page size; 0 = 20, clamped to 100, negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
     """Token paging: `next_page_token` of the previous page; empty for the first page."""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___BatchStatus.ValueType]:
+        """Only batches in one of these statuses; empty = any."""
+
     def __init__(
         self,
         *,
-        status: Global___BatchStatus.ValueType = ...,
+        statuses: _abc.Iterable[Global___BatchStatus.ValueType] | None = ...,
         limit: _builtins.int = ...,
         offset: _builtins.int = ...,
         page_size: _builtins.int = ...,
@@ -470,7 +472,7 @@ class ListBatchesRequest(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "offset", b"offset", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "offset", b"offset", "page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -549,12 +551,12 @@ class StopBatchResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BATCH_ID_FIELD_NUMBER: _builtins.int
-    STOPPED_EXECUTIONS_FIELD_NUMBER: _builtins.int
+    TOTAL_STOPPED_FIELD_NUMBER: _builtins.int
     RUNNING_STOPPED_FIELD_NUMBER: _builtins.int
     QUEUED_CANCELLED_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
     """Id of the batch."""
-    stopped_executions: _builtins.int
+    total_stopped: _builtins.int
     """Runs stopped or cancelled: `running_stopped + queued_cancelled`."""
     running_stopped: _builtins.int
     """RUNNING or PAUSED runs that were stopped."""
@@ -564,13 +566,13 @@ class StopBatchResponse(_message.Message):
         self,
         *,
         batch_id: _builtins.str = ...,
-        stopped_executions: _builtins.int = ...,
+        total_stopped: _builtins.int = ...,
         running_stopped: _builtins.int = ...,
         queued_cancelled: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "queued_cancelled", b"queued_cancelled", "running_stopped", b"running_stopped", "stopped_executions", b"stopped_executions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "queued_cancelled", b"queued_cancelled", "running_stopped", b"running_stopped", "total_stopped", b"total_stopped"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16runctl/v1/common.proto\x12\trunctl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"D\n\x0c\x46orEachFrame\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x16\n\x0eparent_node_id\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x05\"n\n\x0e\x46orEachContext\x12&\n\x05stack\x18\x01 \x03(\x0b\x32\x17.runctl.v1.ForEachFrame\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x16\n\x0eparent_node_id\x18\x03 \x01(\t\x12\r\n\x05total\x18\x04 \x01(\x05\"5\n\tHeartbeat\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xb5\x01\n\x0bPauseReason\x12\x1c\n\x18PAUSE_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17PAUSE_REASON_BREAKPOINT\x10\x01\x12\x15\n\x11PAUSE_REASON_WAIT\x10\x02\x12\x19\n\x15PAUSE_REASON_APPROVAL\x10\x03\x12\x17\n\x13PAUSE_REASON_MANUAL\x10\x04\x12 \n\x1cPAUSE_REASON_WORKFLOW_PAUSED\x10\x05\x42\x38Z6github.com/runctl/runctl/clients/go/runctl/v1;runctlv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16runctl/v1/common.proto\x12\trunctl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"D\n\x0c\x46orEachFrame\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x16\n\x0eparent_node_id\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x05\"h\n\x0e\x46orEachContext\x12&\n\x05stack\x18\x01 \x03(\x0b\x32\x17.runctl.v1.ForEachFrameJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05R\x05indexR\x0eparent_node_idR\x05total\"5\n\tHeartbeat\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xb5\x01\n\x0bPauseReason\x12\x1c\n\x18PAUSE_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17PAUSE_REASON_BREAKPOINT\x10\x01\x12\x15\n\x11PAUSE_REASON_WAIT\x10\x02\x12\x19\n\x15PAUSE_REASON_APPROVAL\x10\x03\x12\x17\n\x13PAUSE_REASON_MANUAL\x10\x04\x12 \n\x1cPAUSE_REASON_WORKFLOW_PAUSED\x10\x05\x42\x38Z6github.com/runctl/runctl/clients/go/runctl/v1;runctlv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,12 +33,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'runctl.v1.common_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z6github.com/runctl/runctl/clients/go/runctl/v1;runctlv1'
-  _globals['_PAUSEREASON']._serialized_start=308
-  _globals['_PAUSEREASON']._serialized_end=489
+  _globals['_PAUSEREASON']._serialized_start=302
+  _globals['_PAUSEREASON']._serialized_end=483
   _globals['_FOREACHFRAME']._serialized_start=70
   _globals['_FOREACHFRAME']._serialized_end=138
   _globals['_FOREACHCONTEXT']._serialized_start=140
-  _globals['_FOREACHCONTEXT']._serialized_end=250
-  _globals['_HEARTBEAT']._serialized_start=252
-  _globals['_HEARTBEAT']._serialized_end=305
+  _globals['_FOREACHCONTEXT']._serialized_end=244
+  _globals['_HEARTBEAT']._serialized_start=246
+  _globals['_HEARTBEAT']._serialized_end=299
 # @@protoc_insertion_point(module_scope)

@@ -27,7 +27,7 @@ class _PauseReason:
 class _PauseReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PauseReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PAUSE_REASON_UNSPECIFIED: _PauseReason.ValueType  # 0
-    """Not paused (in an Execution), or "any reason" (in a filter)."""
+    """Not paused (in an Execution); invalid in a filter."""
     PAUSE_REASON_BREAKPOINT: _PauseReason.ValueType  # 1
     """Stopped before a node that has `breakpoint: true`, or at a `breakpoint` node. Resumed by
     ContinueExecution or ControlPause. Breakpoints are ignored while `breakpoints_disabled`.
@@ -49,7 +49,7 @@ class PauseReason(_PauseReason, metaclass=_PauseReasonEnumTypeWrapper):
     """Why an execution is paused, or what kind of pause point it waits at."""
 
 PAUSE_REASON_UNSPECIFIED: PauseReason.ValueType  # 0
-"""Not paused (in an Execution), or "any reason" (in a filter)."""
+"""Not paused (in an Execution); invalid in a filter."""
 PAUSE_REASON_BREAKPOINT: PauseReason.ValueType  # 1
 """Stopped before a node that has `breakpoint: true`, or at a `breakpoint` node. Resumed by
 ContinueExecution or ControlPause. Breakpoints are ignored while `breakpoints_disabled`.
@@ -85,8 +85,13 @@ class ForEachFrame(_message.Message):
       recent" matching execution of the workspace when it is empty (seed 001); each call says which.
     * Errors carry a google.rpc.Status with google.rpc.ErrorInfo (domain "runctl") and, for bad
       input, google.rpc.BadRequest field violations. Ids of another workspace are NOT_FOUND.
-    * Enum fields are UNSPECIFIED only where a comment says what that means (usually "any" in a
-      filter, or "not applicable" in a resource).
+    * Filters of list calls: an enum filter is a repeated field named by the plural of the field
+      it matches (`statuses` matches `status`, `reasons` matches `reason`, `types` matches `type`):
+      an item matches when its value is one of those listed; an empty list means any; UNSPECIFIED
+      in the list is INVALID_ARGUMENT. An id filter is a single field named as the field it
+      matches (`workflow_id`); empty means any. Filters combine with AND.
+    * Enum fields are UNSPECIFIED only where a comment says what that means (usually "not
+      applicable" in a resource).
 
     One level of for-each nesting: which iteration of which loop a node run belongs to
     (seed 004 stack element). Stacks are ordered from the outermost loop to the innermost.
@@ -121,44 +126,26 @@ Global___ForEachFrame: _TypeAlias = ForEachFrame  # noqa: Y015
 @_typing.final
 class ForEachContext(_message.Message):
     """Names one iteration of (possibly nested) for-each loops: sent by callers that resume a node
-    waiting inside a loop body (seed 004 `forEachContext`). New callers set only `stack`.
+    waiting inside a loop body (seed 004 `forEachContext`).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     STACK_FIELD_NUMBER: _builtins.int
-    INDEX_FIELD_NUMBER: _builtins.int
-    PARENT_NODE_ID_FIELD_NUMBER: _builtins.int
-    TOTAL_FIELD_NUMBER: _builtins.int
-    index: _builtins.int
-    """Legacy, kept for backward-compatible JSON: iteration index of a single-level loop. Read only
-    when `stack` is empty, together with `parent_node_id` and `total`, as a stack of one frame.
-    """
-    parent_node_id: _builtins.str
-    """Legacy, kept for backward-compatible JSON: id of the for_each node of a single-level loop.
-    Read only when `stack` is empty.
-    """
-    total: _builtins.int
-    """Legacy, kept for backward-compatible JSON: iteration count of a single-level loop. Read only
-    when `stack` is empty.
-    """
     @_builtins.property
     def stack(self) -> _containers.RepeatedCompositeFieldContainer[Global___ForEachFrame]:
         """Nesting levels from outermost to innermost; a single-level loop has a stack of length 1.
-        An empty stack (and empty legacy fields) means the node is not inside a loop.
+        An empty stack means the node is not inside a loop.
         """
 
     def __init__(
         self,
         *,
         stack: _abc.Iterable[Global___ForEachFrame] | None = ...,
-        index: _builtins.int = ...,
-        parent_node_id: _builtins.str = ...,
-        total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "parent_node_id", b"parent_node_id", "stack", b"stack", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["stack", b"stack"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

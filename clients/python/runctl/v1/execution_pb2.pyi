@@ -33,7 +33,7 @@ class _ExecutionStatus:
 class _ExecutionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExecutionStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     EXECUTION_STATUS_UNSPECIFIED: _ExecutionStatus.ValueType  # 0
-    """Any status (in a filter)."""
+    """Not applicable; invalid in a filter."""
     EXECUTION_STATUS_QUEUED: _ExecutionStatus.ValueType  # 1
     """Created; waits for capacity, for its batch's concurrency limit, or for its paused workflow."""
     EXECUTION_STATUS_RUNNING: _ExecutionStatus.ValueType  # 2
@@ -53,7 +53,7 @@ class ExecutionStatus(_ExecutionStatus, metaclass=_ExecutionStatusEnumTypeWrappe
     """Lifecycle state of a run."""
 
 EXECUTION_STATUS_UNSPECIFIED: ExecutionStatus.ValueType  # 0
-"""Any status (in a filter)."""
+"""Not applicable; invalid in a filter."""
 EXECUTION_STATUS_QUEUED: ExecutionStatus.ValueType  # 1
 """Created; waits for capacity, for its batch's concurrency limit, or for its paused workflow."""
 EXECUTION_STATUS_RUNNING: ExecutionStatus.ValueType  # 2
@@ -304,7 +304,7 @@ class Execution(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Unique id of the run, e.g. "exec-1709856234567"."""
+    """Unique id of the run, "exec_" and 20 hex digits, e.g. "exec_8f3a6c1e9b2d4f7a0c5e"."""
     workflow_id: _builtins.str
     """The stored workflow it runs; empty for runs of an inline definition or a workflow file."""
     workflow_version: _builtins.int
@@ -507,13 +507,10 @@ class NodeState(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
-    SCHEDULED_AT_FIELD_NUMBER: _builtins.int
-    STARTED_AT_FIELD_NUMBER: _builtins.int
-    COMPLETED_AT_FIELD_NUMBER: _builtins.int
-    STOPPED_AT_FIELD_NUMBER: _builtins.int
-    FAILED_AT_FIELD_NUMBER: _builtins.int
-    SKIPPED_AT_FIELD_NUMBER: _builtins.int
-    NEXT_ATTEMPT_AT_FIELD_NUMBER: _builtins.int
+    SCHEDULE_TIME_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
     STACK_FIELD_NUMBER: _builtins.int
     LOGS_FIELD_NUMBER: _builtins.int
     CONTEXT_ID_FIELD_NUMBER: _builtins.int
@@ -543,31 +540,23 @@ class NodeState(_message.Message):
         """Error of the last failed attempt; kept while a retry is scheduled, cleared on success."""
 
     @_builtins.property
-    def scheduled_at(self) -> _timestamp_pb2.Timestamp:
-        """When the node last became SCHEDULED."""
+    def schedule_time(self) -> _timestamp_pb2.Timestamp:
+        """When the node was first scheduled; runctl logs no separate scheduling step, so this is when
+        its first attempt started (seed 002 `scheduled_at`). Unset until then.
+        """
 
     @_builtins.property
-    def started_at(self) -> _timestamp_pb2.Timestamp:
-        """When its last attempt started."""
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When its last attempt started; unset before the first."""
 
     @_builtins.property
-    def completed_at(self) -> _timestamp_pb2.Timestamp:
-        """When it completed; unset unless COMPLETED."""
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """When it ended COMPLETED, FAILED or STOPPED (`status` says which); unset before, and for
+        SKIPPED nodes, whose skip is not timed.
+        """
 
     @_builtins.property
-    def stopped_at(self) -> _timestamp_pb2.Timestamp:
-        """When it was stopped; unset unless STOPPED."""
-
-    @_builtins.property
-    def failed_at(self) -> _timestamp_pb2.Timestamp:
-        """When it failed for good; unset unless FAILED."""
-
-    @_builtins.property
-    def skipped_at(self) -> _timestamp_pb2.Timestamp:
-        """When it was skipped; unset unless SKIPPED."""
-
-    @_builtins.property
-    def next_attempt_at(self) -> _timestamp_pb2.Timestamp:
+    def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
         """When the next attempt will start, while a retry backoff runs; unset otherwise."""
 
     @_builtins.property
@@ -588,21 +577,18 @@ class NodeState(_message.Message):
         attempts: _builtins.int = ...,
         output: _struct_pb2.Value | None = ...,
         error: Global___NodeError | None = ...,
-        scheduled_at: _timestamp_pb2.Timestamp | None = ...,
-        started_at: _timestamp_pb2.Timestamp | None = ...,
-        completed_at: _timestamp_pb2.Timestamp | None = ...,
-        stopped_at: _timestamp_pb2.Timestamp | None = ...,
-        failed_at: _timestamp_pb2.Timestamp | None = ...,
-        skipped_at: _timestamp_pb2.Timestamp | None = ...,
-        next_attempt_at: _timestamp_pb2.Timestamp | None = ...,
+        schedule_time: _timestamp_pb2.Timestamp | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
         stack: _abc.Iterable[_common_pb2.ForEachFrame] | None = ...,
         logs: _abc.Iterable[Global___TraceLog] | None = ...,
         context_id: _builtins.str = ...,
         worker_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "error", b"error", "failed_at", b"failed_at", "next_attempt_at", b"next_attempt_at", "output", b"output", "scheduled_at", b"scheduled_at", "skipped_at", b"skipped_at", "started_at", b"started_at", "stopped_at", b"stopped_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "error", b"error", "next_attempt_time", b"next_attempt_time", "output", b"output", "schedule_time", b"schedule_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "completed_at", b"completed_at", "context_id", b"context_id", "error", b"error", "failed_at", b"failed_at", "logs", b"logs", "name", b"name", "next_attempt_at", b"next_attempt_at", "node_id", b"node_id", "output", b"output", "scheduled_at", b"scheduled_at", "skipped_at", b"skipped_at", "stack", b"stack", "started_at", b"started_at", "status", b"status", "stopped_at", b"stopped_at", "type", b"type", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context_id", b"context_id", "end_time", b"end_time", "error", b"error", "logs", b"logs", "name", b"name", "next_attempt_time", b"next_attempt_time", "node_id", b"node_id", "output", b"output", "schedule_time", b"schedule_time", "stack", b"stack", "start_time", b"start_time", "status", b"status", "type", b"type", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -40,7 +40,7 @@ class Task(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     HEARTBEAT_TIMEOUT_FIELD_NUMBER: _builtins.int
     STACK_FIELD_NUMBER: _builtins.int
-    DEADLINE_FIELD_NUMBER: _builtins.int
+    DEADLINE_TIME_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Unique id of this dispatch; pass it to HeartbeatTask / CompleteTask / FailTask."""
     execution_id: _builtins.str
@@ -80,7 +80,7 @@ class Task(_message.Message):
         """For-each iteration of the node, outermost first; empty at top level."""
 
     @_builtins.property
-    def deadline(self) -> _timestamp_pb2.Timestamp:
+    def deadline_time(self) -> _timestamp_pb2.Timestamp:
         """When the attempt times out (from the node's `timeoutSeconds`); unset = no limit."""
 
     def __init__(
@@ -98,11 +98,11 @@ class Task(_message.Message):
         idempotency_key: _builtins.str = ...,
         heartbeat_timeout: _duration_pb2.Duration | None = ...,
         stack: _abc.Iterable[_common_pb2.ForEachFrame] | None = ...,
-        deadline: _timestamp_pb2.Timestamp | None = ...,
+        deadline_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "deadline", b"deadline", "heartbeat_timeout", b"heartbeat_timeout", "input", b"input"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "deadline_time", b"deadline_time", "heartbeat_timeout", b"heartbeat_timeout", "input", b"input"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "config", b"config", "deadline", b"deadline", "execution_id", b"execution_id", "heartbeat_timeout", b"heartbeat_timeout", "idempotency_key", b"idempotency_key", "input", b"input", "node_id", b"node_id", "queue", b"queue", "stack", b"stack", "task_id", b"task_id", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "config", b"config", "deadline_time", b"deadline_time", "execution_id", b"execution_id", "heartbeat_timeout", b"heartbeat_timeout", "idempotency_key", b"idempotency_key", "input", b"input", "node_id", b"node_id", "queue", b"queue", "stack", b"stack", "task_id", b"task_id", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -39,7 +39,7 @@ async def list_batches(call: Call) -> dict[str, Any]:
     limit = call.int_query("limit", DEFAULT_LIMIT, minimum=1, maximum=INT32_MAX)
     offset = call.int_query("offset", 0, minimum=0, maximum=INT32_MAX)
     request = batch_pb2.ListBatchesRequest(
-        status=BATCH_STATUS_FILTER.get(word, batch_pb2.BATCH_STATUS_UNSPECIFIED),
+        statuses=[BATCH_STATUS_FILTER[word]] if word else [],
         limit=min(limit, MAX_LIMIT),
         offset=offset,
     )
@@ -59,7 +59,7 @@ async def stop_batch(call: Call) -> dict[str, Any]:
         "success": True,
         "message": "Batch stopped",
         "batchId": reply.batch_id,
-        "stoppedExecutions": reply.stopped_executions,
+        "stoppedExecutions": reply.total_stopped,
         "runningStopped": reply.running_stopped,
         "queuedCancelled": reply.queued_cancelled,
     }

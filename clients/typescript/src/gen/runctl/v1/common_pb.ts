@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file runctl/v1/common.proto.
  */
 export const file_runctl_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChZydW5jdGwvdjEvY29tbW9uLnByb3RvEglydW5jdGwudjEiRAoMRm9yRWFjaEZyYW1lEg0KBWluZGV4GAEgASgFEhYKDnBhcmVudF9ub2RlX2lkGAIgASgJEg0KBXRvdGFsGAMgASgFIm4KDkZvckVhY2hDb250ZXh0EiYKBXN0YWNrGAEgAygLMhcucnVuY3RsLnYxLkZvckVhY2hGcmFtZRINCgVpbmRleBgCIAEoBRIWCg5wYXJlbnRfbm9kZV9pZBgDIAEoCRINCgV0b3RhbBgEIAEoBSI1CglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqtQEKC1BhdXNlUmVhc29uEhwKGFBBVVNFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhsKF1BBVVNFX1JFQVNPTl9CUkVBS1BPSU5UEAESFQoRUEFVU0VfUkVBU09OX1dBSVQQAhIZChVQQVVTRV9SRUFTT05fQVBQUk9WQUwQAxIXChNQQVVTRV9SRUFTT05fTUFOVUFMEAQSIAocUEFVU0VfUkVBU09OX1dPUktGTE9XX1BBVVNFRBAFQjhaNmdpdGh1Yi5jb20vcnVuY3RsL3J1bmN0bC9jbGllbnRzL2dvL3J1bmN0bC92MTtydW5jdGx2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChZydW5jdGwvdjEvY29tbW9uLnByb3RvEglydW5jdGwudjEiRAoMRm9yRWFjaEZyYW1lEg0KBWluZGV4GAEgASgFEhYKDnBhcmVudF9ub2RlX2lkGAIgASgJEg0KBXRvdGFsGAMgASgFImgKDkZvckVhY2hDb250ZXh0EiYKBXN0YWNrGAEgAygLMhcucnVuY3RsLnYxLkZvckVhY2hGcmFtZUoECAIQA0oECAMQBEoECAQQBVIFaW5kZXhSDnBhcmVudF9ub2RlX2lkUgV0b3RhbCI1CglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqtQEKC1BhdXNlUmVhc29uEhwKGFBBVVNFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhsKF1BBVVNFX1JFQVNPTl9CUkVBS1BPSU5UEAESFQoRUEFVU0VfUkVBU09OX1dBSVQQAhIZChVQQVVTRV9SRUFTT05fQVBQUk9WQUwQAxIXChNQQVVTRV9SRUFTT05fTUFOVUFMEAQSIAocUEFVU0VfUkVBU09OX1dPUktGTE9XX1BBVVNFRBAFQjhaNmdpdGh1Yi5jb20vcnVuY3RsL3J1bmN0bC9jbGllbnRzL2dvL3J1bmN0bC92MTtydW5jdGx2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * One level of for-each nesting: which iteration of which loop a node run belongs to
@@ -52,42 +52,18 @@ export const ForEachFrameSchema: GenMessage<ForEachFrame> = /*@__PURE__*/
 
 /**
  * Names one iteration of (possibly nested) for-each loops: sent by callers that resume a node
- * waiting inside a loop body (seed 004 `forEachContext`). New callers set only `stack`.
+ * waiting inside a loop body (seed 004 `forEachContext`).
  *
  * @generated from message runctl.v1.ForEachContext
  */
 export type ForEachContext = Message<"runctl.v1.ForEachContext"> & {
   /**
    * Nesting levels from outermost to innermost; a single-level loop has a stack of length 1.
-   * An empty stack (and empty legacy fields) means the node is not inside a loop.
+   * An empty stack means the node is not inside a loop.
    *
    * @generated from field: repeated runctl.v1.ForEachFrame stack = 1;
    */
   stack: ForEachFrame[];
-
-  /**
-   * Legacy, kept for backward-compatible JSON: iteration index of a single-level loop. Read only
-   * when `stack` is empty, together with `parent_node_id` and `total`, as a stack of one frame.
-   *
-   * @generated from field: int32 index = 2;
-   */
-  index: number;
-
-  /**
-   * Legacy, kept for backward-compatible JSON: id of the for_each node of a single-level loop.
-   * Read only when `stack` is empty.
-   *
-   * @generated from field: string parent_node_id = 3;
-   */
-  parentNodeId: string;
-
-  /**
-   * Legacy, kept for backward-compatible JSON: iteration count of a single-level loop. Read only
-   * when `stack` is empty.
-   *
-   * @generated from field: int32 total = 4;
-   */
-  total: number;
 };
 
 /**
@@ -127,7 +103,7 @@ export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
  */
 export enum PauseReason {
   /**
-   * Not paused (in an Execution), or "any reason" (in a filter).
+   * Not paused (in an Execution); invalid in a filter.
    *
    * @generated from enum value: PAUSE_REASON_UNSPECIFIED = 0;
    */
