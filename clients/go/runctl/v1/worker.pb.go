@@ -190,8 +190,8 @@ type PollTasksRequest struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// Stable, unique name of the worker process, e.g. "browser-worker-1@host" (shown as
-	// NodeState.worker_id).
+	// Stable, unique name of the worker process, e.g. "browser-worker-1@host": the tasks this
+	// stream receives are assigned to it, and only it may report them.
 	WorkerId string `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	// Queues to serve (a node's `queue`, or its type when that is empty); at least one.
 	Queues []string `protobuf:"bytes,2,rep,name=queues,proto3" json:"queues,omitempty"`

@@ -162,8 +162,6 @@ type Workflow struct {
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// When the workflow was last paused; unset unless `status` is PAUSED.
 	PauseTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=pause_time,json=pauseTime,proto3" json:"pause_time,omitempty"`
-	// When the workflow was cancelled; unset unless `status` is CANCELLED.
-	CancelTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
 }
 
 func (x *Workflow) Reset() {
@@ -264,13 +262,6 @@ func (x *Workflow) GetUpdateTime() *timestamppb.Timestamp {
 func (x *Workflow) GetPauseTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.PauseTime
-	}
-	return nil
-}
-
-func (x *Workflow) GetCancelTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.CancelTime
 	}
 	return nil
 }
@@ -1935,7 +1926,7 @@ var file_runctl_v1_workflow_proto_rawDesc = []byte{
 	0x74, 0x6f, 0x62, 0x75, 0x66, 0x2f, 0x74, 0x69, 0x6d, 0x65, 0x73, 0x74, 0x61, 0x6d, 0x70, 0x2e,
 	0x70, 0x72, 0x6f, 0x74, 0x6f, 0x1a, 0x1b, 0x72, 0x75, 0x6e, 0x63, 0x74, 0x6c, 0x2f, 0x76, 0x31,
 	0x2f, 0x70, 0x61, 0x75, 0x73, 0x65, 0x5f, 0x70, 0x6f, 0x69, 0x6e, 0x74, 0x2e, 0x70, 0x72, 0x6f,
-	0x74, 0x6f, 0x22, 0xb1, 0x04, 0x0a, 0x08, 0x57, 0x6f, 0x72, 0x6b, 0x66, 0x6c, 0x6f, 0x77, 0x12,
+	0x74, 0x6f, 0x22, 0x81, 0x04, 0x0a, 0x08, 0x57, 0x6f, 0x72, 0x6b, 0x66, 0x6c, 0x6f, 0x77, 0x12,
 	0x14, 0x0a, 0x02, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x42, 0x04, 0xe2, 0x41, 0x01,
 	0x03, 0x52, 0x02, 0x69, 0x64, 0x12, 0x18, 0x0a, 0x04, 0x6e, 0x61, 0x6d, 0x65, 0x18, 0x02, 0x20,
 	0x01, 0x28, 0x09, 0x42, 0x04, 0xe2, 0x41, 0x01, 0x03, 0x52, 0x04, 0x6e, 0x61, 0x6d, 0x65, 0x12,
@@ -1966,11 +1957,8 @@ var file_runctl_v1_workflow_proto_rawDesc = []byte{
 	0x18, 0x0a, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x1a, 0x2e, 0x67, 0x6f, 0x6f, 0x67, 0x6c, 0x65, 0x2e,
 	0x70, 0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75, 0x66, 0x2e, 0x54, 0x69, 0x6d, 0x65, 0x73, 0x74, 0x61,
 	0x6d, 0x70, 0x42, 0x04, 0xe2, 0x41, 0x01, 0x03, 0x52, 0x09, 0x70, 0x61, 0x75, 0x73, 0x65, 0x54,
-	0x69, 0x6d, 0x65, 0x12, 0x41, 0x0a, 0x0b, 0x63, 0x61, 0x6e, 0x63, 0x65, 0x6c, 0x5f, 0x74, 0x69,
-	0x6d, 0x65, 0x18, 0x0b, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x1a, 0x2e, 0x67, 0x6f, 0x6f, 0x67, 0x6c,
-	0x65, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75, 0x66, 0x2e, 0x54, 0x69, 0x6d, 0x65, 0x73,
-	0x74, 0x61, 0x6d, 0x70, 0x42, 0x04, 0xe2, 0x41, 0x01, 0x03, 0x52, 0x0a, 0x63, 0x61, 0x6e, 0x63,
-	0x65, 0x6c, 0x54, 0x69, 0x6d, 0x65, 0x22, 0xe5, 0x02, 0x0a, 0x12, 0x57, 0x6f, 0x72, 0x6b, 0x66,
+	0x69, 0x6d, 0x65, 0x4a, 0x04, 0x08, 0x0b, 0x10, 0x0c, 0x52, 0x0b, 0x63, 0x61, 0x6e, 0x63, 0x65,
+	0x6c, 0x5f, 0x74, 0x69, 0x6d, 0x65, 0x22, 0xe5, 0x02, 0x0a, 0x12, 0x57, 0x6f, 0x72, 0x6b, 0x66,
 	0x6c, 0x6f, 0x77, 0x44, 0x65, 0x66, 0x69, 0x6e, 0x69, 0x74, 0x69, 0x6f, 0x6e, 0x12, 0x12, 0x0a,
 	0x04, 0x6e, 0x61, 0x6d, 0x65, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x04, 0x6e, 0x61, 0x6d,
 	0x65, 0x12, 0x20, 0x0a, 0x0b, 0x64, 0x65, 0x73, 0x63, 0x72, 0x69, 0x70, 0x74, 0x69, 0x6f, 0x6e,
@@ -2317,58 +2305,57 @@ var file_runctl_v1_workflow_proto_depIdxs = []int32{
 	30, // 2: runctl.v1.Workflow.create_time:type_name -> google.protobuf.Timestamp
 	30, // 3: runctl.v1.Workflow.update_time:type_name -> google.protobuf.Timestamp
 	30, // 4: runctl.v1.Workflow.pause_time:type_name -> google.protobuf.Timestamp
-	30, // 5: runctl.v1.Workflow.cancel_time:type_name -> google.protobuf.Timestamp
-	4,  // 6: runctl.v1.WorkflowDefinition.nodes:type_name -> runctl.v1.Node
-	6,  // 7: runctl.v1.WorkflowDefinition.edges:type_name -> runctl.v1.Edge
-	29, // 8: runctl.v1.WorkflowDefinition.positions:type_name -> runctl.v1.WorkflowDefinition.PositionsEntry
-	31, // 9: runctl.v1.Node.config:type_name -> google.protobuf.Struct
-	8,  // 10: runctl.v1.Node.retry:type_name -> runctl.v1.RetryPolicy
-	5,  // 11: runctl.v1.Node.body:type_name -> runctl.v1.Graph
-	4,  // 12: runctl.v1.Graph.nodes:type_name -> runctl.v1.Node
-	6,  // 13: runctl.v1.Graph.edges:type_name -> runctl.v1.Edge
-	3,  // 14: runctl.v1.CreateWorkflowRequest.definition:type_name -> runctl.v1.WorkflowDefinition
-	2,  // 15: runctl.v1.CreateWorkflowResponse.workflow:type_name -> runctl.v1.Workflow
-	1,  // 16: runctl.v1.GetWorkflowRequest.view:type_name -> runctl.v1.WorkflowView
-	2,  // 17: runctl.v1.GetWorkflowResponse.workflow:type_name -> runctl.v1.Workflow
-	0,  // 18: runctl.v1.ListWorkflowsRequest.statuses:type_name -> runctl.v1.WorkflowStatus
-	1,  // 19: runctl.v1.ListWorkflowsRequest.view:type_name -> runctl.v1.WorkflowView
-	2,  // 20: runctl.v1.ListWorkflowsResponse.workflows:type_name -> runctl.v1.Workflow
-	3,  // 21: runctl.v1.UpdateWorkflowRequest.definition:type_name -> runctl.v1.WorkflowDefinition
-	2,  // 22: runctl.v1.UpdateWorkflowResponse.workflow:type_name -> runctl.v1.Workflow
-	2,  // 23: runctl.v1.PauseWorkflowResponse.workflow:type_name -> runctl.v1.Workflow
-	2,  // 24: runctl.v1.ResumeWorkflowResponse.workflow:type_name -> runctl.v1.Workflow
-	2,  // 25: runctl.v1.CancelWorkflowResponse.workflow:type_name -> runctl.v1.Workflow
-	32, // 26: runctl.v1.RotateWebhookSecretRequest.overlap:type_name -> google.protobuf.Duration
-	2,  // 27: runctl.v1.RotateWebhookSecretResponse.workflow:type_name -> runctl.v1.Workflow
-	30, // 28: runctl.v1.RotateWebhookSecretResponse.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	33, // 29: runctl.v1.ListPausedExecutionsRequest.statuses:type_name -> runctl.v1.ResumeStatus
-	34, // 30: runctl.v1.ListPausedExecutionsResponse.paused_executions:type_name -> runctl.v1.PausedExecution
-	7,  // 31: runctl.v1.WorkflowDefinition.PositionsEntry.value:type_name -> runctl.v1.Position
-	9,  // 32: runctl.v1.WorkflowService.CreateWorkflow:input_type -> runctl.v1.CreateWorkflowRequest
-	11, // 33: runctl.v1.WorkflowService.GetWorkflow:input_type -> runctl.v1.GetWorkflowRequest
-	13, // 34: runctl.v1.WorkflowService.ListWorkflows:input_type -> runctl.v1.ListWorkflowsRequest
-	15, // 35: runctl.v1.WorkflowService.UpdateWorkflow:input_type -> runctl.v1.UpdateWorkflowRequest
-	17, // 36: runctl.v1.WorkflowService.DeleteWorkflow:input_type -> runctl.v1.DeleteWorkflowRequest
-	19, // 37: runctl.v1.WorkflowService.PauseWorkflow:input_type -> runctl.v1.PauseWorkflowRequest
-	21, // 38: runctl.v1.WorkflowService.ResumeWorkflow:input_type -> runctl.v1.ResumeWorkflowRequest
-	23, // 39: runctl.v1.WorkflowService.CancelWorkflow:input_type -> runctl.v1.CancelWorkflowRequest
-	25, // 40: runctl.v1.WorkflowService.RotateWebhookSecret:input_type -> runctl.v1.RotateWebhookSecretRequest
-	27, // 41: runctl.v1.WorkflowService.ListPausedExecutions:input_type -> runctl.v1.ListPausedExecutionsRequest
-	10, // 42: runctl.v1.WorkflowService.CreateWorkflow:output_type -> runctl.v1.CreateWorkflowResponse
-	12, // 43: runctl.v1.WorkflowService.GetWorkflow:output_type -> runctl.v1.GetWorkflowResponse
-	14, // 44: runctl.v1.WorkflowService.ListWorkflows:output_type -> runctl.v1.ListWorkflowsResponse
-	16, // 45: runctl.v1.WorkflowService.UpdateWorkflow:output_type -> runctl.v1.UpdateWorkflowResponse
-	18, // 46: runctl.v1.WorkflowService.DeleteWorkflow:output_type -> runctl.v1.DeleteWorkflowResponse
-	20, // 47: runctl.v1.WorkflowService.PauseWorkflow:output_type -> runctl.v1.PauseWorkflowResponse
-	22, // 48: runctl.v1.WorkflowService.ResumeWorkflow:output_type -> runctl.v1.ResumeWorkflowResponse
-	24, // 49: runctl.v1.WorkflowService.CancelWorkflow:output_type -> runctl.v1.CancelWorkflowResponse
-	26, // 50: runctl.v1.WorkflowService.RotateWebhookSecret:output_type -> runctl.v1.RotateWebhookSecretResponse
-	28, // 51: runctl.v1.WorkflowService.ListPausedExecutions:output_type -> runctl.v1.ListPausedExecutionsResponse
-	42, // [42:52] is the sub-list for method output_type
-	32, // [32:42] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	4,  // 5: runctl.v1.WorkflowDefinition.nodes:type_name -> runctl.v1.Node
+	6,  // 6: runctl.v1.WorkflowDefinition.edges:type_name -> runctl.v1.Edge
+	29, // 7: runctl.v1.WorkflowDefinition.positions:type_name -> runctl.v1.WorkflowDefinition.PositionsEntry
+	31, // 8: runctl.v1.Node.config:type_name -> google.protobuf.Struct
+	8,  // 9: runctl.v1.Node.retry:type_name -> runctl.v1.RetryPolicy
+	5,  // 10: runctl.v1.Node.body:type_name -> runctl.v1.Graph
+	4,  // 11: runctl.v1.Graph.nodes:type_name -> runctl.v1.Node
+	6,  // 12: runctl.v1.Graph.edges:type_name -> runctl.v1.Edge
+	3,  // 13: runctl.v1.CreateWorkflowRequest.definition:type_name -> runctl.v1.WorkflowDefinition
+	2,  // 14: runctl.v1.CreateWorkflowResponse.workflow:type_name -> runctl.v1.Workflow
+	1,  // 15: runctl.v1.GetWorkflowRequest.view:type_name -> runctl.v1.WorkflowView
+	2,  // 16: runctl.v1.GetWorkflowResponse.workflow:type_name -> runctl.v1.Workflow
+	0,  // 17: runctl.v1.ListWorkflowsRequest.statuses:type_name -> runctl.v1.WorkflowStatus
+	1,  // 18: runctl.v1.ListWorkflowsRequest.view:type_name -> runctl.v1.WorkflowView
+	2,  // 19: runctl.v1.ListWorkflowsResponse.workflows:type_name -> runctl.v1.Workflow
+	3,  // 20: runctl.v1.UpdateWorkflowRequest.definition:type_name -> runctl.v1.WorkflowDefinition
+	2,  // 21: runctl.v1.UpdateWorkflowResponse.workflow:type_name -> runctl.v1.Workflow
+	2,  // 22: runctl.v1.PauseWorkflowResponse.workflow:type_name -> runctl.v1.Workflow
+	2,  // 23: runctl.v1.ResumeWorkflowResponse.workflow:type_name -> runctl.v1.Workflow
+	2,  // 24: runctl.v1.CancelWorkflowResponse.workflow:type_name -> runctl.v1.Workflow
+	32, // 25: runctl.v1.RotateWebhookSecretRequest.overlap:type_name -> google.protobuf.Duration
+	2,  // 26: runctl.v1.RotateWebhookSecretResponse.workflow:type_name -> runctl.v1.Workflow
+	30, // 27: runctl.v1.RotateWebhookSecretResponse.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	33, // 28: runctl.v1.ListPausedExecutionsRequest.statuses:type_name -> runctl.v1.ResumeStatus
+	34, // 29: runctl.v1.ListPausedExecutionsResponse.paused_executions:type_name -> runctl.v1.PausedExecution
+	7,  // 30: runctl.v1.WorkflowDefinition.PositionsEntry.value:type_name -> runctl.v1.Position
+	9,  // 31: runctl.v1.WorkflowService.CreateWorkflow:input_type -> runctl.v1.CreateWorkflowRequest
+	11, // 32: runctl.v1.WorkflowService.GetWorkflow:input_type -> runctl.v1.GetWorkflowRequest
+	13, // 33: runctl.v1.WorkflowService.ListWorkflows:input_type -> runctl.v1.ListWorkflowsRequest
+	15, // 34: runctl.v1.WorkflowService.UpdateWorkflow:input_type -> runctl.v1.UpdateWorkflowRequest
+	17, // 35: runctl.v1.WorkflowService.DeleteWorkflow:input_type -> runctl.v1.DeleteWorkflowRequest
+	19, // 36: runctl.v1.WorkflowService.PauseWorkflow:input_type -> runctl.v1.PauseWorkflowRequest
+	21, // 37: runctl.v1.WorkflowService.ResumeWorkflow:input_type -> runctl.v1.ResumeWorkflowRequest
+	23, // 38: runctl.v1.WorkflowService.CancelWorkflow:input_type -> runctl.v1.CancelWorkflowRequest
+	25, // 39: runctl.v1.WorkflowService.RotateWebhookSecret:input_type -> runctl.v1.RotateWebhookSecretRequest
+	27, // 40: runctl.v1.WorkflowService.ListPausedExecutions:input_type -> runctl.v1.ListPausedExecutionsRequest
+	10, // 41: runctl.v1.WorkflowService.CreateWorkflow:output_type -> runctl.v1.CreateWorkflowResponse
+	12, // 42: runctl.v1.WorkflowService.GetWorkflow:output_type -> runctl.v1.GetWorkflowResponse
+	14, // 43: runctl.v1.WorkflowService.ListWorkflows:output_type -> runctl.v1.ListWorkflowsResponse
+	16, // 44: runctl.v1.WorkflowService.UpdateWorkflow:output_type -> runctl.v1.UpdateWorkflowResponse
+	18, // 45: runctl.v1.WorkflowService.DeleteWorkflow:output_type -> runctl.v1.DeleteWorkflowResponse
+	20, // 46: runctl.v1.WorkflowService.PauseWorkflow:output_type -> runctl.v1.PauseWorkflowResponse
+	22, // 47: runctl.v1.WorkflowService.ResumeWorkflow:output_type -> runctl.v1.ResumeWorkflowResponse
+	24, // 48: runctl.v1.WorkflowService.CancelWorkflow:output_type -> runctl.v1.CancelWorkflowResponse
+	26, // 49: runctl.v1.WorkflowService.RotateWebhookSecret:output_type -> runctl.v1.RotateWebhookSecretResponse
+	28, // 50: runctl.v1.WorkflowService.ListPausedExecutions:output_type -> runctl.v1.ListPausedExecutionsResponse
+	41, // [41:51] is the sub-list for method output_type
+	31, // [31:41] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_runctl_v1_workflow_proto_init() }

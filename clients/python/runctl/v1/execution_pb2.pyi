@@ -365,8 +365,8 @@ class Execution(_message.Message):
 
     @_builtins.property
     def edges(self) -> _containers.RepeatedCompositeFieldContainer[Global___EdgeState]:
-        """State of every edge, in definition order; loop-body edges once per iteration reached.
-        Omitted in the BASIC view.
+        """State of every top-level edge, in definition order (edges inside loop bodies are not listed:
+        the states of their nodes show the way each iteration took). Omitted in the BASIC view.
         """
 
     @_builtins.property
@@ -514,7 +514,6 @@ class NodeState(_message.Message):
     STACK_FIELD_NUMBER: _builtins.int
     LOGS_FIELD_NUMBER: _builtins.int
     CONTEXT_ID_FIELD_NUMBER: _builtins.int
-    WORKER_ID_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """Id of the node in the definition."""
     type: _builtins.str
@@ -527,8 +526,6 @@ class NodeState(_message.Message):
     """Attempts started so far (1 after the first start; retries add one each)."""
     context_id: _builtins.str
     """The pause point the node waits at; empty unless WAITING."""
-    worker_id: _builtins.str
-    """The external worker running the current attempt (task nodes); empty otherwise."""
     @_builtins.property
     def output(self) -> _struct_pb2.Value:
         """Output of the completed node (any JSON value: an http response, a transform result, the
@@ -584,11 +581,10 @@ class NodeState(_message.Message):
         stack: _abc.Iterable[_common_pb2.ForEachFrame] | None = ...,
         logs: _abc.Iterable[Global___TraceLog] | None = ...,
         context_id: _builtins.str = ...,
-        worker_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "error", b"error", "next_attempt_time", b"next_attempt_time", "output", b"output", "schedule_time", b"schedule_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context_id", b"context_id", "end_time", b"end_time", "error", b"error", "logs", b"logs", "name", b"name", "next_attempt_time", b"next_attempt_time", "node_id", b"node_id", "output", b"output", "schedule_time", b"schedule_time", "stack", b"stack", "start_time", b"start_time", "status", b"status", "type", b"type", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context_id", b"context_id", "end_time", b"end_time", "error", b"error", "logs", b"logs", "name", b"name", "next_attempt_time", b"next_attempt_time", "node_id", b"node_id", "output", b"output", "schedule_time", b"schedule_time", "stack", b"stack", "start_time", b"start_time", "status", b"status", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -603,28 +599,22 @@ class EdgeState(_message.Message):
     FROM_NODE_ID_FIELD_NUMBER: _builtins.int
     TO_NODE_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
-    STACK_FIELD_NUMBER: _builtins.int
     from_node_id: _builtins.str
     """Id of the edge's source node (workflow file "from")."""
     to_node_id: _builtins.str
     """Id of the edge's target node (workflow file "to")."""
     status: Global___EdgeStatus.ValueType
     """Whether the edge was taken."""
-    @_builtins.property
-    def stack(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ForEachFrame]:
-        """For-each iteration of this edge, for edges inside a loop body; empty at top level."""
-
     def __init__(
         self,
         *,
         from_node_id: _builtins.str = ...,
         to_node_id: _builtins.str = ...,
         status: Global___EdgeStatus.ValueType = ...,
-        stack: _abc.Iterable[_common_pb2.ForEachFrame] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_node_id", b"from_node_id", "stack", b"stack", "status", b"status", "to_node_id", b"to_node_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_node_id", b"from_node_id", "status", b"status", "to_node_id", b"to_node_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

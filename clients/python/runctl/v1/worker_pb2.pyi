@@ -118,8 +118,8 @@ class PollTasksRequest(_message.Message):
     QUEUES_FIELD_NUMBER: _builtins.int
     MAX_IN_FLIGHT_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
-    """Stable, unique name of the worker process, e.g. "browser-worker-1@host" (shown as
-    NodeState.worker_id).
+    """Stable, unique name of the worker process, e.g. "browser-worker-1@host": the tasks this
+    stream receives are assigned to it, and only it may report them.
     """
     max_in_flight: _builtins.int
     """Maximum unfinished tasks on this stream at once: 0 = 1; clamped to 1000; negative is

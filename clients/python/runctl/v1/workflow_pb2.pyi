@@ -91,7 +91,6 @@ class Workflow(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     PAUSE_TIME_FIELD_NUMBER: _builtins.int
-    CANCEL_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique id, "wf_" and 20 hex digits, e.g. "wf_3c9e1a7f5b2d8e4c6a0f" (server-assigned unless
     given at creation).
@@ -124,10 +123,6 @@ class Workflow(_message.Message):
     def pause_time(self) -> _timestamp_pb2.Timestamp:
         """When the workflow was last paused; unset unless `status` is PAUSED."""
 
-    @_builtins.property
-    def cancel_time(self) -> _timestamp_pb2.Timestamp:
-        """When the workflow was cancelled; unset unless `status` is CANCELLED."""
-
     def __init__(
         self,
         *,
@@ -141,11 +136,10 @@ class Workflow(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         pause_time: _timestamp_pb2.Timestamp | None = ...,
-        cancel_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "definition", b"definition", "pause_time", b"pause_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "definition", b"definition", "pause_time", b"pause_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "definition", b"definition", "description", b"description", "id", b"id", "name", b"name", "pause_time", b"pause_time", "status", b"status", "update_time", b"update_time", "version", b"version", "webhook_secret", b"webhook_secret"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "definition", b"definition", "description", b"description", "id", b"id", "name", b"name", "pause_time", b"pause_time", "status", b"status", "update_time", b"update_time", "version", b"version", "webhook_secret", b"webhook_secret"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

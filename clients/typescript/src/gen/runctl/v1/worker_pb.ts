@@ -132,8 +132,8 @@ export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
  */
 export type PollTasksRequest = Message<"runctl.v1.PollTasksRequest"> & {
   /**
-   * Stable, unique name of the worker process, e.g. "browser-worker-1@host" (shown as
-   * NodeState.worker_id).
+   * Stable, unique name of the worker process, e.g. "browser-worker-1@host": the tasks this
+   * stream receives are assigned to it, and only it may report them.
    *
    * @generated from field: string worker_id = 1;
    */
