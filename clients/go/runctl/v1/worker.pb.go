@@ -30,7 +30,8 @@ type Task struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// Unique id of this dispatch; pass it to HeartbeatTask / CompleteTask / FailTask.
+	// Unique id of this dispatch, "task_" and 20 hex digits (e.g. "task_0d4f7a2c9e1b6a3f8c5e"); pass
+	// it to HeartbeatTask / CompleteTask / FailTask.
 	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	// The run the node belongs to.
 	ExecutionId string `protobuf:"bytes,2,opt,name=execution_id,json=executionId,proto3" json:"execution_id,omitempty"`

@@ -42,7 +42,9 @@ class Task(_message.Message):
     STACK_FIELD_NUMBER: _builtins.int
     DEADLINE_TIME_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
-    """Unique id of this dispatch; pass it to HeartbeatTask / CompleteTask / FailTask."""
+    """Unique id of this dispatch, "task_" and 20 hex digits (e.g. "task_0d4f7a2c9e1b6a3f8c5e"); pass
+    it to HeartbeatTask / CompleteTask / FailTask.
+    """
     execution_id: _builtins.str
     """The run the node belongs to."""
     workflow_id: _builtins.str

@@ -24,7 +24,8 @@ export const file_runctl_v1_worker: GenFile = /*@__PURE__*/
  */
 export type Task = Message<"runctl.v1.Task"> & {
   /**
-   * Unique id of this dispatch; pass it to HeartbeatTask / CompleteTask / FailTask.
+   * Unique id of this dispatch, "task_" and 20 hex digits (e.g. "task_0d4f7a2c9e1b6a3f8c5e"); pass
+   * it to HeartbeatTask / CompleteTask / FailTask.
    *
    * @generated from field: string task_id = 1;
    */
