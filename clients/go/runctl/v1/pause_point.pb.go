@@ -731,7 +731,8 @@ type PausedExecution struct {
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// Free-form metadata of the run (its batch, its workflow file); unset (JSON null) when none.
 	Metadata *structpb.Struct `protobuf:"bytes,10,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	// Its pause points, oldest first (all statuses, unless the list call filtered them).
+	// Its pause points, oldest first, in every status (a `statuses` filter picks runs by their
+	// aggregated `status`, not pause points).
 	PausePoints []*PausePoint `protobuf:"bytes,12,rep,name=pause_points,json=pausePoints,proto3" json:"pause_points,omitempty"`
 }
 

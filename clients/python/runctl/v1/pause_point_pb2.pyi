@@ -434,7 +434,9 @@ class PausedExecution(_message.Message):
 
     @_builtins.property
     def pause_points(self) -> _containers.RepeatedCompositeFieldContainer[Global___PausePoint]:
-        """Its pause points, oldest first (all statuses, unless the list call filtered them)."""
+        """Its pause points, oldest first, in every status (a `statuses` filter picks runs by their
+        aggregated `status`, not pause points).
+        """
 
     def __init__(
         self,

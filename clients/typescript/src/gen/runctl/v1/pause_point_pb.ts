@@ -402,7 +402,8 @@ export type PausedExecution = Message<"runctl.v1.PausedExecution"> & {
   metadata?: JsonObject | undefined;
 
   /**
-   * Its pause points, oldest first (all statuses, unless the list call filtered them).
+   * Its pause points, oldest first, in every status (a `statuses` filter picks runs by their
+   * aggregated `status`, not pause points).
    *
    * @generated from field: repeated runctl.v1.PausePoint pause_points = 12;
    */
