@@ -101,6 +101,5 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             request.message,
             code=request.code,
             retryable=request.retryable,
-            details=convert.struct_to_dict(request.details) if request.HasField("details") else None,
         )
         return worker_pb2.FailTaskResponse()

@@ -628,31 +628,21 @@ class NodeError(_message.Message):
 
     MESSAGE_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
-    RETRYABLE_FIELD_NUMBER: _builtins.int
-    DETAILS_FIELD_NUMBER: _builtins.int
     message: _builtins.str
     """Human-readable message, e.g. "GET http://...: 503 Service Unavailable"."""
     code: _builtins.str
     """Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "PAUSE_EXPIRED", "TASK_FAILED",
     "EXPRESSION_ERROR"; free string, UPPER_SNAKE_CASE.
     """
-    retryable: _builtins.bool
-    """Whether the failure may succeed on retry (a retry happens only if attempts remain)."""
-    @_builtins.property
-    def details(self) -> _struct_pb2.Struct:
-        """Extra structured details (e.g. the HTTP status and body, a worker's details)."""
-
     def __init__(
         self,
         *,
         message: _builtins.str = ...,
         code: _builtins.str = ...,
-        retryable: _builtins.bool = ...,
-        details: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "details", b"details", "message", b"message", "retryable", b"retryable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

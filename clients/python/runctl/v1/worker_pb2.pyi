@@ -293,7 +293,6 @@ class FailTaskRequest(_message.Message):
     WORKER_ID_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     RETRYABLE_FIELD_NUMBER: _builtins.int
-    DETAILS_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """The task."""
@@ -302,13 +301,9 @@ class FailTaskRequest(_message.Message):
     message: _builtins.str
     """Human-readable error message (NodeError.message)."""
     retryable: _builtins.bool
-    """Whether another attempt may succeed."""
+    """Whether another attempt may succeed: if not, the node fails without retrying."""
     code: _builtins.str
     """Machine-readable code (NodeError.code); empty = "TASK_FAILED"."""
-    @_builtins.property
-    def details(self) -> _struct_pb2.Struct:
-        """Structured details (NodeError.details); unset = none."""
-
     def __init__(
         self,
         *,
@@ -316,12 +311,11 @@ class FailTaskRequest(_message.Message):
         worker_id: _builtins.str = ...,
         message: _builtins.str = ...,
         retryable: _builtins.bool = ...,
-        details: _struct_pb2.Struct | None = ...,
         code: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "details", b"details", "message", b"message", "retryable", b"retryable", "task_id", b"task_id", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "retryable", b"retryable", "task_id", b"task_id", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
