@@ -17,6 +17,12 @@ from runctl_server.errors import InvalidArgument
 from runctl_server.store.reads import Row
 
 FULL = execution_pb2.EXECUTION_VIEW_FULL
+# A node config's `onTimeout`, as PausePoint.expiry_action.
+EXPIRY_ACTIONS = {
+    "fail": pause_point_pb2.EXPIRY_ACTION_FAIL_NODE,
+    "continue": pause_point_pb2.EXPIRY_ACTION_CONTINUE,
+    "branch": pause_point_pb2.EXPIRY_ACTION_BRANCH,
+}
 # The node column that holds NodeState.end_time, by the status the node ended in.
 END_COLUMNS = {"completed": "completed_at", "failed": "failed_at", "stopped": "stopped_at"}
 
@@ -239,6 +245,13 @@ def pause_point(row: Row, links: ResumeLinks) -> pause_point_pb2.PausePoint:
     )
     message.response.display_data.title = str(display.get("title", ""))
     message.response.display_data.message = str(display.get("message", ""))
+    extra = {key: item for key, item in display.items() if key not in ("title", "message")}
+    if extra:
+        message.response.display_data.extra.update(extra)
+    if row["expires_at"] is not None:
+        message.expiry_action = EXPIRY_ACTIONS.get(
+            str(row["expiry_action"] or "fail"), pause_point_pb2.EXPIRY_ACTION_UNSPECIFIED
+        )
     for field in _json(row["form_fields"]) or []:
         form_field = message.response.form_fields.add(
             name=str(field.get("name", "")),

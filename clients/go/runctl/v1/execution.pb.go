@@ -1116,8 +1116,8 @@ type NodeError struct {
 
 	// Human-readable message, e.g. "GET http://...: 503 Service Unavailable".
 	Message string `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
-	// Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "PAUSE_EXPIRED", "TASK_FAILED",
-	// "EXPRESSION_ERROR"; free string, UPPER_SNAKE_CASE.
+	// Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "EXPIRED" (a pause point expired),
+	// "TASK_FAILED"; free string, UPPER_SNAKE_CASE.
 	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
 }
 

@@ -631,8 +631,8 @@ class NodeError(_message.Message):
     message: _builtins.str
     """Human-readable message, e.g. "GET http://...: 503 Service Unavailable"."""
     code: _builtins.str
-    """Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "PAUSE_EXPIRED", "TASK_FAILED",
-    "EXPRESSION_ERROR"; free string, UPPER_SNAKE_CASE.
+    """Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "EXPIRED" (a pause point expired),
+    "TASK_FAILED"; free string, UPPER_SNAKE_CASE.
     """
     def __init__(
         self,

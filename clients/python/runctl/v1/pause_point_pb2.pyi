@@ -63,27 +63,37 @@ class _ExpiryActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExpiryAc
     EXPIRY_ACTION_UNSPECIFIED: _ExpiryAction.ValueType  # 0
     """Not applicable: the pause point has no expiry."""
     EXPIRY_ACTION_FAIL_NODE: _ExpiryAction.ValueType  # 1
-    """The waiting node fails with error code "PAUSE_EXPIRED" (no retry), which fails the run."""
-    EXPIRY_ACTION_RESUME_WITH_DEFAULTS: _ExpiryAction.ValueType  # 2
-    """The node is resumed as if submitted with the form fields' default values (an empty object
-    for a wait node), and the run goes on.
+    """`onTimeout: "fail"` (the default): the waiting node fails with error code "EXPIRED" (no
+    retry), which fails the run.
     """
-    EXPIRY_ACTION_TAKE_EXPIRED_BRANCH: _ExpiryAction.ValueType  # 3
-    """The node completes and only its outgoing edges whose `when` is "expired" are taken."""
+    EXPIRY_ACTION_CONTINUE: _ExpiryAction.ValueType  # 4
+    """`onTimeout: "continue"`: the node completes with the output {"expired": true} and the run goes
+    on along its outgoing edges that have no `when` label.
+    """
+    EXPIRY_ACTION_BRANCH: _ExpiryAction.ValueType  # 5
+    """`onTimeout: "branch"`: the node completes with the output {"expired": true} and only its
+    outgoing edges whose `when` is "timeout" are taken.
+    """
 
 class ExpiryAction(_ExpiryAction, metaclass=_ExpiryActionEnumTypeWrapper):
-    """What happens when a pause point expires (reaches `expire_time` while still PAUSED)."""
+    """What happens when a pause point expires (reaches `expire_time` while still PAUSED): the node
+    config's `onTimeout`.
+    """
 
 EXPIRY_ACTION_UNSPECIFIED: ExpiryAction.ValueType  # 0
 """Not applicable: the pause point has no expiry."""
 EXPIRY_ACTION_FAIL_NODE: ExpiryAction.ValueType  # 1
-"""The waiting node fails with error code "PAUSE_EXPIRED" (no retry), which fails the run."""
-EXPIRY_ACTION_RESUME_WITH_DEFAULTS: ExpiryAction.ValueType  # 2
-"""The node is resumed as if submitted with the form fields' default values (an empty object
-for a wait node), and the run goes on.
+"""`onTimeout: "fail"` (the default): the waiting node fails with error code "EXPIRED" (no
+retry), which fails the run.
 """
-EXPIRY_ACTION_TAKE_EXPIRED_BRANCH: ExpiryAction.ValueType  # 3
-"""The node completes and only its outgoing edges whose `when` is "expired" are taken."""
+EXPIRY_ACTION_CONTINUE: ExpiryAction.ValueType  # 4
+"""`onTimeout: "continue"`: the node completes with the output {"expired": true} and the run goes
+on along its outgoing edges that have no `when` label.
+"""
+EXPIRY_ACTION_BRANCH: ExpiryAction.ValueType  # 5
+"""`onTimeout: "branch"`: the node completes with the output {"expired": true} and only its
+outgoing edges whose `when` is "timeout" are taken.
+"""
 Global___ExpiryAction: _TypeAlias = ExpiryAction  # noqa: Y015
 
 class _FormFieldType:

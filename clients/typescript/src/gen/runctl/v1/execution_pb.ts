@@ -476,8 +476,8 @@ export type NodeError = Message<"runctl.v1.NodeError"> & {
   message: string;
 
   /**
-   * Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "PAUSE_EXPIRED", "TASK_FAILED",
-   * "EXPRESSION_ERROR"; free string, UPPER_SNAKE_CASE.
+   * Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "EXPIRED" (a pause point expired),
+   * "TASK_FAILED"; free string, UPPER_SNAKE_CASE.
    *
    * @generated from field: string code = 2;
    */
