@@ -2957,7 +2957,8 @@ type ResumePausePointRequest struct {
 	// Idempotency key: a retry with the `request_id` of the call that resumed the pause point
 	// answers RESUMED again instead of SKIPPED.
 	RequestId string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// Who resumes it (e.g. an email address); recorded as `resolved_by`. Empty = the API key's name.
+	// Who resumes it (e.g. an email address); the answer's pause point shows it as `resolved_by`.
+	// Empty = nobody named.
 	Actor string `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
 }
 

@@ -246,8 +246,9 @@ type PausePoint struct {
 	ResumeData *structpb.Struct `protobuf:"bytes,14,opt,name=resume_data,json=resumeData,proto3" json:"resume_data,omitempty"`
 	// What happens at `expire_time`; EXPIRY_ACTION_UNSPECIFIED when there is no expiry.
 	ExpiryAction ExpiryAction `protobuf:"varint,15,opt,name=expiry_action,json=expiryAction,proto3,enum=runctl.v1.ExpiryAction" json:"expiry_action,omitempty"`
-	// Who resumed it, as given by the resume call's `actor` (e.g. an email address) or the API
-	// key's name; empty while waiting or when unknown.
+	// Who resumed it, as given by the resume call's `actor` (e.g. an email address). Only the
+	// ResumePausePoint answer carries it (reads of the pause point leave it empty); empty too
+	// while waiting and when the call gave no actor.
 	ResolvedBy string `protobuf:"bytes,16,opt,name=resolved_by,json=resolvedBy,proto3" json:"resolved_by,omitempty"`
 }
 

@@ -1485,7 +1485,9 @@ class ResumePausePointRequest(_message.Message):
     answers RESUMED again instead of SKIPPED.
     """
     actor: _builtins.str
-    """Who resumes it (e.g. an email address); recorded as `resolved_by`. Empty = the API key's name."""
+    """Who resumes it (e.g. an email address); the answer's pause point shows it as `resolved_by`.
+    Empty = nobody named.
+    """
     @_builtins.property
     def values(self) -> _struct_pb2.Struct:
         """The submitted values: the form's values for an approval (e.g. {"approved": true,

@@ -171,8 +171,9 @@ class PausePoint(_message.Message):
     expiry_action: Global___ExpiryAction.ValueType
     """What happens at `expire_time`; EXPIRY_ACTION_UNSPECIFIED when there is no expiry."""
     resolved_by: _builtins.str
-    """Who resumed it, as given by the resume call's `actor` (e.g. an email address) or the API
-    key's name; empty while waiting or when unknown.
+    """Who resumed it, as given by the resume call's `actor` (e.g. an email address). Only the
+    ResumePausePoint answer carries it (reads of the pause point leave it empty); empty too
+    while waiting and when the call gave no actor.
     """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:

@@ -1435,7 +1435,8 @@ export type ResumePausePointRequest = Message<"runctl.v1.ResumePausePointRequest
   requestId: string;
 
   /**
-   * Who resumes it (e.g. an email address); recorded as `resolved_by`. Empty = the API key's name.
+   * Who resumes it (e.g. an email address); the answer's pause point shows it as `resolved_by`.
+   * Empty = nobody named.
    *
    * @generated from field: string actor = 6;
    */

@@ -128,8 +128,9 @@ export type PausePoint = Message<"runctl.v1.PausePoint"> & {
   expiryAction: ExpiryAction;
 
   /**
-   * Who resumed it, as given by the resume call's `actor` (e.g. an email address) or the API
-   * key's name; empty while waiting or when unknown.
+   * Who resumed it, as given by the resume call's `actor` (e.g. an email address). Only the
+   * ResumePausePoint answer carries it (reads of the pause point leave it empty); empty too
+   * while waiting and when the call gave no actor.
    *
    * @generated from field: string resolved_by = 16;
    */
