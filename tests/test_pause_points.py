@@ -90,3 +90,15 @@ def test_a_pause_point_shows_its_expiry_action_and_extra_display_values(client: 
     assert not sign.HasField("expire_time")
     assert sign.expiry_action == pause_point_pb2.EXPIRY_ACTION_UNSPECIFIED
     assert not sign.response.display_data.HasField("extra")
+
+
+def test_only_pause_points_that_show_something_have_a_response(client: Client) -> None:
+    points = pause_point_pb2_grpc.PausePointServiceStub(client.channel)
+    plain_wait = client.start(linear({"id": "hold", "type": "wait"}))
+    halt = client.start(linear({"id": "halt", "type": "breakpoint"}))
+    for execution_id in (plain_wait, halt):
+        client.wait(execution_id, (PAUSED,))
+        (point,) = points.ListPausePoints(
+            pause_point_pb2.ListPausePointsRequest(execution_id=execution_id), timeout=10
+        ).pause_points
+        assert not point.HasField("response"), point

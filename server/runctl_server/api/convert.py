@@ -243,8 +243,9 @@ def pause_point(row: Row, links: ResumeLinks) -> pause_point_pb2.PausePoint:
         ),
         stack=frames(_json(row["stack"])),
     )
-    message.response.display_data.title = str(display.get("title", ""))
-    message.response.display_data.message = str(display.get("message", ""))
+    if row["kind"] == "approval" or display:  # else no response: nothing to show a person
+        message.response.display_data.title = str(display.get("title", ""))
+        message.response.display_data.message = str(display.get("message", ""))
     extra = {key: item for key, item in display.items() if key not in ("title", "message")}
     if extra:
         message.response.display_data.extra.update(extra)

@@ -237,7 +237,7 @@ type PausePoint struct {
 	// Where to resume it: over the API or as a person in a browser.
 	ResumeLinks *ResumeLinks `protobuf:"bytes,11,opt,name=resume_links,json=resumeLinks,proto3" json:"resume_links,omitempty"`
 	// What to show the person who resumes it: title, message and form. Set for APPROVAL pause
-	// points, and for WAIT pause points whose node config has a title or message.
+	// points, and for WAIT pause points whose node config has a `display`; unset otherwise.
 	Response *PauseResponse `protobuf:"bytes,12,opt,name=response,proto3" json:"response,omitempty"`
 	// The for-each iteration the waiting node belongs to, outermost first; empty at top level.
 	Stack []*ForEachFrame `protobuf:"bytes,13,rep,name=stack,proto3" json:"stack,omitempty"`

@@ -194,7 +194,7 @@ class PausePoint(_message.Message):
     @_builtins.property
     def response(self) -> Global___PauseResponse:
         """What to show the person who resumes it: title, message and form. Set for APPROVAL pause
-        points, and for WAIT pause points whose node config has a title or message.
+        points, and for WAIT pause points whose node config has a `display`; unset otherwise.
         """
 
     @_builtins.property

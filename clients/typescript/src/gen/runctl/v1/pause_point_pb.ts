@@ -99,7 +99,7 @@ export type PausePoint = Message<"runctl.v1.PausePoint"> & {
 
   /**
    * What to show the person who resumes it: title, message and form. Set for APPROVAL pause
-   * points, and for WAIT pause points whose node config has a title or message.
+   * points, and for WAIT pause points whose node config has a `display`; unset otherwise.
    *
    * @generated from field: runctl.v1.PauseResponse response = 12;
    */
