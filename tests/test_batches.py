@@ -307,17 +307,17 @@ def test_list_batches_filters_and_pages(env: Env) -> None:
     assert walked == ids
     first = env.batches.ListBatches(B.ListBatchesRequest(page_size=1), timeout=10)
     other_filter = B.ListBatchesRequest(
-        status=batch_resource_pb2.BATCH_STATUS_COMPLETED, page_token=first.next_page_token
+        statuses=[batch_resource_pb2.BATCH_STATUS_COMPLETED], page_token=first.next_page_token
     )
     refused(partial(env.batches.ListBatches, other_filter, timeout=10), grpc.StatusCode.INVALID_ARGUMENT)
 
     completed = env.batches.ListBatches(
-        B.ListBatchesRequest(status=batch_resource_pb2.BATCH_STATUS_COMPLETED), timeout=10
+        B.ListBatchesRequest(statuses=[batch_resource_pb2.BATCH_STATUS_COMPLETED]), timeout=10
     )
     assert set(done) <= {b.batch_id for b in completed.batches}
     assert all(b.status == batch_resource_pb2.BATCH_STATUS_COMPLETED for b in completed.batches)
     only_running = env.batches.ListBatches(
-        B.ListBatchesRequest(status=batch_resource_pb2.BATCH_STATUS_RUNNING), timeout=10
+        B.ListBatchesRequest(statuses=[batch_resource_pb2.BATCH_STATUS_RUNNING]), timeout=10
     )
     assert [b.batch_id for b in only_running.batches] == [running]
     assert only_running.total_size == 1 and only_running.batches[0].running == 1

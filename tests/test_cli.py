@@ -246,7 +246,7 @@ def test_rotate_the_webhook_secret(server: ServerThread, files: Path, client: Cl
     assert "the old secret no longer works" in rotated.stdout
     new_secret = rotated.stdout.split("webhook secret: ")[1].split()[0]
     kept = as_json(cli(server, "workflows", "rotate-secret", workflow["id"], "--json"))
-    assert kept["previousSecretExpiresAt"] and kept["workflow"]["webhookSecret"] not in (new_secret, "")
+    assert kept["previousSecretExpireTime"] and kept["workflow"]["webhookSecret"] not in (new_secret, "")
     run = as_json(cli(server, "run", "--workflow", workflow["id"], "--json"))
     client.wait(run["id"], until={PAUSED}, timeout=20)
     first = ("resume", run["id"], "confirm", "--data", "{}", "--secret")

@@ -183,13 +183,13 @@ def test_independent_branches_run_concurrently(client: Client) -> None:
     assert execution.status == COMPLETED
     left, right = nodes_by_id(execution)["left"], nodes_by_id(execution)["right"]
     # Each delay started before the other finished, and each really waited its 0.6 s.
-    assert left.started_at.ToDatetime() < right.completed_at.ToDatetime()
-    assert right.started_at.ToDatetime() < left.completed_at.ToDatetime()
+    assert left.start_time.ToDatetime() < right.end_time.ToDatetime()
+    assert right.start_time.ToDatetime() < left.end_time.ToDatetime()
     for node in (left, right):
-        assert (node.completed_at.ToNanoseconds() - node.started_at.ToNanoseconds()) / 1e9 >= 0.6
+        assert (node.end_time.ToNanoseconds() - node.start_time.ToNanoseconds()) / 1e9 >= 0.6
     end = nodes_by_id(execution)["end"]
-    assert end.started_at.ToNanoseconds() >= max(
-        left.completed_at.ToNanoseconds(), right.completed_at.ToNanoseconds()
+    assert end.start_time.ToNanoseconds() >= max(
+        left.end_time.ToNanoseconds(), right.end_time.ToNanoseconds()
     )
 
 
@@ -339,7 +339,7 @@ def test_wait_node_parks_the_run_at_a_pause_point(client: Client) -> None:
     assert execution.pause_reason == common_pb2.PAUSE_REASON_WAIT
     assert nodes_by_id(execution)["hold"].status == common_pb2.NODE_STATUS_WAITING
     (pause,) = execution.pause_points
-    assert pause.block_id == "hold" and pause.resume_status == pause_point_pb2.RESUME_STATUS_PAUSED
+    assert pause.node_id == "hold" and pause.resume_status == pause_point_pb2.RESUME_STATUS_PAUSED
     assert pause.context_id == nodes_by_id(execution)["hold"].context_id
 
 

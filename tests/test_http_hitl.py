@@ -453,7 +453,7 @@ def test_a_run_waiting_at_two_places_shows_two_forms(http: httpx.Client, client:
     while len(client.get(run).pause_points) < 2:
         assert time.monotonic() < deadline, "the run did not reach both approvals"
         time.sleep(0.05)
-    points = {point.block_id: point for point in client.get(run).pause_points}
+    points = {point.node_id: point for point in client.get(run).pause_points}
     page = f"/resume/-/{run}"
     text = http.get(page).text
     assert "<h1>2 requests are waiting</h1>" in text

@@ -285,6 +285,17 @@ def test_for_each_contexts_that_do_not_fit_the_node_400(env: Env) -> None:
     assert env.grpc.get(execution_id).status == common_pb2.EXECUTION_STATUS_PAUSED
 
 
+def test_a_legacy_flat_frame_that_does_not_fit_is_named_by_its_flat_fields(env: Env) -> None:
+    execution_id, secret = env.run(nested_loops(), {"rows": [["a"]]})
+    env.waiting(execution_id, "hold", (0, 0))
+    flat = {"forEachContext": {"index": 0, "parentNodeId": "for_each_cell", "total": 1}}
+    assert fields(env.resume(execution_id, "hold", secret, flat)) == {
+        "forEachContext.parentNodeId",
+        "forEachContext.stack",
+    }
+    assert env.grpc.get(execution_id).status == common_pb2.EXECUTION_STATUS_PAUSED
+
+
 @pytest.mark.parametrize(
     "raw", [b"{not json", b"[1, 2]", b"null", b'"text"', b"\xff\xfe", b"[" * 50_000, b'{"data": NaN}']
 )

@@ -50,7 +50,7 @@ def test_find_and_show_what_is_waiting(client: Client) -> None:
         reasons=[common_pb2.PAUSE_REASON_APPROVAL], resume_statuses=[pause_point_pb2.RESUME_STATUS_PAUSED]
     )
     assert {p.execution_id for p in open_approvals} == set(approvals[1:])
-    times = [p.registered_at.ToNanoseconds() for p in open_approvals]
+    times = [p.create_time.ToNanoseconds() for p in open_approvals]
     assert times == sorted(times, reverse=True)  # newest first
     (of_run,) = listed(execution_id=waiting)
     assert of_run.reason == common_pb2.PAUSE_REASON_WAIT
@@ -65,3 +65,45 @@ def test_find_and_show_what_is_waiting(client: Client) -> None:
     with pytest.raises(grpc.RpcError) as bad_token:
         points.ListPausePoints(pause_point_pb2.ListPausePointsRequest(page_token="nonsense"))
     assert bad_token.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_pause_point_shows_its_expiry_action_and_extra_display_values(client: Client) -> None:
+    points = pause_point_pb2_grpc.PausePointServiceStub(client.channel)
+    timed = {
+        "id": "hold",
+        "type": "wait",
+        "config": {
+            "timeoutSeconds": 3600,
+            "onTimeout": "continue",
+            "display": {"title": "Parcel", "message": "Scan it", "bay": 7},
+        },
+    }
+    untimed = {"id": "sign", "type": "approval", "config": {"title": "Sign off"}}
+    shown: dict[str, pause_point_pb2.PausePoint] = {}
+    for node in (timed, untimed):
+        execution_id = client.start(linear(node))
+        client.wait(execution_id, (PAUSED,))
+        (point,) = points.ListPausePoints(
+            pause_point_pb2.ListPausePointsRequest(execution_id=execution_id), timeout=10
+        ).pause_points
+        shown[point.node_id] = point
+    hold, sign = shown["hold"], shown["sign"]
+    assert hold.HasField("expire_time")
+    assert hold.expiry_action == pause_point_pb2.EXPIRY_ACTION_CONTINUE
+    display = hold.response.display_data
+    assert (display.title, display.message, dict(display.extra)) == ("Parcel", "Scan it", {"bay": 7})
+    assert not sign.HasField("expire_time")
+    assert sign.expiry_action == pause_point_pb2.EXPIRY_ACTION_UNSPECIFIED
+    assert not sign.response.display_data.HasField("extra")
+
+
+def test_only_pause_points_that_show_something_have_a_response(client: Client) -> None:
+    points = pause_point_pb2_grpc.PausePointServiceStub(client.channel)
+    plain_wait = client.start(linear({"id": "hold", "type": "wait"}))
+    halt = client.start(linear({"id": "halt", "type": "breakpoint"}))
+    for execution_id in (plain_wait, halt):
+        client.wait(execution_id, (PAUSED,))
+        (point,) = points.ListPausePoints(
+            pause_point_pb2.ListPausePointsRequest(execution_id=execution_id), timeout=10
+        ).pause_points
+        assert not point.HasField("response"), point

@@ -299,7 +299,7 @@ def test_sigkill_mid_flight_then_restart_finishes_every_run_once(
             }
             start_timed(client, runs, gated_http)
             short_wakes = [
-                seconds(nodes_by_id(client.get(run_id))["pause"].started_at) + SHORT_DELAY
+                seconds(nodes_by_id(client.get(run_id))["pause"].start_time) + SHORT_DELAY
                 for run_id in runs.short_timers
             ]
 
@@ -354,10 +354,10 @@ def test_sigkill_mid_flight_then_restart_finishes_every_run_once(
                 assert output(execution.output) == f"timer {i}"
                 pause = nodes_by_id(execution)["pause"]
                 delay = LONG_DELAY if run_id in runs.long_timers else SHORT_DELAY
-                wake = seconds(pause.started_at) + delay
-                fired = seconds(pause.completed_at)
+                wake = seconds(pause.start_time) + delay
+                fired = seconds(pause.end_time)
                 # Pending at the kill; never early; on time, or at once after the restart if overdue.
-                assert seconds(pause.started_at) < killed_at < fired, (
+                assert seconds(pause.start_time) < killed_at < fired, (
                     run_id,
                     history_summary(histories[run_id]),
                 )
@@ -369,7 +369,7 @@ def test_sigkill_mid_flight_then_restart_finishes_every_run_once(
                 assert pause.attempts == 1
             for run_id in runs.short_timers:
                 assert (
-                    seconds(nodes_by_id(client.get(run_id))["pause"].started_at) + SHORT_DELAY < restarted_at
+                    seconds(nodes_by_id(client.get(run_id))["pause"].start_time) + SHORT_DELAY < restarted_at
                 )
 
             for run_id, i in runs.http.items():
@@ -395,15 +395,13 @@ def test_sigkill_mid_flight_then_restart_finishes_every_run_once(
                 marks = {n.stack[0].index: n for n in execution.nodes if n.node_id == "mark"}
                 pauses = {n.stack[0].index: n for n in execution.nodes if n.node_id == "pause"}
                 assert sorted(marks) == sorted(pauses) == list(range(len(LOOP_ITEMS)))
-                spans = [(seconds(pauses[i].started_at), seconds(marks[i].completed_at)) for i in pauses]
+                spans = [(seconds(pauses[i].start_time), seconds(marks[i].end_time)) for i in pauses]
                 for start, _ in spans:
                     # Never more than `concurrency` iterations at once, across the crash too.
                     assert sum(1 for a, b in spans if a <= start < b) <= 2, spans
                 for index, node in pauses.items():
-                    assert seconds(node.completed_at) >= seconds(node.started_at) + LOOP_DELAY, index
-                assert any(
-                    seconds(n.started_at) < killed_at < seconds(n.completed_at) for n in pauses.values()
-                )
+                    assert seconds(node.end_time) >= seconds(node.start_time) + LOOP_DELAY, index
+                assert any(seconds(n.start_time) < killed_at < seconds(n.end_time) for n in pauses.values())
 
             # One global sequence across both processes: every event of every run has its own number,
             # and as nothing but these runs wrote events, together they leave no gap.
@@ -423,7 +421,7 @@ def test_sigkill_mid_flight_then_restart_finishes_every_run_once(
                 (old_point,) = before.pause_points
                 assert point.context_id == old_point.context_id
                 assert point.resume_status == pause_point_pb2.RESUME_STATUS_PAUSED
-                node = nodes_by_id(execution)[point.block_id]
+                node = nodes_by_id(execution)[point.node_id]
                 assert node.status == WAITING and node.context_id == point.context_id
                 assert history_summary(client.history(run_id)) == before_history[run_id]
     finally:

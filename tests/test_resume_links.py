@@ -156,7 +156,7 @@ def test_a_link_opens_its_own_pause_point_and_nothing_else(
     keyed: Keyed, client: Client, http: httpx.Client
 ) -> None:
     run, points = paused_points(client, TWO_QUESTIONS)
-    first, second = sorted(points, key=lambda p: p.block_id)
+    first, second = sorted(points, key=lambda p: p.node_id)
     token = token_of(first.resume_links.api_url)
     # The other pause point of the same run: neither its apiUrl nor the page's form takes this token.
     other = with_token(local(second.resume_links.api_url), token)
@@ -274,7 +274,7 @@ def test_a_rotated_out_secret_works_for_the_overlap_only(client: Client) -> None
     rotated = _rotate(client, created.id, 1.5)
     new = rotated.workflow.webhook_secret
     assert new and new != old
-    until = rotated.previous_secret_expires_at.ToNanoseconds() / 1e9
+    until = rotated.previous_secret_expire_time.ToNanoseconds() / 1e9
     assert 1.0 < until - time.time() <= 1.5
     # Both work during the overlap.
     assert (
@@ -298,7 +298,7 @@ def test_rotation_without_overlap_and_twice(client: Client) -> None:
     ).workflow
     run = _stored_run(client, created.id)
     second = _rotate(client, created.id, None)  # the server's default overlap: 24 hours
-    assert 86_000 < second.previous_secret_expires_at.ToNanoseconds() / 1e9 - time.time() <= 86_400
+    assert 86_000 < second.previous_secret_expire_time.ToNanoseconds() / 1e9 - time.time() <= 86_400
     third = _rotate(client, created.id, None)
     # Only the secret a rotation replaced lives on: the first is gone, the second still works.
     _unauthenticated(client, run, created.webhook_secret)
@@ -307,7 +307,7 @@ def test_rotation_without_overlap_and_twice(client: Client) -> None:
         == execution_pb2.RESUME_ACTION_RESUMED
     )
     fourth = _rotate(client, created.id, 0)
-    assert not fourth.HasField("previous_secret_expires_at")
+    assert not fourth.HasField("previous_secret_expire_time")
     run = _stored_run(client, created.id)
     _unauthenticated(client, run, third.workflow.webhook_secret)
     assert (

@@ -216,7 +216,7 @@ def test_approval_values_become_the_output_that_later_nodes_read(client: Client)
     assert reply.action == RESUMED and reply.reason == ""
     pause = reply.pause_point
     assert pause.context_id == context_id and pause.resume_status == pause_point_pb2.RESUME_STATUS_RESUMED
-    assert pause.resolved_by == "ada@example.com" and pause.HasField("resolved_at")
+    assert pause.resolved_by == "ada@example.com" and pause.HasField("resolve_time")
     resolved = {"approved": True, "note": "looks fine", "tier": "silver"}  # the default filled in
     assert json_format.MessageToDict(pause.resume_data) == resolved
     execution = client.wait(execution_id)
@@ -500,7 +500,7 @@ def test_a_bad_for_each_stack_is_refused(client: Client) -> None:
     assert client.get(execution_id).status == PAUSED
 
 
-def test_legacy_flat_fields_name_a_single_level_iteration(client: Client) -> None:
+def test_a_stack_of_one_names_a_single_level_iteration(client: Client) -> None:
     doc = linear(
         {
             "id": "send",
@@ -513,11 +513,11 @@ def test_legacy_flat_fields_name_a_single_level_iteration(client: Client) -> Non
     execution_id, secret = run_workflow(client, doc, {"to": ["ada", "bob"]})
     for index in range(2):
         wait_waiting(client, execution_id, "hold", (index,))
-        legacy = common_pb2.ForEachContext(index=index, parent_node_id="send", total=2)
-        reply = resume_node(client, execution_id, "hold", secret, {"i": index}, for_each_context=legacy)
+        where = stack(("send", index, 2))
+        reply = resume_node(client, execution_id, "hold", secret, {"i": index}, for_each_context=where)
         assert reply.action == RESUMED
     execution = client.wait(execution_id)
     assert output(execution.output) == [{"i": 0.0}, {"i": 1.0}]
-    bad = common_pb2.ForEachContext(index=-1, parent_node_id="send")
+    bad = stack(("send", -1, 2))
     error = refused(lambda: resume_node(client, execution_id, "hold", secret, for_each_context=bad))
-    assert set(violations(error)) == {"for_each_context.index"}
+    assert set(violations(error)) == {"for_each_context.stack[0].index"}

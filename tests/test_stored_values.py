@@ -127,7 +127,7 @@ def test_times_beyond_a_timestamp_are_shown_clamped(database: str) -> None:
         client = Client(channel)
         every_read_answers(client, runs)
         (point,) = client.get(runs[0]).pause_points
-        assert point.expires_at.seconds == LATEST
+        assert point.expire_time.seconds == LATEST
 
 
 def test_the_migration_brings_old_values_within_bounds(database: str) -> None:

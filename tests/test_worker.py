@@ -239,7 +239,7 @@ def test_worker_runs_a_custom_node_type_with_rendered_config(env: Env) -> None:
     assert task.attempt == 1
     assert task.idempotency_key == f"{execution_id}/nav"
     assert task.heartbeat_timeout.ToSeconds() == 30
-    assert not task.HasField("deadline")
+    assert not task.HasField("deadline_time")
     assert not task.stack
     assert task.workflow_id == ""
     assert cancels == [False]
@@ -451,7 +451,7 @@ def test_node_timeout_cancels_the_task(env: Env) -> None:
     with Worker(env.channel, [queue]) as worker:
         execution_id = env.client.start(doc)
         [task] = worker.wait_tasks(1)
-        deadline = task.deadline.ToNanoseconds() / 1e9
+        deadline = task.deadline_time.ToNanoseconds() / 1e9
         assert time.time() - 1 < deadline < time.time() + 2
         execution = env.client.wait(execution_id)
         assert execution.status == ERROR

@@ -145,10 +145,8 @@ def test_paused_executions_follow_the_seed_model(client: Client) -> None:
     )
     client.wait(first)
 
-    def listed(
-        status: pause_point_pb2.ResumeStatus.ValueType = pause_point_pb2.RESUME_STATUS_UNSPECIFIED,
-    ) -> list[pause_point_pb2.PausedExecution]:
-        request = workflow_pb2.ListPausedExecutionsRequest(workflow_id=workflow_id, status=status)
+    def listed(*statuses: pause_point_pb2.ResumeStatus.ValueType) -> list[pause_point_pb2.PausedExecution]:
+        request = workflow_pb2.ListPausedExecutionsRequest(workflow_id=workflow_id, statuses=statuses)
         return list(client.workflows.ListPausedExecutions(request, timeout=10).paused_executions)
 
     everything = {item.execution_id: item for item in listed()}
@@ -157,7 +155,7 @@ def test_paused_executions_follow_the_seed_model(client: Client) -> None:
     assert waiting.status == pause_point_pb2.RESUME_STATUS_PAUSED
     assert (waiting.total_pause_count, waiting.resumed_count) == (1, 0)
     (point,) = waiting.pause_points
-    assert point.block_id == "approve" and point.snapshot_ready
+    assert point.node_id == "approve"
     assert point.response.display_data.title == "Approval Required"
     api_url, _, api_token = point.resume_links.api_url.partition("?token=")
     ui_url, _, ui_token = point.resume_links.ui_url.partition("?token=")
@@ -169,6 +167,9 @@ def test_paused_executions_follow_the_seed_model(client: Client) -> None:
     assert (done.total_pause_count, done.resumed_count) == (1, 1)
     assert [i.execution_id for i in listed(pause_point_pb2.RESUME_STATUS_PAUSED)] == [second]
     assert [i.execution_id for i in listed(pause_point_pb2.RESUME_STATUS_RESUMED)] == [first]
+    both = listed(pause_point_pb2.RESUME_STATUS_PAUSED, pause_point_pb2.RESUME_STATUS_RESUMED)
+    assert {i.execution_id for i in both} == {first, second}
+    assert listed(pause_point_pb2.RESUME_STATUS_EXPIRED, pause_point_pb2.RESUME_STATUS_CANCELLED) == []
     page = client.workflows.ListPausedExecutions(
         workflow_pb2.ListPausedExecutionsRequest(workflow_id=workflow_id, page_size=1), timeout=10
     )
@@ -208,7 +209,7 @@ def test_paused_executions_page_in_order_with_a_status_filter(client: Client) ->
     answered = {runs[1], runs[3], runs[4]}  # both pause points resumed
     half = {runs[5]}  # one of two resumed: still paused
     for run in answered | half:
-        points = sorted(client.get(run).pause_points, key=lambda p: p.block_id)
+        points = sorted(client.get(run).pause_points, key=lambda p: p.node_id)
         for point in points if run in answered else points[:1]:
             client.executions.ResumePausePoint(
                 execution_pb2.ResumePausePointRequest(context_id=point.context_id), timeout=10
@@ -216,12 +217,12 @@ def test_paused_executions_page_in_order_with_a_status_filter(client: Client) ->
     for run in answered:
         client.wait(run)
 
-    def pages(size: int, status: pause_point_pb2.ResumeStatus.ValueType) -> list[tuple[str, int]]:
+    def pages(size: int, *statuses: pause_point_pb2.ResumeStatus.ValueType) -> list[tuple[str, int]]:
         seen: list[tuple[str, int]] = []
         token = ""
         while True:
             request = workflow_pb2.ListPausedExecutionsRequest(
-                workflow_id=workflow_id, status=status, page_size=size, page_token=token
+                workflow_id=workflow_id, statuses=statuses, page_size=size, page_token=token
             )
             reply = client.workflows.ListPausedExecutions(request, timeout=10)
             assert len(reply.paused_executions) <= size
@@ -234,7 +235,8 @@ def test_paused_executions_page_in_order_with_a_status_filter(client: Client) ->
     paused, resumed = pause_point_pb2.RESUME_STATUS_PAUSED, pause_point_pb2.RESUME_STATUS_RESUMED
     expected = [(run, resumed if run in answered else paused) for run in newest_first]
     for size in (1, 2, 3, 7, 50):
-        assert pages(size, pause_point_pb2.RESUME_STATUS_UNSPECIFIED) == expected
+        assert pages(size) == expected
+        assert pages(size, paused, resumed) == expected
         assert pages(size, paused) == [item for item in expected if item[1] == paused]
         assert pages(size, resumed) == [item for item in expected if item[1] == resumed]
     assert pages(2, pause_point_pb2.RESUME_STATUS_EXPIRED) == []

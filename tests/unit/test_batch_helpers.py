@@ -9,6 +9,7 @@ from google.protobuf import json_format
 
 from runctl.v1 import batch_resource_pb2
 from runctl_server.api.batch_convert import status_word
+from runctl_server.api.convert import filter_words
 from runctl_server.engine.batch_creation import DEFAULT_CONCURRENCY, batch_concurrency
 from runctl_server.engine.batch_queries import BatchCounts, batch_json, item_json
 from runctl_server.engine.batch_sources import folder_entries
@@ -112,3 +113,16 @@ def test_payloads_use_the_proto_json_names() -> None:
 def test_status_words() -> None:
     assert status_word(batch_resource_pb2.BATCH_STATUS_UNSPECIFIED) == ""
     assert status_word(batch_resource_pb2.BATCH_STATUS_STOPPED) == "stopped"
+
+
+def test_status_filter_words() -> None:
+    stopped, running = batch_resource_pb2.BATCH_STATUS_STOPPED, batch_resource_pb2.BATCH_STATUS_RUNNING
+    assert filter_words([], batch_resource_pb2.BatchStatus, "statuses") == ()
+    assert filter_words([stopped, running, stopped], batch_resource_pb2.BatchStatus, "statuses") == (
+        "stopped",
+        "running",
+    )
+    for bad in ([running, batch_resource_pb2.BATCH_STATUS_UNSPECIFIED], [running, 42]):
+        with pytest.raises(InvalidArgument) as caught:
+            filter_words(bad, batch_resource_pb2.BatchStatus, "statuses")
+        assert [v.field for v in caught.value.violations] == ["statuses[1]"]

@@ -56,14 +56,14 @@ def execution(**overrides: Any) -> execution_pb2.Execution:
                 "nodeId": "start",
                 "type": "start",
                 "status": "NODE_STATUS_COMPLETED",
-                "scheduledAt": "2025-10-06T03:49:45Z",
-                "completedAt": "2025-10-06T03:49:46Z",
+                "scheduleTime": "2025-10-06T03:49:45Z",
+                "endTime": "2025-10-06T03:49:46Z",
             },
             {
                 "nodeId": "fetch",
                 "type": "http",
                 "status": "NODE_STATUS_RUNNING",
-                "scheduledAt": "2025-10-06T03:49:46Z",
+                "scheduleTime": "2025-10-06T03:49:46Z",
                 "logs": [
                     {
                         "time": "2025-10-06T03:49:47Z",

@@ -335,12 +335,14 @@ class AsyncClient:
     async def list_workflows(
         self,
         *,
-        status: workflow_pb2.WorkflowStatus.ValueType = workflow_pb2.WORKFLOW_STATUS_UNSPECIFIED,
+        statuses: Iterable[workflow_pb2.WorkflowStatus.ValueType] = (),
         page_size: int = 0,
         page_token: str = "",
     ) -> workflow_pb2.ListWorkflowsResponse:
-        """One page of stored workflows, most recently updated first."""
-        request = workflow_pb2.ListWorkflowsRequest(status=status, page_size=page_size, page_token=page_token)
+        """One page of stored workflows (in one of `statuses`, or any), most recently updated first."""
+        request = workflow_pb2.ListWorkflowsRequest(
+            statuses=list(statuses), page_size=page_size, page_token=page_token
+        )
         return await self.workflows.ListWorkflows(request, timeout=self.timeout)
 
     async def pause_workflow(self, workflow_id: str, *, reason: str = "") -> workflow_pb2.Workflow:

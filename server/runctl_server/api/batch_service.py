@@ -6,7 +6,7 @@ from typing import Any
 
 from grpc import aio
 
-from runctl.v1 import batch_pb2, batch_pb2_grpc
+from runctl.v1 import batch_pb2, batch_pb2_grpc, batch_resource_pb2
 from runctl_server.api import batch_convert, convert
 from runctl_server.api.context import workspace_of
 from runctl_server.api.watches import BatchWatch
@@ -56,7 +56,7 @@ class BatchService(BatchWatch, batch_pb2_grpc.BatchServiceServicer):
     ) -> batch_pb2.ListBatchesResponse:
         page = await self._engine.batches.queries.list(
             workspace_of(context),
-            status=batch_convert.status_word(request.status),
+            statuses=convert.filter_words(request.statuses, batch_resource_pb2.BatchStatus, "statuses"),
             page_size=request.page_size,
             page_token=request.page_token,
         )

@@ -14,9 +14,18 @@ from runctl_server.api.resume_links import LinkClaim, ResumeLinks
 from runctl_server.engine.queries import ExecutionView, NodeTally
 from runctl_server.engine.workflow_control import PausedExecution
 from runctl_server.engine.workflows import WorkflowView
+from runctl_server.errors import InvalidArgument
 from runctl_server.store.reads import Row
 
 FULL = execution_pb2.EXECUTION_VIEW_FULL
+# A node config's `onTimeout`, as PausePoint.expiry_action.
+EXPIRY_ACTIONS = {
+    "fail": pause_point_pb2.EXPIRY_ACTION_FAIL_NODE,
+    "continue": pause_point_pb2.EXPIRY_ACTION_CONTINUE,
+    "branch": pause_point_pb2.EXPIRY_ACTION_BRANCH,
+}
+# The node column that holds NodeState.end_time, by the status the node ended in.
+END_COLUMNS = {"completed": "completed_at", "failed": "failed_at", "stopped": "stopped_at"}
 
 
 # google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
@@ -69,6 +78,26 @@ def _integral(data: Any) -> Any:
 def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
     result: dict[str, Any] = _integral(json_format.MessageToDict(message))
     return result
+
+
+def filter_words(values: Iterable[int], enum: Any, field: str) -> tuple[str, ...]:
+    """An enum filter's values as the store's words ("paused"), each once, in the order given.
+
+    UNSPECIFIED (or a number the enum does not know) is INVALID_ARGUMENT, as common.proto says of
+    every enum filter: an empty list already means any, so such a value can only be a caller's bug.
+    """
+    prefix = enum.Name(0).removesuffix("UNSPECIFIED")
+    words: dict[str, None] = {}
+    for index, number in enumerate(values):
+        if number == 0 or number not in enum.values():
+            name = enum.Name(number) if number in enum.values() else str(number)
+            raise InvalidArgument.single(
+                f"{field}[{index}]",
+                f"{name} is not a value to filter by; leave {field} empty for any",
+                reason="FIELD_INVALID",
+            )
+        words[enum.Name(number).removeprefix(prefix).lower()] = None
+    return tuple(words)
 
 
 def execution_status(word: str) -> common_pb2.ExecutionStatus.ValueType:
@@ -137,16 +166,14 @@ def node_state(row: Row, names: Mapping[str, str]) -> execution_pb2.NodeState:
         name=names.get(row["node_id"], ""),
         status=common_pb2.NodeStatus.Value(f"NODE_STATUS_{row['status'].upper()}"),
         attempts=int(row["attempts"]),
-        scheduled_at=timestamp(row["scheduled_at"]),
-        started_at=timestamp(row["started_at"]),
-        completed_at=timestamp(row["completed_at"]),
-        stopped_at=timestamp(row["stopped_at"]),
-        failed_at=timestamp(row["failed_at"]),
+        schedule_time=timestamp(row["scheduled_at"]),
+        start_time=timestamp(row["started_at"]),
+        end_time=timestamp(row[END_COLUMNS[row["status"]]]) if row["status"] in END_COLUMNS else None,
         stack=frames(_json(row["stack"])),
         context_id=state.get("contextId", ""),
     )
     if row["status"] == "scheduled" and row["wake_at"] is not None:
-        message.next_attempt_at.FromNanoseconds(round(row["wake_at"] * 1e9))
+        message.next_attempt_time.FromNanoseconds(round(row["wake_at"] * 1e9))
     if row["output"] is not None:
         message.output.CopyFrom(value(_json(row["output"])))
     if error:
@@ -198,13 +225,12 @@ def pause_point(row: Row, links: ResumeLinks) -> pause_point_pb2.PausePoint:
         context_id=row["context_id"],
         execution_id=row["execution_id"],
         workflow_id=row["workflow_id"] or "",
-        block_id=row["node_id"],
+        node_id=row["node_id"],
         reason=pause_reason(row["kind"]),
         resume_status=pause_point_pb2.ResumeStatus.Value(f"RESUME_STATUS_{row['status'].upper()}"),
-        registered_at=timestamp(row["registered_at"]),
-        expires_at=timestamp(row["expires_at"]),
-        resolved_at=timestamp(row["resolved_at"]),
-        snapshot_ready=True,
+        create_time=timestamp(row["registered_at"]),
+        expire_time=timestamp(row["expires_at"]),
+        resolve_time=timestamp(row["resolved_at"]),
         resume_links=pause_point_pb2.ResumeLinks(
             api_url=api_url,
             ui_url=ui_url,
@@ -214,8 +240,16 @@ def pause_point(row: Row, links: ResumeLinks) -> pause_point_pb2.PausePoint:
         ),
         stack=frames(_json(row["stack"])),
     )
-    message.response.display_data.title = str(display.get("title", ""))
-    message.response.display_data.message = str(display.get("message", ""))
+    if row["kind"] == "approval" or display:  # else no response: nothing to show a person
+        message.response.display_data.title = str(display.get("title", ""))
+        message.response.display_data.message = str(display.get("message", ""))
+    extra = {key: item for key, item in display.items() if key not in ("title", "message")}
+    if extra:
+        message.response.display_data.extra.update(extra)
+    if row["expires_at"] is not None:
+        message.expiry_action = EXPIRY_ACTIONS.get(
+            str(row["expiry_action"] or "fail"), pause_point_pb2.EXPIRY_ACTION_UNSPECIFIED
+        )
     for field in _json(row["form_fields"]) or []:
         form_field = message.response.form_fields.add(
             name=str(field.get("name", "")),
@@ -243,9 +277,9 @@ def paused_execution(item: PausedExecution, links: ResumeLinks) -> pause_point_p
         status=pause_point_pb2.ResumeStatus.Value(f"RESUME_STATUS_{item.status.upper()}"),
         total_pause_count=item.total_pause_count,
         resumed_count=item.resumed_count,
-        paused_at=timestamp(item.paused_at),
-        updated_at=timestamp(item.updated_at),
-        expires_at=timestamp(item.expires_at),
+        pause_time=timestamp(item.paused_at),
+        update_time=timestamp(item.updated_at),
+        expire_time=timestamp(item.expires_at),
         pause_points=[pause_point(row, links) for row in item.pause_points],
     )
     if item.metadata is not None:

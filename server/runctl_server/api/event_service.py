@@ -9,7 +9,7 @@ from typing import Any
 from grpc import aio
 
 from runctl.v1 import event_pb2, event_pb2_grpc
-from runctl_server.api import event_convert
+from runctl_server.api import convert, event_convert
 from runctl_server.api.context import workspace_of
 from runctl_server.api.watches import event_list, heartbeat, interval
 from runctl_server.engine.engine import Engine
@@ -21,11 +21,8 @@ Context = aio.ServicerContext[Any, Any]
 
 
 def _filter(workspace_id: str, request: Any) -> EventFilter:
-    types = frozenset(
-        event_pb2.EventType.Name(t).removeprefix("EVENT_TYPE_")
-        for t in request.types
-        if t != event_pb2.EVENT_TYPE_UNSPECIFIED
-    )
+    words = convert.filter_words(request.types, event_pb2.EventType, "types")
+    types = frozenset(word.upper() for word in words)
     return EventFilter(
         workspace_id,
         workflow_id=request.workflow_id,

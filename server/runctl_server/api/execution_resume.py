@@ -20,15 +20,12 @@ def _action(resumed: bool) -> execution_pb2.ResumeAction.ValueType:
 
 
 def for_each_context(message: common_pb2.ForEachContext) -> dict[str, Any]:
-    """Seed 004's forEachContext shape, which the engine reads (the HTTP shim sends the same)."""
+    """Seed 004's forEachContext shape (its stack), which the engine reads."""
     return {
         "stack": [
             {"index": level.index, "parentNodeId": level.parent_node_id, "total": level.total}
             for level in message.stack
-        ],
-        "index": message.index,
-        "parentNodeId": message.parent_node_id,
-        "total": message.total,
+        ]
     }
 
 

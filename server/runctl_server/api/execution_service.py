@@ -6,7 +6,7 @@ from typing import Any
 
 from grpc import aio
 
-from runctl.v1 import execution_pb2, execution_pb2_grpc
+from runctl.v1 import common_pb2, execution_pb2, execution_pb2_grpc
 from runctl_server.api import convert, event_convert
 from runctl_server.api.context import workspace_of
 from runctl_server.api.execution_control import ExecutionControlCalls
@@ -60,7 +60,7 @@ class ExecutionService(
             token=request.page_token,
             workflow_id=request.workflow_id,
             batch_id=request.batch_id,
-            statuses=tuple(convert.status_word(s) for s in request.statuses),
+            statuses=convert.filter_words(request.statuses, common_pb2.ExecutionStatus, "statuses"),
         )
         full = request.view == execution_pb2.EXECUTION_VIEW_FULL
         executions = []

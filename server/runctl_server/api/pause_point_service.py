@@ -17,10 +17,6 @@ from runctl_server.errors import InvalidArgument, NotFound
 Context = aio.ServicerContext[Any, Any]
 
 
-def _words(values: Any, enum: Any, prefix: str) -> list[str]:
-    return [enum.Name(v).removeprefix(prefix).lower() for v in values if v != 0]
-
-
 class PausePointService(pause_point_pb2_grpc.PausePointServiceServicer):
     def __init__(self, engine: Engine, links: ResumeLinks) -> None:
         self._engine = engine
@@ -50,12 +46,14 @@ class PausePointService(pause_point_pb2_grpc.PausePointServiceServicer):
             if getattr(request, column):
                 clauses.append(f"{column} = :{column}")
                 params[column] = getattr(request, column)
-        kinds = _words(request.reasons, common_pb2.PauseReason, "PAUSE_REASON_")
+        kinds = convert.filter_words(request.reasons, common_pb2.PauseReason, "reasons")
         if kinds:
             clauses.append("kind IN :kinds")
             params["kinds"] = kinds
             expanding.append("kinds")
-        statuses = _words(request.resume_statuses, pause_point_pb2.ResumeStatus, "RESUME_STATUS_")
+        statuses = convert.filter_words(
+            request.resume_statuses, pause_point_pb2.ResumeStatus, "resume_statuses"
+        )
         if statuses:
             clauses.append("status IN :statuses")
             params["statuses"] = statuses

@@ -48,7 +48,7 @@ def task_message(task: DispatchedTask) -> worker_pb2.Task:
         idempotency_key=task.idempotency_key,
         heartbeat_timeout=_duration(task.heartbeat_timeout),
         stack=convert.frames(task.stack),
-        deadline=convert.timestamp(task.deadline),
+        deadline_time=convert.timestamp(task.deadline),
     )
 
 
@@ -101,6 +101,5 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             request.message,
             code=request.code,
             retryable=request.retryable,
-            details=convert.struct_to_dict(request.details) if request.HasField("details") else None,
         )
         return worker_pb2.FailTaskResponse()

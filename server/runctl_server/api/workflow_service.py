@@ -16,12 +16,6 @@ from runctl_server.errors import InvalidArgument
 Context = aio.ServicerContext[Any, Any]
 
 
-def _status_word(status: workflow_pb2.WorkflowStatus.ValueType) -> str:
-    if status == workflow_pb2.WORKFLOW_STATUS_UNSPECIFIED:
-        return ""
-    return workflow_pb2.WorkflowStatus.Name(status).removeprefix("WORKFLOW_STATUS_").lower()
-
-
 class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
     def __init__(self, engine: Engine, links: ResumeLinks) -> None:
         self._engine = engine
@@ -51,7 +45,7 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
             workspace_of(context),
             size=request.page_size,
             token=request.page_token,
-            status=_status_word(request.status),
+            statuses=convert.filter_words(request.statuses, workflow_pb2.WorkflowStatus, "statuses"),
         )
         full = request.view == workflow_pb2.WORKFLOW_VIEW_FULL
         return workflow_pb2.ListWorkflowsResponse(
@@ -122,20 +116,17 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
         view = await self._engine.workflows.rotate_secret(workspace_of(context), request.workflow_id, overlap)
         reply = workflow_pb2.RotateWebhookSecretResponse(workflow=convert.workflow(view, full=False))
         if (until := convert.timestamp(view.previous_secret_until)) is not None:
-            reply.previous_secret_expires_at.CopyFrom(until)
+            reply.previous_secret_expire_time.CopyFrom(until)
         return reply
 
     async def ListPausedExecutions(
         self, request: workflow_pb2.ListPausedExecutionsRequest, context: Context
     ) -> workflow_pb2.ListPausedExecutionsResponse:
         _require_id(request.workflow_id)
-        status = ""
-        if request.status != pause_point_pb2.RESUME_STATUS_UNSPECIFIED:
-            status = pause_point_pb2.ResumeStatus.Name(request.status).removeprefix("RESUME_STATUS_").lower()
         page, token = await self._engine.workflow_control.paused_executions(
             workspace_of(context),
             request.workflow_id,
-            status=status,
+            statuses=convert.filter_words(request.statuses, pause_point_pb2.ResumeStatus, "statuses"),
             size=request.page_size,
             token=request.page_token,
         )

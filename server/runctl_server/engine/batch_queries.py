@@ -125,7 +125,7 @@ class BatchQueries:
         self,
         workspace_id: str,
         *,
-        status: str = "",
+        statuses: tuple[str, ...] = (),
         limit: int = 0,
         offset: int = 0,
         page_size: int = 0,
@@ -140,14 +140,20 @@ class BatchQueries:
                 "use limit/offset or page_size/page_token, not both",
                 reason="PAGE_TOKEN_INVALID",
             )
-        if status and status not in BATCH_STATUSES:
-            raise InvalidArgument.single("status", f"unknown batch status {status!r}", reason="FIELD_INVALID")
+        if unknown := [status for status in statuses if status not in BATCH_STATUSES]:
+            raise InvalidArgument.single(
+                "statuses", f"unknown batch status {unknown[0]!r}", reason="FIELD_INVALID"
+            )
         if offset < 0:
             raise InvalidArgument.single("offset", "must not be negative", reason="FIELD_INVALID")
         size = _size(page_size, "page_size") if (page_size or page_token) else _size(limit, "limit")
-        position = decode_token(page_token, ("t", "id"), filters={"status": status})
-        where = "workspace_id = :ws" + (" AND status = :status" if status else "")
-        params: dict[str, Any] = {"ws": workspace_id, "status": status, "limit": size + 1, "offset": offset}
+        position = decode_token(page_token, ("t", "id"), filters={"statuses": frozenset(statuses)})
+        # One named parameter per status: a snapshot's reads take no expanding parameters.
+        wanted = {f"status{index}": status for index, status in enumerate(statuses)}
+        where = "workspace_id = :ws"
+        if wanted:
+            where += f" AND status IN ({', '.join(':' + name for name in wanted)})"
+        params: dict[str, Any] = {"ws": workspace_id, **wanted, "limit": size + 1, "offset": offset}
         older = "(created_at < :t OR (created_at = :t AND id < :id))"
         queries = {"total": (f"SELECT COUNT(*) AS n FROM batches WHERE {where}", params)}  # noqa: S608
         if position is None:
@@ -168,7 +174,10 @@ class BatchQueries:
         next_token = ""
         if len(rows) > size:
             rows = rows[:size]
-            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"]}, {"status": status})
+            last = rows[-1]
+            next_token = encode_token(
+                {"t": last["created_at"], "id": last["id"]}, {"statuses": frozenset(statuses)}
+            )
         counts = await self._counts_of([str(row["id"]) for row in rows])
         return BatchPage(
             batches=[BatchView(row=row, counts=counts.get(row["id"], BatchCounts())) for row in rows],

@@ -137,15 +137,9 @@ def _loops_around(definition: Definition, node_id: str) -> list[str]:
 
 
 def _given_frames(for_each: Mapping[str, Any] | None) -> list[tuple[str, Mapping[str, Any]]]:
-    """The frames a caller sent, each with its field path; legacy flat fields are a stack of one."""
-    if not for_each:
-        return []
-    stack = for_each.get("stack") or []
-    if stack:
-        return [(f"for_each_context.stack[{depth}]", level) for depth, level in enumerate(stack)]
-    if for_each.get("parentNodeId") or for_each.get("index"):
-        return [("for_each_context", for_each)]
-    return []
+    """The frames a caller sent, each with its field path."""
+    stack = (for_each or {}).get("stack") or []
+    return [(f"for_each_context.stack[{depth}]", level) for depth, level in enumerate(stack)]
 
 
 def iteration_stack(
@@ -153,8 +147,9 @@ def iteration_stack(
 ) -> list[dict[str, Any]]:
     """The for-each stack naming one iteration of the node, checked against the definition.
 
-    `for_each` is seed 004's forEachContext: {stack: [{index, parentNodeId, total}], index,
-    parentNodeId, total}. Raises InvalidArgument with a violation per bad frame.
+    `for_each` is seed 004's forEachContext with its stack: {stack: [{index, parentNodeId, total}]}
+    (the node resume route turns the legacy flat fields into a stack of one). Raises InvalidArgument
+    with a violation per bad frame.
     """
     loops = _loops_around(definition, node_id)
     given = _given_frames(for_each)

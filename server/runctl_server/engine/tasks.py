@@ -520,7 +520,6 @@ class TaskDispatcher:
         *,
         code: str = "",
         retryable: bool = False,
-        details: Mapping[str, Any] | None = None,
     ) -> None:
         """The attempt failed: the node's retry policy decides whether another attempt runs."""
         violations = [] if message.strip() else [FieldViolation("message", "required: what went wrong")]
@@ -533,8 +532,6 @@ class TaskDispatcher:
         await self._refuse_if_stale(row)
         failure = NodeFailure(message, code=code or "TASK_FAILED", retryable=retryable)
         data: dict[str, Any] = {"taskId": task_id}
-        if details:
-            data["details"] = dict(details)
         await self._settle(
             row, worker_id, "failed", Message("task_failed", row["node_key"], error=failure, data=data)
         )

@@ -223,21 +223,31 @@ class WorkflowControl:
         await self._engine.workflows.delete(workspace_id, workflow_id)
 
     async def paused_executions(
-        self, workspace_id: str, workflow_id: str, *, status: str = "", size: int = 0, token: str = ""
+        self,
+        workspace_id: str,
+        workflow_id: str,
+        *,
+        statuses: tuple[str, ...] = (),
+        size: int = 0,
+        token: str = "",
     ) -> tuple[list[PausedExecution], str]:
         """Seed 000: the runs of a workflow that paused, most recently paused first."""
-        if status and status not in RESUME_STATUSES:
+        if any(status not in RESUME_STATUSES for status in statuses):
             raise InvalidArgument.single(
-                "status", f"must be one of: {', '.join(RESUME_STATUSES)}", reason="FIELD_INVALID"
+                "statuses", f"must be among: {', '.join(RESUME_STATUSES)}", reason="FIELD_INVALID"
             )
         await self._engine.workflows.row(workspace_id, workflow_id)
         limit = page_size(size, default=50)
-        params: dict[str, Any] = {"ws": workspace_id, "wf": workflow_id, "limit": limit + 1}
+        params: dict[str, Any] = {
+            "ws": workspace_id,
+            "wf": workflow_id,
+            "limit": limit + 1,
+            "statuses": list(statuses),
+        }
         conditions = []
-        if status:
-            conditions.append("status = :status")
-            params["status"] = status
-        filters = {"workflow_id": workflow_id, "status": status}
+        if statuses:
+            conditions.append("status IN :statuses")
+        filters = {"workflow_id": workflow_id, "statuses": frozenset(statuses)}
         after = decode_token(token, ("t", "id"), filters=filters)
         if after is not None:
             conditions.append("(paused_at < :t OR (paused_at = :t AND execution_id > :id))")
@@ -247,6 +257,7 @@ class WorkflowControl:
         page_ids = await self._engine.reader.all(
             PAUSED_RUNS.format(where=where),
             params,
+            expanding=("statuses",) if statuses else (),
         )
         ids = [str(row["execution_id"]) for row in page_ids]
         next_token = ""
@@ -269,6 +280,6 @@ class WorkflowControl:
         )
         run_rows = {str(row["id"]): row for row in runs}
         page = [_aggregate(eid, by_run[eid], run_rows.get(eid)) for eid in ids if eid in by_run]
-        if status:  # a run that changed between the page's query and these reads is left out
-            page = [item for item in page if item.status == status]
+        if statuses:  # a run that changed between the page's query and these reads is left out
+            page = [item for item in page if item.status in statuses]
         return page, next_token

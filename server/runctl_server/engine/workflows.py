@@ -167,19 +167,18 @@ class Workflows:
         return await self._view(await self.row(workspace_id, workflow_id), secret)
 
     async def list(
-        self, workspace_id: str, *, size: int = 0, token: str = "", status: str = ""
+        self, workspace_id: str, *, size: int = 0, token: str = "", statuses: tuple[str, ...] = ()
     ) -> tuple[list[WorkflowView], str]:
         limit = page_size(size)
-        position = decode_token(token, ("t", "id"), filters={"status": status})
-        if status and status not in WORKFLOW_STATUSES:
+        position = decode_token(token, ("t", "id"), filters={"statuses": frozenset(statuses)})
+        if any(status not in WORKFLOW_STATUSES for status in statuses):
             raise InvalidArgument.single(
-                "status", f"must be one of {', '.join(WORKFLOW_STATUSES)}", reason="FIELD_INVALID"
+                "statuses", f"must be among {', '.join(WORKFLOW_STATUSES)}", reason="FIELD_INVALID"
             )
         where = ["workspace_id = :ws", "deleted_at IS NULL"]
-        params: dict[str, Any] = {"ws": workspace_id, "limit": limit + 1}
-        if status:
-            where.append("status = :status")
-            params["status"] = status
+        params: dict[str, Any] = {"ws": workspace_id, "limit": limit + 1, "statuses": list(statuses)}
+        if statuses:
+            where.append("status IN :statuses")
         if position is not None:
             where.append("(created_at < :t OR (created_at = :t AND id < :id))")
             params.update(t=position["t"], id=position["id"])
@@ -187,11 +186,14 @@ class Workflows:
             f"SELECT * FROM workflows WHERE {' AND '.join(where)}"  # noqa: S608 (fixed fragments only)
             " ORDER BY created_at DESC, id DESC LIMIT :limit",
             params,
+            expanding=("statuses",) if statuses else (),
         )
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"]}, {"status": status})
+            next_token = encode_token(
+                {"t": rows[-1]["created_at"], "id": rows[-1]["id"]}, {"statuses": frozenset(statuses)}
+            )
         return [await self._view(row) for row in rows], next_token
 
     async def update(

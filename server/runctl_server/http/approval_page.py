@@ -114,11 +114,11 @@ def _run_facts(
         run += f" &middot; {_e(execution.workflow_name)}"
     rows = [("Run", run)]
     if point is not None:
-        if point.block_id:
-            rows.append(("Step", f"<code>{_e(point.block_id)}</code>"))
-        rows.append(("Paused", _when(point.registered_at)))
-        if point.HasField("expires_at"):
-            rows.append(("Expires", _when(point.expires_at)))
+        if point.node_id:
+            rows.append(("Step", f"<code>{_e(point.node_id)}</code>"))
+        rows.append(("Paused", _when(point.create_time)))
+        if point.HasField("expire_time"):
+            rows.append(("Expires", _when(point.expire_time)))
     elif with_status:
         rows.append(("Status", _e(_status_word(execution.status))))
     return '<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
@@ -358,7 +358,7 @@ def handled_page(execution: execution_pb2.Execution, point: pause_point_pb2.Paus
     """A post for a pause point that is no longer waiting: nothing was changed."""
     request = title_of(point)
     who = f" by {_e(point.resolved_by)}" if point.resolved_by else ""
-    when = f" at {_when(point.resolved_at)}" if point.HasField("resolved_at") else ""
+    when = f" at {_when(point.resolve_time)}" if point.HasField("resolve_time") else ""
     body = (
         f"<p>&ldquo;{_e(request)}&rdquo; was already handled ({_e(reason)}){who}{when}. "
         "Nothing was changed.</p>"

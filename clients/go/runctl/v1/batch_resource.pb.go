@@ -27,7 +27,7 @@ const (
 type BatchStatus int32
 
 const (
-	// Any status (in a filter).
+	// Not applicable; invalid in a filter.
 	BatchStatus_BATCH_STATUS_UNSPECIFIED BatchStatus = 0
 	// Some runs are queued, running or paused.
 	BatchStatus_BATCH_STATUS_RUNNING BatchStatus = 1
@@ -149,7 +149,7 @@ type Batch struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// Unique id, e.g. "batch-1709856234567".
+	// Unique id, "batch_" and 20 hex digits, e.g. "batch_5e2a9c7f1b3d8e6a4c0f".
 	BatchId string `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
 	// Lifecycle state.
 	Status BatchStatus `protobuf:"varint,2,opt,name=status,proto3,enum=runctl.v1.BatchStatus" json:"status,omitempty"`

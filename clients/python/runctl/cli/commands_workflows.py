@@ -59,21 +59,27 @@ def create(
 def list_workflows(
     ctx: typer.Context,
     status: Annotated[
-        str | None,
-        typer.Option("--status", "-s", help="Only workflows in this status: active, paused, cancelled."),
+        list[str] | None,
+        typer.Option(
+            "--status",
+            "-s",
+            help="Only workflows in this status (repeatable or comma-separated): active, paused, cancelled.",
+        ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="At most this many.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """List stored workflows, most recently updated first."""
     st = state(ctx)
-    wanted = workflow_pb2.WORKFLOW_STATUS_UNSPECIFIED
-    if status:
-        wanted = workflow_pb2.WorkflowStatus.ValueType(
-            enum_value(workflow_pb2.WorkflowStatus, "WORKFLOW_STATUS_", status, "--status")
+    names = [name for item in status or () for name in item.split(",") if name.strip()]
+    wanted = [
+        workflow_pb2.WorkflowStatus.ValueType(
+            enum_value(workflow_pb2.WorkflowStatus, "WORKFLOW_STATUS_", name, "--status")
         )
+        for name in names
+    ]
     with st.client() as client:
-        reply = client.list_workflows(status=wanted, page_size=limit)
+        reply = client.list_workflows(statuses=wanted, page_size=limit)
     if as_json:
         print_json(reply)
     elif reply.workflows:
@@ -146,8 +152,8 @@ def rotate_secret(
             "webhook secret: ", (reply.workflow.webhook_secret, "bold"), ("  (shown only now)", "dim")
         )
     )
-    if reply.HasField("previous_secret_expires_at"):
-        until = reply.previous_secret_expires_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S UTC")
+    if reply.HasField("previous_secret_expire_time"):
+        until = reply.previous_secret_expire_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S UTC")
         st.out.print(Text.assemble("the old secret keeps working until ", (until, "bold")))
     else:
         st.out.print("the old secret no longer works")

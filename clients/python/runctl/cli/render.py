@@ -129,14 +129,6 @@ def frames(stack: Any) -> str:
     return "".join(f"[{frame.parent_node_id} {frame.index + 1}/{frame.total or '?'}]" for frame in stack)
 
 
-def node_end(node: execution_pb2.NodeState) -> timestamp_pb2.Timestamp | None:
-    for field in ("completed_at", "failed_at", "stopped_at", "skipped_at"):
-        if node.HasField(field):
-            stamp: timestamp_pb2.Timestamp = getattr(node, field)
-            return stamp
-    return None
-
-
 def node_detail(node: execution_pb2.NodeState) -> Text:
     status = node_status(node.status)
     if node.error.message and status in ("failed", "scheduled", "running"):
@@ -161,8 +153,8 @@ def nodes_table(execution: execution_pb2.Execution) -> Table:
         nodes = top
     for node in nodes:
         label = (node.name or node.node_id) + (f" {frames(node.stack)}" if node.stack else "")
-        ended = node_end(node)
-        took = elapsed(node.started_at, ended) if node.HasField("started_at") else ""
+        ended = node.end_time if node.HasField("end_time") else None
+        took = elapsed(node.start_time, ended) if node.HasField("start_time") else ""
         table.add_row(
             escape(label),
             node.type,
@@ -198,7 +190,7 @@ def pause_hints(execution: execution_pb2.Execution) -> list[RenderableType]:
     lines: list[RenderableType] = []
     for point in execution.pause_points:
         reason = pause_reason(point.reason)
-        where = point.block_id or "the run"
+        where = point.node_id or "the run"
         line = Text.assemble(("paused ", "yellow"), (f"({reason}) at {where}", "yellow bold"))
         if point.response.display_data.title:
             line.append(f": {point.response.display_data.title}", style="yellow")
@@ -350,6 +342,6 @@ def pause_point_line(point: pause_point_pb2.PausePoint) -> Text:
         (point.context_id, "bold"),
         "  ",
         (status, STYLES.get(status, "")),
-        f"  {point.block_id or '-'}",
+        f"  {point.node_id or '-'}",
         (f"  by {point.resolved_by}" if point.resolved_by else "", "dim"),
     )

@@ -30,7 +30,7 @@ from runctl.v1 import common_pb2 as runctl_dot_v1_dot_common__pb2
 from runctl.v1 import event_pb2 as runctl_dot_v1_dot_event__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15runctl/v1/batch.proto\x12\trunctl.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1erunctl/v1/batch_resource.proto\x1a\x16runctl/v1/common.proto\x1a\x15runctl/v1/event.proto\"!\n\x10WorkflowPathList\x12\r\n\x05paths\x18\x01 \x03(\t\"\x1d\n\x0eWorkflowIdList\x12\x0b\n\x03ids\x18\x01 \x03(\t\"\xbe\x02\n\x11StartBatchRequest\x12\x15\n\x0b\x66older_path\x18\x01 \x01(\tH\x00\x12\x35\n\x0eworkflow_paths\x18\x02 \x01(\x0b\x32\x1b.runctl.v1.WorkflowPathListH\x00\x12\x31\n\x0cworkflow_ids\x18\x03 \x01(\x0b\x32\x19.runctl.v1.WorkflowIdListH\x00\x12,\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x63oncurrency\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\nrequest_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\x12\x18\n\ntrace_logs\x18\x07 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12!\n\x13\x64isable_breakpoints\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x01\x42\x08\n\x06source\"5\n\x12StartBatchResponse\x12\x1f\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x10.runctl.v1.Batch\")\n\x0fGetBatchRequest\x12\x16\n\x08\x62\x61tch_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"3\n\x10GetBatchResponse\x12\x1f\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x10.runctl.v1.Batch\"\x90\x01\n\x12ListBatchesRequest\x12,\n\x06status\x18\x01 \x01(\x0e\x32\x16.runctl.v1.BatchStatusB\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01J\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\x05limitR\x06offset\"\x80\x01\n\x13ListBatchesResponse\x12!\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x10.runctl.v1.Batch\x12\x12\n\ntotal_size\x18\x02 \x01(\x05\x12\x17\n\x0fnext_page_token\x18\x05 \x01(\tJ\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05R\x05limitR\x06offset\"@\n\x10StopBatchRequest\x12\x16\n\x08\x62\x61tch_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"r\n\x11StopBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x17\n\x0frunning_stopped\x18\x03 \x01(\x05\x12\x18\n\x10queued_cancelled\x18\x04 \x01(\x05J\x04\x08\x02\x10\x03R\x12stopped_executions\"\x15\n\x13\x43learBatchesRequest\"f\n\x14\x43learBatchesResponse\x12\x17\n\x0f\x62\x61tches_deleted\x18\x01 \x01(\x05\x12\x1a\n\x12\x65xecutions_deleted\x18\x02 \x01(\x05\x12\x19\n\x11skipped_batch_ids\x18\x03 \x03(\t\"\xc1\x01\n\x11WatchBatchRequest\x12\x16\n\x08\x62\x61tch_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12!\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12!\n\x13include_node_events\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12;\n\x12heartbeat_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\x42\x11\n\x0f_after_sequence\"\xc0\x01\n\x12WatchBatchResponse\x12$\n\x08snapshot\x18\x01 \x01(\x0b\x32\x10.runctl.v1.BatchH\x00\x12&\n\x06\x65vents\x18\x02 \x01(\x0b\x32\x14.runctl.v1.EventListH\x00\x12)\n\theartbeat\x18\x03 \x01(\x0b\x32\x14.runctl.v1.HeartbeatH\x00\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\x03\x12\x19\n\x11history_truncated\x18\x05 \x01(\x08\x42\x06\n\x04kind2\xd2\x03\n\x0c\x42\x61tchService\x12I\n\nStartBatch\x12\x1c.runctl.v1.StartBatchRequest\x1a\x1d.runctl.v1.StartBatchResponse\x12\x43\n\x08GetBatch\x12\x1a.runctl.v1.GetBatchRequest\x1a\x1b.runctl.v1.GetBatchResponse\x12L\n\x0bListBatches\x12\x1d.runctl.v1.ListBatchesRequest\x1a\x1e.runctl.v1.ListBatchesResponse\x12\x46\n\tStopBatch\x12\x1b.runctl.v1.StopBatchRequest\x1a\x1c.runctl.v1.StopBatchResponse\x12O\n\x0c\x43learBatches\x12\x1e.runctl.v1.ClearBatchesRequest\x1a\x1f.runctl.v1.ClearBatchesResponse\x12K\n\nWatchBatch\x12\x1c.runctl.v1.WatchBatchRequest\x1a\x1d.runctl.v1.WatchBatchResponse0\x01\x42\x38Z6github.com/runctl/runctl/clients/go/runctl/v1;runctlv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15runctl/v1/batch.proto\x12\trunctl.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1erunctl/v1/batch_resource.proto\x1a\x16runctl/v1/common.proto\x1a\x15runctl/v1/event.proto\"!\n\x10WorkflowPathList\x12\r\n\x05paths\x18\x01 \x03(\t\"\x1d\n\x0eWorkflowIdList\x12\x0b\n\x03ids\x18\x01 \x03(\t\"\xbe\x02\n\x11StartBatchRequest\x12\x15\n\x0b\x66older_path\x18\x01 \x01(\tH\x00\x12\x35\n\x0eworkflow_paths\x18\x02 \x01(\x0b\x32\x1b.runctl.v1.WorkflowPathListH\x00\x12\x31\n\x0cworkflow_ids\x18\x03 \x01(\x0b\x32\x19.runctl.v1.WorkflowIdListH\x00\x12,\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x63oncurrency\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\nrequest_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\x12\x18\n\ntrace_logs\x18\x07 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12!\n\x13\x64isable_breakpoints\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x01\x42\x08\n\x06source\"5\n\x12StartBatchResponse\x12\x1f\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x10.runctl.v1.Batch\")\n\x0fGetBatchRequest\x12\x16\n\x08\x62\x61tch_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"3\n\x10GetBatchResponse\x12\x1f\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x10.runctl.v1.Batch\"\xa0\x01\n\x12ListBatchesRequest\x12.\n\x08statuses\x18\x06 \x03(\x0e\x32\x16.runctl.v1.BatchStatusB\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01J\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\x06statusR\x05limitR\x06offset\"\x80\x01\n\x13ListBatchesResponse\x12!\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x10.runctl.v1.Batch\x12\x12\n\ntotal_size\x18\x02 \x01(\x05\x12\x17\n\x0fnext_page_token\x18\x05 \x01(\tJ\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05R\x05limitR\x06offset\"@\n\x10StopBatchRequest\x12\x16\n\x08\x62\x61tch_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"r\n\x11StopBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x17\n\x0frunning_stopped\x18\x03 \x01(\x05\x12\x18\n\x10queued_cancelled\x18\x04 \x01(\x05J\x04\x08\x02\x10\x03R\x12stopped_executions\"\x15\n\x13\x43learBatchesRequest\"f\n\x14\x43learBatchesResponse\x12\x17\n\x0f\x62\x61tches_deleted\x18\x01 \x01(\x05\x12\x1a\n\x12\x65xecutions_deleted\x18\x02 \x01(\x05\x12\x19\n\x11skipped_batch_ids\x18\x03 \x03(\t\"\xc1\x01\n\x11WatchBatchRequest\x12\x16\n\x08\x62\x61tch_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12!\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12!\n\x13include_node_events\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12;\n\x12heartbeat_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\x42\x11\n\x0f_after_sequence\"\xc0\x01\n\x12WatchBatchResponse\x12$\n\x08snapshot\x18\x01 \x01(\x0b\x32\x10.runctl.v1.BatchH\x00\x12&\n\x06\x65vents\x18\x02 \x01(\x0b\x32\x14.runctl.v1.EventListH\x00\x12)\n\theartbeat\x18\x03 \x01(\x0b\x32\x14.runctl.v1.HeartbeatH\x00\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\x03\x12\x19\n\x11history_truncated\x18\x05 \x01(\x08\x42\x06\n\x04kind2\xd2\x03\n\x0c\x42\x61tchService\x12I\n\nStartBatch\x12\x1c.runctl.v1.StartBatchRequest\x1a\x1d.runctl.v1.StartBatchResponse\x12\x43\n\x08GetBatch\x12\x1a.runctl.v1.GetBatchRequest\x1a\x1b.runctl.v1.GetBatchResponse\x12L\n\x0bListBatches\x12\x1d.runctl.v1.ListBatchesRequest\x1a\x1e.runctl.v1.ListBatchesResponse\x12\x46\n\tStopBatch\x12\x1b.runctl.v1.StopBatchRequest\x1a\x1c.runctl.v1.StopBatchResponse\x12O\n\x0c\x43learBatches\x12\x1e.runctl.v1.ClearBatchesRequest\x1a\x1f.runctl.v1.ClearBatchesResponse\x12K\n\nWatchBatch\x12\x1c.runctl.v1.WatchBatchRequest\x1a\x1d.runctl.v1.WatchBatchResponse0\x01\x42\x38Z6github.com/runctl/runctl/clients/go/runctl/v1;runctlv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,8 +50,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STARTBATCHREQUEST'].fields_by_name['disable_breakpoints']._serialized_options = b'\342A\001\001'
   _globals['_GETBATCHREQUEST'].fields_by_name['batch_id']._loaded_options = None
   _globals['_GETBATCHREQUEST'].fields_by_name['batch_id']._serialized_options = b'\342A\001\002'
-  _globals['_LISTBATCHESREQUEST'].fields_by_name['status']._loaded_options = None
-  _globals['_LISTBATCHESREQUEST'].fields_by_name['status']._serialized_options = b'\342A\001\001'
+  _globals['_LISTBATCHESREQUEST'].fields_by_name['statuses']._loaded_options = None
+  _globals['_LISTBATCHESREQUEST'].fields_by_name['statuses']._serialized_options = b'\342A\001\001'
   _globals['_LISTBATCHESREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTBATCHESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
   _globals['_LISTBATCHESREQUEST'].fields_by_name['page_token']._loaded_options = None
@@ -81,21 +81,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETBATCHRESPONSE']._serialized_start=695
   _globals['_GETBATCHRESPONSE']._serialized_end=746
   _globals['_LISTBATCHESREQUEST']._serialized_start=749
-  _globals['_LISTBATCHESREQUEST']._serialized_end=893
-  _globals['_LISTBATCHESRESPONSE']._serialized_start=896
-  _globals['_LISTBATCHESRESPONSE']._serialized_end=1024
-  _globals['_STOPBATCHREQUEST']._serialized_start=1026
-  _globals['_STOPBATCHREQUEST']._serialized_end=1090
-  _globals['_STOPBATCHRESPONSE']._serialized_start=1092
-  _globals['_STOPBATCHRESPONSE']._serialized_end=1206
-  _globals['_CLEARBATCHESREQUEST']._serialized_start=1208
-  _globals['_CLEARBATCHESREQUEST']._serialized_end=1229
-  _globals['_CLEARBATCHESRESPONSE']._serialized_start=1231
-  _globals['_CLEARBATCHESRESPONSE']._serialized_end=1333
-  _globals['_WATCHBATCHREQUEST']._serialized_start=1336
-  _globals['_WATCHBATCHREQUEST']._serialized_end=1529
-  _globals['_WATCHBATCHRESPONSE']._serialized_start=1532
-  _globals['_WATCHBATCHRESPONSE']._serialized_end=1724
-  _globals['_BATCHSERVICE']._serialized_start=1727
-  _globals['_BATCHSERVICE']._serialized_end=2193
+  _globals['_LISTBATCHESREQUEST']._serialized_end=909
+  _globals['_LISTBATCHESRESPONSE']._serialized_start=912
+  _globals['_LISTBATCHESRESPONSE']._serialized_end=1040
+  _globals['_STOPBATCHREQUEST']._serialized_start=1042
+  _globals['_STOPBATCHREQUEST']._serialized_end=1106
+  _globals['_STOPBATCHRESPONSE']._serialized_start=1108
+  _globals['_STOPBATCHRESPONSE']._serialized_end=1222
+  _globals['_CLEARBATCHESREQUEST']._serialized_start=1224
+  _globals['_CLEARBATCHESREQUEST']._serialized_end=1245
+  _globals['_CLEARBATCHESRESPONSE']._serialized_start=1247
+  _globals['_CLEARBATCHESRESPONSE']._serialized_end=1349
+  _globals['_WATCHBATCHREQUEST']._serialized_start=1352
+  _globals['_WATCHBATCHREQUEST']._serialized_end=1545
+  _globals['_WATCHBATCHRESPONSE']._serialized_start=1548
+  _globals['_WATCHBATCHRESPONSE']._serialized_end=1740
+  _globals['_BATCHSERVICE']._serialized_start=1743
+  _globals['_BATCHSERVICE']._serialized_end=2209
 # @@protoc_insertion_point(module_scope)

@@ -209,27 +209,29 @@ class ListBatchesRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    STATUS_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    status: _batch_resource_pb2.BatchStatus.ValueType
-    """Only batches in this status; UNSPECIFIED = any."""
     page_size: _builtins.int
     """Page size: 0 = 20, clamped to 100, negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
     """`next_page_token` of the previous page; empty for the first page. INVALID_ARGUMENT when it
-    was handed out for another `status`.
+    was handed out for other `statuses`.
     """
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_batch_resource_pb2.BatchStatus.ValueType]:
+        """Only batches in one of these statuses; empty = any."""
+
     def __init__(
         self,
         *,
-        status: _batch_resource_pb2.BatchStatus.ValueType = ...,
+        statuses: _abc.Iterable[_batch_resource_pb2.BatchStatus.ValueType] | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

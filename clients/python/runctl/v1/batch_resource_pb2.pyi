@@ -29,7 +29,7 @@ class _BatchStatus:
 class _BatchStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BatchStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     BATCH_STATUS_UNSPECIFIED: _BatchStatus.ValueType  # 0
-    """Any status (in a filter)."""
+    """Not applicable; invalid in a filter."""
     BATCH_STATUS_RUNNING: _BatchStatus.ValueType  # 1
     """Some runs are queued, running or paused."""
     BATCH_STATUS_COMPLETED: _BatchStatus.ValueType  # 2
@@ -52,7 +52,7 @@ class BatchStatus(_BatchStatus, metaclass=_BatchStatusEnumTypeWrapper):
     """
 
 BATCH_STATUS_UNSPECIFIED: BatchStatus.ValueType  # 0
-"""Any status (in a filter)."""
+"""Not applicable; invalid in a filter."""
 BATCH_STATUS_RUNNING: BatchStatus.ValueType  # 1
 """Some runs are queued, running or paused."""
 BATCH_STATUS_COMPLETED: BatchStatus.ValueType  # 2
@@ -120,7 +120,7 @@ class Batch(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
-    """Unique id, e.g. "batch-1709856234567"."""
+    """Unique id, "batch_" and 20 hex digits, e.g. "batch_5e2a9c7f1b3d8e6a4c0f"."""
     status: Global___BatchStatus.ValueType
     """Lifecycle state."""
     source_type: Global___BatchSourceType.ValueType

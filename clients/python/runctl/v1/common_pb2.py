@@ -22,11 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16runctl/v1/common.proto\x12\trunctl.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"D\n\x0c\x46orEachFrame\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x16\n\x0eparent_node_id\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x05\"n\n\x0e\x46orEachContext\x12&\n\x05stack\x18\x01 \x03(\x0b\x32\x17.runctl.v1.ForEachFrame\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x16\n\x0eparent_node_id\x18\x03 \x01(\t\x12\r\n\x05total\x18\x04 \x01(\x05\"g\n\tNodeError\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\x12(\n\x07\x64\x65tails\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"@\n\x0e\x45xecutionError\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\"5\n\tHeartbeat\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xb5\x01\n\x0bPauseReason\x12\x1c\n\x18PAUSE_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17PAUSE_REASON_BREAKPOINT\x10\x01\x12\x15\n\x11PAUSE_REASON_WAIT\x10\x02\x12\x19\n\x15PAUSE_REASON_APPROVAL\x10\x03\x12\x17\n\x13PAUSE_REASON_MANUAL\x10\x04\x12 \n\x1cPAUSE_REASON_WORKFLOW_PAUSED\x10\x05*\xe5\x01\n\x0f\x45xecutionStatus\x12 \n\x1c\x45XECUTION_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XECUTION_STATUS_QUEUED\x10\x01\x12\x1c\n\x18\x45XECUTION_STATUS_RUNNING\x10\x02\x12\x1b\n\x17\x45XECUTION_STATUS_PAUSED\x10\x03\x12\x1e\n\x1a\x45XECUTION_STATUS_COMPLETED\x10\x04\x12\x1a\n\x16\x45XECUTION_STATUS_ERROR\x10\x05\x12\x1c\n\x18\x45XECUTION_STATUS_STOPPED\x10\x06*\xf1\x01\n\nNodeStatus\x12\x1b\n\x17NODE_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10NODE_STATUS_IDLE\x10\x01\x12\x19\n\x15NODE_STATUS_SCHEDULED\x10\x02\x12\x17\n\x13NODE_STATUS_RUNNING\x10\x03\x12\x17\n\x13NODE_STATUS_WAITING\x10\x04\x12\x19\n\x15NODE_STATUS_COMPLETED\x10\x05\x12\x16\n\x12NODE_STATUS_FAILED\x10\x06\x12\x17\n\x13NODE_STATUS_STOPPED\x10\x07\x12\x17\n\x13NODE_STATUS_SKIPPED\x10\x08*z\n\x08LogLevel\x12\x19\n\x15LOG_LEVEL_UNSPECIFIED\x10\x00\x12\x13\n\x0fLOG_LEVEL_DEBUG\x10\x01\x12\x12\n\x0eLOG_LEVEL_INFO\x10\x02\x12\x15\n\x11LOG_LEVEL_WARNING\x10\x03\x12\x13\n\x0fLOG_LEVEL_ERROR\x10\x04\x42\x38Z6github.com/runctl/runctl/clients/go/runctl/v1;runctlv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16runctl/v1/common.proto\x12\trunctl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"D\n\x0c\x46orEachFrame\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x16\n\x0eparent_node_id\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x05\"h\n\x0e\x46orEachContext\x12&\n\x05stack\x18\x01 \x03(\x0b\x32\x17.runctl.v1.ForEachFrameJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05R\x05indexR\x0eparent_node_idR\x05total\"J\n\tNodeError\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\tJ\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05R\tretryableR\x07\x64\x65tails\"@\n\x0e\x45xecutionError\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\"5\n\tHeartbeat\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xb5\x01\n\x0bPauseReason\x12\x1c\n\x18PAUSE_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17PAUSE_REASON_BREAKPOINT\x10\x01\x12\x15\n\x11PAUSE_REASON_WAIT\x10\x02\x12\x19\n\x15PAUSE_REASON_APPROVAL\x10\x03\x12\x17\n\x13PAUSE_REASON_MANUAL\x10\x04\x12 \n\x1cPAUSE_REASON_WORKFLOW_PAUSED\x10\x05*\xe5\x01\n\x0f\x45xecutionStatus\x12 \n\x1c\x45XECUTION_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XECUTION_STATUS_QUEUED\x10\x01\x12\x1c\n\x18\x45XECUTION_STATUS_RUNNING\x10\x02\x12\x1b\n\x17\x45XECUTION_STATUS_PAUSED\x10\x03\x12\x1e\n\x1a\x45XECUTION_STATUS_COMPLETED\x10\x04\x12\x1a\n\x16\x45XECUTION_STATUS_ERROR\x10\x05\x12\x1c\n\x18\x45XECUTION_STATUS_STOPPED\x10\x06*\xf1\x01\n\nNodeStatus\x12\x1b\n\x17NODE_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10NODE_STATUS_IDLE\x10\x01\x12\x19\n\x15NODE_STATUS_SCHEDULED\x10\x02\x12\x17\n\x13NODE_STATUS_RUNNING\x10\x03\x12\x17\n\x13NODE_STATUS_WAITING\x10\x04\x12\x19\n\x15NODE_STATUS_COMPLETED\x10\x05\x12\x16\n\x12NODE_STATUS_FAILED\x10\x06\x12\x17\n\x13NODE_STATUS_STOPPED\x10\x07\x12\x17\n\x13NODE_STATUS_SKIPPED\x10\x08*z\n\x08LogLevel\x12\x19\n\x15LOG_LEVEL_UNSPECIFIED\x10\x00\x12\x13\n\x0fLOG_LEVEL_DEBUG\x10\x01\x12\x12\n\x0eLOG_LEVEL_INFO\x10\x02\x12\x15\n\x11LOG_LEVEL_WARNING\x10\x03\x12\x13\n\x0fLOG_LEVEL_ERROR\x10\x04\x42\x38Z6github.com/runctl/runctl/clients/go/runctl/v1;runctlv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,22 +33,22 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'runctl.v1.common_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z6github.com/runctl/runctl/clients/go/runctl/v1;runctlv1'
-  _globals['_PAUSEREASON']._serialized_start=509
-  _globals['_PAUSEREASON']._serialized_end=690
-  _globals['_EXECUTIONSTATUS']._serialized_start=693
-  _globals['_EXECUTIONSTATUS']._serialized_end=922
-  _globals['_NODESTATUS']._serialized_start=925
-  _globals['_NODESTATUS']._serialized_end=1166
-  _globals['_LOGLEVEL']._serialized_start=1168
-  _globals['_LOGLEVEL']._serialized_end=1290
-  _globals['_FOREACHFRAME']._serialized_start=100
-  _globals['_FOREACHFRAME']._serialized_end=168
-  _globals['_FOREACHCONTEXT']._serialized_start=170
-  _globals['_FOREACHCONTEXT']._serialized_end=280
-  _globals['_NODEERROR']._serialized_start=282
-  _globals['_NODEERROR']._serialized_end=385
-  _globals['_EXECUTIONERROR']._serialized_start=387
-  _globals['_EXECUTIONERROR']._serialized_end=451
-  _globals['_HEARTBEAT']._serialized_start=453
-  _globals['_HEARTBEAT']._serialized_end=506
+  _globals['_PAUSEREASON']._serialized_start=444
+  _globals['_PAUSEREASON']._serialized_end=625
+  _globals['_EXECUTIONSTATUS']._serialized_start=628
+  _globals['_EXECUTIONSTATUS']._serialized_end=857
+  _globals['_NODESTATUS']._serialized_start=860
+  _globals['_NODESTATUS']._serialized_end=1101
+  _globals['_LOGLEVEL']._serialized_start=1103
+  _globals['_LOGLEVEL']._serialized_end=1225
+  _globals['_FOREACHFRAME']._serialized_start=70
+  _globals['_FOREACHFRAME']._serialized_end=138
+  _globals['_FOREACHCONTEXT']._serialized_start=140
+  _globals['_FOREACHCONTEXT']._serialized_end=244
+  _globals['_NODEERROR']._serialized_start=246
+  _globals['_NODEERROR']._serialized_end=320
+  _globals['_EXECUTIONERROR']._serialized_start=322
+  _globals['_EXECUTIONERROR']._serialized_end=386
+  _globals['_HEARTBEAT']._serialized_start=388
+  _globals['_HEARTBEAT']._serialized_end=441
 # @@protoc_insertion_point(module_scope)

@@ -6,7 +6,6 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -28,7 +27,7 @@ class _PauseReason:
 class _PauseReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PauseReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PAUSE_REASON_UNSPECIFIED: _PauseReason.ValueType  # 0
-    """Not paused (in an Execution), or "any reason" (in a filter)."""
+    """Not paused (in an Execution); invalid in a filter."""
     PAUSE_REASON_BREAKPOINT: _PauseReason.ValueType  # 1
     """Stopped before a node that has `breakpoint: true`, or at a `breakpoint` node. Resumed by
     ControlPause. Breakpoints are ignored while `breakpoints_disabled`.
@@ -50,7 +49,7 @@ class PauseReason(_PauseReason, metaclass=_PauseReasonEnumTypeWrapper):
     """Why an execution is paused, or what kind of pause point it waits at."""
 
 PAUSE_REASON_UNSPECIFIED: PauseReason.ValueType  # 0
-"""Not paused (in an Execution), or "any reason" (in a filter)."""
+"""Not paused (in an Execution); invalid in a filter."""
 PAUSE_REASON_BREAKPOINT: PauseReason.ValueType  # 1
 """Stopped before a node that has `breakpoint: true`, or at a `breakpoint` node. Resumed by
 ControlPause. Breakpoints are ignored while `breakpoints_disabled`.
@@ -76,7 +75,7 @@ class _ExecutionStatus:
 class _ExecutionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExecutionStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     EXECUTION_STATUS_UNSPECIFIED: _ExecutionStatus.ValueType  # 0
-    """Any status (in a filter)."""
+    """Not applicable; invalid in a filter."""
     EXECUTION_STATUS_QUEUED: _ExecutionStatus.ValueType  # 1
     """Created; waits for capacity, for its batch's concurrency limit, or for its paused workflow."""
     EXECUTION_STATUS_RUNNING: _ExecutionStatus.ValueType  # 2
@@ -96,7 +95,7 @@ class ExecutionStatus(_ExecutionStatus, metaclass=_ExecutionStatusEnumTypeWrappe
     """Lifecycle state of a run."""
 
 EXECUTION_STATUS_UNSPECIFIED: ExecutionStatus.ValueType  # 0
-"""Any status (in a filter)."""
+"""Not applicable; invalid in a filter."""
 EXECUTION_STATUS_QUEUED: ExecutionStatus.ValueType  # 1
 """Created; waits for capacity, for its batch's concurrency limit, or for its paused workflow."""
 EXECUTION_STATUS_RUNNING: ExecutionStatus.ValueType  # 2
@@ -219,8 +218,14 @@ class ForEachFrame(_message.Message):
       for ERROR_REASON_EXECUTION_NOT_FOUND; each value says its status code and metadata keys.
       Comments on RPCs name the reason next to the code, e.g. FAILED_PRECONDITION (EXECUTION_ENDED).
       Ids of another workspace are NOT_FOUND.
-    * Enum fields are UNSPECIFIED only where a comment says what that means (usually "any" in a
-      filter, or "not applicable" in a resource).
+    * Filters of list calls: an enum filter is a repeated field named by the plural of the field
+      it matches (`statuses` matches `status`, `reasons` matches `reason`, `types` matches `type`):
+      an item matches when its value is one of those listed; an empty list means any; UNSPECIFIED
+      or an unknown value in the list is INVALID_ARGUMENT (FIELD_INVALID). An id filter is a
+      single field named as the field it matches (`workflow_id`); empty means any. Filters combine
+      with AND.
+    * Enum fields are UNSPECIFIED only where a comment says what that means (usually "not
+      applicable" in a resource).
 
     One level of for-each nesting: which iteration of which loop a node run belongs to
     (seed 004 stack element). Stacks are ordered from the outermost loop to the innermost.
@@ -255,44 +260,26 @@ Global___ForEachFrame: _TypeAlias = ForEachFrame  # noqa: Y015
 @_typing.final
 class ForEachContext(_message.Message):
     """Names one iteration of (possibly nested) for-each loops: sent by callers that resume a node
-    waiting inside a loop body (seed 004 `forEachContext`). New callers set only `stack`.
+    waiting inside a loop body (seed 004 `forEachContext`).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     STACK_FIELD_NUMBER: _builtins.int
-    INDEX_FIELD_NUMBER: _builtins.int
-    PARENT_NODE_ID_FIELD_NUMBER: _builtins.int
-    TOTAL_FIELD_NUMBER: _builtins.int
-    index: _builtins.int
-    """Legacy, kept for backward-compatible JSON: iteration index of a single-level loop. Read only
-    when `stack` is empty, together with `parent_node_id` and `total`, as a stack of one frame.
-    """
-    parent_node_id: _builtins.str
-    """Legacy, kept for backward-compatible JSON: id of the for_each node of a single-level loop.
-    Read only when `stack` is empty.
-    """
-    total: _builtins.int
-    """Legacy, kept for backward-compatible JSON: iteration count of a single-level loop. Read only
-    when `stack` is empty.
-    """
     @_builtins.property
     def stack(self) -> _containers.RepeatedCompositeFieldContainer[Global___ForEachFrame]:
         """Nesting levels from outermost to innermost; a single-level loop has a stack of length 1.
-        An empty stack (and empty legacy fields) means the node is not inside a loop.
+        An empty stack means the node is not inside a loop.
         """
 
     def __init__(
         self,
         *,
         stack: _abc.Iterable[Global___ForEachFrame] | None = ...,
-        index: _builtins.int = ...,
-        parent_node_id: _builtins.str = ...,
-        total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "parent_node_id", b"parent_node_id", "stack", b"stack", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["stack", b"stack"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -306,31 +293,21 @@ class NodeError(_message.Message):
 
     MESSAGE_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
-    RETRYABLE_FIELD_NUMBER: _builtins.int
-    DETAILS_FIELD_NUMBER: _builtins.int
     message: _builtins.str
     """Human-readable message, e.g. "GET http://...: 503 Service Unavailable"."""
     code: _builtins.str
-    """Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "PAUSE_EXPIRED", "TASK_FAILED",
-    "EXPRESSION_ERROR"; free string, UPPER_SNAKE_CASE.
+    """Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "EXPIRED" (a pause point expired),
+    "TASK_FAILED"; free string, UPPER_SNAKE_CASE.
     """
-    retryable: _builtins.bool
-    """Whether the failure may succeed on retry (a retry happens only if attempts remain)."""
-    @_builtins.property
-    def details(self) -> _struct_pb2.Struct:
-        """Extra structured details (e.g. the HTTP status and body, a worker's details)."""
-
     def __init__(
         self,
         *,
         message: _builtins.str = ...,
         code: _builtins.str = ...,
-        retryable: _builtins.bool = ...,
-        details: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "details", b"details", "message", b"message", "retryable", b"retryable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

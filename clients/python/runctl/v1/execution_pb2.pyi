@@ -184,7 +184,7 @@ class Execution(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Unique id of the run, e.g. "exec-1709856234567"."""
+    """Unique id of the run, "exec_" and 20 hex digits, e.g. "exec_8f3a6c1e9b2d4f7a0c5e"."""
     workflow_id: _builtins.str
     """The stored workflow it runs; empty for runs of an inline definition or a workflow file."""
     workflow_version: _builtins.int
@@ -245,8 +245,8 @@ class Execution(_message.Message):
 
     @_builtins.property
     def edges(self) -> _containers.RepeatedCompositeFieldContainer[Global___EdgeState]:
-        """State of every edge, in definition order; loop-body edges once per iteration reached.
-        Omitted in the BASIC view.
+        """State of every top-level edge, in definition order (edges inside loop bodies are not listed:
+        the states of their nodes show the way each iteration took). Omitted in the BASIC view.
         """
 
     @_builtins.property
@@ -387,17 +387,13 @@ class NodeState(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
-    SCHEDULED_AT_FIELD_NUMBER: _builtins.int
-    STARTED_AT_FIELD_NUMBER: _builtins.int
-    COMPLETED_AT_FIELD_NUMBER: _builtins.int
-    STOPPED_AT_FIELD_NUMBER: _builtins.int
-    FAILED_AT_FIELD_NUMBER: _builtins.int
-    SKIPPED_AT_FIELD_NUMBER: _builtins.int
-    NEXT_ATTEMPT_AT_FIELD_NUMBER: _builtins.int
+    SCHEDULE_TIME_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
     STACK_FIELD_NUMBER: _builtins.int
     LOGS_FIELD_NUMBER: _builtins.int
     CONTEXT_ID_FIELD_NUMBER: _builtins.int
-    WORKER_ID_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """Id of the node in the definition."""
     type: _builtins.str
@@ -410,8 +406,6 @@ class NodeState(_message.Message):
     """Attempts started so far (1 after the first start; retries add one each)."""
     context_id: _builtins.str
     """The pause point the node waits at; empty unless WAITING."""
-    worker_id: _builtins.str
-    """The external worker running the current attempt (task nodes); empty otherwise."""
     @_builtins.property
     def output(self) -> _struct_pb2.Value:
         """Output of the completed node (any JSON value: an http response, a transform result, the
@@ -423,31 +417,23 @@ class NodeState(_message.Message):
         """Error of the last failed attempt; kept while a retry is scheduled, cleared on success."""
 
     @_builtins.property
-    def scheduled_at(self) -> _timestamp_pb2.Timestamp:
-        """When the node last became SCHEDULED."""
+    def schedule_time(self) -> _timestamp_pb2.Timestamp:
+        """When the node was first scheduled; runctl logs no separate scheduling step, so this is when
+        its first attempt started (seed 002 `scheduled_at`). Unset until then.
+        """
 
     @_builtins.property
-    def started_at(self) -> _timestamp_pb2.Timestamp:
-        """When its last attempt started."""
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When its last attempt started; unset before the first."""
 
     @_builtins.property
-    def completed_at(self) -> _timestamp_pb2.Timestamp:
-        """When it completed; unset unless COMPLETED."""
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """When it ended COMPLETED, FAILED or STOPPED (`status` says which); unset before, and for
+        SKIPPED nodes, whose skip is not timed.
+        """
 
     @_builtins.property
-    def stopped_at(self) -> _timestamp_pb2.Timestamp:
-        """When it was stopped; unset unless STOPPED."""
-
-    @_builtins.property
-    def failed_at(self) -> _timestamp_pb2.Timestamp:
-        """When it failed for good; unset unless FAILED."""
-
-    @_builtins.property
-    def skipped_at(self) -> _timestamp_pb2.Timestamp:
-        """When it was skipped; unset unless SKIPPED."""
-
-    @_builtins.property
-    def next_attempt_at(self) -> _timestamp_pb2.Timestamp:
+    def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
         """When the next attempt will start, while a retry backoff runs; unset otherwise."""
 
     @_builtins.property
@@ -468,21 +454,17 @@ class NodeState(_message.Message):
         attempts: _builtins.int = ...,
         output: _struct_pb2.Value | None = ...,
         error: _common_pb2.NodeError | None = ...,
-        scheduled_at: _timestamp_pb2.Timestamp | None = ...,
-        started_at: _timestamp_pb2.Timestamp | None = ...,
-        completed_at: _timestamp_pb2.Timestamp | None = ...,
-        stopped_at: _timestamp_pb2.Timestamp | None = ...,
-        failed_at: _timestamp_pb2.Timestamp | None = ...,
-        skipped_at: _timestamp_pb2.Timestamp | None = ...,
-        next_attempt_at: _timestamp_pb2.Timestamp | None = ...,
+        schedule_time: _timestamp_pb2.Timestamp | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
         stack: _abc.Iterable[_common_pb2.ForEachFrame] | None = ...,
         logs: _abc.Iterable[Global___TraceLog] | None = ...,
         context_id: _builtins.str = ...,
-        worker_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "error", b"error", "failed_at", b"failed_at", "next_attempt_at", b"next_attempt_at", "output", b"output", "scheduled_at", b"scheduled_at", "skipped_at", b"skipped_at", "started_at", b"started_at", "stopped_at", b"stopped_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "error", b"error", "next_attempt_time", b"next_attempt_time", "output", b"output", "schedule_time", b"schedule_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "completed_at", b"completed_at", "context_id", b"context_id", "error", b"error", "failed_at", b"failed_at", "logs", b"logs", "name", b"name", "next_attempt_at", b"next_attempt_at", "node_id", b"node_id", "output", b"output", "scheduled_at", b"scheduled_at", "skipped_at", b"skipped_at", "stack", b"stack", "started_at", b"started_at", "status", b"status", "stopped_at", b"stopped_at", "type", b"type", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "context_id", b"context_id", "end_time", b"end_time", "error", b"error", "logs", b"logs", "name", b"name", "next_attempt_time", b"next_attempt_time", "node_id", b"node_id", "output", b"output", "schedule_time", b"schedule_time", "stack", b"stack", "start_time", b"start_time", "status", b"status", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -497,28 +479,22 @@ class EdgeState(_message.Message):
     FROM_NODE_ID_FIELD_NUMBER: _builtins.int
     TO_NODE_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
-    STACK_FIELD_NUMBER: _builtins.int
     from_node_id: _builtins.str
     """Id of the edge's source node (workflow file "from")."""
     to_node_id: _builtins.str
     """Id of the edge's target node (workflow file "to")."""
     status: Global___EdgeStatus.ValueType
     """Whether the edge was taken."""
-    @_builtins.property
-    def stack(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ForEachFrame]:
-        """For-each iteration of this edge, for edges inside a loop body; empty at top level."""
-
     def __init__(
         self,
         *,
         from_node_id: _builtins.str = ...,
         to_node_id: _builtins.str = ...,
         status: Global___EdgeStatus.ValueType = ...,
-        stack: _abc.Iterable[_common_pb2.ForEachFrame] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_node_id", b"from_node_id", "stack", b"stack", "status", b"status", "to_node_id", b"to_node_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_node_id", b"from_node_id", "status", b"status", "to_node_id", b"to_node_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1103,7 +1079,9 @@ class ResumePausePointRequest(_message.Message):
     answers RESUMED again instead of SKIPPED.
     """
     actor: _builtins.str
-    """Who resumes it (e.g. an email address); recorded as `resolved_by`. Empty = the API key's name."""
+    """Who resumes it (e.g. an email address); the answer's pause point shows it as `resolved_by`.
+    Empty = nobody named.
+    """
     @_builtins.property
     def values(self) -> _struct_pb2.Struct:
         """The submitted values: the form's values for an approval (e.g. {"approved": true,

@@ -29,13 +29,13 @@ class _ResumeStatus:
 class _ResumeStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResumeStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     RESUME_STATUS_UNSPECIFIED: _ResumeStatus.ValueType  # 0
-    """Any status (in a filter)."""
+    """Not applicable; invalid in a filter."""
     RESUME_STATUS_PAUSED: _ResumeStatus.ValueType  # 1
     """Waiting to be resumed."""
     RESUME_STATUS_RESUMED: _ResumeStatus.ValueType  # 2
     """Resumed: the first valid resume call won; later calls answer RESUME_ACTION_SKIPPED."""
     RESUME_STATUS_EXPIRED: _ResumeStatus.ValueType  # 3
-    """Its `expires_at` passed before anyone resumed it; `expiry_action` was applied."""
+    """Its `expire_time` passed before anyone resumed it; `expiry_action` was applied."""
     RESUME_STATUS_CANCELLED: _ResumeStatus.ValueType  # 4
     """Abandoned because the run was stopped or its workflow cancelled, or the node was skipped."""
 
@@ -43,13 +43,13 @@ class ResumeStatus(_ResumeStatus, metaclass=_ResumeStatusEnumTypeWrapper):
     """Whether a pause point (or, aggregated, a paused execution) is still waiting and how it ended."""
 
 RESUME_STATUS_UNSPECIFIED: ResumeStatus.ValueType  # 0
-"""Any status (in a filter)."""
+"""Not applicable; invalid in a filter."""
 RESUME_STATUS_PAUSED: ResumeStatus.ValueType  # 1
 """Waiting to be resumed."""
 RESUME_STATUS_RESUMED: ResumeStatus.ValueType  # 2
 """Resumed: the first valid resume call won; later calls answer RESUME_ACTION_SKIPPED."""
 RESUME_STATUS_EXPIRED: ResumeStatus.ValueType  # 3
-"""Its `expires_at` passed before anyone resumed it; `expiry_action` was applied."""
+"""Its `expire_time` passed before anyone resumed it; `expiry_action` was applied."""
 RESUME_STATUS_CANCELLED: ResumeStatus.ValueType  # 4
 """Abandoned because the run was stopped or its workflow cancelled, or the node was skipped."""
 Global___ResumeStatus: _TypeAlias = ResumeStatus  # noqa: Y015
@@ -63,27 +63,37 @@ class _ExpiryActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExpiryAc
     EXPIRY_ACTION_UNSPECIFIED: _ExpiryAction.ValueType  # 0
     """Not applicable: the pause point has no expiry."""
     EXPIRY_ACTION_FAIL_NODE: _ExpiryAction.ValueType  # 1
-    """The waiting node fails with error code "PAUSE_EXPIRED" (no retry), which fails the run."""
-    EXPIRY_ACTION_RESUME_WITH_DEFAULTS: _ExpiryAction.ValueType  # 2
-    """The node is resumed as if submitted with the form fields' default values (an empty object
-    for a wait node), and the run goes on.
+    """`onTimeout: "fail"` (the default): the waiting node fails with error code "EXPIRED" (no
+    retry), which fails the run.
     """
-    EXPIRY_ACTION_TAKE_EXPIRED_BRANCH: _ExpiryAction.ValueType  # 3
-    """The node completes and only its outgoing edges whose `when` is "expired" are taken."""
+    EXPIRY_ACTION_CONTINUE: _ExpiryAction.ValueType  # 4
+    """`onTimeout: "continue"`: the node completes with the output {"expired": true} and the run goes
+    on along its outgoing edges that have no `when` label.
+    """
+    EXPIRY_ACTION_BRANCH: _ExpiryAction.ValueType  # 5
+    """`onTimeout: "branch"`: the node completes with the output {"expired": true} and only its
+    outgoing edges whose `when` is "timeout" are taken.
+    """
 
 class ExpiryAction(_ExpiryAction, metaclass=_ExpiryActionEnumTypeWrapper):
-    """What happens when a pause point expires (reaches `expires_at` while still PAUSED)."""
+    """What happens when a pause point expires (reaches `expire_time` while still PAUSED): the node
+    config's `onTimeout`.
+    """
 
 EXPIRY_ACTION_UNSPECIFIED: ExpiryAction.ValueType  # 0
 """Not applicable: the pause point has no expiry."""
 EXPIRY_ACTION_FAIL_NODE: ExpiryAction.ValueType  # 1
-"""The waiting node fails with error code "PAUSE_EXPIRED" (no retry), which fails the run."""
-EXPIRY_ACTION_RESUME_WITH_DEFAULTS: ExpiryAction.ValueType  # 2
-"""The node is resumed as if submitted with the form fields' default values (an empty object
-for a wait node), and the run goes on.
+"""`onTimeout: "fail"` (the default): the waiting node fails with error code "EXPIRED" (no
+retry), which fails the run.
 """
-EXPIRY_ACTION_TAKE_EXPIRED_BRANCH: ExpiryAction.ValueType  # 3
-"""The node completes and only its outgoing edges whose `when` is "expired" are taken."""
+EXPIRY_ACTION_CONTINUE: ExpiryAction.ValueType  # 4
+"""`onTimeout: "continue"`: the node completes with the output {"expired": true} and the run goes
+on along its outgoing edges that have no `when` label.
+"""
+EXPIRY_ACTION_BRANCH: ExpiryAction.ValueType  # 5
+"""`onTimeout: "branch"`: the node completes with the output {"expired": true} and only its
+outgoing edges whose `when` is "timeout" are taken.
+"""
 Global___ExpiryAction: _TypeAlias = ExpiryAction  # noqa: Y015
 
 class _FormFieldType:
@@ -130,13 +140,12 @@ class PausePoint(_message.Message):
     CONTEXT_ID_FIELD_NUMBER: _builtins.int
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     WORKFLOW_ID_FIELD_NUMBER: _builtins.int
-    BLOCK_ID_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     RESUME_STATUS_FIELD_NUMBER: _builtins.int
-    REGISTERED_AT_FIELD_NUMBER: _builtins.int
-    EXPIRES_AT_FIELD_NUMBER: _builtins.int
-    RESOLVED_AT_FIELD_NUMBER: _builtins.int
-    SNAPSHOT_READY_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    RESOLVE_TIME_FIELD_NUMBER: _builtins.int
     RESUME_LINKS_FIELD_NUMBER: _builtins.int
     RESPONSE_FIELD_NUMBER: _builtins.int
     STACK_FIELD_NUMBER: _builtins.int
@@ -144,12 +153,14 @@ class PausePoint(_message.Message):
     EXPIRY_ACTION_FIELD_NUMBER: _builtins.int
     RESOLVED_BY_FIELD_NUMBER: _builtins.int
     context_id: _builtins.str
-    """Unique id of the pause point, e.g. "ctx_xyz789"; the last segment of the resume `api_url`."""
+    """Unique id of the pause point, "ctx_" and 20 hex digits (e.g. "ctx_5b0e93d2a7f14c68e1d9"); the
+    last segment of the resume `api_url`.
+    """
     execution_id: _builtins.str
     """The run that waits here."""
     workflow_id: _builtins.str
     """The run's stored workflow; empty for runs of an inline definition or a workflow file."""
-    block_id: _builtins.str
+    node_id: _builtins.str
     """Id of the node that waits (seed 000 calls nodes "blocks"). Empty for MANUAL and
     WORKFLOW_PAUSED pause points, which hold the whole run rather than one node.
     """
@@ -157,26 +168,23 @@ class PausePoint(_message.Message):
     """Why the run waits here."""
     resume_status: Global___ResumeStatus.ValueType
     """Whether it still waits, and how it ended."""
-    snapshot_ready: _builtins.bool
-    """True once the run's state at this pause is durably stored, so a resume can be accepted.
-    runctl commits the state before it reports the pause, so this is always true in practice.
-    """
     expiry_action: Global___ExpiryAction.ValueType
-    """What happens at `expires_at`; EXPIRY_ACTION_UNSPECIFIED when there is no expiry."""
+    """What happens at `expire_time`; EXPIRY_ACTION_UNSPECIFIED when there is no expiry."""
     resolved_by: _builtins.str
-    """Who resumed it, as given by the resume call's `actor` (e.g. an email address) or the API
-    key's name; empty while waiting or when unknown.
+    """Who resumed it, as given by the resume call's `actor` (e.g. an email address). Only the
+    ResumePausePoint answer carries it (reads of the pause point leave it empty); empty too
+    while waiting and when the call gave no actor.
     """
     @_builtins.property
-    def registered_at(self) -> _timestamp_pb2.Timestamp:
+    def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the pause point was created (the run started waiting here)."""
 
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp:
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
         """When it expires if nobody resumes it (from the node's `timeoutSeconds`); unset = never."""
 
     @_builtins.property
-    def resolved_at(self) -> _timestamp_pb2.Timestamp:
+    def resolve_time(self) -> _timestamp_pb2.Timestamp:
         """When it left RESUME_STATUS_PAUSED (resumed, expired or cancelled); unset while waiting."""
 
     @_builtins.property
@@ -186,7 +194,7 @@ class PausePoint(_message.Message):
     @_builtins.property
     def response(self) -> Global___PauseResponse:
         """What to show the person who resumes it: title, message and form. Set for APPROVAL pause
-        points, and for WAIT pause points whose node config has a title or message.
+        points, and for WAIT pause points whose node config has a `display`; unset otherwise.
         """
 
     @_builtins.property
@@ -205,13 +213,12 @@ class PausePoint(_message.Message):
         context_id: _builtins.str = ...,
         execution_id: _builtins.str = ...,
         workflow_id: _builtins.str = ...,
-        block_id: _builtins.str = ...,
+        node_id: _builtins.str = ...,
         reason: _common_pb2.PauseReason.ValueType = ...,
         resume_status: Global___ResumeStatus.ValueType = ...,
-        registered_at: _timestamp_pb2.Timestamp | None = ...,
-        expires_at: _timestamp_pb2.Timestamp | None = ...,
-        resolved_at: _timestamp_pb2.Timestamp | None = ...,
-        snapshot_ready: _builtins.bool = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        resolve_time: _timestamp_pb2.Timestamp | None = ...,
         resume_links: Global___ResumeLinks | None = ...,
         response: Global___PauseResponse | None = ...,
         stack: _abc.Iterable[_common_pb2.ForEachFrame] | None = ...,
@@ -219,9 +226,9 @@ class PausePoint(_message.Message):
         expiry_action: Global___ExpiryAction.ValueType = ...,
         resolved_by: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "registered_at", b"registered_at", "resolved_at", b"resolved_at", "response", b"response", "resume_data", b"resume_data", "resume_links", b"resume_links"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "resolve_time", b"resolve_time", "response", b"response", "resume_data", b"resume_data", "resume_links", b"resume_links"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["block_id", b"block_id", "context_id", b"context_id", "execution_id", b"execution_id", "expires_at", b"expires_at", "expiry_action", b"expiry_action", "reason", b"reason", "registered_at", b"registered_at", "resolved_at", b"resolved_at", "resolved_by", b"resolved_by", "response", b"response", "resume_data", b"resume_data", "resume_links", b"resume_links", "resume_status", b"resume_status", "snapshot_ready", b"snapshot_ready", "stack", b"stack", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context_id", b"context_id", "create_time", b"create_time", "execution_id", b"execution_id", "expire_time", b"expire_time", "expiry_action", b"expiry_action", "node_id", b"node_id", "reason", b"reason", "resolve_time", b"resolve_time", "resolved_by", b"resolved_by", "response", b"response", "resume_data", b"resume_data", "resume_links", b"resume_links", "resume_status", b"resume_status", "stack", b"stack", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -401,14 +408,15 @@ class PausedExecution(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     TOTAL_PAUSE_COUNT_FIELD_NUMBER: _builtins.int
     RESUMED_COUNT_FIELD_NUMBER: _builtins.int
-    PAUSED_AT_FIELD_NUMBER: _builtins.int
-    UPDATED_AT_FIELD_NUMBER: _builtins.int
-    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    PAUSE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
-    TRIGGER_IDS_FIELD_NUMBER: _builtins.int
     PAUSE_POINTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Id of this record (one per paused run), e.g. "pe_abc123"; distinct from `execution_id`."""
+    """Id of this record (one per paused run): "pe_" and the 20 hex digits of the run's id (run
+    "exec_8f3a6c1e9b2d4f7a0c5e" has "pe_8f3a6c1e9b2d4f7a0c5e"); distinct from `execution_id`.
+    """
     workflow_id: _builtins.str
     """The run's workflow."""
     execution_id: _builtins.str
@@ -420,15 +428,15 @@ class PausedExecution(_message.Message):
     resumed_count: _builtins.int
     """How many of them were resumed."""
     @_builtins.property
-    def paused_at(self) -> _timestamp_pb2.Timestamp:
+    def pause_time(self) -> _timestamp_pb2.Timestamp:
         """When the run first paused."""
 
     @_builtins.property
-    def updated_at(self) -> _timestamp_pb2.Timestamp:
+    def update_time(self) -> _timestamp_pb2.Timestamp:
         """When any of its pause points last changed."""
 
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp:
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
         """Earliest expiry among its waiting pause points; unset when none expires."""
 
     @_builtins.property
@@ -436,14 +444,10 @@ class PausedExecution(_message.Message):
         """Free-form metadata of the run (its batch, its workflow file); unset (JSON null) when none."""
 
     @_builtins.property
-    def trigger_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Ids of the triggers that started the run. runctl has no trigger objects yet, so this is
-        always empty; kept for seed 000 compatibility.
-        """
-
-    @_builtins.property
     def pause_points(self) -> _containers.RepeatedCompositeFieldContainer[Global___PausePoint]:
-        """Its pause points, oldest first (all statuses, unless the list call filtered them)."""
+        """Its pause points, oldest first, in every status (a `statuses` filter picks runs by their
+        aggregated `status`, not pause points).
+        """
 
     def __init__(
         self,
@@ -454,16 +458,15 @@ class PausedExecution(_message.Message):
         status: Global___ResumeStatus.ValueType = ...,
         total_pause_count: _builtins.int = ...,
         resumed_count: _builtins.int = ...,
-        paused_at: _timestamp_pb2.Timestamp | None = ...,
-        updated_at: _timestamp_pb2.Timestamp | None = ...,
-        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        pause_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
         metadata: _struct_pb2.Struct | None = ...,
-        trigger_ids: _abc.Iterable[_builtins.str] | None = ...,
         pause_points: _abc.Iterable[Global___PausePoint] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "metadata", b"metadata", "paused_at", b"paused_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "metadata", b"metadata", "pause_time", b"pause_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "expires_at", b"expires_at", "id", b"id", "metadata", b"metadata", "pause_points", b"pause_points", "paused_at", b"paused_at", "resumed_count", b"resumed_count", "status", b"status", "total_pause_count", b"total_pause_count", "trigger_ids", b"trigger_ids", "updated_at", b"updated_at", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "expire_time", b"expire_time", "id", b"id", "metadata", b"metadata", "pause_points", b"pause_points", "pause_time", b"pause_time", "resumed_count", b"resumed_count", "status", b"status", "total_pause_count", b"total_pause_count", "update_time", b"update_time", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -573,7 +576,7 @@ class ListPausePointsResponse(_message.Message):
     """Token for the next page; empty on the last page."""
     @_builtins.property
     def pause_points(self) -> _containers.RepeatedCompositeFieldContainer[Global___PausePoint]:
-        """The pause points, newest `registered_at` first."""
+        """The pause points, newest `create_time` first."""
 
     def __init__(
         self,

@@ -29,7 +29,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from runctl.v1 import common_pb2 as runctl_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16runctl/v1/worker.proto\x12\trunctl.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16runctl/v1/common.proto\"\xf6\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\r\n\x05queue\x18\x06 \x01(\t\x12\'\n\x06\x63onfig\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x05input\x18\x08 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07\x61ttempt\x18\t \x01(\x05\x12\x17\n\x0fidempotency_key\x18\n \x01(\t\x12\x34\n\x11heartbeat_timeout\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x05stack\x18\x0c \x03(\x0b\x32\x17.runctl.v1.ForEachFrame\x12,\n\x08\x64\x65\x61\x64line\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"^\n\x10PollTasksRequest\x12\x17\n\tworker_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06queues\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rmax_in_flight\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\"g\n\x11PollTasksResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x0f.runctl.v1.TaskH\x00\x12)\n\theartbeat\x18\x02 \x01(\x0b\x32\x14.runctl.v1.HeartbeatH\x00\x42\x06\n\x04kind\"w\n\x14HeartbeatTaskRequest\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tworker_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x08progress\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\"1\n\x15HeartbeatTaskResponse\x12\x18\n\x10\x63\x61ncel_requested\x18\x01 \x01(\x08\"s\n\x13\x43ompleteTaskRequest\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tworker_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12,\n\x06output\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueB\x04\xe2\x41\x01\x01\"\x16\n\x14\x43ompleteTaskResponse\"\xb5\x01\n\x0f\x46\x61ilTaskRequest\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tworker_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07message\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tretryable\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12.\n\x07\x64\x65tails\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x12\n\x04\x63ode\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\"\x12\n\x10\x46\x61ilTaskResponse2\xc3\x02\n\rWorkerService\x12H\n\tPollTasks\x12\x1b.runctl.v1.PollTasksRequest\x1a\x1c.runctl.v1.PollTasksResponse0\x01\x12R\n\rHeartbeatTask\x12\x1f.runctl.v1.HeartbeatTaskRequest\x1a .runctl.v1.HeartbeatTaskResponse\x12O\n\x0c\x43ompleteTask\x12\x1e.runctl.v1.CompleteTaskRequest\x1a\x1f.runctl.v1.CompleteTaskResponse\x12\x43\n\x08\x46\x61ilTask\x12\x1a.runctl.v1.FailTaskRequest\x1a\x1b.runctl.v1.FailTaskResponseB8Z6github.com/runctl/runctl/clients/go/runctl/v1;runctlv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16runctl/v1/worker.proto\x12\trunctl.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16runctl/v1/common.proto\"\x8b\x03\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\r\n\x05queue\x18\x06 \x01(\t\x12\'\n\x06\x63onfig\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x05input\x18\x08 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07\x61ttempt\x18\t \x01(\x05\x12\x17\n\x0fidempotency_key\x18\n \x01(\t\x12\x34\n\x11heartbeat_timeout\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x05stack\x18\x0c \x03(\x0b\x32\x17.runctl.v1.ForEachFrame\x12\x31\n\rdeadline_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x04\x08\r\x10\x0eR\x08\x64\x65\x61\x64line\"^\n\x10PollTasksRequest\x12\x17\n\tworker_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06queues\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rmax_in_flight\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\"g\n\x11PollTasksResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x0f.runctl.v1.TaskH\x00\x12)\n\theartbeat\x18\x02 \x01(\x0b\x32\x14.runctl.v1.HeartbeatH\x00\x42\x06\n\x04kind\"w\n\x14HeartbeatTaskRequest\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tworker_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x08progress\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\"1\n\x15HeartbeatTaskResponse\x12\x18\n\x10\x63\x61ncel_requested\x18\x01 \x01(\x08\"s\n\x13\x43ompleteTaskRequest\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tworker_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12,\n\x06output\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueB\x04\xe2\x41\x01\x01\"\x16\n\x14\x43ompleteTaskResponse\"\x94\x01\n\x0f\x46\x61ilTaskRequest\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tworker_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07message\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tretryable\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x12\n\x04\x63ode\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01J\x04\x08\x05\x10\x06R\x07\x64\x65tails\"\x12\n\x10\x46\x61ilTaskResponse2\xc3\x02\n\rWorkerService\x12H\n\tPollTasks\x12\x1b.runctl.v1.PollTasksRequest\x1a\x1c.runctl.v1.PollTasksResponse0\x01\x12R\n\rHeartbeatTask\x12\x1f.runctl.v1.HeartbeatTaskRequest\x1a .runctl.v1.HeartbeatTaskResponse\x12O\n\x0c\x43ompleteTask\x12\x1e.runctl.v1.CompleteTaskRequest\x1a\x1f.runctl.v1.CompleteTaskResponse\x12\x43\n\x08\x46\x61ilTask\x12\x1a.runctl.v1.FailTaskRequest\x1a\x1b.runctl.v1.FailTaskResponseB8Z6github.com/runctl/runctl/clients/go/runctl/v1;runctlv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -63,28 +63,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FAILTASKREQUEST'].fields_by_name['message']._serialized_options = b'\342A\001\002'
   _globals['_FAILTASKREQUEST'].fields_by_name['retryable']._loaded_options = None
   _globals['_FAILTASKREQUEST'].fields_by_name['retryable']._serialized_options = b'\342A\001\001'
-  _globals['_FAILTASKREQUEST'].fields_by_name['details']._loaded_options = None
-  _globals['_FAILTASKREQUEST'].fields_by_name['details']._serialized_options = b'\342A\001\001'
   _globals['_FAILTASKREQUEST'].fields_by_name['code']._loaded_options = None
   _globals['_FAILTASKREQUEST'].fields_by_name['code']._serialized_options = b'\342A\001\001'
   _globals['_TASK']._serialized_start=190
-  _globals['_TASK']._serialized_end=564
-  _globals['_POLLTASKSREQUEST']._serialized_start=566
-  _globals['_POLLTASKSREQUEST']._serialized_end=660
-  _globals['_POLLTASKSRESPONSE']._serialized_start=662
-  _globals['_POLLTASKSRESPONSE']._serialized_end=765
-  _globals['_HEARTBEATTASKREQUEST']._serialized_start=767
-  _globals['_HEARTBEATTASKREQUEST']._serialized_end=886
-  _globals['_HEARTBEATTASKRESPONSE']._serialized_start=888
-  _globals['_HEARTBEATTASKRESPONSE']._serialized_end=937
-  _globals['_COMPLETETASKREQUEST']._serialized_start=939
-  _globals['_COMPLETETASKREQUEST']._serialized_end=1054
-  _globals['_COMPLETETASKRESPONSE']._serialized_start=1056
-  _globals['_COMPLETETASKRESPONSE']._serialized_end=1078
-  _globals['_FAILTASKREQUEST']._serialized_start=1081
-  _globals['_FAILTASKREQUEST']._serialized_end=1262
-  _globals['_FAILTASKRESPONSE']._serialized_start=1264
-  _globals['_FAILTASKRESPONSE']._serialized_end=1282
-  _globals['_WORKERSERVICE']._serialized_start=1285
-  _globals['_WORKERSERVICE']._serialized_end=1608
+  _globals['_TASK']._serialized_end=585
+  _globals['_POLLTASKSREQUEST']._serialized_start=587
+  _globals['_POLLTASKSREQUEST']._serialized_end=681
+  _globals['_POLLTASKSRESPONSE']._serialized_start=683
+  _globals['_POLLTASKSRESPONSE']._serialized_end=786
+  _globals['_HEARTBEATTASKREQUEST']._serialized_start=788
+  _globals['_HEARTBEATTASKREQUEST']._serialized_end=907
+  _globals['_HEARTBEATTASKRESPONSE']._serialized_start=909
+  _globals['_HEARTBEATTASKRESPONSE']._serialized_end=958
+  _globals['_COMPLETETASKREQUEST']._serialized_start=960
+  _globals['_COMPLETETASKREQUEST']._serialized_end=1075
+  _globals['_COMPLETETASKRESPONSE']._serialized_start=1077
+  _globals['_COMPLETETASKRESPONSE']._serialized_end=1099
+  _globals['_FAILTASKREQUEST']._serialized_start=1102
+  _globals['_FAILTASKREQUEST']._serialized_end=1250
+  _globals['_FAILTASKRESPONSE']._serialized_start=1252
+  _globals['_FAILTASKRESPONSE']._serialized_end=1270
+  _globals['_WORKERSERVICE']._serialized_start=1273
+  _globals['_WORKERSERVICE']._serialized_end=1596
 # @@protoc_insertion_point(module_scope)

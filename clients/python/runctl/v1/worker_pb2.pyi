@@ -40,9 +40,11 @@ class Task(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     HEARTBEAT_TIMEOUT_FIELD_NUMBER: _builtins.int
     STACK_FIELD_NUMBER: _builtins.int
-    DEADLINE_FIELD_NUMBER: _builtins.int
+    DEADLINE_TIME_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
-    """Unique id of this dispatch; pass it to HeartbeatTask / CompleteTask / FailTask."""
+    """Unique id of this dispatch, "task_" and 20 hex digits (e.g. "task_0d4f7a2c9e1b6a3f8c5e"); pass
+    it to HeartbeatTask / CompleteTask / FailTask.
+    """
     execution_id: _builtins.str
     """The run the node belongs to."""
     workflow_id: _builtins.str
@@ -80,7 +82,7 @@ class Task(_message.Message):
         """For-each iteration of the node, outermost first; empty at top level."""
 
     @_builtins.property
-    def deadline(self) -> _timestamp_pb2.Timestamp:
+    def deadline_time(self) -> _timestamp_pb2.Timestamp:
         """When the attempt times out (from the node's `timeoutSeconds`); unset = no limit."""
 
     def __init__(
@@ -98,11 +100,11 @@ class Task(_message.Message):
         idempotency_key: _builtins.str = ...,
         heartbeat_timeout: _duration_pb2.Duration | None = ...,
         stack: _abc.Iterable[_common_pb2.ForEachFrame] | None = ...,
-        deadline: _timestamp_pb2.Timestamp | None = ...,
+        deadline_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "deadline", b"deadline", "heartbeat_timeout", b"heartbeat_timeout", "input", b"input"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "deadline_time", b"deadline_time", "heartbeat_timeout", b"heartbeat_timeout", "input", b"input"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "config", b"config", "deadline", b"deadline", "execution_id", b"execution_id", "heartbeat_timeout", b"heartbeat_timeout", "idempotency_key", b"idempotency_key", "input", b"input", "node_id", b"node_id", "queue", b"queue", "stack", b"stack", "task_id", b"task_id", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "config", b"config", "deadline_time", b"deadline_time", "execution_id", b"execution_id", "heartbeat_timeout", b"heartbeat_timeout", "idempotency_key", b"idempotency_key", "input", b"input", "node_id", b"node_id", "queue", b"queue", "stack", b"stack", "task_id", b"task_id", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -118,8 +120,8 @@ class PollTasksRequest(_message.Message):
     QUEUES_FIELD_NUMBER: _builtins.int
     MAX_IN_FLIGHT_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
-    """Stable, unique name of the worker process, e.g. "browser-worker-1@host" (shown as
-    NodeState.worker_id).
+    """Stable, unique name of the worker process, e.g. "browser-worker-1@host": the tasks this
+    stream receives are assigned to it, and only it may report them.
     """
     max_in_flight: _builtins.int
     """Maximum unfinished tasks on this stream at once: 0 = 1; clamped to 1000; negative is
@@ -291,7 +293,6 @@ class FailTaskRequest(_message.Message):
     WORKER_ID_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     RETRYABLE_FIELD_NUMBER: _builtins.int
-    DETAILS_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """The task."""
@@ -300,13 +301,9 @@ class FailTaskRequest(_message.Message):
     message: _builtins.str
     """Human-readable error message (NodeError.message)."""
     retryable: _builtins.bool
-    """Whether another attempt may succeed."""
+    """Whether another attempt may succeed: if not, the node fails without retrying."""
     code: _builtins.str
     """Machine-readable code (NodeError.code); empty = "TASK_FAILED"."""
-    @_builtins.property
-    def details(self) -> _struct_pb2.Struct:
-        """Structured details (NodeError.details); unset = none."""
-
     def __init__(
         self,
         *,
@@ -314,12 +311,11 @@ class FailTaskRequest(_message.Message):
         worker_id: _builtins.str = ...,
         message: _builtins.str = ...,
         retryable: _builtins.bool = ...,
-        details: _struct_pb2.Struct | None = ...,
         code: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "details", b"details", "message", b"message", "retryable", b"retryable", "task_id", b"task_id", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "retryable", b"retryable", "task_id", b"task_id", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -30,7 +30,7 @@ class _WorkflowStatus:
 class _WorkflowStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WorkflowStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     WORKFLOW_STATUS_UNSPECIFIED: _WorkflowStatus.ValueType  # 0
-    """Any status (in a filter)."""
+    """Not applicable; invalid in a filter."""
     WORKFLOW_STATUS_ACTIVE: _WorkflowStatus.ValueType  # 1
     """Runs start and progress normally."""
     WORKFLOW_STATUS_PAUSED: _WorkflowStatus.ValueType  # 2
@@ -42,7 +42,7 @@ class WorkflowStatus(_WorkflowStatus, metaclass=_WorkflowStatusEnumTypeWrapper):
     """Lifecycle state of a stored workflow."""
 
 WORKFLOW_STATUS_UNSPECIFIED: WorkflowStatus.ValueType  # 0
-"""Any status (in a filter)."""
+"""Not applicable; invalid in a filter."""
 WORKFLOW_STATUS_ACTIVE: WorkflowStatus.ValueType  # 1
 """Runs start and progress normally."""
 WORKFLOW_STATUS_PAUSED: WorkflowStatus.ValueType  # 2
@@ -91,9 +91,8 @@ class Workflow(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     PAUSE_TIME_FIELD_NUMBER: _builtins.int
-    CANCEL_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Unique id, assigned by the server, e.g. "wf_3f9a0c17d2e4b5a68c91"."""
+    """Unique id, assigned by the server: "wf_" and 20 hex digits, e.g. "wf_3c9e1a7f5b2d8e4c6a0f"."""
     name: _builtins.str
     """Display name, copied from `definition.name`."""
     description: _builtins.str
@@ -122,10 +121,6 @@ class Workflow(_message.Message):
     def pause_time(self) -> _timestamp_pb2.Timestamp:
         """When the workflow was last paused; unset unless `status` is PAUSED."""
 
-    @_builtins.property
-    def cancel_time(self) -> _timestamp_pb2.Timestamp:
-        """When the workflow was cancelled; unset unless `status` is CANCELLED."""
-
     def __init__(
         self,
         *,
@@ -139,11 +134,10 @@ class Workflow(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         pause_time: _timestamp_pb2.Timestamp | None = ...,
-        cancel_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "definition", b"definition", "pause_time", b"pause_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "definition", b"definition", "pause_time", b"pause_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "definition", b"definition", "description", b"description", "id", b"id", "name", b"name", "pause_time", b"pause_time", "status", b"status", "update_time", b"update_time", "version", b"version", "webhook_secret", b"webhook_secret"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "definition", b"definition", "description", b"description", "id", b"id", "name", b"name", "pause_time", b"pause_time", "status", b"status", "update_time", b"update_time", "version", b"version", "webhook_secret", b"webhook_secret"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -550,27 +544,29 @@ class ListWorkflowsRequest(_message.Message):
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    STATUS_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
     VIEW_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Page size: 0 = 50, clamped to 1000, negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
     """`next_page_token` of the previous page; empty for the first page."""
-    status: Global___WorkflowStatus.ValueType
-    """Only workflows in this status; UNSPECIFIED = any."""
     view: Global___WorkflowView.ValueType
     """How much of each workflow to return; default BASIC (no definition)."""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___WorkflowStatus.ValueType]:
+        """Only workflows in one of these statuses; empty = any."""
+
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
-        status: Global___WorkflowStatus.ValueType = ...,
+        statuses: _abc.Iterable[Global___WorkflowStatus.ValueType] | None = ...,
         view: Global___WorkflowView.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -892,24 +888,24 @@ class RotateWebhookSecretResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     WORKFLOW_FIELD_NUMBER: _builtins.int
-    PREVIOUS_SECRET_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    PREVIOUS_SECRET_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def workflow(self) -> Global___Workflow:
         """The workflow (BASIC view) with its new `webhook_secret`."""
 
     @_builtins.property
-    def previous_secret_expires_at(self) -> _timestamp_pb2.Timestamp:
+    def previous_secret_expire_time(self) -> _timestamp_pb2.Timestamp:
         """Until when the replaced secret is still accepted; unset when it stopped at once."""
 
     def __init__(
         self,
         *,
         workflow: Global___Workflow | None = ...,
-        previous_secret_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        previous_secret_expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["previous_secret_expires_at", b"previous_secret_expires_at", "workflow", b"workflow"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["previous_secret_expire_time", b"previous_secret_expire_time", "workflow", b"workflow"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous_secret_expires_at", b"previous_secret_expires_at", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous_secret_expire_time", b"previous_secret_expire_time", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -922,28 +918,30 @@ class ListPausedExecutionsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     WORKFLOW_ID_FIELD_NUMBER: _builtins.int
-    STATUS_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     workflow_id: _builtins.str
     """Id of the workflow."""
-    status: _pause_point_pb2.ResumeStatus.ValueType
-    """Only paused executions in this status (seed 000 `?status=paused`); UNSPECIFIED = any."""
     page_size: _builtins.int
     """Page size: 0 = 50, clamped to 1000, negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
     """`next_page_token` of the previous page; empty for the first page."""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_pause_point_pb2.ResumeStatus.ValueType]:
+        """Only paused executions in one of these statuses (seed 000 `?status=paused`); empty = any."""
+
     def __init__(
         self,
         *,
         workflow_id: _builtins.str = ...,
-        status: _pause_point_pb2.ResumeStatus.ValueType = ...,
+        statuses: _abc.Iterable[_pause_point_pb2.ResumeStatus.ValueType] | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -39,7 +39,12 @@ BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _RUN_ID = re.compile(r"exec_([0-9a-f]{20})")
 _HASHID = re.compile(r"[0-9a-zA-Z]{14}")
 HASHID_LENGTH = 14
-NODE_TIMES = ("scheduled_at", "completed_at", "stopped_at", "failed_at")
+# The seed's end timestamps of a node: NodeState.end_time under the key of the status it ended in.
+END_TIMES = {
+    "completed_at": common_pb2.NODE_STATUS_COMPLETED,
+    "stopped_at": common_pb2.NODE_STATUS_STOPPED,
+    "failed_at": common_pb2.NODE_STATUS_FAILED,
+}
 # runctl node status -> the seed's count it adds to.
 COUNTED_AS = {
     "idle": "idle",
@@ -128,7 +133,9 @@ def stats(execution: execution_pb2.Execution, where: tzinfo) -> dict[str, dict[s
     result: dict[str, dict[str, Any]] = {}
     for node in execution.nodes:
         entry: dict[str, Any] = {"status": _node_status(node.status)}
-        entry.update({field: _time(node, field, where) for field in NODE_TIMES})
+        entry["scheduled_at"] = _time(node, "schedule_time", where)
+        end = _time(node, "end_time", where)
+        entry.update({key: end if node.status == status else None for key, status in END_TIMES.items()})
         result[_key_of(node)] = entry
         if node.stack:
             continue

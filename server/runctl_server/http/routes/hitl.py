@@ -6,8 +6,10 @@
     POST /resume/{workflowId}/{executionId}          the page's form post (ResumePausePoint)
 
 The JSON is built key by key, because the seed shows keys that protobuf's JSON mapping leaves out when
-empty (`expiresAt: null`, `metadata: null`, `triggerIds: []`). A run without a stored workflow has "-"
-in place of the workflow id in its links; every route here takes "-" for such runs.
+empty (`expiresAt: null`, `metadata: null`), and keys the gRPC messages do not carry because their
+value never varies in runctl: `snapshotReady` is always true (a pause is reported only once the run's
+state is committed) and `triggerIds` always empty (runctl has no triggers). A run without a stored
+workflow has "-" in place of the workflow id in its links; every route here takes "-" for such runs.
 
 The links carry `?token=`, a signed credential for that one pause point (api/resume_links.py,
 http/auth.py): with it, the apiUrl and the page need no API key, see only that pause point, and
@@ -86,10 +88,10 @@ def pause_point_json(point: pause_point_pb2.PausePoint) -> dict[str, Any]:
     links = point.resume_links
     return {
         "contextId": point.context_id,
-        "blockId": point.block_id,
-        "registeredAt": iso(point.registered_at),
+        "blockId": point.node_id,
+        "registeredAt": iso(point.create_time),
         "resumeStatus": resume_status_word(point.resume_status),
-        "snapshotReady": point.snapshot_ready,
+        "snapshotReady": True,
         "resumeLinks": {
             "apiUrl": links.api_url,
             "uiUrl": links.ui_url,
@@ -116,11 +118,11 @@ def paused_execution_json(item: pause_point_pb2.PausedExecution) -> dict[str, An
         "status": resume_status_word(item.status),
         "totalPauseCount": item.total_pause_count,
         "resumedCount": item.resumed_count,
-        "pausedAt": iso(item.paused_at),
-        "updatedAt": iso(item.updated_at),
-        "expiresAt": _iso_or_none(item, "expires_at"),
+        "pausedAt": iso(item.pause_time),
+        "updatedAt": iso(item.update_time),
+        "expiresAt": _iso_or_none(item, "expire_time"),
         "metadata": struct_to_dict(item.metadata) if item.HasField("metadata") else None,
-        "triggerIds": list(item.trigger_ids),
+        "triggerIds": [],
         "pausePoints": [pause_point_json(point) for point in item.pause_points],
     }
 
@@ -144,14 +146,9 @@ async def list_paused(call: Call) -> dict[str, Any] | JSONResponse:
         raise InvalidArgument.single(
             "status", f"must be one of: {', '.join(RESUME_STATUSES)}; got {word!r}", reason="FIELD_INVALID"
         )
-    status = (
-        pause_point_pb2.ResumeStatus.Value(f"RESUME_STATUS_{word.upper()}")
-        if word
-        else pause_point_pb2.RESUME_STATUS_UNSPECIFIED
-    )
     request = workflow_pb2.ListPausedExecutionsRequest(
         workflow_id=call.path["id"],
-        status=status,
+        statuses=[pause_point_pb2.ResumeStatus.Value(f"RESUME_STATUS_{word.upper()}")] if word else [],
         page_size=call.int_query("limit", 100, minimum=1, maximum=1000),
         page_token=call.query("pageToken") or "",
     )

@@ -200,8 +200,8 @@ async def rotate_secret(call: Call) -> dict[str, Any]:
         raise renamed(exc, {"overlap": "overlapSeconds"}) from None
     body = _created(reply.workflow)
     body["previousSecretExpiresAt"] = (
-        reply.previous_secret_expires_at.ToJsonString()
-        if reply.HasField("previous_secret_expires_at")
+        reply.previous_secret_expire_time.ToJsonString()
+        if reply.HasField("previous_secret_expire_time")
         else None
     )
     return body
@@ -216,9 +216,7 @@ async def list_workflows(call: Call) -> dict[str, Any]:
     request = workflow_pb2.ListWorkflowsRequest(
         page_size=call.int_query("pageSize", 0, maximum=INT32_MAX),
         page_token=call.query("pageToken") or "",
-        status=workflow_pb2.WorkflowStatus.Value(f"WORKFLOW_STATUS_{status.upper()}")
-        if status
-        else workflow_pb2.WORKFLOW_STATUS_UNSPECIFIED,
+        statuses=[workflow_pb2.WorkflowStatus.Value(f"WORKFLOW_STATUS_{status.upper()}")] if status else [],
     )
     try:
         reply = await call.call("WorkflowService", "ListWorkflows", request)

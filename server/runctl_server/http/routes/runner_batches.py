@@ -49,7 +49,7 @@ async def list_batches(call: Call) -> dict[str, Any]:
         BATCH_STATUS_FILTER.get(word, batch_resource_pb2.BATCH_STATUS_UNSPECIFIED)
     )
     page = await call.engine.batches.queries.list(
-        call.workspace_id, status=status, limit=min(limit, MAX_LIMIT), offset=offset
+        call.workspace_id, statuses=(status,) if status else (), limit=min(limit, MAX_LIMIT), offset=offset
     )
     return {
         "total": page.total,

@@ -5,6 +5,9 @@
 flat fields are the legacy single-loop form, read only when `stack` is empty) answers 200
 `{"action": "resumed" | "skipped", "reason": "..."}` (reason "" when resumed).
 
+ResumeNode takes only `stack`: this route turns the legacy flat fields into a stack of one frame, and
+names that frame's problems by the flat fields the caller sent (`forEachContext.parentNodeId`).
+
 A missing or empty `secret` is 401, not 400: the secret is the call's credential, and a request
 without its credential is unauthenticated (as ExecutionService.ResumeNode answers UNAUTHENTICATED
 over gRPC). A wrong secret is 401 too, an unknown run or node 404, a malformed body 400 with a field
@@ -80,6 +83,8 @@ class _Body:
 
     def __init__(self) -> None:
         self.violations: list[FieldViolation] = []
+        # The forEachContext came in the legacy flat form, sent on as a stack of one frame.
+        self.legacy = False
 
     def integer(self, raw: Mapping[str, Any], key: str, path: str) -> int:
         value = raw.get(key)
@@ -128,9 +133,10 @@ class _Body:
                 FieldViolation(f"{path}.stack", f"must be an array, not {describe(stack)}")
             )
         legacy = self.frame(raw, path)
-        return common_pb2.ForEachContext(
-            stack=frames, index=legacy.index, parent_node_id=legacy.parent_node_id, total=legacy.total
-        )
+        if not frames and (legacy.parent_node_id or legacy.index):
+            self.legacy = True
+            frames = [legacy]
+        return common_pb2.ForEachContext(stack=frames)
 
     def data(self, raw: Any) -> struct_pb2.Struct:
         message = struct_pb2.Struct()
@@ -149,8 +155,9 @@ class _Body:
 
 def resume_request(
     call_path: Mapping[str, str], secret: str, body: Mapping[str, Any]
-) -> execution_pb2.ResumeNodeRequest:
-    """The ResumeNodeRequest of a seed 004 call; InvalidArgument with every bad field of the body."""
+) -> tuple[execution_pb2.ResumeNodeRequest, bool]:
+    """The ResumeNodeRequest of a seed 004 call, and whether its forEachContext was in the legacy
+    flat form; InvalidArgument with every bad field of the body."""
     reader = _Body()
     data = reader.data(body.get("data"))
     context = reader.for_each_context(body.get("forEachContext"))
@@ -165,17 +172,19 @@ def resume_request(
     )
     if context is not None:
         request.for_each_context.CopyFrom(context)
-    return request
+    return request, reader.legacy
 
 
 async def resume(call: Call) -> dict[str, Any]:
     body = await call.json_body()
-    request = resume_request(call.path, call.query("secret") or "", body)
+    request, legacy = resume_request(call.path, call.query("secret") or "", body)
     request.request_id = call.request.headers.get("idempotency-key", "")
     try:
         reply = await call.call("ExecutionService", "ResumeNode", request)
     except InvalidArgument as exc:
-        raise renamed(exc, HTTP_NAMES) from None
+        # The frame this route made of the flat fields is named as the caller sent it.
+        prefixes = [("for_each_context.stack[0]", "forEachContext")] if legacy else []
+        raise renamed(exc, HTTP_NAMES, prefixes) from None
     return {"action": ACTIONS.get(reply.action, "skipped"), "reason": reply.reason}
 
 

@@ -24,7 +24,7 @@ export const file_runctl_v1_batch_resource: GenFile = /*@__PURE__*/
  */
 export type Batch = Message<"runctl.v1.Batch"> & {
   /**
-   * Unique id, e.g. "batch-1709856234567".
+   * Unique id, "batch_" and 20 hex digits, e.g. "batch_5e2a9c7f1b3d8e6a4c0f".
    *
    * @generated from field: string batch_id = 1;
    */
@@ -243,7 +243,7 @@ export const BatchItemSchema: GenMessage<BatchItem> = /*@__PURE__*/
  */
 export enum BatchStatus {
   /**
-   * Any status (in a filter).
+   * Not applicable; invalid in a filter.
    *
    * @generated from enum value: BATCH_STATUS_UNSPECIFIED = 0;
    */

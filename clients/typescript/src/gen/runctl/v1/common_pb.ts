@@ -5,14 +5,14 @@
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { JsonObject, Message } from "@bufbuild/protobuf";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file runctl/v1/common.proto.
  */
 export const file_runctl_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChZydW5jdGwvdjEvY29tbW9uLnByb3RvEglydW5jdGwudjEiRAoMRm9yRWFjaEZyYW1lEg0KBWluZGV4GAEgASgFEhYKDnBhcmVudF9ub2RlX2lkGAIgASgJEg0KBXRvdGFsGAMgASgFIm4KDkZvckVhY2hDb250ZXh0EiYKBXN0YWNrGAEgAygLMhcucnVuY3RsLnYxLkZvckVhY2hGcmFtZRINCgVpbmRleBgCIAEoBRIWCg5wYXJlbnRfbm9kZV9pZBgDIAEoCRINCgV0b3RhbBgEIAEoBSJnCglOb2RlRXJyb3ISDwoHbWVzc2FnZRgBIAEoCRIMCgRjb2RlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCBIoCgdkZXRhaWxzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJACg5FeGVjdXRpb25FcnJvchIPCgdtZXNzYWdlGAEgASgJEg8KB25vZGVfaWQYAiABKAkSDAoEY29kZRgDIAEoCSI1CglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqtQEKC1BhdXNlUmVhc29uEhwKGFBBVVNFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhsKF1BBVVNFX1JFQVNPTl9CUkVBS1BPSU5UEAESFQoRUEFVU0VfUkVBU09OX1dBSVQQAhIZChVQQVVTRV9SRUFTT05fQVBQUk9WQUwQAxIXChNQQVVTRV9SRUFTT05fTUFOVUFMEAQSIAocUEFVU0VfUkVBU09OX1dPUktGTE9XX1BBVVNFRBAFKuUBCg9FeGVjdXRpb25TdGF0dXMSIAocRVhFQ1VUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0VYRUNVVElPTl9TVEFUVVNfUVVFVUVEEAESHAoYRVhFQ1VUSU9OX1NUQVRVU19SVU5OSU5HEAISGwoXRVhFQ1VUSU9OX1NUQVRVU19QQVVTRUQQAxIeChpFWEVDVVRJT05fU1RBVFVTX0NPTVBMRVRFRBAEEhoKFkVYRUNVVElPTl9TVEFUVVNfRVJST1IQBRIcChhFWEVDVVRJT05fU1RBVFVTX1NUT1BQRUQQBirxAQoKTm9kZVN0YXR1cxIbChdOT0RFX1NUQVRVU19VTlNQRUNJRklFRBAAEhQKEE5PREVfU1RBVFVTX0lETEUQARIZChVOT0RFX1NUQVRVU19TQ0hFRFVMRUQQAhIXChNOT0RFX1NUQVRVU19SVU5OSU5HEAMSFwoTTk9ERV9TVEFUVVNfV0FJVElORxAEEhkKFU5PREVfU1RBVFVTX0NPTVBMRVRFRBAFEhYKEk5PREVfU1RBVFVTX0ZBSUxFRBAGEhcKE05PREVfU1RBVFVTX1NUT1BQRUQQBxIXChNOT0RFX1NUQVRVU19TS0lQUEVEEAgqegoITG9nTGV2ZWwSGQoVTE9HX0xFVkVMX1VOU1BFQ0lGSUVEEAASEwoPTE9HX0xFVkVMX0RFQlVHEAESEgoOTE9HX0xFVkVMX0lORk8QAhIVChFMT0dfTEVWRUxfV0FSTklORxADEhMKD0xPR19MRVZFTF9FUlJPUhAEQjhaNmdpdGh1Yi5jb20vcnVuY3RsL3J1bmN0bC9jbGllbnRzL2dvL3J1bmN0bC92MTtydW5jdGx2MWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChZydW5jdGwvdjEvY29tbW9uLnByb3RvEglydW5jdGwudjEiRAoMRm9yRWFjaEZyYW1lEg0KBWluZGV4GAEgASgFEhYKDnBhcmVudF9ub2RlX2lkGAIgASgJEg0KBXRvdGFsGAMgASgFImgKDkZvckVhY2hDb250ZXh0EiYKBXN0YWNrGAEgAygLMhcucnVuY3RsLnYxLkZvckVhY2hGcmFtZUoECAIQA0oECAMQBEoECAQQBVIFaW5kZXhSDnBhcmVudF9ub2RlX2lkUgV0b3RhbCJKCglOb2RlRXJyb3ISDwoHbWVzc2FnZRgBIAEoCRIMCgRjb2RlGAIgASgJSgQIAxAESgQIBBAFUglyZXRyeWFibGVSB2RldGFpbHMiQAoORXhlY3V0aW9uRXJyb3ISDwoHbWVzc2FnZRgBIAEoCRIPCgdub2RlX2lkGAIgASgJEgwKBGNvZGUYAyABKAkiNQoJSGVhcnRiZWF0EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKrUBCgtQYXVzZVJlYXNvbhIcChhQQVVTRV9SRUFTT05fVU5TUEVDSUZJRUQQABIbChdQQVVTRV9SRUFTT05fQlJFQUtQT0lOVBABEhUKEVBBVVNFX1JFQVNPTl9XQUlUEAISGQoVUEFVU0VfUkVBU09OX0FQUFJPVkFMEAMSFwoTUEFVU0VfUkVBU09OX01BTlVBTBAEEiAKHFBBVVNFX1JFQVNPTl9XT1JLRkxPV19QQVVTRUQQBSrlAQoPRXhlY3V0aW9uU3RhdHVzEiAKHEVYRUNVVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdFWEVDVVRJT05fU1RBVFVTX1FVRVVFRBABEhwKGEVYRUNVVElPTl9TVEFUVVNfUlVOTklORxACEhsKF0VYRUNVVElPTl9TVEFUVVNfUEFVU0VEEAMSHgoaRVhFQ1VUSU9OX1NUQVRVU19DT01QTEVURUQQBBIaChZFWEVDVVRJT05fU1RBVFVTX0VSUk9SEAUSHAoYRVhFQ1VUSU9OX1NUQVRVU19TVE9QUEVEEAYq8QEKCk5vZGVTdGF0dXMSGwoXTk9ERV9TVEFUVVNfVU5TUEVDSUZJRUQQABIUChBOT0RFX1NUQVRVU19JRExFEAESGQoVTk9ERV9TVEFUVVNfU0NIRURVTEVEEAISFwoTTk9ERV9TVEFUVVNfUlVOTklORxADEhcKE05PREVfU1RBVFVTX1dBSVRJTkcQBBIZChVOT0RFX1NUQVRVU19DT01QTEVURUQQBRIWChJOT0RFX1NUQVRVU19GQUlMRUQQBhIXChNOT0RFX1NUQVRVU19TVE9QUEVEEAcSFwoTTk9ERV9TVEFUVVNfU0tJUFBFRBAIKnoKCExvZ0xldmVsEhkKFUxPR19MRVZFTF9VTlNQRUNJRklFRBAAEhMKD0xPR19MRVZFTF9ERUJVRxABEhIKDkxPR19MRVZFTF9JTkZPEAISFQoRTE9HX0xFVkVMX1dBUk5JTkcQAxITCg9MT0dfTEVWRUxfRVJST1IQBEI4WjZnaXRodWIuY29tL3J1bmN0bC9ydW5jdGwvY2xpZW50cy9nby9ydW5jdGwvdjE7cnVuY3RsdjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * One level of for-each nesting: which iteration of which loop a node run belongs to
@@ -52,42 +52,18 @@ export const ForEachFrameSchema: GenMessage<ForEachFrame> = /*@__PURE__*/
 
 /**
  * Names one iteration of (possibly nested) for-each loops: sent by callers that resume a node
- * waiting inside a loop body (seed 004 `forEachContext`). New callers set only `stack`.
+ * waiting inside a loop body (seed 004 `forEachContext`).
  *
  * @generated from message runctl.v1.ForEachContext
  */
 export type ForEachContext = Message<"runctl.v1.ForEachContext"> & {
   /**
    * Nesting levels from outermost to innermost; a single-level loop has a stack of length 1.
-   * An empty stack (and empty legacy fields) means the node is not inside a loop.
+   * An empty stack means the node is not inside a loop.
    *
    * @generated from field: repeated runctl.v1.ForEachFrame stack = 1;
    */
   stack: ForEachFrame[];
-
-  /**
-   * Legacy, kept for backward-compatible JSON: iteration index of a single-level loop. Read only
-   * when `stack` is empty, together with `parent_node_id` and `total`, as a stack of one frame.
-   *
-   * @generated from field: int32 index = 2;
-   */
-  index: number;
-
-  /**
-   * Legacy, kept for backward-compatible JSON: id of the for_each node of a single-level loop.
-   * Read only when `stack` is empty.
-   *
-   * @generated from field: string parent_node_id = 3;
-   */
-  parentNodeId: string;
-
-  /**
-   * Legacy, kept for backward-compatible JSON: iteration count of a single-level loop. Read only
-   * when `stack` is empty.
-   *
-   * @generated from field: int32 total = 4;
-   */
-  total: number;
 };
 
 /**
@@ -111,26 +87,12 @@ export type NodeError = Message<"runctl.v1.NodeError"> & {
   message: string;
 
   /**
-   * Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "PAUSE_EXPIRED", "TASK_FAILED",
-   * "EXPRESSION_ERROR"; free string, UPPER_SNAKE_CASE.
+   * Machine-readable code, e.g. "HTTP_STATUS", "TIMEOUT", "EXPIRED" (a pause point expired),
+   * "TASK_FAILED"; free string, UPPER_SNAKE_CASE.
    *
    * @generated from field: string code = 2;
    */
   code: string;
-
-  /**
-   * Whether the failure may succeed on retry (a retry happens only if attempts remain).
-   *
-   * @generated from field: bool retryable = 3;
-   */
-  retryable: boolean;
-
-  /**
-   * Extra structured details (e.g. the HTTP status and body, a worker's details).
-   *
-   * @generated from field: google.protobuf.Struct details = 4;
-   */
-  details?: JsonObject | undefined;
 };
 
 /**
@@ -205,7 +167,7 @@ export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
  */
 export enum PauseReason {
   /**
-   * Not paused (in an Execution), or "any reason" (in a filter).
+   * Not paused (in an Execution); invalid in a filter.
    *
    * @generated from enum value: PAUSE_REASON_UNSPECIFIED = 0;
    */
@@ -263,7 +225,7 @@ export const PauseReasonSchema: GenEnum<PauseReason> = /*@__PURE__*/
  */
 export enum ExecutionStatus {
   /**
-   * Any status (in a filter).
+   * Not applicable; invalid in a filter.
    *
    * @generated from enum value: EXECUTION_STATUS_UNSPECIFIED = 0;
    */

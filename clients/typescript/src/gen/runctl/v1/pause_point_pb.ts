@@ -15,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file runctl/v1/pause_point.proto.
  */
 export const file_runctl_v1_pause_point: GenFile = /*@__PURE__*/
-  fileDesc("ChtydW5jdGwvdjEvcGF1c2VfcG9pbnQucHJvdG8SCXJ1bmN0bC52MSK2BQoKUGF1c2VQb2ludBIYCgpjb250ZXh0X2lkGAEgASgJQgTiQQEDEhoKDGV4ZWN1dGlvbl9pZBgCIAEoCUIE4kEBAxIZCgt3b3JrZmxvd19pZBgDIAEoCUIE4kEBAxIWCghibG9ja19pZBgEIAEoCUIE4kEBAxIsCgZyZWFzb24YBSABKA4yFi5ydW5jdGwudjEuUGF1c2VSZWFzb25CBOJBAQMSNAoNcmVzdW1lX3N0YXR1cxgGIAEoDjIXLnJ1bmN0bC52MS5SZXN1bWVTdGF0dXNCBOJBAQMSNwoNcmVnaXN0ZXJlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNAoKZXhwaXJlc19hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLcmVzb2x2ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhwKDnNuYXBzaG90X3JlYWR5GAogASgIQgTiQQEDEjIKDHJlc3VtZV9saW5rcxgLIAEoCzIWLnJ1bmN0bC52MS5SZXN1bWVMaW5rc0IE4kEBAxIwCghyZXNwb25zZRgMIAEoCzIYLnJ1bmN0bC52MS5QYXVzZVJlc3BvbnNlQgTiQQEDEiwKBXN0YWNrGA0gAygLMhcucnVuY3RsLnYxLkZvckVhY2hGcmFtZUIE4kEBAxIyCgtyZXN1bWVfZGF0YRgOIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBOJBAQMSNAoNZXhwaXJ5X2FjdGlvbhgPIAEoDjIXLnJ1bmN0bC52MS5FeHBpcnlBY3Rpb25CBOJBAQMSGQoLcmVzb2x2ZWRfYnkYECABKAlCBOJBAQMibQoLUmVzdW1lTGlua3MSDwoHYXBpX3VybBgBIAEoCRIOCgZ1aV91cmwYAiABKAkSEgoKY29udGV4dF9pZBgDIAEoCRIUCgxleGVjdXRpb25faWQYBCABKAkSEwoLd29ya2Zsb3dfaWQYBSABKAkiaAoNUGF1c2VSZXNwb25zZRIsCgxkaXNwbGF5X2RhdGEYASABKAsyFi5ydW5jdGwudjEuRGlzcGxheURhdGESKQoLZm9ybV9maWVsZHMYAiADKAsyFC5ydW5jdGwudjEuRm9ybUZpZWxkIlUKC0Rpc3BsYXlEYXRhEg0KBXRpdGxlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSJgoFZXh0cmEYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IrcBCglGb3JtRmllbGQSDAoEbmFtZRgBIAEoCRINCgVsYWJlbBgCIAEoCRImCgR0eXBlGAMgASgOMhgucnVuY3RsLnYxLkZvcm1GaWVsZFR5cGUSEAoIcmVxdWlyZWQYBCABKAgSLQoNZGVmYXVsdF92YWx1ZRgFIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIPCgdvcHRpb25zGAYgAygJEhMKC2Rlc2NyaXB0aW9uGAcgASgJIucDCg9QYXVzZWRFeGVjdXRpb24SEAoCaWQYASABKAlCBOJBAQMSGQoLd29ya2Zsb3dfaWQYAiABKAlCBOJBAQMSGgoMZXhlY3V0aW9uX2lkGAMgASgJQgTiQQEDEi0KBnN0YXR1cxgEIAEoDjIXLnJ1bmN0bC52MS5SZXN1bWVTdGF0dXNCBOJBAQMSHwoRdG90YWxfcGF1c2VfY291bnQYBSABKAVCBOJBAQMSGwoNcmVzdW1lZF9jb3VudBgGIAEoBUIE4kEBAxIzCglwYXVzZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjQKCnVwZGF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjQKCmV4cGlyZXNfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEi8KCG1ldGFkYXRhGAogASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBAxIZCgt0cmlnZ2VyX2lkcxgLIAMoCUIE4kEBAxIxCgxwYXVzZV9wb2ludHMYDCADKAsyFS5ydW5jdGwudjEuUGF1c2VQb2ludEIE4kEBAyIwChRHZXRQYXVzZVBvaW50UmVxdWVzdBIYCgpjb250ZXh0X2lkGAEgASgJQgTiQQECIkMKFUdldFBhdXNlUG9pbnRSZXNwb25zZRIqCgtwYXVzZV9wb2ludBgBIAEoCzIVLnJ1bmN0bC52MS5QYXVzZVBvaW50IukBChZMaXN0UGF1c2VQb2ludHNSZXF1ZXN0EhkKC3dvcmtmbG93X2lkGAEgASgJQgTiQQEBEhoKDGV4ZWN1dGlvbl9pZBgCIAEoCUIE4kEBARItCgdyZWFzb25zGAMgAygOMhYucnVuY3RsLnYxLlBhdXNlUmVhc29uQgTiQQEBEjYKD3Jlc3VtZV9zdGF0dXNlcxgEIAMoDjIXLnJ1bmN0bC52MS5SZXN1bWVTdGF0dXNCBOJBAQESFwoJcGFnZV9zaXplGAUgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YBiABKAlCBOJBAQEiXwoXTGlzdFBhdXNlUG9pbnRzUmVzcG9uc2USKwoMcGF1c2VfcG9pbnRzGAEgAygLMhUucnVuY3RsLnYxLlBhdXNlUG9pbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKpoBCgxSZXN1bWVTdGF0dXMSHQoZUkVTVU1FX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFFJFU1VNRV9TVEFUVVNfUEFVU0VEEAESGQoVUkVTVU1FX1NUQVRVU19SRVNVTUVEEAISGQoVUkVTVU1FX1NUQVRVU19FWFBJUkVEEAMSGwoXUkVTVU1FX1NUQVRVU19DQU5DRUxMRUQQBCqZAQoMRXhwaXJ5QWN0aW9uEh0KGUVYUElSWV9BQ1RJT05fVU5TUEVDSUZJRUQQABIbChdFWFBJUllfQUNUSU9OX0ZBSUxfTk9ERRABEiYKIkVYUElSWV9BQ1RJT05fUkVTVU1FX1dJVEhfREVGQVVMVFMQAhIlCiFFWFBJUllfQUNUSU9OX1RBS0VfRVhQSVJFRF9CUkFOQ0gQAyqfAQoNRm9ybUZpZWxkVHlwZRIfChtGT1JNX0ZJRUxEX1RZUEVfVU5TUEVDSUZJRUQQABIYChRGT1JNX0ZJRUxEX1RZUEVfVEVYVBABEhoKFkZPUk1fRklFTERfVFlQRV9OVU1CRVIQAhIbChdGT1JNX0ZJRUxEX1RZUEVfQk9PTEVBThADEhoKFkZPUk1fRklFTERfVFlQRV9TRUxFQ1QQBDLBAQoRUGF1c2VQb2ludFNlcnZpY2USUgoNR2V0UGF1c2VQb2ludBIfLnJ1bmN0bC52MS5HZXRQYXVzZVBvaW50UmVxdWVzdBogLnJ1bmN0bC52MS5HZXRQYXVzZVBvaW50UmVzcG9uc2USWAoPTGlzdFBhdXNlUG9pbnRzEiEucnVuY3RsLnYxLkxpc3RQYXVzZVBvaW50c1JlcXVlc3QaIi5ydW5jdGwudjEuTGlzdFBhdXNlUG9pbnRzUmVzcG9uc2VCOFo2Z2l0aHViLmNvbS9ydW5jdGwvcnVuY3RsL2NsaWVudHMvZ28vcnVuY3RsL3YxO3J1bmN0bHYxYgZwcm90bzM", [file_google_api_field_behavior, file_google_protobuf_struct, file_google_protobuf_timestamp, file_runctl_v1_common]);
+  fileDesc("ChtydW5jdGwvdjEvcGF1c2VfcG9pbnQucHJvdG8SCXJ1bmN0bC52MSL3BQoKUGF1c2VQb2ludBIYCgpjb250ZXh0X2lkGAEgASgJQgTiQQEDEhoKDGV4ZWN1dGlvbl9pZBgCIAEoCUIE4kEBAxIZCgt3b3JrZmxvd19pZBgDIAEoCUIE4kEBAxIVCgdub2RlX2lkGBEgASgJQgTiQQEDEiwKBnJlYXNvbhgFIAEoDjIWLnJ1bmN0bC52MS5QYXVzZVJlYXNvbkIE4kEBAxI0Cg1yZXN1bWVfc3RhdHVzGAYgASgOMhcucnVuY3RsLnYxLlJlc3VtZVN0YXR1c0IE4kEBAxI1CgtjcmVhdGVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLZXhwaXJlX3RpbWUYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjYKDHJlc29sdmVfdGltZRgUIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSMgoMcmVzdW1lX2xpbmtzGAsgASgLMhYucnVuY3RsLnYxLlJlc3VtZUxpbmtzQgTiQQEDEjAKCHJlc3BvbnNlGAwgASgLMhgucnVuY3RsLnYxLlBhdXNlUmVzcG9uc2VCBOJBAQMSLAoFc3RhY2sYDSADKAsyFy5ydW5jdGwudjEuRm9yRWFjaEZyYW1lQgTiQQEDEjIKC3Jlc3VtZV9kYXRhGA4gASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBAxI0Cg1leHBpcnlfYWN0aW9uGA8gASgOMhcucnVuY3RsLnYxLkV4cGlyeUFjdGlvbkIE4kEBAxIZCgtyZXNvbHZlZF9ieRgQIAEoCUIE4kEBA0oECAQQBUoECAcQCEoECAgQCUoECAkQCkoECAoQC1IIYmxvY2tfaWRSDXJlZ2lzdGVyZWRfYXRSCmV4cGlyZXNfYXRSC3Jlc29sdmVkX2F0Ug5zbmFwc2hvdF9yZWFkeSJtCgtSZXN1bWVMaW5rcxIPCgdhcGlfdXJsGAEgASgJEg4KBnVpX3VybBgCIAEoCRISCgpjb250ZXh0X2lkGAMgASgJEhQKDGV4ZWN1dGlvbl9pZBgEIAEoCRITCgt3b3JrZmxvd19pZBgFIAEoCSJoCg1QYXVzZVJlc3BvbnNlEiwKDGRpc3BsYXlfZGF0YRgBIAEoCzIWLnJ1bmN0bC52MS5EaXNwbGF5RGF0YRIpCgtmb3JtX2ZpZWxkcxgCIAMoCzIULnJ1bmN0bC52MS5Gb3JtRmllbGQiVQoLRGlzcGxheURhdGESDQoFdGl0bGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRImCgVleHRyYRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QitwEKCUZvcm1GaWVsZBIMCgRuYW1lGAEgASgJEg0KBWxhYmVsGAIgASgJEiYKBHR5cGUYAyABKA4yGC5ydW5jdGwudjEuRm9ybUZpZWxkVHlwZRIQCghyZXF1aXJlZBgEIAEoCBItCg1kZWZhdWx0X3ZhbHVlGAUgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEg8KB29wdGlvbnMYBiADKAkSEwoLZGVzY3JpcHRpb24YByABKAkilwQKD1BhdXNlZEV4ZWN1dGlvbhIQCgJpZBgBIAEoCUIE4kEBAxIZCgt3b3JrZmxvd19pZBgCIAEoCUIE4kEBAxIaCgxleGVjdXRpb25faWQYAyABKAlCBOJBAQMSLQoGc3RhdHVzGAQgASgOMhcucnVuY3RsLnYxLlJlc3VtZVN0YXR1c0IE4kEBAxIfChF0b3RhbF9wYXVzZV9jb3VudBgFIAEoBUIE4kEBAxIbCg1yZXN1bWVkX2NvdW50GAYgASgFQgTiQQEDEjQKCnBhdXNlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI1CgtleHBpcmVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSLwoIbWV0YWRhdGEYCiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgTiQQEDEjEKDHBhdXNlX3BvaW50cxgMIAMoCzIVLnJ1bmN0bC52MS5QYXVzZVBvaW50QgTiQQEDSgQIBxAISgQICBAJSgQICRAKSgQICxAMUglwYXVzZWRfYXRSCnVwZGF0ZWRfYXRSCmV4cGlyZXNfYXRSC3RyaWdnZXJfaWRzIjAKFEdldFBhdXNlUG9pbnRSZXF1ZXN0EhgKCmNvbnRleHRfaWQYASABKAlCBOJBAQIiQwoVR2V0UGF1c2VQb2ludFJlc3BvbnNlEioKC3BhdXNlX3BvaW50GAEgASgLMhUucnVuY3RsLnYxLlBhdXNlUG9pbnQi6QEKFkxpc3RQYXVzZVBvaW50c1JlcXVlc3QSGQoLd29ya2Zsb3dfaWQYASABKAlCBOJBAQESGgoMZXhlY3V0aW9uX2lkGAIgASgJQgTiQQEBEi0KB3JlYXNvbnMYAyADKA4yFi5ydW5jdGwudjEuUGF1c2VSZWFzb25CBOJBAQESNgoPcmVzdW1lX3N0YXR1c2VzGAQgAygOMhcucnVuY3RsLnYxLlJlc3VtZVN0YXR1c0IE4kEBARIXCglwYWdlX3NpemUYBSABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgGIAEoCUIE4kEBASJfChdMaXN0UGF1c2VQb2ludHNSZXNwb25zZRIrCgxwYXVzZV9wb2ludHMYASADKAsyFS5ydW5jdGwudjEuUGF1c2VQb2ludBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqmgEKDFJlc3VtZVN0YXR1cxIdChlSRVNVTUVfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUUkVTVU1FX1NUQVRVU19QQVVTRUQQARIZChVSRVNVTUVfU1RBVFVTX1JFU1VNRUQQAhIZChVSRVNVTUVfU1RBVFVTX0VYUElSRUQQAxIbChdSRVNVTUVfU1RBVFVTX0NBTkNFTExFRBAEKtMBCgxFeHBpcnlBY3Rpb24SHQoZRVhQSVJZX0FDVElPTl9VTlNQRUNJRklFRBAAEhsKF0VYUElSWV9BQ1RJT05fRkFJTF9OT0RFEAESGgoWRVhQSVJZX0FDVElPTl9DT05USU5VRRAEEhgKFEVYUElSWV9BQ1RJT05fQlJBTkNIEAUiBAgCEAIiBAgDEAMqIkVYUElSWV9BQ1RJT05fUkVTVU1FX1dJVEhfREVGQVVMVFMqIUVYUElSWV9BQ1RJT05fVEFLRV9FWFBJUkVEX0JSQU5DSCqfAQoNRm9ybUZpZWxkVHlwZRIfChtGT1JNX0ZJRUxEX1RZUEVfVU5TUEVDSUZJRUQQABIYChRGT1JNX0ZJRUxEX1RZUEVfVEVYVBABEhoKFkZPUk1fRklFTERfVFlQRV9OVU1CRVIQAhIbChdGT1JNX0ZJRUxEX1RZUEVfQk9PTEVBThADEhoKFkZPUk1fRklFTERfVFlQRV9TRUxFQ1QQBDLBAQoRUGF1c2VQb2ludFNlcnZpY2USUgoNR2V0UGF1c2VQb2ludBIfLnJ1bmN0bC52MS5HZXRQYXVzZVBvaW50UmVxdWVzdBogLnJ1bmN0bC52MS5HZXRQYXVzZVBvaW50UmVzcG9uc2USWAoPTGlzdFBhdXNlUG9pbnRzEiEucnVuY3RsLnYxLkxpc3RQYXVzZVBvaW50c1JlcXVlc3QaIi5ydW5jdGwudjEuTGlzdFBhdXNlUG9pbnRzUmVzcG9uc2VCOFo2Z2l0aHViLmNvbS9ydW5jdGwvcnVuY3RsL2NsaWVudHMvZ28vcnVuY3RsL3YxO3J1bmN0bHYxYgZwcm90bzM", [file_google_api_field_behavior, file_google_protobuf_struct, file_google_protobuf_timestamp, file_runctl_v1_common]);
 
 /**
  * A place where one run waits: a breakpoint, a wait node, an approval form, a manual or
@@ -26,7 +26,8 @@ export const file_runctl_v1_pause_point: GenFile = /*@__PURE__*/
  */
 export type PausePoint = Message<"runctl.v1.PausePoint"> & {
   /**
-   * Unique id of the pause point, e.g. "ctx_xyz789"; the last segment of the resume `api_url`.
+   * Unique id of the pause point, "ctx_" and 20 hex digits (e.g. "ctx_5b0e93d2a7f14c68e1d9"); the
+   * last segment of the resume `api_url`.
    *
    * @generated from field: string context_id = 1;
    */
@@ -50,9 +51,9 @@ export type PausePoint = Message<"runctl.v1.PausePoint"> & {
    * Id of the node that waits (seed 000 calls nodes "blocks"). Empty for MANUAL and
    * WORKFLOW_PAUSED pause points, which hold the whole run rather than one node.
    *
-   * @generated from field: string block_id = 4;
+   * @generated from field: string node_id = 17;
    */
-  blockId: string;
+  nodeId: string;
 
   /**
    * Why the run waits here.
@@ -71,31 +72,23 @@ export type PausePoint = Message<"runctl.v1.PausePoint"> & {
   /**
    * When the pause point was created (the run started waiting here).
    *
-   * @generated from field: google.protobuf.Timestamp registered_at = 7;
+   * @generated from field: google.protobuf.Timestamp create_time = 18;
    */
-  registeredAt?: Timestamp | undefined;
+  createTime?: Timestamp | undefined;
 
   /**
    * When it expires if nobody resumes it (from the node's `timeoutSeconds`); unset = never.
    *
-   * @generated from field: google.protobuf.Timestamp expires_at = 8;
+   * @generated from field: google.protobuf.Timestamp expire_time = 19;
    */
-  expiresAt?: Timestamp | undefined;
+  expireTime?: Timestamp | undefined;
 
   /**
    * When it left RESUME_STATUS_PAUSED (resumed, expired or cancelled); unset while waiting.
    *
-   * @generated from field: google.protobuf.Timestamp resolved_at = 9;
+   * @generated from field: google.protobuf.Timestamp resolve_time = 20;
    */
-  resolvedAt?: Timestamp | undefined;
-
-  /**
-   * True once the run's state at this pause is durably stored, so a resume can be accepted.
-   * runctl commits the state before it reports the pause, so this is always true in practice.
-   *
-   * @generated from field: bool snapshot_ready = 10;
-   */
-  snapshotReady: boolean;
+  resolveTime?: Timestamp | undefined;
 
   /**
    * Where to resume it: over the API or as a person in a browser.
@@ -106,7 +99,7 @@ export type PausePoint = Message<"runctl.v1.PausePoint"> & {
 
   /**
    * What to show the person who resumes it: title, message and form. Set for APPROVAL pause
-   * points, and for WAIT pause points whose node config has a title or message.
+   * points, and for WAIT pause points whose node config has a `display`; unset otherwise.
    *
    * @generated from field: runctl.v1.PauseResponse response = 12;
    */
@@ -128,15 +121,16 @@ export type PausePoint = Message<"runctl.v1.PausePoint"> & {
   resumeData?: JsonObject | undefined;
 
   /**
-   * What happens at `expires_at`; EXPIRY_ACTION_UNSPECIFIED when there is no expiry.
+   * What happens at `expire_time`; EXPIRY_ACTION_UNSPECIFIED when there is no expiry.
    *
    * @generated from field: runctl.v1.ExpiryAction expiry_action = 15;
    */
   expiryAction: ExpiryAction;
 
   /**
-   * Who resumed it, as given by the resume call's `actor` (e.g. an email address) or the API
-   * key's name; empty while waiting or when unknown.
+   * Who resumed it, as given by the resume call's `actor` (e.g. an email address). Only the
+   * ResumePausePoint answer carries it (reads of the pause point leave it empty); empty too
+   * while waiting and when the call gave no actor.
    *
    * @generated from field: string resolved_by = 16;
    */
@@ -338,7 +332,8 @@ export const FormFieldSchema: GenMessage<FormField> = /*@__PURE__*/
  */
 export type PausedExecution = Message<"runctl.v1.PausedExecution"> & {
   /**
-   * Id of this record (one per paused run), e.g. "pe_abc123"; distinct from `execution_id`.
+   * Id of this record (one per paused run): "pe_" and the 20 hex digits of the run's id (run
+   * "exec_8f3a6c1e9b2d4f7a0c5e" has "pe_8f3a6c1e9b2d4f7a0c5e"); distinct from `execution_id`.
    *
    * @generated from field: string id = 1;
    */
@@ -382,23 +377,23 @@ export type PausedExecution = Message<"runctl.v1.PausedExecution"> & {
   /**
    * When the run first paused.
    *
-   * @generated from field: google.protobuf.Timestamp paused_at = 7;
+   * @generated from field: google.protobuf.Timestamp pause_time = 13;
    */
-  pausedAt?: Timestamp | undefined;
+  pauseTime?: Timestamp | undefined;
 
   /**
    * When any of its pause points last changed.
    *
-   * @generated from field: google.protobuf.Timestamp updated_at = 8;
+   * @generated from field: google.protobuf.Timestamp update_time = 14;
    */
-  updatedAt?: Timestamp | undefined;
+  updateTime?: Timestamp | undefined;
 
   /**
    * Earliest expiry among its waiting pause points; unset when none expires.
    *
-   * @generated from field: google.protobuf.Timestamp expires_at = 9;
+   * @generated from field: google.protobuf.Timestamp expire_time = 15;
    */
-  expiresAt?: Timestamp | undefined;
+  expireTime?: Timestamp | undefined;
 
   /**
    * Free-form metadata of the run (its batch, its workflow file); unset (JSON null) when none.
@@ -408,15 +403,8 @@ export type PausedExecution = Message<"runctl.v1.PausedExecution"> & {
   metadata?: JsonObject | undefined;
 
   /**
-   * Ids of the triggers that started the run. runctl has no trigger objects yet, so this is
-   * always empty; kept for seed 000 compatibility.
-   *
-   * @generated from field: repeated string trigger_ids = 11;
-   */
-  triggerIds: string[];
-
-  /**
-   * Its pause points, oldest first (all statuses, unless the list call filtered them).
+   * Its pause points, oldest first, in every status (a `statuses` filter picks runs by their
+   * aggregated `status`, not pause points).
    *
    * @generated from field: repeated runctl.v1.PausePoint pause_points = 12;
    */
@@ -535,7 +523,7 @@ export const ListPausePointsRequestSchema: GenMessage<ListPausePointsRequest> = 
  */
 export type ListPausePointsResponse = Message<"runctl.v1.ListPausePointsResponse"> & {
   /**
-   * The pause points, newest `registered_at` first.
+   * The pause points, newest `create_time` first.
    *
    * @generated from field: repeated runctl.v1.PausePoint pause_points = 1;
    */
@@ -563,7 +551,7 @@ export const ListPausePointsResponseSchema: GenMessage<ListPausePointsResponse> 
  */
 export enum ResumeStatus {
   /**
-   * Any status (in a filter).
+   * Not applicable; invalid in a filter.
    *
    * @generated from enum value: RESUME_STATUS_UNSPECIFIED = 0;
    */
@@ -584,7 +572,7 @@ export enum ResumeStatus {
   RESUMED = 2,
 
   /**
-   * Its `expires_at` passed before anyone resumed it; `expiry_action` was applied.
+   * Its `expire_time` passed before anyone resumed it; `expiry_action` was applied.
    *
    * @generated from enum value: RESUME_STATUS_EXPIRED = 3;
    */
@@ -605,7 +593,8 @@ export const ResumeStatusSchema: GenEnum<ResumeStatus> = /*@__PURE__*/
   enumDesc(file_runctl_v1_pause_point, 0);
 
 /**
- * What happens when a pause point expires (reaches `expires_at` while still PAUSED).
+ * What happens when a pause point expires (reaches `expire_time` while still PAUSED): the node
+ * config's `onTimeout`.
  *
  * @generated from enum runctl.v1.ExpiryAction
  */
@@ -618,26 +607,28 @@ export enum ExpiryAction {
   UNSPECIFIED = 0,
 
   /**
-   * The waiting node fails with error code "PAUSE_EXPIRED" (no retry), which fails the run.
+   * `onTimeout: "fail"` (the default): the waiting node fails with error code "EXPIRED" (no
+   * retry), which fails the run.
    *
    * @generated from enum value: EXPIRY_ACTION_FAIL_NODE = 1;
    */
   FAIL_NODE = 1,
 
   /**
-   * The node is resumed as if submitted with the form fields' default values (an empty object
-   * for a wait node), and the run goes on.
+   * `onTimeout: "continue"`: the node completes with the output {"expired": true} and the run goes
+   * on along its outgoing edges that have no `when` label.
    *
-   * @generated from enum value: EXPIRY_ACTION_RESUME_WITH_DEFAULTS = 2;
+   * @generated from enum value: EXPIRY_ACTION_CONTINUE = 4;
    */
-  RESUME_WITH_DEFAULTS = 2,
+  CONTINUE = 4,
 
   /**
-   * The node completes and only its outgoing edges whose `when` is "expired" are taken.
+   * `onTimeout: "branch"`: the node completes with the output {"expired": true} and only its
+   * outgoing edges whose `when` is "timeout" are taken.
    *
-   * @generated from enum value: EXPIRY_ACTION_TAKE_EXPIRED_BRANCH = 3;
+   * @generated from enum value: EXPIRY_ACTION_BRANCH = 5;
    */
-  TAKE_EXPIRED_BRANCH = 3,
+  BRANCH = 5,
 }
 
 /**

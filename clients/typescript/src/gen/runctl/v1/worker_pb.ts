@@ -15,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file runctl/v1/worker.proto.
  */
 export const file_runctl_v1_worker: GenFile = /*@__PURE__*/
-  fileDesc("ChZydW5jdGwvdjEvd29ya2VyLnByb3RvEglydW5jdGwudjEi9gIKBFRhc2sSDwoHdGFza19pZBgBIAEoCRIUCgxleGVjdXRpb25faWQYAiABKAkSEwoLd29ya2Zsb3dfaWQYAyABKAkSDwoHbm9kZV9pZBgEIAEoCRIMCgR0eXBlGAUgASgJEg0KBXF1ZXVlGAYgASgJEicKBmNvbmZpZxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJQoFaW5wdXQYCCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDwoHYXR0ZW1wdBgJIAEoBRIXCg9pZGVtcG90ZW5jeV9rZXkYCiABKAkSNAoRaGVhcnRiZWF0X3RpbWVvdXQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoFc3RhY2sYDCADKAsyFy5ydW5jdGwudjEuRm9yRWFjaEZyYW1lEiwKCGRlYWRsaW5lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJeChBQb2xsVGFza3NSZXF1ZXN0EhcKCXdvcmtlcl9pZBgBIAEoCUIE4kEBAhIUCgZxdWV1ZXMYAiADKAlCBOJBAQISGwoNbWF4X2luX2ZsaWdodBgDIAEoBUIE4kEBASJnChFQb2xsVGFza3NSZXNwb25zZRIfCgR0YXNrGAEgASgLMg8ucnVuY3RsLnYxLlRhc2tIABIpCgloZWFydGJlYXQYAiABKAsyFC5ydW5jdGwudjEuSGVhcnRiZWF0SABCBgoEa2luZCJ3ChRIZWFydGJlYXRUYXNrUmVxdWVzdBIVCgd0YXNrX2lkGAEgASgJQgTiQQECEhcKCXdvcmtlcl9pZBgCIAEoCUIE4kEBAhIvCghwcm9ncmVzcxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBOJBAQEiMQoVSGVhcnRiZWF0VGFza1Jlc3BvbnNlEhgKEGNhbmNlbF9yZXF1ZXN0ZWQYASABKAgicwoTQ29tcGxldGVUYXNrUmVxdWVzdBIVCgd0YXNrX2lkGAEgASgJQgTiQQECEhcKCXdvcmtlcl9pZBgCIAEoCUIE4kEBAhIsCgZvdXRwdXQYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVCBOJBAQEiFgoUQ29tcGxldGVUYXNrUmVzcG9uc2UitQEKD0ZhaWxUYXNrUmVxdWVzdBIVCgd0YXNrX2lkGAEgASgJQgTiQQECEhcKCXdvcmtlcl9pZBgCIAEoCUIE4kEBAhIVCgdtZXNzYWdlGAMgASgJQgTiQQECEhcKCXJldHJ5YWJsZRgEIAEoCEIE4kEBARIuCgdkZXRhaWxzGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBARISCgRjb2RlGAYgASgJQgTiQQEBIhIKEEZhaWxUYXNrUmVzcG9uc2UywwIKDVdvcmtlclNlcnZpY2USSAoJUG9sbFRhc2tzEhsucnVuY3RsLnYxLlBvbGxUYXNrc1JlcXVlc3QaHC5ydW5jdGwudjEuUG9sbFRhc2tzUmVzcG9uc2UwARJSCg1IZWFydGJlYXRUYXNrEh8ucnVuY3RsLnYxLkhlYXJ0YmVhdFRhc2tSZXF1ZXN0GiAucnVuY3RsLnYxLkhlYXJ0YmVhdFRhc2tSZXNwb25zZRJPCgxDb21wbGV0ZVRhc2sSHi5ydW5jdGwudjEuQ29tcGxldGVUYXNrUmVxdWVzdBofLnJ1bmN0bC52MS5Db21wbGV0ZVRhc2tSZXNwb25zZRJDCghGYWlsVGFzaxIaLnJ1bmN0bC52MS5GYWlsVGFza1JlcXVlc3QaGy5ydW5jdGwudjEuRmFpbFRhc2tSZXNwb25zZUI4WjZnaXRodWIuY29tL3J1bmN0bC9ydW5jdGwvY2xpZW50cy9nby9ydW5jdGwvdjE7cnVuY3RsdjFiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_runctl_v1_common]);
+  fileDesc("ChZydW5jdGwvdjEvd29ya2VyLnByb3RvEglydW5jdGwudjEiiwMKBFRhc2sSDwoHdGFza19pZBgBIAEoCRIUCgxleGVjdXRpb25faWQYAiABKAkSEwoLd29ya2Zsb3dfaWQYAyABKAkSDwoHbm9kZV9pZBgEIAEoCRIMCgR0eXBlGAUgASgJEg0KBXF1ZXVlGAYgASgJEicKBmNvbmZpZxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJQoFaW5wdXQYCCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDwoHYXR0ZW1wdBgJIAEoBRIXCg9pZGVtcG90ZW5jeV9rZXkYCiABKAkSNAoRaGVhcnRiZWF0X3RpbWVvdXQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoFc3RhY2sYDCADKAsyFy5ydW5jdGwudjEuRm9yRWFjaEZyYW1lEjEKDWRlYWRsaW5lX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSgQIDRAOUghkZWFkbGluZSJeChBQb2xsVGFza3NSZXF1ZXN0EhcKCXdvcmtlcl9pZBgBIAEoCUIE4kEBAhIUCgZxdWV1ZXMYAiADKAlCBOJBAQISGwoNbWF4X2luX2ZsaWdodBgDIAEoBUIE4kEBASJnChFQb2xsVGFza3NSZXNwb25zZRIfCgR0YXNrGAEgASgLMg8ucnVuY3RsLnYxLlRhc2tIABIpCgloZWFydGJlYXQYAiABKAsyFC5ydW5jdGwudjEuSGVhcnRiZWF0SABCBgoEa2luZCJ3ChRIZWFydGJlYXRUYXNrUmVxdWVzdBIVCgd0YXNrX2lkGAEgASgJQgTiQQECEhcKCXdvcmtlcl9pZBgCIAEoCUIE4kEBAhIvCghwcm9ncmVzcxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBOJBAQEiMQoVSGVhcnRiZWF0VGFza1Jlc3BvbnNlEhgKEGNhbmNlbF9yZXF1ZXN0ZWQYASABKAgicwoTQ29tcGxldGVUYXNrUmVxdWVzdBIVCgd0YXNrX2lkGAEgASgJQgTiQQECEhcKCXdvcmtlcl9pZBgCIAEoCUIE4kEBAhIsCgZvdXRwdXQYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVCBOJBAQEiFgoUQ29tcGxldGVUYXNrUmVzcG9uc2UilAEKD0ZhaWxUYXNrUmVxdWVzdBIVCgd0YXNrX2lkGAEgASgJQgTiQQECEhcKCXdvcmtlcl9pZBgCIAEoCUIE4kEBAhIVCgdtZXNzYWdlGAMgASgJQgTiQQECEhcKCXJldHJ5YWJsZRgEIAEoCEIE4kEBARISCgRjb2RlGAYgASgJQgTiQQEBSgQIBRAGUgdkZXRhaWxzIhIKEEZhaWxUYXNrUmVzcG9uc2UywwIKDVdvcmtlclNlcnZpY2USSAoJUG9sbFRhc2tzEhsucnVuY3RsLnYxLlBvbGxUYXNrc1JlcXVlc3QaHC5ydW5jdGwudjEuUG9sbFRhc2tzUmVzcG9uc2UwARJSCg1IZWFydGJlYXRUYXNrEh8ucnVuY3RsLnYxLkhlYXJ0YmVhdFRhc2tSZXF1ZXN0GiAucnVuY3RsLnYxLkhlYXJ0YmVhdFRhc2tSZXNwb25zZRJPCgxDb21wbGV0ZVRhc2sSHi5ydW5jdGwudjEuQ29tcGxldGVUYXNrUmVxdWVzdBofLnJ1bmN0bC52MS5Db21wbGV0ZVRhc2tSZXNwb25zZRJDCghGYWlsVGFzaxIaLnJ1bmN0bC52MS5GYWlsVGFza1JlcXVlc3QaGy5ydW5jdGwudjEuRmFpbFRhc2tSZXNwb25zZUI4WjZnaXRodWIuY29tL3J1bmN0bC9ydW5jdGwvY2xpZW50cy9nby9ydW5jdGwvdjE7cnVuY3RsdjFiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_runctl_v1_common]);
 
 /**
  * One node attempt to run, sent to a worker.
@@ -24,7 +24,8 @@ export const file_runctl_v1_worker: GenFile = /*@__PURE__*/
  */
 export type Task = Message<"runctl.v1.Task"> & {
   /**
-   * Unique id of this dispatch; pass it to HeartbeatTask / CompleteTask / FailTask.
+   * Unique id of this dispatch, "task_" and 20 hex digits (e.g. "task_0d4f7a2c9e1b6a3f8c5e"); pass
+   * it to HeartbeatTask / CompleteTask / FailTask.
    *
    * @generated from field: string task_id = 1;
    */
@@ -113,9 +114,9 @@ export type Task = Message<"runctl.v1.Task"> & {
   /**
    * When the attempt times out (from the node's `timeoutSeconds`); unset = no limit.
    *
-   * @generated from field: google.protobuf.Timestamp deadline = 13;
+   * @generated from field: google.protobuf.Timestamp deadline_time = 14;
    */
-  deadline?: Timestamp | undefined;
+  deadlineTime?: Timestamp | undefined;
 };
 
 /**
@@ -132,8 +133,8 @@ export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
  */
 export type PollTasksRequest = Message<"runctl.v1.PollTasksRequest"> & {
   /**
-   * Stable, unique name of the worker process, e.g. "browser-worker-1@host" (shown as
-   * NodeState.worker_id).
+   * Stable, unique name of the worker process, e.g. "browser-worker-1@host": the tasks this
+   * stream receives are assigned to it, and only it may report them.
    *
    * @generated from field: string worker_id = 1;
    */
@@ -334,18 +335,11 @@ export type FailTaskRequest = Message<"runctl.v1.FailTaskRequest"> & {
   message: string;
 
   /**
-   * Whether another attempt may succeed.
+   * Whether another attempt may succeed: if not, the node fails without retrying.
    *
    * @generated from field: bool retryable = 4;
    */
   retryable: boolean;
-
-  /**
-   * Structured details (NodeError.details); unset = none.
-   *
-   * @generated from field: google.protobuf.Struct details = 5;
-   */
-  details?: JsonObject | undefined;
 
   /**
    * Machine-readable code (NodeError.code); empty = "TASK_FAILED".
