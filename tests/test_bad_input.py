@@ -268,7 +268,7 @@ def test_a_page_token_holds_to_the_filters_it_was_made_with(client: Client) -> N
                 workflow_pb2.ListWorkflowsRequest(page_size=1, page_token=t, **f), timeout=10
             ),
             {},
-            {"status": workflow_pb2.WORKFLOW_STATUS_ACTIVE},
+            {"statuses": [workflow_pb2.WORKFLOW_STATUS_ACTIVE]},
         ),
         (
             "ListPausedExecutions",
@@ -277,7 +277,7 @@ def test_a_page_token_holds_to_the_filters_it_was_made_with(client: Client) -> N
                 timeout=10,
             ),
             {},
-            {"status": pause_point_pb2.RESUME_STATUS_PAUSED},
+            {"statuses": [pause_point_pb2.RESUME_STATUS_PAUSED]},
         ),
         (
             "ListBatches",
@@ -285,7 +285,7 @@ def test_a_page_token_holds_to_the_filters_it_was_made_with(client: Client) -> N
                 batch_pb2.ListBatchesRequest(page_size=1, page_token=t, **f), timeout=10
             ),
             {},
-            {"status": batch_resource_pb2.BATCH_STATUS_RUNNING},
+            {"statuses": [batch_resource_pb2.BATCH_STATUS_RUNNING]},
         ),
         (
             "ListPausePoints",

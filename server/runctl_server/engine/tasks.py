@@ -498,7 +498,7 @@ class TaskDispatcher:
             sql.EXTEND_LEASE, {"id": task_id, "owner": worker_id, "expires": expires_at, "now": stamp}
         )
         if progress and row["trace_logs"]:
-            self._log_progress(row, dict(progress))
+            await self._log_progress(row, dict(progress))
         return False
 
     async def complete(self, workspace_id: str, task_id: str, worker_id: str, output: Any) -> None:
@@ -569,11 +569,14 @@ class TaskDispatcher:
         finally:
             self._busy.discard(task_id)
 
-    def _log_progress(self, row: Row, progress: dict[str, Any]) -> None:
+    async def _log_progress(self, row: Row, progress: dict[str, Any]) -> None:
+        """The progress line is committed before the heartbeat is answered, so it is logged before
+        anything the worker reports next (its CompleteTask)."""
         args = {"task_id": row["id"], "node_key": row["node_key"], "progress": progress}
-        self.scheduler.deliver(
-            row["execution_id"], Message("control", data={"command": "log_task_progress", "args": args})
-        )
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        data = {"command": "log_task_progress", "args": args}
+        self.scheduler.deliver(row["execution_id"], Message("control", data=data, reply=reply))
+        await reply
 
     # -- helpers -----------------------------------------------------------------------------------
 
