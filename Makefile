@@ -11,6 +11,8 @@ TS_STAMP := $(TS_DIR)/node_modules/.installed
 BROWSER_DIR := tests/browser
 BROWSER_STAMP := $(BROWSER_DIR)/node_modules/.installed
 BUF := node_modules/.bin/buf
+# The runctl.v1 contract as declared stable: every later change must be compatible with it.
+STABLE_CONTRACT := contract/runctl-v1.binpb
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -49,11 +51,12 @@ check-generated: generate ## Fail if regenerating changed anything under clients
 	@if [ -n "$$(git status --porcelain --untracked-files=all -- clients/)" ]; then \
 		git status --short -- clients/; echo "generated code is stale: run 'make generate' and commit"; exit 1; fi
 
-lint: check-generated typecheck ## Generated-code check, ruff, mypy and buf lint
+lint: check-generated typecheck ## Generated-code check, ruff, mypy, buf lint and buf breaking
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(BUF) lint
 	$(BUF) format --diff --exit-code proto
+	$(BUF) breaking proto --against $(STABLE_CONTRACT)
 
 typecheck: $(STAMP) ## mypy --strict on hand-written code
 	$(VENV)/bin/mypy
@@ -65,8 +68,8 @@ test: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(BROWSER_STAMP) ## Run the whole test 
 bench: $(STAMP) ## Run the benchmarks in bench/ and print their figures
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
 
-breaking: $(NODE_STAMP) ## buf breaking against main (advisory until v1 is declared stable)
-	-$(BUF) breaking --against '.git#branch=main'
+breaking: $(NODE_STAMP) ## buf breaking against the stable v1 contract (contract/runctl-v1.binpb); CI fails on any break
+	$(BUF) breaking proto --against $(STABLE_CONTRACT)
 
 clean: ## Remove the virtual environment, node_modules and caches
 	rm -rf $(VENV) node_modules $(TS_DIR)/node_modules $(BROWSER_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache
