@@ -318,3 +318,32 @@ def test_a_page_token_holds_to_the_filters_it_was_made_with(client: Client) -> N
         page_token=lists[0][1]({"statuses": [paused, running]}, "").next_page_token,
     )
     assert client.executions.ListExecutions(reordered, timeout=10) is not None  # a set: order is free
+
+
+def test_numbers_json_cannot_carry_and_durations_out_of_range_are_invalid_argument(client: Client) -> None:
+    """NaN and infinities in a run's input or a resume's data, and a secret overlap of ±2^63 seconds,
+    are the caller's INVALID_ARGUMENT naming the field, never INTERNAL."""
+    from google.protobuf import duration_pb2, struct_pb2
+
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        data = struct_pb2.Struct()
+        data.fields["n"].number_value = bad
+        with pytest.raises(grpc.RpcError) as caught:
+            client.executions.StartExecution(
+                execution_pb2.StartExecutionRequest(definition=client.definition(linear()), input=data),
+                timeout=10,
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+        assert "input" in (caught.value.details() or "")
+    workflow_id = client.workflows.CreateWorkflow(
+        workflow_pb2.CreateWorkflowRequest(definition=client.definition(linear())), timeout=10
+    ).workflow.id
+    for seconds in (2**63 - 1, -(2**63)):
+        with pytest.raises(grpc.RpcError) as caught:
+            client.workflows.RotateWebhookSecret(
+                workflow_pb2.RotateWebhookSecretRequest(
+                    workflow_id=workflow_id, overlap=duration_pb2.Duration(seconds=seconds)
+                ),
+                timeout=10,
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()

@@ -36,7 +36,7 @@ class BatchService(BatchWatch, batch_pb2_grpc.BatchServiceServicer):
             folder_path=request.folder_path if source == "folder_path" else None,
             workflow_paths=list(request.workflow_paths.paths) if source == "workflow_paths" else None,
             workflow_ids=list(request.workflow_ids.ids) if source == "workflow_ids" else None,
-            input=convert.struct_to_dict(request.input),
+            input=convert.struct_to_dict(request.input, "input"),
             concurrency=request.concurrency,
             request_id=request.request_id,
             trace_logs=request.trace_logs,

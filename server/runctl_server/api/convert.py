@@ -75,8 +75,21 @@ def _integral(data: Any) -> Any:
     return data
 
 
-def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
-    result: dict[str, Any] = _integral(json_format.MessageToDict(message))
+def _json_of(message: Any, field: str) -> Any:
+    """A message as plain JSON data; a number JSON cannot hold (NaN, Infinity) is the caller's
+    INVALID_ARGUMENT, not a failure to serialize later."""
+    try:
+        return _integral(json_format.MessageToDict(message))
+    except ValueError as exc:
+        raise InvalidArgument.single(
+            field,
+            f"holds a number JSON cannot carry ({exc}); send finite numbers only",
+            reason="FIELD_INVALID",
+        ) from None
+
+
+def struct_to_dict(message: struct_pb2.Struct, field: str = "value") -> dict[str, Any]:
+    result: dict[str, Any] = _json_of(message, field)
     return result
 
 
@@ -122,7 +135,7 @@ def definition_message(document: Mapping[str, Any]) -> workflow_pb2.WorkflowDefi
 
 def definition_document(message: workflow_pb2.WorkflowDefinition) -> dict[str, Any]:
     """The workflow document (file format) of a definition message, as the validator expects it."""
-    document: dict[str, Any] = _integral(json_format.MessageToDict(message))
+    document: dict[str, Any] = _json_of(message, "definition")
     # Proto JSON leaves out zero values; a position at x or y = 0 is still a position.
     for position in document.get("positions", {}).values():
         position.setdefault("x", 0)

@@ -41,7 +41,7 @@ class ExecutionResumeCalls:
         outcome = await self._engine.resumes.resume_pause_point(
             workspace_of(context),
             request.context_id,
-            convert.struct_to_dict(request.values),
+            convert.struct_to_dict(request.values, "values"),
             workflow_id=request.workflow_id,
             execution_id=request.execution_id,
             request_id=request.request_id,
@@ -61,7 +61,7 @@ class ExecutionResumeCalls:
             request.execution_id,
             request.node_id,
             request.secret,
-            convert.struct_to_dict(request.data),
+            convert.struct_to_dict(request.data, "data"),
             for_each=for_each_context(request.for_each_context)
             if request.HasField("for_each_context")
             else None,

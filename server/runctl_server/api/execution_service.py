@@ -35,7 +35,7 @@ class ExecutionService(
             workflow_id=request.workflow_id if source == "workflow_id" else "",
             document=convert.definition_document(request.definition) if source == "definition" else None,
             workflow_path=request.workflow_path if source == "workflow_path" else "",
-            input=convert.struct_to_dict(request.input),
+            input=convert.struct_to_dict(request.input, "input"),
             request_id=request.request_id,
             trace_logs=request.trace_logs,
             disable_breakpoints=request.disable_breakpoints,

@@ -28,9 +28,9 @@ def _duration(seconds: float) -> duration_pb2.Duration:
     return message
 
 
-def _plain(message: struct_pb2.Value) -> Any:
+def _plain(message: struct_pb2.Value, field: str) -> Any:
     """A Value as plain JSON data, whole numbers as ints (Struct numbers travel as doubles)."""
-    return convert.struct_to_dict(struct_pb2.Struct(fields={"value": message}))["value"]
+    return convert.struct_to_dict(struct_pb2.Struct(fields={"value": message}), field)["value"]
 
 
 def task_message(task: DispatchedTask) -> worker_pb2.Task:
@@ -78,7 +78,9 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
     async def HeartbeatTask(
         self, request: worker_pb2.HeartbeatTaskRequest, context: Context
     ) -> worker_pb2.HeartbeatTaskResponse:
-        progress = convert.struct_to_dict(request.progress) if request.HasField("progress") else None
+        progress = (
+            convert.struct_to_dict(request.progress, "progress") if request.HasField("progress") else None
+        )
         cancel = await self._engine.tasks.heartbeat(
             workspace_of(context), request.task_id, request.worker_id, progress
         )
@@ -87,7 +89,7 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
     async def CompleteTask(
         self, request: worker_pb2.CompleteTaskRequest, context: Context
     ) -> worker_pb2.CompleteTaskResponse:
-        output = _plain(request.output) if request.HasField("output") else None
+        output = _plain(request.output, "output") if request.HasField("output") else None
         await self._engine.tasks.complete(workspace_of(context), request.task_id, request.worker_id, output)
         return worker_pb2.CompleteTaskResponse()
 

@@ -112,7 +112,10 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
         self, request: workflow_pb2.RotateWebhookSecretRequest, context: Context
     ) -> workflow_pb2.RotateWebhookSecretResponse:
         _require_id(request.workflow_id)
-        overlap = request.overlap.ToTimedelta().total_seconds() if request.HasField("overlap") else None
+        # Seconds and nanos as they are: a timedelta overflows for durations far out of range.
+        overlap = (
+            request.overlap.seconds + request.overlap.nanos / 1e9 if request.HasField("overlap") else None
+        )
         view = await self._engine.workflows.rotate_secret(workspace_of(context), request.workflow_id, overlap)
         reply = workflow_pb2.RotateWebhookSecretResponse(workflow=convert.workflow(view, full=False))
         if (until := convert.timestamp(view.previous_secret_until)) is not None:
