@@ -335,6 +335,15 @@ def test_numbers_json_cannot_carry_and_durations_out_of_range_are_invalid_argume
             )
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
         assert "input" in (caught.value.details() or "")
+        # The same number inside a node's config of an inline definition.
+        document = client.definition(linear())
+        document.nodes[0].config.fields["n"].number_value = bad
+        with pytest.raises(grpc.RpcError) as caught:
+            client.executions.StartExecution(
+                execution_pb2.StartExecutionRequest(definition=document), timeout=10
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+        assert "definition" in (caught.value.details() or "")
     workflow_id = client.workflows.CreateWorkflow(
         workflow_pb2.CreateWorkflowRequest(definition=client.definition(linear())), timeout=10
     ).workflow.id

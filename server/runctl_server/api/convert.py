@@ -80,7 +80,7 @@ def _json_of(message: Any, field: str) -> Any:
     INVALID_ARGUMENT, not a failure to serialize later."""
     try:
         return _integral(json_format.MessageToDict(message))
-    except ValueError as exc:
+    except (ValueError, json_format.Error) as exc:
         raise InvalidArgument.single(
             field,
             f"holds a number JSON cannot carry ({exc}); send finite numbers only",
