@@ -29,7 +29,9 @@ def upgrade() -> None:
         ["workflow_id", sa.text("registered_at DESC"), "execution_id"],
     )
     op.create_index(
-        "ix_pause_points_workspace_registered", "pause_points", ["workspace_id", "registered_at", "context_id"]
+        "ix_pause_points_workspace_registered",
+        "pause_points",
+        ["workspace_id", "registered_at", "context_id"],
     )
     op.create_index(
         "ix_pause_points_workspace_status",
