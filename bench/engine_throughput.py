@@ -245,7 +245,7 @@ def py_spy(pid: int, output: Path | None) -> Iterator[None]:
             "--format",
             "raw",
             "--rate",
-            "100",
+            os.environ.get("RUNCTL_PROFILE_RATE", "100"),
             "--gil",
         ],
         stdout=subprocess.DEVNULL,

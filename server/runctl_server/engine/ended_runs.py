@@ -54,6 +54,11 @@ class EndedRuns(Generic[View]):
         self._views.move_to_end((execution_id, full))
         return view
 
+    def holds(self, view: View) -> bool:
+        """Whether `view` is one this keeps (so it will be handed out again, unchanged)."""
+        execution_id = str(view.row["id"])
+        return any(self._views.get((execution_id, full)) is view for full in (True, False))
+
     def reading(self, execution_id: str) -> int:
         """Note that a read of the run starts; the version to hand back to `keep`."""
         entry = self._reading.setdefault(execution_id, _Reading())
