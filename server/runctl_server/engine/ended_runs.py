@@ -84,15 +84,21 @@ class EndedRuns(Generic[View]):
         if event.execution_id:
             self._forget(event.execution_id)
         if event.type == "BATCHES_CLEARED":
-            cleared = [
-                key
-                for key, view in self._views.items()
-                if view.row["batch_id"] and view.row["workspace_id"] == event.workspace_id
-            ]
-            for execution_id, _full in cleared:
-                self._forget(execution_id)
-            for entry in self._reading.values():
-                entry.version += 1
+            self.batches_cleared(event.workspace_id)
+
+    def batches_cleared(self, workspace_id: str) -> None:
+        """Batch runs of the workspace went away. Called by the clear itself as well as by its event:
+        the event may reach the hub after the clear has answered, and a read right after must not
+        find a run the clear deleted."""
+        cleared = [
+            key
+            for key, view in self._views.items()
+            if view.row["batch_id"] and view.row["workspace_id"] == workspace_id
+        ]
+        for execution_id, _full in cleared:
+            self._forget(execution_id)
+        for entry in self._reading.values():
+            entry.version += 1
 
     def _forget(self, execution_id: str) -> None:
         self._views.pop((execution_id, True), None)
