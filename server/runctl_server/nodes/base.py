@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
-if TYPE_CHECKING:
-    from runctl_server.engine.definition import NodeSpec
+from runctl_server.nodes.spec import NodeSpec
 
 # What a config value must be. "expression" is a JMESPath expression; "template" is any JSON value whose
 # strings may embed {{ expression }}; "any" is any JSON value.
