@@ -16,7 +16,7 @@ from runctl_server.observe import logs, tracing
 from runctl_server.observe.calls import begin_call, request_id_from
 from runctl_server.observe.metrics import Metrics
 
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]]
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any] | None"]]
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -77,7 +77,6 @@ class _Call:
                 "status": code,
                 "duration_ms": round(seconds * 1000, 2),
                 "peer": self.context.peer(),
-                "key": self.info.key_id,
             },
             f"{self.method} {code} {seconds * 1000:.1f}ms",
         )
@@ -125,7 +124,7 @@ class ObservingInterceptor(aio.ServerInterceptor):
             patched = patched._replace(**{"unary_unary" if single else "stream_unary": respond})
         else:
             single = handler.unary_stream is not None
-            streaming: Callable[..., AsyncIterator[Any]] = handler.unary_stream or handler.stream_stream  # type: ignore[assignment]
+            streaming: Callable[..., Any] = handler.unary_stream or handler.stream_stream  # type: ignore[assignment]
             kind = "server_stream" if single else "bidi_stream"
 
             async def stream(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
@@ -133,8 +132,12 @@ class ObservingInterceptor(aio.ServerInterceptor):
                 failure: BaseException | None = None
                 with call.span() as span:
                     try:
-                        async for message in streaming(request, context):
-                            yield message
+                        result = streaming(request, context)
+                        if hasattr(result, "__aiter__"):
+                            async for message in result:
+                                yield message
+                        else:  # a handler that writes with context.write() (grpcio's health Watch)
+                            await result
                     except BaseException as exc:
                         failure = exc
                         raise
