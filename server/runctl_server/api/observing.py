@@ -62,6 +62,14 @@ class _Call:
         if metrics is not None:
             metrics.grpc_started.labels(kind, self.service, self.name).inc()
 
+    def names(self, request: Any) -> None:
+        """The run and workflow a request names (its `execution_id` and `workflow_id` fields), for the
+        log lines of the call."""
+        for field in ("execution_id", "workflow_id"):
+            value = getattr(request, field, None)
+            if isinstance(value, str) and value:
+                setattr(self.info, field, value)
+
     def finish(self, failure: BaseException | None, span: Any) -> None:
         code = _code_name(self.context, failure)
         seconds = time.perf_counter() - self.started
@@ -111,6 +119,7 @@ class ObservingInterceptor(aio.ServerInterceptor):
 
             async def respond(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
                 call = _Call(metrics, method, kind, context)
+                call.names(request)
                 failure: BaseException | None = None
                 with call.span() as span:
                     try:
@@ -129,6 +138,8 @@ class ObservingInterceptor(aio.ServerInterceptor):
 
             async def stream(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
                 call = _Call(metrics, method, kind, context)
+                if single:
+                    call.names(request)
                 failure: BaseException | None = None
                 with call.span() as span:
                     try:

@@ -81,6 +81,9 @@ class ObservingMiddleware:
                     self._metrics.http_requests.labels(method, route, str(status)).inc()
                     self._metrics.http_seconds.labels(method, route).observe(seconds)
                 client = scope.get("client")
+                params = scope.get("path_params") or {}
+                info.execution_id = params.get("executionId") or params.get("execution_id")
+                info.workflow_id = params.get("workflowId") or params.get("workflow_id")
                 logs.access(
                     {
                         "http_method": method,

@@ -17,6 +17,9 @@ class CallInfo:
     workspace: str | None = None
     # The key's id (key_...), never the key.
     key_id: str | None = None
+    # The run and workflow the call names, when it names one.
+    execution_id: str | None = None
+    workflow_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,10 @@ class ContextFilter(logging.Filter):
                 record.workspace = call.workspace
             if call.key_id is not None:
                 record.key_id = call.key_id
+            if call.execution_id:
+                record.execution_id = call.execution_id
+            if call.workflow_id:
+                record.workflow_id = call.workflow_id
         run = current_run()
         if run is not None:
             record.execution_id = run.execution_id
