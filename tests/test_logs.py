@@ -62,7 +62,9 @@ def test_every_line_of_a_json_format_server_is_json(tmp_path: Path) -> None:
     assert any("stopped" in str(line["message"]) for line in lines)
 
     access = [line for line in lines if line["logger"] == "runctl.access"]
-    start = next(line for line in access if line.get("grpc_method") == "/runctl.v1.ExecutionService/StartExecution")
+    start = next(
+        line for line in access if line.get("grpc_method") == "/runctl.v1.ExecutionService/StartExecution"
+    )
     assert start["status"] == "OK"
     assert str(start["key_id"]).startswith("key_")
     assert start["workspace"]

@@ -89,7 +89,11 @@ def test_state_gauges_follow_waiting_runs(served: ServerThread, client: Client) 
 
 
 def test_grpc_metrics_use_the_go_grpc_prometheus_names(served: ServerThread, client: Client) -> None:
-    labels = {"grpc_service": "runctl.v1.ExecutionService", "grpc_method": "GetExecution", "grpc_type": "unary"}
+    labels = {
+        "grpc_service": "runctl.v1.ExecutionService",
+        "grpc_method": "GetExecution",
+        "grpc_type": "unary",
+    }
     before = Scrape(served.http_url)
     run = client.start(TWO_TRANSFORMS)
     client.wait(run.id, timeout=30)
@@ -98,7 +102,9 @@ def test_grpc_metrics_use_the_go_grpc_prometheus_names(served: ServerThread, cli
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     after = Scrape(served.http_url)
 
-    started = after.value("grpc_server_started_total", **labels) - before.value("grpc_server_started_total", **labels)
+    started = after.value("grpc_server_started_total", **labels) - before.value(
+        "grpc_server_started_total", **labels
+    )
     ok = after.value("grpc_server_handled_total", grpc_code="OK", **labels) - before.value(
         "grpc_server_handled_total", grpc_code="OK", **labels
     )
