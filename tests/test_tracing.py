@@ -93,7 +93,7 @@ def test_one_trace_per_run_from_the_callers_traceparent(
             disable_breakpoints=False,
             workflow_version=0,
         )
-        run = client.executions.StartExecution(request, metadata=[("traceparent", CALLER_PARENT)]).execution
+        run = client.executions.StartExecution(request, metadata=(("traceparent", CALLER_PARENT),)).execution
         paused = client.wait(run.id, until=[PAUSED], timeout=30)
         # Resumed by a call of another trace: the command it causes still belongs to the run's trace.
         client.executions.ResumePausePoint(
@@ -121,14 +121,14 @@ def test_one_trace_per_run_from_the_callers_traceparent(
     resume_rpc = next(span for span in finished if span.name.endswith("/ResumePausePoint"))
     assert trace_of(resume_rpc) != CALLER_TRACE
     command = next(span for span in run_spans if span.name == "runctl.command resume_pause_point")
-    assert [link.context.span_id for link in command.links] == [resume_rpc.context.span_id]  # type: ignore[union-attr]
+    assert [link.context.span_id for link in command.links] == [resume_rpc.context.span_id]
 
     # The service the http node called was handed the run's trace.
     called = next(r for r in remote.requests if r.path == "/orders/1")
     headers = {name.lower(): value for name, value in called.headers.items()}
     assert headers["traceparent"].split("-")[1] == CALLER_TRACE
     http_span = next(span for span in run_spans if span.name == "runctl.node http")
-    assert headers["traceparent"].split("-")[2] == format(http_span.context.span_id, "016x")  # type: ignore[union-attr]
+    assert headers["traceparent"].split("-")[2] == format(http_span.context.span_id, "016x")
 
 
 def test_runs_without_a_caller_trace_get_one_each(
@@ -206,6 +206,7 @@ def test_the_server_runs_without_opentelemetry_installed(tmp_path: Path) -> None
             cwd=tmp_path,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            text=True,
         )
     handle = ServerProcess(process, f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}", log_path)
     try:
