@@ -73,6 +73,11 @@ def test_readiness_says_when_the_schema_is_behind(tmp_path: Path) -> None:
         answer = httpx.get(f"{handle.http_url}/readyz")
         assert answer.status_code == 503
         assert "runctl db upgrade" in answer.json()["checks"]["migrations"]
+        with sqlite3.connect(db) as connection:  # upgraded ahead by a newer runctl: serve on
+            connection.execute("UPDATE alembic_version SET version_num = '0099'")
+        ahead = httpx.get(f"{handle.http_url}/readyz")
+        assert ahead.status_code == 200
+        assert "newer than this runctl" in ahead.json()["checks"]["migrations"]
         with sqlite3.connect(db) as connection:
             connection.execute("UPDATE alembic_version SET version_num = '0010'")
         assert httpx.get(f"{handle.http_url}/readyz").status_code == 200

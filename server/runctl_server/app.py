@@ -42,7 +42,7 @@ from runctl_server.observe import tracing
 from runctl_server.observe.metrics import Metrics, ReadAtScrape
 from runctl_server.settings import Address, Settings
 from runctl_server.store.database import create_db_engine
-from runctl_server.store.migrate import head_revision, upgrade_to_head
+from runctl_server.store.migrate import head_revision, known_revisions, upgrade_to_head
 from runctl_server.store.probe import DatabaseProbe, Readiness
 from runctl_server.store.process_lock import DatabaseInUse, ProcessLock, acquire
 from runctl_server.store.server_keys import RESUME_LINKS, server_key
@@ -152,7 +152,9 @@ class RunctlServer:
         await self._check_dev_mode()
         tracing.configure_from_env()
         self.metrics = Metrics() if self.settings.metrics else None
-        self.probe = DatabaseProbe(self.database, head_revision(), self._on_database_change)
+        self.probe = DatabaseProbe(
+            self.database, head_revision(), known_revisions(), self._on_database_change
+        )
         link_keys = [key.encode() for key in self.settings.resume_link_keys] or [
             await asyncio.to_thread(server_key, self.database, RESUME_LINKS)
         ]

@@ -34,6 +34,7 @@ class DatabaseProbe:
         self,
         database: DatabaseEngine,
         head: str | None,
+        known: frozenset[str],
         on_change: Callable[[bool], Awaitable[None]],
         *,
         interval: float = PROBE_SECONDS,
@@ -41,6 +42,7 @@ class DatabaseProbe:
     ) -> None:
         self._database = database
         self.head = head
+        self.known = known
         self._on_change = on_change
         self._interval = interval
         self._timeout = timeout
@@ -100,16 +102,18 @@ class DatabaseProbe:
 
     async def readiness(self, draining: bool) -> Readiness:
         reachable = await self.check()
-        at_head = reachable and self.revision == self.head
+        schema_ok, schema = self._schema_verdict() if reachable else (False, "unknown")
         checks: dict[str, Any] = {
             "database": "ok" if reachable else f"unreachable: {self.problem}",
-            "migrations": (
-                f"at head ({self.head})"
-                if at_head
-                else f"revision {self.revision} is not the head {self.head}: run `runctl db upgrade`"
-                if reachable
-                else "unknown"
-            ),
+            "migrations": schema,
             "draining": draining,
         }
-        return Readiness(reachable and at_head and not draining, checks)
+        return Readiness(reachable and schema_ok and not draining, checks)
+
+    def _schema_verdict(self) -> tuple[bool, str]:
+        if self.revision == self.head:
+            return True, f"at head ({self.head})"
+        if self.revision not in self.known:
+            # Upgraded ahead by a newer runctl (a rolling upgrade): migrations only add, so serve on.
+            return True, f"revision {self.revision} is newer than this runctl's head {self.head}"
+        return False, f"revision {self.revision} is behind the head {self.head}: run `runctl db upgrade`"
