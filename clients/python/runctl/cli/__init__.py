@@ -122,7 +122,6 @@ def serve(
     from runctl_server.settings import Address, Settings, SettingsError
 
     json_logs = (log_format or os.environ.get("RUNCTL_LOG_FORMAT", "")).strip() == "json"
-    logs.configure("json" if json_logs else "text", "INFO")  # until the settings are read
     try:
         settings = Settings.from_env(
             db_url=db_url,
@@ -139,6 +138,7 @@ def serve(
         asyncio.run(run_server(settings))
     except (SettingsError, StartupError) as exc:
         if json_logs:  # every line of a JSON-format server is JSON, this last one too
+            logs.configure("json", "ERROR")
             logging.getLogger("runctl").error("runctl cannot start: %s", exc)
         else:
             typer.secho(f"runctl: {exc}", fg=typer.colors.RED, err=True)

@@ -19,9 +19,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("executions") as batch:
-        batch.add_column(sa.Column("trace_parent", sa.String(64), nullable=True))
-    op.create_index("ix_executions_ended_at", "executions", ["ended_at"])
+    # Written to be replayed safely: a database whose revision was set back (to run an older data
+    # migration again) may have these already.
+    inspector = sa.inspect(op.get_bind())
+    if "trace_parent" not in {column["name"] for column in inspector.get_columns("executions")}:
+        with op.batch_alter_table("executions") as batch:
+            batch.add_column(sa.Column("trace_parent", sa.String(64), nullable=True))
+    if "ix_executions_ended_at" not in {index["name"] for index in inspector.get_indexes("executions")}:
+        op.create_index("ix_executions_ended_at", "executions", ["ended_at"])
 
 
 def downgrade() -> None:
