@@ -162,3 +162,23 @@ def test_metrics_can_be_turned_off(tmp_path: Path) -> None:
         response = httpx.get(f"{handle.http_url}/metrics")
         assert response.status_code == 404
         assert "RUNCTL_METRICS" in response.json()["error"]
+
+
+@pytest.mark.postgres
+def test_replica_metrics_count_lease_claims(pg_url: str) -> None:
+    with running_server(settings_for(pg_url)) as handle, Client(handle.grpc_target) as client:
+        before = Scrape(handle.http_url)
+        assert before.value("runctl_takeovers_total") == 0
+        assert "runctl_leases_lost_total" in before.text
+        run = client.start(WAITS)
+        paused = client.wait(run.id, until=[PAUSED], timeout=30)
+        # A waiting run is parked and held by nobody; the resume claims it again.
+        client.executions.ResumePausePoint(
+            execution_pb2.ResumePausePointRequest(
+                execution_id=run.id, context_id=paused.pause_points[0].context_id
+            )
+        )
+        assert client.wait(run.id, timeout=30).status == COMPLETED
+        after = Scrape(handle.http_url)
+        assert after.value("runctl_lease_claims_total") - before.value("runctl_lease_claims_total") >= 1
+        assert after.value("runctl_commits_fenced_total") == 0

@@ -15,6 +15,7 @@ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set; OTEL_SDK_DISABLED=true turns it off.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
@@ -30,6 +31,7 @@ try:  # the `otel` extra
     from opentelemetry.trace import Link, SpanKind, Status, StatusCode
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+    _PROPAGATOR = TraceContextTextMapPropagator()
     AVAILABLE = True
 except ImportError:  # pragma: no cover - exercised by installs without the extra
     AVAILABLE = False
@@ -172,7 +174,7 @@ def current_traceparent() -> str | None:
     if _tracer is None:
         return None
     carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier)
+    _PROPAGATOR.inject(carrier)
     return carrier.get("traceparent")
 
 
@@ -188,7 +190,7 @@ def new_run_traceparent(own_trace: bool) -> str | None:
     span = _tracer.start_span("runctl.run", context=otel_context.Context(), links=links)
     span.end()
     carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier, context=trace.set_span_in_context(span))
+    _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
     return carrier.get("traceparent")
 
 
@@ -206,5 +208,7 @@ def current_trace_id() -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
+@functools.lru_cache(maxsize=4096)
 def _context_of(traceparent: str) -> Any:
-    return TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+    """A run's stored trace context, parsed once (every node and command span of the run needs it)."""
+    return _PROPAGATOR.extract({"traceparent": traceparent})
