@@ -282,3 +282,26 @@ def test_version() -> None:
     from importlib.metadata import version
 
     assert runctl("--version").stdout.strip() == f"runctl {version('runctl')}"
+
+
+@pytest.mark.postgres
+def test_prune_on_postgresql(pg_url: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    with running_server(settings_for(pg_url)) as handle, Client(handle.grpc_target) as client:
+        runs = [client.start(HELLO) for _ in range(3)]
+        for run in runs:
+            client.wait(run.id, timeout=30)
+    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as connection:
+        connection.execute(
+            "UPDATE executions SET ended_at = ended_at - %s WHERE id = %s", (10 * DAY, runs[0].id)
+        )
+    dry = json.loads(runctl("prune", "--older-than", "7d", "--dry-run", "--json", "--db-url", pg_url).stdout)
+    assert (dry["runs"], dry["nodes"]) == (1, 3)
+    assert "removed: 1 runs, 3 nodes" in runctl("prune", "--older-than", "7d", "--db-url", pg_url).stdout
+    with running_server(settings_for(pg_url)) as handle, Client(handle.grpc_target) as client:
+        with pytest.raises(grpc.RpcError):
+            client.get(runs[0].id)
+        assert [client.get(run.id).status for run in runs[1:]] == [COMPLETED, COMPLETED]
