@@ -59,6 +59,8 @@ class _Call:
         self.metadata = _text_metadata(context)
         self.info = begin_call(request_id_from(self.metadata.get("x-request-id")))
         self.started = time.perf_counter()
+        # Read now: once a cancelled stream's call is gone, asking for its peer crashes the process.
+        self.peer = context.peer()
         if metrics is not None:
             metrics.grpc_started.labels(kind, self.service, self.name).inc()
 
@@ -84,7 +86,7 @@ class _Call:
                 "grpc_method": self.method,
                 "status": code,
                 "duration_ms": round(seconds * 1000, 2),
-                "peer": self.context.peer(),
+                "peer": self.peer,
             },
             f"{self.method} {code} {seconds * 1000:.1f}ms",
         )
