@@ -19,6 +19,7 @@ from runctl.client import Client
 from runctl.errors import UnavailableError
 from runctl.v1 import common_pb2, execution_pb2, execution_pb2_grpc
 from tests.engine_helpers import linear
+from tests.observability import Scrape
 from tests.pg_cluster import OwnCluster, own_cluster
 from tests.postgres import PostgresUnavailable
 from tests.support import running_server, settings_for
@@ -89,6 +90,9 @@ def test_health_readiness_and_calls_follow_the_database(cluster: OwnCluster) -> 
         with pytest.raises(UnavailableError) as retried:
             client.get(waiting.id)
         assert retried.value.reason == "DATABASE_UNAVAILABLE"
+        scrape = Scrape(handle.http_url)  # metrics go on answering, without what needs the database
+        assert scrape.value("runctl_database_up") == 0
+        assert "runctl_runs{" not in scrape.text
         over_http = httpx.get(f"{handle.http_url}/v1/executions/{waiting.id}", timeout=10)
         assert over_http.status_code == 503
         assert over_http.json()["details"] == [{"reason": "DATABASE_UNAVAILABLE"}]
@@ -96,6 +100,7 @@ def test_health_readiness_and_calls_follow_the_database(cluster: OwnCluster) -> 
         cluster.start()
         _until_health(handle.grpc_target, SERVING)
         assert httpx.get(f"{handle.http_url}/readyz", timeout=10).status_code == 200
+        assert Scrape(handle.http_url).value("runctl_database_up") == 1
         # What was committed before is all there, and the run goes on from where it waited.
         again = client.get(waiting.id)
         assert again.status == PAUSED

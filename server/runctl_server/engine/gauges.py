@@ -20,7 +20,20 @@ _DUE_TIMERS = "SELECT COUNT(*) AS n FROM node_states WHERE wake_at IS NOT NULL A
 
 
 def engine_samples(engine: Engine) -> list[Sample]:
-    """Blocking (two small indexed reads): called off the event loop, once per scrape."""
+    """Blocking (two small indexed reads): called off the event loop, once per scrape. While the
+    database does not answer, only the in-memory values are reported (and `runctl_database_up` is 0)."""
+    try:
+        samples = _database_samples(engine)
+        up = 1.0
+    except Exception:
+        samples, up = [], 0.0
+    samples.append(
+        Sample("runctl_database_up", "Whether this scrape could read the database.", "gauge", {}, up)
+    )
+    return samples + live_samples(engine)
+
+
+def _database_samples(engine: Engine) -> list[Sample]:
     counts = {"queued": 0, "running": 0, "waiting": 0, "paused": 0}
     for row in engine.reader.all_sync(_RUN_STATES):
         state = "waiting" if row["status"] == "running" and row["parked"] else str(row["status"])
@@ -45,7 +58,6 @@ def engine_samples(engine: Engine) -> list[Sample]:
             float(due[0]["n"]) if due else 0.0,
         )
     )
-    samples += live_samples(engine)
     return samples
 
 
