@@ -114,3 +114,20 @@ def test_health_readiness_and_calls_follow_the_database(cluster: OwnCluster) -> 
         # New work is taken and committed as before.
         fresh = client.start(HELLO)
         assert client.wait(fresh.id, timeout=30).status == COMPLETED
+
+
+def test_a_timer_due_while_the_database_is_away_fires_once_it_is_back(cluster: OwnCluster) -> None:
+    delayed = linear({"id": "pause", "type": "delay", "config": {"seconds": 1}}, name="delayed")
+    settings = settings_for(cluster.url("runctl"))
+    with running_server(settings) as handle, Client(handle.grpc_target) as client:
+        run = client.start(delayed)
+        cluster.stop()
+        _until_health(handle.grpc_target, NOT_SERVING)
+        time.sleep(1.5)  # the timer falls due while the database is away (setup, not an assertion)
+        cluster.start()
+        _until_health(handle.grpc_target, SERVING)
+        done = client.wait(run.id, timeout=30)
+        assert done.status == COMPLETED
+        assert [node.status for node in done.nodes if node.node_id == "pause"] == [
+            common_pb2.NODE_STATUS_COMPLETED
+        ]

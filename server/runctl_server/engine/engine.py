@@ -236,7 +236,9 @@ class Engine:
 
     async def recover_after_outage(self) -> int:
         """The database is back after an outage: drive again the runs of this process whose drivers
-        gave up when a commit failed (their committed state is intact). Answers how many."""
+        gave up when a commit failed (their committed state is intact), and fire again the timers that
+        fell due meanwhile (their runs could not be loaded then). Answers how many runs go on."""
+        self.scheduler.timers.refresh_soon()
         if self.cluster is None:
             return await self.recover()
         rows = await self.reader.all(
