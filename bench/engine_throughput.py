@@ -30,11 +30,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -196,11 +198,60 @@ async def wait_serving(server: Server) -> None:
             await asyncio.sleep(0.1)
 
 
+TELEMETRY_DESCRIPTIONS = {
+    "off": "off (RUNCTL_METRICS=off, no tracing)",
+    "metrics": "Prometheus metrics on (the default), no tracing",
+    "on": "metrics on, and tracing exported by OTLP/HTTP to a local sink",
+}
+
+
+class _OtlpSink(BaseHTTPRequestHandler):
+    """Accepts OTLP/HTTP exports and drops them: tracing is measured with the export it costs."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
 @contextmanager
-def spawn_server(db_url: str, workdir: Path, sqlite_synchronous: str = "FULL") -> Iterator[Server]:
+def otlp_sink() -> Iterator[str]:
+    server = ThreadingHTTPServer((LOOPBACK, 0), _OtlpSink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOOPBACK}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def telemetry_env(telemetry: str, sink: str) -> dict[str, str]:
+    if telemetry == "off":
+        return {"RUNCTL_METRICS": "off", "OTEL_TRACES_EXPORTER": "none"}
+    if telemetry == "metrics":
+        return {"RUNCTL_METRICS": "on", "OTEL_TRACES_EXPORTER": "none"}
+    return {
+        "RUNCTL_METRICS": "on",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink,
+    }
+
+
+@contextmanager
+def spawn_server(
+    db_url: str, workdir: Path, sqlite_synchronous: str = "FULL", extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
     grpc_port, http_port = free_port(), free_port()
     env = {
         **os.environ,
+        **(extra_env or {}),
         "RUNCTL_SQLITE_SYNCHRONOUS": sqlite_synchronous,
         "RUNCTL_DRAIN_SECONDS": "0",
         "RUNCTL_DB_URL": db_url,
@@ -463,9 +514,11 @@ def redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def report(db_url: str, load: Load, stored: Stored, cpu: Cpu, sequential: list[float]) -> tuple[bool, float]:
-    """Print the figures; answers whether the run was valid (every run completed, events complete) and
-    the node executions/s."""
+def report(
+    db_url: str, load: Load, stored: Stored, cpu: Cpu, sequential: list[float], telemetry: str = "on"
+) -> tuple[bool, float]:
+    """Print the figures; answers whether the run was valid (every run completed, events complete)
+    and its node executions/s."""
     events = stored.events_by_type
     node_events = sum(n for kind, n in events.items() if kind.startswith("NODE_"))
     all_events = sum(events.values())
@@ -483,6 +536,7 @@ def report(db_url: str, load: Load, stored: Stored, cpu: Cpu, sequential: list[f
     rows = [
         ("database", f"{stored.kind} ({redact(db_url)})"),
         ("durability", durability),
+        ("telemetry", TELEMETRY_DESCRIPTIONS[telemetry]),
         ("runs (N)", f"{load.runs} x {TRANSFORMS + 2} nodes"),
         ("concurrency (C)", f"{load.concurrency} StartExecution calls in flight"),
         ("completed / failed", f"{load.completed} / {load.failed}"),
@@ -591,6 +645,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="SQLite durability to measure: FULL (the default, survives power loss), NORMAL, or both"
         " one after the other on fresh databases (default both; PostgreSQL ignores it)",
     )
+    parser.add_argument(
+        "--telemetry",
+        choices=("on", "off", "metrics", "compare"),
+        default="metrics",
+        help="metrics and tracing: metrics (the server's default: metrics on, no tracing), on (metrics"
+        " and tracing, exported by OTLP to a local sink), off (neither), or compare: off, metrics and"
+        " on interleaved --rounds times on fresh databases, then the ratios (default metrics)",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of --telemetry compare (2)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.concurrency < 1 or args.warmup < 0:
         parser.error("--runs and --concurrency must be >= 1, --warmup >= 0")
@@ -601,32 +664,55 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     postgres = args.db_url is not None and is_postgres(args.db_url)
     settings = ["FULL", "NORMAL"] if args.sqlite_synchronous == "both" else [args.sqlite_synchronous]
+    if args.telemetry == "compare":
+        # Interleaved (off, metrics, on, off, ...): a shared machine's drift hits every side alike.
+        telemetries = ["off", "metrics", "on"] * args.rounds
+        settings = settings[:1]
+    else:
+        telemetries = [args.telemetry]
     valid = True
-    for sqlite_synchronous in ["FULL"] if postgres else settings:
-        with tempfile.TemporaryDirectory(prefix="runctl-bench-") as tmp:
-            workdir = Path(tmp)
-            with (
-                database(args.db_url, workdir) as db_url,
-                spawn_server(db_url, workdir, sqlite_synchronous) as server,
-            ):
-                asyncio.run(wait_serving(server))
-                print(f"server pid {server.process.pid} on {server.target}", flush=True)
-                asyncio.run(warm_up(server.target, args.warmup, min(args.concurrency, args.warmup or 1)))
-                with py_spy(server.process.pid, args.profile), cpu_usage(server.process.pid) as cpu:
-                    workflow_id, load = asyncio.run(measure(server.target, args.runs, args.concurrency))
-                stored = read_back(db_url, workflow_id, sqlite_synchronous)
-                sequential = asyncio.run(sequential_starts(server.target, workflow_id, SEQUENTIAL_STARTS))
-                run_valid, executions_per_s = report(db_url, load, stored, cpu, sequential)
-                valid = run_valid and valid
-        if not postgres and args.peer_runs > 0:
-            best = peer(args.peer_runs, sqlite_synchronous)
-            if best is not None:
-                print(
-                    f"  runctl / DBOS (best) on SQLite synchronous={sqlite_synchronous}:"
-                    f" {executions_per_s / best['steps_per_s']:.1f}x"
-                    f" ({executions_per_s:,.0f} node executions/s vs {best['steps_per_s']:,.0f} steps/s)"
-                )
+    figures: dict[str, list[float]] = {}
+    with otlp_sink() as sink:
+        for sqlite_synchronous in ["FULL"] if postgres else settings:
+            for telemetry in telemetries:
+                ok, rate = measure_once(args, sqlite_synchronous, telemetry, sink)
+                valid = valid and ok
+                figures.setdefault(telemetry, []).append(rate)
+            if not postgres and args.peer_runs > 0 and args.telemetry != "compare":
+                best = peer(args.peer_runs, sqlite_synchronous)
+                if best is not None:
+                    print(
+                        f"  runctl / DBOS (best) on SQLite synchronous={sqlite_synchronous}:"
+                        f" {rate / best['steps_per_s']:.1f}x"
+                        f" ({rate:,.0f} node executions/s vs {best['steps_per_s']:,.0f} steps/s)"
+                    )
+    if args.telemetry == "compare":
+        off = statistics.fmean(figures["off"])
+        print("telemetry cost (node executions/s, interleaved)")
+        for telemetry in ("off", "metrics", "on"):
+            mean = statistics.fmean(figures[telemetry])
+            runs = ", ".join(f"{x:,.0f}" for x in figures[telemetry])
+            print(f"  {telemetry:<8} {runs}  mean {mean:,.0f}  ratio to off {mean / off:.3f}")
     return 0 if valid else 1
+
+
+def measure_once(
+    args: argparse.Namespace, sqlite_synchronous: str, telemetry: str, sink: str
+) -> tuple[bool, float]:
+    with tempfile.TemporaryDirectory(prefix="runctl-bench-") as tmp:
+        workdir = Path(tmp)
+        with (
+            database(args.db_url, workdir) as db_url,
+            spawn_server(db_url, workdir, sqlite_synchronous, telemetry_env(telemetry, sink)) as server,
+        ):
+            asyncio.run(wait_serving(server))
+            print(f"server pid {server.process.pid} on {server.target}", flush=True)
+            asyncio.run(warm_up(server.target, args.warmup, min(args.concurrency, args.warmup or 1)))
+            with py_spy(server.process.pid, args.profile), cpu_usage(server.process.pid) as cpu:
+                workflow_id, load = asyncio.run(measure(server.target, args.runs, args.concurrency))
+            stored = read_back(db_url, workflow_id, sqlite_synchronous)
+            sequential = asyncio.run(sequential_starts(server.target, workflow_id, SEQUENTIAL_STARTS))
+            return report(db_url, load, stored, cpu, sequential, telemetry)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from runctl.v1 import common_pb2, execution_pb2, pause_point_pb2, pause_point_pb2_grpc, workflow_pb2
 from runctl_server.store.database import create_db_engine
@@ -87,12 +87,20 @@ def poison(url: str, *, documents: bool) -> None:
                         ),
                         {"old": '"timeoutSeconds":100', "new": '"timeoutSeconds":1e308'},
                     )
-                # An older database: the schema as 0008 left it, so 0009 and later run again.
+    finally:
+        engine.dispose()
+    if documents:
+        # An older database: the schema as 0008 left it, so 0009 and later run again. Without runctl's
+        # connection settings: SQLite rebuilds a table to drop a column, and with foreign keys enforced
+        # dropping the old executions table would take every pause point and node with it.
+        plain = create_engine(url)
+        try:
+            with plain.begin() as connection:
                 config = alembic_config()
                 config.attributes["connection"] = connection
                 command.downgrade(config, "0008")
-    finally:
-        engine.dispose()
+        finally:
+            plain.dispose()
 
 
 def stored(url: str) -> dict[str, list[object]]:

@@ -25,6 +25,7 @@ from runctl_server.api.batch_service import BatchService
 from runctl_server.api.event_service import EventService
 from runctl_server.api.execution_service import ExecutionService
 from runctl_server.api.interceptors import AuthInterceptor, ErrorMappingInterceptor, PerMethod
+from runctl_server.api.observing import DatabaseGate, ObservingInterceptor
 from runctl_server.api.pause_point_service import PausePointService
 from runctl_server.api.preserialized import PreserializedInterceptor
 from runctl_server.api.resume_links import ResumeLinks
@@ -33,12 +34,18 @@ from runctl_server.api.worker_service import WorkerService
 from runctl_server.api.workflow_service import WorkflowService
 from runctl_server.engine.cluster import default_replica_name
 from runctl_server.engine.engine import Engine
+from runctl_server.engine.gauges import engine_samples
+from runctl_server.engine.retention import Retention
 from runctl_server.http.app import build_http_app
 from runctl_server.http.bridge import Services
+from runctl_server.observe import tracing
+from runctl_server.observe.metrics import Metrics, ReadAtScrape
 from runctl_server.settings import Address, Settings
 from runctl_server.store.database import create_db_engine
-from runctl_server.store.migrate import upgrade_to_head
+from runctl_server.store.migrate import head_revision, known_revisions, upgrade_to_head
+from runctl_server.store.probe import DatabaseProbe, Readiness
 from runctl_server.store.process_lock import DatabaseInUse, ProcessLock, acquire
+from runctl_server.store.retention import PruneCounts
 from runctl_server.store.server_keys import RESUME_LINKS, server_key
 
 log = logging.getLogger("runctl")
@@ -103,10 +110,15 @@ class RunctlServer:
         self._serving = False
         self._stopped = asyncio.Event()
         self._servicers: dict[str, Any] = {}
+        self._service_names: list[str] = []
         self.authenticator: Authenticator | None = None
         self._links: ResumeLinks | None = None
         self._tls: tuple[bytes, bytes] | None = None
         self._db_lock: ProcessLock | None = None
+        self.metrics: Metrics | None = None
+        self.probe: DatabaseProbe | None = None
+        self.retention: Retention | None = None
+        self._draining = False
 
     @property
     def grpc_target(self) -> str:
@@ -139,6 +151,11 @@ class RunctlServer:
             raise StartupError(f"cannot prepare the database: {exc}") from exc
         self.authenticator = Authenticator(self.database)
         await self._check_dev_mode()
+        tracing.configure_from_env()
+        self.metrics = Metrics() if self.settings.metrics else None
+        self.probe = DatabaseProbe(
+            self.database, head_revision(), known_revisions(), self._on_database_change
+        )
         link_keys = [key.encode() for key in self.settings.resume_link_keys] or [
             await asyncio.to_thread(server_key, self.database, RESUME_LINKS)
         ]
@@ -151,8 +168,12 @@ class RunctlServer:
             secret_overlap_seconds=self.settings.secret_overlap_seconds,
             replica_name=self.settings.replica_name or default_replica_name(self.settings.grpc_addr.port),
             lease_ttl=self.settings.lease_ttl_seconds,
+            metrics=self.metrics,
         )
         await self.engine.start()
+        if self.metrics is not None:
+            engine = self.engine
+            self.metrics.add_collector(ReadAtScrape(lambda: engine_samples(engine)))
         self._links = ResumeLinks(self.settings.base_url, link_keys)
         await self._start_grpc()
         await self._start_http()
@@ -160,12 +181,58 @@ class RunctlServer:
         for name in self._service_names:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._serving = True
+        self.probe.start()
+        if self.settings.retention_seconds is not None:
+            metrics, ended = self.metrics, self.engine.queries.ended
+
+            def pruned(counts: PruneCounts) -> None:
+                ended.pruned()
+                if metrics is not None:
+                    metrics.pruned_runs.inc(counts.runs)
+
+            self.retention = Retention(self.database, self.settings.retention_seconds, on_pruned=pruned)
+            self.engine.in_background(self.retention.run())
         log.info(
             "runctl serving gRPC on %s and HTTP on %s (database %s)",
             self.grpc_target,
             self.http_url,
             self.database.url.render_as_string(hide_password=True),
         )
+
+    async def _on_database_change(self, reachable: bool) -> None:
+        """Health follows the database; once it is back, runs whose drivers gave up go on."""
+        if self._draining:
+            return
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if reachable
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self._health.set("", status)
+        for name in self._service_names:
+            await self._health.set(name, status)
+        if reachable and self.engine is not None:
+            resumed = await self.engine.recover_after_outage()
+            if resumed:
+                log.info("the database is back: %d runs go on", resumed)
+
+    def _database_up(self) -> bool:
+        return self.probe is None or self.probe.up
+
+    async def readiness(self) -> Readiness:
+        """Ready: the database answers within a short timeout, its schema is at head, not draining."""
+        if self.probe is None:
+            return Readiness(False, {"starting": True})
+        return await self.probe.readiness(draining=self._draining)
+
+    async def metrics_text(self) -> bytes | None:
+        """The Prometheus exposition; None with metrics off. Built off the event loop: the gauges read
+        the database."""
+        if self.metrics is None:
+            return None
+        from prometheus_client import generate_latest
+
+        return await asyncio.to_thread(generate_latest, self.metrics.registry)
 
     async def _check_dev_mode(self) -> None:
         """Without keys only loopback callers are served, so binding a public address would serve no
@@ -194,6 +261,8 @@ class RunctlServer:
             interceptors=[
                 PerMethod(
                     [
+                        ObservingInterceptor(self.metrics),
+                        DatabaseGate(self._database_up),
                         AuthInterceptor(self.authenticator),
                         ErrorMappingInterceptor(),
                         PreserializedInterceptor(),
@@ -246,6 +315,10 @@ class RunctlServer:
             engine=self.engine,
             authenticator=self.authenticator,
             links=self._links,
+            readiness=self.readiness,
+            metrics_text=self.metrics_text,
+            metrics=self.metrics,
+            database_up=self._database_up,
         )
         config = uvicorn.Config(
             app,
@@ -269,6 +342,7 @@ class RunctlServer:
         balancers see it and send new calls elsewhere; `cut_short` ends the wait early."""
         seconds = self.settings.drain_seconds if seconds is None else seconds
         self._serving = False
+        self._draining = True
         await self._health.enter_graceful_shutdown()
         if seconds > 0:
             with contextlib.suppress(TimeoutError):
@@ -283,6 +357,9 @@ class RunctlServer:
             return
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         self._serving = False
+        self._draining = True
+        if self.probe is not None:
+            await self.probe.stop()
         await self._health.enter_graceful_shutdown()
         if self.engine is not None:
             self.engine.end_streams()
@@ -341,3 +418,4 @@ async def serve(settings: Settings) -> None:
         "drain period over: open streams end now, in-flight calls get %gs", settings.shutdown_grace_seconds
     )
     await server.stop()
+    tracing.shutdown()  # flushes the spans not exported yet

@@ -59,6 +59,7 @@ Reason = Literal[
     "EXECUTION_NOT_CLAIMED",
     "METHOD_NOT_IMPLEMENTED",
     "UNDECODABLE_REQUEST",
+    "DATABASE_UNAVAILABLE",
 ]
 REASONS: frozenset[str] = frozenset(get_args(Reason))
 

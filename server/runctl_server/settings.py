@@ -116,6 +116,13 @@ class Settings:
     # SQLite durability: "FULL" (an acknowledged change survives a power loss) or "NORMAL" (it survives
     # a crash of the process, not of the machine; faster on slow disks).
     sqlite_synchronous: str = "FULL"
+    # Prometheus metrics at /metrics; off, nothing is counted (and /metrics answers 404).
+    metrics: bool = True
+    # Ended runs older than this many seconds are removed in the background; None keeps everything.
+    retention_seconds: float | None = None
+    # Server logs: "text" or "json" (one object per line), and the level.
+    log_format: str = "text"
+    log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -207,13 +214,34 @@ class Settings:
                     f"RUNCTL_RESUME_LINK_KEYS: each key must be at least {MIN_LINK_KEY_CHARS} characters "
                     "(e.g. `openssl rand -hex 32`)"
                 )
+        if flag := env.get("RUNCTL_METRICS"):
+            values["metrics"] = parse_switch(flag, "RUNCTL_METRICS")
+        if retention := env.get("RUNCTL_RETENTION"):
+            values["retention_seconds"] = parse_duration(retention, "RUNCTL_RETENTION")
+        if log_format := env.get("RUNCTL_LOG_FORMAT"):
+            values["log_format"] = log_format
+        if log_level := env.get("RUNCTL_LOG_LEVEL"):
+            values["log_level"] = log_level
         if cert := env.get("RUNCTL_TLS_CERT"):
             values["tls_cert_file"] = Path(cert).expanduser()
         if key := env.get("RUNCTL_TLS_KEY"):
             values["tls_key_file"] = Path(key).expanduser()
         values["limits"] = Limits.from_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return replace(cls(), **values)
+        settings = replace(cls(), **values)
+        settings.check_logging()
+        return settings
+
+    def check_logging(self) -> None:
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(
+                f"log format (--log-format / RUNCTL_LOG_FORMAT): {self.log_format!r} is not text or json"
+            )
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise SettingsError(
+                f"log level (--log-level / RUNCTL_LOG_LEVEL): {self.log_level!r} is not one of "
+                "DEBUG, INFO, WARNING, ERROR, CRITICAL"
+            )
 
     @property
     def base_url(self) -> str:
@@ -225,3 +253,31 @@ class Settings:
 def parse_dirs(text: str) -> tuple[Path, ...]:
     """Split an os.pathsep-separated list of folders, resolving each to an absolute path."""
     return tuple(Path(part).expanduser().resolve() for part in text.split(os.pathsep) if part.strip())
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str, setting: str) -> float:
+    """`30d`, `12h`, `90m`, `45s`, `2w` (or plain seconds) as seconds; at least one second."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise SettingsError(
+            f"{setting}: {text!r} is not a duration: a number with s, m, h, d or w (e.g. 30d)"
+        ) from None
+    if not seconds >= 1 or seconds == float("inf"):
+        raise SettingsError(f"{setting}: must be at least one second, got {text!r}")
+    return seconds
+
+
+def parse_switch(text: str, setting: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "on", "yes"):
+        return True
+    if value in ("0", "false", "off", "no"):
+        return False
+    raise SettingsError(f"{setting}: {text!r} is not on or off (true/false)")

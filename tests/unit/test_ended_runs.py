@@ -80,3 +80,15 @@ def test_the_oldest_read_goes_first_beyond_the_capacity() -> None:
     none: EndedRuns[View] = EndedRuns(0)
     read(none, ended("r1"))
     assert len(none) == 0
+
+
+def test_a_kept_view_ages_out_and_a_prune_drops_everything() -> None:
+    kept: EndedRuns[View] = EndedRuns(10, max_age=-1.0)
+    read(kept, ended("r1"))
+    assert kept.get("ws", "r1", True) is None  # older than the age limit: read again
+    kept = EndedRuns(10)
+    read(kept, ended("r1"))
+    version = kept.reading("r2")
+    kept.pruned()
+    kept.done("r2", version, ended("r2"), True)
+    assert len(kept) == 0

@@ -19,6 +19,7 @@ from typing import TypeVar
 from sqlalchemy.engine import Engine as DatabaseEngine
 
 from runctl_server.errors import Unauthenticated
+from runctl_server.observe.calls import note_caller
 from runctl_server.store.api_keys import KeySnapshot, hash_key, key_snapshot
 from runctl_server.store.tables import DEFAULT_WORKSPACE_ID
 
@@ -98,6 +99,7 @@ class Authenticator:
         snapshot = await self.snapshot()
         if not snapshot.any_key:
             if loopback:
+                note_caller(DEFAULT_WORKSPACE_ID, None)
                 return DEFAULT_WORKSPACE_ID
             raise Unauthenticated(
                 f"{DEV_MODE_MESSAGE}: create a key (runctl keys create) to serve others",
@@ -116,6 +118,7 @@ class Authenticator:
         found = snapshot.active.get(hash_key(key))
         if found is None:
             raise Unauthenticated("the API key is not valid (unknown or revoked)", reason="API_KEY_INVALID")
+        note_caller(found[1], found[0])
         return found[1]
 
     async def until_refused(

@@ -1,10 +1,13 @@
 """Views of ended runs, kept in memory so that reading one costs no database round trip.
 
-An ended run (completed, error, stopped) no longer changes; it can only go away (a batch clear). So the
-view a read found is kept, bounded by count, oldest dropped first, and served until an event says
-otherwise: any committed event of the run drops it, and a batch clear drops every kept run of a batch in
-that workspace. Events of runs driven by other replicas reach this process through the relay, so the
-rule holds across replicas, within the relay's delay.
+An ended run (completed, error, stopped) no longer changes; it can only go away (a batch clear, or
+retention). So the view a read found is kept, bounded by count, oldest dropped first, and served until
+an event says otherwise: any committed event of the run drops it, and a batch clear drops every kept
+run of a batch in that workspace. Events of runs driven by other replicas reach this process through
+the relay, so the rule holds across replicas, within the relay's delay. Retention removes old runs
+without events: a pass of this process's own retention drops everything kept, and a view is never
+served more than MAX_AGE_SECONDS after it was read, so a run that another process pruned (`runctl
+prune`, another replica's retention) is answered from memory for at most that long.
 
 A read that overlaps such an event must not keep what it read, which may predate the event: each read
 notes its run's version when it starts, every event of the run bumps the version, and the view is kept
@@ -13,6 +16,7 @@ only if the version did not move. Everything here runs on the event loop, so no 
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +34,7 @@ class _View(Protocol):
 View = TypeVar("View", bound=_View)
 
 DEFAULT_CAPACITY = 4096
+MAX_AGE_SECONDS = 60.0
 
 
 @dataclass
@@ -39,19 +44,25 @@ class _Reading:
 
 
 class EndedRuns(Generic[View]):
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, max_age: float = MAX_AGE_SECONDS) -> None:
         self._capacity = capacity
+        self._max_age = max_age
         self._views: OrderedDict[tuple[str, bool], View] = OrderedDict()
+        self._kept_at: dict[tuple[str, bool], float] = {}
         self._reading: dict[str, _Reading] = {}
 
     def __len__(self) -> int:
         return len(self._views)
 
     def get(self, workspace_id: str, execution_id: str, full: bool) -> View | None:
-        view = self._views.get((execution_id, full))
+        key = (execution_id, full)
+        view = self._views.get(key)
         if view is None or view.row["workspace_id"] != workspace_id:
             return None
-        self._views.move_to_end((execution_id, full))
+        if time.monotonic() - self._kept_at[key] > self._max_age:
+            self._forget(execution_id)
+            return None
+        self._views.move_to_end(key)
         return view
 
     def holds(self, view: View) -> bool:
@@ -75,9 +86,11 @@ class EndedRuns(Generic[View]):
         if not fresh or view is None or view.row["status"] not in FINISHED_EXECUTION or self._capacity <= 0:
             return
         self._views[(execution_id, full)] = view
+        self._kept_at[(execution_id, full)] = time.monotonic()
         self._views.move_to_end((execution_id, full))
         while len(self._views) > self._capacity:
-            self._views.popitem(last=False)
+            oldest, _view = self._views.popitem(last=False)
+            del self._kept_at[oldest]
 
     def observe(self, event: EventRecord) -> None:
         """A committed event, from this process or another replica."""
@@ -100,9 +113,17 @@ class EndedRuns(Generic[View]):
         for entry in self._reading.values():
             entry.version += 1
 
+    def pruned(self) -> None:
+        """Retention removed old runs (which ones is not told): nothing kept may be one of them."""
+        self._views.clear()
+        self._kept_at.clear()
+        for entry in self._reading.values():
+            entry.version += 1
+
     def _forget(self, execution_id: str) -> None:
-        self._views.pop((execution_id, True), None)
-        self._views.pop((execution_id, False), None)
+        for key in ((execution_id, True), (execution_id, False)):
+            self._views.pop(key, None)
+            self._kept_at.pop(key, None)
         entry = self._reading.get(execution_id)
         if entry is not None:
             entry.version += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +42,12 @@ from runctl_server.events.hub import EventHub
 from runctl_server.events.relay import EventRelay
 from runctl_server.nodes.base import NodeFailure, NodeType
 from runctl_server.nodes.registry import load_node_types
+from runctl_server.observe import tracing
+from runctl_server.observe.metrics import Metrics
 from runctl_server.settings import Limits
 from runctl_server.store.notify import conninfo
 from runctl_server.store.reads import Reader
-from runctl_server.store.writer import WriteError, Writer, dumps
+from runctl_server.store.writer import EventRecord, WriteError, Writer, dumps
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +67,19 @@ class Engine:
         secret_overlap_seconds: float = DEFAULT_SECRET_OVERLAP_SECONDS,
         replica_name: str = "",
         lease_ttl: float = 10.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.limits = limits or Limits()
+        self.metrics = metrics
         self.hub = EventHub()
         self.watch_buffer = watch_buffer
         self.reader = Reader(database)
         self.relay = EventRelay(self.hub, self.reader)
         # On PostgreSQL other replicas may share the database: runs are leased and commits fenced.
         replicated = database.dialect.name == "postgresql"
-        self.writer = Writer(database, self.relay.local, fencing=replicated)
+        self.writer = Writer(database, self._committed(), fencing=replicated)
+        if metrics is not None:
+            self.writer.observe_commit = metrics.commit_seconds.observe
         self.node_types = dict(node_types or load_node_types())
         self.store = RunStore(
             self.writer,
@@ -93,6 +99,7 @@ class Engine:
             self.node_types["task"],
             services={"http": self.http_client, "engine": self},
         )
+        self.scheduler.metrics = metrics
         # Workflows whose runs start no new node (seed 003); their status row is the durable truth.
         self.paused_workflows: set[str] = set()
         self.scheduler.workflow_paused = lambda workflow_id: workflow_id in self.paused_workflows
@@ -126,6 +133,19 @@ class Engine:
             self.scheduler.timers.refresh_seconds = min(self.scheduler.timers.refresh_seconds, lease_ttl / 2)
             cluster = self.cluster
             self.scheduler.timers.owner = lambda: cluster.replica_id
+
+    def _committed(self) -> Callable[[list[EventRecord]], None]:
+        """What the writer calls with each commit's events: counted, then published."""
+        publish = self.relay.local
+        if self.metrics is None:
+            return publish
+        count = self.metrics.events_committed
+
+        def committed(events: list[EventRecord]) -> None:
+            count(events)
+            publish(events)
+
+        return committed
 
     @property
     def cluster_dsn(self) -> str | None:
@@ -217,6 +237,23 @@ class Engine:
             log.info("recovered %d in-flight runs", len(rows))
         return len(rows)
 
+    async def recover_after_outage(self) -> int:
+        """The database is back after an outage: drive again the runs of this process whose drivers
+        gave up when a commit failed (their committed state is intact), and fire again the timers that
+        fell due meanwhile (their runs could not be loaded then). Answers how many runs go on."""
+        self.scheduler.timers.refresh_soon()
+        if self.cluster is None:
+            return await self.recover()
+        rows = await self.reader.all(
+            "SELECT id FROM executions WHERE status IN ('running', 'paused') AND parked = :false"
+            " AND lease_owner = :me",
+            {"false": False, "me": self.replica_id},
+        )
+        idle = [row["id"] for row in rows if not self.scheduler.is_loaded(row["id"])]
+        for execution_id in idle:
+            self.scheduler.deliver(execution_id, Message("wake"))
+        return len(idle)
+
     async def _recover_children(self, execution_ids: list[str] | None = None) -> None:
         """A crash may fall between a parent's commit and its child's creation, or between the child's
         end and the parent hearing of it: start each awaited child again (idempotent) and re-check it.
@@ -260,7 +297,9 @@ class Engine:
         replica drives it; answers its result once the changes it made are committed, or None when the
         run has ended (or does not exist) and the command never ran."""
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        data = {"command": command, "args": dict(args or {})}
+        data: dict[str, Any] = {"command": command, "args": dict(args or {})}
+        if (caller := tracing.current_traceparent()) is not None:
+            data["traceparent"] = caller  # the command's span, in the run's trace, links the call
         self.scheduler.deliver(execution_id, Message("control", data=data, reply=reply))
         return await reply
 
@@ -434,6 +473,8 @@ class Engine:
             source_path=source.get("source_path"),
             parent_execution_id=parent[0] if parent else None,
             parent_node_key=parent[1] if parent else None,
+            # A run of a batch gets a trace of its own, linked to the call that started the batch.
+            trace_parent=tracing.new_run_traceparent(own_trace=batch_id is not None),
         )
         if queued:
             run.emit("EXECUTION_QUEUED", input=payload, name=run.name, reason=queued)

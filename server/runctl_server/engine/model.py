@@ -108,6 +108,8 @@ class Run:
     hold: str | None = None
     parked_committed: bool = False
     source_path: str | None = None
+    # The W3C traceparent of the call that started the run: every span of the run joins its trace.
+    trace_parent: str | None = None
     # The fencing token of this process's lease on the run (replicas): every commit is checked against it.
     lease_epoch: int = 0
     # Statements and events of changes not yet handed to the writer.

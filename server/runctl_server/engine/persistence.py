@@ -148,6 +148,7 @@ class RunStore:
                 "updated_at": run.created_at,
                 "lease_owner": owner,
                 "lease_epoch": run.lease_epoch,
+                "trace_parent": run.trace_parent,
             },
         )
         mutation.events.extend(run.events)
@@ -230,6 +231,7 @@ class RunStore:
             parent_execution_id=row["parent_execution_id"],
             parent_node_key=row["parent_node_key"],
             source_path=row["source_path"],
+            trace_parent=row["trace_parent"],
             parked=bool(row["parked"]),
             hold=row["hold"],
             parked_committed=bool(row["parked"]),

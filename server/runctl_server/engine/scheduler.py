@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ from runctl_server.engine.persistence import RunStore
 from runctl_server.engine.timers import TimerService
 from runctl_server.errors import RunctlError, Unavailable
 from runctl_server.nodes.base import NodeFailure, NodeResult, NodeType
+from runctl_server.observe import tracing
+from runctl_server.observe.calls import bind_run
+from runctl_server.observe.metrics import Metrics
 from runctl_server.store.leases import (
     MARK_HANDLED,
     NOTIFY,
@@ -178,6 +182,7 @@ class Scheduler:
         # show PAUSED before the WORKFLOW_PAUSED event that causes it is in the log.
         self.workflow_pause_pending: Callable[[str | None], bool] = lambda _workflow_id: False
         self._closing = False
+        self.metrics: Metrics | None = None
 
     # -- entry points ------------------------------------------------------------------------------
 
@@ -347,6 +352,7 @@ class Scheduler:
 
     async def _drive(self, driven: Driven) -> None:
         run = driven.run
+        bind_run(run.id, run.workflow_id, run.workspace_id)  # log lines of this driver name the run
         try:
             while True:
                 await self._advance(driven)
@@ -443,6 +449,32 @@ class Scheduler:
             driven.inbox.put_nowait(Message("io_done", key, error=failure, data={"logs": ctx.logs}))
 
     async def _execute(self, node: NodeSpec, node_type: NodeType, ctx: NodeRunContext) -> NodeResult:
+        metrics = self.metrics
+        if metrics is None and not tracing.active():
+            return await self._run_node(node, node_type, ctx)
+        started = time.perf_counter()
+        outcome = "failed"
+        attributes = {
+            "runctl.node.id": node.id,
+            "runctl.node.type": node.type,
+            "runctl.execution.id": ctx.run.id,
+        }
+        with tracing.run_span(f"runctl.node {node.type}", ctx.run.trace_parent, attributes) as span:
+            try:
+                result = await self._run_node(node, node_type, ctx)
+                outcome = "completed" if result.suspend is None else "suspended"
+                return result
+            except NodeFailure as failure:
+                tracing.failed(span, failure.message)
+                raise
+            except asyncio.CancelledError:
+                outcome = "cancelled"
+                raise
+            finally:
+                if metrics is not None:
+                    metrics.node_executed(node.type, outcome, time.perf_counter() - started)
+
+    async def _run_node(self, node: NodeSpec, node_type: NodeType, ctx: NodeRunContext) -> NodeResult:
         try:
             if node.timeout_seconds:
                 return await asyncio.wait_for(node_type.execute(ctx), node.timeout_seconds)
@@ -829,12 +861,20 @@ class Scheduler:
         if not message.local_only:
             driven.unsettled.append(message)
         if message.kind == "control":
-            try:
-                handler = COMMANDS[message.data["command"]]
-                result = handler(self, driven, dict(message.data.get("args") or {}))
-            except Exception as exc:
-                self._answer(driven, message, error=exc)
-                return
+            name = str(message.data.get("command"))
+            with tracing.run_span(
+                f"runctl.command {name}",
+                run.trace_parent,
+                {"runctl.execution.id": run.id, "runctl.command": name},
+                link_to=message.data.get("traceparent"),
+            ) as span:
+                try:
+                    handler = COMMANDS[message.data["command"]]
+                    result = handler(self, driven, dict(message.data.get("args") or {}))
+                except Exception as exc:
+                    tracing.failed(span, str(exc))
+                    self._answer(driven, message, error=exc)
+                    return
             self._answer(driven, message, result=result)
             return
         if message.inbox_id is not None:

@@ -29,6 +29,7 @@ class Subscription:
         except asyncio.QueueFull:
             # Memory stays bounded: the subscriber resumes from the event log by its last sequence.
             self.overflowed = True
+            self._hub.cut_off += 1
 
     def close(self) -> None:
         self._hub.unsubscribe(self)
@@ -55,6 +56,12 @@ class EventHub:
         self.observers: list[Callable[[EventRecord], None]] = []
         self.last_sequence = 0
         self.closed = False
+        # Subscribers ended for falling too far behind, since the start.
+        self.cut_off = 0
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscriptions)
 
     def subscribe(self, predicate: Predicate, maxsize: int = 10_000) -> Subscription:
         subscription = Subscription(self, predicate, maxsize)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -17,11 +19,14 @@ from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.engine.engine import Engine
 from runctl_server.http.auth import AuthMiddleware
 from runctl_server.http.bridge import Services
+from runctl_server.http.observing import ObservingMiddleware
 from runctl_server.http.openapi import openapi_document
 from runctl_server.http.page_headers import PageHeadersMiddleware
 from runctl_server.http.routes import executions, hitl, implied, outbound, runner, runs
 from runctl_server.http.routing import DEFAULT_MAX_BODY_BYTES, Endpoint, starlette_route
 from runctl_server.http.socketio_bridge import SocketBridge
+from runctl_server.observe.metrics import Metrics
+from runctl_server.store.probe import Readiness
 
 ROUTE_MODULES = (hitl, runner, executions, outbound, runs, implied)
 
@@ -38,6 +43,10 @@ def build_http_app(
     engine: Engine | None = None,
     authenticator: Authenticator | None = None,
     links: ResumeLinks | None = None,
+    readiness: Callable[[], Awaitable[Readiness]] | None = None,
+    metrics_text: Callable[[], Awaitable[bytes | None]] | None = None,
+    metrics: Metrics | None = None,
+    database_up: Callable[[], bool] = lambda: True,
 ) -> ASGIApp:
     """The HTTP app; `is_serving` reports readiness the same way gRPC health does. Without `services`
     only the health route is served (a bare app for tests of the skeleton). With the `engine` too,
@@ -53,6 +62,22 @@ def build_http_app(
             status_code=200 if serving else 503,
         )
 
+    async def readyz(_request: Request) -> JSONResponse:
+        if readiness is None:
+            serving = is_serving()
+            return JSONResponse({"ready": serving, "checks": {}}, status_code=200 if serving else 503)
+        answer = await readiness()
+        body: dict[str, Any] = {"ready": answer.ready, "checks": answer.checks, "version": __version__}
+        return JSONResponse(body, status_code=200 if answer.ready else 503)
+
+    async def metrics_route(_request: Request) -> Response:
+        text = await metrics_text() if metrics_text is not None else None
+        if text is None:
+            return JSONResponse(
+                {"error": "metrics are off (RUNCTL_METRICS=off)", "details": []}, status_code=404
+            )
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
     async def http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         return JSONResponse({"error": exc.detail, "details": []}, status_code=exc.status_code)
@@ -63,7 +88,12 @@ def build_http_app(
     async def openapi(_request: Request) -> JSONResponse:
         return JSONResponse(document)
 
-    routes = [Route("/healthz", healthz, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_route, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
     if services is not None:
         routes += [starlette_route(endpoint, services, max_body_bytes) for endpoint in endpoints]
     app = Starlette(
@@ -73,6 +103,6 @@ def build_http_app(
     checked: ASGIApp = app if authenticator is None else AuthMiddleware(app, authenticator, links)
     # Outside authentication, so its HTML error pages carry the headers too.
     checked = PageHeadersMiddleware(checked)
-    if engine is None or services is None or authenticator is None:
-        return checked
-    return SocketBridge(engine, services, authenticator).asgi(checked)
+    if engine is not None and services is not None and authenticator is not None:
+        checked = SocketBridge(engine, services, authenticator).asgi(checked)
+    return ObservingMiddleware(checked, metrics, database_up)

@@ -25,7 +25,7 @@ from runctl_server.errors import Unauthenticated
 from runctl_server.http.approval_page import error_page
 from runctl_server.http.errors import error_response
 
-OPEN_PATHS = frozenset({"/healthz", "/openapi.json"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 LINK_HEADERS = [(b"cache-control", b"no-store"), (b"referrer-policy", b"no-referrer")]
 
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from runctl_server.nodes.base import ConfigField, NodeContext, NodeFailure, NodeResult, NodeType
+from runctl_server.observe import tracing
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -127,6 +128,8 @@ class HttpNode(NodeType):
         headers = {str(k): str(v) for k, v in (ctx.render(config.get("headers")) or {}).items()}
         # Stable across attempts and restarts: the receiver can tell a repeat from a new request.
         headers.setdefault("Idempotency-Key", ctx.idempotency_key)
+        if not any(name.lower() == "traceparent" for name in headers):
+            tracing.inject(headers)  # the called service's spans join the run's trace
         query = ctx.render(config.get("query")) or {}
         body = ctx.render(config["body"]) if "body" in config else None
         timeout = float(config.get("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS))

@@ -6,11 +6,11 @@ INSERT_EXECUTION = (
     "INSERT INTO executions (id, workspace_id, workflow_id, workflow_version, document, name, source_path,"
     " status, input, current_node_id, paused_node_id, pause_reason, trace_logs, breakpoints_disabled, error,"
     " batch_id, parent_execution_id, parent_node_key, request_id, created_at, started_at, ended_at,"
-    " updated_at, parked, hold, lease_owner, lease_epoch)"
+    " updated_at, parked, hold, lease_owner, lease_epoch, trace_parent)"
     " VALUES (:id, :workspace_id, :workflow_id, :workflow_version, :document, :name, :source_path,"
     " :status, :input, :current_node_id, :paused_node_id, :pause_reason, :trace_logs, :breakpoints_disabled,"
     " :error, :batch_id, :parent_execution_id, :parent_node_key, :request_id, :created_at, :started_at,"
-    " :ended_at, :updated_at, :parked, :hold, :lease_owner, :lease_epoch)"
+    " :ended_at, :updated_at, :parked, :hold, :lease_owner, :lease_epoch, :trace_parent)"
 )
 
 UPDATE_EXECUTION = (

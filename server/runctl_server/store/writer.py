@@ -24,6 +24,7 @@ committed only by the replica that holds the run's lease at that moment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import queue
@@ -171,6 +172,9 @@ class Writer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.commits = 0
         self.committed_mutations = 0
+        self._connection: Any = None
+        # Told how long each group commit took (the commit latency histogram), from the writer thread.
+        self.observe_commit: Callable[[float], None] | None = None
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -198,7 +202,6 @@ class Writer:
     # -- the writer thread -------------------------------------------------------------------------
 
     def _run(self) -> None:
-        connection = self._engine.raw_connection()
         try:
             stopping = False
             while not stopping:
@@ -215,23 +218,47 @@ class Writer:
                         stopping = True
                         break
                     batch.append(item)
-                self._commit_batch(connection, batch)
+                self._commit_batch(batch)
         finally:
-            connection.close()
+            self._drop_connection()
 
-    def _commit_batch(self, connection: Any, batch: list[tuple[Mutation, asyncio.Future[Any]]]) -> None:
+    def _connection_ready(self) -> Any:
+        if self._connection is None:
+            self._connection = self._engine.raw_connection()
+        return self._connection
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+    def _rollback(self) -> None:
+        """Undo a failed transaction; a connection that cannot even do that (the database restarted
+        under it) is dropped, and the next commit opens a new one."""
+        if self._connection is None:
+            return
         try:
-            lost = self._apply(connection, [mutation for mutation, _ in batch])
+            self._connection.rollback()
+        except Exception:
+            self._drop_connection()
+
+    def _commit_batch(self, batch: list[tuple[Mutation, asyncio.Future[Any]]]) -> None:
+        started = time.perf_counter()
+        try:
+            lost = self._apply(self._connection_ready(), [mutation for mutation, _ in batch])
         except Exception as exc:
-            connection.rollback()
+            self._rollback()
             if len(batch) == 1:
-                log.exception("commit failed")
+                log.error("commit failed: %s", exc, exc_info=self._connection is not None)
                 self._deliver([(batch[0][1], WriteError(f"could not store the change: {exc}"))], [])
                 return
             # One bad mutation must not fail its neighbours: retry each on its own.
             for single in batch:
-                self._commit_batch(connection, [single])
+                self._commit_batch([single])
             return
+        if self.observe_commit is not None:
+            self.observe_commit(time.perf_counter() - started)
         self.commits += 1
         self.committed_mutations += len(batch) - len(lost)
         self.fenced_out += len(lost)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from runctl.cli import commands_batch, commands_runs
+from runctl.cli import commands_batch, commands_db, commands_runs
 from runctl.cli.commands_keys import keys_app
 from runctl.cli.commands_workflows import workflows_app
 from runctl.cli.context import CliState, RunctlGroup
@@ -25,6 +26,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=RunctlGroup,
 )
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    try:
+        from importlib.metadata import version
+
+        typer.echo(f"runctl {version('runctl')}")
+    except Exception:  # not installed as a distribution (a source checkout on sys.path)
+        typer.echo("runctl (version unknown: not installed)")
+    raise typer.Exit()
 
 
 @app.callback()
@@ -43,6 +56,12 @@ def main(
             help="PEM root certificates: connect with TLS verified by them.", envvar="RUNCTL_TLS_CA"
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print runctl's version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
 ) -> None:
     """runctl: run workflow graphs durably and steer every run."""
     ctx.obj = CliState(addr=addr, api_key=api_key, tls_ca=tls_ca)
@@ -59,6 +78,7 @@ app.command("resume")(commands_runs.resume)
 app.command("batch")(commands_batch.batch)
 app.add_typer(workflows_app)
 app.add_typer(keys_app)
+commands_db.register(app)
 
 
 @app.command()
@@ -86,14 +106,22 @@ def serve(
     tls_key: Annotated[
         Path | None, typer.Option(help="PEM private key of --tls-cert. Env: RUNCTL_TLS_KEY.")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="Log lines as text or json (one object per line). Env: RUNCTL_LOG_FORMAT."),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="DEBUG, INFO, WARNING, ERROR or CRITICAL. Env: RUNCTL_LOG_LEVEL."),
+    ] = None,
 ) -> None:
     """Start the runctl server (gRPC and HTTP on one event loop)."""
     from runctl_server.app import StartupError
     from runctl_server.app import serve as run_server
+    from runctl_server.observe import logs
     from runctl_server.settings import Address, Settings, SettingsError
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    json_logs = (log_format or os.environ.get("RUNCTL_LOG_FORMAT", "")).strip() == "json"
     try:
         settings = Settings.from_env(
             db_url=db_url,
@@ -103,10 +131,17 @@ def serve(
             public_base_url=public_base_url,
             tls_cert_file=tls_cert.expanduser() if tls_cert else None,
             tls_key_file=tls_key.expanduser() if tls_key else None,
+            log_format=log_format,
+            log_level=log_level.upper() if log_level else None,
         )
+        logs.configure(settings.log_format, settings.log_level)
         asyncio.run(run_server(settings))
     except (SettingsError, StartupError) as exc:
-        typer.secho(f"runctl: {exc}", fg=typer.colors.RED, err=True)
+        if json_logs:  # every line of a JSON-format server is JSON, this last one too
+            logs.configure("json", "ERROR")
+            logging.getLogger("runctl").error("runctl cannot start: %s", exc)
+        else:
+            typer.secho(f"runctl: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

@@ -1,0 +1,143 @@
+"""What the engine reports at scrape time: run counts by state and the due-timer backlog from the
+database, and the counters it keeps as plain integers (leases, takeovers, watchers cut off)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from runctl_server.observe.metrics import Sample
+
+if TYPE_CHECKING:
+    from runctl_server.engine.engine import Engine
+
+# running runs that wait on nothing in-process (timers, workers, children, pause points) are "waiting".
+_RUN_STATES = (
+    "SELECT status, parked, COUNT(*) AS n FROM executions"
+    " WHERE status IN ('queued', 'running', 'paused') GROUP BY status, parked"
+)
+_DUE_TIMERS = "SELECT COUNT(*) AS n FROM node_states WHERE wake_at IS NOT NULL AND wake_at <= :now"
+
+
+def engine_samples(engine: Engine) -> list[Sample]:
+    """Blocking (two small indexed reads): called off the event loop, once per scrape. While the
+    database does not answer, only the in-memory values are reported (and `runctl_database_up` is 0)."""
+    try:
+        samples = _database_samples(engine)
+        up = 1.0
+    except Exception:
+        samples, up = [], 0.0
+    samples.append(
+        Sample("runctl_database_up", "Whether this scrape could read the database.", "gauge", {}, up)
+    )
+    return samples + live_samples(engine)
+
+
+def _database_samples(engine: Engine) -> list[Sample]:
+    counts = {"queued": 0, "running": 0, "waiting": 0, "paused": 0}
+    for row in engine.reader.all_sync(_RUN_STATES):
+        state = "waiting" if row["status"] == "running" and row["parked"] else str(row["status"])
+        counts[state] = counts.get(state, 0) + int(row["n"])
+    due = engine.reader.all_sync(_DUE_TIMERS, {"now": time.time()})
+    samples = [
+        Sample(
+            "runctl_runs",
+            "Active runs by state (waiting: on timers, workers or children).",
+            "gauge",
+            {"state": state},
+            float(n),
+        )
+        for state, n in counts.items()
+    ]
+    samples.append(
+        Sample(
+            "runctl_due_timers",
+            "Timers due now or overdue and not yet fired (the backlog).",
+            "gauge",
+            {},
+            float(due[0]["n"]) if due else 0.0,
+        )
+    )
+    return samples
+
+
+def live_samples(engine: Engine) -> list[Sample]:
+    """Values kept in memory; cheap."""
+    scheduler = engine.scheduler
+    samples = [
+        Sample(
+            "runctl_runs_loaded",
+            "Runs this process holds in memory and drives now.",
+            "gauge",
+            {},
+            float(len(scheduler.loaded_ids)),
+        ),
+        Sample(
+            "runctl_stream_subscribers",
+            "Open watchers (streams, SSE, Socket.IO) of this process.",
+            "gauge",
+            {},
+            float(engine.hub.subscribers),
+        ),
+        Sample(
+            "runctl_watchers_cut_off_total",
+            "Watchers ended for falling too far behind (WATCHER_TOO_SLOW); they resume by cursor.",
+            "counter",
+            {},
+            float(engine.hub.cut_off),
+        ),
+        Sample(
+            "runctl_commits_total",
+            "Group commits of the writer.",
+            "counter",
+            {},
+            float(engine.writer.commits),
+        ),
+    ]
+    cluster = engine.cluster
+    if cluster is not None:
+        samples += [
+            Sample(
+                "runctl_lease_claims_total",
+                "Runs this replica claimed (took the lease of) to drive.",
+                "counter",
+                {},
+                float(scheduler.claims),
+            ),
+            Sample(
+                "runctl_leases_lost_total",
+                "Runs this replica stopped driving because another took its lease.",
+                "counter",
+                {},
+                float(scheduler.leases_lost),
+            ),
+            Sample(
+                "runctl_takeovers_total",
+                "Runs taken over from replicas that died.",
+                "counter",
+                {},
+                float(cluster.taken_over),
+            ),
+            Sample(
+                "runctl_commits_fenced_total",
+                "Changes refused at commit because the run's lease had moved to another replica.",
+                "counter",
+                {},
+                float(engine.writer.fenced_out),
+            ),
+            Sample(
+                "runctl_heartbeats_missed_total",
+                "Lease heartbeats of this replica that failed.",
+                "counter",
+                {},
+                float(cluster.heartbeats_missed),
+            ),
+            Sample(
+                "runctl_messages_forwarded_total",
+                "Messages for runs driven by another replica, sent through the run inbox.",
+                "counter",
+                {},
+                float(scheduler.forwarded),
+            ),
+        ]
+    return samples
