@@ -59,6 +59,7 @@ Reason = Literal[
     "EXECUTION_NOT_CLAIMED",
     "METHOD_NOT_IMPLEMENTED",
     "UNDECODABLE_REQUEST",
+    "CONSOLE_METHOD_NOT_FOUND",
 ]
 REASONS: frozenset[str] = frozenset(get_args(Reason))
 

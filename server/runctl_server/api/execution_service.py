@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf import timestamp_pb2
 from grpc import aio
 
 from runctl.v1 import common_pb2, execution_pb2, execution_pb2_grpc
@@ -16,6 +17,11 @@ from runctl_server.api.watches import ExecutionWatch
 from runctl_server.engine.engine import Engine
 
 Context = aio.ServicerContext[Any, Any]
+
+
+def _seconds(stamp: timestamp_pb2.Timestamp, given: bool) -> float | None:
+    """A time filter as epoch seconds, None when not given."""
+    return float(stamp.seconds) + stamp.nanos / 1e9 if given else None
 
 
 class ExecutionService(
@@ -61,6 +67,8 @@ class ExecutionService(
             workflow_id=request.workflow_id,
             batch_id=request.batch_id,
             statuses=convert.filter_words(request.statuses, common_pb2.ExecutionStatus, "statuses"),
+            created_after=_seconds(request.create_time_after, request.HasField("create_time_after")),
+            created_before=_seconds(request.create_time_before, request.HasField("create_time_before")),
         )
         full = request.view == execution_pb2.EXECUTION_VIEW_FULL
         executions = []

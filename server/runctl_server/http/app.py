@@ -15,6 +15,7 @@ from runctl_server import __version__
 from runctl_server.api.auth import Authenticator
 from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.engine.engine import Engine
+from runctl_server.http import console_api, console_pages
 from runctl_server.http.auth import AuthMiddleware
 from runctl_server.http.bridge import Services
 from runctl_server.http.openapi import openapi_document
@@ -66,6 +67,9 @@ def build_http_app(
     routes = [Route("/healthz", healthz, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]
     if services is not None:
         routes += [starlette_route(endpoint, services, max_body_bytes) for endpoint in endpoints]
+        # The console is not part of the shim's OpenAPI document: its API is runctl.v1 itself.
+        routes += [starlette_route(endpoint, services, max_body_bytes) for endpoint in console_api.ENDPOINTS]
+        routes += console_pages.routes()
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: http_error, Exception: internal_error},

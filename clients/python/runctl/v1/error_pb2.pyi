@@ -209,6 +209,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     (a string that is not UTF-8, values nested deeper than the protobuf runtime allows, a
     truncated field); BadRequest names the field `request`.
     """
+    ERROR_REASON_CONSOLE_METHOD_NOT_FOUND: _ErrorReason.ValueType  # 50
+    """NOT_FOUND: an HTTP route under /console/api/ names no method the console API serves; the
+    message lists the methods it does serve.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the vocabulary of `google.rpc.ErrorInfo.reason` for domain "runctl".
@@ -418,5 +422,9 @@ ERROR_REASON_UNDECODABLE_REQUEST: ErrorReason.ValueType  # 49
 """INVALID_ARGUMENT: the request's bytes are not a valid message of the method's request type
 (a string that is not UTF-8, values nested deeper than the protobuf runtime allows, a
 truncated field); BadRequest names the field `request`.
+"""
+ERROR_REASON_CONSOLE_METHOD_NOT_FOUND: ErrorReason.ValueType  # 50
+"""NOT_FOUND: an HTTP route under /console/api/ names no method the console API serves; the
+message lists the methods it does serve.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
