@@ -172,7 +172,7 @@ def test_a_paused_approval_is_approved_from_the_inbox(console: Console) -> None:
     assert seen["order"][:2] == ["Refund order 7?", "Refund order 42?"]
     assert seen["message"] == "Customer <b>Ada & Co</b> asks for a refund."
     assert run in seen["facts"] and "approve" in seen["facts"]
-    assert seen["fieldError"] == "must be a number, got '12abc'"
+    assert seen["fieldError"] == "must be a number, got a string"
     assert seen["announced"] == "Approved"
     assert "Refund order 42?" not in seen["left"] and "Refund order 7?" in seen["left"]
 
@@ -193,7 +193,7 @@ def test_a_run_is_stopped_from_its_page(console: Console) -> None:
 
     seen = console.drive("stop", run=run)
 
-    assert "stopped" in seen["heading"] and seen["stopShown"] == 0
+    assert seen["heading"] == "Waits for a signal stopped" and "Stop" not in seen["controls"]
     execution = console.client.get(run)
     assert execution.status == common_pb2.EXECUTION_STATUS_STOPPED
     assert node_status(execution)["hold"] == "stopped"
@@ -234,7 +234,9 @@ def test_a_batch_progress_bar_moves(console: Console) -> None:
 
 
 def test_every_page_works_and_the_workflow_controls(console: Console) -> None:
-    workflow_id = console.create(linear({"id": "greet", "type": "log", "config": {"message": "hi"}}, name="Tour"))
+    workflow_id = console.create(
+        linear({"id": "greet", "type": "log", "config": {"message": "hi"}}, name="Tour")
+    )
     run = console.client.wait(console.start(workflow_id)).id
     batches = console.batches.ListBatches(batch_pb2.ListBatchesRequest(), timeout=10).batches
     batch = batches[0].batch_id if batches else "batch_none"

@@ -156,6 +156,34 @@ export function drawGraph(
 
   const groups = new Map<string, SVGGElement>();
   const squares = new Map<string, SVGRectElement>();
+  const corners = new Map<string, [number, number]>();
+
+  /** One iteration's square in its loop's node; the first MAX_SQUARES are drawn, then a count. */
+  const placeSquare = (group: SVGGElement, loopId: string, left: number, top: number, iteration: Iteration): void => {
+    corners.set(loopId, [left, top]);
+    const position = [...squares.keys()].filter((key) => key.startsWith(`${loopId}#`)).length;
+    if (position >= MAX_SQUARES) {
+      const more = group.querySelector('text.more') ?? group.appendChild(s('text', { x: left + 12 + MAX_SQUARES * (SQUARE + 2), y: top + 59, class: 'node-type more' }));
+      more.textContent = `+${position - MAX_SQUARES + 1}`;
+      squares.set(`${loopId}#${iteration.index}`, s('rect'));
+      return;
+    }
+    const square = s(
+      'rect',
+      {
+        class: 'iteration',
+        x: left + 12 + position * (SQUARE + 2),
+        y: top + 50,
+        width: SQUARE,
+        height: SQUARE,
+        'data-status': iteration.status,
+        'data-index': iteration.index,
+      },
+      s('title', {}, `iteration ${iteration.index + 1}`),
+    );
+    squares.set(`${loopId}#${iteration.index}`, square);
+    group.appendChild(square);
+  };
   for (const node of nodes) {
     const box = boxes.get(node.id)!;
     const state = topLevel.get(node.id);
@@ -189,27 +217,17 @@ export function drawGraph(
       s('text', { x: left + 12, y: top + 21, class: 'node-name' }, label(node)),
       s('text', { x: left + 12, y: top + 39, class: 'node-type' }, `${node.type ?? ''}${node.breakpoint ? ' ⏸' : ''}`),
     );
-    const iterations = node.type === 'for_each' ? [...(loops.get(node.id)?.values() ?? [])] : [];
-    iterations.sort((a, b) => a.index - b.index);
-    iterations.slice(0, MAX_SQUARES).forEach((iteration, position) => {
-      const square = s('rect', {
-        class: 'iteration',
-        x: left + 12 + position * (SQUARE + 2),
-        y: top + 50,
-        width: SQUARE,
-        height: SQUARE,
-        'data-status': iteration.status,
-        'data-index': iteration.index,
-      });
-      square.appendChild(s('title', {}, `iteration ${iteration.index + 1}: ${iteration.status}`));
-      squares.set(`${node.id}#${iteration.index}`, square);
-      group.appendChild(square);
-    });
-    if (iterations.length > MAX_SQUARES) {
-      group.appendChild(s('text', { x: left + 12 + MAX_SQUARES * (SQUARE + 2), y: top + 59, class: 'node-type' }, `+${iterations.length - MAX_SQUARES}`));
+    if (node.type === 'for_each') {
+      const iterations = [...(loops.get(node.id)?.values() ?? [])].sort((a, b) => a.index - b.index);
+      for (const iteration of iterations) placeSquare(group, node.id, left, top, iteration);
     }
     groups.set(node.id, group);
     svg.appendChild(group);
+  }
+
+  function boxCorner(nodeId: string): [number, number] | undefined {
+    const box = boxes.get(nodeId);
+    return box ? [box.x - box.width / 2, box.y - box.height / 2] : undefined;
   }
 
   return {
@@ -217,9 +235,12 @@ export function drawGraph(
     setStatus(nodeId, status, stack) {
       const word = stateWord(status);
       const frame = stack?.[0];
-      if (frame?.parentNodeId !== undefined && frame.parentNodeId !== '') {
+      if (frame?.parentNodeId) {
         const square = squares.get(`${frame.parentNodeId}#${frame.index ?? 0}`);
-        square?.setAttribute('data-status', word);
+        const loop = groups.get(frame.parentNodeId);
+        const corner = corners.get(frame.parentNodeId) ?? boxCorner(frame.parentNodeId);
+        if (square) square.setAttribute('data-status', word);
+        else if (loop && corner) placeSquare(loop, frame.parentNodeId, corner[0], corner[1], { index: frame.index ?? 0, status: word });
         return;
       }
       const group = groups.get(nodeId);

@@ -105,13 +105,17 @@ const scenarios = {
     await node('hold').and(page.locator('[data-status=completed]')).waitFor();
     await node('confirm').and(page.locator('[data-status=waiting]')).waitFor();
     report.middle = await statuses();
+    await node('each').locator('rect.iteration[data-status=completed]').nth(2).waitFor();
     report.iterations = await node('each').locator('rect.iteration').evaluateAll((squares) => squares.map((square) => square.dataset.status));
+    // The form of the pause point `confirm` waits at (the page shows it once it has read the run).
+    const waiting = page.locator('#waiting article.pause-point').filter({ hasText: 'confirm' });
+    await waiting.waitFor();
     await shot('run');
-    await page.getByLabel('Data (a JSON object)').fill('not json');
-    await page.getByRole('button', { name: 'Resume with this data' }).click();
-    report.badJson = (await page.locator('#waiting .error').first().textContent()).trim();
-    await page.getByLabel('Data (a JSON object)').fill('{"go": "ahead", "count": 3}');
-    await page.getByRole('button', { name: 'Resume with this data' }).click();
+    await waiting.getByLabel('Data (a JSON object)').fill('not json');
+    await waiting.getByRole('button', { name: 'Resume with this data' }).click();
+    report.badJson = (await waiting.locator('.error').first().textContent()).trim();
+    await waiting.getByLabel('Data (a JSON object)').fill('{"go": "ahead", "count": 3}');
+    await waiting.getByRole('button', { name: 'Resume with this data' }).click();
     await page.locator('body[data-run-status=completed]').waitFor();
     await node('end').and(page.locator('[data-status=completed]')).waitFor();
     report.after = await statuses();
@@ -151,10 +155,10 @@ const scenarios = {
   async stop() {
     await visit(`/runs/${args.run}`);
     await page.locator('body[data-run-status=paused]').waitFor();
-    await page.getByRole('button', { name: 'Stop' }).click();
+    await page.getByRole('button', { name: 'Stop', exact: true }).click();
     await page.locator('body[data-run-status=stopped]').waitFor();
-    report.heading = (await page.locator('main h1').innerText()).trim();
-    report.stopShown = await page.getByRole('button', { name: 'Stop' }).count();
+    report.heading = (await page.locator('main h1').innerText()).replace(/\s+/g, ' ').trim();
+    report.controls = await page.locator('.controls button').allTextContents();
   },
 
   // Runs of two workflows (args.workflowId is one of them): the filters narrow the list, and a run
@@ -200,7 +204,8 @@ const scenarios = {
     await visit(`/batches/${args.batch}`);
     const bar = page.locator('.progress-row');
     await page.locator('.progress-row[data-total="2"][data-done="0"]').waitFor();
-    await page.locator('table.runs tbody tr[data-status=paused]').nth(1).waitFor();
+    await page.locator('.progress[aria-label="2 paused of 2"]').waitFor();
+    report.labelBefore = await page.locator('.progress').getAttribute('aria-label');
     await shot('batch');
     report.progress = [await bar.getAttribute('data-done')];
     const runs = await page.locator('table.runs tbody tr').evaluateAll((rows) => rows.map((row) => row.dataset.executionId));
@@ -243,11 +248,9 @@ const scenarios = {
     report.missing = (await page.locator('main').innerText()).replace(/\s+/g, ' ');
     // Another site frames the console: the browser refuses.
     const framer = await context.newPage();
-    const messages = [];
-    framer.on('console', (message) => messages.push(message.text()));
+    const refused = framer.waitForEvent('console', { predicate: (message) => /frame-ancestors/.test(message.text()) });
     await framer.setContent(`<iframe src="${args.base}/"></iframe>`);
-    await framer.waitForEvent('console', { predicate: (message) => /frame-ancestors/.test(message.text()) });
-    report.framingRefused = messages.some((text) => /frame-ancestors/.test(text));
+    report.framingRefused = /frame-ancestors/.test((await refused).text());
   },
 };
 

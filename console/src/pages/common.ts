@@ -73,7 +73,10 @@ const SEGMENTS: Array<[keyof Batch, string]> = [
 /** A batch's runs by status as one bar; the numbers are in its label and beside it. */
 export function progress(batch: Batch): HTMLElement {
   const total = batch.totalWorkflows ?? 0;
-  const parts = SEGMENTS.map(([field, status]) => [status, Number(batch[field] ?? 0)] as const).filter(([, count]) => count > 0);
+  // `running` counts the paused runs too (both hold a concurrency slot): the bar shows them apart.
+  const count = (field: keyof Batch): number =>
+    Number(batch[field] ?? 0) - (field === 'running' ? Number(batch.paused ?? 0) : 0);
+  const parts = SEGMENTS.map(([field, status]) => [status, count(field)] as const).filter(([, n]) => n > 0);
   const text = `${parts.map(([status, count]) => `${count} ${status}`).join(', ') || 'nothing yet'} of ${total}`;
   const bar = h('div', { class: 'progress', role: 'img', 'aria-label': text });
   for (const [status, count] of parts) {
