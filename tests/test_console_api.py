@@ -142,7 +142,7 @@ def test_a_control_call_on_a_finished_run_is_a_conflict_with_its_reason(server: 
             {"createTimeAfter": "yesterday"},
             400,
             "INVALID_ARGUMENT",
-            "yesterday",
+            "createTimeAfter",
         ),
         ("ExecutionService/ListExecutions", {"pageSize": -1}, 400, "INVALID_ARGUMENT", "page_size"),
         ("ExecutionService/GetExecution", {}, 400, "INVALID_ARGUMENT", "execution_id"),
