@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -199,3 +200,15 @@ def test_only_post(server: Keyed) -> None:
         timeout=10,
     )
     assert answer.status_code == 405
+
+
+def test_in_dev_mode_the_console_needs_no_key(tmp_path: Path) -> None:
+    with running_server(settings_for(f"sqlite:///{tmp_path / 'runctl.db'}")) as handle:
+        page = httpx.get(f"{handle.http_url}/inbox", timeout=10)
+        answer = httpx.post(
+            f"{handle.http_url}/console/api/PausePointService/ListPausePoints",
+            json={"resumeStatuses": ["RESUME_STATUS_PAUSED"]},
+            timeout=10,
+        )
+    assert page.status_code == 200
+    assert answer.status_code == 200 and answer.json() == {}

@@ -12,6 +12,7 @@ import { badge, batchLink, facts, failed, runLink, workflowLink, type Main } fro
 
 const FINISHED = new Set(['completed', 'error', 'stopped']);
 const HISTORY_PAGES = 10;
+// The latest events shown; older ones stay in GetExecutionHistory.
 const TIMELINE_SHOWN = 300;
 
 async function getRun(executionId: string): Promise<Execution> {
@@ -19,11 +20,17 @@ async function getRun(executionId: string): Promise<Execution> {
   return answer.execution;
 }
 
-async function history(executionId: string): Promise<ExecutionEvent[]> {
+/** The run's events after `afterSequence` (a live page asks only for what it has not seen). */
+async function history(executionId: string, afterSequence: string): Promise<ExecutionEvent[]> {
   const events: ExecutionEvent[] = [];
   let pageToken = '';
   for (let page = 0; page < HISTORY_PAGES; page++) {
-    const answer = await rpc<{ events?: ExecutionEvent[]; nextPageToken?: string }>('ExecutionService', 'GetExecutionHistory', { executionId, pageSize: 1000, pageToken });
+    const answer = await rpc<{ events?: ExecutionEvent[]; nextPageToken?: string }>('ExecutionService', 'GetExecutionHistory', {
+      executionId,
+      afterSequence,
+      pageSize: 1000,
+      pageToken,
+    });
     events.push(...(answer.events ?? []));
     pageToken = answer.nextPageToken ?? '';
     if (!pageToken) break;
@@ -81,8 +88,7 @@ function nodeDetails(run: Execution, nodeId: string): HTMLElement {
   );
 }
 
-function timeline(events: ExecutionEvent[]): HTMLElement {
-  const shown = events.slice(-TIMELINE_SHOWN);
+function timeline(shown: ExecutionEvent[]): HTMLElement {
   return h(
     'ol',
     { class: 'timeline', 'aria-label': 'Events, oldest first' },
@@ -231,8 +237,14 @@ export async function runPage(main: Main, executionId: string): Promise<void> {
     show(data, h('h2', {}, 'Input'), json(run.input ?? {}), run.output !== undefined ? [h('h2', {}, 'Output'), json(run.output)] : null);
   };
 
+  const seen: ExecutionEvent[] = [];
   const renderTimeline = async (): Promise<void> => {
-    show(events, h('h2', {}, 'Timeline'), timeline(await history(executionId)));
+    const last = seen.length ? (seen[seen.length - 1].sequence ?? '0') : '0';
+    const fresh = await history(executionId, last);
+    if (seen.length && !fresh.length) return;
+    seen.push(...fresh);
+    seen.splice(0, Math.max(0, seen.length - TIMELINE_SHOWN));
+    show(events, h('h2', {}, 'Timeline'), timeline(seen));
   };
 
   const reload = async (): Promise<void> => {

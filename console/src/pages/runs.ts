@@ -1,7 +1,7 @@
 // Runs: newest first, filtered by status, workflow, batch and creation time, paged, kept current
 // by the live stream. The filters live in the address, so a filtered list can be bookmarked.
 
-import { rpc } from '../api';
+import { ApiError, rpc } from '../api';
 import { h, show } from '../dom';
 import { debounced, live } from '../live';
 import type { Execution, Workflow } from '../types';
@@ -92,7 +92,9 @@ export async function runsPage(main: Main): Promise<void> {
       older.disabled = !answer.nextPageToken;
       older.dataset.token = answer.nextPageToken ?? '';
     } catch (error) {
-      failed(main, error);
+      // A refused key replaces the page; anything else leaves the last good list in place.
+      if (error instanceof ApiError && error.status !== 401) summary.textContent = error.describe();
+      else failed(main, error);
     }
   };
 
