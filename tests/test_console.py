@@ -74,7 +74,7 @@ APPROVAL = {
         ],
     },
 }
-WAITING = linear({"id": "hold", "type": "wait"}, name="Waits for a signal")
+SLOW = linear({"id": "rest", "type": "delay", "config": {"seconds": 600}}, name="Takes its time")
 
 
 @dataclasses.dataclass
@@ -151,11 +151,13 @@ def test_a_run_graph_changes_colour_as_the_run_goes_on(console: Console) -> None
     assert "Not valid JSON" in seen["badJson"]
     assert set(seen["after"].values()) == {"completed"}
     assert seen["samePage"] is True  # every change came live, without a reload
+    assert seen["focused"] == "greet"
     assert "Node greet" in seen["details"] and '"hello": "Ada"' in seen["details"]
     assert "EVENT_TYPE_EXECUTION_COMPLETED" in seen["timeline"]
 
     execution = console.client.get(run)
     assert execution.status == common_pb2.EXECUTION_STATUS_COMPLETED
+    assert execution.trace_logs is True
     assert output(execution.data)["nodes"]["confirm"]["output"] == {"go": "ahead", "count": 3}
 
 
@@ -187,16 +189,17 @@ def test_a_paused_approval_is_approved_from_the_inbox(console: Console) -> None:
     assert console.client.get(older).status == common_pb2.EXECUTION_STATUS_PAUSED
 
 
-def test_a_run_is_stopped_from_its_page(console: Console) -> None:
-    run = console.start(console.create(WAITING))
-    console.paused(run)
+def test_a_run_is_paused_resumed_and_stopped_from_its_page(console: Console) -> None:
+    run = console.start(console.create(SLOW))
+    console.client.wait(run, (common_pb2.EXECUTION_STATUS_RUNNING,))
 
     seen = console.drive("stop", run=run)
 
-    assert seen["heading"] == "Waits for a signal stopped" and "Stop" not in seen["controls"]
+    assert seen["pausedControls"] == ["Stop", "Resume"]
+    assert seen["heading"] == "Takes its time stopped" and "Stop" not in seen["controls"]
     execution = console.client.get(run)
     assert execution.status == common_pb2.EXECUTION_STATUS_STOPPED
-    assert node_status(execution)["hold"] == "stopped"
+    assert node_status(execution)["rest"] == "stopped"
 
 
 def test_filters_narrow_the_runs_list(console: Console) -> None:

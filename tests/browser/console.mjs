@@ -105,6 +105,8 @@ const scenarios = {
     await node('hold').and(page.locator('[data-status=completed]')).waitFor();
     await node('confirm').and(page.locator('[data-status=waiting]')).waitFor();
     report.middle = await statuses();
+    await page.getByLabel('Trace logs').check();
+    await page.getByRole('status').filter({ hasText: 'Trace logs on' }).waitFor();
     await node('each').locator('rect.iteration[data-status=completed]').nth(2).waitFor();
     report.iterations = await node('each').locator('rect.iteration').evaluateAll((squares) => squares.map((square) => square.dataset.status));
     // The form of the pause point `confirm` waits at (the page shows it once it has read the run).
@@ -120,8 +122,10 @@ const scenarios = {
     await node('end').and(page.locator('[data-status=completed]')).waitFor();
     report.after = await statuses();
     report.samePage = await page.evaluate(() => window.__samePage === true);
-    // Keyboard: Tab reaches the nodes; Enter shows a node's details.
-    await node('greet').focus();
+    // Keyboard: Tab goes from the last control to the graph's nodes in order; Enter shows one's details.
+    await page.getByLabel('Trace logs').focus();
+    for (let step = 0; step < 3; step++) await page.keyboard.press('Tab');
+    report.focused = await page.evaluate(() => document.activeElement?.getAttribute('data-node-id'));
     await page.keyboard.press('Enter');
     await page.locator('#node-heading').filter({ hasText: 'greet' }).waitFor();
     report.details = (await page.locator('#node-details').innerText()).replace(/\s+/g, ' ');
@@ -151,10 +155,15 @@ const scenarios = {
     report.left = await page.locator('article.pause-point h2').allTextContents();
   },
 
-  // A run waiting forever (args.run): stopped from its page.
+  // A run in a long delay (args.run): paused and resumed by the operator, then stopped, from its page.
   async stop() {
     await visit(`/runs/${args.run}`);
+    await page.locator('body[data-run-status=running]').waitFor();
+    await page.getByRole('button', { name: 'Pause', exact: true }).click();
     await page.locator('body[data-run-status=paused]').waitFor();
+    report.pausedControls = await page.locator('.controls button').allTextContents();
+    await page.getByRole('button', { name: 'Resume', exact: true }).click();
+    await page.locator('body[data-run-status=running]').waitFor();
     await page.getByRole('button', { name: 'Stop', exact: true }).click();
     await page.locator('body[data-run-status=stopped]').waitFor();
     report.heading = (await page.locator('main h1').innerText()).replace(/\s+/g, ' ').trim();

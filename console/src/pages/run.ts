@@ -1,8 +1,8 @@
 // A run: its graph with live node states, the selected node's details, what it waits for, its
 // controls and its event timeline.
 
-import { rpc } from '../api';
-import { h, json, show } from '../dom';
+import { ApiError, rpc } from '../api';
+import { announce, h, json, show } from '../dom';
 import { actionButton, pausePointActions } from '../forms';
 import { duration, nodeStatus, pauseReason, runStatus, when } from '../format';
 import { drawGraph, type GraphView } from '../graph';
@@ -135,7 +135,13 @@ export async function runPage(main: Main, executionId: string): Promise<void> {
     toggle.checked = Boolean(run.traceLogs);
     toggle.disabled = FINISHED.has(status);
     toggle.addEventListener('change', async () => {
-      await rpc('ExecutionService', 'SetTraceLogs', { executionId, enabled: toggle.checked }).catch(() => (toggle.checked = !toggle.checked));
+      try {
+        await rpc('ExecutionService', 'SetTraceLogs', { executionId, enabled: toggle.checked });
+        announce(toggle.checked ? 'Trace logs on' : 'Trace logs off');
+      } catch (error) {
+        toggle.checked = !toggle.checked;
+        announce(error instanceof ApiError ? error.describe() : String(error), 'error');
+      }
       refresh();
     });
     show(
