@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from runctl.v1 import batch_pb2, batch_pb2_grpc, batch_resource_pb2, common_pb2, execution_pb2, workflow_pb2
+from runctl.v1 import batch_pb2, batch_pb2_grpc, common_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import Client, linear, node_status, output, to_struct
 from tests.support import ServerThread, create_api_key, keyed_channel, running_server, settings_for
 from tests.test_approval_page import BROWSER_DIR, browser_available
@@ -230,10 +230,12 @@ def test_a_batch_progress_bar_moves(console: Console) -> None:
 
     seen = console.drive("batch", batch=batch)
 
+    assert seen["labelBefore"] == "2 paused of 2"
     assert seen["progress"] == ["0", "1", "2"]
     assert seen["label"] == "2 completed of 2"
-    status = console.batches.GetBatch(batch_pb2.GetBatchRequest(batch_id=batch), timeout=10).batch.status
-    assert status == batch_resource_pb2.BATCH_STATUS_COMPLETED
+    assert seen["cleared"] == "Cleared 1 batch and 2 runs"
+    left = console.batches.ListBatches(batch_pb2.ListBatchesRequest(), timeout=10).batches
+    assert batch not in [item.batch_id for item in left]
 
 
 def test_every_page_works_and_the_workflow_controls(console: Console) -> None:
@@ -241,8 +243,8 @@ def test_every_page_works_and_the_workflow_controls(console: Console) -> None:
         linear({"id": "greet", "type": "log", "config": {"message": "hi"}}, name="Tour")
     )
     run = console.client.wait(console.start(workflow_id)).id
-    batches = console.batches.ListBatches(batch_pb2.ListBatchesRequest(), timeout=10).batches
-    batch = batches[0].batch_id if batches else "batch_none"
+    request = batch_pb2.StartBatchRequest(workflow_ids=batch_pb2.WorkflowIdList(ids=[workflow_id]))
+    batch = console.batches.StartBatch(request, timeout=10).batch.batch_id
 
     seen = console.drive("tour", workflowId=workflow_id, run=run, batch=batch)
 

@@ -229,6 +229,9 @@ const scenarios = {
     await visit('/batches');
     await page.locator(`tr[data-batch-id="${args.batch}"]`).waitFor();
     await shot('batches');
+    await page.getByRole('button', { name: 'Clear finished batches' }).click();
+    await page.locator(`tr[data-batch-id="${args.batch}"]`).waitFor({ state: 'detached' });
+    report.cleared = (await page.locator('#announce').textContent()).trim();
   },
 
   // Every page, for script errors and labels; the workflow page's controls (args.workflowId, with

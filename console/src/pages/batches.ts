@@ -60,7 +60,8 @@ export async function batchesPage(main: Main): Promise<void> {
   const reload = debounced(load);
   const clear = actionButton('Clear finished batches', async () => {
     const answer = await rpc<{ batchesDeleted?: number; executionsDeleted?: number }>('BatchService', 'ClearBatches', {});
-    return `Cleared ${answer.batchesDeleted ?? 0} batches and ${answer.executionsDeleted ?? 0} runs`;
+    const counted = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : word.endsWith('h') ? 'es' : 's'}`;
+    return `Cleared ${counted(answer.batchesDeleted ?? 0, 'batch')} and ${counted(answer.executionsDeleted ?? 0, 'run')}`;
   }, reload, { confirm: 'Delete every finished batch and its runs? This cannot be undone.' });
   document.title = 'Batches · runctl';
   show(main, h('h1', {}, 'Batches'), h('div', { class: 'controls' }, clear), list);
