@@ -107,7 +107,7 @@ export async function batchPage(main: Main, batchId: string): Promise<void> {
                 h('td', {}, item.workflowFileName || item.workflowPath || workflowLink(item.workflowId)),
                 h('td', {}, badge(runStatus(item.status))),
                 h('td', {}, item.currentNodeId ? h('code', {}, item.currentNodeId) : ''),
-                h('td', { class: 'error' }, item.error ?? ''),
+                h('td', { class: 'failure' }, item.error ?? ''),
               ),
             ),
           ),
