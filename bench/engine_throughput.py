@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -48,7 +49,13 @@ from runctl.v1 import common_pb2, execution_pb2, execution_pb2_grpc, workflow_pb
 from runctl_server.store.database import create_db_engine
 
 LOOPBACK = "127.0.0.1"
-TARGET_NODE_TRANSITIONS = 4000
+# Node executions/s (NODE_COMPLETED events / wall) one process should reach, by database.
+TARGET_NODE_EXECUTIONS = {"sqlite": 8000, "postgresql": 5000}
+SEQUENTIAL_STARTS = 200
+TARGET_SEQUENTIAL_START_P50_MS = 5.0
+# The peer runs at these concurrencies and its best is compared (DBOS contends on SQLite's one writer,
+# so it is often fastest with few threads).
+PEER_CONCURRENCIES = (1, 8, 64)
 TRANSFORMS = 8  # + start + end = 10 nodes
 WARMUP_RUNS = 50
 POLL_SECONDS = 0.1
@@ -245,7 +252,7 @@ def py_spy(pid: int, output: Path | None) -> Iterator[None]:
             "--format",
             "raw",
             "--rate",
-            "100",
+            os.environ.get("RUNCTL_PROFILE_RATE", "100"),
             "--gil",
         ],
         stdout=subprocess.DEVNULL,
@@ -400,6 +407,19 @@ async def warm_up(target: str, runs: int, concurrency: int) -> None:
             await drive(execution_pb2_grpc.ExecutionServiceStub(channel), workflow_id, runs, concurrency)
 
 
+async def sequential_starts(target: str, workflow_id: str, runs: int) -> list[float]:
+    """StartExecution latencies, one call at a time (each waits for its commit)."""
+    latencies = []
+    async with grpc.aio.insecure_channel(target) as channel:
+        executions = execution_pb2_grpc.ExecutionServiceStub(channel)
+        for n in range(runs):
+            request = execution_pb2.StartExecutionRequest(workflow_id=workflow_id, input=struct({"n": n}))
+            began = time.perf_counter()
+            await executions.StartExecution(request, timeout=30)
+            latencies.append(time.perf_counter() - began)
+    return latencies
+
+
 async def measure(target: str, runs: int, concurrency: int) -> tuple[str, Load]:
     async with grpc.aio.insecure_channel(target) as channel:
         workflow_id = await create_workflow(channel, "bench")
@@ -443,8 +463,9 @@ def redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def report(db_url: str, load: Load, stored: Stored, cpu: Cpu) -> bool:
-    """Print the figures; answers whether the run was valid (every run completed, events complete)."""
+def report(db_url: str, load: Load, stored: Stored, cpu: Cpu, sequential: list[float]) -> tuple[bool, float]:
+    """Print the figures; answers whether the run was valid (every run completed, events complete) and
+    the node executions/s."""
     events = stored.events_by_type
     node_events = sum(n for kind, n in events.items() if kind.startswith("NODE_"))
     all_events = sum(events.values())
@@ -455,6 +476,7 @@ def report(db_url: str, load: Load, stored: Stored, cpu: Cpu) -> bool:
     wall = stored.last_completion - load.started if stored.last_completion > load.started else observed_wall
     starts_wall = load.starts_done - load.monotonic_start
     transitions_per_s = node_events / wall
+    executions_per_s = events.get("NODE_COMPLETED", 0) / wall
     valid = load.completed == load.runs and load.failed == 0 and node_events == expected_node_events
     durability = ", ".join(f"{k}={v}" for k, v in stored.durability.items())
 
@@ -469,6 +491,7 @@ def report(db_url: str, load: Load, stored: Stored, cpu: Cpu) -> bool:
             f"{wall:.2f} s (first start -> last completion committed; polling saw {observed_wall:.2f} s)",
         ),
         ("runs/s", f"{load.completed / wall:,.0f}"),
+        ("node executions/s", f"{executions_per_s:,.0f} (NODE_COMPLETED events committed / wall)"),
         ("node transitions/s", f"{transitions_per_s:,.0f} ({node_events} NODE_* events committed)"),
         ("events/s", f"{all_events / wall:,.0f} ({all_events} events committed)"),
         ("starts/s", f"{load.runs / starts_wall:,.0f} (all {load.runs} started in {starts_wall:.2f} s)"),
@@ -478,6 +501,12 @@ def report(db_url: str, load: Load, stored: Stored, cpu: Cpu) -> bool:
             f" p99 {percentile(load.latencies, 0.99) * 1000:.1f} ms,"
             f" mean {statistics.fmean(load.latencies) * 1000:.1f} ms",
         ),
+        (
+            "sequential starts",
+            f"p50 {percentile(sequential, 0.5) * 1000:.2f} ms,"
+            f" p99 {percentile(sequential, 0.99) * 1000:.2f} ms"
+            f" ({len(sequential)} StartExecution calls one at a time, after the measured phase)",
+        ),
         ("cpu", cpu_line(cpu, wall, load.runs)),
         ("events by type", ", ".join(f"{k}={v}" for k, v in events.items())),
     ]
@@ -485,15 +514,47 @@ def report(db_url: str, load: Load, stored: Stored, cpu: Cpu) -> bool:
     print("runctl engine throughput")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
-    verdict = "MET" if valid and transitions_per_s >= TARGET_NODE_TRANSITIONS else "NOT MET"
-    print(f"  target >= {TARGET_NODE_TRANSITIONS} node transitions/s: {verdict}")
+    target = TARGET_NODE_EXECUTIONS.get(stored.kind, 0)
+    verdict = "MET" if valid and executions_per_s >= target else "NOT MET"
+    print(f"  target >= {target:,} node executions/s on {stored.kind}: {verdict}")
+    p50_ms = percentile(sequential, 0.5) * 1000
+    verdict = "MET" if p50_ms <= TARGET_SEQUENTIAL_START_P50_MS else "NOT MET"
+    print(f"  target sequential StartExecution p50 <= {TARGET_SEQUENTIAL_START_P50_MS:g} ms: {verdict}")
     if not valid:
         print(
             f"  INVALID RUN: expected {load.runs} completed, 0 failed"
             f" and {expected_node_events} NODE_* events",
             file=sys.stderr,
         )
-    return valid
+    return valid, executions_per_s
+
+
+def peer(runs: int, synchronous: str) -> dict[str, Any] | None:
+    """DBOS running the same 10-step workflow (bench/dbos_peer.py, its own process), at its best
+    concurrency; None when dbos is not installed."""
+    best: dict[str, Any] | None = None
+    for concurrency in PEER_CONCURRENCIES:
+        script = Path(__file__).with_name("dbos_peer.py")
+        command = [sys.executable, str(script), "--runs", str(runs), "--concurrency", str(concurrency)]
+        done = subprocess.run(
+            [*command, "--synchronous", synchronous], capture_output=True, text=True, timeout=900, check=False
+        )
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if not lines:
+            print(f"  peer DBOS failed: {done.stderr[-500:]}", file=sys.stderr)
+            return best
+        figures = json.loads(lines[-1])
+        if "error" in figures:
+            print(f"  peer: {figures['error']}")
+            return None
+        figures["concurrency"] = concurrency
+        print(
+            f"  peer DBOS, {concurrency:>2} threads: {figures['steps_per_s']:,.0f} steps/s"
+            f" ({figures['runs']} workflows of 10 steps, synchronous={figures['synchronous']})"
+        )
+        if best is None or figures["steps_per_s"] > best["steps_per_s"]:
+            best = figures
+    return best
 
 
 # -- main ---------------------------------------------------------------------------------------------
@@ -516,6 +577,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="write a py-spy profile of the server during the measured phase (raw collapsed stacks;"
         " needs `pip install py-spy`; slows the server down)",
+    )
+    parser.add_argument(
+        "--peer-runs",
+        type=int,
+        default=300,
+        help="workflows per DBOS peer measurement on SQLite (0 = skip the peer; default 300)",
     )
     parser.add_argument(
         "--sqlite-synchronous",
@@ -548,7 +615,17 @@ def main(argv: list[str] | None = None) -> int:
                 with py_spy(server.process.pid, args.profile), cpu_usage(server.process.pid) as cpu:
                     workflow_id, load = asyncio.run(measure(server.target, args.runs, args.concurrency))
                 stored = read_back(db_url, workflow_id, sqlite_synchronous)
-                valid = report(db_url, load, stored, cpu) and valid
+                sequential = asyncio.run(sequential_starts(server.target, workflow_id, SEQUENTIAL_STARTS))
+                run_valid, executions_per_s = report(db_url, load, stored, cpu, sequential)
+                valid = run_valid and valid
+        if not postgres and args.peer_runs > 0:
+            best = peer(args.peer_runs, sqlite_synchronous)
+            if best is not None:
+                print(
+                    f"  runctl / DBOS (best) on SQLite synchronous={sqlite_synchronous}:"
+                    f" {executions_per_s / best['steps_per_s']:.1f}x"
+                    f" ({executions_per_s:,.0f} node executions/s vs {best['steps_per_s']:,.0f} steps/s)"
+                )
     return 0 if valid else 1
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from grpc_status import rpc_status
 
 from runctl.v1 import (
     batch_pb2,
@@ -211,6 +212,23 @@ def test_undecodable_requests_are_invalid_argument(
             execution_pb2.GetExecutionRequest(execution_id="exec_missing"), timeout=10
         )
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("filler", ["x", "\u00e9", "\U0001f600"])
+def test_an_error_echoing_a_huge_value_still_reaches_the_client(client: Client, filler: str) -> None:
+    """gRPC clients drop a response whose trailers pass 16 KB; the status cuts what it echoes."""
+    huge = filler * 20_000
+    with pytest.raises(grpc.RpcError) as missing:
+        client.executions.GetExecution(execution_pb2.GetExecutionRequest(execution_id=huge), timeout=10)
+    assert missing.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+    status = rpc_status.from_call(missing.value)
+    assert status is not None and status.details
+    assert "more characters" in (missing.value.details() or "")
+    with pytest.raises(grpc.RpcError) as rotated:
+        client.workflows.RotateWebhookSecret(
+            workflow_pb2.RotateWebhookSecretRequest(workflow_id=huge), timeout=10
+        )
+    assert rotated.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
 
 
 def test_a_page_token_holds_to_the_filters_it_was_made_with(client: Client) -> None:

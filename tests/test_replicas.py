@@ -33,6 +33,7 @@ from google.protobuf import json_format
 
 from runctl.client import Client
 from runctl.v1 import (
+    batch_pb2,
     batch_resource_pb2,
     common_pb2,
     event_pb2,
@@ -859,6 +860,21 @@ def test_batch_stop_through_another_replica(cluster: Cluster) -> None:
     for run in runs:
         assert cluster.client(0).get(run).status == STOPPED
     assert_once(cluster, runs)
+    # Replica 0 now keeps these ended runs in memory; a clear through another replica reaches it too.
+    cleared = cluster.client(1).batches.ClearBatches(batch_pb2.ClearBatchesRequest(), timeout=20)
+    assert cleared.executions_deleted >= 5, cleared
+
+    def gone_everywhere() -> bool:
+        for reader in (0, 2):
+            for run in runs:
+                try:
+                    cluster.client(reader).get(run, view=execution_pb2.EXECUTION_VIEW_FULL)
+                    return False
+                except grpc.RpcError as error:
+                    assert error.code() == grpc.StatusCode.NOT_FOUND, error
+        return True
+
+    poll(cluster, gone_everywhere, "the cleared runs are gone on every replica", 5)
 
 
 @pytest.mark.postgres

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from alembic import command
 from sqlalchemy import text
 
 from runctl.v1 import common_pb2, execution_pb2, pause_point_pb2, pause_point_pb2_grpc, workflow_pb2
 from runctl_server.store.database import create_db_engine
+from runctl_server.store.migrate import alembic_config
 from tests.engine_helpers import Client, linear
 from tests.support import running_server, settings_for
 
@@ -85,7 +87,10 @@ def poison(url: str, *, documents: bool) -> None:
                         ),
                         {"old": '"timeoutSeconds":100', "new": '"timeoutSeconds":1e308'},
                     )
-                connection.execute(text("UPDATE alembic_version SET version_num = '0008'"))
+                # An older database: the schema as 0008 left it, so 0009 and later run again.
+                config = alembic_config()
+                config.attributes["connection"] = connection
+                command.downgrade(config, "0008")
     finally:
         engine.dispose()
 

@@ -24,7 +24,7 @@ from runctl_server.api.auth import DEV_MODE_MESSAGE, Authenticator, is_loopback_
 from runctl_server.api.batch_service import BatchService
 from runctl_server.api.event_service import EventService
 from runctl_server.api.execution_service import ExecutionService
-from runctl_server.api.interceptors import AuthInterceptor, ErrorMappingInterceptor
+from runctl_server.api.interceptors import AuthInterceptor, ErrorMappingInterceptor, PerMethod
 from runctl_server.api.pause_point_service import PausePointService
 from runctl_server.api.preserialized import PreserializedInterceptor
 from runctl_server.api.resume_links import ResumeLinks
@@ -146,6 +146,7 @@ class RunctlServer:
             self.database,
             workflows_dirs=self.settings.workflows_dirs,
             watch_buffer=self.settings.watch_buffer_events,
+            ended_runs_kept=self.settings.ended_runs_kept,
             limits=self.settings.limits,
             secret_overlap_seconds=self.settings.secret_overlap_seconds,
             replica_name=self.settings.replica_name or default_replica_name(self.settings.grpc_addr.port),
@@ -189,10 +190,15 @@ class RunctlServer:
         assert self.authenticator is not None
         server = aio.server(
             # The first interceptor is the outermost: a call is authenticated before anything else runs.
+            # Each wraps a method's handler the same way for every call: built once per method.
             interceptors=[
-                AuthInterceptor(self.authenticator),
-                ErrorMappingInterceptor(),
-                PreserializedInterceptor(),
+                PerMethod(
+                    [
+                        AuthInterceptor(self.authenticator),
+                        ErrorMappingInterceptor(),
+                        PreserializedInterceptor(),
+                    ]
+                )
             ],
             options=[
                 ("grpc.max_receive_message_length", self.settings.limits.max_grpc_message_bytes),

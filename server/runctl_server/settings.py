@@ -95,6 +95,8 @@ class Settings:
     drain_seconds: float = 5.0
     # Events a watcher may fall behind before it is cut off (it resumes from its cursor).
     watch_buffer_events: int = 10_000
+    # Ended runs whose views are kept in memory for reads (engine/ended_runs.py); 0 = none.
+    ended_runs_kept: int = 4096
     # Larger HTTP request bodies are refused with 413 before they are parsed.
     http_max_body_bytes: int = 1_048_576
     # PEM files: with both, gRPC and HTTP serve TLS only; with neither, plaintext.
@@ -162,6 +164,13 @@ class Settings:
                 raise SettingsError(f"RUNCTL_WATCH_BUFFER_EVENTS: not a whole number: {buffer!r}") from None
             if values["watch_buffer_events"] < 1:
                 raise SettingsError("RUNCTL_WATCH_BUFFER_EVENTS: must be at least 1")
+        if kept := env.get("RUNCTL_ENDED_RUNS_KEPT"):
+            try:
+                values["ended_runs_kept"] = int(kept)
+            except ValueError:
+                raise SettingsError(f"RUNCTL_ENDED_RUNS_KEPT: not a whole number: {kept!r}") from None
+            if values["ended_runs_kept"] < 0:
+                raise SettingsError("RUNCTL_ENDED_RUNS_KEPT: must be 0 or more")
         if limit := env.get("RUNCTL_HTTP_MAX_BODY_BYTES"):
             try:
                 values["http_max_body_bytes"] = int(limit)

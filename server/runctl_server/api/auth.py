@@ -9,6 +9,7 @@ is served. Once a key exists every caller needs a valid one, loopback included.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import time
@@ -29,6 +30,7 @@ SNAPSHOT_SECONDS = 1.0
 DEV_MODE_MESSAGE = "no API keys: dev mode, loopback only"
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False
@@ -41,6 +43,7 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=4096)  # asked on every call; a connection's peer string is the same for each
 def grpc_peer_is_loopback(peer: str) -> bool:
     """gRPC peers look like `ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000` or `unix:/path` (local)."""
     kind, _, rest = peer.partition(":")

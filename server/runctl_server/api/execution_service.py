@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -15,8 +16,10 @@ from runctl_server.api.execution_resume import ExecutionResumeCalls
 from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.api.watches import ExecutionWatch
 from runctl_server.engine.engine import Engine
+from runctl_server.engine.queries import ExecutionView
 
 Context = aio.ServicerContext[Any, Any]
+KEPT_ANSWERS = 1024
 
 
 def _seconds(stamp: timestamp_pb2.Timestamp, given: bool) -> float | None:
@@ -30,6 +33,10 @@ class ExecutionService(
     def __init__(self, engine: Engine, links: ResumeLinks) -> None:
         self._engine = engine
         self._links = links
+        # Answers made from views the engine keeps for ended runs, which it hands out again unchanged:
+        # the same view object gets the same answer without converting it again.
+        self._answers: OrderedDict[tuple[int, bool], tuple[ExecutionView, execution_pb2.GetExecutionResponse]]
+        self._answers = OrderedDict()
 
     async def StartExecution(
         self, request: execution_pb2.StartExecutionRequest, context: Context
@@ -53,8 +60,19 @@ class ExecutionService(
         self, request: execution_pb2.GetExecutionRequest, context: Context
     ) -> execution_pb2.GetExecutionResponse:
         full = request.view != execution_pb2.EXECUTION_VIEW_BASIC
-        execution = await self._execution(workspace_of(context), request.execution_id, full)
-        return execution_pb2.GetExecutionResponse(execution=execution)
+        view = await self._engine.queries.execution(workspace_of(context), request.execution_id, full=full)
+        key = (id(view), full)
+        kept = self._answers.get(key)
+        if kept is not None and kept[0] is view:
+            return kept[1]
+        answer = execution_pb2.GetExecutionResponse(
+            execution=convert.execution(view, full=full, links=self._links)
+        )
+        if self._engine.queries.ended.holds(view):
+            self._answers[key] = (view, answer)
+            while len(self._answers) > KEPT_ANSWERS:
+                self._answers.popitem(last=False)
+        return answer
 
     async def ListExecutions(
         self, request: execution_pb2.ListExecutionsRequest, context: Context

@@ -169,3 +169,41 @@ class AuthInterceptor(aio.ServerInterceptor):
 
             return handler._replace(unary_stream=checked_stream)  # type: ignore[attr-defined, no-any-return]
         return handler
+
+
+class PerMethod(aio.ServerInterceptor):
+    """Runs `interceptors` (outermost first) once per method and keeps the handler they make.
+
+    Every interceptor here only wraps a method's handler, the same way for every call, so building the
+    wrapped handler on each call would be wasted work on the hot path: gRPC awaits each interceptor in
+    turn before the handler runs. Per-call work belongs inside the wrappers."""
+
+    def __init__(self, interceptors: list[aio.ServerInterceptor]) -> None:
+        self._interceptors = interceptors
+        self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method = handler_call_details.method
+        if method in self._handlers:
+            return self._handlers[method]
+        chained = continuation
+        for interceptor in reversed(self._interceptors):
+            chained = _bound(interceptor, chained)
+        handler = await chained(handler_call_details)
+        if handler is not None:  # unknown methods are not kept: any caller could fill the table
+            self._handlers[method] = handler
+        return handler
+
+
+def _bound(
+    interceptor: aio.ServerInterceptor,
+    continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+) -> Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]]:
+    async def call(details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        return await interceptor.intercept_service(continuation, details)
+
+    return call

@@ -24,8 +24,14 @@ CONTRACT_REASONS = frozenset(
     for value in error_pb2.ErrorReason.DESCRIPTOR.values
     if value.number != error_pb2.ERROR_REASON_UNSPECIFIED
 )
-# Details travel in trailers, which proxies and clients cap (about 8 KB): send at most this many.
+# Details travel in trailers, which proxies and clients cap (8 to 16 KB, gRPC's own client at 16 KB):
+# send at most this many violations, and cut every text that may echo a caller's value, so that a
+# 20,000-character id is answered with its INVALID_ARGUMENT or NOT_FOUND and not a dropped stream.
 MAX_VIOLATIONS = 50
+MAX_MESSAGE = 512
+MAX_TEXT = 200
+# The encoded status travels twice (grpc-message and, base64, grpc-status-details-bin).
+MAX_STATUS_BYTES = 4096
 
 _CODES: list[tuple[type[errors.RunctlError], grpc.StatusCode]] = [
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
@@ -68,20 +74,37 @@ def to_grpc_status(error: errors.RunctlError) -> grpc.Status:
     """A status whose trailers carry ErrorInfo and, for bad input, a BadRequest with every violation."""
     code = grpc_code(error)
     info = error_details_pb2.ErrorInfo(
-        reason=contract_reason(error), domain=ERROR_DOMAIN, metadata=error.metadata
+        reason=contract_reason(error),
+        domain=ERROR_DOMAIN,
+        metadata={key: shortened(value, MAX_TEXT) for key, value in error.metadata.items()},
     )
-    details = [_pack(info)]
-    if isinstance(error, errors.InvalidArgument) and error.violations:
-        bad_request = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in error.violations[:MAX_VIOLATIONS]
-            ]
-        )
-        details.append(_pack(bad_request))
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=describe(error), details=details)
+    message = shortened(describe(error), MAX_MESSAGE)
+    violations = error.violations[:MAX_VIOLATIONS] if isinstance(error, errors.InvalidArgument) else []
+    while True:
+        details = [_pack(info)]
+        if violations:
+            bad_request = error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=shortened(v.field, MAX_TEXT), description=shortened(v.description, MAX_TEXT)
+                    )
+                    for v in violations
+                ]
+            )
+            details.append(_pack(bad_request))
+        status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
+        if len(violations) <= 1 or status.ByteSize() <= MAX_STATUS_BYTES:
+            break
+        violations = violations[: len(violations) // 2]
     converted: grpc.Status = rpc_status.to_status(status)
     return converted
+
+
+def shortened(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def describe(error: errors.RunctlError, shown: int = 5) -> str:

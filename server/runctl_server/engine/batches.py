@@ -296,4 +296,5 @@ class Batches:
             EventRecord(type="BATCHES_CLEARED", workspace_id=workspace_id, payload={"cleared": cleared})
         )
         await self._engine.writer.commit(mutation)
+        self._engine.queries.ended.batches_cleared(workspace_id)
         return outcome

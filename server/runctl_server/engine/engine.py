@@ -16,6 +16,7 @@ from runctl_server.engine.batches import Batches
 from runctl_server.engine.cluster import Cluster
 from runctl_server.engine.control import RunControl
 from runctl_server.engine.definition import Definition, load_document
+from runctl_server.engine.ended_runs import DEFAULT_CAPACITY as DEFAULT_ENDED_RUNS_KEPT
 from runctl_server.engine.files import resolve_under_roots
 from runctl_server.engine.model import (
     COMPLETED,
@@ -59,6 +60,7 @@ class Engine:
         workflows_dirs: Sequence[Path] = (),
         node_types: Mapping[str, NodeType] | None = None,
         watch_buffer: int = 10_000,
+        ended_runs_kept: int = DEFAULT_ENDED_RUNS_KEPT,
         limits: Limits | None = None,
         secret_overlap_seconds: float = DEFAULT_SECRET_OVERLAP_SECONDS,
         replica_name: str = "",
@@ -81,7 +83,8 @@ class Engine:
             workflows_dirs=tuple(workflows_dirs),
         )
         self.workflows = Workflows(self.store, secret_overlap_seconds)
-        self.queries = Queries(self.reader)
+        self.queries = Queries(self.reader, ended_runs_kept)
+        self.hub.observers.append(self.queries.ended.observe)
         self.workflows_dirs = tuple(workflows_dirs)
         self.http_client = httpx.AsyncClient(follow_redirects=False)
         self.scheduler = Scheduler(

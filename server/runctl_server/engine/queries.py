@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from runctl_server.engine.ended_runs import EndedRuns
 from runctl_server.engine.model import ACTIVE_EXECUTION, FINISHED_EXECUTION
 from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.errors import InvalidArgument, NotFound
@@ -72,9 +74,10 @@ def _not_found(execution_id: str) -> NotFound:
 
 
 class Queries:
-    def __init__(self, reader: Reader) -> None:
+    def __init__(self, reader: Reader, ended_runs_kept: int) -> None:
         self._reader = reader
         self._top_level: dict[tuple[str, int], int] = {}
+        self.ended: EndedRuns[ExecutionView] = EndedRuns(ended_runs_kept)
 
     @staticmethod
     def basic(row: Row, node_tally: NodeTally | None = None) -> ExecutionView:
@@ -89,8 +92,21 @@ class Queries:
         return None if row is None else str(row["id"])
 
     async def execution(self, workspace_id: str, execution_id: str, *, full: bool = True) -> ExecutionView:
+        """The run as stored; an ended run from memory when it was read before (see ended_runs.py)."""
         if not execution_id:
             raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
+        kept = self.ended.get(workspace_id, execution_id, full)
+        if kept is not None:
+            return kept
+        version = self.ended.reading(execution_id)
+        view = None
+        try:
+            view = await self._read_execution(workspace_id, execution_id, full=full)
+            return view
+        finally:
+            self.ended.done(execution_id, version, view, full)
+
+    async def _read_execution(self, workspace_id: str, execution_id: str, *, full: bool) -> ExecutionView:
         params = {"id": execution_id, "ws": workspace_id}
         queries = {
             "execution": ("SELECT * FROM executions WHERE id = :id AND workspace_id = :ws", params),
@@ -246,20 +262,24 @@ class Queries:
             where.append("created_at < :created_before")
             params["created_before"] = created_before
         filters = " AND ".join(where)
-        count = await self._reader.all(
+        expanding = ("statuses",) if statuses else ()
+        # The count walks every match (a covering index); the page only its own rows: side by side, a
+        # page takes as long as the count alone.
+        counting = self._reader.all(
             f"SELECT COUNT(*) AS n FROM executions WHERE {filters}",  # noqa: S608 (fixed fragments only)
             params,
-            expanding=("statuses",) if statuses else (),
+            expanding=expanding,
         )
         if position is not None:
             where.append("(created_at < :t OR (created_at = :t AND id < :id))")
-            params.update(t=position["t"], id=position["id"])
-        rows = await self._reader.all(
+            params = {**params, "t": position["t"], "id": position["id"]}
+        paging = self._reader.all(
             f"SELECT * FROM executions WHERE {' AND '.join(where)}"  # noqa: S608 (fixed fragments only)
             " ORDER BY created_at DESC, id DESC LIMIT :limit",
             params,
-            expanding=("statuses",) if statuses else (),
+            expanding=expanding,
         )
+        count, rows = await asyncio.gather(counting, paging)
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]

@@ -47,24 +47,29 @@ class PausedExecution:
 
 # The paused runs of a workflow, one row each: when it first paused, and its status as _aggregate
 # says it (paused while any pause point waits, else the status of the one that ended last).
+# A run's paused_at is its first pause point's registered_at; its status is "paused" while any of
+# its points waits, else that of its latest point. The scan walks ix_pause_points_workflow_registered
+# in page order and keeps a point only if it is its run's first, so a page costs about as many rows as
+# it shows (plus a few index probes per run), however many pause points the workflow has.
+PAUSED_RUN_STATUS = """
+CASE WHEN EXISTS (
+    SELECT 1 FROM pause_points w WHERE w.execution_id = p.execution_id AND w.status = 'paused'
+) THEN 'paused' ELSE (
+    SELECT l.status FROM pause_points l WHERE l.execution_id = p.execution_id
+    ORDER BY COALESCE(l.resolved_at, l.registered_at) DESC, l.registered_at DESC, l.context_id DESC
+    LIMIT 1
+) END
+"""
 PAUSED_RUNS = """
-WITH points AS (
-    SELECT execution_id, status, registered_at,
-           MIN(registered_at) OVER (PARTITION BY execution_id) AS paused_at,
-           SUM(CASE WHEN status = 'paused' THEN 1 ELSE 0 END) OVER (PARTITION BY execution_id) AS waiting,
-           ROW_NUMBER() OVER (
-               PARTITION BY execution_id
-               ORDER BY COALESCE(resolved_at, registered_at) DESC, registered_at DESC, context_id DESC
-           ) AS recency
-    FROM pause_points
-    WHERE workspace_id = :ws AND workflow_id = :wf
-), runs AS (
-    SELECT execution_id, paused_at, CASE WHEN waiting > 0 THEN 'paused' ELSE status END AS status
-    FROM points
-    WHERE recency = 1
+SELECT p.execution_id, p.registered_at AS paused_at FROM pause_points p
+WHERE p.workflow_id = :wf AND p.workspace_id = :ws
+AND NOT EXISTS (
+    SELECT 1 FROM pause_points e WHERE e.execution_id = p.execution_id
+    AND (e.registered_at < p.registered_at
+         OR (e.registered_at = p.registered_at AND e.context_id < p.context_id))
 )
-SELECT execution_id, paused_at FROM runs {where}
-ORDER BY paused_at DESC, execution_id ASC
+{where}
+ORDER BY p.registered_at DESC, p.execution_id ASC
 LIMIT :limit
 """
 
@@ -246,13 +251,13 @@ class WorkflowControl:
         }
         conditions = []
         if statuses:
-            conditions.append("status IN :statuses")
+            conditions.append(f"({PAUSED_RUN_STATUS}) IN :statuses")
         filters = {"workflow_id": workflow_id, "statuses": frozenset(statuses)}
         after = decode_token(token, ("t", "id"), filters=filters)
         if after is not None:
-            conditions.append("(paused_at < :t OR (paused_at = :t AND execution_id > :id))")
+            conditions.append("(p.registered_at < :t OR (p.registered_at = :t AND p.execution_id > :id))")
             params.update(t=float(after["t"]), id=str(after["id"]))
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        where = "".join(f" AND {condition}" for condition in conditions)
         # One page of runs, chosen and ordered in the database; only their pause points are loaded.
         page_ids = await self._engine.reader.all(
             PAUSED_RUNS.format(where=where),
@@ -265,9 +270,11 @@ class WorkflowControl:
             ids = ids[:limit]
             last = page_ids[limit - 1]
             next_token = encode_token({"t": last["paused_at"], "id": last["execution_id"]}, filters)
+        # The ids come from the workspace's own page; a workspace condition here would tempt the
+        # planner into walking the workspace's index instead of probing these runs.
         points = await self._engine.reader.all(
-            "SELECT * FROM pause_points WHERE workspace_id = :ws AND execution_id IN :ids",
-            {"ws": workspace_id, "ids": ids or [""]},
+            "SELECT * FROM pause_points WHERE execution_id IN :ids",
+            {"ids": ids or [""]},
             expanding=("ids",),
         )
         by_run: dict[str, list[Row]] = {}

@@ -51,6 +51,8 @@ class EventHub:
 
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
+        # Called with every event as it is published, before the subscribers get it (caches).
+        self.observers: list[Callable[[EventRecord], None]] = []
         self.last_sequence = 0
         self.closed = False
 
@@ -73,6 +75,8 @@ class EventHub:
     def publish(self, events: Iterable[EventRecord]) -> None:
         for event in events:
             self.last_sequence = max(self.last_sequence, event.sequence)
+            for observe in self.observers:
+                observe(event)
             for subscription in tuple(self._subscriptions):
                 if subscription.predicate(event):
                     subscription.push(event)

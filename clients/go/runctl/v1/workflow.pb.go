@@ -390,7 +390,11 @@ type Node struct {
 	// Display name; defaults to `id` when empty.
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// Type-specific settings (JSON object), e.g. {"method": "GET", "url": "..."} for http or
-	// {"seconds": 5} for delay. String values may embed `{{ expression }}`.
+	// {"seconds": 5} for delay. String values may embed `{{ expression }}`. Numbers must be finite;
+	// values nest at most 64 levels; a delay's `seconds` and a wait or approval's `timeoutSeconds`
+	// are at most ten years and a delay's `until` lies between 1970-01-01 and ten years from now,
+	// so that every stored time stays readable as a Timestamp. INVALID_ARGUMENT
+	// (WORKFLOW_DEFINITION_INVALID) otherwise, for inline definitions exactly as for stored ones.
 	Config *structpb.Struct `protobuf:"bytes,4,opt,name=config,proto3" json:"config,omitempty"`
 	// Pause the run before this node starts (PAUSE_REASON_BREAKPOINT), unless breakpoints are
 	// disabled for the run.
@@ -398,7 +402,8 @@ type Node struct {
 	// How failed attempts are retried; unset = a single attempt.
 	Retry *RetryPolicy `protobuf:"bytes,6,opt,name=retry,proto3" json:"retry,omitempty"`
 	// Limit on one attempt, in seconds, after which it fails as timed out; for wait and approval
-	// nodes, how long the pause point waits before it expires. 0 = no limit.
+	// nodes, how long the pause point waits before it expires. 0 = no limit; finite and at most
+	// 10 years (315,360,000 s).
 	TimeoutSeconds float64 `protobuf:"fixed64,7,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
 	// Worker queue that runs this node: required for a type that is not built in, and for a `task`
 	// node unless its config sets "queue"; ignored by the other built-in types.
@@ -695,13 +700,13 @@ type RetryPolicy struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// Total attempts including the first; 0 or 1 = no retry.
+	// Total attempts including the first; 0 or 1 = no retry; at most 100.
 	MaxAttempts int32 `protobuf:"varint,1,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
-	// Delay before the first retry, in seconds; 0 = retry at once.
+	// Delay before the first retry, in seconds; 0 = retry at once; at most 10 years.
 	BackoffSeconds float64 `protobuf:"fixed64,2,opt,name=backoff_seconds,json=backoffSeconds,proto3" json:"backoff_seconds,omitempty"`
 	// Factor applied to the delay after each retry; 0 = 2.0.
 	BackoffMultiplier float64 `protobuf:"fixed64,3,opt,name=backoff_multiplier,json=backoffMultiplier,proto3" json:"backoff_multiplier,omitempty"`
-	// Upper bound of the delay, in seconds; 0 = no bound.
+	// Upper bound of the delay, in seconds; 0 = no bound; at most 10 years.
 	MaxBackoffSeconds float64 `protobuf:"fixed64,4,opt,name=max_backoff_seconds,json=maxBackoffSeconds,proto3" json:"max_backoff_seconds,omitempty"`
 }
 
@@ -1664,7 +1669,8 @@ type RotateWebhookSecretRequest struct {
 	// Id of the workflow.
 	WorkflowId string `protobuf:"bytes,1,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
 	// How long the replaced secret keeps working beside the new one. Unset = the server's default
-	// (RUNCTL_SECRET_OVERLAP_SECONDS, 24 hours unless configured); zero = it stops at once.
+	// (RUNCTL_SECRET_OVERLAP_SECONDS, 24 hours unless configured); zero = it stops at once; at most
+	// 30 days (INVALID_ARGUMENT, FIELD_INVALID, for a negative or longer overlap).
 	Overlap *durationpb.Duration `protobuf:"bytes,2,opt,name=overlap,proto3" json:"overlap,omitempty"`
 }
 

@@ -255,7 +255,8 @@ class Node(_message.Message):
     """
     timeout_seconds: _builtins.float
     """Limit on one attempt, in seconds, after which it fails as timed out; for wait and approval
-    nodes, how long the pause point waits before it expires. 0 = no limit.
+    nodes, how long the pause point waits before it expires. 0 = no limit; finite and at most
+    10 years (315,360,000 s).
     """
     queue: _builtins.str
     """Worker queue that runs this node: required for a type that is not built in, and for a `task`
@@ -264,7 +265,11 @@ class Node(_message.Message):
     @_builtins.property
     def config(self) -> _struct_pb2.Struct:
         """Type-specific settings (JSON object), e.g. {"method": "GET", "url": "..."} for http or
-        {"seconds": 5} for delay. String values may embed `{{ expression }}`.
+        {"seconds": 5} for delay. String values may embed `{{ expression }}`. Numbers must be finite;
+        values nest at most 64 levels; a delay's `seconds` and a wait or approval's `timeoutSeconds`
+        are at most ten years and a delay's `until` lies between 1970-01-01 and ten years from now,
+        so that every stored time stays readable as a Timestamp. INVALID_ARGUMENT
+        (WORKFLOW_DEFINITION_INVALID) otherwise, for inline definitions exactly as for stored ones.
         """
 
     @_builtins.property
@@ -399,13 +404,13 @@ class RetryPolicy(_message.Message):
     BACKOFF_MULTIPLIER_FIELD_NUMBER: _builtins.int
     MAX_BACKOFF_SECONDS_FIELD_NUMBER: _builtins.int
     max_attempts: _builtins.int
-    """Total attempts including the first; 0 or 1 = no retry."""
+    """Total attempts including the first; 0 or 1 = no retry; at most 100."""
     backoff_seconds: _builtins.float
-    """Delay before the first retry, in seconds; 0 = retry at once."""
+    """Delay before the first retry, in seconds; 0 = retry at once; at most 10 years."""
     backoff_multiplier: _builtins.float
     """Factor applied to the delay after each retry; 0 = 2.0."""
     max_backoff_seconds: _builtins.float
-    """Upper bound of the delay, in seconds; 0 = no bound."""
+    """Upper bound of the delay, in seconds; 0 = no bound; at most 10 years."""
     def __init__(
         self,
         *,
@@ -864,7 +869,8 @@ class RotateWebhookSecretRequest(_message.Message):
     @_builtins.property
     def overlap(self) -> _duration_pb2.Duration:
         """How long the replaced secret keeps working beside the new one. Unset = the server's default
-        (RUNCTL_SECRET_OVERLAP_SECONDS, 24 hours unless configured); zero = it stops at once.
+        (RUNCTL_SECRET_OVERLAP_SECONDS, 24 hours unless configured); zero = it stops at once; at most
+        30 days (INVALID_ARGUMENT, FIELD_INVALID, for a negative or longer overlap).
         """
 
     def __init__(

@@ -203,7 +203,11 @@ export type Node = Message<"runctl.v1.Node"> & {
 
   /**
    * Type-specific settings (JSON object), e.g. {"method": "GET", "url": "..."} for http or
-   * {"seconds": 5} for delay. String values may embed `{{ expression }}`.
+   * {"seconds": 5} for delay. String values may embed `{{ expression }}`. Numbers must be finite;
+   * values nest at most 64 levels; a delay's `seconds` and a wait or approval's `timeoutSeconds`
+   * are at most ten years and a delay's `until` lies between 1970-01-01 and ten years from now,
+   * so that every stored time stays readable as a Timestamp. INVALID_ARGUMENT
+   * (WORKFLOW_DEFINITION_INVALID) otherwise, for inline definitions exactly as for stored ones.
    *
    * @generated from field: google.protobuf.Struct config = 4;
    */
@@ -226,7 +230,8 @@ export type Node = Message<"runctl.v1.Node"> & {
 
   /**
    * Limit on one attempt, in seconds, after which it fails as timed out; for wait and approval
-   * nodes, how long the pause point waits before it expires. 0 = no limit.
+   * nodes, how long the pause point waits before it expires. 0 = no limit; finite and at most
+   * 10 years (315,360,000 s).
    *
    * @generated from field: double timeout_seconds = 7;
    */
@@ -357,14 +362,14 @@ export const PositionSchema: GenMessage<Position> = /*@__PURE__*/
  */
 export type RetryPolicy = Message<"runctl.v1.RetryPolicy"> & {
   /**
-   * Total attempts including the first; 0 or 1 = no retry.
+   * Total attempts including the first; 0 or 1 = no retry; at most 100.
    *
    * @generated from field: int32 max_attempts = 1;
    */
   maxAttempts: number;
 
   /**
-   * Delay before the first retry, in seconds; 0 = retry at once.
+   * Delay before the first retry, in seconds; 0 = retry at once; at most 10 years.
    *
    * @generated from field: double backoff_seconds = 2;
    */
@@ -378,7 +383,7 @@ export type RetryPolicy = Message<"runctl.v1.RetryPolicy"> & {
   backoffMultiplier: number;
 
   /**
-   * Upper bound of the delay, in seconds; 0 = no bound.
+   * Upper bound of the delay, in seconds; 0 = no bound; at most 10 years.
    *
    * @generated from field: double max_backoff_seconds = 4;
    */
@@ -829,7 +834,8 @@ export type RotateWebhookSecretRequest = Message<"runctl.v1.RotateWebhookSecretR
 
   /**
    * How long the replaced secret keeps working beside the new one. Unset = the server's default
-   * (RUNCTL_SECRET_OVERLAP_SECONDS, 24 hours unless configured); zero = it stops at once.
+   * (RUNCTL_SECRET_OVERLAP_SECONDS, 24 hours unless configured); zero = it stops at once; at most
+   * 30 days (INVALID_ARGUMENT, FIELD_INVALID, for a negative or longer overlap).
    *
    * @generated from field: google.protobuf.Duration overlap = 2;
    */

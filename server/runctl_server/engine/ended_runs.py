@@ -1,0 +1,108 @@
+"""Views of ended runs, kept in memory so that reading one costs no database round trip.
+
+An ended run (completed, error, stopped) no longer changes; it can only go away (a batch clear). So the
+view a read found is kept, bounded by count, oldest dropped first, and served until an event says
+otherwise: any committed event of the run drops it, and a batch clear drops every kept run of a batch in
+that workspace. Events of runs driven by other replicas reach this process through the relay, so the
+rule holds across replicas, within the relay's delay.
+
+A read that overlaps such an event must not keep what it read, which may predate the event: each read
+notes its run's version when it starts, every event of the run bumps the version, and the view is kept
+only if the version did not move. Everything here runs on the event loop, so no lock is needed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from runctl_server.engine.model import FINISHED_EXECUTION
+from runctl_server.store.writer import EventRecord
+
+
+class _View(Protocol):
+    @property
+    def row(self) -> Mapping[str, Any]: ...
+
+
+View = TypeVar("View", bound=_View)
+
+DEFAULT_CAPACITY = 4096
+
+
+@dataclass
+class _Reading:
+    readers: int = 0
+    version: int = 0
+
+
+class EndedRuns(Generic[View]):
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        self._capacity = capacity
+        self._views: OrderedDict[tuple[str, bool], View] = OrderedDict()
+        self._reading: dict[str, _Reading] = {}
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def get(self, workspace_id: str, execution_id: str, full: bool) -> View | None:
+        view = self._views.get((execution_id, full))
+        if view is None or view.row["workspace_id"] != workspace_id:
+            return None
+        self._views.move_to_end((execution_id, full))
+        return view
+
+    def holds(self, view: View) -> bool:
+        """Whether `view` is one this keeps (so it will be handed out again, unchanged)."""
+        execution_id = str(view.row["id"])
+        return any(self._views.get((execution_id, full)) is view for full in (True, False))
+
+    def reading(self, execution_id: str) -> int:
+        """Note that a read of the run starts; the version to hand back to `keep`."""
+        entry = self._reading.setdefault(execution_id, _Reading())
+        entry.readers += 1
+        return entry.version
+
+    def done(self, execution_id: str, version: int, view: View | None, full: bool) -> None:
+        """The read that started at `version` ended with `view` (None: it failed)."""
+        entry = self._reading[execution_id]
+        entry.readers -= 1
+        fresh = entry.version == version
+        if not entry.readers:
+            del self._reading[execution_id]
+        if not fresh or view is None or view.row["status"] not in FINISHED_EXECUTION or self._capacity <= 0:
+            return
+        self._views[(execution_id, full)] = view
+        self._views.move_to_end((execution_id, full))
+        while len(self._views) > self._capacity:
+            self._views.popitem(last=False)
+
+    def observe(self, event: EventRecord) -> None:
+        """A committed event, from this process or another replica."""
+        if event.execution_id:
+            self._forget(event.execution_id)
+        if event.type == "BATCHES_CLEARED":
+            self.batches_cleared(event.workspace_id)
+
+    def batches_cleared(self, workspace_id: str) -> None:
+        """Batch runs of the workspace went away. Called by the clear itself as well as by its event:
+        the event may reach the hub after the clear has answered, and a read right after must not
+        find a run the clear deleted."""
+        cleared = [
+            key
+            for key, view in self._views.items()
+            if view.row["batch_id"] and view.row["workspace_id"] == workspace_id
+        ]
+        for execution_id, _full in cleared:
+            self._forget(execution_id)
+        for entry in self._reading.values():
+            entry.version += 1
+
+    def _forget(self, execution_id: str) -> None:
+        self._views.pop((execution_id, True), None)
+        self._views.pop((execution_id, False), None)
+        entry = self._reading.get(execution_id)
+        if entry is not None:
+            entry.version += 1
