@@ -10,6 +10,10 @@ TS_DIR := clients/typescript
 TS_STAMP := $(TS_DIR)/node_modules/.installed
 BROWSER_DIR := tests/browser
 BROWSER_STAMP := $(BROWSER_DIR)/node_modules/.installed
+CONSOLE_DIR := console
+CONSOLE_STAMP := $(CONSOLE_DIR)/node_modules/.installed
+# The console's bundle, built from console/ by `make generate` and committed.
+CONSOLE_ASSETS := server/runctl_server/http/console_assets
 BUF := node_modules/.bin/buf
 # The runctl.v1 contract as declared stable: every later change must be compatible with it.
 STABLE_CONTRACT := contract/runctl-v1.binpb
@@ -39,27 +43,33 @@ $(BROWSER_STAMP): $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json
 	npm ci --prefix $(BROWSER_DIR) --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(BROWSER_STAMP) ## Create .venv and install runctl, its dev tools, buf, the TypeScript client and the browser test's playwright-core
+$(CONSOLE_STAMP): $(CONSOLE_DIR)/package.json $(CONSOLE_DIR)/package-lock.json
+	npm ci --prefix $(CONSOLE_DIR) --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(BROWSER_STAMP) $(CONSOLE_STAMP) ## Create .venv and install runctl, its dev tools, buf, the TypeScript client, the console's build tools and the browser test's playwright-core
 
 run: $(STAMP) ## Start the server: gRPC 127.0.0.1:50051, HTTP 127.0.0.1:3003, SQLite ./runctl.db
 	$(VENV)/bin/runctl serve
 
-generate: $(STAMP) $(NODE_STAMP) $(TS_STAMP) ## Regenerate the client code from proto/
+generate: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(CONSOLE_STAMP) ## Regenerate the client code from proto/ and the console's bundle from console/
 	PYTHON=$(PY) scripts/generate.sh
+	npm run --silent --prefix $(CONSOLE_DIR) build
 
-check-generated: generate ## Fail if regenerating changed anything under clients/
-	@if [ -n "$$(git status --porcelain --untracked-files=all -- clients/)" ]; then \
-		git status --short -- clients/; echo "generated code is stale: run 'make generate' and commit"; exit 1; fi
+check-generated: generate ## Fail if regenerating changed anything under clients/ or the console's bundle
+	@if [ -n "$$(git status --porcelain --untracked-files=all -- clients/ $(CONSOLE_ASSETS))" ]; then \
+		git status --short -- clients/ $(CONSOLE_ASSETS); echo "generated code is stale: run 'make generate' and commit"; exit 1; fi
 
-lint: check-generated typecheck ## Generated-code check, ruff, mypy, buf lint and buf breaking
+lint: check-generated typecheck ## Generated-code check, ruff, mypy, tsc, buf lint and buf breaking
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(BUF) lint
 	$(BUF) format --diff --exit-code proto
 	$(BUF) breaking proto --against $(STABLE_CONTRACT)
 
-typecheck: $(STAMP) ## mypy --strict on hand-written code
+typecheck: $(STAMP) $(CONSOLE_STAMP) ## mypy --strict on hand-written code, tsc on the console's TypeScript
 	$(VENV)/bin/mypy
+	npm run --silent --prefix $(CONSOLE_DIR) typecheck
 
 test: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(BROWSER_STAMP) ## Run the whole test suite (with CI=true, lint first)
 	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory lint; fi
@@ -72,4 +82,4 @@ breaking: $(NODE_STAMP) ## buf breaking against the stable v1 contract (contract
 	$(BUF) breaking proto --against $(STABLE_CONTRACT)
 
 clean: ## Remove the virtual environment, node_modules and caches
-	rm -rf $(VENV) node_modules $(TS_DIR)/node_modules $(BROWSER_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules $(TS_DIR)/node_modules $(BROWSER_DIR)/node_modules $(CONSOLE_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache

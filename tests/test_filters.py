@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -147,3 +148,47 @@ def test_an_enum_filter_matches_any_of_its_values(client: Client) -> None:
         workflow_pb2.WORKFLOW_STATUS_ACTIVE, workflow_pb2.WORKFLOW_STATUS_PAUSED
     )
     assert not {active, paused} & listed(workflow_pb2.WORKFLOW_STATUS_CANCELLED)
+
+
+def test_runs_filtered_by_creation_time_page_with_the_filter(client: Client) -> None:
+    workflow_id = create(client, linear(name="timed"))
+
+    def start() -> str:
+        request = execution_pb2.StartExecutionRequest(workflow_id=workflow_id)
+        return str(client.executions.StartExecution(request, timeout=10).execution.id)
+
+    first = [start() for _ in range(3)]
+    # A microsecond after the third run was created (more than a stored time's rounding).
+    after = timestamp_pb2.Timestamp()
+    after.FromNanoseconds(client.get(first[-1]).create_time.ToNanoseconds() + 1000)
+    later = [start() for _ in range(2)]
+
+    def ids(**filters: Any) -> list[str]:
+        found: list[str] = []
+        token = ""
+        while True:
+            request = execution_pb2.ListExecutionsRequest(
+                workflow_id=workflow_id, page_size=2, page_token=token, **filters
+            )
+            answer = client.executions.ListExecutions(request, timeout=10)
+            found += [execution.id for execution in answer.executions]
+            token = answer.next_page_token
+            if not token:
+                return found
+
+    assert ids(create_time_after=after) == later[::-1]
+    assert ids(create_time_before=after) == first[::-1]
+    assert ids(create_time_after=after, create_time_before=after) == []
+    assert ids() == [*later[::-1], *first[::-1]]
+    # A token belongs to its filters: reused with another time filter it is refused.
+    token = client.executions.ListExecutions(
+        execution_pb2.ListExecutionsRequest(workflow_id=workflow_id, page_size=1), timeout=10
+    ).next_page_token
+    assert violations(
+        lambda: client.executions.ListExecutions(
+            execution_pb2.ListExecutionsRequest(
+                workflow_id=workflow_id, page_size=1, page_token=token, create_time_after=after
+            ),
+            timeout=10,
+        )
+    ) == ["page_token"]

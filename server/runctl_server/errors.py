@@ -60,6 +60,7 @@ Reason = Literal[
     "METHOD_NOT_IMPLEMENTED",
     "UNDECODABLE_REQUEST",
     "DATABASE_UNAVAILABLE",
+    "CONSOLE_METHOD_NOT_FOUND",
 ]
 REASONS: frozenset[str] = frozenset(get_args(Reason))
 

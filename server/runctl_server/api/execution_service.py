@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from google.protobuf import timestamp_pb2
 from grpc import aio
 
 from runctl.v1 import common_pb2, execution_pb2, execution_pb2_grpc
@@ -19,6 +20,11 @@ from runctl_server.engine.queries import ExecutionView
 
 Context = aio.ServicerContext[Any, Any]
 KEPT_ANSWERS = 1024
+
+
+def _seconds(stamp: timestamp_pb2.Timestamp, given: bool) -> float | None:
+    """A time filter as epoch seconds, None when not given."""
+    return float(stamp.seconds) + stamp.nanos / 1e9 if given else None
 
 
 class ExecutionService(
@@ -79,6 +85,8 @@ class ExecutionService(
             workflow_id=request.workflow_id,
             batch_id=request.batch_id,
             statuses=convert.filter_words(request.statuses, common_pb2.ExecutionStatus, "statuses"),
+            created_after=_seconds(request.create_time_after, request.HasField("create_time_after")),
+            created_before=_seconds(request.create_time_before, request.HasField("create_time_before")),
         )
         full = request.view == execution_pb2.EXECUTION_VIEW_FULL
         executions = []

@@ -24,14 +24,15 @@ CONTRACT_REASONS = frozenset(
     for value in error_pb2.ErrorReason.DESCRIPTOR.values
     if value.number != error_pb2.ERROR_REASON_UNSPECIFIED
 )
-# Details travel in trailers, which proxies and clients cap (8 to 16 KB, gRPC's own client at 16 KB):
-# send at most this many violations, and cut every text that may echo a caller's value, so that a
-# 20,000-character id is answered with its INVALID_ARGUMENT or NOT_FOUND and not a dropped stream.
+# Details travel in trailers, which clients and proxies cap: gRPC's own clients start refusing trailers
+# past 8 KB. So at most this many violations are sent, and every text that may echo a caller's value
+# is cut (in UTF-8 bytes: grpc-message percent-encodes each non-ASCII byte as three characters), so
+# that a 20,000-character id is answered with its INVALID_ARGUMENT or NOT_FOUND, not a dropped stream.
+# Worst case: a 1 KB message is 3 KB as grpc-message, and the 2 KB status 2.7 KB as base64.
 MAX_VIOLATIONS = 50
-MAX_MESSAGE = 512
+MAX_MESSAGE = 1024
 MAX_TEXT = 200
-# The encoded status travels twice (grpc-message and, base64, grpc-status-details-bin).
-MAX_STATUS_BYTES = 4096
+MAX_STATUS_BYTES = 2048
 
 _CODES: list[tuple[type[errors.RunctlError], grpc.StatusCode]] = [
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
@@ -101,10 +102,13 @@ def to_grpc_status(error: errors.RunctlError) -> grpc.Status:
 
 
 def shortened(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, saying how much was left out."""
-    if len(text) <= limit:
+    """`text` cut to at most `limit` bytes of UTF-8 (never inside a character), saying how much was
+    left out."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
         return text
-    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+    kept = encoded[:limit].decode(errors="ignore")
+    return f"{kept}... ({len(text) - len(kept)} more characters)"
 
 
 def describe(error: errors.RunctlError, shown: int = 5) -> str:

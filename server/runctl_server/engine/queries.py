@@ -225,10 +225,22 @@ class Queries:
         workflow_id: str = "",
         batch_id: str = "",
         statuses: tuple[str, ...] = (),
+        created_after: float | None = None,
+        created_before: float | None = None,
     ) -> Page:
-        """Newest first, filtered, with an opaque keyset token."""
+        """Newest first, filtered, with an opaque keyset token. `created_after` (inclusive) and
+        `created_before` (exclusive) are epoch seconds."""
         limit = page_size(size)
-        asked = {"workflow_id": workflow_id, "batch_id": batch_id, "statuses": frozenset(statuses)}
+        asked: dict[str, Any] = {
+            "workflow_id": workflow_id,
+            "batch_id": batch_id,
+            "statuses": frozenset(statuses),
+        }
+        # Only when given, so tokens handed out before these filters existed stay valid.
+        if created_after is not None:
+            asked["created_after"] = created_after
+        if created_before is not None:
+            asked["created_before"] = created_before
         position = decode_token(token, ("t", "id"), filters=asked)
         bad = [s for s in statuses if s not in EXECUTION_STATUSES]
         if bad:
@@ -243,6 +255,12 @@ class Queries:
             params["batch_id"] = batch_id
         if statuses:
             where.append("status IN :statuses")
+        if created_after is not None:
+            where.append("created_at >= :created_after")
+            params["created_after"] = created_after
+        if created_before is not None:
+            where.append("created_at < :created_before")
+            params["created_before"] = created_before
         filters = " AND ".join(where)
         expanding = ("statuses",) if statuses else ()
         # The count walks every match (a covering index); the page only its own rows: side by side, a

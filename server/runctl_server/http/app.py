@@ -17,6 +17,7 @@ from runctl_server import __version__
 from runctl_server.api.auth import Authenticator
 from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.engine.engine import Engine
+from runctl_server.http import console_api, console_pages
 from runctl_server.http.auth import AuthMiddleware
 from runctl_server.http.bridge import Services
 from runctl_server.http.observing import ObservingMiddleware
@@ -96,6 +97,9 @@ def build_http_app(
     ]
     if services is not None:
         routes += [starlette_route(endpoint, services, max_body_bytes) for endpoint in endpoints]
+        # The console is not part of the shim's OpenAPI document: its API is runctl.v1 itself.
+        routes += [starlette_route(endpoint, services, max_body_bytes) for endpoint in console_api.ENDPOINTS]
+        routes += console_pages.routes()
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: http_error, Exception: internal_error},

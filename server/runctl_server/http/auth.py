@@ -1,7 +1,8 @@
 """HTTP authentication: the same Authenticator as gRPC, applied before any route runs.
 
 A pure ASGI middleware (not BaseHTTPMiddleware) so the workspace it sets reaches streaming responses
-(SSE) too. /healthz and /openapi.json stay open; /socket.io/ never reaches here (the Socket.IO bridge
+(SSE) too. /healthz, /openapi.json and the console's page shells and assets (which hold no data) stay
+open; /socket.io/ never reaches here (the Socket.IO bridge
 sits in front and authenticates its handshake itself, since browsers send keys in the `auth` object).
 
 A resume link (`/api/resume/...` or `/resume/...` with `?token=`) is its own credential: the token
@@ -22,6 +23,7 @@ from runctl_server.api.auth import Authenticator, is_loopback_host
 from runctl_server.api.context import acting_in, through_link
 from runctl_server.api.resume_links import LINK_PARAM, LinkClaim, ResumeLinks
 from runctl_server.errors import Unauthenticated
+from runctl_server.http import console_pages
 from runctl_server.http.approval_page import error_page
 from runctl_server.http.errors import error_response
 
@@ -53,7 +55,8 @@ class AuthMiddleware:
         self._links = links
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] not in ("http", "websocket") or path in OPEN_PATHS or console_pages.is_public(path):
             await self._app(scope, receive, send)
             return
         token = link_token(scope) if self._links is not None else None

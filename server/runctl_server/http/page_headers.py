@@ -1,4 +1,5 @@
-"""Security headers on every HTML answer (the approval page and its error pages).
+"""Security headers on every HTML answer (the approval page and its error pages; the console's pages
+bring their own Content-Security-Policy, http/console_pages.py).
 
 The page has no script and one inline stylesheet, so the policy allows nothing but that stylesheet (by
 its hash), form posts back to runctl, and no framing: nobody can frame an approval link and trick a
@@ -48,7 +49,10 @@ class PageHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 if headers.get("content-type", "").startswith("text/html"):
-                    headers.update(HTML_HEADERS)
+                    # A page with a policy of its own (the console's) keeps it.
+                    for name, value in HTML_HEADERS.items():
+                        if name not in headers:
+                            headers[name] = value
                 else:
                     headers["X-Content-Type-Options"] = "nosniff"
             await send(message)

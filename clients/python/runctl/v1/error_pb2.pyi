@@ -213,6 +213,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """UNAVAILABLE: the server cannot reach its database at the moment (gRPC health says NOT_SERVING
     meanwhile); nothing of the call was done. Retry once health says SERVING again.
     """
+    ERROR_REASON_CONSOLE_METHOD_NOT_FOUND: _ErrorReason.ValueType  # 51
+    """NOT_FOUND: an HTTP route under /console/api/ names no method the console API serves; the
+    message lists the methods it does serve.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the vocabulary of `google.rpc.ErrorInfo.reason` for domain "runctl".
@@ -426,5 +430,9 @@ truncated field); BadRequest names the field `request`.
 ERROR_REASON_DATABASE_UNAVAILABLE: ErrorReason.ValueType  # 50
 """UNAVAILABLE: the server cannot reach its database at the moment (gRPC health says NOT_SERVING
 meanwhile); nothing of the call was done. Retry once health says SERVING again.
+"""
+ERROR_REASON_CONSOLE_METHOD_NOT_FOUND: ErrorReason.ValueType  # 51
+"""NOT_FOUND: an HTTP route under /console/api/ names no method the console API serves; the
+message lists the methods it does serve.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

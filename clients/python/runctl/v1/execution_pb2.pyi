@@ -684,6 +684,8 @@ class ListExecutionsRequest(_message.Message):
     BATCH_ID_FIELD_NUMBER: _builtins.int
     STATUSES_FIELD_NUMBER: _builtins.int
     VIEW_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_AFTER_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_BEFORE_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Page size: 0 = 50, clamped to 1000, negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
@@ -698,6 +700,14 @@ class ListExecutionsRequest(_message.Message):
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.ExecutionStatus.ValueType]:
         """Only runs in one of these statuses; empty = any."""
 
+    @_builtins.property
+    def create_time_after(self) -> _timestamp_pb2.Timestamp:
+        """Only runs created at or after this time."""
+
+    @_builtins.property
+    def create_time_before(self) -> _timestamp_pb2.Timestamp:
+        """Only runs created before this time."""
+
     def __init__(
         self,
         *,
@@ -707,10 +717,12 @@ class ListExecutionsRequest(_message.Message):
         batch_id: _builtins.str = ...,
         statuses: _abc.Iterable[_common_pb2.ExecutionStatus.ValueType] | None = ...,
         view: Global___ExecutionView.ValueType = ...,
+        create_time_after: _timestamp_pb2.Timestamp | None = ...,
+        create_time_before: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time_after", b"create_time_after", "create_time_before", b"create_time_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses", "view", b"view", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "create_time_after", b"create_time_after", "create_time_before", b"create_time_before", "page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses", "view", b"view", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
