@@ -96,7 +96,7 @@ class Settings:
     # Events a watcher may fall behind before it is cut off (it resumes from its cursor).
     watch_buffer_events: int = 10_000
     # Ended runs whose views are kept in memory for reads (engine/ended_runs.py); 0 = none.
-    ended_runs_kept: int = 4096
+    ended_runs_kept: int = 1024
     # Larger HTTP request bodies are refused with 413 before they are parsed.
     http_max_body_bytes: int = 1_048_576
     # PEM files: with both, gRPC and HTTP serve TLS only; with neither, plaintext.

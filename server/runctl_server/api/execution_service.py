@@ -19,7 +19,7 @@ from runctl_server.engine.engine import Engine
 from runctl_server.engine.queries import ExecutionView
 
 Context = aio.ServicerContext[Any, Any]
-KEPT_ANSWERS = 1024
+KEPT_ANSWERS = 512
 
 
 def _seconds(stamp: timestamp_pb2.Timestamp, given: bool) -> float | None:

@@ -33,7 +33,7 @@ class _View(Protocol):
 
 View = TypeVar("View", bound=_View)
 
-DEFAULT_CAPACITY = 4096
+DEFAULT_CAPACITY = 1024
 MAX_AGE_SECONDS = 60.0
 
 
