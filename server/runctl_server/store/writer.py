@@ -47,8 +47,27 @@ _INSERT_EVENT = (
     " payload) VALUES (:sequence, :workspace_id, :type, :time, :workflow_id, :execution_id, :batch_id,"
     " :node_id, :payload)"
 )
-_NOTIFY_EVENTS = "SELECT pg_notify('runctl_events', %(last)s)"
 _ALLOCATE = "UPDATE counters SET value = value + :n WHERE name = 'event_sequence' RETURNING value"
+# PostgreSQL: the allocation, the events and the wake-up of other replicas in one statement, sent with
+# the COMMIT in one pipeline, so the counter row (which orders every commit with events, cluster-wide)
+# is locked only while the server inserts the rows and flushes the commit, never across a round trip.
+_ALLOCATE_AND_INSERT_PG = """
+WITH allocated AS (
+    UPDATE counters SET value = value + %(n)s WHERE name = 'event_sequence' RETURNING value
+), inserted AS (
+    INSERT INTO events (sequence, workspace_id, type, time, workflow_id, execution_id, batch_id, node_id,
+                        payload)
+    SELECT allocated.value - %(n)s + e.ord, e.workspace_id, e.type, e.time, e.workflow_id, e.execution_id,
+           e.batch_id, e.node_id, e.payload
+    FROM allocated, unnest(
+        %(workspace_id)s::text[], %(type)s::text[], %(time)s::float8[], %(workflow_id)s::text[],
+        %(execution_id)s::text[], %(batch_id)s::text[], %(node_id)s::text[], %(payload)s::text[]
+    ) WITH ORDINALITY
+        AS e(workspace_id, type, time, workflow_id, execution_id, batch_id, node_id, payload, ord)
+    RETURNING 1
+)
+SELECT value, pg_notify('runctl_events', value::text) FROM allocated
+"""
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -57,6 +76,29 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 def dumps(value: Any) -> str:
     """Compact JSON; one shared encoder, as this runs for every row and event."""
     return _ENCODER.encode(value)
+
+
+def _number(events: list[EventRecord], last: int) -> None:
+    """Give the events, in order, the sequence numbers that end at `last`."""
+    for offset, event in enumerate(events):
+        event.sequence = last - len(events) + 1 + offset
+
+
+def _event_columns(events: list[EventRecord]) -> dict[str, Any]:
+    """The events as one array per column (PostgreSQL's unnest inserts them in one statement)."""
+    for event in events:
+        event.payload_json = dumps(event.payload)
+    return {
+        "n": len(events),
+        "workspace_id": [e.workspace_id for e in events],
+        "type": [e.type for e in events],
+        "time": [e.time for e in events],
+        "workflow_id": [e.workflow_id for e in events],
+        "execution_id": [e.execution_id for e in events],
+        "batch_id": [e.batch_id for e in events],
+        "node_id": [e.node_id for e in events],
+        "payload": [e.payload_json for e in events],
+    }
 
 
 @dataclass
@@ -284,11 +326,19 @@ class Writer:
                 mutations = [mutation for mutation in mutations if id(mutation) not in lost]
         events = [event for mutation in mutations for event in mutation.events]
         if self._postgres:
-            with connection.driver_connection.pipeline():
-                self._execute_all(cursor, mutations, events, _pyformat)
+            driver = connection.driver_connection
+            with driver.pipeline():
+                for mutation in mutations:
+                    for sql, params in mutation.statements:
+                        cursor.execute(_pyformat(sql), params)
+                if events:
+                    cursor.execute(_ALLOCATE_AND_INSERT_PG, _event_columns(events))
+                driver.commit()
+            if events:
+                _number(events, int(cursor.fetchone()[0]))
         else:
             self._execute_all(cursor, mutations, events, lambda sql: sql)
-        connection.commit()
+            connection.commit()
         return lost
 
     @staticmethod
@@ -324,9 +374,8 @@ class Writer:
         if events:
             # Last, so the counter row stays locked only for the event insert and the commit.
             cursor.execute(dialect_sql(_ALLOCATE), {"n": len(events)})
-            last = int(cursor.fetchone()[0])
-            for offset, event in enumerate(events):
-                event.sequence = last - len(events) + 1 + offset
+            _number(events, int(cursor.fetchone()[0]))
+            for event in events:
                 event.payload_json = dumps(event.payload)
             cursor.executemany(
                 dialect_sql(_INSERT_EVENT),
@@ -345,9 +394,6 @@ class Writer:
                     for e in events
                 ],
             )
-            if self.fencing:
-                # Delivered at commit: other replicas read the new events from the table.
-                cursor.execute(_NOTIFY_EVENTS, {"last": str(last)})
 
     def _deliver(self, outcomes: list[tuple[asyncio.Future[Any], Any]], events: list[EventRecord]) -> None:
         assert self._loop is not None
