@@ -11,8 +11,10 @@ can take a number at all; the next one gets M+1 only once N..M are committed (or
 N again). Numbers therefore become visible in order: a reader that sees event M+1 committed can never
 later find an event numbered M or lower appear, so a cursor never passes a number that another process
 commits later. The counter is taken last in the transaction, after the run's own statements, so the
-lock is held only for the event insert and the commit. SQLite has one writing process (a file lock
-keeps a second one out), so there the same order holds trivially.
+lock is held only for the event insert and the commit; on PostgreSQL the allocation and the insert are
+one statement, pipelined with the COMMIT, so no client round trip happens while the row is locked.
+SQLite has one writing process (a file lock keeps a second one out), so there the same order holds
+trivially.
 
 Fencing. With leases (several replicas on PostgreSQL), a mutation that changes a run carries the epoch
 its driver loaded the run with. The transaction first locks those runs' rows and drops every mutation
