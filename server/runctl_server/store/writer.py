@@ -61,11 +61,10 @@ WITH allocated AS (
                         payload)
     SELECT allocated.value - %(n)s + e.ord, e.workspace_id, e.type, e.time, e.workflow_id, e.execution_id,
            e.batch_id, e.node_id, e.payload
-    FROM allocated, unnest(
-        %(workspace_id)s::text[], %(type)s::text[], %(time)s::float8[], %(workflow_id)s::text[],
-        %(execution_id)s::text[], %(batch_id)s::text[], %(node_id)s::text[], %(payload)s::text[]
-    ) WITH ORDINALITY
-        AS e(workspace_id, type, time, workflow_id, execution_id, batch_id, node_id, payload, ord)
+    FROM allocated, json_to_recordset(%(events)s::json) AS e(
+        ord bigint, workspace_id text, type text, time float8, workflow_id text, execution_id text,
+        batch_id text, node_id text, payload text
+    )
     RETURNING 1
 )
 SELECT value, pg_notify('runctl_events', value::text) FROM allocated
@@ -87,20 +86,25 @@ def _number(events: list[EventRecord], last: int) -> None:
 
 
 def _event_columns(events: list[EventRecord]) -> dict[str, Any]:
-    """The events as one array per column (PostgreSQL's unnest inserts them in one statement)."""
-    for event in events:
+    """The events as one JSON document that PostgreSQL turns into rows (json_to_recordset): encoding
+    it is one call of the C JSON encoder, where arrays would be adapted element by element."""
+    rows = []
+    for ord, event in enumerate(events, start=1):
         event.payload_json = dumps(event.payload)
-    return {
-        "n": len(events),
-        "workspace_id": [e.workspace_id for e in events],
-        "type": [e.type for e in events],
-        "time": [e.time for e in events],
-        "workflow_id": [e.workflow_id for e in events],
-        "execution_id": [e.execution_id for e in events],
-        "batch_id": [e.batch_id for e in events],
-        "node_id": [e.node_id for e in events],
-        "payload": [e.payload_json for e in events],
-    }
+        rows.append(
+            {
+                "ord": ord,
+                "workspace_id": event.workspace_id,
+                "type": event.type,
+                "time": event.time,
+                "workflow_id": event.workflow_id,
+                "execution_id": event.execution_id,
+                "batch_id": event.batch_id,
+                "node_id": event.node_id,
+                "payload": event.payload_json,
+            }
+        )
+    return {"n": len(events), "events": dumps(rows)}
 
 
 @dataclass
