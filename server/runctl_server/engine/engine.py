@@ -78,6 +78,8 @@ class Engine:
         # On PostgreSQL other replicas may share the database: runs are leased and commits fenced.
         replicated = database.dialect.name == "postgresql"
         self.writer = Writer(database, self._committed(), fencing=replicated)
+        writer = self.writer
+        self.relay.committed_here = lambda: writer.committed_through
         if metrics is not None:
             self.writer.observe_commit = metrics.commit_seconds.observe
         self.node_types = dict(node_types or load_node_types())

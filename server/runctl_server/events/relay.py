@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from runctl_server.events.hub import EventHub
 from runctl_server.store.reads import Reader
@@ -31,6 +32,10 @@ class EventRelay:
         # True while the relay task works on an item: the fast path must not overtake it.
         self._busy = False
         self.read_from_log = 0
+        # The highest sequence this process committed itself (the writer's): those events reach the
+        # relay by `local`, which also reads any gap below them, so a notification up to there (this
+        # process's own, echoed back) needs no read.
+        self.committed_here: Callable[[], int] = lambda: 0
 
     @property
     def published(self) -> int:
@@ -57,7 +62,7 @@ class EventRelay:
 
     def committed_through(self, sequence: int) -> None:
         """Another process committed events up to `sequence`."""
-        if sequence > self.published:
+        if sequence > self.published and sequence > self.committed_here():
             self._queue.put_nowait(sequence)
 
     async def _run(self) -> None:

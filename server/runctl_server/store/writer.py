@@ -219,6 +219,9 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.commits = 0
+        # The highest sequence this process has committed, set in the writer thread at once (before
+        # the events reach the event loop): the relay need not read its own commits back.
+        self.committed_through = 0
         self.committed_mutations = 0
         self._connection: Any = None
         # Told how long each group commit took (the commit latency histogram), from the writer thread.
@@ -308,6 +311,9 @@ class Writer:
         if self.observe_commit is not None:
             self.observe_commit(time.perf_counter() - started)
         self.commits += 1
+        for mutation, _future in batch:
+            if id(mutation) not in lost and mutation.events:
+                self.committed_through = max(self.committed_through, mutation.events[-1].sequence)
         self.committed_mutations += len(batch) - len(lost)
         self.fenced_out += len(lost)
         kept = [(mutation, future) for mutation, future in batch if id(mutation) not in lost]
