@@ -9,6 +9,7 @@ two server streams (ExecutionService.WatchExecution, WorkerService.PollTasks). T
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -100,8 +101,13 @@ def test_typescript_example_starts_and_watches(typescript: TypeScriptRuns) -> No
 # --- Go ---------------------------------------------------------------------------------------
 
 
+GO_PACKAGES = [f"{GO_PACKAGE}/{path}" for path in ("runctl/v1", "livetest", "examples/startwatch")]
+
+
 @dataclass(frozen=True)
 class GoRuns:
+    vet: Run
+    dependencies: Run
     live: Run
     example: Run
 
@@ -141,7 +147,61 @@ def go(server: ServerThread, tmp_path_factory: pytest.TempPathFactory) -> GoRuns
     binary = gopath / "startwatch"
     build = run(["go", "build", "-o", str(binary), f"{GO_PACKAGE}/examples/startwatch"], gopath, env)
     example = run([str(binary)], gopath, env) if build.returncode == 0 else build
-    return GoRuns(live=live, example=example)
+    vet = run(["go", "vet", *GO_PACKAGES], gopath, env)
+    listing = ["go", "list", "-deps", "-test", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", *GO_PACKAGES]
+    dependencies = run(listing, gopath, env)
+    return GoRuns(vet=vet, live=live, example=example, dependencies=dependencies)
+
+
+def test_go_vet_is_clean(go: GoRuns) -> None:
+    go.vet.check()
+
+
+def go_mod_requirements() -> dict[str, str]:
+    """clients/go/go.mod's requirements: module path -> version."""
+    text = (ROOT / "clients" / "go" / "go.mod").read_text()
+    found = re.findall(r"^\s*(?:require\s+)?([a-z0-9.-]+\.[a-z]+/\S+)\s+(v\S+)", text, re.MULTILINE)
+    return dict(found)
+
+
+def debian_module_version(package: str) -> str:
+    """A Debian package's upstream version as Go writes it: 1:0.7.0+dfsg-1 -> v0.7.0, and a git
+    snapshot 0.0~git20200413.b5235f6-3 -> the date and commit a pseudo-version carries."""
+    version = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=True
+    ).stdout
+    upstream = version.split(":", 1)[-1].rsplit("-", 1)[0].split("+", 1)[0]
+    snapshot = re.fullmatch(r"0\.0~git(\d{8})\.([0-9a-f]+)", upstream)
+    return f"{snapshot[1]} {snapshot[2]}" if snapshot else f"v{upstream}"
+
+
+def test_go_mod_names_the_modules_the_build_uses_at_their_debian_versions(go: GoRuns) -> None:
+    """Every module the offline build compiles is required in go.mod, at the version of the Debian
+    package that provided it, and go.mod requires nothing else."""
+    if shutil.which("dpkg-query") is None:
+        pytest.skip("not a Debian system: the offline build's package versions are unknown")
+    source_root = Path(DEBIAN_GOPATH) / "src"
+    modules: dict[str, str] = {}
+    for line in go.dependencies.check().split():
+        directory = Path(line).resolve()
+        if not directory.is_relative_to(source_root):
+            continue  # the client's own packages
+        owner = subprocess.run(["dpkg", "-S", str(directory)], capture_output=True, text=True, check=True)
+        package = owner.stdout.split(":", 1)[0]
+        relative = directory.relative_to(source_root).parts
+        # Module roots: host/owner/name for github.com, host/name otherwise (golang.org/x/net,
+        # google.golang.org/grpc).
+        depth = 3 if relative[0] == "github.com" or relative[0] == "golang.org" else 2
+        modules["/".join(relative[:depth])] = package
+    requirements = go_mod_requirements()
+    assert set(requirements) == set(modules), (requirements, modules)
+    for module, package in modules.items():
+        wanted = debian_module_version(package)
+        if " " in wanted:  # a git snapshot: the pseudo-version holds its date and commit
+            date, commit = wanted.split()
+            assert date in requirements[module] and commit in requirements[module], (module, wanted)
+        else:
+            assert requirements[module] == wanted, (module, package)
 
 
 def test_go_live_suite_passes(go: GoRuns) -> None:
