@@ -8,14 +8,17 @@ two server streams (ExecutionService.WatchExecution, WorkerService.PollTasks). T
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,6 +99,121 @@ def test_typescript_example_starts_and_watches(typescript: TypeScriptRuns) -> No
     assert "snapshot " in output
     assert "EXECUTION_COMPLETED" in output
     assert 'finished COMPLETED, output {"greeting":"Hello, Ada!"}' in output
+
+
+# --- The TypeScript client as a package -----------------------------------------------------
+
+CONSUMER_SCRIPTS = ROOT / "tests" / "node"
+CONSUMER_TSCONFIG = {
+    "compilerOptions": {
+        "module": "NodeNext",
+        "moduleResolution": "NodeNext",
+        "target": "ES2022",
+        "strict": True,
+        "noEmit": True,
+        "skipLibCheck": True,
+        "types": [],
+    },
+    "files": ["packaged_client_types.ts"],
+}
+
+
+@dataclass(frozen=True)
+class PackedClient:
+    manifest: dict[str, Any]
+    files: list[str]
+    install: Run
+    typecheck: Run
+    live: Run
+
+    def case(self, name: str) -> dict[str, Any]:
+        for line in self.live.check().splitlines():
+            if line.startswith("{"):
+                fields: dict[str, Any] = json.loads(line)
+                if fields["case"] == name:
+                    return fields
+        raise AssertionError(f"no {name!r} case in:\n{self.live.output}")
+
+
+@pytest.fixture(scope="module")
+def packed(server: ServerThread, tmp_path_factory: pytest.TempPathFactory) -> PackedClient:
+    """`npm pack` of clients/typescript, installed from the tarball into a plain Node ESM project
+    (its dependencies from npm's cache or registry), which then calls the live server."""
+    if not (TS_BIN / "tsc").exists():
+        pytest.fail("clients/typescript/node_modules is missing: run `make install`")
+    destination = tmp_path_factory.mktemp("npm-pack")
+    env = {**os.environ, "RUNCTL_GRPC_TARGET": server.grpc_target}
+    quiet = ["--no-audit", "--no-fund", "--loglevel=error"]
+    packing = subprocess.run(
+        ["npm", "pack", "--json", "--pack-destination", str(destination), *quiet],
+        cwd=TS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert packing.returncode == 0, f"npm pack failed:\n{packing.stdout}{packing.stderr}"
+    report = json.loads(packing.stdout)[0]  # prepack's build logs go to stderr
+    tarball = destination / report["filename"]
+    with tarfile.open(tarball) as archive:
+        manifest = json.load(archive.extractfile("package/package.json"))  # type: ignore[arg-type]
+    project = tmp_path_factory.mktemp("consumer")
+    (project / "package.json").write_text(json.dumps({"name": "consumer", "private": True, "type": "module"}))
+    install = run(["npm", "install", str(tarball), "--prefer-offline", *quiet], project, env, timeout=300)
+    for script in ("packaged_client.mjs", "packaged_client_types.ts"):
+        shutil.copy(CONSUMER_SCRIPTS / script, project / script)
+    (project / "tsconfig.json").write_text(json.dumps(CONSUMER_TSCONFIG))
+    installed = install.returncode == 0
+    return PackedClient(
+        manifest=manifest,
+        files=[entry["path"] for entry in report["files"]],
+        install=install,
+        typecheck=run([str(TS_BIN / "tsc"), "-p", "."], project, env) if installed else install,
+        live=run(["node", "packaged_client.mjs"], project, env) if installed else install,
+    )
+
+
+def test_typescript_package_ships_javascript_and_declarations(packed: PackedClient) -> None:
+    assert "private" not in packed.manifest
+    assert packed.manifest["exports"]["."] == {"types": "./dist/index.d.ts", "default": "./dist/index.js"}
+    for path in ("dist/index.js", "dist/index.d.ts", "dist/errors.js", "dist/errors.d.ts", "LICENSE"):
+        assert path in packed.files, packed.files
+    sources = [path for path in packed.files if path.endswith(".ts") and not path.endswith(".d.ts")]
+    assert not sources, sources
+
+
+def test_packed_typescript_client_installs_and_typechecks_in_a_plain_project(packed: PackedClient) -> None:
+    packed.install.check()
+    packed.typecheck.check()
+
+
+def test_packed_typescript_client_runs_a_workflow(packed: PackedClient) -> None:
+    assert packed.case("run") == {"case": "run", "status": "COMPLETED", "output": {"greeting": "Hello, Ada!"}}
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "reason", "metadata"),
+    [
+        ("not_found", "NotFound", "EXECUTION_NOT_FOUND", {}),
+        ("ended", "FailedPrecondition", "EXECUTION_ENDED", {"status": "completed"}),
+        ("stream", "NotFound", "EXECUTION_NOT_FOUND", {}),
+    ],
+)
+def test_packed_typescript_client_decodes_error_info(
+    packed: PackedClient, case: str, code: str, reason: str, metadata: dict[str, str]
+) -> None:
+    failure = packed.case(case)
+    assert failure["runctlError"] and failure["connectError"], failure
+    assert (failure["code"], failure["reason"], failure["domain"]) == (code, reason, "runctl")
+    assert failure["metadata"] == metadata
+    assert failure["fieldViolations"] == []
+
+
+def test_packed_typescript_client_decodes_field_violations(packed: PackedClient) -> None:
+    failure = packed.case("bad_input")
+    assert (failure["code"], failure["reason"]) == ("InvalidArgument", "FIELD_INVALID")
+    assert [violation["field"] for violation in failure["fieldViolations"]] == ["page_size"]
+    assert failure["fieldViolations"][0]["description"]
 
 
 # --- Go ---------------------------------------------------------------------------------------
