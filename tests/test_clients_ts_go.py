@@ -304,13 +304,15 @@ def test_go_mod_names_the_modules_the_build_uses_at_their_debian_versions(go: Go
         directory = Path(line).resolve()
         if not directory.is_relative_to(source_root):
             continue  # the client's own packages
-        owner = subprocess.run(["dpkg", "-S", str(directory)], capture_output=True, text=True, check=True)
-        package = owner.stdout.split(":", 1)[0]
         relative = directory.relative_to(source_root).parts
         # Module roots: host/owner/name for github.com, host/name otherwise (golang.org/x/net,
         # google.golang.org/grpc).
-        depth = 3 if relative[0] == "github.com" or relative[0] == "golang.org" else 2
-        modules["/".join(relative[:depth])] = package
+        module = "/".join(relative[: 3 if relative[0] in ("github.com", "golang.org") else 2])
+        if module not in modules:
+            owner = subprocess.run(
+                ["dpkg", "-S", str(source_root / module)], capture_output=True, text=True, check=True
+            )
+            modules[module] = owner.stdout.split(":", 1)[0]
     requirements = go_mod_requirements()
     assert set(requirements) == set(modules), (requirements, modules)
     for module, package in modules.items():
