@@ -353,14 +353,28 @@ def test_the_installed_command(server: ServerThread, files: Path) -> None:
 
 
 def test_watch_prints_events_as_they_happen(server: ServerThread, files: Path, client: Client) -> None:
-    # Long enough for the command to start and subscribe while the run is still going.
-    run = client.start(linear({"id": "nap", "type": "delay", "config": {"seconds": 3}}, name="naps"))
-    watched = cli(server, "watch", run.id)
-    assert watched.exit_code == 0, watched.output
-    lines = watched.stdout.splitlines()
+    # The run waits until the command has shown its snapshot (so it is subscribed): the rest of the
+    # run then happens while it is watched.
+    run = client.start(files / "waits.json")
+    context_id = client.wait(run.id, until={PAUSED}, timeout=20).pause_points[0].context_id
+    process = subprocess.Popen(
+        [RUNCTL, "--addr", server.grpc_target, "watch", run.id],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "120"},
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().rstrip("\n")]
+        client.approve(context_id, {"ok": True})
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    lines += rest.splitlines()
+    assert process.returncode == 0, lines
     assert run.id in lines[0]  # the snapshot's header, then the events
-    assert any("NODE_COMPLETED" in line and "nap" in line for line in lines)
-    assert "EXECUTION_COMPLETED" in watched.stdout and lines[-1] == "run completed"
+    assert any("NODE_COMPLETED" in line and "confirm" in line for line in lines)
+    assert "EXECUTION_COMPLETED" in rest and lines[-1] == "run completed"
 
 
 def get_finished(

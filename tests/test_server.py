@@ -13,16 +13,21 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from google.protobuf import descriptor_pool, message_factory
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from grpc_status import rpc_status
 
+from runctl.v1.execution_pb2 import DESCRIPTOR as EXECUTION_FILE
 from runctl_server.api.services import SERVICES
 from runctl_server.app import StartupError
 from tests.support import LOOPBACK, ServerThread, running_server, settings_for, spawn_server
+
+ROOT = Path(__file__).resolve().parent.parent
+BUF = ROOT / "node_modules" / ".bin" / "buf"
 
 RUNCTL_SERVICES = {
     "runctl.v1.WorkflowService",
@@ -37,7 +42,11 @@ RUNCTL_SERVICES = {
 def test_reflection_lists_every_service(channel: grpc.Channel) -> None:
     database = ProtoReflectionDescriptorDatabase(channel)
     services = set(database.get_services())
-    assert services >= RUNCTL_SERVICES | {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
+    assert services >= RUNCTL_SERVICES | {
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }
     # A reflection client can resolve full method signatures without local protos.
     pool = descriptor_pool.DescriptorPool(database)
     service = pool.FindServiceByName("runctl.v1.ExecutionService")
@@ -112,6 +121,51 @@ def test_grpcurl_lists_services_by_reflection(server: ServerThread) -> None:
         timeout=60,
     )
     assert '"status": "SERVING"' in health.stdout
+
+
+def buf_curl(server: ServerThread, *args: str) -> subprocess.CompletedProcess[str]:
+    """`buf curl` over plaintext HTTP/2, reading the schema by grpc.reflection.v1 only."""
+    command = [str(BUF), "curl", "--protocol", "grpc", "--http2-prior-knowledge"]
+    command += ["--reflect-protocol", "grpc-v1", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_buf_curl_reads_the_schema_by_reflection_v1(server: ServerThread) -> None:
+    listing = buf_curl(server, "--list-methods", f"http://{server.grpc_target}")
+    assert listing.returncode == 0, listing.stderr
+    methods = set(listing.stdout.split())
+    execution_methods = {
+        f"runctl.v1.ExecutionService/{method.name}"
+        for method in EXECUTION_FILE.services_by_name["ExecutionService"].methods
+    }
+    assert execution_methods <= methods
+    assert "grpc.reflection.v1.ServerReflection/ServerReflectionInfo" in methods
+    # One service's method, called with its request encoded from the reflected schema alone.
+    called = buf_curl(
+        server,
+        "-d",
+        '{"pageSize": 1}',
+        f"http://{server.grpc_target}/runctl.v1.WorkflowService/ListWorkflows",
+    )
+    assert called.returncode == 0, called.stderr
+    assert called.stdout.strip().startswith("{")
+
+
+def test_reflection_v1_describes_its_own_service(channel: grpc.Channel) -> None:
+    info = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    symbol = "grpc.reflection.v1.ServerReflection"
+    request = reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol)
+    reply = next(iter(info(iter([request]), timeout=10)))
+    assert not reply.HasField("error_response"), reply.error_response
+    files = reply.file_descriptor_response.file_descriptor_proto
+    file = descriptor_pb2.FileDescriptorProto.FromString(files[0])
+    assert (file.name, file.package) == ("grpc/reflection/v1/reflection.proto", "grpc.reflection.v1")
+    method = file.service[0].method[0]
+    assert method.input_type == ".grpc.reflection.v1.ServerReflectionRequest"
 
 
 def test_taken_port_is_a_clear_startup_error(sqlite_url: str) -> None:

@@ -17,7 +17,6 @@ import grpc
 import uvicorn
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import Engine as DatabaseEngine
 
 from runctl_server.api.auth import DEV_MODE_MESSAGE, Authenticator, is_loopback_host
@@ -28,6 +27,7 @@ from runctl_server.api.interceptors import AuthInterceptor, ErrorMappingIntercep
 from runctl_server.api.observing import DatabaseGate, ObservingInterceptor
 from runctl_server.api.pause_point_service import PausePointService
 from runctl_server.api.preserialized import PreserializedInterceptor
+from runctl_server.api.reflection import enable_reflection
 from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.api.services import register_all
 from runctl_server.api.worker_service import WorkerService
@@ -287,9 +287,7 @@ class RunctlServer:
         }
         self._service_names = register_all(server, self._servicers)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-        )
+        enable_reflection([*self._service_names, health.SERVICE_NAME], server)
         address = self.settings.grpc_addr
         try:
             if self._tls is None:

@@ -59,8 +59,9 @@ func connect(t *testing.T) (context.Context, clients) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	// Plaintext HTTP/2, as `runctl serve` listens by default. (grpc-go 1.34 and later also have
-	// grpc.WithTransportCredentials(insecure.NewCredentials()).)
+	// Plaintext HTTP/2, as `runctl serve` listens by default. grpc-go 1.33 (go.mod: Debian 12's
+	// package) predates grpc.NewClient (1.63) and credentials/insecure (1.34); with grpc-go 1.63 or
+	// later write grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials())).
 	conn, err := grpc.DialContext(ctx, target, grpc.WithInsecure())
 	if err != nil {
 		t.Fatalf("dial %s: %v", target, err)

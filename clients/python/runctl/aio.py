@@ -273,6 +273,29 @@ class AsyncClient:
                 execution_id=execution_id, page_token=reply.next_page_token, page_size=1000
             )
 
+    async def list_events(
+        self,
+        *,
+        after_sequence: int = 0,
+        workflow_id: str = "",
+        execution_id: str = "",
+        batch_id: str = "",
+        types: Iterable[EventType] = (),
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> event_pb2.ListEventsResponse:
+        """One page of the event log after `after_sequence`, oldest first, filtered."""
+        request = event_pb2.ListEventsRequest(
+            after_sequence=after_sequence,
+            workflow_id=workflow_id,
+            execution_id=execution_id,
+            batch_id=batch_id,
+            types=list(types),
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return await self.events.ListEvents(request, timeout=self.timeout)
+
     async def get_pause_point(self, context_id: str) -> pause_point_pb2.PausePoint:
         """One pause point, with its form and resume links."""
         request = pause_point_pb2.GetPausePointRequest(context_id=context_id)
@@ -315,6 +338,23 @@ class AsyncClient:
         request = batch_pb2.StopBatchRequest(batch_id=batch_id, reason=reason)
         return await self.batches.StopBatch(request, timeout=self.timeout)
 
+    async def list_batches(
+        self,
+        *,
+        statuses: Iterable[batch_resource_pb2.BatchStatus.ValueType] = (),
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> batch_pb2.ListBatchesResponse:
+        """One page of batches (in one of `statuses`, or any), newest first, without their runs."""
+        request = batch_pb2.ListBatchesRequest(
+            statuses=list(statuses), page_size=page_size, page_token=page_token
+        )
+        return await self.batches.ListBatches(request, timeout=self.timeout)
+
+    async def clear_batches(self) -> batch_pb2.ClearBatchesResponse:
+        """Delete every finished batch with its runs (running batches are kept and listed)."""
+        return await self.batches.ClearBatches(batch_pb2.ClearBatchesRequest(), timeout=self.timeout)
+
     # -- workflows --------------------------------------------------------------------------------
 
     async def create_workflow(
@@ -331,6 +371,11 @@ class AsyncClient:
         """One stored workflow at its latest (or a given) version."""
         request = workflow_pb2.GetWorkflowRequest(workflow_id=workflow_id, version=version)
         return (await self.workflows.GetWorkflow(request, timeout=self.timeout)).workflow
+
+    async def delete_workflow(self, workflow_id: str, *, force: bool = False) -> None:
+        """Delete a workflow and all its versions; with `force`, its unfinished runs are stopped first."""
+        request = workflow_pb2.DeleteWorkflowRequest(workflow_id=workflow_id, force=force)
+        await self.workflows.DeleteWorkflow(request, timeout=self.timeout)
 
     async def list_workflows(
         self,

@@ -52,8 +52,9 @@ func main() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	// Plaintext HTTP/2, as `runctl serve` listens by default. (grpc-go 1.34 and later also have
-	// grpc.WithTransportCredentials(insecure.NewCredentials()).)
+	// Plaintext HTTP/2, as `runctl serve` listens by default. grpc-go 1.33 (go.mod: Debian 12's
+	// package) predates grpc.NewClient (1.63) and credentials/insecure (1.34); with grpc-go 1.63 or
+	// later write grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials())).
 	conn, err := grpc.DialContext(ctx, target, grpc.WithInsecure())
 	if err != nil {
 		log.Fatal(err)

@@ -1,7 +1,8 @@
 """The `runctl` command line: `runctl serve` starts the server; the other commands talk to one.
 
 The client commands live in commands_*.py; global options (`--addr`, `--api-key`, `--tls-ca`) go
-before the command: `runctl --addr 10.0.0.5:50051 ls`.
+before the command: `runctl --addr 10.0.0.5:50051 ls`. Listings are `ls` everywhere, with `list` as
+a hidden alias.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Annotated
 
 import typer
 
-from runctl.cli import commands_batch, commands_db, commands_runs
+from runctl.cli import commands_batch, commands_control, commands_db, commands_events, commands_runs
+from runctl.cli.commands_batches import batches_app
 from runctl.cli.commands_keys import keys_app
 from runctl.cli.commands_workflows import workflows_app
 from runctl.cli.context import CliState, RunctlGroup
@@ -69,14 +71,19 @@ def main(
 
 app.command("run")(commands_runs.run)
 app.command("ls")(commands_runs.list_runs)
+app.command("list", hidden=True)(commands_runs.list_runs)
 app.command("status")(commands_runs.status)
 app.command("watch")(commands_runs.watch)
 app.command("stop")(commands_runs.stop)
 app.command("continue")(commands_runs.continue_run)
+app.command("pause")(commands_control.pause)
+app.command("skip")(commands_control.skip)
+app.command("events")(commands_events.events)
 app.command("approve")(commands_runs.approve)
 app.command("resume")(commands_runs.resume)
 app.command("batch")(commands_batch.batch)
 app.add_typer(workflows_app)
+app.add_typer(batches_app)
 app.add_typer(keys_app)
 commands_db.register(app)
 

@@ -84,7 +84,6 @@ def create(
     )
 
 
-@keys_app.command("list")
 def list_keys(ctx: typer.Context, db_url: DbUrlOption = None, as_json: JsonOption = False) -> None:
     """List keys (their first characters only, never the secret)."""
     from runctl_server.store.api_keys import list_keys as stored_keys
@@ -120,6 +119,10 @@ def list_keys(ctx: typer.Context, db_url: DbUrlOption = None, as_json: JsonOptio
             _when(key.revoked_at) if key.revoked_at else "",
         )
     state(ctx).out.print(table)
+
+
+keys_app.command("ls")(list_keys)
+keys_app.command("list", hidden=True)(list_keys)
 
 
 @keys_app.command("revoke")

@@ -77,10 +77,33 @@ def follow_run(
     return execution
 
 
+# A target with one of these endings, or a folder in it, is meant as a file even when it is missing.
+WORKFLOW_FILE_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def workflow_target(target: str | None, workflow: str | None) -> tuple[Path | None, str | None]:
+    """(local file, stored workflow id) for `runctl run`: TARGET is a file when one exists there,
+    else a stored workflow id; --workflow names an id explicitly."""
+    if (target is None) == (workflow is None):
+        raise CliError("give a workflow FILE or stored workflow ID (or --workflow ID), one of them")
+    if target is None:
+        return None, workflow
+    path = Path(target).expanduser()
+    if path.exists():
+        return path, None
+    if path.suffix.lower() in WORKFLOW_FILE_SUFFIXES or "/" in target or "\\" in target:
+        raise CliError(f"{target}: no such file")
+    return None, target
+
+
 def run(
     ctx: typer.Context,
-    file: Annotated[
-        Path | None, typer.Argument(help="A local workflow file (JSON or YAML), sent to the server inline.")
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="FILE_OR_ID",
+            help="A local workflow file (JSON or YAML), sent inline, or a stored workflow's id.",
+        ),
     ] = None,
     workflow: Annotated[
         str | None, typer.Option("--workflow", "-W", help="Run a stored workflow by id instead of a file.")
@@ -101,13 +124,12 @@ def run(
     disable_breakpoints: Annotated[bool, typer.Option(help="Ignore every breakpoint of this run.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Start a run of a workflow file (or stored workflow); with --watch, follow it to the end.
+    """Start a run of a workflow file or a stored workflow; with --watch, follow it to the end.
 
     Exit codes with --watch: 0 completed, 1 error, 2 stopped, 3 paused (with --detach-on-pause).
     """
     st = state(ctx)
-    if (file is None) == (workflow is None):
-        raise CliError("give a workflow FILE or --workflow ID (one of them)")
+    file, workflow = workflow_target(target, workflow)
     values = parse_object(input, "--input")
     with st.client() as client:
         execution = client.start(
@@ -177,7 +199,7 @@ def list_runs(
         st.out.print(f"{len(reply.executions)} of {reply.total_size} (--limit for more)", style="dim")
 
 
-def _latest(client: Client, *statuses: common_pb2.ExecutionStatus.ValueType) -> execution_pb2.Execution:
+def latest_run(client: Client, *statuses: common_pb2.ExecutionStatus.ValueType) -> execution_pb2.Execution:
     """The run a command without an id acts on: the most recently created one (in `statuses`)."""
     latest = client.latest(statuses=statuses)
     if latest is None:
@@ -196,7 +218,7 @@ def status(
     """Show a run: status, nodes, error or output, and what it waits for."""
     st = state(ctx)
     with st.client() as client:
-        execution = client.get(execution_id or _latest(client).id)
+        execution = client.get(execution_id or latest_run(client).id)
     if as_json:
         print_json(execution)
     else:
@@ -294,7 +316,9 @@ def continue_run(
     """Continue a run paused at a breakpoint or a wait node."""
     st = state(ctx)
     with st.client() as client:
-        execution = client.continue_(execution_id or _latest(client, common_pb2.EXECUTION_STATUS_PAUSED).id)
+        execution = client.continue_(
+            execution_id or latest_run(client, common_pb2.EXECUTION_STATUS_PAUSED).id
+        )
     if as_json:
         print_json(execution)
     else:

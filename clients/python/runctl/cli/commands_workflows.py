@@ -9,14 +9,22 @@ import typer
 from rich.text import Text
 
 from runctl.cli.commands_runs import JsonOption
-from runctl.cli.context import RunctlGroup, print_json, state
-from runctl.cli.render import STYLES, workflow_status, workflows_table
+from runctl.cli.context import RunctlGroup, fail, print_json, state
+from runctl.cli.render import (
+    STYLES,
+    verdict_json,
+    verdict_view,
+    workflow_status,
+    workflow_view,
+    workflows_table,
+)
+from runctl.cli.validate import ServerNotInstalled, validate_file
 from runctl.cli.values import enum_value
 from runctl.v1 import workflow_pb2
 
 workflows_app = typer.Typer(
     name="workflows",
-    help="Stored workflows: create, list, pause, resume, cancel, rotate-secret.",
+    help="Stored workflows: create, ls, get, delete, validate, pause, resume, cancel, rotate-secret.",
     no_args_is_help=True,
     cls=RunctlGroup,
 )
@@ -55,7 +63,6 @@ def create(
     )
 
 
-@workflows_app.command("ls")
 def list_workflows(
     ctx: typer.Context,
     status: Annotated[
@@ -86,6 +93,70 @@ def list_workflows(
         st.out.print(workflows_table(reply.workflows))
     else:
         st.out.print("no workflows", style="dim")
+
+
+workflows_app.command("ls")(list_workflows)
+workflows_app.command("list", hidden=True)(list_workflows)
+
+
+@workflows_app.command("get")
+def get(
+    ctx: typer.Context,
+    workflow_id: Annotated[str, typer.Argument(help="The workflow.")],
+    version: Annotated[int, typer.Option(min=0, help="This version; 0 (the default) = the latest.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a stored workflow: status, version, nodes; --json gives its whole definition."""
+    st = state(ctx)
+    with st.client() as client:
+        workflow = client.get_workflow(workflow_id, version=version)
+    if as_json:
+        print_json(workflow)
+        return
+    st.out.print(workflow_view(workflow))
+
+
+@workflows_app.command("delete")
+def delete(
+    ctx: typer.Context,
+    workflow_id: Annotated[str, typer.Argument(help="The workflow.")],
+    force: Annotated[
+        bool, typer.Option(help="Stop its queued, running and paused runs first (else they keep it).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a stored workflow and all its versions (its finished runs are kept). Cannot be undone."""
+    st = state(ctx)
+    if not yes:
+        typer.confirm(f"Delete workflow {workflow_id} and all its versions?", abort=True, err=True)
+    with st.client() as client:
+        client.delete_workflow(workflow_id, force=force)
+    st.out.print(Text.assemble("deleted ", (workflow_id, "bold")))
+
+
+@workflows_app.command("validate")
+def validate(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Local workflow files (JSON or YAML).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Check workflow files offline with the server's own validator; print every problem.
+
+    Needs the runctl server package installed (no server needs to run). Exit code 1 when a file has
+    a problem.
+    """
+    st = state(ctx)
+    try:
+        verdicts = [validate_file(file) for file in files]
+    except ServerNotInstalled as exc:
+        fail(ctx, str(exc))
+    if as_json:
+        print_json([verdict_json(verdict) for verdict in verdicts])
+    else:
+        for verdict in verdicts:
+            st.out.print(verdict_view(verdict))
+    if not all(verdict.valid for verdict in verdicts):
+        raise typer.Exit(1)
 
 
 @workflows_app.command("pause")

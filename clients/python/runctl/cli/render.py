@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from runctl.cli.validate import Verdict
 from runctl.messages import FINISHED_EXECUTION_STATUSES
 from runctl.v1 import (
     batch_resource_pb2,
@@ -250,6 +251,81 @@ def workflows_table(workflows: Any) -> Table:
             str(workflow.version),
             styled(workflow_status(workflow.status)),
             local_time(workflow.update_time),
+        )
+    return table
+
+
+def workflow_view(workflow: workflow_pb2.Workflow) -> Group:
+    """A stored workflow: its header, then its nodes with their types and where they lead."""
+    status = workflow_status(workflow.status)
+    header = Text.assemble(
+        (workflow.id, "bold"),
+        f"  {workflow.name}  version {workflow.version}  ",
+        (status, STYLES.get(status, "")),
+    )
+    lines: list[RenderableType] = [header]
+    if workflow.description:
+        lines.append(Text(workflow.description, style="dim"))
+    lines.append(Text(f"updated {local_time(workflow.update_time)}", style="dim"))
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("NODE", "TYPE", "NEXT"):
+        table.add_column(column, no_wrap=column != "NEXT", overflow="fold")
+    definition = workflow.definition
+    for node in definition.nodes:
+        targets = [
+            edge.target + (f" (when {edge.when})" if edge.when else "")
+            for edge in definition.edges
+            if edge.source == node.id
+        ]
+        table.add_row(escape(node.id), escape(node.type), escape(", ".join(targets)))
+    lines.append(table)
+    return Group(*lines)
+
+
+def verdict_view(verdict: Verdict) -> Text:
+    """A file's validation: valid with its node count, or each problem on a line of its own."""
+    if verdict.valid:
+        return Text.assemble(("valid ", "green"), (str(verdict.file), "bold"), f" ({verdict.nodes} nodes)")
+    count = len(verdict.problems)
+    lines = [
+        Text.assemble(
+            ("invalid ", "red"), (str(verdict.file), "bold"), f": {count} problem{'s' if count > 1 else ''}"
+        )
+    ]
+    lines += [
+        Text(f"  - {problem.field}: {problem.description}", style="red") for problem in verdict.problems
+    ]
+    return Text("\n").join(lines)
+
+
+def verdict_json(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "file": str(verdict.file),
+        "valid": verdict.valid,
+        "nodes": verdict.nodes,
+        "problems": [{"field": p.field, "description": p.description} for p in verdict.problems],
+    }
+
+
+def batches_table(batches: Any) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("ID", "STATUS", "RUNS", "COMPLETED", "FAILED", "STARTED", "TIME"):
+        table.add_column(column, no_wrap=True, min_width=len(column))
+    # The folder's path can be long: it wraps rather than squeezing the columns before it.
+    table.add_column("SOURCE", overflow="fold")
+    for batch in batches:
+        source = batch.folder_path or short(
+            batch_resource_pb2.BatchSourceType, batch.source_type, "BATCH_SOURCE_TYPE_"
+        )
+        table.add_row(
+            batch.batch_id,
+            styled(batch_status(batch.status)),
+            str(batch.total_workflows),
+            str(batch.completed),
+            Text(str(batch.failed), style="red" if batch.failed else ""),
+            local_time(batch.start_time),
+            elapsed(batch.start_time, batch.end_time if batch.HasField("end_time") else None),
+            escape(source),
         )
     return table
 
