@@ -1,5 +1,5 @@
-"""Seed 002 over real HTTP: the Execution object of one run and of a page of runs, field by field, with
-timestamps in the requested time zone; 400 and 404 as the error body documents them."""
+"""The execution object API over real HTTP: the Execution object of one run and of a page of runs, field by
+field, with timestamps in the requested time zone; 400 and 404 as the error body documents them."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from tests.engine_helpers import Client, linear, to_struct
 from tests.support import ServerThread, running_server, settings_for
 
 PAUSED = (common_pb2.EXECUTION_STATUS_PAUSED,)
-# The Execution object's fields and their JSON types, as the seed lists them.
-SEED_FIELDS: dict[str, type | tuple[type, ...]] = {
+# The Execution object's fields and their JSON types, as the API documents them.
+DOCUMENTED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "hashid": str,
     "actions_count": int,
     "completed_actions_count": int,
@@ -108,9 +108,9 @@ def get(http: httpx.Client, identifier: str, **params: str) -> dict[str, Any]:
 
 
 def assert_execution_shape(body: dict[str, Any]) -> None:
-    """Exactly the seed's fields, each with the seed's type, nested objects too."""
-    assert set(body) == set(SEED_FIELDS)
-    for name, kind in SEED_FIELDS.items():
+    """Exactly the documented fields, each with its documented type, nested objects too."""
+    assert set(body) == set(DOCUMENTED_FIELDS)
+    for name, kind in DOCUMENTED_FIELDS.items():
         assert isinstance(body[name], kind) and not isinstance(body[name], bool), name
     assert body["object"] == "execution"
     assert sum(body[f"{count}_actions_count"] for count in COUNTS) == body["actions_count"]
@@ -309,5 +309,5 @@ def test_bad_list_parameters_are_400(http: httpx.Client, params: dict[str, str],
 def test_the_openapi_document_describes_the_object(http: httpx.Client) -> None:
     paths = http.get("/openapi.json").json()["paths"]
     schema = paths["/v1/executions/{id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
-    assert set(schema["properties"]) == set(SEED_FIELDS) == set(schema["required"])
+    assert set(schema["properties"]) == set(DOCUMENTED_FIELDS) == set(schema["required"])
     assert "timezone" in [p["name"] for p in paths["/v1/executions"]["get"]["parameters"]]

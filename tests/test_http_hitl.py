@@ -1,6 +1,7 @@
-"""Seed 000 over real HTTP: paused executions of a workflow, the resume apiUrl and the approval page.
+"""The paused executions API over real HTTP: paused executions of a workflow, the resume apiUrl and the
+approval page.
 
-The list is compared with the seed document's example field by field (key sets, types, casing); runs are
+The list is compared with the API's documented example field by field (key sets, types, casing); runs are
 set up over gRPC through the generated stubs, as a client of both faces would.
 """
 
@@ -26,8 +27,8 @@ BASE = "https://runctl.example"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 PAUSED = (common_pb2.EXECUTION_STATUS_PAUSED,)
 
-# The seed document's example answer, with its values' types.
-SEED_PAUSED_EXECUTION = {
+# The API's documented example answer, with its values' types.
+DOCUMENTED_PAUSED_EXECUTION = {
     "id": str,
     "workflowId": str,
     "executionId": str,
@@ -41,7 +42,7 @@ SEED_PAUSED_EXECUTION = {
     "triggerIds": list,
     "pausePoints": list,
 }
-SEED_PAUSE_POINT = {
+DOCUMENTED_PAUSE_POINT = {
     "contextId": str,
     "blockId": str,
     "registeredAt": str,
@@ -50,7 +51,7 @@ SEED_PAUSE_POINT = {
     "resumeLinks": dict,
     "response": dict,
 }
-SEED_LINKS = {"apiUrl", "uiUrl", "contextId", "executionId", "workflowId"}
+DOCUMENTED_LINKS = {"apiUrl", "uiUrl", "contextId", "executionId", "workflowId"}
 FORM_FIELD_KEYS = {"name", "type", "label", "description", "required", "default", "options"}
 
 FIELDS = [
@@ -146,14 +147,14 @@ def find(items: list[dict[str, Any]], execution_id: str) -> dict[str, Any] | Non
 # -- GET /api/workflows/{id}/paused ------------------------------------------------------------------
 
 
-def test_the_seed_request_answers_the_seed_shape(
+def test_the_documented_request_answers_the_documented_shape(
     http: httpx.Client, workflow_id: str, paused_run: str
 ) -> None:
     # curl -X GET "https://www.sim.ai/api/workflows/{id}/paused?status=paused" -H "X-API-Key: YOUR_API_KEY"
     item = find(paused_list(http, workflow_id, status="paused"), paused_run)
     assert item is not None
-    assert set(item) == set(SEED_PAUSED_EXECUTION)
-    for key, kind in SEED_PAUSED_EXECUTION.items():
+    assert set(item) == set(DOCUMENTED_PAUSED_EXECUTION)
+    for key, kind in DOCUMENTED_PAUSED_EXECUTION.items():
         assert isinstance(item[key], kind), (key, item[key])
     assert item["id"].startswith("pe_") and item["id"] != paused_run
     assert item["workflowId"] == workflow_id and item["executionId"] == paused_run
@@ -163,8 +164,8 @@ def test_the_seed_request_answers_the_seed_shape(
     assert item["expiresAt"] is None and item["metadata"] is None and item["triggerIds"] == []
 
     [point] = item["pausePoints"]
-    assert set(point) == set(SEED_PAUSE_POINT)
-    for key, kind in SEED_PAUSE_POINT.items():
+    assert set(point) == set(DOCUMENTED_PAUSE_POINT)
+    for key, kind in DOCUMENTED_PAUSE_POINT.items():
         assert isinstance(point[key], kind), (key, point[key])
     assert point["contextId"].startswith("ctx_")
     assert point["blockId"] == "approve"
@@ -172,7 +173,7 @@ def test_the_seed_request_answers_the_seed_shape(
     assert point["resumeStatus"] == "paused" and point["snapshotReady"] is True
 
     links = point["resumeLinks"]
-    assert set(links) == SEED_LINKS
+    assert set(links) == DOCUMENTED_LINKS
     context_id = point["contextId"]
     assert untokened(links["apiUrl"]) == f"{BASE}/api/resume/{workflow_id}/{paused_run}/{context_id}"
     assert untokened(links["uiUrl"]) == f"{BASE}/resume/{workflow_id}/{paused_run}"
@@ -285,13 +286,13 @@ def test_resume_over_the_api_url(http: httpx.Client, client: Client, workflow_id
     assert set(answer) == {"action", "reason", "values", "pausePoint"}
     assert (answer["action"], answer["reason"]) == ("resumed", "")
     assert answer["values"] == {"note": "fine", "tier": "silver", "amount": 10, "approved": False}
-    assert set(answer["pausePoint"]) == set(SEED_PAUSE_POINT)
+    assert set(answer["pausePoint"]) == set(DOCUMENTED_PAUSE_POINT)
     assert answer["pausePoint"]["resumeStatus"] == "resumed"
 
     retry = http.post(api_url, json=once, headers={"Idempotency-Key": "req-1"})
     assert (retry.status_code, retry.json()["action"]) == (200, "resumed")
     # The link's token is spent; without it (dev mode here, else with an API key) a later call is
-    # answered "skipped" as seed 004 answers.
+    # answered "skipped" as the node resume API answers.
     replay = http.post(api_url, json={"note": "again", "tier": "gold"})
     assert replay.status_code == 401
     second = http.post(untokened(api_url), json={"note": "again", "tier": "gold"})

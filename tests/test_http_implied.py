@@ -72,7 +72,7 @@ def test_create_answers_201_with_the_id_and_the_secret(env: Env) -> None:
     assert body["name"] == "Hello" and body["version"] == 1 and body["status"] == "active"
     assert isinstance(body["webhookSecret"], str) and len(body["webhookSecret"]) >= 16
     assert created.headers["location"] == f"/v1/workflows/{body['id']}"
-    # seed 003's GET serves it, without the secret
+    # the workflow pause API's GET serves it, without the secret
     fetched = env.http.get(created.headers["location"]).json()
     assert fetched["id"] == body["id"] and "webhookSecret" not in fetched
 

@@ -1,4 +1,5 @@
-"""Seed 003 over real HTTP: pause, resume, cancel and get a workflow; 404 and 409 as documented."""
+"""The workflow pause API over real HTTP: pause, resume, cancel and get a workflow; 404 and 409 as
+documented."""
 
 from __future__ import annotations
 

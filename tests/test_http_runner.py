@@ -1,5 +1,5 @@
-"""Seed 001 over real HTTP: every route with the seed's curl requests, the answers' shapes field by field
-(exact key sets, types, casing), and the error cases with the runner's error body."""
+"""The local runner API over real HTTP: every route with its documented curl requests, the answers' shapes
+field by field (exact key sets, types, casing), and the error cases with the runner's error body."""
 
 from __future__ import annotations
 
@@ -261,7 +261,7 @@ def test_stop_without_an_id_stops_the_most_recent_active_run(env: Env) -> None:
 
 
 def test_routes_without_an_id_pick_the_most_recent_run_that_qualifies(env: Env) -> None:
-    """gRPC has no "most recent" default; these seed 001 routes pick the run themselves, each with its
+    """gRPC has no "most recent" default; these local runner routes pick the run themselves, each with its
     own rule: the newest run for status, the newest unfinished one for stop and trace logs, the newest
     paused one for continue and pause control."""
     env.reset()
@@ -602,7 +602,7 @@ def test_the_openapi_document_lists_every_runner_route(env: Env) -> None:
     for path, method in expected.items():
         assert method in paths[path], path
     operation = paths["/api/workflows/execution/{executionId}"]["get"]
-    assert operation["tags"] == ["seed 001"]
+    assert operation["tags"] == ["local runner API"]
     schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert set(schema["required"]) == STATUS_KEYS
     events = paths["/api/workflows/execution/{executionId}/events"]["get"]["responses"]["200"]

@@ -1,5 +1,5 @@
-"""Seed 004 over real HTTP: resume a waiting node with the workflow's webhook secret, at top level, in
-nested for-each iterations (stack) and with the legacy flat fields; 400, 401 and 404 as documented."""
+"""The node resume API over real HTTP: resume a waiting node with the workflow's webhook secret, at top level,
+in nested for-each iterations (stack) and with the legacy flat fields; 400, 401 and 404 as documented."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
 
 def answer(response: httpx.Response) -> tuple[str, str]:
-    """A 200 answer in the seed's shape: exactly action and reason, both strings."""
+    """A 200 answer in the documented shape: exactly action and reason, both strings."""
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == {"action", "reason"}
@@ -126,7 +126,7 @@ def single_loop() -> dict[str, Any]:
     return doc
 
 
-def test_the_seeds_example_request_resumes_then_skips(env: Env) -> None:
+def test_the_documented_example_request_resumes_then_skips(env: Env) -> None:
     execution_id, secret = env.run(linear({"id": "hold", "type": "wait"}))
     env.waiting(execution_id, "hold")
     # the documented curl: -d '{}' with a bearer token

@@ -1,8 +1,8 @@
 """Resume credentials on a server with API keys: signed resume links and webhook secret rotation.
 
-A resume link (seed 000 apiUrl / uiUrl) carries a token that opens one pause point of one run for
-whoever holds the link, without a key, until the pause point stops waiting. A workflow's webhook
-secret (seed 004) can be rotated with an overlap during which the replaced one still works.
+A resume link (the paused executions API's apiUrl / uiUrl) carries a token that opens one pause point of one
+run for whoever holds the link, without a key, until the pause point stops waiting. A workflow's webhook
+secret (the node resume API) can be rotated with an overlap during which the replaced one still works.
 """
 
 from __future__ import annotations

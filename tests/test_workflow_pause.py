@@ -1,4 +1,5 @@
-"""Workflow pause, resume and cancel (seed 003) and paused executions (seed 000) over the real gRPC API."""
+"""Workflow pause, resume and cancel (the workflow pause API) and paused executions (the paused executions
+API) over the real gRPC API."""
 
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ def test_cancel_stops_its_runs_and_refuses_new_ones(client: Client) -> None:
     assert code_of(lambda: client.workflows.CancelWorkflow(cancel)) == grpc.StatusCode.FAILED_PRECONDITION
 
 
-def test_paused_executions_follow_the_seed_model(client: Client) -> None:
+def test_paused_executions_follow_the_documented_model(client: Client) -> None:
     approval = {
         "id": "approve",
         "type": "approval",

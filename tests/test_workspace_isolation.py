@@ -757,7 +757,7 @@ def http_cases(alpha: Alpha, beta_flow: str) -> list[HttpCase]:
         return {"json": {"executionId": i.run, **body}}
 
     return [
-        # seed 000: paused executions, the resume apiUrl, the approval page and its form post
+        # the paused executions API: the resume apiUrl, the approval page and its form post
         C("GET", lambda i: (f"/api/workflows/{i.flow}/paused", {})),
         C("POST", lambda i: (f"/api/resume/{i.flow}/{i.run}/{i.ctx}", {"json": {"approved": True}})),
         C("POST", lambda i: (f"/api/resume/-/{i.run}/{i.ctx}", {"json": {}})),
@@ -769,7 +769,7 @@ def http_cases(alpha: Alpha, beta_flow: str) -> list[HttpCase]:
                 {"data": {CONTEXT_FIELD: i.ctx, DECISION_FIELD: "approve"}},
             ),
         ),
-        # seed 001: the runner
+        # the local runner API
         C("GET", lambda i: ("/api/workflows/execution/status", {"params": {"executionId": i.run}})),
         C("GET", lambda i: (f"/api/workflows/execution/{i.run}", {})),
         C("POST", lambda i: ("/api/workflows/execution/stop", run_body(i))),
@@ -783,18 +783,18 @@ def http_cases(alpha: Alpha, beta_flow: str) -> list[HttpCase]:
         C("POST", lambda i: (f"/api/workflows/execution/batch/{i.batch}/stop", {})),
         C("GET", lambda i: (f"/api/workflows/execution/{i.run}/events", {})),
         C("GET", lambda i: (f"/api/workflows/execution/{i.run}/events", {"headers": {"last-event-id": "0"}})),
-        # seed 002: the Execution object, by id or hashid; the list filtered by alpha's ids is empty
+        # the execution object API: by id or hashid; the list filtered by alpha's ids is empty
         C("GET", lambda i: (f"/v1/executions/{i.run}", {})),
         C("GET", lambda i: (f"/v1/executions/{i.hash}", {})),
         C("GET", lambda i: ("/v1/executions", {"params": {"workflow_id": i.flow}}), 200),
         C("GET", lambda i: ("/v1/executions", {"params": {"batch_id": i.batch}}), 200),
-        # seed 003: workflow control
+        # the workflow pause API
         C("GET", lambda i: (f"/v1/workflows/{i.flow}", {})),
         C("POST", lambda i: (f"/v1/workflows/{i.flow}/pause", {"json": {"reason": "beta"}})),
         C("POST", lambda i: (f"/v1/workflows/{i.flow}/resume", {})),
         C("POST", lambda i: (f"/v1/workflows/{i.flow}/cancel", {"json": {"reason": "beta"}})),
         C("POST", lambda i: (f"/v1/workflows/{i.flow}/rotate-secret", {"json": {"overlapSeconds": 0}})),
-        # seed 004: with alpha's real webhook secret, still not beta's run
+        # the node resume API: with alpha's real webhook secret, still not beta's run
         C(
             "POST",
             lambda i: (f"/v1/runs/{i.run}/nodes/ask/resume", {"params": {"secret": secret}, "json": {}}),

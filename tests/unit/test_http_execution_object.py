@@ -1,4 +1,4 @@
-"""Seed 002's Execution object, shaped from a hand-built runctl.v1.Execution."""
+"""The execution object API's Execution object, shaped from a hand-built runctl.v1.Execution."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from runctl.v1 import common_pb2, execution_pb2
 from runctl_server.http import timefmt
 from runctl_server.http.routes import execution_object as shape
 
-SEED_KEYS = {
+DOCUMENTED_KEYS = {
     "hashid",
     "actions_count",
     "completed_actions_count",
@@ -118,9 +118,9 @@ def execution(**overrides: Any) -> execution_pb2.Execution:
     return json_format.ParseDict(document, execution_pb2.Execution())
 
 
-def test_the_object_has_the_seeds_fields_in_its_order() -> None:
+def test_the_object_has_the_documented_fields_in_their_order() -> None:
     body = shape.execution_object(execution(), timefmt.zone("America/New_York"))
-    assert list(body) == sorted(SEED_KEYS)
+    assert list(body) == sorted(DOCUMENTED_KEYS)
     assert body["object"] == "execution"
     assert body["id"] == "exec_0123456789abcdef0123"
     assert body["name"] == "Workflow 8"
@@ -132,7 +132,7 @@ def test_the_object_has_the_seeds_fields_in_its_order() -> None:
     assert body["execution_data"] == {"input": {"who": "Ada"}, "nodes": {"start": {"output": None}}}
 
 
-def test_counts_fold_into_the_seeds_five_states() -> None:
+def test_counts_fold_into_the_five_documented_states() -> None:
     body = shape.execution_object(execution(), timefmt.zone(None))
     assert {key: body[key] for key in body if key.endswith("actions_count")} == {
         "actions_count": 6,

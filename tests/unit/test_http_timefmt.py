@@ -1,4 +1,5 @@
-"""Seed 002's timestamps: ISO 8601 in a requested zone, in UTC with a Z, and the human string."""
+"""The execution object API's timestamps: ISO 8601 in a requested zone, in UTC with a Z, and the human
+string."""
 
 from __future__ import annotations
 
@@ -10,23 +11,23 @@ from google.protobuf import timestamp_pb2
 from runctl_server.errors import InvalidArgument
 from runctl_server.http import timefmt
 
-# The seed's example: created 2025-10-06 03:49:44 UTC, shown in New York (EDT, UTC-4).
-SEED_MOMENT = datetime(2025, 10, 6, 3, 49, 44, 654321, tzinfo=UTC)
+# The API's documented example: created 2025-10-06 03:49:44 UTC, shown in New York (EDT, UTC-4).
+DOCUMENTED_MOMENT = datetime(2025, 10, 6, 3, 49, 44, 654321, tzinfo=UTC)
 NEW_YORK = "America/New_York"
 
 
-def test_the_seed_example_renders_exactly() -> None:
+def test_the_documented_example_renders_exactly() -> None:
     where = timefmt.zone(NEW_YORK)
-    assert timefmt.iso_in(SEED_MOMENT, where) == "2025-10-05T23:49:44-04:00"
-    assert timefmt.iso_utc(SEED_MOMENT) == "2025-10-06T03:49:44Z"
-    assert timefmt.human(SEED_MOMENT, where) == "Oct 05, 2025 11:49 pm EDT"
+    assert timefmt.iso_in(DOCUMENTED_MOMENT, where) == "2025-10-05T23:49:44-04:00"
+    assert timefmt.iso_utc(DOCUMENTED_MOMENT) == "2025-10-06T03:49:44Z"
+    assert timefmt.human(DOCUMENTED_MOMENT, where) == "Oct 05, 2025 11:49 pm EDT"
 
 
 def test_utc_is_the_default_zone() -> None:
     for name in (None, ""):
         where = timefmt.zone(name)
-        assert timefmt.iso_in(SEED_MOMENT, where) == "2025-10-06T03:49:44+00:00"
-        assert timefmt.human(SEED_MOMENT, where) == "Oct 06, 2025 03:49 am UTC"
+        assert timefmt.iso_in(DOCUMENTED_MOMENT, where) == "2025-10-06T03:49:44+00:00"
+        assert timefmt.human(DOCUMENTED_MOMENT, where) == "Oct 06, 2025 03:49 am UTC"
 
 
 @pytest.mark.parametrize(

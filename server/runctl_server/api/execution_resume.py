@@ -20,7 +20,7 @@ def _action(resumed: bool) -> execution_pb2.ResumeAction.ValueType:
 
 
 def for_each_context(message: common_pb2.ForEachContext) -> dict[str, Any]:
-    """Seed 004's forEachContext shape (its stack), which the engine reads."""
+    """The node resume API's forEachContext shape (its stack), which the engine reads."""
     return {
         "stack": [
             {"index": level.index, "parentNodeId": level.parent_node_id, "total": level.total}

@@ -1,4 +1,4 @@
-"""Resume links (seed 000 `apiUrl` / `uiUrl`) that carry their own credential.
+"""Resume links (the paused executions API's `apiUrl` / `uiUrl`) that carry their own credential.
 
 A person asked to approve a step gets a link, not an API key. Each link carries a token signed with
 the server's key (store/server_keys.py) naming the workspace, the run and the pause point, so it

@@ -73,7 +73,7 @@ class WorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
         await workflow_control.delete(workspace_of(context), request.workflow_id, force=request.force)
         return workflow_pb2.DeleteWorkflowResponse()
 
-    # -- workflow control (seed 003) and paused executions (seed 000) -----------------------------
+    # -- workflow control (the workflow pause API) and paused executions --------------------------
 
     async def _workflow(self, workspace_id: str, workflow_id: str) -> workflow_pb2.Workflow:
         return convert.workflow(await self._engine.workflows.get(workspace_id, workflow_id), full=False)

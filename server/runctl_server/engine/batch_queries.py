@@ -131,7 +131,7 @@ class BatchQueries:
         page_size: int = 0,
         page_token: str = "",
     ) -> BatchPage:
-        """Newest first. Offset paging (the seed 001 HTTP route's `limit`/`offset`) or keyset page
+        """Newest first. Offset paging (the local runner API's HTTP route's `limit`/`offset`) or keyset page
         tokens (BatchService.ListBatches, AIP-158), not both. The offset is applied in the database, so
         a large one costs no walk through the pages before it."""
         if (limit or offset) and (page_size or page_token):

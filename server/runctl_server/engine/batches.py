@@ -195,8 +195,8 @@ class Batches:
 
     async def _record_progress(self, running: Row, execution_id: str = "") -> bool:
         """Commit the batch's new counts; once nothing is left to run it ends COMPLETED, failed runs or
-        not (seed 001); answers whether it still runs. The caller holds the batch's lock, so `running` is
-        current."""
+        not (the local runner API); answers whether it still runs. The caller holds the batch's lock, so
+        `running` is current."""
         row = dict(running)
         counts = await self.queries.counts(row["id"])
         mutation = Mutation()
@@ -272,8 +272,8 @@ class Batches:
         return sorted((str(row["id"]) for row in rows), key=order.__getitem__)
 
     async def clear(self, workspace_id: str) -> ClearOutcome:
-        """Delete every ended batch of the workspace with its runs and their events (seed 001: the
-        history is removed for good); running ones are kept and listed."""
+        """Delete every ended batch of the workspace with its runs and their events (as in the
+        local runner API, the history is removed for good); running ones are kept and listed."""
         rows = await self._engine.reader.all(sql.SELECT_BATCHES_FOR_CLEARING, {"ws": workspace_id})
         ended = [row for row in rows if row["status"] != RUNNING and int(row["active"]) == 0]
         ended_ids = {row["id"] for row in ended}

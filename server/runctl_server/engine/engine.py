@@ -102,7 +102,8 @@ class Engine:
             services={"http": self.http_client, "engine": self},
         )
         self.scheduler.metrics = metrics
-        # Workflows whose runs start no new node (seed 003); their status row is the durable truth.
+        # Workflows whose runs start no new node (the workflow pause API); their status row is the
+        # durable truth.
         self.paused_workflows: set[str] = set()
         self.scheduler.workflow_paused = lambda workflow_id: workflow_id in self.paused_workflows
         self.pausing_workflows: set[str] = set()
@@ -201,8 +202,8 @@ class Engine:
         await self.http_client.aclose()
 
     async def reload_paused_workflows(self) -> None:
-        """The workflows whose runs may start no node (seed 003), from their status rows: shared by
-        every replica, reread when any replica pauses or resumes one."""
+        """The workflows whose runs may start no node (the workflow pause API), from their status rows: shared
+        by every replica, reread when any replica pauses or resumes one."""
         paused = await self.reader.all(
             "SELECT id FROM workflows WHERE status = 'paused' AND deleted_at IS NULL"
         )

@@ -16,5 +16,5 @@ def node_key(node_id: str, stack: Sequence[Mapping[str, Any]] = ()) -> str:
 
 
 def frame(loop_id: str, index: int, total: int) -> dict[str, Any]:
-    """One level of the for-each stack, in seed 004's shape."""
+    """One level of the for-each stack, in the node resume API's shape."""
     return {"index": index, "parentNodeId": loop_id, "total": total}

@@ -192,8 +192,8 @@ class Queries:
         return int(row["last"] or 0) if row else 0
 
     async def most_recent(self, workspace_id: str, statuses: tuple[str, ...] = ()) -> Row | None:
-        """The most recently created run in one of `statuses` (any when empty), for the seed 001 HTTP
-        routes that default to "the most recent" run; no gRPC call has such a default."""
+        """The most recently created run in one of `statuses` (any when empty), for the local runner API's
+        HTTP routes that default to "the most recent" run; no gRPC call has such a default."""
         where = "workspace_id = :ws"
         if statuses:
             where += " AND status IN :statuses"

@@ -147,7 +147,7 @@ def iteration_stack(
 ) -> list[dict[str, Any]]:
     """The for-each stack naming one iteration of the node, checked against the definition.
 
-    `for_each` is seed 004's forEachContext with its stack: {stack: [{index, parentNodeId, total}]}
+    `for_each` is the node resume API's forEachContext with its stack: {stack: [{index, parentNodeId, total}]}
     (the node resume route turns the legacy flat fields into a stack of one). Raises InvalidArgument
     with a violation per bad frame.
     """
@@ -303,8 +303,8 @@ class Resumes:
         for_each: Mapping[str, Any] | None = None,
         request_id: str = "",
     ) -> NodeOutcome:
-        """Resume a waiting wait or approval node of a run (seed 004), in one loop iteration when the
-        node is inside for_each bodies."""
+        """Resume a waiting wait or approval node of a run (the node resume API), in one loop iteration when
+        the node is inside for_each bodies."""
         missing = [
             FieldViolation(name, "is required")
             for name, value in (("execution_id", execution_id), ("node_id", node_id), ("secret", secret))

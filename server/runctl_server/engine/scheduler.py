@@ -176,7 +176,7 @@ class Scheduler:
         self.on_run_finished: list[Any] = []
         self.on_task_created: list[Any] = []
         self.on_child_start: Any = None
-        # Answers whether a workflow is paused: its runs then start no new node (seed 003).
+        # Answers whether a workflow is paused: its runs then start no new node (the workflow pause API).
         self.workflow_paused: Callable[[str | None], bool] = lambda _workflow_id: False
         # Answers whether a workflow's pause is not committed yet: its runs start no node, but do not
         # show PAUSED before the WORKFLOW_PAUSED event that causes it is in the log.

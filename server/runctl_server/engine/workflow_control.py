@@ -1,4 +1,5 @@
-"""Workflow pause, resume and cancel (seed 003), and the paused executions of a workflow (seed 000).
+"""Workflow pause, resume and cancel (the workflow pause API), and the paused executions of a workflow
+(the paused executions API).
 
 A paused workflow is a status row plus a name in Engine.paused_workflows, which the scheduler consults
 before starting any node: in-flight nodes finish, nothing new starts, timers keep counting (a delay
@@ -236,7 +237,7 @@ class WorkflowControl:
         size: int = 0,
         token: str = "",
     ) -> tuple[list[PausedExecution], str]:
-        """Seed 000: the runs of a workflow that paused, most recently paused first."""
+        """The paused executions API: the runs of a workflow that paused, most recently paused first."""
         if any(status not in RESUME_STATUSES for status in statuses):
             raise InvalidArgument.single(
                 "statuses", f"must be among: {', '.join(RESUME_STATUSES)}", reason="FIELD_INVALID"

@@ -1,7 +1,7 @@
 """HTTP routes call the very servicer methods gRPC calls: one source of truth for behaviour.
 
 A route builds the request message, calls the servicer in-process with a LocalContext (which carries
-the HTTP caller's credentials as gRPC metadata would), and shapes the response message as its seed
+the HTTP caller's credentials as gRPC metadata would), and shapes the response message as its compatibility
 document wants. Domain errors come back as RunctlError and are mapped to HTTP in errors.py.
 """
 
@@ -40,7 +40,7 @@ class Services:
     servicers: Mapping[str, Any]
     # With it, a stream ends when the caller's key is revoked while it runs (api/auth.py).
     authenticator: Authenticator | None = None
-    # For the few seed behaviours that no gRPC method has (the runner's "most recent" run, offset
+    # For the few documented behaviours that no gRPC method has (the runner's "most recent" run, offset
     # paging of the batch history): routes call the engine's public functions, never SQL.
     engine: Engine | None = None
 

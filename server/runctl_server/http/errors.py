@@ -1,4 +1,4 @@
-"""The one place domain errors become HTTP statuses, and the error bodies of each seed document."""
+"""The one place domain errors become HTTP statuses, and the error bodies of each compatibility API."""
 
 from __future__ import annotations
 
@@ -86,8 +86,9 @@ def details_of(error: errors.RunctlError) -> list[dict[str, Any]]:
     return details
 
 
-# How a seed document spells an error body. Seed 000 documents {"error", "details"}; seed 001 answers
-# {"success": false, "message"}; the others document only the status, so they get {"error", "details"}.
+# How a compatibility API spells an error body. The paused executions API documents
+# {"error", "details"}; the local runner API answers {"success": false, "message"}; the others document only
+# the status, so they get {"error", "details"}.
 ErrorBody = Callable[[errors.RunctlError], dict[str, Any]]
 
 

@@ -1,8 +1,9 @@
-"""Seed 001 live updates made from the event log: `execution-update`, `batch-update`, `node-execution`.
+"""The local runner API's live updates made from the event log: `execution-update`, `batch-update`,
+`node-execution`.
 
 Events carry what changed, not a run's whole short status, so a RunTracker keeps the short status
 (a RunStatus) of the runs it has seen, applies each event to it in log order, and answers the
-seed 001 payload to push. A run met for the first time in the middle of its life (the process started
+local runner API payload to push. A run met for the first time in the middle of its life (the process started
 after it, or the tracker forgot it) is loaded once (a BASIC read of the run). The tracker
 is bounded: a paused run costs nothing here once it falls out.
 """
@@ -38,7 +39,8 @@ FINISHED = frozenset(
         common_pb2.EXECUTION_STATUS_STOPPED,
     }
 )
-# A node's status in `node-execution`; a failed node says "error", as a failed run does in seed 001.
+# A node's status in `node-execution`; a failed node says "error", as a failed run does in the
+# local runner API.
 NODE_EVENTS = {
     "NODE_SCHEDULED": "scheduled",
     "NODE_STARTED": "running",
@@ -138,7 +140,8 @@ class RunTracker:
 
 
 def execution_update(summary: RunStatus, sequence: int = 0) -> dict[str, Any]:
-    """`execution-update`: the seed 001 status object, plus the run's batch and the event sequence."""
+    """`execution-update`: the local runner API's status object, plus the run's batch and the event
+    sequence."""
     data = execution_status(summary)
     if summary.batch_id:
         data["batchId"] = summary.batch_id

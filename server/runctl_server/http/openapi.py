@@ -51,7 +51,7 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": endpoint.summary,
         "operationId": re.sub(r"\W+", "_", f"{endpoint.method}_{endpoint.path}").strip("_"),
-        "tags": [f"seed {endpoint.source}" if endpoint.source != "implied" else "implied"],
+        "tags": [f"{endpoint.source} API" if endpoint.source != "implied" else "implied"],
         "parameters": parameters,
         "responses": responses,
     }

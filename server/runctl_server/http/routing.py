@@ -2,7 +2,7 @@
 
 A handler gets a Call (the parsed request, the services, the caller's credentials) and answers a JSON
 value; bad input raises InvalidArgument (400 with a field violation), domain errors raise RunctlError,
-and the endpoint's error body style turns either into the seed document's error shape.
+and the endpoint's error body style turns either into the compatibility API's error shape.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -63,7 +63,7 @@ class Call:
 
     @property
     def engine(self) -> Engine:
-        """The engine, for routes whose seed behaviour no gRPC method has (bridge.Services.engine)."""
+        """The engine, for routes whose documented behaviour no gRPC method has (bridge.Services.engine)."""
         if self.services.engine is None:
             raise RuntimeError("this route needs the engine: build Services with it")
         return self.services.engine
@@ -165,6 +165,19 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 Handler = Callable[[Call], Awaitable[Any]]
 
+# The compatibility API a route reproduces (docs/compat/), or "implied": a route those APIs assume
+# but do not show (creating workflows, starting runs and batches, the resume links, the SSE stream), or
+# "console": the operator console's own API (left out of /openapi.json).
+Api = Literal[
+    "paused executions",
+    "local runner",
+    "execution object",
+    "workflow pause",
+    "node resume",
+    "implied",
+    "console",
+]
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -174,7 +187,7 @@ class Endpoint:
     path: str
     handler: Handler
     summary: str
-    source: str  # the seed document it reproduces ("000".."004") or "implied" (DESIGN.md)
+    source: Api
     query: tuple[Param, ...] = ()
     body: Mapping[str, Any] | None = None  # JSON schema of the request body
     response: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})

@@ -1,15 +1,15 @@
-"""Seed 001 (local automation runner) words and objects, made from the proto messages.
+"""The local runner API's words and objects, made from the proto messages.
 
 Shared by the REST routes (http/routes/runner*.py) and the live updates (Socket.IO, http/live.py), so a
 run looks the same whether it is polled or pushed.
 
-Seed 001 knows the run statuses idle, running, completed, error and stopped (plus queued for the runs
-of a batch). runctl's richer lifecycle maps onto them:
+The local runner API knows the run statuses idle, running, completed, error and stopped (plus queued for the
+runs of a batch). runctl's richer lifecycle maps onto them:
 
 - a QUEUED run is "idle" (it has not started), except inside a batch, whose items say "queued";
 - a PAUSED run is "running" with `pausedNodeId` and `pauseReason`: "breakpoint", "wait-pause" (wait and
   approval nodes), "manual-pause" (an operator's PauseExecution) or "workflow-pause" (its workflow is
-  paused, seed 003).
+  paused, the workflow pause API).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def millis(stamp: timestamp_pb2.Timestamp) -> int:
 
 @dataclass
 class RunStatus:
-    """A run's short status: what the seed 001 status object and Socket.IO `execution-update` show.
+    """A run's short status: what the local runner API's status object and Socket.IO `execution-update` show.
     Made from a BASIC Execution; the live updates (http/live.py) keep it current from events."""
 
     execution_id: str
@@ -107,7 +107,7 @@ class RunStatus:
 
 
 def execution_status(summary: RunStatus) -> dict[str, Any]:
-    """The seed 001 execution status object (GET /api/workflows/execution/{executionId})."""
+    """The local runner API's execution status object (GET /api/workflows/execution/{executionId})."""
     paused = summary.status == common_pb2.EXECUTION_STATUS_PAUSED
     body: dict[str, Any] = {
         "executionId": summary.execution_id,

@@ -1,4 +1,4 @@
-"""Socket.IO on the HTTP port (seed 001): `execution-update`, `batch-update` and `node-execution`.
+"""Socket.IO on the HTTP port (the local runner API): `execution-update`, `batch-update` and `node-execution`.
 
 A client takes everything of its workspace by default (room `all`). It may narrow that down:
 `emit("subscribe", {"executionId": ...})` or `{"batchId": ...}` joins that run's or batch's room

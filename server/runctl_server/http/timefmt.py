@@ -1,10 +1,11 @@
-"""Timestamps as seed 002 writes them: ISO 8601 in a requested IANA time zone, in UTC, and for people.
+"""Timestamps as the execution object API writes them: ISO 8601 in a requested IANA time zone, in UTC,
+and for people.
 
     created_at         "2025-10-05T23:49:44-04:00"   (the zone asked for; UTC by default)
     created_at_utc     "2025-10-06T03:49:44Z"
     created_at_string  "Oct 05, 2025 11:49 pm EDT"
 
-Whole seconds, as the seed shows them. Month names are spelled here, not by strftime, so the server's
+Whole seconds, as that API shows them. Month names are spelled here, not by strftime, so the server's
 locale never changes an answer.
 """
 

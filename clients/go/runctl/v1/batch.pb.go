@@ -609,7 +609,7 @@ func (x *StopBatchRequest) GetReason() string {
 	return ""
 }
 
-// Response of BatchService.StopBatch (seed 001).
+// Response of BatchService.StopBatch (the local runner API's batch stop).
 type StopBatchResponse struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -715,7 +715,7 @@ func (*ClearBatchesRequest) Descriptor() ([]byte, []int) {
 	return file_runctl_v1_batch_proto_rawDescGZIP(), []int{10}
 }
 
-// Response of BatchService.ClearBatches (seed 001).
+// Response of BatchService.ClearBatches (the local runner API's clear-all).
 type ClearBatchesResponse struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache

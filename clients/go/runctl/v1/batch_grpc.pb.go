@@ -31,8 +31,8 @@ type BatchServiceClient interface {
 	// Returns one batch with its runs. NOT_FOUND (BATCH_NOT_FOUND) when missing; INVALID_ARGUMENT
 	// (FIELD_REQUIRED) without `batch_id`.
 	GetBatch(ctx context.Context, in *GetBatchRequest, opts ...grpc.CallOption) (*GetBatchResponse, error)
-	// Lists batches, newest first, without their runs (seed 001 batch history), in pages.
-	// INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
+	// Lists batches, newest first, without their runs (the local runner API's batch history), in
+	// pages. INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
 	// INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a token not handed out for these filters.
 	ListBatches(ctx context.Context, in *ListBatchesRequest, opts ...grpc.CallOption) (*ListBatchesResponse, error)
 	// Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
@@ -40,10 +40,10 @@ type BatchServiceClient interface {
 	// a batch that has already ended; NOT_FOUND (BATCH_NOT_FOUND) when missing.
 	StopBatch(ctx context.Context, in *StopBatchRequest, opts ...grpc.CallOption) (*StopBatchResponse, error)
 	// Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
-	// states, pause points and tasks (seed 001 clear-all). Running batches, and batches with a run
-	// still being stopped, are kept and listed in `skipped_batch_ids`; runs outside batches are not
-	// touched. This cannot be undone; the event log is not rewritten (a BATCHES_CLEARED event
-	// records the deletion).
+	// states, pause points and tasks (the local runner API's clear-all). Running batches, and batches
+	// with a run still being stopped, are kept and listed in `skipped_batch_ids`; runs outside
+	// batches are not touched. This cannot be undone; the event log is not rewritten (a
+	// BATCHES_CLEARED event records the deletion).
 	ClearBatches(ctx context.Context, in *ClearBatchesRequest, opts ...grpc.CallOption) (*ClearBatchesResponse, error)
 	// Watches one batch: a snapshot (or the events after a cursor), then the batch's events and
 	// its runs' execution events as they commit, coalesced, with heartbeats while idle. The stream
@@ -157,8 +157,8 @@ type BatchServiceServer interface {
 	// Returns one batch with its runs. NOT_FOUND (BATCH_NOT_FOUND) when missing; INVALID_ARGUMENT
 	// (FIELD_REQUIRED) without `batch_id`.
 	GetBatch(context.Context, *GetBatchRequest) (*GetBatchResponse, error)
-	// Lists batches, newest first, without their runs (seed 001 batch history), in pages.
-	// INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
+	// Lists batches, newest first, without their runs (the local runner API's batch history), in
+	// pages. INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
 	// INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a token not handed out for these filters.
 	ListBatches(context.Context, *ListBatchesRequest) (*ListBatchesResponse, error)
 	// Stops a batch: it ends STOPPED first (so no more of its runs start), then its running and
@@ -166,10 +166,10 @@ type BatchServiceServer interface {
 	// a batch that has already ended; NOT_FOUND (BATCH_NOT_FOUND) when missing.
 	StopBatch(context.Context, *StopBatchRequest) (*StopBatchResponse, error)
 	// Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
-	// states, pause points and tasks (seed 001 clear-all). Running batches, and batches with a run
-	// still being stopped, are kept and listed in `skipped_batch_ids`; runs outside batches are not
-	// touched. This cannot be undone; the event log is not rewritten (a BATCHES_CLEARED event
-	// records the deletion).
+	// states, pause points and tasks (the local runner API's clear-all). Running batches, and batches
+	// with a run still being stopped, are kept and listed in `skipped_batch_ids`; runs outside
+	// batches are not touched. This cannot be undone; the event log is not rewritten (a
+	// BATCHES_CLEARED event records the deletion).
 	ClearBatches(context.Context, *ClearBatchesRequest) (*ClearBatchesResponse, error)
 	// Watches one batch: a snapshot (or the events after a cursor), then the batch's events and
 	// its runs' execution events as they commit, coalesced, with heartbeats while idle. The stream

@@ -31,8 +31,8 @@ const (
 	BatchStatus_BATCH_STATUS_UNSPECIFIED BatchStatus = 0
 	// Some runs are queued, running or paused.
 	BatchStatus_BATCH_STATUS_RUNNING BatchStatus = 1
-	// Every run finished; runs that ended in ERROR are counted in `failed` (seed 001 shows a
-	// completed batch with failures). Terminal.
+	// Every run finished; runs that ended in ERROR are counted in `failed` (the local
+	// runner API shows a completed batch with failures). Terminal.
 	BatchStatus_BATCH_STATUS_COMPLETED BatchStatus = 2
 	// Reserved for a batch that fails as a whole; failed runs alone do not make a batch ERROR.
 	// Terminal.
@@ -86,7 +86,7 @@ func (BatchStatus) EnumDescriptor() ([]byte, []int) {
 	return file_runctl_v1_batch_resource_proto_rawDescGZIP(), []int{0}
 }
 
-// Where a batch's workflows came from (seed 001 `sourceType`).
+// Where a batch's workflows came from (the local runner API's `sourceType`).
 type BatchSourceType int32
 
 const (
@@ -143,7 +143,7 @@ func (BatchSourceType) EnumDescriptor() ([]byte, []int) {
 	return file_runctl_v1_batch_resource_proto_rawDescGZIP(), []int{1}
 }
 
-// Many runs started together (seed 001 batch object).
+// Many runs started together (the local runner API's batch object).
 type Batch struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -346,7 +346,7 @@ func (x *Batch) GetLastSequence() int64 {
 	return 0
 }
 
-// One run of a batch (seed 001 `executions[]`).
+// One run of a batch (the local runner API's `executions[]`).
 type BatchItem struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache

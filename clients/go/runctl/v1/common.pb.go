@@ -31,7 +31,7 @@ const (
 	// ControlPause. Breakpoints are ignored while `breakpoints_disabled`.
 	PauseReason_PAUSE_REASON_BREAKPOINT PauseReason = 1
 	// A `wait` node waits for data from ResumeNode, ResumePausePoint or ControlPause
-	// (seed 001 "wait-pause").
+	// (the local runner API's "wait-pause").
 	PauseReason_PAUSE_REASON_WAIT PauseReason = 2
 	// An `approval` node waits for a person to submit its form (ResumePausePoint, the approval
 	// page); the values are validated against the form fields.
@@ -298,7 +298,8 @@ func (LogLevel) EnumDescriptor() ([]byte, []int) {
 }
 
 // One level of for-each nesting: which iteration of which loop a node run belongs to
-// (seed 004 stack element). Stacks are ordered from the outermost loop to the innermost.
+// (an element of the node resume API's `stack`). Stacks are ordered from the outermost loop to the
+// innermost.
 type ForEachFrame struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -366,7 +367,7 @@ func (x *ForEachFrame) GetTotal() int32 {
 }
 
 // Names one iteration of (possibly nested) for-each loops: sent by callers that resume a node
-// waiting inside a loop body (seed 004 `forEachContext`).
+// waiting inside a loop body (the node resume API's `forEachContext`).
 type ForEachContext struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache

@@ -24,7 +24,8 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// State of one edge of a run (seed 002 `stats["from-to"]`: "open" once TAKEN, "closed" otherwise).
+// State of one edge of a run (the execution object API's `stats["from-to"]`: "open" once TAKEN,
+// "closed" otherwise).
 type EdgeStatus int32
 
 const (
@@ -134,8 +135,8 @@ func (ExecutionView) EnumDescriptor() ([]byte, []int) {
 	return file_runctl_v1_execution_proto_rawDescGZIP(), []int{1}
 }
 
-// Action applied to a paused run by ControlPause (seed 001 pause-control actions; its "stop" is
-// StopExecution).
+// Action applied to a paused run by ControlPause (the local runner API's pause-control actions; its
+// "stop" is StopExecution).
 type PauseAction int32
 
 const (
@@ -196,7 +197,7 @@ func (PauseAction) EnumDescriptor() ([]byte, []int) {
 	return file_runctl_v1_execution_proto_rawDescGZIP(), []int{2}
 }
 
-// Outcome of a resume call (seed 004 "resumed" / "skipped").
+// Outcome of a resume call (the node resume API's "resumed" / "skipped").
 type ResumeAction int32
 
 const (
@@ -250,7 +251,7 @@ func (ResumeAction) EnumDescriptor() ([]byte, []int) {
 	return file_runctl_v1_execution_proto_rawDescGZIP(), []int{3}
 }
 
-// One run of one workflow version (seed 002 Execution object).
+// One run of one workflow version (the execution object API's Execution).
 type Execution struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -263,7 +264,7 @@ type Execution struct {
 	// The workflow version it runs; it keeps it when the workflow is updated. 0 when no stored
 	// workflow.
 	WorkflowVersion int32 `protobuf:"varint,3,opt,name=workflow_version,json=workflowVersion,proto3" json:"workflow_version,omitempty"`
-	// The definition's name at start (seed 002 `name`).
+	// The definition's name at start (the execution object API's `name`).
 	WorkflowName string `protobuf:"bytes,4,opt,name=workflow_name,json=workflowName,proto3" json:"workflow_name,omitempty"`
 	// The workflow file it was started from (by path, or by a folder or file-list batch), relative
 	// to its configured root; empty otherwise.
@@ -272,8 +273,8 @@ type Execution struct {
 	Status ExecutionStatus `protobuf:"varint,6,opt,name=status,proto3,enum=runctl.v1.ExecutionStatus" json:"status,omitempty"`
 	// The input the run was started with (expressions see it as `input`).
 	Input *structpb.Struct `protobuf:"bytes,7,opt,name=input,proto3" json:"input,omitempty"`
-	// The data context (seed 002 `execution_data`): {"input": ..., "nodes": {"<id>": {"output":
-	// ...}}}. Omitted in the BASIC view.
+	// The data context (the execution object API's `execution_data`): {"input": ..., "nodes":
+	// {"<id>": {"output": ...}}}. Omitted in the BASIC view.
 	Data *structpb.Struct `protobuf:"bytes,8,opt,name=data,proto3" json:"data,omitempty"`
 	// Result of a COMPLETED run: the output of the end node that finished it; unset when it has
 	// none.
@@ -284,7 +285,7 @@ type Execution struct {
 	// State of every top-level edge, in definition order (edges inside loop bodies are not listed:
 	// the states of their nodes show the way each iteration took). Omitted in the BASIC view.
 	Edges []*EdgeState `protobuf:"bytes,11,rep,name=edges,proto3" json:"edges,omitempty"`
-	// Node runs per status (seed 002 `*_actions_count`); present in every view.
+	// Node runs per status (the execution object API's `*_actions_count`); present in every view.
 	NodeCounts *NodeStatusCounts `protobuf:"bytes,12,opt,name=node_counts,json=nodeCounts,proto3" json:"node_counts,omitempty"`
 	// The node that most recently started and is still running or waiting; empty when none.
 	CurrentNodeId string `protobuf:"bytes,13,opt,name=current_node_id,json=currentNodeId,proto3" json:"current_node_id,omitempty"`
@@ -306,7 +307,8 @@ type Execution struct {
 	BatchId string `protobuf:"bytes,20,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
 	// The `request_id` of the StartExecution call that created it; empty when none was given.
 	RequestId string `protobuf:"bytes,21,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// The exact definition this run executes (seed 002 `template`). Omitted in the BASIC view.
+	// The exact definition this run executes (the execution object API's `template`). Omitted in the
+	// BASIC view.
 	Definition *WorkflowDefinition `protobuf:"bytes,22,opt,name=definition,proto3" json:"definition,omitempty"`
 	// When the run was created (queued).
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
@@ -663,7 +665,7 @@ func (x *NodeStatusCounts) GetSkipped() int32 {
 	return 0
 }
 
-// State of one node run within an execution (seed 002 `stats[nodeId]`).
+// State of one node run within an execution (the execution object API's `stats[nodeId]`).
 type NodeState struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -685,7 +687,7 @@ type NodeState struct {
 	// Error of the last failed attempt; kept while a retry is scheduled, cleared on success.
 	Error *NodeError `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
 	// When the node was first scheduled; runctl logs no separate scheduling step, so this is when
-	// its first attempt started (seed 002 `scheduled_at`). Unset until then.
+	// its first attempt started (the execution object API's `scheduled_at`). Unset until then.
 	ScheduleTime *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=schedule_time,json=scheduleTime,proto3" json:"schedule_time,omitempty"`
 	// When its last attempt started; unset before the first.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
@@ -1516,7 +1518,7 @@ func (x *StopExecutionRequest) GetReason() string {
 	return ""
 }
 
-// Response of ExecutionService.StopExecution (seed 001).
+// Response of ExecutionService.StopExecution (the local runner API's stop).
 type StopExecutionResponse struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -1632,7 +1634,7 @@ func (x *StopAllExecutionsRequest) GetReason() string {
 	return ""
 }
 
-// Response of ExecutionService.StopAllExecutions (seed 001 stop-all).
+// Response of ExecutionService.StopAllExecutions (the local runner API's stop-all).
 type StopAllExecutionsResponse struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -2133,7 +2135,7 @@ type ResumePausePointRequest struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// The pause point to resume (seed 000 `contextId`).
+	// The pause point to resume (the paused executions API's `contextId`).
 	ContextId string `protobuf:"bytes,1,opt,name=context_id,json=contextId,proto3" json:"context_id,omitempty"`
 	// The submitted values: the form's values for an approval (e.g. {"approved": true,
 	// "note": "ok"}), or any data for a wait node. They become the node's output. Unset = {}.
@@ -2292,7 +2294,7 @@ func (x *ResumePausePointResponse) GetPausePoint() *PausePoint {
 	return nil
 }
 
-// Request of ExecutionService.ResumeNode (seed 004).
+// Request of ExecutionService.ResumeNode (the node resume API).
 type ResumeNodeRequest struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -2388,7 +2390,7 @@ func (x *ResumeNodeRequest) GetRequestId() string {
 	return ""
 }
 
-// Response of ExecutionService.ResumeNode (seed 004).
+// Response of ExecutionService.ResumeNode (the node resume API).
 type ResumeNodeResponse struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache

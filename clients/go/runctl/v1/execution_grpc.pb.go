@@ -26,12 +26,13 @@ type ExecutionServiceClient interface {
 	// no source or several (FIELD_INVALID), an invalid definition (WORKFLOW_DEFINITION_INVALID), a
 	// path outside the roots (WORKFLOW_PATH_INVALID) or an input over the limit (PAYLOAD_TOO_LARGE).
 	StartExecution(ctx context.Context, in *StartExecutionRequest, opts ...grpc.CallOption) (*StartExecutionResponse, error)
-	// Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
-	// cheap read of its status (seed 001 execution status). INVALID_ARGUMENT (FIELD_REQUIRED)
-	// without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
+	// Returns one run (the execution object API's Execution), FULL view by default; the BASIC view is
+	// the cheap read of its status (the local runner API's execution status). INVALID_ARGUMENT
+	// (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
 	GetExecution(ctx context.Context, in *GetExecutionRequest, opts ...grpc.CallOption) (*GetExecutionResponse, error)
-	// Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
-	// 001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
+	// Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of the
+	// local runner API's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by
+	// default.
 	ListExecutions(ctx context.Context, in *ListExecutionsRequest, opts ...grpc.CallOption) (*ListExecutionsResponse, error)
 	// Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
 	// waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
@@ -40,12 +41,12 @@ type ExecutionServiceClient interface {
 	// (EXECUTION_NOT_FOUND) for an unknown one.
 	StopExecution(ctx context.Context, in *StopExecutionRequest, opts ...grpc.CallOption) (*StopExecutionResponse, error)
 	// Stops every unfinished run of the workspace, in batches or not, and stops every running
-	// batch (seed 001 stop-all).
+	// batch (the local runner API's stop-all).
 	StopAllExecutions(ctx context.Context, in *StopAllExecutionsRequest, opts ...grpc.CallOption) (*StopAllExecutionsResponse, error)
-	// Applies an action to a paused run (seed 001 pause-control and continue): continue (a wait or
-	// approval node completes with an empty object: the form is not checked), skip the paused node,
-	// or continue and ignore further breakpoints; continuing also lifts an operator's pause.
-	// Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
+	// Applies an action to a paused run (the local runner API's pause-control and continue): continue
+	// (a wait or approval node completes with an empty object: the form is not checked), skip the
+	// paused node, or continue and ignore further breakpoints; continuing also lifts an operator's
+	// pause. Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
 	// paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow (WORKFLOW_PAUSED), has
 	// ended (EXECUTION_ENDED), or for a skip when an operator paused it between nodes
 	// (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id` or an action;
@@ -66,29 +67,30 @@ type ExecutionServiceClient interface {
 	// ResumePausePoint or ResumeNode) or has ended (EXECUTION_ENDED); INVALID_ARGUMENT
 	// (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND).
 	ResumeExecution(ctx context.Context, in *ResumeExecutionRequest, opts ...grpc.CallOption) (*ResumeExecutionResponse, error)
-	// Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
-	// Values are validated against the form fields: INVALID_ARGUMENT (FORM_VALUES_INVALID) with
-	// field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the size limit. Every
-	// approval also takes a boolean `approved` (approve or reject), kept in the node's output with
-	// the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
-	// a reason (a retry carrying the winner's `request_id` answers RESUMED again). NOT_FOUND
-	// (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow or run than
-	// named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or workflow
-	// pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED) without
-	// `context_id`.
+	// Resumes a pause point with values (the approval form or the wait data; the paused executions
+	// API's `apiUrl`). Values are validated against the form fields: INVALID_ARGUMENT
+	// (FORM_VALUES_INVALID) with field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the
+	// size limit. Every approval also takes a boolean `approved` (approve or reject), kept in the
+	// node's output with the other values. The first valid resume wins; later calls answer
+	// RESUME_ACTION_SKIPPED with a reason (a retry carrying the winner's `request_id` answers RESUMED
+	// again). NOT_FOUND (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow
+	// or run than named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or
+	// workflow pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED)
+	// without `context_id`.
 	ResumePausePoint(ctx context.Context, in *ResumePausePointRequest, opts ...grpc.CallOption) (*ResumePausePointResponse, error)
 	// Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
-	// secret (seed 004). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong (BAD_SECRET)
-	// secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use ResumePausePoint);
-	// NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND); INVALID_ARGUMENT
-	// without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context` that does not
-	// name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does not fit an
-	// approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
+	// secret (the node resume API). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong
+	// (BAD_SECRET) secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use
+	// ResumePausePoint); NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND);
+	// INVALID_ARGUMENT without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context`
+	// that does not name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does
+	// not fit an approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
 	// RESUME_ACTION_SKIPPED (with a reason) when the node, in that loop iteration, is not waiting.
 	ResumeNode(ctx context.Context, in *ResumeNodeRequest, opts ...grpc.CallOption) (*ResumeNodeResponse, error)
 	// Returns the logged events of one run, oldest first, in pages. INVALID_ARGUMENT without
 	// `execution_id` (FIELD_REQUIRED), for a negative `after_sequence` or `page_size`
-	// (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND (EXECUTION_NOT_FOUND).
+	// (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND
+	// (EXECUTION_NOT_FOUND).
 	GetExecutionHistory(ctx context.Context, in *GetExecutionHistoryRequest, opts ...grpc.CallOption) (*GetExecutionHistoryResponse, error)
 	// Watches one run: a snapshot (or the events after a cursor), then its events as they commit,
 	// coalesced, with heartbeats while idle. The stream ends with OK after the message carrying
@@ -261,12 +263,13 @@ type ExecutionServiceServer interface {
 	// no source or several (FIELD_INVALID), an invalid definition (WORKFLOW_DEFINITION_INVALID), a
 	// path outside the roots (WORKFLOW_PATH_INVALID) or an input over the limit (PAYLOAD_TOO_LARGE).
 	StartExecution(context.Context, *StartExecutionRequest) (*StartExecutionResponse, error)
-	// Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
-	// cheap read of its status (seed 001 execution status). INVALID_ARGUMENT (FIELD_REQUIRED)
-	// without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
+	// Returns one run (the execution object API's Execution), FULL view by default; the BASIC view is
+	// the cheap read of its status (the local runner API's execution status). INVALID_ARGUMENT
+	// (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
 	GetExecution(context.Context, *GetExecutionRequest) (*GetExecutionResponse, error)
-	// Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
-	// 001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
+	// Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of the
+	// local runner API's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by
+	// default.
 	ListExecutions(context.Context, *ListExecutionsRequest) (*ListExecutionsResponse, error)
 	// Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
 	// waiting pause points are cancelled, a queued run is cancelled without starting. The run ends
@@ -275,12 +278,12 @@ type ExecutionServiceServer interface {
 	// (EXECUTION_NOT_FOUND) for an unknown one.
 	StopExecution(context.Context, *StopExecutionRequest) (*StopExecutionResponse, error)
 	// Stops every unfinished run of the workspace, in batches or not, and stops every running
-	// batch (seed 001 stop-all).
+	// batch (the local runner API's stop-all).
 	StopAllExecutions(context.Context, *StopAllExecutionsRequest) (*StopAllExecutionsResponse, error)
-	// Applies an action to a paused run (seed 001 pause-control and continue): continue (a wait or
-	// approval node completes with an empty object: the form is not checked), skip the paused node,
-	// or continue and ignore further breakpoints; continuing also lifts an operator's pause.
-	// Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
+	// Applies an action to a paused run (the local runner API's pause-control and continue): continue
+	// (a wait or approval node completes with an empty object: the form is not checked), skip the
+	// paused node, or continue and ignore further breakpoints; continuing also lifts an operator's
+	// pause. Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
 	// paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow (WORKFLOW_PAUSED), has
 	// ended (EXECUTION_ENDED), or for a skip when an operator paused it between nodes
 	// (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id` or an action;
@@ -301,29 +304,30 @@ type ExecutionServiceServer interface {
 	// ResumePausePoint or ResumeNode) or has ended (EXECUTION_ENDED); INVALID_ARGUMENT
 	// (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND).
 	ResumeExecution(context.Context, *ResumeExecutionRequest) (*ResumeExecutionResponse, error)
-	// Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
-	// Values are validated against the form fields: INVALID_ARGUMENT (FORM_VALUES_INVALID) with
-	// field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the size limit. Every
-	// approval also takes a boolean `approved` (approve or reject), kept in the node's output with
-	// the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
-	// a reason (a retry carrying the winner's `request_id` answers RESUMED again). NOT_FOUND
-	// (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow or run than
-	// named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or workflow
-	// pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED) without
-	// `context_id`.
+	// Resumes a pause point with values (the approval form or the wait data; the paused executions
+	// API's `apiUrl`). Values are validated against the form fields: INVALID_ARGUMENT
+	// (FORM_VALUES_INVALID) with field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the
+	// size limit. Every approval also takes a boolean `approved` (approve or reject), kept in the
+	// node's output with the other values. The first valid resume wins; later calls answer
+	// RESUME_ACTION_SKIPPED with a reason (a retry carrying the winner's `request_id` answers RESUMED
+	// again). NOT_FOUND (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow
+	// or run than named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or
+	// workflow pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED)
+	// without `context_id`.
 	ResumePausePoint(context.Context, *ResumePausePointRequest) (*ResumePausePointResponse, error)
 	// Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
-	// secret (seed 004). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong (BAD_SECRET)
-	// secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use ResumePausePoint);
-	// NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND); INVALID_ARGUMENT
-	// without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context` that does not
-	// name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does not fit an
-	// approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
+	// secret (the node resume API). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong
+	// (BAD_SECRET) secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use
+	// ResumePausePoint); NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND);
+	// INVALID_ARGUMENT without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context`
+	// that does not name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does
+	// not fit an approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
 	// RESUME_ACTION_SKIPPED (with a reason) when the node, in that loop iteration, is not waiting.
 	ResumeNode(context.Context, *ResumeNodeRequest) (*ResumeNodeResponse, error)
 	// Returns the logged events of one run, oldest first, in pages. INVALID_ARGUMENT without
 	// `execution_id` (FIELD_REQUIRED), for a negative `after_sequence` or `page_size`
-	// (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND (EXECUTION_NOT_FOUND).
+	// (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND
+	// (EXECUTION_NOT_FOUND).
 	GetExecutionHistory(context.Context, *GetExecutionHistoryRequest) (*GetExecutionHistoryResponse, error)
 	// Watches one run: a snapshot (or the events after a cursor), then its events as they commit,
 	// coalesced, with heartbeats while idle. The stream ends with OK after the message carrying

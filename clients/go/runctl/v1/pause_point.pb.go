@@ -207,8 +207,8 @@ func (FormFieldType) EnumDescriptor() ([]byte, []int) {
 }
 
 // A place where one run waits: a breakpoint, a wait node, an approval form, a manual or
-// workflow-level pause (seed 000 `pausePoints[]`). A node inside a for-each body creates one
-// pause point per iteration that reaches it.
+// workflow-level pause (the paused executions API's `pausePoints[]`). A node inside a for-each body
+// creates one pause point per iteration that reaches it.
 type PausePoint struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -221,8 +221,8 @@ type PausePoint struct {
 	ExecutionId string `protobuf:"bytes,2,opt,name=execution_id,json=executionId,proto3" json:"execution_id,omitempty"`
 	// The run's stored workflow; empty for runs of an inline definition or a workflow file.
 	WorkflowId string `protobuf:"bytes,3,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
-	// Id of the node that waits (seed 000 calls nodes "blocks"). Empty for MANUAL and
-	// WORKFLOW_PAUSED pause points, which hold the whole run rather than one node.
+	// Id of the node that waits (the paused executions API calls nodes "blocks"). Empty for MANUAL
+	// and WORKFLOW_PAUSED pause points, which hold the whole run rather than one node.
 	NodeId string `protobuf:"bytes,17,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// Why the run waits here.
 	Reason PauseReason `protobuf:"varint,5,opt,name=reason,proto3,enum=runctl.v1.PauseReason" json:"reason,omitempty"`
@@ -389,8 +389,8 @@ func (x *PausePoint) GetResolvedBy() string {
 	return ""
 }
 
-// Links a client or a person uses to resume a pause point (seed 000 `resumeLinks`). A missing
-// workflow id is written as "-" in the URLs.
+// Links a client or a person uses to resume a pause point (the paused executions API's
+// `resumeLinks`). A missing workflow id is written as "-" in the URLs.
 type ResumeLinks struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -477,7 +477,8 @@ func (x *ResumeLinks) GetWorkflowId() string {
 	return ""
 }
 
-// What a person is shown at a pause point (seed 000 `response`), taken from the node config.
+// What a person is shown at a pause point (the paused executions API's `response`), taken from the
+// node config.
 type PauseResponse struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -708,7 +709,8 @@ func (x *FormField) GetDescription() string {
 	return ""
 }
 
-// One run that has paused at least once, with its pause points (seed 000 `pausedExecutions[]`).
+// One run that has paused at least once, with its pause points (the paused executions API's
+// `pausedExecutions[]`).
 type PausedExecution struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache

@@ -1778,7 +1778,7 @@ func (x *RotateWebhookSecretResponse) GetPreviousSecretExpireTime() *timestamppb
 	return nil
 }
 
-// Request of WorkflowService.ListPausedExecutions (seed 000).
+// Request of WorkflowService.ListPausedExecutions (the paused executions API).
 type ListPausedExecutionsRequest struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -1786,7 +1786,8 @@ type ListPausedExecutionsRequest struct {
 
 	// Id of the workflow.
 	WorkflowId string `protobuf:"bytes,1,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
-	// Only paused executions in one of these statuses (seed 000 `?status=paused`); empty = any.
+	// Only paused executions in one of these statuses (the paused executions API's `?status=paused`);
+	// empty = any.
 	Statuses []ResumeStatus `protobuf:"varint,5,rep,packed,name=statuses,proto3,enum=runctl.v1.ResumeStatus" json:"statuses,omitempty"`
 	// Page size: 0 = 50, clamped to 1000, negative is INVALID_ARGUMENT.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`

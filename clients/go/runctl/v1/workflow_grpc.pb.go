@@ -41,11 +41,12 @@ type WorkflowServiceClient interface {
 	// runs, unless `force` is set (they are stopped first). Finished runs are kept and still show
 	// the definition they ran. NOT_FOUND (WORKFLOW_NOT_FOUND).
 	DeleteWorkflow(ctx context.Context, in *DeleteWorkflowRequest, opts ...grpc.CallOption) (*DeleteWorkflowResponse, error)
-	// Pauses an ACTIVE workflow (seed 003): node runs in flight finish, no new node starts in any of
-	// its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
-	// counting (a delay that ends during the pause lets its run go on at resume, not later). Its
-	// running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-	// ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
+	// Pauses an ACTIVE workflow (the workflow pause API): node runs in flight finish, no new node
+	// starts in any of its runs, queued runs stay queued, new runs are accepted and queued, and
+	// timers keep counting (a delay that ends during the pause lets its run go on at resume, not
+	// later). Its running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the
+	// workflow is not ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND)
+	// when missing.
 	PauseWorkflow(ctx context.Context, in *PauseWorkflowRequest, opts ...grpc.CallOption) (*PauseWorkflowResponse, error)
 	// Returns a PAUSED workflow to ACTIVE: its runs go on and its queued runs may start.
 	// FAILED_PRECONDITION when the workflow is not PAUSED (WORKFLOW_ACTIVE, WORKFLOW_CANCELLED);
@@ -61,8 +62,8 @@ type WorkflowServiceClient interface {
 	// once. INVALID_ARGUMENT (FIELD_INVALID) for a negative overlap or one longer than 30 days;
 	// NOT_FOUND (WORKFLOW_NOT_FOUND).
 	RotateWebhookSecret(ctx context.Context, in *RotateWebhookSecretRequest, opts ...grpc.CallOption) (*RotateWebhookSecretResponse, error)
-	// Lists the runs of a workflow that have paused, each with its pause points (seed 000
-	// `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+	// Lists the runs of a workflow that have paused, each with its pause points (the paused
+	// executions API's `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
 	// (WORKFLOW_NOT_FOUND) when the workflow is missing.
 	ListPausedExecutions(ctx context.Context, in *ListPausedExecutionsRequest, opts ...grpc.CallOption) (*ListPausedExecutionsResponse, error)
 }
@@ -193,11 +194,12 @@ type WorkflowServiceServer interface {
 	// runs, unless `force` is set (they are stopped first). Finished runs are kept and still show
 	// the definition they ran. NOT_FOUND (WORKFLOW_NOT_FOUND).
 	DeleteWorkflow(context.Context, *DeleteWorkflowRequest) (*DeleteWorkflowResponse, error)
-	// Pauses an ACTIVE workflow (seed 003): node runs in flight finish, no new node starts in any of
-	// its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
-	// counting (a delay that ends during the pause lets its run go on at resume, not later). Its
-	// running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-	// ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
+	// Pauses an ACTIVE workflow (the workflow pause API): node runs in flight finish, no new node
+	// starts in any of its runs, queued runs stay queued, new runs are accepted and queued, and
+	// timers keep counting (a delay that ends during the pause lets its run go on at resume, not
+	// later). Its running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the
+	// workflow is not ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND)
+	// when missing.
 	PauseWorkflow(context.Context, *PauseWorkflowRequest) (*PauseWorkflowResponse, error)
 	// Returns a PAUSED workflow to ACTIVE: its runs go on and its queued runs may start.
 	// FAILED_PRECONDITION when the workflow is not PAUSED (WORKFLOW_ACTIVE, WORKFLOW_CANCELLED);
@@ -213,8 +215,8 @@ type WorkflowServiceServer interface {
 	// once. INVALID_ARGUMENT (FIELD_INVALID) for a negative overlap or one longer than 30 days;
 	// NOT_FOUND (WORKFLOW_NOT_FOUND).
 	RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*RotateWebhookSecretResponse, error)
-	// Lists the runs of a workflow that have paused, each with its pause points (seed 000
-	// `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+	// Lists the runs of a workflow that have paused, each with its pause points (the paused
+	// executions API's `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
 	// (WORKFLOW_NOT_FOUND) when the workflow is missing.
 	ListPausedExecutions(context.Context, *ListPausedExecutionsRequest) (*ListPausedExecutionsResponse, error)
 	mustEmbedUnimplementedWorkflowServiceServer()

@@ -297,7 +297,7 @@ Global___StopBatchRequest: _TypeAlias = StopBatchRequest  # noqa: Y015
 
 @_typing.final
 class StopBatchResponse(_message.Message):
-    """Response of BatchService.StopBatch (seed 001)."""
+    """Response of BatchService.StopBatch (the local runner API's batch stop)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -344,7 +344,7 @@ Global___ClearBatchesRequest: _TypeAlias = ClearBatchesRequest  # noqa: Y015
 
 @_typing.final
 class ClearBatchesResponse(_message.Message):
-    """Response of BatchService.ClearBatches (seed 001)."""
+    """Response of BatchService.ClearBatches (the local runner API's clear-all)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

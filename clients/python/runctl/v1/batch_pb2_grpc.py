@@ -27,7 +27,8 @@ if _version_not_supported:
 
 class BatchServiceStub:
     """Starts many runs together (from a folder of workflow files, a list of files, or a list of
-    stored workflows) under a concurrency limit, and shows and steers them as one (seed 001).
+    stored workflows) under a concurrency limit, and shows and steers them as one (the local runner
+    API's batches).
     """
 
     def __init__(self, channel):
@@ -70,7 +71,8 @@ class BatchServiceStub:
 
 class BatchServiceServicer:
     """Starts many runs together (from a folder of workflow files, a list of files, or a list of
-    stored workflows) under a concurrency limit, and shows and steers them as one (seed 001).
+    stored workflows) under a concurrency limit, and shows and steers them as one (the local runner
+    API's batches).
     """
 
     def StartBatch(self, request, context):
@@ -98,8 +100,8 @@ class BatchServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListBatches(self, request, context):
-        """Lists batches, newest first, without their runs (seed 001 batch history), in pages.
-        INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
+        """Lists batches, newest first, without their runs (the local runner API's batch history), in
+        pages. INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
         INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a token not handed out for these filters.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -117,10 +119,10 @@ class BatchServiceServicer:
 
     def ClearBatches(self, request, context):
         """Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
-        states, pause points and tasks (seed 001 clear-all). Running batches, and batches with a run
-        still being stopped, are kept and listed in `skipped_batch_ids`; runs outside batches are not
-        touched. This cannot be undone; the event log is not rewritten (a BATCHES_CLEARED event
-        records the deletion).
+        states, pause points and tasks (the local runner API's clear-all). Running batches, and batches
+        with a run still being stopped, are kept and listed in `skipped_batch_ids`; runs outside
+        batches are not touched. This cannot be undone; the event log is not rewritten (a
+        BATCHES_CLEARED event records the deletion).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -181,7 +183,8 @@ def add_BatchServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class BatchService:
     """Starts many runs together (from a folder of workflow files, a list of files, or a list of
-    stored workflows) under a concurrency limit, and shows and steers them as one (seed 001).
+    stored workflows) under a concurrency limit, and shows and steers them as one (the local runner
+    API's batches).
     """
 
     @staticmethod

@@ -28,7 +28,8 @@ GRPC_VERSION: str
 
 class BatchServiceStub:
     """Starts many runs together (from a folder of workflow files, a list of files, or a list of
-    stored workflows) under a concurrency limit, and shows and steers them as one (seed 001).
+    stored workflows) under a concurrency limit, and shows and steers them as one (the local runner
+    API's batches).
     """
 
     @_typing.overload
@@ -52,8 +53,8 @@ class BatchServiceStub:
     (FIELD_REQUIRED) without `batch_id`.
     """
     ListBatches: _grpc.UnaryUnaryMultiCallable[_batch_pb2.ListBatchesRequest, _batch_pb2.ListBatchesResponse]
-    """Lists batches, newest first, without their runs (seed 001 batch history), in pages.
-    INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
+    """Lists batches, newest first, without their runs (the local runner API's batch history), in
+    pages. INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
     INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a token not handed out for these filters.
     """
     StopBatch: _grpc.UnaryUnaryMultiCallable[_batch_pb2.StopBatchRequest, _batch_pb2.StopBatchResponse]
@@ -63,10 +64,10 @@ class BatchServiceStub:
     """
     ClearBatches: _grpc.UnaryUnaryMultiCallable[_batch_pb2.ClearBatchesRequest, _batch_pb2.ClearBatchesResponse]
     """Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
-    states, pause points and tasks (seed 001 clear-all). Running batches, and batches with a run
-    still being stopped, are kept and listed in `skipped_batch_ids`; runs outside batches are not
-    touched. This cannot be undone; the event log is not rewritten (a BATCHES_CLEARED event
-    records the deletion).
+    states, pause points and tasks (the local runner API's clear-all). Running batches, and batches
+    with a run still being stopped, are kept and listed in `skipped_batch_ids`; runs outside
+    batches are not touched. This cannot be undone; the event log is not rewritten (a
+    BATCHES_CLEARED event records the deletion).
     """
     WatchBatch: _grpc.UnaryStreamMultiCallable[_batch_pb2.WatchBatchRequest, _batch_pb2.WatchBatchResponse]
     """Watches one batch: a snapshot (or the events after a cursor), then the batch's events and
@@ -80,7 +81,8 @@ class BatchServiceStub:
 @_typing.type_check_only
 class BatchServiceAsyncStub(BatchServiceStub):
     """Starts many runs together (from a folder of workflow files, a list of files, or a list of
-    stored workflows) under a concurrency limit, and shows and steers them as one (seed 001).
+    stored workflows) under a concurrency limit, and shows and steers them as one (the local runner
+    API's batches).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -101,8 +103,8 @@ class BatchServiceAsyncStub(BatchServiceStub):
     (FIELD_REQUIRED) without `batch_id`.
     """
     ListBatches: _aio.UnaryUnaryMultiCallable[_batch_pb2.ListBatchesRequest, _batch_pb2.ListBatchesResponse]  # type: ignore[assignment]
-    """Lists batches, newest first, without their runs (seed 001 batch history), in pages.
-    INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
+    """Lists batches, newest first, without their runs (the local runner API's batch history), in
+    pages. INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
     INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a token not handed out for these filters.
     """
     StopBatch: _aio.UnaryUnaryMultiCallable[_batch_pb2.StopBatchRequest, _batch_pb2.StopBatchResponse]  # type: ignore[assignment]
@@ -112,10 +114,10 @@ class BatchServiceAsyncStub(BatchServiceStub):
     """
     ClearBatches: _aio.UnaryUnaryMultiCallable[_batch_pb2.ClearBatchesRequest, _batch_pb2.ClearBatchesResponse]  # type: ignore[assignment]
     """Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
-    states, pause points and tasks (seed 001 clear-all). Running batches, and batches with a run
-    still being stopped, are kept and listed in `skipped_batch_ids`; runs outside batches are not
-    touched. This cannot be undone; the event log is not rewritten (a BATCHES_CLEARED event
-    records the deletion).
+    states, pause points and tasks (the local runner API's clear-all). Running batches, and batches
+    with a run still being stopped, are kept and listed in `skipped_batch_ids`; runs outside
+    batches are not touched. This cannot be undone; the event log is not rewritten (a
+    BATCHES_CLEARED event records the deletion).
     """
     WatchBatch: _aio.UnaryStreamMultiCallable[_batch_pb2.WatchBatchRequest, _batch_pb2.WatchBatchResponse]  # type: ignore[assignment]
     """Watches one batch: a snapshot (or the events after a cursor), then the batch's events and
@@ -128,7 +130,8 @@ class BatchServiceAsyncStub(BatchServiceStub):
 
 class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
     """Starts many runs together (from a folder of workflow files, a list of files, or a list of
-    stored workflows) under a concurrency limit, and shows and steers them as one (seed 001).
+    stored workflows) under a concurrency limit, and shows and steers them as one (the local runner
+    API's batches).
     """
 
     @_abc_1.abstractmethod
@@ -165,8 +168,8 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _batch_pb2.ListBatchesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_batch_pb2.ListBatchesResponse, _abc.Awaitable[_batch_pb2.ListBatchesResponse]]:
-        """Lists batches, newest first, without their runs (seed 001 batch history), in pages.
-        INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
+        """Lists batches, newest first, without their runs (the local runner API's batch history), in
+        pages. INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
         INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a token not handed out for these filters.
         """
 
@@ -188,10 +191,10 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_batch_pb2.ClearBatchesResponse, _abc.Awaitable[_batch_pb2.ClearBatchesResponse]]:
         """Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
-        states, pause points and tasks (seed 001 clear-all). Running batches, and batches with a run
-        still being stopped, are kept and listed in `skipped_batch_ids`; runs outside batches are not
-        touched. This cannot be undone; the event log is not rewritten (a BATCHES_CLEARED event
-        records the deletion).
+        states, pause points and tasks (the local runner API's clear-all). Running batches, and batches
+        with a run still being stopped, are kept and listed in `skipped_batch_ids`; runs outside
+        batches are not touched. This cannot be undone; the event log is not rewritten (a
+        BATCHES_CLEARED event records the deletion).
         """
 
     @_abc_1.abstractmethod

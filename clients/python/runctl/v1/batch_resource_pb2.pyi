@@ -33,8 +33,8 @@ class _BatchStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BatchStat
     BATCH_STATUS_RUNNING: _BatchStatus.ValueType  # 1
     """Some runs are queued, running or paused."""
     BATCH_STATUS_COMPLETED: _BatchStatus.ValueType  # 2
-    """Every run finished; runs that ended in ERROR are counted in `failed` (seed 001 shows a
-    completed batch with failures). Terminal.
+    """Every run finished; runs that ended in ERROR are counted in `failed` (the local
+    runner API shows a completed batch with failures). Terminal.
     """
     BATCH_STATUS_ERROR: _BatchStatus.ValueType  # 3
     """Reserved for a batch that fails as a whole; failed runs alone do not make a batch ERROR.
@@ -56,8 +56,8 @@ BATCH_STATUS_UNSPECIFIED: BatchStatus.ValueType  # 0
 BATCH_STATUS_RUNNING: BatchStatus.ValueType  # 1
 """Some runs are queued, running or paused."""
 BATCH_STATUS_COMPLETED: BatchStatus.ValueType  # 2
-"""Every run finished; runs that ended in ERROR are counted in `failed` (seed 001 shows a
-completed batch with failures). Terminal.
+"""Every run finished; runs that ended in ERROR are counted in `failed` (the local
+runner API shows a completed batch with failures). Terminal.
 """
 BATCH_STATUS_ERROR: BatchStatus.ValueType  # 3
 """Reserved for a batch that fails as a whole; failed runs alone do not make a batch ERROR.
@@ -83,7 +83,7 @@ class _BatchSourceTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Batch
     """A list of stored workflows ("workflows")."""
 
 class BatchSourceType(_BatchSourceType, metaclass=_BatchSourceTypeEnumTypeWrapper):
-    """Where a batch's workflows came from (seed 001 `sourceType`)."""
+    """Where a batch's workflows came from (the local runner API's `sourceType`)."""
 
 BATCH_SOURCE_TYPE_UNSPECIFIED: BatchSourceType.ValueType  # 0
 """Not applicable."""
@@ -97,7 +97,7 @@ Global___BatchSourceType: _TypeAlias = BatchSourceType  # noqa: Y015
 
 @_typing.final
 class Batch(_message.Message):
-    """Many runs started together (seed 001 batch object)."""
+    """Many runs started together (the local runner API's batch object)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -197,7 +197,7 @@ Global___Batch: _TypeAlias = Batch  # noqa: Y015
 
 @_typing.final
 class BatchItem(_message.Message):
-    """One run of a batch (seed 001 `executions[]`)."""
+    """One run of a batch (the local runner API's `executions[]`)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -34,7 +34,7 @@ class _PauseReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PauseReas
     """
     PAUSE_REASON_WAIT: _PauseReason.ValueType  # 2
     """A `wait` node waits for data from ResumeNode, ResumePausePoint or ControlPause
-    (seed 001 "wait-pause").
+    (the local runner API's "wait-pause").
     """
     PAUSE_REASON_APPROVAL: _PauseReason.ValueType  # 3
     """An `approval` node waits for a person to submit its form (ResumePausePoint, the approval
@@ -56,7 +56,7 @@ ControlPause. Breakpoints are ignored while `breakpoints_disabled`.
 """
 PAUSE_REASON_WAIT: PauseReason.ValueType  # 2
 """A `wait` node waits for data from ResumeNode, ResumePausePoint or ControlPause
-(seed 001 "wait-pause").
+(the local runner API's "wait-pause").
 """
 PAUSE_REASON_APPROVAL: PauseReason.ValueType  # 3
 """An `approval` node waits for a person to submit its form (ResumePausePoint, the approval
@@ -197,7 +197,7 @@ class ForEachFrame(_message.Message):
     """Shared conventions of the runctl.v1 API (documented once here, referred to everywhere):
 
     * Paging (AIP-158): every list call pages with `page_size` and `page_token` only. `page_size` 0
-      means the default of 50 items (20 for ListBatches, as in seed 001; 500 for
+      means the default of 50 items (20 for ListBatches, as in the local runner API; 500 for
       GetExecutionHistory); values above 1000 (100 for ListBatches) are clamped to it; a negative
       value is INVALID_ARGUMENT (FIELD_INVALID). Totals over all pages are named `total_size`.
       `page_token` is the opaque `next_page_token` of the previous page; the filters must be the
@@ -210,8 +210,8 @@ class ForEachFrame(_message.Message):
       fields say; an empty `request_id` disables this.
     * Target ids: a call that acts on one object names it; its id field is REQUIRED and an empty one
       is INVALID_ARGUMENT (FIELD_REQUIRED) with a field violation. No call picks "the most recent"
-      object for an empty id (the seed 001 HTTP routes that document that default resolve it before
-      calling).
+      object for an empty id (the local runner API's HTTP routes that document that default resolve
+      it before calling).
     * Errors carry a google.rpc.Status with one google.rpc.ErrorInfo (domain "runctl") and, for bad
       input, google.rpc.BadRequest field violations. ErrorInfo.reason is always a value of
       ErrorReason (error.proto) named without its "ERROR_REASON_" prefix, e.g. "EXECUTION_NOT_FOUND"
@@ -228,7 +228,8 @@ class ForEachFrame(_message.Message):
       applicable" in a resource).
 
     One level of for-each nesting: which iteration of which loop a node run belongs to
-    (seed 004 stack element). Stacks are ordered from the outermost loop to the innermost.
+    (an element of the node resume API's `stack`). Stacks are ordered from the outermost loop to the
+    innermost.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -260,7 +261,7 @@ Global___ForEachFrame: _TypeAlias = ForEachFrame  # noqa: Y015
 @_typing.final
 class ForEachContext(_message.Message):
     """Names one iteration of (possibly nested) for-each loops: sent by callers that resume a node
-    waiting inside a loop body (seed 004 `forEachContext`).
+    waiting inside a loop body (the node resume API's `forEachContext`).
     """
 
     DESCRIPTOR: _descriptor.Descriptor

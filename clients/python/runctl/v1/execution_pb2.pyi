@@ -42,7 +42,9 @@ class _EdgeStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EdgeStatus
     """Its source node finished and did not choose this edge (other branch, failure or skip)."""
 
 class EdgeStatus(_EdgeStatus, metaclass=_EdgeStatusEnumTypeWrapper):
-    """State of one edge of a run (seed 002 `stats["from-to"]`: "open" once TAKEN, "closed" otherwise)."""
+    """State of one edge of a run (the execution object API's `stats["from-to"]`: "open" once TAKEN,
+    "closed" otherwise).
+    """
 
 EDGE_STATUS_UNSPECIFIED: EdgeStatus.ValueType  # 0
 """Not applicable."""
@@ -101,8 +103,8 @@ class _PauseActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PauseActi
     """
 
 class PauseAction(_PauseAction, metaclass=_PauseActionEnumTypeWrapper):
-    """Action applied to a paused run by ControlPause (seed 001 pause-control actions; its "stop" is
-    StopExecution).
+    """Action applied to a paused run by ControlPause (the local runner API's pause-control actions; its
+    "stop" is StopExecution).
     """
 
 PAUSE_ACTION_UNSPECIFIED: PauseAction.ValueType  # 0
@@ -138,7 +140,7 @@ class _ResumeActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResumeAc
     """
 
 class ResumeAction(_ResumeAction, metaclass=_ResumeActionEnumTypeWrapper):
-    """Outcome of a resume call (seed 004 "resumed" / "skipped")."""
+    """Outcome of a resume call (the node resume API's "resumed" / "skipped")."""
 
 RESUME_ACTION_UNSPECIFIED: ResumeAction.ValueType  # 0
 """Not applicable."""
@@ -152,7 +154,7 @@ Global___ResumeAction: _TypeAlias = ResumeAction  # noqa: Y015
 
 @_typing.final
 class Execution(_message.Message):
-    """One run of one workflow version (seed 002 Execution object)."""
+    """One run of one workflow version (the execution object API's Execution)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -192,7 +194,7 @@ class Execution(_message.Message):
     workflow.
     """
     workflow_name: _builtins.str
-    """The definition's name at start (seed 002 `name`)."""
+    """The definition's name at start (the execution object API's `name`)."""
     workflow_path: _builtins.str
     """The workflow file it was started from (by path, or by a folder or file-list batch), relative
     to its configured root; empty otherwise.
@@ -227,8 +229,8 @@ class Execution(_message.Message):
 
     @_builtins.property
     def data(self) -> _struct_pb2.Struct:
-        """The data context (seed 002 `execution_data`): {"input": ..., "nodes": {"<id>": {"output":
-        ...}}}. Omitted in the BASIC view.
+        """The data context (the execution object API's `execution_data`): {"input": ..., "nodes":
+        {"<id>": {"output": ...}}}. Omitted in the BASIC view.
         """
 
     @_builtins.property
@@ -251,7 +253,7 @@ class Execution(_message.Message):
 
     @_builtins.property
     def node_counts(self) -> Global___NodeStatusCounts:
-        """Node runs per status (seed 002 `*_actions_count`); present in every view."""
+        """Node runs per status (the execution object API's `*_actions_count`); present in every view."""
 
     @_builtins.property
     def pause_points(self) -> _containers.RepeatedCompositeFieldContainer[_pause_point_pb2.PausePoint]:
@@ -263,7 +265,9 @@ class Execution(_message.Message):
 
     @_builtins.property
     def definition(self) -> _workflow_pb2.WorkflowDefinition:
-        """The exact definition this run executes (seed 002 `template`). Omitted in the BASIC view."""
+        """The exact definition this run executes (the execution object API's `template`). Omitted in the
+        BASIC view.
+        """
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
@@ -376,7 +380,7 @@ Global___NodeStatusCounts: _TypeAlias = NodeStatusCounts  # noqa: Y015
 
 @_typing.final
 class NodeState(_message.Message):
-    """State of one node run within an execution (seed 002 `stats[nodeId]`)."""
+    """State of one node run within an execution (the execution object API's `stats[nodeId]`)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -419,7 +423,7 @@ class NodeState(_message.Message):
     @_builtins.property
     def schedule_time(self) -> _timestamp_pb2.Timestamp:
         """When the node was first scheduled; runctl logs no separate scheduling step, so this is when
-        its first attempt started (seed 002 `scheduled_at`). Unset until then.
+        its first attempt started (the execution object API's `scheduled_at`). Unset until then.
         """
 
     @_builtins.property
@@ -788,7 +792,7 @@ Global___StopExecutionRequest: _TypeAlias = StopExecutionRequest  # noqa: Y015
 
 @_typing.final
 class StopExecutionResponse(_message.Message):
-    """Response of ExecutionService.StopExecution (seed 001)."""
+    """Response of ExecutionService.StopExecution (the local runner API's stop)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -840,7 +844,7 @@ Global___StopAllExecutionsRequest: _TypeAlias = StopAllExecutionsRequest  # noqa
 
 @_typing.final
 class StopAllExecutionsResponse(_message.Message):
-    """Response of ExecutionService.StopAllExecutions (seed 001 stop-all)."""
+    """Response of ExecutionService.StopAllExecutions (the local runner API's stop-all)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1081,7 +1085,7 @@ class ResumePausePointRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     context_id: _builtins.str
-    """The pause point to resume (seed 000 `contextId`)."""
+    """The pause point to resume (the paused executions API's `contextId`)."""
     workflow_id: _builtins.str
     """When set, must be the pause point's workflow (the `apiUrl` path carries it), else NOT_FOUND."""
     execution_id: _builtins.str
@@ -1154,7 +1158,7 @@ Global___ResumePausePointResponse: _TypeAlias = ResumePausePointResponse  # noqa
 
 @_typing.final
 class ResumeNodeRequest(_message.Message):
-    """Request of ExecutionService.ResumeNode (seed 004)."""
+    """Request of ExecutionService.ResumeNode (the node resume API)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1204,7 +1208,7 @@ Global___ResumeNodeRequest: _TypeAlias = ResumeNodeRequest  # noqa: Y015
 
 @_typing.final
 class ResumeNodeResponse(_message.Message):
-    """Response of ExecutionService.ResumeNode (seed 004)."""
+    """Response of ExecutionService.ResumeNode (the node resume API)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -31,8 +31,8 @@ class ExecutionServiceStub:
 
     Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
     INVALID_ARGUMENT (FIELD_REQUIRED), never "the most recent" run (a client that lost the id must
-    not act on somebody else's run; the seed 001 HTTP routes that document "most recent" pick the
-    run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
+    not act on somebody else's run; the local runner API's HTTP routes that document "most recent"
+    pick the run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
     workspace. A control call on a run whose status does not allow it answers FAILED_PRECONDITION
     with the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
     ErrorReason in error.proto). Reasons are given in parentheses after codes below.
@@ -117,8 +117,8 @@ class ExecutionServiceServicer:
 
     Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
     INVALID_ARGUMENT (FIELD_REQUIRED), never "the most recent" run (a client that lost the id must
-    not act on somebody else's run; the seed 001 HTTP routes that document "most recent" pick the
-    run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
+    not act on somebody else's run; the local runner API's HTTP routes that document "most recent"
+    pick the run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
     workspace. A control call on a run whose status does not allow it answers FAILED_PRECONDITION
     with the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
     ErrorReason in error.proto). Reasons are given in parentheses after codes below.
@@ -139,17 +139,18 @@ class ExecutionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetExecution(self, request, context):
-        """Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
-        cheap read of its status (seed 001 execution status). INVALID_ARGUMENT (FIELD_REQUIRED)
-        without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
+        """Returns one run (the execution object API's Execution), FULL view by default; the BASIC view is
+        the cheap read of its status (the local runner API's execution status). INVALID_ARGUMENT
+        (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListExecutions(self, request, context):
-        """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
-        001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
+        """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of the
+        local runner API's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by
+        default.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -168,17 +169,17 @@ class ExecutionServiceServicer:
 
     def StopAllExecutions(self, request, context):
         """Stops every unfinished run of the workspace, in batches or not, and stops every running
-        batch (seed 001 stop-all).
+        batch (the local runner API's stop-all).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ControlPause(self, request, context):
-        """Applies an action to a paused run (seed 001 pause-control and continue): continue (a wait or
-        approval node completes with an empty object: the form is not checked), skip the paused node,
-        or continue and ignore further breakpoints; continuing also lifts an operator's pause.
-        Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
+        """Applies an action to a paused run (the local runner API's pause-control and continue): continue
+        (a wait or approval node completes with an empty object: the form is not checked), skip the
+        paused node, or continue and ignore further breakpoints; continuing also lifts an operator's
+        pause. Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
         paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow (WORKFLOW_PAUSED), has
         ended (EXECUTION_ENDED), or for a skip when an operator paused it between nodes
         (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id` or an action;
@@ -219,16 +220,16 @@ class ExecutionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ResumePausePoint(self, request, context):
-        """Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
-        Values are validated against the form fields: INVALID_ARGUMENT (FORM_VALUES_INVALID) with
-        field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the size limit. Every
-        approval also takes a boolean `approved` (approve or reject), kept in the node's output with
-        the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
-        a reason (a retry carrying the winner's `request_id` answers RESUMED again). NOT_FOUND
-        (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow or run than
-        named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or workflow
-        pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED) without
-        `context_id`.
+        """Resumes a pause point with values (the approval form or the wait data; the paused executions
+        API's `apiUrl`). Values are validated against the form fields: INVALID_ARGUMENT
+        (FORM_VALUES_INVALID) with field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the
+        size limit. Every approval also takes a boolean `approved` (approve or reject), kept in the
+        node's output with the other values. The first valid resume wins; later calls answer
+        RESUME_ACTION_SKIPPED with a reason (a retry carrying the winner's `request_id` answers RESUMED
+        again). NOT_FOUND (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow
+        or run than named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or
+        workflow pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED)
+        without `context_id`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -236,12 +237,12 @@ class ExecutionServiceServicer:
 
     def ResumeNode(self, request, context):
         """Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
-        secret (seed 004). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong (BAD_SECRET)
-        secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use ResumePausePoint);
-        NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND); INVALID_ARGUMENT
-        without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context` that does not
-        name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does not fit an
-        approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
+        secret (the node resume API). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong
+        (BAD_SECRET) secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use
+        ResumePausePoint); NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND);
+        INVALID_ARGUMENT without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context`
+        that does not name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does
+        not fit an approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
         RESUME_ACTION_SKIPPED (with a reason) when the node, in that loop iteration, is not waiting.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -251,7 +252,8 @@ class ExecutionServiceServicer:
     def GetExecutionHistory(self, request, context):
         """Returns the logged events of one run, oldest first, in pages. INVALID_ARGUMENT without
         `execution_id` (FIELD_REQUIRED), for a negative `after_sequence` or `page_size`
-        (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND (EXECUTION_NOT_FOUND).
+        (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND
+        (EXECUTION_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -352,8 +354,8 @@ class ExecutionService:
 
     Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
     INVALID_ARGUMENT (FIELD_REQUIRED), never "the most recent" run (a client that lost the id must
-    not act on somebody else's run; the seed 001 HTTP routes that document "most recent" pick the
-    run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
+    not act on somebody else's run; the local runner API's HTTP routes that document "most recent"
+    pick the run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
     workspace. A control call on a run whose status does not allow it answers FAILED_PRECONDITION
     with the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
     ErrorReason in error.proto). Reasons are given in parentheses after codes below.

@@ -32,8 +32,8 @@ class ExecutionServiceStub:
 
     Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
     INVALID_ARGUMENT (FIELD_REQUIRED), never "the most recent" run (a client that lost the id must
-    not act on somebody else's run; the seed 001 HTTP routes that document "most recent" pick the
-    run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
+    not act on somebody else's run; the local runner API's HTTP routes that document "most recent"
+    pick the run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
     workspace. A control call on a run whose status does not allow it answers FAILED_PRECONDITION
     with the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
     ErrorReason in error.proto). Reasons are given in parentheses after codes below.
@@ -54,13 +54,14 @@ class ExecutionServiceStub:
     path outside the roots (WORKFLOW_PATH_INVALID) or an input over the limit (PAYLOAD_TOO_LARGE).
     """
     GetExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionRequest, _execution_pb2.GetExecutionResponse]
-    """Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
-    cheap read of its status (seed 001 execution status). INVALID_ARGUMENT (FIELD_REQUIRED)
-    without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
+    """Returns one run (the execution object API's Execution), FULL view by default; the BASIC view is
+    the cheap read of its status (the local runner API's execution status). INVALID_ARGUMENT
+    (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
     """
     ListExecutions: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]
-    """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
-    001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
+    """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of the
+    local runner API's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by
+    default.
     """
     StopExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.StopExecutionRequest, _execution_pb2.StopExecutionResponse]
     """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
@@ -71,13 +72,13 @@ class ExecutionServiceStub:
     """
     StopAllExecutions: _grpc.UnaryUnaryMultiCallable[_execution_pb2.StopAllExecutionsRequest, _execution_pb2.StopAllExecutionsResponse]
     """Stops every unfinished run of the workspace, in batches or not, and stops every running
-    batch (seed 001 stop-all).
+    batch (the local runner API's stop-all).
     """
     ControlPause: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ControlPauseRequest, _execution_pb2.ControlPauseResponse]
-    """Applies an action to a paused run (seed 001 pause-control and continue): continue (a wait or
-    approval node completes with an empty object: the form is not checked), skip the paused node,
-    or continue and ignore further breakpoints; continuing also lifts an operator's pause.
-    Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
+    """Applies an action to a paused run (the local runner API's pause-control and continue): continue
+    (a wait or approval node completes with an empty object: the form is not checked), skip the
+    paused node, or continue and ignore further breakpoints; continuing also lifts an operator's
+    pause. Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
     paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow (WORKFLOW_PAUSED), has
     ended (EXECUTION_ENDED), or for a skip when an operator paused it between nodes
     (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id` or an action;
@@ -102,31 +103,32 @@ class ExecutionServiceStub:
     (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND).
     """
     ResumePausePoint: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ResumePausePointRequest, _execution_pb2.ResumePausePointResponse]
-    """Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
-    Values are validated against the form fields: INVALID_ARGUMENT (FORM_VALUES_INVALID) with
-    field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the size limit. Every
-    approval also takes a boolean `approved` (approve or reject), kept in the node's output with
-    the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
-    a reason (a retry carrying the winner's `request_id` answers RESUMED again). NOT_FOUND
-    (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow or run than
-    named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or workflow
-    pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED) without
-    `context_id`.
+    """Resumes a pause point with values (the approval form or the wait data; the paused executions
+    API's `apiUrl`). Values are validated against the form fields: INVALID_ARGUMENT
+    (FORM_VALUES_INVALID) with field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the
+    size limit. Every approval also takes a boolean `approved` (approve or reject), kept in the
+    node's output with the other values. The first valid resume wins; later calls answer
+    RESUME_ACTION_SKIPPED with a reason (a retry carrying the winner's `request_id` answers RESUMED
+    again). NOT_FOUND (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow
+    or run than named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or
+    workflow pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED)
+    without `context_id`.
     """
     ResumeNode: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ResumeNodeRequest, _execution_pb2.ResumeNodeResponse]
     """Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
-    secret (seed 004). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong (BAD_SECRET)
-    secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use ResumePausePoint);
-    NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND); INVALID_ARGUMENT
-    without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context` that does not
-    name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does not fit an
-    approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
+    secret (the node resume API). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong
+    (BAD_SECRET) secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use
+    ResumePausePoint); NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND);
+    INVALID_ARGUMENT without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context`
+    that does not name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does
+    not fit an approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
     RESUME_ACTION_SKIPPED (with a reason) when the node, in that loop iteration, is not waiting.
     """
     GetExecutionHistory: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionHistoryRequest, _execution_pb2.GetExecutionHistoryResponse]
     """Returns the logged events of one run, oldest first, in pages. INVALID_ARGUMENT without
     `execution_id` (FIELD_REQUIRED), for a negative `after_sequence` or `page_size`
-    (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND (EXECUTION_NOT_FOUND).
+    (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND
+    (EXECUTION_NOT_FOUND).
     """
     WatchExecution: _grpc.UnaryStreamMultiCallable[_execution_pb2.WatchExecutionRequest, _execution_pb2.WatchExecutionResponse]
     """Watches one run: a snapshot (or the events after a cursor), then its events as they commit,
@@ -145,8 +147,8 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
 
     Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
     INVALID_ARGUMENT (FIELD_REQUIRED), never "the most recent" run (a client that lost the id must
-    not act on somebody else's run; the seed 001 HTTP routes that document "most recent" pick the
-    run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
+    not act on somebody else's run; the local runner API's HTTP routes that document "most recent"
+    pick the run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
     workspace. A control call on a run whose status does not allow it answers FAILED_PRECONDITION
     with the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
     ErrorReason in error.proto). Reasons are given in parentheses after codes below.
@@ -164,13 +166,14 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     path outside the roots (WORKFLOW_PATH_INVALID) or an input over the limit (PAYLOAD_TOO_LARGE).
     """
     GetExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionRequest, _execution_pb2.GetExecutionResponse]  # type: ignore[assignment]
-    """Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
-    cheap read of its status (seed 001 execution status). INVALID_ARGUMENT (FIELD_REQUIRED)
-    without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
+    """Returns one run (the execution object API's Execution), FULL view by default; the BASIC view is
+    the cheap read of its status (the local runner API's execution status). INVALID_ARGUMENT
+    (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
     """
     ListExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]  # type: ignore[assignment]
-    """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
-    001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
+    """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of the
+    local runner API's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by
+    default.
     """
     StopExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.StopExecutionRequest, _execution_pb2.StopExecutionResponse]  # type: ignore[assignment]
     """Stops a run: running nodes are cancelled cooperatively (workers see `cancel_requested`),
@@ -181,13 +184,13 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     """
     StopAllExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.StopAllExecutionsRequest, _execution_pb2.StopAllExecutionsResponse]  # type: ignore[assignment]
     """Stops every unfinished run of the workspace, in batches or not, and stops every running
-    batch (seed 001 stop-all).
+    batch (the local runner API's stop-all).
     """
     ControlPause: _aio.UnaryUnaryMultiCallable[_execution_pb2.ControlPauseRequest, _execution_pb2.ControlPauseResponse]  # type: ignore[assignment]
-    """Applies an action to a paused run (seed 001 pause-control and continue): continue (a wait or
-    approval node completes with an empty object: the form is not checked), skip the paused node,
-    or continue and ignore further breakpoints; continuing also lifts an operator's pause.
-    Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
+    """Applies an action to a paused run (the local runner API's pause-control and continue): continue
+    (a wait or approval node completes with an empty object: the form is not checked), skip the
+    paused node, or continue and ignore further breakpoints; continuing also lifts an operator's
+    pause. Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
     paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow (WORKFLOW_PAUSED), has
     ended (EXECUTION_ENDED), or for a skip when an operator paused it between nodes
     (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id` or an action;
@@ -212,31 +215,32 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND).
     """
     ResumePausePoint: _aio.UnaryUnaryMultiCallable[_execution_pb2.ResumePausePointRequest, _execution_pb2.ResumePausePointResponse]  # type: ignore[assignment]
-    """Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
-    Values are validated against the form fields: INVALID_ARGUMENT (FORM_VALUES_INVALID) with
-    field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the size limit. Every
-    approval also takes a boolean `approved` (approve or reject), kept in the node's output with
-    the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
-    a reason (a retry carrying the winner's `request_id` answers RESUMED again). NOT_FOUND
-    (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow or run than
-    named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or workflow
-    pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED) without
-    `context_id`.
+    """Resumes a pause point with values (the approval form or the wait data; the paused executions
+    API's `apiUrl`). Values are validated against the form fields: INVALID_ARGUMENT
+    (FORM_VALUES_INVALID) with field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the
+    size limit. Every approval also takes a boolean `approved` (approve or reject), kept in the
+    node's output with the other values. The first valid resume wins; later calls answer
+    RESUME_ACTION_SKIPPED with a reason (a retry carrying the winner's `request_id` answers RESUMED
+    again). NOT_FOUND (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow
+    or run than named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or
+    workflow pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED)
+    without `context_id`.
     """
     ResumeNode: _aio.UnaryUnaryMultiCallable[_execution_pb2.ResumeNodeRequest, _execution_pb2.ResumeNodeResponse]  # type: ignore[assignment]
     """Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
-    secret (seed 004). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong (BAD_SECRET)
-    secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use ResumePausePoint);
-    NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND); INVALID_ARGUMENT
-    without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context` that does not
-    name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does not fit an
-    approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
+    secret (the node resume API). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong
+    (BAD_SECRET) secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use
+    ResumePausePoint); NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND);
+    INVALID_ARGUMENT without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context`
+    that does not name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does
+    not fit an approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
     RESUME_ACTION_SKIPPED (with a reason) when the node, in that loop iteration, is not waiting.
     """
     GetExecutionHistory: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionHistoryRequest, _execution_pb2.GetExecutionHistoryResponse]  # type: ignore[assignment]
     """Returns the logged events of one run, oldest first, in pages. INVALID_ARGUMENT without
     `execution_id` (FIELD_REQUIRED), for a negative `after_sequence` or `page_size`
-    (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND (EXECUTION_NOT_FOUND).
+    (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND
+    (EXECUTION_NOT_FOUND).
     """
     WatchExecution: _aio.UnaryStreamMultiCallable[_execution_pb2.WatchExecutionRequest, _execution_pb2.WatchExecutionResponse]  # type: ignore[assignment]
     """Watches one run: a snapshot (or the events after a cursor), then its events as they commit,
@@ -254,8 +258,8 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
     INVALID_ARGUMENT (FIELD_REQUIRED), never "the most recent" run (a client that lost the id must
-    not act on somebody else's run; the seed 001 HTTP routes that document "most recent" pick the
-    run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
+    not act on somebody else's run; the local runner API's HTTP routes that document "most recent"
+    pick the run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
     workspace. A control call on a run whose status does not allow it answers FAILED_PRECONDITION
     with the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
     ErrorReason in error.proto). Reasons are given in parentheses after codes below.
@@ -283,9 +287,9 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.GetExecutionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.GetExecutionResponse, _abc.Awaitable[_execution_pb2.GetExecutionResponse]]:
-        """Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
-        cheap read of its status (seed 001 execution status). INVALID_ARGUMENT (FIELD_REQUIRED)
-        without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
+        """Returns one run (the execution object API's Execution), FULL view by default; the BASIC view is
+        the cheap read of its status (the local runner API's execution status). INVALID_ARGUMENT
+        (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
         """
 
     @_abc_1.abstractmethod
@@ -294,8 +298,9 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.ListExecutionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ListExecutionsResponse, _abc.Awaitable[_execution_pb2.ListExecutionsResponse]]:
-        """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
-        001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
+        """Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of the
+        local runner API's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by
+        default.
         """
 
     @_abc_1.abstractmethod
@@ -318,7 +323,7 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.StopAllExecutionsResponse, _abc.Awaitable[_execution_pb2.StopAllExecutionsResponse]]:
         """Stops every unfinished run of the workspace, in batches or not, and stops every running
-        batch (seed 001 stop-all).
+        batch (the local runner API's stop-all).
         """
 
     @_abc_1.abstractmethod
@@ -327,10 +332,10 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.ControlPauseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ControlPauseResponse, _abc.Awaitable[_execution_pb2.ControlPauseResponse]]:
-        """Applies an action to a paused run (seed 001 pause-control and continue): continue (a wait or
-        approval node completes with an empty object: the form is not checked), skip the paused node,
-        or continue and ignore further breakpoints; continuing also lifts an operator's pause.
-        Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
+        """Applies an action to a paused run (the local runner API's pause-control and continue): continue
+        (a wait or approval node completes with an empty object: the form is not checked), skip the
+        paused node, or continue and ignore further breakpoints; continuing also lifts an operator's
+        pause. Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
         paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow (WORKFLOW_PAUSED), has
         ended (EXECUTION_ENDED), or for a skip when an operator paused it between nodes
         (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id` or an action;
@@ -379,16 +384,16 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.ResumePausePointRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ResumePausePointResponse, _abc.Awaitable[_execution_pb2.ResumePausePointResponse]]:
-        """Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
-        Values are validated against the form fields: INVALID_ARGUMENT (FORM_VALUES_INVALID) with
-        field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the size limit. Every
-        approval also takes a boolean `approved` (approve or reject), kept in the node's output with
-        the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
-        a reason (a retry carrying the winner's `request_id` answers RESUMED again). NOT_FOUND
-        (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow or run than
-        named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or workflow
-        pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED) without
-        `context_id`.
+        """Resumes a pause point with values (the approval form or the wait data; the paused executions
+        API's `apiUrl`). Values are validated against the form fields: INVALID_ARGUMENT
+        (FORM_VALUES_INVALID) with field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the
+        size limit. Every approval also takes a boolean `approved` (approve or reject), kept in the
+        node's output with the other values. The first valid resume wins; later calls answer
+        RESUME_ACTION_SKIPPED with a reason (a retry carrying the winner's `request_id` answers RESUMED
+        again). NOT_FOUND (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow
+        or run than named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or
+        workflow pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED)
+        without `context_id`.
         """
 
     @_abc_1.abstractmethod
@@ -398,12 +403,12 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ResumeNodeResponse, _abc.Awaitable[_execution_pb2.ResumeNodeResponse]]:
         """Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
-        secret (seed 004). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong (BAD_SECRET)
-        secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use ResumePausePoint);
-        NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND); INVALID_ARGUMENT
-        without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context` that does not
-        name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does not fit an
-        approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
+        secret (the node resume API). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong
+        (BAD_SECRET) secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use
+        ResumePausePoint); NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND);
+        INVALID_ARGUMENT without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context`
+        that does not name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does
+        not fit an approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
         RESUME_ACTION_SKIPPED (with a reason) when the node, in that loop iteration, is not waiting.
         """
 
@@ -415,7 +420,8 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_execution_pb2.GetExecutionHistoryResponse, _abc.Awaitable[_execution_pb2.GetExecutionHistoryResponse]]:
         """Returns the logged events of one run, oldest first, in pages. INVALID_ARGUMENT without
         `execution_id` (FIELD_REQUIRED), for a negative `after_sequence` or `page_size`
-        (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND (EXECUTION_NOT_FOUND).
+        (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND
+        (EXECUTION_NOT_FOUND).
         """
 
     @_abc_1.abstractmethod

@@ -131,8 +131,8 @@ Global___FormFieldType: _TypeAlias = FormFieldType  # noqa: Y015
 @_typing.final
 class PausePoint(_message.Message):
     """A place where one run waits: a breakpoint, a wait node, an approval form, a manual or
-    workflow-level pause (seed 000 `pausePoints[]`). A node inside a for-each body creates one
-    pause point per iteration that reaches it.
+    workflow-level pause (the paused executions API's `pausePoints[]`). A node inside a for-each body
+    creates one pause point per iteration that reaches it.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -161,8 +161,8 @@ class PausePoint(_message.Message):
     workflow_id: _builtins.str
     """The run's stored workflow; empty for runs of an inline definition or a workflow file."""
     node_id: _builtins.str
-    """Id of the node that waits (seed 000 calls nodes "blocks"). Empty for MANUAL and
-    WORKFLOW_PAUSED pause points, which hold the whole run rather than one node.
+    """Id of the node that waits (the paused executions API calls nodes "blocks"). Empty for MANUAL
+    and WORKFLOW_PAUSED pause points, which hold the whole run rather than one node.
     """
     reason: _common_pb2.PauseReason.ValueType
     """Why the run waits here."""
@@ -236,8 +236,8 @@ Global___PausePoint: _TypeAlias = PausePoint  # noqa: Y015
 
 @_typing.final
 class ResumeLinks(_message.Message):
-    """Links a client or a person uses to resume a pause point (seed 000 `resumeLinks`). A missing
-    workflow id is written as "-" in the URLs.
+    """Links a client or a person uses to resume a pause point (the paused executions API's
+    `resumeLinks`). A missing workflow id is written as "-" in the URLs.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -280,7 +280,9 @@ Global___ResumeLinks: _TypeAlias = ResumeLinks  # noqa: Y015
 
 @_typing.final
 class PauseResponse(_message.Message):
-    """What a person is shown at a pause point (seed 000 `response`), taken from the node config."""
+    """What a person is shown at a pause point (the paused executions API's `response`), taken from the
+    node config.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -398,7 +400,9 @@ Global___FormField: _TypeAlias = FormField  # noqa: Y015
 
 @_typing.final
 class PausedExecution(_message.Message):
-    """One run that has paused at least once, with its pause points (seed 000 `pausedExecutions[]`)."""
+    """One run that has paused at least once, with its pause points (the paused executions API's
+    `pausedExecutions[]`).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

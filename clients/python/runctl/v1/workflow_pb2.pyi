@@ -919,7 +919,7 @@ Global___RotateWebhookSecretResponse: _TypeAlias = RotateWebhookSecretResponse  
 
 @_typing.final
 class ListPausedExecutionsRequest(_message.Message):
-    """Request of WorkflowService.ListPausedExecutions (seed 000)."""
+    """Request of WorkflowService.ListPausedExecutions (the paused executions API)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -935,7 +935,9 @@ class ListPausedExecutionsRequest(_message.Message):
     """`next_page_token` of the previous page; empty for the first page."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_pause_point_pb2.ResumeStatus.ValueType]:
-        """Only paused executions in one of these statuses (seed 000 `?status=paused`); empty = any."""
+        """Only paused executions in one of these statuses (the paused executions API's `?status=paused`);
+        empty = any.
+        """
 
     def __init__(
         self,

@@ -143,11 +143,12 @@ class WorkflowServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PauseWorkflow(self, request, context):
-        """Pauses an ACTIVE workflow (seed 003): node runs in flight finish, no new node starts in any of
-        its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
-        counting (a delay that ends during the pause lets its run go on at resume, not later). Its
-        running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-        ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
+        """Pauses an ACTIVE workflow (the workflow pause API): node runs in flight finish, no new node
+        starts in any of its runs, queued runs stay queued, new runs are accepted and queued, and
+        timers keep counting (a delay that ends during the pause lets its run go on at resume, not
+        later). Its running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the
+        workflow is not ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND)
+        when missing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -183,8 +184,8 @@ class WorkflowServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListPausedExecutions(self, request, context):
-        """Lists the runs of a workflow that have paused, each with its pause points (seed 000
-        `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+        """Lists the runs of a workflow that have paused, each with its pause points (the paused
+        executions API's `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
         (WORKFLOW_NOT_FOUND) when the workflow is missing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

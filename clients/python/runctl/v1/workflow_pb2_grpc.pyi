@@ -65,11 +65,12 @@ class WorkflowServiceStub:
     the definition they ran. NOT_FOUND (WORKFLOW_NOT_FOUND).
     """
     PauseWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.PauseWorkflowRequest, _workflow_pb2.PauseWorkflowResponse]
-    """Pauses an ACTIVE workflow (seed 003): node runs in flight finish, no new node starts in any of
-    its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
-    counting (a delay that ends during the pause lets its run go on at resume, not later). Its
-    running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-    ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
+    """Pauses an ACTIVE workflow (the workflow pause API): node runs in flight finish, no new node
+    starts in any of its runs, queued runs stay queued, new runs are accepted and queued, and
+    timers keep counting (a delay that ends during the pause lets its run go on at resume, not
+    later). Its running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the
+    workflow is not ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND)
+    when missing.
     """
     ResumeWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.ResumeWorkflowRequest, _workflow_pb2.ResumeWorkflowResponse]
     """Returns a PAUSED workflow to ACTIVE: its runs go on and its queued runs may start.
@@ -89,8 +90,8 @@ class WorkflowServiceStub:
     NOT_FOUND (WORKFLOW_NOT_FOUND).
     """
     ListPausedExecutions: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.ListPausedExecutionsRequest, _workflow_pb2.ListPausedExecutionsResponse]
-    """Lists the runs of a workflow that have paused, each with its pause points (seed 000
-    `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+    """Lists the runs of a workflow that have paused, each with its pause points (the paused
+    executions API's `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
     (WORKFLOW_NOT_FOUND) when the workflow is missing.
     """
 
@@ -131,11 +132,12 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     the definition they ran. NOT_FOUND (WORKFLOW_NOT_FOUND).
     """
     PauseWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.PauseWorkflowRequest, _workflow_pb2.PauseWorkflowResponse]  # type: ignore[assignment]
-    """Pauses an ACTIVE workflow (seed 003): node runs in flight finish, no new node starts in any of
-    its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
-    counting (a delay that ends during the pause lets its run go on at resume, not later). Its
-    running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-    ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
+    """Pauses an ACTIVE workflow (the workflow pause API): node runs in flight finish, no new node
+    starts in any of its runs, queued runs stay queued, new runs are accepted and queued, and
+    timers keep counting (a delay that ends during the pause lets its run go on at resume, not
+    later). Its running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the
+    workflow is not ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND)
+    when missing.
     """
     ResumeWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ResumeWorkflowRequest, _workflow_pb2.ResumeWorkflowResponse]  # type: ignore[assignment]
     """Returns a PAUSED workflow to ACTIVE: its runs go on and its queued runs may start.
@@ -155,8 +157,8 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     NOT_FOUND (WORKFLOW_NOT_FOUND).
     """
     ListPausedExecutions: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ListPausedExecutionsRequest, _workflow_pb2.ListPausedExecutionsResponse]  # type: ignore[assignment]
-    """Lists the runs of a workflow that have paused, each with its pause points (seed 000
-    `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+    """Lists the runs of a workflow that have paused, each with its pause points (the paused
+    executions API's `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
     (WORKFLOW_NOT_FOUND) when the workflow is missing.
     """
 
@@ -230,11 +232,12 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_pb2.PauseWorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.PauseWorkflowResponse, _abc.Awaitable[_workflow_pb2.PauseWorkflowResponse]]:
-        """Pauses an ACTIVE workflow (seed 003): node runs in flight finish, no new node starts in any of
-        its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
-        counting (a delay that ends during the pause lets its run go on at resume, not later). Its
-        running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-        ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
+        """Pauses an ACTIVE workflow (the workflow pause API): node runs in flight finish, no new node
+        starts in any of its runs, queued runs stay queued, new runs are accepted and queued, and
+        timers keep counting (a delay that ends during the pause lets its run go on at resume, not
+        later). Its running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the
+        workflow is not ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND)
+        when missing.
         """
 
     @_abc_1.abstractmethod
@@ -278,8 +281,8 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_pb2.ListPausedExecutionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.ListPausedExecutionsResponse, _abc.Awaitable[_workflow_pb2.ListPausedExecutionsResponse]]:
-        """Lists the runs of a workflow that have paused, each with its pause points (seed 000
-        `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+        """Lists the runs of a workflow that have paused, each with its pause points (the paused
+        executions API's `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
         (WORKFLOW_NOT_FOUND) when the workflow is missing.
         """
 

@@ -1,1 +1,1 @@
-"""The HTTP shim's routes, one module per seed document (and one for the routes DESIGN.md implies)."""
+"""The HTTP shim's routes, one module per compatibility API (and one for the routes they imply)."""

@@ -1,19 +1,20 @@
-"""Seed 002's Execution object, shaped from a runctl.v1.Execution (FULL view). snake_case, as documented.
+"""The execution object API's Execution object, shaped from a runctl.v1.Execution (FULL view).
+snake_case, as documented.
 
-Where the seed's platform has a concept runctl does not, the closest honest value is given:
+Where the API's platform has a concept runctl does not, the closest honest value is given:
 
 - `hashid`: a short, reversible spelling of the run id (base62 of its random part), so
   `GET /v1/executions/{hashid}` finds the run too.
 - `key`: the stored workflow's id; for a run of an inline document or a file, a slug of its name
-  ("Workflow 8" -> "workflow_8", as in the seed's example).
-- `*_actions_count`: runctl's node states folded into the seed's five: `running` counts scheduled,
+  ("Workflow 8" -> "workflow_8", as in the API's example).
+- `*_actions_count`: runctl's node states folded into the API's five: `running` counts scheduled,
   running and waiting nodes (started, not finished); `idle` counts idle and skipped ones (never run);
   so the five add up to `actions_count`.
 - `stats[node]`: runctl's own node status word (idle, scheduled, running, waiting, completed, failed,
-  stopped, skipped) and the seed's four timestamps; a node inside for_each bodies appears once per
+  stopped, skipped) and the API's four timestamps; a node inside for_each bodies appears once per
   iteration reached, keyed `loop[2].node` (outermost loop first).
 - `stats["from-to"]`: "open" once the edge was taken (flow went through it), "closed" otherwise:
-  in the seed's example the edges leaving the start are open and the others, not reached yet, closed.
+  in the API's example the edges leaving the start are open and the others, not reached yet, closed.
 - `log`: `{}` for a quiet run; `error` (why the run failed) and `nodes` (trace log lines by node)
   when there are any.
 - `template.action_types`: the node types the workflow uses besides start and end.
@@ -39,13 +40,13 @@ BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _RUN_ID = re.compile(r"exec_([0-9a-f]{20})")
 _HASHID = re.compile(r"[0-9a-zA-Z]{14}")
 HASHID_LENGTH = 14
-# The seed's end timestamps of a node: NodeState.end_time under the key of the status it ended in.
+# The API's end timestamps of a node: NodeState.end_time under the key of the status it ended in.
 END_TIMES = {
     "completed_at": common_pb2.NODE_STATUS_COMPLETED,
     "stopped_at": common_pb2.NODE_STATUS_STOPPED,
     "failed_at": common_pb2.NODE_STATUS_FAILED,
 }
-# runctl node status -> the seed's count it adds to.
+# runctl node status -> the API's count it adds to.
 COUNTED_AS = {
     "idle": "idle",
     "skipped": "idle",
@@ -110,7 +111,7 @@ def _key_of(node: execution_pb2.NodeState) -> str:
 
 
 def counts(execution: execution_pb2.Execution) -> dict[str, int]:
-    """The seed's per-state action counts from runctl's node counts."""
+    """The API's per-state action counts from runctl's node counts."""
     folded = dict.fromkeys(("completed", "failed", "idle", "running", "stopped"), 0)
     node_counts = execution.node_counts
     for status, into in COUNTED_AS.items():
@@ -198,7 +199,7 @@ def log(execution: execution_pb2.Execution, where: tzinfo) -> dict[str, Any]:
 
 
 def execution_object(execution: execution_pb2.Execution, where: tzinfo) -> dict[str, Any]:
-    """Seed 002's Execution object; timestamps in `where`, plus UTC and a human string."""
+    """The execution object API's Execution object; timestamps in `where`, plus UTC and a human string."""
     created = timefmt.from_timestamp(execution.create_time)
     body: dict[str, Any] = {
         "hashid": hashid(execution.id),
@@ -216,4 +217,4 @@ def execution_object(execution: execution_pb2.Execution, where: tzinfo) -> dict[
         "stats": stats(execution, where),
         "template": template(execution.definition),
     }
-    return dict(sorted(body.items()))  # the seed lists its fields alphabetically
+    return dict(sorted(body.items()))  # the API lists its fields alphabetically

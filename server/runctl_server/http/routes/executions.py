@@ -1,7 +1,7 @@
-"""Seed 002 (action-based automation platform): the Execution object, one run or a page of runs.
+"""The execution object API: the Execution object, one run or a page of runs.
 
 `GET /v1/executions/{id}` answers one run (its id or its `hashid`); `GET /v1/executions` a page of
-runs, newest first. The seed documents the object, not the list: the list pages by token
+runs, newest first. The API documents the object, not the list: the list pages by token
 (`limit`, `page_token` -> `next_page_token`, as ListExecutions does) and filters by `workflow_id`,
 `batch_id` and `status`. `?timezone=` (an IANA name, UTC by default) sets the zone of every timestamp.
 """
@@ -212,7 +212,7 @@ ENDPOINTS = [
         "/v1/executions",
         list_executions,
         "List runs as Execution objects, newest first",
-        "002",
+        "execution object",
         query=(
             Param(
                 "limit", {"type": "integer", "minimum": 0, "default": DEFAULT_LIMIT}, "page size, at most 100"
@@ -235,7 +235,7 @@ ENDPOINTS = [
         "/v1/executions/{id}",
         get,
         "Get one run as an Execution object (by id or hashid)",
-        "002",
+        "execution object",
         query=(TIMEZONE,),
         response=EXECUTION_SCHEMA,
     ),

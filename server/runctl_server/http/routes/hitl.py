@@ -1,11 +1,11 @@
-"""Seed 000 (human-in-the-loop builder): paused executions, the resume apiUrl, the approval page.
+"""The paused executions API: paused executions, the resume apiUrl, the approval page.
 
     GET  /api/workflows/{id}/paused?status=          WorkflowService.ListPausedExecutions
     POST /api/resume/{workflowId}/{executionId}/{contextId}   ExecutionService.ResumePausePoint (JSON)
     GET  /resume/{workflowId}/{executionId}          the approval page (HTML)
     POST /resume/{workflowId}/{executionId}          the page's form post (ResumePausePoint)
 
-The JSON is built key by key, because the seed shows keys that protobuf's JSON mapping leaves out when
+The JSON is built key by key, because the API shows keys that protobuf's JSON mapping leaves out when
 empty (`expiresAt: null`, `metadata: null`), and keys the gRPC messages do not carry because their
 value never varies in runctl: `snapshotReady` is always true (a pause is reported only once the run's
 state is committed) and `triggerIds` always empty (runctl has no triggers). A run without a stored
@@ -48,11 +48,11 @@ RESUMABLE = (common_pb2.PAUSE_REASON_APPROVAL, common_pb2.PAUSE_REASON_WAIT)
 MAX_DEPTH = 32  # nesting of resume values; each level is two protobuf messages (Struct, Value)
 PAGE_SIZE = 100  # open pause points shown on one approval page (a run rarely waits at more than one)
 
-# -- seed 000 shapes ----------------------------------------------------------------------------------
+# -- paused executions API shapes ----------------------------------------------------------------------------
 
 
 def iso(stamp: timestamp_pb2.Timestamp) -> str:
-    """ISO 8601 in UTC with a "Z", whole seconds, as seed 000 writes "2026-01-15T10:30:00Z"."""
+    """ISO 8601 in UTC with a "Z", whole seconds, as the API writes "2026-01-15T10:30:00Z"."""
     return stamp.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -84,7 +84,7 @@ def form_field_json(field: pause_point_pb2.FormField) -> dict[str, Any]:
 
 
 def pause_point_json(point: pause_point_pb2.PausePoint) -> dict[str, Any]:
-    """A seed 000 `pausePoints[]` item."""
+    """A `pausePoints[]` item."""
     links = point.resume_links
     return {
         "contextId": point.context_id,
@@ -110,7 +110,7 @@ def pause_point_json(point: pause_point_pb2.PausePoint) -> dict[str, Any]:
 
 
 def paused_execution_json(item: pause_point_pb2.PausedExecution) -> dict[str, Any]:
-    """A seed 000 `pausedExecutions[]` item."""
+    """A `pausedExecutions[]` item."""
     return {
         "id": item.id,
         "workflowId": item.workflow_id,
@@ -155,7 +155,7 @@ async def list_paused(call: Call) -> dict[str, Any] | JSONResponse:
     reply = await call.call("WorkflowService", "ListPausedExecutions", request)
     body = {"pausedExecutions": [paused_execution_json(item) for item in reply.paused_executions]}
     if reply.next_page_token:
-        # The seed's body has no paging keys: the next page's token travels in a header.
+        # The documented body has no paging keys: the next page's token travels in a header.
         return JSONResponse(body, headers={"X-Next-Page-Token": reply.next_page_token})
     return body
 
@@ -451,7 +451,7 @@ ENDPOINTS = [
         "/api/workflows/{id}/paused",
         list_paused,
         "List the paused executions of a workflow, with their pause points, resume links and forms",
-        "000",
+        "paused executions",
         query=(
             Param(
                 "status",

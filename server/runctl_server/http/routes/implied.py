@@ -1,6 +1,7 @@
 """The routes DESIGN.md implies ("Running it"): create and list workflows, execute one run, execute a batch.
 
-`GET /v1/workflows/{id}` is seed 003's route (outbound.py); the workflows here answer the same shape.
+`GET /v1/workflows/{id}` is the workflow pause API's route (outbound.py); the workflows here answer
+the same shape.
 
 - `POST /v1/workflows`: the body is a workflow document (DESIGN.md "Workflow files"). 201 Created
   with the workflow, its `id`, its `webhookSecret` (shown this once) and a `Location` header; with an
@@ -11,8 +12,8 @@
   `previousSecretExpiresAt` (null when `overlapSeconds` is 0), by default for 24 hours.
 - `GET /v1/workflows?pageSize=&pageToken=&status=`: `{"workflows": [...], "nextPageToken"}`,
   most recently updated first.
-- `POST /api/workflows/execute` and `/api/workflows/execute/batch` are in the runner style of seed
-  001: 200 `{"success": true, "message", "executionId" | "batchId", ...}`, and errors
+- `POST /api/workflows/execute` and `/api/workflows/execute/batch` are in the style of the local
+  runner API: 200 `{"success": true, "message", "executionId" | "batchId", ...}`, and errors
   `{"success": false, "message", "error", "details"}`.
 
 Bad documents answer 400 with one field violation per problem, paths from the body's root
@@ -355,7 +356,7 @@ CREATED_SCHEMA: dict[str, Any] = {
         "webhookSecret": {
             "type": "string",
             "nullable": True,
-            "description": "The secret for seed 004 resume calls, shown only by this answer",
+            "description": "The secret for node resume calls, shown only by this answer",
         },
     },
     "required": ["id", "status", "version", "webhookSecret"],

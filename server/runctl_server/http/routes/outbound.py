@@ -1,4 +1,4 @@
-"""Seed 003 (outbound-calling platform): pause, resume, cancel and get a workflow.
+"""The workflow pause API: pause, resume, cancel and get a workflow.
 
 404 when the workflow does not exist, 409 when it is not in a state the call applies to.
 """
@@ -69,7 +69,7 @@ ENDPOINTS = [
         "/v1/workflows/{id}/pause",
         pause,
         "Pause an active workflow",
-        "003",
+        "workflow pause",
         response=WORKFLOW_SCHEMA,
         error_statuses=(400, 404, 409),
     ),
@@ -78,7 +78,7 @@ ENDPOINTS = [
         "/v1/workflows/{id}/resume",
         resume,
         "Resume a paused workflow",
-        "003",
+        "workflow pause",
         response=WORKFLOW_SCHEMA,
         error_statuses=(400, 404, 409),
     ),
@@ -87,9 +87,9 @@ ENDPOINTS = [
         "/v1/workflows/{id}/cancel",
         cancel,
         "Cancel a workflow for good",
-        "003",
+        "workflow pause",
         response=WORKFLOW_SCHEMA,
         error_statuses=(400, 404, 409),
     ),
-    Endpoint("GET", "/v1/workflows/{id}", get, "Get a workflow", "003", response=WORKFLOW_SCHEMA),
+    Endpoint("GET", "/v1/workflows/{id}", get, "Get a workflow", "workflow pause", response=WORKFLOW_SCHEMA),
 ]

@@ -1,4 +1,4 @@
-"""Seed 001 (local automation runner): status, active runs, stop, stop all, continue, trace logs and
+"""The local runner API: status, active runs, stop, stop all, continue, trace logs and
 pause control. The batch routes are in runner_batches.py, the SSE stream in http/sse.py.
 
 Calls whose `executionId` is optional act on the most recent run that qualifies. gRPC has no such
@@ -39,7 +39,7 @@ ACTIVE_STATUSES = [
     common_pb2.EXECUTION_STATUS_RUNNING,
     common_pb2.EXECUTION_STATUS_PAUSED,
 ]
-# The seed's pause-control actions; "stop" is StopExecution (None), the others ControlPause.
+# The API's pause-control actions; "stop" is StopExecution (None), the others ControlPause.
 PAUSE_ACTIONS: dict[str, tuple[execution_pb2.PauseAction.ValueType | None, str]] = {
     "continue": (E.PAUSE_ACTION_CONTINUE, "Execution continued"),
     "stop": (None, "Execution stopped"),
@@ -76,8 +76,8 @@ def optional_string(body: dict[str, Any], name: str) -> str:
 
 
 async def target(call: Call, execution_id: str, statuses: tuple[str, ...], none: str) -> str:
-    """The run a call names, or seed 001's default: the most recently created run in one of `statuses`
-    (any run when empty); NOT_FOUND with the message `none` when there is no such run."""
+    """The run a call names, or the local runner API's default: the most recently created run in one of
+    `statuses` (any run when empty); NOT_FOUND with the message `none` when there is no such run."""
     if execution_id:
         return execution_id
     row = await call.engine.queries.most_recent(call.workspace_id, statuses)
@@ -188,7 +188,7 @@ async def pause_control(call: Call) -> dict[str, Any]:
 
 def _runner(method: str, path: str, handler: Any, summary: str, **kwargs: Any) -> Endpoint:
     kwargs.setdefault("error_statuses", (400, 404, 409))
-    return Endpoint(method, path, handler, summary, "001", error_body=runner_error, **kwargs)
+    return Endpoint(method, path, handler, summary, "local runner", error_body=runner_error, **kwargs)
 
 
 ACTIVE_SCHEMA: dict[str, Any] = {

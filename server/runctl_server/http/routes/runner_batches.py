@@ -1,8 +1,8 @@
-"""Seed 001 batch routes: a batch's status with its runs, the paginated batch history, stop a batch,
-clear every finished batch. Times are epoch milliseconds, as the seed shows them.
+"""The local runner API's batch routes: a batch's status with its runs, the paginated batch history,
+stop a batch, clear every finished batch. Times are epoch milliseconds, as the API shows them.
 
-The batch history pages by `limit`/`offset` as seed 001 documents; BatchService.ListBatches pages by
-tokens only, so this route calls the engine's batch list (the one ListBatches calls) with the offset,
+The batch history pages by `limit`/`offset` as the local runner API documents; BatchService.ListBatches pages
+by tokens only, so this route calls the engine's batch list (the one ListBatches calls) with the offset,
 which the database applies: a large offset costs no walk through the pages before it."""
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ ENDPOINTS: list[Endpoint] = [
         "/api/workflows/execution/batch/{batchId}",
         get_batch,
         "Get a batch's status with its executions",
-        "001",
+        "local runner",
         response=BATCH_SCHEMA,
         error_statuses=(404,),
         error_body=runner_error,
@@ -182,7 +182,7 @@ ENDPOINTS: list[Endpoint] = [
         "/api/workflows/executions/batches",
         list_batches,
         "List batches, newest first, with an optional status filter",
-        "001",
+        "local runner",
         query=(
             Param("status", {"type": "string", "enum": BATCH_WORDS}, "Only batches in this status"),
             Param("limit", {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT}, "At most 100"),
@@ -197,7 +197,7 @@ ENDPOINTS: list[Endpoint] = [
         "/api/workflows/execution/batch/{batchId}/stop",
         stop_batch,
         "Stop a running batch: stop its running executions, cancel its queued ones",
-        "001",
+        "local runner",
         response=_outcome(
             ("stoppedExecutions", "runningStopped", "queuedCancelled"), {"batchId": {"type": "string"}}
         ),
@@ -209,7 +209,7 @@ ENDPOINTS: list[Endpoint] = [
         "/api/workflows/executions/batches/clear",
         clear_batches,
         "Delete every finished batch and its executions (running batches are kept)",
-        "001",
+        "local runner",
         response=CLEAR_SCHEMA,
         error_statuses=(),
         error_body=runner_error,

@@ -1,4 +1,4 @@
-"""Seed 004 (workflow runs API): resume a waiting node with the workflow's webhook secret.
+"""The node resume API: resume a waiting node with the workflow's webhook secret.
 
 `POST /v1/runs/{id}/nodes/{nodeId}/resume?secret=` with `{"data": {...}, "forEachContext": {"stack":
 [{"index", "parentNodeId", "total"}], "index", "parentNodeId", "total"}}` (both members optional; the
@@ -156,7 +156,7 @@ class _Body:
 def resume_request(
     call_path: Mapping[str, str], secret: str, body: Mapping[str, Any]
 ) -> tuple[execution_pb2.ResumeNodeRequest, bool]:
-    """The ResumeNodeRequest of a seed 004 call, and whether its forEachContext was in the legacy
+    """The ResumeNodeRequest of a node resume call, and whether its forEachContext was in the legacy
     flat form; InvalidArgument with every bad field of the body."""
     reader = _Body()
     data = reader.data(body.get("data"))
@@ -194,7 +194,7 @@ ENDPOINTS = [
         "/v1/runs/{id}/nodes/{nodeId}/resume",
         resume,
         "Resume a waiting node in a workflow run",
-        "004",
+        "node resume",
         query=(Param("secret", {"type": "string"}, "Per-workflow webhook secret", required=True),),
         body=BODY_SCHEMA,
         response=RESPONSE_SCHEMA,

@@ -308,7 +308,7 @@ export const StopBatchRequestSchema: GenMessage<StopBatchRequest> = /*@__PURE__*
   messageDesc(file_runctl_v1_batch, 8);
 
 /**
- * Response of BatchService.StopBatch (seed 001).
+ * Response of BatchService.StopBatch (the local runner API's batch stop).
  *
  * @generated from message runctl.v1.StopBatchResponse
  */
@@ -358,7 +358,7 @@ export const ClearBatchesRequestSchema: GenMessage<ClearBatchesRequest> = /*@__P
   messageDesc(file_runctl_v1_batch, 10);
 
 /**
- * Response of BatchService.ClearBatches (seed 001).
+ * Response of BatchService.ClearBatches (the local runner API's clear-all).
  *
  * @generated from message runctl.v1.ClearBatchesResponse
  */
@@ -502,7 +502,8 @@ export const WatchBatchResponseSchema: GenMessage<WatchBatchResponse> = /*@__PUR
 
 /**
  * Starts many runs together (from a folder of workflow files, a list of files, or a list of
- * stored workflows) under a concurrency limit, and shows and steers them as one (seed 001).
+ * stored workflows) under a concurrency limit, and shows and steers them as one (the local runner
+ * API's batches).
  *
  * @generated from service runctl.v1.BatchService
  */
@@ -538,8 +539,8 @@ export const BatchService: GenService<{
     output: typeof GetBatchResponseSchema;
   },
   /**
-   * Lists batches, newest first, without their runs (seed 001 batch history), in pages.
-   * INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
+   * Lists batches, newest first, without their runs (the local runner API's batch history), in
+   * pages. INVALID_ARGUMENT (FIELD_INVALID) for a negative page size or an unknown status;
    * INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a token not handed out for these filters.
    *
    * @generated from rpc runctl.v1.BatchService.ListBatches
@@ -563,10 +564,10 @@ export const BatchService: GenService<{
   },
   /**
    * Deletes every finished batch (COMPLETED, ERROR or STOPPED) with its runs and their node
-   * states, pause points and tasks (seed 001 clear-all). Running batches, and batches with a run
-   * still being stopped, are kept and listed in `skipped_batch_ids`; runs outside batches are not
-   * touched. This cannot be undone; the event log is not rewritten (a BATCHES_CLEARED event
-   * records the deletion).
+   * states, pause points and tasks (the local runner API's clear-all). Running batches, and batches
+   * with a run still being stopped, are kept and listed in `skipped_batch_ids`; runs outside
+   * batches are not touched. This cannot be undone; the event log is not rewritten (a
+   * BATCHES_CLEARED event records the deletion).
    *
    * @generated from rpc runctl.v1.BatchService.ClearBatches
    */

@@ -18,7 +18,7 @@ export const file_runctl_v1_batch_resource: GenFile = /*@__PURE__*/
   fileDesc("Ch5ydW5jdGwvdjEvYmF0Y2hfcmVzb3VyY2UucHJvdG8SCXJ1bmN0bC52MSLmBAoFQmF0Y2gSFgoIYmF0Y2hfaWQYASABKAlCBOJBAQMSLAoGc3RhdHVzGAIgASgOMhYucnVuY3RsLnYxLkJhdGNoU3RhdHVzQgTiQQEDEjUKC3NvdXJjZV90eXBlGAMgASgOMhoucnVuY3RsLnYxLkJhdGNoU291cmNlVHlwZUIE4kEBAxIZCgtmb2xkZXJfcGF0aBgEIAEoCUIE4kEBAxIdCg90b3RhbF93b3JrZmxvd3MYBSABKAVCBOJBAQMSFwoJY29tcGxldGVkGAYgASgFQgTiQQEDEhUKB3J1bm5pbmcYByABKAVCBOJBAQMSFAoGcXVldWVkGAggASgFQgTiQQEDEhQKBmZhaWxlZBgJIAEoBUIE4kEBAxIVCgdzdG9wcGVkGAogASgFQgTiQQEDEhQKBnBhdXNlZBgLIAEoBUIE4kEBAxIZCgtjb25jdXJyZW5jeRgMIAEoBUIE4kEBAxI0CgpzdGFydF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIyCghlbmRfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSMQoIZHVyYXRpb24YDyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBOJBAQMSLgoKZXhlY3V0aW9ucxgQIAMoCzIULnJ1bmN0bC52MS5CYXRjaEl0ZW1CBOJBAQMSGAoKcmVxdWVzdF9pZBgRIAEoCUIE4kEBAxIbCg1sYXN0X3NlcXVlbmNlGBIgASgDQgTiQQEDIpsCCglCYXRjaEl0ZW0SFAoMZXhlY3V0aW9uX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEhoKEndvcmtmbG93X2ZpbGVfbmFtZRgDIAEoCRIVCg13b3JrZmxvd19wYXRoGAQgASgJEioKBnN0YXR1cxgFIAEoDjIaLnJ1bmN0bC52MS5FeGVjdXRpb25TdGF0dXMSFwoPY3VycmVudF9ub2RlX2lkGAYgASgJEg0KBWVycm9yGAcgASgJEi4KCnN0YXJ0X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqTAQoLQmF0Y2hTdGF0dXMSHAoYQkFUQ0hfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUQkFUQ0hfU1RBVFVTX1JVTk5JTkcQARIaChZCQVRDSF9TVEFUVVNfQ09NUExFVEVEEAISFgoSQkFUQ0hfU1RBVFVTX0VSUk9SEAMSGAoUQkFUQ0hfU1RBVFVTX1NUT1BQRUQQBCqQAQoPQmF0Y2hTb3VyY2VUeXBlEiEKHUJBVENIX1NPVVJDRV9UWVBFX1VOU1BFQ0lGSUVEEAASHAoYQkFUQ0hfU09VUkNFX1RZUEVfRk9MREVSEAESGwoXQkFUQ0hfU09VUkNFX1RZUEVfRklMRVMQAhIfChtCQVRDSF9TT1VSQ0VfVFlQRV9XT1JLRkxPV1MQA0I4WjZnaXRodWIuY29tL3J1bmN0bC9ydW5jdGwvY2xpZW50cy9nby9ydW5jdGwvdjE7cnVuY3RsdjFiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_timestamp, file_runctl_v1_common]);
 
 /**
- * Many runs started together (seed 001 batch object).
+ * Many runs started together (the local runner API's batch object).
  *
  * @generated from message runctl.v1.Batch
  */
@@ -159,7 +159,7 @@ export const BatchSchema: GenMessage<Batch> = /*@__PURE__*/
   messageDesc(file_runctl_v1_batch_resource, 0);
 
 /**
- * One run of a batch (seed 001 `executions[]`).
+ * One run of a batch (the local runner API's `executions[]`).
  *
  * @generated from message runctl.v1.BatchItem
  */
@@ -257,8 +257,8 @@ export enum BatchStatus {
   RUNNING = 1,
 
   /**
-   * Every run finished; runs that ended in ERROR are counted in `failed` (seed 001 shows a
-   * completed batch with failures). Terminal.
+   * Every run finished; runs that ended in ERROR are counted in `failed` (the local
+   * runner API shows a completed batch with failures). Terminal.
    *
    * @generated from enum value: BATCH_STATUS_COMPLETED = 2;
    */
@@ -287,7 +287,7 @@ export const BatchStatusSchema: GenEnum<BatchStatus> = /*@__PURE__*/
   enumDesc(file_runctl_v1_batch_resource, 0);
 
 /**
- * Where a batch's workflows came from (seed 001 `sourceType`).
+ * Where a batch's workflows came from (the local runner API's `sourceType`).
  *
  * @generated from enum runctl.v1.BatchSourceType
  */

@@ -16,7 +16,8 @@ export const file_runctl_v1_common: GenFile = /*@__PURE__*/
 
 /**
  * One level of for-each nesting: which iteration of which loop a node run belongs to
- * (seed 004 stack element). Stacks are ordered from the outermost loop to the innermost.
+ * (an element of the node resume API's `stack`). Stacks are ordered from the outermost loop to the
+ * innermost.
  *
  * @generated from message runctl.v1.ForEachFrame
  */
@@ -52,7 +53,7 @@ export const ForEachFrameSchema: GenMessage<ForEachFrame> = /*@__PURE__*/
 
 /**
  * Names one iteration of (possibly nested) for-each loops: sent by callers that resume a node
- * waiting inside a loop body (seed 004 `forEachContext`).
+ * waiting inside a loop body (the node resume API's `forEachContext`).
  *
  * @generated from message runctl.v1.ForEachContext
  */
@@ -183,7 +184,7 @@ export enum PauseReason {
 
   /**
    * A `wait` node waits for data from ResumeNode, ResumePausePoint or ControlPause
-   * (seed 001 "wait-pause").
+   * (the local runner API's "wait-pause").
    *
    * @generated from enum value: PAUSE_REASON_WAIT = 2;
    */

@@ -24,7 +24,7 @@ export const file_runctl_v1_execution: GenFile = /*@__PURE__*/
   fileDesc("ChlydW5jdGwvdjEvZXhlY3V0aW9uLnByb3RvEglydW5jdGwudjEizQgKCUV4ZWN1dGlvbhIQCgJpZBgBIAEoCUIE4kEBAxIZCgt3b3JrZmxvd19pZBgCIAEoCUIE4kEBAxIeChB3b3JrZmxvd192ZXJzaW9uGAMgASgFQgTiQQEDEhsKDXdvcmtmbG93X25hbWUYBCABKAlCBOJBAQMSGwoNd29ya2Zsb3dfcGF0aBgFIAEoCUIE4kEBAxIwCgZzdGF0dXMYBiABKA4yGi5ydW5jdGwudjEuRXhlY3V0aW9uU3RhdHVzQgTiQQEDEiwKBWlucHV0GAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBAxIrCgRkYXRhGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBAxIsCgZvdXRwdXQYCSABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVCBOJBAQMSKQoFbm9kZXMYCiADKAsyFC5ydW5jdGwudjEuTm9kZVN0YXRlQgTiQQEDEikKBWVkZ2VzGAsgAygLMhQucnVuY3RsLnYxLkVkZ2VTdGF0ZUIE4kEBAxI2Cgtub2RlX2NvdW50cxgMIAEoCzIbLnJ1bmN0bC52MS5Ob2RlU3RhdHVzQ291bnRzQgTiQQEDEh0KD2N1cnJlbnRfbm9kZV9pZBgNIAEoCUIE4kEBAxIcCg5wYXVzZWRfbm9kZV9pZBgOIAEoCUIE4kEBAxIyCgxwYXVzZV9yZWFzb24YDyABKA4yFi5ydW5jdGwudjEuUGF1c2VSZWFzb25CBOJBAQMSMQoMcGF1c2VfcG9pbnRzGBAgAygLMhUucnVuY3RsLnYxLlBhdXNlUG9pbnRCBOJBAQMSGAoKdHJhY2VfbG9ncxgRIAEoCEIE4kEBAxIiChRicmVha3BvaW50c19kaXNhYmxlZBgSIAEoCEIE4kEBAxIuCgVlcnJvchgTIAEoCzIZLnJ1bmN0bC52MS5FeGVjdXRpb25FcnJvckIE4kEBAxIWCghiYXRjaF9pZBgUIAEoCUIE4kEBAxIYCgpyZXF1ZXN0X2lkGBUgASgJQgTiQQEDEjcKCmRlZmluaXRpb24YFiABKAsyHS5ydW5jdGwudjEuV29ya2Zsb3dEZWZpbml0aW9uQgTiQQEDEjUKC2NyZWF0ZV90aW1lGBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI0CgpzdGFydF90aW1lGBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIyCghlbmRfdGltZRgZIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLdXBkYXRlX3RpbWUYGiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhsKDWxhc3Rfc2VxdWVuY2UYGyABKANCBOJBAQMiqQEKEE5vZGVTdGF0dXNDb3VudHMSDQoFdG90YWwYASABKAUSDAoEaWRsZRgCIAEoBRIRCglzY2hlZHVsZWQYAyABKAUSDwoHcnVubmluZxgEIAEoBRIPCgd3YWl0aW5nGAUgASgFEhEKCWNvbXBsZXRlZBgGIAEoBRIOCgZmYWlsZWQYByABKAUSDwoHc3RvcHBlZBgIIAEoBRIPCgdza2lwcGVkGAkgASgFIvwECglOb2RlU3RhdGUSDwoHbm9kZV9pZBgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBG5hbWUYAyABKAkSJQoGc3RhdHVzGAQgASgOMhUucnVuY3RsLnYxLk5vZGVTdGF0dXMSEAoIYXR0ZW1wdHMYBSABKAUSJgoGb3V0cHV0GAYgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEiMKBWVycm9yGAcgASgLMhQucnVuY3RsLnYxLk5vZGVFcnJvchIxCg1zY2hlZHVsZV90aW1lGBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgVIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbmV4dF9hdHRlbXB0X3RpbWUYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBXN0YWNrGA8gAygLMhcucnVuY3RsLnYxLkZvckVhY2hGcmFtZRIhCgRsb2dzGBAgAygLMhMucnVuY3RsLnYxLlRyYWNlTG9nEhIKCmNvbnRleHRfaWQYESABKAlKBAgIEAlKBAgJEApKBAgKEAtKBAgLEAxKBAgMEA1KBAgNEA5KBAgOEA9KBAgSEBNSDHNjaGVkdWxlZF9hdFIKc3RhcnRlZF9hdFIPbmV4dF9hdHRlbXB0X2F0Ugxjb21wbGV0ZWRfYXRSCnN0b3BwZWRfYXRSCWZhaWxlZF9hdFIKc2tpcHBlZF9hdFIJd29ya2VyX2lkImkKCUVkZ2VTdGF0ZRIUCgxmcm9tX25vZGVfaWQYASABKAkSEgoKdG9fbm9kZV9pZBgCIAEoCRIlCgZzdGF0dXMYAyABKA4yFS5ydW5jdGwudjEuRWRnZVN0YXR1c0oECAQQBVIFc3RhY2sikwEKCFRyYWNlTG9nEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiIKBWxldmVsGAIgASgOMhMucnVuY3RsLnYxLkxvZ0xldmVsEg8KB21lc3NhZ2UYAyABKAkSKAoHZGV0YWlscxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiqwIKFVN0YXJ0RXhlY3V0aW9uUmVxdWVzdBIVCgt3b3JrZmxvd19pZBgBIAEoCUgAEjMKCmRlZmluaXRpb24YAiABKAsyHS5ydW5jdGwudjEuV29ya2Zsb3dEZWZpbml0aW9uSAASFwoNd29ya2Zsb3dfcGF0aBgDIAEoCUgAEiwKBWlucHV0GAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBARIYCgpyZXF1ZXN0X2lkGAUgASgJQgTiQQEBEhgKCnRyYWNlX2xvZ3MYBiABKAhCBOJBAQESIQoTZGlzYWJsZV9icmVha3BvaW50cxgHIAEoCEIE4kEBARIeChB3b3JrZmxvd192ZXJzaW9uGAggASgFQgTiQQEBQggKBnNvdXJjZSJBChZTdGFydEV4ZWN1dGlvblJlc3BvbnNlEicKCWV4ZWN1dGlvbhgBIAEoCzIULnJ1bmN0bC52MS5FeGVjdXRpb24iXwoTR2V0RXhlY3V0aW9uUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISLAoEdmlldxgCIAEoDjIYLnJ1bmN0bC52MS5FeGVjdXRpb25WaWV3QgTiQQEBIj8KFEdldEV4ZWN1dGlvblJlc3BvbnNlEicKCWV4ZWN1dGlvbhgBIAEoCzIULnJ1bmN0bC52MS5FeGVjdXRpb24i2gIKFUxpc3RFeGVjdXRpb25zUmVxdWVzdBIXCglwYWdlX3NpemUYASABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgCIAEoCUIE4kEBARIZCgt3b3JrZmxvd19pZBgDIAEoCUIE4kEBARIWCghiYXRjaF9pZBgEIAEoCUIE4kEBARIyCghzdGF0dXNlcxgFIAMoDjIaLnJ1bmN0bC52MS5FeGVjdXRpb25TdGF0dXNCBOJBAQESLAoEdmlldxgGIAEoDjIYLnJ1bmN0bC52MS5FeGVjdXRpb25WaWV3QgTiQQEBEjsKEWNyZWF0ZV90aW1lX2FmdGVyGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBARI8ChJjcmVhdGVfdGltZV9iZWZvcmUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEBIm8KFkxpc3RFeGVjdXRpb25zUmVzcG9uc2USKAoKZXhlY3V0aW9ucxgBIAMoCzIULnJ1bmN0bC52MS5FeGVjdXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKAUiSAoUU3RvcEV4ZWN1dGlvblJlcXVlc3QSGgoMZXhlY3V0aW9uX2lkGAEgASgJQgTiQQECEhQKBnJlYXNvbhgCIAEoCUIE4kEBASJlChVTdG9wRXhlY3V0aW9uUmVzcG9uc2USFAoMZXhlY3V0aW9uX2lkGAEgASgJEhMKC3dhc19ydW5uaW5nGAIgASgIEhIKCndhc19xdWV1ZWQYAyABKAhKBAgEEAVSB21lc3NhZ2UiMAoYU3RvcEFsbEV4ZWN1dGlvbnNSZXF1ZXN0EhQKBnJlYXNvbhgBIAEoCUIE4kEBASKLAQoZU3RvcEFsbEV4ZWN1dGlvbnNSZXNwb25zZRIXCg9ydW5uaW5nX3N0b3BwZWQYAyABKAUSGAoQcXVldWVkX2NhbmNlbGxlZBgEIAEoBRIRCgliYXRjaF9pZHMYBSADKAlKBAgBEAJKBAgCEANSDXRvdGFsX2JhdGNoZXNSDXRvdGFsX3N0b3BwZWQiXwoTQ29udHJvbFBhdXNlUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISLAoGYWN0aW9uGAIgASgOMhYucnVuY3RsLnYxLlBhdXNlQWN0aW9uQgTiQQECIj8KFENvbnRyb2xQYXVzZVJlc3BvbnNlEicKCWV4ZWN1dGlvbhgBIAEoCzIULnJ1bmN0bC52MS5FeGVjdXRpb24iSAoTU2V0VHJhY2VMb2dzUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISFQoHZW5hYmxlZBgCIAEoCEIE4kEBAiI9ChRTZXRUcmFjZUxvZ3NSZXNwb25zZRIUCgxleGVjdXRpb25faWQYASABKAkSDwoHZW5hYmxlZBgCIAEoCCJJChVQYXVzZUV4ZWN1dGlvblJlcXVlc3QSGgoMZXhlY3V0aW9uX2lkGAEgASgJQgTiQQECEhQKBnJlYXNvbhgCIAEoCUIE4kEBASJBChZQYXVzZUV4ZWN1dGlvblJlc3BvbnNlEicKCWV4ZWN1dGlvbhgBIAEoCzIULnJ1bmN0bC52MS5FeGVjdXRpb24iNAoWUmVzdW1lRXhlY3V0aW9uUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQIiQgoXUmVzdW1lRXhlY3V0aW9uUmVzcG9uc2USJwoJZXhlY3V0aW9uGAEgASgLMhQucnVuY3RsLnYxLkV4ZWN1dGlvbiLIAQoXUmVzdW1lUGF1c2VQb2ludFJlcXVlc3QSGAoKY29udGV4dF9pZBgBIAEoCUIE4kEBAhItCgZ2YWx1ZXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgTiQQEBEhkKC3dvcmtmbG93X2lkGAMgASgJQgTiQQEBEhoKDGV4ZWN1dGlvbl9pZBgEIAEoCUIE4kEBARIYCgpyZXF1ZXN0X2lkGAUgASgJQgTiQQEBEhMKBWFjdG9yGAYgASgJQgTiQQEBIn8KGFJlc3VtZVBhdXNlUG9pbnRSZXNwb25zZRInCgZhY3Rpb24YASABKA4yFy5ydW5jdGwudjEuUmVzdW1lQWN0aW9uEg4KBnJlYXNvbhgCIAEoCRIqCgtwYXVzZV9wb2ludBgDIAEoCzIVLnJ1bmN0bC52MS5QYXVzZVBvaW50It4BChFSZXN1bWVOb2RlUmVxdWVzdBIaCgxleGVjdXRpb25faWQYASABKAlCBOJBAQISFQoHbm9kZV9pZBgCIAEoCUIE4kEBAhIUCgZzZWNyZXQYAyABKAlCBOJBAQISKwoEZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBOJBAQESOQoQZm9yX2VhY2hfY29udGV4dBgFIAEoCzIZLnJ1bmN0bC52MS5Gb3JFYWNoQ29udGV4dEIE4kEBARIYCgpyZXF1ZXN0X2lkGAYgASgJQgTiQQEBIk0KElJlc3VtZU5vZGVSZXNwb25zZRInCgZhY3Rpb24YASABKA4yFy5ydW5jdGwudjEuUmVzdW1lQWN0aW9uEg4KBnJlYXNvbhgCIAEoCSKJAQoaR2V0RXhlY3V0aW9uSGlzdG9yeVJlcXVlc3QSGgoMZXhlY3V0aW9uX2lkGAEgASgJQgTiQQECEhwKDmFmdGVyX3NlcXVlbmNlGAIgASgDQgTiQQEBEhcKCXBhZ2Vfc2l6ZRgDIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAQgASgJQgTiQQEBIlgKG0dldEV4ZWN1dGlvbkhpc3RvcnlSZXNwb25zZRIgCgZldmVudHMYASADKAsyEC5ydW5jdGwudjEuRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJItQBChVXYXRjaEV4ZWN1dGlvblJlcXVlc3QSGgoMZXhlY3V0aW9uX2lkGAEgASgJQgTiQQECEiEKDmFmdGVyX3NlcXVlbmNlGAIgASgDQgTiQQEBSACIAQESLAoEdmlldxgDIAEoDjIYLnJ1bmN0bC52MS5FeGVjdXRpb25WaWV3QgTiQQEBEjsKEmhlYXJ0YmVhdF9pbnRlcnZhbBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIE4kEBAUIRCg9fYWZ0ZXJfc2VxdWVuY2UiyAEKFldhdGNoRXhlY3V0aW9uUmVzcG9uc2USKAoIc25hcHNob3QYASABKAsyFC5ydW5jdGwudjEuRXhlY3V0aW9uSAASJgoGZXZlbnRzGAIgASgLMhQucnVuY3RsLnYxLkV2ZW50TGlzdEgAEikKCWhlYXJ0YmVhdBgDIAEoCzIULnJ1bmN0bC52MS5IZWFydGJlYXRIABIOCgZjdXJzb3IYBCABKAMSGQoRaGlzdG9yeV90cnVuY2F0ZWQYBSABKAhCBgoEa2luZCp0CgpFZGdlU3RhdHVzEhsKF0VER0VfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTRURHRV9TVEFUVVNfUEVORElORxABEhUKEUVER0VfU1RBVFVTX1RBS0VOEAISGQoVRURHRV9TVEFUVVNfTk9UX1RBS0VOEAMqYgoNRXhlY3V0aW9uVmlldxIeChpFWEVDVVRJT05fVklFV19VTlNQRUNJRklFRBAAEhgKFEVYRUNVVElPTl9WSUVXX0JBU0lDEAESFwoTRVhFQ1VUSU9OX1ZJRVdfRlVMTBACKqQBCgtQYXVzZUFjdGlvbhIcChhQQVVTRV9BQ1RJT05fVU5TUEVDSUZJRUQQABIZChVQQVVTRV9BQ1RJT05fQ09OVElOVUUQARIVChFQQVVTRV9BQ1RJT05fU0tJUBADEiwKKFBBVVNFX0FDVElPTl9DT05USU5VRV9XSVRIT1VUX0JSRUFLUE9JTlQQBCIECAIQAioRUEFVU0VfQUNUSU9OX1NUT1AqYwoMUmVzdW1lQWN0aW9uEh0KGVJFU1VNRV9BQ1RJT05fVU5TUEVDSUZJRUQQABIZChVSRVNVTUVfQUNUSU9OX1JFU1VNRUQQARIZChVSRVNVTUVfQUNUSU9OX1NLSVBQRUQQAjL/CAoQRXhlY3V0aW9uU2VydmljZRJVCg5TdGFydEV4ZWN1dGlvbhIgLnJ1bmN0bC52MS5TdGFydEV4ZWN1dGlvblJlcXVlc3QaIS5ydW5jdGwudjEuU3RhcnRFeGVjdXRpb25SZXNwb25zZRJPCgxHZXRFeGVjdXRpb24SHi5ydW5jdGwudjEuR2V0RXhlY3V0aW9uUmVxdWVzdBofLnJ1bmN0bC52MS5HZXRFeGVjdXRpb25SZXNwb25zZRJVCg5MaXN0RXhlY3V0aW9ucxIgLnJ1bmN0bC52MS5MaXN0RXhlY3V0aW9uc1JlcXVlc3QaIS5ydW5jdGwudjEuTGlzdEV4ZWN1dGlvbnNSZXNwb25zZRJSCg1TdG9wRXhlY3V0aW9uEh8ucnVuY3RsLnYxLlN0b3BFeGVjdXRpb25SZXF1ZXN0GiAucnVuY3RsLnYxLlN0b3BFeGVjdXRpb25SZXNwb25zZRJeChFTdG9wQWxsRXhlY3V0aW9ucxIjLnJ1bmN0bC52MS5TdG9wQWxsRXhlY3V0aW9uc1JlcXVlc3QaJC5ydW5jdGwudjEuU3RvcEFsbEV4ZWN1dGlvbnNSZXNwb25zZRJPCgxDb250cm9sUGF1c2USHi5ydW5jdGwudjEuQ29udHJvbFBhdXNlUmVxdWVzdBofLnJ1bmN0bC52MS5Db250cm9sUGF1c2VSZXNwb25zZRJPCgxTZXRUcmFjZUxvZ3MSHi5ydW5jdGwudjEuU2V0VHJhY2VMb2dzUmVxdWVzdBofLnJ1bmN0bC52MS5TZXRUcmFjZUxvZ3NSZXNwb25zZRJVCg5QYXVzZUV4ZWN1dGlvbhIgLnJ1bmN0bC52MS5QYXVzZUV4ZWN1dGlvblJlcXVlc3QaIS5ydW5jdGwudjEuUGF1c2VFeGVjdXRpb25SZXNwb25zZRJYCg9SZXN1bWVFeGVjdXRpb24SIS5ydW5jdGwudjEuUmVzdW1lRXhlY3V0aW9uUmVxdWVzdBoiLnJ1bmN0bC52MS5SZXN1bWVFeGVjdXRpb25SZXNwb25zZRJbChBSZXN1bWVQYXVzZVBvaW50EiIucnVuY3RsLnYxLlJlc3VtZVBhdXNlUG9pbnRSZXF1ZXN0GiMucnVuY3RsLnYxLlJlc3VtZVBhdXNlUG9pbnRSZXNwb25zZRJJCgpSZXN1bWVOb2RlEhwucnVuY3RsLnYxLlJlc3VtZU5vZGVSZXF1ZXN0Gh0ucnVuY3RsLnYxLlJlc3VtZU5vZGVSZXNwb25zZRJkChNHZXRFeGVjdXRpb25IaXN0b3J5EiUucnVuY3RsLnYxLkdldEV4ZWN1dGlvbkhpc3RvcnlSZXF1ZXN0GiYucnVuY3RsLnYxLkdldEV4ZWN1dGlvbkhpc3RvcnlSZXNwb25zZRJXCg5XYXRjaEV4ZWN1dGlvbhIgLnJ1bmN0bC52MS5XYXRjaEV4ZWN1dGlvblJlcXVlc3QaIS5ydW5jdGwudjEuV2F0Y2hFeGVjdXRpb25SZXNwb25zZTABQjhaNmdpdGh1Yi5jb20vcnVuY3RsL3J1bmN0bC9jbGllbnRzL2dvL3J1bmN0bC92MTtydW5jdGx2MWIGcHJvdG8z", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_runctl_v1_common, file_runctl_v1_event, file_runctl_v1_pause_point, file_runctl_v1_workflow]);
 
 /**
- * One run of one workflow version (seed 002 Execution object).
+ * One run of one workflow version (the execution object API's Execution).
  *
  * @generated from message runctl.v1.Execution
  */
@@ -52,7 +52,7 @@ export type Execution = Message<"runctl.v1.Execution"> & {
   workflowVersion: number;
 
   /**
-   * The definition's name at start (seed 002 `name`).
+   * The definition's name at start (the execution object API's `name`).
    *
    * @generated from field: string workflow_name = 4;
    */
@@ -81,8 +81,8 @@ export type Execution = Message<"runctl.v1.Execution"> & {
   input?: JsonObject | undefined;
 
   /**
-   * The data context (seed 002 `execution_data`): {"input": ..., "nodes": {"<id>": {"output":
-   * ...}}}. Omitted in the BASIC view.
+   * The data context (the execution object API's `execution_data`): {"input": ..., "nodes":
+   * {"<id>": {"output": ...}}}. Omitted in the BASIC view.
    *
    * @generated from field: google.protobuf.Struct data = 8;
    */
@@ -113,7 +113,7 @@ export type Execution = Message<"runctl.v1.Execution"> & {
   edges: EdgeState[];
 
   /**
-   * Node runs per status (seed 002 `*_actions_count`); present in every view.
+   * Node runs per status (the execution object API's `*_actions_count`); present in every view.
    *
    * @generated from field: runctl.v1.NodeStatusCounts node_counts = 12;
    */
@@ -185,7 +185,8 @@ export type Execution = Message<"runctl.v1.Execution"> & {
   requestId: string;
 
   /**
-   * The exact definition this run executes (seed 002 `template`). Omitted in the BASIC view.
+   * The exact definition this run executes (the execution object API's `template`). Omitted in the
+   * BASIC view.
    *
    * @generated from field: runctl.v1.WorkflowDefinition definition = 22;
    */
@@ -313,7 +314,7 @@ export const NodeStatusCountsSchema: GenMessage<NodeStatusCounts> = /*@__PURE__*
   messageDesc(file_runctl_v1_execution, 1);
 
 /**
- * State of one node run within an execution (seed 002 `stats[nodeId]`).
+ * State of one node run within an execution (the execution object API's `stats[nodeId]`).
  *
  * @generated from message runctl.v1.NodeState
  */
@@ -370,7 +371,7 @@ export type NodeState = Message<"runctl.v1.NodeState"> & {
 
   /**
    * When the node was first scheduled; runctl logs no separate scheduling step, so this is when
-   * its first attempt started (seed 002 `scheduled_at`). Unset until then.
+   * its first attempt started (the execution object API's `scheduled_at`). Unset until then.
    *
    * @generated from field: google.protobuf.Timestamp schedule_time = 19;
    */
@@ -790,7 +791,7 @@ export const StopExecutionRequestSchema: GenMessage<StopExecutionRequest> = /*@_
   messageDesc(file_runctl_v1_execution, 11);
 
 /**
- * Response of ExecutionService.StopExecution (seed 001).
+ * Response of ExecutionService.StopExecution (the local runner API's stop).
  *
  * @generated from message runctl.v1.StopExecutionResponse
  */
@@ -846,7 +847,7 @@ export const StopAllExecutionsRequestSchema: GenMessage<StopAllExecutionsRequest
   messageDesc(file_runctl_v1_execution, 13);
 
 /**
- * Response of ExecutionService.StopAllExecutions (seed 001 stop-all).
+ * Response of ExecutionService.StopAllExecutions (the local runner API's stop-all).
  *
  * @generated from message runctl.v1.StopAllExecutionsResponse
  */
@@ -1083,7 +1084,7 @@ export const ResumeExecutionResponseSchema: GenMessage<ResumeExecutionResponse> 
  */
 export type ResumePausePointRequest = Message<"runctl.v1.ResumePausePointRequest"> & {
   /**
-   * The pause point to resume (seed 000 `contextId`).
+   * The pause point to resume (the paused executions API's `contextId`).
    *
    * @generated from field: string context_id = 1;
    */
@@ -1172,7 +1173,7 @@ export const ResumePausePointResponseSchema: GenMessage<ResumePausePointResponse
   messageDesc(file_runctl_v1_execution, 24);
 
 /**
- * Request of ExecutionService.ResumeNode (seed 004).
+ * Request of ExecutionService.ResumeNode (the node resume API).
  *
  * @generated from message runctl.v1.ResumeNodeRequest
  */
@@ -1230,7 +1231,7 @@ export const ResumeNodeRequestSchema: GenMessage<ResumeNodeRequest> = /*@__PURE_
   messageDesc(file_runctl_v1_execution, 25);
 
 /**
- * Response of ExecutionService.ResumeNode (seed 004).
+ * Response of ExecutionService.ResumeNode (the node resume API).
  *
  * @generated from message runctl.v1.ResumeNodeResponse
  */
@@ -1437,7 +1438,8 @@ export const WatchExecutionResponseSchema: GenMessage<WatchExecutionResponse> = 
   messageDesc(file_runctl_v1_execution, 30);
 
 /**
- * State of one edge of a run (seed 002 `stats["from-to"]`: "open" once TAKEN, "closed" otherwise).
+ * State of one edge of a run (the execution object API's `stats["from-to"]`: "open" once TAKEN,
+ * "closed" otherwise).
  *
  * @generated from enum runctl.v1.EdgeStatus
  */
@@ -1512,8 +1514,8 @@ export const ExecutionViewSchema: GenEnum<ExecutionView> = /*@__PURE__*/
   enumDesc(file_runctl_v1_execution, 1);
 
 /**
- * Action applied to a paused run by ControlPause (seed 001 pause-control actions; its "stop" is
- * StopExecution).
+ * Action applied to a paused run by ControlPause (the local runner API's pause-control actions; its
+ * "stop" is StopExecution).
  *
  * @generated from enum runctl.v1.PauseAction
  */
@@ -1558,7 +1560,7 @@ export const PauseActionSchema: GenEnum<PauseAction> = /*@__PURE__*/
   enumDesc(file_runctl_v1_execution, 2);
 
 /**
- * Outcome of a resume call (seed 004 "resumed" / "skipped").
+ * Outcome of a resume call (the node resume API's "resumed" / "skipped").
  *
  * @generated from enum runctl.v1.ResumeAction
  */
@@ -1598,8 +1600,8 @@ export const ResumeActionSchema: GenEnum<ResumeAction> = /*@__PURE__*/
  *
  * Every call on one run names it by `execution_id`, which is REQUIRED: an empty id is
  * INVALID_ARGUMENT (FIELD_REQUIRED), never "the most recent" run (a client that lost the id must
- * not act on somebody else's run; the seed 001 HTTP routes that document "most recent" pick the
- * run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
+ * not act on somebody else's run; the local runner API's HTTP routes that document "most recent"
+ * pick the run themselves). NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown run or one of another
  * workspace. A control call on a run whose status does not allow it answers FAILED_PRECONDITION
  * with the ErrorInfo reason that says why, such as EXECUTION_NOT_PAUSED or EXECUTION_ENDED (see
  * ErrorReason in error.proto). Reasons are given in parentheses after codes below.
@@ -1625,9 +1627,9 @@ export const ExecutionService: GenService<{
     output: typeof StartExecutionResponseSchema;
   },
   /**
-   * Returns one run (seed 002 Execution object), FULL view by default; the BASIC view is the
-   * cheap read of its status (seed 001 execution status). INVALID_ARGUMENT (FIELD_REQUIRED)
-   * without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
+   * Returns one run (the execution object API's Execution), FULL view by default; the BASIC view is
+   * the cheap read of its status (the local runner API's execution status). INVALID_ARGUMENT
+   * (FIELD_REQUIRED) without `execution_id`; NOT_FOUND (EXECUTION_NOT_FOUND) for an unknown one.
    *
    * @generated from rpc runctl.v1.ExecutionService.GetExecution
    */
@@ -1637,8 +1639,9 @@ export const ExecutionService: GenService<{
     output: typeof GetExecutionResponseSchema;
   },
   /**
-   * Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of seed
-   * 001's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by default.
+   * Lists runs, newest first, filtered by workflow, batch and status (the unfinished runs of the
+   * local runner API's active executions: `statuses` QUEUED, RUNNING and PAUSED); BASIC view by
+   * default.
    *
    * @generated from rpc runctl.v1.ExecutionService.ListExecutions
    */
@@ -1663,7 +1666,7 @@ export const ExecutionService: GenService<{
   },
   /**
    * Stops every unfinished run of the workspace, in batches or not, and stops every running
-   * batch (seed 001 stop-all).
+   * batch (the local runner API's stop-all).
    *
    * @generated from rpc runctl.v1.ExecutionService.StopAllExecutions
    */
@@ -1673,10 +1676,10 @@ export const ExecutionService: GenService<{
     output: typeof StopAllExecutionsResponseSchema;
   },
   /**
-   * Applies an action to a paused run (seed 001 pause-control and continue): continue (a wait or
-   * approval node completes with an empty object: the form is not checked), skip the paused node,
-   * or continue and ignore further breakpoints; continuing also lifts an operator's pause.
-   * Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
+   * Applies an action to a paused run (the local runner API's pause-control and continue): continue
+   * (a wait or approval node completes with an empty object: the form is not checked), skip the
+   * paused node, or continue and ignore further breakpoints; continuing also lifts an operator's
+   * pause. Stopping a run, paused or not, is StopExecution. FAILED_PRECONDITION when the run is not
    * paused (EXECUTION_NOT_PAUSED), is held only by its paused workflow (WORKFLOW_PAUSED), has
    * ended (EXECUTION_ENDED), or for a skip when an operator paused it between nodes
    * (NOTHING_TO_SKIP); INVALID_ARGUMENT (FIELD_REQUIRED) without `execution_id` or an action;
@@ -1729,16 +1732,16 @@ export const ExecutionService: GenService<{
     output: typeof ResumeExecutionResponseSchema;
   },
   /**
-   * Resumes a pause point with values (the approval form or the wait data; seed 000 `apiUrl`).
-   * Values are validated against the form fields: INVALID_ARGUMENT (FORM_VALUES_INVALID) with
-   * field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the size limit. Every
-   * approval also takes a boolean `approved` (approve or reject), kept in the node's output with
-   * the other values. The first valid resume wins; later calls answer RESUME_ACTION_SKIPPED with
-   * a reason (a retry carrying the winner's `request_id` answers RESUMED again). NOT_FOUND
-   * (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow or run than
-   * named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or workflow
-   * pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED) without
-   * `context_id`.
+   * Resumes a pause point with values (the approval form or the wait data; the paused executions
+   * API's `apiUrl`). Values are validated against the form fields: INVALID_ARGUMENT
+   * (FORM_VALUES_INVALID) with field violations when they do not fit, (PAYLOAD_TOO_LARGE) over the
+   * size limit. Every approval also takes a boolean `approved` (approve or reject), kept in the
+   * node's output with the other values. The first valid resume wins; later calls answer
+   * RESUME_ACTION_SKIPPED with a reason (a retry carrying the winner's `request_id` answers RESUMED
+   * again). NOT_FOUND (PAUSE_POINT_NOT_FOUND) for an unknown context id or one of another workflow
+   * or run than named; FAILED_PRECONDITION (PAUSE_POINT_NOT_RESUMABLE) for a breakpoint, manual or
+   * workflow pause point, which is not resumed with values; INVALID_ARGUMENT (FIELD_REQUIRED)
+   * without `context_id`.
    *
    * @generated from rpc runctl.v1.ExecutionService.ResumePausePoint
    */
@@ -1749,12 +1752,12 @@ export const ExecutionService: GenService<{
   },
   /**
    * Resumes a waiting node of a run with a data payload, authenticated by the workflow's webhook
-   * secret (seed 004). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong (BAD_SECRET)
-   * secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use ResumePausePoint);
-   * NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND); INVALID_ARGUMENT
-   * without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context` that does not
-   * name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does not fit an
-   * approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
+   * secret (the node resume API). UNAUTHENTICATED for a missing (SECRET_REQUIRED) or wrong
+   * (BAD_SECRET) secret, and for a run with no stored workflow (NO_WEBHOOK_SECRET: use
+   * ResumePausePoint); NOT_FOUND for an unknown run (EXECUTION_NOT_FOUND) or node (NODE_NOT_FOUND);
+   * INVALID_ARGUMENT without `execution_id` or `node_id` (FIELD_REQUIRED), for a `for_each_context`
+   * that does not name one iteration of the node's loops (BAD_FOR_EACH_CONTEXT), for data that does
+   * not fit an approval's form (FORM_VALUES_INVALID) or is over the limit (PAYLOAD_TOO_LARGE);
    * RESUME_ACTION_SKIPPED (with a reason) when the node, in that loop iteration, is not waiting.
    *
    * @generated from rpc runctl.v1.ExecutionService.ResumeNode
@@ -1767,7 +1770,8 @@ export const ExecutionService: GenService<{
   /**
    * Returns the logged events of one run, oldest first, in pages. INVALID_ARGUMENT without
    * `execution_id` (FIELD_REQUIRED), for a negative `after_sequence` or `page_size`
-   * (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND (EXECUTION_NOT_FOUND).
+   * (FIELD_INVALID) or a foreign `page_token` (PAGE_TOKEN_INVALID); NOT_FOUND
+   * (EXECUTION_NOT_FOUND).
    *
    * @generated from rpc runctl.v1.ExecutionService.GetExecutionHistory
    */

@@ -19,8 +19,8 @@ export const file_runctl_v1_pause_point: GenFile = /*@__PURE__*/
 
 /**
  * A place where one run waits: a breakpoint, a wait node, an approval form, a manual or
- * workflow-level pause (seed 000 `pausePoints[]`). A node inside a for-each body creates one
- * pause point per iteration that reaches it.
+ * workflow-level pause (the paused executions API's `pausePoints[]`). A node inside a for-each body
+ * creates one pause point per iteration that reaches it.
  *
  * @generated from message runctl.v1.PausePoint
  */
@@ -48,8 +48,8 @@ export type PausePoint = Message<"runctl.v1.PausePoint"> & {
   workflowId: string;
 
   /**
-   * Id of the node that waits (seed 000 calls nodes "blocks"). Empty for MANUAL and
-   * WORKFLOW_PAUSED pause points, which hold the whole run rather than one node.
+   * Id of the node that waits (the paused executions API calls nodes "blocks"). Empty for MANUAL
+   * and WORKFLOW_PAUSED pause points, which hold the whole run rather than one node.
    *
    * @generated from field: string node_id = 17;
    */
@@ -145,8 +145,8 @@ export const PausePointSchema: GenMessage<PausePoint> = /*@__PURE__*/
   messageDesc(file_runctl_v1_pause_point, 0);
 
 /**
- * Links a client or a person uses to resume a pause point (seed 000 `resumeLinks`). A missing
- * workflow id is written as "-" in the URLs.
+ * Links a client or a person uses to resume a pause point (the paused executions API's
+ * `resumeLinks`). A missing workflow id is written as "-" in the URLs.
  *
  * @generated from message runctl.v1.ResumeLinks
  */
@@ -197,7 +197,8 @@ export const ResumeLinksSchema: GenMessage<ResumeLinks> = /*@__PURE__*/
   messageDesc(file_runctl_v1_pause_point, 1);
 
 /**
- * What a person is shown at a pause point (seed 000 `response`), taken from the node config.
+ * What a person is shown at a pause point (the paused executions API's `response`), taken from the
+ * node config.
  *
  * @generated from message runctl.v1.PauseResponse
  */
@@ -326,7 +327,8 @@ export const FormFieldSchema: GenMessage<FormField> = /*@__PURE__*/
   messageDesc(file_runctl_v1_pause_point, 4);
 
 /**
- * One run that has paused at least once, with its pause points (seed 000 `pausedExecutions[]`).
+ * One run that has paused at least once, with its pause points (the paused executions API's
+ * `pausedExecutions[]`).
  *
  * @generated from message runctl.v1.PausedExecution
  */

@@ -878,7 +878,7 @@ export const RotateWebhookSecretResponseSchema: GenMessage<RotateWebhookSecretRe
   messageDesc(file_runctl_v1_workflow, 24);
 
 /**
- * Request of WorkflowService.ListPausedExecutions (seed 000).
+ * Request of WorkflowService.ListPausedExecutions (the paused executions API).
  *
  * @generated from message runctl.v1.ListPausedExecutionsRequest
  */
@@ -891,7 +891,8 @@ export type ListPausedExecutionsRequest = Message<"runctl.v1.ListPausedExecution
   workflowId: string;
 
   /**
-   * Only paused executions in one of these statuses (seed 000 `?status=paused`); empty = any.
+   * Only paused executions in one of these statuses (the paused executions API's `?status=paused`);
+   * empty = any.
    *
    * @generated from field: repeated runctl.v1.ResumeStatus statuses = 5;
    */
@@ -1094,11 +1095,12 @@ export const WorkflowService: GenService<{
     output: typeof DeleteWorkflowResponseSchema;
   },
   /**
-   * Pauses an ACTIVE workflow (seed 003): node runs in flight finish, no new node starts in any of
-   * its runs, queued runs stay queued, new runs are accepted and queued, and timers keep
-   * counting (a delay that ends during the pause lets its run go on at resume, not later). Its
-   * running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the workflow is not
-   * ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND) when missing.
+   * Pauses an ACTIVE workflow (the workflow pause API): node runs in flight finish, no new node
+   * starts in any of its runs, queued runs stay queued, new runs are accepted and queued, and
+   * timers keep counting (a delay that ends during the pause lets its run go on at resume, not
+   * later). Its running runs report PAUSE_REASON_WORKFLOW_PAUSED. FAILED_PRECONDITION when the
+   * workflow is not ACTIVE (WORKFLOW_PAUSED, WORKFLOW_CANCELLED); NOT_FOUND (WORKFLOW_NOT_FOUND)
+   * when missing.
    *
    * @generated from rpc runctl.v1.WorkflowService.PauseWorkflow
    */
@@ -1146,8 +1148,8 @@ export const WorkflowService: GenService<{
     output: typeof RotateWebhookSecretResponseSchema;
   },
   /**
-   * Lists the runs of a workflow that have paused, each with its pause points (seed 000
-   * `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
+   * Lists the runs of a workflow that have paused, each with its pause points (the paused
+   * executions API's `GET /api/workflows/{id}/paused`), most recently paused first. NOT_FOUND
    * (WORKFLOW_NOT_FOUND) when the workflow is missing.
    *
    * @generated from rpc runctl.v1.WorkflowService.ListPausedExecutions
