@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -246,9 +247,16 @@ def test_skip_passes_over_the_node_a_run_is_paused_at(
 
 def finished_batch(client: Client, folder: Path) -> batch_resource_pb2.Batch:
     batch = client.start_batch(str(folder))
-    for _ in client.watch_batch(batch.batch_id):
-        pass  # the stream ends with the batch
-    return client.get_batch(batch.batch_id)
+    seen: list[str] = []
+    watching = threading.Thread(
+        target=lambda: seen.extend(m.WhichOneof("kind") or "" for m in client.watch_batch(batch.batch_id)),
+        daemon=True,
+    )
+    watching.start()
+    watching.join(60)  # the stream ends with the batch
+    current = client.get_batch(batch.batch_id)
+    assert not watching.is_alive(), f"WatchBatch did not end; it sent {seen}; the batch now: {current}"
+    return current
 
 
 def test_batches_ls_get_and_stop(server: ServerThread, files: Path, client: Client) -> None:
