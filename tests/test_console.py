@@ -212,7 +212,7 @@ def test_filters_narrow_the_runs_list(console: Console) -> None:
         execution_pb2.ListExecutionsRequest(statuses=[common_pb2.EXECUTION_STATUS_PAUSED]), timeout=10
     ).total_size
 
-    seen = console.drive("filters", workflowId=quick, paused=paused, ofWorkflow=2)
+    seen = console.drive("filters", workflowId=quick, workflowName="Quick", paused=paused, ofWorkflow=2)
 
     assert set(seen["all"]) >= {"completed", "paused"}
     assert seen["paused"] and set(seen["paused"]) == {"paused"}

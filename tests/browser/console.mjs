@@ -187,6 +187,11 @@ const scenarios = {
     await page.getByLabel('Workflow').selectOption(args.workflowId);
     await page.getByRole('button', { name: 'Apply filters' }).click();
     await page.locator('.summary').filter({ hasText: `of ${args.ofWorkflow}` }).waitFor();
+    // The paused list may also have held that many runs: wait for the workflow's own rows.
+    await page.waitForFunction((name) => {
+      const names = [...document.querySelectorAll('table.runs tbody tr td:nth-child(2)')].map((cell) => cell.textContent);
+      return names.length > 0 && names.every((text) => text === name);
+    }, args.workflowName);
     report.ofWorkflow = await rows.evaluateAll((items) => items.map((row) => row.querySelector('td:nth-child(2)').textContent));
     await page.evaluate(() => { window.__samePage = true; });
     const started = await fetch(`${args.base}/api/workflows/execute`, {
