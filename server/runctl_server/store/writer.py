@@ -349,7 +349,7 @@ class Writer:
             if events:
                 _number(events, int(cursor.fetchone()[0]))
         else:
-            self._execute_all(cursor, mutations, events, lambda sql: sql)
+            self._execute_sqlite(cursor, mutations, events)
             connection.commit()
         return lost
 
@@ -373,24 +373,18 @@ class Writer:
             if mutation.fence is not None and current.get(mutation.fence[0]) != mutation.fence[1]
         }
 
-    def _execute_all(
-        self,
-        cursor: Any,
-        mutations: Sequence[Mutation],
-        events: list[EventRecord],
-        dialect_sql: Callable[[str], str],
-    ) -> None:
+    @staticmethod
+    def _execute_sqlite(cursor: Any, mutations: Sequence[Mutation], events: list[EventRecord]) -> None:
         for mutation in mutations:
             for sql, params in mutation.statements:
-                cursor.execute(dialect_sql(sql), params)
+                cursor.execute(sql, params)
         if events:
-            # Last, so the counter row stays locked only for the event insert and the commit.
-            cursor.execute(dialect_sql(_ALLOCATE), {"n": len(events)})
+            cursor.execute(_ALLOCATE, {"n": len(events)})
             _number(events, int(cursor.fetchone()[0]))
             for event in events:
                 event.payload_json = dumps(event.payload)
             cursor.executemany(
-                dialect_sql(_INSERT_EVENT),
+                _INSERT_EVENT,
                 [
                     {
                         "sequence": e.sequence,
