@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import os
 import sys
@@ -51,6 +52,9 @@ if str(REPOSITORY) not in sys.path:
 
 from tests.postgres import temporary_database  # noqa: E402
 from tests.replicas import Cluster, audit, process_cpu_seconds  # noqa: E402
+
+sys.path.insert(0, str(REPOSITORY / "bench"))
+from engine_throughput import py_spy  # noqa: E402
 
 TRANSFORMS = 8  # + start + end = 10 nodes
 POLL_SECONDS = 0.1
@@ -300,7 +304,12 @@ def measure(cluster: Cluster, live: list[int], args: argparse.Namespace) -> Phas
         "host": host_busy_seconds(),
     }
     leases_before = lease_metrics(cluster, live)
-    with LockSampler(cluster.db_url) as locks:
+    with contextlib.ExitStack() as profiles, LockSampler(cluster.db_url) as locks:
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            for i in live:
+                output = args.profile / f"phase{len(live)}-replica{i}.txt"
+                profiles.enter_context(py_spy(cluster.replicas[i].pid, output))
         asyncio.run(drive(targets, workflow_id, cluster.db_url, args.runs, args.concurrency, phase))
     phase.server_cpu = (
         sum(process_cpu_seconds(pid) or 0.0 for pid in pids if pid is not None) - before["server"]
@@ -390,6 +399,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-replicas", type=int, default=3, help="phases: 1 .. this many replicas (3)")
     parser.add_argument(
         "--lease-ttl", type=float, default=None, help="RUNCTL_LEASE_TTL_SECONDS (default: the server's)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="record every replica with py-spy during the measured part, raw stacks into this folder",
     )
     args = parser.parse_args(argv)
     if args.runs < 1 or args.concurrency < 1 or args.warmup < 0 or args.max_replicas < 1:

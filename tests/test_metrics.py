@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from runctl.client import Client
-from runctl.v1 import common_pb2, execution_pb2
+from runctl.v1 import common_pb2, event_pb2, execution_pb2
 from tests.engine_helpers import linear
 from tests.observability import Scrape
 from tests.support import ServerThread, running_server, settings_for
@@ -182,3 +182,19 @@ def test_replica_metrics_count_lease_claims(pg_url: str) -> None:
         after = Scrape(handle.http_url)
         assert after.value("runctl_lease_claims_total") - before.value("runctl_lease_claims_total") >= 1
         assert after.value("runctl_commits_fenced_total") == 0
+
+
+@pytest.mark.postgres
+def test_a_lone_replica_never_reads_its_own_commits_back(pg_url: str) -> None:
+    """Every commit's NOTIFY comes back to the process that made it, often before the commit's own
+    answer: the relay must recognise its own events instead of reading them again from the log. A
+    watcher is open throughout, so reading back would otherwise be wanted."""
+    with running_server(settings_for(pg_url)) as handle, Client(handle.grpc_target) as client:
+        stream = client.events.StreamEvents(event_pb2.StreamEventsRequest())
+        runs = [client.start(TWO_TRANSFORMS)]
+        next(stream)  # the first message answers once the watcher is subscribed
+        runs += [client.start(TWO_TRANSFORMS) for _ in range(40)]
+        for run in runs:
+            assert client.wait(run.id, timeout=30).status == COMPLETED
+        assert Scrape(handle.http_url).value("runctl_events_read_back_total") == 0
+        stream.cancel()

@@ -1134,3 +1134,32 @@ def test_an_api_key_is_created_and_revoked_for_every_replica_within_a_second(tmp
             for client in clients:
                 client.close()
             database.dispose()
+
+
+@pytest.mark.postgres
+def test_a_watcher_opened_late_on_an_idle_replica_gets_every_event(cluster: Cluster) -> None:
+    """A replica with no watchers skips reading the events other replicas commit (the log is the
+    truth); a watcher that opens there later catches up from the log, then follows runs driven
+    elsewhere live, every event once and in order."""
+    doc = linear(log("note"), name="late-watch")
+    early = [cluster.client(0).start(doc, input={"tag": f"early-{n}"}).id for n in range(10)]
+    for run in early:
+        completes(cluster, run)
+    histories = {run: history(cluster.client(0), run) for run in early}
+    first = min(int(e.sequence) for events in histories.values() for e in events)
+    watcher = EventWatcher(cluster, 1, after_sequence=first - 1).start()
+    try:
+        late = [cluster.client(2).start(doc, input={"tag": f"late-{n}"}).id for n in range(10)]
+        for run in late:
+            completes(cluster, run)
+        histories |= {run: history(cluster.client(0), run) for run in late}
+        expected = {int(e.sequence) for events in histories.values() for e in events}
+        assert watcher.wait_for(max(expected), 15), explain(
+            cluster, f"the watcher on replica 1 stopped at {watcher.last_sequence()} of {max(expected)}"
+        )
+        received = [int(e.sequence) for e in watcher.received()]
+        assert received == sorted(set(received)), "events repeated or out of order"
+        missing = sorted(expected - set(received))
+        assert not missing, explain(cluster, f"the watcher on replica 1 missed {missing}")
+    finally:
+        watcher.close()

@@ -54,6 +54,10 @@ class EndedRuns(Generic[View]):
     def __len__(self) -> int:
         return len(self._views)
 
+    def holds_anything(self) -> bool:
+        """Whether an event could change what this keeps or is reading."""
+        return bool(self._views) or bool(self._reading)
+
     def get(self, workspace_id: str, execution_id: str, full: bool) -> View | None:
         key = (execution_id, full)
         view = self._views.get(key)

@@ -80,6 +80,7 @@ class Engine:
         self.writer = Writer(database, self._committed(), fencing=replicated)
         writer = self.writer
         self.relay.committed_here = lambda: writer.committed_through
+        self.relay.local_settled = writer.settled
         if metrics is not None:
             self.writer.observe_commit = metrics.commit_seconds.observe
         self.node_types = dict(node_types or load_node_types())
@@ -93,6 +94,7 @@ class Engine:
         self.workflows = Workflows(self.store, secret_overlap_seconds)
         self.queries = Queries(self.reader, ended_runs_kept)
         self.hub.observers.append(self.queries.ended.observe)
+        self.hub.observer_wants.append(self.queries.ended.holds_anything)
         self.workflows_dirs = tuple(workflows_dirs)
         self.http_client = httpx.AsyncClient(follow_redirects=False)
         self.scheduler = Scheduler(

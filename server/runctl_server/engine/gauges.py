@@ -133,6 +133,14 @@ def live_samples(engine: Engine) -> list[Sample]:
                 float(cluster.heartbeats_missed),
             ),
             Sample(
+                "runctl_events_read_back_total",
+                "Events this replica read from the log because another replica committed them (only"
+                " while it has watchers or cached views those events could change).",
+                "counter",
+                {},
+                float(engine.relay.read_from_log),
+            ),
+            Sample(
                 "runctl_messages_forwarded_total",
                 "Messages for runs driven by another replica, sent through the run inbox.",
                 "counter",

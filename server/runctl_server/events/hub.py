@@ -54,6 +54,9 @@ class EventHub:
         self._subscriptions: set[Subscription] = set()
         # Called with every event as it is published, before the subscribers get it (caches).
         self.observers: list[Callable[[EventRecord], None]] = []
+        # Whether each observer holds anything an event could change (while none does and nobody
+        # subscribes, the relay need not read other processes' events).
+        self.observer_wants: list[Callable[[], bool]] = []
         self.last_sequence = 0
         self.closed = False
         # Subscribers ended for falling too far behind, since the start.
@@ -62,6 +65,10 @@ class EventHub:
     @property
     def subscribers(self) -> int:
         return len(self._subscriptions)
+
+    def wanted(self) -> bool:
+        """Whether anyone here needs to see events now: a subscriber, or an observer holding state."""
+        return bool(self._subscriptions) or any(wants() for wants in self.observer_wants)
 
     def subscribe(self, predicate: Predicate, maxsize: int = 10_000) -> Subscription:
         subscription = Subscription(self, predicate, maxsize)

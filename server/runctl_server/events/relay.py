@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from runctl_server.events.hub import EventHub
 from runctl_server.store.reads import Reader
@@ -21,6 +21,10 @@ from runctl_server.store.writer import EventRecord
 log = logging.getLogger(__name__)
 
 READ_PAGE = 2000
+
+
+async def _nothing_in_flight() -> None:
+    return None
 
 
 class EventRelay:
@@ -32,10 +36,15 @@ class EventRelay:
         # True while the relay task works on an item: the fast path must not overtake it.
         self._busy = False
         self.read_from_log = 0
+        self.skipped_through = 0
+        self._announced = 0
         # The highest sequence this process committed itself (the writer's): those events reach the
         # relay by `local`, which also reads any gap below them, so a notification up to there (this
         # process's own, echoed back) needs no read.
         self.committed_here: Callable[[], int] = lambda: 0
+        # Waits until this process's commit in progress (if any) has reached `local`: its NOTIFY can
+        # arrive first, and reading those events back from the log would be wasted work.
+        self.local_settled: Callable[[], Awaitable[None]] = _nothing_in_flight
 
     @property
     def published(self) -> int:
@@ -63,7 +72,10 @@ class EventRelay:
     def committed_through(self, sequence: int) -> None:
         """Another process committed events up to `sequence`."""
         if sequence > self.published and sequence > self.committed_here():
-            self._queue.put_nowait(sequence)
+            if not self._announced:
+                self._queue.put_nowait(sequence)
+            # One queued read covers every notification that comes before the relay gets to it.
+            self._announced = max(self._announced, sequence)
 
     async def _run(self) -> None:
         while True:
@@ -71,7 +83,7 @@ class EventRelay:
             self._busy = True
             try:
                 if isinstance(item, int):
-                    await self._read_through(item)
+                    await self._other_commits(item)
                     continue
                 first = item[0].sequence
                 if first > self.published + 1:
@@ -83,6 +95,27 @@ class EventRelay:
                 log.exception("could not relay events; watchers catch up from the log")
             finally:
                 self._busy = not self._queue.empty()
+
+    def _known(self, through: int) -> bool:
+        """Whether every event up to `through` is published or on its way through `local` (which
+        reads any gap below its own events first)."""
+        return through <= self.published or through <= self.committed_here()
+
+    async def _other_commits(self, through: int) -> None:
+        # Notifications pile up under load: the newest one covers the others.
+        through, self._announced = max(through, self._announced), 0
+        if self._known(through):
+            return
+        await self.local_settled()
+        if self._known(through):
+            return
+        if not self._hub.wanted():
+            # Nobody here follows events or keeps anything they would change: the log is the truth,
+            # and a watcher that subscribes later catches up from it (it subscribes before reading).
+            self._hub.last_sequence = max(self._hub.last_sequence, through)
+            self.skipped_through = through
+            return
+        await self._read_through(through)
 
     async def _read_through(self, through: int) -> None:
         while self.published < through:

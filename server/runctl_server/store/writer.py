@@ -223,6 +223,10 @@ class Writer:
         # the events reach the event loop): the relay need not read its own commits back.
         self.committed_through = 0
         self.committed_mutations = 0
+        # True while the writer thread commits a batch; `settled()` waits for that batch's outcome to
+        # reach the event loop (the relay: a notification may announce our own commit before it does).
+        self._in_flight = False
+        self._settle_waiters: list[asyncio.Future[None]] = []
         self._connection: Any = None
         # Told how long each group commit took (the commit latency histogram), from the writer thread.
         self.observe_commit: Callable[[float], None] | None = None
@@ -250,6 +254,23 @@ class Writer:
         self._queue.put((mutation, future))
         return await future
 
+    async def settled(self) -> None:
+        """Return once the batch being committed now, if any, has handed its events to the event loop.
+
+        Runs on the event loop. Seeing `_in_flight` set means the batch's wake-up is not queued yet,
+        so the waiter added here is woken by it (after the batch's delivery)."""
+        if not self._in_flight or self._loop is None:
+            return
+        waiter = self._loop.create_future()
+        self._settle_waiters.append(waiter)
+        await waiter
+
+    def _wake_settled(self) -> None:
+        waiters, self._settle_waiters = self._settle_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
     # -- the writer thread -------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -269,7 +290,14 @@ class Writer:
                         stopping = True
                         break
                     batch.append(item)
-                self._commit_batch(batch)
+                self._in_flight = True
+                try:
+                    self._commit_batch(batch)
+                finally:
+                    # Cleared before the wake-up is queued, which runs after the batch's own delivery.
+                    self._in_flight = False
+                    assert self._loop is not None
+                    self._loop.call_soon_threadsafe(self._wake_settled)
         finally:
             self._drop_connection()
 
