@@ -36,7 +36,6 @@ class EventRelay:
         # True while the relay task works on an item: the fast path must not overtake it.
         self._busy = False
         self.read_from_log = 0
-        self.skipped_through = 0
         self._announced = 0
         # The highest sequence this process committed itself (the writer's): those events reach the
         # relay by `local`, which also reads any gap below them, so a notification up to there (this
@@ -87,7 +86,7 @@ class EventRelay:
                     continue
                 first = item[0].sequence
                 if first > self.published + 1:
-                    await self._read_through(first - 1)
+                    await self._catch_up(first - 1)
                 self._hub.publish([event for event in item if event.sequence > self.published])
             except asyncio.CancelledError:
                 raise
@@ -109,11 +108,14 @@ class EventRelay:
         await self.local_settled()
         if self._known(through):
             return
+        await self._catch_up(through)
+
+    async def _catch_up(self, through: int) -> None:
+        """Publish everything up to `through` that is not published yet, from the log when wanted."""
         if not self._hub.wanted():
             # Nobody here follows events or keeps anything they would change: the log is the truth,
             # and a watcher that subscribes later catches up from it (it subscribes before reading).
             self._hub.last_sequence = max(self._hub.last_sequence, through)
-            self.skipped_through = through
             return
         await self._read_through(through)
 
