@@ -307,9 +307,10 @@ def measure(cluster: Cluster, live: list[int], args: argparse.Namespace) -> Phas
     with contextlib.ExitStack() as profiles, LockSampler(cluster.db_url) as locks:
         if args.profile is not None:
             args.profile.mkdir(parents=True, exist_ok=True)
-            for i in live:
-                output = args.profile / f"phase{len(live)}-replica{i}.txt"
-                profiles.enter_context(py_spy(cluster.replicas[i].pid, output))
+            for i, pid in zip(live, pids, strict=True):
+                if pid is not None:
+                    output = args.profile / f"phase{len(live)}-replica{i}.txt"
+                    profiles.enter_context(py_spy(pid, output))
         asyncio.run(drive(targets, workflow_id, cluster.db_url, args.runs, args.concurrency, phase))
     phase.server_cpu = (
         sum(process_cpu_seconds(pid) or 0.0 for pid in pids if pid is not None) - before["server"]
