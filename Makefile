@@ -32,6 +32,9 @@ help: ## List the targets
 # `runctl-server` (this folder) depends on it and adds its commands to the same `runctl` command.
 $(RUN_STAMP): pyproject.toml $(CLIENT_DIR)/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# Left by the one-distribution layout: it would shadow the client's metadata wherever the
+	# checkout is on sys.path (pytest, python -m).
+	rm -rf runctl.egg-info
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '$(CLIENT_DIR)[yaml]'
 	$(PY) -m pip install --quiet -e .
