@@ -163,16 +163,20 @@ def poll(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-def test_run_watch_reconnects_after_the_connection_is_cut(
-    server: ServerThread, client: Client, tmp_path: Path
+@pytest.mark.parametrize("command_name", ["run", "batch"])
+def test_the_command_reconnects_after_the_connection_is_cut(
+    server: ServerThread, client: Client, files: Path, command_name: str
 ) -> None:
     name = f"cut-{uuid.uuid4().hex[:8]}"
-    workflow = tmp_path / "waits.json"
+    folder = files / name  # under the server's workflow folder, for the batch
+    folder.mkdir()
+    workflow = folder / "waits.json"
     workflow.write_text(json.dumps(linear({"id": "confirm", "type": "wait"}, name=name)))
+    args = ["run", str(workflow), "--watch"] if command_name == "run" else ["batch", str(folder)]
     proxy = CuttableProxy(server.grpc_target)
     try:
         command = subprocess.Popen(
-            [RUNCTL, "--addr", proxy.target, "run", str(workflow), "--watch"],
+            [RUNCTL, "--addr", proxy.target, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
