@@ -1,4 +1,4 @@
-"""Helpers for engine tests: start runs through the real generated stubs and wait for them."""
+"""Helpers for engine tests: start runs through the shipped client and wait for them."""
 
 from __future__ import annotations
 
@@ -6,21 +6,23 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
 
-from runctl.v1 import common_pb2, execution_pb2, execution_pb2_grpc, workflow_pb2, workflow_pb2_grpc
+import runctl
+from runctl.connection import RetryPolicy
+from runctl.v1 import common_pb2, execution_pb2
 from tests.postgres import temporary_database
 from tests.support import running_server, settings_for
 
 ExecutionStatus = common_pb2.ExecutionStatus
+NO_RETRY = RetryPolicy(max_attempts=1)
 FINISHED = (
     common_pb2.EXECUTION_STATUS_COMPLETED,
     common_pb2.EXECUTION_STATUS_ERROR,
@@ -28,57 +30,32 @@ FINISHED = (
 )
 
 
-@dataclass
-class Client:
-    """The generated stubs over one channel."""
+class Client(runctl.Client):
+    """The shipped client, as a test uses it: no retries, so a test sees each answer as the server
+    gave it, a 10 s deadline per call, and `run` (start a document, wait for its end)."""
 
-    channel: grpc.Channel
-    executions: execution_pb2_grpc.ExecutionServiceStub = field(init=False)
-    workflows: workflow_pb2_grpc.WorkflowServiceStub = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.executions = execution_pb2_grpc.ExecutionServiceStub(self.channel)
-        self.workflows = workflow_pb2_grpc.WorkflowServiceStub(self.channel)
-
-    def definition(self, document: Mapping[str, Any]) -> workflow_pb2.WorkflowDefinition:
-        return json_format.ParseDict(dict(document), workflow_pb2.WorkflowDefinition())
-
-    def start(
-        self, document: Mapping[str, Any], input: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> str:
-        request = execution_pb2.StartExecutionRequest(
-            definition=self.definition(document), input=to_struct(input or {}), **kwargs
-        )
-        return str(self.executions.StartExecution(request, timeout=10).execution.id)
-
-    def get(self, execution_id: str) -> execution_pb2.Execution:
-        return self.executions.GetExecution(
-            execution_pb2.GetExecutionRequest(execution_id=execution_id), timeout=10
-        ).execution
+    def __init__(self, target: str, *, api_key: str | None = None, **kwargs: Any) -> None:
+        super().__init__(target, api_key=api_key, retry=NO_RETRY, timeout=10, **kwargs)
 
     def wait(
-        self, execution_id: str, statuses: tuple[int, ...] = FINISHED, timeout: float = 20
+        self,
+        execution_id: str,
+        *,
+        until: Iterable[ExecutionStatus.ValueType] = FINISHED,
+        timeout: float | None = 20,
+        poll_interval: float = 0.05,
     ) -> execution_pb2.Execution:
-        deadline = time.monotonic() + timeout
-        while True:
-            execution = self.get(execution_id)
-            if execution.status in statuses:
-                return execution
-            if time.monotonic() > deadline:
-                status = ExecutionStatus.Name(execution.status)
-                raise TimeoutError(f"{execution_id} still {status}: {json_format.MessageToJson(execution)}")
-            time.sleep(0.05)
+        """As the shipped wait, bounded by default; a timeout shows the run as it stood."""
+        try:
+            return super().wait(execution_id, until=until, timeout=timeout, poll_interval=poll_interval)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}: {json_format.MessageToJson(self.get(execution_id))}") from None
 
     def run(
         self, document: Mapping[str, Any], input: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> execution_pb2.Execution:
-        return self.wait(self.start(document, input, **kwargs))
-
-    def history(self, execution_id: str) -> list[Any]:
-        reply = self.executions.GetExecutionHistory(
-            execution_pb2.GetExecutionHistoryRequest(execution_id=execution_id, page_size=1000), timeout=10
-        )
-        return list(reply.events)
+        """Start a run of `document` and wait for it to finish."""
+        return self.wait(self.start(document, input=input, **kwargs).id)
 
 
 def to_struct(data: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -189,11 +166,11 @@ DATABASE_KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgre
 
 @contextmanager
 def serving_client(kind: str, tmp_path_factory: pytest.TempPathFactory, **settings: Any) -> Iterator[Client]:
-    """A real server on a fresh SQLite file or PostgreSQL database, reached through the generated stubs."""
+    """A real server on a fresh SQLite file or PostgreSQL database, reached through the shipped client."""
     with ExitStack() as stack:
         if kind == "sqlite":
             url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
         else:
             url = stack.enter_context(temporary_database())
         handle = stack.enter_context(running_server(settings_for(url, **settings)))
-        yield Client(stack.enter_context(grpc.insecure_channel(handle.grpc_target)))
+        yield stack.enter_context(Client(handle.grpc_target))

@@ -11,6 +11,7 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, event_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import (
     DATABASE_KINDS,
@@ -65,8 +66,8 @@ def continue_request(execution_id: str) -> execution_pb2.ControlPauseRequest:
 
 
 def test_stop_a_running_run_cancels_its_nodes(client: Client) -> None:
-    execution_id = client.start(linear(long_delay()))
-    client.wait(execution_id, (RUNNING,))
+    execution_id = client.start(linear(long_delay())).id
+    client.wait(execution_id, until=(RUNNING,))
     reply = client.executions.StopExecution(
         execution_pb2.StopExecutionRequest(execution_id=execution_id, reason="maintenance"), timeout=10
     )
@@ -93,8 +94,8 @@ def test_stop_an_unknown_run_is_not_found(client: Client) -> None:
 
 
 def test_continue_from_a_breakpoint_runs_the_node(client: Client) -> None:
-    execution_id = client.start(breakpoint_doc())
-    paused = client.wait(execution_id, (PAUSED,))
+    execution_id = client.start(breakpoint_doc()).id
+    paused = client.wait(execution_id, until=(PAUSED,))
     assert paused.pause_reason == common_pb2.PAUSE_REASON_BREAKPOINT
     client.executions.ControlPause(continue_request(execution_id), timeout=10)
     done = client.wait(execution_id)
@@ -103,8 +104,8 @@ def test_continue_from_a_breakpoint_runs_the_node(client: Client) -> None:
 
 
 def test_skip_marks_the_paused_node_skipped_and_goes_on(client: Client) -> None:
-    execution_id = client.start(breakpoint_doc())
-    client.wait(execution_id, (PAUSED,))
+    execution_id = client.start(breakpoint_doc()).id
+    client.wait(execution_id, until=(PAUSED,))
     client.executions.ControlPause(
         execution_pb2.ControlPauseRequest(execution_id=execution_id, action=execution_pb2.PAUSE_ACTION_SKIP),
         timeout=10,
@@ -121,8 +122,8 @@ def test_skip_marks_the_paused_node_skipped_and_goes_on(client: Client) -> None:
 
 def test_continue_without_breakpoint_ignores_the_next_ones(client: Client) -> None:
     doc = breakpoint_doc({"id": "third", "type": "transform", "config": {"output": 3}, "breakpoint": True})
-    execution_id = client.start(doc)
-    client.wait(execution_id, (PAUSED,))
+    execution_id = client.start(doc).id
+    client.wait(execution_id, until=(PAUSED,))
     client.executions.ControlPause(
         execution_pb2.ControlPauseRequest(
             execution_id=execution_id, action=execution_pb2.PAUSE_ACTION_CONTINUE_WITHOUT_BREAKPOINT
@@ -138,11 +139,11 @@ def test_operator_pause_holds_at_the_next_node_boundary(client: Client) -> None:
         {"id": "nap", "type": "delay", "config": {"seconds": 0.5}},
         {"id": "after", "type": "log", "config": {"message": "on"}},
     )
-    execution_id = client.start(doc)
+    execution_id = client.start(doc).id
     client.executions.PauseExecution(
         execution_pb2.PauseExecutionRequest(execution_id=execution_id), timeout=10
     )
-    paused = client.wait(execution_id, (PAUSED,))
+    paused = client.wait(execution_id, until=(PAUSED,))
     assert paused.pause_reason == common_pb2.PAUSE_REASON_MANUAL
     time.sleep(0.8)  # the delay ends; the next node must not start
     held = client.get(execution_id)
@@ -158,7 +159,7 @@ def test_operator_pause_holds_at_the_next_node_boundary(client: Client) -> None:
 
 def create_workflow(client: Client, document: dict[str, object]) -> str:
     reply = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(document)), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(document)), timeout=10
     )
     return str(reply.workflow.id)
 
@@ -243,8 +244,8 @@ def test_an_empty_execution_id_is_invalid_and_touches_no_run(
     client: Client, name: str, call: Callable[[Client], object]
 ) -> None:
     """No call picks "the most recent" run for an empty id: a client that lost the id acts on nothing."""
-    paused = client.start(breakpoint_doc())
-    client.wait(paused, (PAUSED,))
+    paused = client.start(breakpoint_doc()).id
+    client.wait(paused, until=(PAUSED,))
     before = client.get(paused)
     with pytest.raises(grpc.RpcError) as caught:
         call(client)
@@ -262,8 +263,8 @@ def test_control_errors_are_precise(client: Client) -> None:
             call()
         return caught.value.code()
 
-    running = client.start(linear(long_delay()))
-    client.wait(running, (RUNNING,))
+    running = client.start(linear(long_delay())).id
+    client.wait(running, until=(RUNNING,))
     no_action = execution_pb2.ControlPauseRequest(execution_id=running)
     assert code(lambda: client.executions.ControlPause(no_action)) == grpc.StatusCode.INVALID_ARGUMENT
     not_paused = continue_request(running)
@@ -294,8 +295,8 @@ def test_trace_logs_record_inputs_outputs_and_timings(client: Client, http_echo:
         {"id": "call", "type": "http", "config": {"url": http_echo, "method": "POST", "body": {"n": 1}}},
         {"id": "after", "type": "transform", "config": {"output": "x{{ input.n }}"}},
     )
-    execution_id = client.start(doc, {"n": 7})
-    client.wait(execution_id, (PAUSED,))
+    execution_id = client.start(doc, input={"n": 7}).id
+    client.wait(execution_id, until=(PAUSED,))
     reply = client.executions.SetTraceLogs(
         execution_pb2.SetTraceLogsRequest(execution_id=execution_id, enabled=True), timeout=10
     )
@@ -318,8 +319,8 @@ def test_trace_logs_record_inputs_outputs_and_timings(client: Client, http_echo:
 
 def test_stop_cancels_an_http_call_in_flight(client: Client, http_echo: str) -> None:
     slow = http_echo.replace("/echo", "/slow")
-    execution_id = client.start(linear({"id": "call", "type": "http", "config": {"url": slow}}))
-    client.wait(execution_id, (RUNNING,))
+    execution_id = client.start(linear({"id": "call", "type": "http", "config": {"url": slow}})).id
+    client.wait(execution_id, until=(RUNNING,))
     time.sleep(0.2)  # the request is under way
     started = time.monotonic()
     client.executions.StopExecution(execution_pb2.StopExecutionRequest(execution_id=execution_id), timeout=10)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import grpc
-
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import Client, linear, node_status
 from tests.support import running_server, settings_for
@@ -23,21 +22,19 @@ DOC = linear(
 
 def test_operator_and_workflow_pauses_survive_a_restart(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'runctl.db'}"
-    with running_server(settings_for(url)) as handle, grpc.insecure_channel(handle.grpc_target) as channel:
-        client = Client(channel)
+    with running_server(settings_for(url)) as handle, Client(handle.grpc_target) as client:
         workflow_id = client.workflows.CreateWorkflow(
-            workflow_pb2.CreateWorkflowRequest(definition=client.definition(DOC)), timeout=10
+            workflow_pb2.CreateWorkflowRequest(definition=as_definition(DOC)), timeout=10
         ).workflow.id
         client.workflows.PauseWorkflow(workflow_pb2.PauseWorkflowRequest(workflow_id=workflow_id), timeout=10)
         queued = client.executions.StartExecution(
             execution_pb2.StartExecutionRequest(workflow_id=workflow_id), timeout=10
         ).execution.id
-        held = client.start(DOC)
+        held = client.start(DOC).id
         client.executions.PauseExecution(execution_pb2.PauseExecutionRequest(execution_id=held), timeout=10)
-        client.wait(held, (PAUSED,))
+        client.wait(held, until=(PAUSED,))
 
-    with running_server(settings_for(url)) as handle, grpc.insecure_channel(handle.grpc_target) as channel:
-        client = Client(channel)
+    with running_server(settings_for(url)) as handle, Client(handle.grpc_target) as client:
         time.sleep(0.5)  # long enough for the delay to end: what follows it must still wait
         assert client.get(queued).status == QUEUED
         still = client.get(held)

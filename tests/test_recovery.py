@@ -21,10 +21,10 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from google.protobuf import json_format
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, event_pb2, execution_pb2, pause_point_pb2
 from tests.engine_helpers import Client, LocalHttp, linear, nodes_by_id, output
 from tests.postgres import temporary_database
@@ -224,15 +224,17 @@ def not_in_flight(client: Client, runs: Runs, http: GatedHttp) -> str:
 def start_settled(client: Client, http: GatedHttp) -> Runs:
     """Start the runs that keep still until the kill: answers once quick runs completed and waiting runs
     paused (their http requests hang until the gate opens)."""
-    quick = {client.start(QUICK, {"i": i}): i for i in range(10)}
-    waits = [client.start(WAIT, {"i": i}) for i in range(10)]
-    approvals = [client.start(APPROVAL, {"i": i}) for i in range(10)]
+    quick = {client.start(QUICK, input={"i": i}).id: i for i in range(10)}
+    waits = [client.start(WAIT, input={"i": i}).id for i in range(10)]
+    approvals = [client.start(APPROVAL, input={"i": i}).id for i in range(10)]
     gated = http_doc(http.url)
-    runs = Runs(quick, waits, approvals, {}, {}, {client.start(gated, {"i": i}): i for i in range(12)}, [])
+    runs = Runs(
+        quick, waits, approvals, {}, {}, {client.start(gated, input={"i": i}).id: i for i in range(12)}, []
+    )
     for run_id in quick:
         assert client.wait(run_id).status == COMPLETED
     for run_id in waits + approvals:
-        client.wait(run_id, (PAUSED,))
+        client.wait(run_id, until=(PAUSED,))
     return runs
 
 
@@ -240,9 +242,9 @@ def start_timed(client: Client, runs: Runs, http: GatedHttp) -> None:
     """Start the time-bound runs, last, and answer once every run is where the kill should find it:
     http requests hanging, timers pending, loops mid-iteration."""
     long_doc, short_doc = timer_doc(LONG_DELAY), timer_doc(SHORT_DELAY)
-    runs.long_timers = {client.start(long_doc, {"i": i}): i for i in range(12)}
-    runs.loops = [client.start(loop_doc(), {"items": LOOP_ITEMS}) for _ in range(2)]
-    runs.short_timers = {client.start(short_doc, {"i": i}): i for i in range(4)}
+    runs.long_timers = {client.start(long_doc, input={"i": i}).id: i for i in range(12)}
+    runs.loops = [client.start(loop_doc(), input={"items": LOOP_ITEMS}).id for _ in range(2)]
+    runs.short_timers = {client.start(short_doc, input={"i": i}).id: i for i in range(4)}
     problem = "not checked yet"
 
     def ready() -> bool:
@@ -259,7 +261,7 @@ def start_timed(client: Client, runs: Runs, http: GatedHttp) -> None:
 def assert_finished_once(client: Client, run_id: str) -> list[Any]:
     """The run's history holds one EXECUTION_COMPLETED, one NODE_COMPLETED per node key, no failure,
     and strictly increasing sequences; answers the history."""
-    events = client.history(run_id)
+    events = list(client.history(run_id))
     types = [event_type(e) for e in events]
     assert types.count("EXECUTION_STARTED") == 1, (run_id, history_summary(events))
     assert types.count("EXECUTION_COMPLETED") == 1, (run_id, history_summary(events))
@@ -290,12 +292,12 @@ def test_sigkill_mid_flight_then_restart_finishes_every_run_once(
     try:
         # -- 1. the mix, in flight ------------------------------------------------------------------
         first = spawn_server(db_url, tmp_path)
-        with grpc.insecure_channel(first.grpc_target) as channel:
-            client = Client(channel)
+        with Client(first.grpc_target) as client:
             runs = start_settled(client, gated_http)
             before_waiting = {run_id: client.get(run_id) for run_id in runs.waiting}
             before_history = {
-                run_id: history_summary(client.history(run_id)) for run_id in [*runs.quick, *runs.waiting]
+                run_id: history_summary(list(client.history(run_id)))
+                for run_id in [*runs.quick, *runs.waiting]
             }
             start_timed(client, runs, gated_http)
             short_wakes = [
@@ -314,8 +316,7 @@ def test_sigkill_mid_flight_then_restart_finishes_every_run_once(
         # -- 3. restart on the same database ---------------------------------------------------------
         second = spawn_server(db_url, tmp_path)
         restarted_at = time.time()
-        with grpc.insecure_channel(second.grpc_target) as channel:
-            client = Client(channel)
+        with Client(second.grpc_target) as client:
             pending = set(runs.moving)
 
             def all_finished() -> bool:
@@ -423,7 +424,7 @@ def test_sigkill_mid_flight_then_restart_finishes_every_run_once(
                 assert point.resume_status == pause_point_pb2.RESUME_STATUS_PAUSED
                 node = nodes_by_id(execution)[point.node_id]
                 assert node.status == WAITING and node.context_id == point.context_id
-                assert history_summary(client.history(run_id)) == before_history[run_id]
+                assert history_summary(list(client.history(run_id))) == before_history[run_id]
     finally:
         if first is not None and first.process.poll() is None:
             first.process.kill()
@@ -438,19 +439,18 @@ def test_a_parent_whose_child_was_lost_starts_it_again(tmp_path: Path) -> None:
     db = tmp_path / "runctl.db"
     first = spawn_server(f"sqlite:///{db}", tmp_path)
     try:
-        with grpc.insecure_channel(first.grpc_target) as channel:
-            client = Client(channel)
+        with Client(first.grpc_target) as client:
             child_doc = linear({"id": "nap", "type": "delay", "config": {"seconds": 1}}, name="child")
             from runctl.v1 import workflow_pb2
 
             child = client.workflows.CreateWorkflow(
-                workflow_pb2.CreateWorkflowRequest(definition=client.definition(child_doc)), timeout=10
+                workflow_pb2.CreateWorkflowRequest(definition=as_definition(child_doc)), timeout=10
             ).workflow
             parent_id = client.start(
                 linear(
                     {"id": "sub", "type": "subworkflow", "config": {"workflowId": child.id}}, name="parent"
                 )
-            )
+            ).id
             deadline = time.monotonic() + 10
             while (
                 len(
@@ -469,8 +469,7 @@ def test_a_parent_whose_child_was_lost_starts_it_again(tmp_path: Path) -> None:
         connection.execute("DELETE FROM executions WHERE workflow_id = ?", (child.id,))
     second = spawn_server(f"sqlite:///{db}", tmp_path)
     try:
-        with grpc.insecure_channel(second.grpc_target) as channel:
-            client = Client(channel)
+        with Client(second.grpc_target) as client:
             parent = client.wait(parent_id, timeout=20)
             assert parent.status == common_pb2.EXECUTION_STATUS_COMPLETED
             sub = output(nodes_by_id(parent)["sub"].output)

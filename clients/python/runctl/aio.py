@@ -25,7 +25,7 @@ import time
 from asyncio import sleep
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from runctl.connection import DEFAULT_WATCH_RETRY, ConnectionSettings, RetryPolicy
 from runctl.messages import (
@@ -115,7 +115,7 @@ class AsyncClient:
         """Close the channel; calls in flight are cancelled."""
         await self.channel.close()
 
-    async def __aenter__(self) -> AsyncClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from time import sleep
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from runctl.connection import DEFAULT_WATCH_RETRY, ConnectionSettings, RetryPolicy
 from runctl.messages import (
@@ -114,7 +114,7 @@ class Client:
         """Close the channel; calls in flight are cancelled."""
         self.channel.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
