@@ -19,7 +19,7 @@ import runctl
 from runctl.connection import RetryPolicy
 from runctl.v1 import common_pb2, execution_pb2
 from tests.postgres import temporary_database
-from tests.support import running_server, settings_for
+from tests.support import running_server, settings_for, wait_for
 
 ExecutionStatus = common_pb2.ExecutionStatus
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -76,6 +76,18 @@ def node_status(execution: execution_pb2.Execution) -> dict[str, str]:
     }
 
 
+def node_reached(
+    client: Client, execution_id: str, node_id: str, status: str = "completed"
+) -> execution_pb2.Execution:
+    """The run once its node `node_id` is in `status` (as node_status names it), polled with a deadline."""
+
+    def reached() -> execution_pb2.Execution | None:
+        execution = client.get(execution_id)
+        return execution if node_status(execution).get(node_id) == status else None
+
+    return wait_for(reached, what=f"node {node_id} of {execution_id} to be {status}")
+
+
 def output(message: Any) -> Any:
     return json_format.MessageToDict(message)
 
@@ -104,6 +116,8 @@ class LocalHttp:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        # Requests whose answer has been written, in the order they were answered.
+        self.answered: list[Recorded] = []
         self.failures: dict[str, int] = {}
         outer = self
 
@@ -119,14 +133,18 @@ class LocalHttp:
                     if raw and "json" in (self.headers.get("content-type") or "")
                     else raw.decode()
                 )
-                outer.requests.append(Recorded(self.command, self.path, dict(self.headers), body))
+                recorded = Recorded(self.command, self.path, dict(self.headers), body)
+                outer.requests.append(recorded)
                 status, payload = outer.route(self.command, self.path, body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                finally:
+                    outer.answered.append(recorded)
 
             do_GET = do_POST = do_PUT = do_DELETE = _answer
 

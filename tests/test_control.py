@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -16,12 +16,15 @@ from runctl.v1 import common_pb2, event_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import (
     DATABASE_KINDS,
     Client,
+    LocalHttp,
     linear,
     local_http,
+    node_reached,
     node_status,
     nodes_by_id,
     serving_client,
 )
+from tests.support import wait_for
 
 COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
 PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
@@ -36,9 +39,14 @@ def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="module")
-def http_echo() -> Iterator[str]:
+def echo_server() -> Iterator[LocalHttp]:
     with local_http() as server:
-        yield f"{server.url}/echo"
+        yield server
+
+
+@pytest.fixture(scope="module")
+def http_echo(echo_server: LocalHttp) -> str:
+    return f"{echo_server.url}/echo"
 
 
 def event_types(client: Client, execution_id: str) -> list[str]:
@@ -145,9 +153,10 @@ def test_operator_pause_holds_at_the_next_node_boundary(client: Client) -> None:
     )
     paused = client.wait(execution_id, until=(PAUSED,))
     assert paused.pause_reason == common_pb2.PAUSE_REASON_MANUAL
-    time.sleep(0.8)  # the delay ends; the next node must not start
-    held = client.get(execution_id)
-    assert held.status == PAUSED and node_status(held)["nap"] == "completed"
+
+    # The delay ends while the run is paused; the node after it must not start.
+    held = node_reached(client, execution_id, "nap")
+    assert held.status == PAUSED
     assert "after" not in node_status(held) or node_status(held)["after"] == "idle"
     client.executions.ResumeExecution(
         execution_pb2.ResumeExecutionRequest(execution_id=execution_id), timeout=10
@@ -317,15 +326,16 @@ def test_trace_logs_record_inputs_outputs_and_timings(client: Client, http_echo:
     assert not nodes_by_id(quiet)["only"].logs
 
 
-def test_stop_cancels_an_http_call_in_flight(client: Client, http_echo: str) -> None:
-    slow = http_echo.replace("/echo", "/slow")
+def test_stop_cancels_an_http_call_in_flight(client: Client, echo_server: LocalHttp) -> None:
+    slow = f"{echo_server.url}/slow/{uuid.uuid4().hex}"
     execution_id = client.start(linear({"id": "call", "type": "http", "config": {"url": slow}})).id
-    client.wait(execution_id, until=(RUNNING,))
-    time.sleep(0.2)  # the request is under way
-    started = time.monotonic()
+    path = slow.removeprefix(echo_server.url)
+    wait_for(lambda: any(r.path == path for r in echo_server.requests), what="the request to be under way")
     client.executions.StopExecution(execution_pb2.StopExecutionRequest(execution_id=execution_id), timeout=10)
-    assert time.monotonic() - started < 1.5  # did not wait for the 2 s answer
+    # Stopped without waiting for the answer, which the route holds back 2 s.
+    assert not any(r.path == path for r in echo_server.answered)
     stopped = client.get(execution_id)
     assert stopped.status == STOPPED and node_status(stopped)["call"] == "stopped"
-    time.sleep(2.2)  # the late answer changes nothing
+    # The slow answer comes after all (the route holds it 2 s): it changes nothing.
+    wait_for(lambda: any(r.path == path for r in echo_server.answered), what="the slow answer")
     assert client.get(execution_id).status == STOPPED

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from runctl.messages import as_definition
 from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
-from tests.engine_helpers import Client, linear, node_status
+from tests.engine_helpers import Client, linear, node_reached, node_status
 from tests.support import running_server, settings_for
 
 COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
@@ -35,10 +34,12 @@ def test_operator_and_workflow_pauses_survive_a_restart(tmp_path: Path) -> None:
         client.wait(held, until=(PAUSED,))
 
     with running_server(settings_for(url)) as handle, Client(handle.grpc_target) as client:
-        time.sleep(0.5)  # long enough for the delay to end: what follows it must still wait
-        assert client.get(queued).status == QUEUED
-        still = client.get(held)
+        # The delay ends (a status the server reports) and what follows it must still wait; a run
+        # started and finished after the restart shows the scheduler has taken up the queue.
+        still = node_reached(client, held, "nap")
         assert still.status == PAUSED and node_status(still).get("after", "idle") == "idle"
+        client.run(linear(name="after-restart"))
+        assert client.get(queued).status == QUEUED
         client.workflows.ResumeWorkflow(
             workflow_pb2.ResumeWorkflowRequest(workflow_id=workflow_id), timeout=10
         )

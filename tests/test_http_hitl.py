@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ from runctl.messages import as_definition
 from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from runctl_server.http.approval_form import parse_number
 from tests.engine_helpers import Client, linear, output, to_struct
-from tests.support import ServerThread, running_server, settings_for
+from tests.support import ServerThread, running_server, settings_for, wait_for
 
 BASE = "https://runctl.example"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -450,10 +449,7 @@ def test_a_run_waiting_at_two_places_shows_two_forms(http: httpx.Client, client:
         ],
     }
     run = client.start(document).id
-    deadline = time.monotonic() + 10
-    while len(client.get(run).pause_points) < 2:
-        assert time.monotonic() < deadline, "the run did not reach both approvals"
-        time.sleep(0.05)
+    wait_for(lambda: len(client.get(run).pause_points) >= 2, what="the run to reach both approvals")
     points = {point.node_id: point for point in client.get(run).pause_points}
     page = f"/resume/-/{run}"
     text = http.get(page).text

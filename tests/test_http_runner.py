@@ -17,7 +17,7 @@ import pytest
 from runctl.messages import as_definition
 from runctl.v1 import batch_pb2, batch_pb2_grpc, batch_resource_pb2, common_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import Client, linear
-from tests.support import ServerThread, running_server, settings_for
+from tests.support import ServerThread, eventually, running_server, settings_for, wait_for
 
 E = execution_pb2
 B = batch_pb2
@@ -72,15 +72,13 @@ class Env:
         return self.batches.GetBatch(B.GetBatchRequest(batch_id=batch_id), timeout=10).batch
 
     def wait_batch(self, batch_id: str, paused: int = 0, ended: bool = False) -> batch_resource_pb2.Batch:
-        deadline = time.monotonic() + 20
-        while True:
-            batch = self.get_batch(batch_id)
-            if (ended and batch.status != batch_resource_pb2.BATCH_STATUS_RUNNING) or (
-                not ended and batch.paused >= paused
-            ):
-                return batch
-            assert time.monotonic() < deadline, f"batch {batch_id} is still {batch}"
-            time.sleep(0.03)
+        def arrived() -> batch_resource_pb2.Batch | None:
+            batch: batch_resource_pb2.Batch = self.get_batch(batch_id)
+            if ended:
+                return batch if batch.status != batch_resource_pb2.BATCH_STATUS_RUNNING else None
+            return batch if batch.paused >= paused else None
+
+        return wait_for(arrived, timeout=20, what=f"batch {batch_id} to have {paused} paused or to end")
 
     def reset(self) -> None:
         """Stop what earlier tests left active, so the counts of a test are exact."""
@@ -222,13 +220,12 @@ def test_active_execution_that_runs_has_three_keys(env: Env) -> None:
     env.reset()
     running = env.client.start(linear({"id": "nap", "type": "delay", "config": {"seconds": 30}})).id
     env.client.wait(running, until=(common_pb2.EXECUTION_STATUS_RUNNING,))
-    deadline = time.monotonic() + 10
-    while True:
+
+    def active_item() -> None:
         item = env.http.get("/api/workflows/executions/active").json()["executions"][0]
-        if item["currentNodeId"] == "nap" or time.monotonic() > deadline:
-            break
-        time.sleep(0.03)
-    assert item == {"executionId": running, "status": "running", "currentNodeId": "nap"}
+        assert item == {"executionId": running, "status": "running", "currentNodeId": "nap"}
+
+    eventually(active_item)
     env.reset()
 
 
@@ -332,10 +329,13 @@ def test_batch_status_with_its_executions(env: Env) -> None:
     before = int(time.time() * 1000)
     batch = env.batch(folder_path=folder, concurrency=1)
     env.wait_batch(batch.batch_id, paused=1)
-    deadline = time.monotonic() + 10
-    while (body := env.http.get(f"/api/workflows/execution/batch/{batch.batch_id}").json())["completed"] < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.03)
+
+    def with_a_completed_run() -> dict[str, Any]:
+        body: dict[str, Any] = env.http.get(f"/api/workflows/execution/batch/{batch.batch_id}").json()
+        assert body["completed"] >= 1, body
+        return body
+
+    body = eventually(with_a_completed_run)
     assert set(body) == BATCH_KEYS
     assert body["batchId"] == batch.batch_id
     assert (body["status"], body["sourceType"], body["folderPath"]) == ("running", "folder", folder)

@@ -402,11 +402,11 @@ def test_max_in_flight_limits_unfinished_tasks_per_stream(env: Env) -> None:
     with Worker(env.channel, [queue], max_in_flight=2) as worker:
         ids = [env.client.start(doc).id for _ in range(4)]
         held = worker.wait_tasks(2)
-        time.sleep(0.6)
+        time.sleep(0.6)  # a task not dispatched looks like one on its way: a short window is the only proof
         assert len(worker.tasks) == 2
         worker.complete(held[0], "done")
         worker.wait_tasks(3)
-        time.sleep(0.3)
+        time.sleep(0.3)  # as above
         assert len(worker.tasks) == 3
         for task in worker.tasks[1:]:
             worker.complete(task, "done")
@@ -499,6 +499,7 @@ def test_task_of_a_run_that_already_ended_is_not_dispatched(env: Env) -> None:
     }
     assert env.client.run(doc).status == ERROR
     with Worker(env.channel, [queue]) as worker:
+        # Nothing the server reports says "no task for this worker": the window is the proof.
         time.sleep(1)
     assert worker.tasks == []
 
@@ -575,7 +576,7 @@ def test_open_tasks_survive_a_restart(tmp_path: Path) -> None:
         leased_run = client.start(doc).id
         [leased] = first.wait_tasks(1)
         pending_run = client.start(doc).id
-        time.sleep(0.3)
+        time.sleep(0.3)  # max_in_flight holds the second task back: only a window can show it
         assert len(first.tasks) == 1
     with (
         running_server(settings) as handle,
