@@ -20,6 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from runctl_server.app import RunctlServer, build_server
+from runctl_server.clock import SYSTEM_CLOCK, Clock
 from runctl_server.settings import Address, Settings
 from runctl_server.store.api_keys import create_key
 from runctl_server.store.database import create_db_engine
@@ -154,8 +155,9 @@ class ServerThread:
 
 
 @contextmanager
-def running_server(settings: Settings) -> Iterator[ServerThread]:
-    handle = ServerThread(build_server(settings)).start()
+def running_server(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Iterator[ServerThread]:
+    """A real server in a thread; with a ManualClock its timers and key snapshot go by that clock."""
+    handle = ServerThread(build_server(settings, clock=clock)).start()
     try:
         yield handle
     finally:

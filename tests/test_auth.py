@@ -29,6 +29,7 @@ from runctl.v1 import (
 )
 from runctl_server.api.auth import grpc_peer_is_loopback, presented_key
 from runctl_server.app import StartupError, build_server
+from runctl_server.clock import ManualClock
 from runctl_server.settings import Address
 from runctl_server.store.api_keys import create_key, revoke_key
 from runctl_server.store.database import create_db_engine
@@ -256,11 +257,15 @@ def test_cli_keys_create_list_revoke(sqlite_url: str) -> None:
     table = _runctl("keys", "list", db_url=sqlite_url)
     assert row["id"] in table.stdout and key not in table.stdout
     # The key works against a server on that database, and no longer once revoked.
-    with running_server(settings_for(sqlite_url)) as handle, httpx.Client(base_url=handle.http_url) as http:
+    clock = ManualClock()
+    with (
+        running_server(settings_for(sqlite_url), clock=clock) as handle,
+        httpx.Client(base_url=handle.http_url) as http,
+    ):
         assert http.get("/v1/executions", headers={"x-api-key": key}).status_code == 200
         revoked = _runctl("keys", "revoke", row["id"], db_url=sqlite_url)
         assert revoked.returncode == 0, revoked.stderr
-        time.sleep(1.2)
+        clock.advance(1.0)  # the key snapshot's period: the next call reads the keys again
         assert http.get("/v1/executions", headers={"x-api-key": key}).status_code == 401
     (row,) = json.loads(_runctl("keys", "list", "--json", db_url=sqlite_url).stdout)
     assert row["revokedAt"]
