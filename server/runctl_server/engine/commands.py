@@ -11,20 +11,28 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from runctl_server import errors
-from runctl_server.nodes.base import NodeFailure, NodeResult
+from runctl_server.engine.messages import (
+    ChildCompleted,
+    ChildFailed,
+    Command,
+    Message,
+    TaskCompleted,
+    TaskFailed,
+)
+from runctl_server.nodes.base import NodeFailure
 
 if TYPE_CHECKING:
-    from runctl_server.engine.scheduler import Driven, Message, Scheduler
+    from runctl_server.engine.scheduler import Driven, Scheduler
 
-Command = Callable[["Scheduler", "Driven", dict[str, Any]], Any]
+CommandHandler = Callable[["Scheduler", "Driven", dict[str, Any]], Any]
 
-COMMANDS: dict[str, Command] = {}
+COMMANDS: dict[str, CommandHandler] = {}
 
 
-def command(name: str) -> Callable[[Command], Command]:
+def command(name: str) -> Callable[[CommandHandler], CommandHandler]:
     """Register a driver command under `name` (unique)."""
 
-    def register(handler: Command) -> Command:
+    def register(handler: CommandHandler) -> CommandHandler:
         if name in COMMANDS and COMMANDS[name] is not handler:
             raise RuntimeError(f"driver command {name!r} is registered twice")
         COMMANDS[name] = handler
@@ -78,48 +86,79 @@ def error_from_json(data: dict[str, Any]) -> errors.RunctlError:
 
 
 # -- messages --------------------------------------------------------------------------------------
+# The inbox format is the one replicas have always exchanged: {"kind", "node_key", "data", "error"}.
+
+
+def _failure_to_json(failure: NodeFailure) -> dict[str, Any]:
+    return {"message": failure.message, "code": failure.code, "retryable": failure.retryable}
+
+
+def _failure_from_json(data: Any) -> NodeFailure:
+    failure = data if isinstance(data, dict) else {}
+    return NodeFailure(
+        str(failure.get("message", "")),
+        code=str(failure.get("code") or "NODE_FAILED"),
+        retryable=bool(failure.get("retryable", True)),
+    )
 
 
 def message_to_json(message: Message) -> dict[str, Any]:
-    encoded: dict[str, Any] = {"kind": message.kind, "node_key": message.node_key, "data": message.data}
-    if message.result is not None:
-        result = message.result
-        if result.suspend is not None:
-            raise ValueError("a suspension never leaves its driver")
-        encoded["result"] = {
-            "output": result.output,
-            "branches": sorted(result.branches) if result.branches is not None else None,
-        }
-    if message.error is not None:
-        encoded["error"] = {
-            "message": message.error.message,
-            "code": message.error.code,
-            "retryable": message.error.retryable,
-        }
-    return encoded
+    """A message another replica's driver can read back; local-only messages never leave their process."""
+    match message:
+        case Command(name=name, args=args, traceparent=traceparent):
+            data: dict[str, Any] = {"command": name, "args": dict(args)}
+            if traceparent is not None:
+                data["traceparent"] = traceparent
+            return {"kind": "control", "node_key": "", "data": data}
+        case TaskCompleted(node_key=node_key, task_id=task_id, output=output):
+            return {"kind": "task_done", "node_key": node_key, "data": {"taskId": task_id, "output": output}}
+        case TaskFailed(node_key=node_key, task_id=task_id, error=error):
+            return {
+                "kind": "task_failed",
+                "node_key": node_key,
+                "data": {"taskId": task_id},
+                "error": _failure_to_json(error),
+            }
+        case ChildCompleted(node_key=node_key, output=output):
+            return {"kind": "child_done", "node_key": node_key, "data": {"output": output}}
+        case ChildFailed(node_key=node_key, error=error):
+            return {
+                "kind": "child_failed",
+                "node_key": node_key,
+                "data": {},
+                "error": _failure_to_json(error),
+            }
+    raise ValueError(f"{type(message).__name__} never leaves its driver's process")
 
 
-def message_from_json(data: dict[str, Any]) -> Message:
-    from runctl_server.engine.scheduler import Message
-
-    result = None
-    if isinstance(data.get("result"), dict):
-        branches = data["result"].get("branches")
-        result = NodeResult(
-            output=data["result"].get("output"),
-            branches=frozenset(branches) if branches is not None else None,
+def message_from_json(
+    data: dict[str, Any], *, inbox_id: int | None = None, inbox_sender: str = ""
+) -> Message:
+    """A message read from the run inbox (row `inbox_id`, written by replica `inbox_sender`)."""
+    kind = str(data["kind"])
+    node_key = str(data.get("node_key", ""))
+    body = dict(data.get("data") or {})
+    origin: dict[str, Any] = {"inbox_id": inbox_id, "inbox_sender": inbox_sender}
+    if kind == "control":
+        traceparent = body.get("traceparent")
+        return Command(
+            name=str(body.get("command")),
+            args=dict(body.get("args") or {}),
+            traceparent=str(traceparent) if traceparent is not None else None,
+            **origin,
         )
-    error = None
-    if isinstance(data.get("error"), dict):
-        failure = data["error"]
-        error = NodeFailure(
-            str(failure.get("message", "")),
-            code=str(failure.get("code") or "NODE_FAILED"),
-            retryable=bool(failure.get("retryable", True)),
+    if kind == "task_done":
+        return TaskCompleted(
+            node_key=node_key, task_id=str(body.get("taskId")), output=body.get("output"), **origin
         )
-    return Message(
-        str(data["kind"]), str(data.get("node_key", "")), result=result, error=error, data=dict(data["data"])
-    )
+    if kind == "task_failed":
+        error = _failure_from_json(data.get("error"))
+        return TaskFailed(node_key=node_key, task_id=str(body.get("taskId")), error=error, **origin)
+    if kind == "child_done":
+        return ChildCompleted(node_key=node_key, output=body.get("output"), **origin)
+    if kind == "child_failed":
+        return ChildFailed(node_key=node_key, error=_failure_from_json(data.get("error")), **origin)
+    raise ValueError(f"unknown message kind {kind!r} in the run inbox")
 
 
 def reply_to_json(result: Any = None, error: BaseException | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from runctl_server.engine.control import RunControl
 from runctl_server.engine.definition import Definition, load_document
 from runctl_server.engine.ended_runs import DEFAULT_CAPACITY as DEFAULT_ENDED_RUNS_KEPT
 from runctl_server.engine.files import resolve_under_roots
+from runctl_server.engine.messages import ChildCompleted, ChildFailed, Command, Wake
 from runctl_server.engine.model import (
     COMPLETED,
     FINISHED_EXECUTION,
@@ -32,7 +33,7 @@ from runctl_server.engine.model import (
 from runctl_server.engine.persistence import RunStore
 from runctl_server.engine.queries import ExecutionView, NodeTally, Queries
 from runctl_server.engine.resumes import Resumes
-from runctl_server.engine.scheduler import Message, Scheduler
+from runctl_server.engine.scheduler import Scheduler
 from runctl_server.engine.tasks import TaskDispatcher
 from runctl_server.engine.workflow_control import WorkflowControl
 from runctl_server.engine.workflows import DEFAULT_SECRET_OVERLAP_SECONDS, Workflows
@@ -218,9 +219,7 @@ class Engine:
         if resumed:
             # Runs held here by a workflow another replica resumed look at their graphs again.
             for execution_id in self.scheduler.loaded_ids:
-                self.scheduler.deliver(
-                    execution_id, Message("control", data={"command": "refresh", "args": {}})
-                )
+                self.scheduler.deliver(execution_id, Command(name="refresh"))
 
     async def _on_taken(self, execution_ids: list[str] | None) -> None:
         """Runs this replica took over (None: a periodic look at every waiting parent, for children that
@@ -256,7 +255,7 @@ class Engine:
         )
         idle = [row["id"] for row in rows if not self.scheduler.is_loaded(row["id"])]
         for execution_id in idle:
-            self.scheduler.deliver(execution_id, Message("wake"))
+            self.scheduler.deliver(execution_id, Wake())
         return len(idle)
 
     async def _recover_children(self, execution_ids: list[str] | None = None) -> None:
@@ -302,10 +301,14 @@ class Engine:
         replica drives it; answers its result once the changes it made are committed, or None when the
         run has ended (or does not exist) and the command never ran."""
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        data: dict[str, Any] = {"command": command, "args": dict(args or {})}
-        if (caller := tracing.current_traceparent()) is not None:
-            data["traceparent"] = caller  # the command's span, in the run's trace, links the call
-        self.scheduler.deliver(execution_id, Message("control", data=data, reply=reply))
+        message = Command(
+            name=command,
+            args=dict(args or {}),
+            # The command's span, in the run's trace, links the call.
+            traceparent=tracing.current_traceparent(),
+            reply=reply,
+        )
+        self.scheduler.deliver(execution_id, message)
         return await reply
 
     # -- starting runs -----------------------------------------------------------------------------
@@ -527,11 +530,11 @@ class Engine:
             failure = NodeFailure(
                 f"could not start the sub-workflow: {exc.message}", code=exc.reason, retryable=False
             )
-            self.scheduler.deliver(run.id, Message("child_failed", node_key, error=failure))
+            self.scheduler.deliver(run.id, ChildFailed(node_key=node_key, error=failure))
             return
         if not child.get("waitForCompletion", True):
             self.scheduler.deliver(
-                run.id, Message("child_done", node_key, data={"output": {"executionId": started.row["id"]}})
+                run.id, ChildCompleted(node_key=node_key, output={"executionId": started.row["id"]})
             )
         elif started.row["status"] in FINISHED_EXECUTION:
             # Found on recovery: the child ended while its parent was not listening.
@@ -546,8 +549,8 @@ class Engine:
             )
             outputs = [json.loads(end["output"]) if end["output"] else None for end in ends]
             result = outputs[0] if len(outputs) == 1 else (outputs or None)
-            message = Message(
-                "child_done", node_key, data={"output": {"executionId": row["id"], "output": result}}
+            message: ChildCompleted | ChildFailed = ChildCompleted(
+                node_key=node_key, output={"executionId": row["id"], "output": result}
             )
         else:
             error = json.loads(row["error"]) if row["error"] else {}
@@ -555,7 +558,7 @@ class Engine:
             failure = NodeFailure(
                 f"sub-workflow {row['id']} ended {row['status']}: {reason}", code="CHILD_FAILED"
             )
-            message = Message("child_failed", node_key, error=failure)
+            message = ChildFailed(node_key=node_key, error=failure)
         self.scheduler.deliver(parent_id, message)
 
     def _notify_parent(self, run: Run) -> None:
@@ -563,11 +566,13 @@ class Engine:
             return
         if run.status == COMPLETED:
             output = {"executionId": run.id, "output": run.output}
-            message = Message("child_done", run.parent_node_key, data={"output": output})
+            message: ChildCompleted | ChildFailed = ChildCompleted(
+                node_key=run.parent_node_key, output=output
+            )
         else:
             reason = (run.error or {}).get("message") or run.status
             failure = NodeFailure(f"sub-workflow {run.id} ended {run.status}: {reason}", code="CHILD_FAILED")
-            message = Message("child_failed", run.parent_node_key, error=failure)
+            message = ChildFailed(node_key=run.parent_node_key, error=failure)
         self.scheduler.deliver(run.parent_execution_id, message)
 
 

@@ -33,19 +33,38 @@ class ConfigField:
     description: str = ""
 
 
+# The node cannot finish now: the run parks (in the database only) until something resumes it. One of:
+
+
 @dataclass(frozen=True)
-class Suspend:
-    """The node cannot finish now: the run parks (in the database only) until something resumes it.
+class WaitUntil:
+    """Resume the node at `wake_at` (a delay)."""
 
-    kind: "timer" (resume at `wake_at`), "pause" (a pause point: breakpoint, wait, approval),
-    "task" (an external worker completes it), "child" (a sub-workflow run finishes).
-    """
+    wake_at: datetime
 
-    kind: Literal["timer", "pause", "task", "child"]
-    wake_at: datetime | None = None
+
+@dataclass(frozen=True)
+class PausePoint:
+    """Open a pause point (wait, approval) that someone answers; `pause` describes it."""
+
     pause: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkerTask:
+    """Hand `task` to an external worker, which completes the node."""
+
     task: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """Start the sub-workflow run `child` describes; the node completes when that run ends."""
+
     child: Mapping[str, Any] = field(default_factory=dict)
+
+
+Suspend = WaitUntil | PausePoint | WorkerTask | ChildRun
 
 
 class NodeFailure(Exception):
