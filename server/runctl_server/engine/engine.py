@@ -102,7 +102,7 @@ class Engine:
             self.store,
             self.node_types,
             self.node_types["task"],
-            services={"http": self.http_client, "engine": self},
+            services={"http": self.http_client},
         )
         self.scheduler.metrics = metrics
         # Workflows whose runs start no new node (the workflow pause API); their status row is the

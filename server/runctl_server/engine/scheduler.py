@@ -26,7 +26,6 @@ from typing import Any
 from runctl_server.engine import transitions as t
 from runctl_server.engine.commands import COMMANDS, reply_to_json
 from runctl_server.engine.context import NodeRunContext, Scope
-from runctl_server.engine.definition import NodeSpec
 from runctl_server.engine.keys import frame
 from runctl_server.engine.messages import (
     ChildCompleted,
@@ -67,6 +66,7 @@ from runctl_server.nodes.base import (
     WaitUntil,
     WorkerTask,
 )
+from runctl_server.nodes.spec import NodeSpec
 from runctl_server.observe import tracing
 from runctl_server.observe.calls import bind_run
 from runctl_server.observe.metrics import Metrics

@@ -1,4 +1,6 @@
-"""The interface every node type implements, and the declarative description of its config."""
+"""The node plugin API: the interface every node type implements, the declarative description of its
+config, and what a node sees and answers. A plugin imports only this module; it imports nothing of the
+engine (an import-linter contract in pyproject.toml keeps it so)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
 
-from runctl_server.nodes.spec import NodeSpec
+from runctl_server.nodes.spec import EdgeSpec, Graph, NodeSpec, RetryPolicy
+
+__all__ = [
+    "MAX_WAIT_SECONDS",
+    "ChildRun",
+    "ConfigField",
+    "ConfigKind",
+    "EdgeSpec",
+    "Graph",
+    "NodeContext",
+    "NodeFailure",
+    "NodeResult",
+    "NodeSpec",
+    "NodeType",
+    "PausePoint",
+    "RetryPolicy",
+    "Suspend",
+    "WaitUntil",
+    "WorkerTask",
+]
 
 # What a config value must be. "expression" is a JMESPath expression; "template" is any JSON value whose
 # strings may embed {{ expression }}; "any" is any JSON value.
