@@ -7,8 +7,8 @@ be written to the run inbox and read back by whichever replica drives the run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runctl_server import errors
 from runctl_server.engine.messages import (
@@ -27,6 +27,15 @@ if TYPE_CHECKING:
 CommandHandler = Callable[["Scheduler", "Driven", dict[str, Any]], Any]
 
 COMMANDS: dict[str, CommandHandler] = {}
+
+
+class SendCommand(Protocol):
+    """Runs a driver command inside a run's driver, wherever it is driven (Engine.send); answers its
+    result once committed, or None when the run has ended and the command never ran."""
+
+    def __call__(
+        self, execution_id: str, command: str, args: Mapping[str, Any] | None = None, /
+    ) -> Awaitable[Any]: ...
 
 
 def command(name: str) -> Callable[[CommandHandler], CommandHandler]:

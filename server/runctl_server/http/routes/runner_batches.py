@@ -48,7 +48,7 @@ async def list_batches(call: Call) -> dict[str, Any]:
     status = batch_convert.status_word(
         BATCH_STATUS_FILTER.get(word, batch_resource_pb2.BATCH_STATUS_UNSPECIFIED)
     )
-    page = await call.engine.batches.queries.list(
+    page = await call.engine.batch_queries.list(
         call.workspace_id, statuses=(status,) if status else (), limit=min(limit, MAX_LIMIT), offset=offset
     )
     return {
