@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from runctl_server.engine.commands import message_from_json, message_to_json
+from runctl_server.engine.message_json import message_from_json, message_to_json
 from runctl_server.engine.messages import (
     ChildCompleted,
     ChildFailed,

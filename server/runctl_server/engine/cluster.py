@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine as DatabaseEngine
 
-from runctl_server.engine.commands import error_from_json, message_from_json, message_to_json
+from runctl_server.engine.message_json import error_from_json, message_from_json, message_to_json
 from runctl_server.engine.messages import Message, Wake
 from runctl_server.engine.scheduler import Router, Scheduler
 from runctl_server.errors import Unavailable

@@ -16,6 +16,7 @@ from runctl_server.engine.batch_parts import BatchParts
 from runctl_server.engine.batch_queries import BatchQueries
 from runctl_server.engine.batches import Batches
 from runctl_server.engine.cluster import Cluster
+from runctl_server.engine.commands import COMMANDS
 from runctl_server.engine.control import RunControl
 from runctl_server.engine.definition import Definition, load_document
 from runctl_server.engine.ended_runs import DEFAULT_CAPACITY as DEFAULT_ENDED_RUNS_KEPT
@@ -107,6 +108,7 @@ class Engine:
             self.node_types,
             self.node_types["task"],
             services={"http": self.http_client},
+            commands=COMMANDS,
         )
         self.scheduler.metrics = metrics
         # Workflows whose runs start no new node (the workflow pause API).

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runctl_server.engine import transitions as t
-from runctl_server.engine.commands import COMMANDS, reply_to_json
 from runctl_server.engine.context import NodeRunContext, Scope
 from runctl_server.engine.keys import frame
+from runctl_server.engine.message_json import reply_to_json
 from runctl_server.engine.messages import (
     ChildCompleted,
     ChildFailed,
@@ -157,8 +157,11 @@ class Scheduler:
         node_types: Mapping[str, NodeType],
         task_type: NodeType,
         services: dict[str, Any],
+        commands: Mapping[str, Callable[[Scheduler, Driven, dict[str, Any]], Any]],
     ) -> None:
         self.store = store
+        # The driver commands by name (engine/commands.py), run inside a run's driver.
+        self._commands = commands
         self.node_types = node_types
         self.task_type = task_type
         self.services = services
@@ -915,7 +918,7 @@ class Scheduler:
             link_to=message.traceparent,
         ) as span:
             try:
-                handler = COMMANDS[message.name]
+                handler = self._commands[message.name]
                 result = handler(self, driven, dict(message.args))
             except Exception as exc:
                 tracing.failed(span, str(exc))
