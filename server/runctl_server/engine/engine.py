@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Engine as DatabaseEngine
 
+from runctl_server.clock import SYSTEM_CLOCK, Clock
 from runctl_server.engine.batch_parts import BatchParts
 from runctl_server.engine.batch_queries import BatchQueries
 from runctl_server.engine.batches import Batches
@@ -74,6 +75,7 @@ class Engine:
         replica_name: str = "",
         lease_ttl: float = 10.0,
         metrics: Metrics | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.limits = limits or Limits()
         self.metrics = metrics
@@ -110,6 +112,7 @@ class Engine:
             services={"http": self.http_client},
             commands=COMMANDS,
         )
+        self.scheduler.timers.clock = clock
         self.scheduler.metrics = metrics
         # Workflows whose runs start no new node (the workflow pause API).
         self.workflow_holds = WorkflowHolds()
