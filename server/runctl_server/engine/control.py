@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from runctl_server.engine.commands import command
+from runctl_server.engine.commands import SendCommand, command
 from runctl_server.engine.model import (
     ACTIVE_EXECUTION,
     BREAKPOINT,
@@ -25,9 +26,7 @@ from runctl_server.engine.model import (
 )
 from runctl_server.engine.scheduler import Driven, Scheduler
 from runctl_server.errors import FailedPrecondition, InvalidArgument, NotFound
-
-if TYPE_CHECKING:
-    from runctl_server.engine.engine import Engine
+from runctl_server.store.reads import Reader
 
 PAUSE_ACTIONS = ("continue", "skip", "continueWithoutBreakpoint")  # stopping is `stop`
 
@@ -75,14 +74,19 @@ def _paused_record(run: Run) -> NodeRecord | None:
 class RunControl:
     """The operations of ExecutionService that steer one run or all of them."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(
+        self, reader: Reader, send: SendCommand, stop_batches: Callable[[str], Awaitable[list[str]]]
+    ) -> None:
+        self._reader = reader
+        self._send_command = send
+        # Marks every running batch of a workspace stopped, so none releases a run while stop_all works.
+        self._stop_batches = stop_batches
 
     async def _existing(self, workspace_id: str, execution_id: str) -> dict[str, Any]:
         """The run's id and status; every control call names its run (no implicit "most recent")."""
         if not execution_id:
             raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
-        row = await self._engine.reader.one(
+        row = await self._reader.one(
             "SELECT id, status FROM executions WHERE id = :id AND workspace_id = :ws",
             {"id": execution_id, "ws": workspace_id},
         )
@@ -93,7 +97,7 @@ class RunControl:
     async def _send(
         self, workspace_id: str, execution_id: str, name: str, args: dict[str, Any] | None = None
     ) -> Any:
-        result = await self._engine.send(execution_id, name, args)
+        result = await self._send_command(execution_id, name, args)
         if result is None:  # the run ended before the handler could run
             row = await self._existing(workspace_id, execution_id)
             raise FailedPrecondition(
@@ -114,7 +118,7 @@ class RunControl:
 
     async def _stop_children(self, workspace_id: str, parent_id: str, reason: str) -> None:
         """Sub-workflow runs awaited by a stopped run stop with it."""
-        rows = await self._engine.reader.all(
+        rows = await self._reader.all(
             "SELECT id FROM executions WHERE parent_execution_id = :id AND status IN :active",
             {"id": parent_id, "active": list(ACTIVE_EXECUTION)},
             expanding=("active",),
@@ -141,7 +145,7 @@ class RunControl:
     async def stop_all(self, workspace_id: str, reason: str = "") -> StopAllOutcome:
         """Stop every running batch, every running or paused run, and cancel every queued run."""
         # Batches first, so that none of them releases a queued run while its runs are stopped.
-        batch_ids = await self._engine.batches.stop_all(workspace_id)
+        batch_ids = await self._stop_batches(workspace_id)
         ids = await self.active_ids(workspace_id)
         counts = await self.stop_many(workspace_id, ids, reason or "stopped with all other runs")
         return StopAllOutcome(counts, batch_ids)
@@ -152,7 +156,7 @@ class RunControl:
         for column, value in where.items():
             clauses.append(f"{column} = :{column}")
             params[column] = value
-        rows = await self._engine.reader.all(
+        rows = await self._reader.all(
             f"SELECT id FROM executions WHERE {' AND '.join(clauses)} ORDER BY created_at",  # noqa: S608
             params,
             expanding=("active",),
@@ -191,11 +195,11 @@ class RunControl:
     async def release_queued(self, execution_id: str, reasons: tuple[str, ...] = ()) -> bool:
         """Start a queued run (only if it is queued for one of `reasons`, when given); answers whether
         it started."""
-        return bool(await self._engine.send(execution_id, "release_queued", {"reasons": list(reasons)}))
+        return bool(await self._send_command(execution_id, "release_queued", {"reasons": list(reasons)}))
 
     async def refresh(self, execution_id: str) -> None:
         """Have a run look at its graph again (a hold was lifted elsewhere)."""
-        await self._engine.send(execution_id, "refresh")
+        await self._send_command(execution_id, "refresh")
 
 
 # -- the driver commands (run inside the run's driver, on whichever replica drives it) ------------------

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from runctl_server.engine.commands import command
+from runctl_server.engine.commands import SendCommand, command
 from runctl_server.engine.definition import Definition
 from runctl_server.engine.forms import resolve_form_values
 from runctl_server.engine.keys import frame, node_key
 from runctl_server.engine.model import APPROVAL, IDLE, SCHEDULED, WAIT, WAITING, now
+from runctl_server.engine.persistence import RunStore
 from runctl_server.engine.scheduler import Driven, Scheduler
 from runctl_server.engine.workflows import secret_accepted
 from runctl_server.errors import (
@@ -26,11 +27,8 @@ from runctl_server.errors import (
     NotFound,
     Unauthenticated,
 )
-from runctl_server.store.reads import Row
+from runctl_server.store.reads import Reader, Row
 from runctl_server.store.writer import dumps
-
-if TYPE_CHECKING:
-    from runctl_server.engine.engine import Engine
 
 RESUMABLE = (WAIT, APPROVAL)
 # Kept in the node's state once it is resumed: which pause point, by which request and actor. A retry
@@ -199,11 +197,14 @@ def iteration_stack(
 class Resumes:
     """Answers resume calls; exactly one of many concurrent resumes of one pause point wins."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, reader: Reader, store: RunStore, send: SendCommand, *, max_resume_bytes: int) -> None:
+        self._reader = reader
+        self._store = store
+        self._send = send
+        self._max_resume_bytes = max_resume_bytes
 
     def _check_size(self, field: str, values: Mapping[str, Any]) -> None:
-        limit = self._engine.limits.max_resume_bytes
+        limit = self._max_resume_bytes
         if len(dumps(dict(values))) > limit:
             raise InvalidArgument.single(
                 field, f"is larger than {limit} bytes (the resume limit)", reason="PAYLOAD_TOO_LARGE"
@@ -213,7 +214,7 @@ class Resumes:
 
     async def _pause_point(self, workspace_id: str, context_id: str) -> Row | None:
         """The pause point's row, with the state of its node (where the resume mark is kept)."""
-        return await self._engine.reader.one(
+        return await self._reader.one(
             "SELECT p.*, n.state AS node_state FROM pause_points p"
             " LEFT JOIN node_states n ON n.execution_id = p.execution_id AND n.node_key = p.node_key"
             " WHERE p.context_id = :id AND p.workspace_id = :ws",
@@ -257,7 +258,7 @@ class Resumes:
         if row["status"] == "paused":
             mark = {k: v for k, v in (("requestId", request_id), ("actor", actor)) if v}
             args = {"key": row["node_key"], "output": output, "mark": mark, "context_id": context_id}
-            verdict = _verdict(await self._engine.send(row["execution_id"], "resume_pause_point", args))
+            verdict = _verdict(await self._send(row["execution_id"], "resume_pause_point", args))
             row = await self._pause_point(workspace_id, context_id) or row  # as committed
         mark_after = _mark_of(row["node_state"])
         resolved_by = ""
@@ -281,7 +282,7 @@ class Resumes:
                 "workflow webhook secret: resume it with ResumePausePoint and the pause point's context id",
                 reason="NO_WEBHOOK_SECRET",
             )
-        workflow = await self._engine.reader.one(
+        workflow = await self._reader.one(
             "SELECT secret_hash, previous_secret_hash, previous_secret_until FROM workflows WHERE id = :id",
             {"id": run["workflow_id"]},
         )
@@ -316,7 +317,7 @@ class Resumes:
                 "execution_id, node_id and secret are required", missing, reason="FIELD_REQUIRED"
             )
         self._check_size("data", data)
-        run = await self._engine.reader.one(
+        run = await self._reader.one(
             "SELECT id, workflow_id, workflow_version, document, status FROM executions"
             " WHERE id = :id AND workspace_id = :ws",
             {"id": execution_id, "ws": workspace_id},
@@ -324,7 +325,7 @@ class Resumes:
         if run is None:
             raise NotFound(f"execution {execution_id!r} not found", reason="EXECUTION_NOT_FOUND")
         await self._authenticate(run, secret)
-        definition = await self._engine.store.definition_of(run)
+        definition = await self._store.definition_of(run)
         node = definition.find(node_id)
         if node is None:
             raise NotFound(
@@ -341,7 +342,7 @@ class Resumes:
         key = node_key(node_id, stack)
         mark = {"requestId": request_id} if request_id else {}
         args = {"key": key, "output": output, "mark": mark, "context_id": ""}
-        verdict = _verdict(await self._engine.send(execution_id, "resume_pause_point", args))
+        verdict = _verdict(await self._send(execution_id, "resume_pause_point", args))
         if verdict is not None and (verdict.resumed or verdict.reason):
             return NodeOutcome(verdict.resumed, verdict.reason or "")
         return await self._why_not_waiting(run, key, request_id, verdict)
@@ -351,13 +352,13 @@ class Resumes:
     ) -> NodeOutcome:
         """The answer for a node that was not waiting: a retry of the call that resumed it, or skipped
         with how its pause point ended."""
-        node = await self._engine.reader.one(
+        node = await self._reader.one(
             "SELECT state FROM node_states WHERE execution_id = :id AND node_key = :key",
             {"id": run["id"], "key": key},
         )
         if node is not None and _same_request(_mark_of(node["state"]), request_id):
             return NodeOutcome(resumed=True)
-        pause = await self._engine.reader.one(
+        pause = await self._reader.one(
             "SELECT status FROM pause_points WHERE execution_id = :id AND node_key = :key"
             " ORDER BY registered_at DESC LIMIT 1",
             {"id": run["id"], "key": key},
@@ -367,7 +368,7 @@ class Resumes:
         if ended in ("resumed", "expired") or (verdict is not None and ended in SKIP_REASONS):
             return _skipped(SKIP_REASONS[ended])
         if verdict is None:
-            execution = await self._engine.reader.one(
+            execution = await self._reader.one(
                 "SELECT status FROM executions WHERE id = :id", {"id": run["id"]}
             )
             status = execution["status"] if execution is not None else "deleted"
