@@ -109,7 +109,7 @@ class Engine:
             self.store,
             self.node_types,
             self.node_types["task"],
-            services={"http": self.http_client},
+            services={"http": self.http_client, "clock": clock},
             commands=COMMANDS,
         )
         self.scheduler.timers.clock = clock
