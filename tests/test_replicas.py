@@ -1137,6 +1137,26 @@ def test_an_api_key_is_created_and_revoked_for_every_replica_within_a_second(tmp
 
 
 @pytest.mark.postgres
+def test_a_webhook_secret_rotated_on_one_replica_is_the_only_one_every_replica_accepts(
+    cluster: Cluster,
+) -> None:
+    """RotateWebhookSecret without overlap through one replica: the next ResumeNode with the old secret
+    is refused by the other replicas at once (the secret is checked against the committed workflow row,
+    never a replica's copy), and the new secret resumes the run through a third."""
+    hold = create(cluster.client(0), linear({"id": "hold", "type": "wait"}, name="rotated"))
+    run = cluster.client(1).start(workflow_id=hold.id, input={}).id
+    wait_status(cluster, run, (PAUSED,))
+    new_secret = cluster.client(2).rotate_webhook_secret(hold.id, overlap_seconds=0).workflow.webhook_secret
+    assert new_secret and new_secret != hold.webhook_secret
+    for replica in (0, 1):
+        old = partial(cluster.client(replica).resume_node, run, "hold", secret=hold.webhook_secret, data={})
+        assert code_of(old) == grpc.StatusCode.UNAUTHENTICATED, f"replica {replica} took the old secret"
+    reply = cluster.client(0).resume_node(run, "hold", secret=new_secret, data={"by": "new"})
+    assert reply.action == RESUMED, reply
+    completes(cluster, run)
+
+
+@pytest.mark.postgres
 def test_a_watcher_opened_late_on_an_idle_replica_gets_every_event(cluster: Cluster) -> None:
     """A replica with no watchers skips reading the events other replicas commit (the log is the
     truth); a watcher that opens there later catches up from the log, then follows runs driven
