@@ -12,7 +12,7 @@ from typing import Any
 from runctl_server.engine.model import COMPLETED, ERROR, PAUSED, QUEUED, RUNNING, STOPPED, now
 from runctl_server.engine.paging import decode_token, encode_token
 from runctl_server.errors import InvalidArgument, NotFound
-from runctl_server.store import sql
+from runctl_server.store import batches as stored
 from runctl_server.store.reads import Reader, Row
 
 BATCH_STATUSES = (RUNNING, COMPLETED, ERROR, STOPPED)
@@ -85,32 +85,30 @@ class BatchQueries:
         self._reader = reader
 
     async def by_request(self, workspace_id: str, request_id: str) -> str | None:
-        row = await self._reader.one(sql.SELECT_BATCH_BY_REQUEST, {"ws": workspace_id, "rid": request_id})
-        return None if row is None else str(row["id"])
+        return await stored.id_by_request(self._reader, workspace_id, request_id)
 
     async def row(self, workspace_id: str, batch_id: str) -> Row:
-        row = await self._reader.one(sql.SELECT_BATCH, {"id": batch_id, "ws": workspace_id})
+        row = await stored.batch(self._reader, batch_id, workspace_id)
         if row is None:
             raise not_found(batch_id)
         return row
 
     async def counts(self, batch_id: str) -> BatchCounts:
-        return _counts(await self._reader.all(sql.SELECT_BATCH_COUNTS, {"id": batch_id}))
+        return _counts(await stored.counts(self._reader, batch_id))
 
     async def item(self, execution_id: str) -> Row | None:
-        return await self._reader.one(sql.SELECT_BATCH_ITEM, {"execution_id": execution_id})
+        return await stored.item_of_run(self._reader, execution_id)
 
     async def get(self, workspace_id: str, batch_id: str, *, items: bool = True) -> BatchView:
         if not batch_id:
             raise InvalidArgument.single("batch_id", "is required", reason="FIELD_REQUIRED")
-        params = {"id": batch_id, "ws": workspace_id}
         queries = {
-            "batch": (sql.SELECT_BATCH, params),
-            "counts": (sql.SELECT_BATCH_COUNTS, params),
-            "sequence": (sql.SELECT_BATCH_LAST_SEQUENCE, params),
+            "batch": stored.batch_statement(batch_id, workspace_id),
+            "counts": stored.counts_statement(batch_id),
+            "sequence": stored.last_sequence_statement(batch_id),
         }
         if items:
-            queries["items"] = (sql.SELECT_BATCH_ITEMS, params)
+            queries["items"] = stored.items_statement(batch_id)
         rows = await self._reader.snapshot(queries)
         if not rows["batch"]:
             raise not_found(batch_id)
@@ -148,28 +146,15 @@ class BatchQueries:
             raise InvalidArgument.single("offset", "must not be negative", reason="FIELD_INVALID")
         size = _size(page_size, "page_size") if (page_size or page_token) else _size(limit, "limit")
         position = decode_token(page_token, ("t", "id"), filters={"statuses": frozenset(statuses)})
-        # One named parameter per status: a snapshot's reads take no expanding parameters.
-        wanted = {f"status{index}": status for index, status in enumerate(statuses)}
-        where = "workspace_id = :ws"
-        if wanted:
-            where += f" AND status IN ({', '.join(':' + name for name in wanted)})"
-        params: dict[str, Any] = {"ws": workspace_id, **wanted, "limit": size + 1, "offset": offset}
-        older = "(created_at < :t OR (created_at = :t AND id < :id))"
-        queries = {"total": (f"SELECT COUNT(*) AS n FROM batches WHERE {where}", params)}  # noqa: S608
-        if position is None:
-            queries["rows"] = (
-                f"SELECT * FROM batches WHERE {where}"  # noqa: S608 (fixed fragments only)
-                " ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset",
-                params,
+        found = await self._reader.snapshot(
+            stored.page_statements(
+                workspace_id,
+                limit=size + 1,
+                offset=offset,
+                statuses=statuses,
+                before=None if position is None else (position["t"], position["id"]),
             )
-        else:
-            params.update(t=position["t"], id=position["id"])
-            queries["rows"] = (
-                f"SELECT * FROM batches WHERE {where} AND {older}"  # noqa: S608 (fixed fragments only)
-                " ORDER BY created_at DESC, id DESC LIMIT :limit",
-                params,
-            )
-        found = await self._reader.snapshot(queries)
+        )
         rows = found["rows"]
         next_token = ""
         if len(rows) > size:
@@ -190,7 +175,7 @@ class BatchQueries:
     async def _counts_of(self, batch_ids: Sequence[str]) -> dict[str, BatchCounts]:
         if not batch_ids:
             return {}
-        rows = await self._reader.all(sql.SELECT_BATCHES_COUNTS, {"ids": batch_ids}, expanding=("ids",))
+        rows = await stored.counts_of(self._reader, batch_ids)
         by_batch: dict[str, dict[str, int]] = {}
         for row in rows:
             by_batch.setdefault(row["batch_id"], {})[row["status"]] = int(row["n"])

@@ -27,6 +27,7 @@ from runctl_server.engine.batch_queries import BatchQueries, batch_json, item_js
 from runctl_server.engine.control import StopCounts
 from runctl_server.engine.model import COMPLETED, RUNNING, STOPPED, Run, now
 from runctl_server.errors import FailedPrecondition, InvalidArgument
+from runctl_server.store import batches as stored
 from runctl_server.store import sql
 from runctl_server.store.locks import advisory_lock
 from runctl_server.store.reads import Row
@@ -151,17 +152,15 @@ class Batches:
     async def _fill(self, batch_id: str) -> Row | None:
         """Release queued runs, in source order, into the batch's free slots (the caller holds its lock);
         answers the batch's row while it is running, None once it has ended (or never came to be)."""
-        row = await self._engine.reader.one(sql.SELECT_BATCH_BY_ID, {"id": batch_id})
+        row = await stored.batch(self._engine.reader, batch_id)
         if row is None or row["status"] != RUNNING:
             return None
         counts = await self.queries.counts(batch_id)
         free = int(row["concurrency"]) - counts.running
         refused: set[str] = set()
         while free > 0:
-            candidates = await self._engine.reader.all(
-                sql.SELECT_QUEUED_BATCH_RUNS, {"id": batch_id, "limit": free + len(refused)}
-            )
-            fresh = [str(c["execution_id"]) for c in candidates if c["execution_id"] not in refused]
+            candidates = await stored.queued_runs(self._engine.reader, batch_id, free + len(refused))
+            fresh = [execution_id for execution_id in candidates if execution_id not in refused]
             if not fresh:
                 break
             for execution_id in fresh[:free]:
@@ -214,9 +213,9 @@ class Batches:
     async def start(self) -> None:
         """After a restart: give running batches their free slots again, end those whose runs all ended
         while nobody listened, and cancel runs queued for a batch that never got committed."""
-        for orphan in await self._engine.reader.all(sql.SELECT_ORPHANED_BATCH_RUNS):
+        for orphan in await stored.orphaned_runs(self._engine.reader):
             await cancel_unstarted(self._engine, str(orphan["workspace_id"]), [str(orphan["id"])])
-        for batch in await self._engine.reader.all(sql.SELECT_RUNNING_BATCHES):
+        for batch in await stored.running(self._engine.reader):
             await self._advance(str(batch["id"]))
 
     # -- stopping and clearing -----------------------------------------------------------------------
@@ -256,7 +255,7 @@ class Batches:
 
     async def stop_all(self, workspace_id: str) -> list[str]:
         """Mark every running batch stopped (their runs are stopped by the caller); answers their ids."""
-        listed = await self._engine.reader.all(sql.SELECT_WORKSPACE_RUNNING_BATCHES, {"ws": workspace_id})
+        listed = await stored.running(self._engine.reader, workspace_id)
         ids = sorted(str(row["id"]) for row in listed)  # one lock order, so two callers never deadlock
         async with contextlib.AsyncExitStack() as stack:
             rows = []
@@ -274,7 +273,7 @@ class Batches:
     async def clear(self, workspace_id: str) -> ClearOutcome:
         """Delete every ended batch of the workspace with its runs and their events (as in the
         local runner API, the history is removed for good); running ones are kept and listed."""
-        rows = await self._engine.reader.all(sql.SELECT_BATCHES_FOR_CLEARING, {"ws": workspace_id})
+        rows = await stored.for_clearing(self._engine.reader, workspace_id)
         ended = [row for row in rows if row["status"] != RUNNING and int(row["active"]) == 0]
         ended_ids = {row["id"] for row in ended}
         skipped = [str(row["id"]) for row in rows if row["id"] not in ended_ids]

@@ -45,6 +45,7 @@ from runctl_server.nodes.registry import load_node_types
 from runctl_server.observe import tracing
 from runctl_server.observe.metrics import Metrics
 from runctl_server.settings import Limits
+from runctl_server.store import event_log, executions, workflows
 from runctl_server.store.notify import conninfo
 from runctl_server.store.reads import Reader
 from runctl_server.store.writer import EventRecord, WriteError, Writer, dumps
@@ -174,8 +175,7 @@ class Engine:
 
     async def start(self) -> None:
         self.writer.start()
-        counter = await self.reader.one("SELECT value FROM counters WHERE name = 'event_sequence'")
-        self.hub.last_sequence = int(counter["value"]) if counter else 0
+        self.hub.last_sequence = await event_log.last_sequence(self.reader) or 0
         self.relay.start()
         await self.reload_paused_workflows()
         if self.cluster is not None:
@@ -206,10 +206,7 @@ class Engine:
     async def reload_paused_workflows(self) -> None:
         """The workflows whose runs may start no node (the workflow pause API), from their status rows: shared
         by every replica, reread when any replica pauses or resumes one."""
-        paused = await self.reader.all(
-            "SELECT id FROM workflows WHERE status = 'paused' AND deleted_at IS NULL"
-        )
-        self.paused_workflows = {row["id"] for row in paused}
+        self.paused_workflows = set(await workflows.paused_ids(self.reader))
 
     async def _on_cluster_state(self, _what: str) -> None:
         before = set(self.paused_workflows)
@@ -229,12 +226,9 @@ class Engine:
 
     async def recover(self) -> int:
         """Pick up every run that was mid-flight when the last process stopped; answers how many."""
-        rows = await self.reader.all(
-            "SELECT id FROM executions WHERE status IN ('running', 'paused') AND parked = :false",
-            {"false": False},
-        )
-        for row in rows:
-            run = await self.store.load_run(row["id"])
+        rows = await executions.in_flight_ids(self.reader)
+        for execution_id in rows:
+            run = await self.store.load_run(execution_id)
             if run is not None and not run.finished and not self.scheduler.is_loaded(run.id):
                 self.scheduler.launch(run, fresh=False)
         await self._recover_children()
@@ -249,12 +243,8 @@ class Engine:
         self.scheduler.timers.refresh_soon()
         if self.cluster is None:
             return await self.recover()
-        rows = await self.reader.all(
-            "SELECT id FROM executions WHERE status IN ('running', 'paused') AND parked = :false"
-            " AND lease_owner = :me",
-            {"false": False, "me": self.replica_id},
-        )
-        idle = [row["id"] for row in rows if not self.scheduler.is_loaded(row["id"])]
+        rows = await executions.in_flight_ids(self.reader, lease_owner=self.replica_id)
+        idle = [execution_id for execution_id in rows if not self.scheduler.is_loaded(execution_id)]
         for execution_id in idle:
             self.scheduler.deliver(execution_id, Message("wake"))
         return len(idle)
@@ -263,21 +253,7 @@ class Engine:
         """A crash may fall between a parent's commit and its child's creation, or between the child's
         end and the parent hearing of it: start each awaited child again (idempotent) and re-check it.
         With `execution_ids`, only for those parents (runs this replica just took over)."""
-        if execution_ids is None:
-            rows = await self.reader.all(
-                "SELECT n.execution_id, n.node_key, n.attempts, n.state FROM node_states n"
-                " JOIN executions e ON e.id = n.execution_id WHERE e.status IN ('running', 'paused')"
-                " AND n.status = 'running' AND n.state LIKE :pattern",
-                {"pattern": '%"childId"%'},
-            )
-        else:
-            rows = await self.reader.all(
-                "SELECT n.execution_id, n.node_key, n.attempts, n.state FROM node_states n"
-                " JOIN executions e ON e.id = n.execution_id WHERE e.status IN ('running', 'paused')"
-                " AND n.status = 'running' AND n.state LIKE :pattern AND e.id IN :ids",
-                {"pattern": '%"childId"%', "ids": execution_ids or [""]},
-                expanding=("ids",),
-            )
+        rows = await executions.awaiting_children(self.reader, execution_ids)
         for row in rows:
             run = await self.store.load_run(row["execution_id"])
             child = json.loads(row["state"]).get("child")
@@ -539,12 +515,8 @@ class Engine:
 
     async def _report_finished_child(self, parent_id: str, node_key: str, row: Mapping[str, Any]) -> None:
         if row["status"] == COMPLETED:
-            ends = await self.reader.all(
-                "SELECT output FROM node_states WHERE execution_id = :id AND node_type = 'end'"
-                " AND status = 'completed' ORDER BY node_key",
-                {"id": row["id"]},
-            )
-            outputs = [json.loads(end["output"]) if end["output"] else None for end in ends]
+            ends = await executions.end_outputs(self.reader, row["id"])
+            outputs = [json.loads(end) if end else None for end in ends]
             result = outputs[0] if len(outputs) == 1 else (outputs or None)
             message = Message(
                 "child_done", node_key, data={"output": {"executionId": row["id"], "output": result}}

@@ -15,7 +15,7 @@ from runctl_server.engine.model import NodeRecord, Run
 from runctl_server.errors import FieldViolation, InvalidArgument
 from runctl_server.nodes.base import NodeType
 from runctl_server.settings import Limits
-from runctl_server.store import sql
+from runctl_server.store import executions, sql, workflows
 from runctl_server.store.reads import Reader, Row
 from runctl_server.store.writer import Mutation, Writer, dumps
 
@@ -187,13 +187,10 @@ class RunStore:
         if cached is not None:
             self._definitions.move_to_end(cache_key)
             return cached
-        version = await self.reader.one(
-            "SELECT document FROM workflow_versions WHERE workflow_id = :id AND version = :version",
-            {"id": cache_key[0], "version": cache_key[1]},
-        )
-        if version is None:
+        document = await workflows.version_document(self.reader, cache_key[0], cache_key[1])
+        if document is None:
             raise LookupError(f"workflow {cache_key[0]} version {cache_key[1]} is missing")
-        definition = self._parse_stored(json.loads(version["document"]))
+        definition = self._parse_stored(json.loads(document))
         self._definitions[cache_key] = definition
         if len(self._definitions) > 256:
             self._definitions.popitem(last=False)
@@ -202,8 +199,8 @@ class RunStore:
     async def load_run(self, execution_id: str) -> Run | None:
         rows = await self.reader.snapshot(
             {
-                "execution": ("SELECT * FROM executions WHERE id = :id", {"id": execution_id}),
-                "nodes": ("SELECT * FROM node_states WHERE execution_id = :id", {"id": execution_id}),
+                "execution": executions.run_statement(execution_id),
+                "nodes": executions.nodes_statement(execution_id),
             }
         )
         if not rows["execution"]:

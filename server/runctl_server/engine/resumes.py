@@ -26,6 +26,7 @@ from runctl_server.errors import (
     NotFound,
     Unauthenticated,
 )
+from runctl_server.store import executions, pause_points, workflows
 from runctl_server.store.reads import Row
 from runctl_server.store.writer import dumps
 
@@ -213,12 +214,7 @@ class Resumes:
 
     async def _pause_point(self, workspace_id: str, context_id: str) -> Row | None:
         """The pause point's row, with the state of its node (where the resume mark is kept)."""
-        return await self._engine.reader.one(
-            "SELECT p.*, n.state AS node_state FROM pause_points p"
-            " LEFT JOIN node_states n ON n.execution_id = p.execution_id AND n.node_key = p.node_key"
-            " WHERE p.context_id = :id AND p.workspace_id = :ws",
-            {"id": context_id, "ws": workspace_id},
-        )
+        return await pause_points.with_node_state(self._engine.reader, workspace_id, context_id)
 
     async def resume_pause_point(
         self,
@@ -281,10 +277,7 @@ class Resumes:
                 "workflow webhook secret: resume it with ResumePausePoint and the pause point's context id",
                 reason="NO_WEBHOOK_SECRET",
             )
-        workflow = await self._engine.reader.one(
-            "SELECT secret_hash, previous_secret_hash, previous_secret_until FROM workflows WHERE id = :id",
-            {"id": run["workflow_id"]},
-        )
+        workflow = await workflows.secrets_of(self._engine.reader, run["workflow_id"])
         if not secret:
             raise Unauthenticated("the workflow's webhook secret is required", reason="SECRET_REQUIRED")
         if workflow is None or not secret_accepted(secret, workflow, now()):
@@ -316,11 +309,7 @@ class Resumes:
                 "execution_id, node_id and secret are required", missing, reason="FIELD_REQUIRED"
             )
         self._check_size("data", data)
-        run = await self._engine.reader.one(
-            "SELECT id, workflow_id, workflow_version, document, status FROM executions"
-            " WHERE id = :id AND workspace_id = :ws",
-            {"id": execution_id, "ws": workspace_id},
-        )
+        run = await executions.run(self._engine.reader, execution_id, workspace_id)
         if run is None:
             raise NotFound(f"execution {execution_id!r} not found", reason="EXECUTION_NOT_FOUND")
         await self._authenticate(run, secret)
@@ -351,25 +340,15 @@ class Resumes:
     ) -> NodeOutcome:
         """The answer for a node that was not waiting: a retry of the call that resumed it, or skipped
         with how its pause point ended."""
-        node = await self._engine.reader.one(
-            "SELECT state FROM node_states WHERE execution_id = :id AND node_key = :key",
-            {"id": run["id"], "key": key},
-        )
+        node = await executions.node(self._engine.reader, run["id"], key)
         if node is not None and _same_request(_mark_of(node["state"]), request_id):
             return NodeOutcome(resumed=True)
-        pause = await self._engine.reader.one(
-            "SELECT status FROM pause_points WHERE execution_id = :id AND node_key = :key"
-            " ORDER BY registered_at DESC LIMIT 1",
-            {"id": run["id"], "key": key},
-        )
-        ended = pause["status"] if pause is not None else ""
+        ended = await pause_points.latest_status(self._engine.reader, run["id"], key) or ""
         # How the node's own pause point ended says most, unless the run's end is what closed it.
         if ended in ("resumed", "expired") or (verdict is not None and ended in SKIP_REASONS):
             return _skipped(SKIP_REASONS[ended])
         if verdict is None:
-            execution = await self._engine.reader.one(
-                "SELECT status FROM executions WHERE id = :id", {"id": run["id"]}
-            )
+            execution = await executions.run(self._engine.reader, run["id"])
             status = execution["status"] if execution is not None else "deleted"
             return _skipped(f"the execution has already ended ({status})")
         return _skipped(f"node {key} is not waiting (it is {verdict.node_status})")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from runctl_server.engine.model import ACTIVE_EXECUTION, QUEUED, RUNNING, WORKFLOW_PAUSED, now
 from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.errors import FailedPrecondition, InvalidArgument, Reason
+from runctl_server.store import pause_points, sql, workflows
 from runctl_server.store.leases import NOTIFY, STATE_CHANNEL
 from runctl_server.store.reads import Row
 from runctl_server.store.writer import EventRecord, Mutation
@@ -22,11 +23,6 @@ from runctl_server.store.writer import EventRecord, Mutation
 if TYPE_CHECKING:
     from runctl_server.engine.engine import Engine
 
-# paused_at says since when a workflow is paused, and is cleared when it is not paused any more.
-SET_WORKFLOW_STATUS = (
-    "UPDATE workflows SET status = :status, updated_at = :now, paused_at = :paused_at"
-    " WHERE id = :id AND status = :expected"
-)
 RESUME_STATUSES = ("paused", "resumed", "expired", "cancelled")
 
 
@@ -52,29 +48,6 @@ class PausedExecution:
 # its points waits, else that of its latest point. The scan walks ix_pause_points_workflow_registered
 # in page order and keeps a point only if it is its run's first, so a page costs about as many rows as
 # it shows (plus a few index probes per run), however many pause points the workflow has.
-PAUSED_RUN_STATUS = """
-CASE WHEN EXISTS (
-    SELECT 1 FROM pause_points w WHERE w.execution_id = p.execution_id AND w.status = 'paused'
-) THEN 'paused' ELSE (
-    SELECT l.status FROM pause_points l WHERE l.execution_id = p.execution_id
-    ORDER BY COALESCE(l.resolved_at, l.registered_at) DESC, l.registered_at DESC, l.context_id DESC
-    LIMIT 1
-) END
-"""
-PAUSED_RUNS = """
-SELECT p.execution_id, p.registered_at AS paused_at FROM pause_points p
-WHERE p.workflow_id = :wf AND p.workspace_id = :ws
-AND NOT EXISTS (
-    SELECT 1 FROM pause_points e WHERE e.execution_id = p.execution_id
-    AND (e.registered_at < p.registered_at
-         OR (e.registered_at = p.registered_at AND e.context_id < p.context_id))
-)
-{where}
-ORDER BY p.registered_at DESC, p.execution_id ASC
-LIMIT :limit
-"""
-
-
 def _aggregate(execution_id: str, points: list[Row], run: Row | None) -> PausedExecution:
     waiting = [p for p in points if p["status"] == "paused"]
     latest = max(
@@ -136,7 +109,7 @@ class WorkflowControl:
             mutation = Mutation()
             stamp = now()
             mutation.add(
-                SET_WORKFLOW_STATUS,
+                sql.SET_GUARDED_WORKFLOW_STATUS,
                 {
                     "id": workflow_id,
                     "status": status,
@@ -156,12 +129,7 @@ class WorkflowControl:
             await self._engine.writer.commit(mutation)
 
     async def _runs(self, workspace_id: str, workflow_id: str, statuses: tuple[str, ...]) -> list[Row]:
-        return await self._engine.reader.all(
-            "SELECT id, status, hold FROM executions"
-            " WHERE workspace_id = :ws AND workflow_id = :wf AND status IN :statuses ORDER BY created_at",
-            {"ws": workspace_id, "wf": workflow_id, "statuses": list(statuses)},
-            expanding=("statuses",),
-        )
+        return await workflows.runs(self._engine.reader, workspace_id, workflow_id, statuses)
 
     async def pause(self, workspace_id: str, workflow_id: str, reason: str = "") -> None:
         # NotFound before the engine-wide hold below is touched: another workspace's (or a made-up) id
@@ -244,26 +212,16 @@ class WorkflowControl:
             )
         await self._engine.workflows.row(workspace_id, workflow_id)
         limit = page_size(size, default=50)
-        params: dict[str, Any] = {
-            "ws": workspace_id,
-            "wf": workflow_id,
-            "limit": limit + 1,
-            "statuses": list(statuses),
-        }
-        conditions = []
-        if statuses:
-            conditions.append(f"({PAUSED_RUN_STATUS}) IN :statuses")
         filters = {"workflow_id": workflow_id, "statuses": frozenset(statuses)}
         after = decode_token(token, ("t", "id"), filters=filters)
-        if after is not None:
-            conditions.append("(p.registered_at < :t OR (p.registered_at = :t AND p.execution_id > :id))")
-            params.update(t=float(after["t"]), id=str(after["id"]))
-        where = "".join(f" AND {condition}" for condition in conditions)
         # One page of runs, chosen and ordered in the database; only their pause points are loaded.
-        page_ids = await self._engine.reader.all(
-            PAUSED_RUNS.format(where=where),
-            params,
-            expanding=("statuses",) if statuses else (),
+        page_ids = await pause_points.paused_runs(
+            self._engine.reader,
+            workspace_id,
+            workflow_id,
+            limit=limit + 1,
+            statuses=statuses,
+            after=None if after is None else (float(after["t"]), str(after["id"])),
         )
         ids = [str(row["execution_id"]) for row in page_ids]
         next_token = ""
@@ -271,21 +229,11 @@ class WorkflowControl:
             ids = ids[:limit]
             last = page_ids[limit - 1]
             next_token = encode_token({"t": last["paused_at"], "id": last["execution_id"]}, filters)
-        # The ids come from the workspace's own page; a workspace condition here would tempt the
-        # planner into walking the workspace's index instead of probing these runs.
-        points = await self._engine.reader.all(
-            "SELECT * FROM pause_points WHERE execution_id IN :ids",
-            {"ids": ids or [""]},
-            expanding=("ids",),
-        )
+        points = await pause_points.of_runs(self._engine.reader, ids)
         by_run: dict[str, list[Row]] = {}
         for point in points:
             by_run.setdefault(str(point["execution_id"]), []).append(point)
-        runs = await self._engine.reader.all(
-            "SELECT id, batch_id, source_path FROM executions WHERE id IN :ids",
-            {"ids": ids or [""]},
-            expanding=("ids",),
-        )
+        runs = await pause_points.runs_of(self._engine.reader, ids)
         run_rows = {str(row["id"]): row for row in runs}
         page = [_aggregate(eid, by_run[eid], run_rows.get(eid)) for eid in ids if eid in by_run]
         if statuses:  # a run that changed between the page's query and these reads is left out

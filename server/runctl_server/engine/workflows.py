@@ -17,6 +17,7 @@ from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.engine.persistence import RunStore
 from runctl_server.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from runctl_server.store import sql
+from runctl_server.store import workflows as stored
 from runctl_server.store.reads import Row
 from runctl_server.store.writer import EventRecord, Mutation, WriteError, dumps
 
@@ -77,20 +78,14 @@ class Workflows:
         self.lock = asyncio.Lock()
 
     async def row(self, workspace_id: str, workflow_id: str) -> Row:
-        row = await self._store.reader.one(
-            "SELECT * FROM workflows WHERE id = :id AND workspace_id = :ws AND deleted_at IS NULL",
-            {"id": workflow_id, "ws": workspace_id},
-        )
+        row = await stored.live(self._store.reader, workspace_id, workflow_id)
         if row is None:
             raise NotFound(f"workflow {workflow_id!r} not found", reason="WORKFLOW_NOT_FOUND")
         return row
 
     async def _view(self, row: Row, secret: str | None = None) -> WorkflowView:
-        version = await self._store.reader.one(
-            "SELECT document FROM workflow_versions WHERE workflow_id = :id AND version = :version",
-            {"id": row["id"], "version": row["version"]},
-        )
-        document = json.loads(version["document"]) if version else {}
+        text = await stored.version_document(self._store.reader, row["id"], row["version"])
+        document = json.loads(text) if text else {}
         return WorkflowView(row, document, secret)
 
     async def get(self, workspace_id: str, workflow_id: str, version: int = 0) -> WorkflowView:
@@ -123,10 +118,7 @@ class Workflows:
         self, workspace_id: str, document: Mapping[str, Any], request_id: str = ""
     ) -> WorkflowView:
         if request_id:
-            existing = await self._store.reader.one(
-                "SELECT * FROM workflows WHERE workspace_id = :ws AND request_id = :rid",
-                {"ws": workspace_id, "rid": request_id},
-            )
+            existing = await stored.by_request(self._store.reader, workspace_id, request_id)
             if existing is not None:
                 return await self._view(existing)
         definition = self._store.parse(document)
@@ -175,18 +167,12 @@ class Workflows:
             raise InvalidArgument.single(
                 "statuses", f"must be among {', '.join(WORKFLOW_STATUSES)}", reason="FIELD_INVALID"
             )
-        where = ["workspace_id = :ws", "deleted_at IS NULL"]
-        params: dict[str, Any] = {"ws": workspace_id, "limit": limit + 1, "statuses": list(statuses)}
-        if statuses:
-            where.append("status IN :statuses")
-        if position is not None:
-            where.append("(created_at < :t OR (created_at = :t AND id < :id))")
-            params.update(t=position["t"], id=position["id"])
-        rows = await self._store.reader.all(
-            f"SELECT * FROM workflows WHERE {' AND '.join(where)}"  # noqa: S608 (fixed fragments only)
-            " ORDER BY created_at DESC, id DESC LIMIT :limit",
-            params,
-            expanding=("statuses",) if statuses else (),
+        rows = await stored.page(
+            self._store.reader,
+            workspace_id,
+            limit=limit + 1,
+            statuses=statuses,
+            before=None if position is None else (position["t"], position["id"]),
         )
         next_token = ""
         if len(rows) > limit:
@@ -264,8 +250,7 @@ class Workflows:
             # One statement: the secret kept is whatever is current when it runs (SQL reads the old
             # row on the right-hand side), so two servers rotating at once cannot lose one.
             mutation.add(
-                "UPDATE workflows SET previous_secret_hash = CASE WHEN :keep THEN secret_hash END,"
-                " previous_secret_until = :until, secret_hash = :hash, updated_at = :now WHERE id = :id",
+                sql.ROTATE_WEBHOOK_HASH,
                 {
                     "id": workflow_id,
                     "hash": hash_secret(secret),

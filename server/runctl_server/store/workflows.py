@@ -1,0 +1,93 @@
+"""Workflows and their versions: the reads (writes go through the writer: store/sql.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import and_, or_, select
+
+from runctl_server.store.reads import Reader, Row
+from runctl_server.store.tables import executions, workflow_versions, workflows
+
+
+async def live(reader: Reader, workspace_id: str, workflow_id: str) -> Row | None:
+    """The workflow's row unless it was deleted."""
+    return await reader.one(
+        select(workflows).where(
+            workflows.c.id == workflow_id,
+            workflows.c.workspace_id == workspace_id,
+            workflows.c.deleted_at.is_(None),
+        )
+    )
+
+
+async def by_request(reader: Reader, workspace_id: str, request_id: str) -> Row | None:
+    return await reader.one(
+        select(workflows).where(
+            workflows.c.workspace_id == workspace_id, workflows.c.request_id == request_id
+        )
+    )
+
+
+async def version_document(reader: Reader, workflow_id: str, version: int) -> str | None:
+    """The definition document (JSON) of one version of a workflow."""
+    row = await reader.one(
+        select(workflow_versions.c.document).where(
+            workflow_versions.c.workflow_id == workflow_id, workflow_versions.c.version == version
+        )
+    )
+    return None if row is None else str(row["document"])
+
+
+async def page(
+    reader: Reader,
+    workspace_id: str,
+    *,
+    limit: int,
+    statuses: Sequence[str] = (),
+    before: tuple[float, str] | None = None,
+) -> list[Row]:
+    """The workspace's live workflows, newest first, created before `before` (time, id)."""
+    statement = select(workflows).where(
+        workflows.c.workspace_id == workspace_id, workflows.c.deleted_at.is_(None)
+    )
+    if statuses:
+        statement = statement.where(workflows.c.status.in_(statuses))
+    if before is not None:
+        t, last_id = before
+        statement = statement.where(
+            or_(workflows.c.created_at < t, and_(workflows.c.created_at == t, workflows.c.id < last_id))
+        )
+    return await reader.all(
+        statement.order_by(workflows.c.created_at.desc(), workflows.c.id.desc()).limit(limit)
+    )
+
+
+async def secrets_of(reader: Reader, workflow_id: str) -> Row | None:
+    """The webhook secret hashes (secret_hash, previous_secret_hash, previous_secret_until)."""
+    return await reader.one(
+        select(
+            workflows.c.secret_hash, workflows.c.previous_secret_hash, workflows.c.previous_secret_until
+        ).where(workflows.c.id == workflow_id)
+    )
+
+
+async def paused_ids(reader: Reader) -> list[str]:
+    """Live workflows paused by the workflow pause API (their runs start no node)."""
+    rows = await reader.all(
+        select(workflows.c.id).where(workflows.c.status == "paused", workflows.c.deleted_at.is_(None))
+    )
+    return [str(row["id"]) for row in rows]
+
+
+async def runs(reader: Reader, workspace_id: str, workflow_id: str, statuses: Sequence[str]) -> list[Row]:
+    """The workflow's runs in `statuses` (id, status, hold), oldest first."""
+    return await reader.all(
+        select(executions.c.id, executions.c.status, executions.c.hold)
+        .where(
+            executions.c.workspace_id == workspace_id,
+            executions.c.workflow_id == workflow_id,
+            executions.c.status.in_(statuses),
+        )
+        .order_by(executions.c.created_at)
+    )
