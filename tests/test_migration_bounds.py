@@ -28,6 +28,10 @@ def _document(timeout: float) -> str:
     )
 
 
+def timeout(document: str) -> float:
+    return float(json.loads(document)["nodes"][0]["config"]["timeoutSeconds"])
+
+
 def test_times_beyond_the_bounds_are_clamped(db_url: str) -> None:
     engine = create_db_engine(db_url)
     try:
@@ -107,7 +111,6 @@ def test_times_beyond_the_bounds_are_clamped(db_url: str) -> None:
             run_document = connection.execute(select(executions.c.document)).scalar_one()
             wakes = dict(connection.execute(select(node_states.c.node_key, node_states.c.wake_at)).all())
             expiry = connection.execute(select(pause_points.c.expires_at)).scalar_one()
-        timeout = lambda text: json.loads(text)["nodes"][0]["config"]["timeoutSeconds"]  # noqa: E731
         assert timeout(versions[1]) == TEN_YEARS
         assert timeout(versions[2]) == 60
         assert timeout(run_document) == TEN_YEARS

@@ -77,7 +77,7 @@ def test_no_string_built_sql_anywhere() -> None:
 
 def test_the_scan_finds_sql() -> None:
     """The checks above would see each kind of SQL they forbid."""
-    source = '''
+    source = """
 from sqlalchemy import select
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -87,6 +87,6 @@ c = text("DELETE FROM events")
 d = sa.text("x")
 e = "INSERT INTO tasks (id) VALUES (:id)"
 f = "Select a run from the list"
-'''
+"""
     lines = {int(problem.split(":")[0].removeprefix("line ")) for problem in sql_problems(source)}
     assert sorted(lines) == [2, 3, 5, 6, 7, 8, 9]
