@@ -146,15 +146,15 @@ def definition_document(message: workflow_pb2.WorkflowDefinition) -> dict[str, A
 def workflow(view: WorkflowView, *, full: bool = True) -> workflow_pb2.Workflow:
     row = view.row
     message = workflow_pb2.Workflow(
-        id=row["id"],
-        name=row["name"],
-        description=row["description"] or "",
-        version=int(row["version"]),
-        status=workflow_pb2.WorkflowStatus.Value(f"WORKFLOW_STATUS_{row['status'].upper()}"),
+        id=row.id,
+        name=row.name,
+        description=row.description or "",
+        version=row.version,
+        status=workflow_pb2.WorkflowStatus.Value(f"WORKFLOW_STATUS_{row.status.upper()}"),
         webhook_secret=view.secret or "",
-        create_time=timestamp(row["created_at"]),
-        update_time=timestamp(row["updated_at"]),
-        pause_time=timestamp(row["paused_at"]),
+        create_time=timestamp(row.created_at),
+        update_time=timestamp(row.updated_at),
+        pause_time=timestamp(row.paused_at),
     )
     if full:
         message.definition.CopyFrom(definition_message(view.document))

@@ -316,14 +316,14 @@ class Engine:
             )
         if workflow_id:
             row, definition = await self.workflows.definition(workspace_id, workflow_id, workflow_version)
-            if row["status"] == "cancelled":
+            if row.status == "cancelled":
                 raise FailedPrecondition(
                     f"workflow {workflow_id!r} is cancelled and takes no new runs",
                     reason="WORKFLOW_CANCELLED",
                 )
             return definition, {
                 "workflow_id": workflow_id,
-                "workflow_version": row["version"],
+                "workflow_version": row.version,
                 "document": None,
             }
         if document is not None:

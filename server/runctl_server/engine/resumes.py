@@ -277,7 +277,7 @@ class Resumes:
                 "workflow webhook secret: resume it with ResumePausePoint and the pause point's context id",
                 reason="NO_WEBHOOK_SECRET",
             )
-        workflow = await workflows.secrets_of(self._engine.reader, run["workflow_id"])
+        workflow = await workflows.by_id(self._engine.reader, run["workflow_id"])
         if not secret:
             raise Unauthenticated("the workflow's webhook secret is required", reason="SECRET_REQUIRED")
         if workflow is None or not secret_accepted(secret, workflow, now()):

@@ -100,11 +100,11 @@ class WorkflowControl:
         workflows = self._engine.workflows
         async with workflows.lock:
             row = await workflows.row(workspace_id, workflow_id)
-            if row["status"] not in expected:
+            if row.status not in expected:
                 wanted = " or ".join(expected)
                 raise FailedPrecondition(
-                    f"workflow {workflow_id!r} is {row['status']}, not {wanted}",
-                    reason=_STATUS_REASONS[str(row["status"])],
+                    f"workflow {workflow_id!r} is {row.status}, not {wanted}",
+                    reason=_STATUS_REASONS[row.status],
                 )
             mutation = Mutation()
             stamp = now()
@@ -113,7 +113,7 @@ class WorkflowControl:
                 {
                     "id": workflow_id,
                     "status": status,
-                    "expected": row["status"],
+                    "expected": row.status,
                     "now": stamp,
                     "paused_at": stamp if status == "paused" else None,
                 },

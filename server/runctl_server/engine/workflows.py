@@ -18,7 +18,7 @@ from runctl_server.engine.persistence import RunStore
 from runctl_server.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from runctl_server.store import sql
 from runctl_server.store import workflows as stored
-from runctl_server.store.reads import Row
+from runctl_server.store.records import WorkflowRecord
 from runctl_server.store.writer import EventRecord, Mutation, WriteError, dumps
 
 WORKFLOW_STATUSES = ("active", "paused", "cancelled")
@@ -31,13 +31,13 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def secret_accepted(secret: str, workflow: Mapping[str, Any], at: float) -> bool:
+def secret_accepted(secret: str, workflow: WorkflowRecord, at: float) -> bool:
     """Whether `secret` is the workflow's webhook secret, or the one it replaced while that one's
     overlap lasts. Both hashes are always compared, so the timing says nothing about which matched."""
     digest = hash_secret(secret)
-    current = hmac.compare_digest(digest, str(workflow["secret_hash"]))
-    previous = hmac.compare_digest(digest, str(workflow["previous_secret_hash"] or ""))
-    until = workflow["previous_secret_until"]
+    current = hmac.compare_digest(digest, workflow.secret_hash)
+    previous = hmac.compare_digest(digest, workflow.previous_secret_hash or "")
+    until = workflow.previous_secret_until
     return current or (previous and until is not None and at < float(until))
 
 
@@ -45,26 +45,26 @@ def secret_accepted(secret: str, workflow: Mapping[str, Any], at: float) -> bool
 class WorkflowView:
     """A workflow row with its current definition; `secret` is set only when just created."""
 
-    row: Row
+    row: WorkflowRecord
     document: dict[str, Any]
     secret: str | None = None
     # After a rotation: until when the replaced secret is still accepted (None: not at all).
     previous_secret_until: float | None = None
 
 
-def _at_version(row: Row, version: int, field: str) -> Row:
+def _at_version(row: WorkflowRecord, version: int, field: str) -> WorkflowRecord:
     """`row` as of `version` (0: as it is). Versions run from 1 to the latest with no gaps, since
     every update adds the next one and none is ever removed alone."""
     if version < 0:
         raise InvalidArgument.single(field, "must not be negative (0 = the latest)", reason="FIELD_INVALID")
-    if not version or version == row["version"]:
+    if not version or version == row.version:
         return row
-    if version > row["version"]:
+    if version > row.version:
         raise NotFound(
-            f"workflow {row['id']!r} has no version {version}; its latest is {row['version']}",
+            f"workflow {row.id!r} has no version {version}; its latest is {row.version}",
             reason="WORKFLOW_VERSION_NOT_FOUND",
         )
-    return {**row, "version": version}
+    return replace(row, version=version)
 
 
 class Workflows:
@@ -77,14 +77,14 @@ class Workflows:
         self._secret_overlap_seconds = secret_overlap_seconds
         self.lock = asyncio.Lock()
 
-    async def row(self, workspace_id: str, workflow_id: str) -> Row:
+    async def row(self, workspace_id: str, workflow_id: str) -> WorkflowRecord:
         row = await stored.live(self._store.reader, workspace_id, workflow_id)
         if row is None:
             raise NotFound(f"workflow {workflow_id!r} not found", reason="WORKFLOW_NOT_FOUND")
         return row
 
-    async def _view(self, row: Row, secret: str | None = None) -> WorkflowView:
-        text = await stored.version_document(self._store.reader, row["id"], row["version"])
+    async def _view(self, row: WorkflowRecord, secret: str | None = None) -> WorkflowView:
+        text = await stored.version_document(self._store.reader, row.id, row.version)
         document = json.loads(text) if text else {}
         return WorkflowView(row, document, secret)
 
@@ -100,17 +100,19 @@ class Workflows:
             return view
         # Name and description are copied from the definition: those of the version asked for.
         document = view.document
-        named = {"name": document.get("name", row["name"]), "description": document.get("description")}
-        return replace(view, row={**row, **named})
+        named = replace(
+            row, name=document.get("name", row.name), description=document.get("description") or ""
+        )
+        return replace(view, row=named)
 
     async def definition(
         self, workspace_id: str, workflow_id: str, version: int = 0, *, field: str = "workflow_version"
-    ) -> tuple[Row, Definition]:
+    ) -> tuple[WorkflowRecord, Definition]:
         """The workflow's row with `version` (0: the latest) in place of the latest, and that
         version's definition."""
         row = _at_version(await self.row(workspace_id, workflow_id), version, field)
         definition = await self._store.definition_of(
-            {"document": None, "workflow_id": row["id"], "workflow_version": row["version"]}
+            {"document": None, "workflow_id": row.id, "workflow_version": row.version}
         )
         return row, definition
 
@@ -178,7 +180,7 @@ class Workflows:
         if len(rows) > limit:
             rows = rows[:limit]
             next_token = encode_token(
-                {"t": rows[-1]["created_at"], "id": rows[-1]["id"]}, {"statuses": frozenset(statuses)}
+                {"t": rows[-1].created_at, "id": rows[-1].id}, {"statuses": frozenset(statuses)}
             )
         return [await self._view(row) for row in rows], next_token
 
@@ -188,17 +190,17 @@ class Workflows:
         definition = self._store.parse(document)
         async with self.lock:
             row = await self.row(workspace_id, workflow_id)
-            if expected_version and expected_version != row["version"]:
+            if expected_version and expected_version != row.version:
                 raise Aborted(
-                    f"workflow {workflow_id!r} is at version {row['version']}, not {expected_version}",
+                    f"workflow {workflow_id!r} is at version {row.version}, not {expected_version}",
                     reason="VERSION_MISMATCH",
-                    metadata={"currentVersion": str(row["version"])},
+                    metadata={"currentVersion": str(row.version)},
                 )
-            if row["status"] == "cancelled":
+            if row.status == "cancelled":
                 raise FailedPrecondition(
                     f"workflow {workflow_id!r} is cancelled", reason="WORKFLOW_CANCELLED"
                 )
-            version = int(row["version"]) + 1
+            version = row.version + 1
             stamp = now()
             mutation = Mutation()
             mutation.add(

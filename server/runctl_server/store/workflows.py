@@ -3,30 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.sql import Select
 
 from runctl_server.store.reads import Reader, Row
+from runctl_server.store.records import WorkflowRecord, record
 from runctl_server.store.tables import executions, workflow_versions, workflows
 
 
-async def live(reader: Reader, workspace_id: str, workflow_id: str) -> Row | None:
-    """The workflow's row unless it was deleted."""
-    return await reader.one(
+async def _one(reader: Reader, statement: Select[Any]) -> WorkflowRecord | None:
+    row = await reader.one(statement)
+    return None if row is None else record(WorkflowRecord, row)
+
+
+async def live(reader: Reader, workspace_id: str, workflow_id: str) -> WorkflowRecord | None:
+    """The workflow unless it was deleted."""
+    return await _one(
+        reader,
         select(workflows).where(
             workflows.c.id == workflow_id,
             workflows.c.workspace_id == workspace_id,
             workflows.c.deleted_at.is_(None),
-        )
+        ),
     )
 
 
-async def by_request(reader: Reader, workspace_id: str, request_id: str) -> Row | None:
-    return await reader.one(
+async def by_request(reader: Reader, workspace_id: str, request_id: str) -> WorkflowRecord | None:
+    return await _one(
+        reader,
         select(workflows).where(
             workflows.c.workspace_id == workspace_id, workflows.c.request_id == request_id
-        )
+        ),
     )
+
+
+async def by_id(reader: Reader, workflow_id: str) -> WorkflowRecord | None:
+    """The workflow in whatever workspace and state (the caller has checked the workspace)."""
+    return await _one(reader, select(workflows).where(workflows.c.id == workflow_id))
 
 
 async def version_document(reader: Reader, workflow_id: str, version: int) -> str | None:
@@ -46,7 +61,7 @@ async def page(
     limit: int,
     statuses: Sequence[str] = (),
     before: tuple[float, str] | None = None,
-) -> list[Row]:
+) -> list[WorkflowRecord]:
     """The workspace's live workflows, newest first, created before `before` (time, id)."""
     statement = select(workflows).where(
         workflows.c.workspace_id == workspace_id, workflows.c.deleted_at.is_(None)
@@ -58,18 +73,10 @@ async def page(
         statement = statement.where(
             or_(workflows.c.created_at < t, and_(workflows.c.created_at == t, workflows.c.id < last_id))
         )
-    return await reader.all(
+    rows = await reader.all(
         statement.order_by(workflows.c.created_at.desc(), workflows.c.id.desc()).limit(limit)
     )
-
-
-async def secrets_of(reader: Reader, workflow_id: str) -> Row | None:
-    """The webhook secret hashes (secret_hash, previous_secret_hash, previous_secret_until)."""
-    return await reader.one(
-        select(
-            workflows.c.secret_hash, workflows.c.previous_secret_hash, workflows.c.previous_secret_until
-        ).where(workflows.c.id == workflow_id)
-    )
+    return [record(WorkflowRecord, row) for row in rows]
 
 
 async def paused_ids(reader: Reader) -> list[str]:

@@ -1,0 +1,67 @@
+"""Typed records: rows as the store hands them upward (frozen, attribute access, no dict rows)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+RecordT = TypeVar("RecordT")
+
+
+def record(cls: type[RecordT], row: Mapping[str, Any]) -> RecordT:
+    """The record of a row that holds (at least) every field of `cls`."""
+    names = _fields(cls)
+    return cls(**{name: row[name] for name in names})
+
+
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _fields(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(field.name for field in fields(cls))
+    return names
+
+
+@dataclass(frozen=True)
+class WorkflowRecord:
+    """A workflow (its latest version's name and description unless read at a version)."""
+
+    id: str
+    workspace_id: str
+    name: str
+    description: str
+    status: str
+    version: int
+    secret_hash: str
+    request_id: str | None
+    created_at: float
+    updated_at: float
+    paused_at: float | None
+    deleted_at: float | None
+    previous_secret_hash: str | None
+    previous_secret_until: float | None
+
+
+@dataclass(frozen=True)
+class PausePointRecord:
+    """A pause point; `display`, `form_fields`, `stack` and `resume_data` are JSON text."""
+
+    context_id: str
+    workspace_id: str
+    execution_id: str
+    workflow_id: str | None
+    node_key: str
+    node_id: str
+    kind: str
+    status: str
+    display: str | None
+    form_fields: str | None
+    stack: str | None
+    registered_at: float
+    expires_at: float | None
+    expiry_action: str | None
+    resolved_at: float | None
+    resume_data: str | None
