@@ -16,6 +16,7 @@ from runctl_server.engine.workflow_control import PausedExecution
 from runctl_server.engine.workflows import WorkflowView
 from runctl_server.errors import InvalidArgument
 from runctl_server.store.reads import Row
+from runctl_server.store.records import PausePointRecord
 
 FULL = execution_pb2.EXECUTION_VIEW_FULL
 # A node config's `onTimeout`, as PausePoint.expiry_action.
@@ -223,8 +224,8 @@ def node_counts(tally: NodeTally) -> execution_pb2.NodeStatusCounts:
     return counts
 
 
-def pause_point(row: Row, links: ResumeLinks) -> pause_point_pb2.PausePoint:
-    display = _json(row["display"])
+def pause_point(row: PausePointRecord, links: ResumeLinks) -> pause_point_pb2.PausePoint:
+    display = _json(row.display)
     if not isinstance(display, dict):  # a wait node may display any value: show it as the message
         display = (
             {}
@@ -232,38 +233,38 @@ def pause_point(row: Row, links: ResumeLinks) -> pause_point_pb2.PausePoint:
             else {"message": display if isinstance(display, str) else json.dumps(display)}
         )
     api_url, ui_url = links.urls(
-        LinkClaim(row["workspace_id"], row["execution_id"], row["context_id"]), row["workflow_id"] or ""
+        LinkClaim(row.workspace_id, row.execution_id, row.context_id), row.workflow_id or ""
     )
     message = pause_point_pb2.PausePoint(
-        context_id=row["context_id"],
-        execution_id=row["execution_id"],
-        workflow_id=row["workflow_id"] or "",
-        node_id=row["node_id"],
-        reason=pause_reason(row["kind"]),
-        resume_status=pause_point_pb2.ResumeStatus.Value(f"RESUME_STATUS_{row['status'].upper()}"),
-        create_time=timestamp(row["registered_at"]),
-        expire_time=timestamp(row["expires_at"]),
-        resolve_time=timestamp(row["resolved_at"]),
+        context_id=row.context_id,
+        execution_id=row.execution_id,
+        workflow_id=row.workflow_id or "",
+        node_id=row.node_id,
+        reason=pause_reason(row.kind),
+        resume_status=pause_point_pb2.ResumeStatus.Value(f"RESUME_STATUS_{row.status.upper()}"),
+        create_time=timestamp(row.registered_at),
+        expire_time=timestamp(row.expires_at),
+        resolve_time=timestamp(row.resolved_at),
         resume_links=pause_point_pb2.ResumeLinks(
             api_url=api_url,
             ui_url=ui_url,
-            context_id=row["context_id"],
-            execution_id=row["execution_id"],
-            workflow_id=row["workflow_id"] or "",
+            context_id=row.context_id,
+            execution_id=row.execution_id,
+            workflow_id=row.workflow_id or "",
         ),
-        stack=frames(_json(row["stack"])),
+        stack=frames(_json(row.stack)),
     )
-    if row["kind"] == "approval" or display:  # else no response: nothing to show a person
+    if row.kind == "approval" or display:  # else no response: nothing to show a person
         message.response.display_data.title = str(display.get("title", ""))
         message.response.display_data.message = str(display.get("message", ""))
     extra = {key: item for key, item in display.items() if key not in ("title", "message")}
     if extra:
         message.response.display_data.extra.update(extra)
-    if row["expires_at"] is not None:
+    if row.expires_at is not None:
         message.expiry_action = EXPIRY_ACTIONS.get(
-            str(row["expiry_action"] or "fail"), pause_point_pb2.EXPIRY_ACTION_UNSPECIFIED
+            str(row.expiry_action or "fail"), pause_point_pb2.EXPIRY_ACTION_UNSPECIFIED
         )
-    for field in _json(row["form_fields"]) or []:
+    for field in _json(row.form_fields) or []:
         form_field = message.response.form_fields.add(
             name=str(field.get("name", "")),
             label=str(field.get("label", "")),
@@ -276,7 +277,7 @@ def pause_point(row: Row, links: ResumeLinks) -> pause_point_pb2.PausePoint:
         )
         if "default" in field:
             form_field.default_value.CopyFrom(value(field["default"]))
-    resume_data = _json(row["resume_data"])
+    resume_data = _json(row.resume_data)
     if resume_data is not None:
         message.resume_data.update(resume_data if isinstance(resume_data, dict) else {"value": resume_data})
     return message
@@ -373,8 +374,8 @@ def execution(
     if row["status"] == "completed" and ends:
         message.output.CopyFrom(value(ends[0] if len(ends) == 1 else ends))
     message.definition.CopyFrom(definition_message(document))
-    if view.pause_points and links is None:
-        raise ValueError("a FULL execution with pause points needs the resume links")
-    for pause_row in view.pause_points:
-        message.pause_points.append(pause_point(pause_row, links))  # type: ignore[arg-type]
+    if view.pause_points:
+        if links is None:
+            raise ValueError("a FULL execution with pause points needs the resume links")
+        message.pause_points.extend(pause_point(pause_row, links) for pause_row in view.pause_points)
     return message

@@ -61,7 +61,7 @@ class PausePointService(pause_point_pb2_grpc.PausePointServiceServicer):
         token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            token = encode_token({"t": rows[-1]["registered_at"], "id": rows[-1]["context_id"]}, filters)
+            token = encode_token({"t": rows[-1].registered_at, "id": rows[-1].context_id}, filters)
         return pause_point_pb2.ListPausePointsResponse(
             pause_points=[convert.pause_point(row, self._links) for row in rows], next_page_token=token
         )

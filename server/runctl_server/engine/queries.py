@@ -11,8 +11,9 @@ from runctl_server.engine.ended_runs import EndedRuns
 from runctl_server.engine.model import ACTIVE_EXECUTION, FINISHED_EXECUTION
 from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.errors import InvalidArgument, NotFound
-from runctl_server.store import event_log, executions, workflows
+from runctl_server.store import event_log, executions, pause_points, workflows
 from runctl_server.store.reads import Reader, Row
+from runctl_server.store.records import PausePointRecord
 
 EXECUTION_STATUSES = (*ACTIVE_EXECUTION, *FINISHED_EXECUTION)
 
@@ -32,7 +33,7 @@ class ExecutionView:
     row: Row
     nodes: list[Row] = field(default_factory=list)
     document: dict[str, Any] = field(default_factory=dict)
-    pause_points: list[Row] = field(default_factory=list)
+    pause_points: list[PausePointRecord] = field(default_factory=list)
     last_sequence: int = 0
     tally: NodeTally | None = None
 
@@ -101,7 +102,7 @@ class Queries:
         }
         if full:
             queries["nodes"] = executions.nodes_statement(execution_id, ordered=True)
-            queries["pauses"] = executions.open_pause_points_statement(execution_id)
+            queries["pauses"] = pause_points.open_of_run_statement(execution_id)
             queries["version"] = executions.version_document_statement(execution_id)
         else:
             queries["tally"] = executions.tally_statement([execution_id])
@@ -123,7 +124,7 @@ class Queries:
             row=row,
             nodes=rows.get("nodes", []),
             document=document,
-            pause_points=rows.get("pauses", []),
+            pause_points=pause_points.from_rows(rows.get("pauses", [])),
             last_sequence=int(rows["sequence"][0]["last"] or 0),
             tally=node_tally,
         )

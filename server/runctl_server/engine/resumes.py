@@ -28,6 +28,7 @@ from runctl_server.errors import (
 )
 from runctl_server.store import executions, pause_points, workflows
 from runctl_server.store.reads import Row
+from runctl_server.store.records import PausePointRecord
 from runctl_server.store.writer import dumps
 
 if TYPE_CHECKING:
@@ -56,8 +57,8 @@ class Verdict:
 class PausePointOutcome:
     resumed: bool
     reason: str
-    # The pause point as committed after the call (a pause_points row).
-    pause_point: Row
+    # The pause point as committed after the call.
+    pause_point: PausePointRecord
     resolved_by: str
 
 
@@ -212,8 +213,10 @@ class Resumes:
 
     # -- ResumePausePoint ------------------------------------------------------------------------
 
-    async def _pause_point(self, workspace_id: str, context_id: str) -> Row | None:
-        """The pause point's row, with the state of its node (where the resume mark is kept)."""
+    async def _pause_point(
+        self, workspace_id: str, context_id: str
+    ) -> tuple[PausePointRecord, str | None] | None:
+        """The pause point, with the state of its node (where the resume mark is kept)."""
         return await pause_points.with_node_state(self._engine.reader, workspace_id, context_id)
 
     async def resume_pause_point(
@@ -231,38 +234,41 @@ class Resumes:
         if not context_id:
             raise InvalidArgument.single("context_id", "is required", reason="FIELD_REQUIRED")
         self._check_size("values", values)
-        row = await self._pause_point(workspace_id, context_id)
+        found = await self._pause_point(workspace_id, context_id)
         if (
-            row is None
-            or (execution_id and execution_id != row["execution_id"])
-            or (workflow_id and workflow_id != (row["workflow_id"] or NO_WORKFLOW))
+            found is None
+            or (execution_id and execution_id != found[0].execution_id)
+            or (workflow_id and workflow_id != (found[0].workflow_id or NO_WORKFLOW))
         ):
             raise NotFound(f"pause point {context_id!r} not found", reason="PAUSE_POINT_NOT_FOUND")
-        kind = row["kind"]
+        row, node_state = found
+        kind = row.kind
         if kind not in RESUMABLE:
             raise FailedPrecondition(
                 f"pause point {context_id!r} is a {kind}, not a wait or an approval: go on with ControlPause",
                 reason="PAUSE_POINT_NOT_RESUMABLE",
             )
         output = (
-            resolve_form_values(json.loads(row["form_fields"] or "[]"), values)
+            resolve_form_values(json.loads(row.form_fields or "[]"), values)
             if kind == APPROVAL
             else dict(values)
         )
         verdict: Verdict | None = None
-        if row["status"] == "paused":
+        if row.status == "paused":
             mark = {k: v for k, v in (("requestId", request_id), ("actor", actor)) if v}
-            args = {"key": row["node_key"], "output": output, "mark": mark, "context_id": context_id}
-            verdict = _verdict(await self._engine.send(row["execution_id"], "resume_pause_point", args))
-            row = await self._pause_point(workspace_id, context_id) or row  # as committed
-        mark_after = _mark_of(row["node_state"])
+            args = {"key": row.node_key, "output": output, "mark": mark, "context_id": context_id}
+            verdict = _verdict(await self._engine.send(row.execution_id, "resume_pause_point", args))
+            committed = await self._pause_point(workspace_id, context_id)
+            if committed is not None:
+                row, node_state = committed
+        mark_after = _mark_of(node_state)
         resolved_by = ""
         if mark_after is not None and mark_after.get("contextId") == context_id:
             resolved_by = str(mark_after.get("actor") or "")
         if (verdict is not None and verdict.resumed) or _same_request(mark_after, request_id, context_id):
             return PausePointOutcome(True, "", row, resolved_by)
         reason = (verdict.reason if verdict is not None else None) or SKIP_REASONS.get(
-            row["status"], "the execution has already ended"
+            row.status, "the execution has already ended"
         )
         return PausePointOutcome(False, reason, row, resolved_by)
 

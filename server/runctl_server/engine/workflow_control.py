@@ -18,6 +18,7 @@ from runctl_server.errors import FailedPrecondition, InvalidArgument, Reason
 from runctl_server.store import pause_points, sql, workflows
 from runctl_server.store.leases import NOTIFY, STATE_CHANNEL
 from runctl_server.store.reads import Row
+from runctl_server.store.records import PausePointRecord
 from runctl_server.store.writer import EventRecord, Mutation
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class PausedExecution:
     updated_at: float
     expires_at: float | None
     metadata: dict[str, Any] | None
-    pause_points: list[Row]
+    pause_points: list[PausePointRecord]
 
 
 # The paused runs of a workflow, one row each: when it first paused, and its status as _aggregate
@@ -48,12 +49,10 @@ class PausedExecution:
 # its points waits, else that of its latest point. The scan walks ix_pause_points_workflow_registered
 # in page order and keeps a point only if it is its run's first, so a page costs about as many rows as
 # it shows (plus a few index probes per run), however many pause points the workflow has.
-def _aggregate(execution_id: str, points: list[Row], run: Row | None) -> PausedExecution:
-    waiting = [p for p in points if p["status"] == "paused"]
-    latest = max(
-        points, key=lambda p: (p["resolved_at"] or p["registered_at"], p["registered_at"], p["context_id"])
-    )
-    expiries = [p["expires_at"] for p in waiting if p["expires_at"] is not None]
+def _aggregate(execution_id: str, points: list[PausePointRecord], run: Row | None) -> PausedExecution:
+    waiting = [p for p in points if p.status == "paused"]
+    latest = max(points, key=lambda p: (p.resolved_at or p.registered_at, p.registered_at, p.context_id))
+    expiries = [p.expires_at for p in waiting if p.expires_at is not None]
     metadata = {
         key: value
         for key, value in (
@@ -64,15 +63,15 @@ def _aggregate(execution_id: str, points: list[Row], run: Row | None) -> PausedE
     }
     return PausedExecution(
         execution_id=execution_id,
-        workflow_id=str(points[0]["workflow_id"]),
-        status="paused" if waiting else str(latest["status"]),
+        workflow_id=str(points[0].workflow_id),
+        status="paused" if waiting else str(latest.status),
         total_pause_count=len(points),
-        resumed_count=sum(1 for p in points if p["status"] == "resumed"),
-        paused_at=min(p["registered_at"] for p in points),
-        updated_at=max(p["resolved_at"] or p["registered_at"] for p in points),
+        resumed_count=sum(1 for p in points if p.status == "resumed"),
+        paused_at=min(p.registered_at for p in points),
+        updated_at=max(p.resolved_at or p.registered_at for p in points),
         expires_at=min(expiries) if expiries else None,
         metadata=metadata or None,
-        pause_points=sorted(points, key=lambda p: (p["registered_at"], p["context_id"])),
+        pause_points=sorted(points, key=lambda p: (p.registered_at, p.context_id)),
     )
 
 
@@ -230,9 +229,9 @@ class WorkflowControl:
             last = page_ids[limit - 1]
             next_token = encode_token({"t": last["paused_at"], "id": last["execution_id"]}, filters)
         points = await pause_points.of_runs(self._engine.reader, ids)
-        by_run: dict[str, list[Row]] = {}
+        by_run: dict[str, list[PausePointRecord]] = {}
         for point in points:
-            by_run.setdefault(str(point["execution_id"]), []).append(point)
+            by_run.setdefault(point.execution_id, []).append(point)
         runs = await pause_points.runs_of(self._engine.reader, ids)
         run_rows = {str(row["id"]): row for row in runs}
         page = [_aggregate(eid, by_run[eid], run_rows.get(eid)) for eid in ids if eid in by_run]

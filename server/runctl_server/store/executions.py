@@ -9,7 +9,7 @@ from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
 from runctl_server.store.reads import Reader, Row
-from runctl_server.store.tables import events, executions, node_states, pause_points, workflow_versions
+from runctl_server.store.tables import events, executions, node_states, workflow_versions
 
 # Runs whose driver is (or should be) alive in some process.
 IN_FLIGHT = ("running", "paused")
@@ -26,14 +26,6 @@ def run_statement(execution_id: str, workspace_id: str | None = None) -> Select[
 def nodes_statement(execution_id: str, *, ordered: bool = False) -> Select[tuple[object, ...]]:
     statement = select(node_states).where(node_states.c.execution_id == execution_id)
     return statement.order_by(node_states.c.node_key) if ordered else statement
-
-
-def open_pause_points_statement(execution_id: str) -> Select[tuple[object, ...]]:
-    return (
-        select(pause_points)
-        .where(pause_points.c.execution_id == execution_id, pause_points.c.status == "paused")
-        .order_by(pause_points.c.registered_at)
-    )
 
 
 def version_document_statement(execution_id: str) -> Select[tuple[object, ...]]:

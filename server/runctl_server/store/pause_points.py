@@ -5,22 +5,41 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy.sql import Select
 
 from runctl_server.store.reads import Reader, Row
+from runctl_server.store.records import PausePointRecord, record
 from runctl_server.store.tables import executions, node_states, pause_points
 
 
-async def by_context(reader: Reader, workspace_id: str, context_id: str) -> Row | None:
-    return await reader.one(
+def from_rows(rows: Sequence[Row]) -> list[PausePointRecord]:
+    """Records of rows read with every column of pause_points (e.g. in a snapshot)."""
+    return [record(PausePointRecord, row) for row in rows]
+
+
+def open_of_run_statement(execution_id: str) -> Select[tuple[object, ...]]:
+    """A run's waiting pause points, oldest first."""
+    return (
+        select(pause_points)
+        .where(pause_points.c.execution_id == execution_id, pause_points.c.status == "paused")
+        .order_by(pause_points.c.registered_at)
+    )
+
+
+async def by_context(reader: Reader, workspace_id: str, context_id: str) -> PausePointRecord | None:
+    row = await reader.one(
         select(pause_points).where(
             pause_points.c.context_id == context_id, pause_points.c.workspace_id == workspace_id
         )
     )
+    return None if row is None else record(PausePointRecord, row)
 
 
-async def with_node_state(reader: Reader, workspace_id: str, context_id: str) -> Row | None:
-    """The pause point with the state of its node (`node_state`, where the resume mark is kept)."""
-    return await reader.one(
+async def with_node_state(
+    reader: Reader, workspace_id: str, context_id: str
+) -> tuple[PausePointRecord, str | None] | None:
+    """The pause point with the state (JSON) of its node, where the resume mark is kept."""
+    row = await reader.one(
         select(pause_points, node_states.c.state.label("node_state"))
         .select_from(
             pause_points.outerjoin(
@@ -33,6 +52,7 @@ async def with_node_state(reader: Reader, workspace_id: str, context_id: str) ->
         )
         .where(pause_points.c.context_id == context_id, pause_points.c.workspace_id == workspace_id)
     )
+    return None if row is None else (record(PausePointRecord, row), row["node_state"])
 
 
 async def latest_status(reader: Reader, execution_id: str, node_key: str) -> str | None:
@@ -56,7 +76,7 @@ async def page(
     kinds: Sequence[str] = (),
     statuses: Sequence[str] = (),
     before: tuple[float, str] | None = None,
-) -> list[Row]:
+) -> list[PausePointRecord]:
     """Newest first, narrowed by every filter given, registered before `before` (time, context id)."""
     statement = select(pause_points).where(pause_points.c.workspace_id == workspace_id)
     if workflow_id:
@@ -75,15 +95,18 @@ async def page(
                 and_(pause_points.c.registered_at == t, pause_points.c.context_id < context_id),
             )
         )
-    return await reader.all(
+    rows = await reader.all(
         statement.order_by(pause_points.c.registered_at.desc(), pause_points.c.context_id.desc()).limit(limit)
     )
+    return from_rows(rows)
 
 
-async def of_runs(reader: Reader, execution_ids: Sequence[str]) -> list[Row]:
+async def of_runs(reader: Reader, execution_ids: Sequence[str]) -> list[PausePointRecord]:
     """Every pause point of the runs. No workspace condition: the ids come from the workspace's own
     page, and one would tempt the planner into walking the workspace's index instead."""
-    return await reader.all(select(pause_points).where(pause_points.c.execution_id.in_(execution_ids)))
+    return from_rows(
+        await reader.all(select(pause_points).where(pause_points.c.execution_id.in_(execution_ids)))
+    )
 
 
 async def paused_runs(
