@@ -15,8 +15,7 @@ from runctl_server.engine.queries import ExecutionView, NodeTally
 from runctl_server.engine.workflow_control import PausedExecution
 from runctl_server.engine.workflows import WorkflowView
 from runctl_server.errors import InvalidArgument
-from runctl_server.store.reads import Row
-from runctl_server.store.records import PausePointRecord
+from runctl_server.store.records import NodeStateRecord, PausePointRecord
 
 FULL = execution_pb2.EXECUTION_VIEW_FULL
 # A node config's `onTimeout`, as PausePoint.expiry_action.
@@ -171,30 +170,30 @@ def frames(stack: Iterable[Mapping[str, Any]] | None) -> list[common_pb2.ForEach
     ]
 
 
-def node_state(row: Row, names: Mapping[str, str]) -> execution_pb2.NodeState:
-    error = _json(row["error"])
-    state = _json(row["state"]) or {}
+def node_state(row: NodeStateRecord, names: Mapping[str, str]) -> execution_pb2.NodeState:
+    error = _json(row.error)
+    state = _json(row.state) or {}
     message = execution_pb2.NodeState(
-        node_id=row["node_id"],
-        type=row["node_type"],
-        name=names.get(row["node_id"], ""),
-        status=common_pb2.NodeStatus.Value(f"NODE_STATUS_{row['status'].upper()}"),
-        attempts=int(row["attempts"]),
-        schedule_time=timestamp(row["scheduled_at"]),
-        start_time=timestamp(row["started_at"]),
-        end_time=timestamp(row[END_COLUMNS[row["status"]]]) if row["status"] in END_COLUMNS else None,
-        stack=frames(_json(row["stack"])),
+        node_id=row.node_id,
+        type=row.node_type,
+        name=names.get(row.node_id, ""),
+        status=common_pb2.NodeStatus.Value(f"NODE_STATUS_{row.status.upper()}"),
+        attempts=int(row.attempts),
+        schedule_time=timestamp(row.scheduled_at),
+        start_time=timestamp(row.started_at),
+        end_time=timestamp(getattr(row, END_COLUMNS[row.status])) if row.status in END_COLUMNS else None,
+        stack=frames(_json(row.stack)),
         context_id=state.get("contextId", ""),
     )
-    if row["status"] == "scheduled" and row["wake_at"] is not None:
-        message.next_attempt_time.FromNanoseconds(round(row["wake_at"] * 1e9))
-    if row["output"] is not None:
-        message.output.CopyFrom(value(_json(row["output"])))
+    if row.status == "scheduled" and row.wake_at is not None:
+        message.next_attempt_time.FromNanoseconds(round(row.wake_at * 1e9))
+    if row.output is not None:
+        message.output.CopyFrom(value(_json(row.output)))
     if error:
         message.error.CopyFrom(
             common_pb2.NodeError(message=error.get("message", ""), code=error.get("code", ""))
         )
-    for entry in _json(row["logs"]) or []:
+    for entry in _json(row.logs) or []:
         message.logs.append(
             execution_pb2.TraceLog(
                 time=timestamp(entry.get("time")),
@@ -208,11 +207,11 @@ def node_state(row: Row, names: Mapping[str, str]) -> execution_pb2.NodeState:
     return message
 
 
-def _edge_status(source: Row | None, when: str) -> execution_pb2.EdgeStatus.ValueType:
-    if source is None or source["status"] not in ("completed", "skipped", "failed", "stopped"):
+def _edge_status(source: NodeStateRecord | None, when: str) -> execution_pb2.EdgeStatus.ValueType:
+    if source is None or source.status not in ("completed", "skipped", "failed", "stopped"):
         return execution_pb2.EDGE_STATUS_PENDING
-    branches = _json(source["branches"])
-    taken = source["status"] == "completed" and when in (branches if branches is not None else [""])
+    branches = _json(source.branches)
+    taken = source.status == "completed" and when in (branches if branches is not None else [""])
     return execution_pb2.EDGE_STATUS_TAKEN if taken else execution_pb2.EDGE_STATUS_NOT_TAKEN
 
 
@@ -341,7 +340,7 @@ def execution(
     document = view.document
     top_nodes = document.get("nodes", [])
     names = {n["id"]: n.get("name", "") for n in top_nodes}
-    by_key = {r["node_key"]: r for r in view.nodes}
+    by_key = {r.node_key: r for r in view.nodes}
     outputs: dict[str, Any] = {}
     for node in top_nodes:
         node_row = by_key.get(node["id"])
@@ -356,10 +355,10 @@ def execution(
             )
         else:
             message.nodes.append(node_state(node_row, names))
-            if node_row["status"] == "completed":
-                outputs[node["id"]] = {"output": _json(node_row["output"])}
+            if node_row.status == "completed":
+                outputs[node["id"]] = {"output": _json(node_row.output)}
     for node_row in view.nodes:
-        if node_row["stack"] is not None:
+        if node_row.stack is not None:
             message.nodes.append(node_state(node_row, {}))
     for edge in document.get("edges", []):
         message.edges.append(

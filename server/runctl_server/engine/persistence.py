@@ -17,6 +17,7 @@ from runctl_server.nodes.base import NodeType
 from runctl_server.settings import Limits
 from runctl_server.store import executions, sql, workflows
 from runctl_server.store.reads import Reader, Row
+from runctl_server.store.records import NodeStateRecord
 from runctl_server.store.writer import Mutation, Writer, dumps
 
 
@@ -69,25 +70,25 @@ def node_params(execution_id: str, record: NodeRecord) -> dict[str, Any]:
     }
 
 
-def record_from_row(row: Row) -> NodeRecord:
+def record_from_row(row: NodeStateRecord) -> NodeRecord:
     return NodeRecord(
-        key=row["node_key"],
-        node_id=row["node_id"],
-        node_type=row["node_type"],
-        status=row["status"],
-        attempts=row["attempts"],
-        output=_load(row["output"]),
-        error=_load(row["error"]),
-        branches=_load(row["branches"]),
-        stack=_load(row["stack"]) or [],
-        scheduled_at=row["scheduled_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        stopped_at=row["stopped_at"],
-        failed_at=row["failed_at"],
-        wake_at=row["wake_at"],
-        logs=_load(row["logs"]) or [],
-        state=_load(row["state"]),
+        key=row.node_key,
+        node_id=row.node_id,
+        node_type=row.node_type,
+        status=row.status,
+        attempts=row.attempts,
+        output=_load(row.output),
+        error=_load(row.error),
+        branches=_load(row.branches),
+        stack=_load(row.stack) or [],
+        scheduled_at=row.scheduled_at,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+        stopped_at=row.stopped_at,
+        failed_at=row.failed_at,
+        wake_at=row.wake_at,
+        logs=_load(row.logs) or [],
+        state=_load(row.state),
     )
 
 
@@ -233,7 +234,7 @@ class RunStore:
             hold=row["hold"],
             parked_committed=bool(row["parked"]),
         )
-        for node_row in rows["nodes"]:
+        for node_row in executions.node_records(rows["nodes"]):
             record = record_from_row(node_row)
             run.nodes[record.key] = record
             if record.status == "completed" and not record.stack:

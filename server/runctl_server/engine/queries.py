@@ -13,7 +13,7 @@ from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.errors import InvalidArgument, NotFound
 from runctl_server.store import event_log, executions, pause_points, workflows
 from runctl_server.store.reads import Reader, Row
-from runctl_server.store.records import PausePointRecord
+from runctl_server.store.records import NodeStateRecord, PausePointRecord
 
 EXECUTION_STATUSES = (*ACTIVE_EXECUTION, *FINISHED_EXECUTION)
 
@@ -31,7 +31,7 @@ class ExecutionView:
     """A run as stored: its row, node rows, definition document, open pause points, last sequence."""
 
     row: Row
-    nodes: list[Row] = field(default_factory=list)
+    nodes: list[NodeStateRecord] = field(default_factory=list)
     document: dict[str, Any] = field(default_factory=dict)
     pause_points: list[PausePointRecord] = field(default_factory=list)
     last_sequence: int = 0
@@ -110,19 +110,20 @@ class Queries:
         if not rows["execution"]:
             raise _not_found(execution_id)
         row = rows["execution"][0]
+        nodes: list[NodeStateRecord] = []
         document: dict[str, Any] = {}
         if full:
             text = row["document"] or (rows["version"][0]["document"] if rows["version"] else None)
             document = json.loads(text) if text else {}
-            nodes = rows["nodes"]
-            counts = [(str(n["status"]), n["stack"] is None, 1) for n in nodes]
+            nodes = executions.node_records(rows["nodes"])
+            counts = [(n.status, n.stack is None, 1) for n in nodes]
             node_tally = tally(counts, len(document.get("nodes", [])))
         else:
             groups = [(str(g["status"]), bool(g["top"]), int(g["n"])) for g in rows["tally"]]
             node_tally = tally(groups, await self._top_level_nodes(row))
         return ExecutionView(
             row=row,
-            nodes=rows.get("nodes", []),
+            nodes=nodes,
             document=document,
             pause_points=pause_points.from_rows(rows.get("pauses", [])),
             last_sequence=int(rows["sequence"][0]["last"] or 0),

@@ -347,7 +347,7 @@ class Resumes:
         """The answer for a node that was not waiting: a retry of the call that resumed it, or skipped
         with how its pause point ended."""
         node = await executions.node(self._engine.reader, run["id"], key)
-        if node is not None and _same_request(_mark_of(node["state"]), request_id):
+        if node is not None and _same_request(_mark_of(node.state), request_id):
             return NodeOutcome(resumed=True)
         ended = await pause_points.latest_status(self._engine.reader, run["id"], key) or ""
         # How the node's own pause point ended says most, unless the run's end is what closed it.

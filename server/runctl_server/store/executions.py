@@ -9,6 +9,7 @@ from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
 from runctl_server.store.reads import Reader, Row
+from runctl_server.store.records import NodeStateRecord, record
 from runctl_server.store.tables import events, executions, node_states, workflow_versions
 
 # Runs whose driver is (or should be) alive in some process.
@@ -61,12 +62,18 @@ async def run(reader: Reader, execution_id: str, workspace_id: str | None = None
     return await reader.one(run_statement(execution_id, workspace_id))
 
 
-async def node(reader: Reader, execution_id: str, node_key: str) -> Row | None:
-    return await reader.one(
+def node_records(rows: Sequence[Row]) -> list[NodeStateRecord]:
+    """Records of rows read with every column of node_states (e.g. in a snapshot)."""
+    return [record(NodeStateRecord, row) for row in rows]
+
+
+async def node(reader: Reader, execution_id: str, node_key: str) -> NodeStateRecord | None:
+    row = await reader.one(
         select(node_states).where(
             node_states.c.execution_id == execution_id, node_states.c.node_key == node_key
         )
     )
+    return None if row is None else record(NodeStateRecord, row)
 
 
 async def run_id_by_request(reader: Reader, workspace_id: str, request_id: str) -> str | None:

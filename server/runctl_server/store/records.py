@@ -65,3 +65,27 @@ class PausePointRecord:
     expiry_action: str | None
     resolved_at: float | None
     resume_data: str | None
+
+
+@dataclass(frozen=True)
+class NodeStateRecord:
+    """One node run of a run (a loop iteration has a `stack`); JSON columns are JSON text."""
+
+    execution_id: str
+    node_key: str
+    node_id: str
+    node_type: str
+    status: str
+    attempts: int
+    output: str | None
+    error: str | None
+    branches: str | None
+    stack: str | None
+    scheduled_at: float | None
+    started_at: float | None
+    completed_at: float | None
+    stopped_at: float | None
+    failed_at: float | None
+    wake_at: float | None
+    logs: str | None
+    state: str | None
