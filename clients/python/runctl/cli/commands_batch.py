@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from runctl.cli.commands_runs import EXIT_INTERRUPTED, POLL_SECONDS, JsonOption
-from runctl.cli.context import print_json, state
+from runctl.cli.commands_runs import POLL_SECONDS, JsonOption
+from runctl.cli.context import EXIT_INTERRUPTED, print_json, state
 from runctl.cli.render import batch_counts, batch_items_table, batch_status
 from runctl.cli.values import parse_object
 from runctl.messages import FINISHED_BATCH_STATUSES

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from runctl.cli.commands_runs import EXIT_INTERRUPTED, exit_code
-from runctl.cli.context import CliState, state
+from runctl.cli.commands_runs import exit_code
+from runctl.cli.context import EXIT_INTERRUPTED, CliState, state
 from runctl.cli.render import event_line
 from runctl.cli.values import enum_value
 from runctl.client import Client

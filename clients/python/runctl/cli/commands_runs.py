@@ -11,7 +11,7 @@ import typer
 from rich.live import Live
 from rich.text import Text
 
-from runctl.cli.context import CliError, CliState, print_json, state
+from runctl.cli.context import EXIT_INTERRUPTED, CliError, CliState, print_json, state
 from runctl.cli.render import (
     event_line,
     execution_header,
@@ -30,7 +30,6 @@ EXIT_COMPLETED = 0
 EXIT_ERROR = 1
 EXIT_STOPPED = 2
 EXIT_UNFINISHED = 3
-EXIT_INTERRUPTED = 130
 POLL_SECONDS = 0.3
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the protobuf JSON mapping, for scripts.")]

@@ -7,6 +7,8 @@ message in red on stderr and exit with code 1; only bugs show a traceback.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ from runctl.connection import ConnectionSettings, RetryPolicy
 from runctl.errors import RpcFailure, from_rpc_error
 from runctl.messages import WorkflowFileError, to_dict
 
+# The exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
 # A person at a terminal should hear quickly that the server is down: three tries, about 0.6 s.
 CLI_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.2, max_backoff=1.0)
 
@@ -55,8 +59,24 @@ class CliState:
             client = Client(self.addr, api_key=self.api_key, tls_ca=self.tls_ca, retry=CLI_RETRY)
         except ValueError as exc:
             raise CliError(str(exc)) from None
-        with client:
+        interrupted = False
+        try:
             yield client
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        except typer.Exit as exit_:
+            interrupted = exit_.exit_code == EXIT_INTERRUPTED
+            raise
+        finally:
+            if interrupted:
+                # Ctrl-C can land inside grpc while a stream waits for its next message, leaving the
+                # call half torn down; closing the channel (here, or grpc itself as the interpreter
+                # exits) then waits for that call forever. Leave at once: the OS closes the socket.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(EXIT_INTERRUPTED)
+            client.close()
 
 
 def state(ctx: typer.Context) -> CliState:
