@@ -306,27 +306,27 @@ def execution(
     """A run; `links` builds its pause points' resume links (FULL view only, so required there)."""
     row = view.row
     message = execution_pb2.Execution(
-        id=row["id"],
-        workflow_id=row["workflow_id"] or "",
-        workflow_version=int(row["workflow_version"] or 0),
-        workflow_name=row["name"],
-        workflow_path=row["source_path"] or "",
-        status=execution_status(row["status"]),
-        input=struct(_json(row["input"])),
-        current_node_id=row["current_node_id"] or "",
-        paused_node_id=row["paused_node_id"] or "",
-        pause_reason=pause_reason(row["pause_reason"]),
-        trace_logs=bool(row["trace_logs"]),
-        breakpoints_disabled=bool(row["breakpoints_disabled"]),
-        batch_id=row["batch_id"] or "",
-        request_id=row["request_id"] or "",
-        create_time=timestamp(row["created_at"]),
-        start_time=timestamp(row["started_at"]),
-        end_time=timestamp(row["ended_at"]),
-        update_time=timestamp(row["updated_at"]),
+        id=row.id,
+        workflow_id=row.workflow_id or "",
+        workflow_version=int(row.workflow_version or 0),
+        workflow_name=row.name,
+        workflow_path=row.source_path or "",
+        status=execution_status(row.status),
+        input=struct(_json(row.input)),
+        current_node_id=row.current_node_id or "",
+        paused_node_id=row.paused_node_id or "",
+        pause_reason=pause_reason(row.pause_reason),
+        trace_logs=bool(row.trace_logs),
+        breakpoints_disabled=bool(row.breakpoints_disabled),
+        batch_id=row.batch_id or "",
+        request_id=row.request_id or "",
+        create_time=timestamp(row.created_at),
+        start_time=timestamp(row.started_at),
+        end_time=timestamp(row.ended_at),
+        update_time=timestamp(row.updated_at),
         last_sequence=view.last_sequence,
     )
-    error = _json(row["error"])
+    error = _json(row.error)
     if error:
         message.error.CopyFrom(
             common_pb2.ExecutionError(
@@ -368,9 +368,9 @@ def execution(
                 status=_edge_status(by_key.get(edge["from"]), edge.get("when", "")),
             )
         )
-    message.data.update({"input": _json(row["input"]), "nodes": outputs})
+    message.data.update({"input": _json(row.input), "nodes": outputs})
     ends = [outputs[n["id"]]["output"] for n in top_nodes if n["type"] == "end" and n["id"] in outputs]
-    if row["status"] == "completed" and ends:
+    if row.status == "completed" and ends:
         message.output.CopyFrom(value(ends[0] if len(ends) == 1 else ends))
     message.definition.CopyFrom(definition_message(document))
     if view.pause_points:

@@ -82,11 +82,11 @@ class ExecutionWatch:
                 yield execution_pb2.WatchExecutionResponse(
                     snapshot=snapshot, cursor=cursor, history_truncated=truncated
                 )
-                if view.row["status"] in FINISHED_EXECUTION:
+                if view.row.status in FINISHED_EXECUTION:
                     return
             else:
-                row = await queries.status(workspace_id, request.execution_id)
-                if row["status"] in FINISHED_EXECUTION and cursor >= await queries.last_sequence(row["id"]):
+                run = await queries.status(workspace_id, request.execution_id)
+                if run.status in FINISHED_EXECUTION and cursor >= await queries.last_sequence(run.id):
                     return  # the watcher has seen the end already
             async for delivery in follower.deliveries(cursor):
                 if delivery.heartbeat:

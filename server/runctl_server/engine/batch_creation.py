@@ -93,7 +93,7 @@ async def create_batch(engine: Engine, workspace_id: str, request: BatchRequest)
     # The queued runs commit together (group commit). A failure here (a file changed since it was
     # checked) cancels the runs already queued, so no half batch is left behind.
     created = await asyncio.gather(*(queue(entry) for entry in source.entries), return_exceptions=True)
-    run_ids = [str(view.row["id"]) for view in created if not isinstance(view, BaseException)]
+    run_ids = [view.row.id for view in created if not isinstance(view, BaseException)]
     failure = next((error for error in created if isinstance(error, BaseException)), None)
     if failure is not None:
         await cancel_unstarted(engine, workspace_id, run_ids)

@@ -48,6 +48,7 @@ from runctl_server.settings import Limits
 from runctl_server.store import event_log, executions, workflows
 from runctl_server.store.notify import conninfo
 from runctl_server.store.reads import Reader
+from runctl_server.store.records import RunRecord, record
 from runctl_server.store.writer import EventRecord, WriteError, Writer, dumps
 
 log = logging.getLogger(__name__)
@@ -472,7 +473,7 @@ class Engine:
         if not queued:
             self.scheduler.launch(run, fresh=True)
         # The reply comes from what was just committed: no read back.
-        row = dict(insert.statements[0][1])
+        row = record(RunRecord, insert.statements[0][1])
         unreached = len(definition.document.get("nodes", []))  # no node has run yet
         return ExecutionView(
             row=row,
@@ -507,26 +508,24 @@ class Engine:
             return
         if not child.get("waitForCompletion", True):
             self.scheduler.deliver(
-                run.id, Message("child_done", node_key, data={"output": {"executionId": started.row["id"]}})
+                run.id, Message("child_done", node_key, data={"output": {"executionId": started.row.id}})
             )
-        elif started.row["status"] in FINISHED_EXECUTION:
+        elif started.row.status in FINISHED_EXECUTION:
             # Found on recovery: the child ended while its parent was not listening.
             await self._report_finished_child(run.id, node_key, started.row)
 
-    async def _report_finished_child(self, parent_id: str, node_key: str, row: Mapping[str, Any]) -> None:
-        if row["status"] == COMPLETED:
-            ends = await executions.end_outputs(self.reader, row["id"])
+    async def _report_finished_child(self, parent_id: str, node_key: str, row: RunRecord) -> None:
+        if row.status == COMPLETED:
+            ends = await executions.end_outputs(self.reader, row.id)
             outputs = [json.loads(end) if end else None for end in ends]
             result = outputs[0] if len(outputs) == 1 else (outputs or None)
             message = Message(
-                "child_done", node_key, data={"output": {"executionId": row["id"], "output": result}}
+                "child_done", node_key, data={"output": {"executionId": row.id, "output": result}}
             )
         else:
-            error = json.loads(row["error"]) if row["error"] else {}
-            reason = error.get("message") or row["status"]
-            failure = NodeFailure(
-                f"sub-workflow {row['id']} ended {row['status']}: {reason}", code="CHILD_FAILED"
-            )
+            error = json.loads(row.error) if row.error else {}
+            reason = error.get("message") or row.status
+            failure = NodeFailure(f"sub-workflow {row.id} ended {row.status}: {reason}", code="CHILD_FAILED")
             message = Message("child_failed", node_key, error=failure)
         self.scheduler.deliver(parent_id, message)
 

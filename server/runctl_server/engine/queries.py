@@ -13,7 +13,7 @@ from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.errors import InvalidArgument, NotFound
 from runctl_server.store import event_log, executions, pause_points, workflows
 from runctl_server.store.reads import Reader, Row
-from runctl_server.store.records import NodeStateRecord, PausePointRecord
+from runctl_server.store.records import NodeStateRecord, PausePointRecord, RunRecord
 
 EXECUTION_STATUSES = (*ACTIVE_EXECUTION, *FINISHED_EXECUTION)
 
@@ -30,7 +30,7 @@ class NodeTally:
 class ExecutionView:
     """A run as stored: its row, node rows, definition document, open pause points, last sequence."""
 
-    row: Row
+    row: RunRecord
     nodes: list[NodeStateRecord] = field(default_factory=list)
     document: dict[str, Any] = field(default_factory=dict)
     pause_points: list[PausePointRecord] = field(default_factory=list)
@@ -57,9 +57,15 @@ def tally(counts: Iterable[tuple[str, bool, int]], top_level: int) -> NodeTally:
 
 @dataclass(frozen=True)
 class Page:
-    rows: list[Row]
+    rows: list[RunRecord]
     next_token: str
     total: int = 0
+
+
+@dataclass(frozen=True)
+class EventPage:
+    rows: list[Row]
+    next_token: str
 
 
 def _not_found(execution_id: str) -> NotFound:
@@ -73,7 +79,7 @@ class Queries:
         self.ended: EndedRuns[ExecutionView] = EndedRuns(ended_runs_kept)
 
     @staticmethod
-    def basic(row: Row, node_tally: NodeTally | None = None) -> ExecutionView:
+    def basic(row: RunRecord, node_tally: NodeTally | None = None) -> ExecutionView:
         """A view of a listed row, without nodes or definition."""
         return ExecutionView(row=row, tally=node_tally)
 
@@ -109,11 +115,11 @@ class Queries:
         rows = await self._reader.snapshot(queries)
         if not rows["execution"]:
             raise _not_found(execution_id)
-        row = rows["execution"][0]
+        row = executions.run_records(rows["execution"])[0]
         nodes: list[NodeStateRecord] = []
         document: dict[str, Any] = {}
         if full:
-            text = row["document"] or (rows["version"][0]["document"] if rows["version"] else None)
+            text = row.document or (rows["version"][0]["document"] if rows["version"] else None)
             document = json.loads(text) if text else {}
             nodes = executions.node_records(rows["nodes"])
             counts = [(n.status, n.stack is None, 1) for n in nodes]
@@ -130,12 +136,12 @@ class Queries:
             tally=node_tally,
         )
 
-    async def _top_level_nodes(self, row: Row) -> int:
+    async def _top_level_nodes(self, row: RunRecord) -> int:
         """Top-level nodes of the definition a run started with; a workflow version's count is cached
         (versions never change)."""
-        if row["document"] is not None:
-            return top_level_nodes(row["document"])
-        key = (str(row["workflow_id"]), int(row["workflow_version"] or 0))
+        if row.document is not None:
+            return top_level_nodes(row.document)
+        key = (str(row.workflow_id), int(row.workflow_version or 0))
         if key not in self._top_level:
             document = await workflows.version_document(self._reader, key[0], key[1])
             if len(self._top_level) >= 4096:
@@ -143,9 +149,9 @@ class Queries:
             self._top_level[key] = top_level_nodes(document)
         return self._top_level[key]
 
-    async def tallies(self, rows: Sequence[Row]) -> dict[str, NodeTally]:
+    async def tallies(self, rows: Sequence[RunRecord]) -> dict[str, NodeTally]:
         """The node tallies of listed runs, in one query."""
-        ids = [str(row["id"]) for row in rows]
+        ids = [str(row.id) for row in rows]
         if not ids:
             return {}
         groups: dict[str, list[tuple[str, bool, int]]] = {}
@@ -154,19 +160,18 @@ class Queries:
                 (str(group["status"]), bool(group["top"]), int(group["n"]))
             )
         return {
-            str(row["id"]): tally(groups.get(str(row["id"]), []), await self._top_level_nodes(row))
-            for row in rows
+            str(row.id): tally(groups.get(str(row.id), []), await self._top_level_nodes(row)) for row in rows
         }
 
     async def last_sequence(self, execution_id: str) -> int:
         return await executions.last_sequence(self._reader, execution_id)
 
-    async def most_recent(self, workspace_id: str, statuses: tuple[str, ...] = ()) -> Row | None:
+    async def most_recent(self, workspace_id: str, statuses: tuple[str, ...] = ()) -> RunRecord | None:
         """The most recently created run in one of `statuses` (any when empty), for the local runner API's
         HTTP routes that default to "the most recent" run; no gRPC call has such a default."""
         return await executions.most_recent(self._reader, workspace_id, statuses)
 
-    async def status(self, workspace_id: str, execution_id: str) -> Row:
+    async def status(self, workspace_id: str, execution_id: str) -> RunRecord:
         """The row of a run (NOT_FOUND when it is not the workspace's)."""
         if not execution_id:
             raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
@@ -218,12 +223,12 @@ class Queries:
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"]}, asked)
+            next_token = encode_token({"t": rows[-1].created_at, "id": rows[-1].id}, asked)
         return Page(rows, next_token, total)
 
     async def history(
         self, workspace_id: str, execution_id: str, *, after_sequence: int = 0, size: int = 0, token: str = ""
-    ) -> Page:
+    ) -> EventPage:
         """The run's events in sequence order, after a cursor."""
         await self.status(workspace_id, execution_id)
         if after_sequence < 0:
@@ -237,4 +242,4 @@ class Queries:
         if len(rows) > limit:
             rows = rows[:limit]
             next_token = encode_token({"s": rows[-1]["sequence"]}, filters)
-        return Page(rows, next_token)
+        return EventPage(rows, next_token)

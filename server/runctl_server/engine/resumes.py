@@ -27,8 +27,7 @@ from runctl_server.errors import (
     Unauthenticated,
 )
 from runctl_server.store import executions, pause_points, workflows
-from runctl_server.store.reads import Row
-from runctl_server.store.records import PausePointRecord
+from runctl_server.store.records import PausePointRecord, RunRecord
 from runctl_server.store.writer import dumps
 
 if TYPE_CHECKING:
@@ -274,16 +273,16 @@ class Resumes:
 
     # -- ResumeNode ------------------------------------------------------------------------------
 
-    async def _authenticate(self, run: Row, secret: str) -> None:
+    async def _authenticate(self, run: RunRecord, secret: str) -> None:
         """The run's workflow webhook secret, compared in constant time, before anything about its
         nodes is revealed."""
-        if not run["workflow_id"]:
+        if not run.workflow_id:
             raise Unauthenticated(
-                f"execution {run['id']!r} was started from an inline definition or a file, so it has no "
+                f"execution {run.id!r} was started from an inline definition or a file, so it has no "
                 "workflow webhook secret: resume it with ResumePausePoint and the pause point's context id",
                 reason="NO_WEBHOOK_SECRET",
             )
-        workflow = await workflows.by_id(self._engine.reader, run["workflow_id"])
+        workflow = await workflows.by_id(self._engine.reader, run.workflow_id)
         if not secret:
             raise Unauthenticated("the workflow's webhook secret is required", reason="SECRET_REQUIRED")
         if workflow is None or not secret_accepted(secret, workflow, now()):
@@ -319,7 +318,9 @@ class Resumes:
         if run is None:
             raise NotFound(f"execution {execution_id!r} not found", reason="EXECUTION_NOT_FOUND")
         await self._authenticate(run, secret)
-        definition = await self._engine.store.definition_of(run)
+        definition = await self._engine.store.definition_of(
+            run.document, run.workflow_id, run.workflow_version
+        )
         node = definition.find(node_id)
         if node is None:
             raise NotFound(
@@ -342,19 +343,19 @@ class Resumes:
         return await self._why_not_waiting(run, key, request_id, verdict)
 
     async def _why_not_waiting(
-        self, run: Row, key: str, request_id: str, verdict: Verdict | None
+        self, run: RunRecord, key: str, request_id: str, verdict: Verdict | None
     ) -> NodeOutcome:
         """The answer for a node that was not waiting: a retry of the call that resumed it, or skipped
         with how its pause point ended."""
-        node = await executions.node(self._engine.reader, run["id"], key)
+        node = await executions.node(self._engine.reader, run.id, key)
         if node is not None and _same_request(_mark_of(node.state), request_id):
             return NodeOutcome(resumed=True)
-        ended = await pause_points.latest_status(self._engine.reader, run["id"], key) or ""
+        ended = await pause_points.latest_status(self._engine.reader, run.id, key) or ""
         # How the node's own pause point ended says most, unless the run's end is what closed it.
         if ended in ("resumed", "expired") or (verdict is not None and ended in SKIP_REASONS):
             return _skipped(SKIP_REASONS[ended])
         if verdict is None:
-            execution = await executions.run(self._engine.reader, run["id"])
-            status = execution["status"] if execution is not None else "deleted"
+            execution = await executions.run(self._engine.reader, run.id)
+            status = execution.status if execution is not None else "deleted"
             return _skipped(f"the execution has already ended ({status})")
         return _skipped(f"node {key} is not waiting (it is {verdict.node_status})")

@@ -111,9 +111,7 @@ class Workflows:
         """The workflow's row with `version` (0: the latest) in place of the latest, and that
         version's definition."""
         row = _at_version(await self.row(workspace_id, workflow_id), version, field)
-        definition = await self._store.definition_of(
-            {"document": None, "workflow_id": row.id, "workflow_version": row.version}
-        )
+        definition = await self._store.definition_of(None, row.id, row.version)
         return row, definition
 
     async def create(

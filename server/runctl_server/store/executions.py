@@ -9,7 +9,7 @@ from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
 from runctl_server.store.reads import Reader, Row
-from runctl_server.store.records import NodeStateRecord, record
+from runctl_server.store.records import NodeStateRecord, RunRecord, record
 from runctl_server.store.tables import events, executions, node_states, workflow_versions
 
 # Runs whose driver is (or should be) alive in some process.
@@ -58,8 +58,14 @@ def tally_statement(execution_ids: Sequence[str]) -> Select[tuple[object, ...]]:
     )
 
 
-async def run(reader: Reader, execution_id: str, workspace_id: str | None = None) -> Row | None:
-    return await reader.one(run_statement(execution_id, workspace_id))
+def run_records(rows: Sequence[Row]) -> list[RunRecord]:
+    """Records of rows read with every column of executions (e.g. in a snapshot)."""
+    return [record(RunRecord, row) for row in rows]
+
+
+async def run(reader: Reader, execution_id: str, workspace_id: str | None = None) -> RunRecord | None:
+    row = await reader.one(run_statement(execution_id, workspace_id))
+    return None if row is None else record(RunRecord, row)
 
 
 def node_records(rows: Sequence[Row]) -> list[NodeStateRecord]:
@@ -94,14 +100,15 @@ async def last_sequence(reader: Reader, execution_id: str) -> int:
     return int(row["last"] or 0) if row else 0
 
 
-async def most_recent(reader: Reader, workspace_id: str, statuses: Sequence[str] = ()) -> Row | None:
+async def most_recent(reader: Reader, workspace_id: str, statuses: Sequence[str] = ()) -> RunRecord | None:
     """The most recently created run of the workspace in one of `statuses` (any when empty)."""
     statement = select(executions).where(executions.c.workspace_id == workspace_id)
     if statuses:
         statement = statement.where(executions.c.status.in_(statuses))
-    return await reader.one(
+    row = await reader.one(
         statement.order_by(executions.c.created_at.desc(), executions.c.id.desc()).limit(1)
     )
+    return None if row is None else record(RunRecord, row)
 
 
 async def page(
@@ -115,7 +122,7 @@ async def page(
     created_after: float | None = None,
     created_before: float | None = None,
     before: tuple[float, str] | None = None,
-) -> tuple[int, list[Row]]:
+) -> tuple[int, list[RunRecord]]:
     """How many runs match, and the `limit` newest of them created before `before` (time, id)."""
     where = [executions.c.workspace_id == workspace_id]
     if workflow_id:
@@ -143,7 +150,7 @@ async def page(
     # The count walks every match (a covering index); the page only its own rows: side by side, a
     # page takes as long as the count alone.
     count, rows = await asyncio.gather(counting, paging)
-    return int(count[0]["n"]), rows
+    return int(count[0]["n"]), run_records(rows)
 
 
 async def status_of(reader: Reader, execution_id: str, workspace_id: str) -> Row | None:

@@ -89,3 +89,37 @@ class NodeStateRecord:
     wake_at: float | None
     logs: str | None
     state: str | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run (an execution); `document`, `input` and `error` are JSON text."""
+
+    id: str
+    workspace_id: str
+    workflow_id: str | None
+    workflow_version: int | None
+    document: str | None
+    name: str
+    source_path: str | None
+    status: str
+    input: str
+    current_node_id: str | None
+    paused_node_id: str | None
+    pause_reason: str | None
+    trace_logs: bool
+    breakpoints_disabled: bool
+    error: str | None
+    batch_id: str | None
+    parent_execution_id: str | None
+    parent_node_key: str | None
+    request_id: str | None
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    updated_at: float
+    parked: bool
+    hold: str | None
+    lease_owner: str | None
+    lease_epoch: int
+    trace_parent: str | None
