@@ -4,7 +4,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# What running needs (both distributions, no dev tools), then everything tests and lint need on top.
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
+CLIENT_DIR := clients/python
 NODE_STAMP := node_modules/.installed
 TS_DIR := clients/typescript
 TS_STAMP := $(TS_DIR)/node_modules/.installed
@@ -25,10 +28,20 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Two distributions, both editable: the client `runctl` (clients/python) first, since the server
+# `runctl-server` (this folder) depends on it and adds its commands to the same `runctl` command.
+$(RUN_STAMP): pyproject.toml $(CLIENT_DIR)/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# Left by the one-distribution layout: it would shadow the client's metadata wherever the
+	# checkout is on sys.path (pytest, python -m).
+	rm -rf runctl.egg-info
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '$(CLIENT_DIR)[yaml]'
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(STAMP): $(RUN_STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,postgres]'
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -47,9 +60,9 @@ $(CONSOLE_STAMP): $(CONSOLE_DIR)/package.json $(CONSOLE_DIR)/package-lock.json
 	npm ci --prefix $(CONSOLE_DIR) --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(BROWSER_STAMP) $(CONSOLE_STAMP) ## Create .venv and install runctl, its dev tools, buf, the TypeScript client, the console's build tools and the browser test's playwright-core
+install: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(BROWSER_STAMP) $(CONSOLE_STAMP) ## Create .venv and install runctl and runctl-server (editable, with PostgreSQL support), the dev tools, buf, the TypeScript client, the console's build tools and the browser test's playwright-core
 
-run: $(STAMP) ## Start the server: gRPC 127.0.0.1:50051, HTTP 127.0.0.1:3003, SQLite ./runctl.db
+run: $(RUN_STAMP) ## Install only what running needs (client and server, no dev tools), then start the server: gRPC 127.0.0.1:50051, HTTP 127.0.0.1:3003, SQLite ./runctl.db
 	$(VENV)/bin/runctl serve
 
 generate: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(CONSOLE_STAMP) ## Regenerate the client code from proto/ and the console's bundle from console/

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
-import yaml
 from google.protobuf import duration_pb2, json_format, struct_pb2
 from google.protobuf.message import Message
 
@@ -107,14 +106,21 @@ def to_dict(message: Message) -> dict[str, Any]:
     return result
 
 
-class _YamlLoader(yaml.SafeLoader):
-    """Safe YAML that keeps timestamps as strings: a workflow document is plain JSON."""
-
-
-_YamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+def _load_yaml(file: Path, text: str) -> Any:
+    """YAML through PyYAML, which only the `runctl[yaml]` extra brings: imported here, when a YAML
+    file is read, so JSON-only users need nothing more."""
+    try:
+        from runctl import yaml_files
+    except ModuleNotFoundError as exc:
+        if exc.name != "yaml":
+            raise
+        raise WorkflowFileError(
+            f"{file}: reading YAML needs PyYAML: pip install 'runctl[yaml]' (or write the file as JSON)"
+        ) from None
+    try:
+        return yaml_files.parse(text)
+    except yaml_files.YAMLError as exc:
+        raise WorkflowFileError(f"{file}: invalid YAML: {exc}") from None
 
 
 def load_document(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -128,15 +134,15 @@ def load_document(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise WorkflowFileError(f"{file}: is a folder, not a workflow file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise WorkflowFileError(f"{file}: cannot read it: {exc}") from None
-    try:
-        # yaml.load with a SafeLoader subclass is safe_load that keeps timestamps as strings.
-        loaded = json.loads(text) if file.suffix.lower() == ".json" else yaml.load(text, Loader=_YamlLoader)  # noqa: S506
-    except json.JSONDecodeError as exc:
-        raise WorkflowFileError(
-            f"{file}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise WorkflowFileError(f"{file}: invalid YAML: {exc}") from None
+    if file.suffix.lower() == ".json":
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise WorkflowFileError(
+                f"{file}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from None
+    else:
+        loaded = _load_yaml(file, text)
     if not isinstance(loaded, dict):
         raise WorkflowFileError(f"{file}: a workflow document must be an object with name, nodes and edges")
     return loaded

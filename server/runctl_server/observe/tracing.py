@@ -70,7 +70,9 @@ def configure_from_env(env: Mapping[str, str] | None = None) -> bool:
     if not wanted(env):
         return False
     if not AVAILABLE:
-        log.warning("OTEL_* asks for traces but OpenTelemetry is not installed: pip install 'runctl[otel]'")
+        log.warning(
+            "OTEL_* asks for traces but OpenTelemetry is not installed: pip install 'runctl-server[otel]'"
+        )
         return False
     from opentelemetry.sdk.resources import OTELResourceDetector, Resource
     from opentelemetry.sdk.trace import TracerProvider

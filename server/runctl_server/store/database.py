@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -24,10 +25,20 @@ def normalize_db_url(url: str) -> URL:
         parsed = parsed.set(drivername="postgresql")
         backend = "postgresql"
     if backend == "postgresql":
+        _require_psycopg()
         return parsed.set(drivername="postgresql+psycopg")
     if backend == "sqlite":
         return parsed
     raise SettingsError(f"RUNCTL_DB_URL: unsupported database {backend!r}; use sqlite:/// or postgresql://")
+
+
+def _require_psycopg() -> None:
+    """PostgreSQL support is the `runctl-server[postgres]` extra: say so before anything connects."""
+    if importlib.util.find_spec("psycopg") is None:
+        raise SettingsError(
+            "RUNCTL_DB_URL names PostgreSQL, and its driver (psycopg) is not installed: "
+            "pip install 'runctl-server[postgres]'"
+        )
 
 
 # SQLite `synchronous` settings runctl accepts. FULL (the default) fsyncs the WAL at every commit, so an

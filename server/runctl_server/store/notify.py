@@ -11,8 +11,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-import psycopg
-from psycopg import sql
 from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -51,6 +49,10 @@ class Listener:
             self._task = None
 
     async def _run(self) -> None:
+        # The `postgres` extra: imported only where PostgreSQL is in use.
+        import psycopg
+        from psycopg import sql
+
         delay = 0.1
         while True:
             try:

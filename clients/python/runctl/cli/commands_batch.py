@@ -1,19 +1,18 @@
-"""`runctl batch FOLDER`: start a batch and follow it with a progress bar."""
+"""`runctl batch FOLDER`: start a batch and follow it on its watch stream with a progress bar."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from runctl.cli.commands_runs import POLL_SECONDS, JsonOption
+from runctl.cli.commands_runs import JsonOption
 from runctl.cli.context import EXIT_INTERRUPTED, print_json, state
 from runctl.cli.render import batch_counts, batch_items_table, batch_status
+from runctl.cli.streams import follow_batch
 from runctl.cli.values import parse_object
-from runctl.messages import FINISHED_BATCH_STATUSES
 from runctl.v1 import batch_resource_pb2
 
 EXIT_BATCH_COMPLETED = 0
@@ -78,12 +77,9 @@ def batch(
             else:
                 st.out.print(f"started {started.batch_id}: {started.total_workflows} runs")
             return
-        current = started
         try:
             if as_json:
-                while current.status not in FINISHED_BATCH_STATUSES:
-                    time.sleep(POLL_SECONDS)
-                    current = client.get_batch(started.batch_id)
+                current = follow_batch(client, started.batch_id)
             else:
                 st.out.print(f"batch {started.batch_id}: {started.total_workflows} runs")
                 columns = (
@@ -95,13 +91,13 @@ def batch(
                 )
                 with Progress(*columns, console=st.out) as progress:
                     task = progress.add_task("batch", total=started.total_workflows, counts="")
-                    while True:
-                        ended = current.completed + current.failed + current.stopped
-                        progress.update(task, completed=ended, counts=progress_counts(current))
-                        if current.status in FINISHED_BATCH_STATUSES:
-                            break
-                        time.sleep(POLL_SECONDS)
-                        current = client.get_batch(started.batch_id)
+
+                    def show(batch: batch_resource_pb2.Batch) -> None:
+                        ended = batch.completed + batch.failed + batch.stopped
+                        progress.update(task, completed=ended, counts=progress_counts(batch))
+
+                    current = follow_batch(client, started.batch_id, show)
+                    show(current)
         except KeyboardInterrupt:
             st.err.print(f"detached: batch {started.batch_id} goes on")
             raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -19,6 +19,7 @@ from runctl.cli.render import (
     execution_view,
     executions_table,
 )
+from runctl.cli.streams import follow_execution
 from runctl.cli.values import enum_value, parse_assignments, parse_for_each, parse_object
 from runctl.client import Client
 from runctl.errors import UnimplementedError
@@ -54,23 +55,19 @@ def _detached(st: CliState, execution_id: str) -> typer.Exit:
 def follow_run(
     st: CliState, client: Client, execution: execution_pb2.Execution, *, detach_on_pause: bool, show: bool
 ) -> execution_pb2.Execution:
-    """Poll a run every ~0.3 s, drawing its live node table, until it ends (or pauses, if asked)."""
+    """Follow a run on its watch stream, drawing its live node table, until it ends (or pauses, if
+    asked); returns the run as it ended."""
 
-    def done(current: execution_pb2.Execution) -> bool:
-        if current.status in FINISHED_EXECUTION_STATUSES:
-            return True
+    def paused(current: execution_pb2.Execution) -> bool:
         return detach_on_pause and current.status == common_pb2.EXECUTION_STATUS_PAUSED
 
     if not show:
-        while not done(execution):
-            time.sleep(POLL_SECONDS)
-            execution = client.get(execution.id)
-        return execution
+        return follow_execution(client, execution.id, until=paused)
     with Live(execution_view(execution), console=st.out, refresh_per_second=8) as live:
-        while not done(execution):
-            time.sleep(POLL_SECONDS)
-            execution = client.get(execution.id)
-            live.update(execution_view(execution))
+        execution = follow_execution(
+            client, execution.id, until=paused, changed=lambda current: live.update(execution_view(current))
+        )
+        live.update(execution_view(execution))
     if not st.out.is_terminal:
         st.out.line()  # a terminal gets its newline from Live; a pipe only sees the final table
     return execution

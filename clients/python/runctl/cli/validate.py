@@ -1,19 +1,17 @@
 """Offline checks of workflow files with the server's own validator (`runctl workflows validate`).
 
-The validator lives in the server package; it is imported only here, when a check runs, so the client
-works without the server installed and says so when a check needs it.
+The validator belongs to the server distribution, which offers it through the `runctl.validators`
+entry point group; the client never imports the server, and says how to install it when it is absent.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runctl.cli.context import CliError
-from runctl.messages import WorkflowFileError, load_workflow_file
-
-SERVER_PACKAGE = "runctl_server"
+VALIDATORS_GROUP = "runctl.validators"
+WORKFLOW_VALIDATOR = "workflow"
 SERVER_MISSING = (
     "`runctl workflows validate` checks files with the server's own validator, and the runctl server "
     "is not installed here (pip install runctl-server); `runctl workflows create FILE` checks a file "
@@ -22,7 +20,7 @@ SERVER_MISSING = (
 
 
 class ServerNotInstalled(Exception):
-    """The runctl server package, which holds the validator, cannot be imported."""
+    """No installed distribution offers the workflow validator (the server is not installed)."""
 
 
 @dataclass(frozen=True)
@@ -46,33 +44,16 @@ class Verdict:
         return not self.problems
 
 
+def _workflow_validator() -> Callable[[Path], Verdict]:
+    from runctl.cli.plugins import installed
+
+    for validator in installed(VALIDATORS_GROUP, WORKFLOW_VALIDATOR):
+        found: Callable[[Path], Verdict] = validator
+        return found
+    raise ServerNotInstalled(SERVER_MISSING)
+
+
 def validate_file(path: Path) -> Verdict:
     """Check a local workflow file as `runctl run FILE` would send it and the server would judge it:
-    every problem, not only the first. Raises ServerNotInstalled without the server package."""
-    try:
-        import runctl_server  # noqa: F401 - only to learn whether it is there
-    except ModuleNotFoundError as exc:
-        if exc.name != SERVER_PACKAGE:
-            raise  # the server is there but broken: that is a bug to see, not a missing package
-        raise ServerNotInstalled(SERVER_MISSING) from None
-    from runctl_server.api.convert import definition_document
-    from runctl_server.engine.definition import parse_definition
-    from runctl_server.errors import InvalidArgument
-    from runctl_server.nodes.registry import load_node_types
-    from runctl_server.settings import Limits, SettingsError
-
-    try:
-        max_nodes = Limits.from_env(os.environ).max_workflow_nodes
-    except SettingsError as exc:
-        raise CliError(str(exc)) from None
-    try:
-        definition = load_workflow_file(path)
-    except WorkflowFileError as exc:
-        return Verdict(path, problems=[Problem("document", str(exc))])
-    try:
-        document = definition_document(definition)
-        parse_definition(document, load_node_types(), max_nodes=max_nodes)
-    except InvalidArgument as exc:
-        found = [Problem(v.field, v.description) for v in exc.violations]
-        return Verdict(path, len(definition.nodes), found or [Problem("document", str(exc))])
-    return Verdict(path, len(definition.nodes))
+    every problem, not only the first. Raises ServerNotInstalled without the server."""
+    return _workflow_validator()(path)

@@ -1,6 +1,6 @@
 """Server-side operations, straight on the database (not over gRPC): `runctl db upgrade|current|backup`
-and `runctl prune`. Self-contained: `register(app)` adds them all; the server package is imported only
-when a command runs.
+and `runctl prune`. `register(app)` adds them; the heavy server modules are imported only when a command
+runs, so `runctl --help` stays quick.
 
 Run where the database is reachable (RUNCTL_DB_URL or --db-url).
 """
