@@ -1,6 +1,6 @@
 """All SQL lives in runctl_server/store/: elsewhere in the server no string holds an SQL statement, no
-`text()` is called, nothing but the `Engine` type is imported from SQLAlchemy, and no `noqa: S608`
-(string-built SQL) is anywhere, store/ included."""
+`text()` is called, nothing but the `Engine` type and the error class is imported from SQLAlchemy;
+and no `noqa: S608` (string-built SQL) is anywhere, store/ included."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ STATEMENT = re.compile(
     r"^\s*(SELECT\s.+\sFROM\s|INSERT\s+INTO\s|UPDATE\s+\w+\s+SET\s|DELETE\s+FROM\s|WITH\s+\w+\s+AS\s*\()",
     re.DOTALL,  # keywords in capitals, as all of runctl's SQL is written: prose is left alone
 )
-# Types only: the database handle is passed around above the store, never used to run statements.
-ALLOWED_IMPORTS = {("sqlalchemy.engine", "Engine")}
+# Types only: the database handle is passed around above the store, never used to run statements, and
+# its errors are caught where they are reported.
+ALLOWED_IMPORTS = {("sqlalchemy.engine", "Engine"), ("sqlalchemy.exc", "SQLAlchemyError")}
 
 
 def sql_problems(source: str) -> list[str]:
