@@ -122,11 +122,11 @@ class BatchWatch:
                 yield batch_pb2.WatchBatchResponse(
                     snapshot=batch_convert.batch(view), cursor=cursor, history_truncated=truncated
                 )
-                if await self._over(request.batch_id, str(view.row["status"])):
+                if await self._over(request.batch_id, view.row.status):
                     return
             else:
                 row = await batches.row(workspace_id, request.batch_id)  # NOT_FOUND for an unknown one
-                if await self._over(request.batch_id, str(row["status"])):
+                if await self._over(request.batch_id, row.status):
                     ended = await batches.get(workspace_id, request.batch_id, items=False)
                     if cursor >= ended.last_sequence:
                         return  # the watcher has seen the end already

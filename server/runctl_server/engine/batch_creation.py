@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from runctl_server.engine.batch_queries import batch_json
@@ -16,6 +16,7 @@ from runctl_server.engine.batch_sources import BatchEntry, resolve_source
 from runctl_server.engine.model import RUNNING, new_id, now
 from runctl_server.errors import InvalidArgument
 from runctl_server.store import sql
+from runctl_server.store.records import BatchRecord
 from runctl_server.store.writer import EventRecord, Mutation, WriteError, dumps
 
 if TYPE_CHECKING:
@@ -53,10 +54,8 @@ def batch_concurrency(requested: int) -> int:
     return requested
 
 
-def batch_event(event_type: str, row: Mapping[str, Any], payload: dict[str, Any]) -> EventRecord:
-    return EventRecord(
-        type=event_type, workspace_id=str(row["workspace_id"]), batch_id=str(row["id"]), payload=payload
-    )
+def batch_event(event_type: str, row: BatchRecord, payload: dict[str, Any]) -> EventRecord:
+    return EventRecord(type=event_type, workspace_id=row.workspace_id, batch_id=row.id, payload=payload)
 
 
 async def cancel_unstarted(engine: Engine, workspace_id: str, execution_ids: list[str]) -> None:
@@ -98,21 +97,21 @@ async def create_batch(engine: Engine, workspace_id: str, request: BatchRequest)
     if failure is not None:
         await cancel_unstarted(engine, workspace_id, run_ids)
         raise failure
-    row = {
-        "id": batch_id,
-        "workspace_id": workspace_id,
-        "status": RUNNING,
-        "source_type": source.kind,
-        "folder_path": source.folder_path,
-        "concurrency": concurrency,
-        "total": len(run_ids),
-        "input": dumps(dict(request.input or {})),
-        "request_id": request.request_id or None,
-        "created_at": now(),
-        "ended_at": None,
-    }
+    batch = BatchRecord(
+        id=batch_id,
+        workspace_id=workspace_id,
+        status=RUNNING,
+        source_type=source.kind,
+        folder_path=source.folder_path,
+        concurrency=concurrency,
+        total=len(run_ids),
+        input=dumps(dict(request.input or {})),
+        request_id=request.request_id or None,
+        created_at=now(),
+        ended_at=None,
+    )
     mutation = Mutation()
-    mutation.add(sql.INSERT_BATCH, row)
+    mutation.add(sql.INSERT_BATCH, asdict(batch))
     for position, (entry, execution_id) in enumerate(zip(source.entries, run_ids, strict=True)):
         item = {
             "batch_id": batch_id,
@@ -124,7 +123,7 @@ async def create_batch(engine: Engine, workspace_id: str, request: BatchRequest)
         }
         mutation.add(sql.INSERT_BATCH_ITEM, item)
     counts = await engine.batches.queries.counts(batch_id)
-    mutation.emit(batch_event("BATCH_STARTED", row, {"batch": batch_json(row, counts)}))
+    mutation.emit(batch_event("BATCH_STARTED", batch, {"batch": batch_json(batch, counts)}))
     try:
         await engine.writer.commit(mutation)
     except WriteError:

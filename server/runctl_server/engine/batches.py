@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from runctl_server.engine.batch_creation import (
@@ -30,7 +30,7 @@ from runctl_server.errors import FailedPrecondition, InvalidArgument
 from runctl_server.store import batches as stored
 from runctl_server.store import sql
 from runctl_server.store.locks import advisory_lock
-from runctl_server.store.reads import Row
+from runctl_server.store.records import BatchRecord
 from runctl_server.store.writer import EventRecord, Mutation
 
 if TYPE_CHECKING:
@@ -149,14 +149,14 @@ class Batches:
 
     # -- releasing runs as slots free up -------------------------------------------------------------
 
-    async def _fill(self, batch_id: str) -> Row | None:
+    async def _fill(self, batch_id: str) -> BatchRecord | None:
         """Release queued runs, in source order, into the batch's free slots (the caller holds its lock);
         answers the batch's row while it is running, None once it has ended (or never came to be)."""
         row = await stored.batch(self._engine.reader, batch_id)
-        if row is None or row["status"] != RUNNING:
+        if row is None or row.status != RUNNING:
             return None
         counts = await self.queries.counts(batch_id)
-        free = int(row["concurrency"]) - counts.running
+        free = row.concurrency - counts.running
         refused: set[str] = set()
         while free > 0:
             candidates = await stored.queued_runs(self._engine.reader, batch_id, free + len(refused))
@@ -192,20 +192,20 @@ class Batches:
         if not still_running:
             self._forget(batch_id)
 
-    async def _record_progress(self, running: Row, execution_id: str = "") -> bool:
+    async def _record_progress(self, running: BatchRecord, execution_id: str = "") -> bool:
         """Commit the batch's new counts; once nothing is left to run it ends COMPLETED, failed runs or
         not (the local runner API); answers whether it still runs. The caller holds the batch's lock, so
         `running` is current."""
-        row = dict(running)
-        counts = await self.queries.counts(row["id"])
+        row = running
+        counts = await self.queries.counts(row.id)
         mutation = Mutation()
         item = await self.queries.item(execution_id) if execution_id else None
         if item is not None:
             payload = {"batch": batch_json(row, counts), "item": item_json(item)}
             mutation.emit(batch_event("BATCH_UPDATED", row, payload))
         if counts.active == 0:
-            row.update(status=COMPLETED, ended_at=now())
-            mutation.add(sql.END_BATCH, {"id": row["id"], "status": COMPLETED, "ended_at": row["ended_at"]})
+            row = replace(row, status=COMPLETED, ended_at=now())
+            mutation.add(sql.END_BATCH, {"id": row.id, "status": COMPLETED, "ended_at": row.ended_at})
             mutation.emit(batch_event("BATCH_COMPLETED", row, {"batch": batch_json(row, counts)}))
         await self._engine.writer.commit(mutation)
         return counts.active > 0
@@ -213,10 +213,10 @@ class Batches:
     async def start(self) -> None:
         """After a restart: give running batches their free slots again, end those whose runs all ended
         while nobody listened, and cancel runs queued for a batch that never got committed."""
-        for orphan in await stored.orphaned_runs(self._engine.reader):
-            await cancel_unstarted(self._engine, str(orphan["workspace_id"]), [str(orphan["id"])])
-        for batch in await stored.running(self._engine.reader):
-            await self._advance(str(batch["id"]))
+        for execution_id, workspace_id in await stored.orphaned_runs(self._engine.reader):
+            await cancel_unstarted(self._engine, workspace_id, [execution_id])
+        for batch_id in await stored.running(self._engine.reader):
+            await self._advance(batch_id)
 
     # -- stopping and clearing -----------------------------------------------------------------------
 
@@ -228,11 +228,11 @@ class Batches:
         try:
             async with self._lock(batch_id):
                 row = await self.queries.row(workspace_id, batch_id)
-                if row["status"] != RUNNING:
+                if row.status != RUNNING:
                     raise FailedPrecondition(
-                        f"batch {batch_id!r} has already ended ({row['status']})",
+                        f"batch {batch_id!r} has already ended ({row.status})",
                         reason="BATCH_ENDED",
-                        metadata={"status": str(row["status"])},
+                        metadata={"status": row.status},
                     )
                 await self._engine.writer.commit(await self._stop_mutation([row], reason))
         finally:
@@ -242,13 +242,13 @@ class Batches:
             workspace_id, ids, reason or f"its batch {batch_id} was stopped"
         )
 
-    async def _stop_mutation(self, rows: Sequence[Mapping[str, Any]], reason: str) -> Mutation:
+    async def _stop_mutation(self, rows: Sequence[BatchRecord], reason: str) -> Mutation:
         mutation = Mutation()
         stamp = now()
         for row in rows:
-            stopped = {**row, "status": STOPPED, "ended_at": stamp}
-            counts = await self.queries.counts(str(row["id"]))
-            mutation.add(sql.END_BATCH, {"id": row["id"], "status": STOPPED, "ended_at": stamp})
+            stopped = replace(row, status=STOPPED, ended_at=stamp)
+            counts = await self.queries.counts(row.id)
+            mutation.add(sql.END_BATCH, {"id": row.id, "status": STOPPED, "ended_at": stamp})
             payload = {"batch": batch_json(stopped, counts), "reason": reason or "stopped"}
             mutation.emit(batch_event("BATCH_STOPPED", stopped, payload))
         return mutation
@@ -256,36 +256,36 @@ class Batches:
     async def stop_all(self, workspace_id: str) -> list[str]:
         """Mark every running batch stopped (their runs are stopped by the caller); answers their ids."""
         listed = await stored.running(self._engine.reader, workspace_id)
-        ids = sorted(str(row["id"]) for row in listed)  # one lock order, so two callers never deadlock
+        ids = sorted(listed)  # one lock order, so two callers never deadlock
         async with contextlib.AsyncExitStack() as stack:
             rows = []
             for batch_id in ids:
                 await stack.enter_async_context(self._lock(batch_id))
                 row = await self.queries.row(workspace_id, batch_id)
-                if row["status"] == RUNNING:  # it may have ended while we waited for its lock
+                if row.status == RUNNING:  # it may have ended while we waited for its lock
                     rows.append(row)
             await self._engine.writer.commit(await self._stop_mutation(rows, "stopped with all other runs"))
         for row in rows:
-            self._forget(str(row["id"]))
-        order = {str(row["id"]): index for index, row in enumerate(listed)}
-        return sorted((str(row["id"]) for row in rows), key=order.__getitem__)
+            self._forget(row.id)
+        order = {batch_id: index for index, batch_id in enumerate(listed)}
+        return sorted((row.id for row in rows), key=order.__getitem__)
 
     async def clear(self, workspace_id: str) -> ClearOutcome:
         """Delete every ended batch of the workspace with its runs and their events (as in the
         local runner API, the history is removed for good); running ones are kept and listed."""
         rows = await stored.for_clearing(self._engine.reader, workspace_id)
-        ended = [row for row in rows if row["status"] != RUNNING and int(row["active"]) == 0]
-        ended_ids = {row["id"] for row in ended}
-        skipped = [str(row["id"]) for row in rows if row["id"] not in ended_ids]
-        outcome = ClearOutcome(len(ended), sum(int(row["runs"]) for row in ended), skipped)
+        ended = [row for row in rows if row.status != RUNNING and row.active == 0]
+        ended_ids = {row.id for row in ended}
+        skipped = [row.id for row in rows if row.id not in ended_ids]
+        outcome = ClearOutcome(len(ended), sum(row.runs for row in ended), skipped)
         if not ended:
             return outcome
         mutation = Mutation()
         for row in ended:
-            mutation.add(sql.MARK_BATCH_EVENTS_PRUNED, {"batch_id": row["id"]})
-            mutation.add(sql.DELETE_BATCH_EVENTS, {"batch_id": row["id"]})
-            mutation.add(sql.DELETE_BATCH_RUNS, {"batch_id": row["id"]})
-            mutation.add(sql.DELETE_BATCH, {"id": row["id"]})
+            mutation.add(sql.MARK_BATCH_EVENTS_PRUNED, {"batch_id": row.id})
+            mutation.add(sql.DELETE_BATCH_EVENTS, {"batch_id": row.id})
+            mutation.add(sql.DELETE_BATCH_RUNS, {"batch_id": row.id})
+            mutation.add(sql.DELETE_BATCH, {"id": row.id})
         cleared = {
             "batchesDeleted": outcome.batches_deleted,
             "executionsDeleted": outcome.executions_deleted,

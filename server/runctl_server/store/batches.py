@@ -8,6 +8,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.sql import Select
 
 from runctl_server.store.reads import Reader, Row
+from runctl_server.store.records import BatchItemRecord, BatchRecord, BatchUsage, record
 from runctl_server.store.tables import batch_items, batches, events, executions
 
 ACTIVE_RUN = ("queued", "running", "paused")
@@ -58,8 +59,19 @@ def items_statement(batch_id: str) -> Select[tuple[object, ...]]:
     return _items(outer=True).where(batch_items.c.batch_id == batch_id).order_by(batch_items.c.position)
 
 
-async def batch(reader: Reader, batch_id: str, workspace_id: str | None = None) -> Row | None:
-    return await reader.one(batch_statement(batch_id, workspace_id))
+def batch_records(rows: Sequence[Row]) -> list[BatchRecord]:
+    """Records of rows read with every column of batches (e.g. in a snapshot)."""
+    return [record(BatchRecord, row) for row in rows]
+
+
+def item_records(rows: Sequence[Row]) -> list[BatchItemRecord]:
+    """Records of rows read by `items_statement`."""
+    return [record(BatchItemRecord, row) for row in rows]
+
+
+async def batch(reader: Reader, batch_id: str, workspace_id: str | None = None) -> BatchRecord | None:
+    row = await reader.one(batch_statement(batch_id, workspace_id))
+    return None if row is None else record(BatchRecord, row)
 
 
 async def id_by_request(reader: Reader, workspace_id: str, request_id: str) -> str | None:
@@ -82,8 +94,9 @@ async def counts_of(reader: Reader, batch_ids: Sequence[str]) -> list[Row]:
     )
 
 
-async def item_of_run(reader: Reader, execution_id: str) -> Row | None:
-    return await reader.one(_items(outer=False).where(batch_items.c.execution_id == execution_id))
+async def item_of_run(reader: Reader, execution_id: str) -> BatchItemRecord | None:
+    row = await reader.one(_items(outer=False).where(batch_items.c.execution_id == execution_id))
+    return None if row is None else record(BatchItemRecord, row)
 
 
 async def queued_runs(reader: Reader, batch_id: str, limit: int) -> list[str]:
@@ -98,15 +111,15 @@ async def queued_runs(reader: Reader, batch_id: str, limit: int) -> list[str]:
     return [str(row["execution_id"]) for row in rows]
 
 
-async def running(reader: Reader, workspace_id: str | None = None) -> list[Row]:
-    """Running batches (id, workspace_id), oldest first; only a workspace's when given."""
-    statement = select(batches.c.id, batches.c.workspace_id).where(batches.c.status == "running")
+async def running(reader: Reader, workspace_id: str | None = None) -> list[str]:
+    """Ids of the running batches, oldest first; only a workspace's when given."""
+    statement = select(batches.c.id).where(batches.c.status == "running")
     if workspace_id is not None:
         statement = statement.where(batches.c.workspace_id == workspace_id)
-    return await reader.all(statement.order_by(batches.c.created_at))
+    return [str(row["id"]) for row in await reader.all(statement.order_by(batches.c.created_at))]
 
 
-async def for_clearing(reader: Reader, workspace_id: str) -> list[Row]:
+async def for_clearing(reader: Reader, workspace_id: str) -> list[BatchUsage]:
     """Every batch of a workspace (id, status) with how many runs it has and how many are active."""
     runs = (
         select(func.count()).where(executions.c.batch_id == batches.c.id).correlate(batches).scalar_subquery()
@@ -117,17 +130,18 @@ async def for_clearing(reader: Reader, workspace_id: str) -> list[Row]:
         .correlate(batches)
         .scalar_subquery()
     )
-    return await reader.all(
+    rows = await reader.all(
         select(batches.c.id, batches.c.status, runs.label("runs"), active.label("active"))
         .where(batches.c.workspace_id == workspace_id)
         .order_by(batches.c.created_at, batches.c.id)
     )
+    return [record(BatchUsage, row) for row in rows]
 
 
-async def orphaned_runs(reader: Reader) -> list[Row]:
-    """Queued runs (id, workspace_id) created for a batch whose row was never committed (the server
+async def orphaned_runs(reader: Reader) -> list[tuple[str, str]]:
+    """Queued runs (id, workspace id) created for a batch whose row was never committed (the server
     stopped while starting it)."""
-    return await reader.all(
+    rows = await reader.all(
         select(executions.c.id, executions.c.workspace_id).where(
             executions.c.status == "queued",
             executions.c.hold == "batch",
@@ -135,6 +149,7 @@ async def orphaned_runs(reader: Reader) -> list[Row]:
             ~exists().where(batches.c.id == executions.c.batch_id),
         )
     )
+    return [(str(row["id"]), str(row["workspace_id"])) for row in rows]
 
 
 def page_statements(

@@ -123,3 +123,46 @@ class RunRecord:
     lease_owner: str | None
     lease_epoch: int
     trace_parent: str | None
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """A batch; `input` is JSON text."""
+
+    id: str
+    workspace_id: str
+    status: str
+    source_type: str
+    folder_path: str | None
+    concurrency: int
+    total: int
+    input: str | None
+    request_id: str | None
+    created_at: float
+    ended_at: float | None
+
+
+@dataclass(frozen=True)
+class BatchItemRecord:
+    """One run of a batch in source order, with how its run stands (None when the run is gone)."""
+
+    position: int
+    execution_id: str
+    workflow_id: str | None
+    workflow_path: str | None
+    workflow_file_name: str | None
+    status: str | None
+    current_node_id: str | None
+    error: str | None
+    started_at: float | None
+    ended_at: float | None
+
+
+@dataclass(frozen=True)
+class BatchUsage:
+    """A batch with how many runs it has and how many of them are still active."""
+
+    id: str
+    status: str
+    runs: int
+    active: int
