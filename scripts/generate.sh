@@ -4,6 +4,7 @@
 #   *_pb2_grpc.py   service stubs      (grpc_tools --grpc_python_out)
 #   *_pb2.pyi       message types      (mypy-protobuf protoc-gen-mypy)
 #   *_pb2_grpc.pyi  service types      (mypy-protobuf protoc-gen-mypy_grpc)
+# and clients/python/runctl/client.py from runctl/aio.py (scripts/unasync_client.py).
 #
 # Uses grpc_tools.protoc from the Python environment (no protoc binary needed). Only proto/ is
 # generated: google.api / google.rpc modules come from the googleapis-common-protos package at
@@ -57,6 +58,9 @@ mapfile -t PROTOS < <(LC_ALL=C ls proto/runctl/v1/*.proto | LC_ALL=C sort)
 [ -f "$OUT/runctl/py.typed" ] || : > "$OUT/runctl/py.typed"
 
 echo "generated ${#PROTOS[@]} protos into $PKG"
+
+# The sync client, runctl/client.py, from the asyncio one, runctl/aio.py (unasync, then ruff).
+"$PYTHON" scripts/unasync_client.py
 
 BUF="${BUF:-node_modules/.bin/buf}"
 

@@ -1,4 +1,4 @@
-"""Helpers for engine tests: start runs through the real generated stubs and wait for them."""
+"""Helpers for engine tests: start runs through the shipped client and wait for them."""
 
 from __future__ import annotations
 
@@ -6,21 +6,23 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
 
-from runctl.v1 import common_pb2, execution_pb2, execution_pb2_grpc, workflow_pb2, workflow_pb2_grpc
+import runctl
+from runctl.connection import RetryPolicy
+from runctl.v1 import common_pb2, execution_pb2
 from tests.postgres import temporary_database
-from tests.support import running_server, settings_for
+from tests.support import running_server, settings_for, wait_for
 
 ExecutionStatus = common_pb2.ExecutionStatus
+NO_RETRY = RetryPolicy(max_attempts=1)
 FINISHED = (
     common_pb2.EXECUTION_STATUS_COMPLETED,
     common_pb2.EXECUTION_STATUS_ERROR,
@@ -28,57 +30,32 @@ FINISHED = (
 )
 
 
-@dataclass
-class Client:
-    """The generated stubs over one channel."""
+class Client(runctl.Client):
+    """The shipped client, as a test uses it: no retries, so a test sees each answer as the server
+    gave it, a 10 s deadline per call, and `run` (start a document, wait for its end)."""
 
-    channel: grpc.Channel
-    executions: execution_pb2_grpc.ExecutionServiceStub = field(init=False)
-    workflows: workflow_pb2_grpc.WorkflowServiceStub = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.executions = execution_pb2_grpc.ExecutionServiceStub(self.channel)
-        self.workflows = workflow_pb2_grpc.WorkflowServiceStub(self.channel)
-
-    def definition(self, document: Mapping[str, Any]) -> workflow_pb2.WorkflowDefinition:
-        return json_format.ParseDict(dict(document), workflow_pb2.WorkflowDefinition())
-
-    def start(
-        self, document: Mapping[str, Any], input: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> str:
-        request = execution_pb2.StartExecutionRequest(
-            definition=self.definition(document), input=to_struct(input or {}), **kwargs
-        )
-        return str(self.executions.StartExecution(request, timeout=10).execution.id)
-
-    def get(self, execution_id: str) -> execution_pb2.Execution:
-        return self.executions.GetExecution(
-            execution_pb2.GetExecutionRequest(execution_id=execution_id), timeout=10
-        ).execution
+    def __init__(self, target: str, *, api_key: str | None = None, **kwargs: Any) -> None:
+        super().__init__(target, api_key=api_key, retry=NO_RETRY, timeout=10, **kwargs)
 
     def wait(
-        self, execution_id: str, statuses: tuple[int, ...] = FINISHED, timeout: float = 20
+        self,
+        execution_id: str,
+        *,
+        until: Iterable[ExecutionStatus.ValueType] = FINISHED,
+        timeout: float | None = 20,
+        poll_interval: float = 0.05,
     ) -> execution_pb2.Execution:
-        deadline = time.monotonic() + timeout
-        while True:
-            execution = self.get(execution_id)
-            if execution.status in statuses:
-                return execution
-            if time.monotonic() > deadline:
-                status = ExecutionStatus.Name(execution.status)
-                raise TimeoutError(f"{execution_id} still {status}: {json_format.MessageToJson(execution)}")
-            time.sleep(0.05)
+        """As the shipped wait, bounded by default; a timeout shows the run as it stood."""
+        try:
+            return super().wait(execution_id, until=until, timeout=timeout, poll_interval=poll_interval)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}: {json_format.MessageToJson(self.get(execution_id))}") from None
 
     def run(
         self, document: Mapping[str, Any], input: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> execution_pb2.Execution:
-        return self.wait(self.start(document, input, **kwargs))
-
-    def history(self, execution_id: str) -> list[Any]:
-        reply = self.executions.GetExecutionHistory(
-            execution_pb2.GetExecutionHistoryRequest(execution_id=execution_id, page_size=1000), timeout=10
-        )
-        return list(reply.events)
+        """Start a run of `document` and wait for it to finish."""
+        return self.wait(self.start(document, input=input, **kwargs).id)
 
 
 def to_struct(data: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -97,6 +74,18 @@ def node_status(execution: execution_pb2.Execution) -> dict[str, str]:
         node_id: common_pb2.NodeStatus.Name(node.status).removeprefix("NODE_STATUS_").lower()
         for node_id, node in nodes_by_id(execution).items()
     }
+
+
+def node_reached(
+    client: Client, execution_id: str, node_id: str, status: str = "completed"
+) -> execution_pb2.Execution:
+    """The run once its node `node_id` is in `status` (as node_status names it), polled with a deadline."""
+
+    def reached() -> execution_pb2.Execution | None:
+        execution = client.get(execution_id)
+        return execution if node_status(execution).get(node_id) == status else None
+
+    return wait_for(reached, what=f"node {node_id} of {execution_id} to be {status}")
 
 
 def output(message: Any) -> Any:
@@ -127,6 +116,8 @@ class LocalHttp:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        # Requests whose answer has been written, in the order they were answered.
+        self.answered: list[Recorded] = []
         self.failures: dict[str, int] = {}
         outer = self
 
@@ -142,14 +133,18 @@ class LocalHttp:
                     if raw and "json" in (self.headers.get("content-type") or "")
                     else raw.decode()
                 )
-                outer.requests.append(Recorded(self.command, self.path, dict(self.headers), body))
+                recorded = Recorded(self.command, self.path, dict(self.headers), body)
+                outer.requests.append(recorded)
                 status, payload = outer.route(self.command, self.path, body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                finally:
+                    outer.answered.append(recorded)
 
             do_GET = do_POST = do_PUT = do_DELETE = _answer
 
@@ -189,11 +184,11 @@ DATABASE_KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgre
 
 @contextmanager
 def serving_client(kind: str, tmp_path_factory: pytest.TempPathFactory, **settings: Any) -> Iterator[Client]:
-    """A real server on a fresh SQLite file or PostgreSQL database, reached through the generated stubs."""
+    """A real server on a fresh SQLite file or PostgreSQL database, reached through the shipped client."""
     with ExitStack() as stack:
         if kind == "sqlite":
             url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
         else:
             url = stack.enter_context(temporary_database())
         handle = stack.enter_context(running_server(settings_for(url, **settings)))
-        yield Client(stack.enter_context(grpc.insecure_channel(handle.grpc_target)))
+        yield stack.enter_context(Client(handle.grpc_target))

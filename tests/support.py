@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from runctl_server.app import RunctlServer, build_server
+from runctl_server.clock import SYSTEM_CLOCK, Clock
 from runctl_server.settings import Address, Settings
 from runctl_server.store.api_keys import create_key
 from runctl_server.store.database import create_db_engine
@@ -27,6 +28,40 @@ from runctl_server.store.migrate import upgrade_to_head
 
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
+# How often the polling helpers look again: quick enough not to slow a test, slow enough not to
+# load a server shared by a whole module.
+POLL_INTERVAL = 0.05
+
+
+def wait_for(
+    probe: Callable[[], T | None], *, timeout: float = 20, interval: float = POLL_INTERVAL, what: str = ""
+) -> T:
+    """Call `probe` until it answers something truthy, and return that; fail after `timeout` s.
+
+    For "wait until X has happened", instead of a sleep long enough on a quiet machine: it returns
+    as soon as X holds, and on a loaded one it still waits up to the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = probe()
+        if answer:
+            return answer
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout} s: {what or repr(probe)} (last answer {answer!r})")
+        time.sleep(interval)
+
+
+def eventually(check: Callable[[], T], *, timeout: float = 20, interval: float = POLL_INTERVAL) -> T:
+    """Call `check`, a function that asserts, until it passes, and return what it returns; after
+    `timeout` s its last AssertionError is raised, so the failure says what did not hold."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(interval)
 
 
 class _KeyMetadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
@@ -120,8 +155,9 @@ class ServerThread:
 
 
 @contextmanager
-def running_server(settings: Settings) -> Iterator[ServerThread]:
-    handle = ServerThread(build_server(settings)).start()
+def running_server(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Iterator[ServerThread]:
+    """A real server in a thread; with a ManualClock its timers and key snapshot go by that clock."""
+    handle = ServerThread(build_server(settings, clock=clock)).start()
     try:
         yield handle
     finally:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from runctl_server.settings import Address
 from tests.engine_helpers import Client, linear, output, to_struct
@@ -29,7 +30,6 @@ from tests.support import (
     ServerThread,
     create_api_key,
     free_port,
-    keyed_channel,
     running_server,
     settings_for,
 )
@@ -84,21 +84,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyed]:
 
 @pytest.fixture(scope="module")
 def client(server: Keyed) -> Iterator[Client]:
-    with keyed_channel(server.handle.grpc_target, server.key) as channel:
-        yield Client(channel)
+    with Client(server.handle.grpc_target, api_key=server.key) as client:
+        yield client
 
 
 def test_a_person_approves_in_the_browser(server: Keyed, client: Client) -> None:
     browser_available()
-    request = workflow_pb2.CreateWorkflowRequest(
-        definition=client.definition(linear(APPROVAL, name="Shipping"))
-    )
+    request = workflow_pb2.CreateWorkflowRequest(definition=as_definition(linear(APPROVAL, name="Shipping")))
     workflow_id = client.workflows.CreateWorkflow(request, timeout=10).workflow.id
     start = execution_pb2.StartExecutionRequest(
         workflow_id=workflow_id, input=to_struct({"order": 1042, "customer": "Ada & Co"})
     )
     run = client.executions.StartExecution(start, timeout=10).execution.id
-    [point] = client.wait(run, (common_pb2.EXECUTION_STATUS_PAUSED,)).pause_points
+    [point] = client.wait(run, until=(common_pb2.EXECUTION_STATUS_PAUSED,)).pause_points
     ui_url = point.resume_links.ui_url
     assert ui_url.startswith(f"{server.handle.http_url}/resume/{workflow_id}/{run}?token=")
     # Without the token the page is closed to a person with no key.

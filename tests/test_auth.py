@@ -25,11 +25,11 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from runctl.v1 import (
     common_pb2,
     event_pb2,
-    event_pb2_grpc,
     execution_pb2,
 )
 from runctl_server.api.auth import grpc_peer_is_loopback, presented_key
 from runctl_server.app import StartupError, build_server
+from runctl_server.clock import ManualClock
 from runctl_server.settings import Address
 from runctl_server.store.api_keys import create_key, revoke_key
 from runctl_server.store.database import create_db_engine
@@ -59,8 +59,7 @@ def _rpc_error(call: Any) -> grpc.RpcError:
 
 
 def test_grpc_needs_a_valid_key_when_keys_exist(keyed: Keyed) -> None:
-    with grpc.insecure_channel(keyed.handle.grpc_target) as channel:
-        client = Client(channel)
+    with Client(keyed.handle.grpc_target) as client:
         listing = execution_pb2.ListExecutionsRequest()
         for metadata in [(), (("x-api-key", "rk_wrong"),), (("x-api-key", keyed.revoked),)]:
             error = _rpc_error(
@@ -78,14 +77,12 @@ def test_grpc_needs_a_valid_key_when_keys_exist(keyed: Keyed) -> None:
             listing, metadata=(("authorization", f"Bearer {keyed.beta}"),), timeout=10
         )
         # Streams are checked before they start, too.
-        stream = event_pb2_grpc.EventServiceStub(channel).StreamEvents(
-            event_pb2.StreamEventsRequest(), timeout=10
-        )
+        stream = client.events.StreamEvents(event_pb2.StreamEventsRequest(), timeout=10)
         assert _rpc_error(lambda: next(iter(stream))).code() == grpc.StatusCode.UNAUTHENTICATED
         # Health and reflection stay open.
-        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        health = health_pb2_grpc.HealthStub(client.channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
-        reflection = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+        reflection = reflection_pb2_grpc.ServerReflectionStub(client.channel).ServerReflectionInfo(
             iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
         )
         names = {s.name for s in next(iter(reflection)).list_services_response.service}
@@ -138,8 +135,7 @@ def test_revoking_a_key_takes_effect_within_a_second(keyed: Keyed) -> None:
     try:
         created = create_key(database, "alpha", "short-lived")
         listing = execution_pb2.ListExecutionsRequest()
-        with grpc.insecure_channel(keyed.handle.grpc_target) as channel:
-            client = Client(channel)
+        with Client(keyed.handle.grpc_target) as client:
             deadline = time.monotonic() + 3
             while True:  # a new key is picked up within the snapshot's second too
                 try:
@@ -169,8 +165,8 @@ def test_revoking_a_key_takes_effect_within_a_second(keyed: Keyed) -> None:
 
 
 def test_dev_mode_serves_loopback_without_a_key(server: ServerThread) -> None:
-    with grpc.insecure_channel(server.grpc_target) as channel:
-        Client(channel).executions.ListExecutions(execution_pb2.ListExecutionsRequest(), timeout=10)
+    with Client(server.grpc_target) as client:
+        client.executions.ListExecutions(execution_pb2.ListExecutionsRequest(), timeout=10)
     with httpx.Client(base_url=server.http_url, timeout=10) as http:
         assert http.get("/v1/executions").status_code == 200
 
@@ -261,11 +257,15 @@ def test_cli_keys_create_list_revoke(sqlite_url: str) -> None:
     table = _runctl("keys", "list", db_url=sqlite_url)
     assert row["id"] in table.stdout and key not in table.stdout
     # The key works against a server on that database, and no longer once revoked.
-    with running_server(settings_for(sqlite_url)) as handle, httpx.Client(base_url=handle.http_url) as http:
+    clock = ManualClock()
+    with (
+        running_server(settings_for(sqlite_url), clock=clock) as handle,
+        httpx.Client(base_url=handle.http_url) as http,
+    ):
         assert http.get("/v1/executions", headers={"x-api-key": key}).status_code == 200
         revoked = _runctl("keys", "revoke", row["id"], db_url=sqlite_url)
         assert revoked.returncode == 0, revoked.stderr
-        time.sleep(1.2)
+        clock.advance(1.0)  # the key snapshot's period: the next call reads the keys again
         assert http.get("/v1/executions", headers={"x-api-key": key}).status_code == 401
     (row,) = json.loads(_runctl("keys", "list", "--json", db_url=sqlite_url).stdout)
     assert row["revokedAt"]

@@ -14,16 +14,14 @@ import httpx
 import pytest
 from grpc_status import rpc_status
 
+from runctl.messages import as_definition
 from runctl.v1 import (
     batch_pb2,
-    batch_pb2_grpc,
     batch_resource_pb2,
     common_pb2,
     event_pb2,
-    event_pb2_grpc,
     execution_pb2,
     pause_point_pb2,
-    pause_point_pb2_grpc,
     workflow_pb2,
 )
 from tests.engine_helpers import Client, linear
@@ -51,15 +49,14 @@ FORGED = [
 
 @pytest.fixture(scope="module")
 def client(server: ServerThread) -> Iterator[Client]:
-    with grpc.insecure_channel(server.grpc_target) as channel:
-        yield Client(channel)
+    with Client(server.grpc_target) as client:
+        yield client
 
 
 def test_forged_page_tokens_are_invalid_argument_on_every_list(client: Client) -> None:
     workflow_id = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(linear())), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(linear())), timeout=10
     ).workflow.id
-    channel = client.channel
     lists: list[tuple[str, Callable[[str], Any]]] = [
         (
             "ListExecutions",
@@ -77,7 +74,7 @@ def test_forged_page_tokens_are_invalid_argument_on_every_list(client: Client) -
         (
             "GetExecutionHistory",
             lambda t: client.executions.GetExecutionHistory(
-                execution_pb2.GetExecutionHistoryRequest(execution_id=client.start(linear()), page_token=t)
+                execution_pb2.GetExecutionHistoryRequest(execution_id=client.start(linear()).id, page_token=t)
             ),
         ),
         (
@@ -92,21 +89,17 @@ def test_forged_page_tokens_are_invalid_argument_on_every_list(client: Client) -
         ),
         (
             "ListBatches",
-            lambda t: batch_pb2_grpc.BatchServiceStub(channel).ListBatches(
-                batch_pb2.ListBatchesRequest(page_token=t)
-            ),
+            lambda t: client.batches.ListBatches(batch_pb2.ListBatchesRequest(page_token=t)),
         ),
         (
             "ListPausePoints",
-            lambda t: pause_point_pb2_grpc.PausePointServiceStub(channel).ListPausePoints(
+            lambda t: client.pause_points.ListPausePoints(
                 pause_point_pb2.ListPausePointsRequest(page_token=t)
             ),
         ),
         (
             "ListEvents",
-            lambda t: event_pb2_grpc.EventServiceStub(channel).ListEvents(
-                event_pb2.ListEventsRequest(page_token=t)
-            ),
+            lambda t: client.events.ListEvents(event_pb2.ListEventsRequest(page_token=t)),
         ),
     ]
     for name, call in lists:
@@ -123,7 +116,7 @@ def test_forged_page_tokens_are_invalid_argument_on_every_list(client: Client) -
 
 def test_numbers_too_long_to_read_are_400(server: ServerThread, client: Client) -> None:
     workflow_id = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(linear())), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(linear())), timeout=10
     ).workflow.id
     with httpx.Client(base_url=server.http_url, timeout=10) as http:
         digits = "1" + "0" * 5000  # more digits than Python turns into an int
@@ -234,18 +227,17 @@ def test_an_error_echoing_a_huge_value_still_reaches_the_client(client: Client, 
 def test_a_page_token_holds_to_the_filters_it_was_made_with(client: Client) -> None:
     """AIP-158: the next page of one list, asked with other filters, is INVALID_ARGUMENT rather than a
     page of another list; with the same filters the token works."""
-    channel = client.channel
-    batches = batch_pb2_grpc.BatchServiceStub(channel)
-    points = pause_point_pb2_grpc.PausePointServiceStub(channel)
-    events = event_pb2_grpc.EventServiceStub(channel)
+    batches = client.batches
+    points = client.pause_points
+    events = client.events
     waits = linear({"id": "hold", "type": "wait"})
     flow = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(waits)), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(waits)), timeout=10
     ).workflow.id
     client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(waits)), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(waits)), timeout=10
     )
-    runs = [client.start(waits) for _ in range(2)]
+    runs = [client.start(waits).id for _ in range(2)]
     stored = [
         str(
             client.executions.StartExecution(
@@ -255,7 +247,7 @@ def test_a_page_token_holds_to_the_filters_it_was_made_with(client: Client) -> N
         for _ in range(2)
     ]
     for execution_id in [*runs, *stored]:
-        client.wait(execution_id, (common_pb2.EXECUTION_STATUS_PAUSED,))
+        client.wait(execution_id, until=(common_pb2.EXECUTION_STATUS_PAUSED,))
     for _ in range(2):
         batches.StartBatch(
             batch_pb2.StartBatchRequest(workflow_ids=batch_pb2.WorkflowIdList(ids=[flow])), timeout=10
@@ -348,13 +340,13 @@ def test_numbers_json_cannot_carry_and_durations_out_of_range_are_invalid_argume
         data.fields["n"].number_value = bad
         with pytest.raises(grpc.RpcError) as caught:
             client.executions.StartExecution(
-                execution_pb2.StartExecutionRequest(definition=client.definition(linear()), input=data),
+                execution_pb2.StartExecutionRequest(definition=as_definition(linear()), input=data),
                 timeout=10,
             )
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
         assert "input" in (caught.value.details() or "")
         # The same number inside a node's config of an inline definition.
-        document = client.definition(linear())
+        document = as_definition(linear())
         document.nodes[0].config.fields["n"].number_value = bad
         with pytest.raises(grpc.RpcError) as caught:
             client.executions.StartExecution(
@@ -363,7 +355,7 @@ def test_numbers_json_cannot_carry_and_durations_out_of_range_are_invalid_argume
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
         assert "definition" in (caught.value.details() or "")
     workflow_id = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(linear())), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(linear())), timeout=10
     ).workflow.id
     for seconds in (2**63 - 1, -(2**63)):
         with pytest.raises(grpc.RpcError) as caught:

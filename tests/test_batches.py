@@ -18,6 +18,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from runctl.messages import as_definition
 from runctl.v1 import batch_pb2, batch_pb2_grpc, batch_resource_pb2, common_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import Client, linear, to_struct
 from tests.postgres import temporary_database
@@ -120,9 +121,9 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     def serve(url: str) -> Iterator[Env]:
         with (
             running_server(settings_for(url, workflows_dirs=(root,))) as handle,
-            grpc.insecure_channel(handle.grpc_target) as channel,
+            Client(handle.grpc_target) as client,
         ):
-            yield Env(Client(channel), batch_pb2_grpc.BatchServiceStub(channel), root, outside)
+            yield Env(client, client.batches, root, outside)
 
     if request.param == "sqlite":
         yield from serve(f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}")
@@ -221,7 +222,7 @@ def test_paused_runs_hold_their_slot(env: Env) -> None:
 
 def test_stored_workflows_run_and_request_id_is_idempotent(env: Env) -> None:
     workflow = env.client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=env.client.definition(quick("stored"))), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(quick("stored"))), timeout=10
     ).workflow
     request_id = f"req-{uuid.uuid4().hex}"
     ids = B.WorkflowIdList(ids=[workflow.id, workflow.id])
@@ -266,10 +267,10 @@ def test_stop_all_stops_every_batch_and_lone_run(env: Env) -> None:
     env.reset()
     first = env.start(folder_path=env.folder({f"w{i}.json": delay(600) for i in range(3)}), concurrency=1)
     second = env.start(folder_path=env.folder({f"w{i}.json": delay(600) for i in range(2)}), concurrency=2)
-    lone = env.client.start(delay(600))
+    lone = env.client.start(delay(600)).id
     env.wait(first.batch_id, lambda b: b.running == 1)
     env.wait(second.batch_id, lambda b: b.running == 2)
-    env.client.wait(lone, (common_pb2.EXECUTION_STATUS_RUNNING,))
+    env.client.wait(lone, until=(common_pb2.EXECUTION_STATUS_RUNNING,))
     reply = env.client.executions.StopAllExecutions(E.StopAllExecutionsRequest(), timeout=20)
     assert len(reply.batch_ids) == 2
     assert sorted(reply.batch_ids) == sorted([first.batch_id, second.batch_id])
@@ -408,7 +409,7 @@ def test_bad_requests(env: Env) -> None:
     refused(lambda: env.batches.StopBatch(B.StopBatchRequest(), timeout=10), invalid)
 
     workflow = env.client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=env.client.definition(quick())), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(quick())), timeout=10
     ).workflow
     env.client.workflows.CancelWorkflow(
         workflow_pb2.CancelWorkflowRequest(workflow_id=workflow.id), timeout=10
@@ -429,8 +430,8 @@ def test_a_restart_fills_free_slots_and_cancels_runs_of_batches_never_committed(
     write_files(root / "set", {"a.json": waiting(), "b.json": quick()})
     db = tmp_path / "runctl.db"
     settings = settings_for(f"sqlite:///{db}", workflows_dirs=(root,))
-    with running_server(settings) as handle, grpc.insecure_channel(handle.grpc_target) as channel:
-        env = Env(Client(channel), batch_pb2_grpc.BatchServiceStub(channel), root, tmp_path)
+    with running_server(settings) as handle, Client(handle.grpc_target) as client:
+        env = Env(client, client.batches, root, tmp_path)
         batch_id = env.start(folder_path="set", concurrency=1).batch_id
         first = env.wait(batch_id, lambda b: b.paused == 1).executions[0].execution_id
         lost = env.start(folder_path="set", concurrency=1)
@@ -443,8 +444,8 @@ def test_a_restart_fills_free_slots_and_cancels_runs_of_batches_never_committed(
         )
         # ... and the other batch looks as if the server died before committing it.
         connection.execute("DELETE FROM batches WHERE id = :id", {"id": lost.batch_id})
-    with running_server(settings) as handle, grpc.insecure_channel(handle.grpc_target) as channel:
-        env = Env(Client(channel), batch_pb2_grpc.BatchServiceStub(channel), root, tmp_path)
+    with running_server(settings) as handle, Client(handle.grpc_target) as client:
+        env = Env(client, client.batches, root, tmp_path)
         batch = env.wait_ended(batch_id)
         assert batch.status == batch_resource_pb2.BATCH_STATUS_COMPLETED
         assert (batch.stopped, batch.completed) == (1, 1)

@@ -151,6 +151,10 @@ def test_errors_are_typed_with_their_details(client: Client) -> None:
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     assert isinstance(missing.value, grpc.RpcError)  # code that catches grpc errors keeps working
     assert missing.value.reason and "exec_missing" in missing.value.details()
+    # The trailers are kept: the google.rpc.Status reads back from the error as from grpc's own.
+    status = rpc_status.from_call(missing.value)
+    assert status is not None and status.code == grpc.StatusCode.NOT_FOUND.value[0]
+    assert any(detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR) for detail in status.details)
 
     bad = {**HELLO, "nodes": [*HELLO["nodes"], {"id": "get", "type": "http", "config": {"url": "nope"}}]}
     with pytest.raises(InvalidArgumentError) as invalid:
@@ -247,6 +251,11 @@ async def test_the_asyncio_client(server: ServerThread) -> None:
             await runctl.get("exec_missing")
         events = [event async for event in runctl.history(run.id)]
         assert event_names(events)[-1] == "EXECUTION_COMPLETED"
+        # wait takes a timeout, as the sync client's does (a run held at a wait node never finishes).
+        held = await runctl.start(linear({"id": "hold", "type": "wait"}))
+        with pytest.raises(TimeoutError, match=rf"{held.id} is still"):
+            await runctl.wait(held.id, timeout=0.2, poll_interval=0.05)
+        await runctl.stop(held.id)
     async with AsyncClient(f"127.0.0.1:{free_port()}", retry=FAST) as nowhere:
         with pytest.raises(UnavailableError) as caught:
             await nowhere.status("exec_anywhere")

@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
+from runctl.messages import as_definition
 from runctl.v1 import batch_pb2, batch_pb2_grpc, common_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import Client, linear, node_status, output, to_struct
-from tests.support import ServerThread, create_api_key, keyed_channel, running_server, settings_for
+from tests.support import ServerThread, create_api_key, running_server, settings_for
 from tests.test_approval_page import BROWSER_DIR, browser_available
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +86,7 @@ class Console:
     batches: batch_pb2_grpc.BatchServiceStub
 
     def create(self, document: dict[str, Any]) -> str:
-        request = workflow_pb2.CreateWorkflowRequest(definition=self.client.definition(document))
+        request = workflow_pb2.CreateWorkflowRequest(definition=as_definition(document))
         return str(self.client.workflows.CreateWorkflow(request, timeout=10).workflow.id)
 
     def start(self, workflow_id: str, **input: Any) -> str:
@@ -93,7 +94,7 @@ class Console:
         return str(self.client.executions.StartExecution(request, timeout=10).execution.id)
 
     def paused(self, execution_id: str) -> execution_pb2.Execution:
-        return self.client.wait(execution_id, (common_pb2.EXECUTION_STATUS_PAUSED,))
+        return self.client.wait(execution_id, until=(common_pb2.EXECUTION_STATUS_PAUSED,))
 
     def drive(self, scenario: str, **arguments: Any) -> dict[str, Any]:
         """Run one scenario of tests/browser/console.mjs and answer what it saw."""
@@ -123,9 +124,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     key = create_api_key(url, "operations")
     with (
         running_server(settings_for(url)) as handle,
-        keyed_channel(handle.grpc_target, key) as channel,
+        Client(handle.grpc_target, api_key=key) as client,
     ):
-        yield Console(handle, key, Client(channel), batch_pb2_grpc.BatchServiceStub(channel))
+        yield Console(handle, key, client, client.batches)
 
 
 def test_a_run_graph_changes_colour_as_the_run_goes_on(console: Console) -> None:
@@ -191,7 +192,7 @@ def test_a_paused_approval_is_approved_from_the_inbox(console: Console) -> None:
 
 def test_a_run_is_paused_resumed_and_stopped_from_its_page(console: Console) -> None:
     run = console.start(console.create(SLOW))
-    console.client.wait(run, (common_pb2.EXECUTION_STATUS_RUNNING,))
+    console.client.wait(run, until=(common_pb2.EXECUTION_STATUS_RUNNING,))
 
     seen = console.drive("stop", run=run)
 

@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from runctl_server.http import console_pages
 from tests.engine_helpers import Client, linear
-from tests.support import ServerThread, create_api_key, keyed_channel, running_server, settings_for
+from tests.support import ServerThread, create_api_key, running_server, settings_for
 
 PAGES = ["/", "/runs/exec_x", "/inbox", "/batches", "/batches/batch_x", "/workflows", "/workflows/wf_x"]
 
@@ -39,12 +40,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyed]:
     url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
     key = create_api_key(url, "acme")
     other = create_api_key(url, "globex")
-    with running_server(settings_for(url)) as handle, keyed_channel(handle.grpc_target, key) as channel:
-        yield Keyed(handle, key, other, Client(channel))
+    with running_server(settings_for(url)) as handle, Client(handle.grpc_target, api_key=key) as client:
+        yield Keyed(handle, key, other, client)
 
 
 def started_run(server: Keyed) -> str:
-    request = workflow_pb2.CreateWorkflowRequest(definition=server.client.definition(linear(name="api")))
+    request = workflow_pb2.CreateWorkflowRequest(definition=as_definition(linear(name="api")))
     workflow_id = server.client.workflows.CreateWorkflow(request, timeout=10).workflow.id
     start = execution_pb2.StartExecutionRequest(workflow_id=workflow_id)
     run = server.client.executions.StartExecution(start, timeout=10).execution.id

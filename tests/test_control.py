@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -11,16 +11,20 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, event_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import (
     DATABASE_KINDS,
     Client,
+    LocalHttp,
     linear,
     local_http,
+    node_reached,
     node_status,
     nodes_by_id,
     serving_client,
 )
+from tests.support import wait_for
 
 COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
 PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
@@ -35,9 +39,14 @@ def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="module")
-def http_echo() -> Iterator[str]:
+def echo_server() -> Iterator[LocalHttp]:
     with local_http() as server:
-        yield f"{server.url}/echo"
+        yield server
+
+
+@pytest.fixture(scope="module")
+def http_echo(echo_server: LocalHttp) -> str:
+    return f"{echo_server.url}/echo"
 
 
 def event_types(client: Client, execution_id: str) -> list[str]:
@@ -65,8 +74,8 @@ def continue_request(execution_id: str) -> execution_pb2.ControlPauseRequest:
 
 
 def test_stop_a_running_run_cancels_its_nodes(client: Client) -> None:
-    execution_id = client.start(linear(long_delay()))
-    client.wait(execution_id, (RUNNING,))
+    execution_id = client.start(linear(long_delay())).id
+    client.wait(execution_id, until=(RUNNING,))
     reply = client.executions.StopExecution(
         execution_pb2.StopExecutionRequest(execution_id=execution_id, reason="maintenance"), timeout=10
     )
@@ -93,8 +102,8 @@ def test_stop_an_unknown_run_is_not_found(client: Client) -> None:
 
 
 def test_continue_from_a_breakpoint_runs_the_node(client: Client) -> None:
-    execution_id = client.start(breakpoint_doc())
-    paused = client.wait(execution_id, (PAUSED,))
+    execution_id = client.start(breakpoint_doc()).id
+    paused = client.wait(execution_id, until=(PAUSED,))
     assert paused.pause_reason == common_pb2.PAUSE_REASON_BREAKPOINT
     client.executions.ControlPause(continue_request(execution_id), timeout=10)
     done = client.wait(execution_id)
@@ -103,8 +112,8 @@ def test_continue_from_a_breakpoint_runs_the_node(client: Client) -> None:
 
 
 def test_skip_marks_the_paused_node_skipped_and_goes_on(client: Client) -> None:
-    execution_id = client.start(breakpoint_doc())
-    client.wait(execution_id, (PAUSED,))
+    execution_id = client.start(breakpoint_doc()).id
+    client.wait(execution_id, until=(PAUSED,))
     client.executions.ControlPause(
         execution_pb2.ControlPauseRequest(execution_id=execution_id, action=execution_pb2.PAUSE_ACTION_SKIP),
         timeout=10,
@@ -121,8 +130,8 @@ def test_skip_marks_the_paused_node_skipped_and_goes_on(client: Client) -> None:
 
 def test_continue_without_breakpoint_ignores_the_next_ones(client: Client) -> None:
     doc = breakpoint_doc({"id": "third", "type": "transform", "config": {"output": 3}, "breakpoint": True})
-    execution_id = client.start(doc)
-    client.wait(execution_id, (PAUSED,))
+    execution_id = client.start(doc).id
+    client.wait(execution_id, until=(PAUSED,))
     client.executions.ControlPause(
         execution_pb2.ControlPauseRequest(
             execution_id=execution_id, action=execution_pb2.PAUSE_ACTION_CONTINUE_WITHOUT_BREAKPOINT
@@ -138,15 +147,16 @@ def test_operator_pause_holds_at_the_next_node_boundary(client: Client) -> None:
         {"id": "nap", "type": "delay", "config": {"seconds": 0.5}},
         {"id": "after", "type": "log", "config": {"message": "on"}},
     )
-    execution_id = client.start(doc)
+    execution_id = client.start(doc).id
     client.executions.PauseExecution(
         execution_pb2.PauseExecutionRequest(execution_id=execution_id), timeout=10
     )
-    paused = client.wait(execution_id, (PAUSED,))
+    paused = client.wait(execution_id, until=(PAUSED,))
     assert paused.pause_reason == common_pb2.PAUSE_REASON_MANUAL
-    time.sleep(0.8)  # the delay ends; the next node must not start
-    held = client.get(execution_id)
-    assert held.status == PAUSED and node_status(held)["nap"] == "completed"
+
+    # The delay ends while the run is paused; the node after it must not start.
+    held = node_reached(client, execution_id, "nap")
+    assert held.status == PAUSED
     assert "after" not in node_status(held) or node_status(held)["after"] == "idle"
     client.executions.ResumeExecution(
         execution_pb2.ResumeExecutionRequest(execution_id=execution_id), timeout=10
@@ -158,7 +168,7 @@ def test_operator_pause_holds_at_the_next_node_boundary(client: Client) -> None:
 
 def create_workflow(client: Client, document: dict[str, object]) -> str:
     reply = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(document)), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(document)), timeout=10
     )
     return str(reply.workflow.id)
 
@@ -243,8 +253,8 @@ def test_an_empty_execution_id_is_invalid_and_touches_no_run(
     client: Client, name: str, call: Callable[[Client], object]
 ) -> None:
     """No call picks "the most recent" run for an empty id: a client that lost the id acts on nothing."""
-    paused = client.start(breakpoint_doc())
-    client.wait(paused, (PAUSED,))
+    paused = client.start(breakpoint_doc()).id
+    client.wait(paused, until=(PAUSED,))
     before = client.get(paused)
     with pytest.raises(grpc.RpcError) as caught:
         call(client)
@@ -262,8 +272,8 @@ def test_control_errors_are_precise(client: Client) -> None:
             call()
         return caught.value.code()
 
-    running = client.start(linear(long_delay()))
-    client.wait(running, (RUNNING,))
+    running = client.start(linear(long_delay())).id
+    client.wait(running, until=(RUNNING,))
     no_action = execution_pb2.ControlPauseRequest(execution_id=running)
     assert code(lambda: client.executions.ControlPause(no_action)) == grpc.StatusCode.INVALID_ARGUMENT
     not_paused = continue_request(running)
@@ -294,8 +304,8 @@ def test_trace_logs_record_inputs_outputs_and_timings(client: Client, http_echo:
         {"id": "call", "type": "http", "config": {"url": http_echo, "method": "POST", "body": {"n": 1}}},
         {"id": "after", "type": "transform", "config": {"output": "x{{ input.n }}"}},
     )
-    execution_id = client.start(doc, {"n": 7})
-    client.wait(execution_id, (PAUSED,))
+    execution_id = client.start(doc, input={"n": 7}).id
+    client.wait(execution_id, until=(PAUSED,))
     reply = client.executions.SetTraceLogs(
         execution_pb2.SetTraceLogsRequest(execution_id=execution_id, enabled=True), timeout=10
     )
@@ -316,15 +326,16 @@ def test_trace_logs_record_inputs_outputs_and_timings(client: Client, http_echo:
     assert not nodes_by_id(quiet)["only"].logs
 
 
-def test_stop_cancels_an_http_call_in_flight(client: Client, http_echo: str) -> None:
-    slow = http_echo.replace("/echo", "/slow")
-    execution_id = client.start(linear({"id": "call", "type": "http", "config": {"url": slow}}))
-    client.wait(execution_id, (RUNNING,))
-    time.sleep(0.2)  # the request is under way
-    started = time.monotonic()
+def test_stop_cancels_an_http_call_in_flight(client: Client, echo_server: LocalHttp) -> None:
+    slow = f"{echo_server.url}/slow/{uuid.uuid4().hex}"
+    execution_id = client.start(linear({"id": "call", "type": "http", "config": {"url": slow}})).id
+    path = slow.removeprefix(echo_server.url)
+    wait_for(lambda: any(r.path == path for r in echo_server.requests), what="the request to be under way")
     client.executions.StopExecution(execution_pb2.StopExecutionRequest(execution_id=execution_id), timeout=10)
-    assert time.monotonic() - started < 1.5  # did not wait for the 2 s answer
+    # Stopped without waiting for the answer, which the route holds back 2 s.
+    assert not any(r.path == path for r in echo_server.answered)
     stopped = client.get(execution_id)
     assert stopped.status == STOPPED and node_status(stopped)["call"] == "stopped"
-    time.sleep(2.2)  # the late answer changes nothing
+    # The slow answer comes after all (the route holds it 2 s): it changes nothing.
+    wait_for(lambda: any(r.path == path for r in echo_server.answered), what="the slow answer")
     assert client.get(execution_id).status == STOPPED

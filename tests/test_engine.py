@@ -12,6 +12,7 @@ import grpc
 import pytest
 from grpc_status import rpc_status
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, event_pb2, execution_pb2, pause_point_pb2, workflow_pb2
 from tests.engine_helpers import Client, LocalHttp, linear, local_http, node_status, nodes_by_id, output
 from tests.postgres import temporary_database
@@ -39,16 +40,16 @@ def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                     f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}", workflows_dirs=(workflows,)
                 )
             ) as handle,
-            grpc.insecure_channel(handle.grpc_target) as channel,
+            Client(handle.grpc_target) as client,
         ):
-            yield Client(channel)
+            yield client
     else:
         with (
             temporary_database() as url,
             running_server(settings_for(url, workflows_dirs=(workflows,))) as handle,
-            grpc.insecure_channel(handle.grpc_target) as channel,
+            Client(handle.grpc_target) as client,
         ):
-            yield Client(channel)
+            yield client
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_linear_run_completes_with_gapless_ordered_history(client: Client) -> No
     }
     assert output(execution.output) == {"n": 21, "twice": "x21"}
     assert output(nodes_by_id(execution)["note"].logs[0])["message"] == "n is 21"
-    events = client.history(execution.id)
+    events = list(client.history(execution.id))
     sequences = [event.sequence for event in events]
     assert sequences == sorted(sequences)
     types = [event_pb2.EventType.Name(event.type).removeprefix("EVENT_TYPE_") for event in events]
@@ -333,8 +334,8 @@ def test_fail_node_ends_the_run_with_its_message(client: Client) -> None:
 
 
 def test_wait_node_parks_the_run_at_a_pause_point(client: Client) -> None:
-    execution_id = client.start(linear({"id": "hold", "type": "wait"}))
-    execution = client.wait(execution_id, (PAUSED,))
+    execution_id = client.start(linear({"id": "hold", "type": "wait"})).id
+    execution = client.wait(execution_id, until=(PAUSED,))
     assert execution.paused_node_id == "hold"
     assert execution.pause_reason == common_pb2.PAUSE_REASON_WAIT
     assert nodes_by_id(execution)["hold"].status == common_pb2.NODE_STATUS_WAITING
@@ -355,7 +356,7 @@ def test_approval_pause_point_carries_display_and_form(client: Client) -> None:
             "config": {"title": "Approve {{ input.who }}", "message": "Please review", "formFields": fields},
         }
     )
-    execution = client.wait(client.start(doc, {"who": "Ada"}), (PAUSED,))
+    execution = client.wait(client.start(doc, input={"who": "Ada"}).id, until=(PAUSED,))
     assert execution.pause_reason == common_pb2.PAUSE_REASON_APPROVAL
     (pause,) = execution.pause_points
     assert pause.response.display_data.title == "Approve Ada"
@@ -396,7 +397,7 @@ def test_wait_timeout_can_take_the_timeout_branch(client: Client) -> None:
 
 def test_breakpoints_pause_unless_disabled(client: Client) -> None:
     doc = linear({"id": "step", "type": "transform", "config": {"output": 1}, "breakpoint": True})
-    paused = client.wait(client.start(doc), (PAUSED,))
+    paused = client.wait(client.start(doc).id, until=(PAUSED,))
     assert paused.pause_reason == common_pb2.PAUSE_REASON_BREAKPOINT and paused.paused_node_id == "step"
     assert node_status(paused)["step"] == "waiting"
     through = client.run(doc, disable_breakpoints=True)
@@ -413,7 +414,7 @@ def test_delay_until_a_time_in_the_past_fires_at_once(client: Client) -> None:
 def test_subworkflow_runs_a_child_and_takes_its_output(client: Client) -> None:
     child = client.workflows.CreateWorkflow(
         __import__("runctl.v1.workflow_pb2", fromlist=["x"]).CreateWorkflowRequest(
-            definition=client.definition(
+            definition=as_definition(
                 linear(
                     {"id": "calc", "type": "transform", "config": {"output": "{{ input.value }}"}},
                     name="child",
@@ -499,19 +500,19 @@ def test_subworkflow_paths_outside_the_roots_are_refused_before_anything_runs(
             with pytest.raises(grpc.RpcError) as error:
                 if stored:
                     client.workflows.CreateWorkflow(
-                        workflow_pb2.CreateWorkflowRequest(definition=client.definition(document)), timeout=10
+                        workflow_pb2.CreateWorkflowRequest(definition=as_definition(document)), timeout=10
                     )
                 else:
                     client.start(document)
             assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert [v.field for v in bad_request(error.value).field_violations] == [field]
     later = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(calling("not-yet.json"))), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(calling("not-yet.json"))), timeout=10
     ).workflow
     with pytest.raises(grpc.RpcError) as error:
         client.workflows.UpdateWorkflow(
             workflow_pb2.UpdateWorkflowRequest(
-                workflow_id=later.id, definition=client.definition(calling(str(outside)))
+                workflow_id=later.id, definition=as_definition(calling(str(outside)))
             ),
             timeout=10,
         )
@@ -524,10 +525,10 @@ def test_request_id_makes_start_idempotent(client: Client) -> None:
     doc = linear({"id": "hold", "type": "wait"})
     same, other = uuid.uuid4().hex, uuid.uuid4().hex
     with ThreadPoolExecutor(8) as pool:
-        ids = set(pool.map(lambda _: client.start(doc, request_id=same), range(8)))
+        ids = set(pool.map(lambda _: client.start(doc, request_id=same).id, range(8)))
     assert len(ids) == 1
-    assert client.start(doc, request_id=same) in ids
-    assert client.start(doc, request_id=other) not in ids
+    assert client.start(doc, request_id=same).id in ids
+    assert client.start(doc, request_id=other).id not in ids
 
 
 def test_validation_lists_every_violation(client: Client) -> None:
@@ -591,7 +592,7 @@ def test_a_failing_branch_stops_the_waiting_ones(client: Client) -> None:
 
 def test_start_answers_the_committed_run(client: Client) -> None:
     request = execution_pb2.StartExecutionRequest(
-        definition=client.definition(linear({"id": "hold", "type": "wait"}, name="Answer")),
+        definition=as_definition(linear({"id": "hold", "type": "wait"}, name="Answer")),
         input=_struct({"k": 1}),
         trace_logs=True,
     )
@@ -599,6 +600,6 @@ def test_start_answers_the_committed_run(client: Client) -> None:
     assert started.id.startswith("exec_") and started.workflow_name == "Answer"
     assert started.status == common_pb2.EXECUTION_STATUS_RUNNING and started.trace_logs
     assert output(started.input) == {"k": 1}
-    history = client.history(started.id)
+    history = list(client.history(started.id))
     assert history[0].sequence == started.last_sequence  # the EXECUTION_STARTED event it committed
     assert history[0].type == event_pb2.EVENT_TYPE_EXECUTION_STARTED

@@ -20,8 +20,8 @@ from tests.support import ServerThread
 
 @pytest.fixture(scope="module")
 def client(server: ServerThread) -> Iterator[Client]:
-    with grpc.insecure_channel(server.grpc_target) as channel:
-        yield Client(channel)
+    with Client(server.grpc_target) as client:
+        yield client
 
 
 def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
@@ -84,7 +84,7 @@ def test_control_calls_answer_the_reasons_their_comments_name(client: Client) ->
     assert missing.code() == grpc.StatusCode.NOT_FOUND
     assert enum_value(missing) == error_pb2.ERROR_REASON_EXECUTION_NOT_FOUND
 
-    running = client.start(linear({"id": "hold", "type": "delay", "config": {"seconds": 60}}))
+    running = client.start(linear({"id": "hold", "type": "delay", "config": {"seconds": 60}})).id
     not_paused = failure(
         lambda: client.executions.ControlPause(
             execution_pb2.ControlPauseRequest(

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from runctl.v1 import (
 )
 from runctl_server.api import convert, event_convert
 from tests.engine_helpers import linear
-from tests.support import ServerThread, free_port, running_server, settings_for
+from tests.support import ServerThread, free_port, running_server, settings_for, wait_for
 
 EVENT_TYPES = sorted(
     name.removeprefix("EVENT_TYPE_")
@@ -74,16 +73,6 @@ def client(server: ServerThread) -> Iterator[Client]:
         yield runctl
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def status_of(client: Client, execution_id: str) -> int:
     return client.get(execution_id, view=execution_pb2.EXECUTION_VIEW_BASIC).status
 
@@ -97,16 +86,16 @@ def open_context(client: Client, execution_id: str) -> str:
             (p.context_id for p in points if p.resume_status == pause_point_pb2.RESUME_STATUS_PAUSED), ""
         )
 
-    return str(wait_for(found, f"a pause point of {execution_id}"))
+    return str(wait_for(found, what=f"a pause point of {execution_id}"))
 
 
-def finished(client: Client, execution_id: str) -> int:
+def finished(client: Client, execution_id: str) -> None:
     ended = (
         common_pb2.EXECUTION_STATUS_COMPLETED,
         common_pb2.EXECUTION_STATUS_ERROR,
         common_pb2.EXECUTION_STATUS_STOPPED,
     )
-    return int(wait_for(lambda: status_of(client, execution_id) in ended, f"{execution_id} to end"))
+    wait_for(lambda: status_of(client, execution_id) in ended, what=f"{execution_id} to end")
 
 
 WAIT = {"id": "gate", "type": "wait", "config": {"display": {"note": "hold"}}}
@@ -163,7 +152,7 @@ def emit_every_event_type(client: Client) -> tuple[set[str], list[str]]:
     client.executions.SetTraceLogs(execution_pb2.SetTraceLogsRequest(execution_id=run.id, enabled=True))
     client.approve(open_context(client, run.id), {"paid": True})
     client.pause_execution(run.id, reason="a look")
-    wait_for(lambda: status_of(client, run.id) == common_pb2.EXECUTION_STATUS_PAUSED, "the hold")
+    wait_for(lambda: status_of(client, run.id) == common_pb2.EXECUTION_STATUS_PAUSED, what="the hold")
     client.resume_execution(run.id)
     finished(client, run.id)
 
@@ -222,10 +211,10 @@ def emit_every_event_type(client: Client) -> tuple[set[str], list[str]]:
     done = client.start_batch(workflow_ids=[quick.id, quick.id], concurrency=1)
     wait_for(
         lambda: client.get_batch(done.batch_id).status == batch_resource_pb2.BATCH_STATUS_COMPLETED,
-        "the batch to complete",
+        what="the batch to complete",
     )
     stopped = client.start_batch(workflow_ids=[slow.id], concurrency=1)
-    wait_for(lambda: client.get_batch(stopped.batch_id).running == 1, "the batch's run to start")
+    wait_for(lambda: client.get_batch(stopped.batch_id).running == 1, what="the batch's run to start")
     client.stop_batch(stopped.batch_id, reason="no time")
     for item in client.get_batch(stopped.batch_id).executions:
         finished(client, item.execution_id)

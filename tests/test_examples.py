@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
 from runctl.v1 import common_pb2, execution_pb2
@@ -36,9 +35,9 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     db = tmp_path_factory.mktemp("db") / "runctl.db"
     with (
         running_server(settings_for(f"sqlite:///{db}", workflows_dirs=(EXAMPLES,))) as handle,
-        grpc.insecure_channel(handle.grpc_target) as channel,
+        Client(handle.grpc_target) as client,
     ):
-        yield Client(channel)
+        yield client
 
 
 def _run_file(client: Client, name: str, data: dict[str, Any]) -> execution_pb2.Execution:

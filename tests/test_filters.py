@@ -12,6 +12,7 @@ from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from runctl.messages import as_definition
 from runctl.v1 import (
     batch_pb2,
     batch_pb2_grpc,
@@ -34,7 +35,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
 
 
 def create(client: Client, document: dict[str, Any]) -> str:
-    request = workflow_pb2.CreateWorkflowRequest(definition=client.definition(document))
+    request = workflow_pb2.CreateWorkflowRequest(definition=as_definition(document))
     return client.workflows.CreateWorkflow(request, timeout=10).workflow.id
 
 

@@ -23,6 +23,7 @@ from grpc_status import rpc_status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from runctl.messages import as_definition
 from runctl.v1 import (
     batch_pb2,
     batch_pb2_grpc,
@@ -460,10 +461,11 @@ class Reader:
 
     channel: grpc.Channel
     http_url: str
+    grpc_target: str
     client: Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = Client(self.channel)
+        self.client = Client(self.grpc_target)
         self.batches = batch_pb2_grpc.BatchServiceStub(self.channel)
         self.events = event_pb2_grpc.EventServiceStub(self.channel)
         self.points = pause_point_pb2_grpc.PausePointServiceStub(self.channel)
@@ -555,16 +557,14 @@ def seed_objects(client: Client, channel: grpc.Channel) -> Known:
     """A stored workflow, a run waiting at a wait node, one waiting for approval, and a batch."""
     known = Known()
     workflow = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(
-            definition=client.definition(linear({"id": "hold", "type": "wait"}))
-        ),
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(linear({"id": "hold", "type": "wait"}))),
         timeout=CALL_TIMEOUT,
     ).workflow
     known.workflows.append(workflow.id)
-    known.executions.append(client.start(linear({"id": "hold", "type": "wait"})))
-    approval = client.start(linear({"id": "ask", "type": "approval", "config": {"title": "Ship?"}}))
+    known.executions.append(client.start(linear({"id": "hold", "type": "wait"})).id)
+    approval = client.start(linear({"id": "ask", "type": "approval", "config": {"title": "Ship?"}})).id
     known.executions.append(approval)
-    client.wait(approval, (common_pb2.EXECUTION_STATUS_PAUSED,))
+    client.wait(approval, until=(common_pb2.EXECUTION_STATUS_PAUSED,))
     points = pause_point_pb2_grpc.PausePointServiceStub(channel).ListPausePoints(
         pause_point_pb2.ListPausePointsRequest(execution_id=approval), timeout=CALL_TIMEOUT
     )
@@ -579,7 +579,7 @@ def seed_objects(client: Client, channel: grpc.Channel) -> Known:
 
 @pytest.fixture(scope="module")
 def reader(server: ServerThread, channel: grpc.Channel) -> Reader:
-    return Reader(channel, server.http_url)
+    return Reader(channel, server.http_url, server.grpc_target)
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda method: method.name)

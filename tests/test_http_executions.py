@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from runctl_server.http.routes.execution_object import hashid
 from tests.engine_helpers import Client, linear, to_struct
@@ -83,16 +83,15 @@ def http(server: ServerThread) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def runs(server: ServerThread) -> Runs:
-    with grpc.insecure_channel(server.grpc_target) as channel:
-        client = Client(channel)
+    with Client(server.grpc_target) as client:
         created = client.workflows.CreateWorkflow(
-            workflow_pb2.CreateWorkflowRequest(definition=client.definition(WAITING_WORKFLOW)), timeout=10
+            workflow_pb2.CreateWorkflowRequest(definition=as_definition(WAITING_WORKFLOW)), timeout=10
         ).workflow
         started = client.executions.StartExecution(
             execution_pb2.StartExecutionRequest(workflow_id=created.id, input=to_struct({"who": "Ada"})),
             timeout=10,
         ).execution
-        client.wait(started.id, PAUSED)
+        client.wait(started.id, until=PAUSED)
         completed = client.run(linear({"id": "say", "type": "log", "config": {"message": "hi"}}, name="Done"))
         failed = client.run(
             linear({"id": "boom", "type": "fail", "config": {"message": "no", "code": "NOPE"}})

@@ -10,18 +10,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from runctl_server.http.approval_form import parse_number
 from tests.engine_helpers import Client, linear, output, to_struct
-from tests.support import ServerThread, running_server, settings_for
+from tests.support import ServerThread, running_server, settings_for, wait_for
 
 BASE = "https://runctl.example"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -87,19 +86,19 @@ def http(server: ServerThread) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def client(server: ServerThread) -> Iterator[Client]:
-    with grpc.insecure_channel(server.grpc_target) as channel:
-        yield Client(channel)
+    with Client(server.grpc_target) as client:
+        yield client
 
 
 def create_workflow(client: Client, document: dict[str, Any]) -> str:
-    request = workflow_pb2.CreateWorkflowRequest(definition=client.definition(document))
+    request = workflow_pb2.CreateWorkflowRequest(definition=as_definition(document))
     return str(client.workflows.CreateWorkflow(request, timeout=10).workflow.id)
 
 
 def start_paused(client: Client, workflow_id: str, order: int = 1) -> str:
     request = execution_pb2.StartExecutionRequest(workflow_id=workflow_id, input=to_struct({"order": order}))
     execution_id = str(client.executions.StartExecution(request, timeout=10).execution.id)
-    client.wait(execution_id, PAUSED)
+    client.wait(execution_id, until=PAUSED)
     return execution_id
 
 
@@ -342,8 +341,8 @@ def test_a_run_without_a_stored_workflow_uses_a_dash(http: httpx.Client, client:
                 "config": {"display": {"title": "Waiting", "message": "Send data"}},
             }
         )
-    )
-    execution = client.wait(run, PAUSED)
+    ).id
+    execution = client.wait(run, until=PAUSED)
     [point] = execution.pause_points
     api_url = local(point.resume_links.api_url)
     assert untokened(api_url) == f"/api/resume/-/{run}/{point.context_id}"
@@ -449,11 +448,8 @@ def test_a_run_waiting_at_two_places_shows_two_forms(http: httpx.Client, client:
             {"from": "finance", "to": "end"},
         ],
     }
-    run = client.start(document)
-    deadline = time.monotonic() + 10
-    while len(client.get(run).pause_points) < 2:
-        assert time.monotonic() < deadline, "the run did not reach both approvals"
-        time.sleep(0.05)
+    run = client.start(document).id
+    wait_for(lambda: len(client.get(run).pause_points) >= 2, what="the run to reach both approvals")
     points = {point.node_id: point for point in client.get(run).pause_points}
     page = f"/resume/-/{run}"
     text = http.get(page).text
@@ -537,8 +533,8 @@ def test_page_errors(http: httpx.Client, client: Client, workflow_id: str, pause
 
     breakpoint_run = client.start(
         linear({"id": "look", "type": "log", "config": {"message": "hi"}, "breakpoint": True})
-    )
-    client.wait(breakpoint_run, PAUSED)
+    ).id
+    client.wait(breakpoint_run, until=PAUSED)
     held = http.get(f"/resume/-/{breakpoint_run}")
     assert held.status_code == 200 and "Nothing to approve" in held.text and "breakpoint" in held.text
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 
@@ -49,9 +48,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     with (
         running_server(settings_for(url, workflows_dirs=(root,))) as server,
         httpx.Client(base_url=server.http_url, timeout=10) as http,
-        grpc.insecure_channel(server.grpc_target) as channel,
+        Client(server.grpc_target) as client,
     ):
-        yield Env(http, Client(channel), root)
+        yield Env(http, client, root)
 
 
 def violations(response: httpx.Response, status: int = 400, body: set[str] | None = None) -> dict[str, str]:

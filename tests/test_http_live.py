@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 
@@ -46,8 +45,8 @@ class Env:
     url: str
 
     def paused(self, document: dict[str, Any] | None = None) -> str:
-        execution_id = self.client.start(document or two_steps())
-        self.client.wait(execution_id, PAUSED)
+        execution_id = self.client.start(document or two_steps()).id
+        self.client.wait(execution_id, until=PAUSED)
         return execution_id
 
 
@@ -57,10 +56,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
     with (
         running_server(settings_for(url, workflows_dirs=(root,))) as handle,
-        grpc.insecure_channel(handle.grpc_target) as channel,
+        Client(handle.grpc_target) as client,
         httpx.Client(base_url=handle.http_url, timeout=10) as http,
     ):
-        yield Env(http, Client(channel), batch_pb2_grpc.BatchServiceStub(channel), root, handle.http_url)
+        yield Env(http, client, client.batches, root, handle.http_url)
 
 
 # -- SSE ----------------------------------------------------------------------------------------------
@@ -125,7 +124,7 @@ def test_sse_streams_a_run_and_resumes_after_the_last_event_id(env: Env) -> None
         rest = read_events(response)  # the stream ends by itself after the terminal event
     assert rest[-1].event == "EXECUTION_COMPLETED"
 
-    history = env.client.history(execution_id)
+    history = list(env.client.history(execution_id))
     ids = [int(frame.ident or 0) for frame in first + rest]
     assert ids == [event.sequence for event in history]  # no gap, no duplicate, in order
     for frame, event in zip(first + rest, history, strict=True):
@@ -144,7 +143,7 @@ def test_sse_streams_a_run_and_resumes_after_the_last_event_id(env: Env) -> None
 
 def test_sse_sends_heartbeats_while_the_run_waits(env: Env) -> None:
     execution_id = env.paused()
-    last = env.client.history(execution_id)[-1].sequence
+    last = list(env.client.history(execution_id))[-1].sequence
     path = f"/api/workflows/execution/{execution_id}/events?heartbeat=1"
     started = time.monotonic()
     with env.http.stream("GET", path, headers={"Last-Event-ID": str(last)}) as response:
@@ -300,7 +299,7 @@ def test_socketio_batch_updates(env: Env, watchers: list[Watcher]) -> None:
     ).batch
     run_ids = [item.execution_id for item in batch.executions]
     for execution_id in run_ids:
-        env.client.wait(execution_id, PAUSED)
+        env.client.wait(execution_id, until=PAUSED)
     until = {"event": "batch-update", "status": "completed", "key": "batchId", "value": batch.batch_id}
     watcher = watch(
         watchers, env, subscribe={"batchId": batch.batch_id}, transports=["websocket"], until=until

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import grpc
 import httpx
 import pytest
 
+from runctl.messages import as_definition
 from runctl.v1 import workflow_pb2
 from tests.engine_helpers import Client, linear
 from tests.support import ServerThread, running_server, settings_for
@@ -29,9 +29,8 @@ def http(server: ServerThread) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def workflow_id(server: ServerThread) -> str:
-    with grpc.insecure_channel(server.grpc_target) as channel:
-        client = Client(channel)
-        request = workflow_pb2.CreateWorkflowRequest(definition=client.definition(linear()))
+    with Client(server.grpc_target) as client:
+        request = workflow_pb2.CreateWorkflowRequest(definition=as_definition(linear()))
         return str(client.workflows.CreateWorkflow(request, timeout=10).workflow.id)
 
 

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 
+from runctl.messages import as_definition
 from runctl.v1 import batch_pb2, batch_pb2_grpc, batch_resource_pb2, common_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import Client, linear
-from tests.support import ServerThread, running_server, settings_for
+from tests.support import ServerThread, eventually, running_server, settings_for, wait_for
 
 E = execution_pb2
 B = batch_pb2
@@ -54,8 +54,8 @@ class Env:
     root: Path
 
     def paused(self, document: dict[str, Any] | None = None) -> str:
-        execution_id = self.client.start(document or waits())
-        self.client.wait(execution_id, PAUSED)
+        execution_id = self.client.start(document or waits()).id
+        self.client.wait(execution_id, until=PAUSED)
         return execution_id
 
     def folder(self, files: dict[str, dict[str, Any]]) -> str:
@@ -72,15 +72,13 @@ class Env:
         return self.batches.GetBatch(B.GetBatchRequest(batch_id=batch_id), timeout=10).batch
 
     def wait_batch(self, batch_id: str, paused: int = 0, ended: bool = False) -> batch_resource_pb2.Batch:
-        deadline = time.monotonic() + 20
-        while True:
-            batch = self.get_batch(batch_id)
-            if (ended and batch.status != batch_resource_pb2.BATCH_STATUS_RUNNING) or (
-                not ended and batch.paused >= paused
-            ):
-                return batch
-            assert time.monotonic() < deadline, f"batch {batch_id} is still {batch}"
-            time.sleep(0.03)
+        def arrived() -> batch_resource_pb2.Batch | None:
+            batch: batch_resource_pb2.Batch = self.get_batch(batch_id)
+            if ended:
+                return batch if batch.status != batch_resource_pb2.BATCH_STATUS_RUNNING else None
+            return batch if batch.paused >= paused else None
+
+        return wait_for(arrived, timeout=20, what=f"batch {batch_id} to have {paused} paused or to end")
 
     def reset(self) -> None:
         """Stop what earlier tests left active, so the counts of a test are exact."""
@@ -94,10 +92,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     handle: ServerThread
     with (
         running_server(settings_for(url, workflows_dirs=(root,))) as handle,
-        grpc.insecure_channel(handle.grpc_target) as channel,
+        Client(handle.grpc_target) as client,
         httpx.Client(base_url=handle.http_url, timeout=10) as http,
     ):
-        yield Env(http, Client(channel), batch_pb2_grpc.BatchServiceStub(channel), root)
+        yield Env(http, client, client.batches, root)
 
 
 def assert_runner_error(response: httpx.Response, status: int, *words: str) -> dict[str, Any]:
@@ -138,9 +136,9 @@ def test_status_of_breakpoint_manual_completed_and_failed_runs(env: Env) -> None
     body = env.http.get(f"/api/workflows/execution/{at_breakpoint}").json()
     assert (body["status"], body["pausedNodeId"], body["pauseReason"]) == ("running", "first", "breakpoint")
 
-    manual = env.client.start(linear({"id": "nap", "type": "delay", "config": {"seconds": 0.2}}))
+    manual = env.client.start(linear({"id": "nap", "type": "delay", "config": {"seconds": 0.2}})).id
     env.client.executions.PauseExecution(E.PauseExecutionRequest(execution_id=manual), timeout=10)
-    env.client.wait(manual, PAUSED)
+    env.client.wait(manual, until=PAUSED)
     body = env.http.get(f"/api/workflows/execution/{manual}").json()
     assert set(body) == STATUS_KEYS and (body["status"], body["pauseReason"]) == ("running", "manual-pause")
 
@@ -160,7 +158,7 @@ def test_status_of_breakpoint_manual_completed_and_failed_runs(env: Env) -> None
 
 def test_status_of_a_queued_run_is_idle(env: Env) -> None:
     workflow_id = env.client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=env.client.definition(linear())), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(linear())), timeout=10
     ).workflow.id
     env.client.workflows.PauseWorkflow(workflow_pb2.PauseWorkflowRequest(workflow_id=workflow_id), timeout=10)
     queued = env.client.executions.StartExecution(
@@ -220,15 +218,14 @@ def test_active_executions(env: Env) -> None:
 
 def test_active_execution_that_runs_has_three_keys(env: Env) -> None:
     env.reset()
-    running = env.client.start(linear({"id": "nap", "type": "delay", "config": {"seconds": 30}}))
-    env.client.wait(running, (common_pb2.EXECUTION_STATUS_RUNNING,))
-    deadline = time.monotonic() + 10
-    while True:
+    running = env.client.start(linear({"id": "nap", "type": "delay", "config": {"seconds": 30}})).id
+    env.client.wait(running, until=(common_pb2.EXECUTION_STATUS_RUNNING,))
+
+    def active_item() -> None:
         item = env.http.get("/api/workflows/executions/active").json()["executions"][0]
-        if item["currentNodeId"] == "nap" or time.monotonic() > deadline:
-            break
-        time.sleep(0.03)
-    assert item == {"executionId": running, "status": "running", "currentNodeId": "nap"}
+        assert item == {"executionId": running, "status": "running", "currentNodeId": "nap"}
+
+    eventually(active_item)
     env.reset()
 
 
@@ -266,8 +263,8 @@ def test_routes_without_an_id_pick_the_most_recent_run_that_qualifies(env: Env) 
     paused one for continue and pause control."""
     env.reset()
     paused = env.paused()
-    running = env.client.start(linear({"id": "nap", "type": "delay", "config": {"seconds": 30}}))
-    env.client.wait(running, (common_pb2.EXECUTION_STATUS_RUNNING,))
+    running = env.client.start(linear({"id": "nap", "type": "delay", "config": {"seconds": 30}})).id
+    env.client.wait(running, until=(common_pb2.EXECUTION_STATUS_RUNNING,))
     done = env.client.run(linear()).id
     assert env.http.get("/api/workflows/execution/status").json()["executionId"] == done
     traced = env.http.post("/api/workflows/execution/trace-logs", json={"enabled": True}).json()
@@ -332,10 +329,13 @@ def test_batch_status_with_its_executions(env: Env) -> None:
     before = int(time.time() * 1000)
     batch = env.batch(folder_path=folder, concurrency=1)
     env.wait_batch(batch.batch_id, paused=1)
-    deadline = time.monotonic() + 10
-    while (body := env.http.get(f"/api/workflows/execution/batch/{batch.batch_id}").json())["completed"] < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.03)
+
+    def with_a_completed_run() -> dict[str, Any]:
+        body: dict[str, Any] = env.http.get(f"/api/workflows/execution/batch/{batch.batch_id}").json()
+        assert body["completed"] >= 1, body
+        return body
+
+    body = eventually(with_a_completed_run)
     assert set(body) == BATCH_KEYS
     assert body["batchId"] == batch.batch_id
     assert (body["status"], body["sourceType"], body["folderPath"]) == ("running", "folder", folder)
@@ -387,7 +387,7 @@ def test_batch_status_with_its_executions(env: Env) -> None:
 
 def test_batch_of_stored_workflows_names_them_by_id(env: Env) -> None:
     workflow_id = env.client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=env.client.definition(linear(name="stored"))),
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(linear(name="stored"))),
         timeout=10,
     ).workflow.id
     batch = env.batch(workflow_ids=B.WorkflowIdList(ids=[workflow_id]))
@@ -489,7 +489,7 @@ def test_continue_a_paused_execution(env: Env) -> None:
     response = env.http.post("/api/workflows/execution/continue", json={"executionId": execution_id})
     assert response.status_code == 200
     assert response.json() == {"success": True, "message": "Execution continued"}
-    env.client.wait(execution_id, PAUSED)
+    env.client.wait(execution_id, until=PAUSED)
     assert env.http.get(f"/api/workflows/execution/{execution_id}").json()["pausedNodeId"] == "second"
     assert env.http.post("/api/workflows/execution/continue").json()["success"] is True  # the most recent
     assert env.client.wait(execution_id).status == common_pb2.EXECUTION_STATUS_COMPLETED
@@ -555,7 +555,7 @@ def test_pause_control(env: Env, action: str, message: str, outcome: str) -> Non
         "action": action,
     }
     if outcome == "second":
-        env.client.wait(execution_id, PAUSED)
+        env.client.wait(execution_id, until=PAUSED)
         body = env.http.get(f"/api/workflows/execution/{execution_id}").json()
         assert (body["pausedNodeId"], body["pauseReason"]) == ("second", "breakpoint")
         env.http.post("/api/workflows/execution/stop", json={"executionId": execution_id})

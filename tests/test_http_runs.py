@@ -8,11 +8,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 from google.protobuf import json_format
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import Client, linear, nodes_by_id, output, to_struct
 from tests.support import running_server, settings_for
@@ -29,7 +29,7 @@ class Env:
     def run(self, document: dict[str, Any], input: dict[str, Any] | None = None) -> tuple[str, str]:
         """A run of a new stored workflow: its id and the workflow's webhook secret."""
         created = self.grpc.workflows.CreateWorkflow(
-            workflow_pb2.CreateWorkflowRequest(definition=self.grpc.definition(document)), timeout=10
+            workflow_pb2.CreateWorkflowRequest(definition=as_definition(document)), timeout=10
         ).workflow
         started = self.grpc.executions.StartExecution(
             execution_pb2.StartExecutionRequest(workflow_id=created.id, input=to_struct(input or {})),
@@ -73,9 +73,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     with (
         running_server(settings_for(url)) as server,
         httpx.Client(base_url=server.http_url, timeout=10) as http,
-        grpc.insecure_channel(server.grpc_target) as channel,
+        Client(server.grpc_target) as client,
     ):
-        yield Env(http, Client(channel))
+        yield Env(http, client)
 
 
 def answer(response: httpx.Response) -> tuple[str, str]:
@@ -226,7 +226,7 @@ def test_secrets_401(env: Env) -> None:
         assert set(refused.json()) == {"error", "details"}
         assert refused.json()["details"][0]["reason"] in ("SECRET_REQUIRED", "BAD_SECRET")
     # a run of an inline document has no workflow, hence no secret that could match
-    inline = env.grpc.start(linear({"id": "hold", "type": "wait"}))
+    inline = env.grpc.start(linear({"id": "hold", "type": "wait"})).id
     env.waiting(inline, "hold")
     assert env.resume(inline, "hold", "anything").status_code == 401
     assert answer(env.resume(execution_id, "hold", secret)) == ("resumed", "")

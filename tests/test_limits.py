@@ -13,6 +13,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from runctl.messages import as_definition
 from runctl.v1 import batch_pb2, batch_pb2_grpc, common_pb2, execution_pb2, workflow_pb2
 from runctl_server.settings import Limits, Settings, SettingsError
 from tests.engine_helpers import Client, linear, to_struct
@@ -42,7 +43,7 @@ class Env:
         return len(self.grpc.workflows.ListWorkflows(request, timeout=10).workflows)
 
     def create_workflow(self, document: dict[str, Any]) -> workflow_pb2.Workflow:
-        request = workflow_pb2.CreateWorkflowRequest(definition=self.grpc.definition(document))
+        request = workflow_pb2.CreateWorkflowRequest(definition=as_definition(document))
         return self.grpc.workflows.CreateWorkflow(request, timeout=10).workflow
 
     def waiting(self, execution_id: str) -> str:
@@ -65,10 +66,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
     with (
         running_server(settings_for(url, limits=LIMITS)) as server,
-        grpc.insecure_channel(server.grpc_target) as channel,
+        Client(server.grpc_target) as client,
         httpx.Client(base_url=server.http_url, timeout=10) as http,
     ):
-        yield Env(Client(channel), http)
+        yield Env(client, http)
 
 
 def of_size(size: int) -> dict[str, str]:
@@ -115,7 +116,7 @@ def test_a_grpc_message_over_the_limit_is_resource_exhausted(env: Env) -> None:
 
 def test_a_workflow_over_the_node_limit_is_invalid_argument(env: Env) -> None:
     runs, workflows = env.executions(), env.workflows()
-    found = refused(lambda: env.grpc.start(nodes(NODES + 1)), grpc.StatusCode.INVALID_ARGUMENT)
+    found = refused(lambda: env.grpc.start(nodes(NODES + 1)).id, grpc.StatusCode.INVALID_ARGUMENT)
     assert any(field.endswith("nodes") and f"at most {NODES}" in text for field, text in found.items()), found
     found = refused(lambda: env.create_workflow(nodes(NODES + 1)), grpc.StatusCode.INVALID_ARGUMENT)
     assert any(field.endswith("nodes") for field in found), found
@@ -128,7 +129,7 @@ def test_loop_bodies_count_towards_the_node_limit(env: Env) -> None:
     body = [{"id": f"b{i}", "type": "log", "config": {"message": "m"}} for i in range(NODES - 2)]
     loop = {"id": "each", "type": "for_each", "config": {"items": "input"}, "body": {"nodes": body}}
     runs = env.executions()
-    refused(lambda: env.grpc.start(linear(loop)), grpc.StatusCode.INVALID_ARGUMENT)
+    refused(lambda: env.grpc.start(linear(loop)).id, grpc.StatusCode.INVALID_ARGUMENT)
     assert env.executions() == runs
 
 
@@ -137,7 +138,9 @@ def test_loop_bodies_count_towards_the_node_limit(env: Env) -> None:
 
 def test_input_over_the_limit_is_invalid_argument(env: Env) -> None:
     runs = env.executions()
-    found = refused(lambda: env.grpc.start(linear(), of_size(INPUT + 1)), grpc.StatusCode.INVALID_ARGUMENT)
+    found = refused(
+        lambda: env.grpc.start(linear(), input=of_size(INPUT + 1)).id, grpc.StatusCode.INVALID_ARGUMENT
+    )
     assert found == {"input": f"is larger than {INPUT} bytes (the input limit)"}
     assert env.executions() == runs
     assert env.grpc.run(linear(), of_size(INPUT)).status == common_pb2.EXECUTION_STATUS_COMPLETED
@@ -160,7 +163,7 @@ def test_batch_input_over_the_limit_is_invalid_argument(env: Env) -> None:
 
 
 def test_resume_values_over_the_limit_are_invalid_argument(env: Env) -> None:
-    execution_id = env.grpc.start(WAITS)
+    execution_id = env.grpc.start(WAITS).id
     context_id = env.waiting(execution_id)
 
     def resume(size: int) -> execution_pb2.ResumePausePointResponse:

@@ -7,7 +7,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from runctl.v1 import common_pb2, event_pb2, execution_pb2
 from runctl_server.store.migrate import head_revision
 from tests.engine_helpers import linear
 from tests.observability import Scrape
-from tests.support import running_server, settings_for
+from tests.support import running_server, settings_for, wait_for
 
 COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
 ERROR = common_pb2.EXECUTION_STATUS_ERROR
@@ -137,10 +136,11 @@ def test_background_retention_removes_old_ended_runs_and_nothing_else(tmp_path: 
 
     settings = settings_for(f"sqlite:///{db}", retention_seconds=7 * DAY)
     with running_server(settings) as handle, Client(handle.grpc_target) as client:
-        deadline = time.monotonic() + 30
-        while Scrape(handle.http_url).value("runctl_retention_pruned_runs_total") < 2:
-            assert time.monotonic() < deadline, "retention did not run"
-            time.sleep(0.1)
+        wait_for(
+            lambda: Scrape(handle.http_url).value("runctl_retention_pruned_runs_total") >= 2,
+            timeout=30,
+            what="retention to prune the two old runs",
+        )
         for execution_id in old:
             with pytest.raises(grpc.RpcError) as gone:
                 client.get(execution_id)

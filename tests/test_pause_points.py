@@ -23,10 +23,10 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
 def test_find_and_show_what_is_waiting(client: Client) -> None:
     points = pause_point_pb2_grpc.PausePointServiceStub(client.channel)
     approval = {"id": "sign", "type": "approval", "config": {"title": "Sign off", "message": "Ship it?"}}
-    approvals = [client.start(linear(approval)) for _ in range(3)]
-    waiting = client.start(linear({"id": "hold", "type": "wait"}))
+    approvals = [client.start(linear(approval)).id for _ in range(3)]
+    waiting = client.start(linear({"id": "hold", "type": "wait"})).id
     for execution_id in [*approvals, waiting]:
-        client.wait(execution_id, (PAUSED,))
+        client.wait(execution_id, until=(PAUSED,))
     client.executions.ControlPause(
         execution_pb2.ControlPauseRequest(
             execution_id=approvals[0], action=execution_pb2.PAUSE_ACTION_CONTINUE
@@ -81,8 +81,8 @@ def test_a_pause_point_shows_its_expiry_action_and_extra_display_values(client: 
     untimed = {"id": "sign", "type": "approval", "config": {"title": "Sign off"}}
     shown: dict[str, pause_point_pb2.PausePoint] = {}
     for node in (timed, untimed):
-        execution_id = client.start(linear(node))
-        client.wait(execution_id, (PAUSED,))
+        execution_id = client.start(linear(node)).id
+        client.wait(execution_id, until=(PAUSED,))
         (point,) = points.ListPausePoints(
             pause_point_pb2.ListPausePointsRequest(execution_id=execution_id), timeout=10
         ).pause_points
@@ -99,10 +99,10 @@ def test_a_pause_point_shows_its_expiry_action_and_extra_display_values(client: 
 
 def test_only_pause_points_that_show_something_have_a_response(client: Client) -> None:
     points = pause_point_pb2_grpc.PausePointServiceStub(client.channel)
-    plain_wait = client.start(linear({"id": "hold", "type": "wait"}))
-    halt = client.start(linear({"id": "halt", "type": "breakpoint"}))
+    plain_wait = client.start(linear({"id": "hold", "type": "wait"})).id
+    halt = client.start(linear({"id": "halt", "type": "breakpoint"})).id
     for execution_id in (plain_wait, halt):
-        client.wait(execution_id, (PAUSED,))
+        client.wait(execution_id, until=(PAUSED,))
         (point,) = points.ListPausePoints(
             pause_point_pb2.ListPausePointsRequest(execution_id=execution_id), timeout=10
         ).pause_points

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import grpc
-
 from tests.engine_helpers import Client, linear, node_status, output
 from tests.support import spawn_server
 
@@ -39,8 +37,7 @@ def test_plugin_node_type_runs_and_a_broken_plugin_is_skipped(tmp_path: Path) ->
     )
     server = spawn_server(f"sqlite:///{tmp_path / 'runctl.db'}", tmp_path, {"PYTHONPATH": str(site)})
     try:
-        with grpc.insecure_channel(server.grpc_target) as channel:
-            client = Client(channel)
+        with Client(server.grpc_target) as client:
             doc = linear({"id": "loud", "type": "shout", "config": {"text": "hi {{ input.who }}"}})
             execution = client.run(doc, {"who": "ada"})
             assert node_status(execution)["loud"] == "completed"

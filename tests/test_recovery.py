@@ -14,21 +14,22 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from google.protobuf import json_format
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, event_pb2, execution_pb2, pause_point_pb2
 from tests.engine_helpers import Client, LocalHttp, linear, nodes_by_id, output
 from tests.postgres import temporary_database
-from tests.support import ServerProcess, spawn_server
+from tests.support import ServerProcess, spawn_server, wait_for
 
 COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
 PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
@@ -65,8 +66,8 @@ class GatedHttp(LocalHttp):
         return super().route(method, path, body)
 
 
-@pytest.fixture
-def gated_http() -> Iterator[GatedHttp]:
+@contextmanager
+def gated_http_server() -> Iterator[GatedHttp]:
     server = GatedHttp()
     server.thread.start()
     try:
@@ -77,10 +78,10 @@ def gated_http() -> Iterator[GatedHttp]:
         server.server.server_close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'runctl.db'}"
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
     else:
         with temporary_database() as url:
             yield url
@@ -96,14 +97,6 @@ def stop(server: ServerProcess | None) -> None:
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait(timeout=10)
-
-
-def poll(condition: Callable[[], bool], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting until {what}")
-        time.sleep(0.05)
 
 
 def seconds(timestamp: Any) -> float:
@@ -224,15 +217,17 @@ def not_in_flight(client: Client, runs: Runs, http: GatedHttp) -> str:
 def start_settled(client: Client, http: GatedHttp) -> Runs:
     """Start the runs that keep still until the kill: answers once quick runs completed and waiting runs
     paused (their http requests hang until the gate opens)."""
-    quick = {client.start(QUICK, {"i": i}): i for i in range(10)}
-    waits = [client.start(WAIT, {"i": i}) for i in range(10)]
-    approvals = [client.start(APPROVAL, {"i": i}) for i in range(10)]
+    quick = {client.start(QUICK, input={"i": i}).id: i for i in range(10)}
+    waits = [client.start(WAIT, input={"i": i}).id for i in range(10)]
+    approvals = [client.start(APPROVAL, input={"i": i}).id for i in range(10)]
     gated = http_doc(http.url)
-    runs = Runs(quick, waits, approvals, {}, {}, {client.start(gated, {"i": i}): i for i in range(12)}, [])
+    runs = Runs(
+        quick, waits, approvals, {}, {}, {client.start(gated, input={"i": i}).id: i for i in range(12)}, []
+    )
     for run_id in quick:
         assert client.wait(run_id).status == COMPLETED
     for run_id in waits + approvals:
-        client.wait(run_id, (PAUSED,))
+        client.wait(run_id, until=(PAUSED,))
     return runs
 
 
@@ -240,9 +235,9 @@ def start_timed(client: Client, runs: Runs, http: GatedHttp) -> None:
     """Start the time-bound runs, last, and answer once every run is where the kill should find it:
     http requests hanging, timers pending, loops mid-iteration."""
     long_doc, short_doc = timer_doc(LONG_DELAY), timer_doc(SHORT_DELAY)
-    runs.long_timers = {client.start(long_doc, {"i": i}): i for i in range(12)}
-    runs.loops = [client.start(loop_doc(), {"items": LOOP_ITEMS}) for _ in range(2)]
-    runs.short_timers = {client.start(short_doc, {"i": i}): i for i in range(4)}
+    runs.long_timers = {client.start(long_doc, input={"i": i}).id: i for i in range(12)}
+    runs.loops = [client.start(loop_doc(), input={"items": LOOP_ITEMS}).id for _ in range(2)]
+    runs.short_timers = {client.start(short_doc, input={"i": i}).id: i for i in range(4)}
     problem = "not checked yet"
 
     def ready() -> bool:
@@ -251,15 +246,15 @@ def start_timed(client: Client, runs: Runs, http: GatedHttp) -> None:
         return not problem
 
     try:
-        poll(ready, "every moving run is in flight", 20)
-    except TimeoutError as exc:
+        wait_for(ready, timeout=20, what="every moving run to be in flight")
+    except AssertionError as exc:
         raise AssertionError(f"{exc}: {problem}") from None
 
 
 def assert_finished_once(client: Client, run_id: str) -> list[Any]:
     """The run's history holds one EXECUTION_COMPLETED, one NODE_COMPLETED per node key, no failure,
     and strictly increasing sequences; answers the history."""
-    events = client.history(run_id)
+    events = list(client.history(run_id))
     types = [event_type(e) for e in events]
     assert types.count("EXECUTION_STARTED") == 1, (run_id, history_summary(events))
     assert types.count("EXECUTION_COMPLETED") == 1, (run_id, history_summary(events))
@@ -282,153 +277,201 @@ def node_key_of(node: execution_pb2.NodeState) -> str:
     return "".join(f"{frame.parent_node_id}[{frame.index}]." for frame in node.stack) + node.node_id
 
 
-def test_sigkill_mid_flight_then_restart_finishes_every_run_once(
-    db_url: str, tmp_path: Path, gated_http: GatedHttp
-) -> None:
-    first: ServerProcess | None = None
-    second: ServerProcess | None = None
-    try:
-        # -- 1. the mix, in flight ------------------------------------------------------------------
-        first = spawn_server(db_url, tmp_path)
-        with grpc.insecure_channel(first.grpc_target) as channel:
-            client = Client(channel)
-            runs = start_settled(client, gated_http)
-            before_waiting = {run_id: client.get(run_id) for run_id in runs.waiting}
-            before_history = {
-                run_id: history_summary(client.history(run_id)) for run_id in [*runs.quick, *runs.waiting]
-            }
-            start_timed(client, runs, gated_http)
-            short_wakes = [
-                seconds(nodes_by_id(client.get(run_id))["pause"].start_time) + SHORT_DELAY
-                for run_id in runs.short_timers
-            ]
+@dataclass
+class Recovered:
+    """The mix after the kill and the restart: every moving run has completed on the second server."""
 
-        # -- 2. kill -9 ----------------------------------------------------------------------------
-        first.process.send_signal(signal.SIGKILL)
-        assert first.process.wait(timeout=10) == -signal.SIGKILL
-        killed_at = time.time()
-        gated_http.gate.set()  # the hung requests of the dead process answer into closed sockets
-        # Restart only once the short timers are overdue, so that they must fire late, at once.
-        poll(lambda: time.time() > max(short_wakes) + 0.2, "the short timers are overdue", 10)
+    client: Client
+    runs: Runs
+    http: GatedHttp
+    # Waiting runs and the histories of waiting and quick runs, as the first server left them.
+    before_waiting: dict[str, execution_pb2.Execution]
+    before_history: dict[str, list[tuple[int, str, str]]]
+    killed_at: float
+    restarted_at: float
+    # The history of every moving and quick run, read from the second server.
+    histories: dict[str, list[Any]]
 
-        # -- 3. restart on the same database ---------------------------------------------------------
-        second = spawn_server(db_url, tmp_path)
-        restarted_at = time.time()
-        with grpc.insecure_channel(second.grpc_target) as channel:
-            client = Client(channel)
-            pending = set(runs.moving)
 
-            def all_finished() -> bool:
-                for run_id in list(pending):
-                    status = client.get(run_id).status
-                    assert status in (COMPLETED, common_pb2.EXECUTION_STATUS_RUNNING, PAUSED), (
-                        run_id,
-                        common_pb2.ExecutionStatus.Name(status),
-                    )
-                    if status == COMPLETED:
-                        pending.discard(run_id)
-                return not pending
-
-            try:
-                poll(all_finished, "every in-flight run completed", FINISH_TIMEOUT)
-            except TimeoutError:
-                stuck = {
-                    run_id: json_format.MessageToDict(client.get(run_id)) for run_id in sorted(pending)[:3]
+@pytest.fixture(scope="module")
+def recovered(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recovered]:
+    """SIGKILL a server with the mix in flight, restart it on the same database and wait until every
+    moving run completed: once per database, then each test below checks one promise."""
+    with gated_http_server() as gated_http:
+        workdir = tmp_path_factory.mktemp("recovery")
+        first: ServerProcess | None = None
+        second: ServerProcess | None = None
+        try:
+            # -- 1. the mix, in flight ------------------------------------------------------------------
+            first = spawn_server(db_url, workdir)
+            with Client(first.grpc_target) as client:
+                runs = start_settled(client, gated_http)
+                before_waiting = {run_id: client.get(run_id) for run_id in runs.waiting}
+                before_history = {
+                    run_id: history_summary(list(client.history(run_id)))
+                    for run_id in [*runs.quick, *runs.waiting]
                 }
-                raise AssertionError(
-                    f"{len(pending)} runs did not finish: {stuck}\nlog:\n{second.log()}"
-                ) from None
-
-            # -- 4. every run finished exactly once, with the right output ---------------------------
-            histories: dict[str, list[Any]] = {}
-            for run_id in [*runs.moving, *runs.quick]:
-                histories[run_id] = assert_finished_once(client, run_id)
-
-            for run_id, i in runs.quick.items():
-                execution = client.get(run_id)
-                assert output(execution.output) == f"quick {i}"
-                assert history_summary(histories[run_id]) == before_history[run_id]
-
-            for run_id, i in {**runs.long_timers, **runs.short_timers}.items():
-                execution = client.get(run_id)
-                assert output(execution.output) == f"timer {i}"
-                pause = nodes_by_id(execution)["pause"]
-                delay = LONG_DELAY if run_id in runs.long_timers else SHORT_DELAY
-                wake = seconds(pause.start_time) + delay
-                fired = seconds(pause.end_time)
-                # Pending at the kill; never early; on time, or at once after the restart if overdue.
-                assert seconds(pause.start_time) < killed_at < fired, (
-                    run_id,
-                    history_summary(histories[run_id]),
-                )
-                assert fired >= wake, (run_id, fired - wake)
-                assert fired <= max(wake, restarted_at) + TIMER_SLACK, (
-                    run_id,
-                    fired - max(wake, restarted_at),
-                )
-                assert pause.attempts == 1
-            for run_id in runs.short_timers:
-                assert (
-                    seconds(nodes_by_id(client.get(run_id))["pause"].start_time) + SHORT_DELAY < restarted_at
-                )
-
-            for run_id, i in runs.http.items():
-                execution = client.get(run_id)
-                assert output(execution.output) == {"run": str(i)}
-                requests = [r for r in gated_http.requests if r.path == f"/gate/{i}"]
-                keys = {r.headers.get("Idempotency-Key") for r in requests}
-                # At-least-once: the interrupted request was sent again, with the same key.
-                assert len(requests) >= 2, (run_id, len(requests))
-                assert keys == {f"{run_id}/call"}, (run_id, keys)
-                call = nodes_by_id(execution)["call"]
-                assert call.attempts == 1  # a crash re-run is the same attempt, not a retry
-                starts = [
-                    e for e in histories[run_id] if event_type(e) == "NODE_STARTED" and e.node_id == "call"
+                start_timed(client, runs, gated_http)
+                short_wakes = [
+                    seconds(nodes_by_id(client.get(run_id))["pause"].start_time) + SHORT_DELAY
+                    for run_id in runs.short_timers
                 ]
-                assert len(starts) == len(requests)
 
-            for run_id in runs.loops:
-                execution = client.get(run_id)
-                assert output(execution.output) == [
-                    f"{item}-{index}" for index, item in enumerate(LOOP_ITEMS)
-                ]
-                marks = {n.stack[0].index: n for n in execution.nodes if n.node_id == "mark"}
-                pauses = {n.stack[0].index: n for n in execution.nodes if n.node_id == "pause"}
-                assert sorted(marks) == sorted(pauses) == list(range(len(LOOP_ITEMS)))
-                spans = [(seconds(pauses[i].start_time), seconds(marks[i].end_time)) for i in pauses]
-                for start, _ in spans:
-                    # Never more than `concurrency` iterations at once, across the crash too.
-                    assert sum(1 for a, b in spans if a <= start < b) <= 2, spans
-                for index, node in pauses.items():
-                    assert seconds(node.end_time) >= seconds(node.start_time) + LOOP_DELAY, index
-                assert any(seconds(n.start_time) < killed_at < seconds(n.end_time) for n in pauses.values())
+            # -- 2. kill -9 ----------------------------------------------------------------------------
+            first.process.send_signal(signal.SIGKILL)
+            assert first.process.wait(timeout=10) == -signal.SIGKILL
+            killed_at = time.time()
+            gated_http.gate.set()  # the hung requests of the dead process answer into closed sockets
+            # Restart only once the short timers are overdue, so that they must fire late, at once.
+            wait_for(
+                lambda: time.time() > max(short_wakes) + 0.2,
+                timeout=10,
+                what="the short timers to be overdue",
+            )
 
-            # One global sequence across both processes: every event of every run has its own number,
-            # and as nothing but these runs wrote events, together they leave no gap.
-            everything = [e.sequence for run_id in histories for e in histories[run_id]]
-            everything += [s for run_id in runs.waiting for s, _, _ in before_history[run_id]]
-            assert len(everything) == len(set(everything))
-            assert sorted(everything) == list(range(1, len(everything) + 1))
+            # -- 3. restart on the same database ---------------------------------------------------------
+            second = spawn_server(db_url, workdir)
+            restarted_at = time.time()
+            with Client(second.grpc_target) as client:
+                pending = set(runs.moving)
 
-            # -- waiting runs are still waiting, at the same pause point -------------------------------
-            for run_id in runs.waiting:
-                execution = client.get(run_id)
-                before = before_waiting[run_id]
-                assert execution.status == PAUSED, run_id
-                assert execution.paused_node_id == before.paused_node_id
-                assert execution.pause_reason == before.pause_reason
-                (point,) = execution.pause_points
-                (old_point,) = before.pause_points
-                assert point.context_id == old_point.context_id
-                assert point.resume_status == pause_point_pb2.RESUME_STATUS_PAUSED
-                node = nodes_by_id(execution)[point.node_id]
-                assert node.status == WAITING and node.context_id == point.context_id
-                assert history_summary(client.history(run_id)) == before_history[run_id]
-    finally:
-        if first is not None and first.process.poll() is None:
-            first.process.kill()
-            first.process.wait(timeout=10)
-        stop(second)
+                def all_finished() -> bool:
+                    for run_id in list(pending):
+                        status = client.get(run_id).status
+                        assert status in (COMPLETED, common_pb2.EXECUTION_STATUS_RUNNING, PAUSED), (
+                            run_id,
+                            common_pb2.ExecutionStatus.Name(status),
+                        )
+                        if status == COMPLETED:
+                            pending.discard(run_id)
+                    return not pending
+
+                try:
+                    wait_for(all_finished, timeout=FINISH_TIMEOUT, what="every in-flight run to complete")
+                except AssertionError:
+                    stuck = {
+                        run_id: json_format.MessageToDict(client.get(run_id))
+                        for run_id in sorted(pending)[:3]
+                    }
+                    raise AssertionError(
+                        f"{len(pending)} runs did not finish: {stuck}\nlog:\n{second.log()}"
+                    ) from None
+                histories = {run_id: list(client.history(run_id)) for run_id in [*runs.moving, *runs.quick]}
+                yield Recovered(
+                    client,
+                    runs,
+                    gated_http,
+                    before_waiting,
+                    before_history,
+                    killed_at,
+                    restarted_at,
+                    histories,
+                )
+        finally:
+            if first is not None and first.process.poll() is None:
+                first.process.kill()
+                first.process.wait(timeout=10)
+            stop(second)
+
+
+def test_every_run_in_flight_or_done_at_the_kill_finishes_exactly_once(recovered: Recovered) -> None:
+    for run_id in [*recovered.runs.moving, *recovered.runs.quick]:
+        assert_finished_once(recovered.client, run_id)
+
+
+def test_runs_done_before_the_kill_keep_their_output_and_history(recovered: Recovered) -> None:
+    for run_id, i in recovered.runs.quick.items():
+        assert output(recovered.client.get(run_id).output) == f"quick {i}"
+        assert history_summary(recovered.histories[run_id]) == recovered.before_history[run_id]
+
+
+def test_timers_never_fire_early_and_overdue_ones_fire_at_once_after_the_restart(
+    recovered: Recovered,
+) -> None:
+    runs, client = recovered.runs, recovered.client
+    for run_id, i in {**runs.long_timers, **runs.short_timers}.items():
+        execution = client.get(run_id)
+        assert output(execution.output) == f"timer {i}"
+        pause = nodes_by_id(execution)["pause"]
+        delay = LONG_DELAY if run_id in runs.long_timers else SHORT_DELAY
+        wake = seconds(pause.start_time) + delay
+        fired = seconds(pause.end_time)
+        # Pending at the kill; never early; on time, or at once after the restart if overdue.
+        assert seconds(pause.start_time) < recovered.killed_at < fired, (
+            run_id,
+            history_summary(recovered.histories[run_id]),
+        )
+        assert fired >= wake, (run_id, fired - wake)
+        assert fired <= max(wake, recovered.restarted_at) + TIMER_SLACK, (
+            run_id,
+            fired - max(wake, recovered.restarted_at),
+        )
+        assert pause.attempts == 1
+    for run_id in runs.short_timers:
+        started = seconds(nodes_by_id(client.get(run_id))["pause"].start_time)
+        assert started + SHORT_DELAY < recovered.restarted_at
+
+
+def test_interrupted_http_calls_are_sent_again_with_the_same_idempotency_key(recovered: Recovered) -> None:
+    for run_id, i in recovered.runs.http.items():
+        execution = recovered.client.get(run_id)
+        assert output(execution.output) == {"run": str(i)}
+        requests = [r for r in recovered.http.requests if r.path == f"/gate/{i}"]
+        keys = {r.headers.get("Idempotency-Key") for r in requests}
+        # At-least-once: the interrupted request was sent again, with the same key.
+        assert len(requests) >= 2, (run_id, len(requests))
+        assert keys == {f"{run_id}/call"}, (run_id, keys)
+        call = nodes_by_id(execution)["call"]
+        assert call.attempts == 1  # a crash re-run is the same attempt, not a retry
+        starts = [
+            e for e in recovered.histories[run_id] if event_type(e) == "NODE_STARTED" and e.node_id == "call"
+        ]
+        assert len(starts) == len(requests)
+
+
+def test_loop_iterations_keep_their_order_delay_and_concurrency_across_the_crash(
+    recovered: Recovered,
+) -> None:
+    for run_id in recovered.runs.loops:
+        execution = recovered.client.get(run_id)
+        assert output(execution.output) == [f"{item}-{index}" for index, item in enumerate(LOOP_ITEMS)]
+        marks = {n.stack[0].index: n for n in execution.nodes if n.node_id == "mark"}
+        pauses = {n.stack[0].index: n for n in execution.nodes if n.node_id == "pause"}
+        assert sorted(marks) == sorted(pauses) == list(range(len(LOOP_ITEMS)))
+        spans = [(seconds(pauses[i].start_time), seconds(marks[i].end_time)) for i in pauses]
+        for start, _ in spans:
+            # Never more than `concurrency` iterations at once, across the crash too.
+            assert sum(1 for a, b in spans if a <= start < b) <= 2, spans
+        for index, node in pauses.items():
+            assert seconds(node.end_time) >= seconds(node.start_time) + LOOP_DELAY, index
+        assert any(seconds(n.start_time) < recovered.killed_at < seconds(n.end_time) for n in pauses.values())
+
+
+def test_both_processes_wrote_one_global_sequence_without_gaps(recovered: Recovered) -> None:
+    # Every event of every run has its own number, and as nothing but these runs wrote events,
+    # together they leave no gap.
+    histories = recovered.histories
+    everything = [e.sequence for run_id in histories for e in histories[run_id]]
+    everything += [s for run_id in recovered.runs.waiting for s, _, _ in recovered.before_history[run_id]]
+    assert len(everything) == len(set(everything))
+    assert sorted(everything) == list(range(1, len(everything) + 1))
+
+
+def test_waiting_runs_are_still_waiting_at_the_same_pause_point(recovered: Recovered) -> None:
+    client = recovered.client
+    for run_id in recovered.runs.waiting:
+        execution = client.get(run_id)
+        before = recovered.before_waiting[run_id]
+        assert execution.status == PAUSED, run_id
+        assert execution.paused_node_id == before.paused_node_id
+        assert execution.pause_reason == before.pause_reason
+        (point,) = execution.pause_points
+        (old_point,) = before.pause_points
+        assert point.context_id == old_point.context_id
+        assert point.resume_status == pause_point_pb2.RESUME_STATUS_PAUSED
+        node = nodes_by_id(execution)[point.node_id]
+        assert node.status == WAITING and node.context_id == point.context_id
+        assert history_summary(list(client.history(run_id))) == recovered.before_history[run_id]
 
 
 def test_a_parent_whose_child_was_lost_starts_it_again(tmp_path: Path) -> None:
@@ -438,19 +481,18 @@ def test_a_parent_whose_child_was_lost_starts_it_again(tmp_path: Path) -> None:
     db = tmp_path / "runctl.db"
     first = spawn_server(f"sqlite:///{db}", tmp_path)
     try:
-        with grpc.insecure_channel(first.grpc_target) as channel:
-            client = Client(channel)
+        with Client(first.grpc_target) as client:
             child_doc = linear({"id": "nap", "type": "delay", "config": {"seconds": 1}}, name="child")
             from runctl.v1 import workflow_pb2
 
             child = client.workflows.CreateWorkflow(
-                workflow_pb2.CreateWorkflowRequest(definition=client.definition(child_doc)), timeout=10
+                workflow_pb2.CreateWorkflowRequest(definition=as_definition(child_doc)), timeout=10
             ).workflow
             parent_id = client.start(
                 linear(
                     {"id": "sub", "type": "subworkflow", "config": {"workflowId": child.id}}, name="parent"
                 )
-            )
+            ).id
             deadline = time.monotonic() + 10
             while (
                 len(
@@ -469,8 +511,7 @@ def test_a_parent_whose_child_was_lost_starts_it_again(tmp_path: Path) -> None:
         connection.execute("DELETE FROM executions WHERE workflow_id = ?", (child.id,))
     second = spawn_server(f"sqlite:///{db}", tmp_path)
     try:
-        with grpc.insecure_channel(second.grpc_target) as channel:
-            client = Client(channel)
+        with Client(second.grpc_target) as client:
             parent = client.wait(parent_id, timeout=20)
             assert parent.status == common_pb2.EXECUTION_STATUS_COMPLETED
             sub = output(nodes_by_id(parent)["sub"].output)

@@ -18,6 +18,7 @@ import grpc
 import httpx
 import pytest
 
+from runctl.messages import as_definition
 from runctl.v1 import (
     common_pb2,
     event_pb2,
@@ -31,7 +32,6 @@ from runctl_server.settings import Settings, SettingsError
 from tests.engine_helpers import Client, linear, output
 from tests.support import (
     create_api_key,
-    keyed_channel,
     running_server,
     settings_for,
     spawn_server,
@@ -69,8 +69,8 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyed]:
 
 @pytest.fixture(scope="module")
 def client(keyed: Keyed) -> Iterator[Client]:
-    with keyed_channel(keyed.handle.grpc_target, keyed.alpha) as channel:
-        yield Client(channel)
+    with Client(keyed.handle.grpc_target, api_key=keyed.alpha) as client:
+        yield client
 
 
 @pytest.fixture
@@ -87,8 +87,8 @@ def local(url: str) -> str:
 
 
 def paused_points(client: Client, document: dict[str, Any]) -> tuple[str, list[pause_point_pb2.PausePoint]]:
-    run = client.start(document)
-    execution = client.wait(run, PAUSED)
+    run = client.start(document).id
+    execution = client.wait(run, until=PAUSED)
     return run, list(execution.pause_points)
 
 
@@ -207,9 +207,9 @@ def test_a_link_signed_by_another_server_is_refused(
     tmp_path_factory: pytest.TempPathFactory, client: Client, http: httpx.Client
 ) -> None:
     url = f"sqlite:///{tmp_path_factory.mktemp('other') / 'runctl.db'}"
-    with running_server(settings_for(url)) as other, grpc.insecure_channel(other.grpc_target) as channel:
+    with running_server(settings_for(url)) as other, Client(other.grpc_target) as other_client:
         # Same workspace name, run and pause point shape: only the signing key differs.
-        _, [foreign] = paused_points(Client(channel), APPROVAL)
+        _, [foreign] = paused_points(other_client, APPROVAL)
     _, [point] = paused_points(client, APPROVAL)
     forged = with_token(local(point.resume_links.api_url), token_of(foreign.resume_links.api_url))
     refused(http.post(forged, json={}), "not valid")
@@ -228,8 +228,8 @@ def test_links_survive_a_restart(tmp_path_factory: pytest.TempPathFactory) -> No
     """The signing key is in the database: links sent before a restart still open after it."""
     url = f"sqlite:///{tmp_path_factory.mktemp('restart') / 'runctl.db'}"
     key = create_api_key(url, "alpha")
-    with running_server(settings_for(url)) as first, keyed_channel(first.grpc_target, key) as channel:
-        _, [point] = paused_points(Client(channel), APPROVAL)
+    with running_server(settings_for(url)) as first, Client(first.grpc_target, api_key=key) as client:
+        _, [point] = paused_points(client, APPROVAL)
     with running_server(settings_for(url)) as second, httpx.Client(base_url=second.http_url) as http:
         answer = http.post(local(point.resume_links.api_url), json={"note": "after"}, timeout=10)
         assert (answer.status_code, answer.json()["action"]) == (200, "resumed")
@@ -262,20 +262,24 @@ def _stored_run(client: Client, workflow_id: str) -> str:
     started = client.executions.StartExecution(
         execution_pb2.StartExecutionRequest(workflow_id=workflow_id), timeout=10
     ).execution.id
-    client.wait(started, PAUSED)
+    client.wait(started, until=PAUSED)
     return str(started)
 
 
 def test_a_rotated_out_secret_works_for_the_overlap_only(client: Client) -> None:
     created = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(WAIT)), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(WAIT)), timeout=10
     ).workflow
     old = created.webhook_secret
+    rotated_after = time.time()
     rotated = _rotate(client, created.id, 1.5)
+    rotated_before = time.time()
     new = rotated.workflow.webhook_secret
     assert new and new != old
     until = rotated.previous_secret_expire_time.ToNanoseconds() / 1e9
-    assert 1.0 < until - time.time() <= 1.5
+    # The overlap counts from the rotation, which happened while the call was under way (1 ms for
+    # the timestamp's rounding).
+    assert rotated_after + 1.5 - 0.001 <= until <= rotated_before + 1.5 + 0.001
     # Both work during the overlap.
     assert (
         _resume_node(client, _stored_run(client, created.id), old).action
@@ -287,6 +291,7 @@ def test_a_rotated_out_secret_works_for_the_overlap_only(client: Client) -> None
     )
     # After it, only the new one.
     run = _stored_run(client, created.id)
+    # The server said when the old secret expires: wait for that instant (and a little), not a guess.
     time.sleep(max(0.0, until - time.time()) + 0.1)
     _unauthenticated(client, run, old)
     assert _resume_node(client, run, new).action == execution_pb2.RESUME_ACTION_RESUMED
@@ -294,7 +299,7 @@ def test_a_rotated_out_secret_works_for_the_overlap_only(client: Client) -> None
 
 def test_rotation_without_overlap_and_twice(client: Client) -> None:
     created = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(WAIT)), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(WAIT)), timeout=10
     ).workflow
     run = _stored_run(client, created.id)
     second = _rotate(client, created.id, None)  # the server's default overlap: 24 hours
@@ -323,7 +328,7 @@ def test_rotation_without_overlap_and_twice(client: Client) -> None:
 
 def test_rotation_over_http(keyed: Keyed, client: Client) -> None:
     created = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(WAIT)), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(WAIT)), timeout=10
     ).workflow
     path = f"/v1/workflows/{created.id}/rotate-secret"
     with httpx.Client(base_url=keyed.handle.http_url, timeout=10) as http:
@@ -355,7 +360,7 @@ def test_rotation_over_http(keyed: Keyed, client: Client) -> None:
 
 def test_rotation_events_and_reads_never_hold_a_secret(keyed: Keyed, client: Client) -> None:
     created = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(WAIT)), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(WAIT)), timeout=10
     ).workflow
     rotated = _rotate(client, created.id, 60)
     secrets = {created.webhook_secret, rotated.workflow.webhook_secret}
@@ -392,12 +397,11 @@ def test_a_served_process_logs_no_credential(tmp_path: Path) -> None:
     served = spawn_server(url, tmp_path)
     try:
         with (
-            keyed_channel(served.grpc_target, key) as channel,
+            Client(served.grpc_target, api_key=key) as client,
             httpx.Client(base_url=served.http_url, timeout=10) as http,
         ):
-            client = Client(channel)
             created = client.workflows.CreateWorkflow(
-                workflow_pb2.CreateWorkflowRequest(definition=client.definition(WAIT)), timeout=10
+                workflow_pb2.CreateWorkflowRequest(definition=as_definition(WAIT)), timeout=10
             ).workflow
             rotated = _rotate(client, created.id, 30).workflow.webhook_secret
             run = _stored_run(client, created.id)
@@ -437,12 +441,11 @@ def test_link_keys_from_the_environment_rotate(tmp_path_factory: pytest.TempPath
     def serve(*keys: str) -> Any:
         return running_server(settings_for(url, resume_link_keys=keys))
 
-    with serve(old) as first, keyed_channel(first.grpc_target, key) as channel:
-        client = Client(channel)
+    with serve(old) as first, Client(first.grpc_target, api_key=key) as client:
         _, [signed_old] = paused_points(client, APPROVAL)
         _, [kept] = paused_points(client, APPROVAL)
-    with serve(old, new) as both, keyed_channel(both.grpc_target, key) as channel:
-        _, [signed_new] = paused_points(Client(channel), APPROVAL)
+    with serve(old, new) as both, Client(both.grpc_target, api_key=key) as client:
+        _, [signed_new] = paused_points(client, APPROVAL)
         assert token_of(signed_new.resume_links.api_url) != token_of(kept.resume_links.api_url)
         with httpx.Client(base_url=both.http_url, timeout=10) as http:
             answer = http.post(local(signed_old.resume_links.api_url), json={"note": "old key"})

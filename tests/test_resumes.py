@@ -16,6 +16,7 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, event_pb2, execution_pb2, pause_point_pb2, workflow_pb2
 from tests.engine_helpers import (
     DATABASE_KINDS,
@@ -54,7 +55,7 @@ def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 def create_workflow(client: Client, document: Mapping[str, Any]) -> tuple[str, str]:
     """A stored workflow: its id and its webhook secret (shown once, at creation)."""
-    request = workflow_pb2.CreateWorkflowRequest(definition=client.definition(document))
+    request = workflow_pb2.CreateWorkflowRequest(definition=as_definition(document))
     created = client.workflows.CreateWorkflow(request, timeout=10).workflow
     return created.id, created.webhook_secret
 
@@ -208,7 +209,7 @@ def nested_loops() -> dict[str, Any]:
 
 
 def test_approval_values_become_the_output_that_later_nodes_read(client: Client) -> None:
-    execution_id = client.start(approval_then_report())
+    execution_id = client.start(approval_then_report()).id
     context_id = wait_waiting(client, execution_id, "approve")
     reply = resume_pause_point(
         client, context_id, {"approved": True, "note": "looks fine"}, actor="ada@example.com"
@@ -226,7 +227,7 @@ def test_approval_values_become_the_output_that_later_nodes_read(client: Client)
 
 
 def test_bad_form_values_are_refused_with_a_violation_each(client: Client) -> None:
-    execution_id = client.start(approval_then_report())
+    execution_id = client.start(approval_then_report()).id
     context_id = wait_waiting(client, execution_id, "approve")
     bad = {"note": 7, "amount": "ten", "tier": "bronze", "colour": "red"}
     error = refused(lambda: resume_pause_point(client, context_id, bad))
@@ -243,7 +244,7 @@ def test_bad_form_values_are_refused_with_a_violation_each(client: Client) -> No
 
 
 def test_a_wait_pause_point_takes_any_object(client: Client) -> None:
-    execution_id = client.start(linear({"id": "hold", "type": "wait"}))
+    execution_id = client.start(linear({"id": "hold", "type": "wait"})).id
     context_id = wait_waiting(client, execution_id, "hold")
     data = {"anything": [1, "two", {"three": 3}]}
     assert resume_pause_point(client, context_id, data).action == RESUMED
@@ -269,7 +270,7 @@ def test_unknown_or_mismatched_pause_points_are_not_found(client: Client) -> Non
 
 def test_a_breakpoint_is_not_resumed_with_values(client: Client) -> None:
     doc = linear({"id": "step", "type": "transform", "config": {"output": 1}, "breakpoint": True})
-    execution_id = client.start(doc)
+    execution_id = client.start(doc).id
     context_id = wait_waiting(client, execution_id, "step")
     error = refused(lambda: resume_pause_point(client, context_id))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -277,7 +278,7 @@ def test_a_breakpoint_is_not_resumed_with_values(client: Client) -> None:
 
 
 def test_later_resumes_are_skipped_and_a_retry_of_the_winner_is_resumed(client: Client) -> None:
-    execution_id = client.start(linear({"id": "hold", "type": "wait"}))
+    execution_id = client.start(linear({"id": "hold", "type": "wait"})).id
     context_id = wait_waiting(client, execution_id, "hold")
     assert resume_pause_point(client, context_id, {"n": 1}, request_id="first").action == RESUMED
     again = resume_pause_point(client, context_id, {"n": 2}, request_id="second")
@@ -394,7 +395,7 @@ def test_resume_node_refuses_bad_requests_and_bad_secrets(client: Client) -> Non
 
 
 def test_a_run_without_a_workflow_has_no_secret_to_match(client: Client) -> None:
-    execution_id = client.start(linear({"id": "hold", "type": "wait"}))
+    execution_id = client.start(linear({"id": "hold", "type": "wait"})).id
     wait_waiting(client, execution_id, "hold")
     error = refused(lambda: resume_node(client, execution_id, "hold", "anything"))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED

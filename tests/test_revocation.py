@@ -19,11 +19,12 @@ import httpx
 import pytest
 from google.protobuf import duration_pb2
 
+from runctl.errors import UnauthenticatedError
 from runctl.v1 import common_pb2, event_pb2, event_pb2_grpc, execution_pb2
 from runctl_server.store.api_keys import create_key, revoke_key
 from runctl_server.store.database import create_db_engine
 from tests.engine_helpers import Client, linear
-from tests.support import keyed_channel, running_server, settings_for
+from tests.support import running_server, settings_for, wait_for
 from tests.workspaces import Keyed, keyed_server
 
 NODE = shutil.which("node")
@@ -64,6 +65,14 @@ def last(into: queue.Queue[Any], timeout: float) -> Any:
             return item
 
 
+def _admitted(client: Client) -> bool:
+    try:
+        client.list_executions(page_size=1)
+    except UnauthenticatedError:
+        return False
+    return True
+
+
 def test_open_streams_end_when_their_key_is_revoked(keyed: Keyed) -> None:
     database = create_db_engine(keyed.db_url)
     doomed = create_key(database, "alpha", "doomed")
@@ -71,25 +80,23 @@ def test_open_streams_end_when_their_key_is_revoked(keyed: Keyed) -> None:
     socket_client: subprocess.Popen[str] | None = None
     try:
         with (
-            keyed_channel(target, doomed.key) as doomed_channel,
-            keyed_channel(target, keyed.alpha) as steady_channel,
+            Client(target, api_key=doomed.key) as doomed_client,
+            Client(target, api_key=keyed.alpha) as steady,
             httpx.Client(base_url=base, timeout=30) as http,
         ):
-            time.sleep(1.2)  # the new key is in the server's next snapshot
-            steady = Client(steady_channel)
-            run = steady.start(WAIT)
-            steady.wait(run, (common_pb2.EXECUTION_STATUS_PAUSED,))
+            # The new key counts once it is in the server's key snapshot (refreshed each second).
+            wait_for(lambda: _admitted(doomed_client), what="the new key to be admitted")
+            run = steady.start(WAIT).id
+            steady.wait(run, until=(common_pb2.EXECUTION_STATUS_PAUSED,))
 
-            events = event_pb2_grpc.EventServiceStub(doomed_channel)
+            events = doomed_client.events
             grpc_events: queue.Queue[Any] = queue.Queue()
             drain(events.StreamEvents(event_pb2.StreamEventsRequest(heartbeat_interval=QUIET)), grpc_events)
             grpc_watch: queue.Queue[Any] = queue.Queue()
             watch = execution_pb2.WatchExecutionRequest(execution_id=run, heartbeat_interval=QUIET)
-            drain(Client(doomed_channel).executions.WatchExecution(watch), grpc_watch)
+            drain(doomed_client.executions.WatchExecution(watch), grpc_watch)
             kept: queue.Queue[Any] = queue.Queue()
-            kept_stream = event_pb2_grpc.EventServiceStub(steady_channel).StreamEvents(
-                event_pb2.StreamEventsRequest(heartbeat_interval=QUIET)
-            )
+            kept_stream = steady.events.StreamEvents(event_pb2.StreamEventsRequest(heartbeat_interval=QUIET))
             drain(kept_stream, kept)
 
             sse: queue.Queue[Any] = queue.Queue()
@@ -139,7 +146,7 @@ def test_open_streams_end_when_their_key_is_revoked(keyed: Keyed) -> None:
             assert report["disconnected"] == "io server disconnect"
             assert "not valid" in report["authError"]
             # The other key's stream goes on: it sees a run started after the revocation.
-            after = steady.start(QUICK)
+            after = steady.start(QUICK).id
             deadline = time.monotonic() + 10
             while True:
                 item = kept.get(timeout=max(0.01, deadline - time.monotonic()))

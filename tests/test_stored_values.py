@@ -8,11 +8,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, execution_pb2, pause_point_pb2, pause_point_pb2_grpc, workflow_pb2
 from runctl_server.store.database import create_db_engine
 from runctl_server.store.migrate import alembic_config
@@ -55,19 +55,18 @@ def database(tmp_path: Path) -> Iterator[str]:
 def start_paused_runs(url: str) -> list[str]:
     """A run of a stored workflow and an inline run, each waiting with a 100 s timeout."""
     waiting = linear({"id": "hold", "type": "wait", "config": {"timeoutSeconds": 100}})
-    with running_server(settings_for(url)) as handle, grpc.insecure_channel(handle.grpc_target) as channel:
-        client = Client(channel)
+    with running_server(settings_for(url)) as handle, Client(handle.grpc_target) as client:
         workflow = client.workflows.CreateWorkflow(
-            workflow_pb2.CreateWorkflowRequest(definition=client.definition(waiting)), timeout=10
+            workflow_pb2.CreateWorkflowRequest(definition=as_definition(waiting)), timeout=10
         ).workflow
         runs = [
             client.executions.StartExecution(
                 execution_pb2.StartExecutionRequest(workflow_id=workflow.id), timeout=10
             ).execution.id,
-            client.start(waiting),
+            client.start(waiting).id,
         ]
         for run in runs:
-            client.wait(run, (PAUSED,))
+            client.wait(run, until=(PAUSED,))
         return runs
 
 
@@ -135,9 +134,8 @@ def test_times_beyond_a_timestamp_are_shown_clamped(database: str) -> None:
     poison(database, documents=False)
     with (
         running_server(settings_for(database)) as handle,
-        grpc.insecure_channel(handle.grpc_target) as channel,
+        Client(handle.grpc_target) as client,
     ):
-        client = Client(channel)
         every_read_answers(client, runs)
         (point,) = client.get(runs[0]).pause_points
         assert point.expire_time.seconds == LATEST
@@ -149,9 +147,8 @@ def test_the_migration_brings_old_values_within_bounds(database: str) -> None:
     assert stored(database)["timeouts"] == [1e308, 1e308]
     with (
         running_server(settings_for(database)) as handle,
-        grpc.insecure_channel(handle.grpc_target) as channel,
+        Client(handle.grpc_target) as client,
     ):
-        client = Client(channel)
         every_read_answers(client, runs)
     after = stored(database)
     assert after["timeouts"] == [TEN_YEARS, TEN_YEARS]

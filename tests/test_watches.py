@@ -60,8 +60,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, flows: Path) -> Iterator[Se
 
 @pytest.fixture(scope="module")
 def client(server: ServerThread) -> Iterator[Client]:
-    with grpc.insecure_channel(server.grpc_target) as channel:
-        yield Client(channel)
+    with Client(server.grpc_target) as client:
+        yield client
 
 
 def log_of(channel: grpc.Channel, **where: Any) -> list[event_pb2.Event]:
@@ -116,7 +116,7 @@ def test_a_run_watcher_gets_a_snapshot_then_every_event_and_the_stream_ends(clie
         {"id": "nap", "type": "delay", "config": {"seconds": 0.3}},
         {"id": "note", "type": "log", "config": {"message": "woke"}},
     )
-    execution_id = client.start(doc)
+    execution_id = client.start(doc).id
     watch = execution_pb2_grpc.ExecutionServiceStub(client.channel).WatchExecution(
         execution_pb2.WatchExecutionRequest(execution_id=execution_id), timeout=20
     )
@@ -134,7 +134,7 @@ def test_a_run_watcher_gets_a_snapshot_then_every_event_and_the_stream_ends(clie
 
 
 def test_a_quiet_watch_gets_heartbeats_and_a_finished_run_ends_at_once(client: Client) -> None:
-    execution_id = client.start(linear({"id": "hold", "type": "wait"}))
+    execution_id = client.start(linear({"id": "hold", "type": "wait"})).id
     stub = execution_pb2_grpc.ExecutionServiceStub(client.channel)
     watch = stub.WatchExecution(
         execution_pb2.WatchExecutionRequest(
@@ -156,7 +156,7 @@ def test_a_quiet_watch_gets_heartbeats_and_a_finished_run_ends_at_once(client: C
         stub.WatchExecution(execution_pb2.WatchExecutionRequest(execution_id=execution_id), timeout=10)
     )
     assert [m.WhichOneof("kind") for m in ended] == ["snapshot"]
-    last = client.history(execution_id)[-1].sequence
+    last = list(client.history(execution_id))[-1].sequence
     caught_up = stub.WatchExecution(
         execution_pb2.WatchExecutionRequest(execution_id=execution_id, after_sequence=last), timeout=10
     )
@@ -228,10 +228,9 @@ def test_a_slow_consumer_is_cut_off_and_resumes_from_its_cursor(tmp_path: Path) 
     options = [("grpc.http2.bdp_probe", 0), ("grpc.max_receive_message_length", 4 * 1024 * 1024)]
     with (
         running_server(settings) as handle,
-        grpc.insecure_channel(handle.grpc_target) as control,
+        Client(handle.grpc_target) as client,
         grpc.insecure_channel(handle.grpc_target, options=options) as slow_channel,
     ):
-        client = Client(control)
         hub = handle.server.engine.hub  # type: ignore[union-attr]
         slow = event_pb2_grpc.EventServiceStub(slow_channel).StreamEvents(
             event_pb2.StreamEventsRequest(
@@ -257,8 +256,8 @@ def test_a_slow_consumer_is_cut_off_and_resumes_from_its_cursor(tmp_path: Path) 
         # The subscriber's buffer (bounded by the limit) is released with the stream.
         wait_for(lambda: not hub._subscriptions)
         # Catch up from the log: exactly what followed the cursor, up to the head of the log.
-        head = log_of(control)[-1].sequence
-        resumed = event_pb2_grpc.EventServiceStub(control).StreamEvents(
+        head = log_of(client.channel)[-1].sequence
+        resumed = client.events.StreamEvents(
             event_pb2.StreamEventsRequest(
                 after_sequence=cursor, heartbeat_interval=duration_pb2.Duration(seconds=1)
             ),
@@ -269,7 +268,7 @@ def test_a_slow_consumer_is_cut_off_and_resumes_from_its_cursor(tmp_path: Path) 
             if message.cursor >= head:
                 resumed.cancel()
                 break
-        same_events(received, [e for e in log_of(control) if e.sequence <= head])
+        same_events(received, [e for e in log_of(client.channel) if e.sequence <= head])
 
 
 def test_a_watch_resumes_across_a_restart_without_gaps(tmp_path: Path) -> None:
@@ -280,10 +279,9 @@ def test_a_watch_resumes_across_a_restart_without_gaps(tmp_path: Path) -> None:
         {"id": "after", "type": "log", "config": {"message": "done"}},
     )
     received: list[event_pb2.Event] = []
-    with running_server(settings_for(url)) as handle, grpc.insecure_channel(handle.grpc_target) as channel:
-        client = Client(channel)
-        execution_id = client.start(doc)
-        watch = execution_pb2_grpc.ExecutionServiceStub(channel).WatchExecution(
+    with running_server(settings_for(url)) as handle, Client(handle.grpc_target) as client:
+        execution_id = client.start(doc).id
+        watch = client.executions.WatchExecution(
             execution_pb2.WatchExecutionRequest(execution_id=execution_id, after_sequence=0), timeout=20
         )
         cursor = 0
@@ -293,13 +291,12 @@ def test_a_watch_resumes_across_a_restart_without_gaps(tmp_path: Path) -> None:
             if any(e.node_id == "second" for e in message.events.events):
                 break
         watch.cancel()
-    with running_server(settings_for(url)) as handle, grpc.insecure_channel(handle.grpc_target) as channel:
-        client = Client(channel)
+    with running_server(settings_for(url)) as handle, Client(handle.grpc_target) as client:
         request = execution_pb2.WatchExecutionRequest(execution_id=execution_id, after_sequence=cursor)
-        for message in execution_pb2_grpc.ExecutionServiceStub(channel).WatchExecution(request, timeout=20):
+        for message in client.executions.WatchExecution(request, timeout=20):
             received.extend(message.events.events)
         assert client.get(execution_id).status == common_pb2.EXECUTION_STATUS_COMPLETED
-        same_events(received, client.history(execution_id))
+        same_events(received, list(client.history(execution_id)))
 
 
 def test_cleared_history_is_reported_not_skipped(client: Client) -> None:

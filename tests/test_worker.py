@@ -18,6 +18,7 @@ from google.protobuf import json_format, struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, execution_pb2, worker_pb2, worker_pb2_grpc, workflow_pb2
 from tests.engine_helpers import Client, linear, nodes_by_id, output
 from tests.postgres import temporary_database
@@ -197,15 +198,15 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
         with (
             running_server(settings_for(url)) as handle,
-            grpc.insecure_channel(handle.grpc_target) as channel,
+            Client(handle.grpc_target) as client,
         ):
             _quick_idle(handle)
-            yield Env(Client(channel), channel, handle)
+            yield Env(client, client.channel, handle)
     else:
         with temporary_database() as url, running_server(settings_for(url)) as handle:
             _quick_idle(handle)
-            with grpc.insecure_channel(handle.grpc_target) as channel:
-                yield Env(Client(channel), channel, handle)
+            with Client(handle.grpc_target) as client:
+                yield Env(client, client.channel, handle)
 
 
 def test_worker_runs_a_custom_node_type_with_rendered_config(env: Env) -> None:
@@ -222,7 +223,7 @@ def test_worker_runs_a_custom_node_type_with_rendered_config(env: Env) -> None:
         worker.complete(task, page)
 
     with Worker(env.channel, [queue], navigate) as worker:
-        execution_id = env.client.start(doc, {"url": "https://example.com"}, trace_logs=True)
+        execution_id = env.client.start(doc, input={"url": "https://example.com"}, trace_logs=True).id
         execution = env.client.wait(execution_id)
     assert execution.status == COMPLETED, execution.error
     assert output(nodes_by_id(execution)["nav"].output) == page
@@ -252,7 +253,7 @@ def test_task_node_takes_its_queue_from_config_and_carries_the_workflow_id(env: 
     queue = queue_name("jobs")
     doc = linear({"id": "job", "type": "task", "config": {"queue": queue, "n": "{{ input.n }}"}}, name="job")
     workflow = env.client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=env.client.definition(doc)), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(doc)), timeout=10
     ).workflow
 
     def job(worker: Worker, task: worker_pb2.Task) -> None:
@@ -329,7 +330,7 @@ def test_task_of_a_silent_worker_goes_to_another_worker(env: Env) -> None:
     queue = queue_name("silent")
     doc = linear({"id": "t", "type": "task", "queue": queue, "config": {"heartbeatTimeoutSeconds": 1}})
     with Worker(env.channel, [queue]) as silent:
-        execution_id = env.client.start(doc)
+        execution_id = env.client.start(doc).id
         [lost] = silent.wait_tasks(1)
     # The silent worker's stream is closed and it never heartbeats: after the timeout it goes elsewhere.
     assert lost.heartbeat_timeout.ToSeconds() == 1
@@ -385,7 +386,7 @@ def test_two_pollers_get_every_task_exactly_once(env: Env) -> None:
         Worker(env.channel, [queue], work) as first,
         Worker(env.channel, [queue, queue_name("other")], work, max_in_flight=3) as second,
     ):
-        ids = {env.client.start(doc, {"n": n}): n for n in range(20)}
+        ids = {env.client.start(doc, input={"n": n}).id: n for n in range(20)}
         executions = {execution_id: env.client.wait(execution_id) for execution_id in ids}
     assert all(e.status == COMPLETED for e in executions.values())
     assert len(seen) == 20
@@ -399,13 +400,13 @@ def test_max_in_flight_limits_unfinished_tasks_per_stream(env: Env) -> None:
     queue = queue_name("limited")
     doc = linear({"id": "t", "type": "task", "queue": queue})
     with Worker(env.channel, [queue], max_in_flight=2) as worker:
-        ids = [env.client.start(doc) for _ in range(4)]
+        ids = [env.client.start(doc).id for _ in range(4)]
         held = worker.wait_tasks(2)
-        time.sleep(0.6)
+        time.sleep(0.6)  # a task not dispatched looks like one on its way: a short window is the only proof
         assert len(worker.tasks) == 2
         worker.complete(held[0], "done")
         worker.wait_tasks(3)
-        time.sleep(0.3)
+        time.sleep(0.3)  # as above
         assert len(worker.tasks) == 3
         for task in worker.tasks[1:]:
             worker.complete(task, "done")
@@ -449,7 +450,7 @@ def test_node_timeout_cancels_the_task(env: Env) -> None:
         }
     )
     with Worker(env.channel, [queue]) as worker:
-        execution_id = env.client.start(doc)
+        execution_id = env.client.start(doc).id
         [task] = worker.wait_tasks(1)
         deadline = task.deadline_time.ToNanoseconds() / 1e9
         assert time.time() - 1 < deadline < time.time() + 2
@@ -478,7 +479,7 @@ def test_task_of_a_failed_run_is_abandoned(env: Env) -> None:
         ],
     }
     with Worker(env.channel, [queue]) as worker:
-        execution_id = env.client.start(doc)
+        execution_id = env.client.start(doc).id
         [task] = worker.wait_tasks(1)
         assert env.client.wait(execution_id).status == ERROR
         assert worker.heartbeat(task) is True
@@ -498,6 +499,7 @@ def test_task_of_a_run_that_already_ended_is_not_dispatched(env: Env) -> None:
     }
     assert env.client.run(doc).status == ERROR
     with Worker(env.channel, [queue]) as worker:
+        # Nothing the server reports says "no task for this worker": the window is the proof.
         time.sleep(1)
     assert worker.tasks == []
 
@@ -532,7 +534,7 @@ def test_error_codes(env: Env) -> None:
 
     queue = queue_name("codes")
     with Worker(env.channel, [queue]) as worker:
-        execution_id = env.client.start(linear({"id": "t", "type": "task", "queue": queue}))
+        execution_id = env.client.start(linear({"id": "t", "type": "task", "queue": queue})).id
         [task] = worker.wait_tasks(1)
         stranger = worker_pb2.CompleteTaskRequest(task_id=task.task_id, worker_id="someone-else")
         wrong = rpc_error(lambda: stub.CompleteTask(stranger, timeout=10))
@@ -566,18 +568,22 @@ def test_open_tasks_survive_a_restart(tmp_path: Path) -> None:
     settings = settings_for(f"sqlite:///{tmp_path / 'runctl.db'}")
     queue = queue_name("durable")
     doc = linear({"id": "t", "type": "task", "queue": queue, "config": {"heartbeatTimeoutSeconds": 1}})
-    with running_server(settings) as handle, grpc.insecure_channel(handle.grpc_target) as channel:
-        client = Client(channel)
-        with Worker(channel, [queue], max_in_flight=1) as first:
-            leased_run = client.start(doc)
-            [leased] = first.wait_tasks(1)
-            pending_run = client.start(doc)
-            time.sleep(0.3)
-            assert len(first.tasks) == 1
-    with running_server(settings) as handle, grpc.insecure_channel(handle.grpc_target) as channel:
-        client = Client(channel)
-        with Worker(channel, [queue], lambda w, t: w.complete(t, t.attempt)) as second:
-            runs = {execution_id: client.wait(execution_id) for execution_id in (leased_run, pending_run)}
+    with (
+        running_server(settings) as handle,
+        Client(handle.grpc_target) as client,
+        Worker(client.channel, [queue], max_in_flight=1) as first,
+    ):
+        leased_run = client.start(doc).id
+        [leased] = first.wait_tasks(1)
+        pending_run = client.start(doc).id
+        time.sleep(0.3)  # max_in_flight holds the second task back: only a window can show it
+        assert len(first.tasks) == 1
+    with (
+        running_server(settings) as handle,
+        Client(handle.grpc_target) as client,
+        Worker(client.channel, [queue], lambda w, t: w.complete(t, t.attempt)) as second,
+    ):
+        runs = {execution_id: client.wait(execution_id) for execution_id in (leased_run, pending_run)}
     assert all(e.status == COMPLETED for e in runs.values())
     assert output(nodes_by_id(runs[pending_run])["t"].output) == 1
     assert output(nodes_by_id(runs[leased_run])["t"].output) == 2  # its first delivery was lost

@@ -10,8 +10,9 @@ from typing import Any
 import grpc
 import pytest
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, execution_pb2, pause_point_pb2, workflow_pb2
-from tests.engine_helpers import DATABASE_KINDS, Client, linear, node_status, serving_client
+from tests.engine_helpers import DATABASE_KINDS, Client, linear, node_reached, node_status, serving_client
 
 COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
 PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
@@ -29,7 +30,7 @@ def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 def create(client: Client, document: dict[str, Any]) -> str:
     reply = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(document)), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(document)), timeout=10
     )
     return str(reply.workflow.id)
 
@@ -67,16 +68,14 @@ def delay_then_log(seconds: float) -> dict[str, Any]:
 def test_a_delay_that_ends_during_the_pause_goes_on_at_resume(client: Client) -> None:
     workflow_id = create(client, delay_then_log(2))
     execution_id = start(client, workflow_id)
-    client.wait(execution_id, (RUNNING,))
-    paused_at = time.monotonic()
+    client.wait(execution_id, until=(RUNNING,))
     assert pause(client, workflow_id).status == workflow_pb2.WORKFLOW_STATUS_PAUSED
     # The delay keeps counting and completes at ~2 s; the node after it must not start.
-    held = client.wait(execution_id, (PAUSED,), timeout=5)
+    held = client.wait(execution_id, until=(PAUSED,), timeout=5)
     assert held.pause_reason == common_pb2.PAUSE_REASON_WORKFLOW_PAUSED
-    time.sleep(max(0.0, 3 - (time.monotonic() - paused_at)))
-    during = client.get(execution_id)
+
+    during = node_reached(client, execution_id, "countdown")
     assert during.status == PAUSED
-    assert node_status(during)["countdown"] == "completed"
     assert node_status(during).get("call", "idle") == "idle"
     resumed_at = time.time()
     assert resume(client, workflow_id).status == workflow_pb2.WORKFLOW_STATUS_ACTIVE
@@ -90,7 +89,9 @@ def test_runs_started_while_paused_stay_queued_until_resume(client: Client) -> N
     workflow_id = create(client, delay_then_log(0))
     pause(client, workflow_id)
     execution_id = start(client, workflow_id)
-    time.sleep(0.3)
+    # A run of another workflow, started after it and finished: the scheduler has taken up the
+    # queue since, and passed this one over.
+    client.run(linear(name="after"))
     queued = client.get(execution_id)
     assert queued.status == QUEUED
     assert set(node_status(queued).values()) == {"idle"}
@@ -116,7 +117,7 @@ def test_pause_errors(client: Client) -> None:
 def test_cancel_stops_its_runs_and_refuses_new_ones(client: Client) -> None:
     workflow_id = create(client, delay_then_log(600))
     running = start(client, workflow_id)
-    client.wait(running, (RUNNING,))
+    client.wait(running, until=(RUNNING,))
     pause(client, workflow_id)
     queued = start(client, workflow_id)
     cancel = workflow_pb2.CancelWorkflowRequest(workflow_id=workflow_id, reason="campaign over")
@@ -139,7 +140,7 @@ def test_paused_executions_follow_the_documented_model(client: Client) -> None:
     first = start(client, workflow_id)
     second = start(client, workflow_id)
     for execution_id in (first, second):
-        client.wait(execution_id, (PAUSED,))
+        client.wait(execution_id, until=(PAUSED,))
     client.executions.ControlPause(
         execution_pb2.ControlPauseRequest(execution_id=first, action=execution_pb2.PAUSE_ACTION_CONTINUE),
         timeout=10,
@@ -206,7 +207,7 @@ def test_paused_executions_page_in_order_with_a_status_filter(client: Client) ->
     runs = []
     for _ in range(7):
         runs.append(start(client, workflow_id))
-        client.wait(runs[-1], (PAUSED,))
+        client.wait(runs[-1], until=(PAUSED,))
     answered = {runs[1], runs[3], runs[4]}  # both pause points resumed
     half = {runs[5]}  # one of two resumed: still paused
     for run in answered | half:
@@ -253,7 +254,7 @@ def test_paused_executions_page_in_order_with_a_status_filter(client: Client) ->
 
 def test_rotating_the_secret_answers_a_new_one(client: Client) -> None:
     created = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(linear())), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(linear())), timeout=10
     ).workflow
     rotated = client.workflows.RotateWebhookSecret(
         workflow_pb2.RotateWebhookSecretRequest(workflow_id=created.id), timeout=10
@@ -269,10 +270,11 @@ def test_runs_pause_after_their_workflow_in_the_event_log(client: Client) -> Non
     steps = [{"id": f"d{i}", "type": "delay", "config": {"seconds": 0.01}} for i in range(40)]
     workflow_id = create(client, linear(*steps))
     runs = [start(client, workflow_id) for _ in range(12)]
-    time.sleep(0.15)  # every run between delays
+    for run in runs:  # every run under way, between delays
+        client.wait(run, until=(RUNNING, COMPLETED))
     pause(client, workflow_id)
     for run in runs:
-        client.wait(run, (PAUSED, COMPLETED), timeout=20)
+        client.wait(run, until=(PAUSED, COMPLETED), timeout=20)
     events = (
         event_pb2_grpc.EventServiceStub(client.channel)
         .ListEvents(
@@ -292,4 +294,4 @@ def test_runs_pause_after_their_workflow_in_the_event_log(client: Client) -> Non
     assert not early, f"runs paused before their workflow (at {cause.sequence}): {early}"
     resume(client, workflow_id)
     for run in runs:
-        assert client.wait(run, (COMPLETED,), timeout=30).status == COMPLETED
+        assert client.wait(run, until=(COMPLETED,), timeout=30).status == COMPLETED

@@ -9,6 +9,7 @@ import grpc
 import pytest
 from google.protobuf import json_format
 
+from runctl.messages import as_definition
 from runctl.v1 import common_pb2, execution_pb2, workflow_pb2
 from tests.engine_helpers import FINISHED, Client, linear, output, to_struct
 from tests.support import ServerThread
@@ -19,12 +20,12 @@ PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
 
 @pytest.fixture(scope="module")
 def client(server: ServerThread) -> Iterator[Client]:
-    with grpc.insecure_channel(server.grpc_target) as channel:
-        yield Client(channel)
+    with Client(server.grpc_target) as client:
+        yield client
 
 
 def _create(client: Client, document: Mapping[str, Any], **kwargs: str) -> workflow_pb2.Workflow:
-    request = workflow_pb2.CreateWorkflowRequest(definition=client.definition(document), **kwargs)
+    request = workflow_pb2.CreateWorkflowRequest(definition=as_definition(document), **kwargs)
     return client.workflows.CreateWorkflow(request, timeout=10).workflow
 
 
@@ -74,11 +75,11 @@ def test_update_makes_a_new_version_and_running_executions_keep_theirs(client: C
     execution_id = client.executions.StartExecution(
         execution_pb2.StartExecutionRequest(workflow_id=workflow.id), timeout=10
     ).execution.id
-    client.wait(execution_id, (PAUSED,))
+    client.wait(execution_id, until=(PAUSED,))
     updated = client.workflows.UpdateWorkflow(
         workflow_pb2.UpdateWorkflowRequest(
             workflow_id=workflow.id,
-            definition=client.definition(
+            definition=as_definition(
                 linear({"id": "quick", "type": "transform", "config": {"output": 2}}, name="V2")
             ),
         ),
@@ -95,7 +96,7 @@ def test_update_makes_a_new_version_and_running_executions_keep_theirs(client: C
     )
     assert second.workflow_version == 2 and second.status == COMPLETED
     stale = workflow_pb2.UpdateWorkflowRequest(
-        workflow_id=workflow.id, definition=client.definition(linear(name="V3")), expected_version=1
+        workflow_id=workflow.id, definition=as_definition(linear(name="V3")), expected_version=1
     )
     assert _code(lambda: client.workflows.UpdateWorkflow(stale, timeout=10)) == grpc.StatusCode.ABORTED
 
@@ -137,7 +138,7 @@ def test_a_given_version_is_returned_and_run(client: Client) -> None:
     )
     update = workflow_pb2.UpdateWorkflowRequest(
         workflow_id=workflow.id,
-        definition=client.definition(
+        definition=as_definition(
             linear({"id": "say", "type": "transform", "config": {"output": "two"}}, name="V2")
         ),
     )
@@ -164,7 +165,7 @@ def test_a_given_version_is_returned_and_run(client: Client) -> None:
     assert output(finished.definition)["nodes"][1]["config"] == {"output": "one"}
     missing = execution_pb2.StartExecutionRequest(workflow_id=workflow.id, workflow_version=9)
     assert _code(lambda: client.executions.StartExecution(missing, timeout=10)) == grpc.StatusCode.NOT_FOUND
-    inline = execution_pb2.StartExecutionRequest(definition=client.definition(linear()), workflow_version=1)
+    inline = execution_pb2.StartExecutionRequest(definition=as_definition(linear()), workflow_version=1)
     assert (
         _code(lambda: client.executions.StartExecution(inline, timeout=10))
         == grpc.StatusCode.INVALID_ARGUMENT
@@ -198,7 +199,9 @@ def test_list_workflows_pages_without_gaps_or_repeats(client: Client) -> None:
 
 def test_execution_status_list_and_active(client: Client) -> None:
     done = client.run(linear(name="Done"))
-    waiting = client.wait(client.start(linear({"id": "hold", "type": "wait"}, name="Waiting")), (PAUSED,))
+    waiting = client.wait(
+        client.start(linear({"id": "hold", "type": "wait"}, name="Waiting")).id, until=(PAUSED,)
+    )
     basic = execution_pb2.GetExecutionRequest(
         execution_id=waiting.id, view=execution_pb2.EXECUTION_VIEW_BASIC
     )
@@ -239,7 +242,7 @@ def test_list_executions_pages_newest_first(client: Client) -> None:
         for _ in range(5)
     ]
     for execution_id in ids:
-        client.wait(execution_id, FINISHED)
+        client.wait(execution_id, until=FINISHED)
     pages: list[str] = []
     token = ""
     while True:
@@ -287,13 +290,13 @@ def test_node_counts_in_every_view_with_loop_iterations(client: Client) -> None:
     )
     started = client.executions.StartExecution(
         execution_pb2.StartExecutionRequest(
-            definition=client.definition(loop), input=to_struct({"items": [1, 2, 3]})
+            definition=as_definition(loop), input=to_struct({"items": [1, 2, 3]})
         ),
         timeout=10,
     ).execution
     # Nothing has run when the start is answered: all four top-level nodes are idle.
     assert (started.node_counts.total, started.node_counts.idle) == (4, 4)
-    execution = client.wait(started.id, (common_pb2.EXECUTION_STATUS_PAUSED,))
+    execution = client.wait(started.id, until=(common_pb2.EXECUTION_STATUS_PAUSED,))
     counts = execution.node_counts
     # start, each, three iterations of double: completed; hold: waiting; end: idle.
     assert (counts.completed, counts.waiting, counts.idle, counts.total) == (5, 1, 1, 7)
@@ -317,7 +320,7 @@ def test_node_counts_in_every_view_with_loop_iterations(client: Client) -> None:
     assert next(e for e in full.executions if e.id == execution.id).node_counts == counts
     # A stored workflow's run counts the same way (its definition is the workflow's version).
     workflow = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=client.definition(linear(name="Stored"))), timeout=10
+        workflow_pb2.CreateWorkflowRequest(definition=as_definition(linear(name="Stored"))), timeout=10
     ).workflow
     stored = client.executions.StartExecution(
         execution_pb2.StartExecutionRequest(workflow_id=workflow.id), timeout=10

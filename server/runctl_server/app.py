@@ -32,6 +32,7 @@ from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.api.services import register_all
 from runctl_server.api.worker_service import WorkerService
 from runctl_server.api.workflow_service import WorkflowService
+from runctl_server.clock import SYSTEM_CLOCK, Clock
 from runctl_server.engine.cluster import default_replica_name
 from runctl_server.engine.engine import Engine
 from runctl_server.engine.gauges import engine_samples
@@ -97,8 +98,10 @@ def _read_tls(cert_file: Path, key_file: Path) -> tuple[bytes, bytes]:
 class RunctlServer:
     """The whole service. `start()` binds and serves; `stop()` drains gracefully."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
+        # The time that timers and the API-key snapshot go by (tests may move it by hand).
+        self.clock = clock
         self.engine: Engine | None = None
         self.database: DatabaseEngine | None = None
         self.grpc_port = 0
@@ -149,7 +152,7 @@ class RunctlServer:
         except Exception as exc:
             self._close_database()
             raise StartupError(f"cannot prepare the database: {exc}") from exc
-        self.authenticator = Authenticator(self.database)
+        self.authenticator = Authenticator(self.database, clock=self.clock)
         await self._check_dev_mode()
         tracing.configure_from_env()
         self.metrics = Metrics() if self.settings.metrics else None
@@ -169,6 +172,7 @@ class RunctlServer:
             replica_name=self.settings.replica_name or default_replica_name(self.settings.grpc_addr.port),
             lease_ttl=self.settings.lease_ttl_seconds,
             metrics=self.metrics,
+            clock=self.clock,
         )
         await self.engine.start()
         if self.metrics is not None:
@@ -383,9 +387,10 @@ class RunctlServer:
         await self._stopped.wait()
 
 
-def build_server(settings: Settings) -> RunctlServer:
-    """The single entry point: tests pass port 0 and a temp database and get the real service."""
-    return RunctlServer(settings)
+def build_server(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> RunctlServer:
+    """The single entry point: tests pass port 0 and a temp database (and may pass a ManualClock)
+    and get the real service."""
+    return RunctlServer(settings, clock)
 
 
 async def serve(settings: Settings) -> None:

@@ -1,25 +1,31 @@
-"""The asyncio twin of runctl.client.Client, over grpc.aio.
+"""The runctl client for asyncio, over grpc.aio: the one written by hand.
 
 ```python
-from runctl.aio import AsyncClient
+from runctl import AsyncClient
 
 async with AsyncClient("127.0.0.1:50051") as runctl:
     run = await runctl.start("examples/hello.json", input={"name": "Ada"})
     async for message in runctl.watch_execution(run.id):
         ...
+    done = await runctl.wait(run.id, timeout=60)
 ```
 
-Same arguments, methods and behaviour as the sync client (retries of UNAVAILABLE, the API key,
-RpcFailure errors, watches that reconnect from their cursor), with coroutines and async iterators.
+runctl.client.Client, the synchronous client, is generated from this file by
+scripts/unasync_client.py (`make generate`): edit this one, never that one.
+
+Unary calls that fail with UNAVAILABLE are retried with exponential backoff (RetryPolicy); failures
+raise runctl.errors.RpcFailure subclasses (also grpc.RpcError) with the google.rpc details unpacked.
+Calls that create something send a fresh `request_id` unless given one, so a retry never creates twice.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
+import time
+from asyncio import sleep
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from runctl.connection import DEFAULT_WATCH_RETRY, ConnectionSettings, RetryPolicy
 from runctl.messages import (
@@ -44,6 +50,7 @@ from runctl.v1 import (
     batch_pb2,
     batch_pb2_grpc,
     batch_resource_pb2,
+    common_pb2,
     event_pb2,
     event_pb2_grpc,
     execution_pb2,
@@ -62,10 +69,16 @@ DEFAULT_TIMEOUT = 30.0
 
 
 class AsyncClient:
-    """A grpc.aio connection to one runctl server; see runctl.client.Client for the arguments.
+    """A connection to one runctl server, with its services and convenience methods.
 
-    Create it inside the event loop that uses it. The generated asyncio stubs are `workflows`,
-    `executions`, `batches`, `events`, `pause_points` and `workers`.
+    `addr` is HOST:PORT (default: env RUNCTL_ADDR, then 127.0.0.1:50051). `api_key` is sent as the
+    `x-api-key` metadata of every call (default: env RUNCTL_API_KEY). `tls_ca` names a PEM file of
+    root certificates (default: env RUNCTL_TLS_CA); `tls=True` uses the system's roots; otherwise the
+    channel is plaintext. `retry` paces the retries of unary calls on UNAVAILABLE, `watch_retry` the
+    reconnects of watches; `timeout` is the deadline, in seconds, of each convenience call.
+
+    The generated stubs are `workflows`, `executions`, `batches`, `events`, `pause_points` and
+    `workers`; they share the channel, so they send the API key and retry too.
     """
 
     def __init__(
@@ -102,7 +115,7 @@ class AsyncClient:
         """Close the channel; calls in flight are cancelled."""
         await self.channel.close()
 
-    async def __aenter__(self) -> AsyncClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -124,7 +137,12 @@ class AsyncClient:
         disable_breakpoints: bool = False,
         workflow_version: int = 0,
     ) -> execution_pb2.Execution:
-        """Start a run and return it; see Client.start for the sources."""
+        """Start a run and return it (QUEUED or already RUNNING).
+
+        Give exactly one of: `source`, a local workflow file (path to JSON or YAML), a document
+        (dict) or a WorkflowDefinition, sent inline; `workflow_id`, a stored workflow (at
+        `workflow_version`, 0 = latest); `workflow_path`, a file under the server's workflow roots.
+        """
         request = start_execution_request(
             source,
             workflow_id=workflow_id,
@@ -140,7 +158,7 @@ class AsyncClient:
     async def get(
         self, execution_id: str, *, view: ExecutionView = execution_pb2.EXECUTION_VIEW_FULL
     ) -> execution_pb2.Execution:
-        """One run (FULL view by default)."""
+        """One run: status, nodes, edges, data context and pause points (FULL view by default)."""
         request = execution_pb2.GetExecutionRequest(execution_id=execution_id, view=view)
         return (await self.executions.GetExecution(request, timeout=self.timeout)).execution
 
@@ -182,18 +200,23 @@ class AsyncClient:
         execution_id: str,
         *,
         until: Iterable[ExecutionStatus] = FINISHED_EXECUTION_STATUSES,
+        timeout: float | None = None,  # noqa: ASYNC109 (the sync twin, generated from this, needs it too)
         poll_interval: float = 0.3,
     ) -> execution_pb2.Execution:
         """Poll a run until its status is one of `until` (by default: finished) and return it.
 
-        Bound it with `asyncio.timeout(...)`.
+        Raises TimeoutError after `timeout` seconds (None = no limit).
         """
         wanted = frozenset(until)
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             execution = await self.get(execution_id)
             if execution.status in wanted:
                 return execution
-            await asyncio.sleep(poll_interval)
+            if deadline is not None and time.monotonic() >= deadline:
+                status = common_pb2.ExecutionStatus.Name(execution.status)
+                raise TimeoutError(f"{execution_id} is still {status} after {timeout} s")
+            await sleep(poll_interval)
 
     async def stop(self, execution_id: str, *, reason: str = "") -> execution_pb2.StopExecutionResponse:
         """Stop a run."""
@@ -231,7 +254,11 @@ class AsyncClient:
         execution_id: str = "",
         workflow_id: str = "",
     ) -> execution_pb2.ResumePausePointResponse:
-        """Resume a pause point with values; see Client.approve."""
+        """Resume a pause point with values (an approval's form, or a wait's data).
+
+        The answer's `action` is RESUME_ACTION_RESUMED, or RESUME_ACTION_SKIPPED with a `reason` when
+        there was nothing to resume; values that do not fit the form raise InvalidArgumentError.
+        """
         request = execution_pb2.ResumePausePointRequest(
             context_id=context_id,
             values=to_struct(values),
@@ -252,7 +279,10 @@ class AsyncClient:
         for_each: Iterable[ForEach] = (),
         request_id: str | None = None,
     ) -> execution_pb2.ResumeNodeResponse:
-        """Resume a waiting node with data and the workflow's webhook secret; see Client.resume_node."""
+        """Resume a waiting node with data, proving the workflow's webhook `secret`.
+
+        Inside for-each loops `for_each` picks the iteration, outermost loop first.
+        """
         request = resume_node_request(
             execution_id, node_id, secret=secret, data=data, for_each=for_each, request_id=request_id
         )
@@ -284,7 +314,8 @@ class AsyncClient:
         page_size: int = 0,
         page_token: str = "",
     ) -> event_pb2.ListEventsResponse:
-        """One page of the event log after `after_sequence`, oldest first, filtered."""
+        """One page of the event log after `after_sequence`, oldest first, filtered; the answer's
+        `head_sequence` is where a stream_events that follows on should start."""
         request = event_pb2.ListEventsRequest(
             after_sequence=after_sequence,
             workflow_id=workflow_id,
@@ -315,7 +346,10 @@ class AsyncClient:
         trace_logs: bool = False,
         disable_breakpoints: bool = False,
     ) -> batch_resource_pb2.Batch:
-        """Start a batch; see Client.start_batch."""
+        """Start a batch from a folder or files under the server's workflow roots, or stored workflows.
+
+        `concurrency` 0 means the server's default (4).
+        """
         request = start_batch_request(
             folder,
             workflow_paths=workflow_paths,
@@ -360,7 +394,8 @@ class AsyncClient:
     async def create_workflow(
         self, source: WorkflowSource, *, request_id: str | None = None
     ) -> workflow_pb2.Workflow:
-        """Store a workflow; the answer holds its webhook secret, shown this once."""
+        """Store a workflow (from a local file, a document or a definition); the answer holds its
+        webhook secret, shown this once."""
         request = workflow_pb2.CreateWorkflowRequest(
             definition=as_definition(source),
             request_id=request_id or new_request_id(),
@@ -368,12 +403,13 @@ class AsyncClient:
         return (await self.workflows.CreateWorkflow(request, timeout=self.timeout)).workflow
 
     async def get_workflow(self, workflow_id: str, *, version: int = 0) -> workflow_pb2.Workflow:
-        """One stored workflow at its latest (or a given) version."""
+        """One stored workflow at its latest (or a given) version, with its definition."""
         request = workflow_pb2.GetWorkflowRequest(workflow_id=workflow_id, version=version)
         return (await self.workflows.GetWorkflow(request, timeout=self.timeout)).workflow
 
     async def delete_workflow(self, workflow_id: str, *, force: bool = False) -> None:
-        """Delete a workflow and all its versions; with `force`, its unfinished runs are stopped first."""
+        """Delete a workflow and all its versions; with `force`, its unfinished runs are stopped first
+        (else FailedPreconditionError WORKFLOW_HAS_UNFINISHED_RUNS)."""
         request = workflow_pb2.DeleteWorkflowRequest(workflow_id=workflow_id, force=force)
         await self.workflows.DeleteWorkflow(request, timeout=self.timeout)
 
@@ -426,7 +462,12 @@ class AsyncClient:
         view: ExecutionView = execution_pb2.EXECUTION_VIEW_UNSPECIFIED,
         heartbeat_interval: float | None = None,
     ) -> AsyncIterator[execution_pb2.WatchExecutionResponse]:
-        """Follow one run as an async iterator; see Client.watch_execution."""
+        """Follow one run: a snapshot (unless `after_sequence` is given), then its events, with
+        heartbeats while idle; the iterator ends after the message that finished the run.
+
+        On UNAVAILABLE, or when the server cuts off a slow watcher, the stream is reopened with
+        `after_sequence` = the last message's `cursor`, so nothing is missed or repeated.
+        """
 
         def open_stream(after: int | None) -> AsyncStream[execution_pb2.WatchExecutionResponse]:
             request = watch_execution_request(execution_id, after, view, heartbeat_interval)
@@ -442,7 +483,10 @@ class AsyncClient:
         include_node_events: bool = False,
         heartbeat_interval: float | None = None,
     ) -> AsyncIterator[batch_pb2.WatchBatchResponse]:
-        """Follow one batch as an async iterator; see Client.watch_batch."""
+        """Follow one batch: a snapshot, then its events and its runs' events; ends with the batch.
+
+        Reconnects from the last cursor as watch_execution does.
+        """
 
         def open_stream(after: int | None) -> AsyncStream[batch_pb2.WatchBatchResponse]:
             request = watch_batch_request(batch_id, after, include_node_events, heartbeat_interval)
@@ -460,7 +504,10 @@ class AsyncClient:
         types: Iterable[EventType] = (),
         heartbeat_interval: float | None = None,
     ) -> AsyncIterator[event_pb2.StreamEventsResponse]:
-        """Follow the event log as an async iterator; see Client.stream_events."""
+        """Follow the event log, filtered; replays events after `after_sequence` first when given.
+
+        Never ends by itself; reconnects from the last cursor as watch_execution does.
+        """
         kinds = list(types)
 
         def open_stream(after: int | None) -> AsyncStream[event_pb2.StreamEventsResponse]:

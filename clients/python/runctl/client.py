@@ -1,13 +1,15 @@
-"""A small typed client for runctl over the generated gRPC stubs (synchronous; see runctl.aio for asyncio).
+"""The runctl client, synchronous (see runctl.aio for asyncio).
+
+GENERATED from runctl/aio.py by scripts/unasync_client.py: do not edit, edit aio.py.
 
 ```python
-from runctl.client import Client
+from runctl import Client
 
 with Client("127.0.0.1:50051") as runctl:
     run = runctl.start("examples/hello.json", input={"name": "Ada"})
     for message in runctl.watch_execution(run.id):
         ...
-    print(runctl.get(run.id).status)
+    done = runctl.wait(run.id, timeout=60)
 ```
 
 Unary calls that fail with UNAVAILABLE are retried with exponential backoff (RetryPolicy); failures
@@ -20,8 +22,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from time import sleep
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from runctl.connection import DEFAULT_WATCH_RETRY, ConnectionSettings, RetryPolicy
 from runctl.messages import (
@@ -111,7 +114,7 @@ class Client:
         """Close the channel; calls in flight are cancelled."""
         self.channel.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -210,7 +213,7 @@ class Client:
             if deadline is not None and time.monotonic() >= deadline:
                 status = common_pb2.ExecutionStatus.Name(execution.status)
                 raise TimeoutError(f"{execution_id} is still {status} after {timeout} s")
-            time.sleep(poll_interval)
+            sleep(poll_interval)
 
     def stop(self, execution_id: str, *, reason: str = "") -> execution_pb2.StopExecutionResponse:
         """Stop a run."""
@@ -289,7 +292,8 @@ class Client:
         )
         while True:
             reply = self.executions.GetExecutionHistory(request, timeout=self.timeout)
-            yield from reply.events
+            for event in reply.events:
+                yield event
             if not reply.next_page_token:
                 return
             request = execution_pb2.GetExecutionHistoryRequest(

@@ -7,7 +7,7 @@ already catches `grpc.RpcError` keeps working; it also says which field of the r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,7 @@ class RpcFailure(grpc.RpcError):
         target: str = "",
         method: str = "",
         attempts: int = 1,
+        trailers: Sequence[Any] = (),
     ) -> None:
         super().__init__(message)
         self._code = code
@@ -74,6 +75,7 @@ class RpcFailure(grpc.RpcError):
         self.target = target
         self.method = method
         self.attempts = attempts
+        self.trailers = tuple(trailers)
 
     def code(self) -> grpc.StatusCode:
         """The gRPC status code."""
@@ -82,6 +84,11 @@ class RpcFailure(grpc.RpcError):
     def details(self) -> str:
         """The status message, as `grpc.RpcError.details()`."""
         return self.message
+
+    def trailing_metadata(self) -> tuple[Any, ...]:
+        """The call's trailers, as on grpc's own errors (`grpc_status.rpc_status.from_call` reads
+        the google.rpc.Status from them)."""
+        return self.trailers
 
     @property
     def code_name(self) -> str:
@@ -166,14 +173,20 @@ def _call_details(error: grpc.RpcError) -> str:
     return value if isinstance(value, str) else str(error)
 
 
-def _status_details(error: grpc.RpcError) -> Any:
-    """The google.rpc.Status in the trailers of a failed call, or None."""
+def _trailers(error: grpc.RpcError) -> tuple[Any, ...]:
+    """The trailing metadata of a failed call, (key, value) pairs as grpc gives them (empty when it
+    has none or cannot say)."""
     trailing = getattr(error, "trailing_metadata", None)
     try:
         pairs = trailing() if callable(trailing) else None
-    except Exception:  # a call object that cannot say: no details
-        return None
-    for key, value in pairs or ():
+    except Exception:  # a call object that cannot say: no trailers
+        return ()
+    return tuple(pairs or ())
+
+
+def _status_details(trailers: Sequence[Any]) -> Any:
+    """The google.rpc.Status in the trailers of a failed call, or None."""
+    for key, value in trailers:
         if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
             status = status_pb2.Status()
             try:
@@ -195,7 +208,8 @@ def from_rpc_error(
     reason = ""
     metadata: dict[str, str] = {}
     violations: list[FieldViolation] = []
-    status = _status_details(error)
+    trailers = _trailers(error)
+    status = _status_details(trailers)
     if status is not None:
         for detail in status.details:
             if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
@@ -219,4 +233,5 @@ def from_rpc_error(
         target=target,
         method=method,
         attempts=attempts,
+        trailers=trailers,
     )

@@ -12,12 +12,12 @@ import asyncio
 import functools
 import ipaddress
 import logging
-import time
 from collections.abc import AsyncIterator, Iterable
 from typing import TypeVar
 
 from sqlalchemy.engine import Engine as DatabaseEngine
 
+from runctl_server.clock import SYSTEM_CLOCK, Clock
 from runctl_server.errors import Unauthenticated
 from runctl_server.observe.calls import note_caller
 from runctl_server.store.api_keys import KeySnapshot, hash_key, key_snapshot
@@ -74,21 +74,27 @@ def presented_key(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
 class Authenticator:
     """Resolves credentials to a workspace against a snapshot of the keys no older than a second."""
 
-    def __init__(self, database: DatabaseEngine, snapshot_seconds: float = SNAPSHOT_SECONDS) -> None:
+    def __init__(
+        self,
+        database: DatabaseEngine,
+        snapshot_seconds: float = SNAPSHOT_SECONDS,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self._database = database
         self._snapshot_seconds = snapshot_seconds
+        self._clock = clock
         self._snapshot: KeySnapshot | None = None
         self._taken_at = 0.0
         self._lock = asyncio.Lock()
 
     async def snapshot(self) -> KeySnapshot:
         snapshot = self._snapshot
-        if snapshot is not None and time.monotonic() - self._taken_at < self._snapshot_seconds:
+        if snapshot is not None and self._clock.monotonic() - self._taken_at < self._snapshot_seconds:
             return snapshot
         async with self._lock:  # one read however many callers find the snapshot stale together
-            if self._snapshot is None or time.monotonic() - self._taken_at >= self._snapshot_seconds:
+            if self._snapshot is None or self._clock.monotonic() - self._taken_at >= self._snapshot_seconds:
                 self._snapshot = await asyncio.to_thread(key_snapshot, self._database)
-                self._taken_at = time.monotonic()
+                self._taken_at = self._clock.monotonic()
             return self._snapshot
 
     async def dev_mode(self) -> bool:
@@ -129,7 +135,7 @@ class Authenticator:
         database briefly unreachable) is tried again at the next period rather than given up."""
         held = tuple(metadata)
         while True:
-            await asyncio.sleep(self._snapshot_seconds)
+            await self._clock.sleep(self._snapshot_seconds)
             try:
                 await self.authenticate(held, loopback=loopback)
             except Unauthenticated as refusal:

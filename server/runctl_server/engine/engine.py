@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Engine as DatabaseEngine
 
+from runctl_server.clock import SYSTEM_CLOCK, Clock
 from runctl_server.engine.batches import Batches
 from runctl_server.engine.cluster import Cluster
 from runctl_server.engine.control import RunControl
@@ -70,6 +71,7 @@ class Engine:
         replica_name: str = "",
         lease_ttl: float = 10.0,
         metrics: Metrics | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.limits = limits or Limits()
         self.metrics = metrics
@@ -105,6 +107,7 @@ class Engine:
             self.node_types["task"],
             services={"http": self.http_client, "engine": self},
         )
+        self.scheduler.timers.clock = clock
         self.scheduler.metrics = metrics
         # Workflows whose runs start no new node (the workflow pause API); their status row is the
         # durable truth.

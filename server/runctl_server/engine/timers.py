@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from runctl_server.engine.model import now
+from runctl_server.clock import SYSTEM_CLOCK, Clock
 from runctl_server.store import executions
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ class TimerService:
         # replica leaves or dies.
         self.refresh_seconds = REFRESH_SECONDS
         self._refresh_now = False
+        # What "now" is and how the loop waits for the next wake time: a test may move it by hand.
+        self.clock: Clock = SYSTEM_CLOCK
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="runctl-timers")
@@ -67,12 +69,25 @@ class TimerService:
             self._wakeup.set()
 
     async def _refresh(self) -> None:
-        until = now() + HORIZON_SECONDS
+        until = self.clock.now() + HORIZON_SECONDS
         # Widen the window first, so timers committed while the query runs are scheduled directly.
         self._loaded_until = until
         rows = await executions.due_timers(self._store.reader, until, self.owner())
         for row in rows:
             self.schedule(float(row["wake_at"]), row["execution_id"], row["node_key"])
+
+    async def _sleep(self, delay: float) -> None:
+        """Until `delay` has passed on the clock, or sooner when schedule() or refresh_soon() wakes us."""
+        if self.clock is SYSTEM_CLOCK:  # the common case, without a second task
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), delay)
+            return
+        waits = {asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(self.clock.sleep(delay))}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _loop(self) -> None:
         from runctl_server.engine.scheduler import Message
@@ -80,6 +95,7 @@ class TimerService:
         next_refresh = 0.0
         while True:
             try:
+                now = self.clock.now
                 if now() >= next_refresh or self._refresh_now:
                     self._refresh_now = False
                     await self._refresh()
@@ -93,8 +109,7 @@ class TimerService:
                     next_refresh - now(), (self._heap[0][0] - now()) if self._heap else self.refresh_seconds
                 )
                 self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), max(delay, 0.0))
+                await self._sleep(max(delay, 0.0))
             except asyncio.CancelledError:
                 raise
             except Exception:
