@@ -166,3 +166,43 @@ class BatchUsage:
     status: str
     runs: int
     active: int
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A task for external workers with what decides whether it is still wanted: its run's status and
+    workflow, and its node's status, state (JSON text) and wake-up (the task's deadline)."""
+
+    id: str
+    workspace_id: str
+    execution_id: str
+    node_key: str
+    node_id: str
+    queue: str
+    type: str
+    status: str
+    attempt: int
+    idempotency_key: str
+    payload: str
+    lease_owner: str | None
+    lease_expires_at: float | None
+    heartbeat_timeout: float
+    updated_at: float
+    workflow_id: str | None
+    run_status: str
+    trace_logs: bool
+    node_status: str | None
+    node_state: str | None
+    node_wake_at: float | None
+
+
+@dataclass(frozen=True)
+class OpenTask:
+    """A pending or leased task, as the dispatcher tracks it after a restart."""
+
+    id: str
+    workspace_id: str
+    queue: str
+    status: str
+    lease_owner: str | None
+    lease_expires_at: float | None

@@ -100,30 +100,6 @@ CANCEL_OPEN_TASK = (
     " WHERE id = :id AND status IN ('pending', 'leased')"
 )
 
-# One task with what a worker is sent and what decides whether it is still wanted: its run's status and
-# whether its node still waits on it.
-SELECT_TASK = (
-    "SELECT t.id, t.workspace_id, t.execution_id, t.node_key, t.node_id, t.queue, t.type, t.status,"
-    " t.attempt, t.idempotency_key, t.payload, t.lease_owner, t.lease_expires_at, t.heartbeat_timeout,"
-    " t.updated_at, e.workflow_id, e.status AS run_status, e.trace_logs, n.status AS node_status,"
-    " n.state AS node_state, n.wake_at AS node_wake_at"
-    " FROM tasks t JOIN executions e ON e.id = t.execution_id"
-    " LEFT JOIN node_states n ON n.execution_id = t.execution_id AND n.node_key = t.node_key"
-    " WHERE t.id = :id"
-)
-
-SELECT_OPEN_TASKS = (
-    "SELECT id, workspace_id, queue, status, lease_owner, lease_expires_at FROM tasks"
-    " WHERE status IN ('pending', 'leased') ORDER BY created_at"
-)
-
-# Tasks of one queue this process may not know of (created or abandoned by another process).
-SELECT_QUEUE_BACKLOG = (
-    "SELECT id, status FROM tasks WHERE workspace_id = :workspace_id AND queue = :queue"
-    " AND (status = 'pending' OR (status = 'leased' AND lease_expires_at <= :now))"
-    " ORDER BY created_at LIMIT :limit"
-)
-
 INSERT_WORKFLOW = (
     "INSERT INTO workflows (id, workspace_id, name, description, status, version, secret_hash, request_id,"
     " created_at, updated_at, paused_at, deleted_at) VALUES (:id, :workspace_id, :name, :description,"
