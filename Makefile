@@ -68,10 +68,11 @@ run: $(RUN_STAMP) ## Install only what running needs (client and server, no dev 
 generate: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(CONSOLE_STAMP) ## Regenerate the client code from proto/ and the console's bundle from console/
 	PYTHON=$(PY) scripts/generate.sh
 	npm run --silent --prefix $(CONSOLE_DIR) build
+	$(PY) scripts/workflow_schema.py
 
-check-generated: generate ## Fail if regenerating changed anything under clients/ or the console's bundle
-	@if [ -n "$$(git status --porcelain --untracked-files=all -- clients/ $(CONSOLE_ASSETS))" ]; then \
-		git status --short -- clients/ $(CONSOLE_ASSETS); echo "generated code is stale: run 'make generate' and commit"; exit 1; fi
+check-generated: generate ## Fail if regenerating changed anything under clients/, the console's bundle or docs/workflow.schema.json
+	@if [ -n "$$(git status --porcelain --untracked-files=all -- clients/ $(CONSOLE_ASSETS) docs/workflow.schema.json)" ]; then \
+		git status --short -- clients/ $(CONSOLE_ASSETS) docs/workflow.schema.json; echo "generated code is stale: run 'make generate' and commit"; exit 1; fi
 
 lint: check-generated typecheck ## Generated-code check, ruff, mypy, tsc, buf lint and buf breaking
 	$(VENV)/bin/ruff check .

@@ -11,7 +11,6 @@ import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import uvicorn
@@ -20,18 +19,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from sqlalchemy.engine import Engine as DatabaseEngine
 
 from runctl_server.api.auth import DEV_MODE_MESSAGE, Authenticator, is_loopback_host
-from runctl_server.api.batch_service import BatchService
-from runctl_server.api.event_service import EventService
-from runctl_server.api.execution_service import ExecutionService
 from runctl_server.api.interceptors import AuthInterceptor, ErrorMappingInterceptor, PerMethod
 from runctl_server.api.observing import DatabaseGate, ObservingInterceptor
-from runctl_server.api.pause_point_service import PausePointService
 from runctl_server.api.preserialized import PreserializedInterceptor
 from runctl_server.api.reflection import enable_reflection
 from runctl_server.api.resume_links import ResumeLinks
+from runctl_server.api.servicers import Servicers
 from runctl_server.api.services import register_all
-from runctl_server.api.worker_service import WorkerService
-from runctl_server.api.workflow_service import WorkflowService
 from runctl_server.clock import SYSTEM_CLOCK, Clock
 from runctl_server.engine.cluster import default_replica_name
 from runctl_server.engine.engine import Engine
@@ -112,7 +106,7 @@ class RunctlServer:
         self._http_task: asyncio.Task[None] | None = None
         self._serving = False
         self._stopped = asyncio.Event()
-        self._servicers: dict[str, Any] = {}
+        self._servicers: Servicers | None = None
         self._service_names: list[str] = []
         self.authenticator: Authenticator | None = None
         self._links: ResumeLinks | None = None
@@ -281,15 +275,8 @@ class RunctlServer:
         )
         assert self.engine is not None and self._links is not None
         # The same servicer objects answer gRPC and, through the HTTP shim, HTTP.
-        self._servicers = {
-            "WorkflowService": WorkflowService(self.engine, self._links),
-            "ExecutionService": ExecutionService(self.engine, self._links),
-            "BatchService": BatchService(self.engine),
-            "EventService": EventService(self.engine),
-            "PausePointService": PausePointService(self.engine, self._links),
-            "WorkerService": WorkerService(self.engine),
-        }
-        self._service_names = register_all(server, self._servicers)
+        self._servicers = Servicers.build(self.engine, self._links)
+        self._service_names = register_all(server, self._servicers.by_name())
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         enable_reflection([*self._service_names, health.SERVICE_NAME], server)
         address = self.settings.grpc_addr
@@ -308,6 +295,7 @@ class RunctlServer:
         self._grpc = server
 
     async def _start_http(self) -> None:
+        assert self._servicers is not None, "the gRPC servicers are built first"
         sock = _bind_http_socket(self.settings.http_addr)
         self.http_port = sock.getsockname()[1]
         app = build_http_app(

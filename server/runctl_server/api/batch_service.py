@@ -42,19 +42,19 @@ class BatchService(BatchWatch, batch_pb2_grpc.BatchServiceServicer):
             trace_logs=request.trace_logs,
             disable_breakpoints=request.disable_breakpoints,
         )
-        view = await self._engine.batches.queries.get(workspace_id, batch_id)
+        view = await self._engine.batch_queries.get(workspace_id, batch_id)
         return batch_pb2.StartBatchResponse(batch=batch_convert.batch(view))
 
     async def GetBatch(
         self, request: batch_pb2.GetBatchRequest, context: Context
     ) -> batch_pb2.GetBatchResponse:
-        view = await self._engine.batches.queries.get(workspace_of(context), request.batch_id)
+        view = await self._engine.batch_queries.get(workspace_of(context), request.batch_id)
         return batch_pb2.GetBatchResponse(batch=batch_convert.batch(view))
 
     async def ListBatches(
         self, request: batch_pb2.ListBatchesRequest, context: Context
     ) -> batch_pb2.ListBatchesResponse:
-        page = await self._engine.batches.queries.list(
+        page = await self._engine.batch_queries.list(
             workspace_of(context),
             statuses=convert.filter_words(request.statuses, batch_resource_pb2.BatchStatus, "statuses"),
             page_size=request.page_size,

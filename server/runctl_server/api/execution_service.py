@@ -17,6 +17,7 @@ from runctl_server.api.resume_links import ResumeLinks
 from runctl_server.api.watches import ExecutionWatch
 from runctl_server.engine.engine import Engine
 from runctl_server.engine.queries import ExecutionView
+from runctl_server.engine.start_request import StartRequest
 
 Context = aio.ServicerContext[Any, Any]
 KEPT_ANSWERS = 512
@@ -44,15 +45,17 @@ class ExecutionService(
         workspace_id = workspace_of(context)
         source = request.WhichOneof("source")
         started = await self._engine.start_execution(
-            workspace_id,
-            workflow_id=request.workflow_id if source == "workflow_id" else "",
-            document=convert.definition_document(request.definition) if source == "definition" else None,
-            workflow_path=request.workflow_path if source == "workflow_path" else "",
-            input=convert.struct_to_dict(request.input, "input"),
-            request_id=request.request_id,
-            trace_logs=request.trace_logs,
-            disable_breakpoints=request.disable_breakpoints,
-            workflow_version=request.workflow_version,
+            StartRequest(
+                workspace_id=workspace_id,
+                workflow_id=request.workflow_id if source == "workflow_id" else "",
+                document=convert.definition_document(request.definition) if source == "definition" else None,
+                workflow_path=request.workflow_path if source == "workflow_path" else "",
+                input=convert.struct_to_dict(request.input, "input"),
+                request_id=request.request_id,
+                trace_logs=request.trace_logs,
+                disable_breakpoints=request.disable_breakpoints,
+                workflow_version=request.workflow_version,
+            )
         )
         return execution_pb2.StartExecutionResponse(execution=convert.execution(started, full=False))
 

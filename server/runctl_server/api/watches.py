@@ -110,7 +110,7 @@ class BatchWatch:
         if not request.batch_id:
             raise InvalidArgument.single("batch_id", "is required", reason="FIELD_REQUIRED")
         workspace_id = workspace_of(context)
-        batches = self._engine.batches.queries
+        batches = self._engine.batch_queries
         flt = EventFilter(
             workspace_id, batch_id=request.batch_id, without_node_events=not request.include_node_events
         )
@@ -148,4 +148,4 @@ class BatchWatch:
         """A batch's stream ends once it completed, or it was stopped and its last run has ended."""
         if status == "completed":
             return True
-        return status == "stopped" and (await self._engine.batches.queries.counts(batch_id)).active == 0
+        return status == "stopped" and (await self._engine.batch_queries.counts(batch_id)).active == 0

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 from runctl_server.engine.batch_queries import batch_json
 from runctl_server.engine.batch_sources import BatchEntry, resolve_source
 from runctl_server.engine.model import RUNNING, new_id, now
+from runctl_server.engine.start_request import StartRequest
 from runctl_server.errors import InvalidArgument
 from runctl_server.store import sql
 from runctl_server.store.records import BatchRecord
 from runctl_server.store.writer import EventRecord, Mutation, WriteError, dumps
 
 if TYPE_CHECKING:
-    from runctl_server.engine.engine import Engine
+    from runctl_server.engine.batch_parts import BatchParts
     from runctl_server.engine.queries import ExecutionView
 
 DEFAULT_CONCURRENCY = 4
@@ -58,18 +59,18 @@ def batch_event(event_type: str, row: BatchRecord, payload: dict[str, Any]) -> E
     return EventRecord(type=event_type, workspace_id=row.workspace_id, batch_id=row.id, payload=payload)
 
 
-async def cancel_unstarted(engine: Engine, workspace_id: str, execution_ids: list[str]) -> None:
+async def cancel_unstarted(parts: BatchParts, workspace_id: str, execution_ids: list[str]) -> None:
     """Cancel runs queued for a batch that never came to be."""
-    await engine.control.stop_many(workspace_id, execution_ids, "its batch could not be started")
+    await parts.control.stop_many(workspace_id, execution_ids, "its batch could not be started")
 
 
-async def create_batch(engine: Engine, workspace_id: str, request: BatchRequest) -> str:
+async def create_batch(parts: BatchParts, workspace_id: str, request: BatchRequest) -> str:
     """Answers the new batch's id, or the existing one when another process committed a batch with
     the same request id first."""
     concurrency = batch_concurrency(request.concurrency)
-    engine.checked_input(request.input)
+    parts.checked_input(request.input)
     source = await resolve_source(
-        engine,
+        parts,
         workspace_id,
         folder_path=request.folder_path,
         workflow_paths=request.workflow_paths,
@@ -78,15 +79,17 @@ async def create_batch(engine: Engine, workspace_id: str, request: BatchRequest)
     batch_id = new_id("batch")
 
     async def queue(entry: BatchEntry) -> ExecutionView:
-        return await engine.start_execution(
-            workspace_id,
-            workflow_id=entry.workflow_id,
-            workflow_path=entry.real_path,
-            input=request.input,
-            trace_logs=request.trace_logs,
-            disable_breakpoints=request.disable_breakpoints,
-            batch_id=batch_id,
-            queued=BATCH_HOLD,
+        return await parts.start_run(
+            StartRequest(
+                workspace_id=workspace_id,
+                workflow_id=entry.workflow_id,
+                workflow_path=entry.real_path,
+                input=request.input,
+                trace_logs=request.trace_logs,
+                disable_breakpoints=request.disable_breakpoints,
+                batch_id=batch_id,
+                queued=BATCH_HOLD,
+            )
         )
 
     # The queued runs commit together (group commit). A failure here (a file changed since it was
@@ -95,7 +98,7 @@ async def create_batch(engine: Engine, workspace_id: str, request: BatchRequest)
     run_ids = [view.row.id for view in created if not isinstance(view, BaseException)]
     failure = next((error for error in created if isinstance(error, BaseException)), None)
     if failure is not None:
-        await cancel_unstarted(engine, workspace_id, run_ids)
+        await cancel_unstarted(parts, workspace_id, run_ids)
         raise failure
     batch = BatchRecord(
         id=batch_id,
@@ -122,16 +125,14 @@ async def create_batch(engine: Engine, workspace_id: str, request: BatchRequest)
             "workflow_file_name": entry.file_name or None,
         }
         mutation.add(sql.INSERT_BATCH_ITEM, item)
-    counts = await engine.batches.queries.counts(batch_id)
+    counts = await parts.queries.counts(batch_id)
     mutation.emit(batch_event("BATCH_STARTED", batch, {"batch": batch_json(batch, counts)}))
     try:
-        await engine.writer.commit(mutation)
+        await parts.writer.commit(mutation)
     except WriteError:
-        await cancel_unstarted(engine, workspace_id, run_ids)
+        await cancel_unstarted(parts, workspace_id, run_ids)
         existing = (
-            await engine.batches.queries.by_request(workspace_id, request.request_id)
-            if request.request_id
-            else None
+            await parts.queries.by_request(workspace_id, request.request_id) if request.request_id else None
         )
         if existing is None:
             raise

@@ -15,7 +15,7 @@ from runctl_server.engine.files import WORKFLOW_SUFFIXES, resolve_under_roots
 from runctl_server.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
 if TYPE_CHECKING:
-    from runctl_server.engine.engine import Engine
+    from runctl_server.engine.batch_parts import BatchParts
 
 FOLDER, FILES, WORKFLOWS = "folder", "files", "workflows"
 MAX_BATCH_SIZE = 1000
@@ -98,14 +98,14 @@ def _file_entries(paths: Sequence[str], roots: Sequence[Path]) -> list[BatchEntr
     return entries
 
 
-async def _check_files(engine: Engine, kind: str, entries: list[BatchEntry]) -> None:
+async def _check_files(parts: BatchParts, kind: str, entries: list[BatchEntry]) -> None:
     """Every file must parse as a valid workflow; one violation per problem, naming its file."""
 
     def check(index: int, entry: BatchEntry) -> list[FieldViolation]:
         field = "folder_path" if kind == FOLDER else f"workflow_paths.paths[{index}]"
         try:
             text = Path(entry.real_path).read_text(encoding="utf-8")
-            engine.store.parse(load_document(text, filename=entry.file_name))
+            parts.parse(load_document(text, filename=entry.file_name))
         except InvalidArgument as exc:
             found = exc.violations or [FieldViolation("document", exc.message)]
             return [FieldViolation(field, f"{entry.file_name}: {v.field}: {v.description}") for v in found]
@@ -125,14 +125,14 @@ async def _check_files(engine: Engine, kind: str, entries: list[BatchEntry]) -> 
         )
 
 
-async def _workflow_entries(engine: Engine, workspace_id: str, ids: Sequence[str]) -> list[BatchEntry]:
+async def _workflow_entries(parts: BatchParts, workspace_id: str, ids: Sequence[str]) -> list[BatchEntry]:
     empty = [
         FieldViolation(f"workflow_ids.ids[{i}]", "must not be empty") for i, wid in enumerate(ids) if not wid
     ]
     if empty:
         raise InvalidArgument("workflow ids must not be empty", empty, reason="FIELD_REQUIRED")
     for workflow_id in dict.fromkeys(ids):
-        row = await engine.workflows.row(workspace_id, workflow_id)  # NotFound for an unknown id
+        row = await parts.workflows.row(workspace_id, workflow_id)  # NotFound for an unknown id
         if row.status == "cancelled":
             raise FailedPrecondition(
                 f"workflow {workflow_id!r} is cancelled and takes no new runs", reason="WORKFLOW_CANCELLED"
@@ -141,7 +141,7 @@ async def _workflow_entries(engine: Engine, workspace_id: str, ids: Sequence[str
 
 
 async def resolve_source(
-    engine: Engine,
+    parts: BatchParts,
     workspace_id: str,
     *,
     folder_path: str | None,
@@ -162,8 +162,8 @@ async def resolve_source(
                 "workflow_ids.ids", "must list at least one workflow id", reason="FIELD_REQUIRED"
             )
         _check_size(len(workflow_ids), "workflow_ids.ids")
-        return BatchSource(WORKFLOWS, None, await _workflow_entries(engine, workspace_id, workflow_ids))
-    roots = engine.workflows_dirs
+        return BatchSource(WORKFLOWS, None, await _workflow_entries(parts, workspace_id, workflow_ids))
+    roots = parts.workflows_dirs
     if folder_path is not None:
         folder = resolve_under_roots(folder_path, roots, field="folder_path", expect="folder")
         entries = await asyncio.to_thread(folder_entries, folder, folder_path, roots)
@@ -183,7 +183,7 @@ async def resolve_source(
         entries = await asyncio.to_thread(_file_entries, workflow_paths, roots)
         kind = FILES
     _check_size(len(entries), "folder_path" if kind == FOLDER else "workflow_paths.paths")
-    await _check_files(engine, kind, entries)
+    await _check_files(parts, kind, entries)
     return BatchSource(kind, folder_path, entries)
 
 

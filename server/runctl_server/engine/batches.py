@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runctl_server.engine.batch_creation import (
     BATCH_HOLD,
@@ -23,7 +23,8 @@ from runctl_server.engine.batch_creation import (
     cancel_unstarted,
     create_batch,
 )
-from runctl_server.engine.batch_queries import BatchQueries, batch_json, item_json
+from runctl_server.engine.batch_parts import BatchParts
+from runctl_server.engine.batch_queries import batch_json, item_json
 from runctl_server.engine.control import StopCounts
 from runctl_server.engine.model import COMPLETED, RUNNING, STOPPED, Run, now
 from runctl_server.errors import FailedPrecondition, InvalidArgument
@@ -32,9 +33,6 @@ from runctl_server.store import sql
 from runctl_server.store.locks import advisory_lock
 from runctl_server.store.records import BatchRecord
 from runctl_server.store.writer import EventRecord, Mutation
-
-if TYPE_CHECKING:
-    from runctl_server.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +80,14 @@ class BatchLock:
 class Batches:
     """Starts, tracks, stops and clears batches."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self.queries = BatchQueries(engine.reader)
+    def __init__(self, parts: BatchParts) -> None:
+        self._parts = parts
+        self._queries = parts.queries
         self._locks: dict[str, BatchLock] = {}
         self._starting: dict[tuple[str, str], asyncio.Future[str]] = {}
-        engine.scheduler.on_run_finished.append(self._on_run_finished)
 
     def _lock(self, batch_id: str) -> BatchLock:
-        return self._locks.setdefault(batch_id, BatchLock(self._engine.cluster_dsn, batch_id))
+        return self._locks.setdefault(batch_id, BatchLock(self._parts.cluster_dsn, batch_id))
 
     def _forget(self, batch_id: str) -> None:
         """An ended batch changes no more, so its lock is no longer needed."""
@@ -125,7 +122,7 @@ class Batches:
         pending = self._starting.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
-        existing = await self.queries.by_request(workspace_id, request_id)
+        existing = await self._queries.by_request(workspace_id, request_id)
         if existing is not None:
             return existing
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -142,7 +139,7 @@ class Batches:
         return batch_id
 
     async def _start(self, workspace_id: str, request: BatchRequest) -> str:
-        batch_id = await create_batch(self._engine, workspace_id, request)
+        batch_id = await create_batch(self._parts, workspace_id, request)
         async with self._lock(batch_id):
             await self._fill(batch_id)
         return batch_id
@@ -152,28 +149,29 @@ class Batches:
     async def _fill(self, batch_id: str) -> BatchRecord | None:
         """Release queued runs, in source order, into the batch's free slots (the caller holds its lock);
         answers the batch's row while it is running, None once it has ended (or never came to be)."""
-        row = await stored.batch(self._engine.reader, batch_id)
+        row = await stored.batch(self._parts.reader, batch_id)
         if row is None or row.status != RUNNING:
             return None
-        counts = await self.queries.counts(batch_id)
+        counts = await self._queries.counts(batch_id)
         free = row.concurrency - counts.running
         refused: set[str] = set()
         while free > 0:
-            candidates = await stored.queued_runs(self._engine.reader, batch_id, free + len(refused))
+            candidates = await stored.queued_runs(self._parts.reader, batch_id, free + len(refused))
             fresh = [execution_id for execution_id in candidates if execution_id not in refused]
             if not fresh:
                 break
             for execution_id in fresh[:free]:
-                if await self._engine.control.release_queued(execution_id, (BATCH_HOLD,)):
+                if await self._parts.control.release_queued(execution_id, (BATCH_HOLD,)):
                     free -= 1
                 else:  # stopped meanwhile: not ours to start
                     refused.add(execution_id)
         return row
 
-    def _on_run_finished(self, run: Run) -> None:
+    def on_run_finished(self, run: Run) -> None:
+        """A run ended: its batch (if any) may release the next queued run."""
         if run.batch_id is None:
             return
-        self._engine.in_background(self._after_run(run.batch_id, run.id))
+        self._parts.in_background(self._after_run(run.batch_id, run.id))
 
     async def _after_run(self, batch_id: str, execution_id: str) -> None:
         try:
@@ -197,9 +195,9 @@ class Batches:
         not (the local runner API); answers whether it still runs. The caller holds the batch's lock, so
         `running` is current."""
         row = running
-        counts = await self.queries.counts(row.id)
+        counts = await self._queries.counts(row.id)
         mutation = Mutation()
-        item = await self.queries.item(execution_id) if execution_id else None
+        item = await self._queries.item(execution_id) if execution_id else None
         if item is not None:
             payload = {"batch": batch_json(row, counts), "item": item_json(item)}
             mutation.emit(batch_event("BATCH_UPDATED", row, payload))
@@ -207,15 +205,15 @@ class Batches:
             row = replace(row, status=COMPLETED, ended_at=now())
             mutation.add(sql.END_BATCH, {"id": row.id, "status": COMPLETED, "ended_at": row.ended_at})
             mutation.emit(batch_event("BATCH_COMPLETED", row, {"batch": batch_json(row, counts)}))
-        await self._engine.writer.commit(mutation)
+        await self._parts.writer.commit(mutation)
         return counts.active > 0
 
     async def start(self) -> None:
         """After a restart: give running batches their free slots again, end those whose runs all ended
         while nobody listened, and cancel runs queued for a batch that never got committed."""
-        for execution_id, workspace_id in await stored.orphaned_runs(self._engine.reader):
-            await cancel_unstarted(self._engine, workspace_id, [execution_id])
-        for batch_id in await stored.running(self._engine.reader):
+        for execution_id, workspace_id in await stored.orphaned_runs(self._parts.reader):
+            await cancel_unstarted(self._parts, workspace_id, [execution_id])
+        for batch_id in await stored.running(self._parts.reader):
             await self._advance(batch_id)
 
     # -- stopping and clearing -----------------------------------------------------------------------
@@ -224,21 +222,21 @@ class Batches:
         """End the batch STOPPED first, so nothing more is released, then stop its runs."""
         if not batch_id:
             raise InvalidArgument.single("batch_id", "is required", reason="FIELD_REQUIRED")
-        await self.queries.row(workspace_id, batch_id)  # NotFound before any lock is made for it
+        await self._queries.row(workspace_id, batch_id)  # NotFound before any lock is made for it
         try:
             async with self._lock(batch_id):
-                row = await self.queries.row(workspace_id, batch_id)
+                row = await self._queries.row(workspace_id, batch_id)
                 if row.status != RUNNING:
                     raise FailedPrecondition(
                         f"batch {batch_id!r} has already ended ({row.status})",
                         reason="BATCH_ENDED",
                         metadata={"status": row.status},
                     )
-                await self._engine.writer.commit(await self._stop_mutation([row], reason))
+                await self._parts.writer.commit(await self._stop_mutation([row], reason))
         finally:
             self._forget(batch_id)  # it has ended either way
-        ids = await self._engine.control.active_ids(workspace_id, batch_id=batch_id)
-        return await self._engine.control.stop_many(
+        ids = await self._parts.control.active_ids(workspace_id, batch_id=batch_id)
+        return await self._parts.control.stop_many(
             workspace_id, ids, reason or f"its batch {batch_id} was stopped"
         )
 
@@ -247,7 +245,7 @@ class Batches:
         stamp = now()
         for row in rows:
             stopped = replace(row, status=STOPPED, ended_at=stamp)
-            counts = await self.queries.counts(row.id)
+            counts = await self._queries.counts(row.id)
             mutation.add(sql.END_BATCH, {"id": row.id, "status": STOPPED, "ended_at": stamp})
             payload = {"batch": batch_json(stopped, counts), "reason": reason or "stopped"}
             mutation.emit(batch_event("BATCH_STOPPED", stopped, payload))
@@ -255,16 +253,16 @@ class Batches:
 
     async def stop_all(self, workspace_id: str) -> list[str]:
         """Mark every running batch stopped (their runs are stopped by the caller); answers their ids."""
-        listed = await stored.running(self._engine.reader, workspace_id)
+        listed = await stored.running(self._parts.reader, workspace_id)
         ids = sorted(listed)  # one lock order, so two callers never deadlock
         async with contextlib.AsyncExitStack() as stack:
             rows = []
             for batch_id in ids:
                 await stack.enter_async_context(self._lock(batch_id))
-                row = await self.queries.row(workspace_id, batch_id)
+                row = await self._queries.row(workspace_id, batch_id)
                 if row.status == RUNNING:  # it may have ended while we waited for its lock
                     rows.append(row)
-            await self._engine.writer.commit(await self._stop_mutation(rows, "stopped with all other runs"))
+            await self._parts.writer.commit(await self._stop_mutation(rows, "stopped with all other runs"))
         for row in rows:
             self._forget(row.id)
         order = {batch_id: index for index, batch_id in enumerate(listed)}
@@ -273,7 +271,7 @@ class Batches:
     async def clear(self, workspace_id: str) -> ClearOutcome:
         """Delete every ended batch of the workspace with its runs and their events (as in the
         local runner API, the history is removed for good); running ones are kept and listed."""
-        rows = await stored.for_clearing(self._engine.reader, workspace_id)
+        rows = await stored.for_clearing(self._parts.reader, workspace_id)
         ended = [row for row in rows if row.status != RUNNING and row.active == 0]
         ended_ids = {row.id for row in ended}
         skipped = [row.id for row in rows if row.id not in ended_ids]
@@ -294,6 +292,6 @@ class Batches:
         mutation.emit(
             EventRecord(type="BATCHES_CLEARED", workspace_id=workspace_id, payload={"cleared": cleared})
         )
-        await self._engine.writer.commit(mutation)
-        self._engine.queries.ended.batches_cleared(workspace_id)
+        await self._parts.writer.commit(mutation)
+        self._parts.ended.batches_cleared(workspace_id)
         return outcome

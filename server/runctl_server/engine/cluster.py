@@ -21,8 +21,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine as DatabaseEngine
 
-from runctl_server.engine.commands import error_from_json, message_from_json, message_to_json
-from runctl_server.engine.scheduler import Message, Router, Scheduler
+from runctl_server.engine.message_json import error_from_json, message_from_json, message_to_json
+from runctl_server.engine.messages import Message, Wake
+from runctl_server.engine.scheduler import Router, Scheduler
 from runctl_server.errors import Unavailable
 from runctl_server.events.relay import EventRelay
 from runctl_server.store import event_log
@@ -214,13 +215,7 @@ class Cluster(Router):
 
     async def inbox(self, execution_id: str) -> list[Message]:
         rows = await asyncio.to_thread(self._store.pending, execution_id)
-        messages = []
-        for row in rows:
-            message = message_from_json(row.message)
-            message.inbox_id = row.id
-            message.inbox_sender = row.sender
-            messages.append(message)
-        return messages
+        return [message_from_json(row.message, inbox_id=row.id, inbox_sender=row.sender) for row in rows]
 
     def answer_gone(self, message: Message) -> None:
         assert message.inbox_id is not None
@@ -326,7 +321,7 @@ class Cluster(Router):
     async def _read_inbox(self, execution_id: str) -> None:
         if not self._scheduler.deliver_inbox(execution_id, await self.inbox(execution_id)):
             # Not driven here (any more): load it, which reads its inbox, or send it on to its owner.
-            self._scheduler.deliver(execution_id, Message("wake"))
+            self._scheduler.deliver(execution_id, Wake())
 
     async def _on_reply(self, payload: str) -> None:
         sender, _, inbox_id = payload.partition(" ")

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runctl_server.engine.definition import Graph, NodeSpec
 from runctl_server.engine.expressions import evaluate, render
 from runctl_server.engine.model import Run, now
+from runctl_server.nodes.spec import Graph, NodeSpec
 
 
 @dataclass

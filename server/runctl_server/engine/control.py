@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from runctl_server.engine.commands import command
+from runctl_server.engine.commands import SendCommand, command
 from runctl_server.engine.model import (
     ACTIVE_EXECUTION,
     BREAKPOINT,
@@ -26,9 +27,7 @@ from runctl_server.engine.model import (
 from runctl_server.engine.scheduler import Driven, Scheduler
 from runctl_server.errors import FailedPrecondition, InvalidArgument, NotFound
 from runctl_server.store import executions
-
-if TYPE_CHECKING:
-    from runctl_server.engine.engine import Engine
+from runctl_server.store.reads import Reader
 
 PAUSE_ACTIONS = ("continue", "skip", "continueWithoutBreakpoint")  # stopping is `stop`
 
@@ -76,14 +75,19 @@ def _paused_record(run: Run) -> NodeRecord | None:
 class RunControl:
     """The operations of ExecutionService that steer one run or all of them."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(
+        self, reader: Reader, send: SendCommand, stop_batches: Callable[[str], Awaitable[list[str]]]
+    ) -> None:
+        self._reader = reader
+        self._send_command = send
+        # Marks every running batch of a workspace stopped, so none releases a run while stop_all works.
+        self._stop_batches = stop_batches
 
     async def _existing(self, workspace_id: str, execution_id: str) -> dict[str, Any]:
         """The run's id and status; every control call names its run (no implicit "most recent")."""
         if not execution_id:
             raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
-        row = await executions.status_of(self._engine.reader, execution_id, workspace_id)
+        row = await executions.status_of(self._reader, execution_id, workspace_id)
         if row is None:
             raise NotFound(f"execution {execution_id!r} not found", reason="EXECUTION_NOT_FOUND")
         return dict(row)
@@ -91,7 +95,7 @@ class RunControl:
     async def _send(
         self, workspace_id: str, execution_id: str, name: str, args: dict[str, Any] | None = None
     ) -> Any:
-        result = await self._engine.send(execution_id, name, args)
+        result = await self._send_command(execution_id, name, args)
         if result is None:  # the run ended before the handler could run
             row = await self._existing(workspace_id, execution_id)
             raise FailedPrecondition(
@@ -112,7 +116,7 @@ class RunControl:
 
     async def _stop_children(self, workspace_id: str, parent_id: str, reason: str) -> None:
         """Sub-workflow runs awaited by a stopped run stop with it."""
-        for child_id in await executions.children_in(self._engine.reader, parent_id, ACTIVE_EXECUTION):
+        for child_id in await executions.children_in(self._reader, parent_id, ACTIVE_EXECUTION):
             with contextlib.suppress(FailedPrecondition):  # it ended meanwhile
                 await self.stop(workspace_id, child_id, f"its parent run {parent_id} was stopped")
 
@@ -134,7 +138,7 @@ class RunControl:
     async def stop_all(self, workspace_id: str, reason: str = "") -> StopAllOutcome:
         """Stop every running batch, every running or paused run, and cancel every queued run."""
         # Batches first, so that none of them releases a queued run while its runs are stopped.
-        batch_ids = await self._engine.batches.stop_all(workspace_id)
+        batch_ids = await self._stop_batches(workspace_id)
         ids = await self.active_ids(workspace_id)
         counts = await self.stop_many(workspace_id, ids, reason or "stopped with all other runs")
         return StopAllOutcome(counts, batch_ids)
@@ -142,7 +146,7 @@ class RunControl:
     async def active_ids(self, workspace_id: str, *, workflow_id: str = "", batch_id: str = "") -> list[str]:
         """The workspace's active runs, oldest first, optionally of one workflow or batch."""
         return await executions.ids_matching(
-            self._engine.reader, workspace_id, ACTIVE_EXECUTION, workflow_id=workflow_id, batch_id=batch_id
+            self._reader, workspace_id, ACTIVE_EXECUTION, workflow_id=workflow_id, batch_id=batch_id
         )
 
     # -- paused runs -----------------------------------------------------------------------------
@@ -177,11 +181,11 @@ class RunControl:
     async def release_queued(self, execution_id: str, reasons: tuple[str, ...] = ()) -> bool:
         """Start a queued run (only if it is queued for one of `reasons`, when given); answers whether
         it started."""
-        return bool(await self._engine.send(execution_id, "release_queued", {"reasons": list(reasons)}))
+        return bool(await self._send_command(execution_id, "release_queued", {"reasons": list(reasons)}))
 
     async def refresh(self, execution_id: str) -> None:
         """Have a run look at its graph again (a hold was lifted elsewhere)."""
-        await self._engine.send(execution_id, "refresh")
+        await self._send_command(execution_id, "refresh")
 
 
 # -- the driver commands (run inside the run's driver, on whichever replica drives it) ------------------

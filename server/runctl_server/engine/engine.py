@@ -13,12 +13,16 @@ import httpx
 from sqlalchemy.engine import Engine as DatabaseEngine
 
 from runctl_server.clock import SYSTEM_CLOCK, Clock
+from runctl_server.engine.batch_parts import BatchParts
+from runctl_server.engine.batch_queries import BatchQueries
 from runctl_server.engine.batches import Batches
 from runctl_server.engine.cluster import Cluster
+from runctl_server.engine.commands import COMMANDS
 from runctl_server.engine.control import RunControl
 from runctl_server.engine.definition import Definition, load_document
 from runctl_server.engine.ended_runs import DEFAULT_CAPACITY as DEFAULT_ENDED_RUNS_KEPT
 from runctl_server.engine.files import resolve_under_roots
+from runctl_server.engine.messages import ChildCompleted, ChildFailed, Command, Wake
 from runctl_server.engine.model import (
     COMPLETED,
     FINISHED_EXECUTION,
@@ -33,9 +37,11 @@ from runctl_server.engine.model import (
 from runctl_server.engine.persistence import RunStore
 from runctl_server.engine.queries import ExecutionView, NodeTally, Queries
 from runctl_server.engine.resumes import Resumes
-from runctl_server.engine.scheduler import Message, Scheduler
+from runctl_server.engine.scheduler import Scheduler
+from runctl_server.engine.start_request import StartRequest
 from runctl_server.engine.tasks import TaskDispatcher
 from runctl_server.engine.workflow_control import WorkflowControl
+from runctl_server.engine.workflow_holds import WorkflowHolds
 from runctl_server.engine.workflows import DEFAULT_SECRET_OVERLAP_SECONDS, Workflows
 from runctl_server.errors import FailedPrecondition, InvalidArgument, RunctlError
 from runctl_server.events.follow import EventFilter, Follower
@@ -105,28 +111,48 @@ class Engine:
             self.store,
             self.node_types,
             self.node_types["task"],
-            services={"http": self.http_client, "engine": self},
+            services={"http": self.http_client},
+            commands=COMMANDS,
         )
         self.scheduler.timers.clock = clock
         self.scheduler.metrics = metrics
-        # Workflows whose runs start no new node (the workflow pause API); their status row is the
-        # durable truth.
-        self.paused_workflows: set[str] = set()
-        self.scheduler.workflow_paused = lambda workflow_id: workflow_id in self.paused_workflows
-        self.pausing_workflows: set[str] = set()
-        self.scheduler.workflow_pause_pending = lambda workflow_id: workflow_id in self.pausing_workflows
+        # Workflows whose runs start no new node (the workflow pause API).
+        self.workflow_holds = WorkflowHolds()
+        self.scheduler.workflow_paused = self.workflow_holds.is_paused
+        self.scheduler.workflow_pause_pending = self.workflow_holds.is_pending
         self._starting: dict[tuple[str, str], asyncio.Future[ExecutionView]] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self.control = RunControl(self)
-        self.workflow_control = WorkflowControl(self)
-        self.resumes = Resumes(self)
-        self.batches = Batches(self)
+        self._cluster_dsn = conninfo(database) if replicated else None
+        self.control = RunControl(self.reader, self.send, stop_batches=self._stop_batches)
+        self.workflow_control = WorkflowControl(
+            self.workflows, self.reader, self.writer, self.control, self.workflow_holds, replicated=replicated
+        )
+        self.resumes = Resumes(
+            self.reader, self.store, self.send, max_resume_bytes=self.limits.max_resume_bytes
+        )
+        self.batch_queries = BatchQueries(self.reader)
+        self.batches = Batches(
+            BatchParts(
+                reader=self.reader,
+                writer=self.writer,
+                queries=self.batch_queries,
+                control=self.control,
+                workflows=self.workflows,
+                workflows_dirs=self.workflows_dirs,
+                parse=self.store.parse,
+                checked_input=self.checked_input,
+                start_run=self.start_execution,
+                in_background=self.in_background,
+                ended=self.queries.ended,
+                cluster_dsn=self._cluster_dsn,
+            )
+        )
+        self.scheduler.on_run_finished.append(self.batches.on_run_finished)
         self.tasks = TaskDispatcher(self.scheduler, self.writer, self.reader)
         self.scheduler.on_task_created.append(self.tasks.on_task_created)
         self.scheduler.on_child_start = self._on_child_start
         self.scheduler.on_run_finished.append(self._notify_parent)
         self.cluster: Cluster | None = None
-        self._cluster_dsn = conninfo(database) if replicated else None
         if replicated:
             self.cluster = Cluster(
                 database,
@@ -210,18 +236,21 @@ class Engine:
     async def reload_paused_workflows(self) -> None:
         """The workflows whose runs may start no node (the workflow pause API), from their status rows: shared
         by every replica, reread when any replica pauses or resumes one."""
-        self.paused_workflows = set(await workflows.paused_ids(self.reader))
+        await self._reload_paused_workflows()
+
+    async def _reload_paused_workflows(self) -> set[str]:
+        """Answers the workflows that are no longer paused."""
+        return self.workflow_holds.replace(await workflows.paused_ids(self.reader))
+
+    async def _stop_batches(self, workspace_id: str) -> list[str]:
+        return await self.batches.stop_all(workspace_id)
 
     async def _on_cluster_state(self, _what: str) -> None:
-        before = set(self.paused_workflows)
-        await self.reload_paused_workflows()
-        resumed = before - self.paused_workflows
+        resumed = await self._reload_paused_workflows()
         if resumed:
             # Runs held here by a workflow another replica resumed look at their graphs again.
             for execution_id in self.scheduler.loaded_ids:
-                self.scheduler.deliver(
-                    execution_id, Message("control", data={"command": "refresh", "args": {}})
-                )
+                self.scheduler.deliver(execution_id, Command(name="refresh"))
 
     async def _on_taken(self, execution_ids: list[str] | None) -> None:
         """Runs this replica took over (None: a periodic look at every waiting parent, for children that
@@ -250,7 +279,7 @@ class Engine:
         rows = await executions.in_flight_ids(self.reader, lease_owner=self.replica_id)
         idle = [execution_id for execution_id in rows if not self.scheduler.is_loaded(execution_id)]
         for execution_id in idle:
-            self.scheduler.deliver(execution_id, Message("wake"))
+            self.scheduler.deliver(execution_id, Wake())
         return len(idle)
 
     async def _recover_children(self, execution_ids: list[str] | None = None) -> None:
@@ -282,10 +311,14 @@ class Engine:
         replica drives it; answers its result once the changes it made are committed, or None when the
         run has ended (or does not exist) and the command never ran."""
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        data: dict[str, Any] = {"command": command, "args": dict(args or {})}
-        if (caller := tracing.current_traceparent()) is not None:
-            data["traceparent"] = caller  # the command's span, in the run's trace, links the call
-        self.scheduler.deliver(execution_id, Message("control", data=data, reply=reply))
+        message = Command(
+            name=command,
+            args=dict(args or {}),
+            # The command's span, in the run's trace, links the call.
+            traceparent=tracing.current_traceparent(),
+            reply=reply,
+        )
+        self.scheduler.deliver(execution_id, message)
         return await reply
 
     # -- starting runs -----------------------------------------------------------------------------
@@ -345,99 +378,54 @@ class Engine:
         definition = self.store.parse(load_document(text, filename=path.name))
         return definition, {"document": dumps(definition.document), "source_path": str(path)}
 
-    async def start_execution(
-        self,
-        workspace_id: str,
-        *,
-        workflow_id: str = "",
-        document: Mapping[str, Any] | None = None,
-        workflow_path: str = "",
-        input: Mapping[str, Any] | None = None,
-        request_id: str = "",
-        trace_logs: bool = False,
-        disable_breakpoints: bool = False,
-        batch_id: str | None = None,
-        parent: tuple[str, str] | None = None,
-        queued: str | None = None,
-        workflow_version: int = 0,
-    ) -> ExecutionView:
+    async def start_execution(self, request: StartRequest) -> ExecutionView:
         """Create a run and start driving it; answers its row (basic view) once its creation is committed.
         With `queued` (why: "batch", ...) the run waits as queued until released with release_queued."""
-        if request_id:
-            key = (workspace_id, request_id)
-            pending = self._starting.get(key)
-            if pending is not None:
-                return await asyncio.shield(pending)
-            existing = await self.queries.execution_by_request(workspace_id, request_id)
-            if existing is not None:
-                return await self.queries.execution(workspace_id, existing, full=False)
-            future: asyncio.Future[ExecutionView] = asyncio.get_running_loop().create_future()
-            self._starting[key] = future
-            try:
-                started = await self._create_run(
-                    workspace_id,
-                    workflow_id,
-                    document,
-                    workflow_path,
-                    input,
-                    request_id,
-                    trace_logs,
-                    disable_breakpoints,
-                    batch_id,
-                    parent,
-                    queued,
-                    workflow_version,
-                )
-            except WriteError:
-                # Another process committed the same request id first.
-                existing = await self.queries.execution_by_request(workspace_id, request_id)
-                if existing is None:
-                    raise
-                started = await self.queries.execution(workspace_id, existing, full=False)
-            except BaseException as exc:
-                future.set_exception(exc)
-                future.exception()  # retrieved: concurrent waiters get it, nobody else must
+        if not request.request_id:
+            return await self._create_run(request)
+        key = (request.workspace_id, request.request_id)
+        pending = self._starting.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        existing = await self.queries.execution_by_request(request.workspace_id, request.request_id)
+        if existing is not None:
+            return await self.queries.execution(request.workspace_id, existing, full=False)
+        future: asyncio.Future[ExecutionView] = asyncio.get_running_loop().create_future()
+        self._starting[key] = future
+        try:
+            started = await self._create_run(request)
+        except WriteError:
+            # Another process committed the same request id first.
+            existing = await self.queries.execution_by_request(request.workspace_id, request.request_id)
+            if existing is None:
                 raise
-            finally:
-                self._starting.pop(key, None)
-            future.set_result(started)
-            return started
-        return await self._create_run(
-            workspace_id,
-            workflow_id,
-            document,
-            workflow_path,
-            input,
-            "",
-            trace_logs,
-            disable_breakpoints,
-            batch_id,
-            parent,
-            queued,
-            workflow_version,
-        )
+            started = await self.queries.execution(request.workspace_id, existing, full=False)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: concurrent waiters get it, nobody else must
+            raise
+        finally:
+            self._starting.pop(key, None)
+        future.set_result(started)
+        return started
 
-    async def _create_run(
-        self,
-        workspace_id: str,
-        workflow_id: str,
-        document: Mapping[str, Any] | None,
-        workflow_path: str,
-        input: Mapping[str, Any] | None,
-        request_id: str,
-        trace_logs: bool,
-        disable_breakpoints: bool,
-        batch_id: str | None,
-        parent: tuple[str, str] | None,
-        queued: str | None = None,
-        workflow_version: int = 0,
-    ) -> ExecutionView:
-        payload = self.checked_input(input)
+    async def _create_run(self, request: StartRequest) -> ExecutionView:
+        workspace_id, batch_id, parent, queued = (
+            request.workspace_id,
+            request.batch_id,
+            request.parent,
+            request.queued,
+        )
+        payload = self.checked_input(request.input)
         definition, source = await self._resolve_source(
-            workspace_id, workflow_id, document, workflow_path, workflow_version
+            workspace_id,
+            request.workflow_id,
+            request.document,
+            request.workflow_path,
+            request.workflow_version,
         )
         stamp = now()
-        if queued is None and source.get("workflow_id") in self.paused_workflows:
+        if queued is None and self.workflow_holds.is_paused(source.get("workflow_id")):
             queued = WORKFLOW_PAUSED  # runs started while their workflow is paused stay queued
         run = Run(
             id=new_id("exec"),
@@ -451,8 +439,8 @@ class Engine:
             status=QUEUED if queued else RUNNING,
             hold=queued,
             parked=bool(queued),
-            trace_logs=trace_logs,
-            breakpoints_disabled=disable_breakpoints,
+            trace_logs=request.trace_logs,
+            breakpoints_disabled=request.disable_breakpoints,
             created_at=stamp,
             started_at=None if queued else stamp,
             source_path=source.get("source_path"),
@@ -469,7 +457,7 @@ class Engine:
         insert = self.store.insert_run(
             run,
             document=source["document"],
-            request_id=request_id or None,
+            request_id=request.request_id or None,
             owner=None if queued else self.replica_id,
         )
         events = await self.writer.commit(insert)
@@ -492,26 +480,28 @@ class Engine:
     async def _start_child(self, run: Run, node_key: str, attempt: int, child: dict[str, Any]) -> None:
         try:
             started = await self.start_execution(
-                run.workspace_id,
-                workflow_id=str(child.get("workflowId") or ""),
-                workflow_path=str(child.get("workflowPath") or ""),
-                input=child.get("input")
-                if isinstance(child.get("input"), dict)
-                else {"value": child.get("input")},
-                # One child per parent node attempt, even when a restart runs the node again.
-                request_id=f"child:{run.id}/{node_key}/{attempt}",
-                trace_logs=run.trace_logs,
-                parent=(run.id, node_key) if child.get("waitForCompletion", True) else None,
+                StartRequest(
+                    workspace_id=run.workspace_id,
+                    workflow_id=str(child.get("workflowId") or ""),
+                    workflow_path=str(child.get("workflowPath") or ""),
+                    input=child.get("input")
+                    if isinstance(child.get("input"), dict)
+                    else {"value": child.get("input")},
+                    # One child per parent node attempt, even when a restart runs the node again.
+                    request_id=f"child:{run.id}/{node_key}/{attempt}",
+                    trace_logs=run.trace_logs,
+                    parent=(run.id, node_key) if child.get("waitForCompletion", True) else None,
+                )
             )
         except RunctlError as exc:
             failure = NodeFailure(
                 f"could not start the sub-workflow: {exc.message}", code=exc.reason, retryable=False
             )
-            self.scheduler.deliver(run.id, Message("child_failed", node_key, error=failure))
+            self.scheduler.deliver(run.id, ChildFailed(node_key=node_key, error=failure))
             return
         if not child.get("waitForCompletion", True):
             self.scheduler.deliver(
-                run.id, Message("child_done", node_key, data={"output": {"executionId": started.row.id}})
+                run.id, ChildCompleted(node_key=node_key, output={"executionId": started.row.id})
             )
         elif started.row.status in FINISHED_EXECUTION:
             # Found on recovery: the child ended while its parent was not listening.
@@ -522,14 +512,14 @@ class Engine:
             ends = await executions.end_outputs(self.reader, row.id)
             outputs = [json.loads(end) if end else None for end in ends]
             result = outputs[0] if len(outputs) == 1 else (outputs or None)
-            message = Message(
-                "child_done", node_key, data={"output": {"executionId": row.id, "output": result}}
+            message: ChildCompleted | ChildFailed = ChildCompleted(
+                node_key=node_key, output={"executionId": row.id, "output": result}
             )
         else:
             error = json.loads(row.error) if row.error else {}
             reason = error.get("message") or row.status
             failure = NodeFailure(f"sub-workflow {row.id} ended {row.status}: {reason}", code="CHILD_FAILED")
-            message = Message("child_failed", node_key, error=failure)
+            message = ChildFailed(node_key=node_key, error=failure)
         self.scheduler.deliver(parent_id, message)
 
     def _notify_parent(self, run: Run) -> None:
@@ -537,11 +527,13 @@ class Engine:
             return
         if run.status == COMPLETED:
             output = {"executionId": run.id, "output": run.output}
-            message = Message("child_done", run.parent_node_key, data={"output": output})
+            message: ChildCompleted | ChildFailed = ChildCompleted(
+                node_key=run.parent_node_key, output=output
+            )
         else:
             reason = (run.error or {}).get("message") or run.status
             failure = NodeFailure(f"sub-workflow {run.id} ended {run.status}: {reason}", code="CHILD_FAILED")
-            message = Message("child_failed", run.parent_node_key, error=failure)
+            message = ChildFailed(node_key=run.parent_node_key, error=failure)
         self.scheduler.deliver(run.parent_execution_id, message)
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from runctl_server.engine.commands import command
+from runctl_server.engine.commands import SendCommand, command
 from runctl_server.engine.definition import Definition
 from runctl_server.engine.forms import resolve_form_values
 from runctl_server.engine.keys import frame, node_key
 from runctl_server.engine.model import APPROVAL, IDLE, SCHEDULED, WAIT, WAITING, now
+from runctl_server.engine.persistence import RunStore
 from runctl_server.engine.scheduler import Driven, Scheduler
 from runctl_server.engine.workflows import secret_accepted
 from runctl_server.errors import (
@@ -27,11 +28,9 @@ from runctl_server.errors import (
     Unauthenticated,
 )
 from runctl_server.store import executions, pause_points, workflows
+from runctl_server.store.reads import Reader
 from runctl_server.store.records import PausePointRecord, RunRecord
 from runctl_server.store.writer import dumps
-
-if TYPE_CHECKING:
-    from runctl_server.engine.engine import Engine
 
 RESUMABLE = (WAIT, APPROVAL)
 # Kept in the node's state once it is resumed: which pause point, by which request and actor. A retry
@@ -200,11 +199,14 @@ def iteration_stack(
 class Resumes:
     """Answers resume calls; exactly one of many concurrent resumes of one pause point wins."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, reader: Reader, store: RunStore, send: SendCommand, *, max_resume_bytes: int) -> None:
+        self._reader = reader
+        self._store = store
+        self._send = send
+        self._max_resume_bytes = max_resume_bytes
 
     def _check_size(self, field: str, values: Mapping[str, Any]) -> None:
-        limit = self._engine.limits.max_resume_bytes
+        limit = self._max_resume_bytes
         if len(dumps(dict(values))) > limit:
             raise InvalidArgument.single(
                 field, f"is larger than {limit} bytes (the resume limit)", reason="PAYLOAD_TOO_LARGE"
@@ -216,7 +218,7 @@ class Resumes:
         self, workspace_id: str, context_id: str
     ) -> tuple[PausePointRecord, str | None] | None:
         """The pause point, with the state of its node (where the resume mark is kept)."""
-        return await pause_points.with_node_state(self._engine.reader, workspace_id, context_id)
+        return await pause_points.with_node_state(self._reader, workspace_id, context_id)
 
     async def resume_pause_point(
         self,
@@ -256,7 +258,7 @@ class Resumes:
         if row.status == "paused":
             mark = {k: v for k, v in (("requestId", request_id), ("actor", actor)) if v}
             args = {"key": row.node_key, "output": output, "mark": mark, "context_id": context_id}
-            verdict = _verdict(await self._engine.send(row.execution_id, "resume_pause_point", args))
+            verdict = _verdict(await self._send(row.execution_id, "resume_pause_point", args))
             committed = await self._pause_point(workspace_id, context_id)
             if committed is not None:
                 row, node_state = committed
@@ -282,7 +284,7 @@ class Resumes:
                 "workflow webhook secret: resume it with ResumePausePoint and the pause point's context id",
                 reason="NO_WEBHOOK_SECRET",
             )
-        workflow = await workflows.by_id(self._engine.reader, run.workflow_id)
+        workflow = await workflows.by_id(self._reader, run.workflow_id)
         if not secret:
             raise Unauthenticated("the workflow's webhook secret is required", reason="SECRET_REQUIRED")
         if workflow is None or not secret_accepted(secret, workflow, now()):
@@ -314,13 +316,11 @@ class Resumes:
                 "execution_id, node_id and secret are required", missing, reason="FIELD_REQUIRED"
             )
         self._check_size("data", data)
-        run = await executions.run(self._engine.reader, execution_id, workspace_id)
+        run = await executions.run(self._reader, execution_id, workspace_id)
         if run is None:
             raise NotFound(f"execution {execution_id!r} not found", reason="EXECUTION_NOT_FOUND")
         await self._authenticate(run, secret)
-        definition = await self._engine.store.definition_of(
-            run.document, run.workflow_id, run.workflow_version
-        )
+        definition = await self._store.definition_of(run.document, run.workflow_id, run.workflow_version)
         node = definition.find(node_id)
         if node is None:
             raise NotFound(
@@ -337,7 +337,7 @@ class Resumes:
         key = node_key(node_id, stack)
         mark = {"requestId": request_id} if request_id else {}
         args = {"key": key, "output": output, "mark": mark, "context_id": ""}
-        verdict = _verdict(await self._engine.send(execution_id, "resume_pause_point", args))
+        verdict = _verdict(await self._send(execution_id, "resume_pause_point", args))
         if verdict is not None and (verdict.resumed or verdict.reason):
             return NodeOutcome(verdict.resumed, verdict.reason or "")
         return await self._why_not_waiting(run, key, request_id, verdict)
@@ -347,15 +347,15 @@ class Resumes:
     ) -> NodeOutcome:
         """The answer for a node that was not waiting: a retry of the call that resumed it, or skipped
         with how its pause point ended."""
-        node = await executions.node(self._engine.reader, run.id, key)
+        node = await executions.node(self._reader, run.id, key)
         if node is not None and _same_request(_mark_of(node.state), request_id):
             return NodeOutcome(resumed=True)
-        ended = await pause_points.latest_status(self._engine.reader, run.id, key) or ""
+        ended = await pause_points.latest_status(self._reader, run.id, key) or ""
         # How the node's own pause point ended says most, unless the run's end is what closed it.
         if ended in ("resumed", "expired") or (verdict is not None and ended in SKIP_REASONS):
             return _skipped(SKIP_REASONS[ended])
         if verdict is None:
-            execution = await executions.run(self._engine.reader, run.id)
+            execution = await executions.run(self._reader, run.id)
             status = execution.status if execution is not None else "deleted"
             return _skipped(f"the execution has already ended ({status})")
         return _skipped(f"node {key} is not waiting (it is {verdict.node_status})")

@@ -24,10 +24,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runctl_server.engine import transitions as t
-from runctl_server.engine.commands import COMMANDS, reply_to_json
 from runctl_server.engine.context import NodeRunContext, Scope
-from runctl_server.engine.definition import NodeSpec
 from runctl_server.engine.keys import frame
+from runctl_server.engine.message_json import reply_to_json
+from runctl_server.engine.messages import (
+    ChildCompleted,
+    ChildFailed,
+    Command,
+    Message,
+    NodeMessage,
+    NodeWorkDone,
+    TaskCompleted,
+    TaskFailed,
+    TimerFired,
+    Wake,
+)
 from runctl_server.engine.model import (
     COMPLETED,
     ERROR,
@@ -46,7 +57,16 @@ from runctl_server.engine.model import (
 from runctl_server.engine.persistence import RunStore
 from runctl_server.engine.timers import TimerService
 from runctl_server.errors import RunctlError, Unavailable
-from runctl_server.nodes.base import NodeFailure, NodeResult, NodeType
+from runctl_server.nodes.base import (
+    ChildRun,
+    NodeFailure,
+    NodeResult,
+    NodeType,
+    PausePoint,
+    WaitUntil,
+    WorkerTask,
+)
+from runctl_server.nodes.spec import NodeSpec
 from runctl_server.observe import tracing
 from runctl_server.observe.calls import bind_run
 from runctl_server.observe.metrics import Metrics
@@ -64,28 +84,6 @@ log = logging.getLogger(__name__)
 
 # Pauses before claiming again a run that is active but held by nobody alive at the moment of looking.
 CLAIM_RETRY_SECONDS = (0.01, 0.05, 0.2, 0.5)
-
-
-@dataclass
-class Message:
-    """Something that happened to a run from outside its driver."""
-
-    kind: str  # io_done | timer | resume | task_done | task_failed | child_done | control | wake
-    node_key: str = ""
-    result: NodeResult | None = None
-    error: NodeFailure | None = None
-    # For control: {"command": <a name in COMMANDS>, "args": {...}} (JSON, so it can go to any replica).
-    data: dict[str, Any] = field(default_factory=dict)
-    reply: asyncio.Future[Any] | None = None
-    # Set when the message came through the run inbox: its answer is committed to that row.
-    inbox_id: int | None = None
-    inbox_sender: str = ""
-
-    @property
-    def local_only(self) -> bool:
-        """Meaningless to another replica: the outcome of this process's own node work or timers
-        (a new owner runs the node again and keeps its own timers), or a nudge to load the run."""
-        return self.kind in ("io_done", "timer", "wake")
 
 
 class Router:
@@ -159,12 +157,15 @@ class Scheduler:
         node_types: Mapping[str, NodeType],
         task_type: NodeType,
         services: dict[str, Any],
+        commands: Mapping[str, Callable[[Scheduler, Driven, dict[str, Any]], Any]],
     ) -> None:
         self.store = store
+        # The driver commands by name (engine/commands.py), run inside a run's driver.
+        self._commands = commands
         self.node_types = node_types
         self.task_type = task_type
         self.services = services
-        self.timers = TimerService(self.store, self.deliver)
+        self.timers = TimerService(self.store, self._timer_due)
         self._loaded: dict[str, Driven] = {}
         self._loading: dict[str, asyncio.Future[Driven | str | None]] = {}
         self.router: Router | None = None
@@ -203,6 +204,9 @@ class Scheduler:
         task = asyncio.create_task(self._drive(driven), name=f"run-{run.id}")
         self._drivers.add(task)
         task.add_done_callback(self._drivers.discard)
+
+    def _timer_due(self, execution_id: str, node_key: str, wake_at: float) -> None:
+        self.deliver(execution_id, TimerFired(node_key=node_key, wake_at=wake_at))
 
     def deliver(self, execution_id: str, message: Message) -> None:
         """Hand a message to a run, loading it from the database if it is not in memory (or, with
@@ -251,7 +255,7 @@ class Scheduler:
         target = self._loaded.get(execution_id) or located
         if isinstance(target, str):  # another live replica drives it
             assert self.router is not None
-            if message.kind == "wake":
+            if isinstance(message, Wake):
                 self.router.nudge(execution_id, target)  # it may have missed the inbox notification
                 return
             if message.local_only:
@@ -407,7 +411,7 @@ class Scheduler:
                 else:
                     nudge = True
             if nudge:
-                self.deliver(run.id, Message("wake"))
+                self.deliver(run.id, Wake())
         if run.finished and not driven.lost:
             for callback in self.on_run_finished:
                 callback(run)
@@ -444,9 +448,9 @@ class Scheduler:
     ) -> None:
         try:
             result = await self._execute(node, node_type, ctx)
-            driven.inbox.put_nowait(Message("io_done", key, result=result, data={"logs": ctx.logs}))
+            driven.inbox.put_nowait(NodeWorkDone(node_key=key, result=result, logs=tuple(ctx.logs)))
         except NodeFailure as failure:
-            driven.inbox.put_nowait(Message("io_done", key, error=failure, data={"logs": ctx.logs}))
+            driven.inbox.put_nowait(NodeWorkDone(node_key=key, error=failure, logs=tuple(ctx.logs)))
 
     async def _execute(self, node: NodeSpec, node_type: NodeType, ctx: NodeRunContext) -> NodeResult:
         metrics = self.metrics
@@ -612,32 +616,38 @@ class Scheduler:
                 scope.outputs[node.id] = {"output": result.output}
             self._after_done(driven, scope, node, record)
             return
-        if suspend.kind == "timer":
-            assert suspend.wake_at is not None
-            wake_at = suspend.wake_at.timestamp()
-            t.wait_node(run, record, wake_at=wake_at)
-            driven.after_commit.append(lambda: self.timers.schedule(wake_at, run.id, record.key))
-        elif suspend.kind == "pause":
-            t.pause_node(run, record, dict(suspend.pause), workflow_id=run.workflow_id)
-            if record.wake_at is not None:
-                expires = record.wake_at
-                driven.after_commit.append(lambda: self.timers.schedule(expires, run.id, record.key))
-        elif suspend.kind == "task":
-            task = t.create_task(run, record, dict(suspend.task), node)
-            if node.timeout_seconds:
-                deadline = now() + node.timeout_seconds
-                record.wake_at = deadline
-                driven.after_commit.append(lambda: self.timers.schedule(deadline, run.id, record.key))
-            driven.after_commit.append(lambda: [cb(task) for cb in self.on_task_created])
-            if self.router is not None:
-                # Workers polling other replicas hear of it when this commits.
-                payload = f"{task['workspace_id']}\t{task['queue']}"
-                run.statements.append((NOTIFY, {"channel": TASKS_CHANNEL, "payload": payload}))
-        elif suspend.kind == "child":
-            child = dict(suspend.child)
-            t.wait_child(run, record, child)
-            if self.on_child_start is not None:
-                driven.after_commit.append(lambda: self.on_child_start(run, record, child))
+        match suspend:
+            case WaitUntil(wake_at=when):
+                wake_at = when.timestamp()
+                t.wait_node(run, record, wake_at=wake_at)
+                driven.after_commit.append(lambda: self.timers.schedule(wake_at, run.id, record.key))
+            case PausePoint(pause=pause):
+                t.pause_node(run, record, dict(pause), workflow_id=run.workflow_id)
+                if record.wake_at is not None:
+                    expires = record.wake_at
+                    driven.after_commit.append(lambda: self.timers.schedule(expires, run.id, record.key))
+            case WorkerTask(task=spec):
+                self._hand_out_task(driven, node, record, spec)
+            case ChildRun(child=spec):
+                child = dict(spec)
+                t.wait_child(run, record, child)
+                if self.on_child_start is not None:
+                    driven.after_commit.append(lambda: self.on_child_start(run, record, child))
+
+    def _hand_out_task(
+        self, driven: Driven, node: NodeSpec, record: NodeRecord, spec: Mapping[str, Any]
+    ) -> None:
+        run = driven.run
+        task = t.create_task(run, record, dict(spec), node)
+        if node.timeout_seconds:
+            deadline = now() + node.timeout_seconds
+            record.wake_at = deadline
+            driven.after_commit.append(lambda: self.timers.schedule(deadline, run.id, record.key))
+        driven.after_commit.append(lambda: [cb(task) for cb in self.on_task_created])
+        if self.router is not None:
+            # Workers polling other replicas hear of it when this commits.
+            payload = f"{task['workspace_id']}\t{task['queue']}"
+            run.statements.append((NOTIFY, {"channel": TASKS_CHANNEL, "payload": payload}))
 
     def _fail_or_retry(
         self, driven: Driven, scope: Scope, node: NodeSpec, record: NodeRecord, failure: NodeFailure
@@ -857,68 +867,75 @@ class Scheduler:
     # -- messages ----------------------------------------------------------------------------------
 
     def _handle(self, driven: Driven, message: Message) -> None:
-        run = driven.run
         if not message.local_only:
             driven.unsettled.append(message)
-        if message.kind == "control":
-            name = str(message.data.get("command"))
-            with tracing.run_span(
-                f"runctl.command {name}",
-                run.trace_parent,
-                {"runctl.execution.id": run.id, "runctl.command": name},
-                link_to=message.data.get("traceparent"),
-            ) as span:
-                try:
-                    handler = COMMANDS[message.data["command"]]
-                    result = handler(self, driven, dict(message.data.get("args") or {}))
-                except Exception as exc:
-                    tracing.failed(span, str(exc))
-                    self._answer(driven, message, error=exc)
-                    return
-            self._answer(driven, message, result=result)
+        if isinstance(message, Command):
+            self._run_command(driven, message)
             return
         if message.inbox_id is not None:
             self._answer(driven, message)
-        if message.kind == "wake":
-            return
-        record = run.nodes.get(message.node_key)
+        if not isinstance(message, NodeMessage):
+            return  # a Wake: loading the run was the point
+        run = driven.run
+        key = message.node_key
+        record = run.nodes.get(key)
         if record is None or run.finished:
             return
         scope = self._scope_of(driven, record)
         node = scope.graph.by_id[record.node_id]
-        if message.kind == "io_done":
-            driven.inflight.pop(message.node_key, None)
-            if record.status != RUNNING:
+        match message:
+            case NodeWorkDone(result=result, error=error, logs=logs):
+                driven.inflight.pop(key, None)
+                if record.status != RUNNING:
+                    return
+                self._keep_logs(run, record, node, list(logs))
+                if error is not None:
+                    self._fail_or_retry(driven, scope, node, record, error)
+                elif result is not None:
+                    self._apply_result(driven, scope, node, record, result)
+            case TimerFired(wake_at=wake_at):
+                self._on_timer(driven, scope, node, record, wake_at)
+            case TaskCompleted(task_id=task_id, output=output):
+                if (record.state or {}).get("taskId") == task_id:
+                    self._resume_with(driven, scope, node, record, output)
+            case ChildCompleted(output=output):
+                self._resume_with(driven, scope, node, record, output)
+            case TaskFailed(task_id=task_id, error=error):
+                if record.status == RUNNING and (record.state or {}).get("taskId") == task_id:
+                    t.clear_wait(run, record)
+                    self._fail_or_retry(driven, scope, node, record, error)
+            case ChildFailed(error=error):
+                if record.status == RUNNING:
+                    t.clear_wait(run, record)
+                    self._fail_or_retry(driven, scope, node, record, error)
+
+    def _run_command(self, driven: Driven, message: Command) -> None:
+        run = driven.run
+        with tracing.run_span(
+            f"runctl.command {message.name}",
+            run.trace_parent,
+            {"runctl.execution.id": run.id, "runctl.command": message.name},
+            link_to=message.traceparent,
+        ) as span:
+            try:
+                handler = self._commands[message.name]
+                result = handler(self, driven, dict(message.args))
+            except Exception as exc:
+                tracing.failed(span, str(exc))
+                self._answer(driven, message, error=exc)
                 return
-            self._keep_logs(run, record, node, message.data.get("logs", []))
-            if message.error is not None:
-                self._fail_or_retry(driven, scope, node, record, message.error)
-            elif message.result is not None:
-                self._apply_result(driven, scope, node, record, message.result)
-        elif message.kind == "timer":
-            self._on_timer(driven, scope, node, record, float(message.data.get("wake_at", 0)))
-        elif message.kind in ("resume", "task_done", "child_done"):
-            if record.status not in (WAITING, RUNNING):
-                return
-            if message.kind == "task_done" and (record.state or {}).get("taskId") != message.data.get(
-                "taskId"
-            ):
-                return
-            result = message.result or NodeResult(output=message.data.get("output"))
-            t.clear_wait(run, record)
-            if record.status == WAITING:
-                record.status = RUNNING
-            self._apply_result(driven, scope, node, record, result)
-        elif message.kind in ("task_failed", "child_failed"):
-            if record.status != RUNNING:
-                return
-            if message.kind == "task_failed" and (record.state or {}).get("taskId") != message.data.get(
-                "taskId"
-            ):
-                return
-            assert message.error is not None
-            t.clear_wait(run, record)
-            self._fail_or_retry(driven, scope, node, record, message.error)
+        self._answer(driven, message, result=result)
+
+    def _resume_with(
+        self, driven: Driven, scope: Scope, node: NodeSpec, record: NodeRecord, output: Any
+    ) -> None:
+        """What the node waited on (its task, its sub-workflow run) completed with `output`."""
+        if record.status not in (WAITING, RUNNING):
+            return
+        t.clear_wait(driven.run, record)
+        if record.status == WAITING:
+            record.status = RUNNING
+        self._apply_result(driven, scope, node, record, NodeResult(output=output))
 
     def _answer(
         self, driven: Driven, message: Message, result: Any = None, error: BaseException | None = None

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runctl_server.engine.commands import command
+from runctl_server.engine.messages import Command, Message, TaskCompleted, TaskFailed
 from runctl_server.engine.model import FINISHED_EXECUTION, RUNNING, now
-from runctl_server.engine.scheduler import Driven, Message, Scheduler
+from runctl_server.engine.scheduler import Driven, Scheduler
 from runctl_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unavailable
 from runctl_server.nodes.base import NodeFailure
 from runctl_server.store import sql
@@ -501,7 +502,7 @@ class TaskDispatcher:
             return  # a repeated call: the first one already counted
         self._check_holder(row, worker_id)
         await self._refuse_if_stale(row)
-        message = Message("task_done", row.node_key, data={"taskId": task_id, "output": output})
+        message = TaskCompleted(node_key=row.node_key, task_id=task_id, output=output)
         await self._settle(row, worker_id, "completed", message)
 
     async def fail(
@@ -524,9 +525,8 @@ class TaskDispatcher:
         self._check_holder(row, worker_id)
         await self._refuse_if_stale(row)
         failure = NodeFailure(message, code=code or "TASK_FAILED", retryable=retryable)
-        data: dict[str, Any] = {"taskId": task_id}
         await self._settle(
-            row, worker_id, "failed", Message("task_failed", row.node_key, error=failure, data=data)
+            row, worker_id, "failed", TaskFailed(node_key=row.node_key, task_id=task_id, error=failure)
         )
 
     async def _refuse_if_stale(self, row: TaskRecord) -> None:
@@ -550,8 +550,8 @@ class TaskDispatcher:
         try:
             taken: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self.scheduler.deliver(row.execution_id, message)
-            barrier = {"command": "touch_node", "args": {"node_key": row.node_key}}
-            self.scheduler.deliver(row.execution_id, Message("control", data=barrier, reply=taken))
+            barrier = Command(name="touch_node", args={"node_key": row.node_key}, reply=taken)
+            self.scheduler.deliver(row.execution_id, barrier)
             try:
                 await asyncio.wait_for(taken, SETTLE_SECONDS)
             except TimeoutError:
@@ -567,8 +567,7 @@ class TaskDispatcher:
         anything the worker reports next (its CompleteTask)."""
         args = {"task_id": row.id, "node_key": row.node_key, "progress": progress}
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        data = {"command": "log_task_progress", "args": args}
-        self.scheduler.deliver(row.execution_id, Message("control", data=data, reply=reply))
+        self.scheduler.deliver(row.execution_id, Command(name="log_task_progress", args=args, reply=reply))
         await reply
 
     # -- helpers -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import contextlib
 import heapq
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from runctl_server.clock import SYSTEM_CLOCK, Clock
 from runctl_server.store import executions
@@ -24,9 +24,10 @@ REFRESH_SECONDS = 20.0
 class TimerService:
     """Fires (execution_id, node_key) at its wake time, late ones at once, after restarts too."""
 
-    def __init__(self, store: RunStore, deliver: Callable[[str, Any], None]) -> None:
+    def __init__(self, store: RunStore, on_due: Callable[[str, str, float], None]) -> None:
         self._store = store
-        self._deliver = deliver
+        # Told (execution_id, node_key, wake_at) of each timer that falls due.
+        self._on_due = on_due
         self._heap: list[tuple[float, str, str]] = []
         self._known: set[tuple[float, str, str]] = set()
         self._wakeup = asyncio.Event()
@@ -90,8 +91,6 @@ class TimerService:
                 wait.cancel()
 
     async def _loop(self) -> None:
-        from runctl_server.engine.scheduler import Message
-
         next_refresh = 0.0
         while True:
             try:
@@ -104,7 +103,7 @@ class TimerService:
                     entry = heapq.heappop(self._heap)
                     self._known.discard(entry)
                     wake_at, execution_id, node_key = entry
-                    self._deliver(execution_id, Message("timer", node_key, data={"wake_at": wake_at}))
+                    self._on_due(execution_id, node_key, wake_at)
                 delay = min(
                     next_refresh - now(), (self._heap[0][0] - now()) if self._heap else self.refresh_seconds
                 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from runctl_server.engine.definition import NodeSpec
 from runctl_server.engine.model import (
     BREAKPOINT,
     COMPLETED,
@@ -21,6 +20,7 @@ from runctl_server.engine.model import (
     new_id,
     now,
 )
+from runctl_server.nodes.spec import NodeSpec
 from runctl_server.store import sql
 from runctl_server.store.writer import dumps
 

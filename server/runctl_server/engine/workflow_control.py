@@ -1,7 +1,7 @@
 """Workflow pause, resume and cancel (the workflow pause API), and the paused executions of a workflow
 (the paused executions API).
 
-A paused workflow is a status row plus a name in Engine.paused_workflows, which the scheduler consults
+A paused workflow is a status row plus a name in WorkflowHolds, which the scheduler consults
 before starting any node: in-flight nodes finish, nothing new starts, timers keep counting (a delay
 that ends during the pause completes; what follows it waits), and runs started meanwhile stay queued.
 """
@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from runctl_server.engine.control import RunControl
 from runctl_server.engine.model import ACTIVE_EXECUTION, QUEUED, RUNNING, WORKFLOW_PAUSED, now
 from runctl_server.engine.paging import decode_token, encode_token, page_size
+from runctl_server.engine.workflow_holds import WorkflowHolds
+from runctl_server.engine.workflows import Workflows
 from runctl_server.errors import FailedPrecondition, InvalidArgument, Reason
 from runctl_server.store import pause_points, sql, workflows
 from runctl_server.store.leases import NOTIFY, STATE_CHANNEL
-from runctl_server.store.reads import Row
+from runctl_server.store.reads import Reader, Row
 from runctl_server.store.records import PausePointRecord
-from runctl_server.store.writer import EventRecord, Mutation
-
-if TYPE_CHECKING:
-    from runctl_server.engine.engine import Engine
+from runctl_server.store.writer import EventRecord, Mutation, Writer
 
 RESUME_STATUSES = ("paused", "resumed", "expired", "cancelled")
 
@@ -84,8 +84,23 @@ _STATUS_REASONS: dict[str, Reason] = {
 
 
 class WorkflowControl:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        workflows: Workflows,
+        reader: Reader,
+        writer: Writer,
+        control: RunControl,
+        holds: WorkflowHolds,
+        *,
+        replicated: bool,
+    ) -> None:
+        self._workflows = workflows
+        self._reader = reader
+        self._writer = writer
+        self._control = control
+        self._holds = holds
+        # Other replicas share the database: they hear of every change of a workflow's status.
+        self._replicated = replicated
 
     async def _set_status(
         self,
@@ -96,7 +111,7 @@ class WorkflowControl:
         event: str,
         **payload: Any,
     ) -> None:
-        workflows = self._engine.workflows
+        workflows = self._workflows
         async with workflows.lock:
             row = await workflows.row(workspace_id, workflow_id)
             if row.status not in expected:
@@ -122,42 +137,32 @@ class WorkflowControl:
                     event, workspace_id, workflow_id=workflow_id, payload={"status": status, **payload}
                 )
             )
-            if self._engine.cluster is not None:
+            if self._replicated:
                 # Every replica rereads the paused workflows when this commits.
                 mutation.add(NOTIFY, {"channel": STATE_CHANNEL, "payload": "workflows"})
-            await self._engine.writer.commit(mutation)
+            await self._writer.commit(mutation)
 
     async def _runs(self, workspace_id: str, workflow_id: str, statuses: tuple[str, ...]) -> list[Row]:
-        return await workflows.runs(self._engine.reader, workspace_id, workflow_id, statuses)
+        return await workflows.runs(self._reader, workspace_id, workflow_id, statuses)
 
     async def pause(self, workspace_id: str, workflow_id: str, reason: str = "") -> None:
         # NotFound before the engine-wide hold below is touched: another workspace's (or a made-up) id
         # must not hold that workflow's runs, not even while this call finds out it is not the caller's.
-        await self._engine.workflows.row(workspace_id, workflow_id)
-        paused = self._engine.paused_workflows
+        await self._workflows.row(workspace_id, workflow_id)
         # Held before the commit: no node may start between the commit and the hold. Pending until the
         # commit: no run shows PAUSED before the event that pauses its workflow.
-        was_held = workflow_id in paused
-        paused.add(workflow_id)
-        self._engine.pausing_workflows.add(workflow_id)
-        try:
+        with self._holds.pausing(workflow_id):
             await self._set_status(
                 workspace_id, workflow_id, ("active",), "paused", "WORKFLOW_PAUSED", reason=reason
             )
-        except BaseException:
-            if not was_held:
-                paused.discard(workflow_id)
-            raise
-        finally:
-            self._engine.pausing_workflows.discard(workflow_id)
         # Runs idle between nodes show PAUSED at once; busy ones once their in-flight nodes end.
         runs = await self._runs(workspace_id, workflow_id, (RUNNING,))
-        await asyncio.gather(*(self._engine.control.refresh(row["id"]) for row in runs))
+        await asyncio.gather(*(self._control.refresh(row["id"]) for row in runs))
 
     async def resume(self, workspace_id: str, workflow_id: str) -> None:
         await self._set_status(workspace_id, workflow_id, ("paused",), "active", "WORKFLOW_RESUMED")
-        self._engine.paused_workflows.discard(workflow_id)
-        control = self._engine.control
+        self._holds.lift(workflow_id)
+        control = self._control
         runs = await self._runs(workspace_id, workflow_id, ACTIVE_EXECUTION)
         await asyncio.gather(
             *(
@@ -174,15 +179,15 @@ class WorkflowControl:
         await self._set_status(
             workspace_id, workflow_id, ("active", "paused"), "cancelled", "WORKFLOW_CANCELLED", reason=reason
         )
-        self._engine.paused_workflows.discard(workflow_id)
+        self._holds.lift(workflow_id)
         runs = await self._runs(workspace_id, workflow_id, ACTIVE_EXECUTION)
         why = f"workflow {workflow_id} was cancelled" + (f": {reason}" if reason else "")
-        counts = await self._engine.control.stop_many(workspace_id, [row["id"] for row in runs], why)
+        counts = await self._control.stop_many(workspace_id, [row["id"] for row in runs], why)
         return counts.total
 
     async def delete(self, workspace_id: str, workflow_id: str, *, force: bool = False) -> None:
         """Delete a workflow that has no unfinished runs, or with `force` after stopping them."""
-        await self._engine.workflows.row(workspace_id, workflow_id)  # NOT_FOUND before anything else
+        await self._workflows.row(workspace_id, workflow_id)  # NOT_FOUND before anything else
         runs = await self._runs(workspace_id, workflow_id, ACTIVE_EXECUTION)
         if runs and not force:
             raise FailedPrecondition(
@@ -192,8 +197,8 @@ class WorkflowControl:
             )
         if runs:
             why = f"workflow {workflow_id} was deleted"
-            await self._engine.control.stop_many(workspace_id, [row["id"] for row in runs], why)
-        await self._engine.workflows.delete(workspace_id, workflow_id)
+            await self._control.stop_many(workspace_id, [row["id"] for row in runs], why)
+        await self._workflows.delete(workspace_id, workflow_id)
 
     async def paused_executions(
         self,
@@ -209,13 +214,13 @@ class WorkflowControl:
             raise InvalidArgument.single(
                 "statuses", f"must be among: {', '.join(RESUME_STATUSES)}", reason="FIELD_INVALID"
             )
-        await self._engine.workflows.row(workspace_id, workflow_id)
+        await self._workflows.row(workspace_id, workflow_id)
         limit = page_size(size, default=50)
         filters = {"workflow_id": workflow_id, "statuses": frozenset(statuses)}
         after = decode_token(token, ("t", "id"), filters=filters)
         # One page of runs, chosen and ordered in the database; only their pause points are loaded.
         page_ids = await pause_points.paused_runs(
-            self._engine.reader,
+            self._reader,
             workspace_id,
             workflow_id,
             limit=limit + 1,
@@ -228,11 +233,11 @@ class WorkflowControl:
             ids = ids[:limit]
             last = page_ids[limit - 1]
             next_token = encode_token({"t": last["paused_at"], "id": last["execution_id"]}, filters)
-        points = await pause_points.of_runs(self._engine.reader, ids)
+        points = await pause_points.of_runs(self._reader, ids)
         by_run: dict[str, list[PausePointRecord]] = {}
         for point in points:
             by_run.setdefault(point.execution_id, []).append(point)
-        runs = await pause_points.runs_of(self._engine.reader, ids)
+        runs = await pause_points.runs_of(self._reader, ids)
         run_rows = {str(row["id"]): row for row in runs}
         page = [_aggregate(eid, by_run[eid], run_rows.get(eid)) for eid in ids if eid in by_run]
         if statuses:  # a run that changed between the page's query and these reads is left out

@@ -1,7 +1,8 @@
 """HTTP routes call the very servicer methods gRPC calls: one source of truth for behaviour.
 
-A route builds the request message, calls the servicer in-process with a LocalContext (which carries
-the HTTP caller's credentials as gRPC metadata would), and shapes the response message as its compatibility
+A route builds the request message, calls the servicer method in-process (typed: the route names the
+method itself, `services.servicers.executions.GetExecution`) with a LocalContext (which carries the HTTP
+caller's credentials as gRPC metadata would), and shapes the response message as its compatibility
 document wants. Domain errors come back as RunctlError and are mapped to HTTP in errors.py.
 """
 
@@ -15,9 +16,14 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from runctl_server.api.auth import Authenticator
+from runctl_server.api.servicers import Servicers
 from runctl_server.engine.engine import Engine
 
-Response = TypeVar("Response", bound=Message)
+RequestT = TypeVar("RequestT", bound=Message)
+ResponseT = TypeVar("ResponseT")
+# A servicer method as the shim calls it: the context is a LocalContext, not grpc's.
+Unary = Callable[[RequestT, Any], Awaitable[ResponseT]]
+Streaming = Callable[[RequestT, Any], AsyncIterator[ResponseT]]
 
 
 class LocalContext:
@@ -35,34 +41,32 @@ class LocalContext:
 
 @dataclass(frozen=True)
 class Services:
-    """The servicer objects the gRPC server registered, by service name (e.g. "ExecutionService")."""
+    """The servicer objects the gRPC server registered."""
 
-    servicers: Mapping[str, Any]
+    servicers: Servicers
     # With it, a stream ends when the caller's key is revoked while it runs (api/auth.py).
     authenticator: Authenticator | None = None
     # For the few documented behaviours that no gRPC method has (the runner's "most recent" run, offset
     # paging of the batch history): routes call the engine's public functions, never SQL.
     engine: Engine | None = None
 
-    async def call(
-        self, service: str, method: str, request: Message, metadata: Mapping[str, str] | None = None
-    ) -> Any:
-        handler: Callable[[Message, LocalContext], Awaitable[Any]] = getattr(self.servicers[service], method)
-        return await handler(request, LocalContext(metadata or {}))
-
-    def stream(
+    async def unary(
         self,
-        service: str,
-        method: str,
-        request: Message,
+        method: Unary[RequestT, ResponseT],
+        request: RequestT,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ResponseT:
+        return await method(request, LocalContext(metadata or {}))
+
+    def streaming(
+        self,
+        method: Streaming[RequestT, ResponseT],
+        request: RequestT,
         metadata: Mapping[str, str] | None = None,
         *,
         loopback: bool = False,
-    ) -> AsyncIterator[Any]:
-        handler: Callable[[Message, LocalContext], AsyncIterator[Any]] = getattr(
-            self.servicers[service], method
-        )
-        messages = handler(request, LocalContext(metadata or {}))
+    ) -> AsyncIterator[ResponseT]:
+        messages = method(request, LocalContext(metadata or {}))
         if self.authenticator is None:
             return messages
         return self.authenticator.guarded(messages, (metadata or {}).items(), loopback=loopback)

@@ -16,12 +16,43 @@ from google.protobuf import json_format, message_factory
 from google.protobuf.message import Message
 from starlette.responses import JSONResponse
 
+from runctl_server.api.servicers import Servicers
 from runctl_server.api.services import SERVICES
 from runctl_server.errors import InvalidArgument, NotFound
-from runctl_server.http.bridge import to_dict
+from runctl_server.http.bridge import Unary, to_dict
 from runctl_server.http.routing import Call, Endpoint
 
 PREFIX = "/console/api"
+
+
+def _console_methods(s: Servicers) -> dict[tuple[str, str], Unary[Any, Any]]:
+    """The servicer methods the console may call (CONSOLE_METHODS), by the names in its URL."""
+    w, e, p, b = s.workflows, s.executions, s.pause_points, s.batches
+    return {
+        ("WorkflowService", "ListWorkflows"): w.ListWorkflows,
+        ("WorkflowService", "GetWorkflow"): w.GetWorkflow,
+        ("WorkflowService", "PauseWorkflow"): w.PauseWorkflow,
+        ("WorkflowService", "ResumeWorkflow"): w.ResumeWorkflow,
+        ("WorkflowService", "CancelWorkflow"): w.CancelWorkflow,
+        ("WorkflowService", "RotateWebhookSecret"): w.RotateWebhookSecret,
+        ("ExecutionService", "ListExecutions"): e.ListExecutions,
+        ("ExecutionService", "GetExecution"): e.GetExecution,
+        ("ExecutionService", "GetExecutionHistory"): e.GetExecutionHistory,
+        ("ExecutionService", "StopExecution"): e.StopExecution,
+        ("ExecutionService", "ControlPause"): e.ControlPause,
+        ("ExecutionService", "SetTraceLogs"): e.SetTraceLogs,
+        ("ExecutionService", "PauseExecution"): e.PauseExecution,
+        ("ExecutionService", "ResumeExecution"): e.ResumeExecution,
+        ("ExecutionService", "ResumePausePoint"): e.ResumePausePoint,
+        ("PausePointService", "ListPausePoints"): p.ListPausePoints,
+        ("PausePointService", "GetPausePoint"): p.GetPausePoint,
+        ("BatchService", "ListBatches"): b.ListBatches,
+        ("BatchService", "GetBatch"): b.GetBatch,
+        ("BatchService", "StopBatch"): b.StopBatch,
+        ("BatchService", "ClearBatches"): b.ClearBatches,
+    }
+
+
 CONSOLE_METHODS: Mapping[str, tuple[str, ...]] = {
     "WorkflowService": (
         "ListWorkflows",
@@ -91,7 +122,7 @@ async def call_method(call: Call) -> JSONResponse:
         raise InvalidArgument.single("body", str(exc), reason="FIELD_INVALID") from None
     except RecursionError:
         raise InvalidArgument.single("body", "is nested too deeply", reason="FIELD_INVALID") from None
-    response = await call.call(service, method, message)
+    response = await call.unary(_console_methods(call.servicers)[service, method], message)
     return JSONResponse(to_dict(response), headers=NO_STORE)
 
 

@@ -20,9 +20,10 @@ from starlette.routing import Route
 
 from runctl_server.api.auth import is_loopback_host
 from runctl_server.api.context import current_workspace
+from runctl_server.api.servicers import Servicers
 from runctl_server.engine.engine import Engine
 from runctl_server.errors import InvalidArgument, RunctlError
-from runctl_server.http.bridge import Services
+from runctl_server.http.bridge import RequestT, ResponseT, Services, Streaming, Unary
 from runctl_server.http.errors import ErrorBody, PayloadTooLarge, error_response, error_with_details
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,13 @@ class Call:
         """The caller's credentials, passed on as gRPC metadata would carry them."""
         return {name: value for name in CREDENTIAL_HEADERS if (value := self.request.headers.get(name))}
 
-    async def call(self, service: str, method: str, message: Any) -> Any:
-        return await self.services.call(service, method, message, self.metadata)
+    async def unary(self, method: Unary[RequestT, ResponseT], message: RequestT) -> ResponseT:
+        """Call a servicer method (`call.servicers.executions.GetExecution`) as this HTTP caller."""
+        return await self.services.unary(method, message, self.metadata)
+
+    @property
+    def servicers(self) -> Servicers:
+        return self.services.servicers
 
     @property
     def engine(self) -> Engine:
@@ -73,11 +79,10 @@ class Call:
         """The caller's workspace, as the auth middleware resolved it (for direct engine calls)."""
         return current_workspace()
 
-    def stream(self, service: str, method: str, message: Any) -> AsyncIterator[Any]:
+    def stream(self, method: Streaming[RequestT, ResponseT], message: RequestT) -> AsyncIterator[ResponseT]:
         """A server-streaming method's messages, for as long as the caller's credentials hold."""
         client = self.request.client
-        return self.services.stream(
-            service,
+        return self.services.streaming(
             method,
             message,
             self.metadata,

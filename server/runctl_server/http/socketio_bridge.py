@@ -223,9 +223,8 @@ class SocketBridge:
         body = data if isinstance(data, Mapping) else {}
         execution_id, batch_id = body.get("executionId"), body.get("batchId")
         if isinstance(execution_id, str) and execution_id:
-            reply = await self._services.call(
-                "ExecutionService",
-                "GetExecution",
+            reply = await self._services.unary(
+                self._services.servicers.executions.GetExecution,
                 execution_pb2.GetExecutionRequest(
                     execution_id=execution_id, view=execution_pb2.EXECUTION_VIEW_BASIC
                 ),
@@ -234,10 +233,12 @@ class SocketBridge:
             update = Update(EXECUTION_UPDATE, execution_update(RunStatus.of(reply.execution)))
             return _room(client.workspace_id, "execution", execution_id), "executionId", update
         if isinstance(batch_id, str) and batch_id:
-            reply = await self._services.call(
-                "BatchService", "GetBatch", batch_pb2.GetBatchRequest(batch_id=batch_id), client.metadata
+            found = await self._services.unary(
+                self._services.servicers.batches.GetBatch,
+                batch_pb2.GetBatchRequest(batch_id=batch_id),
+                client.metadata,
             )
-            update = Update(BATCH_UPDATE, batch_update(reply.batch))
+            update = Update(BATCH_UPDATE, batch_update(found.batch))
             return _room(client.workspace_id, "batch", batch_id), "batchId", update
         raise InvalidArgument.single(
             "executionId", "subscribe needs {executionId} or {batchId}", reason="FIELD_INVALID"

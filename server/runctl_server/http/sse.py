@@ -98,7 +98,7 @@ async def execution_events(call: Call) -> Response:
     after = last_event_id(call)
     heartbeat = call.int_query("heartbeat", 15, minimum=1, maximum=300)
     request = E.GetExecutionRequest(execution_id=execution_id, view=E.EXECUTION_VIEW_BASIC)
-    execution = (await call.call("ExecutionService", "GetExecution", request)).execution  # 404 first
+    execution = (await call.unary(call.servicers.executions.GetExecution, request)).execution  # 404 first
     if after is not None and execution.status in FINISHED and after >= execution.last_sequence:
         return Response(status_code=204, headers=HEADERS)
     watch = E.WatchExecutionRequest(
@@ -107,7 +107,7 @@ async def execution_events(call: Call) -> Response:
         view=E.EXECUTION_VIEW_BASIC,
         heartbeat_interval=duration_pb2.Duration(seconds=heartbeat),
     )
-    stream = call.stream("ExecutionService", "WatchExecution", watch)
+    stream = call.stream(call.servicers.executions.WatchExecution, watch)
     return StreamingResponse(frames(stream), media_type="text/event-stream", headers=HEADERS)
 
 

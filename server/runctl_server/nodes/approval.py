@@ -6,7 +6,14 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from runctl_server.nodes.base import MAX_WAIT_SECONDS, ConfigField, NodeContext, NodeResult, NodeType, Suspend
+from runctl_server.nodes.base import (
+    MAX_WAIT_SECONDS,
+    ConfigField,
+    NodeContext,
+    NodeResult,
+    NodeType,
+    PausePoint,
+)
 from runctl_server.nodes.wait import ON_TIMEOUT, TIMEOUT_LABEL, timeout_problems
 
 DEFAULT_TITLE = "Approval Required"
@@ -121,4 +128,4 @@ class ApprovalNode(NodeType):
             "timeoutSeconds": config.get("timeoutSeconds"),
             "onTimeout": config.get("onTimeout", "fail"),
         }
-        return NodeResult(suspend=Suspend("pause", pause=pause))
+        return NodeResult(suspend=PausePoint(pause=pause))

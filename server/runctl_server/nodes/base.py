@@ -1,4 +1,6 @@
-"""The interface every node type implements, and the declarative description of its config."""
+"""The node plugin API: the interface every node type implements, the declarative description of its
+config, and what a node sees and answers. A plugin imports only this module; it imports nothing of the
+engine (an import-linter contract in pyproject.toml keeps it so)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
 
-from runctl_server.nodes.spec import NodeSpec
+from runctl_server.nodes.spec import EdgeSpec, Graph, NodeSpec, RetryPolicy
+
+__all__ = [
+    "MAX_WAIT_SECONDS",
+    "ChildRun",
+    "ConfigField",
+    "ConfigKind",
+    "EdgeSpec",
+    "Graph",
+    "NodeContext",
+    "NodeFailure",
+    "NodeResult",
+    "NodeSpec",
+    "NodeType",
+    "PausePoint",
+    "RetryPolicy",
+    "Suspend",
+    "WaitUntil",
+    "WorkerTask",
+]
 
 # What a config value must be. "expression" is a JMESPath expression; "template" is any JSON value whose
 # strings may embed {{ expression }}; "any" is any JSON value.
@@ -33,19 +54,38 @@ class ConfigField:
     description: str = ""
 
 
+# The node cannot finish now: the run parks (in the database only) until something resumes it. One of:
+
+
 @dataclass(frozen=True)
-class Suspend:
-    """The node cannot finish now: the run parks (in the database only) until something resumes it.
+class WaitUntil:
+    """Resume the node at `wake_at` (a delay)."""
 
-    kind: "timer" (resume at `wake_at`), "pause" (a pause point: breakpoint, wait, approval),
-    "task" (an external worker completes it), "child" (a sub-workflow run finishes).
-    """
+    wake_at: datetime
 
-    kind: Literal["timer", "pause", "task", "child"]
-    wake_at: datetime | None = None
+
+@dataclass(frozen=True)
+class PausePoint:
+    """Open a pause point (wait, approval) that someone answers; `pause` describes it."""
+
     pause: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkerTask:
+    """Hand `task` to an external worker, which completes the node."""
+
     task: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """Start the sub-workflow run `child` describes; the node completes when that run ends."""
+
     child: Mapping[str, Any] = field(default_factory=dict)
+
+
+Suspend = WaitUntil | PausePoint | WorkerTask | ChildRun
 
 
 class NodeFailure(Exception):

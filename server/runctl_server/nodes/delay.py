@@ -13,7 +13,7 @@ from runctl_server.nodes.base import (
     NodeFailure,
     NodeResult,
     NodeType,
-    Suspend,
+    WaitUntil,
 )
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -75,4 +75,4 @@ class DelayNode(NodeType):
             if problem:
                 raise NodeFailure(f"until: {problem}", code="BAD_TIME", retryable=False)
             wake_at = datetime.fromisoformat(until)
-        return NodeResult(suspend=Suspend("timer", wake_at=wake_at))
+        return NodeResult(suspend=WaitUntil(wake_at=wake_at))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from runctl_server.nodes.base import ConfigField, NodeContext, NodeResult, NodeType, Suspend
+from runctl_server.nodes.base import ChildRun, ConfigField, NodeContext, NodeResult, NodeType
 
 
 class SubworkflowNode(NodeType):
@@ -43,4 +43,4 @@ class SubworkflowNode(NodeType):
             "input": ctx.render(config["input"]) if "input" in config else {},
             "waitForCompletion": bool(config.get("waitForCompletion", True)),
         }
-        return NodeResult(suspend=Suspend("child", child=child))
+        return NodeResult(suspend=ChildRun(child=child))

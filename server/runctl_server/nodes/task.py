@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from runctl_server.nodes.base import ConfigField, NodeContext, NodeFailure, NodeResult, NodeType, Suspend
+from runctl_server.nodes.base import ConfigField, NodeContext, NodeFailure, NodeResult, NodeType, WorkerTask
 
 
 class TaskNode(NodeType):
@@ -46,4 +46,4 @@ class TaskNode(NodeType):
             "input": ctx.data["input"],
             "heartbeatTimeoutSeconds": heartbeat,
         }
-        return NodeResult(suspend=Suspend("task", task=task))
+        return NodeResult(suspend=WorkerTask(task=task))

@@ -11,7 +11,7 @@ from runctl_server.nodes.base import (
     NodeContext,
     NodeResult,
     NodeType,
-    Suspend,
+    PausePoint,
 )
 
 ON_TIMEOUT = ("fail", "continue", "branch")
@@ -58,4 +58,4 @@ class WaitNode(NodeType):
             "onTimeout": config.get("onTimeout", "fail"),
             "display": ctx.render(config["display"]) if "display" in config else None,
         }
-        return NodeResult(suspend=Suspend("pause", pause=pause))
+        return NodeResult(suspend=PausePoint(pause=pause))

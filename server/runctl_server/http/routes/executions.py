@@ -177,7 +177,7 @@ async def get(call: Call) -> dict[str, Any]:
     request = execution_pb2.GetExecutionRequest(
         execution_id=execution_id_of(call.path["id"]), view=execution_pb2.EXECUTION_VIEW_FULL
     )
-    reply = await call.call("ExecutionService", "GetExecution", request)
+    reply = await call.unary(call.servicers.executions.GetExecution, request)
     return execution_object(reply.execution, where)
 
 
@@ -193,7 +193,7 @@ async def list_executions(call: Call) -> dict[str, Any]:
         view=execution_pb2.EXECUTION_VIEW_FULL,
     )
     try:
-        reply = await call.call("ExecutionService", "ListExecutions", request)
+        reply = await call.unary(call.servicers.executions.ListExecutions, request)
     except InvalidArgument as exc:
         raise renamed(exc, {"page_size": "limit", "statuses": "status"}) from None
     return {

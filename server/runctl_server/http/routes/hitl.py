@@ -152,7 +152,7 @@ async def list_paused(call: Call) -> dict[str, Any] | JSONResponse:
         page_size=call.int_query("limit", 100, minimum=1, maximum=1000),
         page_token=call.query("pageToken") or "",
     )
-    reply = await call.call("WorkflowService", "ListPausedExecutions", request)
+    reply = await call.unary(call.servicers.workflows.ListPausedExecutions, request)
     body = {"pausedExecutions": [paused_execution_json(item) for item in reply.paused_executions]}
     if reply.next_page_token:
         # The documented body has no paging keys: the next page's token travels in a header.
@@ -192,7 +192,7 @@ async def resume(call: Call) -> dict[str, Any]:
         request_id=call.request.headers.get("idempotency-key", ""),
     )
     request.values.update(values)
-    reply = await call.call("ExecutionService", "ResumePausePoint", request)
+    reply = await call.unary(call.servicers.executions.ResumePausePoint, request)
     if link_claim() is not None and reply.action != execution_pb2.RESUME_ACTION_RESUMED:
         # Through a link, only the answer that resumed may be repeated (the same Idempotency-Key).
         raise spent_link(reply.reason)
@@ -205,9 +205,8 @@ async def resume(call: Call) -> dict[str, Any]:
 async def _execution(call: Call) -> execution_pb2.Execution:
     """The run the page's path names; NotFound unless the workflow id in the path is its own."""
     workflow_id, execution_id = call.path["workflowId"], call.path["executionId"]
-    reply = await call.call(
-        "ExecutionService",
-        "GetExecution",
+    reply = await call.unary(
+        call.servicers.executions.GetExecution,
         execution_pb2.GetExecutionRequest(execution_id=execution_id, view=execution_pb2.EXECUTION_VIEW_BASIC),
     )
     execution: execution_pb2.Execution = reply.execution
@@ -218,9 +217,8 @@ async def _execution(call: Call) -> execution_pb2.Execution:
 
 async def _open_pause_points(call: Call, execution_id: str) -> list[pause_point_pb2.PausePoint]:
     """The run's waiting pause points, oldest first."""
-    reply = await call.call(
-        "PausePointService",
-        "ListPausePoints",
+    reply = await call.unary(
+        call.servicers.pause_points.ListPausePoints,
         pause_point_pb2.ListPausePointsRequest(
             execution_id=execution_id,
             resume_statuses=[pause_point_pb2.RESUME_STATUS_PAUSED],
@@ -239,8 +237,8 @@ async def _pause_point(
     call: Call, execution: execution_pb2.Execution, context_id: str
 ) -> pause_point_pb2.PausePoint:
     """One pause point of the run the path names; NotFound for another run's."""
-    reply = await call.call(
-        "PausePointService", "GetPausePoint", pause_point_pb2.GetPausePointRequest(context_id=context_id)
+    reply = await call.unary(
+        call.servicers.pause_points.GetPausePoint, pause_point_pb2.GetPausePointRequest(context_id=context_id)
     )
     point: pause_point_pb2.PausePoint = reply.pause_point
     if point.execution_id != execution.id:
@@ -302,7 +300,7 @@ async def submit_page(call: Call) -> HTMLResponse:
     )
     request.values.update(values)
     try:
-        outcome = await call.call("ExecutionService", "ResumePausePoint", request)
+        outcome = await call.unary(call.servicers.executions.ResumePausePoint, request)
     except InvalidArgument as error:
         return _form_again(execution, point, form, error.violations)
     except RunctlError as error:

@@ -162,7 +162,7 @@ async def create_workflow(call: Call) -> JSONResponse:
         request_id=call.request.headers.get("idempotency-key", ""),
     )
     try:
-        reply = await call.call("WorkflowService", "CreateWorkflow", request)
+        reply = await call.unary(call.servicers.workflows.CreateWorkflow, request)
     except InvalidArgument as exc:
         raise renamed(exc, {"request_id": "Idempotency-Key"}) from None
     workflow = reply.workflow
@@ -196,7 +196,7 @@ async def rotate_secret(call: Call) -> dict[str, Any]:
             unknown[0], "is not a field of this request (only overlapSeconds)", reason="FIELD_INVALID"
         )
     try:
-        reply = await call.call("WorkflowService", "RotateWebhookSecret", request)
+        reply = await call.unary(call.servicers.workflows.RotateWebhookSecret, request)
     except InvalidArgument as exc:
         raise renamed(exc, {"overlap": "overlapSeconds"}) from None
     body = _created(reply.workflow)
@@ -220,7 +220,7 @@ async def list_workflows(call: Call) -> dict[str, Any]:
         statuses=[workflow_pb2.WorkflowStatus.Value(f"WORKFLOW_STATUS_{status.upper()}")] if status else [],
     )
     try:
-        reply = await call.call("WorkflowService", "ListWorkflows", request)
+        reply = await call.unary(call.servicers.workflows.ListWorkflows, request)
     except InvalidArgument as exc:
         raise renamed(exc, LIST_NAMES) from None
     return {
@@ -262,7 +262,7 @@ async def execute(call: Call) -> dict[str, Any]:
     body = await call.json_body(required=True)
     request, source = start_request(call, body)
     try:
-        reply = await call.call("ExecutionService", "StartExecution", request)
+        reply = await call.unary(call.servicers.executions.StartExecution, request)
     except InvalidArgument as exc:
         moved = under("workflow", exc) if source == "workflow" else exc
         raise renamed(moved, EXECUTE_NAMES, deep=False) from None
@@ -322,7 +322,7 @@ async def execute_batch(call: Call) -> dict[str, Any]:
     body = await call.json_body(required=True)
     request = batch_request(call, body)
     try:
-        reply = await call.call("BatchService", "StartBatch", request)
+        reply = await call.unary(call.servicers.batches.StartBatch, request)
     except InvalidArgument as exc:
         raise renamed(exc, BATCH_NAMES, BATCH_PREFIXES, deep=False) from None
     batch = reply.batch

@@ -36,13 +36,13 @@ async def pause(call: Call) -> dict[str, Any]:
     body = await call.json_body()
     reason = body.get("reason", "")
     request = workflow_pb2.PauseWorkflowRequest(workflow_id=call.path["id"], reason=str(reason or ""))
-    reply = await call.call("WorkflowService", "PauseWorkflow", request)
+    reply = await call.unary(call.servicers.workflows.PauseWorkflow, request)
     return workflow_json(reply.workflow)
 
 
 async def resume(call: Call) -> dict[str, Any]:
     request = workflow_pb2.ResumeWorkflowRequest(workflow_id=call.path["id"])
-    reply = await call.call("WorkflowService", "ResumeWorkflow", request)
+    reply = await call.unary(call.servicers.workflows.ResumeWorkflow, request)
     return workflow_json(reply.workflow)
 
 
@@ -51,7 +51,7 @@ async def cancel(call: Call) -> dict[str, Any]:
     request = workflow_pb2.CancelWorkflowRequest(
         workflow_id=call.path["id"], reason=str(body.get("reason") or "")
     )
-    reply = await call.call("WorkflowService", "CancelWorkflow", request)
+    reply = await call.unary(call.servicers.workflows.CancelWorkflow, request)
     return workflow_json(reply.workflow)
 
 
@@ -59,7 +59,7 @@ async def get(call: Call) -> dict[str, Any]:
     request = workflow_pb2.GetWorkflowRequest(
         workflow_id=call.path["id"], view=workflow_pb2.WORKFLOW_VIEW_BASIC
     )
-    reply = await call.call("WorkflowService", "GetWorkflow", request)
+    reply = await call.unary(call.servicers.workflows.GetWorkflow, request)
     return workflow_json(reply.workflow)
 
 

@@ -88,7 +88,7 @@ async def target(call: Call, execution_id: str, statuses: tuple[str, ...], none:
 
 async def _status(call: Call, execution_id: str) -> dict[str, Any]:
     request = E.GetExecutionRequest(execution_id=execution_id, view=E.EXECUTION_VIEW_BASIC)
-    reply = await call.call("ExecutionService", "GetExecution", request)
+    reply = await call.unary(call.servicers.executions.GetExecution, request)
     return execution_status(RunStatus.of(reply.execution))
 
 
@@ -108,7 +108,7 @@ async def active(call: Call) -> dict[str, Any]:
         request = E.ListExecutionsRequest(
             statuses=ACTIVE_STATUSES, page_size=PAGE_SIZE, page_token=token, view=E.EXECUTION_VIEW_BASIC
         )
-        reply = await call.call("ExecutionService", "ListExecutions", request)
+        reply = await call.unary(call.servicers.executions.ListExecutions, request)
         items.extend(active_execution(RunStatus.of(execution)) for execution in reply.executions)
         total, token = reply.total_size, reply.next_page_token
         if not token:
@@ -120,7 +120,7 @@ async def stop(call: Call) -> dict[str, Any]:
     body = await call.json_body()
     execution_id = await target(call, optional_string(body, "executionId"), ACTIVE_EXECUTION, NO_ACTIVE)
     request = E.StopExecutionRequest(execution_id=execution_id)
-    reply = await call.call("ExecutionService", "StopExecution", request)
+    reply = await call.unary(call.servicers.executions.StopExecution, request)
     return {
         "success": True,
         "message": "Execution stopped" if reply.was_running else "Queued execution cancelled",
@@ -131,7 +131,7 @@ async def stop(call: Call) -> dict[str, Any]:
 
 
 async def stop_all(call: Call) -> dict[str, Any]:
-    reply = await call.call("ExecutionService", "StopAllExecutions", E.StopAllExecutionsRequest())
+    reply = await call.unary(call.servicers.executions.StopAllExecutions, E.StopAllExecutionsRequest())
     return {
         "success": True,
         "message": "All executions stopped",
@@ -147,7 +147,7 @@ async def continue_run(call: Call) -> dict[str, Any]:
     body = await call.json_body()
     execution_id = await target(call, optional_string(body, "executionId"), (PAUSED,), NO_PAUSED)
     request = E.ControlPauseRequest(execution_id=execution_id, action=E.PAUSE_ACTION_CONTINUE)
-    await call.call("ExecutionService", "ControlPause", request)
+    await call.unary(call.servicers.executions.ControlPause, request)
     return {"success": True, "message": "Execution continued"}
 
 
@@ -158,7 +158,7 @@ async def trace_logs(call: Call) -> dict[str, Any]:
         raise InvalidArgument.single("enabled", "is required: true or false", reason="FIELD_REQUIRED")
     execution_id = await target(call, optional_string(body, "executionId"), ACTIVE_EXECUTION, NO_UNFINISHED)
     request = E.SetTraceLogsRequest(execution_id=execution_id, enabled=enabled)
-    reply = await call.call("ExecutionService", "SetTraceLogs", request)
+    reply = await call.unary(call.servicers.executions.SetTraceLogs, request)
     return {
         "success": True,
         "message": f"Trace logs {'enabled' if reply.enabled else 'disabled'}",
@@ -179,10 +179,10 @@ async def pause_control(call: Call) -> dict[str, Any]:
     execution_id = await target(call, optional_string(body, "executionId"), (PAUSED,), NO_PAUSED)
     if action is None:
         stop_request = E.StopExecutionRequest(execution_id=execution_id, reason="stopped from its pause")
-        await call.call("ExecutionService", "StopExecution", stop_request)
+        await call.unary(call.servicers.executions.StopExecution, stop_request)
     else:
         request = E.ControlPauseRequest(execution_id=execution_id, action=action)
-        await call.call("ExecutionService", "ControlPause", request)
+        await call.unary(call.servicers.executions.ControlPause, request)
     return {"success": True, "message": message, "executionId": execution_id, "action": word}
 
 

@@ -29,8 +29,8 @@ MAX_LIMIT = 100  # larger limits are clamped; the answer's `limit` says what was
 
 
 async def get_batch(call: Call) -> dict[str, Any]:
-    reply = await call.call(
-        "BatchService", "GetBatch", batch_pb2.GetBatchRequest(batch_id=call.path["batchId"])
+    reply = await call.unary(
+        call.servicers.batches.GetBatch, batch_pb2.GetBatchRequest(batch_id=call.path["batchId"])
     )
     return batch_status(reply.batch)
 
@@ -48,7 +48,7 @@ async def list_batches(call: Call) -> dict[str, Any]:
     status = batch_convert.status_word(
         BATCH_STATUS_FILTER.get(word, batch_resource_pb2.BATCH_STATUS_UNSPECIFIED)
     )
-    page = await call.engine.batches.queries.list(
+    page = await call.engine.batch_queries.list(
         call.workspace_id, statuses=(status,) if status else (), limit=min(limit, MAX_LIMIT), offset=offset
     )
     return {
@@ -61,7 +61,7 @@ async def list_batches(call: Call) -> dict[str, Any]:
 
 async def stop_batch(call: Call) -> dict[str, Any]:
     request = batch_pb2.StopBatchRequest(batch_id=call.path["batchId"])
-    reply = await call.call("BatchService", "StopBatch", request)
+    reply = await call.unary(call.servicers.batches.StopBatch, request)
     return {
         "success": True,
         "message": "Batch stopped",
@@ -73,7 +73,7 @@ async def stop_batch(call: Call) -> dict[str, Any]:
 
 
 async def clear_batches(call: Call) -> dict[str, Any]:
-    reply = await call.call("BatchService", "ClearBatches", batch_pb2.ClearBatchesRequest())
+    reply = await call.unary(call.servicers.batches.ClearBatches, batch_pb2.ClearBatchesRequest())
     body: dict[str, Any] = {
         "success": True,
         "message": "All batches and executions cleared",

@@ -180,7 +180,7 @@ async def resume(call: Call) -> dict[str, Any]:
     request, legacy = resume_request(call.path, call.query("secret") or "", body)
     request.request_id = call.request.headers.get("idempotency-key", "")
     try:
-        reply = await call.call("ExecutionService", "ResumeNode", request)
+        reply = await call.unary(call.servicers.executions.ResumeNode, request)
     except InvalidArgument as exc:
         # The frame this route made of the flat fields is named as the caller sent it.
         prefixes = [("for_each_context.stack[0]", "forEachContext")] if legacy else []

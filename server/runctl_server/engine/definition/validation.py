@@ -1,104 +1,38 @@
-"""The domain model of a workflow document (nodes, edges, loop bodies, layout) and its validation."""
+"""Validation of a workflow document: every problem found, each with a proto-JSON style field path
+(`nodes[2].config.url`, `edges[1].to`), reported at once; a valid document becomes a Definition."""
 
 from __future__ import annotations
 
 import difflib
-import json
 import math
-import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from runctl_server.engine.definition.model import (
+    BODY_KEYS,
+    DEFAULT_NAME,
+    EDGE_KEYS,
+    MAX_CANVAS,
+    MAX_LOOP_DEPTH,
+    MAX_NAME_LENGTH,
+    MAX_SAFE_INTEGER,
+    MAX_SECONDS,
+    MAX_VALUE_DEPTH,
+    NODE_ID,
+    NODE_KEYS,
+    POSITION_KEYS,
+    RETRY_KEYS,
+    TOP_KEYS,
+    Definition,
+)
 from runctl_server.engine.expressions import ExpressionError, compile_expression, template_errors
 from runctl_server.errors import FieldViolation, InvalidArgument
 from runctl_server.nodes.base import ConfigField, NodeType
 from runctl_server.nodes.spec import EdgeSpec, Graph, NodeSpec, RetryPolicy
 
-__all__ = [
-    "DEFAULT_NAME",
-    "Definition",
-    "EdgeSpec",
-    "Graph",
-    "NodeSpec",
-    "RetryPolicy",
-    "load_document",
-    "parse_definition",
-]
 
-DEFAULT_NAME = "Untitled workflow"
-NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-MAX_NAME_LENGTH = 200
-MAX_LOOP_DEPTH = 16
-# Deepest nesting of JSON values accepted in a config, and most values in one loaded document: a few
-# lines of YAML aliases can otherwise expand into billions of values.
-MAX_VALUE_DEPTH = 64
-MAX_DOCUMENT_VALUES = 500_000
-# Bounds that keep numbers meaningful once they become floats, timedeltas and deadlines.
-MAX_SAFE_INTEGER = 2**53
-MAX_SECONDS = 10 * 365 * 24 * 3600
-MAX_CANVAS = 1_000_000
-
-_TOP_KEYS = frozenset({"name", "description", "nodes", "edges", "positions", "width", "height"})
-_NODE_KEYS = frozenset(
-    {"id", "type", "name", "config", "breakpoint", "retry", "timeoutSeconds", "queue", "body"}
-)
-_EDGE_KEYS = frozenset({"from", "to", "when"})
-_BODY_KEYS = frozenset({"nodes", "edges"})
-_RETRY_KEYS = frozenset({"maxAttempts", "backoffSeconds", "backoffMultiplier", "maxBackoffSeconds"})
-_POSITION_KEYS = frozenset({"x", "y"})
-
-
-@dataclass(frozen=True)
-class Definition:
-    """A validated workflow: its graph, layout, and the normalized document it was read from."""
-
-    name: str
-    description: str
-    graph: Graph
-    positions: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    width: int = 0
-    height: int = 0
-    # The normalized JSON document: parse_definition(document) gives back an equal Definition.
-    document: dict[str, Any] = field(default_factory=dict)
-    _nodes: dict[str, NodeSpec] = field(init=False, repr=False, compare=False)
-    _parents: dict[str, str | None] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        nodes: dict[str, NodeSpec] = {}
-        parents: dict[str, str | None] = {}
-        pending: list[tuple[Graph, str | None]] = [(self.graph, None)]
-        while pending:
-            graph, parent = pending.pop()
-            for node in graph.nodes:
-                nodes[node.id] = node
-                parents[node.id] = parent
-                if node.body is not None:
-                    pending.append((node.body, node.id))
-        object.__setattr__(self, "_nodes", nodes)
-        object.__setattr__(self, "_parents", parents)
-
-    def find(self, node_id: str) -> NodeSpec | None:
-        """The node with this id, at the top level or in any loop body."""
-        return self._nodes.get(node_id)
-
-    def parent_loop(self, node_id: str) -> str | None:
-        """The id of the for_each whose body holds this node; None at the top level (or if unknown)."""
-        return self._parents.get(node_id)
-
-    def iter_nodes(self) -> Iterator[NodeSpec]:
-        """Every node, loop bodies included."""
-        return iter(self._nodes.values())
-
-
-# ---------------------------------------------------------------------------------------------------
-# Validation
-
-
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -174,7 +108,7 @@ class _Parser:
                 self.add(path, "required")
             return None
         if not isinstance(value, str):
-            self.add(path, f"must be a string, not {_describe(value)}")
+            self.add(path, f"must be a string, not {describe(value)}")
             return None
         return value
 
@@ -193,10 +127,10 @@ class _Parser:
         if value is None:
             return None
         if integer and not _is_integer(value):
-            self.add(path, f"must be an integer, not {_describe(value)}")
+            self.add(path, f"must be an integer, not {describe(value)}")
             return None
         if not _is_number(value):
-            self.add(path, f"must be a number, not {_describe(value)}")
+            self.add(path, f"must be a number, not {describe(value)}")
             return None
         if minimum is not None and exclusive and value <= minimum:
             self.add(path, f"must be greater than {_fmt(minimum)}")
@@ -214,7 +148,7 @@ class _Parser:
         if value is None:
             return None
         if not isinstance(value, bool):
-            self.add(path, f"must be a boolean (true or false), not {_describe(value)}")
+            self.add(path, f"must be a boolean (true or false), not {describe(value)}")
             return None
         return value
 
@@ -238,7 +172,7 @@ class _Parser:
             copied: dict[str, Any] = {}
             for key, item in value.items():
                 if not isinstance(key, str):
-                    self.add(path, f"object keys must be strings, not {_describe(key)}")
+                    self.add(path, f"object keys must be strings, not {describe(key)}")
                     ok = False
                     continue
                 item_ok, copied[key] = self.json_value(item, _join(path, key), depth + 1)
@@ -273,7 +207,7 @@ class _Parser:
         return count
 
     def document(self, raw: Mapping[str, Any]) -> Definition | None:
-        self.unknown_keys(raw, _TOP_KEYS, "")
+        self.unknown_keys(raw, TOP_KEYS, "")
         normalized: dict[str, Any] = {}
 
         name = self.string(raw, "name", "name")
@@ -318,7 +252,7 @@ class _Parser:
         if raw is None:
             return {}
         if not isinstance(raw, Mapping):
-            self.add("positions", f"must be an object of node id -> {{x, y}}, not {_describe(raw)}")
+            self.add("positions", f"must be an object of node id -> {{x, y}}, not {describe(raw)}")
             return {}
         top_ids = {node.get("id") for node in top_nodes}
         positions: dict[str, tuple[float, float]] = {}
@@ -328,9 +262,9 @@ class _Parser:
                 self.add(path, f"no top-level node {key!r}")
                 continue
             if not isinstance(value, Mapping):
-                self.add(path, f"must be an object {{x, y}}, not {_describe(value)}")
+                self.add(path, f"must be an object {{x, y}}, not {describe(value)}")
                 continue
-            self.unknown_keys(value, _POSITION_KEYS, path)
+            self.unknown_keys(value, POSITION_KEYS, path)
             coordinates: list[float] = []
             for axis in ("x", "y"):
                 if value.get(axis) is None:
@@ -358,7 +292,7 @@ class _Parser:
                 nodes_path, "required: a workflow needs at least one node" if loop is None else "required"
             )
         elif not isinstance(nodes_raw, list):
-            self.add(nodes_path, f"must be an array of nodes, not {_describe(nodes_raw)}")
+            self.add(nodes_path, f"must be an array of nodes, not {describe(nodes_raw)}")
         elif not nodes_raw:
             self.add(nodes_path, "must not be empty")
         else:
@@ -388,9 +322,9 @@ class _Parser:
         self, raw: Any, path: str, loop: str | None, depth: int
     ) -> tuple[_Node | None, dict[str, Any] | None]:
         if not isinstance(raw, Mapping):
-            self.add(path, f"must be an object, not {_describe(raw)}")
+            self.add(path, f"must be an object, not {describe(raw)}")
             return None, None
-        self.unknown_keys(raw, _NODE_KEYS, path)
+        self.unknown_keys(raw, NODE_KEYS, path)
 
         node_id = self.string(raw, "id", f"{path}.id", required=True)
         if node_id is not None:
@@ -421,7 +355,7 @@ class _Parser:
         config_ok = True
         if config_raw is not None:
             if not isinstance(config_raw, Mapping):
-                self.add(f"{path}.config", f"must be an object, not {_describe(config_raw)}")
+                self.add(f"{path}.config", f"must be an object, not {describe(config_raw)}")
                 config_ok = False
             else:
                 config_ok, config = self.json_value(config_raw, f"{path}.config")
@@ -499,12 +433,12 @@ class _Parser:
             self.add(path, "required: the nodes and edges to run for each item")
             return None, None
         if not isinstance(raw, Mapping):
-            self.add(path, f"must be an object with nodes and edges, not {_describe(raw)}")
+            self.add(path, f"must be an object with nodes and edges, not {describe(raw)}")
             return None, None
         if depth + 1 > MAX_LOOP_DEPTH:
             self.add(path, f"loops nest too deeply (at most {MAX_LOOP_DEPTH} levels)")
             return None, None
-        self.unknown_keys(raw, _BODY_KEYS, path)
+        self.unknown_keys(raw, BODY_KEYS, path)
         # A body whose loop has a bad id still gets checked; its nodes just cannot name their loop.
         return self.graph(raw.get("nodes"), raw.get("edges"), f"{path}.", loop or "?", depth + 1)
 
@@ -512,9 +446,9 @@ class _Parser:
         if raw is None:
             return RetryPolicy(), {}
         if not isinstance(raw, Mapping):
-            self.add(path, f"must be an object, not {_describe(raw)}")
+            self.add(path, f"must be an object, not {describe(raw)}")
             return RetryPolicy(), {}
-        self.unknown_keys(raw, _RETRY_KEYS, path)
+        self.unknown_keys(raw, RETRY_KEYS, path)
         default = RetryPolicy()
         attempts = self.number(
             raw, "maxAttempts", f"{path}.maxAttempts", minimum=1, maximum=100, integer=True
@@ -565,26 +499,26 @@ class _Parser:
     def config_value(self, spec: ConfigField, value: Any, path: str) -> None:
         kind = spec.kind
         if kind == "string" and not isinstance(value, str):
-            self.add(path, f"must be a string, not {_describe(value)}")
+            self.add(path, f"must be a string, not {describe(value)}")
             return
         if kind == "number" and not _is_number(value):
-            self.add(path, f"must be a number, not {_describe(value)}")
+            self.add(path, f"must be a number, not {describe(value)}")
             return
         if kind == "integer" and not _is_integer(value):
-            self.add(path, f"must be an integer, not {_describe(value)}")
+            self.add(path, f"must be an integer, not {describe(value)}")
             return
         if kind == "boolean" and not isinstance(value, bool):
-            self.add(path, f"must be a boolean (true or false), not {_describe(value)}")
+            self.add(path, f"must be a boolean (true or false), not {describe(value)}")
             return
         if kind == "object" and not isinstance(value, Mapping):
-            self.add(path, f"must be an object, not {_describe(value)}")
+            self.add(path, f"must be an object, not {describe(value)}")
             return
         if kind == "array" and not isinstance(value, list):
-            self.add(path, f"must be an array, not {_describe(value)}")
+            self.add(path, f"must be an array, not {describe(value)}")
             return
         if kind == "expression":
             if not isinstance(value, str):
-                self.add(path, f"must be a string holding a JMESPath expression, not {_describe(value)}")
+                self.add(path, f"must be a string holding a JMESPath expression, not {describe(value)}")
                 return
             try:
                 compile_expression(value)
@@ -621,7 +555,7 @@ class _Parser:
         if raw is None:
             return [], True
         if not isinstance(raw, list):
-            self.add(path, f"must be an array of edges, not {_describe(raw)}")
+            self.add(path, f"must be an array of edges, not {describe(raw)}")
             return [], False
         complete = True
         edges: list[tuple[int, EdgeSpec]] = []
@@ -629,10 +563,10 @@ class _Parser:
         for index, edge_raw in enumerate(raw):
             edge_path = f"{path}[{index}]"
             if not isinstance(edge_raw, Mapping):
-                self.add(edge_path, f"must be an object with from and to, not {_describe(edge_raw)}")
+                self.add(edge_path, f"must be an object with from and to, not {describe(edge_raw)}")
                 complete = False
                 continue
-            self.unknown_keys(edge_raw, _EDGE_KEYS, edge_path)
+            self.unknown_keys(edge_raw, EDGE_KEYS, edge_path)
             source = self.endpoint(edge_raw, "from", edge_path, loop, nodes)
             target = self.endpoint(edge_raw, "to", edge_path, loop, nodes)
             when = self.string(edge_raw, "when", f"{edge_path}.when") or None
@@ -794,7 +728,7 @@ def parse_definition(
     """
     if not isinstance(document, Mapping):
         raise InvalidArgument.single(
-            "document", f"must be an object, not {_describe(document)}", reason="WORKFLOW_DEFINITION_INVALID"
+            "document", f"must be an object, not {describe(document)}", reason="WORKFLOW_DEFINITION_INVALID"
         )
     parser = _Parser(node_types, max_nodes)
     definition = parser.document(document)
@@ -807,117 +741,3 @@ def parse_definition(
             reason="WORKFLOW_DEFINITION_INVALID",
         )
     return definition
-
-
-# ---------------------------------------------------------------------------------------------------
-# Reading files
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML that leaves timestamps as strings: a document must stay plain JSON."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-class _TooBig(Exception):
-    pass
-
-
-def _plain(value: Any, budget: list[int]) -> Any:
-    """A JSON-only copy of loaded YAML; aliases are expanded, within a budget of values."""
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise _TooBig
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value} is not a JSON number")
-        return value
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        copied: dict[str, Any] = {}
-        for key, item in value.items():
-            if isinstance(key, bool):
-                key = "true" if key else "false"
-            elif key is None:
-                key = "null"
-            elif isinstance(key, int | float):
-                key = str(key)
-            elif not isinstance(key, str):
-                raise ValueError(f"a mapping key must be a string, not {type(key).__name__}")
-            copied[key] = _plain(item, budget)
-        return copied
-    if isinstance(value, list):
-        return [_plain(item, budget) for item in value]
-    raise ValueError(f"{type(value).__name__} values are not allowed in a workflow document")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _mapping(loaded: Any) -> dict[str, Any]:
-    if not isinstance(loaded, dict):
-        what = "empty" if loaded is None else _describe(loaded)
-        raise InvalidArgument.single(
-            "document",
-            f"must be an object with name, nodes and edges; this document is {what}",
-            reason="WORKFLOW_DEFINITION_INVALID",
-        )
-    return loaded
-
-
-def load_document(text: str, *, filename: str = "") -> dict[str, Any]:
-    """Parse a workflow document written as JSON or YAML; InvalidArgument("document") when it is not one."""
-    json_only = filename.lower().endswith(".json")
-    json_error = ""
-    if json_only or text.lstrip().startswith("{"):
-        try:
-            return _mapping(json.loads(text, parse_constant=_reject_constant))
-        except json.JSONDecodeError as exc:
-            json_error = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-            if json_only:
-                raise InvalidArgument.single(
-                    "document", json_error, reason="WORKFLOW_DEFINITION_INVALID"
-                ) from None
-            # Not JSON, but maybe YAML in flow style; if YAML fails too, the JSON error is the useful one.
-        except (ValueError, RecursionError) as exc:
-            message = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
-            raise InvalidArgument.single(
-                "document", f"invalid JSON: {message}", reason="WORKFLOW_DEFINITION_INVALID"
-            ) from None
-    try:
-        loaded = _plain(yaml.load(text, Loader=_Loader), [MAX_DOCUMENT_VALUES])  # noqa: S506 - a SafeLoader
-    except yaml.MarkedYAMLError as exc:
-        if json_error:
-            raise InvalidArgument.single(
-                "document", json_error, reason="WORKFLOW_DEFINITION_INVALID"
-            ) from None
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "not valid YAML"
-        raise InvalidArgument.single(
-            "document", f"invalid YAML{where}: {problem}", reason="WORKFLOW_DEFINITION_INVALID"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise InvalidArgument.single(
-            "document", json_error or f"invalid YAML: {exc}", reason="WORKFLOW_DEFINITION_INVALID"
-        ) from None
-    except _TooBig:
-        raise InvalidArgument.single(
-            "document",
-            f"too large: more than {MAX_DOCUMENT_VALUES} values once aliases are expanded",
-            reason="WORKFLOW_DEFINITION_INVALID",
-        ) from None
-    except (ValueError, RecursionError) as exc:
-        message = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
-        raise InvalidArgument.single(
-            "document", f"invalid YAML: {message}", reason="WORKFLOW_DEFINITION_INVALID"
-        ) from None
-    return _mapping(loaded)
