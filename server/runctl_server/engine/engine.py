@@ -288,10 +288,10 @@ class Engine:
         With `execution_ids`, only for those parents (runs this replica just took over)."""
         rows = await executions.awaiting_children(self.reader, execution_ids)
         for row in rows:
-            run = await self.store.load_run(row["execution_id"])
-            child = json.loads(row["state"]).get("child")
+            run = await self.store.load_run(row.execution_id)
+            child = json.loads(row.state).get("child")
             if run is not None and isinstance(child, dict):
-                await self._start_child(run, row["node_key"], int(row["attempts"]), child)
+                await self._start_child(run, row.node_key, row.attempts, child)
 
     def in_background(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run `work` as a task the engine holds and cancels when it stops."""

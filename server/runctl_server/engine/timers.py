@@ -75,7 +75,7 @@ class TimerService:
         self._loaded_until = until
         rows = await executions.due_timers(self._store.reader, until, self.owner())
         for row in rows:
-            self.schedule(float(row["wake_at"]), row["execution_id"], row["node_key"])
+            self.schedule(row.wake_at, row.execution_id, row.node_key)
 
     async def _sleep(self, delay: float) -> None:
         """Until `delay` has passed on the clock, or sooner when schedule() or refresh_soon() wakes us."""

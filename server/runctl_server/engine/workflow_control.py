@@ -21,7 +21,7 @@ from runctl_server.errors import FailedPrecondition, InvalidArgument, Reason
 from runctl_server.store import pause_points, sql, workflows
 from runctl_server.store.leases import NOTIFY, STATE_CHANNEL
 from runctl_server.store.reads import Reader, Row
-from runctl_server.store.records import PausePointRecord
+from runctl_server.store.records import PausePointRecord, RunState
 from runctl_server.store.writer import EventRecord, Mutation, Writer
 
 RESUME_STATUSES = ("paused", "resumed", "expired", "cancelled")
@@ -142,7 +142,7 @@ class WorkflowControl:
                 mutation.add(NOTIFY, {"channel": STATE_CHANNEL, "payload": "workflows"})
             await self._writer.commit(mutation)
 
-    async def _runs(self, workspace_id: str, workflow_id: str, statuses: tuple[str, ...]) -> list[Row]:
+    async def _runs(self, workspace_id: str, workflow_id: str, statuses: tuple[str, ...]) -> list[RunState]:
         return await workflows.runs(self._reader, workspace_id, workflow_id, statuses)
 
     async def pause(self, workspace_id: str, workflow_id: str, reason: str = "") -> None:
@@ -157,7 +157,7 @@ class WorkflowControl:
             )
         # Runs idle between nodes show PAUSED at once; busy ones once their in-flight nodes end.
         runs = await self._runs(workspace_id, workflow_id, (RUNNING,))
-        await asyncio.gather(*(self._control.refresh(row["id"]) for row in runs))
+        await asyncio.gather(*(self._control.refresh(row.id) for row in runs))
 
     async def resume(self, workspace_id: str, workflow_id: str) -> None:
         await self._set_status(workspace_id, workflow_id, ("paused",), "active", "WORKFLOW_RESUMED")
@@ -166,11 +166,11 @@ class WorkflowControl:
         runs = await self._runs(workspace_id, workflow_id, ACTIVE_EXECUTION)
         await asyncio.gather(
             *(
-                control.release_queued(row["id"], (WORKFLOW_PAUSED,))
-                if row["status"] == QUEUED
-                else control.refresh(row["id"])
+                control.release_queued(row.id, (WORKFLOW_PAUSED,))
+                if row.status == QUEUED
+                else control.refresh(row.id)
                 for row in runs
-                if row["status"] != QUEUED or row["hold"] == WORKFLOW_PAUSED
+                if row.status != QUEUED or row.hold == WORKFLOW_PAUSED
             )
         )
 
@@ -182,7 +182,7 @@ class WorkflowControl:
         self._holds.lift(workflow_id)
         runs = await self._runs(workspace_id, workflow_id, ACTIVE_EXECUTION)
         why = f"workflow {workflow_id} was cancelled" + (f": {reason}" if reason else "")
-        counts = await self._control.stop_many(workspace_id, [row["id"] for row in runs], why)
+        counts = await self._control.stop_many(workspace_id, [row.id for row in runs], why)
         return counts.total
 
     async def delete(self, workspace_id: str, workflow_id: str, *, force: bool = False) -> None:
@@ -197,7 +197,7 @@ class WorkflowControl:
             )
         if runs:
             why = f"workflow {workflow_id} was deleted"
-            await self._control.stop_many(workspace_id, [row["id"] for row in runs], why)
+            await self._control.stop_many(workspace_id, [row.id for row in runs], why)
         await self._workflows.delete(workspace_id, workflow_id)
 
     async def paused_executions(

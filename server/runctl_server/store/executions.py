@@ -9,7 +9,7 @@ from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
 from runctl_server.store.reads import Reader, Row
-from runctl_server.store.records import NodeStateRecord, RunRecord, record
+from runctl_server.store.records import ChildWait, DueTimer, NodeStateRecord, RunRecord, record
 from runctl_server.store.tables import events, executions, node_states, workflow_versions
 
 # Runs whose driver is (or should be) alive in some process.
@@ -200,7 +200,7 @@ async def in_flight_ids(reader: Reader, lease_owner: str | None = None) -> list[
     return [str(row["id"]) for row in await reader.all(statement)]
 
 
-async def awaiting_children(reader: Reader, execution_ids: Sequence[str] | None = None) -> list[Row]:
+async def awaiting_children(reader: Reader, execution_ids: Sequence[str] | None = None) -> list[ChildWait]:
     """Running nodes of in-flight runs that started a child run (execution_id, node_key, attempts,
     state); only of the given runs when given."""
     statement = (
@@ -216,7 +216,7 @@ async def awaiting_children(reader: Reader, execution_ids: Sequence[str] | None 
     )
     if execution_ids is not None:
         statement = statement.where(executions.c.id.in_(execution_ids))
-    return await reader.all(statement)
+    return [record(ChildWait, row) for row in await reader.all(statement)]
 
 
 async def end_outputs(reader: Reader, execution_id: str) -> list[str | None]:
@@ -233,13 +233,13 @@ async def end_outputs(reader: Reader, execution_id: str) -> list[str | None]:
     return [row["output"] for row in rows]
 
 
-async def due_timers(reader: Reader, until: float, owner: str | None) -> list[Row]:
+async def due_timers(reader: Reader, until: float, owner: str | None) -> list[DueTimer]:
     """Node wake-ups due by `until` of in-flight runs nobody else drives (execution_id, node_key,
     wake_at)."""
     owned: ColumnElement[bool] = executions.c.lease_owner.is_(None)
     if owner is not None:
         owned = or_(owned, executions.c.lease_owner == owner)
-    return await reader.all(
+    rows = await reader.all(
         select(node_states.c.execution_id, node_states.c.node_key, node_states.c.wake_at)
         .join(executions, executions.c.id == node_states.c.execution_id)
         .where(
@@ -249,6 +249,7 @@ async def due_timers(reader: Reader, until: float, owner: str | None) -> list[Ro
             owned,
         )
     )
+    return [record(DueTimer, row) for row in rows]
 
 
 def active_counts(reader: Reader) -> list[Row]:

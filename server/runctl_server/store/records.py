@@ -206,3 +206,31 @@ class OpenTask:
     status: str
     lease_owner: str | None
     lease_expires_at: float | None
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where a run stands: its status and the hold that keeps it from starting nodes, if any."""
+
+    id: str
+    status: str
+    hold: str | None
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    """A node's wake-up (epoch seconds)."""
+
+    execution_id: str
+    node_key: str
+    wake_at: float
+
+
+@dataclass(frozen=True)
+class ChildWait:
+    """A running node that started a child run; its `state` (JSON text) names the child."""
+
+    execution_id: str
+    node_key: str
+    attempts: int
+    state: str

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.sql import Select
 
-from runctl_server.store.reads import Reader, Row
-from runctl_server.store.records import WorkflowRecord, record
+from runctl_server.store.reads import Reader
+from runctl_server.store.records import RunState, WorkflowRecord, record
 from runctl_server.store.tables import executions, workflow_versions, workflows
 
 
@@ -87,9 +87,11 @@ async def paused_ids(reader: Reader) -> list[str]:
     return [str(row["id"]) for row in rows]
 
 
-async def runs(reader: Reader, workspace_id: str, workflow_id: str, statuses: Sequence[str]) -> list[Row]:
-    """The workflow's runs in `statuses` (id, status, hold), oldest first."""
-    return await reader.all(
+async def runs(
+    reader: Reader, workspace_id: str, workflow_id: str, statuses: Sequence[str]
+) -> list[RunState]:
+    """The workflow's runs in `statuses`, oldest first."""
+    rows = await reader.all(
         select(executions.c.id, executions.c.status, executions.c.hold)
         .where(
             executions.c.workspace_id == workspace_id,
@@ -98,3 +100,4 @@ async def runs(reader: Reader, workspace_id: str, workflow_id: str, statuses: Se
         )
         .order_by(executions.c.created_at)
     )
+    return [record(RunState, row) for row in rows]
