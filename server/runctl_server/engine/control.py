@@ -28,6 +28,7 @@ from runctl_server.engine.scheduler import Driven, Scheduler
 from runctl_server.errors import FailedPrecondition, InvalidArgument, NotFound
 from runctl_server.store import executions
 from runctl_server.store.reads import Reader
+from runctl_server.store.records import RunState
 
 PAUSE_ACTIONS = ("continue", "skip", "continueWithoutBreakpoint")  # stopping is `stop`
 
@@ -83,25 +84,25 @@ class RunControl:
         # Marks every running batch of a workspace stopped, so none releases a run while stop_all works.
         self._stop_batches = stop_batches
 
-    async def _existing(self, workspace_id: str, execution_id: str) -> dict[str, Any]:
-        """The run's id and status; every control call names its run (no implicit "most recent")."""
+    async def _existing(self, workspace_id: str, execution_id: str) -> RunState:
+        """Where the run stands; every control call names its run (no implicit "most recent")."""
         if not execution_id:
             raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
-        row = await executions.status_of(self._reader, execution_id, workspace_id)
-        if row is None:
+        run = await executions.state_of(self._reader, execution_id, workspace_id)
+        if run is None:
             raise NotFound(f"execution {execution_id!r} not found", reason="EXECUTION_NOT_FOUND")
-        return dict(row)
+        return run
 
     async def _send(
         self, workspace_id: str, execution_id: str, name: str, args: dict[str, Any] | None = None
     ) -> Any:
         result = await self._send_command(execution_id, name, args)
         if result is None:  # the run ended before the handler could run
-            row = await self._existing(workspace_id, execution_id)
+            run = await self._existing(workspace_id, execution_id)
             raise FailedPrecondition(
-                f"execution {execution_id!r} has already ended ({row['status']})",
+                f"execution {execution_id!r} has already ended ({run.status})",
                 reason="EXECUTION_ENDED",
-                metadata={"status": str(row["status"])},
+                metadata={"status": run.status},
             )
         return result
 

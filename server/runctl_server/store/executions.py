@@ -9,7 +9,7 @@ from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
 from runctl_server.store.reads import Reader, Row
-from runctl_server.store.records import ChildWait, DueTimer, NodeStateRecord, RunRecord, record
+from runctl_server.store.records import ChildWait, DueTimer, NodeStateRecord, RunRecord, RunState, record
 from runctl_server.store.tables import events, executions, node_states, workflow_versions
 
 # Runs whose driver is (or should be) alive in some process.
@@ -153,13 +153,14 @@ async def page(
     return int(count[0]["n"]), run_records(rows)
 
 
-async def status_of(reader: Reader, execution_id: str, workspace_id: str) -> Row | None:
-    """A run's id and status."""
-    return await reader.one(
-        select(executions.c.id, executions.c.status).where(
+async def state_of(reader: Reader, execution_id: str, workspace_id: str) -> RunState | None:
+    """Where a run of the workspace stands (None: no such run there)."""
+    row = await reader.one(
+        select(executions.c.id, executions.c.status, executions.c.hold).where(
             executions.c.id == execution_id, executions.c.workspace_id == workspace_id
         )
     )
+    return None if row is None else record(RunState, row)
 
 
 async def children_in(reader: Reader, parent_id: str, statuses: Sequence[str]) -> list[str]:
