@@ -20,8 +20,8 @@ from runctl_server.engine.workflows import Workflows
 from runctl_server.errors import FailedPrecondition, InvalidArgument, Reason
 from runctl_server.store import pause_points, sql, workflows
 from runctl_server.store.leases import NOTIFY, STATE_CHANNEL
-from runctl_server.store.reads import Reader, Row
-from runctl_server.store.records import PausePointRecord, RunState
+from runctl_server.store.reads import Reader
+from runctl_server.store.records import PausePointRecord, RunOrigin, RunState
 from runctl_server.store.writer import EventRecord, Mutation, Writer
 
 RESUME_STATUSES = ("paused", "resumed", "expired", "cancelled")
@@ -49,15 +49,15 @@ class PausedExecution:
 # its points waits, else that of its latest point. The scan walks ix_pause_points_workflow_registered
 # in page order and keeps a point only if it is its run's first, so a page costs about as many rows as
 # it shows (plus a few index probes per run), however many pause points the workflow has.
-def _aggregate(execution_id: str, points: list[PausePointRecord], run: Row | None) -> PausedExecution:
+def _aggregate(execution_id: str, points: list[PausePointRecord], run: RunOrigin | None) -> PausedExecution:
     waiting = [p for p in points if p.status == "paused"]
     latest = max(points, key=lambda p: (p.resolved_at or p.registered_at, p.registered_at, p.context_id))
     expiries = [p.expires_at for p in waiting if p.expires_at is not None]
     metadata = {
         key: value
         for key, value in (
-            ("batchId", run["batch_id"] if run else None),
-            ("workflowFile", run["source_path"] if run else None),
+            ("batchId", run.batch_id if run else None),
+            ("workflowFile", run.source_path if run else None),
         )
         if value
     }
@@ -227,18 +227,18 @@ class WorkflowControl:
             statuses=statuses,
             after=None if after is None else (float(after["t"]), str(after["id"])),
         )
-        ids = [str(row["execution_id"]) for row in page_ids]
+        ids = [row.execution_id for row in page_ids]
         next_token = ""
         if len(ids) > limit:
             ids = ids[:limit]
             last = page_ids[limit - 1]
-            next_token = encode_token({"t": last["paused_at"], "id": last["execution_id"]}, filters)
+            next_token = encode_token({"t": last.paused_at, "id": last.execution_id}, filters)
         points = await pause_points.of_runs(self._reader, ids)
         by_run: dict[str, list[PausePointRecord]] = {}
         for point in points:
             by_run.setdefault(point.execution_id, []).append(point)
         runs = await pause_points.runs_of(self._reader, ids)
-        run_rows = {str(row["id"]): row for row in runs}
+        run_rows = {row.id: row for row in runs}
         page = [_aggregate(eid, by_run[eid], run_rows.get(eid)) for eid in ids if eid in by_run]
         if statuses:  # a run that changed between the page's query and these reads is left out
             page = [item for item in page if item.status in statuses]

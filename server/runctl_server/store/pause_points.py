@@ -8,7 +8,7 @@ from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.sql import Select
 
 from runctl_server.store.reads import Reader, Row
-from runctl_server.store.records import PausePointRecord, record
+from runctl_server.store.records import PausedRun, PausePointRecord, RunOrigin, record
 from runctl_server.store.tables import executions, node_states, pause_points
 
 
@@ -117,7 +117,7 @@ async def paused_runs(
     limit: int,
     statuses: Sequence[str] = (),
     after: tuple[float, str] | None = None,
-) -> list[Row]:
+) -> list[PausedRun]:
     """A page of the workflow's runs that paused (execution_id, paused_at: their first pause), most
     recently paused first, after `after` (paused_at, execution id). A run's status here is `paused`
     while any of its pause points waits, else how its latest pause point ended."""
@@ -164,15 +164,17 @@ async def paused_runs(
                 and_(first.c.registered_at == t, first.c.execution_id > last_id),
             )
         )
-    return await reader.all(
+    rows = await reader.all(
         statement.order_by(first.c.registered_at.desc(), first.c.execution_id.asc()).limit(limit)
     )
+    return [record(PausedRun, row) for row in rows]
 
 
-async def runs_of(reader: Reader, execution_ids: Sequence[str]) -> list[Row]:
+async def runs_of(reader: Reader, execution_ids: Sequence[str]) -> list[RunOrigin]:
     """The batch and source path of the runs (id, batch_id, source_path)."""
-    return await reader.all(
+    rows = await reader.all(
         select(executions.c.id, executions.c.batch_id, executions.c.source_path).where(
             executions.c.id.in_(execution_ids)
         )
     )
+    return [record(RunOrigin, row) for row in rows]

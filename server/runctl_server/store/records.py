@@ -234,3 +234,20 @@ class ChildWait:
     node_key: str
     attempts: int
     state: str
+
+
+@dataclass(frozen=True)
+class PausedRun:
+    """A run that paused, with when it first paused."""
+
+    execution_id: str
+    paused_at: float
+
+
+@dataclass(frozen=True)
+class RunOrigin:
+    """Where a run came from: its batch, and the workflow file it was started from."""
+
+    id: str
+    batch_id: str | None
+    source_path: str | None
