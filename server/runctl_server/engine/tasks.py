@@ -26,11 +26,10 @@ from runctl_server.engine.model import FINISHED_EXECUTION, RUNNING, now
 from runctl_server.engine.scheduler import Driven, Scheduler
 from runctl_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unavailable
 from runctl_server.nodes.base import NodeFailure
-from runctl_server.store import sql
 from runctl_server.store import tasks as stored
 from runctl_server.store.reads import Reader
 from runctl_server.store.records import TaskRecord
-from runctl_server.store.writer import Mutation, Writer
+from runctl_server.store.writer import Change, Mutation, Writer
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +331,7 @@ class TaskDispatcher:
     async def _acquire(self, worker_id: str, task_id: str) -> DispatchedTask | None:
         """Lease the task in the database; answers it if this worker now holds it and the run wants it."""
         stamp = now()
-        await self._commit(sql.LEASE_PENDING_TASK, {"id": task_id, "owner": worker_id, "now": stamp})
+        await self._commit(stored.lease_pending(task_id, worker_id, stamp))
         row = await stored.task(self.reader, task_id)
         # Ours only if this very write landed: the same worker may hold an older lease of it through
         # another server process, which the owner alone would not tell apart.
@@ -341,7 +340,7 @@ class TaskDispatcher:
         reason = _stale_reason(row)
         if reason is not None:
             log.info("task %s is not dispatched: %s", task_id, reason)
-            await self._commit(sql.CANCEL_OPEN_TASK, {"id": task_id, "now": now()})
+            await self._commit(stored.cancel_open(task_id, now()))
             return None
         return _view(row)
 
@@ -352,7 +351,7 @@ class TaskDispatcher:
 
         async def give_back() -> None:
             try:
-                await self._commit(sql.RETURN_TASK, {"id": task_id, "owner": worker_id, "now": now()})
+                await self._commit(stored.return_unsent(task_id, worker_id, now()))
             finally:
                 self._busy.discard(task_id)
             self._enqueue_later(task_id)
@@ -411,7 +410,7 @@ class TaskDispatcher:
     async def _release(self, task_id: str, key: QueueKey) -> None:
         """The worker went silent: back to pending (one more delivery attempt), then dispatch again."""
         try:
-            await self._commit(sql.RELEASE_EXPIRED_TASK, {"id": task_id, "now": now()})
+            await self._commit(stored.release_expired(task_id, now()))
         finally:
             self._busy.discard(task_id)
         log.info("task %s: lease expired without a heartbeat; dispatching it again", task_id)
@@ -480,7 +479,7 @@ class TaskDispatcher:
         self._check_holder(row, worker_id)
         if _stale_reason(row) is not None:
             self._forget(task_id)
-            await self._commit(sql.CANCEL_OPEN_TASK, {"id": task_id, "now": now()})
+            await self._commit(stored.cancel_open(task_id, now()))
             return True
         stamp = now()
         expires_at = stamp + float(row.heartbeat_timeout)
@@ -488,9 +487,7 @@ class TaskDispatcher:
         if lease is not None:
             lease.expires_at = expires_at
             heapq.heappush(self._expiry, (expires_at, task_id))
-        await self._commit(
-            sql.EXTEND_LEASE, {"id": task_id, "owner": worker_id, "expires": expires_at, "now": stamp}
-        )
+        await self._commit(stored.extend_lease(task_id, worker_id, expires_at, stamp))
         if progress and row.trace_logs:
             await self._log_progress(row, dict(progress))
         return False
@@ -535,7 +532,7 @@ class TaskDispatcher:
         if reason is None:
             return
         self._forget(row.id)
-        await self._commit(sql.CANCEL_OPEN_TASK, {"id": row.id, "now": now()})
+        await self._commit(stored.cancel_open(row.id, now()))
         raise FailedPrecondition(
             f"task {row.id} is no longer wanted: {reason}; its result is ignored", reason="TASK_NOT_LEASED"
         )
@@ -556,9 +553,7 @@ class TaskDispatcher:
                 await asyncio.wait_for(taken, SETTLE_SECONDS)
             except TimeoutError:
                 log.warning("run %s did not take the result of task %s in time", row.execution_id, task_id)
-            await self._commit(
-                sql.FINISH_TASK, {"id": task_id, "owner": worker_id, "status": status, "now": now()}
-            )
+            await self._commit(stored.finish(task_id, worker_id, status, now()))
         finally:
             self._busy.discard(task_id)
 
@@ -572,8 +567,8 @@ class TaskDispatcher:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    async def _commit(self, statement: str, params: Mapping[str, Any]) -> None:
-        await self.writer.commit(Mutation(statements=[(statement, params)]))
+    async def _commit(self, change: Change) -> None:
+        await self.writer.commit(Mutation(statements=[change]))
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)

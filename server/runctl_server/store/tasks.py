@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy import and_, or_, select
 
+from runctl_server.store import sql
 from runctl_server.store.reads import Reader
 from runctl_server.store.records import OpenTask, TaskRecord, record
 from runctl_server.store.tables import executions, node_states, tasks
+from runctl_server.store.writer import Change
 
 OPEN = ("pending", "leased")
 
@@ -88,3 +90,33 @@ async def queue_backlog(
         .limit(limit)
     )
     return [(str(row["id"]), str(row["status"])) for row in rows]
+
+
+# -- changes, committed through the writer; each is guarded by the state it expects.
+
+
+def lease_pending(task_id: str, owner: str, now: float) -> Change:
+    """Lease a pending task to `owner` for the task's own heartbeat timeout from `now`."""
+    return sql.LEASE_PENDING_TASK, {"id": task_id, "owner": owner, "now": now}
+
+
+def extend_lease(task_id: str, owner: str, expires: float, now: float) -> Change:
+    return sql.EXTEND_LEASE, {"id": task_id, "owner": owner, "expires": expires, "now": now}
+
+
+def return_unsent(task_id: str, owner: str, now: float) -> Change:
+    """Back to pending when the lease never reached the worker (its stream closed while leasing)."""
+    return sql.RETURN_TASK, {"id": task_id, "owner": owner, "now": now}
+
+
+def release_expired(task_id: str, now: float) -> Change:
+    """Back to pending after the worker went silent: the next dispatch is a new delivery attempt."""
+    return sql.RELEASE_EXPIRED_TASK, {"id": task_id, "now": now}
+
+
+def finish(task_id: str, owner: str, status: str, now: float) -> Change:
+    return sql.FINISH_TASK, {"id": task_id, "owner": owner, "status": status, "now": now}
+
+
+def cancel_open(task_id: str, now: float) -> Change:
+    return sql.CANCEL_OPEN_TASK, {"id": task_id, "now": now}
