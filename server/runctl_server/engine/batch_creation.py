@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runctl_server.engine.batch_queries import batch_json
@@ -16,7 +16,7 @@ from runctl_server.engine.batch_sources import BatchEntry, resolve_source
 from runctl_server.engine.model import RUNNING, new_id, now
 from runctl_server.engine.start_request import StartRequest
 from runctl_server.errors import InvalidArgument
-from runctl_server.store import sql
+from runctl_server.store import batches as stored
 from runctl_server.store.records import BatchRecord
 from runctl_server.store.writer import EventRecord, Mutation, WriteError, dumps
 
@@ -114,17 +114,18 @@ async def create_batch(parts: BatchParts, workspace_id: str, request: BatchReque
         ended_at=None,
     )
     mutation = Mutation()
-    mutation.add(sql.INSERT_BATCH, asdict(batch))
+    mutation.add(*stored.insert(batch))
     for position, (entry, execution_id) in enumerate(zip(source.entries, run_ids, strict=True)):
-        item = {
-            "batch_id": batch_id,
-            "position": position,
-            "execution_id": execution_id,
-            "workflow_id": entry.workflow_id or None,
-            "workflow_path": entry.workflow_path or None,
-            "workflow_file_name": entry.file_name or None,
-        }
-        mutation.add(sql.INSERT_BATCH_ITEM, item)
+        mutation.add(
+            *stored.insert_item(
+                batch_id,
+                position,
+                execution_id,
+                workflow_id=entry.workflow_id or None,
+                workflow_path=entry.workflow_path or None,
+                workflow_file_name=entry.file_name or None,
+            )
+        )
     counts = await parts.queries.counts(batch_id)
     mutation.emit(batch_event("BATCH_STARTED", batch, {"batch": batch_json(batch, counts)}))
     try:

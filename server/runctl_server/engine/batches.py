@@ -29,7 +29,6 @@ from runctl_server.engine.control import StopCounts
 from runctl_server.engine.model import COMPLETED, RUNNING, STOPPED, Run, now
 from runctl_server.errors import FailedPrecondition, InvalidArgument
 from runctl_server.store import batches as stored
-from runctl_server.store import sql
 from runctl_server.store.locks import advisory_lock
 from runctl_server.store.records import BatchRecord
 from runctl_server.store.writer import EventRecord, Mutation
@@ -203,7 +202,7 @@ class Batches:
             mutation.emit(batch_event("BATCH_UPDATED", row, payload))
         if counts.active == 0:
             row = replace(row, status=COMPLETED, ended_at=now())
-            mutation.add(sql.END_BATCH, {"id": row.id, "status": COMPLETED, "ended_at": row.ended_at})
+            mutation.add(*stored.end(row.id, COMPLETED, row.ended_at))
             mutation.emit(batch_event("BATCH_COMPLETED", row, {"batch": batch_json(row, counts)}))
         await self._parts.writer.commit(mutation)
         return counts.active > 0
@@ -246,7 +245,7 @@ class Batches:
         for row in rows:
             stopped = replace(row, status=STOPPED, ended_at=stamp)
             counts = await self._queries.counts(row.id)
-            mutation.add(sql.END_BATCH, {"id": row.id, "status": STOPPED, "ended_at": stamp})
+            mutation.add(*stored.end(row.id, STOPPED, stamp))
             payload = {"batch": batch_json(stopped, counts), "reason": reason or "stopped"}
             mutation.emit(batch_event("BATCH_STOPPED", stopped, payload))
         return mutation
@@ -280,10 +279,7 @@ class Batches:
             return outcome
         mutation = Mutation()
         for row in ended:
-            mutation.add(sql.MARK_BATCH_EVENTS_PRUNED, {"batch_id": row.id})
-            mutation.add(sql.DELETE_BATCH_EVENTS, {"batch_id": row.id})
-            mutation.add(sql.DELETE_BATCH_RUNS, {"batch_id": row.id})
-            mutation.add(sql.DELETE_BATCH, {"id": row.id})
+            mutation.statements.extend(stored.clear(row.id))
         cleared = {
             "batchesDeleted": outcome.batches_deleted,
             "executionsDeleted": outcome.executions_deleted,

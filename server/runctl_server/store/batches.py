@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.sql import Select
 
+from runctl_server.store import sql
 from runctl_server.store.reads import Reader, Row
 from runctl_server.store.records import BatchItemRecord, BatchRecord, BatchUsage, record
 from runctl_server.store.tables import batch_items, batches, events, executions
+from runctl_server.store.writer import Change
 
 ACTIVE_RUN = ("queued", "running", "paused")
 
@@ -177,3 +180,46 @@ def page_statements(
             or_(batches.c.created_at < t, and_(batches.c.created_at == t, batches.c.id < last_id))
         )
     return {"total": total, "rows": rows}
+
+
+# -- changes, committed through the writer.
+
+
+def insert(batch: BatchRecord) -> Change:
+    """A new batch (it starts running)."""
+    return sql.INSERT_BATCH, asdict(batch)
+
+
+def insert_item(
+    batch_id: str,
+    position: int,
+    execution_id: str,
+    *,
+    workflow_id: str | None,
+    workflow_path: str | None,
+    workflow_file_name: str | None,
+) -> Change:
+    return sql.INSERT_BATCH_ITEM, {
+        "batch_id": batch_id,
+        "position": position,
+        "execution_id": execution_id,
+        "workflow_id": workflow_id,
+        "workflow_path": workflow_path,
+        "workflow_file_name": workflow_file_name,
+    }
+
+
+def end(batch_id: str, status: str, ended_at: float | None) -> Change:
+    """End a running batch; guarded by its status, so a stop and a completion never both win."""
+    return sql.END_BATCH, {"id": batch_id, "status": status, "ended_at": ended_at}
+
+
+def clear(batch_id: str) -> list[Change]:
+    """Remove an ended batch with its ended runs and their events, remembering how far the log was
+    pruned (for watchers); the batch is kept if a run of it is somehow still active."""
+    return [
+        (sql.MARK_BATCH_EVENTS_PRUNED, {"batch_id": batch_id}),
+        (sql.DELETE_BATCH_EVENTS, {"batch_id": batch_id}),
+        (sql.DELETE_BATCH_RUNS, {"batch_id": batch_id}),
+        (sql.DELETE_BATCH, {"id": batch_id}),
+    ]
