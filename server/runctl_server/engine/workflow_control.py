@@ -18,7 +18,8 @@ from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.engine.workflow_holds import WorkflowHolds
 from runctl_server.engine.workflows import Workflows
 from runctl_server.errors import FailedPrecondition, InvalidArgument, Reason
-from runctl_server.store import pause_points, sql, workflows
+from runctl_server.store import pause_points
+from runctl_server.store import workflows as stored_workflows
 from runctl_server.store.leases import NOTIFY, STATE_CHANNEL
 from runctl_server.store.reads import Reader
 from runctl_server.store.records import PausePointRecord, RunOrigin, RunState
@@ -122,16 +123,7 @@ class WorkflowControl:
                 )
             mutation = Mutation()
             stamp = now()
-            mutation.add(
-                sql.SET_GUARDED_WORKFLOW_STATUS,
-                {
-                    "id": workflow_id,
-                    "status": status,
-                    "expected": row.status,
-                    "now": stamp,
-                    "paused_at": stamp if status == "paused" else None,
-                },
-            )
+            mutation.add(*stored_workflows.set_status(workflow_id, status, expected=row.status, now=stamp))
             mutation.emit(
                 EventRecord(
                     event, workspace_id, workflow_id=workflow_id, payload={"status": status, **payload}
@@ -143,7 +135,7 @@ class WorkflowControl:
             await self._writer.commit(mutation)
 
     async def _runs(self, workspace_id: str, workflow_id: str, statuses: tuple[str, ...]) -> list[RunState]:
-        return await workflows.runs(self._reader, workspace_id, workflow_id, statuses)
+        return await stored_workflows.runs(self._reader, workspace_id, workflow_id, statuses)
 
     async def pause(self, workspace_id: str, workflow_id: str, reason: str = "") -> None:
         # NotFound before the engine-wide hold below is touched: another workspace's (or a made-up) id

@@ -16,7 +16,6 @@ from runctl_server.engine.model import new_id, now
 from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.engine.persistence import RunStore
 from runctl_server.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
-from runctl_server.store import sql
 from runctl_server.store import workflows as stored
 from runctl_server.store.records import WorkflowRecord
 from runctl_server.store.writer import EventRecord, Mutation, WriteError, dumps
@@ -127,21 +126,17 @@ class Workflows:
         stamp = now()
         mutation = Mutation()
         mutation.add(
-            sql.INSERT_WORKFLOW,
-            {
-                "id": workflow_id,
-                "workspace_id": workspace_id,
-                "name": definition.name,
-                "description": definition.description,
-                "secret_hash": hash_secret(secret),
-                "request_id": request_id or None,
-                "now": stamp,
-            },
+            *stored.insert(
+                workflow_id,
+                workspace_id,
+                name=definition.name,
+                description=definition.description,
+                secret_hash=hash_secret(secret),
+                request_id=request_id or None,
+                now=stamp,
+            )
         )
-        mutation.add(
-            sql.INSERT_WORKFLOW_VERSION,
-            {"workflow_id": workflow_id, "version": 1, "document": dumps(definition.document), "now": stamp},
-        )
+        mutation.add(*stored.insert_version(workflow_id, 1, dumps(definition.document), stamp))
         mutation.emit(
             EventRecord(
                 "WORKFLOW_CREATED",
@@ -201,25 +196,15 @@ class Workflows:
             version = row.version + 1
             stamp = now()
             mutation = Mutation()
+            mutation.add(*stored.insert_version(workflow_id, version, dumps(definition.document), stamp))
             mutation.add(
-                sql.INSERT_WORKFLOW_VERSION,
-                {
-                    "workflow_id": workflow_id,
-                    "version": version,
-                    "document": dumps(definition.document),
-                    "now": stamp,
-                },
-            )
-            mutation.add(
-                sql.UPDATE_WORKFLOW_DEFINITION,
-                {
-                    "id": workflow_id,
-                    "name": definition.name,
-                    "description": definition.description,
-                    "version": version,
-                    "previous_version": version - 1,
-                    "now": stamp,
-                },
+                *stored.update_definition(
+                    workflow_id,
+                    name=definition.name,
+                    description=definition.description,
+                    version=version,
+                    now=stamp,
+                )
             )
             mutation.emit(
                 EventRecord(
@@ -250,14 +235,7 @@ class Workflows:
             # One statement: the secret kept is whatever is current when it runs (SQL reads the old
             # row on the right-hand side), so two servers rotating at once cannot lose one.
             mutation.add(
-                sql.ROTATE_WEBHOOK_HASH,
-                {
-                    "id": workflow_id,
-                    "hash": hash_secret(secret),
-                    "keep": until is not None,
-                    "until": until,
-                    "now": stamp,
-                },
+                *stored.rotate_secret(workflow_id, hash_secret(secret), previous_until=until, now=stamp)
             )
             # The payload says when the old secret stops; neither secret is ever in an event.
             mutation.emit(
@@ -276,6 +254,6 @@ class Workflows:
         async with self.lock:
             await self.row(workspace_id, workflow_id)
             mutation = Mutation()
-            mutation.add(sql.DELETE_WORKFLOW, {"id": workflow_id, "now": now()})
+            mutation.add(*stored.delete(workflow_id, now()))
             mutation.emit(EventRecord("WORKFLOW_DELETED", workspace_id, workflow_id=workflow_id))
             await self._store.writer.commit(mutation)

@@ -1,4 +1,4 @@
-"""Batches and their items: the reads (changes go through the writer: store/sql.py)."""
+"""Batches and their items: the reads, and the changes the writer commits (SQL of store/sql.py)."""
 
 from __future__ import annotations
 

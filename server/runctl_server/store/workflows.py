@@ -1,4 +1,4 @@
-"""Workflows and their versions: the reads (writes go through the writer: store/sql.py)."""
+"""Workflows and their versions: the reads, and the changes the writer commits (SQL of store/sql.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.sql import Select
 
+from runctl_server.store import sql
 from runctl_server.store.reads import Reader
 from runctl_server.store.records import RunState, WorkflowRecord, record
 from runctl_server.store.tables import executions, workflow_versions, workflows
+from runctl_server.store.writer import Change
 
 
 async def _one(reader: Reader, statement: Select[Any]) -> WorkflowRecord | None:
@@ -101,3 +103,75 @@ async def runs(
         .order_by(executions.c.created_at)
     )
     return [record(RunState, row) for row in rows]
+
+
+# -- changes, committed through the writer.
+
+
+def insert(
+    workflow_id: str,
+    workspace_id: str,
+    *,
+    name: str,
+    description: str,
+    secret_hash: str,
+    request_id: str | None,
+    now: float,
+) -> Change:
+    """A new workflow, active at version 1 (its version row is `insert_version`)."""
+    return sql.INSERT_WORKFLOW, {
+        "id": workflow_id,
+        "workspace_id": workspace_id,
+        "name": name,
+        "description": description,
+        "secret_hash": secret_hash,
+        "request_id": request_id,
+        "now": now,
+    }
+
+
+def insert_version(workflow_id: str, version: int, document: str, now: float) -> Change:
+    return sql.INSERT_WORKFLOW_VERSION, {
+        "workflow_id": workflow_id,
+        "version": version,
+        "document": document,
+        "now": now,
+    }
+
+
+def update_definition(workflow_id: str, *, name: str, description: str, version: int, now: float) -> Change:
+    """Move the workflow to `version`, guarded by the version before it: two updates never both win."""
+    return sql.UPDATE_WORKFLOW_DEFINITION, {
+        "id": workflow_id,
+        "name": name,
+        "description": description,
+        "version": version,
+        "previous_version": version - 1,
+        "now": now,
+    }
+
+
+def rotate_secret(workflow_id: str, secret_hash: str, *, previous_until: float | None, now: float) -> Change:
+    """A new webhook secret hash; the current one is kept until `previous_until` (None: dropped)."""
+    return sql.ROTATE_WEBHOOK_HASH, {
+        "id": workflow_id,
+        "hash": secret_hash,
+        "keep": previous_until is not None,
+        "until": previous_until,
+        "now": now,
+    }
+
+
+def set_status(workflow_id: str, status: str, *, expected: str, now: float) -> Change:
+    """Change the status from `expected` (guarded); paused_at says since when it is paused."""
+    return sql.SET_GUARDED_WORKFLOW_STATUS, {
+        "id": workflow_id,
+        "status": status,
+        "expected": expected,
+        "now": now,
+        "paused_at": now if status == "paused" else None,
+    }
+
+
+def delete(workflow_id: str, now: float) -> Change:
+    return sql.DELETE_WORKFLOW, {"id": workflow_id, "now": now}
