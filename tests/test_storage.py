@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
-from sqlmodel import Session, select
+from sqlalchemy import select, text
 
 from runctl_server.settings import Settings, SettingsError
 from runctl_server.store.database import create_db_engine
 from runctl_server.store.migrate import current_revision, head_revision, upgrade_to_head
-from runctl_server.store.tables import DEFAULT_WORKSPACE_ID, Workspace
+from runctl_server.store.tables import DEFAULT_WORKSPACE_ID, workspaces
 from tests.support import running_server, settings_for
 
 
@@ -26,9 +25,9 @@ def test_migrations_reach_head_and_are_idempotent(db_url: str) -> None:
         upgrade_to_head(engine)
         assert current_revision(engine) == head_revision()
         upgrade_to_head(engine)  # a restart applies nothing twice
-        with Session(engine) as session:
-            workspaces = session.exec(select(Workspace)).all()
-        assert [w.id for w in workspaces] == [DEFAULT_WORKSPACE_ID]
+        with engine.connect() as connection:
+            ids = connection.execute(select(workspaces.c.id)).scalars().all()
+        assert ids == [DEFAULT_WORKSPACE_ID]
     finally:
         engine.dispose()
 

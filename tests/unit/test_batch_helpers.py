@@ -14,6 +14,7 @@ from runctl_server.engine.batch_creation import DEFAULT_CONCURRENCY, batch_concu
 from runctl_server.engine.batch_queries import BatchCounts, batch_json, item_json
 from runctl_server.engine.batch_sources import folder_entries
 from runctl_server.errors import InvalidArgument
+from runctl_server.store.records import BatchItemRecord, BatchRecord
 
 
 def test_concurrency_defaults_and_range() -> None:
@@ -62,17 +63,19 @@ def test_folder_entries_refuse_symlinks_leading_out_and_broken_ones(tmp_path: Pa
 
 
 def test_payloads_use_the_proto_json_names() -> None:
-    row = {
-        "id": "batch_1",
-        "status": "completed",
-        "source_type": "folder",
-        "folder_path": "./set",
-        "total": 2,
-        "concurrency": 4,
-        "created_at": 100.0,
-        "ended_at": 101.5,
-        "request_id": None,
-    }
+    row = BatchRecord(
+        id="batch_1",
+        workspace_id="default",
+        status="completed",
+        source_type="folder",
+        folder_path="./set",
+        total=2,
+        concurrency=4,
+        input=None,
+        created_at=100.0,
+        ended_at=101.5,
+        request_id=None,
+    )
     payload = batch_json(row, BatchCounts.of({"completed": 1, "error": 1}))
     assert payload == {
         "batchId": "batch_1",
@@ -88,17 +91,18 @@ def test_payloads_use_the_proto_json_names() -> None:
         "duration": "1.500s",
     }
     assert json_format.ParseDict(payload, batch_resource_pb2.Batch()).duration.ToMilliseconds() == 1500
-    item = {
-        "execution_id": "exec_1",
-        "workflow_id": None,
-        "workflow_file_name": "a.json",
-        "workflow_path": "./set/a.json",
-        "status": "error",
-        "current_node_id": None,
-        "error": '{"message": "boom"}',
-        "started_at": 100.0,
-        "ended_at": None,
-    }
+    item = BatchItemRecord(
+        position=0,
+        execution_id="exec_1",
+        workflow_id=None,
+        workflow_file_name="a.json",
+        workflow_path="./set/a.json",
+        status="error",
+        current_node_id=None,
+        error='{"message": "boom"}',
+        started_at=100.0,
+        ended_at=None,
+    )
     assert item_json(item) == {
         "executionId": "exec_1",
         "workflowFileName": "a.json",

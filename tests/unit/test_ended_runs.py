@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from runctl_server.engine.ended_runs import EndedRuns
 from runctl_server.store.writer import EventRecord
 
 
+@dataclass(frozen=True)
+class Run:
+    id: str
+    workspace_id: str
+    batch_id: str | None
+    status: str
+
+
 @dataclass
 class View:
-    row: dict[str, Any] = field(default_factory=dict)
+    row: Run
 
 
 def ended(run: str, *, workspace: str = "ws", batch: str | None = None, status: str = "completed") -> View:
-    return View({"id": run, "workspace_id": workspace, "batch_id": batch, "status": status})
+    return View(Run(run, workspace, batch, status))
 
 
 def read(kept: EndedRuns[View], view: View, full: bool = True) -> None:
-    kept.done(view.row["id"], kept.reading(view.row["id"]), view, full)
+    kept.done(view.row.id, kept.reading(view.row.id), view, full)
 
 
 def test_an_ended_run_is_kept_per_view_and_per_workspace() -> None:

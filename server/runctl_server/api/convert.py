@@ -15,7 +15,7 @@ from runctl_server.engine.queries import ExecutionView, NodeTally
 from runctl_server.engine.workflow_control import PausedExecution
 from runctl_server.engine.workflows import WorkflowView
 from runctl_server.errors import InvalidArgument
-from runctl_server.store.reads import Row
+from runctl_server.store.records import NodeStateRecord, PausePointRecord
 
 FULL = execution_pb2.EXECUTION_VIEW_FULL
 # A node config's `onTimeout`, as PausePoint.expiry_action.
@@ -146,15 +146,15 @@ def definition_document(message: workflow_pb2.WorkflowDefinition) -> dict[str, A
 def workflow(view: WorkflowView, *, full: bool = True) -> workflow_pb2.Workflow:
     row = view.row
     message = workflow_pb2.Workflow(
-        id=row["id"],
-        name=row["name"],
-        description=row["description"] or "",
-        version=int(row["version"]),
-        status=workflow_pb2.WorkflowStatus.Value(f"WORKFLOW_STATUS_{row['status'].upper()}"),
+        id=row.id,
+        name=row.name,
+        description=row.description or "",
+        version=row.version,
+        status=workflow_pb2.WorkflowStatus.Value(f"WORKFLOW_STATUS_{row.status.upper()}"),
         webhook_secret=view.secret or "",
-        create_time=timestamp(row["created_at"]),
-        update_time=timestamp(row["updated_at"]),
-        pause_time=timestamp(row["paused_at"]),
+        create_time=timestamp(row.created_at),
+        update_time=timestamp(row.updated_at),
+        pause_time=timestamp(row.paused_at),
     )
     if full:
         message.definition.CopyFrom(definition_message(view.document))
@@ -170,30 +170,30 @@ def frames(stack: Iterable[Mapping[str, Any]] | None) -> list[common_pb2.ForEach
     ]
 
 
-def node_state(row: Row, names: Mapping[str, str]) -> execution_pb2.NodeState:
-    error = _json(row["error"])
-    state = _json(row["state"]) or {}
+def node_state(row: NodeStateRecord, names: Mapping[str, str]) -> execution_pb2.NodeState:
+    error = _json(row.error)
+    state = _json(row.state) or {}
     message = execution_pb2.NodeState(
-        node_id=row["node_id"],
-        type=row["node_type"],
-        name=names.get(row["node_id"], ""),
-        status=common_pb2.NodeStatus.Value(f"NODE_STATUS_{row['status'].upper()}"),
-        attempts=int(row["attempts"]),
-        schedule_time=timestamp(row["scheduled_at"]),
-        start_time=timestamp(row["started_at"]),
-        end_time=timestamp(row[END_COLUMNS[row["status"]]]) if row["status"] in END_COLUMNS else None,
-        stack=frames(_json(row["stack"])),
+        node_id=row.node_id,
+        type=row.node_type,
+        name=names.get(row.node_id, ""),
+        status=common_pb2.NodeStatus.Value(f"NODE_STATUS_{row.status.upper()}"),
+        attempts=int(row.attempts),
+        schedule_time=timestamp(row.scheduled_at),
+        start_time=timestamp(row.started_at),
+        end_time=timestamp(getattr(row, END_COLUMNS[row.status])) if row.status in END_COLUMNS else None,
+        stack=frames(_json(row.stack)),
         context_id=state.get("contextId", ""),
     )
-    if row["status"] == "scheduled" and row["wake_at"] is not None:
-        message.next_attempt_time.FromNanoseconds(round(row["wake_at"] * 1e9))
-    if row["output"] is not None:
-        message.output.CopyFrom(value(_json(row["output"])))
+    if row.status == "scheduled" and row.wake_at is not None:
+        message.next_attempt_time.FromNanoseconds(round(row.wake_at * 1e9))
+    if row.output is not None:
+        message.output.CopyFrom(value(_json(row.output)))
     if error:
         message.error.CopyFrom(
             common_pb2.NodeError(message=error.get("message", ""), code=error.get("code", ""))
         )
-    for entry in _json(row["logs"]) or []:
+    for entry in _json(row.logs) or []:
         message.logs.append(
             execution_pb2.TraceLog(
                 time=timestamp(entry.get("time")),
@@ -207,11 +207,11 @@ def node_state(row: Row, names: Mapping[str, str]) -> execution_pb2.NodeState:
     return message
 
 
-def _edge_status(source: Row | None, when: str) -> execution_pb2.EdgeStatus.ValueType:
-    if source is None or source["status"] not in ("completed", "skipped", "failed", "stopped"):
+def _edge_status(source: NodeStateRecord | None, when: str) -> execution_pb2.EdgeStatus.ValueType:
+    if source is None or source.status not in ("completed", "skipped", "failed", "stopped"):
         return execution_pb2.EDGE_STATUS_PENDING
-    branches = _json(source["branches"])
-    taken = source["status"] == "completed" and when in (branches if branches is not None else [""])
+    branches = _json(source.branches)
+    taken = source.status == "completed" and when in (branches if branches is not None else [""])
     return execution_pb2.EDGE_STATUS_TAKEN if taken else execution_pb2.EDGE_STATUS_NOT_TAKEN
 
 
@@ -223,8 +223,8 @@ def node_counts(tally: NodeTally) -> execution_pb2.NodeStatusCounts:
     return counts
 
 
-def pause_point(row: Row, links: ResumeLinks) -> pause_point_pb2.PausePoint:
-    display = _json(row["display"])
+def pause_point(row: PausePointRecord, links: ResumeLinks) -> pause_point_pb2.PausePoint:
+    display = _json(row.display)
     if not isinstance(display, dict):  # a wait node may display any value: show it as the message
         display = (
             {}
@@ -232,38 +232,38 @@ def pause_point(row: Row, links: ResumeLinks) -> pause_point_pb2.PausePoint:
             else {"message": display if isinstance(display, str) else json.dumps(display)}
         )
     api_url, ui_url = links.urls(
-        LinkClaim(row["workspace_id"], row["execution_id"], row["context_id"]), row["workflow_id"] or ""
+        LinkClaim(row.workspace_id, row.execution_id, row.context_id), row.workflow_id or ""
     )
     message = pause_point_pb2.PausePoint(
-        context_id=row["context_id"],
-        execution_id=row["execution_id"],
-        workflow_id=row["workflow_id"] or "",
-        node_id=row["node_id"],
-        reason=pause_reason(row["kind"]),
-        resume_status=pause_point_pb2.ResumeStatus.Value(f"RESUME_STATUS_{row['status'].upper()}"),
-        create_time=timestamp(row["registered_at"]),
-        expire_time=timestamp(row["expires_at"]),
-        resolve_time=timestamp(row["resolved_at"]),
+        context_id=row.context_id,
+        execution_id=row.execution_id,
+        workflow_id=row.workflow_id or "",
+        node_id=row.node_id,
+        reason=pause_reason(row.kind),
+        resume_status=pause_point_pb2.ResumeStatus.Value(f"RESUME_STATUS_{row.status.upper()}"),
+        create_time=timestamp(row.registered_at),
+        expire_time=timestamp(row.expires_at),
+        resolve_time=timestamp(row.resolved_at),
         resume_links=pause_point_pb2.ResumeLinks(
             api_url=api_url,
             ui_url=ui_url,
-            context_id=row["context_id"],
-            execution_id=row["execution_id"],
-            workflow_id=row["workflow_id"] or "",
+            context_id=row.context_id,
+            execution_id=row.execution_id,
+            workflow_id=row.workflow_id or "",
         ),
-        stack=frames(_json(row["stack"])),
+        stack=frames(_json(row.stack)),
     )
-    if row["kind"] == "approval" or display:  # else no response: nothing to show a person
+    if row.kind == "approval" or display:  # else no response: nothing to show a person
         message.response.display_data.title = str(display.get("title", ""))
         message.response.display_data.message = str(display.get("message", ""))
     extra = {key: item for key, item in display.items() if key not in ("title", "message")}
     if extra:
         message.response.display_data.extra.update(extra)
-    if row["expires_at"] is not None:
+    if row.expires_at is not None:
         message.expiry_action = EXPIRY_ACTIONS.get(
-            str(row["expiry_action"] or "fail"), pause_point_pb2.EXPIRY_ACTION_UNSPECIFIED
+            str(row.expiry_action or "fail"), pause_point_pb2.EXPIRY_ACTION_UNSPECIFIED
         )
-    for field in _json(row["form_fields"]) or []:
+    for field in _json(row.form_fields) or []:
         form_field = message.response.form_fields.add(
             name=str(field.get("name", "")),
             label=str(field.get("label", "")),
@@ -276,7 +276,7 @@ def pause_point(row: Row, links: ResumeLinks) -> pause_point_pb2.PausePoint:
         )
         if "default" in field:
             form_field.default_value.CopyFrom(value(field["default"]))
-    resume_data = _json(row["resume_data"])
+    resume_data = _json(row.resume_data)
     if resume_data is not None:
         message.resume_data.update(resume_data if isinstance(resume_data, dict) else {"value": resume_data})
     return message
@@ -306,27 +306,27 @@ def execution(
     """A run; `links` builds its pause points' resume links (FULL view only, so required there)."""
     row = view.row
     message = execution_pb2.Execution(
-        id=row["id"],
-        workflow_id=row["workflow_id"] or "",
-        workflow_version=int(row["workflow_version"] or 0),
-        workflow_name=row["name"],
-        workflow_path=row["source_path"] or "",
-        status=execution_status(row["status"]),
-        input=struct(_json(row["input"])),
-        current_node_id=row["current_node_id"] or "",
-        paused_node_id=row["paused_node_id"] or "",
-        pause_reason=pause_reason(row["pause_reason"]),
-        trace_logs=bool(row["trace_logs"]),
-        breakpoints_disabled=bool(row["breakpoints_disabled"]),
-        batch_id=row["batch_id"] or "",
-        request_id=row["request_id"] or "",
-        create_time=timestamp(row["created_at"]),
-        start_time=timestamp(row["started_at"]),
-        end_time=timestamp(row["ended_at"]),
-        update_time=timestamp(row["updated_at"]),
+        id=row.id,
+        workflow_id=row.workflow_id or "",
+        workflow_version=int(row.workflow_version or 0),
+        workflow_name=row.name,
+        workflow_path=row.source_path or "",
+        status=execution_status(row.status),
+        input=struct(_json(row.input)),
+        current_node_id=row.current_node_id or "",
+        paused_node_id=row.paused_node_id or "",
+        pause_reason=pause_reason(row.pause_reason),
+        trace_logs=bool(row.trace_logs),
+        breakpoints_disabled=bool(row.breakpoints_disabled),
+        batch_id=row.batch_id or "",
+        request_id=row.request_id or "",
+        create_time=timestamp(row.created_at),
+        start_time=timestamp(row.started_at),
+        end_time=timestamp(row.ended_at),
+        update_time=timestamp(row.updated_at),
         last_sequence=view.last_sequence,
     )
-    error = _json(row["error"])
+    error = _json(row.error)
     if error:
         message.error.CopyFrom(
             common_pb2.ExecutionError(
@@ -340,7 +340,7 @@ def execution(
     document = view.document
     top_nodes = document.get("nodes", [])
     names = {n["id"]: n.get("name", "") for n in top_nodes}
-    by_key = {r["node_key"]: r for r in view.nodes}
+    by_key = {r.node_key: r for r in view.nodes}
     outputs: dict[str, Any] = {}
     for node in top_nodes:
         node_row = by_key.get(node["id"])
@@ -355,10 +355,10 @@ def execution(
             )
         else:
             message.nodes.append(node_state(node_row, names))
-            if node_row["status"] == "completed":
-                outputs[node["id"]] = {"output": _json(node_row["output"])}
+            if node_row.status == "completed":
+                outputs[node["id"]] = {"output": _json(node_row.output)}
     for node_row in view.nodes:
-        if node_row["stack"] is not None:
+        if node_row.stack is not None:
             message.nodes.append(node_state(node_row, {}))
     for edge in document.get("edges", []):
         message.edges.append(
@@ -368,13 +368,13 @@ def execution(
                 status=_edge_status(by_key.get(edge["from"]), edge.get("when", "")),
             )
         )
-    message.data.update({"input": _json(row["input"]), "nodes": outputs})
+    message.data.update({"input": _json(row.input), "nodes": outputs})
     ends = [outputs[n["id"]]["output"] for n in top_nodes if n["type"] == "end" and n["id"] in outputs]
-    if row["status"] == "completed" and ends:
+    if row.status == "completed" and ends:
         message.output.CopyFrom(value(ends[0] if len(ends) == 1 else ends))
     message.definition.CopyFrom(definition_message(document))
-    if view.pause_points and links is None:
-        raise ValueError("a FULL execution with pause points needs the resume links")
-    for pause_row in view.pause_points:
-        message.pause_points.append(pause_point(pause_row, links))  # type: ignore[arg-type]
+    if view.pause_points:
+        if links is None:
+            raise ValueError("a FULL execution with pause points needs the resume links")
+        message.pause_points.extend(pause_point(pause_row, links) for pause_row in view.pause_points)
     return message

@@ -96,9 +96,9 @@ class ExecutionService(
         tallies = {} if full else await self._engine.queries.tallies(page.rows)
         for row in page.rows:
             if full:
-                executions.append(await self._execution(workspace_id, row["id"], True))
+                executions.append(await self._execution(workspace_id, row.id, True))
             else:
-                view = self._engine.queries.basic(row, tallies.get(str(row["id"])))
+                view = self._engine.queries.basic(row, tallies.get(row.id))
                 executions.append(convert.execution(view, full=False))
         return execution_pb2.ListExecutionsResponse(
             executions=executions, next_page_token=page.next_token, total_size=page.total

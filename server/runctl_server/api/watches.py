@@ -82,11 +82,11 @@ class ExecutionWatch:
                 yield execution_pb2.WatchExecutionResponse(
                     snapshot=snapshot, cursor=cursor, history_truncated=truncated
                 )
-                if view.row["status"] in FINISHED_EXECUTION:
+                if view.row.status in FINISHED_EXECUTION:
                     return
             else:
-                row = await queries.status(workspace_id, request.execution_id)
-                if row["status"] in FINISHED_EXECUTION and cursor >= await queries.last_sequence(row["id"]):
+                run = await queries.status(workspace_id, request.execution_id)
+                if run.status in FINISHED_EXECUTION and cursor >= await queries.last_sequence(run.id):
                     return  # the watcher has seen the end already
             async for delivery in follower.deliveries(cursor):
                 if delivery.heartbeat:
@@ -122,11 +122,11 @@ class BatchWatch:
                 yield batch_pb2.WatchBatchResponse(
                     snapshot=batch_convert.batch(view), cursor=cursor, history_truncated=truncated
                 )
-                if await self._over(request.batch_id, str(view.row["status"])):
+                if await self._over(request.batch_id, view.row.status):
                     return
             else:
                 row = await batches.row(workspace_id, request.batch_id)  # NOT_FOUND for an unknown one
-                if await self._over(request.batch_id, str(row["status"])):
+                if await self._over(request.batch_id, row.status):
                     ended = await batches.get(workspace_id, request.batch_id, items=False)
                     if cursor >= ended.last_sequence:
                         return  # the watcher has seen the end already

@@ -16,7 +16,8 @@ from runctl_server.engine.batch_sources import BatchEntry, resolve_source
 from runctl_server.engine.model import RUNNING, new_id, now
 from runctl_server.engine.start_request import StartRequest
 from runctl_server.errors import InvalidArgument
-from runctl_server.store import sql
+from runctl_server.store import batches as stored
+from runctl_server.store.records import BatchRecord
 from runctl_server.store.writer import EventRecord, Mutation, WriteError, dumps
 
 if TYPE_CHECKING:
@@ -54,10 +55,8 @@ def batch_concurrency(requested: int) -> int:
     return requested
 
 
-def batch_event(event_type: str, row: Mapping[str, Any], payload: dict[str, Any]) -> EventRecord:
-    return EventRecord(
-        type=event_type, workspace_id=str(row["workspace_id"]), batch_id=str(row["id"]), payload=payload
-    )
+def batch_event(event_type: str, row: BatchRecord, payload: dict[str, Any]) -> EventRecord:
+    return EventRecord(type=event_type, workspace_id=row.workspace_id, batch_id=row.id, payload=payload)
 
 
 async def cancel_unstarted(parts: BatchParts, workspace_id: str, execution_ids: list[str]) -> None:
@@ -96,38 +95,39 @@ async def create_batch(parts: BatchParts, workspace_id: str, request: BatchReque
     # The queued runs commit together (group commit). A failure here (a file changed since it was
     # checked) cancels the runs already queued, so no half batch is left behind.
     created = await asyncio.gather(*(queue(entry) for entry in source.entries), return_exceptions=True)
-    run_ids = [str(view.row["id"]) for view in created if not isinstance(view, BaseException)]
+    run_ids = [view.row.id for view in created if not isinstance(view, BaseException)]
     failure = next((error for error in created if isinstance(error, BaseException)), None)
     if failure is not None:
         await cancel_unstarted(parts, workspace_id, run_ids)
         raise failure
-    row = {
-        "id": batch_id,
-        "workspace_id": workspace_id,
-        "status": RUNNING,
-        "source_type": source.kind,
-        "folder_path": source.folder_path,
-        "concurrency": concurrency,
-        "total": len(run_ids),
-        "input": dumps(dict(request.input or {})),
-        "request_id": request.request_id or None,
-        "created_at": now(),
-        "ended_at": None,
-    }
+    batch = BatchRecord(
+        id=batch_id,
+        workspace_id=workspace_id,
+        status=RUNNING,
+        source_type=source.kind,
+        folder_path=source.folder_path,
+        concurrency=concurrency,
+        total=len(run_ids),
+        input=dumps(dict(request.input or {})),
+        request_id=request.request_id or None,
+        created_at=now(),
+        ended_at=None,
+    )
     mutation = Mutation()
-    mutation.add(sql.INSERT_BATCH, row)
+    mutation.add(*stored.insert(batch))
     for position, (entry, execution_id) in enumerate(zip(source.entries, run_ids, strict=True)):
-        item = {
-            "batch_id": batch_id,
-            "position": position,
-            "execution_id": execution_id,
-            "workflow_id": entry.workflow_id or None,
-            "workflow_path": entry.workflow_path or None,
-            "workflow_file_name": entry.file_name or None,
-        }
-        mutation.add(sql.INSERT_BATCH_ITEM, item)
+        mutation.add(
+            *stored.insert_item(
+                batch_id,
+                position,
+                execution_id,
+                workflow_id=entry.workflow_id or None,
+                workflow_path=entry.workflow_path or None,
+                workflow_file_name=entry.file_name or None,
+            )
+        )
     counts = await parts.queries.counts(batch_id)
-    mutation.emit(batch_event("BATCH_STARTED", row, {"batch": batch_json(row, counts)}))
+    mutation.emit(batch_event("BATCH_STARTED", batch, {"batch": batch_json(batch, counts)}))
     try:
         await parts.writer.commit(mutation)
     except WriteError:

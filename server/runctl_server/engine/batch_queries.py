@@ -12,8 +12,9 @@ from typing import Any
 from runctl_server.engine.model import COMPLETED, ERROR, PAUSED, QUEUED, RUNNING, STOPPED, now
 from runctl_server.engine.paging import decode_token, encode_token
 from runctl_server.errors import InvalidArgument, NotFound
-from runctl_server.store import sql
+from runctl_server.store import batches as stored
 from runctl_server.store.reads import Reader, Row
+from runctl_server.store.records import BatchItemRecord, BatchRecord
 
 BATCH_STATUSES = (RUNNING, COMPLETED, ERROR, STOPPED)
 DEFAULT_LIST_SIZE = 20
@@ -51,9 +52,9 @@ class BatchCounts:
 class BatchView:
     """A batch as stored: its row, run counts, its runs in source order (when asked for), last sequence."""
 
-    row: Row
+    row: BatchRecord
     counts: BatchCounts
-    items: list[Row] = field(default_factory=list)
+    items: list[BatchItemRecord] = field(default_factory=list)
     last_sequence: int = 0
 
 
@@ -85,39 +86,37 @@ class BatchQueries:
         self._reader = reader
 
     async def by_request(self, workspace_id: str, request_id: str) -> str | None:
-        row = await self._reader.one(sql.SELECT_BATCH_BY_REQUEST, {"ws": workspace_id, "rid": request_id})
-        return None if row is None else str(row["id"])
+        return await stored.id_by_request(self._reader, workspace_id, request_id)
 
-    async def row(self, workspace_id: str, batch_id: str) -> Row:
-        row = await self._reader.one(sql.SELECT_BATCH, {"id": batch_id, "ws": workspace_id})
+    async def row(self, workspace_id: str, batch_id: str) -> BatchRecord:
+        row = await stored.batch(self._reader, batch_id, workspace_id)
         if row is None:
             raise not_found(batch_id)
         return row
 
     async def counts(self, batch_id: str) -> BatchCounts:
-        return _counts(await self._reader.all(sql.SELECT_BATCH_COUNTS, {"id": batch_id}))
+        return _counts(await stored.counts(self._reader, batch_id))
 
-    async def item(self, execution_id: str) -> Row | None:
-        return await self._reader.one(sql.SELECT_BATCH_ITEM, {"execution_id": execution_id})
+    async def item(self, execution_id: str) -> BatchItemRecord | None:
+        return await stored.item_of_run(self._reader, execution_id)
 
     async def get(self, workspace_id: str, batch_id: str, *, items: bool = True) -> BatchView:
         if not batch_id:
             raise InvalidArgument.single("batch_id", "is required", reason="FIELD_REQUIRED")
-        params = {"id": batch_id, "ws": workspace_id}
         queries = {
-            "batch": (sql.SELECT_BATCH, params),
-            "counts": (sql.SELECT_BATCH_COUNTS, params),
-            "sequence": (sql.SELECT_BATCH_LAST_SEQUENCE, params),
+            "batch": stored.batch_statement(batch_id, workspace_id),
+            "counts": stored.counts_statement(batch_id),
+            "sequence": stored.last_sequence_statement(batch_id),
         }
         if items:
-            queries["items"] = (sql.SELECT_BATCH_ITEMS, params)
+            queries["items"] = stored.items_statement(batch_id)
         rows = await self._reader.snapshot(queries)
         if not rows["batch"]:
             raise not_found(batch_id)
         return BatchView(
-            row=rows["batch"][0],
+            row=stored.batch_records(rows["batch"])[0],
             counts=_counts(rows["counts"]),
-            items=rows.get("items", []),
+            items=stored.item_records(rows.get("items", [])),
             last_sequence=int(rows["sequence"][0]["last"] or 0),
         )
 
@@ -148,39 +147,26 @@ class BatchQueries:
             raise InvalidArgument.single("offset", "must not be negative", reason="FIELD_INVALID")
         size = _size(page_size, "page_size") if (page_size or page_token) else _size(limit, "limit")
         position = decode_token(page_token, ("t", "id"), filters={"statuses": frozenset(statuses)})
-        # One named parameter per status: a snapshot's reads take no expanding parameters.
-        wanted = {f"status{index}": status for index, status in enumerate(statuses)}
-        where = "workspace_id = :ws"
-        if wanted:
-            where += f" AND status IN ({', '.join(':' + name for name in wanted)})"
-        params: dict[str, Any] = {"ws": workspace_id, **wanted, "limit": size + 1, "offset": offset}
-        older = "(created_at < :t OR (created_at = :t AND id < :id))"
-        queries = {"total": (f"SELECT COUNT(*) AS n FROM batches WHERE {where}", params)}  # noqa: S608
-        if position is None:
-            queries["rows"] = (
-                f"SELECT * FROM batches WHERE {where}"  # noqa: S608 (fixed fragments only)
-                " ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset",
-                params,
+        found = await self._reader.snapshot(
+            stored.page_statements(
+                workspace_id,
+                limit=size + 1,
+                offset=offset,
+                statuses=statuses,
+                before=None if position is None else (position["t"], position["id"]),
             )
-        else:
-            params.update(t=position["t"], id=position["id"])
-            queries["rows"] = (
-                f"SELECT * FROM batches WHERE {where} AND {older}"  # noqa: S608 (fixed fragments only)
-                " ORDER BY created_at DESC, id DESC LIMIT :limit",
-                params,
-            )
-        found = await self._reader.snapshot(queries)
-        rows = found["rows"]
+        )
+        rows = stored.batch_records(found["rows"])
         next_token = ""
         if len(rows) > size:
             rows = rows[:size]
             last = rows[-1]
             next_token = encode_token(
-                {"t": last["created_at"], "id": last["id"]}, {"statuses": frozenset(statuses)}
+                {"t": last.created_at, "id": last.id}, {"statuses": frozenset(statuses)}
             )
-        counts = await self._counts_of([str(row["id"]) for row in rows])
+        counts = await self._counts_of([row.id for row in rows])
         return BatchPage(
-            batches=[BatchView(row=row, counts=counts.get(row["id"], BatchCounts())) for row in rows],
+            batches=[BatchView(row=row, counts=counts.get(row.id, BatchCounts())) for row in rows],
             total=int(found["total"][0]["n"]),
             limit=size,
             offset=offset,
@@ -190,7 +176,7 @@ class BatchQueries:
     async def _counts_of(self, batch_ids: Sequence[str]) -> dict[str, BatchCounts]:
         if not batch_ids:
             return {}
-        rows = await self._reader.all(sql.SELECT_BATCHES_COUNTS, {"ids": batch_ids}, expanding=("ids",))
+        rows = await stored.counts_of(self._reader, batch_ids)
         by_batch: dict[str, dict[str, int]] = {}
         for row in rows:
             by_batch.setdefault(row["batch_id"], {})[row["status"]] = int(row["n"])
@@ -210,44 +196,44 @@ def _without_empty(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value not in (None, "", 0)}
 
 
-def batch_json(row: Row, counts: BatchCounts) -> dict[str, Any]:
+def batch_json(row: BatchRecord, counts: BatchCounts) -> dict[str, Any]:
     """Batch (without executions) in proto JSON, as BATCH_* events carry it."""
-    ended = row["ended_at"]
+    ended = row.ended_at
     return _without_empty(
         {
-            "batchId": row["id"],
-            "status": f"BATCH_STATUS_{row['status'].upper()}",
-            "sourceType": f"BATCH_SOURCE_TYPE_{row['source_type'].upper()}",
-            "folderPath": row["folder_path"],
-            "totalWorkflows": int(row["total"]),
+            "batchId": row.id,
+            "status": f"BATCH_STATUS_{row.status.upper()}",
+            "sourceType": f"BATCH_SOURCE_TYPE_{row.source_type.upper()}",
+            "folderPath": row.folder_path,
+            "totalWorkflows": int(row.total),
             "completed": counts.completed,
             "running": counts.running,
             "queued": counts.queued,
             "failed": counts.failed,
             "stopped": counts.stopped,
             "paused": counts.paused,
-            "concurrency": int(row["concurrency"]),
-            "startTime": _time(row["created_at"]),
+            "concurrency": int(row.concurrency),
+            "startTime": _time(row.created_at),
             "endTime": _time(ended),
-            "duration": f"{(ended if ended is not None else now()) - row['created_at']:.3f}s",
-            "requestId": row["request_id"],
+            "duration": f"{(ended if ended is not None else now()) - row.created_at:.3f}s",
+            "requestId": row.request_id,
         }
     )
 
 
-def item_json(item: Row) -> dict[str, Any]:
+def item_json(item: BatchItemRecord) -> dict[str, Any]:
     """BatchItem in proto JSON."""
-    error = json.loads(item["error"]) if item["error"] else {}
+    error = json.loads(item.error) if item.error else {}
     return _without_empty(
         {
-            "executionId": item["execution_id"],
-            "workflowId": item["workflow_id"],
-            "workflowFileName": item["workflow_file_name"],
-            "workflowPath": item["workflow_path"],
-            "status": f"EXECUTION_STATUS_{str(item['status'] or 'unspecified').upper()}",
-            "currentNodeId": item["current_node_id"],
+            "executionId": item.execution_id,
+            "workflowId": item.workflow_id,
+            "workflowFileName": item.workflow_file_name,
+            "workflowPath": item.workflow_path,
+            "status": f"EXECUTION_STATUS_{str(item.status or 'unspecified').upper()}",
+            "currentNodeId": item.current_node_id,
             "error": error.get("message", ""),
-            "startTime": _time(item["started_at"]),
-            "endTime": _time(item["ended_at"]),
+            "startTime": _time(item.started_at),
+            "endTime": _time(item.ended_at),
         }
     )

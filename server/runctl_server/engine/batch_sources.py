@@ -133,7 +133,7 @@ async def _workflow_entries(parts: BatchParts, workspace_id: str, ids: Sequence[
         raise InvalidArgument("workflow ids must not be empty", empty, reason="FIELD_REQUIRED")
     for workflow_id in dict.fromkeys(ids):
         row = await parts.workflows.row(workspace_id, workflow_id)  # NotFound for an unknown id
-        if row["status"] == "cancelled":
+        if row.status == "cancelled":
             raise FailedPrecondition(
                 f"workflow {workflow_id!r} is cancelled and takes no new runs", reason="WORKFLOW_CANCELLED"
             )

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runctl_server.engine.batch_creation import (
@@ -28,9 +28,9 @@ from runctl_server.engine.batch_queries import batch_json, item_json
 from runctl_server.engine.control import StopCounts
 from runctl_server.engine.model import COMPLETED, RUNNING, STOPPED, Run, now
 from runctl_server.errors import FailedPrecondition, InvalidArgument
-from runctl_server.store import sql
+from runctl_server.store import batches as stored
 from runctl_server.store.locks import advisory_lock
-from runctl_server.store.reads import Row
+from runctl_server.store.records import BatchRecord
 from runctl_server.store.writer import EventRecord, Mutation
 
 log = logging.getLogger(__name__)
@@ -145,20 +145,18 @@ class Batches:
 
     # -- releasing runs as slots free up -------------------------------------------------------------
 
-    async def _fill(self, batch_id: str) -> Row | None:
+    async def _fill(self, batch_id: str) -> BatchRecord | None:
         """Release queued runs, in source order, into the batch's free slots (the caller holds its lock);
         answers the batch's row while it is running, None once it has ended (or never came to be)."""
-        row = await self._parts.reader.one(sql.SELECT_BATCH_BY_ID, {"id": batch_id})
-        if row is None or row["status"] != RUNNING:
+        row = await stored.batch(self._parts.reader, batch_id)
+        if row is None or row.status != RUNNING:
             return None
         counts = await self._queries.counts(batch_id)
-        free = int(row["concurrency"]) - counts.running
+        free = row.concurrency - counts.running
         refused: set[str] = set()
         while free > 0:
-            candidates = await self._parts.reader.all(
-                sql.SELECT_QUEUED_BATCH_RUNS, {"id": batch_id, "limit": free + len(refused)}
-            )
-            fresh = [str(c["execution_id"]) for c in candidates if c["execution_id"] not in refused]
+            candidates = await stored.queued_runs(self._parts.reader, batch_id, free + len(refused))
+            fresh = [execution_id for execution_id in candidates if execution_id not in refused]
             if not fresh:
                 break
             for execution_id in fresh[:free]:
@@ -191,20 +189,20 @@ class Batches:
         if not still_running:
             self._forget(batch_id)
 
-    async def _record_progress(self, running: Row, execution_id: str = "") -> bool:
+    async def _record_progress(self, running: BatchRecord, execution_id: str = "") -> bool:
         """Commit the batch's new counts; once nothing is left to run it ends COMPLETED, failed runs or
         not (the local runner API); answers whether it still runs. The caller holds the batch's lock, so
         `running` is current."""
-        row = dict(running)
-        counts = await self._queries.counts(row["id"])
+        row = running
+        counts = await self._queries.counts(row.id)
         mutation = Mutation()
         item = await self._queries.item(execution_id) if execution_id else None
         if item is not None:
             payload = {"batch": batch_json(row, counts), "item": item_json(item)}
             mutation.emit(batch_event("BATCH_UPDATED", row, payload))
         if counts.active == 0:
-            row.update(status=COMPLETED, ended_at=now())
-            mutation.add(sql.END_BATCH, {"id": row["id"], "status": COMPLETED, "ended_at": row["ended_at"]})
+            row = replace(row, status=COMPLETED, ended_at=now())
+            mutation.add(*stored.end(row.id, COMPLETED, row.ended_at))
             mutation.emit(batch_event("BATCH_COMPLETED", row, {"batch": batch_json(row, counts)}))
         await self._parts.writer.commit(mutation)
         return counts.active > 0
@@ -212,10 +210,10 @@ class Batches:
     async def start(self) -> None:
         """After a restart: give running batches their free slots again, end those whose runs all ended
         while nobody listened, and cancel runs queued for a batch that never got committed."""
-        for orphan in await self._parts.reader.all(sql.SELECT_ORPHANED_BATCH_RUNS):
-            await cancel_unstarted(self._parts, str(orphan["workspace_id"]), [str(orphan["id"])])
-        for batch in await self._parts.reader.all(sql.SELECT_RUNNING_BATCHES):
-            await self._advance(str(batch["id"]))
+        for execution_id, workspace_id in await stored.orphaned_runs(self._parts.reader):
+            await cancel_unstarted(self._parts, workspace_id, [execution_id])
+        for batch_id in await stored.running(self._parts.reader):
+            await self._advance(batch_id)
 
     # -- stopping and clearing -----------------------------------------------------------------------
 
@@ -227,11 +225,11 @@ class Batches:
         try:
             async with self._lock(batch_id):
                 row = await self._queries.row(workspace_id, batch_id)
-                if row["status"] != RUNNING:
+                if row.status != RUNNING:
                     raise FailedPrecondition(
-                        f"batch {batch_id!r} has already ended ({row['status']})",
+                        f"batch {batch_id!r} has already ended ({row.status})",
                         reason="BATCH_ENDED",
-                        metadata={"status": str(row["status"])},
+                        metadata={"status": row.status},
                     )
                 await self._parts.writer.commit(await self._stop_mutation([row], reason))
         finally:
@@ -241,50 +239,47 @@ class Batches:
             workspace_id, ids, reason or f"its batch {batch_id} was stopped"
         )
 
-    async def _stop_mutation(self, rows: Sequence[Mapping[str, Any]], reason: str) -> Mutation:
+    async def _stop_mutation(self, rows: Sequence[BatchRecord], reason: str) -> Mutation:
         mutation = Mutation()
         stamp = now()
         for row in rows:
-            stopped = {**row, "status": STOPPED, "ended_at": stamp}
-            counts = await self._queries.counts(str(row["id"]))
-            mutation.add(sql.END_BATCH, {"id": row["id"], "status": STOPPED, "ended_at": stamp})
+            stopped = replace(row, status=STOPPED, ended_at=stamp)
+            counts = await self._queries.counts(row.id)
+            mutation.add(*stored.end(row.id, STOPPED, stamp))
             payload = {"batch": batch_json(stopped, counts), "reason": reason or "stopped"}
             mutation.emit(batch_event("BATCH_STOPPED", stopped, payload))
         return mutation
 
     async def stop_all(self, workspace_id: str) -> list[str]:
         """Mark every running batch stopped (their runs are stopped by the caller); answers their ids."""
-        listed = await self._parts.reader.all(sql.SELECT_WORKSPACE_RUNNING_BATCHES, {"ws": workspace_id})
-        ids = sorted(str(row["id"]) for row in listed)  # one lock order, so two callers never deadlock
+        listed = await stored.running(self._parts.reader, workspace_id)
+        ids = sorted(listed)  # one lock order, so two callers never deadlock
         async with contextlib.AsyncExitStack() as stack:
             rows = []
             for batch_id in ids:
                 await stack.enter_async_context(self._lock(batch_id))
                 row = await self._queries.row(workspace_id, batch_id)
-                if row["status"] == RUNNING:  # it may have ended while we waited for its lock
+                if row.status == RUNNING:  # it may have ended while we waited for its lock
                     rows.append(row)
             await self._parts.writer.commit(await self._stop_mutation(rows, "stopped with all other runs"))
         for row in rows:
-            self._forget(str(row["id"]))
-        order = {str(row["id"]): index for index, row in enumerate(listed)}
-        return sorted((str(row["id"]) for row in rows), key=order.__getitem__)
+            self._forget(row.id)
+        order = {batch_id: index for index, batch_id in enumerate(listed)}
+        return sorted((row.id for row in rows), key=order.__getitem__)
 
     async def clear(self, workspace_id: str) -> ClearOutcome:
         """Delete every ended batch of the workspace with its runs and their events (as in the
         local runner API, the history is removed for good); running ones are kept and listed."""
-        rows = await self._parts.reader.all(sql.SELECT_BATCHES_FOR_CLEARING, {"ws": workspace_id})
-        ended = [row for row in rows if row["status"] != RUNNING and int(row["active"]) == 0]
-        ended_ids = {row["id"] for row in ended}
-        skipped = [str(row["id"]) for row in rows if row["id"] not in ended_ids]
-        outcome = ClearOutcome(len(ended), sum(int(row["runs"]) for row in ended), skipped)
+        rows = await stored.for_clearing(self._parts.reader, workspace_id)
+        ended = [row for row in rows if row.status != RUNNING and row.active == 0]
+        ended_ids = {row.id for row in ended}
+        skipped = [row.id for row in rows if row.id not in ended_ids]
+        outcome = ClearOutcome(len(ended), sum(row.runs for row in ended), skipped)
         if not ended:
             return outcome
         mutation = Mutation()
         for row in ended:
-            mutation.add(sql.MARK_BATCH_EVENTS_PRUNED, {"batch_id": row["id"]})
-            mutation.add(sql.DELETE_BATCH_EVENTS, {"batch_id": row["id"]})
-            mutation.add(sql.DELETE_BATCH_RUNS, {"batch_id": row["id"]})
-            mutation.add(sql.DELETE_BATCH, {"id": row["id"]})
+            mutation.statements.extend(stored.clear(row.id))
         cleared = {
             "batchesDeleted": outcome.batches_deleted,
             "executionsDeleted": outcome.executions_deleted,

@@ -26,6 +26,7 @@ from runctl_server.engine.messages import Message, Wake
 from runctl_server.engine.scheduler import Router, Scheduler
 from runctl_server.errors import Unavailable
 from runctl_server.events.relay import EventRelay
+from runctl_server.store import event_log
 from runctl_server.store.leases import (
     EVENTS_CHANNEL,
     INBOX_CHANNEL,
@@ -299,9 +300,9 @@ class Cluster(Router):
     # -- notifications ----------------------------------------------------------------------------------
 
     async def _on_connect(self) -> None:
-        row = await self._reader.one("SELECT value FROM counters WHERE name = 'event_sequence'")
-        if row is not None:
-            self._relay.committed_through(int(row["value"]))
+        last = await event_log.last_sequence(self._reader)
+        if last is not None:
+            self._relay.committed_through(last)
         await self._on_state("reconnected")
         for event in self._waiting.values():
             event.set()

@@ -26,7 +26,9 @@ from runctl_server.engine.model import (
 )
 from runctl_server.engine.scheduler import Driven, Scheduler
 from runctl_server.errors import FailedPrecondition, InvalidArgument, NotFound
+from runctl_server.store import executions
 from runctl_server.store.reads import Reader
+from runctl_server.store.records import RunState
 
 PAUSE_ACTIONS = ("continue", "skip", "continueWithoutBreakpoint")  # stopping is `stop`
 
@@ -82,28 +84,25 @@ class RunControl:
         # Marks every running batch of a workspace stopped, so none releases a run while stop_all works.
         self._stop_batches = stop_batches
 
-    async def _existing(self, workspace_id: str, execution_id: str) -> dict[str, Any]:
-        """The run's id and status; every control call names its run (no implicit "most recent")."""
+    async def _existing(self, workspace_id: str, execution_id: str) -> RunState:
+        """Where the run stands; every control call names its run (no implicit "most recent")."""
         if not execution_id:
             raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
-        row = await self._reader.one(
-            "SELECT id, status FROM executions WHERE id = :id AND workspace_id = :ws",
-            {"id": execution_id, "ws": workspace_id},
-        )
-        if row is None:
+        run = await executions.state_of(self._reader, execution_id, workspace_id)
+        if run is None:
             raise NotFound(f"execution {execution_id!r} not found", reason="EXECUTION_NOT_FOUND")
-        return dict(row)
+        return run
 
     async def _send(
         self, workspace_id: str, execution_id: str, name: str, args: dict[str, Any] | None = None
     ) -> Any:
         result = await self._send_command(execution_id, name, args)
         if result is None:  # the run ended before the handler could run
-            row = await self._existing(workspace_id, execution_id)
+            run = await self._existing(workspace_id, execution_id)
             raise FailedPrecondition(
-                f"execution {execution_id!r} has already ended ({row['status']})",
+                f"execution {execution_id!r} has already ended ({run.status})",
                 reason="EXECUTION_ENDED",
-                metadata={"status": str(row["status"])},
+                metadata={"status": run.status},
             )
         return result
 
@@ -118,14 +117,9 @@ class RunControl:
 
     async def _stop_children(self, workspace_id: str, parent_id: str, reason: str) -> None:
         """Sub-workflow runs awaited by a stopped run stop with it."""
-        rows = await self._reader.all(
-            "SELECT id FROM executions WHERE parent_execution_id = :id AND status IN :active",
-            {"id": parent_id, "active": list(ACTIVE_EXECUTION)},
-            expanding=("active",),
-        )
-        for row in rows:
+        for child_id in await executions.children_in(self._reader, parent_id, ACTIVE_EXECUTION):
             with contextlib.suppress(FailedPrecondition):  # it ended meanwhile
-                await self.stop(workspace_id, row["id"], f"its parent run {parent_id} was stopped")
+                await self.stop(workspace_id, child_id, f"its parent run {parent_id} was stopped")
 
     async def stop_many(self, workspace_id: str, execution_ids: list[str], reason: str) -> StopCounts:
         """Stop every listed run that is still active; runs that ended meanwhile are not counted."""
@@ -150,18 +144,11 @@ class RunControl:
         counts = await self.stop_many(workspace_id, ids, reason or "stopped with all other runs")
         return StopAllOutcome(counts, batch_ids)
 
-    async def active_ids(self, workspace_id: str, **where: str) -> list[str]:
-        clauses = ["workspace_id = :ws", "status IN :active"]
-        params: dict[str, Any] = {"ws": workspace_id, "active": list(ACTIVE_EXECUTION)}
-        for column, value in where.items():
-            clauses.append(f"{column} = :{column}")
-            params[column] = value
-        rows = await self._reader.all(
-            f"SELECT id FROM executions WHERE {' AND '.join(clauses)} ORDER BY created_at",  # noqa: S608
-            params,
-            expanding=("active",),
+    async def active_ids(self, workspace_id: str, *, workflow_id: str = "", batch_id: str = "") -> list[str]:
+        """The workspace's active runs, oldest first, optionally of one workflow or batch."""
+        return await executions.ids_matching(
+            self._reader, workspace_id, ACTIVE_EXECUTION, workflow_id=workflow_id, batch_id=batch_id
         )
-        return [str(row["id"]) for row in rows]
 
     # -- paused runs -----------------------------------------------------------------------------
 

@@ -18,17 +18,27 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from runctl_server.engine.model import FINISHED_EXECUTION
 from runctl_server.store.writer import EventRecord
 
 
+class _Run(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def workspace_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def batch_id(self) -> str | None: ...
+
+
 class _View(Protocol):
     @property
-    def row(self) -> Mapping[str, Any]: ...
+    def row(self) -> _Run: ...
 
 
 View = TypeVar("View", bound=_View)
@@ -61,7 +71,7 @@ class EndedRuns(Generic[View]):
     def get(self, workspace_id: str, execution_id: str, full: bool) -> View | None:
         key = (execution_id, full)
         view = self._views.get(key)
-        if view is None or view.row["workspace_id"] != workspace_id:
+        if view is None or view.row.workspace_id != workspace_id:
             return None
         if time.monotonic() - self._kept_at[key] > self._max_age:
             self._forget(execution_id)
@@ -71,7 +81,7 @@ class EndedRuns(Generic[View]):
 
     def holds(self, view: View) -> bool:
         """Whether `view` is one this keeps (so it will be handed out again, unchanged)."""
-        execution_id = str(view.row["id"])
+        execution_id = str(view.row.id)
         return any(self._views.get((execution_id, full)) is view for full in (True, False))
 
     def reading(self, execution_id: str) -> int:
@@ -87,7 +97,7 @@ class EndedRuns(Generic[View]):
         fresh = entry.version == version
         if not entry.readers:
             del self._reading[execution_id]
-        if not fresh or view is None or view.row["status"] not in FINISHED_EXECUTION or self._capacity <= 0:
+        if not fresh or view is None or view.row.status not in FINISHED_EXECUTION or self._capacity <= 0:
             return
         self._views[(execution_id, full)] = view
         self._kept_at[(execution_id, full)] = time.monotonic()
@@ -110,7 +120,7 @@ class EndedRuns(Generic[View]):
         cleared = [
             key
             for key, view in self._views.items()
-            if view.row["batch_id"] and view.row["workspace_id"] == workspace_id
+            if view.row.batch_id and view.row.workspace_id == workspace_id
         ]
         for execution_id, _full in cleared:
             self._forget(execution_id)

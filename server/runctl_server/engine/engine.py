@@ -52,8 +52,10 @@ from runctl_server.nodes.registry import load_node_types
 from runctl_server.observe import tracing
 from runctl_server.observe.metrics import Metrics
 from runctl_server.settings import Limits
+from runctl_server.store import event_log, executions, workflows
 from runctl_server.store.notify import conninfo
 from runctl_server.store.reads import Reader
+from runctl_server.store.records import RunRecord, record
 from runctl_server.store.writer import EventRecord, WriteError, Writer, dumps
 
 log = logging.getLogger(__name__)
@@ -203,8 +205,7 @@ class Engine:
 
     async def start(self) -> None:
         self.writer.start()
-        counter = await self.reader.one("SELECT value FROM counters WHERE name = 'event_sequence'")
-        self.hub.last_sequence = int(counter["value"]) if counter else 0
+        self.hub.last_sequence = await event_log.last_sequence(self.reader) or 0
         self.relay.start()
         await self.reload_paused_workflows()
         if self.cluster is not None:
@@ -239,10 +240,7 @@ class Engine:
 
     async def _reload_paused_workflows(self) -> set[str]:
         """Answers the workflows that are no longer paused."""
-        paused = await self.reader.all(
-            "SELECT id FROM workflows WHERE status = 'paused' AND deleted_at IS NULL"
-        )
-        return self.workflow_holds.replace(row["id"] for row in paused)
+        return self.workflow_holds.replace(await workflows.paused_ids(self.reader))
 
     async def _stop_batches(self, workspace_id: str) -> list[str]:
         return await self.batches.stop_all(workspace_id)
@@ -261,12 +259,9 @@ class Engine:
 
     async def recover(self) -> int:
         """Pick up every run that was mid-flight when the last process stopped; answers how many."""
-        rows = await self.reader.all(
-            "SELECT id FROM executions WHERE status IN ('running', 'paused') AND parked = :false",
-            {"false": False},
-        )
-        for row in rows:
-            run = await self.store.load_run(row["id"])
+        rows = await executions.in_flight_ids(self.reader)
+        for execution_id in rows:
+            run = await self.store.load_run(execution_id)
             if run is not None and not run.finished and not self.scheduler.is_loaded(run.id):
                 self.scheduler.launch(run, fresh=False)
         await self._recover_children()
@@ -281,12 +276,8 @@ class Engine:
         self.scheduler.timers.refresh_soon()
         if self.cluster is None:
             return await self.recover()
-        rows = await self.reader.all(
-            "SELECT id FROM executions WHERE status IN ('running', 'paused') AND parked = :false"
-            " AND lease_owner = :me",
-            {"false": False, "me": self.replica_id},
-        )
-        idle = [row["id"] for row in rows if not self.scheduler.is_loaded(row["id"])]
+        rows = await executions.in_flight_ids(self.reader, lease_owner=self.replica_id)
+        idle = [execution_id for execution_id in rows if not self.scheduler.is_loaded(execution_id)]
         for execution_id in idle:
             self.scheduler.deliver(execution_id, Wake())
         return len(idle)
@@ -295,26 +286,12 @@ class Engine:
         """A crash may fall between a parent's commit and its child's creation, or between the child's
         end and the parent hearing of it: start each awaited child again (idempotent) and re-check it.
         With `execution_ids`, only for those parents (runs this replica just took over)."""
-        if execution_ids is None:
-            rows = await self.reader.all(
-                "SELECT n.execution_id, n.node_key, n.attempts, n.state FROM node_states n"
-                " JOIN executions e ON e.id = n.execution_id WHERE e.status IN ('running', 'paused')"
-                " AND n.status = 'running' AND n.state LIKE :pattern",
-                {"pattern": '%"childId"%'},
-            )
-        else:
-            rows = await self.reader.all(
-                "SELECT n.execution_id, n.node_key, n.attempts, n.state FROM node_states n"
-                " JOIN executions e ON e.id = n.execution_id WHERE e.status IN ('running', 'paused')"
-                " AND n.status = 'running' AND n.state LIKE :pattern AND e.id IN :ids",
-                {"pattern": '%"childId"%', "ids": execution_ids or [""]},
-                expanding=("ids",),
-            )
+        rows = await executions.awaiting_children(self.reader, execution_ids)
         for row in rows:
-            run = await self.store.load_run(row["execution_id"])
-            child = json.loads(row["state"]).get("child")
+            run = await self.store.load_run(row.execution_id)
+            child = json.loads(row.state).get("child")
             if run is not None and isinstance(child, dict):
-                await self._start_child(run, row["node_key"], int(row["attempts"]), child)
+                await self._start_child(run, row.node_key, row.attempts, child)
 
     def in_background(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run `work` as a task the engine holds and cancels when it stops."""
@@ -376,14 +353,14 @@ class Engine:
             )
         if workflow_id:
             row, definition = await self.workflows.definition(workspace_id, workflow_id, workflow_version)
-            if row["status"] == "cancelled":
+            if row.status == "cancelled":
                 raise FailedPrecondition(
                     f"workflow {workflow_id!r} is cancelled and takes no new runs",
                     reason="WORKFLOW_CANCELLED",
                 )
             return definition, {
                 "workflow_id": workflow_id,
-                "workflow_version": row["version"],
+                "workflow_version": row.version,
                 "document": None,
             }
         if document is not None:
@@ -487,7 +464,7 @@ class Engine:
         if not queued:
             self.scheduler.launch(run, fresh=True)
         # The reply comes from what was just committed: no read back.
-        row = dict(insert.statements[0][1])
+        row = record(RunRecord, insert.statements[0][1])
         unreached = len(definition.document.get("nodes", []))  # no node has run yet
         return ExecutionView(
             row=row,
@@ -524,30 +501,24 @@ class Engine:
             return
         if not child.get("waitForCompletion", True):
             self.scheduler.deliver(
-                run.id, ChildCompleted(node_key=node_key, output={"executionId": started.row["id"]})
+                run.id, ChildCompleted(node_key=node_key, output={"executionId": started.row.id})
             )
-        elif started.row["status"] in FINISHED_EXECUTION:
+        elif started.row.status in FINISHED_EXECUTION:
             # Found on recovery: the child ended while its parent was not listening.
             await self._report_finished_child(run.id, node_key, started.row)
 
-    async def _report_finished_child(self, parent_id: str, node_key: str, row: Mapping[str, Any]) -> None:
-        if row["status"] == COMPLETED:
-            ends = await self.reader.all(
-                "SELECT output FROM node_states WHERE execution_id = :id AND node_type = 'end'"
-                " AND status = 'completed' ORDER BY node_key",
-                {"id": row["id"]},
-            )
-            outputs = [json.loads(end["output"]) if end["output"] else None for end in ends]
+    async def _report_finished_child(self, parent_id: str, node_key: str, row: RunRecord) -> None:
+        if row.status == COMPLETED:
+            ends = await executions.end_outputs(self.reader, row.id)
+            outputs = [json.loads(end) if end else None for end in ends]
             result = outputs[0] if len(outputs) == 1 else (outputs or None)
             message: ChildCompleted | ChildFailed = ChildCompleted(
-                node_key=node_key, output={"executionId": row["id"], "output": result}
+                node_key=node_key, output={"executionId": row.id, "output": result}
             )
         else:
-            error = json.loads(row["error"]) if row["error"] else {}
-            reason = error.get("message") or row["status"]
-            failure = NodeFailure(
-                f"sub-workflow {row['id']} ended {row['status']}: {reason}", code="CHILD_FAILED"
-            )
+            error = json.loads(row.error) if row.error else {}
+            reason = error.get("message") or row.status
+            failure = NodeFailure(f"sub-workflow {row.id} ended {row.status}: {reason}", code="CHILD_FAILED")
             message = ChildFailed(node_key=node_key, error=failure)
         self.scheduler.deliver(parent_id, message)
 

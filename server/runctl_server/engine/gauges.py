@@ -7,16 +7,10 @@ import time
 from typing import TYPE_CHECKING
 
 from runctl_server.observe.metrics import Sample
+from runctl_server.store import executions
 
 if TYPE_CHECKING:
     from runctl_server.engine.engine import Engine
-
-# running runs that wait on nothing in-process (timers, workers, children, pause points) are "waiting".
-_RUN_STATES = (
-    "SELECT status, parked, COUNT(*) AS n FROM executions"
-    " WHERE status IN ('queued', 'running', 'paused') GROUP BY status, parked"
-)
-_DUE_TIMERS = "SELECT COUNT(*) AS n FROM node_states WHERE wake_at IS NOT NULL AND wake_at <= :now"
 
 
 def engine_samples(engine: Engine) -> list[Sample]:
@@ -35,10 +29,11 @@ def engine_samples(engine: Engine) -> list[Sample]:
 
 def _database_samples(engine: Engine) -> list[Sample]:
     counts = {"queued": 0, "running": 0, "waiting": 0, "paused": 0}
-    for row in engine.reader.all_sync(_RUN_STATES):
+    # running runs that wait on nothing in-process (timers, workers, children, pause points) are "waiting".
+    for row in executions.active_counts(engine.reader):
         state = "waiting" if row["status"] == "running" and row["parked"] else str(row["status"])
         counts[state] = counts.get(state, 0) + int(row["n"])
-    due = engine.reader.all_sync(_DUE_TIMERS, {"now": time.time()})
+    due = executions.due_timer_count(engine.reader, time.time())
     samples = [
         Sample(
             "runctl_runs",
@@ -55,7 +50,7 @@ def _database_samples(engine: Engine) -> list[Sample]:
             "Timers due now or overdue and not yet fired (the backlog).",
             "gauge",
             {},
-            float(due[0]["n"]) if due else 0.0,
+            float(due),
         )
     )
     return samples

@@ -15,8 +15,9 @@ from runctl_server.engine.model import NodeRecord, Run
 from runctl_server.errors import FieldViolation, InvalidArgument
 from runctl_server.nodes.base import NodeType
 from runctl_server.settings import Limits
-from runctl_server.store import sql
-from runctl_server.store.reads import Reader, Row
+from runctl_server.store import executions, sql, workflows
+from runctl_server.store.reads import Reader
+from runctl_server.store.records import NodeStateRecord
 from runctl_server.store.writer import Mutation, Writer, dumps
 
 
@@ -69,25 +70,25 @@ def node_params(execution_id: str, record: NodeRecord) -> dict[str, Any]:
     }
 
 
-def record_from_row(row: Row) -> NodeRecord:
+def record_from_row(row: NodeStateRecord) -> NodeRecord:
     return NodeRecord(
-        key=row["node_key"],
-        node_id=row["node_id"],
-        node_type=row["node_type"],
-        status=row["status"],
-        attempts=row["attempts"],
-        output=_load(row["output"]),
-        error=_load(row["error"]),
-        branches=_load(row["branches"]),
-        stack=_load(row["stack"]) or [],
-        scheduled_at=row["scheduled_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        stopped_at=row["stopped_at"],
-        failed_at=row["failed_at"],
-        wake_at=row["wake_at"],
-        logs=_load(row["logs"]) or [],
-        state=_load(row["state"]),
+        key=row.node_key,
+        node_id=row.node_id,
+        node_type=row.node_type,
+        status=row.status,
+        attempts=row.attempts,
+        output=_load(row.output),
+        error=_load(row.error),
+        branches=_load(row.branches),
+        stack=_load(row.stack) or [],
+        scheduled_at=row.scheduled_at,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+        stopped_at=row.stopped_at,
+        failed_at=row.failed_at,
+        wake_at=row.wake_at,
+        logs=_load(row.logs) or [],
+        state=_load(row.state),
     )
 
 
@@ -178,22 +179,21 @@ class RunStore:
         # Accepted once already: a node limit lowered since must not strand its runs.
         return parse_definition(document, self.node_types, max_nodes=sys.maxsize)
 
-    async def definition_of(self, row: Row) -> Definition:
+    async def definition_of(
+        self, document: str | None, workflow_id: str | None, workflow_version: int | None
+    ) -> Definition:
         """The definition a run started with: its own document, or its workflow's version (cached)."""
-        if row["document"] is not None:
-            return self._parse_stored(json.loads(row["document"]))
-        cache_key = (row["workflow_id"], int(row["workflow_version"]))
+        if document is not None:
+            return self._parse_stored(json.loads(document))
+        cache_key = (str(workflow_id), int(workflow_version or 0))
         cached = self._definitions.get(cache_key)
         if cached is not None:
             self._definitions.move_to_end(cache_key)
             return cached
-        version = await self.reader.one(
-            "SELECT document FROM workflow_versions WHERE workflow_id = :id AND version = :version",
-            {"id": cache_key[0], "version": cache_key[1]},
-        )
-        if version is None:
+        document = await workflows.version_document(self.reader, cache_key[0], cache_key[1])
+        if document is None:
             raise LookupError(f"workflow {cache_key[0]} version {cache_key[1]} is missing")
-        definition = self._parse_stored(json.loads(version["document"]))
+        definition = self._parse_stored(json.loads(document))
         self._definitions[cache_key] = definition
         if len(self._definitions) > 256:
             self._definitions.popitem(last=False)
@@ -202,41 +202,41 @@ class RunStore:
     async def load_run(self, execution_id: str) -> Run | None:
         rows = await self.reader.snapshot(
             {
-                "execution": ("SELECT * FROM executions WHERE id = :id", {"id": execution_id}),
-                "nodes": ("SELECT * FROM node_states WHERE execution_id = :id", {"id": execution_id}),
+                "execution": executions.run_statement(execution_id),
+                "nodes": executions.nodes_statement(execution_id),
             }
         )
         if not rows["execution"]:
             return None
-        row = rows["execution"][0]
+        row = executions.run_records(rows["execution"])[0]
         run = Run(
-            id=row["id"],
-            workspace_id=row["workspace_id"],
-            definition=await self.definition_of(row),
-            input=json.loads(row["input"]),
-            name=row["name"],
-            workflow_id=row["workflow_id"],
-            workflow_version=row["workflow_version"],
-            batch_id=row["batch_id"],
-            status=row["status"],
-            trace_logs=bool(row["trace_logs"]),
-            breakpoints_disabled=bool(row["breakpoints_disabled"]),
-            current_node_id=row["current_node_id"],
-            paused_node_id=row["paused_node_id"],
-            pause_reason=row["pause_reason"],
-            error=_load(row["error"]),
-            created_at=row["created_at"],
-            started_at=row["started_at"],
-            ended_at=row["ended_at"],
-            parent_execution_id=row["parent_execution_id"],
-            parent_node_key=row["parent_node_key"],
-            source_path=row["source_path"],
-            trace_parent=row["trace_parent"],
-            parked=bool(row["parked"]),
-            hold=row["hold"],
-            parked_committed=bool(row["parked"]),
+            id=row.id,
+            workspace_id=row.workspace_id,
+            definition=await self.definition_of(row.document, row.workflow_id, row.workflow_version),
+            input=json.loads(row.input),
+            name=row.name,
+            workflow_id=row.workflow_id,
+            workflow_version=row.workflow_version,
+            batch_id=row.batch_id,
+            status=row.status,
+            trace_logs=bool(row.trace_logs),
+            breakpoints_disabled=bool(row.breakpoints_disabled),
+            current_node_id=row.current_node_id,
+            paused_node_id=row.paused_node_id,
+            pause_reason=row.pause_reason,
+            error=_load(row.error),
+            created_at=row.created_at,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            parent_execution_id=row.parent_execution_id,
+            parent_node_key=row.parent_node_key,
+            source_path=row.source_path,
+            trace_parent=row.trace_parent,
+            parked=bool(row.parked),
+            hold=row.hold,
+            parked_committed=bool(row.parked),
         )
-        for node_row in rows["nodes"]:
+        for node_row in executions.node_records(rows["nodes"]):
             record = record_from_row(node_row)
             run.nodes[record.key] = record
             if record.status == "completed" and not record.stack:

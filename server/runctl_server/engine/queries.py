@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +11,9 @@ from runctl_server.engine.ended_runs import EndedRuns
 from runctl_server.engine.model import ACTIVE_EXECUTION, FINISHED_EXECUTION
 from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.errors import InvalidArgument, NotFound
+from runctl_server.store import event_log, executions, pause_points, workflows
 from runctl_server.store.reads import Reader, Row
+from runctl_server.store.records import NodeStateRecord, PausePointRecord, RunRecord
 
 EXECUTION_STATUSES = (*ACTIVE_EXECUTION, *FINISHED_EXECUTION)
 
@@ -29,20 +30,12 @@ class NodeTally:
 class ExecutionView:
     """A run as stored: its row, node rows, definition document, open pause points, last sequence."""
 
-    row: Row
-    nodes: list[Row] = field(default_factory=list)
+    row: RunRecord
+    nodes: list[NodeStateRecord] = field(default_factory=list)
     document: dict[str, Any] = field(default_factory=dict)
-    pause_points: list[Row] = field(default_factory=list)
+    pause_points: list[PausePointRecord] = field(default_factory=list)
     last_sequence: int = 0
     tally: NodeTally | None = None
-
-
-# Node runs per run, status and level (1 = a top-level node, 0 = a loop iteration).
-TALLY = (
-    "SELECT execution_id, status, CASE WHEN stack IS NULL THEN 1 ELSE 0 END AS top, COUNT(*) AS n"
-    " FROM node_states WHERE {runs}"
-    " GROUP BY execution_id, status, CASE WHEN stack IS NULL THEN 1 ELSE 0 END"
-)
 
 
 def top_level_nodes(document_text: str | None) -> int:
@@ -64,9 +57,15 @@ def tally(counts: Iterable[tuple[str, bool, int]], top_level: int) -> NodeTally:
 
 @dataclass(frozen=True)
 class Page:
-    rows: list[Row]
+    rows: list[RunRecord]
     next_token: str
     total: int = 0
+
+
+@dataclass(frozen=True)
+class EventPage:
+    rows: list[Row]
+    next_token: str
 
 
 def _not_found(execution_id: str) -> NotFound:
@@ -80,16 +79,12 @@ class Queries:
         self.ended: EndedRuns[ExecutionView] = EndedRuns(ended_runs_kept)
 
     @staticmethod
-    def basic(row: Row, node_tally: NodeTally | None = None) -> ExecutionView:
+    def basic(row: RunRecord, node_tally: NodeTally | None = None) -> ExecutionView:
         """A view of a listed row, without nodes or definition."""
         return ExecutionView(row=row, tally=node_tally)
 
     async def execution_by_request(self, workspace_id: str, request_id: str) -> str | None:
-        row = await self._reader.one(
-            "SELECT id FROM executions WHERE workspace_id = :ws AND request_id = :rid",
-            {"ws": workspace_id, "rid": request_id},
-        )
-        return None if row is None else str(row["id"])
+        return await executions.run_id_by_request(self._reader, workspace_id, request_id)
 
     async def execution(self, workspace_id: str, execution_id: str, *, full: bool = True) -> ExecutionView:
         """The run as stored; an ended run from memory when it was read before (see ended_runs.py)."""
@@ -107,111 +102,80 @@ class Queries:
             self.ended.done(execution_id, version, view, full)
 
     async def _read_execution(self, workspace_id: str, execution_id: str, *, full: bool) -> ExecutionView:
-        params = {"id": execution_id, "ws": workspace_id}
         queries = {
-            "execution": ("SELECT * FROM executions WHERE id = :id AND workspace_id = :ws", params),
-            "sequence": ("SELECT MAX(sequence) AS last FROM events WHERE execution_id = :id", params),
+            "execution": executions.run_statement(execution_id, workspace_id),
+            "sequence": executions.last_sequence_statement(execution_id),
         }
         if full:
-            queries["nodes"] = (
-                "SELECT * FROM node_states WHERE execution_id = :id ORDER BY node_key",
-                params,
-            )
-            queries["pauses"] = (
-                "SELECT * FROM pause_points WHERE execution_id = :id AND status = 'paused'"
-                " ORDER BY registered_at",
-                params,
-            )
-            queries["version"] = (
-                "SELECT v.document FROM workflow_versions v JOIN executions e"
-                " ON e.workflow_id = v.workflow_id"
-                " AND e.workflow_version = v.version WHERE e.id = :id",
-                params,
-            )
+            queries["nodes"] = executions.nodes_statement(execution_id, ordered=True)
+            queries["pauses"] = pause_points.open_of_run_statement(execution_id)
+            queries["version"] = executions.version_document_statement(execution_id)
         else:
-            queries["tally"] = (TALLY.format(runs="execution_id = :id"), params)
+            queries["tally"] = executions.tally_statement([execution_id])
         rows = await self._reader.snapshot(queries)
         if not rows["execution"]:
             raise _not_found(execution_id)
-        row = rows["execution"][0]
+        row = executions.run_records(rows["execution"])[0]
+        nodes: list[NodeStateRecord] = []
         document: dict[str, Any] = {}
         if full:
-            text = row["document"] or (rows["version"][0]["document"] if rows["version"] else None)
+            text = row.document or (rows["version"][0]["document"] if rows["version"] else None)
             document = json.loads(text) if text else {}
-            nodes = rows["nodes"]
-            counts = [(str(n["status"]), n["stack"] is None, 1) for n in nodes]
+            nodes = executions.node_records(rows["nodes"])
+            counts = [(n.status, n.stack is None, 1) for n in nodes]
             node_tally = tally(counts, len(document.get("nodes", [])))
         else:
             groups = [(str(g["status"]), bool(g["top"]), int(g["n"])) for g in rows["tally"]]
             node_tally = tally(groups, await self._top_level_nodes(row))
         return ExecutionView(
             row=row,
-            nodes=rows.get("nodes", []),
+            nodes=nodes,
             document=document,
-            pause_points=rows.get("pauses", []),
+            pause_points=pause_points.from_rows(rows.get("pauses", [])),
             last_sequence=int(rows["sequence"][0]["last"] or 0),
             tally=node_tally,
         )
 
-    async def _top_level_nodes(self, row: Row) -> int:
+    async def _top_level_nodes(self, row: RunRecord) -> int:
         """Top-level nodes of the definition a run started with; a workflow version's count is cached
         (versions never change)."""
-        if row["document"] is not None:
-            return top_level_nodes(row["document"])
-        key = (str(row["workflow_id"]), int(row["workflow_version"] or 0))
+        if row.document is not None:
+            return top_level_nodes(row.document)
+        key = (str(row.workflow_id), int(row.workflow_version or 0))
         if key not in self._top_level:
-            version = await self._reader.one(
-                "SELECT document FROM workflow_versions WHERE workflow_id = :id AND version = :version",
-                {"id": key[0], "version": key[1]},
-            )
+            document = await workflows.version_document(self._reader, key[0], key[1])
             if len(self._top_level) >= 4096:
                 self._top_level.clear()
-            self._top_level[key] = top_level_nodes(version["document"] if version else None)
+            self._top_level[key] = top_level_nodes(document)
         return self._top_level[key]
 
-    async def tallies(self, rows: Sequence[Row]) -> dict[str, NodeTally]:
+    async def tallies(self, rows: Sequence[RunRecord]) -> dict[str, NodeTally]:
         """The node tallies of listed runs, in one query."""
-        ids = [str(row["id"]) for row in rows]
+        ids = [str(row.id) for row in rows]
         if not ids:
             return {}
         groups: dict[str, list[tuple[str, bool, int]]] = {}
-        tally_sql = TALLY.format(runs="execution_id IN :ids")
-        for group in await self._reader.all(tally_sql, {"ids": ids}, expanding=("ids",)):
+        for group in await executions.tallies(self._reader, ids):
             groups.setdefault(str(group["execution_id"]), []).append(
                 (str(group["status"]), bool(group["top"]), int(group["n"]))
             )
         return {
-            str(row["id"]): tally(groups.get(str(row["id"]), []), await self._top_level_nodes(row))
-            for row in rows
+            str(row.id): tally(groups.get(str(row.id), []), await self._top_level_nodes(row)) for row in rows
         }
 
     async def last_sequence(self, execution_id: str) -> int:
-        row = await self._reader.one(
-            "SELECT MAX(sequence) AS last FROM events WHERE execution_id = :id", {"id": execution_id}
-        )
-        return int(row["last"] or 0) if row else 0
+        return await executions.last_sequence(self._reader, execution_id)
 
-    async def most_recent(self, workspace_id: str, statuses: tuple[str, ...] = ()) -> Row | None:
+    async def most_recent(self, workspace_id: str, statuses: tuple[str, ...] = ()) -> RunRecord | None:
         """The most recently created run in one of `statuses` (any when empty), for the local runner API's
         HTTP routes that default to "the most recent" run; no gRPC call has such a default."""
-        where = "workspace_id = :ws"
-        if statuses:
-            where += " AND status IN :statuses"
-        rows = await self._reader.all(
-            f"SELECT * FROM executions WHERE {where} ORDER BY created_at DESC, id DESC LIMIT 1",  # noqa: S608
-            {"ws": workspace_id, "statuses": list(statuses)},
-            expanding=("statuses",) if statuses else (),
-        )
-        return rows[0] if rows else None
+        return await executions.most_recent(self._reader, workspace_id, statuses)
 
-    async def status(self, workspace_id: str, execution_id: str) -> Row:
+    async def status(self, workspace_id: str, execution_id: str) -> RunRecord:
         """The row of a run (NOT_FOUND when it is not the workspace's)."""
         if not execution_id:
             raise InvalidArgument.single("execution_id", "is required", reason="FIELD_REQUIRED")
-        row = await self._reader.one(
-            "SELECT * FROM executions WHERE id = :id AND workspace_id = :ws",
-            {"id": execution_id, "ws": workspace_id},
-        )
+        row = await executions.run(self._reader, execution_id, workspace_id)
         if row is None:
             raise _not_found(execution_id)
         return row
@@ -245,50 +209,26 @@ class Queries:
         bad = [s for s in statuses if s not in EXECUTION_STATUSES]
         if bad:
             raise InvalidArgument.single("statuses", f"unknown status {bad[0]!r}", reason="FIELD_INVALID")
-        where = ["workspace_id = :ws"]
-        params: dict[str, Any] = {"ws": workspace_id, "limit": limit + 1, "statuses": list(statuses)}
-        if workflow_id:
-            where.append("workflow_id = :workflow_id")
-            params["workflow_id"] = workflow_id
-        if batch_id:
-            where.append("batch_id = :batch_id")
-            params["batch_id"] = batch_id
-        if statuses:
-            where.append("status IN :statuses")
-        if created_after is not None:
-            where.append("created_at >= :created_after")
-            params["created_after"] = created_after
-        if created_before is not None:
-            where.append("created_at < :created_before")
-            params["created_before"] = created_before
-        filters = " AND ".join(where)
-        expanding = ("statuses",) if statuses else ()
-        # The count walks every match (a covering index); the page only its own rows: side by side, a
-        # page takes as long as the count alone.
-        counting = self._reader.all(
-            f"SELECT COUNT(*) AS n FROM executions WHERE {filters}",  # noqa: S608 (fixed fragments only)
-            params,
-            expanding=expanding,
+        total, rows = await executions.page(
+            self._reader,
+            workspace_id,
+            limit=limit + 1,
+            workflow_id=workflow_id,
+            batch_id=batch_id,
+            statuses=statuses,
+            created_after=created_after,
+            created_before=created_before,
+            before=None if position is None else (position["t"], position["id"]),
         )
-        if position is not None:
-            where.append("(created_at < :t OR (created_at = :t AND id < :id))")
-            params = {**params, "t": position["t"], "id": position["id"]}
-        paging = self._reader.all(
-            f"SELECT * FROM executions WHERE {' AND '.join(where)}"  # noqa: S608 (fixed fragments only)
-            " ORDER BY created_at DESC, id DESC LIMIT :limit",
-            params,
-            expanding=expanding,
-        )
-        count, rows = await asyncio.gather(counting, paging)
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            next_token = encode_token({"t": rows[-1]["created_at"], "id": rows[-1]["id"]}, asked)
-        return Page(rows, next_token, int(count[0]["n"]))
+            next_token = encode_token({"t": rows[-1].created_at, "id": rows[-1].id}, asked)
+        return Page(rows, next_token, total)
 
     async def history(
         self, workspace_id: str, execution_id: str, *, after_sequence: int = 0, size: int = 0, token: str = ""
-    ) -> Page:
+    ) -> EventPage:
         """The run's events in sequence order, after a cursor."""
         await self.status(workspace_id, execution_id)
         if after_sequence < 0:
@@ -297,13 +237,9 @@ class Queries:
         filters = {"execution_id": execution_id}
         position = decode_token(token, ("s",), numbers=("s",), filters=filters)
         start = max(after_sequence, int(position["s"]) if position else 0)
-        rows = await self._reader.all(
-            "SELECT * FROM events WHERE execution_id = :id AND sequence > :after"
-            " ORDER BY sequence LIMIT :limit",
-            {"id": execution_id, "after": start, "limit": limit + 1},
-        )
+        rows = await event_log.run_events(self._reader, execution_id, after=start, limit=limit + 1)
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
             next_token = encode_token({"s": rows[-1]["sequence"]}, filters)
-        return Page(rows, next_token)
+        return EventPage(rows, next_token)

@@ -27,7 +27,9 @@ from runctl_server.errors import (
     NotFound,
     Unauthenticated,
 )
-from runctl_server.store.reads import Reader, Row
+from runctl_server.store import executions, pause_points, workflows
+from runctl_server.store.reads import Reader
+from runctl_server.store.records import PausePointRecord, RunRecord
 from runctl_server.store.writer import dumps
 
 RESUMABLE = (WAIT, APPROVAL)
@@ -53,8 +55,8 @@ class Verdict:
 class PausePointOutcome:
     resumed: bool
     reason: str
-    # The pause point as committed after the call (a pause_points row).
-    pause_point: Row
+    # The pause point as committed after the call.
+    pause_point: PausePointRecord
     resolved_by: str
 
 
@@ -212,14 +214,11 @@ class Resumes:
 
     # -- ResumePausePoint ------------------------------------------------------------------------
 
-    async def _pause_point(self, workspace_id: str, context_id: str) -> Row | None:
-        """The pause point's row, with the state of its node (where the resume mark is kept)."""
-        return await self._reader.one(
-            "SELECT p.*, n.state AS node_state FROM pause_points p"
-            " LEFT JOIN node_states n ON n.execution_id = p.execution_id AND n.node_key = p.node_key"
-            " WHERE p.context_id = :id AND p.workspace_id = :ws",
-            {"id": context_id, "ws": workspace_id},
-        )
+    async def _pause_point(
+        self, workspace_id: str, context_id: str
+    ) -> tuple[PausePointRecord, str | None] | None:
+        """The pause point, with the state of its node (where the resume mark is kept)."""
+        return await pause_points.with_node_state(self._reader, workspace_id, context_id)
 
     async def resume_pause_point(
         self,
@@ -236,56 +235,56 @@ class Resumes:
         if not context_id:
             raise InvalidArgument.single("context_id", "is required", reason="FIELD_REQUIRED")
         self._check_size("values", values)
-        row = await self._pause_point(workspace_id, context_id)
+        found = await self._pause_point(workspace_id, context_id)
         if (
-            row is None
-            or (execution_id and execution_id != row["execution_id"])
-            or (workflow_id and workflow_id != (row["workflow_id"] or NO_WORKFLOW))
+            found is None
+            or (execution_id and execution_id != found[0].execution_id)
+            or (workflow_id and workflow_id != (found[0].workflow_id or NO_WORKFLOW))
         ):
             raise NotFound(f"pause point {context_id!r} not found", reason="PAUSE_POINT_NOT_FOUND")
-        kind = row["kind"]
+        row, node_state = found
+        kind = row.kind
         if kind not in RESUMABLE:
             raise FailedPrecondition(
                 f"pause point {context_id!r} is a {kind}, not a wait or an approval: go on with ControlPause",
                 reason="PAUSE_POINT_NOT_RESUMABLE",
             )
         output = (
-            resolve_form_values(json.loads(row["form_fields"] or "[]"), values)
+            resolve_form_values(json.loads(row.form_fields or "[]"), values)
             if kind == APPROVAL
             else dict(values)
         )
         verdict: Verdict | None = None
-        if row["status"] == "paused":
+        if row.status == "paused":
             mark = {k: v for k, v in (("requestId", request_id), ("actor", actor)) if v}
-            args = {"key": row["node_key"], "output": output, "mark": mark, "context_id": context_id}
-            verdict = _verdict(await self._send(row["execution_id"], "resume_pause_point", args))
-            row = await self._pause_point(workspace_id, context_id) or row  # as committed
-        mark_after = _mark_of(row["node_state"])
+            args = {"key": row.node_key, "output": output, "mark": mark, "context_id": context_id}
+            verdict = _verdict(await self._send(row.execution_id, "resume_pause_point", args))
+            committed = await self._pause_point(workspace_id, context_id)
+            if committed is not None:
+                row, node_state = committed
+        mark_after = _mark_of(node_state)
         resolved_by = ""
         if mark_after is not None and mark_after.get("contextId") == context_id:
             resolved_by = str(mark_after.get("actor") or "")
         if (verdict is not None and verdict.resumed) or _same_request(mark_after, request_id, context_id):
             return PausePointOutcome(True, "", row, resolved_by)
         reason = (verdict.reason if verdict is not None else None) or SKIP_REASONS.get(
-            row["status"], "the execution has already ended"
+            row.status, "the execution has already ended"
         )
         return PausePointOutcome(False, reason, row, resolved_by)
 
     # -- ResumeNode ------------------------------------------------------------------------------
 
-    async def _authenticate(self, run: Row, secret: str) -> None:
+    async def _authenticate(self, run: RunRecord, secret: str) -> None:
         """The run's workflow webhook secret, compared in constant time, before anything about its
         nodes is revealed."""
-        if not run["workflow_id"]:
+        if not run.workflow_id:
             raise Unauthenticated(
-                f"execution {run['id']!r} was started from an inline definition or a file, so it has no "
+                f"execution {run.id!r} was started from an inline definition or a file, so it has no "
                 "workflow webhook secret: resume it with ResumePausePoint and the pause point's context id",
                 reason="NO_WEBHOOK_SECRET",
             )
-        workflow = await self._reader.one(
-            "SELECT secret_hash, previous_secret_hash, previous_secret_until FROM workflows WHERE id = :id",
-            {"id": run["workflow_id"]},
-        )
+        workflow = await workflows.by_id(self._reader, run.workflow_id)
         if not secret:
             raise Unauthenticated("the workflow's webhook secret is required", reason="SECRET_REQUIRED")
         if workflow is None or not secret_accepted(secret, workflow, now()):
@@ -317,15 +316,11 @@ class Resumes:
                 "execution_id, node_id and secret are required", missing, reason="FIELD_REQUIRED"
             )
         self._check_size("data", data)
-        run = await self._reader.one(
-            "SELECT id, workflow_id, workflow_version, document, status FROM executions"
-            " WHERE id = :id AND workspace_id = :ws",
-            {"id": execution_id, "ws": workspace_id},
-        )
+        run = await executions.run(self._reader, execution_id, workspace_id)
         if run is None:
             raise NotFound(f"execution {execution_id!r} not found", reason="EXECUTION_NOT_FOUND")
         await self._authenticate(run, secret)
-        definition = await self._store.definition_of(run)
+        definition = await self._store.definition_of(run.document, run.workflow_id, run.workflow_version)
         node = definition.find(node_id)
         if node is None:
             raise NotFound(
@@ -348,29 +343,19 @@ class Resumes:
         return await self._why_not_waiting(run, key, request_id, verdict)
 
     async def _why_not_waiting(
-        self, run: Row, key: str, request_id: str, verdict: Verdict | None
+        self, run: RunRecord, key: str, request_id: str, verdict: Verdict | None
     ) -> NodeOutcome:
         """The answer for a node that was not waiting: a retry of the call that resumed it, or skipped
         with how its pause point ended."""
-        node = await self._reader.one(
-            "SELECT state FROM node_states WHERE execution_id = :id AND node_key = :key",
-            {"id": run["id"], "key": key},
-        )
-        if node is not None and _same_request(_mark_of(node["state"]), request_id):
+        node = await executions.node(self._reader, run.id, key)
+        if node is not None and _same_request(_mark_of(node.state), request_id):
             return NodeOutcome(resumed=True)
-        pause = await self._reader.one(
-            "SELECT status FROM pause_points WHERE execution_id = :id AND node_key = :key"
-            " ORDER BY registered_at DESC LIMIT 1",
-            {"id": run["id"], "key": key},
-        )
-        ended = pause["status"] if pause is not None else ""
+        ended = await pause_points.latest_status(self._reader, run.id, key) or ""
         # How the node's own pause point ended says most, unless the run's end is what closed it.
         if ended in ("resumed", "expired") or (verdict is not None and ended in SKIP_REASONS):
             return _skipped(SKIP_REASONS[ended])
         if verdict is None:
-            execution = await self._reader.one(
-                "SELECT status FROM executions WHERE id = :id", {"id": run["id"]}
-            )
-            status = execution["status"] if execution is not None else "deleted"
+            execution = await executions.run(self._reader, run.id)
+            status = execution.status if execution is not None else "deleted"
             return _skipped(f"the execution has already ended ({status})")
         return _skipped(f"node {key} is not waiting (it is {verdict.node_status})")

@@ -26,9 +26,10 @@ from runctl_server.engine.model import FINISHED_EXECUTION, RUNNING, now
 from runctl_server.engine.scheduler import Driven, Scheduler
 from runctl_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unavailable
 from runctl_server.nodes.base import NodeFailure
-from runctl_server.store import sql
-from runctl_server.store.reads import Reader, Row
-from runctl_server.store.writer import Mutation, Writer
+from runctl_server.store import tasks as stored
+from runctl_server.store.reads import Reader
+from runctl_server.store.records import TaskRecord
+from runctl_server.store.writer import Change, Mutation, Writer
 
 log = logging.getLogger(__name__)
 
@@ -89,36 +90,36 @@ class _Lease:
     poller: _Poller | None = None
 
 
-def _stale_reason(row: Row) -> str | None:
+def _stale_reason(row: TaskRecord) -> str | None:
     """Why the run no longer wants this task (run finished, node moved on), or None while it does."""
-    if row["status"] == "cancelled":
+    if row.status == "cancelled":
         return "cancelled"
-    if row["run_status"] in FINISHED_EXECUTION:
-        return f"its run is {row['run_status']}"
-    state = json.loads(row["node_state"]) if row["node_state"] else {}
-    if row["node_status"] != RUNNING or state.get("taskId") != row["id"]:
+    if row.run_status in FINISHED_EXECUTION:
+        return f"its run is {row.run_status}"
+    state = json.loads(row.node_state) if row.node_state else {}
+    if row.node_status != RUNNING or state.get("taskId") != row.id:
         return "its node no longer waits on it"
     return None
 
 
-def _view(row: Row) -> DispatchedTask:
-    payload = json.loads(row["payload"])
+def _view(row: TaskRecord) -> DispatchedTask:
+    payload = json.loads(row.payload)
     config = payload.get("config")
     return DispatchedTask(
-        id=row["id"],
-        execution_id=row["execution_id"],
-        workflow_id=row["workflow_id"] or "",
-        node_id=row["node_id"],
-        type=row["type"],
-        queue=row["queue"],
+        id=row.id,
+        execution_id=row.execution_id,
+        workflow_id=row.workflow_id or "",
+        node_id=row.node_id,
+        type=row.type,
+        queue=row.queue,
         config=config if isinstance(config, dict) else {},
         input=payload.get("input"),
         stack=list(payload.get("stack") or []),
-        attempt=int(row["attempt"]),
-        idempotency_key=row["idempotency_key"],
-        heartbeat_timeout=float(row["heartbeat_timeout"]),
+        attempt=int(row.attempt),
+        idempotency_key=row.idempotency_key,
+        heartbeat_timeout=float(row.heartbeat_timeout),
         # While the node waits on its task, its wake-up time is the deadline of its timeoutSeconds.
-        deadline=row["node_wake_at"],
+        deadline=row.node_wake_at,
     )
 
 
@@ -147,14 +148,14 @@ class TaskDispatcher:
 
     async def start(self) -> None:
         """Load every open task (recovery after a restart), then start the sweeper."""
-        rows = await self.reader.all(sql.SELECT_OPEN_TASKS)
+        rows = await stored.open_tasks(self.reader)
         for row in rows:
-            key = (row["workspace_id"], row["queue"])
-            if row["status"] == "pending":
-                self._enqueue(row["id"], key)
-            elif row["id"] not in self._leases:
+            key = (row.workspace_id, row.queue)
+            if row.status == "pending":
+                self._enqueue(row.id, key)
+            elif row.id not in self._leases:
                 # Its worker may still be at it: it keeps the lease until the lease runs out.
-                self._watch(row["id"], _Lease(row["lease_owner"] or "", key, row["lease_expires_at"] or 0.0))
+                self._watch(row.id, _Lease(row.lease_owner or "", key, row.lease_expires_at or 0.0))
         if rows:
             log.info("task dispatcher loaded %d open tasks", len(rows))
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="runctl-task-sweeper")
@@ -330,21 +331,16 @@ class TaskDispatcher:
     async def _acquire(self, worker_id: str, task_id: str) -> DispatchedTask | None:
         """Lease the task in the database; answers it if this worker now holds it and the run wants it."""
         stamp = now()
-        await self._commit(sql.LEASE_PENDING_TASK, {"id": task_id, "owner": worker_id, "now": stamp})
-        row = await self.reader.one(sql.SELECT_TASK, {"id": task_id})
+        await self._commit(stored.lease_pending(task_id, worker_id, stamp))
+        row = await stored.task(self.reader, task_id)
         # Ours only if this very write landed: the same worker may hold an older lease of it through
         # another server process, which the owner alone would not tell apart.
-        if (
-            row is None
-            or row["status"] != "leased"
-            or row["lease_owner"] != worker_id
-            or row["updated_at"] != stamp
-        ):
+        if row is None or row.status != "leased" or row.lease_owner != worker_id or row.updated_at != stamp:
             return None  # finished, cancelled, or leased through another process
         reason = _stale_reason(row)
         if reason is not None:
             log.info("task %s is not dispatched: %s", task_id, reason)
-            await self._commit(sql.CANCEL_OPEN_TASK, {"id": task_id, "now": now()})
+            await self._commit(stored.cancel_open(task_id, now()))
             return None
         return _view(row)
 
@@ -355,7 +351,7 @@ class TaskDispatcher:
 
         async def give_back() -> None:
             try:
-                await self._commit(sql.RETURN_TASK, {"id": task_id, "owner": worker_id, "now": now()})
+                await self._commit(stored.return_unsent(task_id, worker_id, now()))
             finally:
                 self._busy.discard(task_id)
             self._enqueue_later(task_id)
@@ -366,9 +362,9 @@ class TaskDispatcher:
         """Queue a task again once its row says which queue (used after a failed or undone lease)."""
 
         async def requeue() -> None:
-            row = await self.reader.one(sql.SELECT_TASK, {"id": task_id})
-            if row is not None and row["status"] == "pending":
-                self._enqueue(task_id, (row["workspace_id"], row["queue"]))
+            row = await stored.task(self.reader, task_id)
+            if row is not None and row.status == "pending":
+                self._enqueue(task_id, (row.workspace_id, row.queue))
 
         self._spawn(requeue())
 
@@ -414,7 +410,7 @@ class TaskDispatcher:
     async def _release(self, task_id: str, key: QueueKey) -> None:
         """The worker went silent: back to pending (one more delivery attempt), then dispatch again."""
         try:
-            await self._commit(sql.RELEASE_EXPIRED_TASK, {"id": task_id, "now": now()})
+            await self._commit(stored.release_expired(task_id, now()))
         finally:
             self._busy.discard(task_id)
         log.info("task %s: lease expired without a heartbeat; dispatching it again", task_id)
@@ -431,15 +427,11 @@ class TaskDispatcher:
         """Pick up pending and abandoned tasks of served queues that this process does not track."""
         keys = only if only is not None else {key for poller in self._pollers for key in poller.keys}
         for key in keys:
-            rows = await self.reader.all(
-                sql.SELECT_QUEUE_BACKLOG,
-                {"workspace_id": key[0], "queue": key[1], "now": now(), "limit": RESCAN_LIMIT},
-            )
-            for row in rows:
-                task_id = row["id"]
+            backlog = await stored.queue_backlog(self.reader, key[0], key[1], now=now(), limit=RESCAN_LIMIT)
+            for task_id, status in backlog:
                 if task_id in self._queued or task_id in self._leases or task_id in self._busy:
                     continue
-                if row["status"] == "pending":
+                if status == "pending":
                     self._enqueue(task_id, key)
                 else:
                     self._busy.add(task_id)
@@ -447,15 +439,15 @@ class TaskDispatcher:
 
     # -- worker calls ------------------------------------------------------------------------------
 
-    async def _row(self, workspace_id: str, task_id: str) -> Row:
-        row = await self.reader.one(sql.SELECT_TASK, {"id": task_id}) if task_id else None
-        if row is None or row["workspace_id"] != workspace_id:
+    async def _row(self, workspace_id: str, task_id: str) -> TaskRecord:
+        row = await stored.task(self.reader, task_id) if task_id else None
+        if row is None or row.workspace_id != workspace_id:
             raise NotFound(f"task {task_id!r} not found", reason="TASK_NOT_FOUND")
         return row
 
-    def _check_holder(self, row: Row, worker_id: str) -> None:
+    def _check_holder(self, row: TaskRecord, worker_id: str) -> None:
         """FAILED_PRECONDITION unless `worker_id` holds the task's lease right now."""
-        task_id = row["id"]
+        task_id = row.id
         lease = self._leases.get(task_id)
         if (
             task_id in self._busy
@@ -466,11 +458,11 @@ class TaskDispatcher:
                 f"task {task_id} is no longer assigned to worker {worker_id!r}: it is being dispatched again",
                 reason="TASK_NOT_LEASED",
             )
-        if row["status"] != "leased" or row["lease_owner"] != worker_id:
+        if row.status != "leased" or row.lease_owner != worker_id:
             what = (
                 "was re-dispatched to another worker"
-                if row["status"] in ("pending", "leased")
-                else f"is {row['status']}"
+                if row.status in ("pending", "leased")
+                else f"is {row.status}"
             )
             raise FailedPrecondition(
                 f"task {task_id} is not assigned to worker {worker_id!r}: it {what}", reason="TASK_NOT_LEASED"
@@ -481,35 +473,33 @@ class TaskDispatcher:
     ) -> bool:
         """Extend the worker's lease; answers True when the worker should abandon the task."""
         row = await self._row(workspace_id, task_id)
-        if row["status"] == "cancelled" and row["lease_owner"] == worker_id:
+        if row.status == "cancelled" and row.lease_owner == worker_id:
             self._forget(task_id)
             return True
         self._check_holder(row, worker_id)
         if _stale_reason(row) is not None:
             self._forget(task_id)
-            await self._commit(sql.CANCEL_OPEN_TASK, {"id": task_id, "now": now()})
+            await self._commit(stored.cancel_open(task_id, now()))
             return True
         stamp = now()
-        expires_at = stamp + float(row["heartbeat_timeout"])
+        expires_at = stamp + float(row.heartbeat_timeout)
         lease = self._leases.get(task_id)
         if lease is not None:
             lease.expires_at = expires_at
             heapq.heappush(self._expiry, (expires_at, task_id))
-        await self._commit(
-            sql.EXTEND_LEASE, {"id": task_id, "owner": worker_id, "expires": expires_at, "now": stamp}
-        )
-        if progress and row["trace_logs"]:
+        await self._commit(stored.extend_lease(task_id, worker_id, expires_at, stamp))
+        if progress and row.trace_logs:
             await self._log_progress(row, dict(progress))
         return False
 
     async def complete(self, workspace_id: str, task_id: str, worker_id: str, output: Any) -> None:
         """The worker finished the task: its output becomes the node's output."""
         row = await self._row(workspace_id, task_id)
-        if row["status"] == "completed" and row["lease_owner"] == worker_id:
+        if row.status == "completed" and row.lease_owner == worker_id:
             return  # a repeated call: the first one already counted
         self._check_holder(row, worker_id)
         await self._refuse_if_stale(row)
-        message = TaskCompleted(node_key=row["node_key"], task_id=task_id, output=output)
+        message = TaskCompleted(node_key=row.node_key, task_id=task_id, output=output)
         await self._settle(row, worker_id, "completed", message)
 
     async def fail(
@@ -527,60 +517,58 @@ class TaskDispatcher:
         if violations:
             raise InvalidArgument("the failure needs a message", violations, reason="FIELD_REQUIRED")
         row = await self._row(workspace_id, task_id)
-        if row["status"] == "failed" and row["lease_owner"] == worker_id:
+        if row.status == "failed" and row.lease_owner == worker_id:
             return
         self._check_holder(row, worker_id)
         await self._refuse_if_stale(row)
         failure = NodeFailure(message, code=code or "TASK_FAILED", retryable=retryable)
         await self._settle(
-            row, worker_id, "failed", TaskFailed(node_key=row["node_key"], task_id=task_id, error=failure)
+            row, worker_id, "failed", TaskFailed(node_key=row.node_key, task_id=task_id, error=failure)
         )
 
-    async def _refuse_if_stale(self, row: Row) -> None:
+    async def _refuse_if_stale(self, row: TaskRecord) -> None:
         """A result for a task its run no longer wants (run stopped, node timed out) is refused."""
         reason = _stale_reason(row)
         if reason is None:
             return
-        self._forget(row["id"])
-        await self._commit(sql.CANCEL_OPEN_TASK, {"id": row["id"], "now": now()})
+        self._forget(row.id)
+        await self._commit(stored.cancel_open(row.id, now()))
         raise FailedPrecondition(
-            f"task {row['id']} is no longer wanted: {reason}; its result is ignored", reason="TASK_NOT_LEASED"
+            f"task {row.id} is no longer wanted: {reason}; its result is ignored", reason="TASK_NOT_LEASED"
         )
 
-    async def _settle(self, row: Row, worker_id: str, status: str, message: Message) -> None:
+    async def _settle(self, row: TaskRecord, worker_id: str, status: str, message: Message) -> None:
         """Hand a result to the run, wait until the run has committed what it made of it, then close
         the task row. In that order, a crash in between re-dispatches the task (its repeated result is
         ignored by the run) instead of losing the result."""
-        task_id = row["id"]
+        task_id = row.id
         self._forget(task_id)
         self._busy.add(task_id)
         try:
             taken: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self.scheduler.deliver(row["execution_id"], message)
-            barrier = Command(name="touch_node", args={"node_key": row["node_key"]}, reply=taken)
-            self.scheduler.deliver(row["execution_id"], barrier)
+            self.scheduler.deliver(row.execution_id, message)
+            barrier = Command(name="touch_node", args={"node_key": row.node_key}, reply=taken)
+            self.scheduler.deliver(row.execution_id, barrier)
             try:
                 await asyncio.wait_for(taken, SETTLE_SECONDS)
             except TimeoutError:
-                log.warning("run %s did not take the result of task %s in time", row["execution_id"], task_id)
-            await self._commit(
-                sql.FINISH_TASK, {"id": task_id, "owner": worker_id, "status": status, "now": now()}
-            )
+                log.warning("run %s did not take the result of task %s in time", row.execution_id, task_id)
+            await self._commit(stored.finish(task_id, worker_id, status, now()))
         finally:
             self._busy.discard(task_id)
 
-    async def _log_progress(self, row: Row, progress: dict[str, Any]) -> None:
+    async def _log_progress(self, row: TaskRecord, progress: dict[str, Any]) -> None:
         """The progress line is committed before the heartbeat is answered, so it is logged before
         anything the worker reports next (its CompleteTask)."""
-        args = {"task_id": row["id"], "node_key": row["node_key"], "progress": progress}
+        args = {"task_id": row.id, "node_key": row.node_key, "progress": progress}
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.scheduler.deliver(row["execution_id"], Command(name="log_task_progress", args=args, reply=reply))
+        self.scheduler.deliver(row.execution_id, Command(name="log_task_progress", args=args, reply=reply))
         await reply
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    async def _commit(self, statement: str, params: Mapping[str, Any]) -> None:
-        await self.writer.commit(Mutation(statements=[(statement, params)]))
+    async def _commit(self, change: Change) -> None:
+        await self.writer.commit(Mutation(statements=[change]))
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)

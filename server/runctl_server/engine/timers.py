@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from runctl_server.clock import SYSTEM_CLOCK, Clock
+from runctl_server.store import executions
 
 if TYPE_CHECKING:
     from runctl_server.engine.persistence import RunStore
@@ -72,15 +73,9 @@ class TimerService:
         until = self.clock.now() + HORIZON_SECONDS
         # Widen the window first, so timers committed while the query runs are scheduled directly.
         self._loaded_until = until
-        rows = await self._store.reader.all(
-            "SELECT n.execution_id, n.node_key, n.wake_at FROM node_states n"
-            " JOIN executions e ON e.id = n.execution_id"
-            " WHERE n.wake_at IS NOT NULL AND n.wake_at <= :until"
-            " AND e.status IN ('running', 'paused') AND (e.lease_owner IS NULL OR e.lease_owner = :me)",
-            {"until": until, "me": self.owner()},
-        )
+        rows = await executions.due_timers(self._store.reader, until, self.owner())
         for row in rows:
-            self.schedule(float(row["wake_at"]), row["execution_id"], row["node_key"])
+            self.schedule(row.wake_at, row.execution_id, row.node_key)
 
     async def _sleep(self, delay: float) -> None:
         """Until `delay` has passed on the clock, or sooner when schedule() or refresh_soon() wakes us."""

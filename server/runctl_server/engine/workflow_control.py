@@ -18,15 +18,13 @@ from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.engine.workflow_holds import WorkflowHolds
 from runctl_server.engine.workflows import Workflows
 from runctl_server.errors import FailedPrecondition, InvalidArgument, Reason
+from runctl_server.store import pause_points
+from runctl_server.store import workflows as stored_workflows
 from runctl_server.store.leases import NOTIFY, STATE_CHANNEL
-from runctl_server.store.reads import Reader, Row
+from runctl_server.store.reads import Reader
+from runctl_server.store.records import PausePointRecord, RunOrigin, RunState
 from runctl_server.store.writer import EventRecord, Mutation, Writer
 
-# paused_at says since when a workflow is paused, and is cleared when it is not paused any more.
-SET_WORKFLOW_STATUS = (
-    "UPDATE workflows SET status = :status, updated_at = :now, paused_at = :paused_at"
-    " WHERE id = :id AND status = :expected"
-)
 RESUME_STATUSES = ("paused", "resumed", "expired", "cancelled")
 
 
@@ -43,7 +41,7 @@ class PausedExecution:
     updated_at: float
     expires_at: float | None
     metadata: dict[str, Any] | None
-    pause_points: list[Row]
+    pause_points: list[PausePointRecord]
 
 
 # The paused runs of a workflow, one row each: when it first paused, and its status as _aggregate
@@ -52,54 +50,29 @@ class PausedExecution:
 # its points waits, else that of its latest point. The scan walks ix_pause_points_workflow_registered
 # in page order and keeps a point only if it is its run's first, so a page costs about as many rows as
 # it shows (plus a few index probes per run), however many pause points the workflow has.
-PAUSED_RUN_STATUS = """
-CASE WHEN EXISTS (
-    SELECT 1 FROM pause_points w WHERE w.execution_id = p.execution_id AND w.status = 'paused'
-) THEN 'paused' ELSE (
-    SELECT l.status FROM pause_points l WHERE l.execution_id = p.execution_id
-    ORDER BY COALESCE(l.resolved_at, l.registered_at) DESC, l.registered_at DESC, l.context_id DESC
-    LIMIT 1
-) END
-"""
-PAUSED_RUNS = """
-SELECT p.execution_id, p.registered_at AS paused_at FROM pause_points p
-WHERE p.workflow_id = :wf AND p.workspace_id = :ws
-AND NOT EXISTS (
-    SELECT 1 FROM pause_points e WHERE e.execution_id = p.execution_id
-    AND (e.registered_at < p.registered_at
-         OR (e.registered_at = p.registered_at AND e.context_id < p.context_id))
-)
-{where}
-ORDER BY p.registered_at DESC, p.execution_id ASC
-LIMIT :limit
-"""
-
-
-def _aggregate(execution_id: str, points: list[Row], run: Row | None) -> PausedExecution:
-    waiting = [p for p in points if p["status"] == "paused"]
-    latest = max(
-        points, key=lambda p: (p["resolved_at"] or p["registered_at"], p["registered_at"], p["context_id"])
-    )
-    expiries = [p["expires_at"] for p in waiting if p["expires_at"] is not None]
+def _aggregate(execution_id: str, points: list[PausePointRecord], run: RunOrigin | None) -> PausedExecution:
+    waiting = [p for p in points if p.status == "paused"]
+    latest = max(points, key=lambda p: (p.resolved_at or p.registered_at, p.registered_at, p.context_id))
+    expiries = [p.expires_at for p in waiting if p.expires_at is not None]
     metadata = {
         key: value
         for key, value in (
-            ("batchId", run["batch_id"] if run else None),
-            ("workflowFile", run["source_path"] if run else None),
+            ("batchId", run.batch_id if run else None),
+            ("workflowFile", run.source_path if run else None),
         )
         if value
     }
     return PausedExecution(
         execution_id=execution_id,
-        workflow_id=str(points[0]["workflow_id"]),
-        status="paused" if waiting else str(latest["status"]),
+        workflow_id=str(points[0].workflow_id),
+        status="paused" if waiting else str(latest.status),
         total_pause_count=len(points),
-        resumed_count=sum(1 for p in points if p["status"] == "resumed"),
-        paused_at=min(p["registered_at"] for p in points),
-        updated_at=max(p["resolved_at"] or p["registered_at"] for p in points),
+        resumed_count=sum(1 for p in points if p.status == "resumed"),
+        paused_at=min(p.registered_at for p in points),
+        updated_at=max(p.resolved_at or p.registered_at for p in points),
         expires_at=min(expiries) if expiries else None,
         metadata=metadata or None,
-        pause_points=sorted(points, key=lambda p: (p["registered_at"], p["context_id"])),
+        pause_points=sorted(points, key=lambda p: (p.registered_at, p.context_id)),
     )
 
 
@@ -142,24 +115,15 @@ class WorkflowControl:
         workflows = self._workflows
         async with workflows.lock:
             row = await workflows.row(workspace_id, workflow_id)
-            if row["status"] not in expected:
+            if row.status not in expected:
                 wanted = " or ".join(expected)
                 raise FailedPrecondition(
-                    f"workflow {workflow_id!r} is {row['status']}, not {wanted}",
-                    reason=_STATUS_REASONS[str(row["status"])],
+                    f"workflow {workflow_id!r} is {row.status}, not {wanted}",
+                    reason=_STATUS_REASONS[row.status],
                 )
             mutation = Mutation()
             stamp = now()
-            mutation.add(
-                SET_WORKFLOW_STATUS,
-                {
-                    "id": workflow_id,
-                    "status": status,
-                    "expected": row["status"],
-                    "now": stamp,
-                    "paused_at": stamp if status == "paused" else None,
-                },
-            )
+            mutation.add(*stored_workflows.set_status(workflow_id, status, expected=row.status, now=stamp))
             mutation.emit(
                 EventRecord(
                     event, workspace_id, workflow_id=workflow_id, payload={"status": status, **payload}
@@ -170,13 +134,8 @@ class WorkflowControl:
                 mutation.add(NOTIFY, {"channel": STATE_CHANNEL, "payload": "workflows"})
             await self._writer.commit(mutation)
 
-    async def _runs(self, workspace_id: str, workflow_id: str, statuses: tuple[str, ...]) -> list[Row]:
-        return await self._reader.all(
-            "SELECT id, status, hold FROM executions"
-            " WHERE workspace_id = :ws AND workflow_id = :wf AND status IN :statuses ORDER BY created_at",
-            {"ws": workspace_id, "wf": workflow_id, "statuses": list(statuses)},
-            expanding=("statuses",),
-        )
+    async def _runs(self, workspace_id: str, workflow_id: str, statuses: tuple[str, ...]) -> list[RunState]:
+        return await stored_workflows.runs(self._reader, workspace_id, workflow_id, statuses)
 
     async def pause(self, workspace_id: str, workflow_id: str, reason: str = "") -> None:
         # NotFound before the engine-wide hold below is touched: another workspace's (or a made-up) id
@@ -190,7 +149,7 @@ class WorkflowControl:
             )
         # Runs idle between nodes show PAUSED at once; busy ones once their in-flight nodes end.
         runs = await self._runs(workspace_id, workflow_id, (RUNNING,))
-        await asyncio.gather(*(self._control.refresh(row["id"]) for row in runs))
+        await asyncio.gather(*(self._control.refresh(row.id) for row in runs))
 
     async def resume(self, workspace_id: str, workflow_id: str) -> None:
         await self._set_status(workspace_id, workflow_id, ("paused",), "active", "WORKFLOW_RESUMED")
@@ -199,11 +158,11 @@ class WorkflowControl:
         runs = await self._runs(workspace_id, workflow_id, ACTIVE_EXECUTION)
         await asyncio.gather(
             *(
-                control.release_queued(row["id"], (WORKFLOW_PAUSED,))
-                if row["status"] == QUEUED
-                else control.refresh(row["id"])
+                control.release_queued(row.id, (WORKFLOW_PAUSED,))
+                if row.status == QUEUED
+                else control.refresh(row.id)
                 for row in runs
-                if row["status"] != QUEUED or row["hold"] == WORKFLOW_PAUSED
+                if row.status != QUEUED or row.hold == WORKFLOW_PAUSED
             )
         )
 
@@ -215,7 +174,7 @@ class WorkflowControl:
         self._holds.lift(workflow_id)
         runs = await self._runs(workspace_id, workflow_id, ACTIVE_EXECUTION)
         why = f"workflow {workflow_id} was cancelled" + (f": {reason}" if reason else "")
-        counts = await self._control.stop_many(workspace_id, [row["id"] for row in runs], why)
+        counts = await self._control.stop_many(workspace_id, [row.id for row in runs], why)
         return counts.total
 
     async def delete(self, workspace_id: str, workflow_id: str, *, force: bool = False) -> None:
@@ -230,7 +189,7 @@ class WorkflowControl:
             )
         if runs:
             why = f"workflow {workflow_id} was deleted"
-            await self._control.stop_many(workspace_id, [row["id"] for row in runs], why)
+            await self._control.stop_many(workspace_id, [row.id for row in runs], why)
         await self._workflows.delete(workspace_id, workflow_id)
 
     async def paused_executions(
@@ -249,49 +208,29 @@ class WorkflowControl:
             )
         await self._workflows.row(workspace_id, workflow_id)
         limit = page_size(size, default=50)
-        params: dict[str, Any] = {
-            "ws": workspace_id,
-            "wf": workflow_id,
-            "limit": limit + 1,
-            "statuses": list(statuses),
-        }
-        conditions = []
-        if statuses:
-            conditions.append(f"({PAUSED_RUN_STATUS}) IN :statuses")
         filters = {"workflow_id": workflow_id, "statuses": frozenset(statuses)}
         after = decode_token(token, ("t", "id"), filters=filters)
-        if after is not None:
-            conditions.append("(p.registered_at < :t OR (p.registered_at = :t AND p.execution_id > :id))")
-            params.update(t=float(after["t"]), id=str(after["id"]))
-        where = "".join(f" AND {condition}" for condition in conditions)
         # One page of runs, chosen and ordered in the database; only their pause points are loaded.
-        page_ids = await self._reader.all(
-            PAUSED_RUNS.format(where=where),
-            params,
-            expanding=("statuses",) if statuses else (),
+        page_ids = await pause_points.paused_runs(
+            self._reader,
+            workspace_id,
+            workflow_id,
+            limit=limit + 1,
+            statuses=statuses,
+            after=None if after is None else (float(after["t"]), str(after["id"])),
         )
-        ids = [str(row["execution_id"]) for row in page_ids]
+        ids = [row.execution_id for row in page_ids]
         next_token = ""
         if len(ids) > limit:
             ids = ids[:limit]
             last = page_ids[limit - 1]
-            next_token = encode_token({"t": last["paused_at"], "id": last["execution_id"]}, filters)
-        # The ids come from the workspace's own page; a workspace condition here would tempt the
-        # planner into walking the workspace's index instead of probing these runs.
-        points = await self._reader.all(
-            "SELECT * FROM pause_points WHERE execution_id IN :ids",
-            {"ids": ids or [""]},
-            expanding=("ids",),
-        )
-        by_run: dict[str, list[Row]] = {}
+            next_token = encode_token({"t": last.paused_at, "id": last.execution_id}, filters)
+        points = await pause_points.of_runs(self._reader, ids)
+        by_run: dict[str, list[PausePointRecord]] = {}
         for point in points:
-            by_run.setdefault(str(point["execution_id"]), []).append(point)
-        runs = await self._reader.all(
-            "SELECT id, batch_id, source_path FROM executions WHERE id IN :ids",
-            {"ids": ids or [""]},
-            expanding=("ids",),
-        )
-        run_rows = {str(row["id"]): row for row in runs}
+            by_run.setdefault(point.execution_id, []).append(point)
+        runs = await pause_points.runs_of(self._reader, ids)
+        run_rows = {row.id: row for row in runs}
         page = [_aggregate(eid, by_run[eid], run_rows.get(eid)) for eid in ids if eid in by_run]
         if statuses:  # a run that changed between the page's query and these reads is left out
             page = [item for item in page if item.status in statuses]

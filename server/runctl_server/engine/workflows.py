@@ -16,8 +16,8 @@ from runctl_server.engine.model import new_id, now
 from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.engine.persistence import RunStore
 from runctl_server.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
-from runctl_server.store import sql
-from runctl_server.store.reads import Row
+from runctl_server.store import workflows as stored
+from runctl_server.store.records import WorkflowRecord
 from runctl_server.store.writer import EventRecord, Mutation, WriteError, dumps
 
 WORKFLOW_STATUSES = ("active", "paused", "cancelled")
@@ -30,13 +30,13 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def secret_accepted(secret: str, workflow: Mapping[str, Any], at: float) -> bool:
+def secret_accepted(secret: str, workflow: WorkflowRecord, at: float) -> bool:
     """Whether `secret` is the workflow's webhook secret, or the one it replaced while that one's
     overlap lasts. Both hashes are always compared, so the timing says nothing about which matched."""
     digest = hash_secret(secret)
-    current = hmac.compare_digest(digest, str(workflow["secret_hash"]))
-    previous = hmac.compare_digest(digest, str(workflow["previous_secret_hash"] or ""))
-    until = workflow["previous_secret_until"]
+    current = hmac.compare_digest(digest, workflow.secret_hash)
+    previous = hmac.compare_digest(digest, workflow.previous_secret_hash or "")
+    until = workflow.previous_secret_until
     return current or (previous and until is not None and at < float(until))
 
 
@@ -44,26 +44,26 @@ def secret_accepted(secret: str, workflow: Mapping[str, Any], at: float) -> bool
 class WorkflowView:
     """A workflow row with its current definition; `secret` is set only when just created."""
 
-    row: Row
+    row: WorkflowRecord
     document: dict[str, Any]
     secret: str | None = None
     # After a rotation: until when the replaced secret is still accepted (None: not at all).
     previous_secret_until: float | None = None
 
 
-def _at_version(row: Row, version: int, field: str) -> Row:
+def _at_version(row: WorkflowRecord, version: int, field: str) -> WorkflowRecord:
     """`row` as of `version` (0: as it is). Versions run from 1 to the latest with no gaps, since
     every update adds the next one and none is ever removed alone."""
     if version < 0:
         raise InvalidArgument.single(field, "must not be negative (0 = the latest)", reason="FIELD_INVALID")
-    if not version or version == row["version"]:
+    if not version or version == row.version:
         return row
-    if version > row["version"]:
+    if version > row.version:
         raise NotFound(
-            f"workflow {row['id']!r} has no version {version}; its latest is {row['version']}",
+            f"workflow {row.id!r} has no version {version}; its latest is {row.version}",
             reason="WORKFLOW_VERSION_NOT_FOUND",
         )
-    return {**row, "version": version}
+    return replace(row, version=version)
 
 
 class Workflows:
@@ -76,21 +76,15 @@ class Workflows:
         self._secret_overlap_seconds = secret_overlap_seconds
         self.lock = asyncio.Lock()
 
-    async def row(self, workspace_id: str, workflow_id: str) -> Row:
-        row = await self._store.reader.one(
-            "SELECT * FROM workflows WHERE id = :id AND workspace_id = :ws AND deleted_at IS NULL",
-            {"id": workflow_id, "ws": workspace_id},
-        )
+    async def row(self, workspace_id: str, workflow_id: str) -> WorkflowRecord:
+        row = await stored.live(self._store.reader, workspace_id, workflow_id)
         if row is None:
             raise NotFound(f"workflow {workflow_id!r} not found", reason="WORKFLOW_NOT_FOUND")
         return row
 
-    async def _view(self, row: Row, secret: str | None = None) -> WorkflowView:
-        version = await self._store.reader.one(
-            "SELECT document FROM workflow_versions WHERE workflow_id = :id AND version = :version",
-            {"id": row["id"], "version": row["version"]},
-        )
-        document = json.loads(version["document"]) if version else {}
+    async def _view(self, row: WorkflowRecord, secret: str | None = None) -> WorkflowView:
+        text = await stored.version_document(self._store.reader, row.id, row.version)
+        document = json.loads(text) if text else {}
         return WorkflowView(row, document, secret)
 
     async def get(self, workspace_id: str, workflow_id: str, version: int = 0) -> WorkflowView:
@@ -105,28 +99,25 @@ class Workflows:
             return view
         # Name and description are copied from the definition: those of the version asked for.
         document = view.document
-        named = {"name": document.get("name", row["name"]), "description": document.get("description")}
-        return replace(view, row={**row, **named})
+        named = replace(
+            row, name=document.get("name", row.name), description=document.get("description") or ""
+        )
+        return replace(view, row=named)
 
     async def definition(
         self, workspace_id: str, workflow_id: str, version: int = 0, *, field: str = "workflow_version"
-    ) -> tuple[Row, Definition]:
+    ) -> tuple[WorkflowRecord, Definition]:
         """The workflow's row with `version` (0: the latest) in place of the latest, and that
         version's definition."""
         row = _at_version(await self.row(workspace_id, workflow_id), version, field)
-        definition = await self._store.definition_of(
-            {"document": None, "workflow_id": row["id"], "workflow_version": row["version"]}
-        )
+        definition = await self._store.definition_of(None, row.id, row.version)
         return row, definition
 
     async def create(
         self, workspace_id: str, document: Mapping[str, Any], request_id: str = ""
     ) -> WorkflowView:
         if request_id:
-            existing = await self._store.reader.one(
-                "SELECT * FROM workflows WHERE workspace_id = :ws AND request_id = :rid",
-                {"ws": workspace_id, "rid": request_id},
-            )
+            existing = await stored.by_request(self._store.reader, workspace_id, request_id)
             if existing is not None:
                 return await self._view(existing)
         definition = self._store.parse(document)
@@ -135,21 +126,17 @@ class Workflows:
         stamp = now()
         mutation = Mutation()
         mutation.add(
-            sql.INSERT_WORKFLOW,
-            {
-                "id": workflow_id,
-                "workspace_id": workspace_id,
-                "name": definition.name,
-                "description": definition.description,
-                "secret_hash": hash_secret(secret),
-                "request_id": request_id or None,
-                "now": stamp,
-            },
+            *stored.insert(
+                workflow_id,
+                workspace_id,
+                name=definition.name,
+                description=definition.description,
+                secret_hash=hash_secret(secret),
+                request_id=request_id or None,
+                now=stamp,
+            )
         )
-        mutation.add(
-            sql.INSERT_WORKFLOW_VERSION,
-            {"workflow_id": workflow_id, "version": 1, "document": dumps(definition.document), "now": stamp},
-        )
+        mutation.add(*stored.insert_version(workflow_id, 1, dumps(definition.document), stamp))
         mutation.emit(
             EventRecord(
                 "WORKFLOW_CREATED",
@@ -175,24 +162,18 @@ class Workflows:
             raise InvalidArgument.single(
                 "statuses", f"must be among {', '.join(WORKFLOW_STATUSES)}", reason="FIELD_INVALID"
             )
-        where = ["workspace_id = :ws", "deleted_at IS NULL"]
-        params: dict[str, Any] = {"ws": workspace_id, "limit": limit + 1, "statuses": list(statuses)}
-        if statuses:
-            where.append("status IN :statuses")
-        if position is not None:
-            where.append("(created_at < :t OR (created_at = :t AND id < :id))")
-            params.update(t=position["t"], id=position["id"])
-        rows = await self._store.reader.all(
-            f"SELECT * FROM workflows WHERE {' AND '.join(where)}"  # noqa: S608 (fixed fragments only)
-            " ORDER BY created_at DESC, id DESC LIMIT :limit",
-            params,
-            expanding=("statuses",) if statuses else (),
+        rows = await stored.page(
+            self._store.reader,
+            workspace_id,
+            limit=limit + 1,
+            statuses=statuses,
+            before=None if position is None else (position["t"], position["id"]),
         )
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
             next_token = encode_token(
-                {"t": rows[-1]["created_at"], "id": rows[-1]["id"]}, {"statuses": frozenset(statuses)}
+                {"t": rows[-1].created_at, "id": rows[-1].id}, {"statuses": frozenset(statuses)}
             )
         return [await self._view(row) for row in rows], next_token
 
@@ -202,38 +183,28 @@ class Workflows:
         definition = self._store.parse(document)
         async with self.lock:
             row = await self.row(workspace_id, workflow_id)
-            if expected_version and expected_version != row["version"]:
+            if expected_version and expected_version != row.version:
                 raise Aborted(
-                    f"workflow {workflow_id!r} is at version {row['version']}, not {expected_version}",
+                    f"workflow {workflow_id!r} is at version {row.version}, not {expected_version}",
                     reason="VERSION_MISMATCH",
-                    metadata={"currentVersion": str(row["version"])},
+                    metadata={"currentVersion": str(row.version)},
                 )
-            if row["status"] == "cancelled":
+            if row.status == "cancelled":
                 raise FailedPrecondition(
                     f"workflow {workflow_id!r} is cancelled", reason="WORKFLOW_CANCELLED"
                 )
-            version = int(row["version"]) + 1
+            version = row.version + 1
             stamp = now()
             mutation = Mutation()
+            mutation.add(*stored.insert_version(workflow_id, version, dumps(definition.document), stamp))
             mutation.add(
-                sql.INSERT_WORKFLOW_VERSION,
-                {
-                    "workflow_id": workflow_id,
-                    "version": version,
-                    "document": dumps(definition.document),
-                    "now": stamp,
-                },
-            )
-            mutation.add(
-                sql.UPDATE_WORKFLOW_DEFINITION,
-                {
-                    "id": workflow_id,
-                    "name": definition.name,
-                    "description": definition.description,
-                    "version": version,
-                    "previous_version": version - 1,
-                    "now": stamp,
-                },
+                *stored.update_definition(
+                    workflow_id,
+                    name=definition.name,
+                    description=definition.description,
+                    version=version,
+                    now=stamp,
+                )
             )
             mutation.emit(
                 EventRecord(
@@ -264,15 +235,7 @@ class Workflows:
             # One statement: the secret kept is whatever is current when it runs (SQL reads the old
             # row on the right-hand side), so two servers rotating at once cannot lose one.
             mutation.add(
-                "UPDATE workflows SET previous_secret_hash = CASE WHEN :keep THEN secret_hash END,"
-                " previous_secret_until = :until, secret_hash = :hash, updated_at = :now WHERE id = :id",
-                {
-                    "id": workflow_id,
-                    "hash": hash_secret(secret),
-                    "keep": until is not None,
-                    "until": until,
-                    "now": stamp,
-                },
+                *stored.rotate_secret(workflow_id, hash_secret(secret), previous_until=until, now=stamp)
             )
             # The payload says when the old secret stops; neither secret is ever in an event.
             mutation.emit(
@@ -291,6 +254,6 @@ class Workflows:
         async with self.lock:
             await self.row(workspace_id, workflow_id)
             mutation = Mutation()
-            mutation.add(sql.DELETE_WORKFLOW, {"id": workflow_id, "now": now()})
+            mutation.add(*stored.delete(workflow_id, now()))
             mutation.emit(EventRecord("WORKFLOW_DELETED", workspace_id, workflow_id=workflow_id))
             await self._store.writer.commit(mutation)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from runctl_server.errors import Aborted, InvalidArgument, Unavailable
 from runctl_server.events.hub import EventHub, Subscription
+from runctl_server.store import event_log
 from runctl_server.store.reads import Reader, Row
 from runctl_server.store.writer import EventRecord
 
@@ -45,29 +45,19 @@ class EventFilter:
             and not (self.without_node_events and event.type.startswith("NODE_"))
         )
 
-    def where(self) -> tuple[str, dict[str, Any]]:
-        clauses = ["workspace_id = :ws"]
-        params: dict[str, Any] = {"ws": self.workspace_id}
-        for column in ("workflow_id", "execution_id", "batch_id"):
-            value = getattr(self, column)
-            if value:
-                clauses.append(f"{column} = :{column}")
-                params[column] = value
-        if self.types:
-            clauses.append("type IN :types")
-            params["types"] = sorted(self.types)
-        if self.without_node_events:
-            clauses.append("type NOT LIKE 'NODE\\_%' ESCAPE '\\'")
-        return " AND ".join(clauses), params
-
 
 async def read_events(reader: Reader, flt: EventFilter, after: int, limit: int) -> list[Row]:
     """Matching events of the log with a sequence above `after`, oldest first, at most `limit`."""
-    where, params = flt.where()
-    return await reader.all(
-        f"SELECT * FROM events WHERE {where} AND sequence > :after ORDER BY sequence LIMIT :limit",  # noqa: S608
-        {**params, "after": after, "limit": limit},
-        expanding=("types",) if flt.types else (),
+    return await event_log.matching_events(
+        reader,
+        flt.workspace_id,
+        after=after,
+        limit=limit,
+        workflow_id=flt.workflow_id,
+        execution_id=flt.execution_id,
+        batch_id=flt.batch_id,
+        types=flt.types,
+        without_node_events=flt.without_node_events,
     )
 
 
@@ -123,8 +113,7 @@ class Follower:
         """Events at or below this sequence may have been removed from the log (0: none ever were)."""
         if self.filter.execution_id or self.filter.batch_id:
             return 0  # a run's or a batch's events are only ever removed together with it
-        row = await self._reader.one("SELECT value FROM counters WHERE name = 'events_pruned_through'")
-        return int(row["value"]) if row else 0
+        return await event_log.pruned_through(self._reader)
 
     async def _catch_up(self, cursor: int) -> AsyncIterator[list[Row]]:
         while True:

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from runctl_server.events.hub import EventHub
+from runctl_server.store import event_log
 from runctl_server.store.reads import Reader
 from runctl_server.store.writer import EventRecord
 
@@ -122,11 +123,7 @@ class EventRelay:
     async def _read_through(self, through: int) -> None:
         while self.published < through:
             after = self.published
-            rows = await self._reader.all(
-                "SELECT * FROM events WHERE sequence > :after AND sequence <= :through"
-                " ORDER BY sequence LIMIT :limit",
-                {"after": after, "through": through, "limit": READ_PAGE},
-            )
+            rows = await event_log.events_between(self._reader, after=after, through=through, limit=READ_PAGE)
             self.read_from_log += len(rows)
             fresh = [row for row in rows if int(row["sequence"]) > self.published]
             self._hub.publish([EventRecord.from_row(row) for row in fresh])

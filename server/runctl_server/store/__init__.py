@@ -1,1 +1,1 @@
-"""Persistence: SQLModel tables, the database engine and Alembic migrations."""
+"""Persistence: the tables (SQLAlchemy Core), the database engine and Alembic migrations."""

@@ -10,12 +10,13 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection, Engine, Row
 
 from runctl_server.errors import NotFound
-from runctl_server.store.tables import ApiKey, Workspace
+from runctl_server.store.tables import api_keys, workspaces
 
 KEY_PREFIX = "rk_"
 # Enough of the key to tell keys apart in a listing, far too little to guess the rest from.
@@ -52,56 +53,64 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def ensure_workspace(session: Session, name: str) -> Workspace:
-    """The workspace called `name`, created when missing (its id is its name)."""
-    workspace = session.exec(select(Workspace).where(Workspace.name == name)).first()
-    if workspace is None:
-        workspace = Workspace(id=name, name=name, created_at=_now())
-        session.add(workspace)
-        session.flush()
-    return workspace
+def ensure_workspace(connection: Connection, name: str) -> str:
+    """The id of the workspace called `name`, created when missing (its id is its name)."""
+    found = connection.execute(select(workspaces.c.id).where(workspaces.c.name == name)).scalar()
+    if found is not None:
+        return str(found)
+    connection.execute(insert(workspaces).values(id=name, name=name, created_at=_now()))
+    return name
 
 
 def create_key(engine: Engine, workspace_name: str, name: str = "") -> CreatedKey:
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    with Session(engine) as session:
-        workspace = ensure_workspace(session, workspace_name)
-        row = ApiKey(
-            id=f"key_{secrets.token_hex(8)}",
-            workspace_id=workspace.id,
-            name=name,
-            key_hash=hash_key(key),
-            prefix=key[:SHOWN_PREFIX_CHARS],
-            created_at=_now(),
+    with engine.begin() as connection:
+        workspace_id = ensure_workspace(connection, workspace_name)
+        key_id = f"key_{secrets.token_hex(8)}"
+        connection.execute(
+            insert(api_keys).values(
+                id=key_id,
+                workspace_id=workspace_id,
+                name=name,
+                key_hash=hash_key(key),
+                prefix=key[:SHOWN_PREFIX_CHARS],
+                created_at=_now(),
+            )
         )
-        session.add(row)
-        session.commit()
-        return CreatedKey(_info(row, workspace.name), key)
+        info = _key_info(connection, key_id)
+    assert info is not None
+    return CreatedKey(info, key)
+
+
+def _key_info(connection: Connection, key_id: str) -> KeyInfo | None:
+    row = connection.execute(_KEYS_WITH_WORKSPACE.where(api_keys.c.id == key_id)).first()
+    return None if row is None else _info(row)
+
+
+# Keys with their workspace's name (a key whose workspace is gone is shown with the workspace id).
+_KEYS_WITH_WORKSPACE = select(
+    api_keys, func.coalesce(workspaces.c.name, api_keys.c.workspace_id).label("workspace_name")
+).select_from(api_keys.outerjoin(workspaces, workspaces.c.id == api_keys.c.workspace_id))
 
 
 def list_keys(engine: Engine) -> list[KeyInfo]:
-    with Session(engine) as session:
-        rows = session.exec(
-            select(ApiKey, Workspace.name)
-            .join(Workspace, Workspace.id == ApiKey.workspace_id)  # type: ignore[arg-type]
-            .order_by(ApiKey.created_at, ApiKey.id)  # type: ignore[arg-type]
-        ).all()
-        return [_info(row, workspace_name) for row, workspace_name in rows]
+    with engine.connect() as connection:
+        rows = connection.execute(_KEYS_WITH_WORKSPACE.order_by(api_keys.c.created_at, api_keys.c.id))
+        return [_info(row) for row in rows]
 
 
 def revoke_key(engine: Engine, key_id: str) -> KeyInfo:
     """Mark the key revoked (idempotent); NotFound when no key has this id."""
-    with Session(engine) as session:
-        row = session.get(ApiKey, key_id)
-        if row is None:
-            raise NotFound(f"no API key {key_id!r}", reason="API_KEY_NOT_FOUND")
-        if row.revoked_at is None:
-            row.revoked_at = _now()
-            session.add(row)
-            session.commit()
-            session.refresh(row)
-        workspace = session.get(Workspace, row.workspace_id)
-        return _info(row, workspace.name if workspace else row.workspace_id)
+    with engine.begin() as connection:
+        connection.execute(
+            update(api_keys)
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=_now())
+        )
+        info = _key_info(connection, key_id)
+    if info is None:
+        raise NotFound(f"no API key {key_id!r}", reason="API_KEY_NOT_FOUND")
+    return info
 
 
 @dataclass(frozen=True)
@@ -118,13 +127,26 @@ class KeySnapshot:
 
 def key_snapshot(engine: Engine) -> KeySnapshot:
     """One small read (a row per key), taken as a whole and cached briefly by the server."""
-    with Session(engine) as session:
-        rows = session.exec(select(ApiKey.key_hash, ApiKey.id, ApiKey.workspace_id, ApiKey.revoked_at)).all()
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(api_keys.c.key_hash, api_keys.c.id, api_keys.c.workspace_id, api_keys.c.revoked_at)
+        ).all()
     active = {key_hash: (key_id, ws) for key_hash, key_id, ws, revoked_at in rows if revoked_at is None}
     return KeySnapshot(active, bool(rows))
 
 
-def _info(row: ApiKey, workspace_name: str) -> KeyInfo:
+def _info(row: Row[Any]) -> KeyInfo:
     return KeyInfo(
-        row.id, row.workspace_id, workspace_name, row.name, row.prefix, row.created_at, row.revoked_at
+        row.id,
+        row.workspace_id,
+        row.workspace_name,
+        row.name,
+        row.prefix,
+        _utc(row.created_at),
+        None if row.revoked_at is None else _utc(row.revoked_at),
     )
+
+
+def _utc(moment: datetime) -> datetime:
+    """The columns hold naive UTC (DateTime without zone); answer aware times."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

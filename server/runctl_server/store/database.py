@@ -7,10 +7,9 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlmodel import create_engine
 
 from runctl_server.settings import SettingsError
 

@@ -7,9 +7,28 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import Executable
 
 Row = dict[str, Any]
+# A statement: an SQLAlchemy expression (its parameters bound in it), or SQL text of store/ with
+# named parameters.
+Statement = Executable | str
+
+
+def _statement(sql: Statement, expanding: Sequence[str] = ()) -> Executable:
+    if not isinstance(sql, str):
+        return sql
+    statement = text(sql)
+    if expanding:
+        statement = statement.bindparams(*(bindparam(name, expanding=True) for name in expanding))
+    return statement
+
+
+def _rows(
+    connection: Connection, sql: Statement, params: Mapping[str, Any], expanding: Sequence[str]
+) -> list[Row]:
+    return [dict(row) for row in connection.execute(_statement(sql, expanding), dict(params)).mappings()]
 
 
 class Reader:
@@ -18,35 +37,29 @@ class Reader:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def _fetch(self, sql: str, params: Mapping[str, Any], expanding: Sequence[str]) -> list[Row]:
-        statement = text(sql)
-        if expanding:
-            statement = statement.bindparams(*(bindparam(name, expanding=True) for name in expanding))
+    def _fetch(self, sql: Statement, params: Mapping[str, Any], expanding: Sequence[str]) -> list[Row]:
         with self._engine.connect() as connection:
-            return [dict(row) for row in connection.execute(statement, dict(params)).mappings()]
+            return _rows(connection, sql, params, expanding)
 
     async def all(
-        self, sql: str, params: Mapping[str, Any] | None = None, expanding: Sequence[str] = ()
+        self, sql: Statement, params: Mapping[str, Any] | None = None, expanding: Sequence[str] = ()
     ) -> list[Row]:
         return await asyncio.to_thread(self._fetch, sql, params or {}, expanding)
 
-    async def one(self, sql: str, params: Mapping[str, Any] | None = None) -> Row | None:
+    async def one(self, sql: Statement, params: Mapping[str, Any] | None = None) -> Row | None:
         rows = await self.all(sql, params)
         return rows[0] if rows else None
 
-    def all_sync(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+    def all_sync(self, sql: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
         return self._fetch(sql, params or {}, ())
 
-    async def snapshot(self, queries: Mapping[str, tuple[str, Mapping[str, Any]]]) -> dict[str, list[Row]]:
+    async def snapshot(self, queries: Mapping[str, Statement]) -> dict[str, list[Row]]:
         """Several reads in one transaction, so they agree with each other (a consistent snapshot)."""
 
         def run() -> dict[str, list[Row]]:
             with self._engine.connect() as connection, connection.begin():
                 if connection.dialect.name == "postgresql":
                     connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-                return {
-                    name: [dict(row) for row in connection.execute(text(sql), dict(params)).mappings()]
-                    for name, (sql, params) in queries.items()
-                }
+                return {name: _rows(connection, sql, {}, ()) for name, sql in queries.items()}
 
         return await asyncio.to_thread(run)

@@ -100,30 +100,6 @@ CANCEL_OPEN_TASK = (
     " WHERE id = :id AND status IN ('pending', 'leased')"
 )
 
-# One task with what a worker is sent and what decides whether it is still wanted: its run's status and
-# whether its node still waits on it.
-SELECT_TASK = (
-    "SELECT t.id, t.workspace_id, t.execution_id, t.node_key, t.node_id, t.queue, t.type, t.status,"
-    " t.attempt, t.idempotency_key, t.payload, t.lease_owner, t.lease_expires_at, t.heartbeat_timeout,"
-    " t.updated_at, e.workflow_id, e.status AS run_status, e.trace_logs, n.status AS node_status,"
-    " n.state AS node_state, n.wake_at AS node_wake_at"
-    " FROM tasks t JOIN executions e ON e.id = t.execution_id"
-    " LEFT JOIN node_states n ON n.execution_id = t.execution_id AND n.node_key = t.node_key"
-    " WHERE t.id = :id"
-)
-
-SELECT_OPEN_TASKS = (
-    "SELECT id, workspace_id, queue, status, lease_owner, lease_expires_at FROM tasks"
-    " WHERE status IN ('pending', 'leased') ORDER BY created_at"
-)
-
-# Tasks of one queue this process may not know of (created or abandoned by another process).
-SELECT_QUEUE_BACKLOG = (
-    "SELECT id, status FROM tasks WHERE workspace_id = :workspace_id AND queue = :queue"
-    " AND (status = 'pending' OR (status = 'leased' AND lease_expires_at <= :now))"
-    " ORDER BY created_at LIMIT :limit"
-)
-
 INSERT_WORKFLOW = (
     "INSERT INTO workflows (id, workspace_id, name, description, status, version, secret_hash, request_id,"
     " created_at, updated_at, paused_at, deleted_at) VALUES (:id, :workspace_id, :name, :description,"
@@ -142,6 +118,19 @@ UPDATE_WORKFLOW_DEFINITION = (
 
 SET_WORKFLOW_STATUS = (
     "UPDATE workflows SET status = :status, paused_at = :paused_at, updated_at = :now WHERE id = :id"
+)
+
+# One statement: the secret kept is whatever is current when it runs (SQL reads the old row on the
+# right-hand side), so two servers rotating at once cannot lose one.
+ROTATE_WEBHOOK_HASH = (
+    "UPDATE workflows SET previous_secret_hash = CASE WHEN :keep THEN secret_hash END,"
+    " previous_secret_until = :until, secret_hash = :hash, updated_at = :now WHERE id = :id"
+)
+
+# paused_at says since when a workflow is paused, and is cleared when it is not paused any more.
+SET_GUARDED_WORKFLOW_STATUS = (
+    "UPDATE workflows SET status = :status, updated_at = :now, paused_at = :paused_at"
+    " WHERE id = :id AND status = :expected"
 )
 
 DELETE_WORKFLOW = "UPDATE workflows SET deleted_at = :now, updated_at = :now WHERE id = :id"
@@ -173,60 +162,6 @@ DELETE_BATCH = (
     "DELETE FROM batches WHERE id = :id AND status <> 'running' AND NOT EXISTS (SELECT 1 FROM executions"
     " WHERE batch_id = :id AND status IN ('queued', 'running', 'paused'))"
 )
-
-SELECT_BATCH = "SELECT * FROM batches WHERE id = :id AND workspace_id = :ws"
-
-SELECT_BATCH_BY_REQUEST = "SELECT id FROM batches WHERE workspace_id = :ws AND request_id = :rid"
-
-SELECT_BATCH_COUNTS = "SELECT status, COUNT(*) AS n FROM executions WHERE batch_id = :id GROUP BY status"
-
-# Expanding :ids: the counts of a page of batches in one read.
-SELECT_BATCHES_COUNTS = (
-    "SELECT batch_id, status, COUNT(*) AS n FROM executions WHERE batch_id IN :ids GROUP BY batch_id, status"
-)
-
-SELECT_BATCH_ITEMS = (
-    "SELECT i.position, i.execution_id, i.workflow_id, i.workflow_path, i.workflow_file_name, e.status,"
-    " e.current_node_id, e.error, e.started_at, e.ended_at FROM batch_items i"
-    " LEFT JOIN executions e ON e.id = i.execution_id WHERE i.batch_id = :id ORDER BY i.position"
-)
-
-SELECT_BATCH_ITEM = (
-    "SELECT i.position, i.execution_id, i.workflow_id, i.workflow_path, i.workflow_file_name, e.status,"
-    " e.current_node_id, e.error, e.started_at, e.ended_at FROM batch_items i"
-    " JOIN executions e ON e.id = i.execution_id WHERE i.execution_id = :execution_id"
-)
-
-SELECT_BATCH_LAST_SEQUENCE = "SELECT MAX(sequence) AS last FROM events WHERE batch_id = :id"
-
-# The next runs of a batch to start, in source order.
-SELECT_QUEUED_BATCH_RUNS = (
-    "SELECT i.execution_id FROM batch_items i JOIN executions e ON e.id = i.execution_id"
-    " WHERE i.batch_id = :id AND e.status = 'queued' ORDER BY i.position LIMIT :limit"
-)
-
-SELECT_RUNNING_BATCHES = "SELECT id, workspace_id FROM batches WHERE status = 'running' ORDER BY created_at"
-
-SELECT_WORKSPACE_RUNNING_BATCHES = (
-    "SELECT id FROM batches WHERE workspace_id = :ws AND status = 'running' ORDER BY created_at"
-)
-
-# Every batch of a workspace with how many runs it has and how many are still active.
-SELECT_BATCHES_FOR_CLEARING = (
-    "SELECT b.id, b.status,"
-    " (SELECT COUNT(*) FROM executions e WHERE e.batch_id = b.id) AS runs,"
-    " (SELECT COUNT(*) FROM executions e WHERE e.batch_id = b.id"
-    " AND e.status IN ('queued', 'running', 'paused')) AS active"
-    " FROM batches b WHERE b.workspace_id = :ws ORDER BY b.created_at, b.id"
-)
-
-# Queued runs created for a batch whose row was never committed (the server stopped while starting it).
-SELECT_ORPHANED_BATCH_RUNS = (
-    "SELECT e.id, e.workspace_id FROM executions e WHERE e.status = 'queued' AND e.hold = 'batch'"
-    " AND e.batch_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = e.batch_id)"
-)
-
-SELECT_BATCH_BY_ID = "SELECT * FROM batches WHERE id = :id"
 
 # Removing a batch's history (ClearBatches) remembers how far the log was pruned, for watchers.
 MARK_BATCH_EVENTS_PRUNED = (

@@ -164,6 +164,10 @@ class EventRecord:
         }
 
 
+# One statement for the writer: SQL of store/ and its named parameters.
+Change = tuple[str, Mapping[str, Any]]
+
+
 @dataclass
 class Mutation:
     """Statements and events that commit together or not at all."""

@@ -83,7 +83,7 @@ async def target(call: Call, execution_id: str, statuses: tuple[str, ...], none:
     row = await call.engine.queries.most_recent(call.workspace_id, statuses)
     if row is None:
         raise NotFound(none, reason="EXECUTION_NOT_FOUND")
-    return str(row["id"])
+    return row.id
 
 
 async def _status(call: Call, execution_id: str) -> dict[str, Any]:

@@ -84,22 +84,15 @@ def bound_document(document: Any, latest: datetime) -> bool:
     return changed
 
 
-def _rewrite_documents(table: str, key: list[str], latest: datetime) -> None:
+def _rewrite_documents(table: sa.TableClause, key: list[str], latest: datetime) -> None:
     bind = op.get_bind()
-    columns = ", ".join(key)
+    columns = [table.c[name] for name in key]
     last: tuple[Any, ...] | None = None
     while True:
-        where = ""
-        params: dict[str, Any] = {"limit": BATCH}
+        query = sa.select(*columns, table.c.document).order_by(*columns).limit(BATCH)
         if last is not None:
-            where = f"WHERE ({columns}) > ({', '.join(f':k{i}' for i in range(len(key)))})"
-            params.update({f"k{i}": value for i, value in enumerate(last)})
-        rows = bind.execute(
-            sa.text(
-                f"SELECT {columns}, document FROM {table} {where} ORDER BY {columns} LIMIT :limit"  # noqa: S608
-            ),
-            params,
-        ).all()
+            query = query.where(sa.tuple_(*columns) > sa.tuple_(*last))
+        rows = bind.execute(query).all()
         for row in rows:
             text = row[-1]
             if not text:
@@ -109,30 +102,34 @@ def _rewrite_documents(table: str, key: list[str], latest: datetime) -> None:
             except ValueError:
                 continue
             if bound_document(document, latest):
-                match = " AND ".join(f"{column} = :k{i}" for i, column in enumerate(key))
                 bind.execute(
-                    sa.text(f"UPDATE {table} SET document = :document WHERE {match}"),  # noqa: S608
-                    {
-                        "document": json.dumps(document, separators=(",", ":")),
-                        **{f"k{i}": v for i, v in enumerate(row[:-1])},
-                    },
+                    table.update()
+                    .where(*(column == value for column, value in zip(columns, row[:-1], strict=True)))
+                    .values(document=json.dumps(document, separators=(",", ":")))
                 )
         if len(rows) < BATCH:
             return
         last = tuple(rows[-1][:-1])
 
 
+def _table(name: str, *columns: str) -> sa.TableClause:
+    return sa.table(name, *(sa.column(column) for column in columns))
+
+
 def upgrade() -> None:
     latest = datetime.now(UTC) + timedelta(seconds=MAX_WAIT_SECONDS)
-    _rewrite_documents("workflow_versions", ["workflow_id", "version"], latest)
-    _rewrite_documents("executions", ["id"], latest)
+    _rewrite_documents(
+        _table("workflow_versions", "workflow_id", "version", "document"), ["workflow_id", "version"], latest
+    )
+    _rewrite_documents(_table("executions", "id", "document"), ["id"], latest)
     cap = time.time() + MAX_WAIT_SECONDS
     bind = op.get_bind()
-    for table, column in (("node_states", "wake_at"), ("pause_points", "expires_at")):
+    for table in (_table("node_states", "wake_at"), _table("pause_points", "expires_at")):
+        column = next(iter(table.c))
         # NaN and infinities compare greater than any number in PostgreSQL; SQLite stores NaN as NULL.
-        bind.execute(sa.text(f"UPDATE {table} SET {column} = :cap WHERE {column} > :cap"), {"cap": cap})  # noqa: S608
+        bind.execute(table.update().where(column > cap).values({column.name: cap}))
         # Before 1970 (or minus infinity): due long ago, so due now.
-        bind.execute(sa.text(f"UPDATE {table} SET {column} = 0 WHERE {column} < 0"))  # noqa: S608
+        bind.execute(table.update().where(column < 0).values({column.name: 0}))
 
 
 def downgrade() -> None:

@@ -1,0 +1,253 @@
+"""Typed records: rows as the store hands them upward (frozen, attribute access, no dict rows)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+RecordT = TypeVar("RecordT")
+
+
+def record(cls: type[RecordT], row: Mapping[str, Any]) -> RecordT:
+    """The record of a row that holds (at least) every field of `cls`."""
+    names = _fields(cls)
+    return cls(**{name: row[name] for name in names})
+
+
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _fields(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(field.name for field in fields(cls))
+    return names
+
+
+@dataclass(frozen=True)
+class WorkflowRecord:
+    """A workflow (its latest version's name and description unless read at a version)."""
+
+    id: str
+    workspace_id: str
+    name: str
+    description: str
+    status: str
+    version: int
+    secret_hash: str
+    request_id: str | None
+    created_at: float
+    updated_at: float
+    paused_at: float | None
+    deleted_at: float | None
+    previous_secret_hash: str | None
+    previous_secret_until: float | None
+
+
+@dataclass(frozen=True)
+class PausePointRecord:
+    """A pause point; `display`, `form_fields`, `stack` and `resume_data` are JSON text."""
+
+    context_id: str
+    workspace_id: str
+    execution_id: str
+    workflow_id: str | None
+    node_key: str
+    node_id: str
+    kind: str
+    status: str
+    display: str | None
+    form_fields: str | None
+    stack: str | None
+    registered_at: float
+    expires_at: float | None
+    expiry_action: str | None
+    resolved_at: float | None
+    resume_data: str | None
+
+
+@dataclass(frozen=True)
+class NodeStateRecord:
+    """One node run of a run (a loop iteration has a `stack`); JSON columns are JSON text."""
+
+    execution_id: str
+    node_key: str
+    node_id: str
+    node_type: str
+    status: str
+    attempts: int
+    output: str | None
+    error: str | None
+    branches: str | None
+    stack: str | None
+    scheduled_at: float | None
+    started_at: float | None
+    completed_at: float | None
+    stopped_at: float | None
+    failed_at: float | None
+    wake_at: float | None
+    logs: str | None
+    state: str | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run (an execution); `document`, `input` and `error` are JSON text."""
+
+    id: str
+    workspace_id: str
+    workflow_id: str | None
+    workflow_version: int | None
+    document: str | None
+    name: str
+    source_path: str | None
+    status: str
+    input: str
+    current_node_id: str | None
+    paused_node_id: str | None
+    pause_reason: str | None
+    trace_logs: bool
+    breakpoints_disabled: bool
+    error: str | None
+    batch_id: str | None
+    parent_execution_id: str | None
+    parent_node_key: str | None
+    request_id: str | None
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    updated_at: float
+    parked: bool
+    hold: str | None
+    lease_owner: str | None
+    lease_epoch: int
+    trace_parent: str | None
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """A batch; `input` is JSON text."""
+
+    id: str
+    workspace_id: str
+    status: str
+    source_type: str
+    folder_path: str | None
+    concurrency: int
+    total: int
+    input: str | None
+    request_id: str | None
+    created_at: float
+    ended_at: float | None
+
+
+@dataclass(frozen=True)
+class BatchItemRecord:
+    """One run of a batch in source order, with how its run stands (None when the run is gone)."""
+
+    position: int
+    execution_id: str
+    workflow_id: str | None
+    workflow_path: str | None
+    workflow_file_name: str | None
+    status: str | None
+    current_node_id: str | None
+    error: str | None
+    started_at: float | None
+    ended_at: float | None
+
+
+@dataclass(frozen=True)
+class BatchUsage:
+    """A batch with how many runs it has and how many of them are still active."""
+
+    id: str
+    status: str
+    runs: int
+    active: int
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A task for external workers with what decides whether it is still wanted: its run's status and
+    workflow, and its node's status, state (JSON text) and wake-up (the task's deadline)."""
+
+    id: str
+    workspace_id: str
+    execution_id: str
+    node_key: str
+    node_id: str
+    queue: str
+    type: str
+    status: str
+    attempt: int
+    idempotency_key: str
+    payload: str
+    lease_owner: str | None
+    lease_expires_at: float | None
+    heartbeat_timeout: float
+    updated_at: float
+    workflow_id: str | None
+    run_status: str
+    trace_logs: bool
+    node_status: str | None
+    node_state: str | None
+    node_wake_at: float | None
+
+
+@dataclass(frozen=True)
+class OpenTask:
+    """A pending or leased task, as the dispatcher tracks it after a restart."""
+
+    id: str
+    workspace_id: str
+    queue: str
+    status: str
+    lease_owner: str | None
+    lease_expires_at: float | None
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where a run stands: its status and the hold that keeps it from starting nodes, if any."""
+
+    id: str
+    status: str
+    hold: str | None
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    """A node's wake-up (epoch seconds)."""
+
+    execution_id: str
+    node_key: str
+    wake_at: float
+
+
+@dataclass(frozen=True)
+class ChildWait:
+    """A running node that started a child run; its `state` (JSON text) names the child."""
+
+    execution_id: str
+    node_key: str
+    attempts: int
+    state: str
+
+
+@dataclass(frozen=True)
+class PausedRun:
+    """A run that paused, with when it first paused."""
+
+    execution_id: str
+    paused_at: float
+
+
+@dataclass(frozen=True)
+class RunOrigin:
+    """Where a run came from: its batch, and the workflow file it was started from."""
+
+    id: str
+    batch_id: str | None
+    source_path: str | None
