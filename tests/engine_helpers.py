@@ -77,7 +77,7 @@ def node_status(execution: execution_pb2.Execution) -> dict[str, str]:
 
 
 def node_reached(
-    client: Client, execution_id: str, node_id: str, status: str = "completed"
+    client: runctl.Client, execution_id: str, node_id: str, status: str = "completed"
 ) -> execution_pb2.Execution:
     """The run once its node `node_id` is in `status` (as node_status names it), polled with a deadline."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -224,64 +225,60 @@ def test_an_error_echoing_a_huge_value_still_reaches_the_client(client: Client, 
     assert rotated.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
 
 
-def test_a_page_token_holds_to_the_filters_it_was_made_with(client: Client) -> None:
-    """AIP-158: the next page of one list, asked with other filters, is INVALID_ARGUMENT rather than a
-    page of another list; with the same filters the token works."""
-    batches = client.batches
-    points = client.pause_points
-    events = client.events
+PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
+RUNNING = common_pb2.EXECUTION_STATUS_RUNNING
+# A list call with (filters, page token).
+PageCall = Callable[[dict[str, Any], str], Any]
+
+
+@dataclass
+class Paged:
+    """Two of everything each list pages over, so that a page of one holds a next-page token."""
+
+    flow: str  # a stored workflow with two paused runs and two batches
+    runs: list[str]  # two paused runs of an inline workflow
+
+
+@pytest.fixture(scope="module")
+def paged(client: Client) -> Paged:
     waits = linear({"id": "hold", "type": "wait"})
-    flow = client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=as_definition(waits)), timeout=10
-    ).workflow.id
-    client.workflows.CreateWorkflow(
-        workflow_pb2.CreateWorkflowRequest(definition=as_definition(waits)), timeout=10
-    )
+    flow = client.create_workflow(waits).id
+    client.create_workflow(waits)
     runs = [client.start(waits).id for _ in range(2)]
-    stored = [
-        str(
-            client.executions.StartExecution(
-                execution_pb2.StartExecutionRequest(workflow_id=flow), timeout=10
-            ).execution.id
-        )
-        for _ in range(2)
-    ]
+    stored = [client.start(workflow_id=flow).id for _ in range(2)]
     for execution_id in [*runs, *stored]:
-        client.wait(execution_id, until=(common_pb2.EXECUTION_STATUS_PAUSED,))
+        client.wait(execution_id, until=(PAUSED,))
     for _ in range(2):
-        batches.StartBatch(
-            batch_pb2.StartBatchRequest(workflow_ids=batch_pb2.WorkflowIdList(ids=[flow])), timeout=10
-        )
-    paused = common_pb2.EXECUTION_STATUS_PAUSED
-    running = common_pb2.EXECUTION_STATUS_RUNNING
-    # (name, call with (filters, page token), first filters, other filters)
-    lists: list[tuple[str, Callable[[dict[str, Any], str], Any], dict[str, Any], dict[str, Any]]] = [
-        (
-            "ListExecutions",
+        client.start_batch(workflow_ids=[flow])
+    return Paged(flow, runs)
+
+
+def page_calls(client: Client, paged: Paged) -> dict[str, tuple[PageCall, dict[str, Any], dict[str, Any]]]:
+    """Each list: (call, first filters, other filters)."""
+    runs, flow = paged.runs, paged.flow
+    return {
+        "ListExecutions": (
             lambda f, t: client.executions.ListExecutions(
                 execution_pb2.ListExecutionsRequest(page_size=1, page_token=t, **f), timeout=10
             ),
-            {"statuses": [paused, running]},
-            {"statuses": [paused]},
+            {"statuses": [PAUSED, RUNNING]},
+            {"statuses": [PAUSED]},
         ),
-        (
-            "GetExecutionHistory",
+        "GetExecutionHistory": (
             lambda f, t: client.executions.GetExecutionHistory(
                 execution_pb2.GetExecutionHistoryRequest(page_size=1, page_token=t, **f), timeout=10
             ),
             {"execution_id": runs[0]},
             {"execution_id": runs[1]},
         ),
-        (
-            "ListWorkflows",
+        "ListWorkflows": (
             lambda f, t: client.workflows.ListWorkflows(
                 workflow_pb2.ListWorkflowsRequest(page_size=1, page_token=t, **f), timeout=10
             ),
             {},
             {"statuses": [workflow_pb2.WORKFLOW_STATUS_ACTIVE]},
         ),
-        (
-            "ListPausedExecutions",
+        "ListPausedExecutions": (
             lambda f, t: client.workflows.ListPausedExecutions(
                 workflow_pb2.ListPausedExecutionsRequest(workflow_id=flow, page_size=1, page_token=t, **f),
                 timeout=10,
@@ -289,45 +286,61 @@ def test_a_page_token_holds_to_the_filters_it_was_made_with(client: Client) -> N
             {},
             {"statuses": [pause_point_pb2.RESUME_STATUS_PAUSED]},
         ),
-        (
-            "ListBatches",
-            lambda f, t: batches.ListBatches(
+        "ListBatches": (
+            lambda f, t: client.batches.ListBatches(
                 batch_pb2.ListBatchesRequest(page_size=1, page_token=t, **f), timeout=10
             ),
             {},
             {"statuses": [batch_resource_pb2.BATCH_STATUS_RUNNING]},
         ),
-        (
-            "ListPausePoints",
-            lambda f, t: points.ListPausePoints(
+        "ListPausePoints": (
+            lambda f, t: client.pause_points.ListPausePoints(
                 pause_point_pb2.ListPausePointsRequest(page_size=1, page_token=t, **f), timeout=10
             ),
             {"resume_statuses": [pause_point_pb2.RESUME_STATUS_PAUSED]},
             {"workflow_id": flow, "resume_statuses": [pause_point_pb2.RESUME_STATUS_PAUSED]},
         ),
-        (
-            "ListEvents",
-            lambda f, t: events.ListEvents(
+        "ListEvents": (
+            lambda f, t: client.events.ListEvents(
                 event_pb2.ListEventsRequest(page_size=1, page_token=t, **f), timeout=10
             ),
             {"execution_id": runs[0]},
             {"execution_id": runs[1]},
         ),
-    ]
-    for name, call, first, other in lists:
-        token = call(first, "").next_page_token
-        assert token, name
-        assert call(first, token) is not None  # the same filters: the next page
-        with pytest.raises(grpc.RpcError) as caught:
-            call(other, token)
-        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (name, caught.value.details())
-        assert "other filters" in str(caught.value.details()), name
-    reordered = execution_pb2.ListExecutionsRequest(
-        statuses=[running, paused],
-        page_size=1,
-        page_token=lists[0][1]({"statuses": [paused, running]}, "").next_page_token,
-    )
-    assert client.executions.ListExecutions(reordered, timeout=10) is not None  # a set: order is free
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ListExecutions",
+        "GetExecutionHistory",
+        "ListWorkflows",
+        "ListPausedExecutions",
+        "ListBatches",
+        "ListPausePoints",
+        "ListEvents",
+    ],
+)
+def test_a_page_token_holds_to_the_filters_it_was_made_with(client: Client, paged: Paged, name: str) -> None:
+    """AIP-158: the next page of one list, asked with other filters, is INVALID_ARGUMENT rather than a
+    page of another list; with the same filters the token works."""
+    call, first, other = page_calls(client, paged)[name]
+    token = call(first, "").next_page_token
+    assert token
+    assert call(first, token) is not None  # the same filters: the next page
+    with pytest.raises(grpc.RpcError) as caught:
+        call(other, token)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    assert "other filters" in str(caught.value.details())
+
+
+def test_a_status_filter_is_a_set_so_reordering_it_keeps_the_page_token(client: Client, paged: Paged) -> None:
+    token = page_calls(client, paged)["ListExecutions"][0](
+        {"statuses": [PAUSED, RUNNING]}, ""
+    ).next_page_token
+    reordered = execution_pb2.ListExecutionsRequest(statuses=[RUNNING, PAUSED], page_size=1, page_token=token)
+    assert client.executions.ListExecutions(reordered, timeout=10) is not None
 
 
 def test_numbers_json_cannot_carry_and_durations_out_of_range_are_invalid_argument(client: Client) -> None:

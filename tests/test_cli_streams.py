@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from runctl.cli.streams import follow_execution
 from runctl.client import Client
-from runctl.v1 import common_pb2
+from runctl.v1 import common_pb2, execution_pb2
 from tests.engine_helpers import linear
 from tests.observability import Scrape
 from tests.support import LOOPBACK, ServerThread, running_server, settings_for
@@ -162,16 +163,20 @@ def poll(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-def test_run_watch_reconnects_after_the_connection_is_cut(
-    server: ServerThread, client: Client, tmp_path: Path
+@pytest.mark.parametrize("command_name", ["run", "batch"])
+def test_the_command_reconnects_after_the_connection_is_cut(
+    server: ServerThread, client: Client, files: Path, command_name: str
 ) -> None:
     name = f"cut-{uuid.uuid4().hex[:8]}"
-    workflow = tmp_path / "waits.json"
+    folder = files / name  # under the server's workflow folder, for the batch
+    folder.mkdir()
+    workflow = folder / "waits.json"
     workflow.write_text(json.dumps(linear({"id": "confirm", "type": "wait"}, name=name)))
+    args = ["run", str(workflow), "--watch"] if command_name == "run" else ["batch", str(folder)]
     proxy = CuttableProxy(server.grpc_target)
     try:
         command = subprocess.Popen(
-            [RUNCTL, "--addr", proxy.target, "run", str(workflow), "--watch"],
+            [RUNCTL, "--addr", proxy.target, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -203,3 +208,39 @@ def test_run_watch_reconnects_after_the_connection_is_cut(
     assert command.returncode == 0, stdout + stderr
     assert "completed" in stdout and "Traceback" not in stderr
     assert proxy.accepted > connected_before  # it came back on a new connection
+
+
+def test_the_state_built_from_events_is_the_servers(client: Client) -> None:
+    # The live table is the first snapshot with the events applied: by the end it must show what the
+    # server's own record of the run shows, node by node.
+    loop = linear(
+        {"id": "settle", "type": "delay", "config": {"seconds": 1}},  # the first snapshot sees it run
+        {
+            "id": "each",
+            "type": "for_each",
+            "config": {"items": "input.items"},
+            "body": {"nodes": [{"id": "cell", "type": "transform", "config": {"output": "{{ item }}"}}]},
+        },
+        {"id": "fails", "type": "fail", "config": {"message": "on purpose"}},
+        name="built from events",
+    )
+    run = client.start(loop, input={"items": [1, 2]})
+    shown: list[execution_pb2.Execution] = []
+
+    def record(state: execution_pb2.Execution) -> None:
+        copy = execution_pb2.Execution()
+        copy.CopyFrom(state)
+        shown.append(copy)
+
+    final = follow_execution(client, run.id, until=lambda _: False, changed=record)
+    assert final.status == common_pb2.EXECUTION_STATUS_ERROR
+    assert shown[0].status == common_pb2.EXECUTION_STATUS_RUNNING  # what follows came from events
+    built = shown[-1]
+    assert (built.status, built.error.message) == (final.status, final.error.message)
+
+    def nodes(execution: execution_pb2.Execution) -> list[tuple[str, str, int, int]]:
+        return sorted(
+            (node.node_id, str(list(node.stack)), node.status, node.attempts) for node in execution.nodes
+        )
+
+    assert nodes(built) == nodes(final)

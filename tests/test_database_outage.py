@@ -18,7 +18,8 @@ from grpc_status import rpc_status
 from runctl.client import Client
 from runctl.errors import UnavailableError
 from runctl.v1 import common_pb2, execution_pb2, execution_pb2_grpc
-from tests.engine_helpers import linear
+from runctl_server.clock import ManualClock
+from tests.engine_helpers import linear, node_reached
 from tests.observability import Scrape
 from tests.pg_cluster import OwnCluster, own_cluster
 from tests.postgres import PostgresUnavailable
@@ -117,13 +118,17 @@ def test_health_readiness_and_calls_follow_the_database(cluster: OwnCluster) -> 
 
 
 def test_a_timer_due_while_the_database_is_away_fires_once_it_is_back(cluster: OwnCluster) -> None:
-    delayed = linear({"id": "pause", "type": "delay", "config": {"seconds": 1}}, name="delayed")
+    delayed = linear({"id": "pause", "type": "delay", "config": {"seconds": 60}}, name="delayed")
     settings = settings_for(cluster.url("runctl"))
-    with running_server(settings) as handle, Client(handle.grpc_target) as client:
+    clock = ManualClock()
+    with running_server(settings, clock=clock) as handle, Client(handle.grpc_target) as client:
         run = client.start(delayed)
+        node_reached(client, run.id, "pause", status="waiting")  # its wake time is committed
         cluster.stop()
         _until_health(handle.grpc_target, NOT_SERVING)
-        time.sleep(1.5)  # the timer falls due while the database is away (setup, not an assertion)
+        # The timer falls due while the database is away (the wake time came from the real clock a
+        # moment after the manual one started: a few seconds more cover that moment).
+        clock.advance(60 + 5)
         cluster.start()
         _until_health(handle.grpc_target, SERVING)
         done = client.wait(run.id, timeout=30)

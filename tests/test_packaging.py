@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -224,3 +225,15 @@ def test_the_client_alone_drives_a_live_server(client_only: ClientOnly, server: 
     library = client_only.python_code(program)
     assert library.returncode == 0, library.stderr
     assert library.stdout.strip() == "ship from Rotterdam"
+
+
+def test_postgresql_without_the_postgres_extra_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runctl_server.settings import SettingsError
+    from runctl_server.store.database import normalize_db_url
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as where runctl-server[postgres] is not installed
+    with pytest.raises(SettingsError, match=re.escape("pip install 'runctl-server[postgres]'")):
+        normalize_db_url("postgresql://postgres@127.0.0.1/test")
+    assert normalize_db_url("sqlite:///x.db").drivername == "sqlite"  # SQLite needs nothing more

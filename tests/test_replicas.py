@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 from google.protobuf import json_format
 
@@ -75,7 +76,9 @@ SHARED_TTL = 10.0  # the shared cluster's (the default): a SIGTERM handover must
 PROPAGATION = 1.0
 SLACK = 0.5
 SETTLE = 2 * TTL + 1.0  # after the last run ended: time for late commits (the slow requests take 3 s)
-HANDOVER = 4.5  # after a SIGTERMed replica exits, its runs (1.5 s of request, 0.5 s of delay left) must end
+# After a SIGTERMed replica exits, its runs (1.5 s of request, 0.5 s of delay left) must end before a
+# lease left to expire could have been taken (renewed every TTL/4, so expiring 7.5-10 s after the exit).
+HANDOVER = 7.0
 
 
 # -- helpers --------------------------------------------------------------------------------------------
@@ -159,6 +162,16 @@ def others(cluster: Cluster, starter: int, run: str | None = None) -> tuple[int,
     candidates = sorted((i for i in cluster.live() if i != starter), key=lambda i: i == driver)
     assert candidates, explain(cluster, f"no live replica besides {starter}")
     return candidates[0], candidates[-1]
+
+
+def lease_owners(cluster: Cluster, execution_ids: Sequence[str]) -> dict[str, str]:
+    """The replica id in each run's lease (runs held by nobody are left out)."""
+    with psycopg.connect(cluster.db_url, connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT id, lease_owner FROM executions WHERE id = ANY(%s) AND lease_owner IS NOT NULL",
+            (list(execution_ids),),
+        ).fetchall()
+    return {str(run): str(owner) for run, owner in rows}
 
 
 def code_of(call: Callable[[], object]) -> grpc.StatusCode:
@@ -1038,10 +1051,18 @@ def test_sigterm_hands_a_replicas_runs_over_well_within_the_lease_ttl(
     drivers = cluster.drivers(list(tags))
     victim = Counter(drivers.values()).most_common(1)[0][0] if drivers else 2
     moving = [run for run in tags if drivers.get(run, 2) == victim]
+    held_by_victim = lease_owners(cluster, moving)
+    assert held_by_victim, explain(cluster, f"replica {victim} held none of the runs it drives: {drivers}")
     took = cluster.stop(victim)
     exited = time.time()
     try:
         assert took < 10, explain(cluster, f"replica {victim} took {took:.1f} s to exit on SIGTERM")
+        still_held = {
+            run: owner
+            for run, owner in lease_owners(cluster, moving).items()
+            if owner == held_by_victim.get(run)
+        }
+        assert not still_held, explain(cluster, f"replica {victim} exited still holding leases: {still_held}")
         survivor = cluster.other_live(victim)
 
         def states() -> dict[str, str]:
