@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.sql import Select
 
 from runctl_server.store import sql
@@ -14,45 +14,43 @@ from runctl_server.store.records import RunState, WorkflowRecord, record
 from runctl_server.store.tables import executions, workflow_versions, workflows
 from runctl_server.store.writer import Change
 
+# Built once: these run for every start, and building an expression costs more than running it.
+_LIVE = select(workflows).where(
+    workflows.c.id == bindparam("id"),
+    workflows.c.workspace_id == bindparam("ws"),
+    workflows.c.deleted_at.is_(None),
+)
+_BY_REQUEST = select(workflows).where(
+    workflows.c.workspace_id == bindparam("ws"), workflows.c.request_id == bindparam("rid")
+)
+_BY_ID = select(workflows).where(workflows.c.id == bindparam("id"))
+_VERSION_DOCUMENT = select(workflow_versions.c.document).where(
+    workflow_versions.c.workflow_id == bindparam("id"), workflow_versions.c.version == bindparam("version")
+)
 
-async def _one(reader: Reader, statement: Select[Any]) -> WorkflowRecord | None:
-    row = await reader.one(statement)
+
+async def _one(reader: Reader, statement: Select[Any], params: dict[str, Any]) -> WorkflowRecord | None:
+    row = await reader.one(statement, params)
     return None if row is None else record(WorkflowRecord, row)
 
 
 async def live(reader: Reader, workspace_id: str, workflow_id: str) -> WorkflowRecord | None:
     """The workflow unless it was deleted."""
-    return await _one(
-        reader,
-        select(workflows).where(
-            workflows.c.id == workflow_id,
-            workflows.c.workspace_id == workspace_id,
-            workflows.c.deleted_at.is_(None),
-        ),
-    )
+    return await _one(reader, _LIVE, {"id": workflow_id, "ws": workspace_id})
 
 
 async def by_request(reader: Reader, workspace_id: str, request_id: str) -> WorkflowRecord | None:
-    return await _one(
-        reader,
-        select(workflows).where(
-            workflows.c.workspace_id == workspace_id, workflows.c.request_id == request_id
-        ),
-    )
+    return await _one(reader, _BY_REQUEST, {"ws": workspace_id, "rid": request_id})
 
 
 async def by_id(reader: Reader, workflow_id: str) -> WorkflowRecord | None:
     """The workflow in whatever workspace and state (the caller has checked the workspace)."""
-    return await _one(reader, select(workflows).where(workflows.c.id == workflow_id))
+    return await _one(reader, _BY_ID, {"id": workflow_id})
 
 
 async def version_document(reader: Reader, workflow_id: str, version: int) -> str | None:
     """The definition document (JSON) of one version of a workflow."""
-    row = await reader.one(
-        select(workflow_versions.c.document).where(
-            workflow_versions.c.workflow_id == workflow_id, workflow_versions.c.version == version
-        )
-    )
+    row = await reader.one(_VERSION_DOCUMENT, {"id": workflow_id, "version": version})
     return None if row is None else str(row["document"])
 
 
