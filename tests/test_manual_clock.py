@@ -32,8 +32,9 @@ def test_an_hour_long_delay_ends_when_the_clock_is_moved_an_hour(tmp_path: Path)
         assert waiting.status == common_pb2.EXECUTION_STATUS_RUNNING
         clock.advance(HOUR / 2)
         assert client.get(run).status == common_pb2.EXECUTION_STATUS_RUNNING
-        # The delay took its wake time from the same clock, however long the server took to start.
-        clock.advance(HOUR / 2)
+        # The delay took its wake time from the same clock, however long the server took to start; a
+        # millisecond more covers the wake time's rounding to the microsecond.
+        clock.advance(HOUR / 2 + 0.001)
         done = client.wait(run)
         assert done.status == common_pb2.EXECUTION_STATUS_COMPLETED
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable
 from typing import Protocol
 
 __all__ = ["SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock"]
@@ -30,6 +31,11 @@ class Clock(Protocol):
         """Return after `seconds` of this clock's time."""
         ...
 
+    def sleep_until(self, deadline: float) -> Awaitable[None]:
+        """Done once `now()` reaches `deadline`. Taking the moment rather than a duration leaves no
+        gap between reading the clock and starting to wait in which the time could move."""
+        ...
+
 
 class SystemClock:
     """The real clock."""
@@ -42,6 +48,9 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    def sleep_until(self, deadline: float) -> Awaitable[None]:
+        return asyncio.sleep(max(deadline - time.time(), 0.0))
 
 
 SYSTEM_CLOCK: Clock = SystemClock()
@@ -78,6 +87,19 @@ class ManualClock:
             else:
                 self._sleepers.append((self._monotonic + seconds, loop, future))
         await future
+
+    def sleep_until(self, deadline: float) -> Awaitable[None]:
+        # Registered now, not when first awaited, and by the moment itself: an advance from the test's
+        # thread between the caller's reading of now() and its wait cannot make it wake late.
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            if deadline <= self._now:
+                future.set_result(None)
+            else:
+                self._sleepers.append(
+                    (self._monotonic + (deadline - self._now), asyncio.get_running_loop(), future)
+                )
+        return future
 
     def advance(self, seconds: float) -> None:
         """Move time forward by `seconds` and wake every sleeper whose time has come."""

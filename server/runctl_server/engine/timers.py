@@ -69,21 +69,24 @@ class TimerService:
         if self._heap[0] == entry:
             self._wakeup.set()
 
-    async def _refresh(self) -> None:
-        until = self.clock.now() + HORIZON_SECONDS
+    async def _refresh(self, at: float) -> None:
+        until = at + HORIZON_SECONDS
         # Widen the window first, so timers committed while the query runs are scheduled directly.
         self._loaded_until = until
         rows = await executions.due_timers(self._store.reader, until, self.owner())
         for row in rows:
             self.schedule(row.wake_at, row.execution_id, row.node_key)
 
-    async def _sleep(self, delay: float) -> None:
-        """Until `delay` has passed on the clock, or sooner when schedule() or refresh_soon() wakes us."""
+    async def _sleep_until(self, deadline: float) -> None:
+        """Until the clock reaches `deadline`, or sooner when schedule() or refresh_soon() wakes us."""
         if self.clock is SYSTEM_CLOCK:  # the common case, without a second task
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), delay)
+                await asyncio.wait_for(self._wakeup.wait(), max(deadline - self.clock.now(), 0.0))
             return
-        waits = {asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(self.clock.sleep(delay))}
+        waits = {
+            asyncio.ensure_future(self._wakeup.wait()),
+            asyncio.ensure_future(self.clock.sleep_until(deadline)),
+        }
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -97,18 +100,19 @@ class TimerService:
                 now = self.clock.now
                 if now() >= next_refresh or self._refresh_now:
                     self._refresh_now = False
-                    await self._refresh()
-                    next_refresh = now() + self.refresh_seconds
+                    # One reading for the window and the next refresh: time that passes during the read
+                    # (a test may move the clock meanwhile) brings the next refresh nearer, never later.
+                    refreshed_at = now()
+                    await self._refresh(refreshed_at)
+                    next_refresh = refreshed_at + self.refresh_seconds
                 while self._heap and self._heap[0][0] <= now():
                     entry = heapq.heappop(self._heap)
                     self._known.discard(entry)
                     wake_at, execution_id, node_key = entry
                     self._on_due(execution_id, node_key, wake_at)
-                delay = min(
-                    next_refresh - now(), (self._heap[0][0] - now()) if self._heap else self.refresh_seconds
-                )
+                deadline = min(next_refresh, self._heap[0][0]) if self._heap else next_refresh
                 self._wakeup.clear()
-                await self._sleep(max(delay, 0.0))
+                await self._sleep_until(deadline)
             except asyncio.CancelledError:
                 raise
             except Exception:
