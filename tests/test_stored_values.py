@@ -8,8 +8,10 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from alembic import command
+from google.protobuf import json_format
 from sqlalchemy import create_engine, text
 
 from runctl.messages import as_definition
@@ -154,3 +156,23 @@ def test_the_migration_brings_old_values_within_bounds(database: str) -> None:
     assert after["timeouts"] == [TEN_YEARS, TEN_YEARS]
     for value in [*after["wake_at"], *after["expires_at"]]:
         assert isinstance(value, float) and value < LATEST
+
+
+def test_numbers_json_cannot_carry_that_a_node_computes_are_stored_as_null(database: str) -> None:
+    """`to_number('NaN')` and `to_number('1e999')` give NaN and infinity, which JSON has no numbers for:
+    they are stored as null, so the run reads back over gRPC's JSON mapping and over HTTP. (Stored as
+    `NaN`, the run's every read over JSON failed.)"""
+    odd = {"nan": "{{ to_number('NaN') }}", "inf": "{{ to_number('1e999') }}", "fine": 1.5}
+    with running_server(settings_for(database)) as handle, Client(handle.grpc_target) as client:
+        run = client.start(linear({"id": "odd", "type": "transform", "config": {"output": odd}})).id
+        done = client.wait(run)
+        assert done.status == common_pb2.EXECUTION_STATUS_COMPLETED
+        read = client.executions.GetExecution(
+            execution_pb2.GetExecutionRequest(execution_id=run, view=execution_pb2.EXECUTION_VIEW_FULL),
+            timeout=10,
+        ).execution
+        (node,) = [n for n in read.nodes if n.node_id == "odd"]
+        assert json_format.MessageToDict(node.output) == {"nan": None, "inf": None, "fine": 1.5}
+        assert json.loads(json_format.MessageToJson(read))["id"] == run
+        reply = httpx.get(f"{handle.http_url}/v1/executions/{run}", timeout=10)
+        assert reply.status_code == 200, reply.text
