@@ -3,6 +3,7 @@ generated stubs poll for tasks in threads, heartbeat, complete and fail them."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -20,6 +21,7 @@ from grpc_status import rpc_status
 
 from runctl.messages import as_definition
 from runctl.v1 import common_pb2, execution_pb2, worker_pb2, worker_pb2_grpc, workflow_pb2
+from runctl_server.clock import ManualClock
 from tests.engine_helpers import Client, linear, nodes_by_id, output
 from tests.postgres import temporary_database
 from tests.support import ServerThread, running_server, settings_for
@@ -209,6 +211,34 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                 yield Env(client, client.channel, handle)
 
 
+@dataclass
+class ClockedEnv(Env):
+    clock: ManualClock
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def clocked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClockedEnv]:
+    """A real server whose leases go by a clock the test moves: lease expiry without waiting for it."""
+    clock = ManualClock()
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}"
+        else:
+            url = stack.enter_context(temporary_database())
+        handle = stack.enter_context(running_server(settings_for(url), clock=clock))
+        _quick_idle(handle)
+        client = stack.enter_context(Client(handle.grpc_target))
+        yield ClockedEnv(client, client.channel, handle, clock)
+
+
+def advance(clock: ManualClock, seconds: float) -> None:
+    """Move the clock, then wait until everything it woke sleeps again: the lease sweeper has looked
+    at the leases at the new time."""
+    asleep = clock.sleepers
+    clock.advance(seconds)
+    wait_until(lambda: clock.sleepers >= asleep)
+
+
 def test_worker_runs_a_custom_node_type_with_rendered_config(env: Env) -> None:
     queue = queue_name("browser")
     doc = linear(
@@ -326,11 +356,25 @@ def test_failure_without_a_code_is_task_failed(env: Env) -> None:
     assert nodes_by_id(execution)["t"].error.code == "TASK_FAILED"
 
 
-def test_task_of_a_silent_worker_goes_to_another_worker(env: Env) -> None:
+def test_a_lease_holds_until_its_heartbeat_timeout_has_passed(clocked: ClockedEnv) -> None:
+    queue = queue_name("holding")
+    doc = linear({"id": "t", "type": "task", "queue": queue, "config": {"heartbeatTimeoutSeconds": 1}})
+    with Worker(clocked.channel, [queue]) as worker:
+        execution_id = clocked.client.start(doc).id
+        [task] = worker.wait_tasks(1)
+        # The sweeper has looked at the lease 0.9 s into it: the worker still holds the task.
+        advance(clocked.clock, 0.9)
+        worker.complete(task, "in time")
+        execution = clocked.client.wait(execution_id)
+    assert execution.status == COMPLETED, execution.error
+    assert output(nodes_by_id(execution)["t"].output) == "in time"
+
+
+def test_task_of_a_silent_worker_goes_to_another_worker(clocked: ClockedEnv) -> None:
     queue = queue_name("silent")
     doc = linear({"id": "t", "type": "task", "queue": queue, "config": {"heartbeatTimeoutSeconds": 1}})
-    with Worker(env.channel, [queue]) as silent:
-        execution_id = env.client.start(doc).id
+    with Worker(clocked.channel, [queue]) as silent:
+        execution_id = clocked.client.start(doc).id
         [lost] = silent.wait_tasks(1)
     # The silent worker's stream is closed and it never heartbeats: after the timeout it goes elsewhere.
     assert lost.heartbeat_timeout.ToSeconds() == 1
@@ -342,30 +386,31 @@ def test_task_of_a_silent_worker_goes_to_another_worker(env: Env) -> None:
         assert rpc_error(lambda: silent.heartbeat(lost)).code() == grpc.StatusCode.FAILED_PRECONDITION
         worker.complete(task, "second worker")
 
-    started = time.monotonic()
-    with Worker(env.channel, [queue], finish) as rescuer:
-        execution = env.client.wait(execution_id)
+    with Worker(clocked.channel, [queue], finish) as rescuer:
+        advance(clocked.clock, 0.9)
+        assert rescuer.tasks == []
+        advance(clocked.clock, 0.2)
+        execution = clocked.client.wait(execution_id)
     assert execution.status == COMPLETED, execution.error
     assert output(nodes_by_id(execution)["t"].output) == "second worker"
     [again] = rescuer.tasks
     assert again.task_id == lost.task_id
     assert again.attempt == 2
     assert again.idempotency_key == lost.idempotency_key
-    assert time.monotonic() - started < 10
 
 
-def test_heartbeats_keep_the_lease(env: Env) -> None:
+def test_heartbeats_keep_the_lease(clocked: ClockedEnv) -> None:
     queue = queue_name("steady")
     doc = linear({"id": "t", "type": "task", "queue": queue, "config": {"heartbeatTimeoutSeconds": 1}})
 
     def steady(worker: Worker, task: worker_pb2.Task) -> None:
-        for _ in range(8):  # 2.4 s of work, well past the 1 s timeout, kept alive by heartbeats
+        for _ in range(8):  # 4.8 s of work, well past the 1 s timeout, kept alive by heartbeats
             assert worker.heartbeat(task) is False
-            time.sleep(0.3)
+            advance(clocked.clock, 0.6)
         worker.complete(task, "steady")
 
-    with Worker(env.channel, [queue], steady) as worker, Worker(env.channel, [queue]) as other:
-        execution = env.client.run(doc)
+    with Worker(clocked.channel, [queue], steady) as worker, Worker(clocked.channel, [queue]) as other:
+        execution = clocked.client.run(doc)
     assert execution.status == COMPLETED, execution.error
     assert len(worker.tasks) + len(other.tasks) == 1
     assert worker.tasks[0].attempt == 1
@@ -567,7 +612,7 @@ def test_open_tasks_survive_a_restart(tmp_path: Path) -> None:
     """Pending tasks are dispatched after a restart; leased ones once their lease runs out."""
     settings = settings_for(f"sqlite:///{tmp_path / 'runctl.db'}")
     queue = queue_name("durable")
-    doc = linear({"id": "t", "type": "task", "queue": queue, "config": {"heartbeatTimeoutSeconds": 1}})
+    doc = linear({"id": "t", "type": "task", "queue": queue, "config": {"heartbeatTimeoutSeconds": 30}})
     with (
         running_server(settings) as handle,
         Client(handle.grpc_target) as client,
@@ -578,12 +623,19 @@ def test_open_tasks_survive_a_restart(tmp_path: Path) -> None:
         pending_run = client.start(doc).id
         time.sleep(0.3)  # max_in_flight holds the second task back: only a window can show it
         assert len(first.tasks) == 1
+    # The restarted server's clock starts at the real time, within the 30 s lease granted before.
+    clock = ManualClock()
     with (
-        running_server(settings) as handle,
+        running_server(settings, clock=clock) as handle,
         Client(handle.grpc_target) as client,
         Worker(client.channel, [queue], lambda w, t: w.complete(t, t.attempt)) as second,
     ):
-        runs = {execution_id: client.wait(execution_id) for execution_id in (leased_run, pending_run)}
+        pending = client.wait(pending_run)
+        advance(clock, 1.0)
+        assert client.get(leased_run).status == RUNNING
+        assert [t.execution_id for t in second.tasks] == [pending_run]
+        advance(clock, 30.0)
+        runs = {pending_run: pending, leased_run: client.wait(leased_run)}
     assert all(e.status == COMPLETED for e in runs.values())
     assert output(nodes_by_id(runs[pending_run])["t"].output) == 1
     assert output(nodes_by_id(runs[leased_run])["t"].output) == 2  # its first delivery was lost

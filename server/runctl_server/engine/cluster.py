@@ -6,6 +6,10 @@ whose row expired is dead and its runs are taken over, a fair share by each live
 run inbox (a table: the truth) and a NOTIFY to the owner (a wake-up); the sender polls as a fallback,
 and takes the run itself when its owner has died or let it go. Another replica's events reach this
 process's watchers through the event relay, woken by NOTIFY.
+
+Lease times here are the database's (store/leases.py compares with its own clock), not the engine's
+Clock: replicas whose clocks disagree must still agree on who is alive, so a ManualClock cannot expire
+a replica; only the pace of the heartbeat loop is this process's.
 """
 
 from __future__ import annotations

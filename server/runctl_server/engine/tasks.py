@@ -20,6 +20,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from runctl_server.clock import SYSTEM_CLOCK, Clock
 from runctl_server.engine.commands import command
 from runctl_server.engine.messages import Command, Message, TaskCompleted, TaskFailed
 from runctl_server.engine.model import FINISHED_EXECUTION, RUNNING, now
@@ -126,10 +127,15 @@ def _view(row: TaskRecord) -> DispatchedTask:
 class TaskDispatcher:
     """Per-queue pending task ids, the pollers waiting for them, and the leases granted."""
 
-    def __init__(self, scheduler: Scheduler, writer: Writer, reader: Reader) -> None:
+    def __init__(
+        self, scheduler: Scheduler, writer: Writer, reader: Reader, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.scheduler = scheduler
         self.writer = writer
         self.reader = reader
+        # Lease times (in memory and in the rows' lease_expires_at) and the sweeper's pace: one clock,
+        # so a test moves a lease past its expiry instead of waiting for it.
+        self.clock = clock
         # Seconds without a task after which a poll stream yields None (PollTasks sends a heartbeat).
         self.idle_seconds = 15.0
         self._pending: dict[QueueKey, deque[str]] = {}
@@ -321,16 +327,15 @@ class TaskDispatcher:
             return None
         self._busy.discard(task_id)
         if task is not None:
-            lease = _Lease(
-                poller.worker_id, (poller.workspace_id, task.queue), now() + task.heartbeat_timeout, poller
-            )
+            expires_at = self.clock.now() + task.heartbeat_timeout
+            lease = _Lease(poller.worker_id, (poller.workspace_id, task.queue), expires_at, poller)
             self._watch(task_id, lease)
             poller.in_flight.add(task_id)
         return task
 
     async def _acquire(self, worker_id: str, task_id: str) -> DispatchedTask | None:
         """Lease the task in the database; answers it if this worker now holds it and the run wants it."""
-        stamp = now()
+        stamp = self.clock.now()
         await self._commit(stored.lease_pending(task_id, worker_id, stamp))
         row = await stored.task(self.reader, task_id)
         # Ours only if this very write landed: the same worker may hold an older lease of it through
@@ -340,7 +345,7 @@ class TaskDispatcher:
         reason = _stale_reason(row)
         if reason is not None:
             log.info("task %s is not dispatched: %s", task_id, reason)
-            await self._commit(stored.cancel_open(task_id, now()))
+            await self._commit(stored.cancel_open(task_id, self.clock.now()))
             return None
         return _view(row)
 
@@ -351,7 +356,7 @@ class TaskDispatcher:
 
         async def give_back() -> None:
             try:
-                await self._commit(stored.return_unsent(task_id, worker_id, now()))
+                await self._commit(stored.return_unsent(task_id, worker_id, self.clock.now()))
             finally:
                 self._busy.discard(task_id)
             self._enqueue_later(task_id)
@@ -383,18 +388,25 @@ class TaskDispatcher:
         return lease
 
     async def _sweep_forever(self) -> None:
-        last_rescan = now()
+        last_rescan = self.clock.now()
         while True:
-            await asyncio.sleep(SWEEP_SECONDS)
+            await self.clock.sleep(self._until_next_sweep())
             try:
-                self._sweep(now())
-                if now() - last_rescan >= RESCAN_SECONDS:
-                    last_rescan = now()
+                self._sweep(self.clock.now())
+                if self.clock.now() - last_rescan >= RESCAN_SECONDS:
+                    last_rescan = self.clock.now()
                     await self._rescan()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("task sweeper failed; it tries again")
+
+    def _until_next_sweep(self) -> float:
+        """SWEEP_SECONDS, or less when a lease runs out sooner, so it is released when it runs out rather
+        than up to a sweep later; on a test's clock, moving past a lease is enough to expire it."""
+        if not self._expiry:
+            return SWEEP_SECONDS
+        return max(0.0, min(SWEEP_SECONDS, self._expiry[0][0] - self.clock.now()))
 
     def _sweep(self, stamp: float) -> None:
         while self._expiry and self._expiry[0][0] <= stamp:
@@ -410,7 +422,7 @@ class TaskDispatcher:
     async def _release(self, task_id: str, key: QueueKey) -> None:
         """The worker went silent: back to pending (one more delivery attempt), then dispatch again."""
         try:
-            await self._commit(stored.release_expired(task_id, now()))
+            await self._commit(stored.release_expired(task_id, self.clock.now()))
         finally:
             self._busy.discard(task_id)
         log.info("task %s: lease expired without a heartbeat; dispatching it again", task_id)
@@ -427,7 +439,9 @@ class TaskDispatcher:
         """Pick up pending and abandoned tasks of served queues that this process does not track."""
         keys = only if only is not None else {key for poller in self._pollers for key in poller.keys}
         for key in keys:
-            backlog = await stored.queue_backlog(self.reader, key[0], key[1], now=now(), limit=RESCAN_LIMIT)
+            backlog = await stored.queue_backlog(
+                self.reader, key[0], key[1], now=self.clock.now(), limit=RESCAN_LIMIT
+            )
             for task_id, status in backlog:
                 if task_id in self._queued or task_id in self._leases or task_id in self._busy:
                     continue
@@ -479,9 +493,9 @@ class TaskDispatcher:
         self._check_holder(row, worker_id)
         if _stale_reason(row) is not None:
             self._forget(task_id)
-            await self._commit(stored.cancel_open(task_id, now()))
+            await self._commit(stored.cancel_open(task_id, self.clock.now()))
             return True
-        stamp = now()
+        stamp = self.clock.now()
         expires_at = stamp + float(row.heartbeat_timeout)
         lease = self._leases.get(task_id)
         if lease is not None:
@@ -532,7 +546,7 @@ class TaskDispatcher:
         if reason is None:
             return
         self._forget(row.id)
-        await self._commit(stored.cancel_open(row.id, now()))
+        await self._commit(stored.cancel_open(row.id, self.clock.now()))
         raise FailedPrecondition(
             f"task {row.id} is no longer wanted: {reason}; its result is ignored", reason="TASK_NOT_LEASED"
         )
@@ -553,7 +567,7 @@ class TaskDispatcher:
                 await asyncio.wait_for(taken, SETTLE_SECONDS)
             except TimeoutError:
                 log.warning("run %s did not take the result of task %s in time", row.execution_id, task_id)
-            await self._commit(stored.finish(task_id, worker_id, status, now()))
+            await self._commit(stored.finish(task_id, worker_id, status, self.clock.now()))
         finally:
             self._busy.discard(task_id)
 
