@@ -29,7 +29,7 @@ from runctl_server.api.services import register_all
 from runctl_server.clock import SYSTEM_CLOCK, Clock
 from runctl_server.engine.cluster import default_replica_name
 from runctl_server.engine.engine import Engine
-from runctl_server.engine.gauges import engine_samples
+from runctl_server.engine.gauges import EngineGauges
 from runctl_server.engine.retention import Retention
 from runctl_server.http.app import build_http_app
 from runctl_server.http.bridge import Services
@@ -171,7 +171,15 @@ class RunctlServer:
         await self.engine.start()
         if self.metrics is not None:
             engine = self.engine
-            self.metrics.add_collector(ReadAtScrape(lambda: engine_samples(engine)))
+            gauges = EngineGauges(
+                reader=engine.reader,
+                scheduler=engine.scheduler,
+                hub=engine.hub,
+                writer=engine.writer,
+                relay=engine.relay,
+                cluster=engine.cluster,
+            )
+            self.metrics.add_collector(ReadAtScrape(gauges.samples))
         self._links = ResumeLinks(self.settings.base_url, link_keys)
         await self._start_grpc()
         await self._start_http()

@@ -1,39 +1,54 @@
 """What the engine reports at scrape time: run counts by state and the due-timer backlog from the
-database, and the counters it keeps as plain integers (leases, takeovers, watchers cut off)."""
+database, and the counters its parts keep as plain integers (leases, takeovers, watchers cut off)."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
+from runctl_server.engine.cluster import Cluster
+from runctl_server.engine.scheduler import Scheduler
+from runctl_server.events.hub import EventHub
+from runctl_server.events.relay import EventRelay
 from runctl_server.observe.metrics import Sample
 from runctl_server.store import executions
-
-if TYPE_CHECKING:
-    from runctl_server.engine.engine import Engine
-
-
-def engine_samples(engine: Engine) -> list[Sample]:
-    """Blocking (two small indexed reads): called off the event loop, once per scrape. While the
-    database does not answer, only the in-memory values are reported (and `runctl_database_up` is 0)."""
-    try:
-        samples = _database_samples(engine)
-        up = 1.0
-    except Exception:
-        samples, up = [], 0.0
-    samples.append(
-        Sample("runctl_database_up", "Whether this scrape could read the database.", "gauge", {}, up)
-    )
-    return samples + live_samples(engine)
+from runctl_server.store.reads import Reader
+from runctl_server.store.writer import Writer
 
 
-def _database_samples(engine: Engine) -> list[Sample]:
+@dataclass(frozen=True)
+class EngineGauges:
+    """The engine parts a scrape reads; `cluster` only with replicas."""
+
+    reader: Reader
+    scheduler: Scheduler
+    hub: EventHub
+    writer: Writer
+    relay: EventRelay
+    cluster: Cluster | None
+
+    def samples(self) -> list[Sample]:
+        """Blocking (two small indexed reads): called off the event loop, once per scrape. While the
+        database does not answer, only the in-memory values are reported (and `runctl_database_up` is
+        0)."""
+        try:
+            samples = _database_samples(self.reader)
+            up = 1.0
+        except Exception:
+            samples, up = [], 0.0
+        samples.append(
+            Sample("runctl_database_up", "Whether this scrape could read the database.", "gauge", {}, up)
+        )
+        return samples + _live_samples(self)
+
+
+def _database_samples(reader: Reader) -> list[Sample]:
     counts = {"queued": 0, "running": 0, "waiting": 0, "paused": 0}
     # running runs that wait on nothing in-process (timers, workers, children, pause points) are "waiting".
-    for row in executions.active_counts(engine.reader):
+    for row in executions.active_counts(reader):
         state = "waiting" if row["status"] == "running" and row["parked"] else str(row["status"])
         counts[state] = counts.get(state, 0) + int(row["n"])
-    due = executions.due_timer_count(engine.reader, time.time())
+    due = executions.due_timer_count(reader, time.time())
     samples = [
         Sample(
             "runctl_runs",
@@ -56,9 +71,9 @@ def _database_samples(engine: Engine) -> list[Sample]:
     return samples
 
 
-def live_samples(engine: Engine) -> list[Sample]:
+def _live_samples(parts: EngineGauges) -> list[Sample]:
     """Values kept in memory; cheap."""
-    scheduler = engine.scheduler
+    scheduler = parts.scheduler
     samples = [
         Sample(
             "runctl_runs_loaded",
@@ -72,24 +87,24 @@ def live_samples(engine: Engine) -> list[Sample]:
             "Open watchers (streams, SSE, Socket.IO) of this process.",
             "gauge",
             {},
-            float(engine.hub.subscribers),
+            float(parts.hub.subscribers),
         ),
         Sample(
             "runctl_watchers_cut_off_total",
             "Watchers ended for falling too far behind (WATCHER_TOO_SLOW); they resume by cursor.",
             "counter",
             {},
-            float(engine.hub.cut_off),
+            float(parts.hub.cut_off),
         ),
         Sample(
             "runctl_commits_total",
             "Group commits of the writer.",
             "counter",
             {},
-            float(engine.writer.commits),
+            float(parts.writer.commits),
         ),
     ]
-    cluster = engine.cluster
+    cluster = parts.cluster
     if cluster is not None:
         samples += [
             Sample(
@@ -118,7 +133,7 @@ def live_samples(engine: Engine) -> list[Sample]:
                 "Changes refused at commit because the run's lease had moved to another replica.",
                 "counter",
                 {},
-                float(engine.writer.fenced_out),
+                float(parts.writer.fenced_out),
             ),
             Sample(
                 "runctl_heartbeats_missed_total",
@@ -133,7 +148,7 @@ def live_samples(engine: Engine) -> list[Sample]:
                 " while it has watchers or cached views those events could change).",
                 "counter",
                 {},
-                float(engine.relay.read_from_log),
+                float(parts.relay.read_from_log),
             ),
             Sample(
                 "runctl_messages_forwarded_total",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runctl_server.engine.definition import Definition
-from runctl_server.store.writer import EventRecord
+from runctl_server.store.writer import Change, EventRecord
 
 # Execution statuses.
 QUEUED, RUNNING, PAUSED, COMPLETED, ERROR, STOPPED = (
@@ -113,7 +113,7 @@ class Run:
     # The fencing token of this process's lease on the run (replicas): every commit is checked against it.
     lease_epoch: int = 0
     # Statements and events of changes not yet handed to the writer.
-    statements: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    statements: list[Change] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
     # Outputs of completed top-level nodes, kept ready for expressions: {"<id>": {"output": ...}}.
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -15,10 +15,10 @@ from runctl_server.engine.model import NodeRecord, Run
 from runctl_server.errors import FieldViolation, InvalidArgument
 from runctl_server.nodes.base import NodeType
 from runctl_server.settings import Limits
-from runctl_server.store import executions, sql, workflows
+from runctl_server.store import executions, workflows
 from runctl_server.store.reads import Reader
 from runctl_server.store.records import NodeStateRecord
-from runctl_server.store.writer import Mutation, Writer, dumps
+from runctl_server.store.writer import Change, Mutation, Writer, dumps
 
 
 def _json(value: Any) -> str | None:
@@ -29,45 +29,47 @@ def _load(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def execution_params(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "status": run.status,
-        "current_node_id": run.current_node_id,
-        "paused_node_id": run.paused_node_id,
-        "pause_reason": run.pause_reason,
-        "trace_logs": run.trace_logs,
-        "breakpoints_disabled": run.breakpoints_disabled,
-        "error": _json(run.error),
-        "started_at": run.started_at,
-        "ended_at": run.ended_at,
-        "updated_at": run.ended_at or run.started_at or run.created_at,
-        "parked": run.parked,
-        "hold": run.hold,
-    }
+def run_change(run: Run) -> Change:
+    """The run's row as its driver holds it now."""
+    return executions.update_run(
+        run.id,
+        status=run.status,
+        current_node_id=run.current_node_id,
+        paused_node_id=run.paused_node_id,
+        pause_reason=run.pause_reason,
+        trace_logs=run.trace_logs,
+        breakpoints_disabled=run.breakpoints_disabled,
+        error=_json(run.error),
+        started_at=run.started_at,
+        ended_at=run.ended_at,
+        updated_at=run.ended_at or run.started_at or run.created_at,
+        parked=run.parked,
+        hold=run.hold,
+    )
 
 
-def node_params(execution_id: str, record: NodeRecord) -> dict[str, Any]:
-    return {
-        "execution_id": execution_id,
-        "node_key": record.key,
-        "node_id": record.node_id,
-        "node_type": record.node_type,
-        "status": record.status,
-        "attempts": record.attempts,
-        "output": _json(record.output),
-        "error": _json(record.error),
-        "branches": _json(record.branches),
-        "stack": _json(record.stack or None),
-        "scheduled_at": record.scheduled_at,
-        "started_at": record.started_at,
-        "completed_at": record.completed_at,
-        "stopped_at": record.stopped_at,
-        "failed_at": record.failed_at,
-        "wake_at": record.wake_at,
-        "logs": _json(record.logs or None),
-        "state": _json(record.state),
-    }
+def node_change(execution_id: str, record: NodeRecord) -> Change:
+    """The node's state as its run's driver holds it now."""
+    return executions.upsert_node(
+        execution_id,
+        record.key,
+        node_id=record.node_id,
+        node_type=record.node_type,
+        status=record.status,
+        attempts=record.attempts,
+        output=_json(record.output),
+        error=_json(record.error),
+        branches=_json(record.branches),
+        stack=_json(record.stack or None),
+        scheduled_at=record.scheduled_at,
+        started_at=record.started_at,
+        completed_at=record.completed_at,
+        stopped_at=record.stopped_at,
+        failed_at=record.failed_at,
+        wake_at=record.wake_at,
+        logs=_json(record.logs or None),
+        state=_json(record.state),
+    )
 
 
 def record_from_row(row: NodeStateRecord) -> NodeRecord:
@@ -117,10 +119,10 @@ class RunStore:
         run.statements = []
         run.events = []
         if run.row_dirty:
-            mutation.add(sql.UPDATE_EXECUTION, execution_params(run))
+            mutation.statements.append(run_change(run))
             run.row_dirty = False
         for key in run.dirty:
-            mutation.add(sql.UPSERT_NODE, node_params(run.id, run.nodes[key]))
+            mutation.statements.append(node_change(run.id, run.nodes[key]))
         run.dirty.clear()
         return mutation
 
@@ -130,27 +132,36 @@ class RunStore:
         """The new run's row; a run that starts at once is leased to `owner` (epoch 1), a queued one to
         nobody until it is released."""
         mutation = Mutation()
-        mutation.add(
-            sql.INSERT_EXECUTION,
-            {
-                **execution_params(run),
-                "workspace_id": run.workspace_id,
-                "workflow_id": run.workflow_id,
-                "workflow_version": run.workflow_version,
-                "document": document,
-                "name": run.name,
-                "source_path": run.source_path,
-                "input": dumps(run.input),
-                "batch_id": run.batch_id,
-                "parent_execution_id": run.parent_execution_id,
-                "parent_node_key": run.parent_node_key,
-                "request_id": request_id,
-                "created_at": run.created_at,
-                "updated_at": run.created_at,
-                "lease_owner": owner,
-                "lease_epoch": run.lease_epoch,
-                "trace_parent": run.trace_parent,
-            },
+        mutation.statements.append(
+            executions.insert_run(
+                run.id,
+                workspace_id=run.workspace_id,
+                workflow_id=run.workflow_id,
+                workflow_version=run.workflow_version,
+                document=document,
+                name=run.name,
+                source_path=run.source_path,
+                status=run.status,
+                input=dumps(run.input),
+                current_node_id=run.current_node_id,
+                paused_node_id=run.paused_node_id,
+                pause_reason=run.pause_reason,
+                trace_logs=run.trace_logs,
+                breakpoints_disabled=run.breakpoints_disabled,
+                error=_json(run.error),
+                batch_id=run.batch_id,
+                parent_execution_id=run.parent_execution_id,
+                parent_node_key=run.parent_node_key,
+                request_id=request_id,
+                created_at=run.created_at,
+                started_at=run.started_at,
+                ended_at=run.ended_at,
+                parked=run.parked,
+                hold=run.hold,
+                lease_owner=owner,
+                lease_epoch=run.lease_epoch,
+                trace_parent=run.trace_parent,
+            )
         )
         mutation.events.extend(run.events)
         run.events = []

@@ -70,14 +70,7 @@ from runctl_server.nodes.spec import NodeSpec
 from runctl_server.observe import tracing
 from runctl_server.observe.calls import bind_run
 from runctl_server.observe.metrics import Metrics
-from runctl_server.store.leases import (
-    MARK_HANDLED,
-    NOTIFY,
-    RELEASE_RUN,
-    REPLIES_CHANNEL,
-    TASKS_CHANNEL,
-    Claim,
-)
+from runctl_server.store.leases import Claim, mark_handled, notify_new_task, notify_reply, release_run
 from runctl_server.store.writer import LeaseLost, dumps
 
 log = logging.getLogger(__name__)
@@ -372,7 +365,7 @@ class Scheduler:
                         run.row_dirty = True
                         if self.router is not None:
                             # Parked runs hold no lease: whoever next has something for it takes it.
-                            run.statements.append((RELEASE_RUN, {"id": run.id}))
+                            run.statements.append(release_run(run.id))
                         await self._commit(driven)
                     if driven.inbox.empty() or self.router is not None:
                         break  # with replicas, messages that raced the release go through a new claim
@@ -646,8 +639,7 @@ class Scheduler:
         driven.after_commit.append(lambda: [cb(task) for cb in self.on_task_created])
         if self.router is not None:
             # Workers polling other replicas hear of it when this commits.
-            payload = f"{task['workspace_id']}\t{task['queue']}"
-            run.statements.append((NOTIFY, {"channel": TASKS_CHANNEL, "payload": payload}))
+            run.statements.append(notify_new_task(task["workspace_id"], task["queue"]))
 
     def _fail_or_retry(
         self, driven: Driven, scope: Scope, node: NodeSpec, record: NodeRecord, failure: NodeFailure
@@ -945,17 +937,9 @@ class Scheduler:
         marked answered in that same commit."""
         if message.inbox_id is not None:
             driven.run.statements.append(
-                (
-                    MARK_HANDLED,
-                    {"id": message.inbox_id, "now": now(), "reply": dumps(reply_to_json(result, error))},
-                )
+                mark_handled(message.inbox_id, dumps(reply_to_json(result, error)), now())
             )
-            driven.run.statements.append(
-                (
-                    NOTIFY,
-                    {"channel": REPLIES_CHANNEL, "payload": f"{message.inbox_sender} {message.inbox_id}"},
-                )
-            )
+            driven.run.statements.append(notify_reply(message.inbox_sender, message.inbox_id))
         reply = message.reply
         if reply is None:
             return

@@ -3,6 +3,7 @@ driver commits them (rows and events in one transaction) before anything is publ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from runctl_server.engine.model import (
@@ -21,7 +22,7 @@ from runctl_server.engine.model import (
     now,
 )
 from runctl_server.nodes.spec import NodeSpec
-from runctl_server.store import sql
+from runctl_server.store import pause_points, tasks
 from runctl_server.store.writer import dumps
 
 
@@ -132,25 +133,22 @@ def pause_node(run: Run, record: NodeRecord, pause: dict[str, Any], *, workflow_
     kind = str(pause.get("kind", "wait"))
     stamp = now()
     expires_at = stamp + float(pause["timeoutSeconds"]) if pause.get("timeoutSeconds") else None
+    display = pause.get("display")
     run.statements.append(
-        (
-            sql.INSERT_PAUSE_POINT,
-            {
-                "context_id": context_id,
-                "workspace_id": run.workspace_id,
-                "execution_id": run.id,
-                "workflow_id": workflow_id,
-                "node_key": record.key,
-                "node_id": record.node_id,
-                "kind": kind,
-                "status": "paused",
-                "display": dumps(pause.get("display")) if pause.get("display") is not None else None,
-                "form_fields": dumps(pause.get("formFields") or []),
-                "stack": dumps(record.stack),
-                "registered_at": stamp,
-                "expires_at": expires_at,
-                "expiry_action": pause.get("onTimeout"),
-            },
+        pause_points.insert(
+            context_id,
+            workspace_id=run.workspace_id,
+            execution_id=run.id,
+            workflow_id=workflow_id,
+            node_key=record.key,
+            node_id=record.node_id,
+            kind=kind,
+            display=dumps(display) if display is not None else None,
+            form_fields=dumps(pause.get("formFields") or []),
+            stack=dumps(record.stack),
+            registered_at=stamp,
+            expires_at=expires_at,
+            expiry_action=pause.get("onTimeout"),
         )
     )
     record.status = WAITING
@@ -184,14 +182,11 @@ def resolve_pause(run: Run, record: NodeRecord, status: str, data: Any = None) -
     if context_id is None:
         return
     run.statements.append(
-        (
-            sql.RESOLVE_PAUSE_POINT,
-            {
-                "context_id": context_id,
-                "status": status,
-                "resolved_at": now(),
-                "resume_data": dumps(data) if data is not None else None,
-            },
+        pause_points.resolve(
+            context_id,
+            status,
+            resolved_at=now(),
+            resume_data=dumps(data) if data is not None else None,
         )
     )
     event = {"resumed": "PAUSE_POINT_RESUMED", "expired": "PAUSE_POINT_EXPIRED"}.get(
@@ -218,36 +213,35 @@ def clear_wait(run: Run, record: NodeRecord, data: Any = None) -> None:
     run.touch(record)
 
 
-def create_task(run: Run, record: NodeRecord, task: dict[str, Any], node: NodeSpec) -> dict[str, Any]:
-    """Hand the node to external workers of its queue: a tasks row, leased later by a poller."""
+def create_task(run: Run, record: NodeRecord, task: dict[str, Any], node: NodeSpec) -> Mapping[str, Any]:
+    """Hand the node to external workers of its queue: a tasks row, leased later by a poller. Answers
+    the new row's columns (for those told of the task after the commit)."""
     task_id = new_id("task")
     stamp = now()
-    row = {
-        "id": task_id,
-        "workspace_id": run.workspace_id,
-        "execution_id": run.id,
-        "node_key": record.key,
-        "node_id": record.node_id,
-        "queue": str(task.get("queue") or node.queue or node.type),
-        "type": node.type,
-        "attempt": record.attempts,
-        "idempotency_key": f"{run.id}/{record.key}",
-        "payload": dumps({"config": task.get("config"), "input": task.get("input"), "stack": record.stack}),
-        "heartbeat_timeout": float(task.get("heartbeatTimeoutSeconds") or 30.0),
-        "created_at": stamp,
-    }
-    run.statements.append((sql.INSERT_TASK, row))
+    change = tasks.insert(
+        task_id,
+        workspace_id=run.workspace_id,
+        execution_id=run.id,
+        node_key=record.key,
+        node_id=record.node_id,
+        queue=str(task.get("queue") or node.queue or node.type),
+        type=node.type,
+        attempt=record.attempts,
+        idempotency_key=f"{run.id}/{record.key}",
+        payload=dumps({"config": task.get("config"), "input": task.get("input"), "stack": record.stack}),
+        heartbeat_timeout=float(task.get("heartbeatTimeoutSeconds") or 30.0),
+        created_at=stamp,
+    )
+    run.statements.append(change)
     record.state = {**(record.state or {}), "taskId": task_id}
     run.touch(record)
-    return row
+    return change[1]
 
 
 def cancel_task(run: Run, record: NodeRecord) -> None:
     task_id = (record.state or {}).get("taskId")
     if task_id:
-        run.statements.append(
-            (sql.SET_TASK_STATUS, {"id": task_id, "status": "cancelled", "updated_at": now()})
-        )
+        run.statements.append(tasks.cancel(task_id, now()))
         clear_wait(run, record)
 
 

@@ -20,7 +20,7 @@ from runctl_server.engine.workflows import Workflows
 from runctl_server.errors import FailedPrecondition, InvalidArgument, Reason
 from runctl_server.store import pause_points
 from runctl_server.store import workflows as stored_workflows
-from runctl_server.store.leases import NOTIFY, STATE_CHANNEL
+from runctl_server.store.leases import notify_state
 from runctl_server.store.reads import Reader
 from runctl_server.store.records import PausePointRecord, RunOrigin, RunState
 from runctl_server.store.writer import EventRecord, Mutation, Writer
@@ -131,7 +131,7 @@ class WorkflowControl:
             )
             if self._replicated:
                 # Every replica rereads the paused workflows when this commits.
-                mutation.add(NOTIFY, {"channel": STATE_CHANNEL, "payload": "workflows"})
+                mutation.statements.append(notify_state("workflows"))
             await self._writer.commit(mutation)
 
     async def _runs(self, workspace_id: str, workflow_id: str, statuses: tuple[str, ...]) -> list[RunState]:

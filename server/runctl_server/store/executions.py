@@ -1,4 +1,5 @@
-"""Runs and their node states: the reads behind run views, lists, recovery and the scrape gauges."""
+"""Runs and their node states: the reads behind run views, lists, recovery and the scrape gauges, and
+the engine's hot-path changes to them (committed through the writer)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from collections.abc import Sequence
 from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
+from runctl_server.store import sql
 from runctl_server.store.reads import Reader, Row
 from runctl_server.store.records import ChildWait, DueTimer, NodeStateRecord, RunRecord, RunState, record
 from runctl_server.store.tables import events, executions, node_states, workflow_versions
+from runctl_server.store.writer import Change
 
 # Runs whose driver is (or should be) alive in some process.
 IN_FLIGHT = ("running", "paused")
@@ -270,3 +273,151 @@ def due_timer_count(reader: Reader, now: float) -> int:
         .where(node_states.c.wake_at.is_not(None), node_states.c.wake_at <= now)
     )
     return int(rows[0]["n"]) if rows else 0
+
+
+# -- changes, committed through the writer. These run for every step of every run: the statements are
+# text written once (store/sql.py) and each call fills one parameter dict, nothing more. JSON columns
+# take their text, encoded by the caller (as records hand it back).
+
+
+def insert_run(
+    execution_id: str,
+    *,
+    workspace_id: str,
+    workflow_id: str | None,
+    workflow_version: int | None,
+    document: str | None,
+    name: str,
+    source_path: str | None,
+    status: str,
+    input: str,
+    current_node_id: str | None,
+    paused_node_id: str | None,
+    pause_reason: str | None,
+    trace_logs: bool,
+    breakpoints_disabled: bool,
+    error: str | None,
+    batch_id: str | None,
+    parent_execution_id: str | None,
+    parent_node_key: str | None,
+    request_id: str | None,
+    created_at: float,
+    started_at: float | None,
+    ended_at: float | None,
+    parked: bool,
+    hold: str | None,
+    lease_owner: str | None,
+    lease_epoch: int,
+    trace_parent: str | None,
+) -> Change:
+    """A new run's row; it was last updated when it was created. The parameters hold every column, so
+    they read back as the run's record without a query."""
+    return sql.INSERT_EXECUTION, {
+        "id": execution_id,
+        "workspace_id": workspace_id,
+        "workflow_id": workflow_id,
+        "workflow_version": workflow_version,
+        "document": document,
+        "name": name,
+        "source_path": source_path,
+        "status": status,
+        "input": input,
+        "current_node_id": current_node_id,
+        "paused_node_id": paused_node_id,
+        "pause_reason": pause_reason,
+        "trace_logs": trace_logs,
+        "breakpoints_disabled": breakpoints_disabled,
+        "error": error,
+        "batch_id": batch_id,
+        "parent_execution_id": parent_execution_id,
+        "parent_node_key": parent_node_key,
+        "request_id": request_id,
+        "created_at": created_at,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "updated_at": created_at,
+        "parked": parked,
+        "hold": hold,
+        "lease_owner": lease_owner,
+        "lease_epoch": lease_epoch,
+        "trace_parent": trace_parent,
+    }
+
+
+def update_run(
+    execution_id: str,
+    *,
+    status: str,
+    current_node_id: str | None,
+    paused_node_id: str | None,
+    pause_reason: str | None,
+    trace_logs: bool,
+    breakpoints_disabled: bool,
+    error: str | None,
+    started_at: float | None,
+    ended_at: float | None,
+    updated_at: float,
+    parked: bool,
+    hold: str | None,
+) -> Change:
+    """A run's state as its driver holds it now (the columns a run changes after its start)."""
+    return sql.UPDATE_EXECUTION, {
+        "id": execution_id,
+        "status": status,
+        "current_node_id": current_node_id,
+        "paused_node_id": paused_node_id,
+        "pause_reason": pause_reason,
+        "trace_logs": trace_logs,
+        "breakpoints_disabled": breakpoints_disabled,
+        "error": error,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "updated_at": updated_at,
+        "parked": parked,
+        "hold": hold,
+    }
+
+
+def upsert_node(
+    execution_id: str,
+    node_key: str,
+    *,
+    node_id: str,
+    node_type: str,
+    status: str,
+    attempts: int,
+    output: str | None,
+    error: str | None,
+    branches: str | None,
+    stack: str | None,
+    scheduled_at: float | None,
+    started_at: float | None,
+    completed_at: float | None,
+    stopped_at: float | None,
+    failed_at: float | None,
+    wake_at: float | None,
+    logs: str | None,
+    state: str | None,
+) -> Change:
+    """A node's state, inserted on its first change and overwritten on every later one (its id, type
+    and stack are kept from the first)."""
+    return sql.UPSERT_NODE, {
+        "execution_id": execution_id,
+        "node_key": node_key,
+        "node_id": node_id,
+        "node_type": node_type,
+        "status": status,
+        "attempts": attempts,
+        "output": output,
+        "error": error,
+        "branches": branches,
+        "stack": stack,
+        "scheduled_at": scheduled_at,
+        "started_at": started_at,
+        "completed_at": completed_at,
+        "stopped_at": stopped_at,
+        "failed_at": failed_at,
+        "wake_at": wake_at,
+        "logs": logs,
+        "state": state,
+    }

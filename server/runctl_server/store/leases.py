@@ -22,6 +22,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from runctl_server.store.writer import Change
+
 # Every time is the database's own clock: extract(epoch from clock_timestamp()).
 # A run may be claimed when nobody holds it, this replica does, or its owner's row is missing or expired.
 _CLAIM = text(
@@ -90,9 +92,9 @@ _FORGET_HANDLED = text(
 )
 
 # Statements a driver adds to its run's (fenced) mutation: the answer commits with the change.
-MARK_HANDLED = "UPDATE run_inbox SET handled_at = :now, reply = :reply WHERE id = :id AND handled_at IS NULL"
+_MARK_HANDLED = "UPDATE run_inbox SET handled_at = :now, reply = :reply WHERE id = :id AND handled_at IS NULL"
 NOTIFY = "SELECT pg_notify(:channel, :payload)"
-RELEASE_RUN = "UPDATE executions SET lease_owner = NULL WHERE id = :id"
+_RELEASE_RUN = "UPDATE executions SET lease_owner = NULL WHERE id = :id"
 
 # LISTEN/NOTIFY channels.
 EVENTS_CHANNEL = "runctl_events"  # payload: the last sequence number a commit appended
@@ -101,6 +103,34 @@ REPLIES_CHANNEL = "runctl_replies"  # payload: "<sender replica id> <inbox id>"
 STATE_CHANNEL = "runctl_state"  # payload: what changed ("workflows")
 ORPHANS_CHANNEL = "runctl_orphans"  # payload: the replica that released its runs
 TASKS_CHANNEL = "runctl_tasks"  # payload: "<workspace id>\t<queue>" that has a new task
+
+
+# -- changes for the writer: a driver's answers and releases commit with its run's (fenced) change.
+
+
+def mark_handled(inbox_id: int, reply: str, now: float) -> Change:
+    """Answer a message of the run inbox (`reply` is JSON text); an answered one keeps its answer."""
+    return _MARK_HANDLED, {"id": inbox_id, "now": now, "reply": reply}
+
+
+def release_run(execution_id: str) -> Change:
+    """Give up the run's lease: whoever next has something for it takes it."""
+    return _RELEASE_RUN, {"id": execution_id}
+
+
+def notify_reply(sender: str, inbox_id: int) -> Change:
+    """Wake the replica that sent an inbox message: its answer is committed."""
+    return NOTIFY, {"channel": REPLIES_CHANNEL, "payload": f"{sender} {inbox_id}"}
+
+
+def notify_new_task(workspace_id: str, queue: str) -> Change:
+    """Wake the replicas whose workers poll the queue: it has a new task."""
+    return NOTIFY, {"channel": TASKS_CHANNEL, "payload": f"{workspace_id}\t{queue}"}
+
+
+def notify_state(what: str) -> Change:
+    """Tell every replica to reread shared state (`what`: "workflows")."""
+    return NOTIFY, {"channel": STATE_CHANNEL, "payload": what}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Pause points: one by its context id, pages of a workspace's, and the paused runs of a workflow."""
+"""Pause points: one by its context id, pages of a workspace's, and the paused runs of a workflow; and
+the engine's changes to them (committed through the writer)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from collections.abc import Sequence
 from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.sql import Select
 
+from runctl_server.store import sql
 from runctl_server.store.reads import Reader, Row
 from runctl_server.store.records import PausedRun, PausePointRecord, RunOrigin, record
 from runctl_server.store.tables import executions, node_states, pause_points
+from runctl_server.store.writer import Change
 
 
 def from_rows(rows: Sequence[Row]) -> list[PausePointRecord]:
@@ -178,3 +181,52 @@ async def runs_of(reader: Reader, execution_ids: Sequence[str]) -> list[RunOrigi
         )
     )
     return [record(RunOrigin, row) for row in rows]
+
+
+# -- changes, committed through the writer (prebuilt text of store/sql.py: runs pause on the hot path).
+# JSON columns take their text, encoded by the caller.
+
+
+def insert(
+    context_id: str,
+    *,
+    workspace_id: str,
+    execution_id: str,
+    workflow_id: str | None,
+    node_key: str,
+    node_id: str,
+    kind: str,
+    display: str | None,
+    form_fields: str,
+    stack: str,
+    registered_at: float,
+    expires_at: float | None,
+    expiry_action: str | None,
+) -> Change:
+    """A new pause point, waiting ("paused") until it is resolved."""
+    return sql.INSERT_PAUSE_POINT, {
+        "context_id": context_id,
+        "workspace_id": workspace_id,
+        "execution_id": execution_id,
+        "workflow_id": workflow_id,
+        "node_key": node_key,
+        "node_id": node_id,
+        "kind": kind,
+        "status": "paused",
+        "display": display,
+        "form_fields": form_fields,
+        "stack": stack,
+        "registered_at": registered_at,
+        "expires_at": expires_at,
+        "expiry_action": expiry_action,
+    }
+
+
+def resolve(context_id: str, status: str, *, resolved_at: float, resume_data: str | None) -> Change:
+    """Close a waiting pause point as resumed, expired or cancelled; one already closed stays as it is."""
+    return sql.RESOLVE_PAUSE_POINT, {
+        "context_id": context_id,
+        "status": status,
+        "resolved_at": resolved_at,
+        "resume_data": resume_data,
+    }

@@ -1,5 +1,6 @@
-"""Tasks for external workers: the reads (their changes go through the writer: store/sql.py, each
-guarded by the state it expects, so two server processes never both win the same task)."""
+"""Tasks for external workers: the reads, and the changes committed through the writer (text of
+store/sql.py); the dispatcher's are each guarded by the state it expects, so two server processes never
+both win the same task."""
 
 from __future__ import annotations
 
@@ -120,3 +121,41 @@ def finish(task_id: str, owner: str, status: str, now: float) -> Change:
 
 def cancel_open(task_id: str, now: float) -> Change:
     return sql.CANCEL_OPEN_TASK, {"id": task_id, "now": now}
+
+
+def insert(
+    task_id: str,
+    *,
+    workspace_id: str,
+    execution_id: str,
+    node_key: str,
+    node_id: str,
+    queue: str,
+    type: str,
+    attempt: int,
+    idempotency_key: str,
+    payload: str,
+    heartbeat_timeout: float,
+    created_at: float,
+) -> Change:
+    """A new task, pending until a worker of its queue leases it; `payload` is JSON text. The
+    parameters describe the task to those told of it after the commit."""
+    return sql.INSERT_TASK, {
+        "id": task_id,
+        "workspace_id": workspace_id,
+        "execution_id": execution_id,
+        "node_key": node_key,
+        "node_id": node_id,
+        "queue": queue,
+        "type": type,
+        "attempt": attempt,
+        "idempotency_key": idempotency_key,
+        "payload": payload,
+        "heartbeat_timeout": heartbeat_timeout,
+        "created_at": created_at,
+    }
+
+
+def cancel(task_id: str, now: float) -> Change:
+    """Cancel the task whatever its state (its node stopped waiting for it)."""
+    return sql.SET_TASK_STATUS, {"id": task_id, "status": "cancelled", "updated_at": now}
