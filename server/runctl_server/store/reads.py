@@ -60,6 +60,11 @@ class Reader:
             with self._engine.connect() as connection, connection.begin():
                 if connection.dialect.name == "postgresql":
                     connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+                else:
+                    # Python's sqlite3 opens a transaction only before a write: without this each SELECT
+                    # would see its own moment, and a snapshot could pair a run's or batch's old status
+                    # with the sequence of the event that ended it (a watch then waited for ever).
+                    connection.exec_driver_sql("BEGIN")
                 return {name: _rows(connection, sql, {}, ()) for name, sql in queries.items()}
 
         return await asyncio.to_thread(run)
