@@ -366,7 +366,13 @@ class RunctlServer:
         if self._grpc is not None:
             await self._grpc.stop(grace)
         if self._http_task is not None:
-            await self._http_task
+            try:
+                async with asyncio.timeout(grace + 5):  # uvicorn waits for its connections to close
+                    await self._http_task
+            except TimeoutError:
+                log.warning(
+                    "stopping: the HTTP server did not stop within %gs; going on without it", grace + 5
+                )
         if self.engine is not None:
             await self.engine.stop()
         self._close_database()

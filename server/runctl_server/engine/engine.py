@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,18 @@ from runctl_server.store.records import RunRecord, record
 from runctl_server.store.writer import EventRecord, WriteError, Writer, dumps
 
 log = logging.getLogger(__name__)
+
+# How long each part may take to stop: a stop that waits for ever (an orchestrator then kills the
+# process) tells nobody what it waited for; a bounded one names the part and goes on.
+STOP_STEP_SECONDS = 5.0
+
+
+async def _within(seconds: float, part: str, stopping: Awaitable[object]) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await stopping
+    except TimeoutError:
+        log.warning("stopping: %s did not stop within %gs; going on without it", part, seconds)
 
 
 class Engine:
@@ -225,13 +237,15 @@ class Engine:
     async def stop(self) -> None:
         for task in list(self._background):
             task.cancel()
-        await self.tasks.stop()
-        await self.scheduler.close()
-        await self.writer.stop()
+        await _within(STOP_STEP_SECONDS, "the task dispatcher", self.tasks.stop())
+        await _within(STOP_STEP_SECONDS, "the run drivers", self.scheduler.close())
+        await _within(STOP_STEP_SECONDS, "the writer", self.writer.stop())
         if self.cluster is not None:
-            await self.cluster.stop()  # after the last commit: the runs are released for the others
-        await self.relay.stop()
-        await self.http_client.aclose()
+            # After the last commit: the runs are released for the others (or, if this cannot finish,
+            # taken over when their leases expire).
+            await _within(STOP_STEP_SECONDS, "the lease release", self.cluster.stop())
+        await _within(STOP_STEP_SECONDS, "the event relay", self.relay.stop())
+        await _within(STOP_STEP_SECONDS, "the HTTP client", self.http_client.aclose())
 
     async def reload_paused_workflows(self) -> None:
         """The workflows whose runs may start no node (the workflow pause API), from their status rows: shared
