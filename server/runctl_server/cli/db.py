@@ -8,14 +8,13 @@ Run where the database is reachable (RUNCTL_DB_URL or --db-url).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from runctl.cli.context import RunctlGroup, fail, print_json, state
+from runctl_server.cli.database import DbUrlOption, open_database
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -27,10 +26,6 @@ db_app = typer.Typer(
     cls=RunctlGroup,
 )
 
-DbUrlOption = Annotated[
-    str | None,
-    typer.Option("--db-url", help="Database URL (sqlite:///path or postgresql://...). Env: RUNCTL_DB_URL."),
-]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
 
 
@@ -40,33 +35,12 @@ def register(app: typer.Typer) -> None:
     app.command("prune")(prune)
 
 
-@contextmanager
-def _database(ctx: typer.Context, db_url: str | None) -> Iterator[Engine]:
-    from runctl_server.settings import Settings, SettingsError
-    from runctl_server.store.database import create_db_engine
-
-    try:
-        engine = create_db_engine(Settings.from_env(db_url=db_url).db_url)
-    except SettingsError as exc:
-        fail(ctx, str(exc))
-    try:
-        yield engine
-    except Exception as exc:  # unreachable database, missing file, permissions: say so, no traceback
-        from sqlalchemy.exc import SQLAlchemyError
-
-        if not isinstance(exc, SQLAlchemyError | OSError):
-            raise
-        fail(ctx, f"database error: {str(exc).strip().splitlines()[0]}")
-    finally:
-        engine.dispose()
-
-
 @db_app.command("upgrade")
 def upgrade(ctx: typer.Context, db_url: DbUrlOption = None) -> None:
     """Apply every pending migration (once, under a lock, even with replicas starting meanwhile)."""
     from runctl_server.store.migrate import current_revision, head_revision, upgrade_to_head
 
-    with _database(ctx, db_url) as engine:
+    with open_database(ctx, db_url) as engine:
         before = current_revision(engine)
         upgrade_to_head(engine)
         after = current_revision(engine)
@@ -81,7 +55,7 @@ def current(ctx: typer.Context, db_url: DbUrlOption = None, as_json: JsonOutput 
     """Show the schema revision of the database and the newest this runctl knows; exit 1 when behind."""
     from runctl_server.store.migrate import current_revision, head_revision
 
-    with _database(ctx, db_url) as engine:
+    with open_database(ctx, db_url) as engine:
         revision = current_revision(engine)
     head = head_revision()
     at_head = revision == head
@@ -137,7 +111,7 @@ def prune(
         cutoff = time.time() - parse_duration(older_than, "--older-than")
     except SettingsError as exc:
         fail(ctx, str(exc))
-    with _database(ctx, db_url) as engine:
+    with open_database(ctx, db_url) as engine:
         _require_schema(ctx, engine)
         counts = count_prunable(engine, cutoff) if dry_run else remove(engine, cutoff)
     if as_json:

@@ -7,8 +7,6 @@ within a second.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,9 +15,10 @@ from rich.table import Table
 
 from runctl.cli.commands_runs import JsonOption
 from runctl.cli.context import RunctlGroup, fail, print_json, state
+from runctl_server.cli.database import DbUrlOption, open_database
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    pass
 
 keys_app = typer.Typer(
     name="keys",
@@ -27,28 +26,6 @@ keys_app = typer.Typer(
     no_args_is_help=True,
     cls=RunctlGroup,
 )
-
-DbUrlOption = Annotated[
-    str | None,
-    typer.Option("--db-url", help="Database URL (sqlite:///path or postgresql://...). Env: RUNCTL_DB_URL."),
-]
-
-
-@contextmanager
-def _database(ctx: typer.Context, db_url: str | None) -> Iterator[Engine]:
-    from runctl_server.settings import Settings, SettingsError
-    from runctl_server.store.database import create_db_engine
-    from runctl_server.store.migrate import upgrade_to_head
-
-    try:
-        engine = create_db_engine(Settings.from_env(db_url=db_url).db_url)
-    except SettingsError as exc:
-        fail(ctx, str(exc))
-    try:
-        upgrade_to_head(engine)
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _when(moment: datetime) -> str:
@@ -69,7 +46,7 @@ def create(
 
     if not workspace.strip() or len(workspace.strip()) > 64:
         fail(ctx, "--workspace must be 1 to 64 characters")
-    with _database(ctx, db_url) as engine:
+    with open_database(ctx, db_url, migrate=True) as engine:
         created = create_key(engine, workspace.strip(), name)
     if as_json:
         print_json({"id": created.info.id, "workspace": created.info.workspace_name, "key": created.key})
@@ -88,7 +65,7 @@ def list_keys(ctx: typer.Context, db_url: DbUrlOption = None, as_json: JsonOptio
     """List keys (their first characters only, never the secret)."""
     from runctl_server.store.api_keys import list_keys as stored_keys
 
-    with _database(ctx, db_url) as engine:
+    with open_database(ctx, db_url, migrate=True) as engine:
         keys = stored_keys(engine)
     if as_json:
         print_json(
@@ -135,7 +112,7 @@ def revoke(
     from runctl_server.errors import NotFound
     from runctl_server.store.api_keys import revoke_key
 
-    with _database(ctx, db_url) as engine:
+    with open_database(ctx, db_url, migrate=True) as engine:
         try:
             info = revoke_key(engine, key_id)
         except NotFound as exc:
