@@ -153,7 +153,31 @@ async def test_a_run_update_changes_its_state_and_keeps_its_origin(store: Store)
         updated_at=1010.0,
         parked=True,
         hold="operator",
+        lease_owner=None,  # an ended run holds no lease
     )
+
+
+async def test_a_run_keeps_its_lease_while_active_and_lets_go_when_it_ends(store: Store) -> None:
+    await store.commit(new_run("exec-1"))
+    for status, owner in (("paused", "replica-a"), ("running", "replica-a"), ("stopped", None)):
+        await store.commit(
+            executions.update_run(
+                "exec-1",
+                status=status,
+                current_node_id=None,
+                paused_node_id=None,
+                pause_reason=None,
+                trace_logs=False,
+                breakpoints_disabled=False,
+                error=None,
+                started_at=1000.5,
+                ended_at=1010.0 if owner is None else None,
+                updated_at=1010.0,
+                parked=False,
+                hold=None,
+            )
+        )
+        assert (await store.run("exec-1")).lease_owner == owner, status
 
 
 async def test_a_node_upsert_inserts_once_then_overwrites_its_state(store: Store) -> None:

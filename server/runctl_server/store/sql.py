@@ -13,11 +13,14 @@ INSERT_EXECUTION = (
     " :ended_at, :updated_at, :parked, :hold, :lease_owner, :lease_epoch, :trace_parent)"
 )
 
+# A run that ends lets go of its lease: only active runs hold one, so the lease index and a draining
+# replica's release cover active runs, not every run a replica ever drove.
 UPDATE_EXECUTION = (
     "UPDATE executions SET status = :status, current_node_id = :current_node_id,"
     " paused_node_id = :paused_node_id, pause_reason = :pause_reason, trace_logs = :trace_logs,"
     " breakpoints_disabled = :breakpoints_disabled, error = :error, started_at = :started_at,"
-    " ended_at = :ended_at, updated_at = :updated_at, parked = :parked, hold = :hold WHERE id = :id"
+    " ended_at = :ended_at, updated_at = :updated_at, parked = :parked, hold = :hold,"
+    " lease_owner = CASE WHEN :active THEN lease_owner END WHERE id = :id"
 )
 
 UPSERT_NODE = (

@@ -146,7 +146,13 @@ executions = Table(
     Index("ix_executions_status", "status", "parked"),
     Index("ix_executions_workspace_created_id", "workspace_id", "created_at", "id"),
     Index("ix_executions_workspace_status", "workspace_id", "status", "created_at", "id"),
-    Index("ix_executions_lease_owner", "lease_owner"),
+    # Partial (migration 0012): only active runs hold a lease.
+    Index(
+        "ix_executions_lease_owner",
+        "lease_owner",
+        postgresql_where=text("lease_owner IS NOT NULL"),
+        sqlite_where=text("lease_owner IS NOT NULL"),
+    ),
     # Partial (migration 0012): most runs belong to no batch.
     Index(
         "ix_executions_batch_id",

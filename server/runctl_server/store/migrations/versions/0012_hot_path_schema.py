@@ -4,6 +4,8 @@
   belong to no batch, and a running run has not ended. Every run inserts ten or more node states and
   twenty or more events, so each full index cost an entry per row for nothing; what uses these indexes
   (due timers, a batch's events and runs, retention) asks only for non-null values.
+- A run that ends lets go of its lease (runs ended before this revision do so here): only active runs
+  are in the lease index, and a draining replica releases its active runs, not every run it ever drove.
 - Node states no longer reference their run by a foreign key: the check ran a query for every node
   state written (about a tenth of what PostgreSQL spent on a run). Only a run's driver writes its node
   states, and the two places that remove runs (retention and clearing a batch) remove their node
@@ -30,6 +32,7 @@ _PARTIAL = (
     ("ix_events_batch", "events", ["batch_id", "sequence"], "batch_id"),
     ("ix_executions_batch_id", "executions", ["batch_id"], "batch_id"),
     ("ix_executions_ended_at", "executions", ["ended_at"], "ended_at"),
+    ("ix_executions_lease_owner", "executions", ["lease_owner"], "lease_owner"),
 )
 
 # SQLite names no foreign key; batch mode needs a name to drop it by.
@@ -45,6 +48,10 @@ def upgrade() -> None:
     # Written to be replayed safely: a database whose revision was set back (to run an older data
     # migration again) may have these already.
     inspector = sa.inspect(op.get_bind())
+    op.execute(
+        "UPDATE executions SET lease_owner = NULL"
+        " WHERE lease_owner IS NOT NULL AND status NOT IN ('queued', 'running', 'paused')"
+    )
     for index, table, columns, column in _PARTIAL:
         if index in {found["name"] for found in inspector.get_indexes(table)}:
             op.drop_index(index, table_name=table)
