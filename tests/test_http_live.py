@@ -20,6 +20,7 @@ import pytest
 from runctl.v1 import batch_pb2, batch_pb2_grpc, common_pb2, execution_pb2
 from runctl_server.http.live import LiveUpdates, RunTracker
 from runctl_server.http.runner_shapes import RunStatus
+from runctl_server.store.records import LoggedEvent
 from tests.engine_helpers import Client, linear
 from tests.support import running_server, settings_for
 
@@ -379,16 +380,16 @@ async def test_the_run_tracker_loads_runs_met_mid_life_and_stays_bounded() -> No
     live = LiveUpdates(load)
     live.tracker = RunTracker(load, capacity=2)
 
-    def row(kind: str, execution_id: str, node_id: str = "", **payload: Any) -> dict[str, Any]:
-        return {
-            "type": kind,
-            "sequence": len(loaded) + 1,
-            "execution_id": execution_id,
-            "batch_id": None,
-            "workflow_id": None,
-            "node_id": node_id or None,
-            "payload": json.dumps({"nodeType": "log", **payload}),
-        }
+    def row(kind: str, execution_id: str, node_id: str = "", **payload: Any) -> LoggedEvent:
+        return LoggedEvent(
+            type=kind,
+            workspace_id="ws",
+            sequence=len(loaded) + 1,
+            execution_id=execution_id,
+            node_id=node_id or None,
+            time=1.0,
+            payload_json=json.dumps({"nodeType": "log", **payload}),
+        )
 
     resumed = await live.updates(row("EXECUTION_RESUMED", "old"))
     assert loaded == ["old"] and [u.name for u in resumed] == ["execution-update"]

@@ -1,9 +1,9 @@
 """Logged events to runctl.v1 Events, and back.
 
 The event log stores each event's payload as a JSON object (the engine writes it in the same
-transaction as the change). This is the one place that knows its keys: `event` turns a row into an
-Event whose typed `attributes` carry every key, and `payload` turns the attributes back into the
-stored JSON, for the HTTP faces that print events in that shape and for the tests that check no
+transaction as the change). This is the one place that knows its keys: `event` turns a logged event
+into an Event whose typed `attributes` carry every key, and `payload` turns the attributes back into
+the stored JSON, for the HTTP faces that print events in that shape and for the tests that check no
 key is lost on the way.
 
 Each event type has a table of its keys: the stored key, the attributes field it goes to, and how
@@ -26,7 +26,7 @@ from google.protobuf.message import Message
 
 from runctl.v1 import batch_resource_pb2, common_pb2, event_pb2, workflow_pb2
 from runctl_server.api.convert import frames, timestamp
-from runctl_server.store.reads import Row
+from runctl_server.store.records import LoggedEvent
 
 log = logging.getLogger(__name__)
 _reported: set[str] = set()
@@ -389,30 +389,26 @@ def payload(event: event_pb2.Event) -> dict[str, Any]:
     return out
 
 
-def event(row: Row | Mapping[str, Any], *, strict: bool = False) -> event_pb2.Event:
-    """One event log row as an Event with its typed attributes."""
-    raw = row["payload"]
-    stored: Mapping[str, Any] = (json.loads(raw) if isinstance(raw, str) else raw) or {}
+def event(logged: LoggedEvent, *, strict: bool = False) -> event_pb2.Event:
+    """One event of the log as an Event with its typed attributes."""
+    stored: Mapping[str, Any] = json.loads(logged.payload_json) if logged.payload_json else {}
     message = event_pb2.Event(
-        sequence=int(row["sequence"]),
-        type=event_pb2.EventType.Value(f"EVENT_TYPE_{row['type']}"),
-        time=timestamp(None if row.get("time") is None else float(row["time"])),
-        workflow_id=row["workflow_id"] or "",
-        execution_id=row["execution_id"] or "",
-        batch_id=row["batch_id"] or "",
-        node_id=row["node_id"] or "",
+        sequence=logged.sequence,
+        type=event_pb2.EventType.Value(f"EVENT_TYPE_{logged.type}"),
+        time=timestamp(logged.time),
+        workflow_id=logged.workflow_id or "",
+        execution_id=logged.execution_id or "",
+        batch_id=logged.batch_id or "",
+        node_id=logged.node_id or "",
         stack=frames(stored.get("stack")),
     )
-    if row["type"] in KEYS:
-        field, attributes_message = attributes(str(row["type"]), stored, strict=strict)
+    if logged.type in KEYS:
+        field, attributes_message = attributes(logged.type, stored, strict=strict)
         getattr(message, field).CopyFrom(attributes_message)
     return message
 
 
-def shared(row: dict[str, Any]) -> event_pb2.Event:
-    """A live event row is shared by every watcher (gRPC streams, Socket.IO): convert it once and
-    keep the Event in the row."""
-    message = row.get("_message")
-    if message is None:
-        message = row["_message"] = event(row)
-    return message
+def shared(logged: LoggedEvent) -> event_pb2.Event:
+    """A live event is shared by every watcher (gRPC streams, Socket.IO): it is converted once, and
+    the Event kept on it. Callers must not change the Event they get."""
+    return logged.derived(event)

@@ -56,13 +56,13 @@ class EventService(event_pb2_grpc.EventServiceServicer):
         }
         position = decode_token(request.page_token, ("s",), numbers=("s",), filters=filters)
         after = int(position["s"]) if position else request.after_sequence
-        rows = await read_events(self._engine.reader, flt, after, limit + 1)
+        events = await read_events(self._engine.reader, flt, after, limit + 1)
         token = ""
-        if len(rows) > limit:
-            rows = rows[:limit]
-            token = encode_token({"s": rows[-1]["sequence"]}, filters)
+        if len(events) > limit:
+            events = events[:limit]
+            token = encode_token({"s": events[-1].sequence}, filters)
         return event_pb2.ListEventsResponse(
-            events=[event_convert.event(row) for row in rows],
+            events=[event_convert.event(event) for event in events],
             next_page_token=token,
             head_sequence=self._engine.hub.last_sequence,
         )
@@ -96,7 +96,7 @@ class EventService(event_pb2_grpc.EventServiceServicer):
     def _encoded(self, delivery: Delivery) -> bytes:
         """The wire form of an events message. Watchers that keep up get the same events in the same
         message, so it is built and serialized once for all of them (see api/preserialized.py)."""
-        key = (delivery.cursor, *(int(row["sequence"]) for row in delivery.events))
+        key = (delivery.cursor, *(event.sequence for event in delivery.events))
         encoded = self._recent.get(key)
         if encoded is None:
             message = event_pb2.StreamEventsResponse(cursor=delivery.cursor, events=event_list(delivery))

@@ -115,5 +115,5 @@ class ExecutionService(
             token=request.page_token,
         )
         return execution_pb2.GetExecutionHistoryResponse(
-            events=[event_convert.event(row) for row in page.rows], next_page_token=page.next_token
+            events=[event_convert.event(event) for event in page.events], next_page_token=page.next_token
         )

@@ -44,7 +44,7 @@ def heartbeat() -> common_pb2.Heartbeat:
 
 
 def event_list(delivery: Delivery) -> event_pb2.EventList:
-    return event_pb2.EventList(events=[event_convert.shared(row) for row in delivery.events])
+    return event_pb2.EventList(events=[event_convert.shared(event) for event in delivery.events])
 
 
 async def _start(follower: Follower, request: Any) -> tuple[int | None, bool]:
@@ -95,7 +95,7 @@ class ExecutionWatch:
                 yield execution_pb2.WatchExecutionResponse(
                     events=event_list(delivery), cursor=delivery.cursor
                 )
-                if any(row["type"] in TERMINAL_EXECUTION_EVENTS for row in delivery.events):
+                if any(event.type in TERMINAL_EXECUTION_EVENTS for event in delivery.events):
                     return
 
 
@@ -136,7 +136,7 @@ class BatchWatch:
                     yield batch_pb2.WatchBatchResponse(heartbeat=heartbeat(), cursor=delivery.cursor)
                     continue
                 yield batch_pb2.WatchBatchResponse(events=event_list(delivery), cursor=delivery.cursor)
-                types = {row["type"] for row in delivery.events}
+                types = {event.type for event in delivery.events}
                 if types & TERMINAL_BATCH_EVENTS:
                     return
                 stopping = stopping or "BATCH_STOPPED" in types

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from runctl_server.engine.model import FINISHED_EXECUTION
-from runctl_server.store.writer import EventRecord
+from runctl_server.store.records import LoggedEvent
 
 
 class _Run(Protocol):
@@ -106,7 +106,7 @@ class EndedRuns(Generic[View]):
             oldest, _view = self._views.popitem(last=False)
             del self._kept_at[oldest]
 
-    def observe(self, event: EventRecord) -> None:
+    def observe(self, event: LoggedEvent) -> None:
         """A committed event, from this process or another replica."""
         if event.execution_id:
             self._forget(event.execution_id)

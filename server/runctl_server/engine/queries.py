@@ -12,8 +12,8 @@ from runctl_server.engine.model import ACTIVE_EXECUTION, FINISHED_EXECUTION
 from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.errors import InvalidArgument, NotFound
 from runctl_server.store import event_log, executions, pause_points, workflows
-from runctl_server.store.reads import Reader, Row
-from runctl_server.store.records import NodeStateRecord, PausePointRecord, RunRecord
+from runctl_server.store.reads import Reader
+from runctl_server.store.records import LoggedEvent, NodeStateRecord, PausePointRecord, RunRecord
 
 EXECUTION_STATUSES = (*ACTIVE_EXECUTION, *FINISHED_EXECUTION)
 
@@ -64,7 +64,7 @@ class Page:
 
 @dataclass(frozen=True)
 class EventPage:
-    rows: list[Row]
+    events: list[LoggedEvent]
     next_token: str
 
 
@@ -237,9 +237,9 @@ class Queries:
         filters = {"execution_id": execution_id}
         position = decode_token(token, ("s",), numbers=("s",), filters=filters)
         start = max(after_sequence, int(position["s"]) if position else 0)
-        rows = await event_log.run_events(self._reader, execution_id, after=start, limit=limit + 1)
+        events = await event_log.run_events(self._reader, execution_id, after=start, limit=limit + 1)
         next_token = ""
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_token = encode_token({"s": rows[-1]["sequence"]}, filters)
-        return EventPage(rows, next_token)
+        if len(events) > limit:
+            events = events[:limit]
+            next_token = encode_token({"s": events[-1].sequence}, filters)
+        return EventPage(events, next_token)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from runctl_server.errors import Aborted, InvalidArgument, Unavailable
 from runctl_server.events.hub import EventHub, Subscription
 from runctl_server.store import event_log
-from runctl_server.store.reads import Reader, Row
-from runctl_server.store.writer import EventRecord
+from runctl_server.store.reads import Reader
+from runctl_server.store.records import LoggedEvent
 
 CATCH_UP_PAGE = 500
 MAX_EVENTS_PER_MESSAGE = 500
@@ -35,7 +35,7 @@ class EventFilter:
     types: frozenset[str] = field(default_factory=frozenset)
     without_node_events: bool = False
 
-    def matches(self, event: EventRecord) -> bool:
+    def matches(self, event: LoggedEvent) -> bool:
         return (
             event.workspace_id == self.workspace_id
             and (not self.workflow_id or event.workflow_id == self.workflow_id)
@@ -46,7 +46,7 @@ class EventFilter:
         )
 
 
-async def read_events(reader: Reader, flt: EventFilter, after: int, limit: int) -> list[Row]:
+async def read_events(reader: Reader, flt: EventFilter, after: int, limit: int) -> list[LoggedEvent]:
     """Matching events of the log with a sequence above `after`, oldest first, at most `limit`."""
     return await event_log.matching_events(
         reader,
@@ -65,7 +65,7 @@ async def read_events(reader: Reader, flt: EventFilter, after: int, limit: int) 
 class Delivery:
     """What a follower hands its stream: events (oldest first) or, when quiet, a heartbeat."""
 
-    events: list[Row]
+    events: list[LoggedEvent]
     cursor: int
 
     @property
@@ -115,26 +115,26 @@ class Follower:
             return 0  # a run's or a batch's events are only ever removed together with it
         return await event_log.pruned_through(self._reader)
 
-    async def _catch_up(self, cursor: int) -> AsyncIterator[list[Row]]:
+    async def _catch_up(self, cursor: int) -> AsyncIterator[list[LoggedEvent]]:
         while True:
-            rows = await read_events(self._reader, self.filter, cursor, CATCH_UP_PAGE)
-            if not rows:
+            events = await read_events(self._reader, self.filter, cursor, CATCH_UP_PAGE)
+            if not events:
                 return
-            yield rows
-            cursor = int(rows[-1]["sequence"])
-            if len(rows) < CATCH_UP_PAGE:
+            yield events
+            cursor = events[-1].sequence
+            if len(events) < CATCH_UP_PAGE:
                 return
 
     async def deliveries(self, cursor: int) -> AsyncIterator[Delivery]:
         """Every matching event after `cursor`, in order, then live ones as they are committed."""
         subscription = self._subscription
         assert subscription is not None, "use the follower as an async context manager"
-        async for rows in self._catch_up(cursor):
+        async for events in self._catch_up(cursor):
             if subscription.closed:
                 raise _shutting_down(cursor)
-            for start in range(0, len(rows), MAX_EVENTS_PER_MESSAGE):
-                page = rows[start : start + MAX_EVENTS_PER_MESSAGE]
-                cursor = int(page[-1]["sequence"])
+            for start in range(0, len(events), MAX_EVENTS_PER_MESSAGE):
+                page = events[start : start + MAX_EVENTS_PER_MESSAGE]
+                cursor = page[-1].sequence
                 yield Delivery(page, cursor)
         queue = subscription.queue
         while True:
@@ -165,7 +165,7 @@ class Follower:
                 if following is None:
                     break
                 batch.append(following)
-            fresh = [event.row() for event in batch if event.sequence > cursor]
+            fresh = [event for event in batch if event.sequence > cursor]
             if fresh:
-                cursor = int(fresh[-1]["sequence"])
+                cursor = fresh[-1].sequence
                 yield Delivery(fresh, cursor)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 
-from runctl_server.store.writer import EventRecord
+from runctl_server.store.records import LoggedEvent
 
-Predicate = Callable[[EventRecord], bool]
+Predicate = Callable[[LoggedEvent], bool]
 
 
 class Subscription:
@@ -17,11 +17,11 @@ class Subscription:
         self._hub = hub
         self.predicate = predicate
         # None wakes a subscriber that waits on an empty queue: the hub closed.
-        self.queue: asyncio.Queue[EventRecord | None] = asyncio.Queue(maxsize)
+        self.queue: asyncio.Queue[LoggedEvent | None] = asyncio.Queue(maxsize)
         self.overflowed = False
         self.closed = False
 
-    def push(self, event: EventRecord) -> None:
+    def push(self, event: LoggedEvent) -> None:
         if self.overflowed or self.closed:
             return
         try:
@@ -53,7 +53,7 @@ class EventHub:
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
         # Called with every event as it is published, before the subscribers get it (caches).
-        self.observers: list[Callable[[EventRecord], None]] = []
+        self.observers: list[Callable[[LoggedEvent], None]] = []
         # Whether each observer holds anything an event could change (while none does and nobody
         # subscribes, the relay need not read other processes' events).
         self.observer_wants: list[Callable[[], bool]] = []
@@ -86,7 +86,7 @@ class EventHub:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
 
-    def publish(self, events: Iterable[EventRecord]) -> None:
+    def publish(self, events: Iterable[LoggedEvent]) -> None:
         for event in events:
             self.last_sequence = max(self.last_sequence, event.sequence)
             for observe in self.observers:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from runctl_server.events.hub import EventHub
 from runctl_server.store import event_log
 from runctl_server.store.reads import Reader
-from runctl_server.store.writer import EventRecord
+from runctl_server.store.records import LoggedEvent
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class EventRelay:
     def __init__(self, hub: EventHub, reader: Reader) -> None:
         self._hub = hub
         self._reader = reader
-        self._queue: asyncio.Queue[list[EventRecord] | int] = asyncio.Queue()
+        self._queue: asyncio.Queue[Sequence[LoggedEvent] | int] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         # True while the relay task works on an item: the fast path must not overtake it.
         self._busy = False
@@ -60,7 +60,7 @@ class EventRelay:
                 await self._task
             self._task = None
 
-    def local(self, events: list[EventRecord]) -> None:
+    def local(self, events: Sequence[LoggedEvent]) -> None:
         """The writer's callback: events this process just committed."""
         if not events:
             return
@@ -123,10 +123,11 @@ class EventRelay:
     async def _read_through(self, through: int) -> None:
         while self.published < through:
             after = self.published
-            rows = await event_log.events_between(self._reader, after=after, through=through, limit=READ_PAGE)
-            self.read_from_log += len(rows)
-            fresh = [row for row in rows if int(row["sequence"]) > self.published]
-            self._hub.publish([EventRecord.from_row(row) for row in fresh])
-            if len(rows) < READ_PAGE:
+            events = await event_log.events_between(
+                self._reader, after=after, through=through, limit=READ_PAGE
+            )
+            self.read_from_log += len(events)
+            self._hub.publish([event for event in events if event.sequence > self.published])
+            if len(events) < READ_PAGE:
                 # Numbers missing from the table were removed (cleared batches): nothing to send.
                 self._hub.last_sequence = max(self._hub.last_sequence, through)

@@ -11,13 +11,14 @@ is bounded: a paused run costs nothing here once it falls out.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from runctl.v1 import batch_resource_pb2, common_pb2, event_pb2
 from runctl_server.api import event_convert
 from runctl_server.http.runner_shapes import RunStatus, batch_update, execution_status
+from runctl_server.store.records import LoggedEvent
 
 EXECUTION_UPDATE = "execution-update"
 BATCH_UPDATE = "batch-update"
@@ -91,29 +92,30 @@ class RunTracker:
     def __len__(self) -> int:
         return len(self._runs)
 
-    async def _summary(self, row: Mapping[str, Any]) -> RunStatus:
-        execution_id = str(row["execution_id"])
+    async def _summary(self, logged: LoggedEvent) -> RunStatus:
+        execution_id = str(logged.execution_id)
         summary = self._runs.get(execution_id)
         if summary is not None:
             self._runs.move_to_end(execution_id)
             return summary
-        if row["type"] != "EXECUTION_QUEUED" and row["type"] != "EXECUTION_STARTED":
+        if logged.type != "EXECUTION_QUEUED" and logged.type != "EXECUTION_STARTED":
             summary = await self._load(execution_id)
         if summary is None:  # gone (cleared) or new: any event but QUEUED means it runs
             summary = RunStatus(execution_id=execution_id, status=common_pb2.EXECUTION_STATUS_RUNNING)
-        summary.batch_id = summary.batch_id or row["batch_id"] or ""
-        summary.workflow_id = summary.workflow_id or row["workflow_id"] or ""
+        summary.batch_id = summary.batch_id or logged.batch_id or ""
+        summary.workflow_id = summary.workflow_id or logged.workflow_id or ""
         self._runs[execution_id] = summary
         while len(self._runs) > self._capacity:
             self._runs.popitem(last=False)
         return summary
 
-    async def apply(self, row: Mapping[str, Any], event: event_pb2.Event) -> bool:
-        """Apply one run or node event; answers whether the run's short status changed."""
-        summary = await self._summary(row)
-        kind = str(row["type"])
+    async def apply(self, logged: LoggedEvent, event: event_pb2.Event) -> bool:
+        """Apply one run or node event (as logged, and as an Event); answers whether the run's short
+        status changed."""
+        summary = await self._summary(logged)
+        kind = logged.type
         if kind == "NODE_STARTED":
-            node_id = str(row["node_id"] or "")
+            node_id = logged.node_id or ""
             changed = summary.current_node_id != node_id
             summary.current_node_id = node_id
             return changed
@@ -122,7 +124,7 @@ class RunTracker:
             return False
         summary.status = status
         if kind == "EXECUTION_PAUSED":
-            summary.paused_node_id = str(row["node_id"] or "")
+            summary.paused_node_id = logged.node_id or ""
             summary.pause_reason = event.execution_paused_attributes.reason
         else:
             summary.paused_node_id = ""
@@ -150,17 +152,17 @@ def execution_update(summary: RunStatus, sequence: int = 0) -> dict[str, Any]:
     return data
 
 
-def node_execution(row: Mapping[str, Any], event: event_pb2.Event) -> dict[str, Any]:
+def node_execution(logged: LoggedEvent, event: event_pb2.Event) -> dict[str, Any]:
     """`node-execution`: which node of which run did what."""
-    status = NODE_EVENTS[str(row["type"])]
+    status = NODE_EVENTS[logged.type]
     data: dict[str, Any] = {
-        "executionId": row["execution_id"],
-        "nodeId": row["node_id"],
+        "executionId": logged.execution_id,
+        "nodeId": logged.node_id,
         "nodeType": getattr(_attributes(event), "node_type", ""),
         "status": status,
     }
-    if row["batch_id"]:
-        data["batchId"] = row["batch_id"]
+    if logged.batch_id:
+        data["batchId"] = logged.batch_id
     if event.stack:
         data["stack"] = [
             {"index": frame.index, "parentNodeId": frame.parent_node_id, "total": frame.total}
@@ -168,7 +170,7 @@ def node_execution(row: Mapping[str, Any], event: event_pb2.Event) -> dict[str, 
         ]
     if status == "error":
         data["error"] = _error_message(event)
-    data["sequence"] = int(row["sequence"])
+    data["sequence"] = logged.sequence
     return data
 
 
@@ -179,16 +181,16 @@ def batch_message(event: event_pb2.Event) -> batch_resource_pb2.Batch:
 
 
 class LiveUpdates:
-    """Turns logged events (rows of the events table, in order) into the Socket.IO messages to push."""
+    """Turns logged events (in log order) into the Socket.IO messages to push."""
 
     def __init__(self, load: LoadSummary) -> None:
         self.tracker = RunTracker(load)
 
-    async def updates(self, row: dict[str, Any]) -> list[Update]:
-        kind = str(row["type"])
-        event = event_convert.shared(row)
-        execution_id = str(row["execution_id"] or "")
-        batch_id = str(row["batch_id"] or "")
+    async def updates(self, logged: LoggedEvent) -> list[Update]:
+        kind = logged.type
+        event = event_convert.shared(logged)
+        execution_id = logged.execution_id or ""
+        batch_id = logged.batch_id or ""
         if kind in BATCH_EVENTS:
             data = batch_update(batch_message(event))
             return [Update(BATCH_UPDATE, data, batch_id=data["batchId"] or batch_id)]
@@ -196,11 +198,11 @@ class LiveUpdates:
             return []
         out: list[Update] = []
         if kind in NODE_EVENTS:
-            out.append(Update(NODE_EXECUTION, node_execution(row, event), execution_id, batch_id))
-        if await self.tracker.apply(row, event):
+            out.append(Update(NODE_EXECUTION, node_execution(logged, event), execution_id, batch_id))
+        if await self.tracker.apply(logged, event):
             summary = self.tracker.current(execution_id)
             assert summary is not None
-            data = execution_update(summary, int(row["sequence"]))
+            data = execution_update(summary, logged.sequence)
             out.append(Update(EXECUTION_UPDATE, data, execution_id, batch_id or summary.batch_id))
             if summary.status in FINISHED:
                 self.tracker.forget(execution_id)

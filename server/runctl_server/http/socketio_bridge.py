@@ -262,10 +262,10 @@ class SocketBridge:
             try:
                 async with self._engine.follower(flt, FEED_HEARTBEAT_SECONDS) as follower:
                     async for delivery in follower.deliveries(cursor):
-                        for row in delivery.events:
-                            for update in await live.updates(row):
+                        for event in delivery.events:
+                            for update in await live.updates(event):
                                 await self._push(workspace_id, update)
-                            cursor = int(row["sequence"])
+                            cursor = event.sequence
                         cursor = max(cursor, delivery.cursor)
             except Aborted:
                 log.warning("live updates fell behind; catching up from the event log after %d", cursor)

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
-from runctl_server.store.reads import Reader, Row
+from runctl_server.store.reads import Reader
+from runctl_server.store.records import LoggedEvent, logged_event
 from runctl_server.store.tables import counters, events
 
 
-async def run_events(reader: Reader, execution_id: str, *, after: int, limit: int) -> list[Row]:
+async def _events(reader: Reader, statement: Select[tuple[object, ...]]) -> list[LoggedEvent]:
+    return [logged_event(row) for row in await reader.all(statement)]
+
+
+async def run_events(reader: Reader, execution_id: str, *, after: int, limit: int) -> list[LoggedEvent]:
     """A run's events with a sequence above `after`, oldest first."""
-    return await reader.all(
+    return await _events(
+        reader,
         select(events)
         .where(events.c.execution_id == execution_id, events.c.sequence > after)
         .order_by(events.c.sequence)
-        .limit(limit)
+        .limit(limit),
     )
 
 
@@ -31,7 +37,7 @@ async def matching_events(
     batch_id: str = "",
     types: Collection[str] = (),
     without_node_events: bool = False,
-) -> list[Row]:
+) -> list[LoggedEvent]:
     """A workspace's events above `after`, oldest first, narrowed by every filter given."""
     statement = select(events).where(events.c.workspace_id == workspace_id)
     for column, value in (
@@ -45,18 +51,19 @@ async def matching_events(
         statement = statement.where(events.c.type.in_(sorted(types)))
     if without_node_events:
         statement = statement.where(events.c.type.not_like("NODE\\_%", escape="\\"))
-    return await reader.all(
-        statement.where(events.c.sequence > after).order_by(events.c.sequence).limit(limit)
+    return await _events(
+        reader, statement.where(events.c.sequence > after).order_by(events.c.sequence).limit(limit)
     )
 
 
-async def events_between(reader: Reader, *, after: int, through: int, limit: int) -> list[Row]:
+async def events_between(reader: Reader, *, after: int, through: int, limit: int) -> list[LoggedEvent]:
     """Every event numbered in (after, through], oldest first."""
-    return await reader.all(
+    return await _events(
+        reader,
         select(events)
         .where(events.c.sequence > after, events.c.sequence <= through)
         .order_by(events.c.sequence)
-        .limit(limit)
+        .limit(limit),
     )
 
 

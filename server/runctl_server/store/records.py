@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar, cast
 
 RecordT = TypeVar("RecordT")
+DerivedT = TypeVar("DerivedT")
 
 
 def record(cls: type[RecordT], row: Mapping[str, Any]) -> RecordT:
@@ -251,3 +252,53 @@ class RunOrigin:
     id: str
     batch_id: str | None
     source_path: str | None
+
+
+@dataclass(slots=True)
+class LoggedEvent:
+    """An event of the log: read back from the table, or committed by this process (the writer's
+    EventRecord, which extends this with the payload to append, is numbered at its commit; that is
+    why this record is not frozen). Once committed nothing changes it. `payload_json` is the payload
+    as committed (JSON text).
+
+    One committed event goes to every watcher of it: what they derive from it (the API's Event
+    message) is made once and kept on the event, in `derived`'s cache."""
+
+    type: str
+    workspace_id: str
+    execution_id: str | None = None
+    workflow_id: str | None = None
+    batch_id: str | None = None
+    node_id: str | None = None
+    time: float = 0.0
+    sequence: int = 0
+    payload_json: str = ""
+    # The cache of `derived`: deriving function -> what it made of this event. None until asked,
+    # so an event nobody watches costs no dict.
+    _derived: dict[Callable[[Any], Any], Any] | None = field(default=None, repr=False, compare=False)
+
+    def derived(self, make: Callable[[LoggedEvent], DerivedT]) -> DerivedT:
+        """`make(self)`, made on the first call and shared by every later one (with the same `make`)."""
+        cache = self._derived
+        if cache is None:
+            cache = self._derived = {}
+        try:
+            return cast(DerivedT, cache[make])
+        except KeyError:
+            value = cache[make] = make(self)
+            return value
+
+
+def logged_event(row: Mapping[str, Any]) -> LoggedEvent:
+    """The record of a row of the events table."""
+    return LoggedEvent(
+        type=row["type"],
+        workspace_id=row["workspace_id"],
+        execution_id=row["execution_id"],
+        workflow_id=row["workflow_id"],
+        batch_id=row["batch_id"],
+        node_id=row["node_id"],
+        time=float(row["time"]),
+        sequence=int(row["sequence"]),
+        payload_json=row["payload"] or "{}",
+    )

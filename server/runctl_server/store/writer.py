@@ -42,6 +42,7 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from runctl_server.store import sql
+from runctl_server.store.records import LoggedEvent
 
 log = logging.getLogger(__name__)
 
@@ -120,61 +121,14 @@ def _event_columns(events: list[EventRecord]) -> dict[str, Any]:
     return {"n": len(events), "events": dumps(rows)}
 
 
-@dataclass
-class EventRecord:
-    """An event to append; `sequence` is set by the writer when it commits."""
+@dataclass(slots=True)
+class EventRecord(LoggedEvent):
+    """An event to append: what happened and its `payload`. The writer numbers it (`sequence`) and
+    encodes the payload (`payload_json`, what every reader of the event uses: later edits of `payload`
+    cannot leak into what watchers are sent) when it commits."""
 
-    type: str
-    workspace_id: str
-    execution_id: str | None = None
-    workflow_id: str | None = None
-    batch_id: str | None = None
-    node_id: str | None = None
-    payload: dict[str, Any] = field(default_factory=dict)
     time: float = field(default_factory=time.time)
-    sequence: int = 0
-    # The payload as committed (JSON); set by the writer, so later edits of `payload` cannot leak
-    # into what watchers are sent.
-    payload_json: str = ""
-    _row: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> EventRecord:
-        """An event read back from the log (committed by another process)."""
-        event = cls(
-            type=row["type"],
-            workspace_id=row["workspace_id"],
-            execution_id=row["execution_id"],
-            workflow_id=row["workflow_id"],
-            batch_id=row["batch_id"],
-            node_id=row["node_id"],
-            payload=json.loads(row["payload"]) if row["payload"] else {},
-            time=float(row["time"]),
-            sequence=int(row["sequence"]),
-            payload_json=row["payload"] or "{}",
-        )
-        event._row = dict(row)
-        return event
-
-    def row(self) -> dict[str, Any]:
-        """The event as the events table holds it (what readers of the log get); built once and shared
-        by every watcher, which may memoize what it derives from it in the same dict."""
-        if self._row is None:
-            self._row = self._build_row()
-        return self._row
-
-    def _build_row(self) -> dict[str, Any]:
-        return {
-            "sequence": self.sequence,
-            "workspace_id": self.workspace_id,
-            "type": self.type,
-            "time": self.time,
-            "workflow_id": self.workflow_id,
-            "execution_id": self.execution_id,
-            "batch_id": self.batch_id,
-            "node_id": self.node_id,
-            "payload": self.payload_json or dumps(self.payload),
-        }
+    payload: dict[str, Any] = field(default_factory=dict)
 
 
 # One statement for the writer: SQL of store/ and its named parameters.
