@@ -10,26 +10,29 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Column, Integer, MetaData, Table, Text, event, select
 
 from runctl_server.store.database import create_db_engine
 from runctl_server.store.reads import Reader
 
-FIRST = "SELECT value FROM pair WHERE name = 'first'"
-SECOND = "SELECT value FROM pair WHERE name = 'second'"
+pair = Table("pair", MetaData(), Column("name", Text, primary_key=True), Column("value", Integer))
+FIRST = select(pair.c.value).where(pair.c.name == "first")
+SECOND = select(pair.c.value).where(pair.c.name == "second")
 
 
 def test_a_commit_between_a_snapshots_reads_is_not_seen(tmp_path: Path) -> None:
     path = tmp_path / "runctl.db"
     engine = create_db_engine(f"sqlite:///{path}")  # WAL: a writer may commit while a read is open
     try:
+        pair.create(engine)
         with engine.begin() as connection:
-            connection.exec_driver_sql("CREATE TABLE pair (name TEXT PRIMARY KEY, value INTEGER)")
-            connection.exec_driver_sql("INSERT INTO pair VALUES ('first', 0), ('second', 0)")
+            connection.execute(pair.insert(), [{"name": "first", "value": 0}, {"name": "second", "value": 0}])
         committed: list[int] = []
 
-        def commit_after_the_first_read(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            if statement == FIRST and not committed:
+        def commit_after_the_first_read(
+            _conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any
+        ) -> None:
+            if statement.startswith("SELECT") and tuple(parameters) == ("first",) and not committed:
                 other = sqlite3.connect(path)
                 other.execute("UPDATE pair SET value = 1")
                 other.commit()

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import Executable
 
 Row = dict[str, Any]
-# A statement: an SQLAlchemy expression (its parameters bound in it), or SQL text of store/ with
-# named parameters.
-Statement = Executable | str
 
 
-def _statement(sql: Statement, expanding: Sequence[str] = ()) -> Executable:
-    if not isinstance(sql, str):
-        return sql
-    statement = text(sql)
-    if expanding:
-        statement = statement.bindparams(*(bindparam(name, expanding=True) for name in expanding))
-    return statement
-
-
-def _rows(
-    connection: Connection, sql: Statement, params: Mapping[str, Any], expanding: Sequence[str]
-) -> list[Row]:
-    return [dict(row) for row in connection.execute(_statement(sql, expanding), dict(params)).mappings()]
+def _rows(connection: Connection, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
+    return [dict(row) for row in connection.execute(statement, dict(params)).mappings()]
 
 
 class Reader:
@@ -45,34 +30,33 @@ class Reader:
             else engine
         )
 
-    def _fetch(self, sql: Statement, params: Mapping[str, Any], expanding: Sequence[str]) -> list[Row]:
+    def _fetch(self, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
         with self._engine.connect() as connection:
-            return _rows(connection, sql, params, expanding)
+            return _rows(connection, statement, params)
 
-    async def all(
-        self, sql: Statement, params: Mapping[str, Any] | None = None, expanding: Sequence[str] = ()
-    ) -> list[Row]:
-        return await asyncio.to_thread(self._fetch, sql, params or {}, expanding)
+    async def all(self, statement: Executable, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """The statement's rows; `params` fill the `bindparam`s of a statement built once, ahead."""
+        return await asyncio.to_thread(self._fetch, statement, params or {})
 
-    async def one(self, sql: Statement, params: Mapping[str, Any] | None = None) -> Row | None:
-        rows = await self.all(sql, params)
+    async def one(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Row | None:
+        rows = await self.all(statement, params)
         return rows[0] if rows else None
 
-    def all_sync(self, sql: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
-        return self._fetch(sql, params or {}, ())
+    def all_sync(self, statement: Executable, params: Mapping[str, Any] | None = None) -> list[Row]:
+        return self._fetch(statement, params or {})
 
-    async def snapshot(self, queries: Mapping[str, Statement]) -> dict[str, list[Row]]:
+    async def snapshot(self, queries: Mapping[str, Executable]) -> dict[str, list[Row]]:
         """Several reads in one transaction, so they agree with each other (a consistent snapshot)."""
 
         def run() -> dict[str, list[Row]]:
             with self._transactional.connect() as connection, connection.begin():
                 if connection.dialect.name == "postgresql":
-                    connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+                    connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 else:
                     # Python's sqlite3 opens a transaction only before a write: without this each SELECT
                     # would see its own moment, and a snapshot could pair a run's or batch's old status
                     # with the sequence of the event that ended it (a watch then waited for ever).
                     connection.exec_driver_sql("BEGIN")
-                return {name: _rows(connection, sql, {}, ()) for name, sql in queries.items()}
+                return {name: _rows(connection, statement, {}) for name, statement in queries.items()}
 
         return await asyncio.to_thread(run)
