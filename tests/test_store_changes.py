@@ -10,12 +10,21 @@ from dataclasses import replace
 
 import pytest
 
-from runctl_server.store import executions, pause_points, tasks
+from runctl_server.store import batches, executions, pause_points, tasks
 from runctl_server.store.database import create_db_engine
 from runctl_server.store.migrate import upgrade_to_head
 from runctl_server.store.reads import Reader
-from runctl_server.store.records import NodeStateRecord, RunRecord, record
-from runctl_server.store.writer import Change, Mutation, Writer
+from runctl_server.store.records import (
+    ActiveRunCount,
+    BatchRecord,
+    BatchRunCount,
+    NodeCount,
+    NodeStateRecord,
+    RunRecord,
+    RunSnapshot,
+    record,
+)
+from runctl_server.store.writer import Change, EventRecord, Mutation, Writer
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -302,3 +311,87 @@ async def test_a_task_is_pending_until_cancelled(store: Store) -> None:
     cancelled = await tasks.task(store.reader, "task-1")
     assert cancelled == replace(pending, status="cancelled", updated_at=1005.0)
     assert await tasks.open_tasks(store.reader) == []
+
+
+async def test_a_run_snapshot_reads_the_run_with_its_nodes_or_counts_and_last_event(store: Store) -> None:
+    await store.commit(
+        new_run("exec-1"),
+        node("exec-1", status="completed", attempts=1, stack=None),
+        node("exec-1", status="running", attempts=1, stack='[{"index":0}]', key="fetch[0]"),
+    )
+    [event] = await store.writer.commit(
+        Mutation(events=[EventRecord("EXECUTION_STARTED", "default", execution_id="exec-1")])
+    )
+    run, nodes = await store.run("exec-1"), await store.nodes("exec-1")
+
+    full = await executions.snapshot(store.reader, "exec-1", "default", full=True)
+    assert full == RunSnapshot(
+        run=run,
+        last_sequence=event.sequence,
+        nodes=sorted(nodes, key=lambda n: n.node_key),
+        version_document=None,  # the run carries its own document
+    )
+    basic = await executions.snapshot(store.reader, "exec-1", "default", full=False)
+    assert basic is not None and (basic.run, basic.last_sequence, basic.nodes) == (run, event.sequence, [])
+    assert sorted(basic.node_counts, key=lambda c: c.status) == [
+        NodeCount("exec-1", "completed", True, 1),
+        NodeCount("exec-1", "running", False, 1),
+    ]
+    listed = await executions.node_counts(store.reader, ["exec-1", "exec-2"])
+    assert sorted(listed, key=lambda c: c.status) == sorted(basic.node_counts, key=lambda c: c.status)
+    assert await executions.snapshot(store.reader, "exec-1", "another-workspace", full=True) is None
+    assert await executions.run_and_nodes(store.reader, "exec-1") == (run, nodes)
+    assert await executions.run_and_nodes(store.reader, "exec-2") is None
+    assert executions.active_counts(store.reader) == [ActiveRunCount("running", False, 1)]
+
+
+async def test_a_batch_snapshot_reads_the_batch_with_its_counts_items_and_last_event(store: Store) -> None:
+    batch = BatchRecord(
+        id="batch-1",
+        workspace_id="default",
+        status="running",
+        source_type="workflow_ids",
+        folder_path=None,
+        concurrency=2,
+        total=2,
+        input=None,
+        request_id=None,
+        created_at=1000.0,
+        ended_at=None,
+    )
+    changes: list[Change] = [batches.insert(batch)]
+    for position, execution_id in enumerate(("exec-a", "exec-b")):
+        statement, params = new_run(execution_id)
+        changes.append((statement, {**params, "id": execution_id, "batch_id": "batch-1", "request_id": None}))
+        changes.append(
+            batches.insert_item(
+                "batch-1",
+                position,
+                execution_id,
+                workflow_id=None,
+                workflow_path=None,
+                workflow_file_name=None,
+            )
+        )
+    await store.commit(*changes)
+    [event] = await store.writer.commit(
+        Mutation(events=[EventRecord("BATCH_STARTED", "default", batch_id="batch-1")])
+    )
+
+    found = await batches.snapshot(store.reader, "batch-1", "default", items=True)
+    assert found is not None
+    assert (found.batch, found.counts, found.last_sequence) == (
+        batch,
+        [BatchRunCount("batch-1", "running", 2)],
+        event.sequence,
+    )
+    assert [(item.position, item.execution_id, item.status) for item in found.items] == [
+        (0, "exec-a", "running"),
+        (1, "exec-b", "running"),
+    ]
+    without_items = await batches.snapshot(store.reader, "batch-1", "default", items=False)
+    assert without_items is not None and without_items.items == []
+    assert await batches.snapshot(store.reader, "batch-1", "another-workspace", items=True) is None
+    assert await batches.counts(store.reader, ["batch-1", "batch-2"]) == found.counts
+    assert await batches.page(store.reader, "default", limit=10) == ([batch], 1)
+    assert await batches.page(store.reader, "default", limit=10, statuses=["completed"]) == ([], 0)

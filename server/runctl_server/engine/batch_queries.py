@@ -13,8 +13,8 @@ from runctl_server.engine.model import COMPLETED, ERROR, PAUSED, QUEUED, RUNNING
 from runctl_server.engine.paging import decode_token, encode_token
 from runctl_server.errors import InvalidArgument, NotFound
 from runctl_server.store import batches as stored
-from runctl_server.store.reads import Reader, Row
-from runctl_server.store.records import BatchItemRecord, BatchRecord
+from runctl_server.store.reads import Reader
+from runctl_server.store.records import BatchItemRecord, BatchRecord, BatchRunCount
 
 BATCH_STATUSES = (RUNNING, COMPLETED, ERROR, STOPPED)
 DEFAULT_LIST_SIZE = 20
@@ -71,8 +71,8 @@ def not_found(batch_id: str) -> NotFound:
     return NotFound(f"batch {batch_id!r} not found", reason="BATCH_NOT_FOUND")
 
 
-def _counts(rows: list[Row]) -> BatchCounts:
-    return BatchCounts.of({row["status"]: int(row["n"]) for row in rows})
+def _counts(counts: Sequence[BatchRunCount]) -> BatchCounts:
+    return BatchCounts.of({count.status: count.n for count in counts})
 
 
 def _size(requested: int, field_name: str) -> int:
@@ -95,7 +95,7 @@ class BatchQueries:
         return row
 
     async def counts(self, batch_id: str) -> BatchCounts:
-        return _counts(await stored.counts(self._reader, batch_id))
+        return _counts(await stored.counts(self._reader, [batch_id]))
 
     async def item(self, execution_id: str) -> BatchItemRecord | None:
         return await stored.item_of_run(self._reader, execution_id)
@@ -103,21 +103,14 @@ class BatchQueries:
     async def get(self, workspace_id: str, batch_id: str, *, items: bool = True) -> BatchView:
         if not batch_id:
             raise InvalidArgument.single("batch_id", "is required", reason="FIELD_REQUIRED")
-        queries = {
-            "batch": stored.batch_statement(batch_id, workspace_id),
-            "counts": stored.counts_statement(batch_id),
-            "sequence": stored.last_sequence_statement(batch_id),
-        }
-        if items:
-            queries["items"] = stored.items_statement(batch_id)
-        rows = await self._reader.snapshot(queries)
-        if not rows["batch"]:
+        found = await stored.snapshot(self._reader, batch_id, workspace_id, items=items)
+        if found is None:
             raise not_found(batch_id)
         return BatchView(
-            row=stored.batch_records(rows["batch"])[0],
-            counts=_counts(rows["counts"]),
-            items=stored.item_records(rows.get("items", [])),
-            last_sequence=int(rows["sequence"][0]["last"] or 0),
+            row=found.batch,
+            counts=_counts(found.counts),
+            items=found.items,
+            last_sequence=found.last_sequence,
         )
 
     async def list(
@@ -147,16 +140,14 @@ class BatchQueries:
             raise InvalidArgument.single("offset", "must not be negative", reason="FIELD_INVALID")
         size = _size(page_size, "page_size") if (page_size or page_token) else _size(limit, "limit")
         position = decode_token(page_token, ("t", "id"), filters={"statuses": frozenset(statuses)})
-        found = await self._reader.snapshot(
-            stored.page_statements(
-                workspace_id,
-                limit=size + 1,
-                offset=offset,
-                statuses=statuses,
-                before=None if position is None else (position["t"], position["id"]),
-            )
+        rows, total = await stored.page(
+            self._reader,
+            workspace_id,
+            limit=size + 1,
+            offset=offset,
+            statuses=statuses,
+            before=None if position is None else (position["t"], position["id"]),
         )
-        rows = stored.batch_records(found["rows"])
         next_token = ""
         if len(rows) > size:
             rows = rows[:size]
@@ -167,7 +158,7 @@ class BatchQueries:
         counts = await self._counts_of([row.id for row in rows])
         return BatchPage(
             batches=[BatchView(row=row, counts=counts.get(row.id, BatchCounts())) for row in rows],
-            total=int(found["total"][0]["n"]),
+            total=total,
             limit=size,
             offset=offset,
             next_token=next_token,
@@ -176,10 +167,9 @@ class BatchQueries:
     async def _counts_of(self, batch_ids: Sequence[str]) -> dict[str, BatchCounts]:
         if not batch_ids:
             return {}
-        rows = await stored.counts_of(self._reader, batch_ids)
         by_batch: dict[str, dict[str, int]] = {}
-        for row in rows:
-            by_batch.setdefault(row["batch_id"], {})[row["status"]] = int(row["n"])
+        for count in await stored.counts(self._reader, batch_ids):
+            by_batch.setdefault(count.batch_id, {})[count.status] = count.n
         return {batch_id: BatchCounts.of(statuses) for batch_id, statuses in by_batch.items()}
 
 

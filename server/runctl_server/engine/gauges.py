@@ -45,9 +45,9 @@ class EngineGauges:
 def _database_samples(reader: Reader) -> list[Sample]:
     counts = {"queued": 0, "running": 0, "waiting": 0, "paused": 0}
     # running runs that wait on nothing in-process (timers, workers, children, pause points) are "waiting".
-    for row in executions.active_counts(reader):
-        state = "waiting" if row["status"] == "running" and row["parked"] else str(row["status"])
-        counts[state] = counts.get(state, 0) + int(row["n"])
+    for count in executions.active_counts(reader):
+        state = "waiting" if count.status == "running" and count.parked else count.status
+        counts[state] = counts.get(state, 0) + count.n
     due = executions.due_timer_count(reader, time.time())
     samples = [
         Sample(

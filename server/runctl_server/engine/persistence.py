@@ -211,15 +211,10 @@ class RunStore:
         return definition
 
     async def load_run(self, execution_id: str) -> Run | None:
-        rows = await self.reader.snapshot(
-            {
-                "execution": executions.run_statement(execution_id),
-                "nodes": executions.nodes_statement(execution_id),
-            }
-        )
-        if not rows["execution"]:
+        found = await executions.run_and_nodes(self.reader, execution_id)
+        if found is None:
             return None
-        row = executions.run_records(rows["execution"])[0]
+        row, nodes = found
         run = Run(
             id=row.id,
             workspace_id=row.workspace_id,
@@ -247,7 +242,7 @@ class RunStore:
             hold=row.hold,
             parked_committed=bool(row.parked),
         )
-        for node_row in executions.node_records(rows["nodes"]):
+        for node_row in nodes:
             record = record_from_row(node_row)
             run.nodes[record.key] = record
             if record.status == "completed" and not record.stack:

@@ -11,7 +11,7 @@ from runctl_server.engine.ended_runs import EndedRuns
 from runctl_server.engine.model import ACTIVE_EXECUTION, FINISHED_EXECUTION
 from runctl_server.engine.paging import decode_token, encode_token, page_size
 from runctl_server.errors import InvalidArgument, NotFound
-from runctl_server.store import event_log, executions, pause_points, workflows
+from runctl_server.store import event_log, executions, workflows
 from runctl_server.store.reads import Reader
 from runctl_server.store.records import LoggedEvent, NodeStateRecord, PausePointRecord, RunRecord
 
@@ -102,37 +102,25 @@ class Queries:
             self.ended.done(execution_id, version, view, full)
 
     async def _read_execution(self, workspace_id: str, execution_id: str, *, full: bool) -> ExecutionView:
-        queries = {
-            "execution": executions.run_statement(execution_id, workspace_id),
-            "sequence": executions.last_sequence_statement(execution_id),
-        }
-        if full:
-            queries["nodes"] = executions.nodes_statement(execution_id, ordered=True)
-            queries["pauses"] = pause_points.open_of_run_statement(execution_id)
-            queries["version"] = executions.version_document_statement(execution_id)
-        else:
-            queries["tally"] = executions.tally_statement([execution_id])
-        rows = await self._reader.snapshot(queries)
-        if not rows["execution"]:
+        found = await executions.snapshot(self._reader, execution_id, workspace_id, full=full)
+        if found is None:
             raise _not_found(execution_id)
-        row = executions.run_records(rows["execution"])[0]
-        nodes: list[NodeStateRecord] = []
+        row = found.run
         document: dict[str, Any] = {}
         if full:
-            text = row.document or (rows["version"][0]["document"] if rows["version"] else None)
+            text = row.document or found.version_document
             document = json.loads(text) if text else {}
-            nodes = executions.node_records(rows["nodes"])
-            counts = [(n.status, n.stack is None, 1) for n in nodes]
+            counts = [(n.status, n.stack is None, 1) for n in found.nodes]
             node_tally = tally(counts, len(document.get("nodes", [])))
         else:
-            groups = [(str(g["status"]), bool(g["top"]), int(g["n"])) for g in rows["tally"]]
+            groups = [(count.status, count.top, count.n) for count in found.node_counts]
             node_tally = tally(groups, await self._top_level_nodes(row))
         return ExecutionView(
             row=row,
-            nodes=nodes,
+            nodes=found.nodes,
             document=document,
-            pause_points=pause_points.from_rows(rows.get("pauses", [])),
-            last_sequence=int(rows["sequence"][0]["last"] or 0),
+            pause_points=found.pause_points,
+            last_sequence=found.last_sequence,
             tally=node_tally,
         )
 
@@ -155,10 +143,8 @@ class Queries:
         if not ids:
             return {}
         groups: dict[str, list[tuple[str, bool, int]]] = {}
-        for group in await executions.tallies(self._reader, ids):
-            groups.setdefault(str(group["execution_id"]), []).append(
-                (str(group["status"]), bool(group["top"]), int(group["n"]))
-            )
+        for count in await executions.node_counts(self._reader, ids):
+            groups.setdefault(count.execution_id, []).append((count.status, count.top, count.n))
         return {
             str(row.id): tally(groups.get(str(row.id), []), await self._top_level_nodes(row)) for row in rows
         }

@@ -10,7 +10,14 @@ from sqlalchemy.sql import Select
 
 from runctl_server.store import sql
 from runctl_server.store.reads import Reader, Row
-from runctl_server.store.records import BatchItemRecord, BatchRecord, BatchUsage, record
+from runctl_server.store.records import (
+    BatchItemRecord,
+    BatchRecord,
+    BatchRunCount,
+    BatchSnapshot,
+    BatchUsage,
+    record,
+)
 from runctl_server.store.tables import batch_items, batches, events, executions
 from runctl_server.store.writer import Change
 
@@ -24,13 +31,17 @@ def batch_statement(batch_id: str, workspace_id: str | None = None) -> Select[tu
     return statement
 
 
-def counts_statement(batch_id: str) -> Select[tuple[object, ...]]:
-    """How many of the batch's runs are in each status (status, n)."""
+def counts_statement(batch_ids: Sequence[str]) -> Select[tuple[object, ...]]:
+    """How many of the batches' runs are in each status (batch_id, status, n)."""
     return (
-        select(executions.c.status, func.count().label("n"))
-        .where(executions.c.batch_id == batch_id)
-        .group_by(executions.c.status)
+        select(executions.c.batch_id, executions.c.status, func.count().label("n"))
+        .where(executions.c.batch_id.in_(batch_ids))
+        .group_by(executions.c.batch_id, executions.c.status)
     )
+
+
+def _counts(rows: Sequence[Row]) -> list[BatchRunCount]:
+    return [BatchRunCount(str(row["batch_id"]), str(row["status"]), int(row["n"])) for row in rows]
 
 
 def last_sequence_statement(batch_id: str) -> Select[tuple[object, ...]]:
@@ -84,16 +95,29 @@ async def id_by_request(reader: Reader, workspace_id: str, request_id: str) -> s
     return None if row is None else str(row["id"])
 
 
-async def counts(reader: Reader, batch_id: str) -> list[Row]:
-    return await reader.all(counts_statement(batch_id))
+async def counts(reader: Reader, batch_ids: Sequence[str]) -> list[BatchRunCount]:
+    """The run counts of the batches (one or several) in one read."""
+    return _counts(await reader.all(counts_statement(batch_ids)))
 
 
-async def counts_of(reader: Reader, batch_ids: Sequence[str]) -> list[Row]:
-    """The run counts of several batches in one read (batch_id, status, n)."""
-    return await reader.all(
-        select(executions.c.batch_id, executions.c.status, func.count().label("n"))
-        .where(executions.c.batch_id.in_(batch_ids))
-        .group_by(executions.c.batch_id, executions.c.status)
+async def snapshot(reader: Reader, batch_id: str, workspace_id: str, *, items: bool) -> BatchSnapshot | None:
+    """A batch of the workspace (None: no such batch), its run counts and the sequence of its last
+    event, read together, with its items when asked."""
+    queries = {
+        "batch": batch_statement(batch_id, workspace_id),
+        "counts": counts_statement([batch_id]),
+        "sequence": last_sequence_statement(batch_id),
+    }
+    if items:
+        queries["items"] = items_statement(batch_id)
+    rows = await reader.snapshot(queries)
+    if not rows["batch"]:
+        return None
+    return BatchSnapshot(
+        batch=record(BatchRecord, rows["batch"][0]),
+        counts=_counts(rows["counts"]),
+        last_sequence=int(rows["sequence"][0]["last"] or 0),
+        items=item_records(rows.get("items", [])),
     )
 
 
@@ -155,16 +179,17 @@ async def orphaned_runs(reader: Reader) -> list[tuple[str, str]]:
     return [(str(row["id"]), str(row["workspace_id"])) for row in rows]
 
 
-def page_statements(
+async def page(
+    reader: Reader,
     workspace_id: str,
     *,
     limit: int,
     offset: int = 0,
     statuses: Sequence[str] = (),
     before: tuple[float, str] | None = None,
-) -> dict[str, Select[tuple[object, ...]]]:
-    """The count of the workspace's batches in `statuses` (`total`) and a page of them newest first
-    (`rows`): after `offset`, or created before `before` (time, id); read together in one snapshot."""
+) -> tuple[list[BatchRecord], int]:
+    """A page of the workspace's batches in `statuses`, newest first (after `offset`, or created before
+    `before` (time, id)), and how many such batches there are, read together in one snapshot."""
     where = [batches.c.workspace_id == workspace_id]
     if statuses:
         where.append(batches.c.status.in_(statuses))
@@ -179,7 +204,8 @@ def page_statements(
         rows = rows.where(
             or_(batches.c.created_at < t, and_(batches.c.created_at == t, batches.c.id < last_id))
         )
-    return {"total": total, "rows": rows}
+    found = await reader.snapshot({"total": total, "rows": rows})
+    return batch_records(found["rows"]), int(found["total"][0]["n"])
 
 
 # -- changes, committed through the writer.

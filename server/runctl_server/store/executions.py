@@ -9,9 +9,19 @@ from collections.abc import Sequence
 from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
-from runctl_server.store import sql
+from runctl_server.store import pause_points, sql
 from runctl_server.store.reads import Reader, Row
-from runctl_server.store.records import ChildWait, DueTimer, NodeStateRecord, RunRecord, RunState, record
+from runctl_server.store.records import (
+    ActiveRunCount,
+    ChildWait,
+    DueTimer,
+    NodeCount,
+    NodeStateRecord,
+    RunRecord,
+    RunSnapshot,
+    RunState,
+    record,
+)
 from runctl_server.store.tables import events, executions, node_states, workflow_versions
 from runctl_server.store.writer import Change
 
@@ -96,8 +106,51 @@ async def run_id_by_request(reader: Reader, workspace_id: str, request_id: str) 
     return None if row is None else str(row["id"])
 
 
-async def tallies(reader: Reader, execution_ids: Sequence[str]) -> list[Row]:
-    return await reader.all(tally_statement(execution_ids))
+def _node_counts(rows: Sequence[Row]) -> list[NodeCount]:
+    return [
+        NodeCount(str(row["execution_id"]), str(row["status"]), bool(row["top"]), int(row["n"]))
+        for row in rows
+    ]
+
+
+async def node_counts(reader: Reader, execution_ids: Sequence[str]) -> list[NodeCount]:
+    """The node runs of several runs, counted by run, status and level, in one read."""
+    return _node_counts(await reader.all(tally_statement(execution_ids)))
+
+
+async def snapshot(reader: Reader, execution_id: str, workspace_id: str, *, full: bool) -> RunSnapshot | None:
+    """A run of the workspace (None: no such run) and the sequence of its last event, read together
+    with its node states, open pause points and version document (`full`) or its node counts."""
+    queries = {
+        "run": run_statement(execution_id, workspace_id),
+        "sequence": last_sequence_statement(execution_id),
+    }
+    if full:
+        queries["nodes"] = nodes_statement(execution_id, ordered=True)
+        queries["pauses"] = pause_points.open_of_run_statement(execution_id)
+        queries["version"] = version_document_statement(execution_id)
+    else:
+        queries["counts"] = tally_statement([execution_id])
+    rows = await reader.snapshot(queries)
+    if not rows["run"]:
+        return None
+    version = rows.get("version")
+    return RunSnapshot(
+        run=record(RunRecord, rows["run"][0]),
+        last_sequence=int(rows["sequence"][0]["last"] or 0),
+        nodes=node_records(rows.get("nodes", [])),
+        pause_points=pause_points.from_rows(rows.get("pauses", [])),
+        version_document=version[0]["document"] if version else None,
+        node_counts=_node_counts(rows.get("counts", [])),
+    )
+
+
+async def run_and_nodes(reader: Reader, execution_id: str) -> tuple[RunRecord, list[NodeStateRecord]] | None:
+    """A run (None: no such run) with all its node states, read together."""
+    rows = await reader.snapshot({"run": run_statement(execution_id), "nodes": nodes_statement(execution_id)})
+    if not rows["run"]:
+        return None
+    return record(RunRecord, rows["run"][0]), node_records(rows["nodes"])
 
 
 async def last_sequence(reader: Reader, execution_id: str) -> int:
@@ -258,13 +311,14 @@ async def due_timers(reader: Reader, until: float, owner: str | None) -> list[Du
     return [record(DueTimer, row) for row in rows]
 
 
-def active_counts(reader: Reader) -> list[Row]:
+def active_counts(reader: Reader) -> list[ActiveRunCount]:
     """Active runs by (status, parked), blocking: for the scrape, off the event loop."""
-    return reader.all_sync(
+    rows = reader.all_sync(
         select(executions.c.status, executions.c.parked, func.count().label("n"))
         .where(executions.c.status.in_(("queued", "running", "paused")))
         .group_by(executions.c.status, executions.c.parked)
     )
+    return [ActiveRunCount(str(row["status"]), bool(row["parked"]), int(row["n"])) for row in rows]
 
 
 def due_timer_count(reader: Reader, now: float) -> int:

@@ -302,3 +302,55 @@ def logged_event(row: Mapping[str, Any]) -> LoggedEvent:
         sequence=int(row["sequence"]),
         payload_json=row["payload"] or "{}",
     )
+
+
+@dataclass(frozen=True)
+class NodeCount:
+    """How many node runs of a run are in one status, among its top-level nodes or its loop iterations."""
+
+    execution_id: str
+    status: str
+    top: bool
+    n: int
+
+
+@dataclass(frozen=True)
+class BatchRunCount:
+    """How many runs of a batch are in one status."""
+
+    batch_id: str
+    status: str
+    n: int
+
+
+@dataclass(frozen=True)
+class ActiveRunCount:
+    """How many active runs are in one status, parked (waiting on nothing in-process) or not."""
+
+    status: str
+    parked: bool
+    n: int
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """A run as one moment of the database saw it: its row and the sequence of its last event, with
+    (as asked) its node states, open pause points and workflow version's document, or its node counts."""
+
+    run: RunRecord
+    last_sequence: int
+    nodes: list[NodeStateRecord] = field(default_factory=list)
+    pause_points: list[PausePointRecord] = field(default_factory=list)
+    version_document: str | None = None
+    node_counts: list[NodeCount] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BatchSnapshot:
+    """A batch as one moment of the database saw it: its row, its runs per status, the sequence of its
+    last event, and (as asked) its items in source order."""
+
+    batch: BatchRecord
+    counts: list[BatchRunCount]
+    last_sequence: int
+    items: list[BatchItemRecord] = field(default_factory=list)
