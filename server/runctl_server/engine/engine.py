@@ -93,6 +93,7 @@ class Engine:
     ) -> None:
         self.limits = limits or Limits()
         self.metrics = metrics
+        self.clock = clock
         self.hub = EventHub()
         self.watch_buffer = watch_buffer
         self.reader = Reader(database)
