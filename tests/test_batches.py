@@ -17,9 +17,11 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from sqlalchemy import bindparam, text
 
 from runctl.messages import as_definition
 from runctl.v1 import batch_pb2, batch_pb2_grpc, batch_resource_pb2, common_pb2, execution_pb2, workflow_pb2
+from runctl_server.store.database import create_db_engine
 from tests.engine_helpers import Client, linear, to_struct
 from tests.postgres import temporary_database
 from tests.support import running_server, settings_for
@@ -36,6 +38,19 @@ class Env:
     batches: batch_pb2_grpc.BatchServiceStub
     root: Path
     outside: Path
+    db_url: str
+
+    def node_states(self, execution_ids: list[str]) -> int:
+        """How many node-state rows the database holds for these runs."""
+        engine = create_db_engine(self.db_url)
+        try:
+            with engine.connect() as connection:
+                statement = text("SELECT COUNT(*) FROM node_states WHERE execution_id IN :ids").bindparams(
+                    bindparam("ids", expanding=True)
+                )
+                return int(connection.execute(statement, {"ids": execution_ids}).scalar_one())
+        finally:
+            engine.dispose()
 
     def folder(self, files: dict[str, Any]) -> str:
         """A fresh folder under the root holding `files` (documents or raw text); answers its path."""
@@ -123,7 +138,7 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             running_server(settings_for(url, workflows_dirs=(root,))) as handle,
             Client(handle.grpc_target) as client,
         ):
-            yield Env(client, client.batches, root, outside)
+            yield Env(client, client.batches, root, outside, url)
 
     if request.param == "sqlite":
         yield from serve(f"sqlite:///{tmp_path_factory.mktemp('db') / 'runctl.db'}")
@@ -338,12 +353,15 @@ def test_clear_batches_deletes_ended_ones_and_skips_running(env: Env) -> None:
     running = env.start(folder_path=env.folder({"long.json": delay(600)})).batch_id
     for item in ended.executions:  # ended runs read once are served from memory: a clear must drop them
         env.client.get(item.execution_id)
+    ended_ids = [item.execution_id for item in ended.executions]
+    assert env.node_states(ended_ids) > 0
     reply = env.batches.ClearBatches(B.ClearBatchesRequest(), timeout=20)
     assert (reply.batches_deleted, reply.executions_deleted) == (1, 2)
     assert list(reply.skipped_batch_ids) == [running]
     refused(lambda: env.get(ended.batch_id), grpc.StatusCode.NOT_FOUND)
     for item in ended.executions:
         refused(partial(env.client.get, item.execution_id), grpc.StatusCode.NOT_FOUND)
+    assert env.node_states(ended_ids) == 0  # no foreign key cascades them: the clear removes them
     assert env.get(running).status == batch_resource_pb2.BATCH_STATUS_RUNNING
     env.batches.StopBatch(B.StopBatchRequest(batch_id=running), timeout=20)
     again = env.batches.ClearBatches(B.ClearBatchesRequest(), timeout=20)
@@ -431,7 +449,7 @@ def test_a_restart_fills_free_slots_and_cancels_runs_of_batches_never_committed(
     db = tmp_path / "runctl.db"
     settings = settings_for(f"sqlite:///{db}", workflows_dirs=(root,))
     with running_server(settings) as handle, Client(handle.grpc_target) as client:
-        env = Env(client, client.batches, root, tmp_path)
+        env = Env(client, client.batches, root, tmp_path, f"sqlite:///{db}")
         batch_id = env.start(folder_path="set", concurrency=1).batch_id
         first = env.wait(batch_id, lambda b: b.paused == 1).executions[0].execution_id
         lost = env.start(folder_path="set", concurrency=1)
@@ -445,7 +463,7 @@ def test_a_restart_fills_free_slots_and_cancels_runs_of_batches_never_committed(
         # ... and the other batch looks as if the server died before committing it.
         connection.execute("DELETE FROM batches WHERE id = :id", {"id": lost.batch_id})
     with running_server(settings) as handle, Client(handle.grpc_target) as client:
-        env = Env(client, client.batches, root, tmp_path)
+        env = Env(client, client.batches, root, tmp_path, f"sqlite:///{db}")
         batch = env.wait_ended(batch_id)
         assert batch.status == batch_resource_pb2.BATCH_STATUS_COMPLETED
         assert (batch.stopped, batch.completed) == (1, 1)

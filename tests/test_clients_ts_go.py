@@ -219,7 +219,11 @@ def test_packed_typescript_client_decodes_field_violations(packed: PackedClient)
 # --- Go ---------------------------------------------------------------------------------------
 
 
-GO_PACKAGES = [f"{GO_PACKAGE}/{path}" for path in ("runctl/v1", "livetest", "examples/startwatch")]
+# bench/loadgen (bench/replicas.py's load client) is vetted with the client it uses.
+GO_PACKAGES = [
+    *(f"{GO_PACKAGE}/{path}" for path in ("runctl/v1", "livetest", "examples/startwatch")),
+    f"{GO_IMPORT_ROOT}/bench/loadgen",
+]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -84,11 +85,17 @@ def new_run(execution_id: str) -> Change:
 
 
 def node(
-    execution_id: str, *, status: str, attempts: int, node_id: str = "fetch", stack: str | None
+    execution_id: str,
+    *,
+    status: str,
+    attempts: int,
+    node_id: str = "fetch",
+    stack: str | None,
+    key: str = "fetch",
 ) -> Change:
     return executions.upsert_node(
         execution_id,
-        "fetch",
+        key,
         node_id=node_id,
         node_type="http",
         status=status,
@@ -146,7 +153,31 @@ async def test_a_run_update_changes_its_state_and_keeps_its_origin(store: Store)
         updated_at=1010.0,
         parked=True,
         hold="operator",
+        lease_owner=None,  # an ended run holds no lease
     )
+
+
+async def test_a_run_keeps_its_lease_while_active_and_lets_go_when_it_ends(store: Store) -> None:
+    await store.commit(new_run("exec-1"))
+    for status, owner in (("paused", "replica-a"), ("running", "replica-a"), ("stopped", None)):
+        await store.commit(
+            executions.update_run(
+                "exec-1",
+                status=status,
+                current_node_id=None,
+                paused_node_id=None,
+                pause_reason=None,
+                trace_logs=False,
+                breakpoints_disabled=False,
+                error=None,
+                started_at=1000.5,
+                ended_at=1010.0 if owner is None else None,
+                updated_at=1010.0,
+                parked=False,
+                hold=None,
+            )
+        )
+        assert (await store.run("exec-1")).lease_owner == owner, status
 
 
 async def test_a_node_upsert_inserts_once_then_overwrites_its_state(store: Store) -> None:
@@ -164,6 +195,42 @@ async def test_a_node_upsert_inserts_once_then_overwrites_its_state(store: Store
     await store.commit(node("exec-1", status="completed", attempts=2, node_id="renamed", stack=None))
     [second] = await store.nodes("exec-1")
     assert second == replace(first, status="completed", attempts=2, output='{"ok":true}', completed_at=1003.0)
+
+
+async def test_node_upserts_committed_together_land_as_one_by_one(store: Store) -> None:
+    """On PostgreSQL the writer sends a commit's node upserts as one statement: a node written twice in
+    one commit, and many runs' nodes in one group commit, end as the statements one by one would."""
+    await store.commit(new_run("exec-1"))
+    await store.commit(
+        node("exec-1", status="running", attempts=1, stack='[["loop",0]]', key="a"),
+        node("exec-1", status="running", attempts=1, stack=None, key="b"),
+        node("exec-1", status="completed", attempts=2, node_id="renamed", stack=None, key="a"),
+        node("exec-1", status="completed", attempts=1, stack=None, key="c"),
+    )
+    nodes = {n.node_key: n for n in await store.nodes("exec-1")}
+    assert sorted(nodes) == ["a", "b", "c"]
+    assert (nodes["a"].status, nodes["a"].attempts, nodes["a"].node_id, nodes["a"].stack) == (
+        "completed",
+        2,
+        "fetch",
+        '[["loop",0]]',
+    )
+    assert (nodes["b"].status, nodes["c"].status) == ("running", "completed")
+
+    runs = [f"exec-{n}" for n in range(2, 42)]
+    await asyncio.gather(
+        *(store.commit((new_run(run)[0], {**new_run(run)[1], "request_id": None})) for run in runs)
+    )
+    await asyncio.gather(
+        *(
+            store.commit(
+                *(node(run, status="completed", attempts=1, stack=None, key=f"n{k}") for k in range(5))
+            )
+            for run in runs
+        )
+    )
+    for run in runs:
+        assert sorted(n.node_key for n in await store.nodes(run)) == [f"n{k}" for k in range(5)]
 
 
 async def test_a_pause_point_waits_until_resolved_once(store: Store) -> None:

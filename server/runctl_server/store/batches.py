@@ -220,6 +220,7 @@ def clear(batch_id: str) -> list[Change]:
     return [
         (sql.MARK_BATCH_EVENTS_PRUNED, {"batch_id": batch_id}),
         (sql.DELETE_BATCH_EVENTS, {"batch_id": batch_id}),
+        (sql.DELETE_BATCH_NODE_STATES, {"batch_id": batch_id}),
         (sql.DELETE_BATCH_RUNS, {"batch_id": batch_id}),
         (sql.DELETE_BATCH, {"id": batch_id}),
     ]

@@ -17,6 +17,8 @@ from runctl_server.store.writer import Change
 
 # Runs whose driver is (or should be) alive in some process.
 IN_FLIGHT = ("running", "paused")
+# Statuses of a run that has not ended; only such a run holds a lease.
+ACTIVE = ("queued", "running", "paused")
 
 
 def run_statement(execution_id: str, workspace_id: str | None = None) -> Select[tuple[object, ...]]:
@@ -364,6 +366,7 @@ def update_run(
     return sql.UPDATE_EXECUTION, {
         "id": execution_id,
         "status": status,
+        "active": status in ACTIVE,
         "current_node_id": current_node_id,
         "paused_node_id": paused_node_id,
         "pause_reason": pause_reason,

@@ -71,7 +71,10 @@ _HEARTBEAT = text(
     "UPDATE replicas SET heartbeat_at = extract(epoch from clock_timestamp()),"
     " expires_at = extract(epoch from clock_timestamp()) + :ttl WHERE id = :id RETURNING id"
 )
-_RELEASE_ALL = text("UPDATE executions SET lease_owner = NULL WHERE lease_owner = :me RETURNING id")
+_RELEASE_ALL = text(
+    "UPDATE executions SET lease_owner = NULL WHERE lease_owner = :me"
+    " AND status IN ('queued', 'running', 'paused') RETURNING id"
+)
 _UNREGISTER = text("DELETE FROM replicas WHERE id = :id")
 
 _SEND = text(

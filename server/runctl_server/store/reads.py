@@ -35,7 +35,15 @@ class Reader:
     """Runs read-only statements; in WAL mode and on PostgreSQL they never wait for the writer."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        # On PostgreSQL a read is one statement in autocommit: no BEGIN and ROLLBACK around it, and psycopg
+        # keeps its prepared statements (a rollback makes it forget them, so each read was planned anew).
+        # Snapshots still run in a transaction of their own, on `_transactional`.
+        self._transactional = engine
+        self._engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
 
     def _fetch(self, sql: Statement, params: Mapping[str, Any], expanding: Sequence[str]) -> list[Row]:
         with self._engine.connect() as connection:
@@ -57,7 +65,7 @@ class Reader:
         """Several reads in one transaction, so they agree with each other (a consistent snapshot)."""
 
         def run() -> dict[str, list[Row]]:
-            with self._engine.connect() as connection, connection.begin():
+            with self._transactional.connect() as connection, connection.begin():
                 if connection.dialect.name == "postgresql":
                     connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
                 else:

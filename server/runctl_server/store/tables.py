@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 DEFAULT_WORKSPACE_ID = "default"
@@ -123,7 +124,7 @@ executions = Table(
     Column("trace_logs", Boolean(), nullable=False),
     Column("breakpoints_disabled", Boolean(), nullable=False),
     Column("error", Text()),
-    Column("batch_id", String(64), index=True),
+    Column("batch_id", String(64)),
     Column("parent_execution_id", String(64)),
     Column("parent_node_key", Text()),
     Column("request_id", String(200)),
@@ -145,14 +146,34 @@ executions = Table(
     Index("ix_executions_status", "status", "parked"),
     Index("ix_executions_workspace_created_id", "workspace_id", "created_at", "id"),
     Index("ix_executions_workspace_status", "workspace_id", "status", "created_at", "id"),
-    Index("ix_executions_lease_owner", "lease_owner"),
-    Index("ix_executions_ended_at", "ended_at"),
+    # Partial (migration 0012): only active runs hold a lease.
+    Index(
+        "ix_executions_lease_owner",
+        "lease_owner",
+        postgresql_where=text("lease_owner IS NOT NULL"),
+        sqlite_where=text("lease_owner IS NOT NULL"),
+    ),
+    # Partial (migration 0012): most runs belong to no batch.
+    Index(
+        "ix_executions_batch_id",
+        "batch_id",
+        postgresql_where=text("batch_id IS NOT NULL"),
+        sqlite_where=text("batch_id IS NOT NULL"),
+    ),
+    Index(
+        "ix_executions_ended_at",
+        "ended_at",
+        postgresql_where=text("ended_at IS NOT NULL"),
+        sqlite_where=text("ended_at IS NOT NULL"),
+    ),
 )
 
 node_states = Table(
     "node_states",
     metadata,
-    Column("execution_id", String(64), ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True),
+    # No foreign key to its run (migration 0012): checking one cost a query per node state written.
+    # Only the run's driver writes these, and retention and clearing a batch remove them with the run.
+    Column("execution_id", String(64), primary_key=True),
     Column("node_key", String(512), primary_key=True),
     Column("node_id", String(128), nullable=False),
     Column("node_type", String(64), nullable=False),
@@ -171,7 +192,13 @@ node_states = Table(
     Column("logs", Text()),
     # Node-private durable state, e.g. a loop's items and finished iterations.
     Column("state", Text()),
-    Index("ix_node_states_wake_at", "wake_at"),
+    # Partial (migration 0012): only waking nodes are looked up by wake_at.
+    Index(
+        "ix_node_states_wake_at",
+        "wake_at",
+        postgresql_where=text("wake_at IS NOT NULL"),
+        sqlite_where=text("wake_at IS NOT NULL"),
+    ),
 )
 
 events = Table(
@@ -187,7 +214,13 @@ events = Table(
     Column("node_id", String(128)),
     Column("payload", Text(), nullable=False),
     Index("ix_events_execution", "execution_id", "sequence"),
-    Index("ix_events_batch", "batch_id", "sequence"),
+    Index(
+        "ix_events_batch",
+        "batch_id",
+        "sequence",
+        postgresql_where=text("batch_id IS NOT NULL"),
+        sqlite_where=text("batch_id IS NOT NULL"),
+    ),
 )
 
 # Named counters: `event_sequence` (the last event number given) and `events_pruned_through`.

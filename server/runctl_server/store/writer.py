@@ -33,13 +33,15 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import orjson
 from sqlalchemy.engine import Engine
+
+from runctl_server.store import sql
 
 log = logging.getLogger(__name__)
 
@@ -210,9 +212,39 @@ class LeaseLost(WriteError):
         self.execution_id = execution_id
 
 
+def _merged_for_postgres(mutations: Sequence[Mutation]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """The mutations' statements in their order, for psycopg, with each run of node-state upserts sent
+    as one statement. A run is cut before a node that is already in it, so one statement never writes
+    a row twice; otherwise one statement inserting the rows in order is what the statements one by
+    one would have done."""
+    nodes: list[Mapping[str, Any]] = []
+    keys: set[tuple[Any, Any]] = set()
+
+    def flush() -> Iterator[tuple[str, Mapping[str, Any]]]:
+        if len(nodes) == 1:
+            yield _pyformat(sql.UPSERT_NODE), nodes[0]
+        elif nodes:
+            yield sql.UPSERT_NODES_PG, {"rows": dumps(nodes)}
+        nodes.clear()
+        keys.clear()
+
+    for mutation in mutations:
+        for statement, params in mutation.statements:
+            if statement is sql.UPSERT_NODE:
+                key = (params["execution_id"], params["node_key"])
+                if key in keys:
+                    yield from flush()
+                nodes.append(params)
+                keys.add(key)
+                continue
+            yield from flush()
+            yield _pyformat(statement), params
+    yield from flush()
+
+
 @lru_cache(maxsize=512)
-def _pyformat(sql: str) -> str:
-    return re.sub(r"(?<!:):([A-Za-z_]\w*)", r"%(\1)s", sql)
+def _pyformat(statement: str) -> str:
+    return re.sub(r"(?<!:):([A-Za-z_]\w*)", r"%(\1)s", statement)
 
 
 _STOP = object()
@@ -383,9 +415,8 @@ class Writer:
         if self._postgres:
             driver = connection.driver_connection
             with driver.pipeline():
-                for mutation in mutations:
-                    for sql, params in mutation.statements:
-                        cursor.execute(_pyformat(sql), params)
+                for statement, params in _merged_for_postgres(mutations):
+                    cursor.execute(statement, params)
                 if events:
                     cursor.execute(_ALLOCATE_AND_INSERT_PG, _event_columns(events))
                 driver.commit()
@@ -419,8 +450,8 @@ class Writer:
     @staticmethod
     def _execute_sqlite(cursor: Any, mutations: Sequence[Mutation], events: list[EventRecord]) -> None:
         for mutation in mutations:
-            for sql, params in mutation.statements:
-                cursor.execute(sql, params)
+            for statement, params in mutation.statements:
+                cursor.execute(statement, params)
         if events:
             cursor.execute(_ALLOCATE, {"n": len(events)})
             _number(events, int(cursor.fetchone()[0]))
