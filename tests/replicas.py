@@ -604,6 +604,16 @@ class HttpCall:
     received_at: float
 
 
+def _caller_gone(connection: socket.socket) -> bool:
+    """Whether the peer closed the connection: it then reads as end-of-file, without waiting."""
+    try:
+        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False  # open, nothing sent: the caller still waits for the answer
+    except OSError:
+        return True
+
+
 class RecordingHttpServer:
     """A threaded HTTP server on 127.0.0.1 that records every request and answers 200 JSON.
 
@@ -615,6 +625,8 @@ class RecordingHttpServer:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self._calls: list[HttpCall] = []
+        # Per request (by position in _calls) once its answer is due: whether its caller had gone.
+        self._gone: dict[int, bool] = {}
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         outer = self
@@ -634,7 +646,7 @@ class RecordingHttpServer:
                     body = raw.decode(errors="replace")
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)
-                outer._record(
+                index = outer._record(
                     HttpCall(
                         method=self.command,
                         path=parts.path,
@@ -651,6 +663,7 @@ class RecordingHttpServer:
                         pause = min(float(query["delay"][0]), 60.0)
                 if pause > 0:
                     time.sleep(pause)
+                outer._ended(index, _caller_gone(self.connection))
                 data = json.dumps({"ok": True, "path": parts.path, "echo": body}).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
@@ -672,10 +685,21 @@ class RecordingHttpServer:
         self.url = f"http://{LOOPBACK}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="recording-http", daemon=True)
 
-    def _record(self, call: HttpCall) -> None:
+    def _record(self, call: HttpCall) -> int:
         with self._arrived:
             self._calls.append(call)
             self._arrived.notify_all()
+            return len(self._calls) - 1
+
+    def _ended(self, index: int, gone: bool) -> None:
+        with self._lock:
+            self._gone[index] = gone
+
+    def ended(self) -> list[tuple[HttpCall, bool]]:
+        """The requests whose answer was due, each with whether its caller had gone (closed the
+        connection) by then, so the answer could reach nobody."""
+        with self._lock:
+            return [(self._calls[index], gone) for index, gone in sorted(self._gone.items())]
 
     def start(self) -> RecordingHttpServer:
         self._thread.start()

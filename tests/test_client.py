@@ -37,7 +37,7 @@ from runctl.errors import (
 from runctl.messages import ACTIVE_EXECUTION_STATUSES, WorkflowFileError, to_dict
 from runctl.v1 import common_pb2, event_pb2, execution_pb2
 from tests.engine_helpers import linear
-from tests.support import ServerThread, free_port, running_server, settings_for
+from tests.support import ServerThread, free_port, running_server, settings_for, wait_for
 
 COMPLETED = common_pb2.EXECUTION_STATUS_COMPLETED
 PAUSED = common_pb2.EXECUTION_STATUS_PAUSED
@@ -219,22 +219,34 @@ def test_unavailable_is_retried_then_reported_clearly() -> None:
     assert time.monotonic() - began < 5
 
 
+@dataclass(frozen=True)
+class CountedRetries(RetryPolicy):
+    """The client's own policy, noting each retry it is asked to wait before."""
+
+    retries: list[int] = field(default_factory=list, compare=False)
+
+    def backoff(self, retry: int) -> float:
+        self.retries.append(retry)
+        return super().backoff(retry)
+
+
 def test_a_call_waits_out_a_server_that_comes_up(server: ServerThread) -> None:
     port = free_port()
-    patient = RetryPolicy(max_attempts=30, initial_backoff=0.05, max_backoff=0.1, jitter=0)
+    patient = CountedRetries(max_attempts=30, initial_backoff=0.05, max_backoff=0.1, jitter=0)
     opened: list[TcpProxy] = []
 
     def open_later() -> None:
-        time.sleep(0.4)
+        # Only once the call has failed and is waiting to retry: then the server comes up.
+        wait_for(lambda: patient.retries, timeout=20, what="the call's first retry")
         opened.append(TcpProxy(server.grpc_target, port=port).start())
 
     opener = threading.Thread(target=open_later)
     opener.start()
-    began = time.monotonic()
     try:
         with Client(f"127.0.0.1:{port}", retry=patient) as late:
             reply = late.list_executions(page_size=1)
-        assert time.monotonic() - began >= 0.3  # it failed first, then retried until the server was there
+        assert patient.retries  # it failed first, then retried until the server was there
+        assert opened, "answered before the server came up"
         assert reply.total_size >= 0
     finally:
         opener.join()

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from runctl.v1 import common_pb2
+from runctl_server.engine.definition.model import NODE_ID, NODE_KEYS, TOP_KEYS
 from tests.engine_helpers import Client, linear
 from tests.support import running_server, settings_for
 
@@ -366,3 +367,16 @@ def test_the_openapi_document_lists_the_routes(env: Env) -> None:
     assert {"get", "post"} <= set(paths["/v1/workflows"])
     assert "201" in paths["/v1/workflows"]["post"]["responses"]
     assert "post" in paths["/api/workflows/execute"] and "post" in paths["/api/workflows/execute/batch"]
+
+
+def test_the_openapi_document_describes_workflow_documents_as_the_validator_does(env: Env) -> None:
+    document = env.http.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    create = document["paths"]["/v1/workflows"]["post"]["requestBody"]["content"]["application/json"]
+    assert create["schema"] == {"$ref": "#/components/schemas/WorkflowDocument"}
+    execute = document["paths"]["/api/workflows/execute"]["post"]["requestBody"]["content"]
+    assert execute["application/json"]["schema"]["properties"]["workflow"] == create["schema"]
+    # The keys and limits are the validator's (engine/definition/model.py), not a copy of them.
+    assert set(schemas["WorkflowDocument"]["properties"]) == set(TOP_KEYS)
+    assert set(schemas["WorkflowNode"]["properties"]) == set(NODE_KEYS)
+    assert schemas["WorkflowNode"]["properties"]["id"]["pattern"] == f"^{NODE_ID.pattern}$"

@@ -3,6 +3,7 @@ would take an hour (or a refresh period) takes no waiting at all."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ from runctl_server.store.api_keys import create_key, revoke_key
 from runctl_server.store.database import create_db_engine
 from runctl_server.store.migrate import upgrade_to_head
 from tests.engine_helpers import Client, linear, node_reached
+from tests.observability import Scrape
 from tests.support import running_server, settings_for
 
 HOUR = 3600.0
@@ -37,6 +39,25 @@ def test_an_hour_long_delay_ends_when_the_clock_is_moved_an_hour(tmp_path: Path)
         clock.advance(HOUR / 2 + 0.001)
         done = client.wait(run)
         assert done.status == common_pb2.EXECUTION_STATUS_COMPLETED
+
+
+def test_the_due_timer_gauge_goes_by_the_servers_clock(tmp_path: Path) -> None:
+    # The server's clock stands an hour behind the wall's: a minute's delay is due by the wall's clock
+    # from the start, by the server's (the one its timers fire by) only once the test moves it.
+    clock = ManualClock(start=time.time() - HOUR)
+    settings = settings_for(f"sqlite:///{tmp_path / 'runctl.db'}")
+    with running_server(settings, clock=clock) as handle, Client(handle.grpc_target) as client:
+        run = client.start(
+            linear(
+                {"id": "nap", "type": "delay", "config": {"seconds": 60}},
+                {"id": "after", "type": "log", "config": {"message": "awake"}},
+            )
+        ).id
+        node_reached(client, run, "nap", status="waiting")
+        assert Scrape(handle.http_url).value("runctl_due_timers") == 0
+        clock.advance(60.001)
+        assert client.wait(run).status == common_pb2.EXECUTION_STATUS_COMPLETED
+        assert Scrape(handle.http_url).value("runctl_due_timers") == 0
 
 
 def test_a_revoked_key_is_refused_once_the_snapshot_is_a_period_old(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ from runctl_server.store.database import create_db_engine
 from tests.replicas import (
     Cluster,
     EventWatcher,
+    HttpCall,
     RecordingHttpServer,
     RunAudit,
     audit,
@@ -671,6 +672,11 @@ def requested(http: RecordingHttpServer, tag: str) -> bool:
     return any(isinstance(c.body, dict) and c.body.get("tag") == tag for c in http.calls())
 
 
+def requested_by(call: HttpCall, prefix: str) -> bool:
+    """Whether the request came from a run whose tag starts with `prefix`."""
+    return isinstance(call.body, dict) and str(call.body.get("tag", "")).startswith(prefix)
+
+
 @pytest.mark.postgres
 def test_stop_through_another_replica_cancels_the_drivers_nodes(
     cluster: Cluster, http: RecordingHttpServer
@@ -701,7 +707,15 @@ def test_stop_through_another_replica_cancels_the_drivers_nodes(
         assert node_states(execution)[node] == "stopped", explain(cluster, f"{run}: {node_states(execution)}")
         again = code_of(partial(cluster.client(reader).stop, run))
         assert again == grpc.StatusCode.FAILED_PRECONDITION, f"a second stop answered {again}"
-    time.sleep(3.5)  # the http answers arrive at the drivers: they must change nothing
+
+    # The stop cancelled each driver's request: when its answer came due, its caller had gone, so
+    # no answer can reach a driver and change the run after the stop.
+    def answers_due() -> list[tuple[HttpCall, bool]]:
+        return [(c, gone) for c, gone in http.ended() if requested_by(c, "stop-call-")]
+
+    poll(cluster, lambda: len(answers_due()) >= 3, "the stopped requests' answers came due", 10)
+    kept = [c.body for c, gone in answers_due() if not gone]
+    assert not kept, explain(cluster, f"requests still awaited after the stop: {kept}")
     histories = assert_once(cluster, [run for run, _, _ in runs])
     for run, _, node in runs:
         types = [(kind(e), node_key(e)) for e in histories[run]]
@@ -736,7 +750,9 @@ def test_operator_pause_and_resume_through_other_replicas(cluster: Cluster) -> N
 
         threads.append(threading.Thread(target=follow, daemon=True))
         threads[-1].start()
-    time.sleep(1.6)  # every delay ended; the node after it must not start
+    for run, _ in runs:
+        # The delay's end is committed with what the driver made of it: the node after it held back.
+        wait_node(cluster, run, "nap", "completed")
     for run, _ in runs:
         held = cluster.client(cluster.other_live()).get(run)
         assert held.status == PAUSED and held.pause_reason == common_pb2.PAUSE_REASON_MANUAL, explain(
@@ -821,7 +837,8 @@ def test_workflow_pause_resume_and_cancel_through_other_replicas(cluster: Cluste
         f" {status_name(queued.status)}, not QUEUED",
     )
     assert code_of(lambda: cluster.client(0).pause_workflow(held.id)) == grpc.StatusCode.FAILED_PRECONDITION
-    time.sleep(1.6)
+    for run in runs:
+        wait_node(cluster, run, "nap", "completed")  # committed with the decision on the node after it
     for run in runs:
         execution = cluster.client(0).get(run)
         assert (
@@ -1018,7 +1035,15 @@ def test_a_workflow_paused_on_one_replica_starts_no_node_on_the_others_within_a_
     poll(cluster, moving, "every run started a few nodes", 15)
     paused = cluster.client(0).pause_workflow(steps.id, reason="replica test")
     paused_at = seconds(paused.pause_time)
-    time.sleep(PROPAGATION + SLACK + 1.0)
+
+    def held_still(run: str) -> bool:
+        # Paused with no delay pending (each delay's end is committed with the decision to hold the
+        # node after it): nothing can start until the workflow resumes. Or done.
+        execution = cluster.client(1).get(run)
+        pending = {"waiting", "running", "scheduled"} & set(node_states(execution).values())
+        return execution.status == COMPLETED or (execution.status == PAUSED and not pending)
+
+    poll(cluster, lambda: all(held_still(run) for run in runs), "every run is held still", 15)
     late: list[str] = []
     for run in runs:
         execution = cluster.client(1).get(run)

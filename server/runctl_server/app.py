@@ -173,6 +173,7 @@ class RunctlServer:
             engine = self.engine
             gauges = EngineGauges(
                 reader=engine.reader,
+                clock=engine.clock,
                 scheduler=engine.scheduler,
                 hub=engine.hub,
                 writer=engine.writer,

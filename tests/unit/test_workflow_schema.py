@@ -14,6 +14,7 @@ import pytest
 
 from runctl_server.engine.definition import load_document, parse_definition
 from runctl_server.errors import InvalidArgument
+from runctl_server.http.workflow_schema import DOCUMENT_REF, workflow_components
 from runctl_server.nodes.registry import builtin_node_types
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -116,3 +117,37 @@ def test_an_invalid_document_fails_the_schema_as_it_fails_the_validator(change: 
     assert list(_validator().iter_errors(document)), f"the schema accepts a document with {change}"
     with pytest.raises(InvalidArgument):
         parse_definition(document, TYPES)
+
+
+# The shim's OpenAPI document (3.0) carries the same schema, rewritten to what 3.0's Schema Object can
+# say; JSON Schema draft 4 reads 3.0's keywords (exclusiveMinimum as a flag) the same way.
+def _openapi_validator() -> jsonschema.Draft4Validator:
+    components = {"schemas": workflow_components(TYPES)}
+    forbidden = {"$defs", "$schema", "$id", "const", "if", "then", "else"}
+    assert not forbidden & _keys(components), "3.0 has no such keyword"
+    return jsonschema.Draft4Validator({**DOCUMENT_REF, "components": components})
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value).union(*(_keys(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_keys(item) for item in value))
+    return set()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_every_example_workflow_satisfies_the_openapi_schema(path: Path) -> None:
+    document = load_document(path.read_text(encoding="utf-8"), filename=path.name)
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in _openapi_validator().iter_errors(document)]
+    assert errors == []
+
+
+def test_the_openapi_schema_accepts_the_valid_document() -> None:
+    assert list(_openapi_validator().iter_errors(VALID)) == []
+
+
+@pytest.mark.parametrize("change", BROKEN)
+def test_the_openapi_schema_refuses_what_the_validator_refuses(change: str) -> None:
+    document = _broken(change)
+    assert list(_openapi_validator().iter_errors(document)), f"the schema accepts a document with {change}"

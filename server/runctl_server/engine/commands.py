@@ -2,7 +2,9 @@
 
 Whatever steers a run runs inside the run's driver. The driver may be in another replica, so a
 command is a name plus JSON arguments (never a closure) and its answer is JSON (engine/message_json.py).
-Handlers register here by name; the Engine hands the table to the scheduler.
+Handlers register here by name; the Engine hands the table to the scheduler. A handler gets the run's
+Driven, its arguments, and RunSteering: the few scheduler moves that also reach past the run's fields
+(its worklist, its in-flight work), never the whole Scheduler.
 """
 
 from __future__ import annotations
@@ -11,9 +13,40 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from runctl_server.engine.scheduler import Driven, Scheduler
+    from runctl_server.engine.model import NodeRecord
+    from runctl_server.engine.scheduler import Driven
 
-CommandHandler = Callable[["Scheduler", "Driven", dict[str, Any]], Any]
+
+class RunSteering(Protocol):
+    """What a driver command may ask of the scheduler about the run it was handed (the Scheduler
+    provides it); everything else a command does is a change to the run's own fields."""
+
+    def stop_run(self, driven: Driven, reason: str) -> None:
+        """End the run as stopped, cancelling its in-flight node work."""
+        ...
+
+    def skip_paused(self, driven: Driven, record: NodeRecord) -> None:
+        """Mark the paused node skipped and go on past it."""
+        ...
+
+    def pass_breakpoint(self, driven: Driven, record: NodeRecord) -> None:
+        """Run the node paused at a breakpoint, without pausing again."""
+        ...
+
+    def resume_waiting(self, driven: Driven, record: NodeRecord, output: Any, data: Any = None) -> None:
+        """Complete a node waiting at a pause point with `output`, and go on."""
+        ...
+
+    def release(self, driven: Driven) -> None:
+        """Lift the run's queue slot or operator's pause and look at its graph again."""
+        ...
+
+    def refresh(self, driven: Driven) -> None:
+        """Look at every ready node again (a hold was lifted elsewhere)."""
+        ...
+
+
+CommandHandler = Callable[[RunSteering, "Driven", dict[str, Any]], Any]
 
 COMMANDS: dict[str, CommandHandler] = {}
 

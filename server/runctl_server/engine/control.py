@@ -10,9 +10,9 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runctl_server.engine.commands import SendCommand, command
+from runctl_server.engine.commands import RunSteering, SendCommand, command
 from runctl_server.engine.model import (
     ACTIVE_EXECUTION,
     BREAKPOINT,
@@ -24,11 +24,13 @@ from runctl_server.engine.model import (
     NodeRecord,
     Run,
 )
-from runctl_server.engine.scheduler import Driven, Scheduler
 from runctl_server.errors import FailedPrecondition, InvalidArgument, NotFound
 from runctl_server.store import executions
 from runctl_server.store.reads import Reader
 from runctl_server.store.records import RunState
+
+if TYPE_CHECKING:
+    from runctl_server.engine.scheduler import Driven
 
 PAUSE_ACTIONS = ("continue", "skip", "continueWithoutBreakpoint")  # stopping is `stop`
 
@@ -193,18 +195,18 @@ class RunControl:
 
 
 @command("stop")
-def _stop_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> str:
+def _stop_command(steer: RunSteering, driven: Driven, args: dict[str, Any]) -> str:
     """Answers the status the run had."""
     run = driven.run
     if run.finished:
         raise _ended(run)
     was = run.status
-    scheduler.stop_run(driven, str(args.get("reason") or "stopped by an operator"))
+    steer.stop_run(driven, str(args.get("reason") or "stopped by an operator"))
     return was
 
 
 @command("control_pause")
-def _control_pause_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> str:
+def _control_pause_command(steer: RunSteering, driven: Driven, args: dict[str, Any]) -> str:
     action = str(args["action"])
     run = driven.run
     if run.finished:
@@ -229,19 +231,19 @@ def _control_pause_command(scheduler: Scheduler, driven: Driven, args: dict[str,
     if record is not None:
         kind = (record.state or {}).get("pauseKind")
         if action == "skip":
-            scheduler.skip_paused(driven, record)
+            steer.skip_paused(driven, record)
         elif kind == BREAKPOINT:
-            scheduler.pass_breakpoint(driven, record)
+            steer.pass_breakpoint(driven, record)
         else:
             # A wait or an approval continued by an operator goes on with no data.
-            scheduler.resume_waiting(driven, record, None)
+            steer.resume_waiting(driven, record, None)
     if run.hold == MANUAL:
-        scheduler.release(driven)  # going on lifts an operator's pause too
+        steer.release(driven)  # going on lifts an operator's pause too
     return run.id
 
 
 @command("pause")
-def _pause_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> str:
+def _pause_command(steer: RunSteering, driven: Driven, args: dict[str, Any]) -> str:
     run = driven.run
     if run.finished:
         raise _ended(run)
@@ -260,7 +262,7 @@ def _pause_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -
 
 
 @command("resume")
-def _resume_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> str:
+def _resume_command(steer: RunSteering, driven: Driven, args: dict[str, Any]) -> str:
     run = driven.run
     if run.finished:
         raise _ended(run)
@@ -270,12 +272,12 @@ def _resume_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) 
             "a wait use ControlPause",
             reason="EXECUTION_NOT_MANUALLY_PAUSED",
         )
-    scheduler.release(driven)
+    steer.release(driven)
     return run.id
 
 
 @command("set_trace_logs")
-def _trace_logs_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> str:
+def _trace_logs_command(steer: RunSteering, driven: Driven, args: dict[str, Any]) -> str:
     run = driven.run
     enabled = bool(args["enabled"])
     if run.finished:
@@ -288,17 +290,17 @@ def _trace_logs_command(scheduler: Scheduler, driven: Driven, args: dict[str, An
 
 
 @command("release_queued")
-def _release_queued_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> bool:
+def _release_queued_command(steer: RunSteering, driven: Driven, args: dict[str, Any]) -> bool:
     run = driven.run
     reasons = tuple(args.get("reasons") or ())
     if run.status != QUEUED or (reasons and run.hold not in reasons):
         return False
-    scheduler.release(driven)
+    steer.release(driven)
     return True
 
 
 @command("refresh")
-def _refresh_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> bool:
+def _refresh_command(steer: RunSteering, driven: Driven, args: dict[str, Any]) -> bool:
     if not driven.run.finished and driven.run.status != QUEUED:
-        scheduler.refresh(driven)
+        steer.refresh(driven)
     return True

@@ -93,6 +93,7 @@ class Engine:
     ) -> None:
         self.limits = limits or Limits()
         self.metrics = metrics
+        self.clock = clock
         self.hub = EventHub()
         self.watch_buffer = watch_buffer
         self.reader = Reader(database)
@@ -160,7 +161,7 @@ class Engine:
             )
         )
         self.scheduler.on_run_finished.append(self.batches.on_run_finished)
-        self.tasks = TaskDispatcher(self.scheduler, self.writer, self.reader, clock)
+        self.tasks = TaskDispatcher(self.scheduler.deliver, self.writer, self.reader, clock)
         self.scheduler.on_task_created.append(self.tasks.on_task_created)
         self.scheduler.on_child_start = self._on_child_start
         self.scheduler.on_run_finished.append(self._notify_parent)

@@ -3,9 +3,9 @@ database, and the counters its parts keep as plain integers (leases, takeovers, 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
+from runctl_server.clock import Clock
 from runctl_server.engine.cluster import Cluster
 from runctl_server.engine.scheduler import Scheduler
 from runctl_server.events.hub import EventHub
@@ -18,9 +18,11 @@ from runctl_server.store.writer import Writer
 
 @dataclass(frozen=True)
 class EngineGauges:
-    """The engine parts a scrape reads; `cluster` only with replicas."""
+    """The engine parts a scrape reads; `cluster` only with replicas. `clock` is the one the timers
+    wake by, so a timer counts as due exactly when the engine would fire it."""
 
     reader: Reader
+    clock: Clock
     scheduler: Scheduler
     hub: EventHub
     writer: Writer
@@ -32,7 +34,7 @@ class EngineGauges:
         database does not answer, only the in-memory values are reported (and `runctl_database_up` is
         0)."""
         try:
-            samples = _database_samples(self.reader)
+            samples = _database_samples(self.reader, self.clock.now())
             up = 1.0
         except Exception:
             samples, up = [], 0.0
@@ -42,13 +44,13 @@ class EngineGauges:
         return samples + _live_samples(self)
 
 
-def _database_samples(reader: Reader) -> list[Sample]:
+def _database_samples(reader: Reader, now: float) -> list[Sample]:
     counts = {"queued": 0, "running": 0, "waiting": 0, "paused": 0}
     # running runs that wait on nothing in-process (timers, workers, children, pause points) are "waiting".
     for count in executions.active_counts(reader):
         state = "waiting" if count.status == "running" and count.parked else count.status
         counts[state] = counts.get(state, 0) + count.n
-    due = executions.due_timer_count(reader, time.time())
+    due = executions.due_timer_count(reader, now)
     samples = [
         Sample(
             "runctl_runs",

@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runctl_server.engine.commands import SendCommand, command
+from runctl_server.engine.commands import RunSteering, SendCommand, command
 from runctl_server.engine.definition import Definition
 from runctl_server.engine.forms import resolve_form_values
 from runctl_server.engine.keys import frame, node_key
 from runctl_server.engine.model import APPROVAL, IDLE, SCHEDULED, WAIT, WAITING, now
 from runctl_server.engine.persistence import RunStore
-from runctl_server.engine.scheduler import Driven, Scheduler
 from runctl_server.engine.workflows import secret_accepted
 from runctl_server.errors import (
     FailedPrecondition,
@@ -31,6 +30,9 @@ from runctl_server.store import executions, pause_points, workflows
 from runctl_server.store.reads import Reader
 from runctl_server.store.records import PausePointRecord, RunRecord
 from runctl_server.store.writer import dumps
+
+if TYPE_CHECKING:
+    from runctl_server.engine.scheduler import Driven
 
 RESUMABLE = (WAIT, APPROVAL)
 # Kept in the node's state once it is resumed: which pause point, by which request and actor. A retry
@@ -87,10 +89,10 @@ def _mark_of(state_text: str | None) -> dict[str, Any] | None:
 
 
 @command("resume_pause_point")
-def _resume_command(scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> dict[str, Any]:
+def _resume_command(steer: RunSteering, driven: Driven, args: dict[str, Any]) -> dict[str, Any]:
     """Resume the node `key` with `output` if it waits at a wait or approval pause point (at
     `context_id`, when given); answers a Verdict as JSON."""
-    verdict = _resume(scheduler, driven, str(args["key"]), args.get("output"), dict(args.get("mark") or {}),
+    verdict = _resume(steer, driven, str(args["key"]), args.get("output"), dict(args.get("mark") or {}),
                       str(args.get("context_id") or ""))  # fmt: skip
     return {"resumed": verdict.resumed, "reason": verdict.reason, "node_status": verdict.node_status}
 
@@ -102,7 +104,7 @@ def _verdict(answer: Any) -> Verdict | None:
 
 
 def _resume(
-    scheduler: Scheduler, driven: Driven, key: str, output: Any, mark: dict[str, str], context_id: str
+    steer: RunSteering, driven: Driven, key: str, output: Any, mark: dict[str, str], context_id: str
 ) -> Verdict:
     record = driven.run.nodes.get(key)
     if record is None or record.status in (IDLE, SCHEDULED):
@@ -119,7 +121,7 @@ def _resume(
         if record.wake_at is not None and record.wake_at <= now():
             return Verdict(False, "expired")  # its expiry timer is due and closes it next
         record.state = {**state, MARK: {**mark, "contextId": waiting_on}}
-        scheduler.resume_waiting(driven, record, output, output)
+        steer.resume_waiting(driven, record, output, output)
         return Verdict(True)
     if _same_request(state.get(MARK), mark.get("requestId", ""), context_id):
         return Verdict(True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runctl_server.engine import transitions as t
+from runctl_server.engine.commands import CommandHandler
 from runctl_server.engine.context import NodeRunContext, Scope
 from runctl_server.engine.keys import frame
 from runctl_server.engine.message_json import reply_to_json
@@ -150,7 +151,7 @@ class Scheduler:
         node_types: Mapping[str, NodeType],
         task_type: NodeType,
         services: dict[str, Any],
-        commands: Mapping[str, Callable[[Scheduler, Driven, dict[str, Any]], Any]],
+        commands: Mapping[str, CommandHandler],
     ) -> None:
         self.store = store
         # The driver commands by name (engine/commands.py), run inside a run's driver.

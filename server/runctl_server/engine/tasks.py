@@ -16,21 +16,23 @@ import heapq
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runctl_server.clock import SYSTEM_CLOCK, Clock
-from runctl_server.engine.commands import command
+from runctl_server.engine.commands import RunSteering, command
 from runctl_server.engine.messages import Command, Message, TaskCompleted, TaskFailed
 from runctl_server.engine.model import FINISHED_EXECUTION, RUNNING, now
-from runctl_server.engine.scheduler import Driven, Scheduler
 from runctl_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unavailable
 from runctl_server.nodes.base import NodeFailure
 from runctl_server.store import tasks as stored
 from runctl_server.store.reads import Reader
 from runctl_server.store.records import TaskRecord
 from runctl_server.store.writer import Change, Mutation, Writer
+
+if TYPE_CHECKING:
+    from runctl_server.engine.scheduler import Driven
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +130,14 @@ class TaskDispatcher:
     """Per-queue pending task ids, the pollers waiting for them, and the leases granted."""
 
     def __init__(
-        self, scheduler: Scheduler, writer: Writer, reader: Reader, clock: Clock = SYSTEM_CLOCK
+        self,
+        deliver: Callable[[str, Message], None],
+        writer: Writer,
+        reader: Reader,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.scheduler = scheduler
+        # Hands a message to a run's driver (Scheduler.deliver): all the dispatcher asks of the scheduler.
+        self._deliver = deliver
         self.writer = writer
         self.reader = reader
         # Lease times (in memory and in the rows' lease_expires_at) and the sweeper's pace: one clock,
@@ -560,9 +567,9 @@ class TaskDispatcher:
         self._busy.add(task_id)
         try:
             taken: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self.scheduler.deliver(row.execution_id, message)
+            self._deliver(row.execution_id, message)
             barrier = Command(name="touch_node", args={"node_key": row.node_key}, reply=taken)
-            self.scheduler.deliver(row.execution_id, barrier)
+            self._deliver(row.execution_id, barrier)
             try:
                 await asyncio.wait_for(taken, SETTLE_SECONDS)
             except TimeoutError:
@@ -576,7 +583,7 @@ class TaskDispatcher:
         anything the worker reports next (its CompleteTask)."""
         args = {"task_id": row.id, "node_key": row.node_key, "progress": progress}
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.scheduler.deliver(row.execution_id, Command(name="log_task_progress", args=args, reply=reply))
+        self._deliver(row.execution_id, Command(name="log_task_progress", args=args, reply=reply))
         await reply
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -606,7 +613,7 @@ class TaskDispatcher:
 
 
 @command("touch_node")
-def _touch_node(_scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> None:
+def _touch_node(_steer: RunSteering, driven: Driven, args: dict[str, Any]) -> None:
     """A barrier: runs after the messages before it and makes its run commit (it rewrites the node's
     row), so its answer comes once what came before is durable."""
     record = driven.run.nodes.get(str(args["node_key"]))
@@ -615,7 +622,7 @@ def _touch_node(_scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> 
 
 
 @command("log_task_progress")
-def _log_task_progress(_scheduler: Scheduler, driven: Driven, args: dict[str, Any]) -> None:
+def _log_task_progress(_steer: RunSteering, driven: Driven, args: dict[str, Any]) -> None:
     record = driven.run.nodes.get(str(args["node_key"]))
     if record is not None and (record.state or {}).get("taskId") == args["task_id"]:
         entry = {"time": now(), "level": "info", "message": "task progress", "details": args["progress"]}

@@ -26,6 +26,7 @@ from runctl_server.http.page_headers import PageHeadersMiddleware
 from runctl_server.http.routes import executions, hitl, implied, outbound, runner, runs
 from runctl_server.http.routing import DEFAULT_MAX_BODY_BYTES, Endpoint, starlette_route
 from runctl_server.http.socketio_bridge import SocketBridge
+from runctl_server.nodes.registry import builtin_node_types
 from runctl_server.observe.metrics import Metrics
 from runctl_server.store.probe import Readiness
 
@@ -54,7 +55,8 @@ def build_http_app(
     Socket.IO live updates are served at /socket.io/ (http/socketio_bridge.py). With the `authenticator`,
     every route but /healthz and /openapi.json needs credentials (http/auth.py)."""
     endpoints = all_endpoints() if services is not None else []
-    document = openapi_document(endpoints)
+    node_types = engine.node_types if engine is not None else builtin_node_types()
+    document = openapi_document(endpoints, node_types if endpoints else None)
 
     async def healthz(_request: Request) -> JSONResponse:
         serving = is_serving()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runctl_server import __version__
 from runctl_server.http.routing import Endpoint
+from runctl_server.http.workflow_schema import workflow_components
+from runctl_server.nodes.base import NodeType
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -63,12 +65,19 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     return operation
 
 
-def openapi_document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
+def openapi_document(
+    endpoints: Iterable[Endpoint], node_types: Mapping[str, NodeType] | None = None
+) -> dict[str, Any]:
+    """The document of `endpoints`; with `node_types` (the server's), it carries the workflow
+    document's component schemas that request bodies refer to."""
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {"title": "runctl HTTP shim", "version": __version__},
         "paths": paths,
     }
+    if node_types is not None:
+        document["components"] = {"schemas": workflow_components(node_types)}
+    return document

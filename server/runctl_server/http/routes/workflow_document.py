@@ -18,6 +18,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from runctl.v1 import workflow_pb2
 from runctl_server.errors import FieldViolation, InvalidArgument
+from runctl_server.http.workflow_schema import DOCUMENT_REF
 
 # Deepest nesting of values accepted inside a config (as the engine's MAX_VALUE_DEPTH).
 MAX_DEPTH = 64
@@ -191,63 +192,6 @@ def under(prefix: str, error: InvalidArgument) -> InvalidArgument:
     return InvalidArgument(error.message, moved, reason=error.reason)
 
 
-DOCUMENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "A workflow document (DESIGN.md 'Workflow files').",
-    "properties": {
-        "name": {"type": "string"},
-        "description": {"type": "string"},
-        "nodes": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string"},
-                    "type": {"type": "string"},
-                    "name": {"type": "string"},
-                    "config": {"type": "object"},
-                    "breakpoint": {"type": "boolean"},
-                    "retry": {
-                        "type": "object",
-                        "properties": {
-                            "maxAttempts": {"type": "integer"},
-                            "backoffSeconds": {"type": "number"},
-                            "backoffMultiplier": {"type": "number"},
-                            "maxBackoffSeconds": {"type": "number"},
-                        },
-                    },
-                    "timeoutSeconds": {"type": "number"},
-                    "queue": {"type": "string"},
-                    "body": {
-                        "type": "object",
-                        "properties": {"nodes": {"type": "array"}, "edges": {"type": "array"}},
-                    },
-                },
-                "required": ["id", "type"],
-            },
-        },
-        "edges": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "from": {"type": "string"},
-                    "to": {"type": "string"},
-                    "when": {"type": "string"},
-                },
-                "required": ["from", "to"],
-            },
-        },
-        "positions": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
-            },
-        },
-        "width": {"type": "integer"},
-        "height": {"type": "integer"},
-    },
-    "required": ["nodes"],
-    "additionalProperties": False,
-}
+# The body schema of a workflow document: a reference to the component schemas the OpenAPI document
+# carries (http/workflow_schema.py, made from the validator's declarations).
+DOCUMENT_SCHEMA: dict[str, Any] = DOCUMENT_REF
