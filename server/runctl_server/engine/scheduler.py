@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runctl_server.engine import transitions as t
-from runctl_server.engine.commands import CommandHandler
 from runctl_server.engine.context import NodeRunContext, Scope
 from runctl_server.engine.keys import frame
 from runctl_server.engine.message_json import reply_to_json
@@ -151,7 +150,9 @@ class Scheduler:
         node_types: Mapping[str, NodeType],
         task_type: NodeType,
         services: dict[str, Any],
-        commands: Mapping[str, CommandHandler],
+        # The handlers take RunSteering (engine/commands.py), which this class provides; commands.py
+        # names this module's Driven, so this one does not import it back (no import cycle).
+        commands: Mapping[str, Callable[[Scheduler, Driven, dict[str, Any]], Any]],
     ) -> None:
         self.store = store
         # The driver commands by name (engine/commands.py), run inside a run's driver.
