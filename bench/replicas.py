@@ -375,6 +375,15 @@ def read_back(db_url: str, workflow_id: str, phase: Phase) -> None:
     phase.twice = sum(1 for record in audit(db_url, runs, children=False).values() if record.ended_twice)
 
 
+def settle(db_url: str) -> None:
+    """Start each phase from the same state of the database: the earlier phases' dead rows vacuumed
+    and the tables analyzed, and a checkpoint taken, so that no phase pays for an autovacuum or the
+    full-page writes after a checkpoint that an earlier one caused."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) executions, node_states, events")
+        conn.execute("CHECKPOINT")
+
+
 def measure(cluster: Cluster, live: list[int], args: argparse.Namespace) -> Phase:
     targets = [cluster.replicas[i].grpc_target for i in live]
     phase = Phase(replicas=len(live), runs=args.runs)
@@ -392,6 +401,7 @@ def measure(cluster: Cluster, live: list[int], args: argparse.Namespace) -> Phas
             )
         )
     workflow_id = asyncio.run(create_workflow(targets[0], f"bench {len(live)} replicas"))
+    settle(cluster.db_url)
     pids = [cluster.replicas[i].pid for i in live]
     before = {
         "server": sum(process_cpu_seconds(pid) or 0.0 for pid in pids if pid is not None),
@@ -575,7 +585,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=6000, help="measured runs per phase (6000)")
     parser.add_argument("--concurrency", type=int, default=256, help="StartExecution calls in flight (256)")
-    parser.add_argument("--warmup", type=int, default=100, help="unmeasured runs before each phase (100)")
+    parser.add_argument("--warmup", type=int, default=1000, help="unmeasured runs before each phase (1000)")
     parser.add_argument("--max-replicas", type=int, default=3, help="phases: 1 .. this many replicas (3)")
     parser.add_argument(
         "--lease-ttl", type=float, default=None, help="RUNCTL_LEASE_TTL_SECONDS (default: the server's)"
