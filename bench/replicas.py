@@ -58,6 +58,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 if str(REPOSITORY) not in sys.path:
     sys.path.insert(0, str(REPOSITORY))  # for tests.replicas, when run as `python bench/replicas.py`
 
+from tests.golang import GO_IMPORT_ROOT, go_env, gopath_with_repository  # noqa: E402
 from tests.postgres import temporary_database  # noqa: E402
 from tests.replicas import Cluster, audit, process_cpu_seconds  # noqa: E402
 
@@ -531,31 +532,16 @@ def print_projection(phase: Phase) -> None:
     )
 
 
-GO_IMPORT_ROOT = "github.com/runctl/runctl"  # the repository, as a GOPATH import path
-DEBIAN_GOPATH = "/usr/share/gocode"  # golang-google-grpc-dev and friends install their source here
-
-
 def build_loadgen(workdir: Path) -> tuple[Path | None, str]:
     """Compile bench/loadgen in GOPATH mode (Debian's Go packages build offline); answers the binary,
     or None and why not."""
     if shutil.which("go") is None:
         return None, "go is not installed (apt-get install golang-go golang-google-grpc-dev)"
-    gopath = workdir / "gopath"
-    link = gopath / "src" / GO_IMPORT_ROOT
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.exists():
-        link.symlink_to(REPOSITORY, target_is_directory=True)
+    gopath = gopath_with_repository(workdir / "gopath")
     binary = workdir / "loadgen"
-    env = {
-        **os.environ,
-        "GO111MODULE": "off",
-        "GOPATH": os.pathsep.join([str(gopath), DEBIAN_GOPATH]),
-        "GOFLAGS": "",
-        "GOCACHE": os.environ.get("GOCACHE") or str(Path(tempfile.gettempdir()) / "runctl-go-build-cache"),
-    }
     build = subprocess.run(
         ["go", "build", "-o", str(binary), f"{GO_IMPORT_ROOT}/bench/loadgen"],
-        env=env,
+        env=go_env(gopath),
         cwd=gopath,
         capture_output=True,
         text=True,

@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +21,13 @@ from typing import Any
 
 import pytest
 
+from tests.golang import DEBIAN_GOPATH, GO_IMPORT_ROOT, go_env, gopath_with_repository
 from tests.support import ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
 TS_DIR = ROOT / "clients" / "typescript"
 TS_BIN = TS_DIR / "node_modules" / ".bin"
-GO_IMPORT_ROOT = "github.com/runctl/runctl"  # the repository root, as a GOPATH import path
 GO_PACKAGE = f"{GO_IMPORT_ROOT}/clients/go"
-DEBIAN_GOPATH = "/usr/share/gocode"  # golang-google-grpc-dev and friends install their source here
 
 
 @dataclass(frozen=True)
@@ -234,32 +232,14 @@ class GoRuns:
     example: Run
 
 
-def go_env(gopath: Path, target: str) -> dict[str, str]:
-    """GOPATH mode: the Debian packages' Go source builds offline, with no module proxy."""
-    paths = [str(gopath), DEBIAN_GOPATH, *filter(None, [os.environ.get("GOPATH")])]
-    return {
-        **os.environ,
-        "GO111MODULE": "off",
-        "GOPATH": os.pathsep.join(paths),
-        "GOFLAGS": "",
-        # Shared across runs and xdist workers (Go's cache is safe for concurrent use): only the
-        # first run on a machine compiles grpc-go.
-        "GOCACHE": os.environ.get("GOCACHE") or str(Path(tempfile.gettempdir()) / "runctl-go-build-cache"),
-        "RUNCTL_GRPC_TARGET": target,
-    }
-
-
 @pytest.fixture(scope="module")
 def go(server: ServerThread, tmp_path_factory: pytest.TempPathFactory) -> GoRuns:
     if shutil.which("go") is None:
         # CI installs Go: there a missing toolchain is a failure, never a silent skip.
         assert os.environ.get("CI") != "true", "go is missing in CI: .ci/run should have installed it"
         pytest.skip("go is not installed (apt-get install golang-go golang-google-grpc-dev, as .ci/run does)")
-    gopath = tmp_path_factory.mktemp("gopath")
-    link = gopath / "src" / GO_IMPORT_ROOT
-    link.parent.mkdir(parents=True)
-    link.symlink_to(ROOT, target_is_directory=True)
-    env = go_env(gopath, server.grpc_target)
+    gopath = gopath_with_repository(tmp_path_factory.mktemp("gopath"))
+    env = go_env(gopath, RUNCTL_GRPC_TARGET=server.grpc_target)
     live = run(["go", "test", "-count=1", "-v", f"{GO_PACKAGE}/livetest"], gopath, env)
     if "cannot find package" in live.output:
         pytest.fail(

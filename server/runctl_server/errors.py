@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 # Every reason a client may see in google.rpc.ErrorInfo: the names of runctl.v1.ErrorReason
 # (proto/runctl/v1/error.proto) without their "ERROR_REASON_" prefix. Spelled out here so that the
@@ -71,6 +72,23 @@ def known_reason(text: str, fallback: Reason) -> Reason:
         if reason == text:
             return reason  # type: ignore[no-any-return]
     return fallback
+
+
+def describe(value: Any) -> str:
+    """A value's JSON kind, as an error message names it: people see JSON, not Python."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__
 
 
 @dataclass(frozen=True)

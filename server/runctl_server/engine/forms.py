@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from runctl_server.errors import FieldViolation, InvalidArgument
+from runctl_server.errors import FieldViolation, InvalidArgument, describe
 
 # The approve / reject decision (the approval page's two buttons send it). Every approval form takes it
 # as a boolean, declared or not, so the node's output always says which way the person decided.
@@ -20,36 +20,21 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _describe(value: Any) -> str:
-    """The JSON type of a value, for messages: people see JSON, not Python."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if _is_number(value):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
 def _problem(field: Mapping[str, Any], value: Any) -> str | None:
     """What is wrong with a submitted (non-null) value of one field, if anything."""
     kind = field.get("type") or "text"
     if kind == "number":
-        return None if _is_number(value) else f"must be a number, got {_describe(value)}"
+        return None if _is_number(value) else f"must be a number, got {describe(value)}"
     if kind == "boolean":
-        return None if isinstance(value, bool) else f"must be true or false, got {_describe(value)}"
+        return None if isinstance(value, bool) else f"must be true or false, got {describe(value)}"
     if kind == "select":
         options = [str(option) for option in field.get("options") or []]
         if isinstance(value, str) and value in options:
             return None
         return f"must be one of: {', '.join(options)}" + (
-            "" if isinstance(value, str) else f"; got {_describe(value)}"
+            "" if isinstance(value, str) else f"; got {describe(value)}"
         )
-    return None if isinstance(value, str) else f"must be a string, got {_describe(value)}"
+    return None if isinstance(value, str) else f"must be a string, got {describe(value)}"
 
 
 def resolve_form_values(
@@ -88,7 +73,7 @@ def resolve_form_values(
                 resolved[name] = decision
             elif decision is not None:
                 violations.append(
-                    FieldViolation(f"{prefix}.{name}", f"must be true or false, got {_describe(decision)}")
+                    FieldViolation(f"{prefix}.{name}", f"must be true or false, got {describe(decision)}")
                 )
         else:
             violations.append(

@@ -11,8 +11,7 @@ from typing import Any
 import yaml
 
 from runctl_server.engine.definition.model import MAX_DOCUMENT_VALUES
-from runctl_server.engine.definition.validation import describe
-from runctl_server.errors import InvalidArgument
+from runctl_server.errors import InvalidArgument, describe
 
 
 class _Loader(yaml.SafeLoader):

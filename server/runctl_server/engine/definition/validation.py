@@ -27,25 +27,9 @@ from runctl_server.engine.definition.model import (
     Definition,
 )
 from runctl_server.engine.expressions import ExpressionError, compile_expression, template_errors
-from runctl_server.errors import FieldViolation, InvalidArgument
+from runctl_server.errors import FieldViolation, InvalidArgument, describe
 from runctl_server.nodes.base import ConfigField, NodeType
 from runctl_server.nodes.spec import EdgeSpec, Graph, NodeSpec, RetryPolicy
-
-
-def describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "an array"
-    return type(value).__name__
 
 
 def _is_number(value: Any) -> bool:

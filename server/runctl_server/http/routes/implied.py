@@ -31,14 +31,13 @@ from starlette.responses import JSONResponse
 from runctl.v1 import batch_pb2, batch_resource_pb2, common_pb2, execution_pb2, workflow_pb2
 from runctl_server.api.convert import status_word
 from runctl_server.engine.workflows import MAX_SECRET_OVERLAP_SECONDS
-from runctl_server.errors import FieldViolation, InvalidArgument
+from runctl_server.errors import FieldViolation, InvalidArgument, describe
 from runctl_server.http.errors import runner_error
 from runctl_server.http.routes.fields import renamed
 from runctl_server.http.routes.outbound import WORKFLOW_SCHEMA, workflow_json
 from runctl_server.http.routes.workflow_document import (
     DOCUMENT_SCHEMA,
     definition_message,
-    describe,
     plain_json_violations,
     under,
 )

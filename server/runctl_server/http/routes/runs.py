@@ -24,9 +24,9 @@ from typing import Any
 from google.protobuf import struct_pb2
 
 from runctl.v1 import common_pb2, execution_pb2
-from runctl_server.errors import FieldViolation, InvalidArgument
+from runctl_server.errors import FieldViolation, InvalidArgument, describe
 from runctl_server.http.routes.fields import renamed
-from runctl_server.http.routes.workflow_document import describe, plain_json_violations
+from runctl_server.http.routes.workflow_document import plain_json_violations
 from runctl_server.http.routing import Call, Endpoint, Param
 
 INT32_MAX = 2**31 - 1

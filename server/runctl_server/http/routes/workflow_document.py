@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from runctl.v1 import workflow_pb2
-from runctl_server.errors import FieldViolation, InvalidArgument
+from runctl_server.errors import FieldViolation, InvalidArgument, describe
 from runctl_server.http.workflow_schema import DOCUMENT_REF
 
 # Deepest nesting of values accepted inside a config (as the engine's MAX_VALUE_DEPTH).
@@ -37,21 +37,6 @@ INTEGER_TYPES = {
 }
 FLOAT_TYPES = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
 ANY_JSON = ("google.protobuf.Value", "google.protobuf.ListValue")
-
-
-def describe(value: Any) -> str:
-    """A JSON value's kind, as an error message names it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def _join(prefix: str, key: str) -> str:
